@@ -1,0 +1,44 @@
+import { Command, CommanderError } from 'commander';
+import { PipelineError } from '../core/errors.js';
+import { registerStackCommand } from './stack-command.js';
+
+/**
+ * The `engage` CLI. Each command lives in its own file and registers itself here (one line each).
+ * Usage errors (unknown command, mode or flag) print usage and exit 2; a PipelineError prints its
+ * code and message and exits 1.
+ */
+
+export const EXIT_USAGE = 2;
+
+export function buildProgram(): Command {
+  const program = new Command('engage')
+    .description('Real-time engagement pipeline: PostgreSQL CDC → Kafka → enrichment → Redis, warehouse, external system')
+    .showHelpAfterError()
+    .exitOverride();
+  registerStackCommand(program);
+  return program;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+    return typeof process.exitCode === 'number' ? process.exitCode : 0;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') return 0;
+      return EXIT_USAGE;
+    }
+    if (err instanceof PipelineError) {
+      process.stderr.write(`engage: ${err.code}: ${err.message}\n`);
+      return err.code === 'USAGE' ? EXIT_USAGE : 1;
+    }
+    process.stderr.write(`engage: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    return 1;
+  }
+}
+
+const invokedDirectly = process.argv[1] && import.meta.url.endsWith(process.argv[1].replace(/\\/g, '/').split('/').slice(-3).join('/'));
+if (invokedDirectly) {
+  main(process.argv.slice(2)).then((code) => process.exit(code));
+}

@@ -1,0 +1,42 @@
+import type { Command } from 'commander';
+import { loadConfig } from '../config/load.js';
+import { stackDown, stackEnv, stackStatus, stackUp } from '../stack/stack.js';
+import { redact } from '../stack/postgres.js';
+
+/** `engage stack up | down | status | env`. */
+export function registerStackCommand(program: Command): void {
+  const stack = program.command('stack').description('start, inspect or stop the local services (PostgreSQL, Kafka, Redis)');
+  stack
+    .command('up')
+    .description('start what is not configured and wait until every service is ready (idempotent)')
+    .action(async () => {
+      const config = loadConfig();
+      const t0 = Date.now();
+      await stackUp(config, {
+        onReady: (s, ms) => process.stdout.write(`${s.name.padEnd(9)} ready in ${(ms / 1000).toFixed(1)} s  ${redact(s.url)}  (${s.startedByStack ? 'private, started by the stack' : 'yours, from the environment'})\n`),
+      });
+      process.stdout.write(`stack up in ${((Date.now() - t0) / 1000).toFixed(1)} s; \`engage stack env\` prints the addresses\n`);
+    });
+  stack
+    .command('status')
+    .description('show each service, its address, whether it answers and who started it')
+    .action(async () => {
+      const rows = await stackStatus(loadConfig());
+      for (const r of rows) {
+        process.stdout.write(`${r.name.padEnd(9)} ${r.up ? 'up  ' : 'DOWN'}  ${redact(r.url).padEnd(55)} ${r.startedByStack ? 'started by the stack' : 'not started by the stack'}${r.log ? `  log: ${r.log}` : ''}\n`);
+      }
+      if (rows.some((r) => !r.up)) process.exitCode = 1;
+    });
+  stack
+    .command('down')
+    .description('stop the services the stack started (never one it did not start)')
+    .action(async () => {
+      await stackDown(loadConfig(), (name) => process.stdout.write(`${name} stopped\n`));
+    });
+  stack
+    .command('env')
+    .description('print the resolved addresses as shell export lines: eval "$(engage stack env)"')
+    .action(() => {
+      process.stdout.write(stackEnv(loadConfig()));
+    });
+}

@@ -1,0 +1,74 @@
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import dotenv from 'dotenv';
+import { PipelineError } from '../core/errors.js';
+import { envSchema, type Env } from './schema.js';
+import { readStackState } from '../stack/state.js';
+
+/** The validated configuration, with the service URLs resolved (explicit or private stack). */
+export interface Config extends Env {
+  databaseUrl: string;
+  kafkaBrokers: string[];
+  redisUrl: string;
+  /** Where each service URL came from: the environment, or the project's private stack. */
+  origins: { postgres: 'env' | 'stack'; kafka: 'env' | 'stack'; redis: 'env' | 'stack' };
+  stackDir: string;
+  /** Which warehouse backend the sink uses: BigQuery when a project is configured. */
+  warehouse: 'duckdb' | 'bigquery';
+}
+
+/** Validates `source` (default: process.env plus `.env` when present) and throws CONFIG_INVALID
+ *  naming every bad variable and what it accepts. Never reads the environment after start. */
+export function parseEnv(source: NodeJS.ProcessEnv): Env {
+  const cleaned = Object.fromEntries(Object.entries(source).filter(([, v]) => v !== undefined && v !== ''));
+  const result = envSchema.safeParse(cleaned);
+  if (result.success) return result.data;
+  const lines = result.error.issues.map((issue) => {
+    const name = issue.path.join('.');
+    const got = source[name];
+    return `  ${name}=${got === undefined ? '(unset)' : JSON.stringify(got)}: ${issue.message}`;
+  });
+  throw new PipelineError('CONFIG_INVALID', `Invalid configuration:\n${lines.join('\n')}\nSee .env.example.`);
+}
+
+export function loadDotenv(cwd = process.cwd()): void {
+  const file = path.join(cwd, '.env');
+  if (existsSync(file)) dotenv.config({ path: file, quiet: true });
+}
+
+export const PRIVATE_PORTS = { postgres: 55432, kafka: 59092, kafkaController: 59093, redis: 56379 } as const;
+export const PRIVATE_DATABASE = 'engagement_db';
+
+export function privateUrls(): { databaseUrl: string; kafka: string; redisUrl: string } {
+  return {
+    databaseUrl: `postgresql://postgres@127.0.0.1:${PRIVATE_PORTS.postgres}/${PRIVATE_DATABASE}`,
+    kafka: `127.0.0.1:${PRIVATE_PORTS.kafka}`,
+    redisUrl: `redis://127.0.0.1:${PRIVATE_PORTS.redis}`,
+  };
+}
+
+/** Loads and validates the configuration. Service URLs left unset resolve to the private stack
+ *  (recorded in `<STACK_DIR>/state.json` by `engage stack up`, else its fixed private ports). */
+export function loadConfig(source: NodeJS.ProcessEnv = process.env, cwd = process.cwd()): Config {
+  if (source === process.env) loadDotenv(cwd);
+  const env = parseEnv(source);
+  const stackDir = path.resolve(cwd, env.STACK_DIR);
+  const state = readStackState(stackDir);
+  const priv = privateUrls();
+  const databaseUrl = env.DATABASE_URL ?? state?.services.postgres?.url ?? priv.databaseUrl;
+  const kafka = env.KAFKA_BOOTSTRAP_SERVERS ?? state?.services.kafka?.url ?? priv.kafka;
+  const redisUrl = env.REDIS_URL ?? state?.services.redis?.url ?? priv.redisUrl;
+  return {
+    ...env,
+    databaseUrl,
+    kafkaBrokers: kafka.split(','),
+    redisUrl,
+    origins: {
+      postgres: env.DATABASE_URL ? 'env' : 'stack',
+      kafka: env.KAFKA_BOOTSTRAP_SERVERS ? 'env' : 'stack',
+      redis: env.REDIS_URL ? 'env' : 'stack',
+    },
+    stackDir,
+    warehouse: env.BIGQUERY_PROJECT_ID ? 'bigquery' : 'duckdb',
+  };
+}

@@ -1,0 +1,101 @@
+import { z } from 'zod';
+
+/**
+ * The one schema for every environment variable the pipeline reads. `loadConfig` validates the
+ * whole environment at start; every component takes the typed `Config` and never reads
+ * `process.env` itself. Each entry documents itself in `.env.example` (keep the two in step).
+ *
+ * The three service URLs are optional: when unset, `engage stack` starts a private service and
+ * every command finds it through the stack's state file (see src/stack/state.ts).
+ */
+
+const bool = z
+  .enum(['true', 'false', '1', '0', 'yes', 'no'], { message: 'accepts true or false' })
+  .transform((v) => v === 'true' || v === '1' || v === 'yes');
+
+const int = (min: number, max = Number.MAX_SAFE_INTEGER) =>
+  z.coerce
+    .number({ message: `accepts a whole number from ${min} to ${max}` })
+    .int({ message: `accepts a whole number from ${min} to ${max}` })
+    .min(min, { message: `accepts a whole number from ${min} to ${max}` })
+    .max(max, { message: `accepts a whole number from ${min} to ${max}` });
+
+const url = (protocols: string[]) =>
+  z.string().refine(
+    (v) => {
+      try {
+        return protocols.includes(new URL(v).protocol);
+      } catch {
+        return false;
+      }
+    },
+    { message: `accepts a URL starting with ${protocols.map((p) => `${p}//`).join(' or ')}` },
+  );
+
+const topic = z
+  .string()
+  .regex(/^[A-Za-z0-9._-]{1,249}$/, { message: 'accepts a Kafka topic name: letters, digits, . _ -' });
+
+const identifier = z
+  .string()
+  .regex(/^[a-z_][a-z0-9_]{0,62}$/, { message: 'accepts a lower-case SQL identifier (a-z, 0-9, _)' });
+
+export const envSchema = z.object({
+  DATABASE_URL: url(['postgres:', 'postgresql:']).optional(),
+  KAFKA_BOOTSTRAP_SERVERS: z
+    .string()
+    .regex(/^[^,\s:]+:\d+(,[^,\s:]+:\d+)*$/, { message: 'accepts host:port[,host:port…]' })
+    .optional(),
+  KAFKA_TOPIC_ENGAGEMENT_EVENTS: topic.default('engagement-events'),
+  KAFKA_TOPIC_CONTENT: topic.default('engagement-content'),
+  KAFKA_TOPIC_ENRICHED: topic.default('engagement-enriched'),
+  KAFKA_TOPIC_DLQ: topic.default('engagement-dlq'),
+  KAFKA_TOPIC_CDC_POSITION: topic.default('engagement-cdc-position'),
+  KAFKA_TOPIC_PARTITIONS: int(1, 1000).default(6),
+  KAFKA_CLIENT_ID: z.string().min(1).default('engagement-pipeline'),
+  REDIS_URL: url(['redis:', 'rediss:']).optional(),
+  REDIS_AGGREGATION_WINDOW_MINUTES: int(1, 1440).default(10),
+  REDIS_KEY_PREFIX: z.string().regex(/^[A-Za-z0-9:_-]{1,64}$/, { message: 'accepts 1-64 letters, digits, : _ -' }).default('engage:'),
+  REDIS_RECENT_EVENTS: int(1, 10000).default(100),
+  BIGQUERY_PROJECT_ID: z.string().min(1).optional(),
+  BIGQUERY_DATASET_ID: z
+    .string()
+    .regex(/^[A-Za-z0-9_]{1,1024}$/, { message: 'accepts letters, digits and _' })
+    .default('engagement_analytics'),
+  BIGQUERY_API_ENDPOINT: url(['http:', 'https:']).optional(),
+  BIGQUERY_LOCATION: z.string().default('US'),
+  GOOGLE_APPLICATION_CREDENTIALS: z.string().optional(),
+  DUCKDB_PATH: z.string().min(1).default('data/warehouse.duckdb'),
+  EXTERNAL_API_URL: url(['http:', 'https:']).optional(),
+  EXTERNAL_API_AUTH_HEADER: z.string().optional(),
+  EXTERNAL_API_TIMEOUT_MS: int(100, 300000).default(10000),
+  EXTERNAL_MAX_ATTEMPTS: int(1, 100).default(8),
+  EXTERNAL_PSEUDONYMIZE_KEY: z.string().min(16, { message: 'accepts a key of at least 16 characters' }).optional(),
+  EXTERNAL_RECEIVER_PORT: int(1, 65535).default(8090),
+  API_PORT: int(1, 65535).default(8080),
+  API_HOST: z.string().default('127.0.0.1'),
+  API_TOKEN: z.string().min(8, { message: 'accepts a token of at least 8 characters' }).optional(),
+  BATCH_SIZE: int(1, 1000000).default(100),
+  PROCESSING_INTERVAL_SECONDS: z.coerce
+    .number({ message: 'accepts a number of seconds above 0' })
+    .positive({ message: 'accepts a number of seconds above 0' })
+    .default(1),
+  WAREHOUSE_FLUSH_SECONDS: z.coerce
+    .number({ message: 'accepts a number of seconds from 0.1 to 30' })
+    .min(0.1, { message: 'accepts a number of seconds from 0.1 to 30' })
+    .max(30, { message: 'accepts a number of seconds from 0.1 to 30' })
+    .default(30),
+  ENABLE_EXACTLY_ONCE: bool.default(true),
+  CDC_SLOT_NAME: identifier.default('engage_cdc'),
+  CDC_PUBLICATION_NAME: identifier.default('engage_pub'),
+  CDC_SNAPSHOT_MODE: z.enum(['initial', 'never'], { message: 'accepts initial or never' }).default('initial'),
+  CDC_SERVER_NAME: z.string().min(1).default('engage'),
+  CDC_HEARTBEAT_SECONDS: z.coerce.number().positive().default(10),
+  CDC_WAL_WARN_BYTES: int(0).default(1024 * 1024 * 1024),
+  CDC_MAX_BATCH_ROWS: int(1, 10000000).default(10000),
+  CONTENT_WAIT_MS: int(0, 600000).default(5000),
+  STACK_DIR: z.string().min(1).default('.stack'),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+});
+
+export type Env = z.infer<typeof envSchema>;

@@ -1,0 +1,66 @@
+/**
+ * Coded errors. Every error that crosses a component boundary is a PipelineError with a stable
+ * `code` and a `retriable` flag: the runtime's retry helper retries only retriable errors, and a
+ * non-retriable error on a record sends that record to the dead-letter queue with the code as reason.
+ */
+export type ErrorCode =
+  | 'CONFIG_INVALID'
+  | 'SERVICE_UNREACHABLE'
+  | 'SERVICE_MISCONFIGURED'
+  | 'STACK_START_FAILED'
+  | 'USAGE'
+  | 'DECODE_FAILED'
+  | 'MISSING_FIELD'
+  | 'INVALID_VALUE'
+  | 'UNKNOWN_CONTENT'
+  | 'SINK_WRITE_FAILED'
+  | 'SINK_REJECTED'
+  | 'HTTP_RETRIABLE'
+  | 'HTTP_REJECTED'
+  | 'CIRCUIT_OPEN'
+  | 'TIMEOUT'
+  | 'SLOT_IN_USE'
+  | 'FENCED'
+  | 'INTERNAL';
+
+export interface PipelineErrorOptions {
+  retriable?: boolean;
+  cause?: unknown;
+  /** Free-form context shown in logs and DLQ entries (never secrets). */
+  details?: Record<string, unknown>;
+}
+
+export class PipelineError extends Error {
+  readonly code: ErrorCode;
+  readonly retriable: boolean;
+  readonly details: Record<string, unknown> | undefined;
+
+  constructor(code: ErrorCode, message: string, options: PipelineErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'PipelineError';
+    this.code = code;
+    this.retriable = options.retriable ?? false;
+    this.details = options.details;
+  }
+}
+
+/** True when `err` is worth another attempt: a retriable PipelineError or a transient network error. */
+export function isRetriable(err: unknown): boolean {
+  if (err instanceof PipelineError) return err.retriable;
+  const code = (err as { code?: unknown } | null)?.code;
+  return (
+    typeof code === 'string' &&
+    ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EAI_AGAIN', 'UND_ERR_SOCKET'].includes(code)
+  );
+}
+
+/** Normalises anything thrown into a PipelineError, keeping the original as `cause`. */
+export function toPipelineError(err: unknown, fallback: ErrorCode = 'INTERNAL'): PipelineError {
+  if (err instanceof PipelineError) return err;
+  const message = err instanceof Error ? err.message : String(err);
+  return new PipelineError(fallback, message, { retriable: isRetriable(err), cause: err });
+}
+
+export function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

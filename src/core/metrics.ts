@@ -1,0 +1,24 @@
+import { Registry, collectDefaultMetrics } from 'prom-client';
+
+/**
+ * The process's Prometheus registry. Every component registers its metrics here, named
+ * `engage_<stage>_<what>_<unit>` with a `component`/`sink` label where several share a name.
+ * Each component process publishes this registry (see src/api/metrics-publisher.ts) so the API can
+ * serve the whole pipeline's metrics, whichever process produced them.
+ */
+export const registry = new Registry();
+
+let defaultsOn = false;
+
+/** Process metrics (CPU, RSS, event loop lag) with a `component` label; call once per process. */
+export function enableDefaultMetrics(component: string): void {
+  if (defaultsOn) return;
+  defaultsOn = true;
+  registry.setDefaultLabels({ component });
+  collectDefaultMetrics({ register: registry, prefix: 'engage_process_' });
+}
+
+/** Buckets (seconds) for end-to-end freshness: source commit → visible in a sink. */
+export const FRESHNESS_BUCKETS = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300];
+/** Buckets (seconds) for a batch's write latency. */
+export const LATENCY_BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];

@@ -1,0 +1,118 @@
+/**
+ * The records that travel between stages. Field names follow the source schema (snake_case), so a
+ * row read from PostgreSQL, a Debezium change event's `after`, and an enriched record agree.
+ */
+
+export type EventType = 'play' | 'pause' | 'finish' | 'click';
+export const EVENT_TYPES: readonly EventType[] = ['play', 'pause', 'finish', 'click'];
+export type ContentType = 'podcast' | 'newsletter' | 'video';
+export const CONTENT_TYPES: readonly ContentType[] = ['podcast', 'newsletter', 'video'];
+
+/** A `content` row as rendered in change events (timestamps as ISO-8601 UTC strings). */
+export interface ContentRow {
+  id: string;
+  slug: string;
+  title: string;
+  content_type: ContentType | null;
+  length_seconds: number | null;
+  publish_ts: string;
+}
+
+/**
+ * An `engagement_events` row as rendered in change events. `id` is a BIGSERIAL: it is rendered as a
+ * string so values beyond 2^53 survive JSON. Extra columns added later appear as further keys.
+ */
+export interface EngagementEventRow {
+  id: string;
+  content_id: string | null;
+  user_id: string | null;
+  event_type: string | null;
+  event_ts: string;
+  duration_ms: number | null;
+  device: string | null;
+  raw_payload: unknown;
+  [extra: string]: unknown;
+}
+
+/** Debezium's `source` block (PostgreSQL connector shape). */
+export interface ChangeSource {
+  version: string;
+  connector: 'postgresql';
+  name: string;
+  ts_ms: number;
+  snapshot: 'true' | 'false' | 'last' | 'first' | 'incremental';
+  db: string;
+  schema: string;
+  table: string;
+  txId: number | null;
+  lsn: number | null;
+  sequence?: string;
+}
+
+export type ChangeOp = 'c' | 'u' | 'd' | 'r';
+
+/** Debezium JSON envelope (schemas disabled): what `engage cdc` writes to Kafka. */
+export interface ChangeEvent<Row = Record<string, unknown>> {
+  before: Row | null;
+  after: Row | null;
+  source: ChangeSource;
+  op: ChangeOp;
+  ts_ms: number;
+}
+
+export type QualityFlag =
+  | 'missing_duration'
+  | 'missing_length'
+  | 'non_positive_length'
+  | 'pct_above_100'
+  | 'missing_user'
+  | 'missing_device';
+
+/** What the processor writes to the enriched topic, keyed by content id. */
+export interface EnrichedEvent {
+  schema_version: 1;
+  event_id: string;
+  content_id: string;
+  user_id: string | null;
+  event_type: EventType;
+  event_ts: string;
+  duration_ms: number | null;
+  device: string | null;
+  raw_payload: unknown;
+  /** Source columns not in the original schema (schema drift), passed through untouched. */
+  extra: Record<string, unknown>;
+  content_slug: string;
+  content_title: string;
+  content_type: ContentType | null;
+  length_seconds: number | null;
+  publish_ts: string;
+  engagement_seconds: number | null;
+  engagement_pct: number | null;
+  /** UTC date `YYYY-MM-DD` of event_ts. */
+  event_date: string;
+  /** UTC hour bucket of event_ts, ISO-8601 (`YYYY-MM-DDTHH:00:00.000Z`). */
+  event_hour: string;
+  /** Source commit time (ms since epoch): the start of end-to-end freshness. */
+  source_ts_ms: number;
+  /** When the processor produced this record (ms since epoch). */
+  processed_ts_ms: number;
+  /** `stream` for CDC-fed records, `backfill` for records re-read by the backfill mode. */
+  origin: 'stream' | 'backfill';
+  quality_flags: QualityFlag[];
+}
+
+/** A record parked in the dead-letter queue, with why and where it came from. */
+export interface DlqEntry {
+  reason: string;
+  code: string;
+  /** The stage that gave up on it: `processor`, `sink:redis`, `sink:warehouse`, `sink:external`, … */
+  stage: string;
+  topic: string;
+  partition: number;
+  offset: string;
+  key: string | null;
+  /** The original message value, base64 (bytes may not be valid UTF-8). */
+  value_base64: string | null;
+  failed_at: string;
+  attempts: number;
+}

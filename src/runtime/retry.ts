@@ -1,0 +1,62 @@
+import { isRetriable } from '../core/errors.js';
+
+/**
+ * The one retry helper. Exponential backoff with full jitter, bounded attempts, an optional
+ * server-requested delay (Retry-After), and an abort signal. Only errors for which
+ * `shouldRetry` (default: `isRetriable`) is true are retried; the last error is rethrown.
+ */
+
+export interface RetryPolicy {
+  /** Total attempts including the first (>= 1). */
+  attempts: number;
+  baseMs: number;
+  maxMs: number;
+  /** 'full' picks uniformly in [0, backoff]; 'none' uses the backoff as is (tests). */
+  jitter?: 'full' | 'none';
+}
+
+export interface RetryOptions extends RetryPolicy {
+  shouldRetry?: (err: unknown, attempt: number) => boolean;
+  /** A delay the failure itself asked for (e.g. Retry-After), used when larger than the backoff. */
+  requestedDelayMs?: (err: unknown) => number | undefined;
+  onRetry?: (err: unknown, attempt: number, delayMs: number) => void;
+  signal?: AbortSignal;
+}
+
+export const DEFAULT_RETRY: RetryPolicy = { attempts: 8, baseMs: 100, maxMs: 10000, jitter: 'full' };
+
+/** Backoff before attempt `attempt + 1` (attempt counts from 1). */
+export function backoffDelay(policy: RetryPolicy, attempt: number, random: () => number = Math.random): number {
+  const exp = Math.min(policy.maxMs, policy.baseMs * 2 ** (attempt - 1));
+  return policy.jitter === 'none' ? exp : Math.floor(random() * exp);
+}
+
+export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(signal.reason);
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(signal?.reason);
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+export async function retry<T>(fn: (attempt: number) => Promise<T>, opts: RetryOptions): Promise<T> {
+  const shouldRetry = opts.shouldRetry ?? ((err: unknown) => isRetriable(err));
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await fn(attempt);
+    } catch (err) {
+      if (attempt >= opts.attempts || !shouldRetry(err, attempt) || opts.signal?.aborted) throw err;
+      const requested = opts.requestedDelayMs?.(err);
+      const delay = Math.min(opts.maxMs, Math.max(backoffDelay(opts, attempt), requested ?? 0));
+      opts.onRetry?.(err, attempt, delay);
+      await sleep(delay, opts.signal);
+    }
+  }
+}

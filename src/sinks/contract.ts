@@ -1,0 +1,74 @@
+import type { Config } from '../config/load.js';
+import type { PipelineError } from '../core/errors.js';
+import type { EnrichedEvent } from '../core/types.js';
+import type { Logger } from '../core/logger.js';
+
+/**
+ * The contract every sink implements; src/runtime/sink-runner.ts drives it. The runtime owns the
+ * Kafka consumer, batching (size and time), retries, the DLQ and offsets: a sink only knows how to
+ * check a record and how to write a batch. Adding a sink = one folder under src/sinks/ exporting a
+ * SinkFactory, plus one line in src/sinks/registry.ts.
+ *
+ * Delivery: the runtime calls `write` with the records of ONE partition, in offset order, and
+ * `nextOffset` = last offset + 1. A sink that can (Redis, DuckDB) stores `nextOffset` in the same
+ * atomic write as the data and returns it from `storedOffsets`; the runtime then resumes from it,
+ * so a crash between the write and the Kafka commit neither loses nor double-counts. A sink that
+ * cannot (HTTP) is idempotent on the event id instead, and `storedOffsets` returns null.
+ * The same batch written twice must change nothing.
+ */
+
+export interface SinkRecord {
+  topic: string;
+  partition: number;
+  /** Kafka offset, as a decimal string (int64). */
+  offset: string;
+  key: string | null;
+  event: EnrichedEvent;
+}
+
+export interface SinkBatch {
+  topic: string;
+  partition: number;
+  records: SinkRecord[];
+  /** Offset to resume from after this batch (last offset + 1). Stored even when `records` is empty. */
+  nextOffset: string;
+}
+
+export interface SinkContext {
+  config: Config;
+  log: Logger;
+}
+
+export interface Sink {
+  readonly name: string;
+  /** Called once before any other method: connect, create schema. Throws a PipelineError. */
+  start(): Promise<void>;
+  /**
+   * Pure check, called before `write`: a non-null result sends the record to the DLQ with that
+   * error (confirmed before the batch is written), and the record is not passed to `write`.
+   */
+  check?(record: SinkRecord): PipelineError | null;
+  /**
+   * Offsets stored atomically with the sink's data, for the given partitions of `topic`
+   * (next offset to read), or null when this sink relies on Kafka's committed offsets.
+   */
+  storedOffsets(topic: string, partitions: number[]): Promise<Map<number, string> | null>;
+  /**
+   * Writes the batch. Throws a retriable PipelineError for a transient failure (the runtime
+   * retries the whole batch with backoff), a non-retriable one when the batch can never be written
+   * (the runtime sends its records to the DLQ, then calls `write` again with no records so the
+   * offset still advances). Must be idempotent.
+   */
+  write(batch: SinkBatch): Promise<void>;
+  /** Liveness/readiness for /health: never throws. */
+  health?(): Promise<{ ok: boolean; detail?: Record<string, unknown> }>;
+  /** Flushes and releases resources. Called once, after the last `write`. */
+  close(): Promise<void>;
+}
+
+export interface SinkFactory {
+  readonly name: string;
+  /** How the runtime batches for this sink (defaults from the config when absent). */
+  batching?(config: Config): { maxRecords: number; maxWaitMs: number };
+  create(ctx: SinkContext): Sink;
+}

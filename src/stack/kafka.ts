@@ -1,0 +1,124 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { PipelineError } from '../core/errors.js';
+import { PRIVATE_PORTS } from '../config/load.js';
+import { isAlive, runChecked, spawnDetached, tcpOpen, waitUntil } from './process.js';
+import type { ServiceState } from './state.js';
+
+/**
+ * Apache Kafka for the stack: one KRaft node (combined broker and controller) run from the
+ * `org.apache.kafka:kafka_2.13` jars that Maven resolves from `stack/pom.xml`. Storage is
+ * formatted once; internal topics have replication factor 1 so transactions work on one node.
+ */
+
+const HEAP = process.env.ENGAGE_KAFKA_HEAP ?? '1g';
+
+/** The broker's classpath, resolved by Maven once per pom version and cached in the stack folder. */
+export function kafkaClasspath(stackDir: string, repoRoot: string): string {
+  const pom = path.join(repoRoot, 'stack', 'pom.xml');
+  const hash = createHash('sha1').update(readFileSync(pom)).digest('hex').slice(0, 12);
+  const cache = path.join(stackDir, 'kafka', `classpath-${hash}.txt`);
+  if (!existsSync(cache)) {
+    mkdirSync(path.dirname(cache), { recursive: true });
+    runChecked('mvn', ['-q', '-B', '-f', pom, 'dependency:build-classpath', `-Dmdep.outputFile=${cache}`], 'Resolving the Kafka jars with Maven (needs Maven Central)');
+  }
+  return readFileSync(cache, 'utf8').trim();
+}
+
+function serverProperties(dataDir: string): string {
+  const { kafka, kafkaController } = PRIVATE_PORTS;
+  return [
+    'process.roles=broker,controller',
+    'node.id=1',
+    `controller.quorum.voters=1@127.0.0.1:${kafkaController}`,
+    `listeners=PLAINTEXT://127.0.0.1:${kafka},CONTROLLER://127.0.0.1:${kafkaController}`,
+    `advertised.listeners=PLAINTEXT://127.0.0.1:${kafka}`,
+    'controller.listener.names=CONTROLLER',
+    'inter.broker.listener.name=PLAINTEXT',
+    'listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT',
+    `log.dirs=${dataDir}`,
+    'num.partitions=6',
+    'auto.create.topics.enable=false',
+    'offsets.topic.replication.factor=1',
+    'offsets.topic.num.partitions=6',
+    'transaction.state.log.replication.factor=1',
+    'transaction.state.log.min.isr=1',
+    'transaction.state.log.num.partitions=6',
+    'share.coordinator.state.topic.replication.factor=1',
+    'share.coordinator.state.topic.min.isr=1',
+    'group.initial.rebalance.delay.ms=0',
+    'num.network.threads=2',
+    'num.io.threads=4',
+    'log.retention.hours=168',
+    'log.segment.bytes=268435456',
+    '',
+  ].join('\n');
+}
+
+const LOG4J2 = [
+  'status = warn',
+  'appender.console.type = Console',
+  'appender.console.name = STDOUT',
+  'appender.console.layout.type = PatternLayout',
+  'appender.console.layout.pattern = [%d] %p %m (%c)%n',
+  'rootLogger.level = INFO',
+  'rootLogger.appenderRef.stdout.ref = STDOUT',
+  'logger.kafka.name = kafka',
+  'logger.kafka.level = WARN',
+  'logger.org.name = org.apache.kafka',
+  'logger.org.level = WARN',
+  'logger.state.name = state.change.logger',
+  'logger.state.level = WARN',
+  '',
+].join('\n');
+
+export function kafkaJavaArgs(classpath: string, dir: string, mainClass: string, args: string[]): string[] {
+  return [
+    `-Xms${HEAP}`,
+    `-Xmx${HEAP}`,
+    '-XX:+UseG1GC',
+    '-XX:MaxGCPauseMillis=20',
+    '-XX:ActiveProcessorCount=2',
+    '-Djava.awt.headless=true',
+    `-Dlog4j2.configurationFile=${path.join(dir, 'log4j2.properties')}`,
+    `-Dkafka.logs.dir=${dir}`,
+    '-cp',
+    classpath,
+    mainClass,
+    ...args,
+  ];
+}
+
+export async function kafkaAnswers(host = '127.0.0.1', port: number = PRIVATE_PORTS.kafka): Promise<boolean> {
+  return tcpOpen(host, port);
+}
+
+/** Starts (formatting on first use) the private broker and waits until it serves metadata. */
+export async function startPrivateKafka(
+  stackDir: string,
+  repoRoot: string,
+  previous: ServiceState | undefined,
+  ready: (brokers: string) => Promise<boolean>,
+): Promise<ServiceState> {
+  const dir = path.join(stackDir, 'kafka');
+  const dataDir = path.join(dir, 'data');
+  const log = path.join(dir, 'kafka.log');
+  const url = `127.0.0.1:${PRIVATE_PORTS.kafka}`;
+  if (previous?.startedByStack && isAlive(previous.pid) && (await ready(url))) return previous;
+  mkdirSync(dir, { recursive: true });
+  const classpath = kafkaClasspath(stackDir, repoRoot);
+  const props = path.join(dir, 'server.properties');
+  writeFileSync(props, serverProperties(dataDir));
+  writeFileSync(path.join(dir, 'log4j2.properties'), LOG4J2);
+  if (!existsSync(path.join(dataDir, 'meta.properties'))) {
+    const clusterId = randomBytes(16).toString('base64url');
+    runChecked('java', kafkaJavaArgs(classpath, dir, 'kafka.tools.StorageTool', ['format', '-t', clusterId, '-c', props, '--ignore-formatted']), 'Formatting Kafka storage');
+  }
+  if (await tcpOpen('127.0.0.1', PRIVATE_PORTS.kafka)) {
+    throw new PipelineError('STACK_START_FAILED', `port ${PRIVATE_PORTS.kafka} is taken by another process; the private Kafka cannot start. Stop it, or set KAFKA_BOOTSTRAP_SERVERS to use a broker of your own.`);
+  }
+  const pid = spawnDetached('java', kafkaJavaArgs(classpath, dir, 'kafka.Kafka', [props]), log);
+  await waitUntil('Kafka (private)', () => ready(url), { timeoutMs: 120000, log, alive: () => isAlive(pid) });
+  return { url, startedByStack: true, pid, log, dataDir };
+}

@@ -1,0 +1,148 @@
+import { chownSync, existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import pg from 'pg';
+import { PipelineError, errorMessage } from '../core/errors.js';
+import { PRIVATE_DATABASE, PRIVATE_PORTS } from '../config/load.js';
+import { isAlive, runChecked, spawnDetached, waitUntil } from './process.js';
+import type { ServiceState } from './state.js';
+
+/**
+ * PostgreSQL for the stack: a configured server is checked (reachable, `wal_level = logical`) and
+ * never reconfigured; otherwise a private cluster is created from Debian's binaries under
+ * `<stack>/postgres`, with logical WAL, on its own port. `sql/init.sql` is applied to a database
+ * that has no `content` table yet.
+ */
+
+const PG_USER = 'postgres';
+
+export function pgBinDir(): string {
+  const root = '/usr/lib/postgresql';
+  const versions = existsSync(root) ? readdirSync(root).filter((v) => /^\d+$/.test(v)).sort((a, b) => Number(b) - Number(a)) : [];
+  const found = versions.map((v) => path.join(root, v, 'bin')).find((d) => existsSync(path.join(d, 'initdb')));
+  if (!found) {
+    throw new PipelineError('STACK_START_FAILED', 'PostgreSQL server binaries not found under /usr/lib/postgresql/*/bin; install them with: apt-get install postgresql');
+  }
+  return found;
+}
+
+async function query<T extends pg.QueryResultRow>(url: string, sql: string): Promise<T[]> {
+  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 3000 });
+  await client.connect();
+  try {
+    return (await client.query<T>(sql)).rows;
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
+export async function pgAnswers(url: string): Promise<boolean> {
+  try {
+    await query(url, 'SELECT 1');
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Checks a server the user configured; throws SERVICE_MISCONFIGURED with the exact fix. */
+export async function checkExternalPostgres(url: string): Promise<void> {
+  let rows: { wal_level: string }[];
+  try {
+    rows = await query<{ wal_level: string }>(url, 'SHOW wal_level');
+  } catch (err) {
+    throw new PipelineError('SERVICE_UNREACHABLE', `PostgreSQL at DATABASE_URL (${redact(url)}) does not answer: ${errorMessage(err)}. Start it, fix DATABASE_URL, or unset DATABASE_URL to let \`engage stack up\` start a private PostgreSQL.`, { retriable: true });
+  }
+  if (rows[0]?.wal_level !== 'logical') {
+    throw new PipelineError('SERVICE_MISCONFIGURED', `PostgreSQL at DATABASE_URL (${redact(url)}) has wal_level = ${rows[0]?.wal_level}; CDC needs logical. Fix: run \`ALTER SYSTEM SET wal_level = logical;\` as a superuser, then restart PostgreSQL (e.g. \`pg_ctlcluster 15 main restart\`). Or unset DATABASE_URL to use a private PostgreSQL.`);
+  }
+}
+
+export function redact(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = '***';
+    return u.toString();
+  } catch {
+    return url;
+  }
+}
+
+function asPgUser(): string | undefined {
+  return process.getuid?.() === 0 ? PG_USER : undefined;
+}
+
+/** Starts (creating on first use) the private cluster. Idempotent: a running cluster is reused. */
+export async function startPrivatePostgres(stackDir: string, previous: ServiceState | undefined): Promise<ServiceState> {
+  const dir = path.join(stackDir, 'postgres');
+  const dataDir = path.join(dir, 'data');
+  const log = path.join(dir, 'postgres.log');
+  const port = PRIVATE_PORTS.postgres;
+  const url = `postgresql://postgres@127.0.0.1:${port}/${PRIVATE_DATABASE}`;
+  const adminUrl = `postgresql://postgres@127.0.0.1:${port}/postgres`;
+  if (previous?.startedByStack && isAlive(previous.pid) && (await pgAnswers(adminUrl))) {
+    return previous;
+  }
+  const bin = pgBinDir();
+  const user = asPgUser();
+  mkdirSync(dir, { recursive: true });
+  if (user) chownSync(dir, uidOf(user), gidOf(user));
+  if (!existsSync(path.join(dataDir, 'PG_VERSION'))) {
+    runChecked(path.join(bin, 'initdb'), ['-D', dataDir, '-U', PG_USER, '--auth=trust', '-E', 'UTF8', '--locale=C.UTF-8'], `initdb (log: ${log})`, { asUser: user });
+    writeFileSync(
+      path.join(dataDir, 'postgresql.auto.conf'),
+      [
+        `port = ${port}`,
+        `listen_addresses = '127.0.0.1'`,
+        `unix_socket_directories = '${dir}'`,
+        'wal_level = logical',
+        'max_replication_slots = 20',
+        'max_wal_senders = 20',
+        'max_connections = 200',
+        'shared_buffers = 256MB',
+        'synchronous_commit = on',
+        `logical_decoding_work_mem = '64MB'`,
+        '',
+      ].join('\n'),
+    );
+    if (user) chownSync(path.join(dataDir, 'postgresql.auto.conf'), uidOf(user), gidOf(user));
+  }
+  const pid = spawnDetached(path.join(bin, 'postgres'), ['-D', dataDir], log, { asUser: user });
+  await waitUntil('PostgreSQL (private)', () => pgAnswers(adminUrl), { timeoutMs: 60000, log, alive: () => isAlive(pid) });
+  const exists = await query<{ n: number }>(adminUrl, `SELECT count(*)::int AS n FROM pg_database WHERE datname = '${PRIVATE_DATABASE}'`);
+  if (exists[0]?.n === 0) await query(adminUrl, `CREATE DATABASE ${PRIVATE_DATABASE}`);
+  return { url, startedByStack: true, pid: postmasterPid(dataDir) ?? pid, log, dataDir };
+}
+
+/** Applies `sql/init.sql` when the database has no `content` table yet. Returns whether it did. */
+export async function applySchemaIfMissing(url: string, initSqlPath: string): Promise<boolean> {
+  const rows = await query<{ t: string | null }>(url, `SELECT to_regclass('public.content')::text AS t`);
+  if (rows[0]?.t) return false;
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    await client.query(readFileSync(initSqlPath, 'utf8'));
+  } finally {
+    await client.end();
+  }
+  return true;
+}
+
+export async function stopPrivatePostgres(service: ServiceState): Promise<void> {
+  if (!service.dataDir || !existsSync(path.join(service.dataDir, 'postmaster.pid'))) return;
+  runChecked(path.join(pgBinDir(), 'pg_ctl'), ['-D', service.dataDir, 'stop', '-m', 'fast', '-w'], 'pg_ctl stop', { asUser: asPgUser() });
+}
+
+function postmasterPid(dataDir: string): number | undefined {
+  const file = path.join(dataDir, 'postmaster.pid');
+  if (!existsSync(file)) return undefined;
+  const pid = Number(readFileSync(file, 'utf8').split('\n')[0]);
+  return Number.isInteger(pid) && pid > 0 ? pid : undefined;
+}
+
+function uidOf(user: string): number {
+  return Number(runChecked('id', ['-u', user], `id -u ${user}`).trim());
+}
+
+function gidOf(user: string): number {
+  return Number(runChecked('id', ['-g', user], `id -g ${user}`).trim());
+}

@@ -1,0 +1,113 @@
+import { spawn, spawnSync } from 'node:child_process';
+import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
+import net from 'node:net';
+import { PipelineError } from '../core/errors.js';
+
+/** Helpers for the processes the stack starts: detached spawns, liveness, stop, readiness polls. */
+
+/** Children of this process that have exited (a zombie still answers kill(pid, 0)). */
+const exited = new Set<number>();
+
+export function isAlive(pid: number | undefined): boolean {
+  if (!pid || exited.has(pid)) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export interface SpawnOptions {
+  cwd?: string;
+  env?: NodeJS.ProcessEnv;
+  /** Run as this system user (needed for PostgreSQL, which refuses to run as root). */
+  asUser?: string;
+}
+
+/** Starts `cmd` detached from this process, its output appended to `logFile`. Returns the pid. */
+export function spawnDetached(cmd: string, args: string[], logFile: string, opts: SpawnOptions = {}): number {
+  const fd = openSync(logFile, 'a');
+  const [file, argv] = opts.asUser ? ['runuser', ['-u', opts.asUser, '--', cmd, ...args]] : [cmd, args];
+  const child = spawn(file, argv, { cwd: opts.cwd, env: opts.env ?? process.env, detached: true, stdio: ['ignore', fd, fd] });
+  closeSync(fd);
+  child.on('exit', () => {
+    if (child.pid) exited.add(child.pid);
+  });
+  child.unref();
+  if (!child.pid) throw new PipelineError('STACK_START_FAILED', `could not start ${cmd}; see ${logFile}`);
+  return child.pid;
+}
+
+/** Runs a command to completion; throws with its output (and the log to read) when it fails. */
+export function runChecked(cmd: string, args: string[], what: string, opts: SpawnOptions = {}): string {
+  const [file, argv] = opts.asUser ? ['runuser', ['-u', opts.asUser, '--', cmd, ...args]] : [cmd, args];
+  const res = spawnSync(file, argv, { cwd: opts.cwd, env: opts.env ?? process.env, encoding: 'utf8' });
+  if (res.status !== 0) {
+    const out = `${res.stdout ?? ''}${res.stderr ?? ''}${res.error ? String(res.error) : ''}`.trim();
+    throw new PipelineError('STACK_START_FAILED', `${what} failed (exit ${res.status}):\n${out.slice(-2000)}`);
+  }
+  return res.stdout;
+}
+
+export function tcpOpen(host: string, port: number, timeoutMs = 1000): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect({ host, port });
+    const done = (ok: boolean) => {
+      socket.destroy();
+      resolve(ok);
+    };
+    socket.setTimeout(timeoutMs, () => done(false));
+    socket.once('connect', () => done(true));
+    socket.once('error', () => done(false));
+  });
+}
+
+/**
+ * Polls `probe` until it returns true, with a short growing interval (a readiness check, not a fixed
+ * sleep). Fails with the service's name and log when `timeoutMs` passes or `alive` says it died.
+ */
+export async function waitUntil(
+  what: string,
+  probe: () => Promise<boolean>,
+  opts: { timeoutMs: number; log?: string; alive?: () => boolean },
+): Promise<void> {
+  const deadline = Date.now() + opts.timeoutMs;
+  let delay = 50;
+  for (;;) {
+    if (await probe().catch(() => false)) return;
+    const logHint = opts.log ? `; see its log: ${opts.log}\n${tail(opts.log)}` : '';
+    if (opts.alive && !opts.alive()) {
+      throw new PipelineError('STACK_START_FAILED', `${what} exited during start-up${logHint}`);
+    }
+    if (Date.now() > deadline) {
+      throw new PipelineError('STACK_START_FAILED', `${what} not ready after ${opts.timeoutMs} ms${logHint}`);
+    }
+    await new Promise((r) => setTimeout(r, delay));
+    delay = Math.min(delay * 2, 500);
+  }
+}
+
+export function tail(file: string, lines = 15): string {
+  if (!existsSync(file)) return '';
+  return readFileSync(file, 'utf8').split('\n').slice(-lines).join('\n');
+}
+
+/** Sends SIGTERM, waits for the process to go, then SIGKILL after `graceMs`. */
+export async function stopPid(pid: number, graceMs = 20000): Promise<void> {
+  if (!isAlive(pid)) return;
+  try {
+    process.kill(pid, 'SIGTERM');
+  } catch {
+    return;
+  }
+  const deadline = Date.now() + graceMs;
+  while (isAlive(pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+  if (isAlive(pid)) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      /* already gone */
+    }
+  }
+}

@@ -1,0 +1,148 @@
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Config } from '../config/load.js';
+import { PRIVATE_PORTS } from '../config/load.js';
+import { PipelineError } from '../core/errors.js';
+import { ensureTopics, kafkaReady } from '../kafka/admin.js';
+import { applySchemaIfMissing, checkExternalPostgres, pgAnswers, redact, startPrivatePostgres, stopPrivatePostgres } from './postgres.js';
+import { kafkaAnswers, startPrivateKafka } from './kafka.js';
+import { redisAnswers, startPrivateRedis } from './redis.js';
+import { isAlive, stopPid } from './process.js';
+import { SERVICE_NAMES, readStackState, updateService, type ServiceName, type ServiceState } from './state.js';
+
+/**
+ * `engage stack up | down | status | env`. A service whose URL the user set is checked and used as
+ * given; a service left unset is started privately under the stack folder. `up` is idempotent and
+ * returns only when every service answers; `down` stops only what the stack started.
+ */
+
+export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+export const INIT_SQL = path.join(REPO_ROOT, 'sql', 'init.sql');
+
+export interface ServiceStatus {
+  name: ServiceName;
+  url: string;
+  startedByStack: boolean;
+  up: boolean;
+  log?: string;
+}
+
+export interface UpOptions {
+  /** Called as each service becomes ready (progress for the CLI). */
+  onReady?: (status: ServiceStatus, ms: number) => void;
+  /** Create the pipeline's topics once Kafka answers (default true). */
+  topics?: boolean;
+}
+
+export async function stackUp(config: Config, opts: UpOptions = {}): Promise<ServiceStatus[]> {
+  const state = readStackState(config.stackDir);
+  const report = (name: ServiceName, s: ServiceState, t0: number) => {
+    updateService(config.stackDir, name, s);
+    opts.onReady?.({ name, url: s.url, startedByStack: s.startedByStack, up: true, log: s.log }, Date.now() - t0);
+  };
+  // Redis and PostgreSQL start while the JVM warms up: the three are independent.
+  const pgTask = (async () => {
+    const t0 = Date.now();
+    let s: ServiceState;
+    if (config.origins.postgres === 'env') {
+      await checkExternalPostgres(config.databaseUrl);
+      s = { url: config.databaseUrl, startedByStack: false };
+    } else {
+      s = await startPrivatePostgres(config.stackDir, state?.services.postgres);
+    }
+    await applySchemaIfMissing(s.url, INIT_SQL);
+    report('postgres', s, t0);
+  })();
+  const redisTask = (async () => {
+    const t0 = Date.now();
+    let s: ServiceState;
+    if (config.origins.redis === 'env') {
+      if (!(await redisAnswers(config.redisUrl))) {
+        throw new PipelineError('SERVICE_UNREACHABLE', `Redis at REDIS_URL (${redact(config.redisUrl)}) does not answer. Start it, fix REDIS_URL, or unset it to let \`engage stack up\` start a private Redis.`, { retriable: true });
+      }
+      s = { url: config.redisUrl, startedByStack: false };
+    } else {
+      s = await startPrivateRedis(config.stackDir, state?.services.redis);
+    }
+    report('redis', s, t0);
+  })();
+  const kafkaTask = (async () => {
+    const t0 = Date.now();
+    let s: ServiceState;
+    const brokers = config.kafkaBrokers.join(',');
+    if (config.origins.kafka === 'env') {
+      if (!(await kafkaReady(config.kafkaBrokers))) {
+        throw new PipelineError('SERVICE_UNREACHABLE', `Kafka at KAFKA_BOOTSTRAP_SERVERS (${brokers}) does not answer. Start it, fix KAFKA_BOOTSTRAP_SERVERS, or unset it to let \`engage stack up\` start a private broker.`, { retriable: true });
+      }
+      s = { url: brokers, startedByStack: false };
+    } else {
+      s = await startPrivateKafka(config.stackDir, REPO_ROOT, state?.services.kafka, (url) => kafkaReady(url.split(',')));
+    }
+    if (opts.topics !== false) await ensureTopics(config, s.url.split(','));
+    report('kafka', s, t0);
+  })();
+  const results = await Promise.allSettled([pgTask, redisTask, kafkaTask]);
+  const failed = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed.length > 0) {
+    const messages = failed.map((f) => (f.reason instanceof Error ? f.reason.message : String(f.reason)));
+    throw new PipelineError('STACK_START_FAILED', messages.join('\n\n'), { cause: failed[0]?.reason });
+  }
+  return stackStatus(config);
+}
+
+export async function stackStatus(config: Config): Promise<ServiceStatus[]> {
+  const state = readStackState(config.stackDir);
+  const urls: Record<ServiceName, string> = { postgres: config.databaseUrl, kafka: config.kafkaBrokers.join(','), redis: config.redisUrl };
+  return Promise.all(
+    SERVICE_NAMES.map(async (name) => {
+      const s = state?.services[name];
+      const url = s?.url ?? urls[name];
+      const up = name === 'postgres' ? await pgAnswers(url) : name === 'redis' ? await redisAnswers(url) : await kafkaUp(url);
+      return { name, url, startedByStack: s?.startedByStack ?? false, up, log: s?.log };
+    }),
+  );
+}
+
+async function kafkaUp(url: string): Promise<boolean> {
+  const [host, port] = (url.split(',')[0] ?? '').split(':');
+  return kafkaAnswers(host, Number(port ?? PRIVATE_PORTS.kafka));
+}
+
+/** Stops, in reverse dependency order, only the services the stack started. */
+export async function stackDown(config: Config, onStopped?: (name: ServiceName) => void): Promise<void> {
+  const state = readStackState(config.stackDir);
+  if (!state) return;
+  for (const name of ['kafka', 'redis', 'postgres'] as const) {
+    const s = state.services[name];
+    if (!s) continue;
+    if (s.startedByStack) {
+      if (name === 'postgres') await stopPrivatePostgres(s);
+      if (s.pid && isAlive(s.pid)) await stopPid(s.pid, name === 'kafka' ? 30000 : 15000);
+      onStopped?.(name);
+    }
+    updateService(config.stackDir, name, null);
+  }
+}
+
+/** Shell `export` lines for the resolved addresses (for psql, redis-cli, kcat…). */
+export function stackEnv(config: Config): string {
+  const state = readStackState(config.stackDir);
+  const pgUrl = state?.services.postgres?.url ?? config.databaseUrl;
+  const lines = [
+    `export DATABASE_URL='${pgUrl}'`,
+    `export KAFKA_BOOTSTRAP_SERVERS='${state?.services.kafka?.url ?? config.kafkaBrokers.join(',')}'`,
+    `export REDIS_URL='${state?.services.redis?.url ?? config.redisUrl}'`,
+  ];
+  try {
+    const u = new URL(pgUrl);
+    lines.push(`export PGHOST='${u.hostname}'`, `export PGPORT='${u.port || '5432'}'`, `export PGUSER='${decodeURIComponent(u.username || 'postgres')}'`, `export PGDATABASE='${u.pathname.slice(1)}'`);
+  } catch {
+    /* a malformed URL was already rejected by the config schema */
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+export function stackExists(config: Config): boolean {
+  return existsSync(config.stackDir);
+}
