@@ -1,0 +1,73 @@
+import type { Config } from '../config/load.js';
+import { createLogger, type Logger } from '../core/logger.js';
+import { enableDefaultMetrics } from '../core/metrics.js';
+import { startHeartbeat } from './heartbeat.js';
+
+/**
+ * How every long-running command (`engage cdc`, `process`, `sink …`, `api`, `external-receiver`)
+ * lives: start, publish a heartbeat, then on SIGINT/SIGTERM drain and stop once (a second signal
+ * exits at once). `start` returns when the component is running; `stop` must drain and commit.
+ */
+
+export interface RunningComponent {
+  /** Drains in-flight work, commits, releases resources. Called once. */
+  stop(): Promise<void>;
+  /** State published in the heartbeat (lag, circuit state…); cheap and synchronous. */
+  status?(): Record<string, unknown>;
+  /** Resolves if the component ends on its own (e.g. a finite backfill); rejects on a fatal error. */
+  done?: Promise<void>;
+}
+
+export interface ComponentContext {
+  config: Config;
+  log: Logger;
+  /** Aborted when the process is asked to stop. */
+  signal: AbortSignal;
+}
+
+export async function runComponent(
+  name: string,
+  config: Config,
+  start: (ctx: ComponentContext) => Promise<RunningComponent>,
+): Promise<void> {
+  const log = createLogger(config.LOG_LEVEL, `engage-${name}`);
+  enableDefaultMetrics(name);
+  const abort = new AbortController();
+  let component: RunningComponent | undefined;
+  let stopping: Promise<void> | undefined;
+  const stop = (reason: string): Promise<void> => {
+    stopping ??= (async () => {
+      log.info({ reason }, `${name} stopping`);
+      abort.abort(new Error(reason));
+      await component?.stop();
+      await heartbeat.stop();
+      log.info(`${name} stopped`);
+    })();
+    return stopping;
+  };
+  const onSignal = (sig: NodeJS.Signals) => {
+    if (stopping) {
+      log.warn(`${sig} again: exiting without draining`);
+      process.exit(130);
+    }
+    void stop(sig).then(() => process.exit(0), (err: unknown) => {
+      log.error({ err }, `${name} failed to stop cleanly`);
+      process.exit(1);
+    });
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  const heartbeat = startHeartbeat(config, name, () => component?.status?.() ?? {});
+  component = await start({ config, log, signal: abort.signal });
+  log.info(`${name} running`);
+  if (component.done) {
+    try {
+      await component.done;
+    } finally {
+      await stop('finished');
+    }
+  } else {
+    await new Promise<void>((resolve) => abort.signal.addEventListener('abort', () => resolve(), { once: true }));
+    await stopping;
+  }
+}
