@@ -13,6 +13,7 @@ export interface Config extends Env {
   /** Where each service URL came from: the environment, or the project's private stack. */
   origins: { postgres: 'env' | 'stack'; kafka: 'env' | 'stack'; redis: 'env' | 'stack' };
   stackDir: string;
+  ports: PrivatePorts;
   /** Which warehouse backend the sink uses: BigQuery when a project is configured. */
   warehouse: 'duckdb' | 'bigquery';
 }
@@ -36,14 +37,25 @@ export function loadDotenv(cwd = process.cwd()): void {
   if (existsSync(file)) dotenv.config({ path: file, quiet: true });
 }
 
-export const PRIVATE_PORTS = { postgres: 55432, kafka: 59092, kafkaController: 59093, redis: 56379 } as const;
+export interface PrivatePorts {
+  postgres: number;
+  kafka: number;
+  kafkaController: number;
+  redis: number;
+}
+
+/** The private stack's ports, shifted by STACK_PORT_OFFSET (so two stacks can coexist). */
+export function privatePorts(offset = 0): PrivatePorts {
+  return { postgres: 55432 + offset, kafka: 59092 + offset, kafkaController: 59093 + offset, redis: 56379 + offset };
+}
 export const PRIVATE_DATABASE = 'engagement_db';
 
-export function privateUrls(): { databaseUrl: string; kafka: string; redisUrl: string } {
+export function privateUrls(offset = 0): { databaseUrl: string; kafka: string; redisUrl: string } {
+  const ports = privatePorts(offset);
   return {
-    databaseUrl: `postgresql://postgres@127.0.0.1:${PRIVATE_PORTS.postgres}/${PRIVATE_DATABASE}`,
-    kafka: `127.0.0.1:${PRIVATE_PORTS.kafka}`,
-    redisUrl: `redis://127.0.0.1:${PRIVATE_PORTS.redis}`,
+    databaseUrl: `postgresql://postgres@127.0.0.1:${ports.postgres}/${PRIVATE_DATABASE}`,
+    kafka: `127.0.0.1:${ports.kafka}`,
+    redisUrl: `redis://127.0.0.1:${ports.redis}`,
   };
 }
 
@@ -54,7 +66,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env, cwd = proces
   const env = parseEnv(source);
   const stackDir = path.resolve(cwd, env.STACK_DIR);
   const state = readStackState(stackDir);
-  const priv = privateUrls();
+  const priv = privateUrls(env.STACK_PORT_OFFSET);
   const databaseUrl = env.DATABASE_URL ?? state?.services.postgres?.url ?? priv.databaseUrl;
   const kafka = env.KAFKA_BOOTSTRAP_SERVERS ?? state?.services.kafka?.url ?? priv.kafka;
   const redisUrl = env.REDIS_URL ?? state?.services.redis?.url ?? priv.redisUrl;
@@ -69,6 +81,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env, cwd = proces
       redis: env.REDIS_URL ? 'env' : 'stack',
     },
     stackDir,
+    ports: privatePorts(env.STACK_PORT_OFFSET),
     warehouse: env.BIGQUERY_PROJECT_ID ? 'bigquery' : 'duckdb',
   };
 }

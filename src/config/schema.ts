@@ -94,6 +94,7 @@ export const envSchema = z.object({
   CDC_WAL_WARN_BYTES: int(0).default(1024 * 1024 * 1024),
   CDC_MAX_BATCH_ROWS: int(1, 10000000).default(10000),
   CONTENT_WAIT_MS: int(0, 600000).default(5000),
+  STACK_PORT_OFFSET: int(0, 5000).default(0),
   STACK_DIR: z.string().min(1).default('.stack'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });

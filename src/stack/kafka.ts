@@ -2,7 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { PipelineError } from '../core/errors.js';
-import { PRIVATE_PORTS } from '../config/load.js';
+import type { PrivatePorts } from '../config/load.js';
 import { isAlive, runChecked, spawnDetached, tcpOpen, waitUntil } from './process.js';
 import type { ServiceState } from './state.js';
 
@@ -26,8 +26,8 @@ export function kafkaClasspath(stackDir: string, repoRoot: string): string {
   return readFileSync(cache, 'utf8').trim();
 }
 
-function serverProperties(dataDir: string): string {
-  const { kafka, kafkaController } = PRIVATE_PORTS;
+function serverProperties(dataDir: string, ports: PrivatePorts): string {
+  const { kafka, kafkaController } = ports;
   return [
     'process.roles=broker,controller',
     'node.id=1',
@@ -90,7 +90,7 @@ export function kafkaJavaArgs(classpath: string, dir: string, mainClass: string,
   ];
 }
 
-export async function kafkaAnswers(host = '127.0.0.1', port: number = PRIVATE_PORTS.kafka): Promise<boolean> {
+export async function kafkaAnswers(host: string, port: number): Promise<boolean> {
   return tcpOpen(host, port);
 }
 
@@ -98,25 +98,26 @@ export async function kafkaAnswers(host = '127.0.0.1', port: number = PRIVATE_PO
 export async function startPrivateKafka(
   stackDir: string,
   repoRoot: string,
+  ports: PrivatePorts,
   previous: ServiceState | undefined,
   ready: (brokers: string) => Promise<boolean>,
 ): Promise<ServiceState> {
   const dir = path.join(stackDir, 'kafka');
   const dataDir = path.join(dir, 'data');
   const log = path.join(dir, 'kafka.log');
-  const url = `127.0.0.1:${PRIVATE_PORTS.kafka}`;
+  const url = `127.0.0.1:${ports.kafka}`;
   if (previous?.startedByStack && isAlive(previous.pid) && (await ready(url))) return previous;
   mkdirSync(dir, { recursive: true });
   const classpath = kafkaClasspath(stackDir, repoRoot);
   const props = path.join(dir, 'server.properties');
-  writeFileSync(props, serverProperties(dataDir));
+  writeFileSync(props, serverProperties(dataDir, ports));
   writeFileSync(path.join(dir, 'log4j2.properties'), LOG4J2);
   if (!existsSync(path.join(dataDir, 'meta.properties'))) {
     const clusterId = randomBytes(16).toString('base64url');
     runChecked('java', kafkaJavaArgs(classpath, dir, 'kafka.tools.StorageTool', ['format', '-t', clusterId, '-c', props, '--ignore-formatted']), 'Formatting Kafka storage');
   }
-  if (await tcpOpen('127.0.0.1', PRIVATE_PORTS.kafka)) {
-    throw new PipelineError('STACK_START_FAILED', `port ${PRIVATE_PORTS.kafka} is taken by another process; the private Kafka cannot start. Stop it, or set KAFKA_BOOTSTRAP_SERVERS to use a broker of your own.`);
+  if (await tcpOpen('127.0.0.1', ports.kafka)) {
+    throw new PipelineError('STACK_START_FAILED', `port ${ports.kafka} is taken by another process; the private Kafka cannot start. Stop it, or set KAFKA_BOOTSTRAP_SERVERS to use a broker of your own.`);
   }
   const pid = spawnDetached('java', kafkaJavaArgs(classpath, dir, 'kafka.Kafka', [props]), log);
   await waitUntil('Kafka (private)', () => ready(url), { timeoutMs: 120000, log, alive: () => isAlive(pid) });

@@ -2,7 +2,7 @@ import { chownSync, existsSync, mkdirSync, readFileSync, readdirSync, writeFileS
 import path from 'node:path';
 import pg from 'pg';
 import { PipelineError, errorMessage } from '../core/errors.js';
-import { PRIVATE_DATABASE, PRIVATE_PORTS } from '../config/load.js';
+import { PRIVATE_DATABASE, type PrivatePorts } from '../config/load.js';
 import { isAlive, runChecked, spawnDetached, waitUntil } from './process.js';
 import type { ServiceState } from './state.js';
 
@@ -72,11 +72,11 @@ function asPgUser(): string | undefined {
 }
 
 /** Starts (creating on first use) the private cluster. Idempotent: a running cluster is reused. */
-export async function startPrivatePostgres(stackDir: string, previous: ServiceState | undefined): Promise<ServiceState> {
+export async function startPrivatePostgres(stackDir: string, ports: PrivatePorts, previous: ServiceState | undefined): Promise<ServiceState> {
   const dir = path.join(stackDir, 'postgres');
   const dataDir = path.join(dir, 'data');
   const log = path.join(dir, 'postgres.log');
-  const port = PRIVATE_PORTS.postgres;
+  const port = ports.postgres;
   const url = `postgresql://postgres@127.0.0.1:${port}/${PRIVATE_DATABASE}`;
   const adminUrl = `postgresql://postgres@127.0.0.1:${port}/postgres`;
   if (previous?.startedByStack && isAlive(previous.pid) && (await pgAnswers(adminUrl))) {

@@ -2,7 +2,7 @@ import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { createClient } from 'redis';
 import { PipelineError } from '../core/errors.js';
-import { PRIVATE_PORTS } from '../config/load.js';
+import type { PrivatePorts } from '../config/load.js';
 import { isAlive, spawnDetached, tcpOpen, waitUntil } from './process.js';
 import type { ServiceState } from './state.js';
 
@@ -22,10 +22,10 @@ export async function redisAnswers(url: string): Promise<boolean> {
   }
 }
 
-export async function startPrivateRedis(stackDir: string, previous: ServiceState | undefined): Promise<ServiceState> {
+export async function startPrivateRedis(stackDir: string, ports: PrivatePorts, previous: ServiceState | undefined): Promise<ServiceState> {
   const dir = path.join(stackDir, 'redis');
   const log = path.join(dir, 'redis.log');
-  const port = PRIVATE_PORTS.redis;
+  const port = ports.redis;
   const url = `redis://127.0.0.1:${port}`;
   if (previous?.startedByStack && isAlive(previous.pid) && (await redisAnswers(url))) return previous;
   if (await tcpOpen('127.0.0.1', port)) {

@@ -2,7 +2,6 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Config } from '../config/load.js';
-import { PRIVATE_PORTS } from '../config/load.js';
 import { PipelineError } from '../core/errors.js';
 import { ensureTopics, kafkaReady } from '../kafka/admin.js';
 import { applySchemaIfMissing, checkExternalPostgres, pgAnswers, redact, startPrivatePostgres, stopPrivatePostgres } from './postgres.js';
@@ -49,7 +48,7 @@ export async function stackUp(config: Config, opts: UpOptions = {}): Promise<Ser
       await checkExternalPostgres(config.databaseUrl);
       s = { url: config.databaseUrl, startedByStack: false };
     } else {
-      s = await startPrivatePostgres(config.stackDir, state?.services.postgres);
+      s = await startPrivatePostgres(config.stackDir, config.ports, state?.services.postgres);
     }
     await applySchemaIfMissing(s.url, INIT_SQL);
     report('postgres', s, t0);
@@ -63,7 +62,7 @@ export async function stackUp(config: Config, opts: UpOptions = {}): Promise<Ser
       }
       s = { url: config.redisUrl, startedByStack: false };
     } else {
-      s = await startPrivateRedis(config.stackDir, state?.services.redis);
+      s = await startPrivateRedis(config.stackDir, config.ports, state?.services.redis);
     }
     report('redis', s, t0);
   })();
@@ -77,7 +76,7 @@ export async function stackUp(config: Config, opts: UpOptions = {}): Promise<Ser
       }
       s = { url: brokers, startedByStack: false };
     } else {
-      s = await startPrivateKafka(config.stackDir, REPO_ROOT, state?.services.kafka, (url) => kafkaReady(url.split(',')));
+      s = await startPrivateKafka(config.stackDir, REPO_ROOT, config.ports, state?.services.kafka, (url) => kafkaReady(url.split(',')));
     }
     if (opts.topics !== false) await ensureTopics(config, s.url.split(','));
     report('kafka', s, t0);
@@ -98,15 +97,15 @@ export async function stackStatus(config: Config): Promise<ServiceStatus[]> {
     SERVICE_NAMES.map(async (name) => {
       const s = state?.services[name];
       const url = s?.url ?? urls[name];
-      const up = name === 'postgres' ? await pgAnswers(url) : name === 'redis' ? await redisAnswers(url) : await kafkaUp(url);
+      const up = name === 'postgres' ? await pgAnswers(url) : name === 'redis' ? await redisAnswers(url) : await kafkaUp(url, config.ports.kafka);
       return { name, url, startedByStack: s?.startedByStack ?? false, up, log: s?.log };
     }),
   );
 }
 
-async function kafkaUp(url: string): Promise<boolean> {
+async function kafkaUp(url: string, fallbackPort: number): Promise<boolean> {
   const [host, port] = (url.split(',')[0] ?? '').split(':');
-  return kafkaAnswers(host, Number(port ?? PRIVATE_PORTS.kafka));
+  return kafkaAnswers(host ?? '127.0.0.1', Number(port ?? fallbackPort));
 }
 
 /** Stops, in reverse dependency order, only the services the stack started. */
