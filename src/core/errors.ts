@@ -15,6 +15,7 @@ export type ErrorCode =
   | 'UNKNOWN_CONTENT'
   | 'SINK_WRITE_FAILED'
   | 'SINK_REJECTED'
+  | 'SINK_STATE_LOST'
   | 'HTTP_RETRIABLE'
   | 'HTTP_REJECTED'
   | 'CIRCUIT_OPEN'

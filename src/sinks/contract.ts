@@ -54,10 +54,19 @@ export interface Sink {
    */
   storedOffsets(topic: string, partitions: number[]): Promise<Map<number, string> | null>;
   /**
+   * Where to start a partition that has no stored offset (a sink that stores offsets): from the
+   * beginning (default), or from the first record at or after a timestamp (Redis keeps only a
+   * window, so it starts at now - window).
+   */
+  startPosition?(): 'earliest' | { timestampMs: number };
+  /**
    * Writes the batch. Throws a retriable PipelineError for a transient failure (the runtime
    * retries the whole batch with backoff), a non-retriable one when the batch can never be written
    * (the runtime sends its records to the DLQ, then calls `write` again with no records so the
    * offset still advances). Must be idempotent.
+   * A sink that finds its own state gone (e.g. Redis wiped) throws code SINK_STATE_LOST: the runtime
+   * then asks `storedOffsets`/`startPosition` again for every assigned partition and seeks there,
+   * so the sink rebuilds from Kafka without double counting.
    */
   write(batch: SinkBatch): Promise<void>;
   /** Liveness/readiness for /health: never throws. */
