@@ -1,5 +1,8 @@
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { Command, CommanderError } from 'commander';
 import { PipelineError } from '../core/errors.js';
+import { registerRunCommand } from './run-command.js';
 import { registerStackCommand } from './stack-command.js';
 
 /**
@@ -16,6 +19,7 @@ export function buildProgram(): Command {
     .showHelpAfterError()
     .exitOverride();
   registerStackCommand(program);
+  registerRunCommand(program);
   return program;
 }
 
@@ -38,7 +42,8 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
-const invokedDirectly = process.argv[1] && import.meta.url.endsWith(process.argv[1].replace(/\\/g, '/').split('/').slice(-3).join('/'));
-if (invokedDirectly) {
+// Run when this file is the process's entry point (bin/engage.mjs, `tsx src/cli/main.ts`,
+// `node --import tsx src/cli/main.ts`), not when a test imports it.
+if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
   main(process.argv.slice(2)).then((code) => process.exit(code));
 }

@@ -1,0 +1,52 @@
+import type pg from 'pg';
+import type { EngagementEventRow } from '../core/types.js';
+import type { DateRange } from './range.js';
+
+/**
+ * Reads `engagement_events` for a range in (event_ts, id) order by keyset pagination (never
+ * OFFSET): each page starts strictly after the last row of the previous one, so a resumed run
+ * continues exactly where the progress record says, and the event_ts index bounds the scan.
+ * Rows are rendered as the CDC renders them (id as a decimal string, timestamps ISO-8601 UTC,
+ * raw_payload as JSON text), so the same pure transform applies.
+ */
+
+export interface Cursor {
+  eventTs: string;
+  id: string;
+}
+
+export interface Page {
+  rows: EngagementEventRow[];
+  last: Cursor | null;
+}
+
+const COLUMNS = `id::text AS id, content_id::text AS content_id, user_id::text AS user_id, event_type,
+  to_char(event_ts AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS event_ts,
+  duration_ms, device, raw_payload::text AS raw_payload, event_ts AS event_ts_raw`;
+
+export async function readPage(client: pg.ClientBase, range: DateRange, after: Cursor | null, limit: number): Promise<Page> {
+  const params: unknown[] = [range.fromTs, range.untilTs, limit];
+  let where = 'event_ts >= $1 AND event_ts < $2';
+  if (after) {
+    params.push(after.eventTs, after.id);
+    where += ' AND (event_ts, id) > ($4::timestamptz, $5::bigint)';
+  }
+  const res = await client.query<EngagementEventRow & { event_ts_raw: Date }>(
+    `SELECT ${COLUMNS} FROM engagement_events WHERE ${where} ORDER BY event_ts, id LIMIT $3`,
+    params,
+  );
+  const rows = res.rows.map(({ event_ts_raw: _raw, ...row }) => row as EngagementEventRow);
+  const lastRow = rows[rows.length - 1];
+  return { rows, last: lastRow ? { eventTs: lastRow.event_ts, id: lastRow.id } : null };
+}
+
+export async function countRange(client: pg.ClientBase, range: DateRange, after: Cursor | null): Promise<number> {
+  const params: unknown[] = [range.fromTs, range.untilTs];
+  let where = 'event_ts >= $1 AND event_ts < $2';
+  if (after) {
+    params.push(after.eventTs, after.id);
+    where += ' AND (event_ts, id) > ($3::timestamptz, $4::bigint)';
+  }
+  const res = await client.query<{ n: string }>(`SELECT count(*)::text AS n FROM engagement_events WHERE ${where}`, params);
+  return Number(res.rows[0]?.n ?? 0);
+}

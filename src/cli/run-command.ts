@@ -1,0 +1,61 @@
+import path from 'node:path';
+import type { Command } from 'commander';
+import { loadConfig } from '../config/load.js';
+import { PipelineError } from '../core/errors.js';
+import { stackUp } from '../stack/stack.js';
+import { Supervisor, componentSpecs, formatStatus } from '../supervisor/supervisor.js';
+
+const SINKS = ['redis', 'warehouse', 'external'];
+
+/** `engage run`: brings the stack up, then supervises every component until Ctrl-C. */
+export function registerRunCommand(program: Command): void {
+  program
+    .command('run')
+    .description('run the whole pipeline on this machine, each component supervised (Ctrl-C stops all)')
+    .option('--with-generator', 'also run the data generator (continuous)', false)
+    .option('--rate <n>', 'generator events per second', '50')
+    .option('--with-receiver', 'also run the reference external receiver (and point the external sink at it when EXTERNAL_API_URL is unset)', false)
+    .option('--no-api', 'do not run the monitoring API')
+    .option('--sinks <list>', 'comma-separated sinks to run', SINKS.join(','))
+    .option('--status-every <s>', 'seconds between status lines', '15')
+    .action(async (opts: { withGenerator: boolean; rate: string; withReceiver: boolean; api: boolean; sinks: string; statusEvery: string }) => {
+      const rate = Number(opts.rate);
+      if (!Number.isFinite(rate) || rate <= 0) throw new PipelineError('USAGE', '--rate accepts a positive number of events per second');
+      const sinks = opts.sinks.split(',').map((s) => s.trim()).filter(Boolean);
+      const unknown = sinks.filter((s) => !SINKS.includes(s));
+      if (unknown.length > 0) throw new PipelineError('USAGE', `--sinks accepts ${SINKS.join(', ')}; unknown: ${unknown.join(', ')}`);
+      const config = loadConfig();
+      process.stdout.write('engage run: bringing the stack up…\n');
+      await stackUp(config, { onReady: (s, ms) => process.stdout.write(`  ${s.name.padEnd(9)} ready in ${(ms / 1000).toFixed(1)} s (${s.startedByStack ? 'private' : 'yours'})\n`) });
+      const logDir = path.resolve('data', 'logs');
+      const specs = componentSpecs(config, { generator: opts.withGenerator, rate, receiver: opts.withReceiver, api: opts.api, sinks });
+      const sup = new Supervisor(specs, logDir);
+      sup.start();
+      const hostPort = `http://${config.API_HOST}:${config.API_PORT}`;
+      process.stdout.write(
+        [
+          `engage run: ${specs.length} components started; logs in ${logDir}/<component>.log`,
+          opts.api ? `  dashboard   ${hostPort}/\n  health      ${hostPort}/health\n  top content ${hostPort}/top-content\n  API docs    ${hostPort}/docs` : '',
+          `  warehouse   ${config.warehouse === 'duckdb' ? path.resolve(config.DUCKDB_PATH) : `BigQuery ${config.BIGQUERY_PROJECT_ID}.${config.BIGQUERY_DATASET_ID}`}`,
+          '  Ctrl-C stops everything cleanly.',
+          '',
+        ].filter(Boolean).join('\n'),
+      );
+      const timer = setInterval(() => process.stdout.write(`${new Date().toISOString()}\n${formatStatus(sup.status())}\n`), Number(opts.statusEvery) * 1000);
+      await new Promise<void>((resolve) => {
+        let stopping = false;
+        const onSignal = () => {
+          if (stopping) process.exit(130);
+          stopping = true;
+          clearInterval(timer);
+          process.stdout.write('\nengage run: stopping every component (drain and commit)…\n');
+          void sup.stop().then(() => {
+            process.stdout.write(`${formatStatus(sup.status())}\nengage run: stopped.\n`);
+            resolve();
+          });
+        };
+        process.on('SIGINT', onSignal);
+        process.on('SIGTERM', onSignal);
+      });
+    });
+}

@@ -1,0 +1,68 @@
+import type { Config } from '../config/load.js';
+import { engageEntry } from './entry.js';
+import { SupervisedChild, type ChildSpec, type ChildStatus } from './child.js';
+
+/**
+ * `engage run`: every component as its own child process in one supervised tree, for a laptop.
+ * Each component is the same command a production deployment runs separately, so a crash of one
+ * (restarted with backoff) never takes the others down.
+ */
+
+export interface RunOptions {
+  generator: boolean;
+  rate: number;
+  receiver: boolean;
+  api: boolean;
+  sinks: string[];
+}
+
+export function componentSpecs(config: Config, opts: RunOptions): ChildSpec[] {
+  const specs: ChildSpec[] = [];
+  const receiverUrl = `http://127.0.0.1:${config.EXTERNAL_RECEIVER_PORT}/events`;
+  const externalUrl = config.EXTERNAL_API_URL ?? (opts.receiver ? receiverUrl : undefined);
+  if (opts.receiver) specs.push({ name: 'external-receiver', args: ['external-receiver', '--port', String(config.EXTERNAL_RECEIVER_PORT)] });
+  specs.push({ name: 'cdc', args: ['cdc'] });
+  specs.push({ name: 'processor', args: ['process', '--mode', 'stream'] });
+  for (const sink of opts.sinks) {
+    if (sink === 'external' && !externalUrl) continue;
+    specs.push({ name: `sink-${sink}`, args: ['sink', sink], env: sink === 'external' && externalUrl ? { EXTERNAL_API_URL: externalUrl } : {} });
+  }
+  if (opts.api) specs.push({ name: 'api', args: ['api'] });
+  if (opts.generator) specs.push({ name: 'generator', args: ['generate', '--mode', 'continuous', '--rate', String(opts.rate)] });
+  return specs;
+}
+
+export class Supervisor {
+  readonly children: SupervisedChild[];
+
+  constructor(specs: ChildSpec[], logDir: string) {
+    const entry = engageEntry();
+    this.children = specs.map((s) => new SupervisedChild(s, entry, logDir));
+  }
+
+  start(): void {
+    for (const c of this.children) c.start();
+  }
+
+  status(): ChildStatus[] {
+    return this.children.map((c) => c.status());
+  }
+
+  child(name: string): SupervisedChild | undefined {
+    return this.children.find((c) => c.status().name === name);
+  }
+
+  /** Stops in reverse start order: the generator and API first, the CDC last but one. */
+  async stop(): Promise<void> {
+    for (const c of [...this.children].reverse()) await c.stop();
+  }
+}
+
+export function formatStatus(rows: ChildStatus[], now = Date.now()): string {
+  return rows
+    .map((r) => {
+      const age = Math.round((now - r.since) / 1000);
+      return `  ${r.name.padEnd(18)} ${r.state.padEnd(9)} pid ${String(r.pid ?? '-').padEnd(8)} ${age}s  restarts ${r.restarts}${r.lastExit ? `  last ${r.lastExit}` : ''}`;
+    })
+    .join('\n');
+}
