@@ -35,9 +35,10 @@ export function componentSpecs(config: Config, opts: RunOptions): ChildSpec[] {
 export class Supervisor {
   readonly children: SupervisedChild[];
 
-  constructor(specs: ChildSpec[], logDir: string) {
+  /** `env` is added to every child's environment (a spec's own env wins). */
+  constructor(specs: ChildSpec[], logDir: string, env: NodeJS.ProcessEnv = {}) {
     const entry = engageEntry();
-    this.children = specs.map((s) => new SupervisedChild(s, entry, logDir));
+    this.children = specs.map((s) => new SupervisedChild({ ...s, env: { ...env, ...s.env } }, entry, logDir));
   }
 
   start(): void {
