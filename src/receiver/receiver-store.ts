@@ -1,0 +1,190 @@
+import { createReadStream, existsSync, mkdirSync } from 'node:fs';
+import { open, type FileHandle } from 'node:fs/promises';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+
+/**
+ * What the reference receiver has received, deduplicated twice: by Idempotency-Key (a retried or
+ * replayed batch is answered as before and counts nothing) and by `event_id` (an event inside a
+ * differently composed batch is counted once). `accept` is synchronous, so concurrent requests
+ * (a timed-out attempt still in flight beside its retry) cannot both count an event.
+ *
+ * Optionally every newly accepted event is appended to a JSONL file, one line
+ * `{"received_at","idempotency_key","event"}`; reopening the file restores the dedup state, so a
+ * restarted receiver still counts each event once. Appends are not fsync'ed.
+ */
+
+export interface ReceivedEvent {
+  event_id: string;
+  [field: string]: unknown;
+}
+
+export interface BatchOutcome {
+  duplicate_batch: boolean;
+  /** Events counted for the first time. */
+  accepted: number;
+  /** Events already counted (in an earlier batch, or earlier in this one). */
+  duplicates: number;
+}
+
+export interface ReceiverStats {
+  requests: number;
+  batches: number;
+  duplicate_batches: number;
+  events_received: number;
+  events_unique: number;
+  events_duplicate: number;
+  events_restored: number;
+  failures_injected: number;
+  connections_dropped: number;
+  auth_rejected: number;
+  invalid_requests: number;
+}
+
+export interface EventView {
+  event_id: string;
+  /** How many times the id arrived (1 = exactly once; duplicates included). */
+  deliveries: number;
+  first_received_at: string;
+  idempotency_key: string;
+  /** The event as first received; null once evicted from memory (see maxStoredEvents). */
+  event: ReceivedEvent | null;
+}
+
+interface Seen {
+  at: number;
+  deliveries: number;
+  key: string;
+}
+
+export class ReceiverStore {
+  readonly counters: ReceiverStats = {
+    requests: 0,
+    batches: 0,
+    duplicate_batches: 0,
+    events_received: 0,
+    events_unique: 0,
+    events_duplicate: 0,
+    events_restored: 0,
+    failures_injected: 0,
+    connections_dropped: 0,
+    auth_rejected: 0,
+    invalid_requests: 0,
+  };
+  private readonly batches = new Map<string, BatchOutcome>();
+  private readonly seen = new Map<string, Seen>();
+  private readonly bodies = new Map<string, ReceivedEvent>();
+
+  private constructor(
+    private readonly file: FileHandle | undefined,
+    private readonly maxBodies: number,
+  ) {}
+
+  /** Opens the store, restoring from `file` when it exists. Keeps at most `maxBodies` event bodies in memory. */
+  static async open(file: string | undefined, maxBodies = 100_000): Promise<ReceiverStore> {
+    if (file === undefined) return new ReceiverStore(undefined, maxBodies);
+    mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
+    const existed = existsSync(file);
+    const store = new ReceiverStore(await open(file, 'a'), maxBodies);
+    if (existed) await store.restore(file);
+    return store;
+  }
+
+  /** Counts a batch; returns what it added. Synchronous: the dedup decision is atomic. */
+  accept(key: string, events: readonly ReceivedEvent[], now = Date.now()): { outcome: BatchOutcome; fresh: ReceivedEvent[] } {
+    const c = this.counters;
+    c.events_received += events.length;
+    const before = this.batches.get(key);
+    if (before !== undefined) {
+      c.duplicate_batches++;
+      c.events_duplicate += events.length;
+      for (const e of events) this.bump(e.event_id);
+      return { outcome: { ...before, duplicate_batch: true }, fresh: [] };
+    }
+    const fresh: ReceivedEvent[] = [];
+    for (const e of events) {
+      if (this.bump(e.event_id)) continue;
+      this.seen.set(e.event_id, { at: now, deliveries: 1, key });
+      this.keepBody(e);
+      fresh.push(e);
+    }
+    const outcome: BatchOutcome = { duplicate_batch: false, accepted: fresh.length, duplicates: events.length - fresh.length };
+    this.batches.set(key, outcome);
+    c.batches++;
+    c.events_unique += fresh.length;
+    c.events_duplicate += outcome.duplicates;
+    return { outcome, fresh };
+  }
+
+  /** Appends newly accepted events to the JSONL file (no-op without one). */
+  async persist(key: string, fresh: readonly ReceivedEvent[], now = Date.now()): Promise<void> {
+    if (this.file === undefined || fresh.length === 0) return;
+    const at = new Date(now).toISOString();
+    const lines = fresh.map((event) => JSON.stringify({ received_at: at, idempotency_key: key, event })).join('\n');
+    await this.file.appendFile(`${lines}\n`);
+  }
+
+  event(id: string): EventView | undefined {
+    const s = this.seen.get(id);
+    if (s === undefined) return undefined;
+    return {
+      event_id: id,
+      deliveries: s.deliveries,
+      first_received_at: new Date(s.at).toISOString(),
+      idempotency_key: s.key,
+      event: this.bodies.get(id) ?? null,
+    };
+  }
+
+  /** Every distinct event id received, in first-arrival order. */
+  eventIds(): IterableIterator<string> {
+    return this.seen.keys();
+  }
+
+  stats(): ReceiverStats {
+    return { ...this.counters };
+  }
+
+  async close(): Promise<void> {
+    await this.file?.close();
+  }
+
+  /** Counts another delivery of a known id; false when the id is new. */
+  private bump(id: string): boolean {
+    const s = this.seen.get(id);
+    if (s === undefined) return false;
+    s.deliveries++;
+    return true;
+  }
+
+  private keepBody(e: ReceivedEvent): void {
+    this.bodies.set(e.event_id, e);
+    if (this.bodies.size > this.maxBodies) {
+      const oldest = this.bodies.keys().next();
+      if (oldest.done !== true) this.bodies.delete(oldest.value);
+    }
+  }
+
+  private async restore(file: string): Promise<void> {
+    const lines = createInterface({ input: createReadStream(file), crlfDelay: Infinity });
+    const perKey = new Map<string, number>();
+    for await (const line of lines) {
+      if (line.trim() === '') continue;
+      let rec: { received_at?: string; idempotency_key?: string; event?: ReceivedEvent };
+      try {
+        rec = JSON.parse(line) as typeof rec;
+      } catch {
+        continue; // a torn last line from a crash mid-append: the event was not acknowledged
+      }
+      const id = rec.event?.event_id;
+      const key = rec.idempotency_key ?? '';
+      if (typeof id !== 'string' || this.seen.has(id)) continue;
+      this.seen.set(id, { at: Date.parse(rec.received_at ?? '') || Date.now(), deliveries: 1, key });
+      if (rec.event) this.keepBody(rec.event);
+      perKey.set(key, (perKey.get(key) ?? 0) + 1);
+    }
+    for (const [key, accepted] of perKey) this.batches.set(key, { duplicate_batch: false, accepted, duplicates: 0 });
+    this.counters.events_unique = this.seen.size;
+    this.counters.events_restored = this.seen.size;
+  }
+}

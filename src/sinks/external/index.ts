@@ -1,0 +1,40 @@
+import type { Config } from '../../config/load.js';
+import type { RetryPolicy } from '../../runtime/retry.js';
+import type { SinkFactory } from '../contract.js';
+import { ExternalSink } from './external-sink.js';
+
+/**
+ * Registration of the external-system sink (`engage sink external`). Batches are short-lived
+ * (flushed after at most 500 ms) so delivery stays well within 30 s while the system is up, and
+ * large (1,000 events) so throughput does not hinge on the per-request round trip.
+ */
+
+export const EXTERNAL_BATCH_RECORDS = 1000;
+export const EXTERNAL_BATCH_WAIT_MS = 500;
+
+/**
+ * The retry policy the runtime should use for this sink: EXTERNAL_MAX_ATTEMPTS attempts,
+ * exponential backoff with full jitter from 500 ms up to 30 s. A failure's `details.retryAfterMs`
+ * (Retry-After, or an open circuit's remaining cool-down) is the minimum wait before the next
+ * attempt, capped by `maxMs`.
+ */
+export function externalRetryPolicy(config: Config): RetryPolicy {
+  return { attempts: config.EXTERNAL_MAX_ATTEMPTS, baseMs: 500, maxMs: 30000, jitter: 'full' };
+}
+
+/** What the runtime's `retry({ requestedDelayMs })` should read from an error of this sink. */
+export function requestedDelayMs(err: unknown): number | undefined {
+  const v = (err as { details?: { retryAfterMs?: unknown } } | null)?.details?.retryAfterMs;
+  return typeof v === 'number' && Number.isFinite(v) && v >= 0 ? v : undefined;
+}
+
+export const externalSinkFactory: SinkFactory & { retryPolicy(config: Config): RetryPolicy } = {
+  name: 'external',
+  batching: () => ({ maxRecords: EXTERNAL_BATCH_RECORDS, maxWaitMs: EXTERNAL_BATCH_WAIT_MS }),
+  create: (ctx) => new ExternalSink(ctx),
+  retryPolicy: externalRetryPolicy,
+};
+
+export { ExternalSink, externalSinkStatus, type ExternalSinkOptions, type ExternalSinkStatus } from './external-sink.js';
+export { pseudonymiseUserId, pseudonymiseEvent } from './pseudonymise.js';
+export { idempotencyKey, encodeBatch, type WireBatch } from './wire-format.js';
