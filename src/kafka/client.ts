@@ -58,6 +58,33 @@ export interface ConsumerOptions {
   readCommitted?: boolean;
   autoCommit?: boolean;
   sessionTimeoutMs?: number;
+  /**
+   * Called on each group rebalance, before librdkafka applies it; awaited. On 'assign' it may
+   * return the assignment with explicit start offsets (seek on assignment); on 'revoke' it runs
+   * before the partitions are given up, so in-flight work can be settled and committed.
+   */
+  onRebalance?: RebalanceListener;
+  /** Most messages handed to one `eachBatch` call (library default 32). */
+  maxBatchSize?: number;
+}
+
+export interface AssignedPartition {
+  topic: string;
+  partition: number;
+}
+
+export type RebalanceListener = (
+  kind: 'assign' | 'revoke',
+  partitions: AssignedPartition[],
+) => Promise<Array<AssignedPartition & { offset: number }> | void>;
+
+/** Adapts a RebalanceListener to the library's `rebalance_cb` (librdkafka error codes -175/-174). */
+function rebalanceCallback(listener: RebalanceListener) {
+  return async (err: { code: number }, assignment: AssignedPartition[]) => {
+    if (err.code === KafkaJS.ErrorCodes.ERR__ASSIGN_PARTITIONS) return (await listener('assign', assignment)) ?? undefined;
+    if (err.code === KafkaJS.ErrorCodes.ERR__REVOKE_PARTITIONS) await listener('revoke', assignment);
+    return undefined;
+  };
 }
 
 export function createConsumer(kafka: Kafka, opts: ConsumerOptions): Consumer {
@@ -71,5 +98,7 @@ export function createConsumer(kafka: Kafka, opts: ConsumerOptions): Consumer {
     },
     'fetch.wait.max.ms': 50,
     'queued.max.messages.kbytes': 32768,
+    ...(opts.onRebalance ? { rebalance_cb: rebalanceCallback(opts.onRebalance) } : {}),
+    ...(opts.maxBatchSize ? { 'js.consumer.max.batch.size': opts.maxBatchSize } : {}),
   });
 }

@@ -1,0 +1,123 @@
+import { randomBytes } from 'node:crypto';
+import { pino } from 'pino';
+import { loadConfig, type Config } from '../src/config/load.js';
+import type { EnrichedEvent } from '../src/core/types.js';
+import { createKafka } from '../src/kafka/client.js';
+import { ensureTopics } from '../src/kafka/admin.js';
+import { startSinkRunner } from '../src/runtime/sink-runner.js';
+import { sleep } from '../src/runtime/retry.js';
+import type { Sink, SinkFactory } from '../src/sinks/contract.js';
+import type { BenchResult } from './types.js';
+
+/**
+ * The sink runtime's own ceiling: events/s from the enriched topic through the runner (consume,
+ * JSON decode, per-partition batching, an empty sink write, the offset commit) into a sink that
+ * does nothing. No real sink can go faster than this through the runtime. Own topics per run.
+ */
+
+const EVENTS = 200_000;
+const BATCH = 5_000;
+
+function event(i: number, now: number): EnrichedEvent {
+  const ts = new Date(now - (i % 600) * 1000).toISOString();
+  return {
+    schema_version: 1,
+    event_id: String(1_000_000_000 + i),
+    content_id: `content-${i % 1000}`,
+    user_id: `user-${i % 20000}`,
+    event_type: 'play',
+    event_ts: ts,
+    duration_ms: 42_000,
+    device: 'ios',
+    raw_payload: { session: i % 97 },
+    extra: {},
+    content_slug: `slug-${i % 1000}`,
+    content_title: `A title for content ${i % 1000}`,
+    content_type: 'podcast',
+    length_seconds: 600,
+    publish_ts: '2024-01-01T00:00:00.000Z',
+    engagement_seconds: 42,
+    engagement_pct: 7,
+    event_date: ts.slice(0, 10),
+    event_hour: `${ts.slice(0, 13)}:00:00.000Z`,
+    source_ts_ms: now,
+    processed_ts_ms: now,
+    origin: 'stream',
+    quality_flags: [],
+  };
+}
+
+async function fill(config: Config): Promise<number> {
+  const producer = createKafka(config.kafkaBrokers, `${config.KAFKA_CLIENT_ID}-fill`).producer({
+    kafkaJS: { idempotent: true, acks: -1 },
+    'linger.ms': 20,
+    'compression.type': 'lz4',
+  });
+  await producer.connect();
+  const now = Date.now();
+  let bytes = 0;
+  try {
+    for (let i = 0; i < EVENTS; i += 10_000) {
+      const messages = Array.from({ length: Math.min(10_000, EVENTS - i) }, (_, j) => {
+        const e = event(i + j, now);
+        const value = JSON.stringify(e);
+        bytes += value.length;
+        return { key: e.content_id, value };
+      });
+      await producer.send({ topic: config.KAFKA_TOPIC_ENRICHED, messages });
+    }
+  } finally {
+    await producer.disconnect();
+  }
+  return bytes / EVENTS;
+}
+
+export async function run(): Promise<BenchResult[]> {
+  const id = `bench${randomBytes(3).toString('hex')}`;
+  const base = loadConfig();
+  const config: Config = {
+    ...base,
+    KAFKA_TOPIC_ENRICHED: `${id}.enriched`,
+    KAFKA_TOPIC_DLQ: `${id}.dlq`,
+    KAFKA_TOPIC_ENGAGEMENT_EVENTS: `${id}.events`,
+    KAFKA_TOPIC_CONTENT: `${id}.content`,
+    KAFKA_TOPIC_CDC_POSITION: `${id}.cdc-position`,
+    KAFKA_TOPIC_PARTITIONS: 3,
+    KAFKA_CLIENT_ID: `engage-${id}`,
+  };
+  await ensureTopics(config);
+  const avgBytes = await fill(config);
+  let written = 0;
+  let writes = 0;
+  const sink: Sink = {
+    name: 'noop',
+    start: async () => undefined,
+    storedOffsets: async () => null,
+    write: async (b) => {
+      written += b.records.length;
+      writes++;
+    },
+    close: async () => undefined,
+  };
+  const factory: SinkFactory = { name: 'noop', create: () => sink };
+  const cpu0 = process.cpuUsage();
+  const t0 = performance.now();
+  const runner = await startSinkRunner(config, factory, pino({ level: 'error' }), { batching: { maxRecords: BATCH, maxWaitMs: 100 } });
+  try {
+    const deadline = Date.now() + 300_000;
+    while (written < EVENTS) {
+      if (Date.now() > deadline) throw new Error(`only ${written} of ${EVENTS} written after 300 s`);
+      await sleep(20);
+    }
+  } finally {
+    await runner.stop();
+  }
+  const pauses = runner.snapshot().pauses;
+  const seconds = (performance.now() - t0) / 1000;
+  const cpu = process.cpuUsage(cpu0);
+  const cpuSeconds = (cpu.user + cpu.system) / 1e6;
+  return [
+    { name: 'sink runtime → no-op sink (consume, decode, batch, commit)', value: Math.round(EVENTS / seconds), unit: 'events/s', note: `${EVENTS} events of ~${Math.round(avgBytes)} B, 3 partitions, batches of ${BATCH}, ${writes} writes, ${pauses} backpressure pauses, includes consumer start and group join` },
+    { name: 'sink runtime CPU per 1,000 events', value: Math.round((cpuSeconds / EVENTS) * 1000 * 1000) / 1000, unit: 'CPU-s', note: `${cpuSeconds.toFixed(1)} CPU-s in ${seconds.toFixed(1)} s` },
+  ];
+}

@@ -1,0 +1,24 @@
+import type { Command } from 'commander';
+import { loadConfig } from '../config/load.js';
+import { runComponent } from '../runtime/lifecycle.js';
+
+/**
+ * `engage sink <name>`: runs one sink worker (redis, warehouse, external, or any sink registered in
+ * src/sinks/registry.ts) under the component lifecycle: heartbeat, SIGINT/SIGTERM drain (queued
+ * batches written and committed), exit. An unknown name is a usage error (exit 2). Scale out by
+ * starting more workers of the same sink: they share the partitions through their consumer group.
+ */
+export function registerSinkCommand(program: Command): void {
+  program
+    .command('sink')
+    .description('run one sink worker: consume the enriched topic and deliver to the sink, exactly once in effect')
+    .argument('<name>', 'the sink: redis | warehouse | external')
+    .action(async (name: string) => {
+      // Lazy: loading the registry loads every sink's dependencies.
+      const { getSinkFactory } = await import('../sinks/registry.js');
+      const factory = getSinkFactory(name);
+      const config = loadConfig();
+      const { startSinkRunner } = await import('../runtime/sink-runner.js');
+      await runComponent(`sink-${factory.name}`, config, ({ config: c, log }) => startSinkRunner(c, factory, log));
+    });
+}

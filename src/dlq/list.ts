@@ -1,0 +1,85 @@
+import type { Config } from '../config/load.js';
+import type { DlqEntry } from '../core/types.js';
+import { parseDlqEntry } from '../runtime/sink-decode.js';
+import { readTopicRange } from './read.js';
+
+/**
+ * `engage dlq list`: reads the whole DLQ topic (bounded by its high watermark at the start) and
+ * keeps the newest `limit` entries of the wanted stage, with counts by stage and by code.
+ */
+
+export interface DlqListed {
+  /** Where the entry itself sits in the DLQ topic. */
+  dlqPartition: number;
+  dlqOffset: string;
+  entry: DlqEntry;
+}
+
+export interface DlqListing {
+  entries: DlqListed[];
+  total: number;
+  matched: number;
+  /** Messages of the DLQ topic that are not DLQ entries. */
+  unreadable: number;
+  byStage: Record<string, number>;
+  byCode: Record<string, number>;
+}
+
+export interface DlqListOptions {
+  stage?: string;
+  limit?: number;
+}
+
+export async function listDlq(config: Config, opts: DlqListOptions = {}): Promise<DlqListing> {
+  const limit = opts.limit ?? 20;
+  const kept: DlqListed[] = [];
+  const listing: DlqListing = { entries: kept, total: 0, matched: 0, unreadable: 0, byStage: {}, byCode: {} };
+  await readTopicRange(config, config.KAFKA_TOPIC_DLQ, (m) => {
+    listing.total++;
+    const entry = parseDlqEntry(m.value);
+    if (!entry) {
+      listing.unreadable++;
+      return;
+    }
+    listing.byStage[entry.stage] = (listing.byStage[entry.stage] ?? 0) + 1;
+    if (opts.stage !== undefined && entry.stage !== opts.stage) return;
+    listing.matched++;
+    listing.byCode[entry.code] = (listing.byCode[entry.code] ?? 0) + 1;
+    kept.push({ dlqPartition: m.partition, dlqOffset: m.offset, entry });
+    if (kept.length > limit) kept.shift();
+  });
+  return listing;
+}
+
+/** A short, printable preview of an entry's original value (UTF-8 if it is, else hex). */
+export function previewValue(valueBase64: string | null, max = 60): string {
+  if (valueBase64 === null) return '(null)';
+  const bytes = Buffer.from(valueBase64, 'base64');
+  const text = bytes.toString('utf8');
+  const printable = !text.includes('\uFFFD') && !/[\u0000-\u0008\u000e-\u001f]/.test(text);
+  const shown = printable ? text.replace(/\s+/g, ' ') : `0x${bytes.toString('hex')}`;
+  return shown.length > max ? `${shown.slice(0, max - 1)}…` : shown;
+}
+
+/** One line per entry for a terminal. */
+export function formatListing(listing: DlqListing): string {
+  const lines = listing.entries.map(({ dlqPartition, dlqOffset, entry: e }) =>
+    [
+      `${dlqPartition}:${dlqOffset}`.padEnd(8),
+      e.failed_at,
+      e.stage.padEnd(15),
+      e.code.padEnd(16),
+      `${e.topic}/${e.partition}@${e.offset}`,
+      `attempts=${e.attempts}`,
+      `reason=${JSON.stringify(e.reason.length > 100 ? `${e.reason.slice(0, 99)}…` : e.reason)}`,
+      `value=${previewValue(e.value_base64)}`,
+    ].join('  '),
+  );
+  const stages = Object.entries(listing.byStage).map(([s, n]) => `${s}=${n}`).join(' ') || 'none';
+  const codes = Object.entries(listing.byCode).map(([c, n]) => `${c}=${n}`).join(' ') || 'none';
+  lines.push(
+    `${listing.matched} matching of ${listing.total} DLQ entries (showing the newest ${listing.entries.length}); by stage: ${stages}; by code: ${codes}` +
+      (listing.unreadable > 0 ? `; ${listing.unreadable} unreadable` : ''),
+  );
+  return `${lines.join('\n')}\n`;
+}

@@ -1,0 +1,93 @@
+import type { Config } from '../config/load.js';
+import { PipelineError } from '../core/errors.js';
+import type { Logger } from '../core/logger.js';
+import { createKafka } from '../kafka/client.js';
+import { parseDlqEntry } from '../runtime/sink-decode.js';
+import type { SinkFactory } from '../sinks/contract.js';
+import { readTopicRange } from './read.js';
+import { replayProcessorStage } from './replay-processor.js';
+import { replaySinkStage } from './replay-sink.js';
+
+/**
+ * `engage dlq replay --stage <stage> [--dry-run]`. Progress is the consumer group
+ * `engage-dlq-replay-<stage>.<KAFKA_CLIENT_ID>` on the DLQ topic: a replay starts where the last one
+ * committed. It first scans the DLQ from there to its current end (counting the stage's entries);
+ * a dry run stops at that; otherwise `sink:<name>` entries are delivered through that sink's write
+ * path (replay-sink.ts) and `processor` entries re-produced to their source topic
+ * (replay-processor.ts), up to the scanned end only.
+ */
+
+export interface ReplayOptions {
+  stage: string;
+  dryRun?: boolean;
+  /** The sink to deliver to, for a `sink:<name>` stage (the CLI resolves it from the registry). */
+  factory?: SinkFactory;
+  timeoutMs?: number;
+}
+
+export interface ReplayResult {
+  stage: string;
+  dryRun: boolean;
+  /** DLQ messages scanned (from the group's position to the end). */
+  scanned: number;
+  /** Entries of the stage among them. */
+  pending: number;
+  byCode: Record<string, number>;
+  replayed: number;
+  failedAgain: number;
+}
+
+export function replayGroupId(config: Config, stage: string): string {
+  return `engage-dlq-replay-${stage.replace(/[^A-Za-z0-9._-]/g, '-')}.${config.KAFKA_CLIENT_ID}`;
+}
+
+export function isReplayableStage(stage: string): boolean {
+  return stage === 'processor' || /^sink:[A-Za-z0-9_-]+$/.test(stage);
+}
+
+async function committedOffsets(config: Config, groupId: string): Promise<Map<number, string>> {
+  const admin = createKafka(config.kafkaBrokers, `${config.KAFKA_CLIENT_ID}-dlq-admin`).admin();
+  await admin.connect();
+  try {
+    const res = await admin.fetchOffsets({ groupId, topics: [config.KAFKA_TOPIC_DLQ] });
+    const out = new Map<number, string>();
+    for (const t of res) for (const p of t.partitions) if (/^\d+$/.test(p.offset)) out.set(p.partition, p.offset);
+    return out;
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+export async function replayDlq(config: Config, log: Logger, opts: ReplayOptions): Promise<ReplayResult> {
+  const { stage } = opts;
+  if (!isReplayableStage(stage)) throw new PipelineError('USAGE', `cannot replay stage ${JSON.stringify(stage)}: use processor or sink:<name>`);
+  const timeoutMs = opts.timeoutMs ?? 30 * 60 * 1000;
+  const groupId = replayGroupId(config, stage);
+  const from = await committedOffsets(config, groupId);
+  const result: ReplayResult = { stage, dryRun: opts.dryRun ?? false, scanned: 0, pending: 0, byCode: {}, replayed: 0, failedAgain: 0 };
+  const scan = await readTopicRange(config, config.KAFKA_TOPIC_DLQ, (m) => {
+    result.scanned++;
+    const e = parseDlqEntry(m.value);
+    if (!e || e.stage !== stage) return;
+    result.pending++;
+    result.byCode[e.code] = (result.byCode[e.code] ?? 0) + 1;
+  }, { from });
+  if (result.dryRun || result.pending === 0) return result;
+  // The range to replay ends after the last message scanned (entries parked later are not re-read).
+  const ends = new Map<number, string>();
+  for (const p of scan.highWatermarks.keys()) {
+    const last = scan.lastOffsets.get(p);
+    ends.set(p, last !== undefined ? (BigInt(last) + 1n).toString() : (from.get(p) ?? '0'));
+  }
+  log.info({ stage, groupId, pending: result.pending, ends: Object.fromEntries(ends) }, 'replaying DLQ entries');
+  if (stage === 'processor') {
+    const r = await replayProcessorStage(config, log, groupId, ends, from, timeoutMs);
+    result.replayed = r.replayed;
+    return result;
+  }
+  if (!opts.factory) throw new PipelineError('USAGE', `no sink given to replay ${stage} into`);
+  const r = await replaySinkStage(config, log, opts.factory, stage, groupId, ends, timeoutMs);
+  result.replayed = r.replayed;
+  result.failedAgain = r.failedAgain;
+  return result;
+}

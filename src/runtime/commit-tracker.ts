@@ -1,0 +1,36 @@
+import { errorMessage } from '../core/errors.js';
+import type { Logger } from '../core/logger.js';
+import type { Consumer } from '../kafka/client.js';
+
+/**
+ * Offset commits of the sink runner: issued as soon as a batch is settled, in order (librdkafka
+ * sends them to the group coordinator over one connection), but not awaited on the write path — a
+ * batch does not wait a broker round trip before the next one starts. `flush` waits for every
+ * commit issued so far: the runner calls it before giving partitions up (revocation) and on stop.
+ * A failed commit is logged and counted, never fatal: the sink's write is idempotent, its stored
+ * offsets win over Kafka's, and the next commit covers it.
+ */
+export class CommitTracker {
+  private readonly pending = new Set<Promise<void>>();
+
+  constructor(
+    private readonly consumer: () => Consumer,
+    private readonly log: Logger,
+    private readonly onFailure: () => void,
+  ) {}
+
+  commit(topic: string, partition: number, offset: string): void {
+    const p: Promise<void> = this.consumer()
+      .commitOffsets([{ topic, partition, offset }])
+      .catch((err: unknown) => {
+        this.onFailure();
+        this.log.warn({ err: errorMessage(err), partition, offset }, 'offset commit failed (the write is idempotent; a later commit covers it)');
+      })
+      .finally(() => this.pending.delete(p));
+    this.pending.add(p);
+  }
+
+  async flush(): Promise<void> {
+    while (this.pending.size > 0) await Promise.all([...this.pending]);
+  }
+}

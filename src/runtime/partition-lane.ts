@@ -1,0 +1,178 @@
+import { errorMessage } from '../core/errors.js';
+import type { Logger } from '../core/logger.js';
+import type { DeliveryItem, DeliveryOutcome, PendingBatch } from './batch-delivery.js';
+import { PartitionQueue, type BatchingPolicy } from './batcher.js';
+import type { MessageDecoder } from './sink-decode.js';
+
+/**
+ * One assigned partition inside the sink runner: its queue of consumed-but-unsettled records, the
+ * one batch being delivered (batches of a partition are delivered strictly one after another, in
+ * offset order), its settled position and backpressure state. The runner creates a lane on
+ * assignment and closes it on revocation; the lane asks its host to deliver, pause and resume.
+ */
+
+/** What the lane keeps of a consumed message until its batch is taken (the consumer's own object). */
+export interface QueuedMessage {
+  offset: string;
+  key: Buffer | null;
+  value: Buffer | null;
+}
+
+export interface LaneHost {
+  readonly topic: string;
+  readonly log: Logger;
+  /** False while the runner re-positions partitions (SINK_STATE_LOST): no batch may start. */
+  canStart(): boolean;
+  deliver(batch: PendingBatch, lane: PartitionLane): Promise<DeliveryOutcome>;
+  pause(lane: PartitionLane): void;
+  resume(lane: PartitionLane): void;
+  /** The lane's batch ended unsettled in a way that needs re-positioning. */
+  stateLost(lane: PartitionLane): void;
+  /** Something unexpected happened: re-read the partition from its settled position. */
+  rewind(lane: PartitionLane): void;
+  settled(lane: PartitionLane): void;
+}
+
+export class PartitionLane {
+  /** Consumed messages as the consumer handed them, decoded only when their batch is taken. */
+  readonly queue: PartitionQueue<QueuedMessage>;
+  /** Next offset to settle (everything before it is written or parked in the DLQ). */
+  nextOffset: string;
+  /** Smallest offset accepted from the consumer (guards against re-delivered messages). */
+  private expectFrom: number;
+  highWatermark: string | null = null;
+  paused = false;
+  draining = false;
+  /** Set when the partition is being revoked or the runner stops: no new batch starts. */
+  closing = false;
+  lastWriteAt: number | null = null;
+  private running: Promise<void> | null = null;
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    readonly partition: number,
+    startOffset: string,
+    policy: BatchingPolicy,
+    private readonly host: LaneHost,
+    private readonly decode: MessageDecoder,
+  ) {
+    this.queue = new PartitionQueue<QueuedMessage>(policy);
+    this.nextOffset = startOffset;
+    this.expectFrom = Number(startOffset);
+  }
+
+  get busy(): boolean {
+    return this.running !== null;
+  }
+
+  lag(): number {
+    if (this.highWatermark === null) return 0;
+    return Math.max(0, Number(BigInt(this.highWatermark) - BigInt(this.nextOffset)));
+  }
+
+  /** Queues consumed messages (skipping any already queued); returns how many. */
+  enqueue(messages: readonly QueuedMessage[]): number {
+    if (this.closing) return 0;
+    const items: QueuedMessage[] = [];
+    for (const m of messages) {
+      // Numbers are exact for offsets below 2^53 (centuries at a million records a second).
+      const offset = Number(m.offset);
+      if (offset < this.expectFrom) continue;
+      this.expectFrom = offset + 1;
+      items.push(m);
+    }
+    this.queue.push(items);
+    if (!this.paused && this.queue.full()) this.host.pause(this);
+    this.kick();
+    return items.length;
+  }
+
+  /** Starts delivering if a batch is due (by size, time, or because the lane drains). */
+  kick(): void {
+    if (this.running || this.closing) return;
+    if (!this.host.canStart()) return;
+    if (!this.queue.ready(this.draining)) {
+      this.arm();
+      return;
+    }
+    this.disarm();
+    const run = this.loop();
+    this.running = run;
+    void run.finally(() => {
+      if (this.running === run) this.running = null;
+    });
+  }
+
+  private async loop(): Promise<void> {
+    let after: 'kick' | 'state-lost' | 'rewind' | 'stop' = 'kick';
+    try {
+      while (!this.closing && this.host.canStart() && this.queue.ready(this.draining)) {
+        const messages = this.queue.take();
+        const last = messages[messages.length - 1];
+        if (!last) break;
+        const { topic } = this.host;
+        const partition = this.partition;
+        const items: DeliveryItem[] = messages.map((m) => ({
+          offset: m.offset,
+          decoded: this.decode({ topic, partition, offset: m.offset, key: m.key, value: m.value }),
+        }));
+        const batch: PendingBatch = { topic: this.host.topic, partition: this.partition, items, nextOffset: (BigInt(last.offset) + 1n).toString() };
+        const outcome = await this.host.deliver(batch, this);
+        if (outcome.kind === 'state-lost') {
+          after = 'state-lost';
+          break;
+        }
+        if (outcome.kind === 'abandoned') {
+          after = 'stop';
+          break;
+        }
+        this.nextOffset = batch.nextOffset;
+        this.lastWriteAt = Date.now();
+        this.host.settled(this);
+        if (this.paused && this.queue.drained()) this.host.resume(this);
+      }
+    } catch (err) {
+      this.host.log.error({ err: errorMessage(err), partition: this.partition }, 'batch delivery failed unexpectedly; re-reading the partition from its settled offset');
+      after = 'rewind';
+    }
+    this.running = null;
+    if (after === 'state-lost') this.host.stateLost(this);
+    else if (after === 'rewind') this.host.rewind(this);
+    else if (after === 'kick') this.kick();
+  }
+
+  /** Forgets everything queued and continues from `offset` (after a seek to it). */
+  reset(offset: string): void {
+    this.disarm();
+    this.queue.clear();
+    this.nextOffset = offset;
+    this.expectFrom = Number(offset);
+  }
+
+  /** Resolves once no batch is being delivered (with `draining`, once the queue is empty too). */
+  async idle(): Promise<void> {
+    while (this.running) await this.running;
+  }
+
+  /** Stops taking batches: queued records are dropped unsettled (the next owner re-reads them). */
+  close(): void {
+    this.closing = true;
+    this.disarm();
+    this.queue.clear();
+  }
+
+  private arm(): void {
+    if (this.timer || this.closing) return;
+    const due = this.queue.dueInMs();
+    if (due === undefined) return;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      this.kick();
+    }, due);
+  }
+
+  private disarm(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+}

@@ -1,0 +1,62 @@
+import type { Config } from '../config/load.js';
+import type { SinkFactory } from '../sinks/contract.js';
+import type { BatchingPolicy } from './batcher.js';
+import { DEFAULT_RETRY, type RetryPolicy } from './retry.js';
+import type { MessageDecoder } from './sink-decode.js';
+
+/** Knobs of one sink runner; every one has a default derived from the config and the factory. */
+export interface SinkRunnerOptions {
+  /** Topic to consume (default KAFKA_TOPIC_ENRICHED; the DLQ topic for a replay). */
+  topic?: string;
+  /** Consumer group (default `engage-sink-<name>.<KAFKA_CLIENT_ID>`). */
+  groupId?: string;
+  /** DLQ stage recorded for this runner's failures (default `sink:<name>`). */
+  stage?: string;
+  /** Overrides `factory.batching(config)` and the config defaults. */
+  batching?: { maxRecords: number; maxWaitMs: number };
+  /** Queued records per partition past which the partition is paused (default 2 × maxRecords, at least 64). */
+  maxQueuedPerPartition?: number;
+  /** Write retry policy (default the factory's `retryPolicy(config)` when it has one, else DEFAULT_RETRY). */
+  retry?: RetryPolicy;
+  /** How a consumed message becomes a record (default: an enriched event). */
+  decoder?: MessageDecoder;
+  /** Concurrent `write` calls allowed on the sink (default 1: writes are serialised). */
+  writeConcurrency?: number;
+  /**
+   * A bounded run (a DLQ replay): consume only offsets below these, per partition (a partition
+   * missing from the map consumes nothing); a partition that reaches its end is paused.
+   */
+  endOffsets?: Map<number, string>;
+  /**
+   * Where a partition without a stored offset starts: 'sink' (default) = `sink.startPosition()`;
+   * 'committed' = the group's committed offset, else the earliest (a DLQ replay).
+   */
+  fallbackStart?: 'sink' | 'committed';
+  /** How often the high watermarks are refreshed for the lag gauge (default 5000 ms). */
+  lagRefreshMs?: number;
+}
+
+export function sinkGroupId(config: Config, name: string): string {
+  return `engage-sink-${name}.${config.KAFKA_CLIENT_ID}`;
+}
+
+/** Batch size and wait: options, else the factory's own, else BATCH_SIZE and PROCESSING_INTERVAL_SECONDS. */
+export function resolveBatching(config: Config, factory: SinkFactory, opts: SinkRunnerOptions): BatchingPolicy {
+  const base = opts.batching ?? factory.batching?.(config) ?? {
+    maxRecords: config.BATCH_SIZE,
+    maxWaitMs: Math.round(config.PROCESSING_INTERVAL_SECONDS * 1000),
+  };
+  const maxRecords = Math.max(1, Math.floor(base.maxRecords));
+  const maxWaitMs = Math.max(0, base.maxWaitMs);
+  const maxQueued = Math.max(maxRecords, opts.maxQueuedPerPartition ?? Math.max(2 * maxRecords, 64));
+  return { maxRecords, maxWaitMs, maxQueued };
+}
+
+/** A factory may expose `retryPolicy(config)` (an optional extension of the contract). */
+type WithRetryPolicy = SinkFactory & { retryPolicy?: (config: Config) => RetryPolicy };
+
+export function resolveRetryPolicy(config: Config, factory: SinkFactory, opts: SinkRunnerOptions): RetryPolicy {
+  if (opts.retry) return opts.retry;
+  const own = (factory as WithRetryPolicy).retryPolicy;
+  return typeof own === 'function' ? own.call(factory, config) : DEFAULT_RETRY;
+}

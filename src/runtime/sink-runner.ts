@@ -1,0 +1,287 @@
+import type { Config } from '../config/load.js';
+import { errorMessage, PipelineError, toPipelineError } from '../core/errors.js';
+import type { Logger } from '../core/logger.js';
+import { ensureTopics } from '../kafka/admin.js';
+import { createConsumer, createKafka, type Admin, type AssignedPartition, type Consumer, type EachBatchPayload } from '../kafka/client.js';
+import type { Sink, SinkFactory } from '../sinks/contract.js';
+import { deliverBatch, type DeliveryContext } from './batch-delivery.js';
+import { CommitTracker } from './commit-tracker.js';
+import { createDlqWriter, type DlqWriter } from './dlq-writer.js';
+import type { RunningComponent } from './lifecycle.js';
+import { resolveStartOffsets } from './offsets.js';
+import { PartitionLane, type LaneHost } from './partition-lane.js';
+import { retry } from './retry.js';
+import { Semaphore } from './semaphore.js';
+import { decodeEnrichedMessage } from './sink-decode.js';
+import { sinkMetrics } from './sink-metrics.js';
+import { resolveBatching, resolveRetryPolicy, sinkGroupId, type SinkRunnerOptions } from './sink-runner-options.js';
+import { RunnerStats, type SinkRunnerSnapshot } from './sink-runner-stats.js';
+
+export type { SinkRunnerOptions } from './sink-runner-options.js';
+export type { SinkRunnerSnapshot, PartitionSnapshot } from './sink-runner-stats.js';
+
+/**
+ * Drives one sink: a Kafka consumer of its own group (read_committed, no auto-commit) feeding
+ * per-partition lanes that batch by size and time, deliver through batch-delivery.ts (check → DLQ
+ * confirmed → write with retries → commit), pause their partition when their queue is full and
+ * resume it once drained. On assignment each partition is positioned explicitly (offsets.ts); on
+ * revocation the in-flight batch finishes (and commits) and the queued rest is dropped for the next
+ * owner to re-read; a SINK_STATE_LOST re-positions every partition. `stop` drains: it stops
+ * consuming, writes what is queued, commits, disconnects and closes the sink.
+ */
+
+export interface SinkRunner extends RunningComponent {
+  /** Resolves when stopped; rejects on a fatal error (the component should then stop). */
+  done: Promise<void>;
+  status(): Record<string, unknown>;
+  snapshot(): SinkRunnerSnapshot;
+}
+
+const POSITION_RETRY = { attempts: 6, baseMs: 200, maxMs: 5000, jitter: 'full' } as const;
+const OFFSET_STORED = -1000;
+
+export async function startSinkRunner(config: Config, factory: SinkFactory, log: Logger, opts: SinkRunnerOptions = {}): Promise<SinkRunner> {
+  const name = factory.name;
+  const topic = opts.topic ?? config.KAFKA_TOPIC_ENRICHED;
+  const groupId = opts.groupId ?? sinkGroupId(config, name);
+  const stage = opts.stage ?? `sink:${name}`;
+  const policy = resolveBatching(config, factory, opts);
+  const retryPolicy = resolveRetryPolicy(config, factory, opts);
+  const decoder = opts.decoder ?? decodeEnrichedMessage;
+  const slog = log.child({ sink: name, topic });
+  const metrics = sinkMetrics(name);
+  const stats = new RunnerStats(name, groupId, topic);
+  const writeLock = new Semaphore(opts.writeConcurrency ?? 1);
+
+  await ensureTopics(config);
+  const cleanup: Array<() => Promise<void>> = [];
+  const sink: Sink = factory.create({ config, log: slog });
+  let admin: Admin;
+  let dlq: DlqWriter;
+  let consumer: Consumer;
+  const lanes = new Map<number, PartitionLane>();
+  let stopping = false;
+  let resyncing: Promise<void> | null = null;
+  let failDone: (err: Error) => void = () => undefined;
+  let resolveDone: () => void = () => undefined;
+  const done = new Promise<void>((resolve, reject) => {
+    resolveDone = resolve;
+    failDone = reject;
+  });
+  done.catch(() => undefined);
+  const fail = (err: unknown) => {
+    const e = toPipelineError(err);
+    stats.error(e);
+    slog.error({ code: e.code, err: e.message }, 'sink runner failed');
+    failDone(e);
+  };
+
+  const commits = new CommitTracker(() => consumer, slog, () => metrics.errors.inc());
+  const updateLag = () => metrics.lag.set(stats.lag(lanes));
+  const pausePartition = (partition: number, pause: boolean) => {
+    try {
+      if (pause) consumer.pause([{ topic, partitions: [partition] }]);
+      else consumer.resume([{ topic, partitions: [partition] }]);
+    } catch (err) {
+      slog.debug({ err: errorMessage(err), partition }, 'pause/resume ignored (consumer not connected)');
+    }
+  };
+  const seekLane = (lane: PartitionLane, offset: string) => {
+    lane.reset(offset);
+    try {
+      consumer.seek({ topic, partition: lane.partition, offset });
+    } catch (err) {
+      slog.warn({ err: errorMessage(err), partition: lane.partition }, 'seek failed');
+    }
+    if (lane.paused) host.resume(lane);
+  };
+
+  const host: LaneHost = {
+    topic,
+    log: slog,
+    canStart: () => resyncing === null,
+    deliver: async (batch, lane) => {
+      const ctx: DeliveryContext = {
+        sink,
+        stage,
+        dlq,
+        metrics,
+        log: slog,
+        retryPolicy,
+        writeLock,
+        owned: () => !lane.closing,
+        onError: (e) => stats.error(e),
+        commit: (t, partition, offset) => commits.commit(t, partition, offset),
+      };
+      const outcome = await deliverBatch(ctx, batch);
+      stats.delivered(outcome);
+      return outcome;
+    },
+    pause: (lane) => {
+      lane.paused = true;
+      stats.pauses++;
+      pausePartition(lane.partition, true);
+    },
+    resume: (lane) => {
+      lane.paused = false;
+      pausePartition(lane.partition, false);
+    },
+    stateLost: () => void resync(),
+    rewind: (lane) => seekLane(lane, lane.nextOffset),
+    settled: () => updateLag(),
+  };
+
+  const positions = (partitions: number[]) =>
+    retry(() => resolveStartOffsets(sink, admin, groupId, topic, partitions, opts.fallbackStart ?? 'sink'), {
+      ...POSITION_RETRY,
+      onRetry: (err, attempt) => slog.warn({ err: errorMessage(err), attempt }, 'could not read start offsets; retrying'),
+    });
+
+  /** SINK_STATE_LOST: wait for in-flight batches, ask the sink where to resume, seek everything. */
+  const resync = (): Promise<void> => {
+    if (resyncing) return resyncing;
+    stats.stateLost++;
+    metrics.stateLost.inc();
+    slog.warn('the sink reports its state lost: re-positioning every assigned partition from the sink');
+    resyncing = (async () => {
+      await Promise.all([...lanes.values()].map((l) => l.idle()));
+      const parts = [...lanes.keys()];
+      const start = await positions(parts);
+      for (const [p, offset] of start.offsets) {
+        const lane = lanes.get(p);
+        if (lane && !lane.closing) seekLane(lane, offset);
+      }
+      slog.info({ offsets: Object.fromEntries(start.offsets) }, 're-positioned after state loss');
+    })()
+      .catch(fail)
+      .finally(() => {
+        resyncing = null;
+        for (const lane of lanes.values()) lane.kick();
+      });
+    return resyncing;
+  };
+
+  const onRebalance = async (kind: 'assign' | 'revoke', parts: AssignedPartition[]) => {
+    const mine = parts.filter((p) => p.topic === topic).map((p) => p.partition);
+    if (kind === 'revoke') {
+      const revoked = mine.map((p) => lanes.get(p)).filter((l): l is PartitionLane => l !== undefined);
+      for (const lane of revoked) {
+        lane.close();
+        if (lane.paused) host.resume(lane);
+      }
+      await Promise.all(revoked.map((l) => l.idle()));
+      await commits.flush();
+      for (const lane of revoked) if (lanes.get(lane.partition) === lane) lanes.delete(lane.partition);
+      slog.info({ partitions: mine }, 'partitions revoked');
+      updateLag();
+      return;
+    }
+    try {
+      const start = await positions(mine);
+      for (const p of mine) lanes.set(p, new PartitionLane(p, start.offsets.get(p) ?? '0', policy, host, decoder));
+      slog.info({ offsets: Object.fromEntries(start.offsets), sources: Object.fromEntries(start.sources) }, 'partitions assigned');
+      return parts.map((tp) => {
+        const o = tp.topic === topic ? start.offsets.get(tp.partition) : undefined;
+        return { topic: tp.topic, partition: tp.partition, offset: o === undefined ? OFFSET_STORED : Number(o) };
+      });
+    } catch (err) {
+      fail(new PipelineError('SERVICE_UNREACHABLE', `cannot position partitions ${mine.join(', ')}: ${errorMessage(err)}`, { cause: err }));
+      return undefined;
+    }
+  };
+
+  const eachBatch = async ({ batch, resolveOffset }: EachBatchPayload): Promise<void> => {
+    const last = batch.messages[batch.messages.length - 1];
+    // The runner owns these messages from here on (queued, or deliberately dropped and re-read):
+    // resolving them stops the library from seeking back when the partition is paused.
+    if (last) resolveOffset(last.offset);
+    if (stopping || batch.topic !== topic) return;
+    const lane = lanes.get(batch.partition);
+    if (!lane) return;
+    if (/^\d+$/.test(batch.highWatermark)) lane.highWatermark = batch.highWatermark;
+    let messages = batch.messages;
+    if (opts.endOffsets) {
+      const end = BigInt(opts.endOffsets.get(batch.partition) ?? '0');
+      messages = messages.filter((m) => BigInt(m.offset) < end);
+      if (messages.length < batch.messages.length) pausePartition(batch.partition, true);
+    }
+    const n = lane.enqueue(messages);
+    stats.recordsIn += n;
+    metrics.recordsIn.inc(n);
+  };
+
+  let lagTimer: NodeJS.Timeout | undefined;
+  try {
+    await sink.start();
+    cleanup.push(() => sink.close());
+    const kafka = createKafka(config.kafkaBrokers, `${config.KAFKA_CLIENT_ID}-sink-${name}`);
+    admin = kafka.admin();
+    await admin.connect();
+    cleanup.push(() => admin.disconnect());
+    dlq = await createDlqWriter(config, `sink-${name}`);
+    cleanup.push(() => dlq.close());
+    consumer = createConsumer(kafka, {
+      groupId,
+      readCommitted: true,
+      autoCommit: false,
+      onRebalance,
+      maxBatchSize: Math.min(1000, Math.max(32, policy.maxRecords)),
+    });
+    await consumer.connect();
+    cleanup.push(() => consumer.disconnect());
+    await consumer.subscribe({ topics: [topic] });
+    await consumer.run({ eachBatch, eachBatchAutoResolve: false });
+  } catch (err) {
+    for (const c of cleanup.reverse()) await c().catch(() => undefined);
+    throw toPipelineError(err, 'SERVICE_UNREACHABLE');
+  }
+
+  let refreshing = false;
+  const refreshLag = async () => {
+    if (refreshing || stopping) return;
+    refreshing = true;
+    try {
+      for (const w of await admin.fetchTopicOffsets(topic)) {
+        const lane = lanes.get(w.partition);
+        if (lane) lane.highWatermark = w.high;
+      }
+      updateLag();
+    } catch (err) {
+      slog.debug({ err: errorMessage(err) }, 'lag refresh failed');
+    } finally {
+      refreshing = false;
+    }
+  };
+  lagTimer = setInterval(() => void refreshLag(), opts.lagRefreshMs ?? 5000);
+  lagTimer.unref();
+  slog.info({ groupId, batching: policy, retry: retryPolicy }, 'sink runner started');
+
+  let stopped: Promise<void> | undefined;
+  const stop = (): Promise<void> => {
+    stopped ??= (async () => {
+      stopping = true;
+      clearInterval(lagTimer);
+      if (resyncing) await resyncing;
+      for (const lane of lanes.values()) {
+        lane.draining = true;
+        lane.kick();
+      }
+      await Promise.all([...lanes.values()].map((l) => l.idle()));
+      await commits.flush();
+      for (const c of cleanup.reverse()) {
+        await c().catch((err: unknown) => slog.warn({ err: errorMessage(err) }, 'error while closing'));
+      }
+      updateLag();
+      slog.info(stats.summary(), 'sink runner stopped');
+      resolveDone();
+    })();
+    return stopped;
+  };
+
+  return {
+    done,
+    stop,
+    snapshot: () => stats.snapshot(lanes, stopping),
+    status: () => stats.status(lanes),
+  };
+}

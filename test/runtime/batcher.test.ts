@@ -1,0 +1,88 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { PartitionQueue } from '../../src/runtime/batcher.js';
+import { Semaphore } from '../../src/runtime/semaphore.js';
+
+/** Pure parts of the runtime: when a batch is due, backpressure thresholds, the write semaphore. */
+
+function queue(maxRecords: number, maxWaitMs: number, maxQueued = maxRecords * 2) {
+  let now = 1000;
+  const q = new PartitionQueue<number>({ maxRecords, maxWaitMs, maxQueued }, () => now);
+  return { q, advance: (ms: number) => (now += ms) };
+}
+
+test('a batch is due by size, by time, or when draining', () => {
+  const { q, advance } = queue(3, 100);
+  assert.equal(q.ready(), false);
+  assert.equal(q.dueInMs(), undefined);
+  q.push([1, 2]);
+  assert.equal(q.ready(), false);
+  assert.equal(q.dueInMs(), 100);
+  assert.equal(q.ready(true), true, 'draining flushes a partial batch');
+  advance(60);
+  assert.equal(q.dueInMs(), 40);
+  q.push([3]);
+  assert.equal(q.ready(), true, 'full by size');
+  assert.equal(q.dueInMs(), 0);
+  assert.deepEqual(q.take(), [1, 2, 3]);
+  assert.equal(q.size, 0);
+  q.push([4]);
+  assert.equal(q.ready(), false);
+  advance(100);
+  assert.equal(q.ready(), true, 'due by time');
+  assert.deepEqual(q.take(), [4]);
+});
+
+test('take returns at most maxRecords in arrival order; leftovers keep their arrival time', () => {
+  const { q, advance } = queue(2, 100, 10);
+  q.push([1, 2, 3, 4, 5]);
+  assert.deepEqual(q.take(), [1, 2]);
+  assert.deepEqual(q.take(), [3, 4]);
+  advance(100);
+  assert.equal(q.ready(), true, 'the leftover is not held longer than maxWaitMs after it arrived');
+  assert.deepEqual(q.take(), [5]);
+  assert.deepEqual(q.take(), []);
+});
+
+test('full past maxQueued (pause), drained at one batch or less (resume)', () => {
+  const { q } = queue(2, 100, 5);
+  q.push([1, 2, 3, 4]);
+  assert.equal(q.full(), false);
+  q.push([5]);
+  assert.equal(q.full(), true);
+  assert.equal(q.drained(), false);
+  q.take();
+  q.take();
+  assert.equal(q.drained(), true);
+  q.clear();
+  assert.equal(q.size, 0);
+  assert.equal(q.dueInMs(), undefined);
+});
+
+test('invalid policies are refused', () => {
+  assert.throws(() => new PartitionQueue({ maxRecords: 0, maxWaitMs: 1, maxQueued: 1 }), RangeError);
+  assert.throws(() => new PartitionQueue({ maxRecords: 5, maxWaitMs: 1, maxQueued: 4 }), RangeError);
+});
+
+test('the semaphore runs at most N at once, in arrival order', async () => {
+  const sem = new Semaphore(1);
+  const order: string[] = [];
+  let active = 0;
+  let maxActive = 0;
+  const job = (name: string) =>
+    sem.run(async () => {
+      active++;
+      maxActive = Math.max(maxActive, active);
+      order.push(`start ${name}`);
+      await new Promise((r) => setImmediate(r));
+      order.push(`end ${name}`);
+      active--;
+      return name;
+    });
+  const results = await Promise.all([job('a'), job('b'), job('c')]);
+  assert.deepEqual(results, ['a', 'b', 'c']);
+  assert.equal(maxActive, 1);
+  assert.deepEqual(order, ['start a', 'end a', 'start b', 'end b', 'start c', 'end c']);
+  await assert.rejects(sem.run(async () => Promise.reject(new Error('boom'))), /boom/);
+  assert.equal(await sem.run(async () => 'after a failure'), 'after a failure', 'a failure releases the permit');
+});

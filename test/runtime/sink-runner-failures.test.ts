@@ -1,0 +1,198 @@
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { PipelineError } from '../../src/core/errors.js';
+import { createLogger } from '../../src/core/logger.js';
+import type { EnrichedEvent } from '../../src/core/types.js';
+import { sinkGroupId } from '../../src/runtime/sink-runner-options.js';
+import { startSinkRunner } from '../../src/runtime/sink-runner.js';
+import { createTestEnv, type TestEnv } from '../helpers/env.js';
+import { createMemoryStore, memoryCount, memorySinkFactory, wipeStore } from '../helpers/memory-sink.js';
+import {
+  committedOffsets,
+  enrichedEvent,
+  eventMessages,
+  highWatermarks,
+  produce,
+  readDlq,
+  waitCaughtUp,
+  waitUntil,
+  type RawMessage,
+} from '../helpers/sink-harness.js';
+
+/** The sink runner's failure paths on the real stack: retries, DLQ, state loss. */
+
+const log = createLogger(process.env.LOG_LEVEL ?? 'error', 'test-sink-runner');
+const FAST_RETRY = { attempts: 3, baseMs: 10, maxMs: 50, jitter: 'none' as const };
+let env: TestEnv;
+
+before(async () => {
+  env = await createTestEnv();
+});
+after(async () => {
+  await env.cleanup();
+});
+
+function configFor(name: string) {
+  return { ...env.config, KAFKA_TOPIC_ENRICHED: `${env.id}.${name}.enriched`, KAFKA_TOPIC_DLQ: `${env.id}.${name}.dlq` };
+}
+
+test('a retriable write failure is retried, then succeeds: nothing goes to the DLQ', { timeout: 60000 }, async () => {
+  const config = configFor('retry');
+  const store = createMemoryStore();
+  let failures = 2;
+  const factory = memorySinkFactory({
+    name: 'mem-retry',
+    variant: 'offsets',
+    store,
+    batching: { maxRecords: 100, maxWaitMs: 50 },
+    beforeWrite: async () => {
+      if (failures-- > 0) throw new PipelineError('SINK_WRITE_FAILED', 'transient', { retriable: true });
+    },
+  });
+  const runner = await startSinkRunner(config, factory, log, { retry: FAST_RETRY });
+  try {
+    await produce(config, config.KAFKA_TOPIC_ENRICHED, eventMessages(Array.from({ length: 5 }, () => enrichedEvent()), 0));
+    await waitCaughtUp(runner, config, config.KAFKA_TOPIC_ENRICHED);
+    assert.equal(memoryCount(store, 'offsets'), 5);
+    assert.deepEqual(store.calls.map((c) => c.failed), [true, true, false], 'two failed attempts, then one success');
+    assert.equal(runner.snapshot().dlq, 0);
+    assert.ok(runner.snapshot().errors >= 2);
+  } finally {
+    await runner.stop();
+  }
+  assert.equal((await highWatermarks(config, config.KAFKA_TOPIC_DLQ)).get(0), '0', 'the DLQ is empty');
+  assert.equal((await committedOffsets(config, sinkGroupId(config, 'mem-retry'), config.KAFKA_TOPIC_ENRICHED)).get(0), '5');
+});
+
+test('retries exhausted: the batch goes to the DLQ (confirmed), then the offset advances', { timeout: 60000 }, async () => {
+  const config = configFor('exhaust');
+  const store = createMemoryStore();
+  const factory = memorySinkFactory({
+    name: 'mem-exhaust',
+    variant: 'offsets',
+    store,
+    batching: { maxRecords: 100, maxWaitMs: 50 },
+    beforeWrite: async (batch) => {
+      if (batch.records.length > 0) throw new PipelineError('SINK_WRITE_FAILED', 'always down', { retriable: true });
+    },
+  });
+  const runner = await startSinkRunner(config, factory, log, { retry: FAST_RETRY });
+  const events = Array.from({ length: 4 }, () => enrichedEvent());
+  try {
+    await produce(config, config.KAFKA_TOPIC_ENRICHED, eventMessages(events, 0));
+    await waitCaughtUp(runner, config, config.KAFKA_TOPIC_ENRICHED);
+  } finally {
+    await runner.stop();
+  }
+  assert.equal(memoryCount(store, 'offsets'), 0);
+  assert.equal(store.offsets.get(`${config.KAFKA_TOPIC_ENRICHED}:0`), '4', 'the empty write stored the offset past the parked batch');
+  const dlq = await readDlq(config);
+  assert.equal(dlq.length, 4);
+  for (const [i, e] of dlq.entries()) {
+    assert.equal(e.stage, 'sink:mem-exhaust');
+    assert.equal(e.code, 'SINK_WRITE_FAILED');
+    assert.equal(e.attempts, 3);
+    assert.equal(e.topic, config.KAFKA_TOPIC_ENRICHED);
+    assert.equal(e.partition, 0);
+    assert.equal(e.offset, String(i));
+    assert.deepEqual(JSON.parse(Buffer.from(e.value_base64 ?? '', 'base64').toString('utf8')), events[i]);
+  }
+  assert.equal((await committedOffsets(config, sinkGroupId(config, 'mem-exhaust'), config.KAFKA_TOPIC_ENRICHED)).get(0), '4');
+});
+
+test('a non-retriable write error parks the batch at once (one attempt)', { timeout: 60000 }, async () => {
+  const config = configFor('reject');
+  const store = createMemoryStore();
+  const factory = memorySinkFactory({
+    name: 'mem-reject',
+    variant: 'idempotent',
+    store,
+    batching: { maxRecords: 100, maxWaitMs: 50 },
+    beforeWrite: async (batch) => {
+      if (batch.records.length > 0) throw new PipelineError('SINK_REJECTED', 'the store refuses this batch');
+    },
+  });
+  const runner = await startSinkRunner(config, factory, log, { retry: FAST_RETRY });
+  try {
+    await produce(config, config.KAFKA_TOPIC_ENRICHED, eventMessages([enrichedEvent(), enrichedEvent()], 1));
+    await waitCaughtUp(runner, config, config.KAFKA_TOPIC_ENRICHED);
+  } finally {
+    await runner.stop();
+  }
+  const dlq = await readDlq(config);
+  assert.deepEqual(dlq.map((e) => [e.code, e.attempts, e.partition]), [['SINK_REJECTED', 1, 1], ['SINK_REJECTED', 1, 1]]);
+  assert.equal(store.calls.filter((c) => c.records > 0).length, 1, 'not retried');
+});
+
+test('DLQ entries are confirmed before the batch is written and before the offset is committed', { timeout: 60000 }, async () => {
+  const config = configFor('order');
+  const store = createMemoryStore();
+  const bad = new Set<number>();
+  const messages: RawMessage[] = [];
+  for (let i = 0; i < 12; i++) {
+    if (i === 3) {
+      messages.push({ key: 'k', value: Buffer.from([0xff, 0x00, 0x7b]), partition: 0 });
+      bad.add(i);
+    } else if (i === 8) {
+      messages.push(eventMessages([enrichedEvent({ content_id: 'poison' })], 0)[0]!);
+      bad.add(i);
+    } else {
+      messages.push(eventMessages([enrichedEvent()], 0)[0]!);
+    }
+  }
+  const groupId = sinkGroupId(config, 'mem-order');
+  const observations: Array<{ nextOffset: number; dlqHigh: number; committed: number; expectedDlq: number }> = [];
+  const factory = memorySinkFactory({
+    name: 'mem-order',
+    variant: 'offsets',
+    store,
+    batching: { maxRecords: 4, maxWaitMs: 50 },
+    rejects: (e: EnrichedEvent) => (e.content_id === 'poison' ? new PipelineError('INVALID_VALUE', 'poison record') : null),
+    beforeWrite: async (batch) => {
+      const dlqHigh = Number((await highWatermarks(config, config.KAFKA_TOPIC_DLQ)).get(0) ?? '0');
+      const committed = Number((await committedOffsets(config, groupId, config.KAFKA_TOPIC_ENRICHED)).get(0) ?? '0');
+      const nextOffset = Number(batch.nextOffset);
+      observations.push({ nextOffset, dlqHigh, committed, expectedDlq: [...bad].filter((o) => o < nextOffset).length });
+    },
+  });
+  const runner = await startSinkRunner(config, factory, log, { retry: FAST_RETRY });
+  try {
+    await produce(config, config.KAFKA_TOPIC_ENRICHED, messages);
+    await waitCaughtUp(runner, config, config.KAFKA_TOPIC_ENRICHED);
+  } finally {
+    await runner.stop();
+  }
+  assert.ok(observations.some((o) => o.expectedDlq > 0), 'some write followed a DLQ write');
+  for (const o of observations) {
+    assert.ok(o.dlqHigh >= o.expectedDlq, `at the write ending at ${o.nextOffset}, the DLQ held ${o.dlqHigh} of ${o.expectedDlq} entries`);
+    assert.ok(o.committed < o.nextOffset, `the offset ${o.nextOffset} was not committed before its batch was written`);
+  }
+  assert.equal(memoryCount(store, 'offsets'), 10, 'the rest flowed');
+  const dlq = await readDlq(config);
+  assert.deepEqual(dlq.map((e) => [e.offset, e.code]).sort(), [['3', 'DECODE_FAILED'], ['8', 'INVALID_VALUE']]);
+  assert.equal(Buffer.from(dlq.find((e) => e.offset === '3')?.value_base64 ?? '', 'base64').toString('hex'), 'ff007b', 'original bytes kept');
+  assert.equal((await committedOffsets(config, groupId, config.KAFKA_TOPIC_ENRICHED)).get(0), '12');
+});
+
+test('SINK_STATE_LOST: the runner re-positions from the sink and it rebuilds without double counting', { timeout: 60000 }, async () => {
+  const config = configFor('lost');
+  const store = createMemoryStore();
+  const factory = memorySinkFactory({ name: 'mem-lost', variant: 'offsets', store, batching: { maxRecords: 50, maxWaitMs: 50 } });
+  const runner = await startSinkRunner(config, factory, log, { retry: FAST_RETRY });
+  try {
+    await produce(config, config.KAFKA_TOPIC_ENRICHED, eventMessages(Array.from({ length: 30 }, () => enrichedEvent())));
+    await waitCaughtUp(runner, config, config.KAFKA_TOPIC_ENRICHED);
+    assert.equal(memoryCount(store, 'offsets'), 30);
+    wipeStore(store);
+    await produce(config, config.KAFKA_TOPIC_ENRICHED, eventMessages(Array.from({ length: 9 }, () => enrichedEvent())));
+    await waitUntil('the store is rebuilt', () => memoryCount(store, 'offsets') === 39, 30000, () => runner.snapshot());
+    await waitCaughtUp(runner, config, config.KAFKA_TOPIC_ENRICHED);
+    assert.equal(runner.snapshot().stateLost, 1);
+  } finally {
+    await runner.stop();
+  }
+  assert.equal(memoryCount(store, 'offsets'), 39, 'everything once, nothing twice');
+  const keys = new Set(store.appended.map((r) => `${r.partition}:${r.offset}`));
+  assert.equal(keys.size, 39);
+  assert.equal((await highWatermarks(config, config.KAFKA_TOPIC_DLQ)).get(0), '0', 'state loss parks nothing');
+});
