@@ -13,6 +13,7 @@ export type ErrorCode =
   | 'MISSING_FIELD'
   | 'INVALID_VALUE'
   | 'UNKNOWN_CONTENT'
+  | 'UNSUPPORTED_CHANGE'
   | 'SINK_WRITE_FAILED'
   | 'SINK_REJECTED'
   | 'SINK_STATE_LOST'
@@ -26,6 +27,12 @@ export type ErrorCode =
 
 export interface PipelineErrorOptions {
   retriable?: boolean;
+  /**
+   * False for a failure that says nothing about the work itself (a circuit breaker refusing to
+   * call a system known to be down): the retry helper waits and tries again without spending one
+   * of the bounded attempts, so an outage holds records back instead of dead-lettering them.
+   */
+  consumesAttempt?: boolean;
   cause?: unknown;
   /** Free-form context shown in logs and DLQ entries (never secrets). */
   details?: Record<string, unknown>;
@@ -34,6 +41,7 @@ export interface PipelineErrorOptions {
 export class PipelineError extends Error {
   readonly code: ErrorCode;
   readonly retriable: boolean;
+  readonly consumesAttempt: boolean;
   readonly details: Record<string, unknown> | undefined;
 
   constructor(code: ErrorCode, message: string, options: PipelineErrorOptions = {}) {
@@ -41,6 +49,7 @@ export class PipelineError extends Error {
     this.name = 'PipelineError';
     this.code = code;
     this.retriable = options.retriable ?? false;
+    this.consumesAttempt = options.consumesAttempt ?? true;
     this.details = options.details;
   }
 }

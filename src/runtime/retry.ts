@@ -1,9 +1,11 @@
-import { isRetriable } from '../core/errors.js';
+import { PipelineError, isRetriable } from '../core/errors.js';
 
 /**
  * The one retry helper. Exponential backoff with full jitter, bounded attempts, an optional
  * server-requested delay (Retry-After), and an abort signal. Only errors for which
  * `shouldRetry` (default: `isRetriable`) is true are retried; the last error is rethrown.
+ * A PipelineError with `consumesAttempt: false` (an open circuit) is waited out without spending
+ * an attempt; the backoff still grows with every failure.
  */
 
 export interface RetryPolicy {
@@ -48,13 +50,16 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
 
 export async function retry<T>(fn: (attempt: number) => Promise<T>, opts: RetryOptions): Promise<T> {
   const shouldRetry = opts.shouldRetry ?? ((err: unknown) => isRetriable(err));
-  for (let attempt = 1; ; attempt++) {
+  let spent = 0;
+  for (let call = 1; ; call++) {
+    const attempt = spent + 1;
     try {
       return await fn(attempt);
     } catch (err) {
-      if (attempt >= opts.attempts || !shouldRetry(err, attempt) || opts.signal?.aborted) throw err;
+      if (!(err instanceof PipelineError && !err.consumesAttempt)) spent++;
+      if (spent >= opts.attempts || !shouldRetry(err, attempt) || opts.signal?.aborted) throw err;
       const requested = opts.requestedDelayMs?.(err);
-      const delay = Math.min(opts.maxMs, Math.max(backoffDelay(opts, attempt), requested ?? 0));
+      const delay = Math.min(opts.maxMs, Math.max(backoffDelay(opts, Math.min(call, 30)), requested ?? 0));
       opts.onRetry?.(err, attempt, delay);
       await sleep(delay, opts.signal);
     }

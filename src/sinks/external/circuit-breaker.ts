@@ -106,6 +106,7 @@ export class CircuitBreaker {
   private refusal(retryAfterMs: number, state: CircuitState): PipelineError {
     return new PipelineError('CIRCUIT_OPEN', `external system circuit is ${state}: not calling it for ${Math.ceil(retryAfterMs)} ms`, {
       retriable: true,
+      consumesAttempt: false,
       details: { retryAfterMs: Math.ceil(retryAfterMs), circuit: state, consecutiveFailures: this.failures },
     });
   }
