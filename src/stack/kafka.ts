@@ -3,7 +3,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { PipelineError } from '../core/errors.js';
 import type { PrivatePorts } from '../config/load.js';
-import { isAlive, runChecked, spawnDetached, tcpOpen, waitUntil } from './process.js';
+import { isAlive, runCheckedAsync, spawnDetached, tcpOpen, waitUntil } from './process.js';
 import type { ServiceState } from './state.js';
 
 /**
@@ -15,13 +15,13 @@ import type { ServiceState } from './state.js';
 const HEAP = process.env.ENGAGE_KAFKA_HEAP ?? '1g';
 
 /** The broker's classpath, resolved by Maven once per pom version and cached in the stack folder. */
-export function kafkaClasspath(stackDir: string, repoRoot: string): string {
+export async function kafkaClasspath(stackDir: string, repoRoot: string): Promise<string> {
   const pom = path.join(repoRoot, 'stack', 'pom.xml');
   const hash = createHash('sha1').update(readFileSync(pom)).digest('hex').slice(0, 12);
   const cache = path.join(stackDir, 'kafka', `classpath-${hash}.txt`);
   if (!existsSync(cache)) {
     mkdirSync(path.dirname(cache), { recursive: true });
-    runChecked('mvn', ['-q', '-B', '-f', pom, 'dependency:build-classpath', `-Dmdep.outputFile=${cache}`], 'Resolving the Kafka jars with Maven (needs Maven Central)');
+    await runCheckedAsync('mvn', ['-q', '-B', '-f', pom, 'dependency:build-classpath', `-Dmdep.outputFile=${cache}`], 'Resolving the Kafka jars with Maven (needs Maven Central)');
   }
   return readFileSync(cache, 'utf8').trim();
 }
@@ -108,13 +108,13 @@ export async function startPrivateKafka(
   const url = `127.0.0.1:${ports.kafka}`;
   if (previous?.startedByStack && isAlive(previous.pid) && (await ready(url))) return previous;
   mkdirSync(dir, { recursive: true });
-  const classpath = kafkaClasspath(stackDir, repoRoot);
+  const classpath = await kafkaClasspath(stackDir, repoRoot);
   const props = path.join(dir, 'server.properties');
   writeFileSync(props, serverProperties(dataDir, ports));
   writeFileSync(path.join(dir, 'log4j2.properties'), LOG4J2);
   if (!existsSync(path.join(dataDir, 'meta.properties'))) {
     const clusterId = randomBytes(16).toString('base64url');
-    runChecked('java', kafkaJavaArgs(classpath, dir, 'kafka.tools.StorageTool', ['format', '-t', clusterId, '-c', props, '--ignore-formatted']), 'Formatting Kafka storage');
+    await runCheckedAsync('java', kafkaJavaArgs(classpath, dir, 'kafka.tools.StorageTool', ['format', '-t', clusterId, '-c', props, '--ignore-formatted']), 'Formatting Kafka storage');
   }
   if (await tcpOpen('127.0.0.1', ports.kafka)) {
     throw new PipelineError('STACK_START_FAILED', `port ${ports.kafka} is taken by another process; the private Kafka cannot start. Stop it, or set KAFKA_BOOTSTRAP_SERVERS to use a broker of your own.`);

@@ -1,9 +1,12 @@
-import { chownSync, existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import { PipelineError, errorMessage } from '../core/errors.js';
 import { PRIVATE_DATABASE, type PrivatePorts } from '../config/load.js';
-import { isAlive, runChecked, spawnDetached, waitUntil } from './process.js';
+import { isAlive, runChecked, runCheckedAsync, spawnDetached, waitUntil } from './process.js';
 import type { ServiceState } from './state.js';
 
 /**
@@ -73,9 +76,8 @@ function asPgUser(): string | undefined {
 
 /** Starts (creating on first use) the private cluster. Idempotent: a running cluster is reused. */
 export async function startPrivatePostgres(stackDir: string, ports: PrivatePorts, previous: ServiceState | undefined): Promise<ServiceState> {
-  const dir = path.join(stackDir, 'postgres');
-  const dataDir = path.join(dir, 'data');
-  const log = path.join(dir, 'postgres.log');
+  const logDir = path.join(stackDir, 'postgres');
+  const log = path.join(logDir, 'postgres.log');
   const port = ports.postgres;
   const url = `postgresql://postgres@127.0.0.1:${port}/${PRIVATE_DATABASE}`;
   const adminUrl = `postgresql://postgres@127.0.0.1:${port}/postgres`;
@@ -84,10 +86,11 @@ export async function startPrivatePostgres(stackDir: string, ports: PrivatePorts
   }
   const bin = pgBinDir();
   const user = asPgUser();
-  mkdirSync(dir, { recursive: true });
-  if (user) chownSync(dir, uidOf(user), gidOf(user));
+  mkdirSync(logDir, { recursive: true });
+  const dir = clusterDir(stackDir, user, previous);
+  const dataDir = path.join(dir, 'data');
   if (!existsSync(path.join(dataDir, 'PG_VERSION'))) {
-    runChecked(path.join(bin, 'initdb'), ['-D', dataDir, '-U', PG_USER, '--auth=trust', '-E', 'UTF8', '--locale=C.UTF-8'], `initdb (log: ${log})`, { asUser: user });
+    await runCheckedAsync(path.join(bin, 'initdb'), ['-D', dataDir, '-U', PG_USER, '--auth=trust', '-E', 'UTF8', '--locale=C.UTF-8'], `initdb (log: ${log})`, { asUser: user });
     writeFileSync(
       path.join(dataDir, 'postgresql.auto.conf'),
       [
@@ -113,6 +116,32 @@ export async function startPrivatePostgres(stackDir: string, ports: PrivatePorts
   return { url, startedByStack: true, pid: postmasterPid(dataDir) ?? pid, log, dataDir };
 }
 
+/**
+ * Where the cluster (data directory and socket) lives: `<stack>/postgres`, unless the server's
+ * user cannot write there — root running the stack from a directory `postgres` cannot traverse,
+ * e.g. a clone under a 0700 temporary directory, where initdb would fail. Then it lives under
+ * /var/tmp (world-traversable), in a directory keyed by the stack folder's path, so the same stack
+ * folder always finds the same cluster. A cluster recorded in the state is reused as it is.
+ */
+export function clusterDir(stackDir: string, user: string | undefined, previous?: ServiceState): string {
+  if (previous?.dataDir && existsSync(path.join(previous.dataDir, 'PG_VERSION'))) return path.dirname(previous.dataDir);
+  const dir = path.join(stackDir, 'postgres');
+  mkdirSync(dir, { recursive: true });
+  if (!user) return dir;
+  const uid = uidOf(user);
+  const gid = gidOf(user);
+  chownSync(dir, uid, gid);
+  if (spawnSync('runuser', ['-u', user, '--', 'test', '-w', dir]).status === 0) return dir;
+  const base = existsSync('/var/tmp') ? '/var/tmp' : os.tmpdir();
+  const root = path.join(base, `engage-stack-${createHash('sha1').update(path.resolve(stackDir)).digest('hex').slice(0, 12)}`);
+  const fallback = path.join(root, 'postgres');
+  mkdirSync(fallback, { recursive: true });
+  chmodSync(root, 0o755);
+  chownSync(fallback, uid, gid);
+  chmodSync(fallback, 0o700);
+  return fallback;
+}
+
 /** Applies `sql/init.sql` when the database has no `content` table yet. Returns whether it did. */
 export async function applySchemaIfMissing(url: string, initSqlPath: string): Promise<boolean> {
   const rows = await query<{ t: string | null }>(url, `SELECT to_regclass('public.content')::text AS t`);
@@ -129,7 +158,7 @@ export async function applySchemaIfMissing(url: string, initSqlPath: string): Pr
 
 export async function stopPrivatePostgres(service: ServiceState): Promise<void> {
   if (!service.dataDir || !existsSync(path.join(service.dataDir, 'postmaster.pid'))) return;
-  runChecked(path.join(pgBinDir(), 'pg_ctl'), ['-D', service.dataDir, 'stop', '-m', 'fast', '-w'], 'pg_ctl stop', { asUser: asPgUser() });
+  await runCheckedAsync(path.join(pgBinDir(), 'pg_ctl'), ['-D', service.dataDir, 'stop', '-m', 'fast', '-w'], 'pg_ctl stop', { asUser: asPgUser() });
 }
 
 function postmasterPid(dataDir: string): number | undefined {

@@ -50,6 +50,27 @@ export function runChecked(cmd: string, args: string[], what: string, opts: Spaw
   return res.stdout;
 }
 
+/**
+ * Like runChecked, without blocking the event loop: `stack up` starts the three services
+ * concurrently, and a synchronous Maven run or initdb would stall the others' readiness probes
+ * (their connect timeouts then fire spuriously).
+ */
+export function runCheckedAsync(cmd: string, args: string[], what: string, opts: SpawnOptions = {}): Promise<string> {
+  const [file, argv] = opts.asUser ? ['runuser', ['-u', opts.asUser, '--', cmd, ...args]] : [cmd, args];
+  return new Promise((resolve, reject) => {
+    const child = spawn(file, argv, { cwd: opts.cwd, env: opts.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
+    child.on('error', (e) => reject(new PipelineError('STACK_START_FAILED', `${what} failed: ${String(e)}`)));
+    child.on('close', (code) => {
+      if (code === 0) resolve(out);
+      else reject(new PipelineError('STACK_START_FAILED', `${what} failed (exit ${code}):\n${`${out}${err}`.trim().slice(-2000)}`));
+    });
+  });
+}
+
 export function tcpOpen(host: string, port: number, timeoutMs = 1000): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = net.connect({ host, port });

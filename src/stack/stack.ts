@@ -83,6 +83,8 @@ export async function stackUp(config: Config, opts: UpOptions = {}): Promise<Ser
   })();
   const results = await Promise.allSettled([pgTask, redisTask, kafkaTask]);
   const failed = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
+  // One failing service keeps its own code (SERVICE_MISCONFIGURED, SERVICE_UNREACHABLE…).
+  if (failed.length === 1 && failed[0]?.reason instanceof PipelineError) throw failed[0].reason;
   if (failed.length > 0) {
     const messages = failed.map((f) => (f.reason instanceof Error ? f.reason.message : String(f.reason)));
     throw new PipelineError('STACK_START_FAILED', messages.join('\n\n'), { cause: failed[0]?.reason });

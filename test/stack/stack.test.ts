@@ -1,0 +1,225 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import pg from 'pg';
+import { createClient } from 'redis';
+import { loadConfig, privatePorts, type Config } from '../../src/config/load.js';
+import { PipelineError } from '../../src/core/errors.js';
+import { createKafka } from '../../src/kafka/client.js';
+import { pipelineTopics } from '../../src/kafka/admin.js';
+import { checkExternalPostgres, pgAnswers } from '../../src/stack/postgres.js';
+import { isAlive, tcpOpen } from '../../src/stack/process.js';
+import { REPO_ROOT, stackDown, stackEnv, stackStatus, stackUp, type ServiceStatus } from '../../src/stack/stack.js';
+import { readStackState } from '../../src/stack/state.js';
+
+/**
+ * `engage stack` from nothing: a SECOND private stack (own temp STACK_DIR, ports shifted by
+ * STACK_PORT_OFFSET) beside the shared one, which it must never touch. Redis is given by URL (the
+ * shared stack's), so this stack must neither start nor stop it. One up/down cycle (a JVM is heavy).
+ * The temp dir is 0700, so when run as root the private PostgreSQL cannot live inside it and must
+ * fall back to /var/tmp — that path is exercised here too.
+ */
+
+const shared = loadConfig();
+const tmpRoot = mkdtempSync(path.join(os.tmpdir(), 'engage-stack-test-'));
+const stackDir = path.join(tmpRoot, 'stack');
+const asRoot = process.getuid?.() === 0;
+
+async function freeOffset(): Promise<number> {
+  for (let offset = 200; offset < 400; offset += 10) {
+    const p = privatePorts(offset);
+    const taken = await Promise.all([p.postgres, p.kafka, p.kafkaController].map((port) => tcpOpen('127.0.0.1', port, 300)));
+    if (!taken.some(Boolean)) return offset;
+  }
+  throw new Error('no free STACK_PORT_OFFSET between 200 and 390');
+}
+
+function privateConfig(offset: number): Config {
+  // An explicit environment: the private services' URLs unset, Redis given (the shared one).
+  return loadConfig({ STACK_DIR: stackDir, STACK_PORT_OFFSET: String(offset), REDIS_URL: shared.redisUrl, KAFKA_TOPIC_PARTITIONS: '2', LOG_LEVEL: 'warn' }, tmpRoot);
+}
+
+async function redisPing(url: string): Promise<string> {
+  const client = createClient({ url, socket: { connectTimeout: 3000, reconnectStrategy: false } });
+  client.on('error', () => undefined);
+  await client.connect();
+  try {
+    return await client.ping();
+  } finally {
+    await client.quit();
+  }
+}
+
+// Runs after every suite of this file.
+after(() => rmSync(tmpRoot, { recursive: true, force: true }));
+
+function byName(rows: ServiceStatus[], name: string): ServiceStatus {
+  const row = rows.find((r) => r.name === name);
+  assert.ok(row, `status has ${name}`);
+  return row;
+}
+
+describe('engage stack: a second private stack from nothing', { timeout: 240_000 }, () => {
+  let config: Config;
+  let offset = 0;
+  let stopped = false;
+  const fallbackRoot = path.join('/var/tmp', `engage-stack-${createHash('sha1').update(path.resolve(stackDir)).digest('hex').slice(0, 12)}`);
+
+  before(async () => {
+    offset = await freeOffset();
+    config = privateConfig(offset);
+    assert.equal(existsSync(stackDir), false);
+    assert.equal(statSync(tmpRoot).mode & 0o777, 0o700, 'mkdtemp makes a 0700 directory');
+  });
+
+  after(async () => {
+    if (config && !stopped) await stackDown(config).catch(() => undefined);
+    rmSync(fallbackRoot, { recursive: true, force: true });
+  });
+
+  test('up from nothing starts PostgreSQL (logical WAL, schema) and Kafka (topics); Redis given by URL answers', async () => {
+    const rows = await stackUp(config);
+    assert.deepEqual(rows.map((r) => [r.name, r.up]), [['postgres', true], ['kafka', true], ['redis', true]]);
+    const resolved = loadConfig({ STACK_DIR: stackDir, STACK_PORT_OFFSET: String(offset), REDIS_URL: shared.redisUrl }, tmpRoot);
+    assert.equal(resolved.databaseUrl, `postgresql://postgres@127.0.0.1:${config.ports.postgres}/engagement_db`);
+    assert.notEqual(resolved.databaseUrl, shared.databaseUrl);
+
+    const db = new pg.Client({ connectionString: resolved.databaseUrl });
+    await db.connect();
+    try {
+      assert.equal((await db.query<{ wal_level: string }>('SHOW wal_level')).rows[0]?.wal_level, 'logical');
+      const n = (await db.query<{ n: number }>('SELECT count(*)::int AS n FROM content')).rows[0]?.n ?? 0;
+      assert.ok(n >= 50, `init.sql applied: ${n} content rows`);
+    } finally {
+      await db.end();
+    }
+
+    const admin = createKafka(resolved.kafkaBrokers, 'stack-test-admin').admin();
+    await admin.connect();
+    try {
+      const topics = new Set(await admin.listTopics());
+      for (const spec of pipelineTopics(config)) assert.ok(topics.has(spec.topic), `topic ${spec.topic} exists`);
+    } finally {
+      await admin.disconnect();
+    }
+    assert.equal(await redisPing(resolved.redisUrl), 'PONG');
+  });
+
+  test('the private PostgreSQL lives where its server user can write', () => {
+    const dataDir = readStackState(stackDir)?.services.postgres?.dataDir ?? '';
+    assert.ok(existsSync(path.join(dataDir, 'PG_VERSION')), `a cluster in ${dataDir}`);
+    if (asRoot) {
+      // tmpRoot is 0700 root-owned: `postgres` cannot traverse it, so the cluster moved out.
+      assert.ok(dataDir.startsWith(`${fallbackRoot}${path.sep}`), `fell back to /var/tmp: ${dataDir}`);
+    } else {
+      assert.ok(dataDir.startsWith(`${stackDir}${path.sep}`), dataDir);
+    }
+  });
+
+  test('a second up is idempotent: the same processes are reused', async () => {
+    const before = readStackState(stackDir);
+    await stackUp(config);
+    const after = readStackState(stackDir);
+    for (const name of ['postgres', 'kafka'] as const) {
+      assert.ok(before?.services[name]?.pid, `${name} has a pid`);
+      assert.equal(after?.services[name]?.pid, before?.services[name]?.pid, `${name} not restarted`);
+    }
+  });
+
+  test('status shows each service up and who started it', async () => {
+    const rows = await stackStatus(config);
+    for (const r of rows) assert.equal(r.up, true, `${r.name} up`);
+    assert.equal(byName(rows, 'postgres').startedByStack, true);
+    assert.equal(byName(rows, 'kafka').startedByStack, true);
+    assert.equal(byName(rows, 'redis').startedByStack, false);
+    assert.equal(byName(rows, 'redis').url, shared.redisUrl);
+  });
+
+  test('env prints export lines with the private addresses', () => {
+    const text = stackEnv(config);
+    assert.match(text, new RegExp(`^export DATABASE_URL='postgresql://postgres@127\\.0\\.0\\.1:${config.ports.postgres}/engagement_db'$`, 'm'));
+    assert.match(text, new RegExp(`^export KAFKA_BOOTSTRAP_SERVERS='127\\.0\\.0\\.1:${config.ports.kafka}'$`, 'm'));
+    assert.match(text, new RegExp(`^export REDIS_URL='${shared.redisUrl.replace(/[.]/g, '\\.')}'$`, 'm'));
+    assert.match(text, new RegExp(`^export PGPORT='${config.ports.postgres}'$`, 'm'));
+  });
+
+  test('down stops what it started and nothing else', async () => {
+    const state = readStackState(stackDir);
+    const pids = { postgres: state?.services.postgres?.pid, kafka: state?.services.kafka?.pid };
+    const stoppedNames: string[] = [];
+    await stackDown(config, (name) => stoppedNames.push(name));
+    stopped = true;
+    assert.deepEqual(stoppedNames.sort(), ['kafka', 'postgres']);
+    assert.equal(isAlive(pids.postgres), false, 'postgres process gone');
+    assert.equal(isAlive(pids.kafka), false, 'kafka process gone');
+    const rows = await stackStatus(config);
+    assert.equal(byName(rows, 'postgres').up, false);
+    assert.equal(byName(rows, 'kafka').up, false);
+    assert.equal(await redisPing(shared.redisUrl), 'PONG', 'the Redis given by URL still runs');
+    assert.equal(await pgAnswers(shared.databaseUrl), true, 'the shared stack is untouched');
+  });
+});
+
+describe('misconfigured and unreachable services', () => {
+  const machinePg = 'postgresql://postgres@127.0.0.1:5432/postgres';
+
+  test('a PostgreSQL with wal_level=replica is refused with the fix', async (t) => {
+    // The machine's own PostgreSQL (wal_level=replica) is only connected to and read (SHOW).
+    if (!(await pgAnswers(machinePg))) {
+      t.skip('no PostgreSQL on 127.0.0.1:5432 on this machine');
+      return;
+    }
+    await assert.rejects(checkExternalPostgres(machinePg), (err: unknown) => {
+      assert.ok(err instanceof PipelineError);
+      assert.equal(err.code, 'SERVICE_MISCONFIGURED');
+      assert.match(err.message, /wal_level = replica/);
+      assert.match(err.message, /ALTER SYSTEM SET wal_level = logical/);
+      assert.match(err.message, /DATABASE_URL/);
+      return true;
+    });
+    const dir = path.join(tmpRoot, 'misconfigured');
+    const config = loadConfig({ STACK_DIR: dir, DATABASE_URL: machinePg, KAFKA_BOOTSTRAP_SERVERS: shared.kafkaBrokers.join(','), REDIS_URL: shared.redisUrl }, tmpRoot);
+    await assert.rejects(stackUp(config, { topics: false }), (err: unknown) => err instanceof PipelineError && err.code === 'SERVICE_MISCONFIGURED');
+    assert.equal(readStackState(dir)?.services.postgres, undefined, 'a refused server is not recorded');
+  });
+
+  test('an unreachable DATABASE_URL names the variable and what to do', async () => {
+    await assert.rejects(checkExternalPostgres('postgresql://postgres@127.0.0.1:1/x'), (err: unknown) => {
+      assert.ok(err instanceof PipelineError);
+      assert.equal(err.code, 'SERVICE_UNREACHABLE');
+      assert.match(err.message, /DATABASE_URL/);
+      assert.match(err.message, /engage stack up/);
+      return true;
+    });
+  });
+});
+
+function engage(...args: string[]): Promise<{ code: number | null; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [path.join(REPO_ROOT, 'bin', 'engage.mjs'), ...args], { cwd: REPO_ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    const killer = setTimeout(() => child.kill('SIGKILL'), 120_000);
+    child.on('close', (code) => {
+      clearTimeout(killer);
+      resolve({ code, stderr });
+    });
+  });
+}
+
+// Started at once, so the CLI's start-up overlaps the stack cycle above; awaited by the last test.
+const usageRuns = Promise.all([engage('bogus'), engage('stack', '--bogus')]);
+
+describe('engage CLI usage errors', () => {
+  test('an unknown command or an unknown flag exits 2 with usage', async () => {
+    const [command, flag] = await usageRuns;
+    assert.equal(command.code, 2);
+    assert.match(command.stderr, /unknown command 'bogus'/);
+    assert.equal(flag.code, 2);
+    assert.match(flag.stderr, /unknown option '--bogus'/);
+  });
+});
