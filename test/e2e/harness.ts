@@ -56,12 +56,26 @@ export interface ProofResult {
 const COMPONENTS = ['cdc', 'processor', 'sink-redis', 'sink-warehouse', 'sink-external'];
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** mulberry32: a small seeded PRNG, so a failing run can be repeated with its seed. */
 function rng(seed: number): () => number {
-  let s = seed >>> 0;
+  let a = seed >>> 0;
   return () => {
-    s = (s * 1664525 + 1013904223) >>> 0;
-    return s / 2 ** 32;
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
+}
+
+/** The components in a random order: kill i hits order[i % n], so every component gets its turn. */
+function killOrder(random: () => number): string[] {
+  const order = [...COMPONENTS];
+  for (let i = order.length - 1; i > 0; i--) {
+    const j = Math.floor(random() * (i + 1));
+    [order[i], order[j]] = [order[j] as string, order[i] as string];
+  }
+  return order;
 }
 
 export async function runProof(opts: ProofOptions): Promise<ProofResult> {
@@ -128,11 +142,14 @@ async function runLoad(
   const redisAt = Math.floor((2 * opts.batches) / 3);
   const outageAt = Math.floor(opts.batches / 2);
   const badIds = new Set<string>();
+  const order = killOrder(random);
   for (let b = 0; b < opts.batches; b++) {
     await generateBatch(config, { batchSize: opts.eventsPerBatch, seed: opts.seed + b, windowMinutes: 2 });
     if (b === Math.floor(opts.batches / 4)) for (const id of await insertBadRows(db)) badIds.add(id);
     if (killAt.has(b)) {
-      const victim = COMPONENTS[Math.floor(random() * COMPONENTS.length)] ?? 'processor';
+      const victim = order[kills.length % order.length] ?? 'processor';
+      // At a random moment inside the batch's pause, not right after a generator commit.
+      await sleep(Math.floor(random() * opts.pauseMs));
       sup.child(victim)?.kill('SIGKILL');
       kills.push(victim);
       opts.log(`e2e: batch ${b}: SIGKILL ${victim}`);
