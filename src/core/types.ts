@@ -66,7 +66,9 @@ export type QualityFlag =
   | 'non_positive_length'
   | 'pct_above_100'
   | 'missing_user'
-  | 'missing_device';
+  | 'missing_device'
+  /** raw_payload was not valid JSON text: passed on as the original string. */
+  | 'invalid_raw_payload';
 
 /** What the processor writes to the enriched topic, keyed by content id. */
 export interface EnrichedEvent {

@@ -1,0 +1,164 @@
+import { spawn } from 'node:child_process';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { KafkaJS } from '@confluentinc/kafka-javascript';
+import { loadConfig, type Config } from '../src/config/load.js';
+import { ensureTopics } from '../src/kafka/admin.js';
+import { createKafka, idempotentProducer } from '../src/kafka/client.js';
+import { processorGroupId } from '../src/processor/processor.js';
+import { sleep } from '../src/runtime/retry.js';
+import type { BenchResult } from './types.js';
+
+/**
+ * One stream processor instance (`engage process --mode stream`, its own process) draining
+ * PRELOAD change events that are already in Kafka: events/s from the moment it consumes to the
+ * moment its committed offsets cover everything, the steady rate (10 % → 90 %), its CPU (% of one
+ * core, librdkafka threads included) and peak RSS, sampled from /proc. Own topics and group;
+ * PROCESSOR_* variables in the environment pass through (e.g. PROCESSOR_CONCURRENCY=1);
+ * BENCH_PROCESSOR_EVENTS sets the preload, BENCH_PROCESSOR_NODE_ARGS adds node flags (e.g. --cpu-prof).
+ */
+
+const PRELOAD = Number(process.env.BENCH_PROCESSOR_EVENTS ?? 300_000);
+const CONTENTS = 500;
+const PARTITIONS = 6;
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const TICKS = 100;
+const TYPES = ['play', 'pause', 'finish', 'click'];
+
+function benchEnv(id: string): NodeJS.ProcessEnv {
+  const pass = Object.fromEntries(Object.entries(process.env).filter(([k]) => k.startsWith('PROCESSOR_')));
+  return {
+    KAFKA_TOPIC_ENGAGEMENT_EVENTS: `${id}.events`,
+    KAFKA_TOPIC_CONTENT: `${id}.content`,
+    KAFKA_TOPIC_ENRICHED: `${id}.enriched`,
+    KAFKA_TOPIC_DLQ: `${id}.dlq`,
+    KAFKA_TOPIC_CDC_POSITION: `${id}.cdc-position`,
+    KAFKA_TOPIC_PARTITIONS: String(PARTITIONS),
+    KAFKA_CLIENT_ID: `engage-${id}`,
+    REDIS_KEY_PREFIX: `${id}:`,
+    LOG_LEVEL: 'info',
+    ...pass,
+  };
+}
+
+function envelope(table: string, after: Record<string, unknown>, tsMs: number): string {
+  return JSON.stringify({
+    before: null,
+    after,
+    source: { version: '1.0.0-bench', connector: 'postgresql', name: 'engage', ts_ms: tsMs, snapshot: 'false', db: 'engagement_db', schema: 'public', table, txId: 1000, lsn: 123456789 },
+    op: 'c',
+    ts_ms: tsMs + 2,
+  });
+}
+
+async function preload(config: Config, contentIds: string[]): Promise<void> {
+  const producer = idempotentProducer(createKafka(config.kafkaBrokers, `${config.KAFKA_CLIENT_ID}-bench-load`));
+  await producer.connect();
+  try {
+    const now = Date.now();
+    await producer.send({
+      topic: config.KAFKA_TOPIC_CONTENT,
+      messages: contentIds.map((id, i) => ({
+        key: JSON.stringify({ id }),
+        value: envelope('content', { id, slug: `slug-${i}`, title: `Title ${i}`, content_type: 'podcast', length_seconds: 300 + i, publish_ts: '2024-01-01T00:00:00.000000Z' }, now),
+      })),
+    });
+    const users = Array.from({ length: 1000 }, () => randomUUID());
+    for (let base = 0; base < PRELOAD; base += 10_000) {
+      const messages = [];
+      for (let i = base; i < Math.min(PRELOAD, base + 10_000); i++) {
+        const row = {
+          id: String(i + 1),
+          content_id: contentIds[i % contentIds.length],
+          user_id: users[i % users.length],
+          event_type: TYPES[i % 4],
+          event_ts: new Date(now - (i % 3600) * 1000).toISOString().replace('Z', '123Z'),
+          duration_ms: (i * 37) % 600_000,
+          device: i % 3 === 0 ? 'ios' : 'web',
+          raw_payload: JSON.stringify({ session: `s-${i % 977}`, app_version: '5.2.1', referrer: 'home' }),
+        };
+        messages.push({ key: JSON.stringify({ id: row.id }), value: envelope('engagement_events', row, now) });
+      }
+      await producer.send({ topic: config.KAFKA_TOPIC_ENGAGEMENT_EVENTS, messages });
+    }
+  } finally {
+    await producer.disconnect();
+  }
+}
+
+function sampleProc(pid: number): { cpuTicks: number; rssMb: number } {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const cpuTicks = Number(fields[11]) + Number(fields[12]);
+  const rss = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return { cpuTicks, rssMb: Number(rss?.[1] ?? 0) / 1024 };
+}
+
+export async function run(): Promise<BenchResult[]> {
+  const id = `bproc${Date.now().toString(36)}${randomBytes(2).toString('hex')}`;
+  const env = benchEnv(id);
+  const config = loadConfig({ ...env, STACK_DIR: process.env.STACK_DIR ?? '.stack' } as NodeJS.ProcessEnv, ROOT);
+  await ensureTopics(config);
+  const contentIds = Array.from({ length: CONTENTS }, () => randomUUID());
+  const tLoad = Date.now();
+  await preload(config, contentIds);
+  const loadSeconds = (Date.now() - tLoad) / 1000;
+
+  const nodeArgs = (process.env.BENCH_PROCESSOR_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', 'src/cli/main.ts', 'process', '--mode', 'stream'], {
+    cwd: ROOT,
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  const pid = child.pid as number;
+  const admin = createKafka(config.kafkaBrokers, `${config.KAFKA_CLIENT_ID}-bench-admin`).admin();
+  await admin.connect();
+  try {
+    const deadline = Date.now() + 120_000;
+    while (!stderr.includes('processor consuming')) {
+      if (Date.now() > deadline || child.exitCode !== null) throw new Error(`processor did not start: ${stderr.slice(-2000)}`);
+      await sleep(50);
+    }
+    const t0 = Date.now();
+    const cpu0 = sampleProc(pid).cpuTicks;
+    let peakRss = 0;
+    let t10 = 0;
+    let t90 = 0;
+    let committed = 0;
+    while (committed < PRELOAD) {
+      if (Date.now() - t0 > 600_000) throw new Error(`drain incomplete after 600 s: ${committed}/${PRELOAD}`);
+      await sleep(100);
+      const s = sampleProc(pid);
+      peakRss = Math.max(peakRss, s.rssMb);
+      const offsets = await admin.fetchOffsets({ groupId: processorGroupId(config), topics: [config.KAFKA_TOPIC_ENGAGEMENT_EVENTS] });
+      committed = (offsets[0]?.partitions ?? []).reduce((sum, p) => sum + Math.max(0, Number(p.offset)), 0);
+      if (!t10 && committed >= PRELOAD * 0.1) t10 = Date.now();
+      if (!t90 && committed >= PRELOAD * 0.9) t90 = Date.now();
+    }
+    const t1 = Date.now();
+    const cpuSeconds = (sampleProc(pid).cpuTicks - cpu0) / TICKS;
+    const seconds = (t1 - t0) / 1000;
+    const dlq = await admin.fetchTopicOffsets(config.KAFKA_TOPIC_DLQ, { isolationLevel: KafkaJS.IsolationLevel.READ_COMMITTED });
+    const dlqCount = dlq.reduce((s, p) => s + Number(p.high), 0);
+    const note = `${PRELOAD.toLocaleString('en-US')} preloaded events, ${PARTITIONS} partitions, load average ${os.loadavg()[0]?.toFixed(1)} on ${os.cpus().length} cores`;
+    return [
+      { name: 'processor: one instance, drain throughput', value: Math.round(PRELOAD / seconds), unit: 'events/s', note },
+      { name: 'processor: steady throughput (10 % → 90 % of the drain)', value: Math.round((PRELOAD * 0.8) / Math.max(0.001, (t90 - t10) / 1000)), unit: 'events/s' },
+      { name: 'processor: CPU during the drain', value: Math.round((cpuSeconds / seconds) * 100), unit: '% of one core', note: 'process total, librdkafka threads included' },
+      { name: 'processor: peak RSS during the drain', value: Math.round(peakRss), unit: 'MB' },
+      { name: 'processor: DLQ records (expected 0)', value: dlqCount, unit: 'records' },
+      { name: 'processor bench: preload rate (idempotent producer)', value: Math.round(PRELOAD / loadSeconds), unit: 'events/s' },
+    ];
+  } finally {
+    await admin.disconnect().catch(() => undefined);
+    child.kill('SIGTERM');
+    await Promise.race([exited, sleep(20_000)]);
+    if (child.exitCode === null) child.kill('SIGKILL');
+  }
+}

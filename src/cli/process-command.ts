@@ -1,0 +1,61 @@
+import { Option, type Command } from 'commander';
+import { loadConfig } from '../config/load.js';
+import { PipelineError } from '../core/errors.js';
+import { runComponent } from '../runtime/lifecycle.js';
+
+/**
+ * `engage process --mode stream`: the stream processor (docs/processor.md) — change events →
+ * enriched records, exactly once; run several for scale-out (they share the partitions).
+ * `engage process --mode backfill --start-date D --end-date D [--restart]`: re-reads a date range
+ * from PostgreSQL and enriches it with the same transform (src/backfill/run.ts).
+ * A missing or unknown mode, or dates with the wrong mode, is a usage error (exit 2).
+ */
+
+interface ProcessOptions {
+  mode: 'stream' | 'backfill';
+  startDate?: string;
+  endDate?: string;
+  restart?: boolean;
+  progress?: boolean;
+}
+
+export function registerProcessCommand(program: Command): void {
+  program
+    .command('process')
+    .description('enrich engagement change events: --mode stream (continuous, exactly once) or --mode backfill (a date range from PostgreSQL)')
+    .addOption(new Option('--mode <mode>', 'stream | backfill').choices(['stream', 'backfill']).makeOptionMandatory())
+    .option('--start-date <date>', 'backfill: first day, YYYY-MM-DD (UTC, inclusive)')
+    .option('--end-date <date>', 'backfill: last day, YYYY-MM-DD (UTC, inclusive)')
+    .option('--restart', 'backfill: ignore saved progress and start the range from its beginning')
+    .option('--no-progress', 'backfill: no progress bar')
+    .action(async (opts: ProcessOptions) => {
+      if (opts.mode === 'stream') {
+        if (opts.startDate !== undefined || opts.endDate !== undefined || opts.restart) {
+          throw new PipelineError('USAGE', '--start-date, --end-date and --restart apply to --mode backfill only');
+        }
+        const config = loadConfig();
+        const { startProcessor } = await import('../processor/processor.js');
+        await runComponent('processor', config, ({ config: c, log }) => startProcessor(c, log));
+        return;
+      }
+      await runBackfillMode(opts);
+    });
+}
+
+async function runBackfillMode(opts: ProcessOptions): Promise<void> {
+  const { parseDateRange } = await import('../backfill/range.js');
+  parseDateRange(opts.startDate, opts.endDate);
+  const config = loadConfig();
+  const { runBackfill } = await import('../backfill/run.js');
+  await runComponent('backfill', config, async ({ config: c, log, signal }) => {
+    const finished = runBackfill(c, { startDate: opts.startDate ?? '', endDate: opts.endDate ?? '', restart: opts.restart, progress: opts.progress, signal }, log).then(
+      (r) => {
+        process.stdout.write(`backfill ${r.range}: read ${r.read}, delivered ${r.delivered}, dlq ${r.dlq} in ${r.seconds.toFixed(1)} s (${Math.round(r.rate)} events/s)${r.resumed ? ', resumed' : ''}\n`);
+      },
+    );
+    return {
+      done: finished,
+      stop: () => finished.catch(() => undefined),
+    };
+  });
+}

@@ -1,0 +1,125 @@
+import { performance } from 'node:perf_hooks';
+import type { PipelineError } from '../core/errors.js';
+import type { ContentRow, QualityFlag } from '../core/types.js';
+import { decodeChange } from './decode.js';
+import { processorDlqEntry, type SourceRecord } from './dlq.js';
+import { enrichValidated } from './enrich.js';
+import { reasonOf } from './reasons.js';
+import type { OutRecord } from './transaction-writer.js';
+import { validateEventRow, type ValidEvent } from './validate.js';
+
+/**
+ * One consumed batch (one partition, offset order) → the records to produce: enriched events
+ * (keyed by content id) and DLQ entries, in the order of their source offsets. No Kafka I/O
+ * besides the content table's barrier: the caller commits the result in a transaction.
+ */
+
+/** What the batch needs from the content table. */
+export interface ContentLookup {
+  /** The content in force at source position `pos` (latest when null). */
+  get(id: string, pos?: number | null): ContentRow | undefined;
+  has(id: string): boolean;
+  catchUp(since: number, timeoutMs?: number, signal?: AbortSignal): Promise<void>;
+  waitForIds(ids: Iterable<string>, waitMs: number, signal?: AbortSignal): Promise<Set<string>>;
+}
+
+export interface BatchContext {
+  table: ContentLookup;
+  enrichedTopic: string;
+  dlqTopic: string;
+  contentWaitMs: number;
+  signal?: AbortSignal;
+}
+
+/** One consumed message (the fields the batch reads). */
+export interface BatchMessage {
+  offset: string;
+  key: Buffer | null;
+  value: Buffer | null;
+}
+
+export interface ConsumedBatch {
+  topic: string;
+  partition: number;
+  messages: BatchMessage[];
+}
+
+export interface BatchOutcome {
+  records: OutRecord[];
+  enriched: number;
+  dlq: Map<string, number>;
+  skipped: Map<string, number>;
+  flags: Map<QualityFlag, number>;
+  /** source_ts_ms of each enriched record (for the freshness histogram once committed). */
+  sourceTs: number[];
+  /** Set when the batch waited for unknown content. */
+  contentWait?: { ms: number; unknown: number };
+}
+
+interface Accepted {
+  index: number;
+  valid: ValidEvent;
+  sourceTsMs: number;
+  lsn: number | null;
+}
+
+function bump<K>(m: Map<K, number>, k: K): void {
+  m.set(k, (m.get(k) ?? 0) + 1);
+}
+
+/**
+ * `handedOverAt` (performance.now()) is when the consumer handed the batch over: the content
+ * barrier uses end offsets queried no earlier, so content committed before these events is seen.
+ */
+export async function transformBatch(batch: ConsumedBatch, handedOverAt: number, ctx: BatchContext): Promise<BatchOutcome> {
+  const now = Date.now();
+  const messages = batch.messages;
+  const out: BatchOutcome = { records: [], enriched: 0, dlq: new Map(), skipped: new Map(), flags: new Map(), sourceTs: [] };
+  const slots: Array<OutRecord | null> = new Array<OutRecord | null>(messages.length).fill(null);
+  const accepted: Accepted[] = [];
+  const reject = (i: number, err: PipelineError) => {
+    const m = messages[i] as BatchMessage;
+    const rec: SourceRecord = { topic: batch.topic, partition: batch.partition, offset: m.offset, key: m.key, value: m.value };
+    slots[i] = { topic: ctx.dlqTopic, key: m.key === null ? null : m.key.toString('utf8'), value: JSON.stringify(processorDlqEntry(rec, err, now)) };
+    bump(out.dlq, reasonOf(err));
+  };
+
+  for (let i = 0; i < messages.length; i++) {
+    const change = decodeChange((messages[i] as BatchMessage).value);
+    if (change.kind === 'skip') bump(out.skipped, change.reason);
+    else if (change.kind === 'reject') reject(i, change.error);
+    else {
+      const v = validateEventRow(change.row, now);
+      if (v.ok) accepted.push({ index: i, valid: v.value, sourceTsMs: change.sourceTsMs, lsn: change.lsn });
+      else reject(i, v.error);
+    }
+  }
+
+  if (accepted.length > 0) {
+    // The ordering barrier: content committed before these events is in the table afterwards.
+    await ctx.table.catchUp(handedOverAt, undefined, ctx.signal);
+    const unknown = new Set<string>();
+    for (const a of accepted) if (!ctx.table.has(a.valid.content_id)) unknown.add(a.valid.content_id);
+    if (unknown.size > 0) {
+      const t0 = performance.now();
+      const still = await ctx.table.waitForIds(unknown, ctx.contentWaitMs, ctx.signal);
+      out.contentWait = { ms: performance.now() - t0, unknown: still.size };
+    }
+    ctx.signal?.throwIfAborted();
+    const meta = { sourceTsMs: 0, processedTsMs: Date.now(), origin: 'stream' as const };
+    for (const a of accepted) {
+      meta.sourceTsMs = a.sourceTsMs;
+      const res = enrichValidated(a.valid, ctx.table.get(a.valid.content_id, a.lsn), meta);
+      if (!res.ok) {
+        reject(a.index, res.error);
+        continue;
+      }
+      slots[a.index] = { topic: ctx.enrichedTopic, key: res.event.content_id, value: JSON.stringify(res.event) };
+      out.enriched++;
+      out.sourceTs.push(a.sourceTsMs);
+      for (const f of res.event.quality_flags) bump(out.flags, f);
+    }
+  }
+  for (const s of slots) if (s !== null) out.records.push(s);
+  return out;
+}

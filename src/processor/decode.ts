@@ -1,0 +1,76 @@
+import type { PipelineError } from '../core/errors.js';
+import type { EngagementEventRow } from '../core/types.js';
+import { rejection } from './reasons.js';
+
+/**
+ * Decoding a message of the engagement-events topic (a Debezium JSON envelope without schema)
+ * into what the processor acts on. Pure. Only the envelope is judged here; the row's own fields
+ * are judged by `validateEventRow` (so the backfill, which has no envelope, applies the same rules).
+ *
+ * - `insert` (op c, or r from a snapshot): the row goes on to validation and enrichment;
+ * - `skip`: a tombstone (null value) that follows a delete; it carries nothing (counted only);
+ * - `reject`: to the DLQ with a reason — undecodable bytes, a malformed envelope, and updates and
+ *   deletes of events (EVENT_UPDATED / EVENT_DELETED: an engagement event is an immutable fact,
+ *   its sinks are insert-only by event id, so a change after the insert cannot be applied
+ *   downstream; it is parked where an operator sees it instead of being dropped).
+ */
+
+export type DecodedChange =
+  | { kind: 'insert'; row: EngagementEventRow; sourceTsMs: number; op: 'c' | 'r'; lsn: number | null }
+  | { kind: 'skip'; reason: 'tombstone' }
+  | { kind: 'reject'; error: PipelineError };
+
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+/** Parses bytes as a JSON object; a string error when they are not one. */
+export function parseJsonObject(value: Uint8Array): Record<string, unknown> | string {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(utf8.decode(value));
+  } catch (err) {
+    return err instanceof TypeError ? 'value is not valid UTF-8' : `value is not JSON (${(err as Error).message})`;
+  }
+  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) return 'value is not a JSON object';
+  return parsed as Record<string, unknown>;
+}
+
+function isRow(v: unknown): v is Record<string, unknown> {
+  return v !== null && typeof v === 'object' && !Array.isArray(v);
+}
+
+/** The source commit time of an envelope: `source.ts_ms`, else the envelope's `ts_ms`. */
+export function sourceTimeOf(env: Record<string, unknown>): number | null {
+  const source = env.source;
+  const ts = isRow(source) ? source.ts_ms : undefined;
+  if (typeof ts === 'number' && Number.isFinite(ts)) return ts;
+  return typeof env.ts_ms === 'number' && Number.isFinite(env.ts_ms) ? env.ts_ms : null;
+}
+
+/** The change's source position: `source.lsn` when it is a number (else null). */
+export function sourceLsnOf(env: Record<string, unknown>): number | null {
+  const source = env.source;
+  const lsn = isRow(source) ? source.lsn : undefined;
+  return typeof lsn === 'number' && Number.isFinite(lsn) ? lsn : null;
+}
+
+export function decodeChange(value: Buffer | null): DecodedChange {
+  if (value === null) return { kind: 'skip', reason: 'tombstone' };
+  const env = parseJsonObject(value);
+  if (typeof env === 'string') return { kind: 'reject', error: rejection('UNDECODABLE', env) };
+  const op = env.op;
+  if (op !== 'c' && op !== 'r' && op !== 'u' && op !== 'd') {
+    return { kind: 'reject', error: rejection('INVALID_ENVELOPE', `op ${JSON.stringify(op)} is not one of c, r, u, d`, { field: 'op' }) };
+  }
+  const sourceTsMs = sourceTimeOf(env);
+  if (sourceTsMs === null) return { kind: 'reject', error: rejection('INVALID_ENVELOPE', 'envelope has no source.ts_ms nor ts_ms', { field: 'source.ts_ms' }) };
+  if (op === 'u') {
+    const id = isRow(env.after) ? env.after.id : undefined;
+    return { kind: 'reject', error: rejection('EVENT_UPDATED', `event ${String(id)} was updated after its insert; enriched events are immutable`, { event_id: id }) };
+  }
+  if (op === 'd') {
+    const id = isRow(env.before) ? env.before.id : undefined;
+    return { kind: 'reject', error: rejection('EVENT_DELETED', `event ${String(id)} was deleted after its insert; enriched events are immutable`, { event_id: id }) };
+  }
+  if (!isRow(env.after)) return { kind: 'reject', error: rejection('INVALID_ENVELOPE', `op ${op} without an "after" row`, { field: 'after' }) };
+  return { kind: 'insert', row: env.after as EngagementEventRow, sourceTsMs, op, lsn: sourceLsnOf(env) };
+}

@@ -1,0 +1,77 @@
+import type { PipelineError } from '../core/errors.js';
+import type { ContentRow, EngagementEventRow, EnrichedEvent, QualityFlag } from '../core/types.js';
+import { rejection } from './reasons.js';
+import { validateEventRow, type ValidEvent } from './validate.js';
+
+/**
+ * The enrichment transform, shared by the stream processor and the backfill. Pure: the same row,
+ * content and meta always give the same result, and nothing here does I/O.
+ *
+ * - engagement_seconds = duration_ms / 1000 (null when duration_ms is null);
+ * - engagement_pct = engagement_seconds / length_seconds * 100, null when either side is null or
+ *   length_seconds <= 0 (flag missing_length / non_positive_length);
+ * - above 100 the value is KEPT as computed and flagged `pct_above_100` (replays, seeking and
+ *   background play make it real; capping would hide it; readers cap for display if they want);
+ * - event_date / event_hour are UTC buckets of event_ts.
+ */
+
+export interface EnrichMeta {
+  /** Source commit time (ms). */
+  sourceTsMs: number;
+  /** Processing time (ms); also the `now` that bounds event_ts from above. */
+  processedTsMs: number;
+  origin: 'stream' | 'backfill';
+}
+
+export type EnrichResult = { ok: true; event: EnrichedEvent } | { ok: false; error: PipelineError };
+
+export function enrichEvent(row: EngagementEventRow, content: ContentRow | undefined, meta: EnrichMeta): EnrichResult {
+  const valid = validateEventRow(row, meta.processedTsMs);
+  if (!valid.ok) return valid;
+  return enrichValidated(valid.value, content, meta);
+}
+
+/** The join and the derived fields, for a row that already passed `validateEventRow`. */
+export function enrichValidated(ev: ValidEvent, content: ContentRow | undefined, meta: EnrichMeta): EnrichResult {
+  if (content === undefined) {
+    return { ok: false, error: rejection('UNKNOWN_CONTENT', `content ${ev.content_id} of event ${ev.event_id} is not known`, { field: 'content_id', content_id: ev.content_id }) };
+  }
+  const flags: QualityFlag[] = ev.flags.slice();
+  const engagementSeconds = ev.duration_ms === null ? null : ev.duration_ms / 1000;
+  const length = content.length_seconds;
+  let pct: number | null = null;
+  if (length === null || length === undefined) flags.push('missing_length');
+  else if (length <= 0) flags.push('non_positive_length');
+  else if (engagementSeconds !== null) {
+    pct = (engagementSeconds / length) * 100;
+    if (pct > 100) flags.push('pct_above_100');
+  }
+  return {
+    ok: true,
+    event: {
+      schema_version: 1,
+      event_id: ev.event_id,
+      content_id: ev.content_id,
+      user_id: ev.user_id,
+      event_type: ev.event_type,
+      event_ts: ev.event_ts,
+      duration_ms: ev.duration_ms,
+      device: ev.device,
+      raw_payload: ev.raw_payload,
+      extra: ev.extra,
+      content_slug: content.slug,
+      content_title: content.title,
+      content_type: content.content_type,
+      length_seconds: length ?? null,
+      publish_ts: content.publish_ts,
+      engagement_seconds: engagementSeconds,
+      engagement_pct: pct,
+      event_date: ev.event_ts.slice(0, 10),
+      event_hour: `${ev.event_ts.slice(0, 13)}:00:00.000Z`,
+      source_ts_ms: meta.sourceTsMs,
+      processed_ts_ms: meta.processedTsMs,
+      origin: meta.origin,
+      quality_flags: flags,
+    },
+  };
+}

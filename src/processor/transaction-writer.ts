@@ -1,0 +1,168 @@
+import { performance } from 'node:perf_hooks';
+import { PipelineError, errorMessage } from '../core/errors.js';
+import type { Logger } from '../core/logger.js';
+import type { Consumer } from '../kafka/client.js';
+import { retry } from '../runtime/retry.js';
+import type { ProcessorMetrics } from './metrics.js';
+import type { PartitionOffset, TxnError, TxnProducer } from './txn-producer.js';
+
+/**
+ * Group commit of processed batches into Kafka transactions (exactly-once, KIP-447).
+ *
+ * A batch is submitted with its output records and the consumer offsets it completes. One
+ * transaction is in flight at a time; batches submitted meanwhile wait and go together into the
+ * next one, so several partitions' batches share a commit (throughput) while each batch's
+ * records and offsets always commit or abort together. `submit` resolves once that transaction
+ * has committed and rejects if it aborted (the caller then leaves its offsets unresolved and the
+ * consumer re-reads the batch). The offsets are sent with the consumer's group metadata, so a
+ * member fenced by a rebalance cannot commit them (its transaction aborts instead).
+ */
+
+export interface OutRecord {
+  topic: string;
+  key: string | null;
+  value: string;
+}
+
+export interface TopicPartitionOffset {
+  topic: string;
+  partition: number;
+  /** Next offset to consume (last processed + 1), decimal string. */
+  offset: string;
+}
+
+export interface Submission {
+  records: OutRecord[];
+  offsets: TopicPartitionOffset[];
+}
+
+interface Pending extends Submission {
+  seq: number;
+  resolve(): void;
+  reject(err: unknown): void;
+}
+
+/** Largest number of records one transaction takes from the queue (a single larger batch still goes alone). */
+const MAX_RECORDS_PER_TRANSACTION = 50000;
+const COMMIT_RETRY = { attempts: 4, baseMs: 100, maxMs: 2000, jitter: 'full' } as const;
+
+type KafkaErrorFlags = Partial<Pick<TxnError, 'retriable' | 'abortable' | 'fatal'>>;
+
+export class TransactionWriter {
+  private queue: Pending[] = [];
+  private active = false;
+  private seq = 0;
+  private settledSeq = 0;
+  private drainWaiters: Array<{ seq: number; resolve(): void }> = [];
+  private fatalError: PipelineError | undefined;
+
+  constructor(
+    private readonly producer: TxnProducer,
+    private readonly consumer: Consumer,
+    private readonly log: Logger,
+    private readonly metrics: ProcessorMetrics,
+    /** Called once when the producer is unusable (fenced or fatal): the processor must stop. */
+    private readonly onFatal: (err: PipelineError) => void,
+  ) {}
+
+  get fatal(): PipelineError | undefined {
+    return this.fatalError;
+  }
+
+  submit(sub: Submission): Promise<void> {
+    if (this.fatalError) return Promise.reject(this.fatalError);
+    return new Promise<void>((resolve, reject) => {
+      this.queue.push({ ...sub, seq: ++this.seq, resolve, reject });
+      void this.pump();
+    });
+  }
+
+  /** Resolves once everything submitted before the call has committed or aborted. */
+  drain(): Promise<void> {
+    const seq = this.seq;
+    if (this.settledSeq >= seq) return Promise.resolve();
+    return new Promise<void>((resolve) => this.drainWaiters.push({ seq, resolve }));
+  }
+
+  private async pump(): Promise<void> {
+    if (this.active) return;
+    this.active = true;
+    try {
+      while (this.queue.length > 0) {
+        let n = 0;
+        let records = 0;
+        while (n < this.queue.length && (n === 0 || records + (this.queue[n]?.records.length ?? 0) <= MAX_RECORDS_PER_TRANSACTION)) {
+          records += this.queue[n]?.records.length ?? 0;
+          n++;
+        }
+        const group = this.queue.splice(0, n);
+        await this.commitGroup(group);
+        this.settle(group[group.length - 1]?.seq ?? this.settledSeq);
+      }
+    } finally {
+      this.active = false;
+    }
+  }
+
+  private async commitGroup(group: Pending[]): Promise<void> {
+    if (this.fatalError) {
+      for (const p of group) p.reject(this.fatalError);
+      return;
+    }
+    const started = performance.now();
+    const offsets = new Map<string, PartitionOffset>();
+    for (const p of group) {
+      for (const o of p.offsets) {
+        const key = `${o.topic}\u0000${o.partition}`;
+        const offset = Number(o.offset);
+        const prev = offsets.get(key);
+        if (!prev || offset > prev.offset) offsets.set(key, { topic: o.topic, partition: o.partition, offset });
+      }
+    }
+    let begun = false;
+    try {
+      await this.producer.begin();
+      begun = true;
+      for (const p of group) for (const r of p.records) this.producer.produce(r.topic, r.key, Buffer.from(r.value));
+      if (offsets.size > 0) await this.producer.sendOffsets([...offsets.values()], this.consumer);
+      await retry(() => this.producer.commit(), {
+        ...COMMIT_RETRY,
+        shouldRetry: (err) => {
+          const f = err as KafkaErrorFlags;
+          return Boolean(f.retriable) && !f.abortable && !f.fatal;
+        },
+      });
+      this.metrics.transactions.inc({ result: 'committed' });
+      this.metrics.transactionSeconds.observe((performance.now() - started) / 1000);
+      for (const p of group) p.resolve();
+    } catch (err) {
+      const flags = err as KafkaErrorFlags;
+      this.metrics.transactions.inc({ result: 'aborted' });
+      if (begun && !flags.fatal) {
+        try {
+          await this.producer.abort();
+        } catch (abortErr) {
+          this.markFatal(abortErr);
+        }
+      }
+      if (flags.fatal) this.markFatal(err);
+      this.log.warn({ err: errorMessage(err), batches: group.length }, 'processor transaction aborted; its batches will be re-read');
+      const reason = new PipelineError('FENCED', `transaction aborted: ${errorMessage(err)}`, { retriable: !this.fatalError, cause: err });
+      for (const p of group) p.reject(this.fatalError ?? reason);
+    }
+  }
+
+  private settle(seq: number): void {
+    if (seq > this.settledSeq) this.settledSeq = seq;
+    this.drainWaiters = this.drainWaiters.filter((w) => (w.seq <= this.settledSeq ? (w.resolve(), false) : true));
+  }
+
+  private markFatal(err: unknown): void {
+    if (this.fatalError) return;
+    this.fatalError = new PipelineError('FENCED', `transactional producer unusable: ${errorMessage(err)}`, { retriable: false, cause: err });
+    this.log.error({ err: errorMessage(err) }, 'processor producer failed fatally (fenced by a newer instance?)');
+    for (const p of this.queue.splice(0)) p.reject(this.fatalError);
+    this.settle(this.seq);
+    this.onFatal(this.fatalError);
+  }
+}

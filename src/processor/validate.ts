@@ -1,0 +1,146 @@
+import type { PipelineError } from '../core/errors.js';
+import { EVENT_TYPES, type EngagementEventRow, type EventType, type QualityFlag } from '../core/types.js';
+import { rejection } from './reasons.js';
+
+/**
+ * Validation of one `engagement_events` row (as the CDC renders it, or as the backfill reads it).
+ * Pure. A row that cannot become an enriched event is rejected with a reason (→ DLQ); a valid but
+ * incomplete row goes on with quality flags. The split is documented in docs/processor.md.
+ */
+
+export interface ValidEvent {
+  event_id: string;
+  content_id: string;
+  user_id: string | null;
+  event_type: EventType;
+  /** Canonical ISO-8601 UTC (`T` separator, `Z`), the source's fraction digits kept. */
+  event_ts: string;
+  event_ts_ms: number;
+  duration_ms: number | null;
+  device: string | null;
+  raw_payload: unknown;
+  extra: Record<string, unknown>;
+  flags: QualityFlag[];
+}
+
+export type Validated = { ok: true; value: ValidEvent } | { ok: false; error: PipelineError };
+
+/** Events dated before this are rejected (EVENT_TS_BEFORE_2000). */
+export const MIN_EVENT_TS_MS = Date.UTC(2000, 0, 1);
+/** Events dated more than this after `now` are rejected (EVENT_TS_IN_FUTURE). */
+export const MAX_FUTURE_SKEW_MS = 24 * 60 * 60 * 1000;
+
+const KNOWN_COLUMNS = new Set(['id', 'content_id', 'user_id', 'event_type', 'event_ts', 'duration_ms', 'device', 'raw_payload']);
+const EVENT_TYPE_SET = new Set<string>(EVENT_TYPES);
+const TS_RE = /^(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(Z|[+-]\d{2}(?::?\d{2})?)$/;
+
+export interface ParsedTimestamp {
+  ms: number;
+  canonical: string;
+}
+
+/** Parses an ISO-8601 timestamp with a zone (`Z` or ±HH[:MM]); null when malformed or impossible. */
+export function parseTimestamp(text: string): ParsedTimestamp | null {
+  const m = TS_RE.exec(text);
+  if (!m) return null;
+  const [y, mo, d, h, mi, s] = [m[1], m[2], m[3], m[4], m[5], m[6]].map(Number) as [number, number, number, number, number, number];
+  const frac = m[7] ?? '';
+  const zone = m[8] ?? 'Z';
+  if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || s > 59) return null;
+  const local = Date.UTC(y, mo - 1, d, h, mi, s, Number(frac.slice(0, 3).padEnd(3, '0')));
+  const check = new Date(local);
+  if (check.getUTCFullYear() !== y || check.getUTCMonth() !== mo - 1 || check.getUTCDate() !== d) return null;
+  let offsetMin = 0;
+  if (zone !== 'Z') {
+    const digits = zone.slice(1).replace(':', '');
+    offsetMin = (zone[0] === '-' ? -1 : 1) * (Number(digits.slice(0, 2)) * 60 + Number(digits.slice(2, 4) || '0'));
+  }
+  const ms = local - offsetMin * 60000;
+  if (zone === 'Z' && text[10] === 'T') return { ms, canonical: text };
+  // Offsets are whole minutes, so the fraction digits are unchanged by the shift to UTC.
+  const canonical = `${new Date(ms).toISOString().slice(0, 19)}${frac ? `.${frac}` : ''}Z`;
+  return { ms, canonical };
+}
+
+function missing(v: unknown): v is null | undefined {
+  return v === null || v === undefined;
+}
+
+/** Checks a row against the rules in docs/processor.md; `nowMs` bounds event_ts from above. */
+export function validateEventRow(row: EngagementEventRow, nowMs: number): Validated {
+  const flags: QualityFlag[] = [];
+
+  const rawId: unknown = row.id;
+  if (missing(rawId)) return { ok: false, error: rejection('MISSING_FIELD', 'id is missing', { field: 'id' }) };
+  let eventId: string;
+  if (typeof rawId === 'string' && /^\d{1,20}$/.test(rawId)) eventId = rawId;
+  else if (typeof rawId === 'number' && Number.isSafeInteger(rawId) && rawId >= 0) eventId = String(rawId);
+  else return { ok: false, error: rejection('INVALID_VALUE', `id ${JSON.stringify(rawId)} is not a decimal integer`, { field: 'id' }) };
+
+  const contentId: unknown = row.content_id;
+  if (missing(contentId)) return { ok: false, error: rejection('NULL_CONTENT_ID', `event ${eventId} has no content_id`, { field: 'content_id' }) };
+  if (typeof contentId !== 'string' || contentId.length === 0) {
+    return { ok: false, error: rejection('INVALID_VALUE', `content_id ${JSON.stringify(contentId)} is not a string`, { field: 'content_id' }) };
+  }
+
+  const eventType: unknown = row.event_type;
+  if (missing(eventType)) return { ok: false, error: rejection('MISSING_FIELD', `event ${eventId} has no event_type`, { field: 'event_type' }) };
+  if (typeof eventType !== 'string' || !EVENT_TYPE_SET.has(eventType)) {
+    return { ok: false, error: rejection('UNKNOWN_EVENT_TYPE', `event_type ${JSON.stringify(eventType)} is not one of ${EVENT_TYPES.join(', ')}`, { field: 'event_type' }) };
+  }
+
+  const rawTs: unknown = row.event_ts;
+  if (missing(rawTs)) return { ok: false, error: rejection('MISSING_FIELD', `event ${eventId} has no event_ts`, { field: 'event_ts' }) };
+  const ts = typeof rawTs === 'string' ? parseTimestamp(rawTs) : null;
+  if (!ts) return { ok: false, error: rejection('INVALID_VALUE', `event_ts ${JSON.stringify(rawTs)} is not an ISO-8601 timestamp with a zone`, { field: 'event_ts' }) };
+  if (ts.ms < MIN_EVENT_TS_MS) return { ok: false, error: rejection('EVENT_TS_BEFORE_2000', `event_ts ${ts.canonical} is before 2000-01-01`, { field: 'event_ts' }) };
+  if (ts.ms > nowMs + MAX_FUTURE_SKEW_MS) {
+    return { ok: false, error: rejection('EVENT_TS_IN_FUTURE', `event_ts ${ts.canonical} is more than 1 day after ${new Date(nowMs).toISOString()}`, { field: 'event_ts' }) };
+  }
+
+  const rawDuration: unknown = row.duration_ms;
+  let duration: number | null = null;
+  if (missing(rawDuration)) flags.push('missing_duration');
+  else if (typeof rawDuration !== 'number' || !Number.isFinite(rawDuration)) {
+    return { ok: false, error: rejection('INVALID_VALUE', `duration_ms ${JSON.stringify(rawDuration)} is not a number`, { field: 'duration_ms' }) };
+  } else if (rawDuration < 0) {
+    return { ok: false, error: rejection('NEGATIVE_DURATION', `duration_ms is ${rawDuration}`, { field: 'duration_ms' }) };
+  } else duration = rawDuration;
+
+  const userId: unknown = row.user_id;
+  if (missing(userId)) flags.push('missing_user');
+  else if (typeof userId !== 'string') return { ok: false, error: rejection('INVALID_VALUE', `user_id ${JSON.stringify(userId)} is not a string`, { field: 'user_id' }) };
+
+  const device: unknown = row.device;
+  if (missing(device)) flags.push('missing_device');
+  else if (typeof device !== 'string') return { ok: false, error: rejection('INVALID_VALUE', `device ${JSON.stringify(device)} is not a string`, { field: 'device' }) };
+
+  let payload: unknown = row.raw_payload ?? null;
+  if (typeof payload === 'string') {
+    try {
+      payload = JSON.parse(payload);
+    } catch {
+      flags.push('invalid_raw_payload');
+    }
+  }
+
+  const extra: Record<string, unknown> = {};
+  for (const key in row) if (!KNOWN_COLUMNS.has(key)) extra[key] = row[key];
+
+  return {
+    ok: true,
+    value: {
+      event_id: eventId,
+      content_id: contentId,
+      user_id: (userId as string | null | undefined) ?? null,
+      event_type: eventType as EventType,
+      event_ts: ts.canonical,
+      event_ts_ms: ts.ms,
+      duration_ms: duration,
+      device: (device as string | null | undefined) ?? null,
+      raw_payload: payload,
+      extra,
+      flags,
+    },
+  };
+}
