@@ -1,0 +1,60 @@
+/** JSON Schema of GET /metrics (documentation in /docs and fast serialisation); mirrors summary.ts. */
+
+const num = { type: 'number' } as const;
+const nullableNum = { type: ['number', 'null'] } as const;
+const str = { type: 'string' } as const;
+
+const counterEntry = {
+  type: 'object',
+  properties: { stage: str, metric: str, total: num, per_second: nullableNum },
+  required: ['stage', 'metric', 'total', 'per_second'],
+} as const;
+
+export const metricsSummarySchema = {
+  type: 'object',
+  properties: {
+    generated_at: str,
+    uptime_seconds: { ...num, description: 'Uptime of this API process' },
+    rate_window_seconds: { ...num, description: 'Rates and windowed percentiles cover about this much recent history' },
+    components: {
+      type: 'array',
+      description: 'Every live process (fresh heartbeat) and this API',
+      items: {
+        type: 'object',
+        properties: { component: str, instance: str, uptime_seconds: num, heartbeat_age_seconds: num },
+        required: ['component', 'instance', 'uptime_seconds', 'heartbeat_age_seconds'],
+      },
+    },
+    throughput: { type: 'array', description: 'Records through each stage: total since the processes started, and per second', items: counterEntry },
+    lags: {
+      type: 'array',
+      description: 'Consumer lags (records, summed over instances), replication lags (ms/s, max over instances), retained WAL (bytes)',
+      items: {
+        type: 'object',
+        properties: { stage: str, metric: str, unit: { type: 'string', enum: ['records', 'ms', 'seconds', 'bytes'] }, value: num },
+        required: ['stage', 'metric', 'unit', 'value'],
+      },
+    },
+    freshness: {
+      type: 'array',
+      description: 'End-to-end freshness (source commit to visible in the sink) per sink, from histogram buckets',
+      items: {
+        type: 'object',
+        properties: {
+          stage: str,
+          metric: str,
+          basis: { type: 'string', enum: ['window', 'cumulative'] },
+          count: num,
+          p50: nullableNum,
+          p95: nullableNum,
+          p99: nullableNum,
+          unit: { type: 'string', enum: ['seconds', 'ms'] },
+        },
+        required: ['stage', 'metric', 'basis', 'count', 'p50', 'p95', 'p99', 'unit'],
+      },
+    },
+    dlq: { type: 'array', description: 'Records sent to the dead-letter queue, per stage', items: counterEntry },
+    dlq_total: num,
+  },
+  required: ['generated_at', 'uptime_seconds', 'rate_window_seconds', 'components', 'throughput', 'lags', 'freshness', 'dlq', 'dlq_total'],
+} as const;
