@@ -52,8 +52,10 @@ export interface DeliveryContext {
   writeLock: Semaphore;
   /** Issues the offset commit (asynchronously; the runner tracks and logs it). */
   commit(topic: string, partition: number, nextOffset: string): void;
-  /** False once the partition is being revoked (or the runner gives up): stop retrying. */
+  /** False once the partition is being revoked (or a stop's drain grace is over): stop retrying. */
   owned(): boolean;
+  /** Aborted when a stop's drain grace is over: interrupts a retry's backoff sleep. */
+  signal?: AbortSignal;
   onError(err: PipelineError): void;
 }
 
@@ -121,8 +123,9 @@ export async function deliverBatch(ctx: DeliveryContext, batch: PendingBatch): P
           },
           {
             ...ctx.retryPolicy,
-            shouldRetry: (err) => isRetriable(err) && !isStateLost(err),
+            shouldRetry: (err) => isRetriable(err) && !isStateLost(err) && ctx.owned(),
             requestedDelayMs,
+            signal: ctx.signal,
             onRetry: (err, attempt, delayMs) => {
               metrics.retries.inc();
               metrics.errors.inc();
@@ -134,6 +137,8 @@ export async function deliverBatch(ctx: DeliveryContext, batch: PendingBatch): P
       );
     } catch (err) {
       if (isStateLost(err)) return { kind: 'state-lost', error: err as PipelineError };
+      // Given up because the partition is gone or the drain is over, not because the batch is bad.
+      if (!ctx.owned()) return { kind: 'abandoned' };
       const failure = toPipelineError(err, 'SINK_WRITE_FAILED');
       metrics.errors.inc();
       ctx.onError(failure);

@@ -59,6 +59,8 @@ function definitions(): Definitions {
 export function sinkMetrics(sink: string): SinkMetrics {
   const d = definitions();
   const l = { sink };
+  // Counters are reported from the start (0), so rates and DLQ growth are defined before the first event.
+  for (const c of [d.recordsIn, d.recordsOut, d.dlq, d.retries, d.errors, d.stateLost]) c.labels(l).inc(0);
   return {
     recordsIn: d.recordsIn.labels(l),
     recordsOut: d.recordsOut.labels(l),

@@ -39,6 +39,7 @@ export interface SinkRunner extends RunningComponent {
 
 const POSITION_RETRY = { attempts: 6, baseMs: 200, maxMs: 5000, jitter: 'full' } as const;
 const OFFSET_STORED = -1000;
+const DRAIN_GRACE_MS = 10_000;
 
 export async function startSinkRunner(config: Config, factory: SinkFactory, log: Logger, opts: SinkRunnerOptions = {}): Promise<SinkRunner> {
   const name = factory.name;
@@ -109,7 +110,8 @@ export async function startSinkRunner(config: Config, factory: SinkFactory, log:
         log: slog,
         retryPolicy,
         writeLock,
-        owned: () => !lane.closing,
+        owned: () => !lane.closing && !drainOver.signal.aborted,
+        signal: drainOver.signal,
         onError: (e) => stats.error(e),
         commit: (t, partition, offset) => commits.commit(t, partition, offset),
       };
@@ -256,10 +258,14 @@ export async function startSinkRunner(config: Config, factory: SinkFactory, log:
   lagTimer.unref();
   slog.info({ groupId, batching: policy, retry: retryPolicy }, 'sink runner started');
 
+  // A stop drains for at most DRAIN_GRACE_MS: past it, batches still failing (the system down)
+  // are abandoned unsettled — not committed, so the next run reads them again.
+  const drainOver = new AbortController();
   let stopped: Promise<void> | undefined;
   const stop = (): Promise<void> => {
     stopped ??= (async () => {
       stopping = true;
+      setTimeout(() => drainOver.abort(new Error('drain grace period over')), DRAIN_GRACE_MS).unref();
       clearInterval(lagTimer);
       if (resyncing) await resyncing;
       for (const lane of lanes.values()) {
@@ -282,6 +288,6 @@ export async function startSinkRunner(config: Config, factory: SinkFactory, log:
     done,
     stop,
     snapshot: () => stats.snapshot(lanes, stopping),
-    status: () => stats.status(lanes),
+    status: () => ({ ...stats.status(lanes), ...(sink.status ? { [name]: sink.status() } : {}) }),
   };
 }

@@ -69,6 +69,9 @@ export interface Sink {
    * so the sink rebuilds from Kafka without double counting.
    */
   write(batch: SinkBatch): Promise<void>;
+  /** Sink-specific state for the heartbeat, published under the sink's name (e.g. the
+   *  external sink's circuit breaker as `status.external.state`); cheap, synchronous. */
+  status?(): object;
   /** Liveness/readiness for /health: never throws. */
   health?(): Promise<{ ok: boolean; detail?: Record<string, unknown> }>;
   /** Flushes and releases resources. Called once, after the last `write`. */

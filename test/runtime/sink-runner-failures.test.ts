@@ -196,3 +196,31 @@ test('SINK_STATE_LOST: the runner re-positions from the sink and it rebuilds wit
   assert.equal(keys.size, 39);
   assert.equal((await highWatermarks(config, config.KAFKA_TOPIC_DLQ)).get(0), '0', 'state loss parks nothing');
 });
+
+test('a stop while the destination is down ends after the drain grace: the batch is abandoned, not parked or committed', { timeout: 90000 }, async () => {
+  const config = configFor('down-at-stop');
+  const store = createMemoryStore();
+  let calls = 0;
+  const factory = memorySinkFactory({
+    name: 'mem-down',
+    variant: 'idempotent',
+    store,
+    batching: { maxRecords: 100, maxWaitMs: 50 },
+    beforeWrite: async (batch) => {
+      if (batch.records.length === 0) return;
+      calls++;
+      // An open circuit: refusals that spend no attempt, so only the stop can end the retrying.
+      throw new PipelineError('CIRCUIT_OPEN', 'down', { retriable: true, consumesAttempt: false, details: { retryAfterMs: 200 } });
+    },
+  });
+  const runner = await startSinkRunner(config, factory, log, { retry: FAST_RETRY });
+  await produce(config, config.KAFKA_TOPIC_ENRICHED, eventMessages(Array.from({ length: 3 }, () => enrichedEvent()), 0));
+  await waitUntil('the write to be refused a few times', () => calls >= 5, 30000);
+  await runner.stop();
+  assert.ok(calls > FAST_RETRY.attempts, `refusals did not spend the ${FAST_RETRY.attempts} attempts (${calls} calls)`);
+  assert.equal(memoryCount(store, 'idempotent'), 0);
+  assert.equal(runner.snapshot().dlq, 0, 'nothing parked');
+  assert.equal((await highWatermarks(config, config.KAFKA_TOPIC_DLQ)).get(0), '0', 'the DLQ is empty');
+  const committed = (await committedOffsets(config, sinkGroupId(config, 'mem-down'), config.KAFKA_TOPIC_ENRICHED)).get(0);
+  assert.ok(committed === undefined || committed === '-1' || committed === '0', `nothing committed (got ${committed})`);
+});
