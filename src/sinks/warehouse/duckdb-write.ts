@@ -1,0 +1,112 @@
+import type { DuckDBConnection } from '@duckdb/node-api';
+import { errorMessage, PipelineError } from '../../core/errors.js';
+import type { SinkBatch, SinkRecord } from '../contract.js';
+import { appendFactRows } from './duckdb-chunk.js';
+import { existingIdsSql, rowValues, STAGE_CONTENT, stageLine, storeOffsetSql, upsertContentSql } from './duckdb-sql.js';
+import { CONTENT_DIM, contentRows, FACT_TABLE, uniqueByEventId } from './schema.js';
+
+/**
+ * One batch into DuckDB, exactly once in effect: ONE transaction that
+ *   1. looks up which of the batch's event ids are stored already (duckdb-sql.ts existingIdsSql);
+ *   2. appends the other rows (Appender, typed chunks: duckdb-chunk.ts) — a batch carrying an id
+ *      twice keeps the first;
+ *   3. upserts content_dim (a newer enrichment wins);
+ *   4. stores the partition's next offset;
+ * then COMMITs — durable when it returns (DuckDB syncs its WAL). A crash before the commit leaves
+ * nothing of the batch and the old offset, so the runtime re-reads it; after it, rows and offset
+ * are there together, so the runtime resumes after the batch; a re-sent event (a replay, a
+ * backfill) is skipped by its event_id either way. The caller serialises calls on the connection
+ * (the id lookup of step 1 relies on being the only writer).
+ *
+ * Returns the number of fact rows inserted. Throws what DuckDB threw, after a ROLLBACK.
+ */
+export async function writeTransaction(conn: DuckDBConnection, batch: SinkBatch): Promise<number> {
+  const records = uniqueByEventId(batch.records);
+  let inserted = 0;
+  await conn.run('BEGIN TRANSACTION');
+  try {
+    if (records.length > 0) {
+      const ids = records.map((r) => eventId(r));
+      let lo = ids[0] as bigint;
+      let hi = lo;
+      for (const id of ids) {
+        if (id < lo) lo = id;
+        if (id > hi) hi = id;
+      }
+      const found = await conn.runAndReadAll(existingIdsSql(lo, hi), [ids.join(',')]);
+      const stored = new Set(found.getRowsJS().map(([id]) => String(id)));
+      const fresh = records.filter((_, i) => !stored.has(String(ids[i])));
+      if (fresh.length > 0) await appendFacts(conn, fresh);
+      inserted = fresh.length;
+      await conn.run(`DELETE FROM ${STAGE_CONTENT}`);
+      await appendLines(conn, STAGE_CONTENT, contentRows(records).map((r) => stageLine(rowValues(CONTENT_DIM, r))));
+      await conn.run(upsertContentSql());
+    }
+    await conn.run(storeOffsetSql(), [batch.topic, batch.partition, batch.nextOffset]);
+    await conn.run('COMMIT');
+  } catch (err) {
+    await conn.run('ROLLBACK').catch(() => undefined);
+    throw err;
+  }
+  return inserted;
+}
+
+/** The record's event id as an int64 (its canonical decimal is how stored ids come back). */
+function eventId(r: SinkRecord): bigint {
+  try {
+    return BigInt(r.event.event_id);
+  } catch {
+    throw new PipelineError('SINK_REJECTED', `event_id ${JSON.stringify(r.event.event_id)} is not an integer`);
+  }
+}
+
+async function appendFacts(conn: DuckDBConnection, records: SinkRecord[]): Promise<void> {
+  const appender = await conn.createAppender(FACT_TABLE.name);
+  try {
+    appendFactRows(appender, records, BigInt(Date.now()) * 1000n);
+  } catch (err) {
+    try {
+      appender.closeSync();
+    } catch {
+      // the append's own error is the one to report
+    }
+    throw err;
+  }
+  appender.closeSync();
+}
+
+/** Bulk-appends staged lines (duckdb-sql.ts stageLine) into a TEMP staging table, one row each. */
+async function appendLines(conn: DuckDBConnection, stage: string, lines: Iterable<string>): Promise<void> {
+  const appender = await conn.createAppender(stage, 'main', 'temp');
+  try {
+    for (const line of lines) {
+      appender.appendVarchar(line);
+      appender.endRow();
+    }
+    appender.flushSync();
+  } finally {
+    appender.closeSync();
+  }
+}
+
+/**
+ * A DuckDB failure as a PipelineError: values DuckDB refuses (conversion, constraint, invalid
+ * input) are not retriable — `check` should have caught them; a missing table (someone dropped
+ * it) is SINK_STATE_LOST, so the runtime re-reads the stored offsets after the schema is
+ * re-created; a file locked by another process is a misconfiguration; anything else (I/O, memory,
+ * a FATAL error that invalidated the database, which the next attempt re-opens) is retriable.
+ */
+export function classifyDuckDbError(err: unknown, during: 'open' | 'write'): PipelineError {
+  if (err instanceof PipelineError) return err;
+  const message = errorMessage(err);
+  if (/Could not set lock|Conflicting lock/i.test(message)) {
+    return new PipelineError('SERVICE_MISCONFIGURED', `the DuckDB file is open in another process (one warehouse sink owns it): ${message}`, { cause: err });
+  }
+  if (during === 'write' && /^Catalog Error/i.test(message)) {
+    return new PipelineError('SINK_STATE_LOST', `a warehouse table is missing: ${message}`, { retriable: true, cause: err });
+  }
+  if (/^(Conversion|Constraint|Invalid Input|Out of Range) Error/i.test(message)) {
+    return new PipelineError('SINK_REJECTED', `DuckDB refused the batch: ${message}`, { cause: err });
+  }
+  return new PipelineError('SINK_WRITE_FAILED', `DuckDB ${during} failed: ${message}`, { retriable: true, cause: err });
+}

@@ -1,0 +1,167 @@
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
+import { errorMessage, PipelineError } from '../../core/errors.js';
+import type { Logger } from '../../core/logger.js';
+import type { Sink, SinkBatch, SinkContext, SinkRecord } from '../contract.js';
+import { addMissingColumnsSql, createStagesSql, createTablesSql, createViewsSql, factColumnOrderSql, readOffsetsSql } from './duckdb-sql.js';
+import { classifyDuckDbError, writeTransaction } from './duckdb-write.js';
+import { checkWarehouseRecord } from './record-check.js';
+import { FACT_TABLE, OFFSETS_TABLE, TABLES } from './schema.js';
+import { warehouseRows } from './warehouse-metrics.js';
+
+/**
+ * The DuckDB warehouse (the default backend), a file at DUCKDB_PATH: lifecycle, schema, offsets.
+ * Each `write` is ONE transaction (duckdb-write.ts), rows and offset committed together.
+ *
+ * Single writer: DuckDB lets one process open the file read-write; this sink is that process, and
+ * it serialises its own writes on its one connection (the event_id check relies on it). Other
+ * processes read a copy, or the file once the sink has stopped (see docs/warehouse.md). Within the
+ * process, the instance comes from DuckDB's instance cache, so in-process readers share it.
+ */
+export class DuckDbWarehouse implements Sink {
+  readonly name = 'warehouse';
+  private readonly file: string;
+  private readonly log: Logger;
+  private instance: DuckDBInstance | null = null;
+  private conn: DuckDBConnection | null = null;
+  /** Serialises transactions on the one connection. */
+  private queue: Promise<unknown> = Promise.resolve();
+  private broken: string | null = null;
+  private lastCommitMs: number | null = null;
+  private totals = { inserted: 0, duplicates: 0, batches: 0 };
+
+  constructor(ctx: SinkContext) {
+    this.file = path.resolve(ctx.config.DUCKDB_PATH);
+    this.log = ctx.log.child({ backend: 'duckdb', file: this.file });
+  }
+
+  check(record: SinkRecord): PipelineError | null {
+    return checkWarehouseRecord(record);
+  }
+
+  startPosition(): 'earliest' {
+    return 'earliest';
+  }
+
+  async start(): Promise<void> {
+    await this.serial(() => this.open());
+    this.log.info('DuckDB warehouse ready');
+  }
+
+  async storedOffsets(topic: string, partitions: number[]): Promise<Map<number, string>> {
+    return this.serial(async () => {
+      const conn = await this.connection();
+      const reader = await conn.runAndReadAll(readOffsetsSql(), [topic]);
+      const wanted = new Set(partitions);
+      const out = new Map<number, string>();
+      for (const [p, next] of reader.getRowsJS() as Array<[number | bigint, string]>) {
+        if (wanted.has(Number(p))) out.set(Number(p), next);
+      }
+      return out;
+    });
+  }
+
+  async write(batch: SinkBatch): Promise<void> {
+    await this.serial(() => this.writeBatch(batch));
+  }
+
+  async health(): Promise<{ ok: boolean; detail?: Record<string, unknown> }> {
+    return {
+      ok: this.broken === null && this.conn !== null,
+      detail: { backend: 'duckdb', file: this.file, lastCommitAt: this.lastCommitMs && new Date(this.lastCommitMs).toISOString(), ...this.totals, ...(this.broken ? { error: this.broken } : {}) },
+    };
+  }
+
+  async close(): Promise<void> {
+    await this.serial(async () => {
+      if (this.conn && this.broken === null) await this.conn.run('CHECKPOINT').catch((err: unknown) => this.log.warn({ err: errorMessage(err) }, 'checkpoint on close failed'));
+      this.release();
+    });
+  }
+
+  private serial<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(fn, fn);
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  private async open(): Promise<void> {
+    mkdirSync(path.dirname(this.file), { recursive: true });
+    try {
+      this.instance = await DuckDBInstance.fromCache(this.file);
+      this.conn = await this.instance.connect();
+      await this.conn.run(`SET TimeZone = 'UTC'`);
+      await this.ensureSchema(this.conn);
+      this.broken = null;
+    } catch (err) {
+      this.release();
+      throw classifyDuckDbError(err, 'open');
+    }
+  }
+
+  /**
+   * Creates what is missing (tables, added columns, views, staging); safe to run at every start.
+   * Offsets left without their fact table (it was dropped) are deleted: the rows they claim are gone.
+   */
+  private async ensureSchema(conn: DuckDBConnection): Promise<void> {
+    const present = await conn.runAndReadAll(`SELECT table_name FROM information_schema.tables WHERE table_catalog = current_database() AND table_schema = 'main'`);
+    const before = new Set((present.getRowsJS() as Array<[string]>).map(([t]) => t));
+    for (const sql of createTablesSql()) await conn.run(sql);
+    if (!before.has(FACT_TABLE.name) && before.has(OFFSETS_TABLE.name)) {
+      await conn.run(`DELETE FROM ${OFFSETS_TABLE.name}`);
+      this.log.warn('the fact table was missing: stored offsets deleted, every partition starts over');
+    }
+    for (const table of TABLES) {
+      const reader = await conn.runAndReadAll(`SELECT column_name FROM information_schema.columns WHERE table_catalog = current_database() AND table_schema = 'main' AND table_name = $1`, [table.name]);
+      const existing = new Set((reader.getRowsJS() as Array<[string]>).map(([c]) => c));
+      for (const sql of addMissingColumnsSql(table, existing)) await conn.run(sql);
+    }
+    for (const sql of [...createViewsSql(), ...createStagesSql()]) await conn.run(sql);
+    const order = (await conn.runAndReadAll(factColumnOrderSql())).getRowsJS().map(([c]) => String(c));
+    if (order.join() !== FACT_TABLE.columns.map((c) => c.name).join()) {
+      throw new PipelineError('SERVICE_MISCONFIGURED', `${FACT_TABLE.name} columns are not in the schema's order (the bulk append writes by position): ${order.join(', ')}`);
+    }
+  }
+
+  private async connection(): Promise<DuckDBConnection> {
+    if (this.broken !== null || this.conn === null) {
+      this.release();
+      await this.open();
+    }
+    if (this.conn === null) throw new PipelineError('SINK_WRITE_FAILED', 'DuckDB connection is not open', { retriable: true });
+    return this.conn;
+  }
+
+  private release(): void {
+    try {
+      this.conn?.closeSync();
+      this.instance?.closeSync();
+    } catch (err) {
+      this.log.warn({ err: errorMessage(err) }, 'closing DuckDB failed');
+    }
+    this.conn = null;
+    this.instance = null;
+  }
+
+  private async writeBatch(batch: SinkBatch): Promise<void> {
+    const conn = await this.connection();
+    let inserted: number;
+    try {
+      inserted = await writeTransaction(conn, batch);
+    } catch (err) {
+      const e = classifyDuckDbError(err, 'write');
+      // Re-open before the next call: after a FATAL error the database is invalidated; after a
+      // missing table, re-opening re-creates the schema before the runtime reads the offsets.
+      if (/FATAL|invalidated/i.test(errorMessage(err)) || e.code === 'SINK_STATE_LOST') this.broken = e.message;
+      throw e;
+    }
+    this.lastCommitMs = Date.now();
+    const duplicates = batch.records.length - inserted;
+    this.totals.inserted += inserted;
+    this.totals.duplicates += duplicates;
+    this.totals.batches++;
+    warehouseRows().inc({ backend: 'duckdb', outcome: 'inserted' }, inserted);
+    if (duplicates > 0) warehouseRows().inc({ backend: 'duckdb', outcome: 'duplicate' }, duplicates);
+  }
+}

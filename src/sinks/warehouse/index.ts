@@ -1,0 +1,31 @@
+import type { Config } from '../../config/load.js';
+import type { RetryPolicy } from '../../runtime/retry.js';
+import type { Sink, SinkContext, SinkFactory } from '../contract.js';
+import { BigQueryWarehouse } from './bigquery.js';
+import { DuckDbWarehouse } from './duckdb.js';
+
+/**
+ * `engage sink warehouse`: DuckDB at DUCKDB_PATH by default, BigQuery when BIGQUERY_PROJECT_ID is
+ * set (config.warehouse). Both keep the same schema and views (schema.ts, views.ts) and store the
+ * partition offsets in the same transaction as the rows. See docs/warehouse.md.
+ */
+export const warehouseSinkFactory: SinkFactory & { retryPolicy(config: Config): RetryPolicy } = {
+  name: 'warehouse',
+  /** Flush at BATCH_SIZE rows or after WAREHOUSE_FLUSH_SECONDS (at most 30 s), whichever comes first. */
+  batching(config: Config) {
+    return { maxRecords: config.BATCH_SIZE, maxWaitMs: Math.round(config.WAREHOUSE_FLUSH_SECONDS * 1000) };
+  },
+  /**
+   * A batch whose retries run out goes to the DLQ, so a remote warehouse gets a longer budget
+   * (about 5 minutes of outage, e.g. a BigQuery incident or expired credentials being replaced)
+   * than the local file (about 1 minute).
+   */
+  retryPolicy(config: Config): RetryPolicy {
+    return config.warehouse === 'bigquery'
+      ? { attempts: 14, baseMs: 500, maxMs: 30000, jitter: 'full' }
+      : { attempts: 10, baseMs: 200, maxMs: 10000, jitter: 'full' };
+  },
+  create(ctx: SinkContext): Sink {
+    return ctx.config.warehouse === 'bigquery' ? new BigQueryWarehouse(ctx) : new DuckDbWarehouse(ctx);
+  },
+};

@@ -1,0 +1,377 @@
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+/**
+ * A local fake of the BigQuery REST API — only the endpoints the warehouse sink calls — started by
+ * a test on 127.0.0.1 and reached through the client's `apiEndpoint`. It records every request,
+ * keeps datasets, tables (resource + rows) and jobs in memory, and answers like BigQuery does.
+ *
+ * Honesty: the fake does not run SQL. It EMULATES exactly the statement shapes the sink relies
+ * on, with BigQuery's semantics, and rejects anything else with `invalidQuery`:
+ * - the write script: DECLARE; BEGIN TRANSACTION; MERGE target USING UNNEST(@param) ON key
+ *   equality (+ an optional `t.col BETWEEN @a AND @b` on the target) WHEN MATCHED [AND s.v >= t.v]
+ *   THEN UPDATE SET … / WHEN NOT MATCHED THEN INSERT (…) VALUES (…); SET x = @@row_count;
+ *   COMMIT TRANSACTION; SELECT x. Statements run on a copy of the tables that replaces them only
+ *   at COMMIT, so a failed script changes nothing (BigQuery rolls an uncommitted transaction back).
+ *   A MERGE inserts a source row when NO target row matches its ON condition — that is the
+ *   dedupe by event_id the sink relies on — and, like BigQuery, does NOT dedupe source rows
+ *   among themselves (two equal new ids in one source would both be inserted).
+ * - the offsets read: SELECT kafka_partition, CAST(next_offset AS STRING) … WHERE topic = @topic;
+ * - emptying a table: DELETE FROM `t` WHERE TRUE.
+ * Parameters are decoded by their declared types (malformed values fail the job as BigQuery's
+ * would), inserted values must name existing columns of a matching type, REQUIRED ones non-null.
+ */
+
+export type Row = Record<string, unknown>;
+export type Route = 'datasets.get' | 'datasets.insert' | 'tables.get' | 'tables.insert' | 'tables.patch' | 'jobs.insert' | 'jobs.get' | 'queries.get';
+
+export interface RecordedRequest {
+  route: Route | 'unknown';
+  method: string;
+  path: string;
+  body: unknown;
+}
+
+interface Fault {
+  route: Route;
+  status: number;
+  reason: string;
+  message: string;
+  times: number;
+  /** Matching calls to let through before failing. */
+  after: number;
+  /** jobs.insert only: run (and commit) the job, then answer the error — a lost response. */
+  afterApply: boolean;
+}
+
+interface TableState {
+  resource: Row & { schema?: { fields: Array<{ name: string; type: string; mode?: string }> }; view?: { query: string } };
+  rows: Row[];
+}
+
+interface JobState {
+  resource: Row;
+  result?: { schema: Array<{ name: string; type: string }>; rows: Row[] };
+  error?: { reason: string; message: string };
+}
+
+class JobError extends Error {
+  constructor(readonly reason: string, message: string) {
+    super(message);
+  }
+}
+
+type ParamType = { type: string; arrayType?: ParamType; structTypes?: Array<{ name: string; type: ParamType }> };
+type ParamValue = { value?: string; arrayValues?: ParamValue[]; structValues?: Record<string, ParamValue> };
+type Param = { type: ParamType; value: unknown };
+
+function decode(t: ParamType, v: ParamValue | undefined): unknown {
+  if (t.type === 'ARRAY') return (v?.arrayValues ?? []).map((x) => decode(t.arrayType as ParamType, x));
+  if (t.type === 'STRUCT') return Object.fromEntries((t.structTypes ?? []).map((f) => [f.name, decode(f.type, v?.structValues?.[f.name])]));
+  const s = v?.value;
+  if (s === undefined || s === null) return null;
+  const bad = (what: string) => new JobError('invalidQuery', `Invalid ${what} value in query parameter: ${s}`);
+  switch (t.type) {
+    case 'INT64':
+      if (!/^-?\d{1,19}$/.test(s)) throw bad('INT64');
+      return s;
+    case 'FLOAT64':
+      if (!Number.isFinite(Number(s))) throw bad('FLOAT64');
+      return Number(s);
+    case 'TIMESTAMP':
+      if (!Number.isFinite(Date.parse(s))) throw bad('TIMESTAMP');
+      return s;
+    case 'DATE':
+      if (!/^\d{4}-\d{2}-\d{2}$/.test(s)) throw bad('DATE');
+      return s;
+    case 'JSON':
+      try {
+        JSON.parse(s);
+      } catch {
+        throw bad('JSON');
+      }
+      return s;
+    default:
+      return s;
+  }
+}
+
+/** Table field type of a parameter type (INTEGER/FLOAT are legacy aliases). */
+const norm = (t: string) => ({ INTEGER: 'INT64', FLOAT: 'FLOAT64' })[t] ?? t;
+
+export class FakeBigQuery {
+  readonly requests: RecordedRequest[] = [];
+  readonly datasets = new Map<string, Row>();
+  readonly tables = new Map<string, TableState>();
+  readonly jobs = new Map<string, JobState>();
+  private readonly faults: Fault[] = [];
+  private server!: http.Server;
+  url = '';
+
+  private constructor(readonly projectId: string) {}
+
+  static async start(projectId: string): Promise<FakeBigQuery> {
+    const fake = new FakeBigQuery(projectId);
+    fake.server = http.createServer((req, res) => fake.handle(req, res));
+    await new Promise<void>((resolve) => fake.server.listen(0, '127.0.0.1', resolve));
+    fake.url = `http://127.0.0.1:${(fake.server.address() as AddressInfo).port}`;
+    return fake;
+  }
+
+  async close(): Promise<void> {
+    this.server.closeAllConnections();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+
+  /**
+   * After `after` more calls of `route` succeed, the next `times` calls answer HTTP `status` with
+   * `reason` — before doing anything, or (`afterApply`, jobs.insert) after running the job.
+   */
+  fail(route: Route, opts: { status: number; reason: string; message?: string; times?: number; after?: number; afterApply?: boolean }): void {
+    this.faults.push({
+      route,
+      status: opts.status,
+      reason: opts.reason,
+      message: opts.message ?? `injected ${opts.reason}`,
+      times: opts.times ?? 1,
+      after: opts.after ?? 0,
+      afterApply: opts.afterApply ?? false,
+    });
+  }
+
+  /** Rows of `dataset.table` (committed state). */
+  rows(dataset: string, table: string): Row[] {
+    return this.tables.get(`${dataset}.${table}`)?.rows ?? [];
+  }
+
+  requestsOf(route: Route): RecordedRequest[] {
+    return this.requests.filter((r) => r.route === route);
+  }
+
+  private handle(req: http.IncomingMessage, res: http.ServerResponse): void {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const text = Buffer.concat(chunks).toString('utf8');
+      const body: unknown = text ? JSON.parse(text) : undefined;
+      const url = new URL(req.url ?? '/', this.url);
+      const { route, params } = this.route(req.method ?? 'GET', url.pathname);
+      this.requests.push({ route, method: req.method ?? 'GET', path: url.pathname, body });
+      const reply = (status: number, payload: unknown) => {
+        res.writeHead(status, { 'content-type': 'application/json' });
+        res.end(JSON.stringify(payload));
+      };
+      const error = (status: number, reason: string, message: string) => reply(status, { error: { code: status, message, errors: [{ reason, message }] } });
+      let fault = this.faults.find((f) => f.route === route && f.times > 0);
+      if (fault && fault.after > 0) {
+        fault.after--;
+        fault = undefined;
+      } else if (fault) fault.times--;
+      if (fault && !fault.afterApply) return error(fault.status, fault.reason, fault.message);
+      try {
+        const [status, payload] = this.dispatch(route, params, body as Row | undefined);
+        if (fault) return error(fault.status, fault.reason, fault.message);
+        if (status >= 400) return error(status, String((payload as Row).reason), String((payload as Row).message));
+        reply(status, payload);
+      } catch (err) {
+        error(500, 'internalError', (err as Error).message);
+      }
+    });
+  }
+
+  private route(method: string, pathname: string): { route: Route | 'unknown'; params: string[] } {
+    const p = pathname.replace(/^\/bigquery\/v2\/projects\/[^/]+/, '');
+    const table = /^\/datasets\/([^/]+)\/tables\/([^/]+)$/.exec(p);
+    const rules: Array<[Route, boolean, RegExpExecArray | null]> = [
+      ['datasets.get', method === 'GET', /^\/datasets\/([^/]+)$/.exec(p)],
+      ['datasets.insert', method === 'POST', /^\/datasets$/.exec(p)],
+      ['tables.get', method === 'GET', table],
+      ['tables.patch', method === 'PATCH' || method === 'PUT', table],
+      ['tables.insert', method === 'POST', /^\/datasets\/([^/]+)\/tables$/.exec(p)],
+      ['jobs.insert', method === 'POST', /^\/jobs$/.exec(p)],
+      ['jobs.get', method === 'GET', /^\/jobs\/([^/]+)$/.exec(p)],
+      ['queries.get', method === 'GET', /^\/queries\/([^/]+)$/.exec(p)],
+    ];
+    const hit = rules.find(([, ok, m]) => ok && m);
+    return hit ? { route: hit[0], params: (hit[2] as RegExpExecArray).slice(1).map(decodeURIComponent) } : { route: 'unknown', params: [] };
+  }
+
+  private dispatch(route: Route | 'unknown', params: string[], body: Row | undefined): [number, unknown] {
+    const notFound = (what: string): [number, unknown] => [404, { reason: 'notFound', message: `Not found: ${what}` }];
+    const exists = (what: string): [number, unknown] => [409, { reason: 'duplicate', message: `Already Exists: ${what}` }];
+    const [a = '', b = ''] = params;
+    switch (route) {
+      case 'datasets.get':
+        return this.datasets.has(a) ? [200, this.datasets.get(a)] : notFound(`Dataset ${this.projectId}:${a}`);
+      case 'datasets.insert': {
+        const id = String((body?.datasetReference as Row | undefined)?.datasetId);
+        if (this.datasets.has(id)) return exists(`Dataset ${this.projectId}:${id}`);
+        const resource = { ...body, kind: 'bigquery#dataset', id: `${this.projectId}:${id}`, datasetReference: { projectId: this.projectId, datasetId: id } };
+        this.datasets.set(id, resource);
+        return [200, resource];
+      }
+      case 'tables.get':
+        return this.tables.has(`${a}.${b}`) ? [200, this.tables.get(`${a}.${b}`)?.resource] : notFound(`Table ${this.projectId}:${a}.${b}`);
+      case 'tables.insert': {
+        const id = String((body?.tableReference as Row | undefined)?.tableId);
+        if (!this.datasets.has(a)) return notFound(`Dataset ${this.projectId}:${a}`);
+        if (this.tables.has(`${a}.${id}`)) return exists(`Table ${this.projectId}:${a}.${id}`);
+        const resource = { ...body, kind: 'bigquery#table', id: `${this.projectId}:${a}.${id}`, type: body?.view ? 'VIEW' : 'TABLE' } as TableState['resource'];
+        this.tables.set(`${a}.${id}`, { resource, rows: [] });
+        return [200, resource];
+      }
+      case 'tables.patch': {
+        const t = this.tables.get(`${a}.${b}`);
+        if (!t) return notFound(`Table ${this.projectId}:${a}.${b}`);
+        Object.assign(t.resource, body);
+        return [200, t.resource];
+      }
+      case 'jobs.insert':
+        return [200, this.runJob(body ?? {})];
+      case 'jobs.get': {
+        const job = this.jobs.get(a);
+        return job ? [200, job.resource] : notFound(`Job ${this.projectId}:${a}`);
+      }
+      case 'queries.get': {
+        const job = this.jobs.get(a);
+        if (!job) return notFound(`Job ${this.projectId}:${a}`);
+        if (job.error) return [400, job.error];
+        const result = job.result ?? { schema: [], rows: [] };
+        return [200, {
+          kind: 'bigquery#getQueryResultsResponse',
+          jobReference: job.resource.jobReference,
+          jobComplete: true,
+          totalRows: String(result.rows.length),
+          schema: { fields: result.schema },
+          rows: result.rows.map((r) => ({ f: result.schema.map((f) => ({ v: r[f.name] === null || r[f.name] === undefined ? null : String(r[f.name]) })) })),
+        }];
+      }
+      default:
+        return [400, { reason: 'invalid', message: 'the fake BigQuery does not serve this endpoint' }];
+    }
+  }
+
+  private runJob(body: Row): Row {
+    const ref = (body.jobReference ?? {}) as Row;
+    const jobId = String(ref.jobId);
+    const config = ((body.configuration as Row | undefined)?.query ?? {}) as Row;
+    const resource: Row = { ...body, kind: 'bigquery#job', id: `${this.projectId}:${String(ref.location ?? 'US')}.${jobId}`, status: { state: 'DONE' } };
+    const job: JobState = { resource };
+    try {
+      const params = new Map<string, Param>();
+      for (const p of (config.queryParameters ?? []) as Array<{ name: string; parameterType: ParamType; parameterValue: ParamValue }>) {
+        params.set(p.name, { type: p.parameterType, value: decode(p.parameterType, p.parameterValue) });
+      }
+      job.result = this.runScript(String(config.query ?? ''), params);
+    } catch (err) {
+      const e = err instanceof JobError ? err : new JobError('internalError', (err as Error).message);
+      job.error = { reason: e.reason, message: e.message };
+      resource.status = { state: 'DONE', errorResult: job.error, errors: [job.error] };
+    }
+    this.jobs.set(jobId, job);
+    return resource;
+  }
+
+  private runScript(script: string, params: Map<string, Param>): JobState['result'] {
+    const offsets = /^SELECT kafka_partition, CAST\(next_offset AS STRING\) AS next_offset FROM `([^`]+)` WHERE topic = @topic$/.exec(script.trim());
+    if (offsets) {
+      const rows = this.table(offsets[1] as string).rows.filter((r) => r.topic === params.get('topic')?.value);
+      return { schema: [{ name: 'kafka_partition', type: 'INT64' }, { name: 'next_offset', type: 'STRING' }], rows };
+    }
+    const truncate = /^DELETE FROM `([^`]+)` WHERE TRUE$/.exec(script.trim());
+    if (truncate) {
+      this.table(truncate[1] as string).rows = [];
+      return { schema: [], rows: [] };
+    }
+    const vars = new Map<string, number>();
+    let working: Map<string, Row[]> | null = null;
+    let rowCount = 0;
+    let result: JobState['result'];
+    for (const stmt of script.split(/;\s*(?:\n|$)/).map((s) => s.trim()).filter(Boolean)) {
+      let m: RegExpExecArray | null;
+      if ((m = /^DECLARE (\w+) INT64 DEFAULT 0$/.exec(stmt))) vars.set(m[1] as string, 0);
+      else if (stmt === 'BEGIN TRANSACTION') working = new Map([...this.tables].map(([k, t]) => [k, t.rows.map((r) => ({ ...r }))]));
+      else if ((m = /^SET (\w+) = @@row_count$/.exec(stmt))) vars.set(m[1] as string, rowCount);
+      else if (stmt.startsWith('MERGE ')) rowCount = this.merge(stmt, params, working);
+      else if (stmt === 'COMMIT TRANSACTION' && working) {
+        for (const [k, rows] of working) {
+          const t = this.tables.get(k);
+          if (t) t.rows = rows;
+        }
+        working = null;
+      } else if ((m = /^SELECT (\w+)$/.exec(stmt)) && vars.has(m[1] as string)) {
+        result = { schema: [{ name: m[1] as string, type: 'INT64' }], rows: [{ [m[1] as string]: vars.get(m[1] as string) }] };
+      } else throw new JobError('invalidQuery', `the fake BigQuery does not emulate this statement: ${stmt.slice(0, 120)}`);
+    }
+    // A transaction still open when the script ends is rolled back (its working copy is dropped).
+    return result;
+  }
+
+  private table(full: string): TableState {
+    const [, dataset, name] = full.split('.');
+    const t = this.tables.get(`${dataset}.${name}`);
+    if (!t || t.resource.view) throw new JobError('notFound', `Not found: Table ${full}`);
+    return t;
+  }
+
+  /** Emulates the MERGE shape described above on `working` (or the committed tables). */
+  private merge(stmt: string, params: Map<string, Param>, working: Map<string, Row[]> | null): number {
+    const m = /^MERGE `([^`]+)` AS t\s+USING \(SELECT \* FROM UNNEST\(@(\w+)\)\) AS s\s+ON (.+?)\s+(WHEN [\s\S]+)$/s.exec(stmt);
+    if (!m) throw new JobError('invalidQuery', `the fake BigQuery does not emulate this MERGE: ${stmt.slice(0, 120)}`);
+    const [, full, param, on, whens] = m as unknown as [string, string, string, string, string];
+    const table = this.table(full);
+    const key = `${full.split('.')[1]}.${full.split('.')[2]}`;
+    const rows = working?.get(key) ?? table.rows;
+    const source = (params.get(param)?.value ?? []) as Row[];
+    const sourceTypes = new Map((params.get(param)?.type.arrayType?.structTypes ?? []).map((f) => [f.name, f.type]));
+    const keys = [...on.matchAll(/t\.(\w+) = s\.(\w+)/g)].map((k) => [k[1], k[2]] as [string, string]);
+    const range = /t\.(\w+) BETWEEN @(\w+) AND @(\w+)/.exec(on);
+    const matched = /WHEN MATCHED(?: AND s\.(\w+) >= t\.(\w+))? THEN UPDATE SET ([\s\S]+?)(?=\s+WHEN NOT MATCHED|$)/.exec(whens);
+    const insert = /WHEN NOT MATCHED THEN INSERT \(([^)]+)\) VALUES \(([\s\S]+)\)$/.exec(whens);
+    const fields = new Map((table.resource.schema?.fields ?? []).map((f) => [f.name, f]));
+    /** [value, its type] of an expression: `s.<field>` (typed by the parameter) or CURRENT_TIMESTAMP(). */
+    const valueOf = (expr: string, s: Row): [unknown, ParamType] => {
+      const e = expr.trim().replace(/`/g, '');
+      if (e === 'CURRENT_TIMESTAMP()') return [new Date().toISOString(), { type: 'TIMESTAMP' }];
+      const ref = /^s\.(\w+)$/.exec(e);
+      const type = ref ? sourceTypes.get(ref[1] as string) : undefined;
+      if (!ref || !type) throw new JobError('invalidQuery', `Unrecognized name: ${e}`);
+      return [s[ref[1] as string], type];
+    };
+    const assign = (target: Row, column: string, [value, type]: [unknown, ParamType]) => {
+      const f = fields.get(column);
+      if (!f) throw new JobError('invalidQuery', `Column ${column} is not present in table ${full}`);
+      const want = f.mode === 'REPEATED' ? `ARRAY<${norm(f.type)}>` : norm(f.type);
+      const got = type.type === 'ARRAY' ? `ARRAY<${type.arrayType?.type}>` : type.type;
+      if (want !== got) throw new JobError('invalidQuery', `Value of type ${got} cannot be assigned to ${column}, which has type ${want}`);
+      if (f.mode === 'REQUIRED' && (value === null || value === undefined)) throw new JobError('invalid', `Required field ${column} cannot be null`);
+      target[column] = value;
+    };
+    let affected = 0;
+    for (const s of source) {
+      const lo = range ? params.get(range[2] as string)?.value : undefined;
+      const hi = range ? params.get(range[3] as string)?.value : undefined;
+      const hits = rows.filter((t) => keys.every(([tk, sk]) => String(t[tk]) === String(s[sk])) && (!range || (String(t[range[1] as string]) >= String(lo) && String(t[range[1] as string]) <= String(hi))));
+      if (hits.length > 0 && matched) {
+        const [, sv, tv, sets] = matched;
+        for (const t of hits) {
+          if (sv && tv && !(BigInt(String(s[sv])) >= BigInt(String(t[tv])))) continue;
+          for (const a of (sets as string).split(/,\s*/)) {
+            const [col, expr] = a.split(/\s*=\s*/) as [string, string];
+            assign(t, col.replace(/`/g, ''), valueOf(expr, s));
+          }
+          affected++;
+        }
+      } else if (hits.length === 0 && insert) {
+        const cols = (insert[1] as string).split(',').map((c) => c.trim().replace(/`/g, ''));
+        const exprs = (insert[2] as string).split(/,\s*/);
+        const row: Row = {};
+        cols.forEach((c, i) => assign(row, c, valueOf(exprs[i] ?? '', s)));
+        for (const f of fields.values()) if (f.mode === 'REQUIRED' && !(f.name in row)) throw new JobError('invalid', `Required field ${f.name} is missing`);
+        rows.push(row);
+        affected++;
+      }
+    }
+    return affected;
+  }
+}
