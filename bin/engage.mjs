@@ -8,7 +8,8 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const loader = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
-const child = spawn(process.execPath, ['--import', loader, path.join(root, 'src/cli/main.ts'), ...process.argv.slice(2)], { stdio: 'inherit' });
+// Detached: in its own process group, so a terminal's Ctrl-C reaches it once, through this wrapper.
+const child = spawn(process.execPath, ['--import', loader, path.join(root, 'src/cli/main.ts'), ...process.argv.slice(2)], { stdio: 'inherit', detached: true });
 for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
   process.on(sig, () => child.kill(sig));
 }

@@ -1,7 +1,7 @@
 import type { Config } from '../config/load.js';
 import { createLogger, type Logger } from '../core/logger.js';
 import { enableDefaultMetrics } from '../core/metrics.js';
-import { startHeartbeat } from './heartbeat.js';
+import { startHeartbeat, type HeartbeatHandle } from './heartbeat.js';
 
 /**
  * How every long-running command (`engage cdc`, `process`, `sink …`, `api`, `external-receiver`)
@@ -35,12 +35,13 @@ export async function runComponent(
   const abort = new AbortController();
   let component: RunningComponent | undefined;
   let stopping: Promise<void> | undefined;
+  let heartbeat: HeartbeatHandle | undefined;
   const stop = (reason: string): Promise<void> => {
     stopping ??= (async () => {
       log.info({ reason }, `${name} stopping`);
       abort.abort(new Error(reason));
       await component?.stop();
-      await heartbeat.stop();
+      await heartbeat?.stop();
       log.info(`${name} stopped`);
     })();
     return stopping;
@@ -57,8 +58,9 @@ export async function runComponent(
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
-  const heartbeat = startHeartbeat(config, name, () => component?.status?.() ?? {});
   component = await start({ config, log, signal: abort.signal });
+  // Published once started: a heartbeat says the component is running, with its status.
+  heartbeat = startHeartbeat(config, name, () => component?.status?.() ?? {});
   log.info(`${name} running`);
   if (component.done) {
     try {
