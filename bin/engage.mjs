@@ -10,7 +10,14 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const loader = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
 // Detached: in its own process group, so a terminal's Ctrl-C reaches it once, through this wrapper.
 const child = spawn(process.execPath, ['--import', loader, path.join(root, 'src/cli/main.ts'), ...process.argv.slice(2)], { stdio: 'inherit', detached: true });
+// A signal often arrives twice (to this process and to its group): forward it once per second,
+// so the CLI's "second signal exits at once" stays for a person who insists.
+const lastForwarded = new Map();
 for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
-  process.on(sig, () => child.kill(sig));
+  process.on(sig, () => {
+    if (Date.now() - (lastForwarded.get(sig) ?? 0) < 1000) return;
+    lastForwarded.set(sig, Date.now());
+    child.kill(sig);
+  });
 }
 child.on('exit', (code, signal) => process.exit(code ?? (signal === 'SIGINT' ? 130 : 143)));

@@ -2,8 +2,15 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command, CommanderError } from 'commander';
 import { PipelineError } from '../core/errors.js';
+import { registerApiCommand } from './api-command.js';
+import { registerCdcCommand } from './cdc-command.js';
+import { registerExternalReceiverCommand } from './external-receiver-command.js';
+import { registerGenerateCommand } from './generate-command.js';
 import { registerRunCommand } from './run-command.js';
 import { registerStackCommand } from './stack-command.js';
+import { registerProcessCommand } from './process-command.js';
+import { registerSinkCommand } from './sink-command.js';
+import { registerDlqCommand } from './dlq-command.js';
 
 /**
  * The `engage` CLI. Each command lives in its own file and registers itself here (one line each).
@@ -19,7 +26,14 @@ export function buildProgram(): Command {
     .showHelpAfterError()
     .exitOverride();
   registerStackCommand(program);
+  registerSinkCommand(program);
+  registerDlqCommand(program);
+  registerApiCommand(program);
+  registerCdcCommand(program);
+  registerProcessCommand(program);
   registerRunCommand(program);
+  registerExternalReceiverCommand(program);
+  registerGenerateCommand(program);
   return program;
 }
 

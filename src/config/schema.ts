@@ -72,9 +72,15 @@ export const envSchema = z.object({
   EXTERNAL_MAX_ATTEMPTS: int(1, 100).default(8),
   EXTERNAL_PSEUDONYMIZE_KEY: z.string().min(16, { message: 'accepts a key of at least 16 characters' }).optional(),
   EXTERNAL_RECEIVER_PORT: int(1, 65535).default(8090),
+  EXTERNAL_CIRCUIT_FAILURES: int(1, 1000).default(5),
+  EXTERNAL_CIRCUIT_COOLDOWN_MS: int(100, 600000).default(5000),
   API_PORT: int(1, 65535).default(8080),
   API_HOST: z.string().default('127.0.0.1'),
   API_TOKEN: z.string().min(8, { message: 'accepts a token of at least 8 characters' }).optional(),
+  API_EXPECTED_COMPONENTS: z
+    .string()
+    .regex(/^[a-z0-9-]+(,[a-z0-9-]+)*$/, { message: 'accepts a comma-separated list of component names, e.g. cdc,processor,sink-redis' })
+    .default('cdc,processor,sink-redis,sink-warehouse,sink-external'),
   BATCH_SIZE: int(1, 1000000).default(100),
   PROCESSING_INTERVAL_SECONDS: z.coerce
     .number({ message: 'accepts a number of seconds above 0' })
@@ -93,7 +99,13 @@ export const envSchema = z.object({
   CDC_HEARTBEAT_SECONDS: z.coerce.number().positive().default(10),
   CDC_WAL_WARN_BYTES: int(0).default(1024 * 1024 * 1024),
   CDC_MAX_BATCH_ROWS: int(1, 10000000).default(10000),
+  CDC_COMMIT_INTERVAL_MS: int(1, 60000).default(100),
+  CDC_SLOT_WAIT_SECONDS: int(0, 86400).default(30),
   CONTENT_WAIT_MS: int(0, 600000).default(5000),
+  PROCESSOR_MAX_BATCH: int(1, 50000).default(5000),
+  PROCESSOR_CONCURRENCY: int(1, 64).default(3),
+  PROCESSOR_TRANSACTION_TIMEOUT_MS: int(1000, 900000).default(10000),
+  PROCESSOR_SESSION_TIMEOUT_MS: int(6000, 300000).default(15000),
   STACK_PORT_OFFSET: int(0, 5000).default(0),
   STACK_DIR: z.string().min(1).default('.stack'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),

@@ -49,7 +49,8 @@ export async function runComponent(
   const onSignal = (sig: NodeJS.Signals) => {
     if (stopping) {
       log.warn(`${sig} again: exiting without draining`);
-      process.exit(130);
+      // SIGKILL, not process.exit: native Kafka clients can hold exit up while they close.
+      process.kill(process.pid, 'SIGKILL');
     }
     void stop(sig).then(() => process.exit(0), (err: unknown) => {
       log.error({ err }, `${name} failed to stop cleanly`);

@@ -61,6 +61,9 @@ export class SupervisedChild {
     const proc = spawn(this.entry.node, [...this.entry.args, ...this.spec.args], {
       env: { ...process.env, ...this.spec.env },
       stdio: ['ignore', 'pipe', 'pipe'],
+      // Its own process group: a terminal's Ctrl-C reaches only the supervisor, which then stops
+      // each component once (SIGTERM), so every one drains instead of seeing two signals.
+      detached: true,
     });
     this.proc = proc;
     proc.stdout?.pipe(this.log, { end: false });

@@ -15,6 +15,8 @@ import { INIT_SQL } from '../../src/stack/stack.js';
 export interface TestEnv {
   id: string;
   config: Config;
+  /** The environment variables behind `config`: pass them to a child process (`engage <cmd>`). */
+  env: NodeJS.ProcessEnv;
   /** Drops the database (and its replication slots). Topics are left; names are unique. */
   cleanup(): Promise<void>;
 }
@@ -57,6 +59,7 @@ export async function createTestEnv(overrides: Record<string, string> = {}): Pro
   return {
     id,
     config,
+    env,
     async cleanup() {
       const c = new pg.Client({ connectionString: adminUrl });
       await c.connect();

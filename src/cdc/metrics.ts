@@ -1,0 +1,66 @@
+import { Counter, Gauge } from 'prom-client';
+import { registry } from '../core/metrics.js';
+
+/**
+ * The CDC's Prometheus metrics, registered once per process on the shared registry (several CDC
+ * instances in one process, as in tests, share them through the `slot` label).
+ */
+export interface CdcMetrics {
+  rows: Counter<'slot' | 'table' | 'op'>;
+  transactions: Counter<'slot'>;
+  kafkaCommits: Counter<'slot'>;
+  retainedWalBytes: Gauge<'slot'>;
+  lagBytes: Gauge<'slot'>;
+  lagMs: Gauge<'slot'>;
+  reconnects: Counter<'slot'>;
+}
+
+let metrics: CdcMetrics | undefined;
+
+export function cdcMetrics(): CdcMetrics {
+  metrics ??= {
+    rows: new Counter({
+      name: 'engage_cdc_rows_total',
+      help: 'Row changes written to Kafka (committed), by table and op (c, u, d, r)',
+      labelNames: ['slot', 'table', 'op'],
+      registers: [registry],
+    }),
+    transactions: new Counter({
+      name: 'engage_cdc_transactions_total',
+      help: 'PostgreSQL transactions whose changes were committed to Kafka',
+      labelNames: ['slot'],
+      registers: [registry],
+    }),
+    kafkaCommits: new Counter({
+      name: 'engage_cdc_kafka_commits_total',
+      help: 'Kafka transactions committed by the CDC',
+      labelNames: ['slot'],
+      registers: [registry],
+    }),
+    retainedWalBytes: new Gauge({
+      name: 'engage_cdc_slot_retained_wal_bytes',
+      help: 'WAL the replication slot keeps on the server (current WAL LSN - restart_lsn)',
+      labelNames: ['slot'],
+      registers: [registry],
+    }),
+    lagBytes: new Gauge({
+      name: 'engage_cdc_replication_lag_bytes',
+      help: 'WAL written but not yet confirmed by the CDC (current WAL LSN - confirmed_flush_lsn)',
+      labelNames: ['slot'],
+      registers: [registry],
+    }),
+    lagMs: new Gauge({
+      name: 'engage_cdc_replication_lag_ms',
+      help: 'Kafka commit time minus PostgreSQL commit time of the last transaction committed',
+      labelNames: ['slot'],
+      registers: [registry],
+    }),
+    reconnects: new Counter({
+      name: 'engage_cdc_reconnects_total',
+      help: 'Sessions restarted after a failure (PostgreSQL or Kafka)',
+      labelNames: ['slot'],
+      registers: [registry],
+    }),
+  };
+  return metrics;
+}

@@ -1,0 +1,135 @@
+import { randomBytes } from 'node:crypto';
+import { KafkaJS, RdKafka } from '@confluentinc/kafka-javascript';
+import { PipelineError } from '../core/errors.js';
+import { createKafka } from '../kafka/client.js';
+import { sleep } from '../runtime/retry.js';
+import type { OutMessage } from './envelope.js';
+import { parseLsn } from './lsn.js';
+
+/**
+ * The CDC's source position, stored in the compacted position topic under key = slot name and
+ * written INSIDE the same Kafka transaction as the change events it covers (KIP-618 style). The last
+ * committed record therefore says exactly which PostgreSQL transactions Kafka already holds.
+ */
+export interface CdcPosition {
+  slot: string;
+  server_name: string;
+  /** `snapshot`: written by the snapshot transaction; `streaming`: by a streamed batch. */
+  phase: 'snapshot' | 'streaming';
+  /** End LSN of the last PostgreSQL transaction included (after a snapshot: the slot's consistent
+   *  point). Every transaction whose commit record starts below it is in Kafka. */
+  lsn: string;
+  /** Commit record LSN of that transaction (null after a snapshot). */
+  commit_lsn: string | null;
+  tx_id: number | null;
+  commit_ts_ms: number | null;
+  /** The snapshot this stream started from, carried forward by every later record. */
+  snapshot: { consistent_point: string; rows: number; completed_at_ms: number } | null;
+  written_at_ms: number;
+}
+
+export function positionRecord(topic: string, position: CdcPosition): OutMessage {
+  return { topic, key: position.slot, value: JSON.stringify(position) };
+}
+
+export function parsePosition(value: Buffer | null | undefined): CdcPosition | null {
+  if (!value) return null;
+  const parsed = JSON.parse(value.toString('utf8')) as Partial<CdcPosition>;
+  if (typeof parsed.lsn !== 'string' || typeof parsed.slot !== 'string') {
+    throw new PipelineError('DECODE_FAILED', `position record without lsn/slot: ${value.toString('utf8').slice(0, 200)}`);
+  }
+  return parsed as CdcPosition;
+}
+
+const WINDOW = 256;
+const LSO_WAIT_MS = 120_000;
+
+/**
+ * The last committed position for `slot`, read with read_committed. Call it only AFTER the
+ * transactional producer has been initialised (that fences a zombie and aborts its open transaction),
+ * so no later commit of ours can appear behind this read. It first waits until the last stable offset
+ * reaches the high watermark seen at the call (transactions other slots had open then are settled),
+ * then scans backwards from the end in growing windows until it finds the key.
+ */
+export async function readLastPosition(brokers: string[], clientId: string, topic: string, slot: string): Promise<CdcPosition | null> {
+  const admin = createKafka(brokers, `${clientId}-cdc-position`).admin();
+  await admin.connect();
+  let bounds: Array<{ partition: number; low: number; end: number }>;
+  try {
+    const high = await admin.fetchTopicOffsets(topic, { timeout: 10000, isolationLevel: KafkaJS.IsolationLevel.READ_UNCOMMITTED });
+    const deadline = Date.now() + LSO_WAIT_MS;
+    for (;;) {
+      const stable = await admin.fetchTopicOffsets(topic, { timeout: 10000, isolationLevel: KafkaJS.IsolationLevel.READ_COMMITTED });
+      const settled = high.every((h) => Number(stable.find((s) => s.partition === h.partition)?.high ?? -1) >= Number(h.high));
+      if (settled) {
+        bounds = stable.map((s) => ({ partition: s.partition, low: Number(s.low), end: Number(s.high) }));
+        break;
+      }
+      if (Date.now() > deadline) {
+        throw new PipelineError('TIMEOUT', `position topic ${topic}: an open transaction did not settle within ${LSO_WAIT_MS / 1000} s`, { retriable: true });
+      }
+      await sleep(100);
+    }
+  } finally {
+    await admin.disconnect().catch(() => undefined);
+  }
+  let found: CdcPosition | null = null;
+  for (const b of bounds) {
+    const p = await scanBackwards(brokers, topic, b.partition, b.low, b.end, slot);
+    // The key maps to one partition; should the partition count ever have changed, the furthest wins.
+    if (p && (!found || parseLsn(p.lsn) > parseLsn(found.lsn))) found = p;
+  }
+  return found;
+}
+
+async function scanBackwards(brokers: string[], topic: string, partition: number, low: number, end: number, slot: string): Promise<CdcPosition | null> {
+  let stop = end;
+  let width = WINDOW;
+  while (stop > low) {
+    const start = Math.max(low, stop - width);
+    const value = await lastValueInRange(brokers, topic, partition, start, stop, slot);
+    if (value !== undefined) return parsePosition(value);
+    stop = start;
+    width *= 8;
+  }
+  return null;
+}
+
+/** The value of the last record with key `slot` in [start, end) (undefined: none). */
+async function lastValueInRange(brokers: string[], topic: string, partition: number, start: number, end: number, slot: string): Promise<Buffer | null | undefined> {
+  const consumer = new RdKafka.KafkaConsumer(
+    {
+      'group.id': `engage-cdc-position-${randomBytes(4).toString('hex')}`,
+      'bootstrap.servers': brokers.join(','),
+      'enable.auto.commit': false,
+      'isolation.level': 'read_committed',
+      'enable.partition.eof': true,
+      'auto.offset.reset': 'earliest',
+    },
+    {},
+  );
+  await new Promise<void>((resolve, reject) => consumer.connect({ timeout: 10000 }, (err) => (err ? reject(err) : resolve())));
+  try {
+    let last: Buffer | null | undefined;
+    let eof = false;
+    consumer.on('partition.eof', (e) => {
+      if (e.partition === partition && Number(e.offset) >= end) eof = true;
+    });
+    consumer.assign([{ topic, partition, offset: start }]);
+    const deadline = Date.now() + 30000;
+    while (!eof) {
+      if (Date.now() > deadline) throw new PipelineError('TIMEOUT', `reading ${topic}[${partition}] ${start}..${end} timed out`, { retriable: true });
+      const batch = await new Promise<RdKafka.Message[]>((resolve, reject) => consumer.consume(500, (err, msgs) => (err ? reject(err) : resolve(msgs))));
+      for (const m of batch) {
+        if (m.offset >= end) {
+          eof = true;
+          break;
+        }
+        if (m.key?.toString() === slot) last = m.value;
+      }
+    }
+    return last;
+  } finally {
+    await new Promise<void>((resolve) => consumer.disconnect(() => resolve()));
+  }
+}

@@ -1,0 +1,203 @@
+import type { Config } from '../config/load.js';
+import { PipelineError, errorMessage } from '../core/errors.js';
+import type { Logger } from '../core/logger.js';
+import { ensureTopics } from '../kafka/admin.js';
+import { createKafka, transactionalProducer, type Producer } from '../kafka/client.js';
+import { ChangePipeline, type CommittedBatch } from './change-pipeline.js';
+import { defaultRoutes } from './envelope.js';
+import { formatLsn, maxLsn, parseLsn, parseLsnOrZero, type Lsn } from './lsn.js';
+import { PgControl } from './pg-control.js';
+import { readLastPosition, type CdcPosition } from './position-store.js';
+import { ReplicationStream } from './replication.js';
+import { createSlot, runSnapshot } from './snapshot.js';
+import { acquireSlot, waitSlotInactive } from './slot-guard.js';
+import { TxnWriter } from './txn-writer.js';
+
+/**
+ * One CDC session: everything from taking the slot to the first failure. A session never repairs
+ * itself; on any error it is closed and the CDC opens a new one (src/cdc/cdc.ts), which re-reads the
+ * committed position and resumes from the slot's confirmed LSN. That single recovery path covers
+ * SIGKILL, a Kafka or PostgreSQL restart and a dropped connection alike.
+ *
+ * Start-up order matters:
+ * 1. advisory lock on the slot name (one `engage cdc` per slot; a second one waits, then SLOT_IN_USE);
+ * 2. the transactional producer initialises (fences a zombie predecessor, aborts its open transaction);
+ * 3. only then the committed position is read (nothing of ours can commit behind it any more);
+ * 4. slot + position decide: stream / snapshot first / redo an unfinished snapshot / refuse.
+ */
+
+/** Kafka transaction timeout: the longest one PostgreSQL transaction or the snapshot may take to stream. */
+export const TXN_TIMEOUT_MS = 600_000;
+const TABLES = ['content', 'engagement_events'] as const;
+
+export interface SessionEvents {
+  onPhase(phase: 'snapshot' | 'streaming'): void;
+  onSnapshotRows(rows: number): void;
+  onCommitted(batch: CommittedBatch): void;
+  onWalStats(stats: { retainedBytes: number; lagBytes: number }): void;
+}
+
+export interface Session {
+  /** Rejects when the session fails (never resolves). */
+  readonly ended: Promise<never>;
+  /** Graceful: commits a batch that ends on a PostgreSQL commit, confirms it, closes everything. */
+  stop(): Promise<void>;
+  /** After a failure: releases everything without writing. */
+  close(): Promise<void>;
+}
+
+export async function openSession(config: Config, log: Logger, events: SessionEvents, signal: AbortSignal): Promise<Session> {
+  const slot = config.CDC_SLOT_NAME;
+  const resources: { control?: PgControl; producer?: Producer; stream?: ReplicationStream; timer?: NodeJS.Timeout } = {};
+  const close = async () => {
+    if (resources.timer) clearInterval(resources.timer);
+    await resources.stream?.stop();
+    await resources.producer?.disconnect().catch(() => undefined);
+    await resources.control?.close();
+  };
+  try {
+    const control = (resources.control = await PgControl.connect(config.databaseUrl, slot));
+    await acquireSlot(control, slot, config.CDC_SLOT_WAIT_SECONDS, log, signal);
+    const db = await control.databaseName();
+    await control.ensurePublication(config.CDC_PUBLICATION_NAME, TABLES, log);
+    await control.reportReplicaIdentity(TABLES, log);
+    await ensureTopics(config);
+    log.debug('topics ready');
+    const producer = (resources.producer = transactionalProducer(createKafka(config.kafkaBrokers, `${config.KAFKA_CLIENT_ID}-cdc`), {
+      transactionalId: `engage-cdc-${slot}`,
+      transactionTimeoutMs: TXN_TIMEOUT_MS,
+    }));
+    await producer.connect();
+    log.debug('transactional producer ready (any zombie fenced)');
+    const writer = new TxnWriter(producer);
+    let position = await readLastPosition(config.kafkaBrokers, config.KAFKA_CLIENT_ID, config.KAFKA_TOPIC_CDC_POSITION, slot);
+    log.debug({ position }, 'committed position read');
+    let info = await waitSlotInactive(control, slot, config.CDC_SLOT_WAIT_SECONDS, log, signal);
+    if (info && (info.plugin !== 'pgoutput' || info.database !== db)) {
+      throw new PipelineError('SERVICE_MISCONFIGURED', `replication slot ${slot} exists with plugin ${info.plugin} on database ${info.database}; engage cdc needs pgoutput on ${db}. Drop it or set CDC_SLOT_NAME.`);
+    }
+    if (position && !info) {
+      throw new PipelineError(
+        'SERVICE_MISCONFIGURED',
+        `replication slot ${slot} is gone but Kafka holds a position for it (LSN ${position.lsn}): changes since then are lost. ` +
+          `To start over with a new snapshot, delete key "${slot}" from ${config.KAFKA_TOPIC_CDC_POSITION} (or use another CDC_SLOT_NAME).`,
+      );
+    }
+    if (!position && info && config.CDC_SNAPSHOT_MODE === 'initial') {
+      log.warn('slot exists but no snapshot was ever committed to Kafka (interrupted): dropping the slot and taking the snapshot again');
+      await control.dropSlot(slot);
+      info = null;
+    }
+    let confirmed: Lsn = parseLsnOrZero(info?.confirmedFlushLsn);
+    if (!info) {
+      const created = await createSlot(config.databaseUrl, slot, config.CDC_SNAPSHOT_MODE === 'initial');
+      confirmed = parseLsn(created.consistentPoint);
+      log.info({ consistent_point: created.consistentPoint }, 'replication slot created');
+      if (config.CDC_SNAPSHOT_MODE === 'initial') {
+        events.onPhase('snapshot');
+        const snap = await runSnapshot({
+          url: config.databaseUrl,
+          slot,
+          publication: config.CDC_PUBLICATION_NAME,
+          serverName: config.CDC_SERVER_NAME,
+          positionTopic: config.KAFKA_TOPIC_CDC_POSITION,
+          routes: defaultRoutes(config.KAFKA_TOPIC_ENGAGEMENT_EVENTS, config.KAFKA_TOPIC_CONTENT),
+          created,
+          control,
+          writer,
+          log,
+          onRows: (_t, n) => events.onSnapshotRows(n),
+        });
+        position = snap.position;
+        events.onCommitted({ endLsn: confirmed, commitTsMs: Date.now(), transactions: 0, rows: snap.rows });
+      } else {
+        await created.connection.end().catch(() => undefined);
+      }
+    }
+    return await startStreaming(config, log, events, { control, writer, position, confirmed, db, resources, close });
+  } catch (err) {
+    await close();
+    throw err;
+  }
+}
+
+interface StreamingParts {
+  control: PgControl;
+  writer: TxnWriter;
+  position: CdcPosition | null;
+  confirmed: Lsn;
+  db: string;
+  resources: { stream?: ReplicationStream; timer?: NodeJS.Timeout };
+  close(): Promise<void>;
+}
+
+async function startStreaming(config: Config, log: Logger, events: SessionEvents, p: StreamingParts): Promise<Session> {
+  const slot = config.CDC_SLOT_NAME;
+  let fail: (err: unknown) => void = () => undefined;
+  const ended = new Promise<never>((_, reject) => {
+    fail = reject;
+  });
+  ended.catch(() => undefined);
+  let acked = p.confirmed;
+  let stream: ReplicationStream | undefined;
+  const ack = (lsn: Lsn) => {
+    acked = maxLsn(acked, lsn);
+    stream?.ack(acked);
+  };
+  const pipeline = new ChangePipeline({
+    slot,
+    serverName: config.CDC_SERVER_NAME,
+    db: p.db,
+    positionTopic: config.KAFKA_TOPIC_CDC_POSITION,
+    routes: defaultRoutes(config.KAFKA_TOPIC_ENGAGEMENT_EVENTS, config.KAFKA_TOPIC_CONTENT),
+    maxBatchRows: config.CDC_MAX_BATCH_ROWS,
+    commitIntervalMs: config.CDC_COMMIT_INTERVAL_MS,
+    skipBelow: p.position ? parseLsn(p.position.lsn) : 0n,
+    snapshot: p.position?.snapshot ?? null,
+    writer: p.writer,
+    primaryKey: (oid) => p.control.primaryKey(oid),
+    ack,
+    onCommitted: (b) => events.onCommitted(b),
+    onFail: (err) => fail(err),
+    log,
+  });
+  stream = p.resources.stream = new ReplicationStream(config.databaseUrl, slot, config.CDC_PUBLICATION_NAME, {
+    onMessage: (lsn, msg) => pipeline.handle(lsn, msg),
+    onKeepalive: (_walEnd, reply) => {
+      if (reply) stream?.ack(acked);
+    },
+  });
+  stream.ended.catch((err: unknown) => fail(err));
+  await Promise.race([stream.start(), ended]);
+  events.onPhase('streaming');
+  log.info({ confirmed_flush_lsn: formatLsn(p.confirmed), kafka_position: p.position?.lsn ?? null }, 'streaming changes');
+  let lastWarnAt = 0;
+  const tick = async () => {
+    try {
+      await p.control.emitHeartbeat();
+      const stats = await p.control.walStats(slot);
+      if (!stats) throw new PipelineError('SERVICE_MISCONFIGURED', `replication slot ${slot} disappeared`, { retriable: true });
+      events.onWalStats(stats);
+      if (stats.retainedBytes > config.CDC_WAL_WARN_BYTES && Date.now() - lastWarnAt > 60_000) {
+        lastWarnAt = Date.now();
+        log.warn({ retained_wal_bytes: stats.retainedBytes, threshold: config.CDC_WAL_WARN_BYTES }, 'replication slot retains more WAL than CDC_WAL_WARN_BYTES: is the CDC keeping up?');
+      }
+    } catch (err) {
+      fail(new PipelineError('SERVICE_UNREACHABLE', `heartbeat: ${errorMessage(err)}`, { retriable: true, cause: err }));
+    }
+  };
+  p.resources.timer = setInterval(() => void tick(), config.CDC_HEARTBEAT_SECONDS * 1000);
+  void tick();
+  return {
+    ended,
+    async stop() {
+      if (p.resources.timer) clearInterval(p.resources.timer);
+      await pipeline.drain();
+      await p.close();
+    },
+    async close() {
+      await p.writer.abort();
+      await p.close();
+    },
+  };
+}

@@ -1,0 +1,109 @@
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
+import type { Config } from '../../src/config/load.js';
+import type { ChangeEvent } from '../../src/core/types.js';
+import { createConsumer, createKafka, idempotentProducer } from '../../src/kafka/client.js';
+
+/** Shared helpers of the CDC tests: a read_committed topic reader, polling waits, a pg client. */
+
+export interface Record {
+  topic: string;
+  partition: number;
+  offset: string;
+  key: string | null;
+  value: ChangeEvent | null;
+}
+
+export async function sleep(ms: number): Promise<void> {
+  await new Promise((r) => setTimeout(r, ms));
+}
+
+/** Polls `check` until it returns a value other than undefined/false, or throws after `timeoutMs`. */
+export async function waitFor<T>(what: string, check: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 20000, everyMs = 100): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await check();
+    if (v !== undefined && v !== false) return v;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await sleep(everyMs);
+  }
+}
+
+export async function pgClient(config: Config): Promise<pg.Client> {
+  const c = new pg.Client({ connectionString: config.databaseUrl });
+  await c.connect();
+  return c;
+}
+
+/**
+ * Reads `topics` from the beginning with read_committed and calls `done(records)` after each batch;
+ * returns the records once it says true. For an exact "everything is here" the caller can write an
+ * end marker per partition (see `readToEnd`).
+ */
+export async function readTopics(config: Config, topics: string[], done: (records: Record[]) => boolean, timeoutMs = 30000): Promise<Record[]> {
+  const kafka = createKafka(config.kafkaBrokers, `${config.KAFKA_CLIENT_ID}-test-reader`);
+  const consumer = createConsumer(kafka, { groupId: `test-reader-${randomBytes(4).toString('hex')}`, fromBeginning: true, readCommitted: true });
+  const records: Record[] = [];
+  await consumer.connect();
+  try {
+    await consumer.subscribe({ topics });
+    let finished = false;
+    let resolveDone: () => void = () => undefined;
+    const allIn = new Promise<void>((r) => {
+      resolveDone = r;
+    });
+    await consumer.run({
+      eachBatch: async ({ batch }) => {
+        for (const m of batch.messages) {
+          records.push({
+            topic: batch.topic,
+            partition: batch.partition,
+            offset: m.offset,
+            key: m.key ? m.key.toString() : null,
+            value: m.value ? (JSON.parse(m.value.toString()) as ChangeEvent) : null,
+          });
+        }
+        if (!finished && done(records)) {
+          finished = true;
+          resolveDone();
+        }
+      },
+    });
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      allIn,
+      new Promise<void>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`readTopics: condition not met after ${timeoutMs} ms (${records.length} records read)`)), timeoutMs);
+      }),
+    ]).finally(() => clearTimeout(timer));
+    return records;
+  } finally {
+    await consumer.disconnect().catch(() => undefined);
+  }
+}
+
+/**
+ * Everything committed to `topic` so far, exactly: writes a non-transactional end marker to each
+ * partition, then reads read_committed until every partition's marker arrived. Call it when no
+ * transaction is open on the topic any more (the CDC stopped), else the markers wait behind it.
+ */
+export async function readToEnd(config: Config, topic: string, partitions: number, timeoutMs = 60000): Promise<Record[]> {
+  const marker = `__end_marker_${randomBytes(4).toString('hex')}`;
+  const producer = idempotentProducer(createKafka(config.kafkaBrokers, `${config.KAFKA_CLIENT_ID}-test-marker`));
+  await producer.connect();
+  try {
+    await producer.send({ topic, messages: Array.from({ length: partitions }, (_, p) => ({ partition: p, key: marker, value: '{}' })) });
+  } finally {
+    await producer.disconnect();
+  }
+  const seen = new Set<number>();
+  let scanned = 0;
+  const all = await readTopics(config, [topic], (recs) => {
+    for (; scanned < recs.length; scanned++) {
+      const r = recs[scanned];
+      if (r && r.key === marker) seen.add(r.partition);
+    }
+    return seen.size === partitions;
+  }, timeoutMs);
+  return all.filter((r) => r.key !== marker);
+}
