@@ -11,8 +11,8 @@ import { stopPrivatePostgres } from '../../src/stack/postgres.js';
 import { stackDown, stackUp } from '../../src/stack/stack.js';
 import { readStackState } from '../../src/stack/state.js';
 import { createTestEnv, type TestEnv } from '../helpers/env.js';
-import { killHard, spawnCdc, type CdcChild } from './child.js';
-import { readToEnd, sleep, waitFor } from './helpers.js';
+import { killHard, spawnCdc, type CdcChild } from '../cdc/child.js';
+import { readToEnd, sleep, waitFor } from '../cdc/helpers.js';
 
 /**
  * Kafka broker restart and PostgreSQL restart under a running `engage cdc`. These need services the
