@@ -46,11 +46,34 @@ export function sourceTimeOf(env: Record<string, unknown>): number | null {
   return typeof env.ts_ms === 'number' && Number.isFinite(env.ts_ms) ? env.ts_ms : null;
 }
 
-/** The change's source position: `source.lsn` when it is a number (else null). */
+/**
+ * The change's position in COMMIT order, which is what content versions must follow: the commit
+ * LSN, first element of Debezium's `source.sequence` (`["<commit LSN>","<change LSN>"]`), since a
+ * change's own `source.lsn` does not follow commit order across concurrent transactions. Snapshot
+ * rows carry no sequence; their `source.lsn` (the snapshot's consistent point) precedes every
+ * streamed commit. Null when neither is there.
+ */
 export function sourceLsnOf(env: Record<string, unknown>): number | null {
   const source = env.source;
-  const lsn = isRow(source) ? source.lsn : undefined;
+  if (!isRow(source)) return null;
+  const commit = commitLsnOf(source.sequence);
+  if (commit !== null) return commit;
+  const lsn = source.lsn;
   return typeof lsn === 'number' && Number.isFinite(lsn) ? lsn : null;
+}
+
+function commitLsnOf(sequence: unknown): number | null {
+  let seq = sequence;
+  if (typeof seq === 'string') {
+    try {
+      seq = JSON.parse(seq) as unknown;
+    } catch {
+      return null;
+    }
+  }
+  if (!Array.isArray(seq) || seq[0] === null || seq[0] === undefined) return null;
+  const n = Number(seq[0]);
+  return Number.isFinite(n) ? n : null;
 }
 
 export function decodeChange(value: Buffer | null): DecodedChange {

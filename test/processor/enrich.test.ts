@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import type { ContentRow, EngagementEventRow, QualityFlag } from '../../src/core/types.js';
 import { decodeContentChange, type ContentChange } from '../../src/processor/content-decode.js';
 import { MAX_VERSIONS, applyContentChange, contentAt, isKnown, type ContentVersions } from '../../src/processor/content-versions.js';
-import { decodeChange } from '../../src/processor/decode.js';
+import { decodeChange, sourceLsnOf } from '../../src/processor/decode.js';
 import { processorDlqEntry } from '../../src/processor/dlq.js';
 import { enrichEvent, type EnrichMeta } from '../../src/processor/enrich.js';
 import { reasonOf } from '../../src/processor/reasons.js';
@@ -319,4 +319,12 @@ describe('content versions: the join uses the content in force at the event posi
     assert.equal(t.get(CONTENT.id)?.length, MAX_VERSIONS);
     assert.ok(isKnown(t, CONTENT.id));
   });
+});
+
+it('content versions follow commit order: the commit LSN from source.sequence, else source.lsn', () => {
+  assert.equal(sourceLsnOf({ source: { lsn: 500, sequence: '["900","500"]' } }), 900, 'the commit LSN wins over the change LSN');
+  assert.equal(sourceLsnOf({ source: { lsn: 500, sequence: ['901', '500'] } }), 901);
+  assert.equal(sourceLsnOf({ source: { lsn: 300 } }), 300, 'a snapshot row: its consistent point');
+  assert.equal(sourceLsnOf({ source: { lsn: 300, sequence: 'not json' } }), 300);
+  assert.equal(sourceLsnOf({ source: {} }), null);
 });
