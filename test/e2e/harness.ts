@@ -1,4 +1,4 @@
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { DuckDBInstance } from '@duckdb/node-api';
@@ -122,7 +122,12 @@ export async function runProof(opts: ProofOptions): Promise<ProofResult> {
     await sup.stop().catch(() => undefined);
     await receiver.close().catch(() => undefined);
     await db.end().catch(() => undefined);
+    // The private PostgreSQL may have run from a /var/tmp fallback folder (a 0700 temp parent):
+    // remove it with the rest of this run's stack.
+    const pgDir = readStackState(stackDir)?.services.postgres?.dataDir;
     await stackDown(base).catch(() => undefined);
+    if (pgDir?.startsWith('/var/tmp/engage-stack-')) rmSync(path.dirname(path.dirname(pgDir)), { recursive: true, force: true });
+    rmSync(stackDir, { recursive: true, force: true });
   }
 }
 
