@@ -221,7 +221,7 @@ async function waitQuiet(config: Config, db: pg.Client, receiver: RunningReceive
   }
 }
 
-async function groupCaughtUp(config: Config, groupId: string): Promise<boolean> {
+export async function groupCaughtUp(config: Config, groupId: string): Promise<boolean> {
   const last = new Map<number, number>();
   for (const m of await readTopic(config.kafkaBrokers, config.KAFKA_TOPIC_ENRICHED, 60000)) last.set(m.partition, Math.max(last.get(m.partition) ?? -1, m.offset));
   const committed = await committedOffsets(config, groupId, config.KAFKA_TOPIC_ENRICHED);
