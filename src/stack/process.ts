@@ -114,7 +114,7 @@ export function tail(file: string, lines = 15): string {
   return readFileSync(file, 'utf8').split('\n').slice(-lines).join('\n');
 }
 
-/** Sends SIGTERM, waits for the process to go, then SIGKILL after `graceMs`. */
+/** Sends SIGTERM, waits for the process to go, then SIGKILL after `graceMs`; resolves once it is gone. */
 export async function stopPid(pid: number, graceMs = 20000): Promise<void> {
   if (!isAlive(pid)) return;
   try {
@@ -130,5 +130,8 @@ export async function stopPid(pid: number, graceMs = 20000): Promise<void> {
     } catch {
       /* already gone */
     }
+    // Until it is really gone: its ports are bound until then, and a restart would race them.
+    const killDeadline = Date.now() + 15000;
+    while (isAlive(pid) && Date.now() < killDeadline) await new Promise((r) => setTimeout(r, 50));
   }
 }
