@@ -44,9 +44,14 @@ export interface PrivatePorts {
   redis: number;
 }
 
-/** The private stack's ports, shifted by STACK_PORT_OFFSET (so two stacks can coexist). */
+/**
+ * The private stack's ports, shifted by STACK_PORT_OFFSET (so two stacks can coexist). They sit
+ * below Linux's ephemeral range (32768–60999): a port inside it can be taken, while its server is
+ * down, by a client's own outgoing socket (a reconnecting client can even connect to itself), and
+ * the restarted server then fails to bind.
+ */
 export function privatePorts(offset = 0): PrivatePorts {
-  return { postgres: 55432 + offset, kafka: 59092 + offset, kafkaController: 59093 + offset, redis: 56379 + offset };
+  return { postgres: 25432 + offset, kafka: 29092 + offset, kafkaController: 29093 + offset, redis: 26379 + offset };
 }
 export const PRIVATE_DATABASE = 'engagement_db';
 

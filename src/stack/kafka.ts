@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { PipelineError } from '../core/errors.js';
 import type { PrivatePorts } from '../config/load.js';
@@ -119,7 +119,20 @@ export async function startPrivateKafka(
   if (await tcpOpen('127.0.0.1', ports.kafka)) {
     throw new PipelineError('STACK_START_FAILED', `port ${ports.kafka} is taken by another process; the private Kafka cannot start. Stop it, or set KAFKA_BOOTSTRAP_SERVERS to use a broker of your own.`);
   }
-  const pid = spawnDetached('java', kafkaJavaArgs(classpath, dir, 'kafka.Kafka', [props]), log);
-  await waitUntil('Kafka (private)', () => ready(url), { timeoutMs: 120000, log, alive: () => isAlive(pid) });
-  return { url, startedByStack: true, pid, log, dataDir };
+  // A broker restarted right after its predecessor stopped can find the listener port still held
+  // by the old connections (TIME_WAIT, up to a minute): it exits with "Address already in use".
+  // That, and only that, is retried until the port is released.
+  const deadline = Date.now() + 90000;
+  for (;;) {
+    const logStart = existsSync(log) ? statSync(log).size : 0;
+    const pid = spawnDetached('java', kafkaJavaArgs(classpath, dir, 'kafka.Kafka', [props]), log);
+    try {
+      await waitUntil('Kafka (private)', () => ready(url), { timeoutMs: 120000, log, alive: () => isAlive(pid) });
+      return { url, startedByStack: true, pid, log, dataDir };
+    } catch (err) {
+      const bindFailed = readFileSync(log, 'utf8').slice(logStart).includes('Address already in use');
+      if (!bindFailed || isAlive(pid) || Date.now() > deadline) throw err;
+      await new Promise((r) => setTimeout(r, 2000));
+    }
+  }
 }

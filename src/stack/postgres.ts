@@ -109,7 +109,10 @@ export async function startPrivatePostgres(stackDir: string, ports: PrivatePorts
     );
     if (user) chownSync(path.join(dataDir, 'postgresql.auto.conf'), uidOf(user), gidOf(user));
   }
-  const pid = spawnDetached(path.join(bin, 'postgres'), ['-D', dataDir], log, { asUser: user });
+  // Port, address and socket folder on the command line: they win over the cluster's own files, so a
+  // cluster created by an older version (other ports) starts where this one expects it.
+  const serverArgs = ['-D', dataDir, '-p', String(port), '-c', 'listen_addresses=127.0.0.1', '-c', `unix_socket_directories=${dir}`];
+  const pid = spawnDetached(path.join(bin, 'postgres'), serverArgs, log, { asUser: user });
   await waitUntil('PostgreSQL (private)', () => pgAnswers(adminUrl), { timeoutMs: 60000, log, alive: () => isAlive(pid) });
   const exists = await query<{ n: number }>(adminUrl, `SELECT count(*)::int AS n FROM pg_database WHERE datname = '${PRIVATE_DATABASE}'`);
   if (exists[0]?.n === 0) await query(adminUrl, `CREATE DATABASE ${PRIVATE_DATABASE}`);

@@ -95,7 +95,12 @@ export async function runProof(opts: ProofOptions): Promise<ProofResult> {
     BATCH_SIZE: '2000',
   };
   const base = loadConfig({ ...env });
-  await stackUp(base);
+  try {
+    await stackUp(base);
+  } catch (err) {
+    await stackDown(base).catch(() => undefined);
+    throw err;
+  }
   const receiver = await startReceiver({ port: 0 });
   const childEnv: NodeJS.ProcessEnv = {
     ...env,
