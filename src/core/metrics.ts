@@ -19,6 +19,6 @@ export function enableDefaultMetrics(component: string): void {
 }
 
 /** Buckets (seconds) for end-to-end freshness: source commit → visible in a sink. */
-export const FRESHNESS_BUCKETS = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300];
+export const FRESHNESS_BUCKETS = [0.01, 0.025, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6, 0.75, 1, 1.5, 2, 3, 5, 10, 30, 60, 300];
 /** Buckets (seconds) for a batch's write latency. */
 export const LATENCY_BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];

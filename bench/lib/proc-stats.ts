@@ -1,0 +1,77 @@
+import { readFileSync } from 'node:fs';
+
+/**
+ * CPU and memory of other processes, read from /proc (Linux). Used by the whole-pipeline bench to
+ * report each component's share of a core and its peak RSS over a phase.
+ */
+
+/** User + system CPU seconds the process has used so far; 0 when it is gone. */
+export function cpuSeconds(pid: number | undefined): number {
+  if (!pid) return 0;
+  try {
+    const fields = (readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1] ?? '').split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return 0;
+  }
+}
+
+/** Resident set size in MiB; 0 when the process is gone. */
+export function rssMiB(pid: number | undefined): number {
+  if (!pid) return 0;
+  try {
+    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) / 1024 : 0;
+  } catch {
+    return 0;
+  }
+}
+
+/** The 1-minute load average. */
+export function loadAverage(): number {
+  return Number(readFileSync('/proc/loadavg', 'utf8').split(' ')[0]);
+}
+
+export interface ProcessShare {
+  name: string;
+  /** CPU over the phase as a percentage of one core. */
+  cpuPct: number;
+  peakRssMiB: number;
+}
+
+/**
+ * Measures a set of named processes over one phase: `start()` takes the CPU baseline, `sample()`
+ * (call it periodically) tracks peak RSS, `finish()` returns each one's share of a core.
+ */
+export class PhaseMeter {
+  private cpu0 = new Map<string, number>();
+  private peak = new Map<string, number>();
+  private t0 = 0;
+  private load0 = 0;
+
+  constructor(private readonly processes: () => Array<{ name: string; pid: number | undefined }>) {}
+
+  start(): void {
+    this.t0 = Date.now();
+    this.load0 = loadAverage();
+    this.cpu0 = new Map(this.processes().map((p) => [p.name, cpuSeconds(p.pid)]));
+    this.peak.clear();
+    this.sample();
+  }
+
+  sample(): void {
+    for (const p of this.processes()) this.peak.set(p.name, Math.max(this.peak.get(p.name) ?? 0, rssMiB(p.pid)));
+  }
+
+  finish(): { seconds: number; load: string; loadEnd: number; shares: ProcessShare[] } {
+    this.sample();
+    const seconds = (Date.now() - this.t0) / 1000;
+    const shares = this.processes().map((p) => ({
+      name: p.name,
+      cpuPct: Math.round(((cpuSeconds(p.pid) - (this.cpu0.get(p.name) ?? 0)) / seconds) * 100),
+      peakRssMiB: Math.round(this.peak.get(p.name) ?? 0),
+    }));
+    const loadEnd = loadAverage();
+    return { seconds, load: `${this.load0.toFixed(1)} → ${loadEnd.toFixed(1)}`, loadEnd, shares };
+  }
+}
