@@ -34,6 +34,8 @@ const BURST = 100_000;
 const RATE = Number(process.env.BENCH_PIPELINE_RATE ?? 10_000);
 const SUSTAIN_SECONDS = Number(process.env.BENCH_PIPELINE_SECONDS ?? 120);
 const LAG_SAMPLE_SECONDS = 5;
+/** BENCH_PIPELINE_PHASES narrows the run, e.g. `fresh,sustain` (default: all five). */
+const PHASES = new Set((process.env.BENCH_PIPELINE_PHASES ?? 'fresh,burst,backfill,sustain,ceilings').split(','));
 const API_PORT = 38080;
 const API = `http://127.0.0.1:${API_PORT}`;
 const SINKS = ['redis', 'warehouse', 'external'] as const;
@@ -169,6 +171,24 @@ export async function run(): Promise<BenchResult[]> {
   const admin = createKafka(config.kafkaBrokers, `${config.KAFKA_CLIENT_ID}-bench`).admin();
   const db = new pg.Client({ connectionString: config.databaseUrl });
   const pgDir = readStackState(stackDir)?.services.postgres?.dataDir;
+  // Components run detached and the stack is private: an interrupted bench must still stop both.
+  let cleaning: Promise<void> | undefined;
+  const cleanup = () =>
+    (cleaning ??= (async () => {
+      await sup.stop();
+      await receiver.close();
+      await admin.disconnect().catch(() => undefined);
+      await db.end().catch(() => undefined);
+      await stackDown(base).catch(() => undefined);
+      if (pgDir?.startsWith('/var/tmp/engage-stack-')) rmSync(path.dirname(path.dirname(pgDir)), { recursive: true, force: true });
+      rmSync(stackDir, { recursive: true, force: true });
+      rmSync(work, { recursive: true, force: true });
+    })());
+  const interrupted = () => {
+    say('interrupted: stopping the components and the bench stack');
+    void cleanup().finally(() => process.exit(130));
+  };
+  process.once('SIGINT', interrupted).once('SIGTERM', interrupted);
   const c: Ctx = { config, admin, db, meter: new PhaseMeter(() => sup.status().map((s) => ({ name: s.name, pid: s.pid }))), out: [] };
   try {
     await Promise.all([admin.connect(), db.connect()]);
@@ -178,12 +198,16 @@ export async function run(): Promise<BenchResult[]> {
       if (h.status === 'healthy') break;
       await sleep(1000);
     }
-    await sleep(3000);
-    await freshnessPhase(c, 1000, 40, '1,000 events/s');
-    await burstPhase(c, () => receiver.stats().events_unique);
-    await backfillPhase(c, childEnv);
-    await sustainedPhase(c);
+    // Warm-up: every consumer assigned and every stage through its first batches before measuring.
+    say('warm-up: 200 events/s for 15 s');
+    await runContinuous(config, { rate: 200, durationSeconds: 15, seed: 1 });
+    await quiet(c, 120_000);
+    if (PHASES.has('fresh')) await freshnessPhase(c, 1000, 40, '1,000 events/s');
+    if (PHASES.has('burst')) await burstPhase(c, () => receiver.stats().events_unique);
+    if (PHASES.has('backfill')) await backfillPhase(c, childEnv);
+    if (PHASES.has('sustain')) await sustainedPhase(c);
     await sup.stop();
+    if (!PHASES.has('ceilings')) return c.out;
     say('ceilings: pg_recvlogical, Kafka ProducerPerformance');
     const recv = await recvlogicalCeiling(config, 300_000);
     c.out.push({ name: 'ceiling: pg_recvlogical decoding 300,000 rows (pgoutput → /dev/null)', value: Math.round(recv.rowsPerSecond), unit: 'rows/s', note: `${recv.seconds.toFixed(1)} s` });
@@ -191,13 +215,7 @@ export async function run(): Promise<BenchResult[]> {
     c.out.push({ name: 'ceiling: Kafka ProducerPerformance, 700-byte records, acks=all', value: Math.round(kp.recordsPerSecond), unit: 'records/s', note: `${kp.mbPerSecond} MB/s, avg ${kp.avgLatencyMs} ms, p99 ${kp.p99LatencyMs} ms` });
     return c.out;
   } finally {
-    await sup.stop();
-    await receiver.close();
-    await admin.disconnect().catch(() => undefined);
-    await db.end().catch(() => undefined);
-    await stackDown(base).catch(() => undefined);
-    if (pgDir?.startsWith('/var/tmp/engage-stack-')) rmSync(path.dirname(path.dirname(pgDir)), { recursive: true, force: true });
-    rmSync(stackDir, { recursive: true, force: true });
-    rmSync(work, { recursive: true, force: true });
+    process.off('SIGINT', interrupted).off('SIGTERM', interrupted);
+    await cleanup();
   }
 }
