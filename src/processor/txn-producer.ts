@@ -1,6 +1,5 @@
 import { RdKafka } from '@confluentinc/kafka-javascript';
 import type { Logger } from '../core/logger.js';
-import type { Consumer } from '../kafka/client.js';
 
 /**
  * The processor's transactional producer: librdkafka's plain producer (same library as
@@ -36,8 +35,8 @@ export interface PartitionOffset {
 }
 
 type RawProducer = InstanceType<typeof RdKafka.Producer>;
-/** What the KafkaJS-style consumer wraps: librdkafka's consumer, whose group metadata fences the offsets. */
-type WrappedConsumer = Consumer & { _getInternalClient(): RdKafka.KafkaConsumer };
+/** librdkafka's consumer of the group, whose group metadata fences the offsets (BatchConsumer.groupClient). */
+export type GroupConsumer = InstanceType<typeof RdKafka.KafkaConsumer>;
 
 const OP_TIMEOUT_MS = 30000;
 
@@ -96,9 +95,8 @@ export class TxnProducer {
   }
 
   /** Adds consumer offsets to the open transaction, with the consumer's group metadata (KIP-447). */
-  sendOffsets(offsets: PartitionOffset[], consumer: Consumer): Promise<void> {
-    const raw = (consumer as WrappedConsumer)._getInternalClient();
-    return call((cb) => this.producer.sendOffsetsToTransaction(offsets, raw, OP_TIMEOUT_MS, cb));
+  sendOffsets(offsets: PartitionOffset[], consumer: GroupConsumer): Promise<void> {
+    return call((cb) => this.producer.sendOffsetsToTransaction(offsets, consumer, OP_TIMEOUT_MS, cb));
   }
 
   commit(): Promise<void> {
