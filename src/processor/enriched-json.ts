@@ -16,6 +16,25 @@ function num(n: number | null | undefined): string {
   return typeof n === 'number' && Number.isFinite(n) ? String(n) : 'null';
 }
 
+/** The last timestamp rendered per meta field: a batch shares processed_ts_ms, a source transaction source_ts_ms. */
+const lastTs = { source: -1, sourceText: '', processed: -1, processedText: '' };
+
+function sourceTsText(ms: number): string {
+  if (ms !== lastTs.source) {
+    lastTs.source = ms;
+    lastTs.sourceText = num(ms);
+  }
+  return lastTs.sourceText;
+}
+
+function processedTsText(ms: number): string {
+  if (ms !== lastTs.processed) {
+    lastTs.processed = ms;
+    lastTs.processedText = num(ms);
+  }
+  return lastTs.processedText;
+}
+
 function str(s: string | null | undefined): string {
   return s === null || s === undefined ? 'null' : JSON.stringify(s);
 }
@@ -55,7 +74,7 @@ export function enrichedJson(ev: ValidEvent, content: ContentRow, meta: EnrichMe
     `"event_type":"${ev.event_type}","event_ts":"${ts}","duration_ms":${num(ev.duration_ms)},"device":${str(ev.device)},` +
     `"raw_payload":${JSON.stringify(ev.raw_payload)},"extra":${extraJson(ev.extra)},${contentPart(content)},` +
     `"engagement_seconds":${num(seconds)},"engagement_pct":${num(engagementPct(seconds, length))},"event_date":"${ts.slice(0, 10)}",` +
-    `"event_hour":"${ts.slice(0, 13)}:00:00.000Z","source_ts_ms":${num(meta.sourceTsMs)},"processed_ts_ms":${num(meta.processedTsMs)},` +
+    `"event_hour":"${ts.slice(0, 13)}:00:00.000Z","source_ts_ms":${sourceTsText(meta.sourceTsMs)},"processed_ts_ms":${processedTsText(meta.processedTsMs)},` +
     `"origin":"${meta.origin}","quality_flags":${flagsJson(ev.flags, lengthFlag(seconds, length))}}`
   );
 }

@@ -121,7 +121,7 @@ export class TransactionWriter {
     try {
       await this.producer.begin();
       begun = true;
-      for (const p of group) for (const r of p.records) this.producer.produce(r.topic, r.key, Buffer.from(r.value));
+      for (const p of group) for (const r of p.records) this.producer.produce(r.topic, r.key, r.value);
       if (offsets.size > 0) await this.producer.sendOffsets([...offsets.values()], this.consumer);
       await retry(() => this.producer.commit(), {
         ...COMMIT_RETRY,

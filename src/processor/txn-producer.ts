@@ -53,7 +53,12 @@ function call(fn: (cb: (err: unknown) => void) => void): Promise<void> {
   return new Promise<void>((resolve, reject) => fn((err) => (err ? reject(toTxnError(err)) : resolve())));
 }
 
+/** Values up to this many UTF-8 bytes are encoded into one reused buffer (librdkafka copies on produce). */
+const SCRATCH_BYTES = 1 << 20;
+
 export class TxnProducer {
+  private readonly scratch = Buffer.allocUnsafe(SCRATCH_BYTES);
+
   private constructor(private readonly producer: RawProducer) {}
 
   /** Connects and initialises transactions (fencing an earlier producer with the same id). */
@@ -85,10 +90,15 @@ export class TxnProducer {
     return call((cb) => this.producer.beginTransaction(cb));
   }
 
-  /** Queues one message in the open transaction (synchronous; throws when the local queue is full). */
-  produce(topic: string, key: string | null, value: Buffer): void {
+  /**
+   * Queues one message in the open transaction (synchronous; throws when the local queue is full).
+   * librdkafka copies key and value before returning, so the value is encoded into a scratch
+   * buffer reused by every call instead of a new Buffer per message.
+   */
+  produce(topic: string, key: string | null, value: string): void {
+    const bytes = value.length * 3 <= SCRATCH_BYTES ? this.scratch.subarray(0, this.scratch.write(value, 0, 'utf8')) : Buffer.from(value);
     try {
-      this.producer.produce(topic, null, value, key);
+      this.producer.produce(topic, null, bytes, key);
     } catch (err) {
       throw toTxnError(err);
     }
