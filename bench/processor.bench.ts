@@ -8,6 +8,7 @@ import { KafkaJS } from '@confluentinc/kafka-javascript';
 import { loadConfig, type Config } from '../src/config/load.js';
 import { ensureTopics } from '../src/kafka/admin.js';
 import { createKafka, idempotentProducer } from '../src/kafka/client.js';
+import { processorNodeOptions } from '../src/processor/node-options.js';
 import { processorGroupId } from '../src/processor/processor.js';
 import { sleep } from '../src/runtime/retry.js';
 import type { BenchResult } from './types.js';
@@ -149,7 +150,8 @@ export async function run(): Promise<BenchResult[]> {
   const nodeArgs = (process.env.BENCH_PROCESSOR_NODE_ARGS ?? '').split(' ').filter(Boolean);
   const child = spawn(process.execPath, [...nodeArgs, '--trace-gc', '--import', 'tsx', 'src/cli/main.ts', 'process', '--mode', 'stream'], {
     cwd: ROOT,
-    env: { ...process.env, ...env },
+    // NODE_OPTIONS as the supervisor sets them for the processor (PROCESSOR_SEMI_SPACE_MB).
+    env: { ...process.env, ...env, NODE_OPTIONS: processorNodeOptions(config, process.env.NODE_OPTIONS) ?? '' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stderr = '';

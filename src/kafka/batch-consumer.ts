@@ -16,9 +16,9 @@ import { PartitionLanes } from './partition-lanes.js';
  *   order; one batch per partition at a time, at most `concurrency` at once. It resolves once the
  *   batch's offsets are committed (by the handler), or rejects: the partition is then rewound to
  *   the batch's first offset and re-read.
- * - Backpressure: a partition holding two full batches is paused until one is taken, so at most
- *   ~2 × maxBatch (+ one consume round) messages per partition wait here, plus librdkafka's bounded
- *   prefetch.
+ * - Backpressure: a partition holding a full batch is paused until it is taken, so at most
+ *   maxBatch (+ one consume round) messages per partition wait here, besides the running batch and
+ *   librdkafka's bounded prefetch.
  * - Rebalance: on assign, the partitions start at their committed offsets; on revoke, nothing new
  *   starts for them, running batches of them settle, then `onRevoke` is awaited, and only then are
  *   they given up — so in-flight work commits under the generation that owned it.

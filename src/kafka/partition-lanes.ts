@@ -7,8 +7,8 @@ import type { RdKafka } from '@confluentinc/kafka-javascript';
  *
  * - Order: a lane accepts only offsets at or past the next one it expects, so a refetch after
  *   pause/resume never hands a message over twice.
- * - Backpressure: a lane holding two full batches pauses its partition, and resumes it once it
- *   holds less than one.
+ * - Backpressure: a lane holding a full batch pauses its partition (librdkafka's queue, outside
+ *   the JS heap, is the better place to wait), and resumes it once the batch is taken.
  * - Rewind: a failed batch marks its first offset; the lane drops everything it holds and all that
  *   arrives until the owner has seeked (`rewound`), then accepts from that offset on.
  */
@@ -79,7 +79,7 @@ export class PartitionLanes {
     if (m.offset < lane.expect) return;
     lane.expect = m.offset + 1;
     lane.buffer.push(m);
-    if (!lane.paused && lane.buffer.length >= 2 * this.maxBatch) {
+    if (!lane.paused && lane.buffer.length >= this.maxBatch) {
       lane.paused = true;
       this.control.pause(lane.partition);
     }
