@@ -210,28 +210,31 @@ export class BatchConsumer {
   private onRebalance(code: number, assignment: TopicPartition[]): void {
     const ids = assignment.map((tp) => tp.partition);
     const previous = this.rebalancing;
-    this.rebalancing = (async () => {
-      await previous;
-      if (code === ERR_ASSIGN) {
-        this.consumer.assign(assignment);
-        for (const p of ids) this.lanes.open(p);
-        this.opts.onAssign?.(ids);
-        return;
-      }
-      if (code !== ERR_REVOKE) {
-        this.opts.log.warn({ code }, 'unexpected rebalance event');
-        return;
-      }
-      // Settle what was handed over for these partitions while the generation is still ours.
-      this.lanes.close(ids);
-      await this.lanes.settled(ids);
-      await this.opts.onRevoke?.(ids).catch((err: unknown) => this.opts.log.warn({ err: errorMessage(err) }, 'revoke handler failed'));
-      try {
-        this.consumer.unassign();
-      } catch (err) {
-        this.opts.log.debug({ err: errorMessage(err) }, 'unassign ignored (consumer not connected)');
-      }
-      this.lanes.remove(ids);
-    })();
+    this.rebalancing = previous
+      .then(() => this.applyRebalance(code, assignment, ids))
+      .catch((err: unknown) => this.opts.log.warn({ err: errorMessage(err), code, partitions: ids }, 'rebalance handling failed'));
+  }
+
+  private async applyRebalance(code: number, assignment: TopicPartition[], ids: number[]): Promise<void> {
+    if (code === ERR_ASSIGN) {
+      this.consumer.assign(assignment);
+      for (const p of ids) this.lanes.open(p);
+      this.opts.onAssign?.(ids);
+      return;
+    }
+    if (code !== ERR_REVOKE) {
+      this.opts.log.warn({ code }, 'unexpected rebalance event');
+      return;
+    }
+    // Settle what was handed over for these partitions while the generation is still ours.
+    this.lanes.close(ids);
+    await this.lanes.settled(ids);
+    await this.opts.onRevoke?.(ids).catch((err: unknown) => this.opts.log.warn({ err: errorMessage(err) }, 'revoke handler failed'));
+    try {
+      this.consumer.unassign();
+    } catch (err) {
+      this.opts.log.debug({ err: errorMessage(err) }, 'unassign ignored (consumer not connected)');
+    }
+    this.lanes.remove(ids);
   }
 }
