@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -8,6 +8,7 @@ import { KafkaJS } from '@confluentinc/kafka-javascript';
 import { loadConfig, type Config } from '../src/config/load.js';
 import { ensureTopics } from '../src/kafka/admin.js';
 import { createKafka, idempotentProducer } from '../src/kafka/client.js';
+import { processorNodeOptions } from '../src/processor/node-options.js';
 import { processorGroupId } from '../src/processor/processor.js';
 import { sleep } from '../src/runtime/retry.js';
 import type { BenchResult } from './types.js';
@@ -89,6 +90,45 @@ async function preload(config: Config, contentIds: string[]): Promise<void> {
   }
 }
 
+/** CPU ticks per thread (keyed "<tid> <name>"). */
+function sampleThreads(pid: number): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      out.set(`${tid} ${stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'))}`, Number(fields[11]) + Number(fields[12]));
+    } catch {
+      // thread ended
+    }
+  }
+  return out;
+}
+
+function threadGroup(key: string, pid: number): string {
+  const [tid, name = ''] = key.split(' ', 2) as [string, string | undefined];
+  if (Number(tid) === pid) return 'main';
+  if (name.startsWith('rdk:')) return 'librdkafka';
+  // Node names every other thread "node": V8's platform workers (parallel scavenge, concurrent
+  // marking, compiler) and libuv's.
+  return 'V8/libuv workers';
+}
+
+function threadDelta(a: Map<string, number>, b: Map<string, number>, pid: number): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const [k, v] of b) {
+    const g = threadGroup(k, pid);
+    out.set(g, (out.get(g) ?? 0) + v - (a.get(k) ?? 0));
+  }
+  return out;
+}
+
+/** Adds a `--trace-gc` line's main-thread pause (`Scavenge … MB, 1.2 / 0.0 ms …`) to its kind's total (ms). */
+function addGcPause(line: string, byKind: Map<string, number>): void {
+  const m = /: (Scavenge|Mark-Compact|Minor Mark-Compact|Mark-sweep)[^,]*,\s*([\d.]+) \/ [\d.]+ ms/.exec(line);
+  if (m) byKind.set(m[1] as string, (byKind.get(m[1] as string) ?? 0) + Number(m[2]));
+}
+
 function sampleProc(pid: number): { cpuTicks: number; rssMb: number } {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
@@ -108,13 +148,22 @@ export async function run(): Promise<BenchResult[]> {
   const loadSeconds = (Date.now() - tLoad) / 1000;
 
   const nodeArgs = (process.env.BENCH_PROCESSOR_NODE_ARGS ?? '').split(' ').filter(Boolean);
-  const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', 'src/cli/main.ts', 'process', '--mode', 'stream'], {
+  const child = spawn(process.execPath, [...nodeArgs, '--trace-gc', '--import', 'tsx', 'src/cli/main.ts', 'process', '--mode', 'stream'], {
     cwd: ROOT,
-    env: { ...process.env, ...env },
-    stdio: ['ignore', 'ignore', 'pipe'],
+    // NODE_OPTIONS as the supervisor sets them for the processor (PROCESSOR_SEMI_SPACE_MB).
+    env: { ...process.env, ...env, NODE_OPTIONS: processorNodeOptions(config, process.env.NODE_OPTIONS) ?? '' },
+    stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stderr = '';
   child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
+  const gcByKind = new Map<string, number>();
+  let gcCounting = false;
+  let gcTail = '';
+  child.stdout?.on('data', (d: Buffer) => {
+    const lines = (gcTail + d.toString()).split('\n');
+    gcTail = lines.pop() ?? '';
+    if (gcCounting) for (const line of lines) addGcPause(line, gcByKind);
+  });
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
   const pid = child.pid as number;
   const admin = createKafka(config.kafkaBrokers, `${config.KAFKA_CLIENT_ID}-bench-admin`).admin();
@@ -125,8 +174,11 @@ export async function run(): Promise<BenchResult[]> {
       if (Date.now() > deadline || child.exitCode !== null) throw new Error(`processor did not start: ${stderr.slice(-2000)}`);
       await sleep(50);
     }
+    const load0 = os.loadavg()[0] ?? 0;
     const t0 = Date.now();
     const cpu0 = sampleProc(pid).cpuTicks;
+    const threads0 = sampleThreads(pid);
+    gcCounting = true;
     let peakRss = 0;
     let t10 = 0;
     let t90 = 0;
@@ -142,15 +194,29 @@ export async function run(): Promise<BenchResult[]> {
       if (!t90 && committed >= PRELOAD * 0.9) t90 = Date.now();
     }
     const t1 = Date.now();
+    gcCounting = false;
     const cpuSeconds = (sampleProc(pid).cpuTicks - cpu0) / TICKS;
+    const byThread = threadDelta(threads0, sampleThreads(pid), pid);
+    const load1 = os.loadavg()[0] ?? 0;
     const seconds = (t1 - t0) / 1000;
     const dlq = await admin.fetchTopicOffsets(config.KAFKA_TOPIC_DLQ, { isolationLevel: KafkaJS.IsolationLevel.READ_COMMITTED });
     const dlqCount = dlq.reduce((s, p) => s + Number(p.high), 0);
-    const note = `${PRELOAD.toLocaleString('en-US')} preloaded events, ${PARTITIONS} partitions, load average ${os.loadavg()[0]?.toFixed(1)} on ${os.cpus().length} cores`;
+    const note = `${PRELOAD.toLocaleString('en-US')} preloaded events, ${PARTITIONS} partitions, load average ${load0.toFixed(1)} → ${load1.toFixed(1)} on ${os.cpus().length} cores`;
+    const usPerEvent = (ticks: number) => Math.round(((ticks / TICKS) * 1e6 * 10) / PRELOAD) / 10;
+    const mainTicks = byThread.get('main') ?? 0;
+    const gcMs = [...gcByKind.values()].reduce((a, b) => a + b, 0);
     return [
       { name: 'processor: one instance, drain throughput', value: Math.round(PRELOAD / seconds), unit: 'events/s', note },
       { name: 'processor: steady throughput (10 % → 90 % of the drain)', value: Math.round((PRELOAD * 0.8) / Math.max(0.001, (t90 - t10) / 1000)), unit: 'events/s' },
       { name: 'processor: CPU during the drain', value: Math.round((cpuSeconds / seconds) * 100), unit: '% of one core', note: 'process total, librdkafka threads included' },
+      { name: 'processor: CPU per event', value: Math.round(((cpuSeconds * 1e6) / PRELOAD) * 10) / 10, unit: 'µs', note: 'process total; the figure to optimise' },
+      {
+        name: 'processor: CPU per event by thread',
+        value: usPerEvent(mainTicks),
+        unit: 'µs main',
+        note: [...byThread].filter(([g]) => g !== 'main').map(([g, t]) => `${g} ${usPerEvent(t)} µs`).join(', '),
+      },
+      { name: 'processor: GC pauses (main thread)', value: Math.round((gcMs / (t1 - t0)) * 1000) / 10, unit: '% of the drain', note: `--trace-gc pauses in ${((t1 - t0) / 1000).toFixed(1)} s: ${[...gcByKind].map(([k, ms]) => `${k} ${Math.round(ms)} ms`).join(', ')}` },
       { name: 'processor: peak RSS during the drain', value: Math.round(peakRss), unit: 'MB' },
       { name: 'processor: DLQ records (expected 0)', value: dlqCount, unit: 'records' },
       { name: 'processor bench: preload rate (idempotent producer)', value: Math.round(PRELOAD / loadSeconds), unit: 'events/s' },

@@ -102,10 +102,12 @@ export const envSchema = z.object({
   CDC_COMMIT_INTERVAL_MS: int(1, 60000).default(100),
   CDC_SLOT_WAIT_SECONDS: int(0, 86400).default(30),
   CONTENT_WAIT_MS: int(0, 600000).default(5000),
-  PROCESSOR_MAX_BATCH: int(1, 50000).default(5000),
+  PROCESSOR_MAX_BATCH: int(1, 50000).default(2000),
   PROCESSOR_CONCURRENCY: int(1, 64).default(3),
   PROCESSOR_TRANSACTION_TIMEOUT_MS: int(1000, 900000).default(10000),
   PROCESSOR_SESSION_TIMEOUT_MS: int(6000, 300000).default(15000),
+  /** V8 young-generation semi-space (MB) the supervisor starts the processor with; 0 = V8's default. */
+  PROCESSOR_SEMI_SPACE_MB: int(0, 1024).default(64),
   STACK_PORT_OFFSET: int(0, 5000).default(0),
   STACK_DIR: z.string().min(1).default('.stack'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),

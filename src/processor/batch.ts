@@ -3,7 +3,8 @@ import type { PipelineError } from '../core/errors.js';
 import type { ContentRow, QualityFlag } from '../core/types.js';
 import { decodeChange } from './decode.js';
 import { processorDlqEntry, type SourceRecord } from './dlq.js';
-import { enrichValidated } from './enrich.js';
+import { enrichValidated, lengthFlag } from './enrich.js';
+import { enrichedJson } from './enriched-json.js';
 import { reasonOf } from './reasons.js';
 import type { OutRecord } from './transaction-writer.js';
 import { validateEventRow, type ValidEvent } from './validate.js';
@@ -33,8 +34,8 @@ export interface BatchContext {
 
 /** One consumed message (the fields the batch reads). */
 export interface BatchMessage {
-  offset: string;
-  key: Buffer | null;
+  offset: number;
+  key?: Buffer | string | null;
   value: Buffer | null;
 }
 
@@ -79,8 +80,9 @@ export async function transformBatch(batch: ConsumedBatch, handedOverAt: number,
   const accepted: Accepted[] = [];
   const reject = (i: number, err: PipelineError) => {
     const m = messages[i] as BatchMessage;
-    const rec: SourceRecord = { topic: batch.topic, partition: batch.partition, offset: m.offset, key: m.key, value: m.value };
-    slots[i] = { topic: ctx.dlqTopic, key: m.key === null ? null : m.key.toString('utf8'), value: JSON.stringify(processorDlqEntry(rec, err, now)) };
+    const rec: SourceRecord = { topic: batch.topic, partition: batch.partition, offset: String(m.offset), key: typeof m.key === 'string' ? Buffer.from(m.key) : (m.key ?? null), value: m.value };
+    const key = rec.key === null ? null : rec.key.toString('utf8');
+    slots[i] = { topic: ctx.dlqTopic, key, value: JSON.stringify(processorDlqEntry(rec, err, now)) };
     bump(out.dlq, reasonOf(err));
   };
 
@@ -108,16 +110,20 @@ export async function transformBatch(batch: ConsumedBatch, handedOverAt: number,
     ctx.signal?.throwIfAborted();
     const meta = { sourceTsMs: 0, processedTsMs: Date.now(), origin: 'stream' as const };
     for (const a of accepted) {
+      const ev = a.valid;
+      const content = ctx.table.get(ev.content_id, a.lsn);
       meta.sourceTsMs = a.sourceTsMs;
-      const res = enrichValidated(a.valid, ctx.table.get(a.valid.content_id, a.lsn), meta);
-      if (!res.ok) {
-        reject(a.index, res.error);
+      if (content === undefined) {
+        const res = enrichValidated(ev, content, meta);
+        if (!res.ok) reject(a.index, res.error);
         continue;
       }
-      slots[a.index] = { topic: ctx.enrichedTopic, key: res.event.content_id, value: JSON.stringify(res.event) };
+      slots[a.index] = { topic: ctx.enrichedTopic, key: ev.content_id, value: enrichedJson(ev, content, meta) };
       out.enriched++;
       out.sourceTs.push(a.sourceTsMs);
-      for (const f of res.event.quality_flags) bump(out.flags, f);
+      for (const f of ev.flags) bump(out.flags, f);
+      const flag = lengthFlag(ev.duration_ms === null ? null : ev.duration_ms / 1000, content.length_seconds);
+      if (flag !== null) bump(out.flags, flag);
     }
   }
   for (const s of slots) if (s !== null) out.records.push(s);

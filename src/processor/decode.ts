@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer';
 import type { PipelineError } from '../core/errors.js';
 import type { EngagementEventRow } from '../core/types.js';
 import { rejection } from './reasons.js';
@@ -22,11 +23,24 @@ export type DecodedChange =
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
+/**
+ * The bytes as text; throws a TypeError when they are not UTF-8. A Buffer without a byte order mark
+ * takes the faster path (simdutf validation, then decoding), measured at about half the cost of
+ * TextDecoder's (docs/processor.md); anything else goes through TextDecoder (which drops a BOM).
+ */
+function utf8Text(value: Uint8Array): string {
+  if (Buffer.isBuffer(value) && value[0] !== 0xef) {
+    if (!isUtf8(value)) throw new TypeError('not UTF-8');
+    return value.toString('utf8');
+  }
+  return utf8.decode(value);
+}
+
 /** Parses bytes as a JSON object; a string error when they are not one. */
 export function parseJsonObject(value: Uint8Array): Record<string, unknown> | string {
   let parsed: unknown;
   try {
-    parsed = JSON.parse(utf8.decode(value));
+    parsed = JSON.parse(utf8Text(value));
   } catch (err) {
     return err instanceof TypeError ? 'value is not valid UTF-8' : `value is not JSON (${(err as Error).message})`;
   }
@@ -62,9 +76,14 @@ export function sourceLsnOf(env: Record<string, unknown>): number | null {
   return typeof lsn === 'number' && Number.isFinite(lsn) ? lsn : null;
 }
 
+/** The CDC's own rendering of the sequence, `["<commit lsn>","<change lsn>"]`: read without JSON.parse. */
+const SEQUENCE_HEAD = /^\["(\d{1,20})",/;
+
 function commitLsnOf(sequence: unknown): number | null {
   let seq = sequence;
   if (typeof seq === 'string') {
+    const head = SEQUENCE_HEAD.exec(seq);
+    if (head) return Number(head[1]);
     try {
       seq = JSON.parse(seq) as unknown;
     } catch {

@@ -25,6 +25,19 @@ export interface EnrichMeta {
 
 export type EnrichResult = { ok: true; event: EnrichedEvent } | { ok: false; error: PipelineError };
 
+/** engagement_pct: seconds / length × 100; null when either is null or length ≤ 0. */
+export function engagementPct(seconds: number | null, length: number | null | undefined): number | null {
+  if (seconds === null || length === null || length === undefined || length <= 0) return null;
+  return (seconds / length) * 100;
+}
+
+/** The flag the content's length adds, if any: missing_length, non_positive_length or pct_above_100. */
+export function lengthFlag(seconds: number | null, length: number | null | undefined): QualityFlag | null {
+  if (length === null || length === undefined) return 'missing_length';
+  if (length <= 0) return 'non_positive_length';
+  return seconds !== null && (seconds / length) * 100 > 100 ? 'pct_above_100' : null;
+}
+
 export function enrichEvent(row: EngagementEventRow, content: ContentRow | undefined, meta: EnrichMeta): EnrichResult {
   const valid = validateEventRow(row, meta.processedTsMs);
   if (!valid.ok) return valid;
@@ -39,13 +52,9 @@ export function enrichValidated(ev: ValidEvent, content: ContentRow | undefined,
   const flags: QualityFlag[] = ev.flags.slice();
   const engagementSeconds = ev.duration_ms === null ? null : ev.duration_ms / 1000;
   const length = content.length_seconds;
-  let pct: number | null = null;
-  if (length === null || length === undefined) flags.push('missing_length');
-  else if (length <= 0) flags.push('non_positive_length');
-  else if (engagementSeconds !== null) {
-    pct = (engagementSeconds / length) * 100;
-    if (pct > 100) flags.push('pct_above_100');
-  }
+  const pct = engagementPct(engagementSeconds, length);
+  const flag = lengthFlag(engagementSeconds, length);
+  if (flag !== null) flags.push(flag);
   return {
     ok: true,
     event: {

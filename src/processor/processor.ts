@@ -4,7 +4,7 @@ import type { Config } from '../config/load.js';
 import { errorMessage, toPipelineError, type PipelineError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { ensureTopics } from '../kafka/admin.js';
-import { createConsumer, createKafka, type AssignedPartition, type EachBatchPayload } from '../kafka/client.js';
+import { BatchConsumer, type PartitionBatch } from '../kafka/batch-consumer.js';
 import type { RunningComponent } from '../runtime/lifecycle.js';
 import { sleep } from '../runtime/retry.js';
 import { transformBatch, type BatchContext } from './batch.js';
@@ -18,18 +18,18 @@ import { TxnProducer } from './txn-producer.js';
  * The stream processor: engagement change events → enriched records, exactly once.
  *
  * Start: topics ensured, the content table fully restored, the transactional producer initialised
- * (fencing an earlier incarnation with the same id), then the consumer joins `engage-processor.<client id>`
- * (read_committed, no auto-commit) and hands over up to PROCESSOR_MAX_BATCH messages of one partition
- * per `eachBatch`, PROCESSOR_CONCURRENCY partitions at a time. Each batch is transformed
- * (batch.ts) and submitted to the TransactionWriter; its offsets are resolved only after the
- * transaction holding its records and offsets has committed. A failed batch is left unresolved and
- * the consumer re-reads it.
+ * (fencing an earlier incarnation with the same id), then the BatchConsumer (src/kafka/batch-consumer.ts,
+ * librdkafka's plain consumer) joins `engage-processor.<client id>` (read_committed, no auto-commit)
+ * and hands over up to PROCESSOR_MAX_BATCH messages of one partition per batch,
+ * PROCESSOR_CONCURRENCY partitions at a time. Each batch is transformed (batch.ts) and submitted to
+ * the TransactionWriter; the batch is done only once the transaction holding its records and
+ * offsets has committed. A failed batch is rejected and the consumer rewinds and re-reads it.
  *
  * Backpressure: a batch holds its partition until committed, so at most CONCURRENCY × MAX_BATCH
- * records are in flight; the consumer fetches no further for a partition meanwhile (its prefetch is
- * bounded by queued.max.messages.kbytes). Rebalance: a revoke waits for in-flight transactions to
- * commit or abort before the partitions are given up (the library also waits for running batches
- * before unassigning). Stop: leave the group after in-flight batches commit, then close.
+ * records are in flight, and a partition holding two batches more is paused. Rebalance: a revoke
+ * waits for the revoked partitions' running batches and then for every in-flight transaction to
+ * commit or abort before the partitions are given up. Stop: leave the group after in-flight
+ * batches commit, then close.
  */
 
 export interface Processor extends RunningComponent {
@@ -55,7 +55,6 @@ export async function startProcessor(config: Config, log: Logger): Promise<Proce
 
   await ensureTopics(config);
   const table = await ContentTable.open({ brokers: config.kafkaBrokers, clientId: `${config.KAFKA_CLIENT_ID}-processor`, topic: config.KAFKA_TOPIC_CONTENT, log: plog, metrics });
-  const kafka = createKafka(config.kafkaBrokers, `${config.KAFKA_CLIENT_ID}-processor`);
   let producer: TxnProducer;
   try {
     producer = await TxnProducer.connect({
@@ -80,29 +79,37 @@ export async function startProcessor(config: Config, log: Logger): Promise<Proce
   done.catch(() => undefined);
 
   let writer: TransactionWriter | undefined;
-  const consumer = createConsumer(kafka, {
-    groupId,
-    fromBeginning: true,
-    readCommitted: true,
-    autoCommit: false,
-    sessionTimeoutMs: config.PROCESSOR_SESSION_TIMEOUT_MS,
-    maxBatchSize: config.PROCESSOR_MAX_BATCH,
-    onRebalance: async (kind: 'assign' | 'revoke', partitions: AssignedPartition[]) => {
-      const ids = partitions.map((p) => p.partition);
-      if (kind === 'assign') {
+  let consumer: BatchConsumer;
+  try {
+    consumer = await BatchConsumer.connect({
+      brokers: config.kafkaBrokers,
+      clientId: `${config.KAFKA_CLIENT_ID}-processor`,
+      groupId,
+      topic: inputTopic,
+      maxBatch: config.PROCESSOR_MAX_BATCH,
+      concurrency: config.PROCESSOR_CONCURRENCY,
+      sessionTimeoutMs: config.PROCESSOR_SESSION_TIMEOUT_MS,
+      log: plog,
+      onAssign: (ids) => {
         stats.assign(ids);
         if (ids.length > 0) plog.info({ partitions: ids }, 'processor partitions assigned');
-        return;
-      }
-      // Settle what was submitted for these partitions while the generation is still ours.
-      await writer?.drain();
-      stats.revoke(ids);
-      if (ids.length > 0) plog.info({ partitions: ids }, 'processor partitions revoked');
-    },
-  });
-  writer = new TransactionWriter(producer, consumer, plog, metrics, (err) => {
+      },
+      onRevoke: async (ids) => {
+        // Settle what was submitted for these partitions while the generation is still ours.
+        await writer?.drain();
+        stats.revoke(ids);
+        if (ids.length > 0) plog.info({ partitions: ids }, 'processor partitions revoked');
+      },
+    });
+  } catch (err) {
+    await producer.disconnect().catch(() => undefined);
+    await table.close();
+    throw toPipelineError(err, 'SERVICE_UNREACHABLE');
+  }
+  const txWriter = new TransactionWriter(producer, consumer.groupClient, plog, metrics, (err) => {
     failDone(err);
   });
+  writer = txWriter;
   const ctx: BatchContext = {
     table,
     enrichedTopic: config.KAFKA_TOPIC_ENRICHED,
@@ -111,38 +118,29 @@ export async function startProcessor(config: Config, log: Logger): Promise<Proce
     signal: stopping.signal,
   };
 
-  const eachBatch = async ({ batch, resolveOffset, isStale }: EachBatchPayload): Promise<void> => {
+  // Resolves once the batch's records and offsets committed; rejects to have it re-read.
+  const handleBatch = async (batch: PartitionBatch): Promise<void> => {
+    stopping.signal.throwIfAborted();
     const n = batch.messages.length;
-    if (n === 0 || stopping.signal.aborted || isStale()) return;
     const handedOverAt = performance.now();
-    const last = batch.messages[n - 1]?.offset ?? '0';
     stats.batchStarted(n);
     try {
       const outcome = await transformBatch(batch, handedOverAt, ctx);
-      const next = (BigInt(last) + 1n).toString();
-      await (writer as TransactionWriter).submit({ records: outcome.records, offsets: [{ topic: batch.topic, partition: batch.partition, offset: next }] });
-      resolveOffset(last);
-      stats.batchCommitted(batch.partition, n, outcome, handedOverAt, Number(batch.highWatermark) - Number(next));
+      await txWriter.submit({ records: outcome.records, offsets: [{ topic: batch.topic, partition: batch.partition, offset: batch.nextOffset }] });
+      stats.batchCommitted(batch.partition, n, outcome, handedOverAt, batch.highWatermark - batch.nextOffset);
     } catch (err) {
       stats.batchFailed(n);
-      if (stopping.signal.aborted) return;
-      plog.warn({ partition: batch.partition, offset: batch.messages[0]?.offset, err: errorMessage(err) }, 'batch not committed; it will be re-read');
-      await sleep(FAILED_BATCH_PAUSE_MS);
+      if (!stopping.signal.aborted) {
+        plog.warn({ partition: batch.partition, offset: batch.messages[0]?.offset, err: errorMessage(err) }, 'batch not committed; it will be re-read');
+        await sleep(FAILED_BATCH_PAUSE_MS);
+      }
+      throw err;
     } finally {
       stats.batchEnded(n);
     }
   };
 
-  try {
-    await consumer.connect();
-    await consumer.subscribe({ topics: [inputTopic] });
-    await consumer.run({ eachBatch, eachBatchAutoResolve: false, partitionsConsumedConcurrently: config.PROCESSOR_CONCURRENCY });
-  } catch (err) {
-    await consumer.disconnect().catch(() => undefined);
-    await producer.disconnect().catch(() => undefined);
-    await table.close();
-    throw toPipelineError(err, 'SERVICE_UNREACHABLE');
-  }
+  consumer.run(handleBatch);
   plog.info({ group: groupId, topic: inputTopic, contentRows: table.size, transactionalId }, 'processor consuming');
 
   let stopped: Promise<void> | undefined;
@@ -153,8 +151,8 @@ export async function startProcessor(config: Config, log: Logger): Promise<Proce
       stopped ??= (async () => {
         stopping.abort(new Error('processor stopping'));
         // Leaves the group once running batches have committed (or been left unresolved).
-        await consumer.disconnect().catch((err: unknown) => plog.warn({ err: errorMessage(err) }, 'consumer disconnect failed'));
-        await writer?.drain();
+        await consumer.stop().catch((err: unknown) => plog.warn({ err: errorMessage(err) }, 'consumer stop failed'));
+        await txWriter.drain();
         await producer.disconnect().catch((err: unknown) => plog.warn({ err: errorMessage(err) }, 'producer disconnect failed'));
         await table.close().catch((err: unknown) => plog.warn({ err: errorMessage(err) }, 'content table close failed'));
         plog.info(stats.snapshot(), 'processor stopped');

@@ -1,10 +1,9 @@
 import { performance } from 'node:perf_hooks';
 import { PipelineError, errorMessage } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
-import type { Consumer } from '../kafka/client.js';
 import { retry } from '../runtime/retry.js';
 import type { ProcessorMetrics } from './metrics.js';
-import type { PartitionOffset, TxnError, TxnProducer } from './txn-producer.js';
+import type { GroupConsumer, PartitionOffset, TxnError, TxnProducer } from './txn-producer.js';
 
 /**
  * Group commit of processed batches into Kafka transactions (exactly-once, KIP-447).
@@ -27,8 +26,8 @@ export interface OutRecord {
 export interface TopicPartitionOffset {
   topic: string;
   partition: number;
-  /** Next offset to consume (last processed + 1), decimal string. */
-  offset: string;
+  /** Next offset to consume (last processed + 1). */
+  offset: number;
 }
 
 export interface Submission {
@@ -58,7 +57,7 @@ export class TransactionWriter {
 
   constructor(
     private readonly producer: TxnProducer,
-    private readonly consumer: Consumer,
+    private readonly consumer: GroupConsumer,
     private readonly log: Logger,
     private readonly metrics: ProcessorMetrics,
     /** Called once when the producer is unusable (fenced or fatal): the processor must stop. */
@@ -114,16 +113,15 @@ export class TransactionWriter {
     for (const p of group) {
       for (const o of p.offsets) {
         const key = `${o.topic}\u0000${o.partition}`;
-        const offset = Number(o.offset);
         const prev = offsets.get(key);
-        if (!prev || offset > prev.offset) offsets.set(key, { topic: o.topic, partition: o.partition, offset });
+        if (!prev || o.offset > prev.offset) offsets.set(key, { topic: o.topic, partition: o.partition, offset: o.offset });
       }
     }
     let begun = false;
     try {
       await this.producer.begin();
       begun = true;
-      for (const p of group) for (const r of p.records) this.producer.produce(r.topic, r.key, Buffer.from(r.value));
+      for (const p of group) for (const r of p.records) this.producer.produce(r.topic, r.key, r.value);
       if (offsets.size > 0) await this.producer.sendOffsets([...offsets.values()], this.consumer);
       await retry(() => this.producer.commit(), {
         ...COMMIT_RETRY,

@@ -1,6 +1,5 @@
 import { RdKafka } from '@confluentinc/kafka-javascript';
 import type { Logger } from '../core/logger.js';
-import type { Consumer } from '../kafka/client.js';
 
 /**
  * The processor's transactional producer: librdkafka's plain producer (same library as
@@ -36,8 +35,8 @@ export interface PartitionOffset {
 }
 
 type RawProducer = InstanceType<typeof RdKafka.Producer>;
-/** What the KafkaJS-style consumer wraps: librdkafka's consumer, whose group metadata fences the offsets. */
-type WrappedConsumer = Consumer & { _getInternalClient(): RdKafka.KafkaConsumer };
+/** librdkafka's consumer of the group, whose group metadata fences the offsets (BatchConsumer.groupClient). */
+export type GroupConsumer = InstanceType<typeof RdKafka.KafkaConsumer>;
 
 const OP_TIMEOUT_MS = 30000;
 
@@ -54,7 +53,12 @@ function call(fn: (cb: (err: unknown) => void) => void): Promise<void> {
   return new Promise<void>((resolve, reject) => fn((err) => (err ? reject(toTxnError(err)) : resolve())));
 }
 
+/** Values up to this many UTF-8 bytes are encoded into one reused buffer (librdkafka copies on produce). */
+const SCRATCH_BYTES = 1 << 20;
+
 export class TxnProducer {
+  private readonly scratch = Buffer.allocUnsafe(SCRATCH_BYTES);
+
   private constructor(private readonly producer: RawProducer) {}
 
   /** Connects and initialises transactions (fencing an earlier producer with the same id). */
@@ -86,19 +90,23 @@ export class TxnProducer {
     return call((cb) => this.producer.beginTransaction(cb));
   }
 
-  /** Queues one message in the open transaction (synchronous; throws when the local queue is full). */
-  produce(topic: string, key: string | null, value: Buffer): void {
+  /**
+   * Queues one message in the open transaction (synchronous; throws when the local queue is full).
+   * librdkafka copies key and value before returning, so the value is encoded into a scratch
+   * buffer reused by every call instead of a new Buffer per message.
+   */
+  produce(topic: string, key: string | null, value: string): void {
+    const bytes = value.length * 3 <= SCRATCH_BYTES ? this.scratch.subarray(0, this.scratch.write(value, 0, 'utf8')) : Buffer.from(value);
     try {
-      this.producer.produce(topic, null, value, key);
+      this.producer.produce(topic, null, bytes, key);
     } catch (err) {
       throw toTxnError(err);
     }
   }
 
   /** Adds consumer offsets to the open transaction, with the consumer's group metadata (KIP-447). */
-  sendOffsets(offsets: PartitionOffset[], consumer: Consumer): Promise<void> {
-    const raw = (consumer as WrappedConsumer)._getInternalClient();
-    return call((cb) => this.producer.sendOffsetsToTransaction(offsets, raw, OP_TIMEOUT_MS, cb));
+  sendOffsets(offsets: PartitionOffset[], consumer: GroupConsumer): Promise<void> {
+    return call((cb) => this.producer.sendOffsetsToTransaction(offsets, consumer, OP_TIMEOUT_MS, cb));
   }
 
   commit(): Promise<void> {

@@ -39,17 +39,28 @@ export interface ParsedTimestamp {
   canonical: string;
 }
 
+const DAYS_IN_MONTH = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+
+function daysInMonth(y: number, mo: number): number {
+  if (mo === 2 && y % 4 === 0 && (y % 100 !== 0 || y % 400 === 0)) return 29;
+  return DAYS_IN_MONTH[mo - 1] as number;
+}
+
 /** Parses an ISO-8601 timestamp with a zone (`Z` or ±HH[:MM]); null when malformed or impossible. */
 export function parseTimestamp(text: string): ParsedTimestamp | null {
   const m = TS_RE.exec(text);
   if (!m) return null;
-  const [y, mo, d, h, mi, s] = [m[1], m[2], m[3], m[4], m[5], m[6]].map(Number) as [number, number, number, number, number, number];
+  const y = Number(m[1]);
+  const mo = Number(m[2]);
+  const d = Number(m[3]);
+  const h = Number(m[4]);
+  const mi = Number(m[5]);
+  const s = Number(m[6]);
   const frac = m[7] ?? '';
   const zone = m[8] ?? 'Z';
-  if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || s > 59) return null;
-  const local = Date.UTC(y, mo - 1, d, h, mi, s, Number(frac.slice(0, 3).padEnd(3, '0')));
-  const check = new Date(local);
-  if (check.getUTCFullYear() !== y || check.getUTCMonth() !== mo - 1 || check.getUTCDate() !== d) return null;
+  // Years below 100 are rejected as Date.UTC would map them to 19xx.
+  if (y < 100 || mo < 1 || mo > 12 || d < 1 || d > daysInMonth(y, mo) || h > 23 || mi > 59 || s > 59) return null;
+  const local = Date.UTC(y, mo - 1, d, h, mi, s, frac === '' ? 0 : Number(frac.slice(0, 3).padEnd(3, '0')));
   let offsetMin = 0;
   if (zone !== 'Z') {
     const digits = zone.slice(1).replace(':', '');

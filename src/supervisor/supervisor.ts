@@ -1,4 +1,5 @@
 import type { Config } from '../config/load.js';
+import { processorNodeOptions } from '../processor/node-options.js';
 import { engageEntry } from './entry.js';
 import { SupervisedChild, type ChildSpec, type ChildStatus } from './child.js';
 
@@ -22,7 +23,8 @@ export function componentSpecs(config: Config, opts: RunOptions): ChildSpec[] {
   const externalUrl = config.EXTERNAL_API_URL ?? (opts.receiver ? receiverUrl : undefined);
   if (opts.receiver) specs.push({ name: 'external-receiver', args: ['external-receiver', '--port', String(config.EXTERNAL_RECEIVER_PORT)] });
   specs.push({ name: 'cdc', args: ['cdc'] });
-  specs.push({ name: 'processor', args: ['process', '--mode', 'stream'] });
+  const processorOptions = processorNodeOptions(config, process.env.NODE_OPTIONS);
+  specs.push({ name: 'processor', args: ['process', '--mode', 'stream'], env: processorOptions === undefined ? {} : { NODE_OPTIONS: processorOptions } });
   for (const sink of opts.sinks) {
     if (sink === 'external' && !externalUrl) continue;
     specs.push({ name: `sink-${sink}`, args: ['sink', sink], env: sink === 'external' && externalUrl ? { EXTERNAL_API_URL: externalUrl } : {} });

@@ -7,7 +7,8 @@ import { decodeChange, sourceLsnOf } from '../../src/processor/decode.js';
 import { processorDlqEntry } from '../../src/processor/dlq.js';
 import { enrichEvent, type EnrichMeta } from '../../src/processor/enrich.js';
 import { reasonOf } from '../../src/processor/reasons.js';
-import { parseTimestamp } from '../../src/processor/validate.js';
+import { enrichedJson } from '../../src/processor/enriched-json.js';
+import { parseTimestamp, validateEventRow } from '../../src/processor/validate.js';
 
 const NOW = Date.UTC(2025, 5, 15, 12, 0, 0);
 const META: EnrichMeta = { sourceTsMs: NOW - 250, processedTsMs: NOW, origin: 'stream' };
@@ -128,6 +129,10 @@ describe('enrichEvent: valid rows', () => {
       if (x.event_id) assert.equal(e.event_id, x.event_id);
       if ('raw_payload' in x) assert.deepEqual(e.raw_payload, x.raw_payload);
       if (x.extra) assert.deepEqual(e.extra, x.extra);
+      // The stream processor's direct rendering is byte for byte the same record.
+      const valid = validateEventRow(row(c.row), META.processedTsMs);
+      assert.ok(valid.ok);
+      assert.equal(enrichedJson(valid.value, { ...CONTENT, ...c.content }, META), JSON.stringify(e));
     });
   }
 

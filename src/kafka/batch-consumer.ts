@@ -1,0 +1,240 @@
+import { RdKafka } from '@confluentinc/kafka-javascript';
+import { errorMessage } from '../core/errors.js';
+import type { Logger } from '../core/logger.js';
+import { sleep } from '../runtime/retry.js';
+import { PartitionLanes } from './partition-lanes.js';
+
+/**
+ * A consumer-group member that hands over batches of one partition at a time, on librdkafka's
+ * plain consumer (`consume(n)` in rounds, manual assignment in `rebalance_cb`), for
+ * consume-transform-produce loops that commit offsets themselves (in a Kafka transaction:
+ * `groupClient` is what `sendOffsetsToTransaction` needs for the group metadata, KIP-447).
+ * No auto-commit, no offset store, read_committed by default.
+ *
+ * Contract:
+ * - `run(handler)`: the handler gets batches of ≤ `maxBatch` messages of one partition, in offset
+ *   order; one batch per partition at a time, at most `concurrency` at once. It resolves once the
+ *   batch's offsets are committed (by the handler), or rejects: the partition is then rewound to
+ *   the batch's first offset and re-read.
+ * - Backpressure: a partition holding a full batch is paused until it is taken, so at most
+ *   maxBatch (+ one consume round) messages per partition wait here, besides the running batch and
+ *   librdkafka's bounded prefetch.
+ * - Rebalance: on assign, the partitions start at their committed offsets; on revoke, nothing new
+ *   starts for them, running batches of them settle, then `onRevoke` is awaited, and only then are
+ *   they given up — so in-flight work commits under the generation that owned it.
+ * - `stop()`: nothing new starts, running batches settle, the member leaves the group.
+ */
+
+export type KafkaMessage = RdKafka.Message;
+
+export interface PartitionBatch {
+  topic: string;
+  partition: number;
+  messages: KafkaMessage[];
+  /** The offset to commit once done: the last message's offset + 1. */
+  nextOffset: number;
+  /** The partition's high watermark as last fetched (lag = highWatermark − nextOffset); NaN if unknown. */
+  highWatermark: number;
+}
+
+export type BatchHandler = (batch: PartitionBatch) => Promise<void>;
+
+export interface BatchConsumerOptions {
+  brokers: string[];
+  clientId: string;
+  groupId: string;
+  topic: string;
+  maxBatch: number;
+  concurrency: number;
+  sessionTimeoutMs: number;
+  log: Logger;
+  readCommitted?: boolean;
+  onAssign?: (partitions: number[]) => void;
+  /** Awaited before revoked partitions are given up (after their running batches settled). */
+  onRevoke?: (partitions: number[]) => Promise<void>;
+}
+
+type RawConsumer = InstanceType<typeof RdKafka.KafkaConsumer>;
+type TopicPartition = { topic: string; partition: number };
+
+const CONSUME_MAX = 5000;
+const CONSUME_TIMEOUT_MS = 100;
+const ERR_ASSIGN = -175;
+const ERR_REVOKE = -174;
+const OP_TIMEOUT_MS = 10000;
+
+export class BatchConsumer {
+  private readonly lanes: PartitionLanes;
+  private handler: BatchHandler | undefined;
+  private loop: Promise<void> | undefined;
+  private stopping = false;
+  private rebalancing: Promise<void> = Promise.resolve();
+
+  private constructor(
+    private readonly opts: BatchConsumerOptions,
+    private readonly consumer: RawConsumer,
+  ) {
+    this.lanes = new PartitionLanes(opts.topic, opts.maxBatch, {
+      pause: (p) => this.pauseResume(p, true),
+      resume: (p) => this.pauseResume(p, false),
+    });
+  }
+
+  /** Connects (no group join yet: that starts with `run`). */
+  static async connect(opts: BatchConsumerOptions): Promise<BatchConsumer> {
+    let self: BatchConsumer | undefined;
+    const consumer = new RdKafka.KafkaConsumer({
+      'bootstrap.servers': opts.brokers.join(','),
+      'client.id': opts.clientId,
+      'group.id': opts.groupId,
+      'enable.auto.commit': false,
+      'enable.auto.offset.store': false,
+      'auto.offset.reset': 'earliest',
+      'isolation.level': opts.readCommitted === false ? 'read_uncommitted' : 'read_committed',
+      'session.timeout.ms': opts.sessionTimeoutMs,
+      'fetch.wait.max.ms': 50,
+      'queued.max.messages.kbytes': 32768,
+      // Eager rebalancing (assign/unassign of the whole assignment), which the callback implements.
+      'partition.assignment.strategy': 'range,roundrobin',
+      rebalance_cb: (err: RdKafka.LibrdKafkaError, assignment: TopicPartition[]) => self?.onRebalance(err.code, assignment),
+    });
+    consumer.on('event.error', (err) => opts.log.warn({ err: err.message, code: err.code }, 'consumer error'));
+    await new Promise<void>((resolve, reject) => consumer.connect({ timeout: OP_TIMEOUT_MS }, (err) => (err ? reject(err) : resolve())));
+    consumer.setDefaultConsumeTimeout(CONSUME_TIMEOUT_MS);
+    // Untyped in the library's .d.ts: return as soon as some messages are ready, not after the full timeout.
+    (consumer as unknown as { setDefaultIsTimeoutOnlyForFirstMessage(v: boolean): void }).setDefaultIsTimeoutOnlyForFirstMessage(true);
+    self = new BatchConsumer(opts, consumer);
+    return self;
+  }
+
+  /** The librdkafka consumer whose group metadata fences transactional offsets (KIP-447). */
+  get groupClient(): RawConsumer {
+    return this.consumer;
+  }
+
+  assigned(): number[] {
+    return this.lanes.partitions();
+  }
+
+  /** Joins the group and starts handing over batches. */
+  run(handler: BatchHandler): void {
+    this.handler = handler;
+    this.consumer.subscribe([this.opts.topic]);
+    this.loop = this.consumeLoop();
+  }
+
+  /** Stops taking batches, lets running ones settle, leaves the group and disconnects. */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    await this.loop;
+    await this.lanes.settled(this.lanes.partitions());
+    await this.rebalancing;
+    await new Promise<void>((resolve) => this.consumer.disconnect(() => resolve()));
+    await this.rebalancing;
+  }
+
+  private async consumeLoop(): Promise<void> {
+    while (!this.stopping) {
+      await this.rebalancing;
+      await this.applyRewinds();
+      let messages: KafkaMessage[];
+      try {
+        messages = await new Promise<KafkaMessage[]>((resolve, reject) => this.consumer.consume(CONSUME_MAX, (err, m) => (err ? reject(err) : resolve(m))));
+      } catch (err) {
+        if (this.stopping) break;
+        this.opts.log.warn({ err: errorMessage(err) }, 'consume failed; retrying');
+        await sleep(500);
+        continue;
+      }
+      for (let i = 0; i < messages.length; i++) this.lanes.add(messages[i] as KafkaMessage);
+      this.dispatch();
+    }
+  }
+
+  /** Starts a batch on every idle lane with messages, up to `concurrency` running. */
+  private dispatch(): void {
+    if (this.stopping || this.handler === undefined) return;
+    for (;;) {
+      if (this.lanes.running >= this.opts.concurrency) return;
+      const lane = this.lanes.nextReady();
+      if (lane === undefined) return;
+      const messages = this.lanes.take(lane);
+      const last = messages[messages.length - 1] as KafkaMessage;
+      const batch: PartitionBatch = {
+        topic: this.opts.topic,
+        partition: lane.partition,
+        messages,
+        nextOffset: last.offset + 1,
+        highWatermark: this.highWatermark(lane.partition),
+      };
+      lane.running = this.handler(batch).then(
+        () => this.lanes.finish(lane, null),
+        () => this.lanes.finish(lane, this.stopping ? null : (messages[0] as KafkaMessage).offset),
+      ).then(() => this.dispatch());
+    }
+  }
+
+  private highWatermark(partition: number): number {
+    try {
+      return this.consumer.getWatermarkOffsets(this.opts.topic, partition).highOffset;
+    } catch {
+      return Number.NaN;
+    }
+  }
+
+  /** Seeks rewound lanes back; runs between consume calls, so no pre-seek message is handed over after it. */
+  private async applyRewinds(): Promise<void> {
+    for (const lane of this.lanes.rewinding()) {
+      const offset = lane.rewindTo as number;
+      try {
+        await new Promise<void>((resolve, reject) =>
+          this.consumer.seek({ topic: this.opts.topic, partition: lane.partition, offset }, OP_TIMEOUT_MS, (err) => (err ? reject(err) : resolve())),
+        );
+        this.lanes.rewound(lane);
+      } catch (err) {
+        this.opts.log.warn({ err: errorMessage(err), partition: lane.partition, offset }, 'seek failed; retrying');
+      }
+    }
+  }
+
+  private pauseResume(partition: number, pause: boolean): void {
+    try {
+      const tp = [{ topic: this.opts.topic, partition }];
+      if (pause) this.consumer.pause(tp);
+      else this.consumer.resume(tp);
+    } catch (err) {
+      this.opts.log.debug({ err: errorMessage(err), partition }, 'pause/resume ignored');
+    }
+  }
+
+  private onRebalance(code: number, assignment: TopicPartition[]): void {
+    const ids = assignment.map((tp) => tp.partition);
+    const previous = this.rebalancing;
+    this.rebalancing = previous
+      .then(() => this.applyRebalance(code, assignment, ids))
+      .catch((err: unknown) => this.opts.log.warn({ err: errorMessage(err), code, partitions: ids }, 'rebalance handling failed'));
+  }
+
+  private async applyRebalance(code: number, assignment: TopicPartition[], ids: number[]): Promise<void> {
+    if (code === ERR_ASSIGN) {
+      this.consumer.assign(assignment);
+      for (const p of ids) this.lanes.open(p);
+      this.opts.onAssign?.(ids);
+      return;
+    }
+    if (code !== ERR_REVOKE) {
+      this.opts.log.warn({ code }, 'unexpected rebalance event');
+      return;
+    }
+    // Settle what was handed over for these partitions while the generation is still ours.
+    this.lanes.close(ids);
+    await this.lanes.settled(ids);
+    await this.opts.onRevoke?.(ids).catch((err: unknown) => this.opts.log.warn({ err: errorMessage(err) }, 'revoke handler failed'));
+    try {
+      this.consumer.unassign();
+    } catch (err) {
+      this.opts.log.debug({ err: errorMessage(err) }, 'unassign ignored (consumer not connected)');
+    }
+    this.lanes.remove(ids);
+  }
+}

@@ -1,0 +1,141 @@
+import type { RdKafka } from '@confluentinc/kafka-javascript';
+
+/**
+ * The per-partition state of a BatchConsumer (batch-consumer.ts): the messages fetched and not yet
+ * handed over, the batch running, and a pending rewind. Pure bookkeeping; Kafka calls go through
+ * the two callbacks.
+ *
+ * - Order: a lane accepts only offsets at or past the next one it expects, so a refetch after
+ *   pause/resume never hands a message over twice.
+ * - Backpressure: a lane holding a full batch pauses its partition (librdkafka's queue, outside
+ *   the JS heap, is the better place to wait), and resumes it once the batch is taken.
+ * - Rewind: a failed batch marks its first offset; the lane drops everything it holds and all that
+ *   arrives until the owner has seeked (`rewound`), then accepts from that offset on.
+ */
+
+export interface Lane {
+  readonly partition: number;
+  buffer: RdKafka.Message[];
+  /** Next offset accepted (−1: any, e.g. right after assignment). */
+  expect: number;
+  running: Promise<void> | null;
+  paused: boolean;
+  /** Set while the partition must be seeked back to this offset. */
+  rewindTo: number | null;
+  /** Revoked: nothing more is handed over. */
+  closed: boolean;
+}
+
+export interface LaneControl {
+  pause(partition: number): void;
+  resume(partition: number): void;
+}
+
+export class PartitionLanes {
+  private readonly lanes = new Map<number, Lane>();
+  /** Round-robin position over the lanes, so one busy partition does not starve the others. */
+  private cursor = 0;
+  running = 0;
+
+  constructor(
+    private readonly topic: string,
+    private readonly maxBatch: number,
+    private readonly control: LaneControl,
+  ) {}
+
+  open(partition: number): void {
+    this.lanes.set(partition, { partition, buffer: [], expect: -1, running: null, paused: false, rewindTo: null, closed: false });
+  }
+
+  partitions(): number[] {
+    return [...this.lanes.keys()].sort((a, b) => a - b);
+  }
+
+  /** Stops handing over the partitions' messages and drops what they hold (re-read by the next owner). */
+  close(partitions: number[]): void {
+    for (const p of partitions) {
+      const lane = this.lanes.get(p);
+      if (!lane) continue;
+      lane.closed = true;
+      lane.buffer = [];
+    }
+  }
+
+  remove(partitions: number[]): void {
+    for (const p of partitions) this.lanes.delete(p);
+  }
+
+  /** Resolves once no batch of these partitions is running. */
+  async settled(partitions: number[]): Promise<void> {
+    for (const p of partitions) {
+      const lane = this.lanes.get(p);
+      while (lane?.running) await lane.running;
+    }
+  }
+
+  add(m: RdKafka.Message): void {
+    const lane = this.lanes.get(m.partition);
+    if (lane === undefined || lane.closed || lane.rewindTo !== null || m.topic !== this.topic) return;
+    if (m.offset < lane.expect) return;
+    lane.expect = m.offset + 1;
+    lane.buffer.push(m);
+    if (!lane.paused && lane.buffer.length >= this.maxBatch) {
+      lane.paused = true;
+      this.control.pause(lane.partition);
+    }
+  }
+
+  /** The next lane (round robin) with messages and no running batch. */
+  nextReady(): Lane | undefined {
+    const all = [...this.lanes.values()];
+    for (let i = 0; i < all.length; i++) {
+      const lane = all[(this.cursor + i) % all.length] as Lane;
+      if (lane.running === null && !lane.closed && lane.rewindTo === null && lane.buffer.length > 0) {
+        this.cursor = (this.cursor + i + 1) % all.length;
+        return lane;
+      }
+    }
+    return undefined;
+  }
+
+  /** Takes the next batch (≤ maxBatch) of a ready lane; the caller sets `running`. */
+  take(lane: Lane): RdKafka.Message[] {
+    let batch: RdKafka.Message[];
+    if (lane.buffer.length <= this.maxBatch) {
+      batch = lane.buffer;
+      lane.buffer = [];
+    } else batch = lane.buffer.splice(0, this.maxBatch);
+    this.running++;
+    if (lane.paused && lane.buffer.length < this.maxBatch) {
+      lane.paused = false;
+      this.control.resume(lane.partition);
+    }
+    return batch;
+  }
+
+  /** Ends a lane's running batch; `rewindFrom` (the batch's first offset) when it failed. */
+  finish(lane: Lane, rewindFrom: number | null): void {
+    lane.running = null;
+    this.running--;
+    if (rewindFrom === null || lane.closed) return;
+    lane.rewindTo = rewindFrom;
+    lane.buffer = [];
+  }
+
+  /** Lanes waiting for their seek. */
+  rewinding(): Lane[] {
+    const out: Lane[] = [];
+    for (const lane of this.lanes.values()) if (lane.rewindTo !== null && !lane.closed) out.push(lane);
+    return out;
+  }
+
+  /** The owner has seeked the lane back: accept from its rewind offset on. */
+  rewound(lane: Lane): void {
+    lane.expect = lane.rewindTo ?? lane.expect;
+    lane.rewindTo = null;
+    if (lane.paused) {
+      lane.paused = false;
+      this.control.resume(lane.partition);
+    }
+  }
+}
