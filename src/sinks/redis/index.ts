@@ -23,4 +23,5 @@ export {
   type RedisReaderOptions,
   type TopContentEntry,
   type ContentStats,
+  type RecentEvent,
 } from './read.js';
