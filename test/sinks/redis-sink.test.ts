@@ -220,6 +220,19 @@ describe('redis sink aggregates', () => {
     }
   });
 
+  it('writes a batch of many (minute, content) groups: hundreds of thousands of script arguments', async () => {
+    const p = prefix();
+    const sink = await startSink(env.config, p);
+    try {
+      const events = Array.from({ length: 8000 }, (_, i) => event({ id: 9000 + i, content: `G${i}`, user: `u${i}`, ts: cur - (i % 10) * MIN + (i % 50) * 100 }));
+      await sink.write(batch(events, 0));
+      assert.equal(await reader(admin, p).windowCount(), 8000);
+      assert.equal((await reader(admin, p).contentStats('G7999'))?.events, 1);
+    } finally {
+      await sink.close();
+    }
+  });
+
   it('rejects records it cannot aggregate through check()', async () => {
     const sink = await startSink(env.config, prefix());
     try {
