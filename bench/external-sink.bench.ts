@@ -1,11 +1,12 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { loadConfig } from '../src/config/load.js';
 import { createLogger } from '../src/core/logger.js';
 import type { SinkBatch } from '../src/sinks/contract.js';
-import { ExternalSink } from '../src/sinks/external/index.js';
+import { EXTERNAL_WRITE_CONCURRENCY, ExternalSink } from '../src/sinks/external/index.js';
 import { makeBatch, range } from '../test/sinks/external-fixtures.js';
 import type { BenchResult } from './types.js';
 
@@ -110,6 +111,7 @@ export async function run(): Promise<BenchResult[]> {
       [500, 1],
       [1000, 1],
       [2000, 1],
+      [1000, EXTERNAL_WRITE_CONCURRENCY],
       [1000, 3],
     ] as const) {
       const m = await measure(sink, batchesOf(size), lanes, proc.pid);
@@ -117,7 +119,7 @@ export async function run(): Promise<BenchResult[]> {
         name: `external sink → receiver, batch ${size}, ${lanes} writer${lanes > 1 ? 's' : ''}`,
         value: Math.round(m.rate),
         unit: 'events/s',
-        note: `${EVENTS_PER_RUN.toLocaleString('en-US')} events; CPU per event: sink ${m.sinkCpuUsPerEvent.toFixed(1)} µs, receiver ${m.receiverCpuUsPerEvent.toFixed(1)} µs${size === 1000 && lanes === 1 ? '; the sink’s default batch' : ''}`,
+        note: `${EVENTS_PER_RUN.toLocaleString('en-US')} events; CPU per event: sink ${m.sinkCpuUsPerEvent.toFixed(1)} µs, receiver ${m.receiverCpuUsPerEvent.toFixed(1)} µs${size === 1000 && lanes === EXTERNAL_WRITE_CONCURRENCY ? '; the runner’s default (batch 1000, writeConcurrency 2)' : ''}; load average ${os.loadavg().map((l) => l.toFixed(1)).join(' / ')}`,
       });
       if (size === 1000 && lanes === 1) {
         results.push({

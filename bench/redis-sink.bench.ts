@@ -1,10 +1,12 @@
 import { randomBytes } from 'node:crypto';
+import os from 'node:os';
 import { pino } from 'pino';
 import { loadConfig, type Config } from '../src/config/load.js';
 import type { EnrichedEvent, EventType } from '../src/core/types.js';
 import type { SinkBatch } from '../src/sinks/contract.js';
 import { connectRedis, type RedisClient } from '../src/sinks/redis/lua-script.js';
 import { RedisReader } from '../src/sinks/redis/read.js';
+import { REDIS_WRITE_CONCURRENCY } from '../src/sinks/redis/options.js';
 import { RedisSink } from '../src/sinks/redis/redis-sink.js';
 import type { BenchResult } from './types.js';
 
@@ -114,6 +116,10 @@ async function throughput(sink: RedisSink, list: SinkBatch[], admin: RedisClient
   return { eventsPerSecond: total / seconds, nodeUsPerEvent: (cpu.user + cpu.system) / total, redisUsPerEvent: ((r1 - r0) * 1e6) / total };
 }
 
+function loadNote(): string {
+  return os.loadavg().map((l) => l.toFixed(1)).join(' / ');
+}
+
 function cpuNote(r: Rate): string {
   return `CPU per event: sink process ${r.nodeUsPerEvent.toFixed(1)} µs, Redis ${r.redisUsPerEvent.toFixed(1)} µs (→ Redis-bound ceiling ${Math.round(1e6 / r.redisUsPerEvent).toLocaleString('en-US')} events/s)`;
 }
@@ -168,7 +174,7 @@ export async function run(): Promise<BenchResult[]> {
     await wipe(admin, `${root}warm:`);
     const main = await sink(`${root}a:`);
     const rate = await throughput(main, batches(events), admin);
-    results.push({ name: 'sink write throughput (dedupe on)', value: Math.round(rate.eventsPerSecond), unit: 'events/s', note: `${note}; ${cpuNote(rate)}` });
+    results.push({ name: 'sink write throughput (dedupe on)', value: Math.round(rate.eventsPerSecond), unit: 'events/s', note: `${note}, one write in flight per partition (the runner allows ${REDIS_WRITE_CONCURRENCY} partitions at once); ${cpuNote(rate)}; load average ${loadNote()}` });
 
     const noDedupe = await sink(`${root}b:`, false);
     const rateOff = await throughput(noDedupe, batches(events), admin);
@@ -188,7 +194,7 @@ export async function run(): Promise<BenchResult[]> {
     const minuteKeys = await memoryOf(admin, `${root}a:rs:m:*`);
     results.push({ name: 'minute buckets incl. ledger', value: Math.round(minuteKeys / EVENTS), unit: 'bytes/event', note: `${(minuteKeys / 2 ** 20).toFixed(1)} MiB` });
     const recentKeys = await memoryOf(admin, `${root}a:rs:recent:*`);
-    results.push({ name: 'recent-event lists (bounded: contents × REDIS_RECENT_EVENTS)', value: Number((recentKeys / 2 ** 20).toFixed(1)), unit: 'MiB', note: `${CONTENTS} contents × ${config.REDIS_RECENT_EVENTS} events` });
+    results.push({ name: 'recent-event lists (bounded: contents × REDIS_RECENT_EVENTS)', value: Number((recentKeys / 2 ** 20).toFixed(1)), unit: 'MiB', note: `${CONTENTS} contents × ${config.REDIS_RECENT_EVENTS} events, one projection (recent-event.ts) per event` });
 
     const resend = events.map((e) => ({ ...e, origin: 'backfill' as const }));
     const dupRate = await throughput(main, batches(resend, 1_000_000), admin);

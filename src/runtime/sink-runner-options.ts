@@ -20,7 +20,11 @@ export interface SinkRunnerOptions {
   retry?: RetryPolicy;
   /** How a consumed message becomes a record (default: an enriched event). */
   decoder?: MessageDecoder;
-  /** Concurrent `write` calls allowed on the sink (default 1: writes are serialised). */
+  /**
+   * Concurrent `write` calls allowed on the sink (default the factory's `writeConcurrency(config)`
+   * when it has one, else 1: writes are serialised). A partition never has more than one batch in
+   * flight whatever this is: it bounds how many partitions write at once.
+   */
   writeConcurrency?: number;
   /**
    * A bounded run (a DLQ replay): consume only offsets below these, per partition (a partition
@@ -59,4 +63,13 @@ export function resolveRetryPolicy(config: Config, factory: SinkFactory, opts: S
   if (opts.retry) return opts.retry;
   const own = (factory as WithRetryPolicy).retryPolicy;
   return typeof own === 'function' ? own.call(factory, config) : DEFAULT_RETRY;
+}
+
+/** A factory may expose `writeConcurrency(config)` (an optional extension of the contract). */
+type WithWriteConcurrency = SinkFactory & { writeConcurrency?: (config: Config) => number };
+
+export function resolveWriteConcurrency(config: Config, factory: SinkFactory, opts: SinkRunnerOptions): number {
+  if (opts.writeConcurrency !== undefined) return opts.writeConcurrency;
+  const own = (factory as WithWriteConcurrency).writeConcurrency;
+  return typeof own === 'function' ? own.call(factory, config) : 1;
 }

@@ -14,7 +14,7 @@ import { retry } from './retry.js';
 import { Semaphore } from './semaphore.js';
 import { decodeEnrichedMessage } from './sink-decode.js';
 import { sinkMetrics } from './sink-metrics.js';
-import { resolveBatching, resolveRetryPolicy, sinkGroupId, type SinkRunnerOptions } from './sink-runner-options.js';
+import { resolveBatching, resolveRetryPolicy, resolveWriteConcurrency, sinkGroupId, type SinkRunnerOptions } from './sink-runner-options.js';
 import { RunnerStats, type SinkRunnerSnapshot } from './sink-runner-stats.js';
 
 export type { SinkRunnerOptions } from './sink-runner-options.js';
@@ -52,7 +52,7 @@ export async function startSinkRunner(config: Config, factory: SinkFactory, log:
   const slog = log.child({ sink: name, topic });
   const metrics = sinkMetrics(name);
   const stats = new RunnerStats(name, groupId, topic);
-  const writeLock = new Semaphore(opts.writeConcurrency ?? 1);
+  const writeLock = new Semaphore(resolveWriteConcurrency(config, factory, opts));
 
   await ensureTopics(config);
   const cleanup: Array<() => Promise<void>> = [];

@@ -52,6 +52,8 @@ export interface ContractOptions {
   poison?: (event: EnrichedEvent) => EnrichedEvent;
   /** Env overrides passed to createTestEnv (e.g. the receiver URL). */
   envOverrides?: Record<string, string>;
+  /** The runner's concurrent writes, as the sink's factory sets them in production (default 1). */
+  writeConcurrency?: number;
 }
 
 const log = createLogger(process.env.LOG_LEVEL ?? 'error', 'sink-contract');
@@ -84,8 +86,8 @@ function batchOf(topic: string, partition: number, events: EnrichedEvent[], firs
   };
 }
 
-async function runUntilCaughtUp(env: TestEnv, sink: Sink, batching = BATCHING): Promise<SinkRunner> {
-  const runner = await startSinkRunner(env.config, factoryFor(sink), log, { batching });
+async function runUntilCaughtUp(env: TestEnv, sink: Sink, writeConcurrency: number | undefined): Promise<SinkRunner> {
+  const runner = await startSinkRunner(env.config, factoryFor(sink), log, { batching: BATCHING, writeConcurrency });
   runner.done.catch(() => undefined);
   try {
     await waitCaughtUp(runner, env.config, env.config.KAFKA_TOPIC_ENRICHED, 30000);
@@ -132,13 +134,13 @@ export async function checkCrashBeforeCommit(makeSink: MakeSink, opts: ContractO
     await a.sink.write(batchOf(topic, 0, p0.slice(0, 10), 0));
     await a.sink.close();
     const b = await open(makeSink, env, subjects);
-    const runner = await runUntilCaughtUp(env, b.sink);
+    const runner = await runUntilCaughtUp(env, b.sink, opts.writeConcurrency);
     await runner.stop();
     assert.equal((await b.count()) - before, 30, 'after the restart every record is stored once');
     // Every commit lost (a crash of the runner before any commit): the group starts over.
     await deleteGroup(env.config, sinkGroupId(env.config, b.sink.name));
     const c = await open(makeSink, env, subjects);
-    const again = await runUntilCaughtUp(env, c.sink);
+    const again = await runUntilCaughtUp(env, c.sink, opts.writeConcurrency);
     await again.stop();
     assert.equal((await c.count()) - before, 30, 're-delivered records are not counted twice');
   });
@@ -153,7 +155,7 @@ export async function checkPoisonToDlq(makeSink: MakeSink, opts: ContractOptions
     if (opts.poison) messages.push(...eventMessages([opts.poison(enrichedEvent())], 0));
     messages.push(...eventMessages(good.slice(5), 0));
     await produce(env.config, topic, messages);
-    const runner = await startSinkRunner(env.config, factoryFor(s.sink), log, { batching: BATCHING });
+    const runner = await startSinkRunner(env.config, factoryFor(s.sink), log, { batching: BATCHING, writeConcurrency: opts.writeConcurrency });
     runner.done.catch(() => undefined);
     try {
       await waitUntil('the good records are stored', async () => (await s.count()) >= 10, 30000);
@@ -180,7 +182,7 @@ export async function checkCloseDrains(makeSink: MakeSink, opts: ContractOptions
   await withEnv(opts, async (env, subjects) => {
     const topic = env.config.KAFKA_TOPIC_ENRICHED;
     const s = await open(makeSink, env, subjects);
-    const runner = await startSinkRunner(env.config, factoryFor(s.sink), log, { batching: { maxRecords: 1000, maxWaitMs: 10 * 60 * 1000 } });
+    const runner = await startSinkRunner(env.config, factoryFor(s.sink), log, { batching: { maxRecords: 1000, maxWaitMs: 10 * 60 * 1000 }, writeConcurrency: opts.writeConcurrency });
     runner.done.catch(() => undefined);
     let before = 0;
     try {

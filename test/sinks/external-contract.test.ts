@@ -1,7 +1,7 @@
 import { createLogger } from '../../src/core/logger.js';
 import type { EnrichedEvent } from '../../src/core/types.js';
 import { startReceiver, type RunningReceiver } from '../../src/receiver/index.js';
-import { ExternalSink } from '../../src/sinks/external/index.js';
+import { EXTERNAL_WRITE_CONCURRENCY, ExternalSink } from '../../src/sinks/external/index.js';
 import type { TestEnv } from '../helpers/env.js';
 import { sinkContractSuite, type MakeSink } from './contract-suite.js';
 
@@ -46,4 +46,4 @@ const makeExternalSink: MakeSink = async (env: TestEnv) => {
 /** An event without an id: `check` parks it alone (MISSING_FIELD) instead of getting its batch rejected. */
 const poison = (e: EnrichedEvent): EnrichedEvent => ({ ...e, event_id: '' });
 
-sinkContractSuite('external (HTTP, deduped by the receiver)', makeExternalSink, { poison });
+sinkContractSuite('external (HTTP, deduped by the receiver)', makeExternalSink, { poison, writeConcurrency: EXTERNAL_WRITE_CONCURRENCY });

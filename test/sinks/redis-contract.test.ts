@@ -1,5 +1,6 @@
 import { pino } from 'pino';
 import type { EnrichedEvent } from '../../src/core/types.js';
+import { REDIS_WRITE_CONCURRENCY } from '../../src/sinks/redis/options.js';
 import { RedisReader } from '../../src/sinks/redis/read.js';
 import { RedisSink } from '../../src/sinks/redis/redis-sink.js';
 import type { TestEnv } from '../helpers/env.js';
@@ -29,4 +30,4 @@ const makeRedisSink: MakeSink = async (env: TestEnv) => {
 /** A record the Redis sink's `check` rejects (it cannot place it in a minute). */
 const poison = (e: EnrichedEvent): EnrichedEvent => ({ ...e, event_ts: 'not a timestamp' });
 
-sinkContractSuite('redis (Lua, offsets with the aggregates)', makeRedisSink, { poison });
+sinkContractSuite('redis (Lua, offsets with the aggregates)', makeRedisSink, { poison, writeConcurrency: REDIS_WRITE_CONCURRENCY });

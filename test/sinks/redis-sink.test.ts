@@ -164,6 +164,30 @@ describe('redis sink aggregates', () => {
     }
   });
 
+  it('counts only the new part of an overlap written by an instance that never read the stored offset', async () => {
+    const p = prefix();
+    const events = Array.from({ length: 10 }, (_, i) => event({ id: 300 + i, content: `O${i % 2}`, user: `u${i % 3}`, ts: cur - (i % 2) * MIN + i * 1000, eng: i, pct: i }));
+    const a = await startSink(env.config, p);
+    const b = await startSink(env.config, p);
+    try {
+      await a.write(batch(events.slice(0, 6), 0));
+      // b knows neither the epoch nor the stored offset (6): the script names the overlap and b
+      // sends offsets 6-9 only.
+      await b.write(batch(events.slice(3), 3));
+      const reference = `${env.config.REDIS_KEY_PREFIX}${++n}:`;
+      const once = await startSink(env.config, reference);
+      await once.write(batch(events, 0));
+      await once.close();
+      const strip = (s: Record<string, unknown>, pre: string) => Object.fromEntries(Object.entries(s).map(([k, v]) => [k.slice(pre.length), v]));
+      const isState = (k: string) => k.endsWith('rs:state');
+      assert.deepEqual(strip(await snapshot(admin, p, isState), p), strip(await snapshot(admin, reference, isState), reference));
+      assert.deepEqual(await b.storedOffsets(TOPIC, [0]), new Map([[0, '10']]));
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+
   it('ignores backfill re-sends and duplicates inside a batch (dedupe by event id within the window)', async () => {
     const p = prefix();
     const spec = (i: number) => ({ id: 500 + i, content: `K${i % 2}`, user: `u${i}`, ts: cur - (i % 3) * MIN + i * 100, eng: 2 * i, pct: i });
@@ -191,6 +215,19 @@ describe('redis sink aggregates', () => {
       assert.deepEqual(await view(), expected);
       assert.deepEqual(await snapshot(admin, p, isState), data);
       assert.deepEqual(await sink.storedOffsets(TOPIC, [0, 1]), new Map([[0, '10'], [1, '46']]));
+    } finally {
+      await sink.close();
+    }
+  });
+
+  it('writes a batch of many (minute, content) groups: hundreds of thousands of script arguments', async () => {
+    const p = prefix();
+    const sink = await startSink(env.config, p);
+    try {
+      const events = Array.from({ length: 8000 }, (_, i) => event({ id: 9000 + i, content: `G${i}`, user: `u${i}`, ts: cur - (i % 10) * MIN + (i % 50) * 100 }));
+      await sink.write(batch(events, 0));
+      assert.equal(await reader(admin, p).windowCount(), 8000);
+      assert.equal((await reader(admin, p).contentStats('G7999'))?.events, 1);
     } finally {
       await sink.close();
     }

@@ -111,7 +111,7 @@ export const recentResponse = {
     count: { type: 'integer' },
     events: {
       type: 'array',
-      description: 'Enriched events (src/core/types.ts EnrichedEvent), newest first',
+      description: 'Recent events, newest first: a projection of the enriched event with the content metadata joined (src/sinks/redis/recent-event.ts RecentEvent; no raw_payload, extra, publish_ts, source_ts_ms, processed_ts_ms)',
       items: { type: 'object', additionalProperties: true },
     },
   },

@@ -1,3 +1,5 @@
+import http from 'node:http';
+import https from 'node:https';
 import { PipelineError } from '../../core/errors.js';
 
 /**
@@ -83,45 +85,69 @@ export function classifyStatus(status: number, retryAfter: string | null, body: 
   );
 }
 
-function causeCode(err: unknown): string | undefined {
-  const cause = (err as { cause?: { code?: unknown } } | null)?.cause;
-  return typeof cause?.code === 'string' ? cause.code : undefined;
+const agents = { http: new http.Agent({ keepAlive: true }), https: new https.Agent({ keepAlive: true }) };
+
+/** Node's http(s) request, resolved with the status, the headers and the whole answer body. */
+function exchange(url: URL, body: string, headers: Record<string, string>, timeoutMs: number): Promise<{ status: number; retryAfter: string | null; text: string }> {
+  const secure = url.protocol === 'https:';
+  return new Promise((resolve, reject) => {
+    const req = (secure ? https : http).request(url, {
+      method: 'POST',
+      agent: secure ? agents.https : agents.http,
+      headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), ...headers },
+    });
+    const timer = setTimeout(() => req.destroy(new TimeoutSignal(timeoutMs)), timeoutMs);
+    req.once('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+    req.once('response', (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.once('error', (err) => req.destroy(err));
+      res.once('end', () => {
+        clearTimeout(timer);
+        const retryAfter = res.headers['retry-after'];
+        resolve({ status: res.statusCode ?? 0, retryAfter: typeof retryAfter === 'string' ? retryAfter : null, text: Buffer.concat(chunks).toString('utf8') });
+      });
+    });
+    req.end(body);
+  });
+}
+
+class TimeoutSignal extends Error {
+  constructor(readonly timeoutMs: number) {
+    super(`no answer within ${timeoutMs} ms`);
+  }
 }
 
 /**
- * POSTs `body` (JSON) to `url`. Resolves on 2xx with the answer; rejects with an HttpFailure
- * otherwise. The timeout covers the whole exchange, body included.
+ * POSTs `body` (JSON) to `url` on a kept-alive connection (node:http; measured cheaper per event
+ * than fetch, docs/external.md). Resolves on 2xx with the answer; rejects with an HttpFailure
+ * otherwise. The timeout covers the whole exchange, body included. Redirects are not followed.
  */
 export async function postJson(url: string, body: string, headers: Record<string, string>, timeoutMs: number): Promise<PostResult> {
-  const signal = AbortSignal.timeout(timeoutMs);
-  let res: Response;
-  let text: string;
+  let res: { status: number; retryAfter: string | null; text: string };
   try {
-    res = await fetch(url, {
-      method: 'POST',
-      body,
-      headers: { 'content-type': 'application/json', ...headers },
-      redirect: 'manual',
-      signal,
-    });
-    text = await res.text();
+    res = await exchange(new URL(url), body, headers, timeoutMs);
   } catch (err) {
-    if (signal.aborted) {
+    if (err instanceof TimeoutSignal) {
       throw new HttpFailure(
         'timeout',
         new PipelineError('TIMEOUT', `external system did not answer within ${timeoutMs} ms`, { retriable: true, cause: err, details: { timeoutMs } }),
       );
     }
-    const code = causeCode(err);
+    const code = (err as { code?: unknown } | null)?.code;
+    const network = typeof code === 'string' ? code : undefined;
     throw new HttpFailure(
       'network',
-      new PipelineError('HTTP_RETRIABLE', `external system unreachable: ${code ?? (err instanceof Error ? err.message : String(err))}`, {
+      new PipelineError('HTTP_RETRIABLE', `external system unreachable: ${network ?? (err instanceof Error ? err.message : String(err))}`, {
         retriable: true,
         cause: err,
-        details: { network: code ?? 'unknown' },
+        details: { network: network ?? 'unknown' },
       }),
     );
   }
-  if (res.status >= 200 && res.status < 300) return { status: res.status, body: text };
-  throw classifyStatus(res.status, res.headers.get('retry-after'), text);
+  if (res.status >= 200 && res.status < 300) return { status: res.status, body: res.text };
+  throw classifyStatus(res.status, res.retryAfter, res.text);
 }

@@ -11,6 +11,11 @@ import { ExternalSink } from './external-sink.js';
 
 export const EXTERNAL_BATCH_RECORDS = 1000;
 export const EXTERNAL_BATCH_WAIT_MS = 500;
+/**
+ * Batches (of different partitions) in flight at once: the sink serialises the next batch while
+ * the system parses the last. The system dedupes, so concurrency cannot double count.
+ */
+export const EXTERNAL_WRITE_CONCURRENCY = 2;
 
 /**
  * The retry policy the runtime should use for this sink: EXTERNAL_MAX_ATTEMPTS attempts,
@@ -28,9 +33,10 @@ export function requestedDelayMs(err: unknown): number | undefined {
   return typeof v === 'number' && Number.isFinite(v) && v >= 0 ? v : undefined;
 }
 
-export const externalSinkFactory: SinkFactory & { retryPolicy(config: Config): RetryPolicy } = {
+export const externalSinkFactory: SinkFactory & { retryPolicy(config: Config): RetryPolicy; writeConcurrency(): number } = {
   name: 'external',
   batching: () => ({ maxRecords: EXTERNAL_BATCH_RECORDS, maxWaitMs: EXTERNAL_BATCH_WAIT_MS }),
+  writeConcurrency: () => EXTERNAL_WRITE_CONCURRENCY,
   create: (ctx) => new ExternalSink(ctx),
   retryPolicy: externalRetryPolicy,
 };

@@ -1,15 +1,18 @@
 import type { SinkFactory } from '../contract.js';
-import { REDIS_BATCH_RECORDS, REDIS_BATCH_WAIT_MS } from './options.js';
+import { REDIS_BATCH_RECORDS, REDIS_BATCH_WAIT_MS, REDIS_WRITE_CONCURRENCY } from './options.js';
 import { RedisSink } from './redis-sink.js';
 
 /**
  * Registration of the Redis sink (`engage sink redis`). Batches are small in time (100 ms) so the
  * window is fresh well within 1 s, and up to 5,000 records so a backlog drains at full speed (one
- * Lua script per partition batch). See docs/redis.md.
+ * Lua script per partition batch). Up to REDIS_WRITE_CONCURRENCY partitions write at once (each
+ * partition one batch at a time), so the sink builds one payload while Redis runs another.
+ * See docs/redis.md.
  */
-export const redisSinkFactory: SinkFactory = {
+export const redisSinkFactory: SinkFactory & { writeConcurrency(): number } = {
   name: 'redis',
   batching: () => ({ maxRecords: REDIS_BATCH_RECORDS, maxWaitMs: REDIS_BATCH_WAIT_MS }),
+  writeConcurrency: () => REDIS_WRITE_CONCURRENCY,
   create: (ctx) => new RedisSink(ctx),
 };
 
@@ -23,4 +26,5 @@ export {
   type RedisReaderOptions,
   type TopContentEntry,
   type ContentStats,
+  type RecentEvent,
 } from './read.js';

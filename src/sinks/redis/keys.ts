@@ -14,7 +14,7 @@
  *   <p>rs:m:<m>:ids             SET   event ids applied in minute m (the dedupe ledger)
  *   <p>rs:m:<m>:s               HASH  content id → "n,play,pause,finish,click,es,esn,pct,pctn,last"
  *   <p>rs:m:<m>:u:<content>     HLL   user ids
- *   <p>rs:recent:<content>      ZSET  event JSON scored by event time (ms), capped
+ *   <p>rs:recent:<content>      ZSET  event projection (recent-event.ts) scored by event time (ms), capped
  *   <p>rs:content:<content>     HASH  slug title type length (no TTL: the content's metadata)
  *   <p>rs:top:<by>:<c>:<w>      ZSET  cached union of `w` minute ZSETs at clock minute c (short TTL)
  *

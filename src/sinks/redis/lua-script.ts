@@ -24,13 +24,19 @@ export class LuaScript {
     if (sha !== this.sha) throw new Error(`script ${this.name}: Redis computed SHA ${sha}, expected ${this.sha}`);
   }
 
+  /**
+   * EVALSHA through `sendCommand` with one argument array: node-redis's `evalSha` spreads the
+   * arguments into a call, which overflows the stack past ~100,000 arguments (a 5,000-event batch
+   * spread over many minutes and contents comes close).
+   */
   async run(client: RedisClient, keys: string[], args: string[]): Promise<unknown> {
+    const command = ['EVALSHA', this.sha, String(keys.length)].concat(keys, args);
     try {
-      return await client.evalSha(this.sha, { keys, arguments: args });
+      return await client.sendCommand(command);
     } catch (err) {
       if (!isNoScript(err)) throw err;
       await this.load(client);
-      return await client.evalSha(this.sha, { keys, arguments: args });
+      return await client.sendCommand(command);
     }
   }
 }

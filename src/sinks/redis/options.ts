@@ -8,6 +8,11 @@ import type { Config } from '../../config/load.js';
 /** Runtime batching for the Redis sink: short, so aggregates are visible well within 1 s. */
 export const REDIS_BATCH_RECORDS = 5000;
 export const REDIS_BATCH_WAIT_MS = 100;
+/**
+ * Partition batches written at once (each partition still one at a time, offsets stored in the
+ * same script, so exactly-once holds): one in flight halves the rate (bench/redis-sink.bench.ts).
+ */
+export const REDIS_WRITE_CONCURRENCY = 4;
 
 /** Seconds a minute bucket outlives the last window that can read it (covers clock skew). */
 export const DEFAULT_MARGIN_SECONDS = 120;

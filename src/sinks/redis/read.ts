@@ -1,14 +1,15 @@
 import type { Config } from '../../config/load.js';
 import { PipelineError, errorMessage } from '../../core/errors.js';
-import type { EnrichedEvent } from '../../core/types.js';
 import { RedisKeys, STAT_FIELDS, minuteOf, windowMinutes as minutesOfWindow, windowStartMs } from './keys.js';
 import { connectRedis, isTransientRedisError, type RedisClient } from './lua-script.js';
 import { Memo } from './memo.js';
+import { decodeRecent, type RecentEvent } from './recent-event.js';
 import { DEFAULT_TOP_CACHE_MS } from './options.js';
 import { topScript } from './top-script.js';
 
 export type { RedisClient } from './lua-script.js';
 export { windowStartMs } from './keys.js';
+export type { RecentEvent } from './recent-event.js';
 
 /**
  * Read-only views of the Redis sink's window, for the API. A window of `w` minutes (1 ≤ w ≤
@@ -170,14 +171,22 @@ export class RedisReader {
     };
   }
 
-  /** Up to `count` events of the content within the window, newest event time first. */
-  async recentEvents(contentId: string, count: number): Promise<EnrichedEvent[]> {
+  /**
+   * Up to `count` events of the content within the window, newest event time first, as stored
+   * projections (recent-event.ts) joined with the content's current metadata. One round trip.
+   */
+  async recentEvents(contentId: string, count: number): Promise<RecentEvent[]> {
     if (!Number.isInteger(count) || count < 1) throw new PipelineError('INVALID_VALUE', 'count accepts a whole number ≥ 1');
     const oldest = windowStartMs(this.now(), this.windowMinutes);
-    const members = await guard(
-      this.client.zRange(this.keys.recent(contentId), '+inf', oldest, { BY: 'SCORE', REV: true, LIMIT: { offset: 0, count } }),
+    const [members, meta] = await guard(
+      Promise.all([
+        this.client.zRange(this.keys.recent(contentId), '+inf', oldest, { BY: 'SCORE', REV: true, LIMIT: { offset: 0, count } }),
+        this.client.hmGet(this.keys.content(contentId), ['slug', 'title', 'type', 'length']),
+      ]),
     );
-    return members.map((m) => JSON.parse(m) as EnrichedEvent);
+    const [slug, title, type, length] = (meta as Array<string | null>).map((v) => orNull(v));
+    const content = { slug: slug ?? null, title: title ?? null, type: type ?? null, length: length == null ? null : Number(length) };
+    return members.map((m) => decodeRecent(m, contentId, content));
   }
 
   /** Events counted in the window (all content). */

@@ -96,47 +96,65 @@ export class RedisSink implements Sink {
     const metrics = redisSinkMetrics();
     if (this.lostReason !== null) throw this.lostError(batch, this.lostReason);
     const field = RedisKeys.offsetField(batch.topic, batch.partition);
-    const built = buildPayload(batch, {
-      windowMinutes: this.options.windowMinutes,
-      marginSeconds: this.options.marginSeconds,
-      recentEvents: this.options.recentEvents,
-      dedupe: this.options.dedupe,
-      nowMs: this.options.now(),
-      expectedEpoch: this.epoch,
-      newEpoch: randomUUID(),
-      expectedNext: this.expectedNext.get(field) ?? null,
-      metaKnown: this.metaKnown,
-    });
-    let reply: unknown;
-    try {
-      reply = await applyScript.run(client, [this.keys.state()], [JSON.stringify(built.payload), this.keys.root, ...built.recentJson]);
-    } catch (err) {
-      throw new PipelineError('SINK_WRITE_FAILED', `Redis sink: applying batch of ${batch.topic}[${batch.partition}]: ${errorMessage(err)}`, {
-        retriable: isTransientRedisError(err),
-        cause: err,
-        details: { partition: batch.partition, nextOffset: batch.nextOffset },
+    const expectedNext = this.expectedNext.get(field) ?? null;
+    // The stored offset is at least what this sink last saw (the script enforces it), so records
+    // below it are skipped here; a rejected attempt can only shrink the candidate set further.
+    let minOffset = expectedNext === null ? 0 : Number(expectedNext);
+    const exclude = new Set<string>();
+    for (;;) {
+      const built = buildPayload(batch, {
+        windowMinutes: this.options.windowMinutes,
+        marginSeconds: this.options.marginSeconds,
+        recentEvents: this.options.recentEvents,
+        dedupe: this.options.dedupe,
+        nowMs: this.options.now(),
+        root: this.keys.root,
+        expectedEpoch: this.epoch,
+        newEpoch: randomUUID(),
+        expectedNext,
+        metaKnown: this.metaKnown,
+        minOffset,
+        exclude,
       });
-    }
-    const result = decodeApplyReply(reply);
-    if (result.status === 'lost') {
-      this.lostReason = result.reason;
-      this.metaKnown.clear();
-      metrics.stateLost.inc();
-      this.ctx.log.warn({ topic: batch.topic, partition: batch.partition, reason: result.reason }, 'Redis sink state lost: rebuilding the window from Kafka');
-      throw this.lostError(batch, result.reason);
-    }
-    this.adoptEpoch(result.epoch);
-    this.expectedNext.set(field, result.storedNext);
-    if (result.status === 'applied') for (const [id, sig] of built.metaWritten) this.metaKnown.set(id, sig);
-    if (built.tooOld > 0) metrics.events.inc({ result: 'too_old' }, built.tooOld);
-    if (built.invalid > 0) metrics.events.inc({ result: 'invalid' }, built.invalid);
-    if (result.status === 'replayed') {
-      if (built.candidates > 0) metrics.events.inc({ result: 'replayed' }, built.candidates);
+      let reply: unknown;
+      try {
+        reply = await applyScript.run(client, [this.keys.state()], built.args);
+      } catch (err) {
+        throw new PipelineError('SINK_WRITE_FAILED', `Redis sink: applying batch of ${batch.topic}[${batch.partition}]: ${errorMessage(err)}`, {
+          retriable: isTransientRedisError(err),
+          cause: err,
+          details: { partition: batch.partition, nextOffset: batch.nextOffset },
+        });
+      }
+      const result = decodeApplyReply(reply);
+      if (result.status === 'retry') {
+        const before = minOffset + exclude.size;
+        if (result.storedNext !== null) minOffset = Math.max(minOffset, Number(result.storedNext));
+        for (const id of result.present) exclude.add(id);
+        if (minOffset + exclude.size === before) throw new PipelineError('INTERNAL', `Redis sink: apply script rejected ${batch.topic}[${batch.partition}] without a reason`);
+        continue;
+      }
+      if (result.status === 'lost') {
+        this.lostReason = result.reason;
+        this.metaKnown.clear();
+        metrics.stateLost.inc();
+        this.ctx.log.warn({ topic: batch.topic, partition: batch.partition, reason: result.reason }, 'Redis sink state lost: rebuilding the window from Kafka');
+        throw this.lostError(batch, result.reason);
+      }
+      this.adoptEpoch(result.epoch);
+      this.expectedNext.set(field, result.storedNext);
+      if (built.tooOld > 0) metrics.events.inc({ result: 'too_old' }, built.tooOld);
+      if (built.invalid > 0) metrics.events.inc({ result: 'invalid' }, built.invalid);
+      if (result.status === 'replayed') {
+        if (built.inWindow > 0) metrics.events.inc({ result: 'replayed' }, built.inWindow);
+        return;
+      }
+      for (const [id, sig] of built.metaWritten) this.metaKnown.set(id, sig);
+      if (result.applied > 0) metrics.events.inc({ result: 'applied' }, result.applied);
+      if (built.duplicates > 0) metrics.events.inc({ result: 'duplicate' }, built.duplicates);
+      if (built.below > 0) metrics.events.inc({ result: 'below_offset' }, built.below);
       return;
     }
-    if (result.applied > 0) metrics.events.inc({ result: 'applied' }, result.applied);
-    if (result.duplicates > 0) metrics.events.inc({ result: 'duplicate' }, result.duplicates);
-    if (result.belowOffset > 0) metrics.events.inc({ result: 'below_offset' }, result.belowOffset);
   }
 
   async health(): Promise<{ ok: boolean; detail?: Record<string, unknown> }> {
