@@ -1,5 +1,7 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import os from 'node:os';
 import pg from 'pg';
 import { startCdc, type CdcComponent } from '../src/cdc/cdc.js';
 import { formatLsn, parseLsn } from '../src/cdc/lsn.js';
@@ -20,7 +22,11 @@ import type { BenchResult } from './types.js';
  *    time (source.ts_ms) to the record being readable by a read_committed consumer, p50/p99;
  * 4. one 100,000-row and one 1,000,000-row PostgreSQL transaction: their rate and the process's
  *    peak RSS meanwhile (bounded buffering: the Kafka transaction stays open, memory must not grow
- *    with the transaction's size).
+ *    with the transaction's size). CDC_BENCH_BIG=0 leaves this part out (a shorter run).
+ *
+ * Beside each rate: the CPU it cost (this process — the CDC, librdkafka's threads included — from
+ * process.cpuUsage(); the walsender decoding for it from /proc/<pid>/stat) per row, and the load
+ * average, since wall-clock rates on a shared machine mean little alone.
  */
 
 const BACKLOG_ROWS = 300_000;
@@ -50,6 +56,47 @@ async function until(what: string, check: () => boolean, timeoutMs: number, onTi
   }
 }
 
+/** CPU seconds (user + system) a local process has used so far; undefined once it is gone. */
+function procCpuSeconds(pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (USER_HZ = 100)
+  } catch {
+    return undefined;
+  }
+}
+
+/** Follows the CPU of the walsender serving `appName` (PostgreSQL runs on this machine). */
+function walsenderCpu(db: pg.Client, appName: string) {
+  let pid: number | undefined;
+  let first: number | undefined;
+  let last: number | undefined;
+  return {
+    async sample(): Promise<void> {
+      if (pid === undefined) {
+        const r = await db.query<{ pid: number }>('SELECT pid FROM pg_stat_replication WHERE application_name LIKE $1', [appName]);
+        pid = r.rows[0]?.pid;
+      }
+      const v = pid === undefined ? undefined : procCpuSeconds(pid);
+      if (v !== undefined) {
+        first ??= v;
+        last = v;
+      }
+    },
+    seconds: () => (first === undefined || last === undefined ? NaN : last - first),
+  };
+}
+
+function load(): string {
+  return os.loadavg().map((l) => l.toFixed(1)).join(' ');
+}
+
+function cpuMicros(since: NodeJS.CpuUsage): number {
+  const d = process.cpuUsage(since);
+  return d.user + d.system;
+}
+
 function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
 }
@@ -74,6 +121,15 @@ export async function run(): Promise<BenchResult[]> {
 
     // 2. Ceiling: PostgreSQL decoding the same WAL, nothing else.
     const r0 = Date.now();
+    const recvLoad = load();
+    const recvWal = walsenderCpu(db, 'pg_recvlogical');
+    let recvDone = false;
+    const recvSampler = (async () => {
+      while (!recvDone) {
+        await recvWal.sample().catch(() => undefined);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    })();
     await new Promise<void>((resolve, reject) => {
       const p = spawn('pg_recvlogical', ['-d', config.databaseUrl, '-S', recvSlot, '--start', '-n', '-E', formatLsn(backlogEnd), '-o', 'proto_version=1', '-o', `publication_names=${config.CDC_PUBLICATION_NAME}`, '-f', '/dev/null'], { stdio: ['ignore', 'ignore', 'pipe'] });
       let err = '';
@@ -81,6 +137,8 @@ export async function run(): Promise<BenchResult[]> {
       p.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`pg_recvlogical exited ${code}: ${err}`))));
     });
     const recvMs = Date.now() - r0;
+    recvDone = true;
+    await recvSampler;
     await db.query('SELECT pg_drop_replication_slot($1)', [recvSlot]);
 
     // 1. Throughput over the backlog.
@@ -88,16 +146,27 @@ export async function run(): Promise<BenchResult[]> {
     cdc = await startCdc(config, log);
     const c = cdc;
     const streamingAt = Date.now();
+    const cpu0 = process.cpuUsage();
+    const cdcLoad = load();
+    const cdcWal = walsenderCpu(db, 'engage-cdc-stream:%');
+    let ticks = 0;
     await until('backlog committed to Kafka', () => {
       const l = c.status().last_lsn;
       return l !== null && parseLsn(l) >= backlogEnd;
-    }, 600_000);
+    }, 600_000, () => {
+      if (ticks++ % 5 === 0) void cdcWal.sample().catch(() => undefined);
+    });
     const cdcMs = Date.now() - streamingAt;
+    const cdcCpu = cpuMicros(cpu0);
+    await cdcWal.sample().catch(() => undefined);
     const cdcRate = BACKLOG_ROWS / (cdcMs / 1000);
     const recvRate = BACKLOG_ROWS / (recvMs / 1000);
     results.push(
-      { name: 'cdc throughput, 300k-row backlog (PG commit → Kafka commit)', value: Math.round(cdcRate), unit: 'rows/s', note: `${(cdcMs / 1000).toFixed(1)} s; start-up ${((streamingAt - s0) / 1000).toFixed(1)} s not counted` },
-      { name: 'ceiling: pg_recvlogical decoding the same WAL (pgoutput)', value: Math.round(recvRate), unit: 'rows/s', note: `${(recvMs / 1000).toFixed(1)} s to /dev/null` },
+      { name: 'cdc throughput, 300k-row backlog (PG commit → Kafka commit)', value: Math.round(cdcRate), unit: 'rows/s', note: `${(cdcMs / 1000).toFixed(1)} s; start-up ${((streamingAt - s0) / 1000).toFixed(1)} s not counted; load ${cdcLoad} → ${load()}` },
+      { name: 'cdc process CPU per row over the backlog (user+sys)', value: Math.round((cdcCpu / BACKLOG_ROWS) * 10) / 10, unit: 'µs/row', note: `${(cdcCpu / 1e6).toFixed(1)} s CPU = ${Math.round((cdcCpu / 1e4) / (cdcMs / 1000))} % of one core` },
+      { name: 'walsender CPU per row, serving the cdc', value: Math.round((cdcWal.seconds() * 1e6 / BACKLOG_ROWS) * 10) / 10, unit: 'µs/row' },
+      { name: 'ceiling: pg_recvlogical decoding the same WAL (pgoutput)', value: Math.round(recvRate), unit: 'rows/s', note: `${(recvMs / 1000).toFixed(1)} s to /dev/null; load ${recvLoad}` },
+      { name: 'walsender CPU per row, serving pg_recvlogical', value: Math.round((recvWal.seconds() * 1e6 / BACKLOG_ROWS) * 10) / 10, unit: 'µs/row' },
       { name: 'cdc throughput as a share of the decoding ceiling', value: Math.round((cdcRate / recvRate) * 1000) / 10, unit: '%' },
     );
 
@@ -121,6 +190,7 @@ export async function run(): Promise<BenchResult[]> {
     // A pool of 4 sessions, so a slow INSERT never delays the next one's schedule.
     const pool = new pg.Pool({ connectionString: config.databaseUrl, max: 4 });
     const l0 = Date.now();
+    const latencyLoad = load();
     const total = LATENCY_SECONDS * LATENCY_TXNS_PER_S;
     const inserts: Array<Promise<unknown>> = [];
     for (let i = 0; i < total; i++) {
@@ -135,13 +205,13 @@ export async function run(): Promise<BenchResult[]> {
     await consumer.disconnect();
     latencies.sort((a, b) => a - b);
     results.push(
-      { name: 'latency p50 at 1,000 rows/s (PG commit → readable read_committed)', value: percentile(latencies, 50), unit: 'ms', note: `${latencies.length} rows, offered ${Math.round(achieved)} rows/s, CDC_COMMIT_INTERVAL_MS=${config.CDC_COMMIT_INTERVAL_MS}` },
+      { name: 'latency p50 at 1,000 rows/s (PG commit → readable read_committed)', value: percentile(latencies, 50), unit: 'ms', note: `${latencies.length} rows, offered ${Math.round(achieved)} rows/s, CDC_COMMIT_INTERVAL_MS=${config.CDC_COMMIT_INTERVAL_MS}; load ${latencyLoad} → ${load()}` },
       { name: 'latency p99 at 1,000 rows/s', value: percentile(latencies, 99), unit: 'ms', note: `max ${latencies[latencies.length - 1]} ms` },
     );
 
     // 4. Single big PostgreSQL transactions: 100,000 then 1,000,000 rows; the process's peak RSS
     //    during each (bounded buffering: the second must not need ten times the first).
-    for (const rows of [BIG_TXN_ROWS / 10, BIG_TXN_ROWS]) {
+    for (const rows of process.env.CDC_BENCH_BIG === '0' ? [] : [BIG_TXN_ROWS / 10, BIG_TXN_ROWS]) {
       const rowsBefore = c.status().rows;
       const rssBefore = process.memoryUsage().rss;
       let peakRss = rssBefore;

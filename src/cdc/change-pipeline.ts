@@ -1,9 +1,10 @@
 import type { Pgoutput } from 'pg-logical-replication';
 import type { Logger } from '../core/logger.js';
-import { CDC_VERSION, changeRecords, routeFor, sourcePrefix, updateRecords, type OutMessage, type TableMeta, type TopicRoutes } from './envelope.js';
+import { CDC_VERSION, emitChange, emitUpdate, routeFor, sourcePrefix, type ChangeAt, type Emit, type TableMeta, type TopicRoutes } from './envelope.js';
 import { formatLsn, lsnTextToNumber, parseLsnOrZero, type Lsn } from './lsn.js';
 import { positionRecord, type CdcPosition } from './position-store.js';
-import { renderKeyOnlyRow, renderRow, type RawValue } from './render.js';
+import type { RawValue } from './render.js';
+import { RowJson } from './row-json.js';
 import type { TxnWriter } from './txn-writer.js';
 
 /**
@@ -11,17 +12,21 @@ import type { TxnWriter } from './txn-writer.js';
  *
  * - A PostgreSQL transaction whose commit record starts below `skipBelow` (the committed position's
  *   LSN) is already in Kafka: it is skipped whole, and its end LSN confirmed.
- * - Otherwise its changes are written into the open Kafka transaction as they arrive (bounded by the
- *   TxnWriter); the Kafka transaction is committed only at a PostgreSQL COMMIT, with the position
- *   record, once it holds `maxBatchRows` rows, or has been open `commitIntervalMs`, or the stream
- *   pauses for IDLE_COMMIT_MS after the COMMIT (caught up: group commit, so a quiet stream commits
- *   at once and a busy one amortises each Kafka commit over many PostgreSQL transactions). Each Kafka
- *   transaction therefore holds whole PostgreSQL transactions; a big one simply keeps it open longer.
- * - Only after the Kafka commit is the last transaction's end LSN confirmed to PostgreSQL (`ack`).
+ * - Otherwise its changes are rendered and handed to the TxnWriter as they arrive, synchronously
+ *   (memory bounded by the writer: when it is full, `handle` returns a promise and the replication
+ *   stream stays paused until it settles).
+ * - A batch (the changes since the last Kafka commit) is closed only at a PostgreSQL COMMIT, with
+ *   the position record of its last transaction, once it is due: it holds `maxBatchRows` rows, or
+ *   has been open `commitIntervalMs`, or the stream paused IDLE_COMMIT_MS after the COMMIT (caught
+ *   up). Each Kafka transaction therefore holds whole PostgreSQL transactions.
+ * - One Kafka commit runs at a time, and the stream does not wait for it: later changes go into the
+ *   next batch (the writer holds them until the commit is done). A batch that became due meanwhile
+ *   is committed the moment the previous commit finishes — group commit: a quiet stream commits
+ *   each transaction at once, a busy one amortises each commit over many.
+ * - Only after a Kafka commit is its last transaction's end LSN confirmed to PostgreSQL (`ack`).
  *
- * Every step runs strictly in order on one promise chain (messages, the linger timer, drain). The
- * first error poisons the pipeline: nothing more is written or confirmed, `onFail` is told, and the
- * session starts over from the slot's confirmed position.
+ * The first error poisons the pipeline: nothing more is written or confirmed, `onFail` is told, and
+ * the session starts over from the slot's confirmed position.
  */
 
 export interface PipelineOptions {
@@ -54,130 +59,151 @@ const IDLE_COMMIT_MS = 3;
 
 interface OpenTxn {
   finalLsn: Lsn;
+  /** `finalLsn` in decimal, for `source.sequence`. */
+  finalLsnText: string;
   xid: number;
   commitMs: number;
   skip: boolean;
-  /** Serialised fixed source block per relation oid (built on the relation's first change). */
-  prefixes: Map<number, string>;
+}
+
+/** A published table as the stream knows it (replaced by each Relation message). */
+interface Relation {
+  meta: TableMeta;
+  topic: string | undefined;
+  /** The serialised fixed source block, valid for the transaction `prefixTxn`. */
+  prefix: string;
+  prefixTxn: OpenTxn | null;
+  /** Rows of the batch being filled, by op (carried over when the relation is replaced). */
+  counts: { c: number; u: number; d: number };
 }
 
 interface Batch {
   startedAt: number;
   transactions: number;
-  rows: Map<string, number>;
   last?: { finalLsn: Lsn; endLsn: Lsn; xid: number; commitMs: number };
 }
 
 export class ChangePipeline {
-  private chain: Promise<void> = Promise.resolve();
   private failed = false;
   private stopping = false;
   private txn: OpenTxn | null = null;
+  /** The batch being filled; a batch handed to the writer's commit is no longer here. */
   private batch: Batch | null = null;
-  private timer: NodeJS.Timeout | undefined;
+  /** The Kafka commit in flight (at most one). */
+  private committing: Promise<void> | null = null;
+  /** The batch should be committed at the next PostgreSQL commit boundary with no commit in flight. */
+  private due = false;
+  private lingerTimer: NodeJS.Timeout | undefined;
   private idleTimer: NodeJS.Timeout | undefined;
-  private readonly relations = new Map<number, TableMeta>();
+  private readonly relations = new Map<number, Relation>();
   private readonly unrouted = new Set<string>();
+  private readonly at: ChangeAt = { prefix: '', lsn: 0, sequence: '' };
+  private readonly emit: Emit;
 
-  constructor(private readonly o: PipelineOptions) {}
-
-  /** Queues one message; resolves when it has been handled (the stream stays paused until then). */
-  handle(lsn: string, msg: Pgoutput.Message): Promise<void> {
-    if (this.idleTimer) clearTimeout(this.idleTimer);
-    this.idleTimer = undefined;
-    return this.enqueue(() => this.onMessage(lsn, msg));
+  constructor(private readonly o: PipelineOptions) {
+    const writer = o.writer;
+    this.emit = (topic, key, value) => writer.add(topic, key, value);
   }
 
-  /** Stops taking messages; commits the open batch when it ends on a PostgreSQL commit, else aborts it. */
-  drain(): Promise<void> {
-    this.stopping = true;
-    return this.enqueue(async () => {
-      this.clearTimer();
-      if (this.batch && this.txn === null) await this.commitBatch();
-      else await this.o.writer.abort();
-    }, true);
-  }
-
-  private enqueue(step: () => Promise<void>, evenWhenStopping = false): Promise<void> {
-    this.chain = this.chain.then(async () => {
-      if (this.failed || (this.stopping && !evenWhenStopping)) return;
-      try {
-        await step();
-      } catch (err) {
-        this.failed = true;
-        this.clearTimer();
-        this.o.onFail(err);
+  /** Handles one message, in stream order. Returns a promise only when the stream must wait
+   *  (writer full, catalogue lookup); never rejects — a failure goes to `onFail`. */
+  handle(lsn: string, msg: Pgoutput.Message): Promise<void> | undefined {
+    if (this.idleTimer) {
+      clearTimeout(this.idleTimer);
+      this.idleTimer = undefined;
+    }
+    if (this.failed || this.stopping) return undefined;
+    try {
+      switch (msg.tag) {
+        case 'insert':
+        case 'update':
+        case 'delete':
+          this.onChange(lsn, msg);
+          return this.o.writer.full ? this.o.writer.room().catch((err: unknown) => this.fail(err)) : undefined;
+        case 'begin':
+          this.onBegin(msg);
+          return undefined;
+        case 'commit':
+          this.onCommit(msg);
+          return undefined;
+        case 'relation':
+          return this.onRelation(msg).catch((err: unknown) => this.fail(err));
+        case 'truncate':
+          if (this.txn && !this.txn.skip) {
+            this.o.log.warn({ tables: msg.relations.map((r) => r?.name) }, 'TRUNCATE is not propagated (as Debezium by default): consumers keep the rows');
+          }
+          return undefined;
+        default:
+          return undefined; // type, origin, message (heartbeats): nothing to write
       }
-    });
-    return this.chain;
-  }
-
-  private async onMessage(lsn: string, msg: Pgoutput.Message): Promise<void> {
-    switch (msg.tag) {
-      case 'begin':
-        return this.onBegin(msg);
-      case 'relation':
-        return this.onRelation(msg);
-      case 'insert':
-      case 'update':
-      case 'delete':
-        return this.onChange(lsn, msg);
-      case 'commit':
-        return this.onCommit(msg);
-      case 'truncate':
-        if (this.txn && !this.txn.skip) {
-          this.o.log.warn({ tables: msg.relations.map((r) => r?.name) }, 'TRUNCATE is not propagated (as Debezium by default): consumers keep the rows');
-        }
-        return;
-      default:
-        return; // type, origin, message (heartbeats): nothing to write
+    } catch (err) {
+      this.fail(err);
+      return undefined;
     }
   }
 
-  private async onBegin(msg: Pgoutput.MessageBegin): Promise<void> {
+  /** Stops taking messages; waits for the commit in flight, then commits the open batch when it
+   *  ends on a PostgreSQL commit, else aborts it. */
+  async drain(): Promise<void> {
+    this.stopping = true;
+    this.clearTimers();
+    while (this.committing) await this.committing;
+    if (this.failed) return;
+    if (this.batch?.last && this.txn === null) {
+      this.due = true;
+      this.tryCommit();
+      while (this.committing) await this.committing;
+    } else {
+      await this.o.writer.abort();
+    }
+  }
+
+  private onBegin(msg: Pgoutput.MessageBegin): void {
     const finalLsn = parseLsnOrZero(msg.commitLsn);
     const skip = finalLsn < this.o.skipBelow;
-    this.txn = { finalLsn, xid: msg.xid, commitMs: Number((msg.commitTime as bigint) / 1000n), skip, prefixes: new Map() };
+    this.txn = { finalLsn, finalLsnText: finalLsn.toString(), xid: msg.xid, commitMs: Number((msg.commitTime as bigint) / 1000n), skip };
     if (skip || this.batch) return;
-    await this.o.writer.begin();
-    this.batch = { startedAt: Date.now(), transactions: 0, rows: new Map() };
-    this.timer = setTimeout(() => void this.enqueue(() => this.onLinger()), this.o.commitIntervalMs);
+    this.batch = { startedAt: Date.now(), transactions: 0 };
+    this.lingerTimer = setTimeout(() => this.onTimer(), this.o.commitIntervalMs);
   }
 
   private async onRelation(msg: Pgoutput.MessageRelation): Promise<void> {
     const previous = this.relations.get(msg.relationOid);
+    const columns = msg.columns.map((c) => ({ name: c.name, typeOid: c.typeOid }));
+    const primaryKey = await this.o.primaryKey(msg.relationOid);
     const meta: TableMeta = {
       relationOid: msg.relationOid,
       schema: msg.schema,
       table: msg.name,
-      columns: msg.columns.map((c) => ({ name: c.name, typeOid: c.typeOid })),
-      primaryKey: await this.o.primaryKey(msg.relationOid),
+      columns,
+      primaryKey,
       replicaIdentity: msg.replicaIdentity,
+      json: new RowJson(columns, primaryKey),
     };
-    this.relations.set(msg.relationOid, meta);
-    if (previous && previous.columns.length !== meta.columns.length) {
+    const topic = routeFor(this.o.routes, meta.schema, meta.table);
+    this.relations.set(msg.relationOid, { meta, topic, prefix: '', prefixTxn: null, counts: previous?.counts ?? { c: 0, u: 0, d: 0 } });
+    if (previous && previous.meta.columns.length !== meta.columns.length) {
       this.o.log.info({ table: meta.table, columns: meta.columns.map((c) => c.name) }, 'schema change: later events carry the new columns');
     }
-    if (previous && previous.replicaIdentity !== meta.replicaIdentity) {
-      this.o.log.warn({ table: meta.table, from: previous.replicaIdentity, to: meta.replicaIdentity }, 'REPLICA IDENTITY changed');
+    if (previous && previous.meta.replicaIdentity !== meta.replicaIdentity) {
+      this.o.log.warn({ table: meta.table, from: previous.meta.replicaIdentity, to: meta.replicaIdentity }, 'REPLICA IDENTITY changed');
     }
   }
 
-  private async onChange(lsn: string, msg: Pgoutput.MessageInsert | Pgoutput.MessageUpdate | Pgoutput.MessageDelete): Promise<void> {
+  private onChange(lsn: string, msg: Pgoutput.MessageInsert | Pgoutput.MessageUpdate | Pgoutput.MessageDelete): void {
     const txn = this.txn;
     if (!txn || txn.skip || !this.batch) return;
-    const meta = this.relations.get(msg.relation.relationOid);
-    if (!meta) throw new Error(`change for unknown relation ${msg.relation.relationOid}`);
-    const topic = routeFor(this.o.routes, meta.schema, meta.table);
-    if (!topic) {
+    const rel = this.relations.get(msg.relation.relationOid);
+    if (!rel) throw new Error(`change for unknown relation ${msg.relation.relationOid}`);
+    const { meta, topic } = rel;
+    if (topic === undefined) {
       const name = `${meta.schema}.${meta.table}`;
       if (!this.unrouted.has(name)) this.o.log.warn({ table: name }, 'published table has no topic: not captured');
       this.unrouted.add(name);
       return;
     }
-    let prefix = txn.prefixes.get(meta.relationOid);
-    if (prefix === undefined) {
-      prefix = sourcePrefix({
+    if (rel.prefixTxn !== txn) {
+      rel.prefix = sourcePrefix({
         version: CDC_VERSION,
         connector: 'postgresql',
         name: this.o.serverName,
@@ -188,68 +214,78 @@ export class ChangePipeline {
         table: meta.table,
         txId: txn.xid,
       });
-      txn.prefixes.set(meta.relationOid, prefix);
+      rel.prefixTxn = txn;
     }
     const changeLsn = lsnTextToNumber(lsn);
-    const at = { prefix, lsn: changeLsn, sequence: `["${txn.finalLsn}","${changeLsn}"]` };
+    const at = this.at;
+    at.prefix = rel.prefix;
+    at.lsn = changeLsn;
+    at.sequence = `["${txn.finalLsnText}","${changeLsn}"]`;
     const now = Date.now();
-    const cols = meta.columns;
-    let records: OutMessage[];
-    let op: string;
+    const json = meta.json;
     if (msg.tag === 'insert') {
-      op = 'c';
-      records = changeRecords(topic, meta, 'c', null, renderRow(cols, msg.new as Record<string, RawValue>), at, now);
+      const values = msg.new as Record<string, RawValue>;
+      emitChange(this.emit, topic, json.key(values), 'c', 'null', json.row(values), at, now);
+      rel.counts.c++;
     } else if (msg.tag === 'update') {
-      op = 'u';
-      const before = msg.old ? renderRow(cols, msg.old as Record<string, RawValue>) : null;
-      const oldKey = before ?? (msg.key ? keyOnly(cols, msg.key) : null);
-      records = updateRecords(topic, meta, before, oldKey, renderRow(cols, msg.new as Record<string, RawValue>), at, now);
+      const values = msg.new as Record<string, RawValue>;
+      const old = msg.old as Record<string, RawValue> | null;
+      const keyTuple = msg.key as Record<string, RawValue> | null;
+      const before = old ? json.row(old) : 'null';
+      const oldRow = old ? before : keyTuple ? json.keyOnlyRow(keyTuple) : 'null';
+      const oldKey = old ? json.key(old) : keyTuple ? json.key(keyTuple, true) : null;
+      emitUpdate(this.emit, topic, oldKey, json.key(values), before, oldRow, json.row(values), at, now);
+      rel.counts.u++;
     } else {
-      op = 'd';
-      const before = msg.old ? renderRow(cols, msg.old as Record<string, RawValue>) : msg.key ? keyOnly(cols, msg.key) : null;
-      records = changeRecords(topic, meta, 'd', before, null, at, now);
+      const old = msg.old as Record<string, RawValue> | null;
+      const keyTuple = msg.key as Record<string, RawValue> | null;
+      const before = old ? json.row(old) : keyTuple ? json.keyOnlyRow(keyTuple) : 'null';
+      const key = old ? json.key(old) : keyTuple ? json.key(keyTuple, true) : null;
+      emitChange(this.emit, topic, key, 'd', before, 'null', at, now);
+      rel.counts.d++;
     }
-    const k = `${meta.table}|${op}`;
-    this.batch.rows.set(k, (this.batch.rows.get(k) ?? 0) + 1);
-    await this.o.writer.add(records);
   }
 
-  private async onCommit(msg: Pgoutput.MessageCommit): Promise<void> {
+  private onCommit(msg: Pgoutput.MessageCommit): void {
     const txn = this.txn;
     this.txn = null;
-    const endLsn = parseLsnOrZero(msg.commitEndLsn);
     if (!txn) return;
+    const endLsn = parseLsnOrZero(msg.commitEndLsn);
     if (txn.skip) {
-      if (!this.batch) this.o.ack(endLsn); // already in Kafka
+      if (!this.batch && !this.committing) this.o.ack(endLsn); // already in Kafka
       return;
     }
-    if (!this.batch) throw new Error('commit without an open batch');
-    this.batch.transactions++;
-    this.batch.last = { finalLsn: txn.finalLsn, endLsn, xid: txn.xid, commitMs: txn.commitMs };
-    if (this.o.writer.size >= this.o.maxBatchRows || Date.now() - this.batch.startedAt >= this.o.commitIntervalMs) {
-      await this.commitBatch();
-    } else {
-      // Group commit: when no further message follows promptly, the stream has caught up — commit now.
-      this.idleTimer = setTimeout(() => void this.enqueue(() => this.onLinger()), IDLE_COMMIT_MS);
-    }
-  }
-
-  private async onLinger(): Promise<void> {
-    this.timer = undefined;
-    // Inside a PostgreSQL transaction the commit waits for its COMMIT (the age check there fires).
-    if (this.batch && this.txn === null) await this.commitBatch();
-  }
-
-  private async commitBatch(): Promise<void> {
     const batch = this.batch;
-    if (!batch) return;
-    this.clearTimer();
-    if (!batch.last) {
-      await this.o.writer.abort();
-      this.batch = null;
-      return;
-    }
+    if (!batch) throw new Error('commit without an open batch');
+    batch.transactions++;
+    batch.last = { finalLsn: txn.finalLsn, endLsn, xid: txn.xid, commitMs: txn.commitMs };
+    if (this.o.writer.size >= this.o.maxBatchRows || Date.now() - batch.startedAt >= this.o.commitIntervalMs) this.due = true;
+    if (this.due) this.tryCommit();
+    // Not committed (yet): if no further message follows promptly, the stream has caught up.
+    if (this.batch) this.idleTimer = setTimeout(() => this.onTimer(), IDLE_COMMIT_MS);
+  }
+
+  private onTimer(): void {
+    this.due = true;
+    this.tryCommit();
+  }
+
+  /** Commits the batch if it is due, ends on a PostgreSQL commit and no other commit is in flight. */
+  private tryCommit(): void {
+    const batch = this.batch;
+    if (!this.due || this.committing || this.failed || !batch?.last || this.txn !== null) return;
+    this.batch = null;
+    this.due = false;
+    this.clearTimers();
     const last = batch.last;
+    const rows = new Map<string, number>();
+    for (const rel of this.relations.values()) {
+      const { counts, meta } = rel;
+      if (counts.c) rows.set(`${meta.table}|c`, counts.c);
+      if (counts.u) rows.set(`${meta.table}|u`, counts.u);
+      if (counts.d) rows.set(`${meta.table}|d`, counts.d);
+      counts.c = counts.u = counts.d = 0;
+    }
     const position: CdcPosition = {
       slot: this.o.slot,
       server_name: this.o.serverName,
@@ -261,21 +297,32 @@ export class ChangePipeline {
       snapshot: this.o.snapshot,
       written_at_ms: Date.now(),
     };
-    await this.o.writer.commit([positionRecord(this.o.positionTopic, position)]);
-    this.batch = null;
-    this.o.ack(last.endLsn);
-    this.o.onCommitted({ endLsn: last.endLsn, commitTsMs: last.commitMs, transactions: batch.transactions, rows: batch.rows });
+    this.committing = this.o.writer.commit([positionRecord(this.o.positionTopic, position)]).then(
+      () => {
+        this.committing = null;
+        if (this.failed) return;
+        this.o.ack(last.endLsn);
+        this.o.onCommitted({ endLsn: last.endLsn, commitTsMs: last.commitMs, transactions: batch.transactions, rows });
+        this.tryCommit(); // a batch that became due meanwhile goes now
+      },
+      (err: unknown) => {
+        this.committing = null;
+        this.fail(err);
+      },
+    );
   }
 
-  private clearTimer(): void {
-    if (this.timer) clearTimeout(this.timer);
+  private fail(err: unknown): void {
+    if (this.failed) return;
+    this.failed = true;
+    this.clearTimers();
+    this.o.onFail(err);
+  }
+
+  private clearTimers(): void {
+    if (this.lingerTimer) clearTimeout(this.lingerTimer);
     if (this.idleTimer) clearTimeout(this.idleTimer);
-    this.timer = undefined;
+    this.lingerTimer = undefined;
     this.idleTimer = undefined;
   }
-}
-
-function keyOnly(cols: TableMeta['columns'], key: Record<string, unknown>): Record<string, unknown> {
-  const names = Object.keys(key).filter((k) => key[k] !== undefined);
-  return renderKeyOnlyRow(cols, names, key as Record<string, RawValue>);
 }

@@ -1,5 +1,6 @@
 import type { ChangeOp, ChangeSource } from '../core/types.js';
 import type { ColumnType } from './render.js';
+import type { RowJson } from './row-json.js';
 
 /**
  * Debezium-style change events (JSON converter, schemas disabled) and the Kafka records that carry
@@ -26,6 +27,8 @@ export interface TableMeta {
   /** Primary key columns in key order (empty: no primary key). */
   primaryKey: string[];
   replicaIdentity: 'default' | 'nothing' | 'full' | 'index';
+  /** The rows' JSON renderer for these columns and this primary key. */
+  json: RowJson;
 }
 
 export interface OutMessage {
@@ -47,18 +50,6 @@ export function routeFor(routes: TopicRoutes, schema: string, table: string): st
   return routes[`${schema}.${table}`];
 }
 
-/** JSON of the primary key taken from an already-rendered row; null without a primary key. */
-export function keyOf(primaryKey: readonly string[], row: Row | null): string | null {
-  if (primaryKey.length === 0 || row === null) return null;
-  if (primaryKey.length === 1) {
-    const col = primaryKey[0] as string;
-    return `{${JSON.stringify(col)}:${JSON.stringify(row[col] ?? null)}}`;
-  }
-  const key: Row = {};
-  for (const col of primaryKey) key[col] = row[col] ?? null;
-  return JSON.stringify(key);
-}
-
 /** The source block's fixed part (everything but lsn and sequence), serialised once per transaction
  *  and table: `{"version":…,"txId":…,` — the hot path only appends the change's own fields. */
 export type SourceFixed = Omit<ChangeSource, 'lsn' | 'sequence'>;
@@ -76,38 +67,43 @@ export interface ChangeAt {
   sequence?: string;
 }
 
-/** JSON text of `{before, after, source, op, ts_ms}` — byte for byte what JSON.stringify of the
- *  ChangeEvent would give (key order included). */
-export function envelopeJson(op: ChangeOp, before: Row | null, after: Row | null, at: ChangeAt, tsMs: number): string {
+/** Receives the Kafka records of a change, in order (the TxnWriter's `add`). */
+export type Emit = (topic: string, key: string | null, value: string | null) => void;
+
+/** JSON text of `{before, after, source, op, ts_ms}` from the rows' JSON text (`'null'` for none) —
+ *  byte for byte what JSON.stringify of the ChangeEvent would give (key order included). */
+export function envelopeJson(op: ChangeOp, beforeJson: string, afterJson: string, at: ChangeAt, tsMs: number): string {
   const seq = at.sequence === undefined ? '' : `,"sequence":${JSON.stringify(at.sequence)}`;
-  return `{"before":${JSON.stringify(before)},"after":${JSON.stringify(after)},"source":${at.prefix}"lsn":${at.lsn === null ? 'null' : at.lsn}${seq}},"op":"${op}","ts_ms":${tsMs}}`;
+  return `{"before":${beforeJson},"after":${afterJson},"source":${at.prefix}"lsn":${at.lsn === null ? 'null' : at.lsn}${seq}},"op":"${op}","ts_ms":${tsMs}}`;
 }
 
-/** The Kafka records of one row change: one record, plus a tombstone after a delete. */
-export function changeRecords(topic: string, meta: TableMeta, op: ChangeOp, before: Row | null, after: Row | null, at: ChangeAt, tsMs: number): OutMessage[] {
-  const key = keyOf(meta.primaryKey, op === 'd' ? before : after);
-  const value = envelopeJson(op, before, after, at, tsMs);
-  return op === 'd' && key !== null ? [{ topic, key, value }, { topic, key, value: null }] : [{ topic, key, value }];
+/** The records of one row change: the event, plus a tombstone after a delete that has a key. */
+export function emitChange(emit: Emit, topic: string, key: string | null, op: ChangeOp, beforeJson: string, afterJson: string, at: ChangeAt, tsMs: number): void {
+  emit(topic, key, envelopeJson(op, beforeJson, afterJson, at, tsMs));
+  if (op === 'd' && key !== null) emit(topic, key, null);
 }
 
 /**
- * An update's records. `oldKeyRow` is the before image or key tuple pgoutput sent (null when the
- * key did not change under REPLICA IDENTITY DEFAULT). A changed primary key gives delete + tombstone
- * + create; otherwise one `u` record.
+ * An update's records. `oldKey` is the key of the before image or key tuple pgoutput sent (null when
+ * the key did not change under REPLICA IDENTITY DEFAULT); `oldRowJson` that image (full or key-only),
+ * `beforeJson` the full before image or `'null'`. A changed primary key gives delete + tombstone +
+ * create, as Debezium does; otherwise one `u` record.
  */
-export function updateRecords(
+export function emitUpdate(
+  emit: Emit,
   topic: string,
-  meta: TableMeta,
-  before: Row | null,
-  oldKeyRow: Row | null,
-  after: Row,
+  oldKey: string | null,
+  newKey: string | null,
+  beforeJson: string,
+  oldRowJson: string,
+  afterJson: string,
   at: ChangeAt,
   tsMs: number,
-): OutMessage[] {
-  const newKey = keyOf(meta.primaryKey, after);
-  const oldKey = keyOf(meta.primaryKey, oldKeyRow);
+): void {
   if (oldKey !== null && newKey !== null && oldKey !== newKey) {
-    return [...changeRecords(topic, meta, 'd', before ?? oldKeyRow, null, at, tsMs), ...changeRecords(topic, meta, 'c', null, after, at, tsMs)];
+    emitChange(emit, topic, oldKey, 'd', oldRowJson, 'null', at, tsMs);
+    emitChange(emit, topic, newKey, 'c', 'null', afterJson, at, tsMs);
+    return;
   }
-  return changeRecords(topic, meta, 'u', before, after, at, tsMs);
+  emitChange(emit, topic, newKey, 'u', beforeJson, afterJson, at, tsMs);
 }

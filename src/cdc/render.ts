@@ -80,23 +80,85 @@ export function renderValue(typeOid: number, text: RawValue): unknown {
   }
 }
 
-/** Renders a decoded row in column order. Columns missing from `values` count as unchanged TOAST. */
-export function renderRow(columns: readonly ColumnType[], values: Record<string, RawValue>): Record<string, unknown> {
-  const row: Record<string, unknown> = {};
-  for (const c of columns) row[c.name] = renderValue(c.typeOid, values[c.name]);
-  return row;
+/** A column's rendering class, chosen once per column so the per-row path is a switch on a small int. */
+export const Kind = {
+  /** int2, int4, oid: PostgreSQL's text is already the JSON number. */
+  Integer: 0,
+  /** int8, numeric, uuid, date: a JSON string whose text never needs escaping. */
+  PlainString: 1,
+  Timestamptz: 2,
+  /** text, json(b) and every other type: a JSON string. */
+  Text: 3,
+  /** float, bool, timestamp, bytea: through renderValue. */
+  Other: 4,
+} as const;
+export type Kind = (typeof Kind)[keyof typeof Kind];
+
+export function kindOf(typeOid: number): Kind {
+  switch (typeOid) {
+    case OID.int2:
+    case OID.int4:
+    case OID.oid:
+      return Kind.Integer;
+    case OID.int8:
+    case OID.numeric:
+    case OID.uuid:
+    case OID.date:
+      return Kind.PlainString;
+    case OID.timestamptz:
+      return Kind.Timestamptz;
+    case OID.float4:
+    case OID.float8:
+    case OID.bool:
+    case OID.timestamp:
+    case OID.bytea:
+      return Kind.Other;
+    default:
+      return Kind.Text;
+  }
 }
 
-/** A before image holding only the key columns (REPLICA IDENTITY DEFAULT deletes): the rest is null,
- *  as Debezium renders it. */
-export function renderKeyOnlyRow(
-  columns: readonly ColumnType[],
-  keyColumns: readonly string[],
-  values: Record<string, RawValue>,
-): Record<string, unknown> {
-  const row: Record<string, unknown> = {};
-  for (const c of columns) row[c.name] = keyColumns.includes(c.name) ? renderValue(c.typeOid, values[c.name]) : null;
-  return row;
+const UNAVAILABLE_JSON = JSON.stringify(UNAVAILABLE_VALUE);
+
+/**
+ * JSON text of one value: exactly `JSON.stringify(renderValue(typeOid, text))` (test/cdc/render.test.ts
+ * checks it), without the intermediate value for the common types — the hot path of every row.
+ */
+export function valueJson(kind: Kind, typeOid: number, text: RawValue): string {
+  if (text === undefined) return UNAVAILABLE_JSON;
+  if (text === null) return 'null';
+  switch (kind) {
+    case Kind.Integer:
+      return text;
+    case Kind.PlainString:
+      return `"${text}"`;
+    case Kind.Timestamptz:
+      return timestamptzJson(text);
+    case Kind.Text:
+      return JSON.stringify(text);
+    default:
+      return JSON.stringify(renderValue(typeOid, text));
+  }
+}
+
+/** `"<ISO-8601 UTC>"`; PostgreSQL's usual `YYYY-MM-DD HH:MM:SS[.f]+00` is rewritten in place. */
+function timestamptzJson(text: string): string {
+  const n = text.length;
+  if (
+    n >= 22 &&
+    text.charCodeAt(n - 3) === 43 /* + */ &&
+    text.charCodeAt(n - 2) === 48 /* 0 */ &&
+    text.charCodeAt(n - 1) === 48 /* 0 */ &&
+    text.charCodeAt(4) === 45 /* - */ &&
+    text.charCodeAt(7) === 45 /* - */ &&
+    text.charCodeAt(10) === 32 /* space */ &&
+    text.charCodeAt(13) === 58 /* : */ &&
+    text.charCodeAt(16) === 58 /* : */ &&
+    (n === 22 || text.charCodeAt(19) === 46) /* . */
+  ) {
+    return `"${text.slice(0, 10)}T${text.slice(11, n - 3)}Z"`;
+  }
+  return JSON.stringify(timestamptzToIso(text));
 }
 
 const TSTZ = /^(\d{4,})-(\d\d)-(\d\d) (\d\d):(\d\d):(\d\d)(\.\d+)?([+-])(\d\d)(?::?(\d\d))?(?::?(\d\d))?$/;

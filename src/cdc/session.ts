@@ -2,7 +2,7 @@ import type { Config } from '../config/load.js';
 import { PipelineError, errorMessage } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { ensureTopics } from '../kafka/admin.js';
-import { createKafka, transactionalProducer, type Producer } from '../kafka/client.js';
+import { TxnProducer } from '../kafka/txn-producer.js';
 import { ChangePipeline, type CommittedBatch } from './change-pipeline.js';
 import { defaultRoutes } from './envelope.js';
 import { formatLsn, maxLsn, parseLsn, parseLsnOrZero, type Lsn } from './lsn.js';
@@ -28,6 +28,9 @@ import { TxnWriter } from './txn-writer.js';
 
 /** Kafka transaction timeout: the longest one PostgreSQL transaction or the snapshot may take to stream. */
 export const TXN_TIMEOUT_MS = 600_000;
+/** librdkafka's local queue: records produced but not yet acknowledged by the broker. */
+const PRODUCER_QUEUE_MESSAGES = 50_000;
+const PRODUCER_QUEUE_KBYTES = 64 * 1024;
 const TABLES = ['content', 'engagement_events'] as const;
 
 export interface SessionEvents {
@@ -48,7 +51,7 @@ export interface Session {
 
 export async function openSession(config: Config, log: Logger, events: SessionEvents, signal: AbortSignal): Promise<Session> {
   const slot = config.CDC_SLOT_NAME;
-  const resources: { control?: PgControl; producer?: Producer; stream?: ReplicationStream; timer?: NodeJS.Timeout } = {};
+  const resources: { control?: PgControl; producer?: TxnProducer; stream?: ReplicationStream; timer?: NodeJS.Timeout } = {};
   const close = async () => {
     if (resources.timer) clearInterval(resources.timer);
     await resources.stream?.stop();
@@ -63,11 +66,16 @@ export async function openSession(config: Config, log: Logger, events: SessionEv
     await control.reportReplicaIdentity(TABLES, log);
     await ensureTopics(config);
     log.debug('topics ready');
-    const producer = (resources.producer = transactionalProducer(createKafka(config.kafkaBrokers, `${config.KAFKA_CLIENT_ID}-cdc`), {
+    const producer = (resources.producer = await TxnProducer.connect({
+      brokers: config.kafkaBrokers,
+      clientId: `${config.KAFKA_CLIENT_ID}-cdc`,
       transactionalId: `engage-cdc-${slot}`,
       transactionTimeoutMs: TXN_TIMEOUT_MS,
+      log,
+      label: 'cdc',
+      queueMaxMessages: PRODUCER_QUEUE_MESSAGES,
+      queueMaxKbytes: PRODUCER_QUEUE_KBYTES,
     }));
-    await producer.connect();
     log.debug('transactional producer ready (any zombie fenced)');
     const writer = new TxnWriter(producer);
     let position = await readLastPosition(config.kafkaBrokers, config.KAFKA_CLIENT_ID, config.KAFKA_TOPIC_CDC_POSITION, slot);

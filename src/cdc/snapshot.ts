@@ -1,10 +1,11 @@
 import pg from 'pg';
 import type { Logger } from '../core/logger.js';
-import { CDC_VERSION, changeRecords, routeFor, sourcePrefix, type TableMeta, type TopicRoutes } from './envelope.js';
+import { CDC_VERSION, emitChange, routeFor, sourcePrefix, type Emit, type TopicRoutes } from './envelope.js';
 import { parseLsn } from './lsn.js';
 import { pgClientConfig, pgIdent, type PgControl } from './pg-control.js';
 import { positionRecord, type CdcPosition } from './position-store.js';
-import { renderRow, type RawValue } from './render.js';
+import type { RawValue } from './render.js';
+import { RowJson } from './row-json.js';
 import type { TxnWriter } from './txn-writer.js';
 
 /**
@@ -82,8 +83,9 @@ export async function runSnapshot(p: SnapshotParams): Promise<{ position: CdcPos
       [p.publication],
     )).rows as Array<{ schemaname: string; tablename: string; oid: string; relreplident: string }>;
     tables.sort((a, b) => rank(a.tablename) - rank(b.tablename));
-    await p.writer.begin();
-    let pending: { topic: string; meta: TableMeta; row: Record<string, unknown> } | undefined;
+    const emitRecord: Emit = (topic, key, value) => p.writer.add(topic, key, value);
+    /** The row read last: written once the next one shows whether it is the snapshot's last. */
+    let pending: { topic: string; oid: number; schema: string; table: string; key: string | null; after: string } | undefined;
     const consistentLsn = Number(parseLsn(p.created.consistentPoint));
     const prefixes = new Map<string, string>();
     let emitted = 0;
@@ -91,7 +93,7 @@ export async function runSnapshot(p: SnapshotParams): Promise<{ position: CdcPos
     const emit = async (last: boolean) => {
       if (!pending) return;
       const marker = emitted === 0 ? 'first' : last ? 'last' : 'true';
-      const cacheKey = `${pending.meta.relationOid}|${marker}`;
+      const cacheKey = `${pending.oid}|${marker}`;
       const prefix = prefixes.get(cacheKey) ?? sourcePrefix({
         version: CDC_VERSION,
         connector: 'postgresql',
@@ -99,14 +101,15 @@ export async function runSnapshot(p: SnapshotParams): Promise<{ position: CdcPos
         ts_ms: startedAt,
         snapshot: marker,
         db: db.db,
-        schema: pending.meta.schema,
-        table: pending.meta.table,
+        schema: pending.schema,
+        table: pending.table,
         txId: null,
       });
       prefixes.set(cacheKey, prefix);
-      await p.writer.add(changeRecords(pending.topic, pending.meta, 'r', null, pending.row, { prefix, lsn: consistentLsn }, Date.now()));
+      emitChange(emitRecord, pending.topic, pending.key, 'r', 'null', pending.after, { prefix, lsn: consistentLsn }, Date.now());
       emitted++;
       pending = undefined;
+      if (p.writer.full) await p.writer.room();
     };
     for (const t of tables) {
       const topic = routeFor(p.routes, t.schemaname, t.tablename);
@@ -117,21 +120,14 @@ export async function runSnapshot(p: SnapshotParams): Promise<{ position: CdcPos
       const primaryKey = await p.control.primaryKey(Number(t.oid));
       await reader.query(`DECLARE engage_snapshot NO SCROLL CURSOR FOR SELECT * FROM ${pgIdent(t.schemaname)}.${pgIdent(t.tablename)}`);
       let tableRows = 0;
+      let json: RowJson | undefined;
       for (;;) {
         const res = await reader.query(`FETCH FORWARD ${FETCH_ROWS} FROM engage_snapshot`);
         if (res.rows.length === 0) break;
-        const columns = res.fields.map((f) => ({ name: f.name, typeOid: f.dataTypeID }));
-        const meta: TableMeta = {
-          relationOid: Number(t.oid),
-          schema: t.schemaname,
-          table: t.tablename,
-          columns,
-          primaryKey,
-          replicaIdentity: 'default',
-        };
+        json ??= new RowJson(res.fields.map((f) => ({ name: f.name, typeOid: f.dataTypeID })), primaryKey);
         for (const raw of res.rows as Array<Record<string, RawValue>>) {
           await emit(false);
-          pending = { topic, meta, row: renderRow(columns, raw) };
+          pending = { topic, oid: Number(t.oid), schema: t.schemaname, table: t.tablename, key: json.key(raw), after: json.row(raw) };
         }
         tableRows += res.rows.length;
         counts.set(`${t.tablename}|r`, tableRows);

@@ -1,105 +1,188 @@
 import { PipelineError } from '../core/errors.js';
-import type { Producer } from '../kafka/client.js';
+import type { TxnProducer } from '../kafka/txn-producer.js';
+import { sleep } from '../runtime/retry.js';
 import type { OutMessage } from './envelope.js';
 
 /**
- * Writes records into one Kafka transaction at a time with bounded memory: records are handed to
- * the producer in chunks of `chunkSize`, at most `maxInFlight` chunks awaiting their delivery
- * reports; `add` waits when that limit is reached (which, through the replication stream's flow
- * control, pauses reading WAL). A transaction may therefore hold any number of records — a
- * million-row PostgreSQL transaction streams through without being held in memory.
+ * Writes records into Kafka transactions, one transaction at a time, through librdkafka's raw
+ * transactional producer (no per-message promise or delivery report: the commit fails if any
+ * message was not delivered). `add` is synchronous; `commit` closes the current transaction and
+ * returns at once with a promise for its commit, so the caller can go on adding records — they go
+ * into the NEXT transaction — while the commit runs.
  *
- * After any failure the writer is poisoned: every later call rethrows the first error; the caller
+ * Memory is bounded twice: librdkafka's local queue (`queueMaxMessages`; a full queue is retried
+ * every few ms) and the records held here while no transaction can take them (a commit or begin in
+ * progress, a full queue). Past `maxHeld` held records `full` turns true and the caller awaits
+ * `room()` (through the replication stream's flow control that pauses reading WAL). A transaction
+ * may therefore hold any number of records — a million-row PostgreSQL transaction streams through.
+ *
+ * After any failure the writer is poisoned: every later call throws the first error and the caller
  * must abandon the producer (a new one's initTransactions aborts what was left open).
  */
+
+interface Held {
+  topic: string;
+  key: string | null;
+  value: Buffer | null;
+}
+
+/** Records bound for one transaction; `closing` set once `commit` has been called for it. */
+interface Segment {
+  records: Held[];
+  next: number;
+  closing?: { last: Held[]; resolve(): void; reject(err: unknown): void };
+}
+
+/** Wait before retrying a produce that found librdkafka's queue full. */
+const QUEUE_FULL_WAIT_MS = 2;
+/** librdkafka copies each payload at produce (RK_MSG_COPY), so a value produced at once is encoded
+ *  into this reused buffer instead of a new Buffer per record (~2 µs per 600-byte record saved). */
+const SCRATCH_BYTES = 1 << 20;
+
 export class TxnWriter {
-  private chunk: OutMessage[] = [];
-  private inFlight: Array<Promise<unknown>> = [];
+  private readonly segments: Segment[] = [];
+  private open = false;
+  private working = false;
+  private held = 0;
+  private added = 0;
   private failure: unknown;
-  private openTxn = false;
-  private records = 0;
+  private roomWaiters: Array<{ resolve(): void; reject(err: unknown): void }> = [];
+  private idle: Promise<void> = Promise.resolve();
+  private readonly scratch = Buffer.allocUnsafe(SCRATCH_BYTES);
 
   constructor(
-    private readonly producer: Producer,
-    private readonly chunkSize = 1000,
-    private readonly maxInFlight = 32,
+    private readonly producer: TxnProducer,
+    private readonly maxHeld = 20_000,
   ) {}
 
-  get isOpen(): boolean {
-    return this.openTxn;
-  }
-
-  /** Records added to the open transaction so far. */
+  /** Records added since the last `commit` (the transaction being filled). */
   get size(): number {
-    return this.records;
+    return this.added;
   }
 
-  async begin(): Promise<void> {
+  /** True when the caller should await `room()` before adding more. */
+  get full(): boolean {
+    return this.held >= this.maxHeld;
+  }
+
+  /** Adds one record to the current transaction (a null value is a tombstone). */
+  add(topic: string, key: string | null, value: string | null): void {
     this.check();
-    if (this.openTxn) return;
-    await this.guard(this.producer.transaction());
-    this.openTxn = true;
-    this.records = 0;
+    this.added++;
+    // Nothing waiting and a transaction open: straight into librdkafka.
+    if (!this.working && this.open) {
+      if (value === null) {
+        if (this.producer.tryProduce(topic, key, null)) return;
+      } else if (value.length * 3 <= SCRATCH_BYTES) {
+        const n = this.scratch.write(value, 0, 'utf8');
+        if (this.producer.tryProduce(topic, key, this.scratch.subarray(0, n))) return;
+      }
+    }
+    this.tail().records.push({ topic, key, value: value === null ? null : Buffer.from(value) });
+    this.held++;
+    this.kick();
   }
 
-  async add(records: readonly OutMessage[]): Promise<void> {
+  /** Resolves once fewer than `maxHeld` records are held; rejects if the writer failed. */
+  room(): Promise<void> {
     this.check();
-    if (!this.openTxn) throw new PipelineError('INTERNAL', 'TxnWriter.add outside a transaction');
-    for (const r of records) this.chunk.push(r);
-    this.records += records.length;
-    if (this.chunk.length >= this.chunkSize) await this.flushChunk();
+    if (this.held < this.maxHeld) return Promise.resolve();
+    return new Promise<void>((resolve, reject) => this.roomWaiters.push({ resolve, reject }));
   }
 
-  /** Adds `last` (the position record), waits for every delivery, then commits. */
-  async commit(last: readonly OutMessage[]): Promise<void> {
-    await this.add(last);
-    await this.flushChunk();
-    await this.guard(Promise.all(this.inFlight));
-    this.inFlight = [];
+  /**
+   * Closes the current transaction with `last` (the position record) as its final records and
+   * commits it once everything before it is delivered. Resolves when the commit succeeded.
+   */
+  commit(last: readonly OutMessage[]): Promise<void> {
     this.check();
-    await this.guard(this.producer.commit());
-    this.openTxn = false;
-    this.records = 0;
+    const seg = this.tail();
+    this.added = 0;
+    const done = new Promise<void>((resolve, reject) => {
+      seg.closing = { last: last.map((m) => ({ topic: m.topic, key: m.key, value: m.value === null ? null : Buffer.from(m.value) })), resolve, reject };
+    });
+    this.kick();
+    return done;
   }
 
-  /** Best-effort abort (the next producer's initTransactions aborts it anyway). */
+  /** Drops everything not committed yet and aborts the open transaction (best effort; the next
+   *  producer's initTransactions aborts it anyway). The writer stays poisoned if it failed. */
   async abort(): Promise<void> {
-    this.chunk = [];
-    await Promise.allSettled(this.inFlight);
-    this.inFlight = [];
-    if (this.openTxn) {
-      this.openTxn = false;
+    const dropped = new PipelineError('INTERNAL', 'transaction aborted', { retriable: true });
+    for (const seg of this.segments.splice(0)) seg.closing?.reject(dropped);
+    this.held = 0;
+    this.added = 0;
+    await this.idle;
+    if (this.open) {
+      this.open = false;
       await this.producer.abort().catch(() => undefined);
     }
+    this.wake();
   }
 
-  private async flushChunk(): Promise<void> {
-    if (this.chunk.length > 0) {
-      const byTopic = new Map<string, Array<{ key: string | null; value: string | null }>>();
-      for (const r of this.chunk) {
-        let list = byTopic.get(r.topic);
-        if (!list) byTopic.set(r.topic, (list = []));
-        list.push({ key: r.key, value: r.value });
-      }
-      this.chunk = [];
-      const sent = this.producer.sendBatch({ topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })) });
-      this.inFlight.push(sent.catch((err: unknown) => {
-        this.failure ??= err;
-      }));
-    }
-    while (this.inFlight.length >= this.maxInFlight) {
-      await this.inFlight.shift();
-      this.check();
-    }
+  private tail(): Segment {
+    let seg = this.segments[this.segments.length - 1];
+    if (!seg || seg.closing) this.segments.push((seg = { records: [], next: 0 }));
+    return seg;
   }
 
-  private async guard<T>(p: Promise<T>): Promise<T> {
+  private kick(): void {
+    if (this.working) return;
+    this.working = true;
+    this.idle = this.work();
+  }
+
+  /** Drains the segments in order: begin when needed, produce, commit closed segments. Runs while
+   *  `working`; returns (clearing it in the same step) as soon as nothing is left. */
+  private async work(): Promise<void> {
     try {
-      return await p;
+      for (let seg = this.segments[0]; seg; seg = this.segments[0]) {
+        if (!this.open) {
+          await this.producer.begin();
+          this.open = true;
+        }
+        while (seg.next < seg.records.length) {
+          const r = seg.records[seg.next] as Held;
+          if (!this.producer.tryProduce(r.topic, r.key, r.value)) {
+            await sleep(QUEUE_FULL_WAIT_MS);
+            if (this.segments[0] !== seg) return; // aborted meanwhile
+            continue;
+          }
+          seg.next++;
+          this.held--;
+          if (seg.next >= 4096 && seg.next * 2 >= seg.records.length) {
+            seg.records.splice(0, seg.next);
+            seg.next = 0;
+          }
+          if (this.held < this.maxHeld) this.wake();
+        }
+        const closing = seg.closing;
+        if (!closing) {
+          this.segments.shift(); // the tail, fully produced: `add` may produce directly again
+          return;
+        }
+        for (const r of closing.last) while (!this.producer.tryProduce(r.topic, r.key, r.value)) await sleep(QUEUE_FULL_WAIT_MS);
+        await this.producer.commit();
+        this.open = false;
+        if (this.segments[0] === seg) this.segments.shift();
+        closing.resolve();
+        this.wake();
+      }
     } catch (err) {
       this.failure ??= err;
-      throw err;
+      for (const seg of this.segments.splice(0)) seg.closing?.reject(this.failure);
+      this.wake();
+    } finally {
+      // Synchronously with the last step: an `add` or `commit` right after must restart the worker.
+      this.working = false;
     }
+  }
+
+  private wake(): void {
+    const waiters = this.roomWaiters;
+    if (waiters.length === 0 || (this.failure === undefined && this.held >= this.maxHeld)) return;
+    this.roomWaiters = [];
+    for (const w of waiters) (this.failure === undefined ? w.resolve() : w.reject(this.failure));
   }
 
   private check(): void {

@@ -12,7 +12,7 @@ import { ContentTable } from './content-table.js';
 import { processorMetrics } from './metrics.js';
 import { ProcessorStats } from './stats.js';
 import { TransactionWriter } from './transaction-writer.js';
-import { TxnProducer } from './txn-producer.js';
+import { TxnProducer } from '../kafka/txn-producer.js';
 
 /**
  * The stream processor: engagement change events → enriched records, exactly once.

@@ -3,7 +3,7 @@ import { PipelineError, errorMessage } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { retry } from '../runtime/retry.js';
 import type { ProcessorMetrics } from './metrics.js';
-import type { GroupConsumer, PartitionOffset, TxnError, TxnProducer } from './txn-producer.js';
+import type { GroupConsumer, PartitionOffset, TxnError, TxnProducer } from '../kafka/txn-producer.js';
 
 /**
  * Group commit of processed batches into Kafka transactions (exactly-once, KIP-447).

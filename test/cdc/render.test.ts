@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { changeRecords, envelopeJson, keyOf, sourcePrefix, updateRecords, type TableMeta } from '../../src/cdc/envelope.js';
+import { emitChange, emitUpdate, envelopeJson, sourcePrefix, type Emit } from '../../src/cdc/envelope.js';
 import { formatLsn, lsnTextToNumber, parseLsn } from '../../src/cdc/lsn.js';
-import { OID, renderKeyOnlyRow, renderRow, renderValue, timestamptzToIso, UNAVAILABLE_VALUE } from '../../src/cdc/render.js';
+import { kindOf, OID, renderValue, timestamptzToIso, UNAVAILABLE_VALUE, valueJson, type RawValue } from '../../src/cdc/render.js';
+import { RowJson } from '../../src/cdc/row-json.js';
 import type { ChangeEvent } from '../../src/core/types.js';
 
 /** The CDC's pure parts: type rendering, LSNs, the envelope's serialisation and keys. */
@@ -34,6 +35,23 @@ test('renderValue maps each PostgreSQL text form to the documented JSON', () => 
   for (const [name, oid, text, want] of cases) assert.deepEqual(renderValue(oid, text), want, name);
 });
 
+test('valueJson is exactly JSON.stringify(renderValue(...)) for every type class', () => {
+  const cases: Array<[number, RawValue]> = [
+    [OID.int2, '-7'], [OID.int4, '0'], [OID.int4, '2147483647'], [OID.oid, '4294967295'],
+    [OID.int8, '-9223372036854775808'], [OID.numeric, '-0.000100'], [OID.numeric, 'NaN'], [OID.uuid, '0b8f6c2e-3d4a-4f5b-9c1d-2e3f4a5b6c7d'],
+    [OID.date, '2025-08-01'], [OID.date, 'infinity'], [OID.date, '0044-03-15 BC'],
+    [OID.float8, '1.5'], [OID.float8, '-1e+100'], [OID.float4, 'NaN'], [OID.float8, 'Infinity'], [OID.bool, 't'], [OID.bool, 'f'],
+    [OID.timestamptz, '2025-08-01 10:00:00.123456+00'], [OID.timestamptz, '2025-08-01 10:00:00+00'], [OID.timestamptz, '2025-08-01 12:00:00.5+02'],
+    [OID.timestamptz, '2025-08-01 10:00:00.1-03:30'], [OID.timestamptz, '12345-01-01 00:00:00+00'], [OID.timestamptz, 'infinity'], [OID.timestamptz, '-infinity'],
+    [OID.timestamptz, '0001-01-01 00:00:00+00 BC'], [OID.timestamp, '2025-08-01 10:00:00.5'], [OID.bytea, '\\x0102ff'],
+    [25, 'plain'], [25, 'quote " backslash \\ newline \n tab \t nul \u0000 é 😀 \ud800'], [OID.jsonb, '{"a": [1, "x\\"y"]}'], [1186, 'P1DT2H'],
+    [OID.int4, null], [OID.jsonb, undefined], [25, ''],
+  ];
+  for (const [oid, text] of cases) {
+    assert.equal(valueJson(kindOf(oid), oid, text), JSON.stringify(renderValue(oid, text)), `${oid} ${String(text)}`);
+  }
+});
+
 test('timestamptzToIso converts any offset to UTC and keeps the fraction digit for digit', () => {
   assert.equal(timestamptzToIso('2025-08-01 12:00:00.000123+02'), '2025-08-01T10:00:00.000123Z');
   assert.equal(timestamptzToIso('2025-01-01 00:30:00-05:30'), '2025-01-01T06:00:00Z');
@@ -49,9 +67,15 @@ test('rows: column order kept, missing (TOAST) values marked, key-only before im
     { name: 'n', typeOid: OID.int4 },
     { name: 'payload', typeOid: OID.jsonb },
   ];
-  assert.deepEqual(renderRow(cols, { id: '1', n: '2' }), { id: '1', n: 2, payload: UNAVAILABLE_VALUE });
-  assert.deepEqual(Object.keys(renderRow(cols, { payload: null, n: null, id: '1' })), ['id', 'n', 'payload']);
-  assert.deepEqual(renderKeyOnlyRow(cols, ['id'], { id: '5' }), { id: '5', n: null, payload: null });
+  const rows = new RowJson(cols, ['id']);
+  assert.deepEqual(JSON.parse(rows.row({ id: '1', n: '2' })), { id: '1', n: 2, payload: UNAVAILABLE_VALUE });
+  assert.deepEqual(Object.keys(JSON.parse(rows.row({ payload: null, n: null, id: '1' })) as object), ['id', 'n', 'payload']);
+  assert.deepEqual(JSON.parse(rows.keyOnlyRow({ id: '5' })), { id: '5', n: null, payload: null });
+  // Byte for byte the JSON.stringify of the rendered row.
+  const values = { id: '9007199254740993', n: '-3', payload: '{"k": "v \\"q\\""}' };
+  const rendered = Object.fromEntries(cols.map((c) => [c.name, renderValue(c.typeOid, values[c.name as keyof typeof values])]));
+  assert.equal(rows.row(values), JSON.stringify(rendered));
+  assert.equal(new RowJson([], []).row({}), '{}');
 });
 
 test('LSNs: parse, format, order, number', () => {
@@ -62,47 +86,57 @@ test('LSNs: parse, format, order, number', () => {
   assert.throws(() => parseLsn('nope'));
 });
 
-const meta: TableMeta = {
-  relationOid: 1,
-  schema: 'public',
-  table: 'engagement_events',
-  columns: [
+const rowJson = new RowJson(
+  [
     { name: 'id', typeOid: OID.int8 },
     { name: 'device', typeOid: 25 },
   ],
-  primaryKey: ['id'],
-  replicaIdentity: 'default',
-};
+  ['id'],
+);
 const fixed = { version: 'v', connector: 'postgresql' as const, name: 'engage', ts_ms: 5, snapshot: 'false' as const, db: 'd', schema: 'public', table: 't', txId: 9 };
 
 test('envelopeJson is exactly JSON.stringify of the ChangeEvent', () => {
   const at = { prefix: sourcePrefix(fixed), lsn: 123, sequence: '["100","123"]' };
   const event: ChangeEvent = { before: null, after: { id: '7', device: 'ios "x"' }, source: { ...fixed, lsn: 123, sequence: '["100","123"]' }, op: 'c', ts_ms: 42 };
-  assert.equal(envelopeJson('c', null, { id: '7', device: 'ios "x"' }, at, 42), JSON.stringify(event));
+  assert.equal(envelopeJson('c', 'null', rowJson.row({ id: '7', device: 'ios "x"' }), at, 42), JSON.stringify(event));
   const snap = { ...fixed, snapshot: 'last' as const, txId: null };
   assert.equal(
-    envelopeJson('r', null, { id: '1' }, { prefix: sourcePrefix(snap), lsn: null }, 1),
+    envelopeJson('r', 'null', '{"id":"1"}', { prefix: sourcePrefix(snap), lsn: null }, 1),
     JSON.stringify({ before: null, after: { id: '1' }, source: { ...snap, lsn: null }, op: 'r', ts_ms: 1 }),
   );
 });
 
 test('keys, tombstones and primary-key changes', () => {
   const at = { prefix: sourcePrefix(fixed), lsn: 1 };
-  assert.equal(keyOf(['id'], { id: '7', device: 'x' }), '{"id":"7"}');
-  assert.equal(keyOf([], { id: '7' }), null);
-  const del = changeRecords('topic', meta, 'd', { id: '7', device: null }, null, at, 1);
-  assert.equal(del.length, 2);
-  assert.equal(del[1]?.value, null);
-  assert.equal(del[1]?.key, '{"id":"7"}');
-  const same = updateRecords('topic', meta, null, null, { id: '7', device: 'web' }, at, 1);
-  assert.deepEqual(same.map((r) => (r.value ? (JSON.parse(r.value) as ChangeEvent).op : null)), ['u']);
-  const moved = updateRecords('topic', meta, null, { id: '7', device: null }, { id: '8', device: 'web' }, at, 1);
-  assert.deepEqual(
-    moved.map((r) => [r.key, r.value ? (JSON.parse(r.value) as ChangeEvent).op : null]),
-    [
-      ['{"id":"7"}', 'd'],
-      ['{"id":"7"}', null],
-      ['{"id":"8"}', 'c'],
-    ],
-  );
+  const collect = () => {
+    const records: Array<{ topic: string; key: string | null; value: string | null }> = [];
+    const emit: Emit = (topic, key, value) => records.push({ topic, key, value });
+    return { records, emit };
+  };
+  const ops = (records: Array<{ key: string | null; value: string | null }>) => records.map((r) => [r.key, r.value ? (JSON.parse(r.value) as ChangeEvent).op : null]);
+  assert.equal(rowJson.key({ id: '7', device: 'x' }), '{"id":"7"}');
+  assert.equal(new RowJson([{ name: 'id', typeOid: OID.int8 }], []).key({ id: '7' }), null);
+  assert.equal(new RowJson([{ name: 'a', typeOid: OID.int4 }, { name: 'b', typeOid: 25 }], ['b', 'a']).key({ a: '1', b: 'x' }), JSON.stringify({ b: 'x', a: 1 }));
+  assert.equal(rowJson.key({ device: 'x' }, true), '{"id":null}');
+  const del = collect();
+  emitChange(del.emit, 'topic', rowJson.key({ id: '7' }, true), 'd', rowJson.keyOnlyRow({ id: '7' }), 'null', at, 1);
+  assert.equal(del.records.length, 2);
+  assert.equal(del.records[1]?.value, null);
+  assert.equal(del.records[1]?.key, '{"id":"7"}');
+  assert.deepEqual((JSON.parse(del.records[0]?.value ?? '') as ChangeEvent).before, { id: '7', device: null });
+  const keyless = collect();
+  emitChange(keyless.emit, 'topic', null, 'd', 'null', 'null', at, 1);
+  assert.deepEqual(ops(keyless.records), [[null, 'd']]);
+  const same = collect();
+  const after = { id: '7', device: 'web' };
+  emitUpdate(same.emit, 'topic', null, rowJson.key(after), 'null', 'null', rowJson.row(after), at, 1);
+  assert.deepEqual(ops(same.records), [['{"id":"7"}', 'u']]);
+  const moved = collect();
+  const moveTo = { id: '8', device: 'web' };
+  emitUpdate(moved.emit, 'topic', rowJson.key({ id: '7' }, true), rowJson.key(moveTo), 'null', rowJson.keyOnlyRow({ id: '7' }), rowJson.row(moveTo), at, 1);
+  assert.deepEqual(ops(moved.records), [
+    ['{"id":"7"}', 'd'],
+    ['{"id":"7"}', null],
+    ['{"id":"8"}', 'c'],
+  ]);
 });

@@ -2,15 +2,16 @@ import { RdKafka } from '@confluentinc/kafka-javascript';
 import type { Logger } from '../core/logger.js';
 
 /**
- * The processor's transactional producer: librdkafka's plain producer (same library as
- * src/kafka/client.ts, one level down) without per-message delivery reports. Inside a transaction
- * a per-message report adds nothing — commit succeeds only if every message was delivered, and
- * fails (abortable) otherwise — while the KafkaJS-style `send` allocates a promise and a report per
- * message: measured, this path costs about a fifth less CPU per event (docs/processor.md).
+ * A transactional producer on librdkafka's plain producer (same library as ./client.ts, one level
+ * down) without per-message delivery reports. Inside a transaction a per-message report adds
+ * nothing — commit succeeds only if every message was delivered, and fails (abortable) otherwise —
+ * while the KafkaJS-style `send` allocates a promise and a report per message: measured, this path
+ * costs about a fifth less CPU per event in the processor (docs/processor.md) and half the produce
+ * CPU in the CDC (docs/cdc.md). Used by the processor and the CDC.
  *
- * Errors are librdkafka errors normalised to the flags the writer acts on: `fatal` (producer
+ * Errors are librdkafka errors normalised to the flags the callers act on: `fatal` (producer
  * unusable, e.g. fenced by a newer instance with the same transactional id), `abortable` (abort,
- * then the batch is re-read) and `retriable` (the same call may be repeated).
+ * then redo) and `retriable` (the same call may be repeated).
  */
 
 export interface TxnProducerOptions {
@@ -19,6 +20,13 @@ export interface TxnProducerOptions {
   transactionalId: string;
   transactionTimeoutMs: number;
   log: Logger;
+  /** Who owns it, for log lines (default `processor`). */
+  label?: string;
+  /** librdkafka's local queue bound (`queue.buffering.max.messages`, default 200,000); a full
+   *  queue makes `tryProduce` return false and `produce` throw. */
+  queueMaxMessages?: number;
+  /** The same bound in KiB (`queue.buffering.max.kbytes`, librdkafka's default 1 GiB). */
+  queueMaxKbytes?: number;
 }
 
 export interface TxnError extends Error {
@@ -38,7 +46,12 @@ type RawProducer = InstanceType<typeof RdKafka.Producer>;
 /** librdkafka's consumer of the group, whose group metadata fences the offsets (BatchConsumer.groupClient). */
 export type GroupConsumer = InstanceType<typeof RdKafka.KafkaConsumer>;
 
+/** String values up to this many UTF-8 bytes are encoded into one reused buffer (librdkafka copies on produce: RK_MSG_COPY). */
+const SCRATCH_BYTES = 1 << 20;
+
 const OP_TIMEOUT_MS = 30000;
+/** librdkafka's RD_KAFKA_RESP_ERR__QUEUE_FULL. */
+const ERR_QUEUE_FULL = -184;
 
 function toTxnError(err: unknown): TxnError {
   const e = (err instanceof Error ? err : new Error(String(err))) as Error & Partial<RdKafka.LibrdKafkaError>;
@@ -52,9 +65,6 @@ function toTxnError(err: unknown): TxnError {
 function call(fn: (cb: (err: unknown) => void) => void): Promise<void> {
   return new Promise<void>((resolve, reject) => fn((err) => (err ? reject(toTxnError(err)) : resolve())));
 }
-
-/** Values up to this many UTF-8 bytes are encoded into one reused buffer (librdkafka copies on produce). */
-const SCRATCH_BYTES = 1 << 20;
 
 export class TxnProducer {
   private readonly scratch = Buffer.allocUnsafe(SCRATCH_BYTES);
@@ -72,10 +82,12 @@ export class TxnProducer {
       acks: -1,
       'linger.ms': 5,
       'compression.type': 'lz4',
-      'queue.buffering.max.messages': 200000,
+      'queue.buffering.max.messages': opts.queueMaxMessages ?? 200000,
+      ...(opts.queueMaxKbytes ? { 'queue.buffering.max.kbytes': opts.queueMaxKbytes } : {}),
       dr_cb: false,
     });
-    producer.on('event.error', (err) => opts.log.warn({ err: err.message, code: err.code }, 'processor producer error'));
+    const label = opts.label ?? 'processor';
+    producer.on('event.error', (err) => opts.log.warn({ err: err.message, code: err.code }, `${label} producer error`));
     await new Promise<void>((resolve, reject) => producer.connect({ timeout: 10000 }, (err) => (err ? reject(toTxnError(err)) : resolve())));
     try {
       await call((cb) => producer.initTransactions(OP_TIMEOUT_MS, cb));
@@ -90,16 +102,25 @@ export class TxnProducer {
     return call((cb) => this.producer.beginTransaction(cb));
   }
 
-  /**
-   * Queues one message in the open transaction (synchronous; throws when the local queue is full).
-   * librdkafka copies key and value before returning, so the value is encoded into a scratch
-   * buffer reused by every call instead of a new Buffer per message.
-   */
-  produce(topic: string, key: string | null, value: string): void {
-    const bytes = value.length * 3 <= SCRATCH_BYTES ? this.scratch.subarray(0, this.scratch.write(value, 0, 'utf8')) : Buffer.from(value);
+  /** Queues one message in the open transaction (synchronous; throws when the local queue is full).
+   *  A null value is a tombstone. A string value is encoded into a scratch buffer reused by every
+   *  call (librdkafka copies key and value before `produce` returns), not a new Buffer per message. */
+  produce(topic: string, key: string | null, value: Buffer | string | null): void {
+    const bytes = typeof value !== 'string' ? value : value.length * 3 <= SCRATCH_BYTES ? this.scratch.subarray(0, this.scratch.write(value, 0, 'utf8')) : Buffer.from(value);
     try {
       this.producer.produce(topic, null, bytes, key);
     } catch (err) {
+      throw toTxnError(err);
+    }
+  }
+
+  /** As `produce`, but a full local queue returns false (nothing queued) instead of throwing. */
+  tryProduce(topic: string, key: string | null, value: Buffer | null): boolean {
+    try {
+      this.producer.produce(topic, null, value, key);
+      return true;
+    } catch (err) {
+      if ((err as { code?: number }).code === ERR_QUEUE_FULL) return false;
       throw toTxnError(err);
     }
   }
