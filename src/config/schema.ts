@@ -66,6 +66,7 @@ export const envSchema = z.object({
   BIGQUERY_LOCATION: z.string().default('US'),
   GOOGLE_APPLICATION_CREDENTIALS: z.string().optional(),
   DUCKDB_PATH: z.string().min(1).default('data/warehouse.duckdb'),
+  DUCKDB_CHECKPOINT_MB: int(1, 65536).default(256),
   EXTERNAL_API_URL: url(['http:', 'https:']).optional(),
   EXTERNAL_API_AUTH_HEADER: z.string().optional(),
   EXTERNAL_API_TIMEOUT_MS: int(100, 300000).default(10000),

@@ -131,6 +131,34 @@ describe('duckdb warehouse', () => {
     }
   });
 
+  it('stores strings of every length and script, NULLs and lists exactly, across several vector chunks', async () => {
+    const config = freshConfig();
+    const sink = new DuckDbWarehouse(ctxOf(config));
+    await sink.start();
+    // Strings up to 12 UTF-8 bytes are written inline, longer or non-ASCII ones by DuckDB (duckdb-vectors.ts).
+    const devices = [null, '', 'a', 'twelve-bytes', 'thirteen-byte', 'café', 'ünï', '日本語のテキスト', 'x'.repeat(300), 'tab\tnew\nline', 'emoji 🎧'];
+    const events = Array.from({ length: 5000 }, (_, i) =>
+      whEvent(1000 + i, i % 2 === 0 ? 'A' : 'B', i % 7 === 0 ? null : `u${i}`, 'play', `2024-03-01T10:${String(i % 60).padStart(2, '0')}:00.000Z`, i % 5 === 0 ? null : i, {
+        device: devices[i % devices.length] ?? null,
+        quality_flags: i % 3 === 0 ? [] : i % 3 === 1 ? ['missing_device'] : ['missing_device', 'pct_above_100'],
+        engagement_pct: i % 4 === 0 ? null : i / 7,
+      }),
+    );
+    await sink.write(batchOf(TOPIC, 0, events, 0));
+    await sink.close();
+    const r = await openReader(config.DUCKDB_PATH);
+    try {
+      const rows = await r.rows(`SELECT CAST(event_id AS VARCHAR) AS id, user_id, device, duration_ms, engagement_pct, quality_flags, kafka_offset FROM engagement_events_enriched ORDER BY event_id`);
+      assert.equal(rows.length, events.length);
+      rows.forEach((row, i) => {
+        const e = events[i] as (typeof events)[number];
+        assert.deepEqual(row, { id: e.event_id, user_id: e.user_id, device: e.device, duration_ms: e.duration_ms, engagement_pct: e.engagement_pct, quality_flags: e.quality_flags, kafka_offset: i }, `row ${i}`);
+      });
+    } finally {
+      r.close();
+    }
+  });
+
   it('adds nothing for the same batch twice, for a re-sent event id, or for an id twice in a batch', async () => {
     const config = freshConfig();
     const sink = new DuckDbWarehouse(ctxOf(config));

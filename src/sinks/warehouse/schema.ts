@@ -112,7 +112,7 @@ function json(value: unknown): string | null {
 }
 
 /** How each written fact column is read from a record, in the fact table's column order. */
-const FACT_VALUES: ReadonlyArray<readonly [string, (r: SinkRecord) => CellValue]> = [
+export const FACT_VALUES: ReadonlyArray<readonly [string, (r: SinkRecord) => CellValue]> = [
   ['event_id', (r) => r.event.event_id],
   ['content_id', (r) => r.event.content_id],
   ['user_id', (r) => r.event.user_id],
