@@ -8,7 +8,7 @@ import { enrichEvent } from '../processor/enrich.js';
 import { ProgressBar } from './progress-bar.js';
 import { ensureProgressTable, loadProgress, saveProgress } from './progress-store.js';
 import { parseDateRange } from './range.js';
-import { countRange, readPage, type Cursor } from './reader.js';
+import { countRange, readPage, type Cursor, type Page } from './reader.js';
 
 /**
  * `engage process --mode backfill --start-date D --end-date D`: re-reads the range from
@@ -69,10 +69,16 @@ export async function runBackfill(config: Config, opts: BackfillOptions, log: Lo
     const t0 = Date.now();
     let read = 0;
     let dlq = 0;
+    // The next page is read while this one is produced (PostgreSQL and Kafka work in parallel);
+    // progress still advances only after a page's delivery is confirmed, in page order.
+    let next: Promise<Page> | null = readPage(db, range, cursor, pageSize);
     for (;;) {
       if (opts.signal?.aborted) break;
-      const page = await readPage(db, range, cursor, pageSize);
+      const page: Page = await (next ?? readPage(db, range, cursor, pageSize));
+      next = null;
       if (page.rows.length === 0) break;
+      next = readPage(db, range, page.last, pageSize);
+      next.catch(() => undefined); // awaited next turn; a failure there is thrown then
       const now = Date.now();
       const enriched: { key: string; value: string }[] = [];
       const rejected: { key: string; value: string }[] = [];
@@ -108,6 +114,7 @@ export async function runBackfill(config: Config, opts: BackfillOptions, log: Lo
       await saveProgress(db, range.key, { cursor, done: false, delivered });
       bar?.update(read);
     }
+    await next?.catch(() => undefined);
     const finished = !opts.signal?.aborted;
     if (finished) await saveProgress(db, range.key, { cursor, done: true, delivered });
     bar?.finish(read);
