@@ -38,8 +38,10 @@ export class PageProducer {
     this.producer.on('delivery-report', (err) => {
       if (err) this.failed ??= errorMessage(err);
     });
+    // librdkafka reports transient trouble (a broker reconnecting) here too and recovers by itself;
+    // only a fatal error (e.g. the idempotent producer lost its sequence) fails the page.
     this.producer.on('event.error', (err) => {
-      this.failed ??= errorMessage(err);
+      if (err.isFatal) this.failed ??= errorMessage(err);
     });
   }
 
