@@ -22,7 +22,7 @@ export interface Page {
 
 const COLUMNS = `id::text AS id, content_id::text AS content_id, user_id::text AS user_id, event_type,
   to_char(event_ts AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS event_ts,
-  duration_ms, device, raw_payload::text AS raw_payload, event_ts AS event_ts_raw`;
+  duration_ms, device, raw_payload::text AS raw_payload`;
 
 export async function readPage(client: pg.ClientBase, range: DateRange, after: Cursor | null, limit: number): Promise<Page> {
   const params: unknown[] = [range.fromTs, range.untilTs, limit];
@@ -31,11 +31,8 @@ export async function readPage(client: pg.ClientBase, range: DateRange, after: C
     params.push(after.eventTs, after.id);
     where += ' AND (event_ts, id) > ($4::timestamptz, $5::bigint)';
   }
-  const res = await client.query<EngagementEventRow & { event_ts_raw: Date }>(
-    `SELECT ${COLUMNS} FROM engagement_events WHERE ${where} ORDER BY event_ts, id LIMIT $3`,
-    params,
-  );
-  const rows = res.rows.map(({ event_ts_raw: _raw, ...row }) => row as EngagementEventRow);
+  const res = await client.query<EngagementEventRow>(`SELECT ${COLUMNS} FROM engagement_events WHERE ${where} ORDER BY event_ts, id LIMIT $3`, params);
+  const rows = res.rows;
   const lastRow = rows[rows.length - 1];
   return { rows, last: lastRow ? { eventTs: lastRow.event_ts, id: lastRow.id } : null };
 }

@@ -3,12 +3,12 @@ import type { Config } from '../config/load.js';
 import type { Logger } from '../core/logger.js';
 import type { ContentRow, DlqEntry } from '../core/types.js';
 import { ensureTopics } from '../kafka/admin.js';
-import { createKafka, idempotentProducer, type Producer } from '../kafka/client.js';
 import { enrichEvent } from '../processor/enrich.js';
+import { PageProducer } from './page-producer.js';
 import { ProgressBar } from './progress-bar.js';
 import { ensureProgressTable, loadProgress, saveProgress } from './progress-store.js';
 import { parseDateRange } from './range.js';
-import { countRange, readPage, type Cursor } from './reader.js';
+import { countRange, readPage, type Cursor, type Page } from './reader.js';
 
 /**
  * `engage process --mode backfill --start-date D --end-date D`: re-reads the range from
@@ -48,8 +48,7 @@ export async function runBackfill(config: Config, opts: BackfillOptions, log: Lo
   const pageSize = opts.pageSize ?? 20000;
   const db = new pg.Client({ connectionString: config.databaseUrl });
   await db.connect();
-  const kafka = createKafka(config.kafkaBrokers, `${config.KAFKA_CLIENT_ID}-backfill`);
-  let producer: Producer | undefined;
+  let producer: PageProducer | undefined;
   try {
     await ensureProgressTable(db);
     const saved = opts.restart ? null : await loadProgress(db, range.key);
@@ -61,7 +60,7 @@ export async function runBackfill(config: Config, opts: BackfillOptions, log: Lo
 
     const content = new Map((await db.query<ContentRow>(CONTENT_SQL)).rows.map((c) => [c.id, c]));
     await ensureTopics(config);
-    producer = idempotentProducer(kafka);
+    producer = new PageProducer(config.kafkaBrokers, `${config.KAFKA_CLIENT_ID}-backfill`);
     await producer.connect();
 
     const total = await countRange(db, range, cursor);
@@ -69,10 +68,16 @@ export async function runBackfill(config: Config, opts: BackfillOptions, log: Lo
     const t0 = Date.now();
     let read = 0;
     let dlq = 0;
+    // The next page is read while this one is produced (PostgreSQL and Kafka work in parallel);
+    // progress still advances only after a page's delivery is confirmed, in page order.
+    let next: Promise<Page> | null = readPage(db, range, cursor, pageSize);
     for (;;) {
       if (opts.signal?.aborted) break;
-      const page = await readPage(db, range, cursor, pageSize);
+      const page: Page = await (next ?? readPage(db, range, cursor, pageSize));
+      next = null;
       if (page.rows.length === 0) break;
+      next = readPage(db, range, page.last, pageSize);
+      next.catch(() => undefined); // awaited next turn; a failure there is thrown then
       const now = Date.now();
       const enriched: { key: string; value: string }[] = [];
       const rejected: { key: string; value: string }[] = [];
@@ -99,8 +104,8 @@ export async function runBackfill(config: Config, opts: BackfillOptions, log: Lo
       const batches = [];
       if (enriched.length > 0) batches.push({ topic: config.KAFKA_TOPIC_ENRICHED, messages: enriched });
       if (rejected.length > 0) batches.push({ topic: config.KAFKA_TOPIC_DLQ, messages: rejected });
-      // sendBatch resolves once every message is acknowledged by the broker (acks=all).
-      await producer.sendBatch({ topicMessages: batches });
+      // Resolves once every message is acknowledged by the broker (acks=all), else throws.
+      await producer.deliver(batches);
       read += page.rows.length;
       delivered += enriched.length;
       dlq += rejected.length;
@@ -108,6 +113,7 @@ export async function runBackfill(config: Config, opts: BackfillOptions, log: Lo
       await saveProgress(db, range.key, { cursor, done: false, delivered });
       bar?.update(read);
     }
+    await next?.catch(() => undefined);
     const finished = !opts.signal?.aborted;
     if (finished) await saveProgress(db, range.key, { cursor, done: true, delivered });
     bar?.finish(read);
