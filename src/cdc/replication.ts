@@ -1,7 +1,8 @@
-import { LogicalReplicationService, PgoutputPlugin, type Pgoutput } from 'pg-logical-replication';
+import { LogicalReplicationService } from 'pg-logical-replication';
 import { PipelineError } from '../core/errors.js';
 import { formatLsn, type Lsn } from './lsn.js';
 import { pgClientConfig } from './pg-control.js';
+import { TextPgoutputPlugin, type StreamMessage } from './pgoutput-rows.js';
 
 /**
  * The pgoutput replication stream of one session, through pg-logical-replication with
@@ -20,19 +21,9 @@ import { pgClientConfig } from './pg-control.js';
 export interface StreamHandlers {
   /** Called once per pgoutput message, strictly in order; must not throw. A returned promise holds
    *  the next message (and the socket) back until it settles. */
-  onMessage(lsn: string, msg: Pgoutput.Message): Promise<void> | undefined;
+  onMessage(lsn: string, msg: StreamMessage): Promise<void> | undefined;
   /** The server's keepalive; `replyRequested` means it wants a standby status update now. */
   onKeepalive(walEnd: string, replyRequested: boolean): void;
-}
-
-/** Values reach the CDC as PostgreSQL's text form: pg's global type parsers are bypassed for every
- *  column of every Relation message (the renderer owns the JSON mapping). */
-class TextPgoutputPlugin extends PgoutputPlugin {
-  override parse(buffer: Buffer): Pgoutput.Message {
-    const msg = super.parse(buffer);
-    if (msg.tag === 'relation') for (const c of msg.columns) c.parser = (raw: unknown) => raw;
-    return msg;
-  }
 }
 
 /** What `service._connection.stream` is: pg's Connection socket (a net.Socket). */
@@ -45,7 +36,7 @@ export class ReplicationStream {
   private readonly service: LogicalReplicationService;
   private stopped = false;
   /** Messages received while a handler's promise was pending, handled in order once it settles. */
-  private readonly held: Array<{ lsn: string; msg: Pgoutput.Message }> = [];
+  private readonly held: Array<{ lsn: string; msg: StreamMessage }> = [];
   private blocked = false;
   private readonly release = () => this.handleHeld();
   /** Settles when the stream ends for any reason other than `stop()` (always rejects). */
@@ -68,7 +59,7 @@ export class ReplicationStream {
     });
     this.ended.catch(() => undefined);
     this.started = new Promise<void>((resolve) => this.service.once('start', () => resolve()));
-    this.service.on('data', (lsn: string, msg: Pgoutput.Message) => this.onData(lsn, msg));
+    this.service.on('data', (lsn: string, msg: StreamMessage) => this.onData(lsn, msg));
     this.service.on('heartbeat', (lsn: string, _ts: number, reply: boolean) => handlers.onKeepalive(lsn, reply));
     this.service.on('error', (err: Error) => failEnded(classifyStreamError(err)));
     const plugin = new TextPgoutputPlugin({ protoVersion: 1, publicationNames: [publication], messages: true });
@@ -87,7 +78,7 @@ export class ReplicationStream {
     }
   }
 
-  private onData(lsn: string, msg: Pgoutput.Message): void {
+  private onData(lsn: string, msg: StreamMessage): void {
     if (this.blocked) {
       this.held.push({ lsn, msg });
       return;
