@@ -3,7 +3,7 @@ import type { Logger } from '../core/logger.js';
 import { CDC_VERSION, emitChange, emitUpdate, routeFor, sourcePrefix, type ChangeAt, type Emit, type TableMeta, type TopicRoutes } from './envelope.js';
 import { formatLsn, lsnTextToNumber, parseLsnOrZero, type Lsn } from './lsn.js';
 import { positionRecord, type CdcPosition } from './position-store.js';
-import type { RawValue } from './render.js';
+import type { RowMessage, StreamMessage } from './pgoutput-rows.js';
 import { RowJson } from './row-json.js';
 import type { TxnWriter } from './txn-writer.js';
 
@@ -107,7 +107,7 @@ export class ChangePipeline {
 
   /** Handles one message, in stream order. Returns a promise only when the stream must wait
    *  (writer full, catalogue lookup); never rejects — a failure goes to `onFail`. */
-  handle(lsn: string, msg: Pgoutput.Message): Promise<void> | undefined {
+  handle(lsn: string, msg: StreamMessage): Promise<void> | undefined {
     if (this.idleTimer) {
       clearTimeout(this.idleTimer);
       this.idleTimer = undefined;
@@ -190,7 +190,7 @@ export class ChangePipeline {
     }
   }
 
-  private onChange(lsn: string, msg: Pgoutput.MessageInsert | Pgoutput.MessageUpdate | Pgoutput.MessageDelete): void {
+  private onChange(lsn: string, msg: RowMessage): void {
     const txn = this.txn;
     if (!txn || txn.skip || !this.batch) return;
     const rel = this.relations.get(msg.relation.relationOid);
@@ -224,21 +224,18 @@ export class ChangePipeline {
     const now = Date.now();
     const json = meta.json;
     if (msg.tag === 'insert') {
-      const values = msg.new as Record<string, RawValue>;
+      const values = msg.new;
       emitChange(this.emit, topic, json.key(values), 'c', 'null', json.row(values), at, now);
       rel.counts.c++;
     } else if (msg.tag === 'update') {
-      const values = msg.new as Record<string, RawValue>;
-      const old = msg.old as Record<string, RawValue> | null;
-      const keyTuple = msg.key as Record<string, RawValue> | null;
+      const { new: values, old, key: keyTuple } = msg;
       const before = old ? json.row(old) : 'null';
       const oldRow = old ? before : keyTuple ? json.keyOnlyRow(keyTuple) : 'null';
       const oldKey = old ? json.key(old) : keyTuple ? json.key(keyTuple, true) : null;
       emitUpdate(this.emit, topic, oldKey, json.key(values), before, oldRow, json.row(values), at, now);
       rel.counts.u++;
     } else {
-      const old = msg.old as Record<string, RawValue> | null;
-      const keyTuple = msg.key as Record<string, RawValue> | null;
+      const { old, key: keyTuple } = msg;
       const before = old ? json.row(old) : keyTuple ? json.keyOnlyRow(keyTuple) : 'null';
       const key = old ? json.key(old) : keyTuple ? json.key(keyTuple, true) : null;
       emitChange(this.emit, topic, key, 'd', before, 'null', at, now);

@@ -1,4 +1,5 @@
-import { kindOf, valueJson, type ColumnType, type Kind, type RawValue } from './render.js';
+import type { Tuple } from './pgoutput-rows.js';
+import { kindOf, valueJson, type ColumnType, type Kind } from './render.js';
 
 /**
  * A table's rows as JSON text, compiled once per table layout (pgoutput Relation message, snapshot
@@ -6,11 +7,11 @@ import { kindOf, valueJson, type ColumnType, type Kind, type RawValue } from './
  * appends instead of an object per row plus JSON.stringify. The output is byte for byte what
  * JSON.stringify of the rendered row gives (column order kept; test/cdc/render.test.ts checks it).
  *
- * Input: a decoded tuple, column name → PostgreSQL text (`null` = SQL NULL, `undefined` or absent =
- * an unchanged TOAST value pgoutput did not send).
+ * Input: a tuple in column order (pgoutput-rows.ts; the snapshot reads with rowMode 'array'), each
+ * value PostgreSQL's text (`null` = SQL NULL, `undefined` = an unchanged TOAST value pgoutput did not
+ * send).
  */
 export class RowJson {
-  private readonly names: string[];
   private readonly typeOids: number[];
   private readonly kinds: Kind[];
   /** `{"name":` for the first column, `,"name":` for the others. */
@@ -20,31 +21,31 @@ export class RowJson {
   private readonly keyIndex: number[];
 
   constructor(columns: readonly ColumnType[], primaryKey: readonly string[]) {
-    this.names = columns.map((c) => c.name);
     this.typeOids = columns.map((c) => c.typeOid);
     this.kinds = columns.map((c) => kindOf(c.typeOid));
     this.heads = columns.map((c, i) => `${i === 0 ? '{' : ','}${JSON.stringify(c.name)}:`);
     this.keyHeads = primaryKey.map((name, i) => `${i === 0 ? '{' : ','}${JSON.stringify(name)}:`);
-    this.keyIndex = primaryKey.map((name) => this.names.indexOf(name));
+    const names = columns.map((c) => c.name);
+    this.keyIndex = primaryKey.map((name) => names.indexOf(name));
   }
 
   /** The whole row; a missing value is an unchanged TOAST value. */
-  row(values: Record<string, RawValue>): string {
-    const n = this.names.length;
+  row(values: Tuple): string {
+    const n = this.heads.length;
     if (n === 0) return '{}';
     let s = '';
-    for (let i = 0; i < n; i++) s += this.heads[i] + valueJson(this.kinds[i] as Kind, this.typeOids[i] as number, values[this.names[i] as string]);
+    for (let i = 0; i < n; i++) s += this.heads[i] + valueJson(this.kinds[i] as Kind, this.typeOids[i] as number, values[i]);
     return `${s}}`;
   }
 
   /** A before image holding only the key columns pgoutput sent (REPLICA IDENTITY DEFAULT deletes and
    *  key changes): every other column null, as Debezium renders it. */
-  keyOnlyRow(values: Record<string, RawValue>): string {
-    const n = this.names.length;
+  keyOnlyRow(values: Tuple): string {
+    const n = this.heads.length;
     if (n === 0) return '{}';
     let s = '';
     for (let i = 0; i < n; i++) {
-      const v = values[this.names[i] as string];
+      const v = values[i];
       s += this.heads[i] + (v === undefined ? 'null' : valueJson(this.kinds[i] as Kind, this.typeOids[i] as number, v));
     }
     return `${s}}`;
@@ -55,13 +56,13 @@ export class RowJson {
    * `keyOnly` says `values` is a key tuple (a missing column is null) rather than a full row (a
    * missing column is an unchanged TOAST value) — matching `row` / `keyOnlyRow` above.
    */
-  key(values: Record<string, RawValue>, keyOnly = false): string | null {
+  key(values: Tuple, keyOnly = false): string | null {
     const n = this.keyIndex.length;
     if (n === 0) return null;
     let s = '';
     for (let k = 0; k < n; k++) {
       const i = this.keyIndex[k] as number;
-      const v = i < 0 ? null : values[this.names[i] as string];
+      const v = i < 0 ? null : values[i];
       s += this.keyHeads[k] + (i < 0 || (keyOnly && v === undefined) ? 'null' : valueJson(this.kinds[i] as Kind, this.typeOids[i] as number, v));
     }
     return `${s}}`;

@@ -4,7 +4,7 @@ import { CDC_VERSION, emitChange, routeFor, sourcePrefix, type Emit, type TopicR
 import { parseLsn } from './lsn.js';
 import { pgClientConfig, pgIdent, type PgControl } from './pg-control.js';
 import { positionRecord, type CdcPosition } from './position-store.js';
-import type { RawValue } from './render.js';
+import type { Tuple } from './pgoutput-rows.js';
 import { RowJson } from './row-json.js';
 import type { TxnWriter } from './txn-writer.js';
 
@@ -122,10 +122,10 @@ export async function runSnapshot(p: SnapshotParams): Promise<{ position: CdcPos
       let tableRows = 0;
       let json: RowJson | undefined;
       for (;;) {
-        const res = await reader.query(`FETCH FORWARD ${FETCH_ROWS} FROM engage_snapshot`);
+        const res = await reader.query<Tuple>({ text: `FETCH FORWARD ${FETCH_ROWS} FROM engage_snapshot`, rowMode: 'array' });
         if (res.rows.length === 0) break;
         json ??= new RowJson(res.fields.map((f) => ({ name: f.name, typeOid: f.dataTypeID })), primaryKey);
-        for (const raw of res.rows as Array<Record<string, RawValue>>) {
+        for (const raw of res.rows) {
           await emit(false);
           pending = { topic, oid: Number(t.oid), schema: t.schemaname, table: t.tablename, key: json.key(raw), after: json.row(raw) };
         }

@@ -114,8 +114,23 @@ export class TxnProducer {
     }
   }
 
-  /** As `produce`, but a full local queue returns false (nothing queued) instead of throwing. */
+  /**
+   * As `produce`, but a full local queue returns false (nothing queued) instead of throwing.
+   *
+   * A message leaves librdkafka's queue count only once its delivery report has been served by a
+   * poll (the binding always installs a report callback, even with `dr_cb: false`), and nothing
+   * polls this producer but `commit` — so a transaction longer than the queue would stay full
+   * forever. On a full queue the delivered messages' reports are therefore served here (cheap: no
+   * JavaScript callback runs) and the produce is tried once more.
+   */
   tryProduce(topic: string, key: string | null, value: Buffer | null): boolean {
+    try {
+      this.producer.produce(topic, null, value, key);
+      return true;
+    } catch (err) {
+      if ((err as { code?: number }).code !== ERR_QUEUE_FULL) throw toTxnError(err);
+    }
+    this.producer.poll();
     try {
       this.producer.produce(topic, null, value, key);
       return true;

@@ -4,6 +4,8 @@ import { emitChange, emitUpdate, envelopeJson, sourcePrefix, type Emit } from '.
 import { formatLsn, lsnTextToNumber, parseLsn } from '../../src/cdc/lsn.js';
 import { kindOf, OID, renderValue, timestamptzToIso, UNAVAILABLE_VALUE, valueJson, type RawValue } from '../../src/cdc/render.js';
 import { RowJson } from '../../src/cdc/row-json.js';
+import { TextPgoutputPlugin } from '../../src/cdc/pgoutput-rows.js';
+import { PgoutputPlugin } from 'pg-logical-replication';
 import type { ChangeEvent } from '../../src/core/types.js';
 
 /** The CDC's pure parts: type rendering, LSNs, the envelope's serialisation and keys. */
@@ -68,14 +70,15 @@ test('rows: column order kept, missing (TOAST) values marked, key-only before im
     { name: 'payload', typeOid: OID.jsonb },
   ];
   const rows = new RowJson(cols, ['id']);
-  assert.deepEqual(JSON.parse(rows.row({ id: '1', n: '2' })), { id: '1', n: 2, payload: UNAVAILABLE_VALUE });
-  assert.deepEqual(Object.keys(JSON.parse(rows.row({ payload: null, n: null, id: '1' })) as object), ['id', 'n', 'payload']);
-  assert.deepEqual(JSON.parse(rows.keyOnlyRow({ id: '5' })), { id: '5', n: null, payload: null });
+  assert.deepEqual(JSON.parse(rows.row(['1', '2', undefined])), { id: '1', n: 2, payload: UNAVAILABLE_VALUE });
+  assert.deepEqual(Object.keys(JSON.parse(rows.row(['1', null, null])) as object), ['id', 'n', 'payload']);
+  assert.deepEqual(JSON.parse(rows.keyOnlyRow(['5', null, null])), { id: '5', n: null, payload: null });
+  assert.deepEqual(JSON.parse(rows.keyOnlyRow(['5', undefined, undefined])), { id: '5', n: null, payload: null });
   // Byte for byte the JSON.stringify of the rendered row.
-  const values = { id: '9007199254740993', n: '-3', payload: '{"k": "v \\"q\\""}' };
-  const rendered = Object.fromEntries(cols.map((c) => [c.name, renderValue(c.typeOid, values[c.name as keyof typeof values])]));
+  const values = ['9007199254740993', '-3', '{"k": "v \\"q\\""}'];
+  const rendered = Object.fromEntries(cols.map((c, i) => [c.name, renderValue(c.typeOid, values[i])]));
   assert.equal(rows.row(values), JSON.stringify(rendered));
-  assert.equal(new RowJson([], []).row({}), '{}');
+  assert.equal(new RowJson([], []).row([]), '{}');
 });
 
 test('LSNs: parse, format, order, number', () => {
@@ -98,7 +101,7 @@ const fixed = { version: 'v', connector: 'postgresql' as const, name: 'engage', 
 test('envelopeJson is exactly JSON.stringify of the ChangeEvent', () => {
   const at = { prefix: sourcePrefix(fixed), lsn: 123, sequence: '["100","123"]' };
   const event: ChangeEvent = { before: null, after: { id: '7', device: 'ios "x"' }, source: { ...fixed, lsn: 123, sequence: '["100","123"]' }, op: 'c', ts_ms: 42 };
-  assert.equal(envelopeJson('c', 'null', rowJson.row({ id: '7', device: 'ios "x"' }), at, 42), JSON.stringify(event));
+  assert.equal(envelopeJson('c', 'null', rowJson.row(['7', 'ios "x"']), at, 42), JSON.stringify(event));
   const snap = { ...fixed, snapshot: 'last' as const, txId: null };
   assert.equal(
     envelopeJson('r', 'null', '{"id":"1"}', { prefix: sourcePrefix(snap), lsn: null }, 1),
@@ -114,12 +117,12 @@ test('keys, tombstones and primary-key changes', () => {
     return { records, emit };
   };
   const ops = (records: Array<{ key: string | null; value: string | null }>) => records.map((r) => [r.key, r.value ? (JSON.parse(r.value) as ChangeEvent).op : null]);
-  assert.equal(rowJson.key({ id: '7', device: 'x' }), '{"id":"7"}');
-  assert.equal(new RowJson([{ name: 'id', typeOid: OID.int8 }], []).key({ id: '7' }), null);
-  assert.equal(new RowJson([{ name: 'a', typeOid: OID.int4 }, { name: 'b', typeOid: 25 }], ['b', 'a']).key({ a: '1', b: 'x' }), JSON.stringify({ b: 'x', a: 1 }));
-  assert.equal(rowJson.key({ device: 'x' }, true), '{"id":null}');
+  assert.equal(rowJson.key(['7', 'x']), '{"id":"7"}');
+  assert.equal(new RowJson([{ name: 'id', typeOid: OID.int8 }], []).key(['7']), null);
+  assert.equal(new RowJson([{ name: 'a', typeOid: OID.int4 }, { name: 'b', typeOid: 25 }], ['b', 'a']).key(['1', 'x']), JSON.stringify({ b: 'x', a: 1 }));
+  assert.equal(rowJson.key([undefined, 'x'], true), '{"id":null}');
   const del = collect();
-  emitChange(del.emit, 'topic', rowJson.key({ id: '7' }, true), 'd', rowJson.keyOnlyRow({ id: '7' }), 'null', at, 1);
+  emitChange(del.emit, 'topic', rowJson.key(['7', null], true), 'd', rowJson.keyOnlyRow(['7', null]), 'null', at, 1);
   assert.equal(del.records.length, 2);
   assert.equal(del.records[1]?.value, null);
   assert.equal(del.records[1]?.key, '{"id":"7"}');
@@ -128,15 +131,66 @@ test('keys, tombstones and primary-key changes', () => {
   emitChange(keyless.emit, 'topic', null, 'd', 'null', 'null', at, 1);
   assert.deepEqual(ops(keyless.records), [[null, 'd']]);
   const same = collect();
-  const after = { id: '7', device: 'web' };
+  const after = ['7', 'web'];
   emitUpdate(same.emit, 'topic', null, rowJson.key(after), 'null', 'null', rowJson.row(after), at, 1);
   assert.deepEqual(ops(same.records), [['{"id":"7"}', 'u']]);
   const moved = collect();
-  const moveTo = { id: '8', device: 'web' };
-  emitUpdate(moved.emit, 'topic', rowJson.key({ id: '7' }, true), rowJson.key(moveTo), 'null', rowJson.keyOnlyRow({ id: '7' }), rowJson.row(moveTo), at, 1);
+  const moveTo = ['8', 'web'];
+  emitUpdate(moved.emit, 'topic', rowJson.key(['7', null], true), rowJson.key(moveTo), 'null', rowJson.keyOnlyRow(['7', null]), rowJson.row(moveTo), at, 1);
   assert.deepEqual(ops(moved.records), [
     ['{"id":"7"}', 'd'],
     ['{"id":"7"}', null],
     ['{"id":"8"}', 'c'],
   ]);
+});
+
+/** A pgoutput message as the walsender sends it (protocol version 1, text values). */
+const wire = {
+  str: (s: string) => Buffer.concat([Buffer.from(s), Buffer.from([0])]),
+  i32: (n: number) => Buffer.from([(n >>> 24) & 255, (n >>> 16) & 255, (n >>> 8) & 255, n & 255]),
+  i16: (n: number) => Buffer.from([(n >>> 8) & 255, n & 255]),
+  tuple: (values: RawValue[]) =>
+    Buffer.concat([
+      wire.i16(values.length),
+      ...values.map((v) => (v === null ? Buffer.from('n') : v === undefined ? Buffer.from('u') : Buffer.concat([Buffer.from('t'), wire.i32(Buffer.byteLength(v)), Buffer.from(v)]))),
+    ]),
+};
+
+test('row messages decode as the library decodes them, in column order', () => {
+  const cols: Array<[string, number]> = [['id', OID.int8], ['name', 25], ['payload', OID.jsonb]];
+  const relation = Buffer.concat([
+    Buffer.from('R'), wire.i32(16400), wire.str('public'), wire.str('t'), Buffer.from('d'), wire.i16(cols.length),
+    ...cols.map(([n, oid], i) => Buffer.concat([Buffer.from([i === 0 ? 1 : 0]), wire.str(n), wire.i32(oid), wire.i32(-1)])),
+  ]);
+  const row = (tag: string, ...parts: Array<[string, RawValue[]]>) => Buffer.concat([Buffer.from(tag), wire.i32(16400), ...parts.map(([sub, v]) => Buffer.concat([Buffer.from(sub), wire.tuple(v)]))]);
+  const messages = [
+    row('I', ['N', ['1', 'é 😀 "q"', '{"a": 1}']]),
+    row('I', ['N', ['2', null, '']]),
+    row('U', ['N', ['1', 'x', undefined]]), // unchanged TOAST, no old row
+    row('U', ['K', ['1', null, null]], ['N', ['3', 'x', undefined]]), // key changed (DEFAULT)
+    row('U', ['O', ['1', 'old', '{"big": 1}']], ['N', ['1', 'new', undefined]]), // FULL: TOAST from the old row
+    row('D', ['K', ['3', null, null]]),
+    row('D', ['O', ['1', 'new', '{"big": 1}']]),
+  ];
+  const ours = new TextPgoutputPlugin({ protoVersion: 1, publicationNames: ['p'] });
+  const theirs = new PgoutputPlugin({ protoVersion: 1, publicationNames: ['p'] });
+  ours.parseMessage(relation);
+  const rel = theirs.parse(relation);
+  assert.equal(rel.tag, 'relation');
+  if (rel.tag === 'relation') for (const c of rel.columns) c.parser = (raw: unknown) => raw;
+  const names = cols.map(([n]) => n);
+  const asTuple = (obj: Record<string, unknown> | null, keyOnly = false) => (obj === null ? null : names.map((n) => (keyOnly && obj[n] === undefined ? null : obj[n])));
+  for (const buf of messages) {
+    const mine = ours.parseMessage(buf);
+    const ref = theirs.parse(buf);
+    assert.equal(mine.tag, ref.tag);
+    if (ref.tag === 'insert' && mine.tag === 'insert') assert.deepEqual(mine.new, asTuple(ref.new));
+    else if (ref.tag === 'update' && mine.tag === 'update') {
+      assert.deepEqual([mine.key, mine.old, mine.new], [asTuple(ref.key, true), asTuple(ref.old), asTuple(ref.new)]);
+    } else if (ref.tag === 'delete' && mine.tag === 'delete') assert.deepEqual([mine.key, mine.old], [asTuple(ref.key, true), asTuple(ref.old)]);
+    else assert.fail(`unexpected ${ref.tag}`);
+    assert.equal(mine.tag !== 'insert' && mine.tag !== 'update' && mine.tag !== 'delete' ? null : mine.relation.name, 't');
+  }
+  assert.throws(() => ours.parseMessage(Buffer.concat([Buffer.from('I'), wire.i32(999), Buffer.from('N'), wire.tuple(['1'])])), /relation 999/);
+  assert.throws(() => ours.parseMessage(row('I', ['N', ['1', 'x', 'y']]).subarray(0, 20)), /truncated/);
 });
