@@ -6,22 +6,23 @@ import { existingIdsSql, rowValues, STAGE_CONTENT, stageLine, storeOffsetSql, up
 import { CONTENT_DIM, contentRows, FACT_TABLE, uniqueByEventId } from './schema.js';
 
 /**
- * One batch into DuckDB, exactly once in effect: ONE transaction that
- *   1. looks up which of the batch's event ids are stored already (duckdb-sql.ts existingIdsSql);
- *   2. appends the other rows (Appender, typed chunks: duckdb-chunk.ts) — a batch carrying an id
- *      twice keeps the first;
+ * Batches into DuckDB, exactly once in effect: ONE transaction (for one batch, or several
+ * partitions' batches grouped by the sink) that
+ *   1. looks up which of the batches' event ids are stored already (duckdb-sql.ts existingIdsSql);
+ *   2. appends the other rows (Appender, typed chunks: duckdb-chunk.ts) — an id carried twice
+ *      keeps the first;
  *   3. upserts content_dim (a newer enrichment wins);
- *   4. stores the partition's next offset;
+ *   4. stores each batch's partition next offset;
  * then COMMITs — durable when it returns (DuckDB syncs its WAL). A crash before the commit leaves
- * nothing of the batch and the old offset, so the runtime re-reads it; after it, rows and offset
- * are there together, so the runtime resumes after the batch; a re-sent event (a replay, a
+ * nothing of the batches and the old offsets, so the runtime re-reads them; after it, rows and
+ * offsets are there together, so the runtime resumes after them; a re-sent event (a replay, a
  * backfill) is skipped by its event_id either way. The caller serialises calls on the connection
  * (the id lookup of step 1 relies on being the only writer).
  *
  * Returns the number of fact rows inserted. Throws what DuckDB threw, after a ROLLBACK.
  */
-export async function writeTransaction(conn: DuckDBConnection, batch: SinkBatch): Promise<number> {
-  const records = uniqueByEventId(batch.records);
+export async function writeTransaction(conn: DuckDBConnection, batches: readonly SinkBatch[]): Promise<number> {
+  const records = uniqueByEventId(batches.length === 1 ? (batches[0] as SinkBatch).records : batches.flatMap((b) => b.records));
   let inserted = 0;
   await conn.run('BEGIN TRANSACTION');
   try {
@@ -42,7 +43,7 @@ export async function writeTransaction(conn: DuckDBConnection, batch: SinkBatch)
       await appendLines(conn, STAGE_CONTENT, contentRows(records).map((r) => stageLine(rowValues(CONTENT_DIM, r))));
       await conn.run(upsertContentSql());
     }
-    await conn.run(storeOffsetSql(), [batch.topic, batch.partition, batch.nextOffset]);
+    for (const batch of batches) await conn.run(storeOffsetSql(), [batch.topic, batch.partition, batch.nextOffset]);
     await conn.run('COMMIT');
   } catch (err) {
     await conn.run('ROLLBACK').catch(() => undefined);

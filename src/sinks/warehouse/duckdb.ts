@@ -12,7 +12,15 @@ import { warehouseRows } from './warehouse-metrics.js';
 
 /**
  * The DuckDB warehouse (the default backend), a file at DUCKDB_PATH: lifecycle, schema, offsets.
- * Each `write` is ONE transaction (duckdb-write.ts), rows and offset committed together.
+ *
+ * Group commit: the runtime may call `write` for several partitions at once (the factory's
+ * writeConcurrency); batches that arrive while a transaction runs are written together in the
+ * next ONE transaction (duckdb-write.ts), rows and every batch's offset committed together, so a
+ * transaction's fixed cost (content_dim upsert, offsets, commit) is paid once per group, not once
+ * per partition. Each `write` resolves when the transaction holding its batch has committed. If a
+ * group is refused for its data (SINK_REJECTED), its batches are written again one per transaction,
+ * so only the batch that holds the bad data fails; any other error fails every batch of the group
+ * alike (the runtime retries each, or re-positions them all after SINK_STATE_LOST).
  *
  * Single writer: DuckDB lets one process open the file read-write; this sink is that process, and
  * it serialises its own writes on its one connection (the event_id check relies on it). Other
@@ -28,6 +36,8 @@ export class DuckDbWarehouse implements Sink {
   private conn: DuckDBConnection | null = null;
   /** Serialises transactions on the one connection. */
   private queue: Promise<unknown> = Promise.resolve();
+  /** Batches waiting for the next group transaction. */
+  private pending: Array<{ batch: SinkBatch; resolve(): void; reject(err: unknown): void }> = [];
   private broken: string | null = null;
   private lastCommitMs: number | null = null;
   private totals = { inserted: 0, duplicates: 0, batches: 0 };
@@ -64,8 +74,11 @@ export class DuckDbWarehouse implements Sink {
     });
   }
 
-  async write(batch: SinkBatch): Promise<void> {
-    await this.serial(() => this.writeBatch(batch));
+  write(batch: SinkBatch): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      this.pending.push({ batch, resolve, reject });
+      void this.serial(() => this.writeGroup());
+    });
   }
 
   async health(): Promise<{ ok: boolean; detail?: Record<string, unknown> }> {
@@ -149,11 +162,27 @@ export class DuckDbWarehouse implements Sink {
     this.instance = null;
   }
 
-  private async writeBatch(batch: SinkBatch): Promise<void> {
+  /** Writes every batch queued so far in one transaction (nothing when an earlier call took them). */
+  private async writeGroup(): Promise<void> {
+    const group = this.pending.splice(0);
+    if (group.length === 0) return;
+    try {
+      await this.writeBatches(group.map((g) => g.batch));
+      for (const g of group) g.resolve();
+    } catch (err) {
+      if (group.length === 1 || !(err instanceof PipelineError) || err.code !== 'SINK_REJECTED') {
+        for (const g of group) g.reject(err);
+        return;
+      }
+      for (const g of group) await this.writeBatches([g.batch]).then(g.resolve, g.reject);
+    }
+  }
+
+  private async writeBatches(batches: SinkBatch[]): Promise<void> {
     const conn = await this.connection();
     let inserted: number;
     try {
-      inserted = await writeTransaction(conn, batch);
+      inserted = await writeTransaction(conn, batches);
     } catch (err) {
       const e = classifyDuckDbError(err, 'write');
       // Re-open before the next call: after a FATAL error the database is invalidated; after a
@@ -162,10 +191,10 @@ export class DuckDbWarehouse implements Sink {
       throw e;
     }
     this.lastCommitMs = Date.now();
-    const duplicates = batch.records.length - inserted;
+    const duplicates = batches.reduce((n, b) => n + b.records.length, 0) - inserted;
     this.totals.inserted += inserted;
     this.totals.duplicates += duplicates;
-    this.totals.batches++;
+    this.totals.batches += batches.length;
     warehouseRows().inc({ backend: 'duckdb', outcome: 'inserted' }, inserted);
     if (duplicates > 0) warehouseRows().inc({ backend: 'duckdb', outcome: 'duplicate' }, duplicates);
   }

@@ -9,7 +9,10 @@ import { DuckDbWarehouse } from './duckdb.js';
  * set (config.warehouse). Both keep the same schema and views (schema.ts, views.ts) and store the
  * partition offsets in the same transaction as the rows. See docs/warehouse.md.
  */
-export const warehouseSinkFactory: SinkFactory & { retryPolicy(config: Config): RetryPolicy } = {
+/** Partitions whose batches may be written at once: DuckDB groups them into one transaction. */
+export const DUCKDB_WRITE_CONCURRENCY = 16;
+
+export const warehouseSinkFactory: SinkFactory & { retryPolicy(config: Config): RetryPolicy; writeConcurrency(config: Config): number } = {
   name: 'warehouse',
   /** Flush at BATCH_SIZE rows or after WAREHOUSE_FLUSH_SECONDS (at most 30 s), whichever comes first. */
   batching(config: Config) {
@@ -24,6 +27,10 @@ export const warehouseSinkFactory: SinkFactory & { retryPolicy(config: Config): 
     return config.warehouse === 'bigquery'
       ? { attempts: 14, baseMs: 500, maxMs: 30000, jitter: 'full' }
       : { attempts: 10, baseMs: 200, maxMs: 10000, jitter: 'full' };
+  },
+  /** DuckDB groups concurrent partitions' batches (duckdb.ts); BigQuery writes one batch at a time. */
+  writeConcurrency(config: Config): number {
+    return config.warehouse === 'bigquery' ? 1 : DUCKDB_WRITE_CONCURRENCY;
   },
   create(ctx: SinkContext): Sink {
     return ctx.config.warehouse === 'bigquery' ? new BigQueryWarehouse(ctx) : new DuckDbWarehouse(ctx);
