@@ -95,8 +95,9 @@ async function freshnessPhase(c: Ctx, rate: number, seconds: number, label: stri
   const after = await scrapeFreshness(API);
   for (const f of freshnessBetween(before, after)) {
     const note = `${f.count} observations${f.p99BucketMs ? `; p99 between the ${f.p99BucketMs[0]} and ${f.p99BucketMs[1]} ms buckets` : ''}`;
-    c.out.push({ name: `freshness at ${label}, ${f.stage}, p50`, value: f.p50Ms ?? Number.NaN, unit: 'ms' });
-    c.out.push({ name: `freshness at ${label}, ${f.stage}, p99`, value: f.p99Ms ?? Number.NaN, unit: 'ms', note });
+    const what = f.stage.includes(' ') ? `  duration at ${label}, ${f.stage}` : `freshness at ${label}, ${f.stage}`;
+    c.out.push({ name: `${what}, p50`, value: f.p50Ms ?? Number.NaN, unit: 'ms' });
+    c.out.push({ name: `${what}, p99`, value: f.p99Ms ?? Number.NaN, unit: 'ms', note });
   }
   reportShares(c, label, c.meter.finish());
   return offered;

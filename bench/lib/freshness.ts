@@ -10,9 +10,14 @@ import { histogramQuantile, parseLe, type Bucket } from '../../src/api/metrics/q
 /** stage name → cumulative bucket counts (le → count), summed over instances. */
 export type HistogramSnapshot = Map<string, Map<number, number>>;
 
+const sinkOf = (labels: string) => `sink-${/sink="([^"]+)"/.exec(labels)?.[1] ?? '?'}`;
+/** Freshness per stage, and the durations that explain it (a stage name with a suffix). */
 const SERIES = [
   { metric: 'engage_processor_freshness_seconds_bucket', stage: () => 'processor' },
-  { metric: 'engage_sink_freshness_seconds_bucket', stage: (labels: string) => `sink-${/sink="([^"]+)"/.exec(labels)?.[1] ?? '?'}` },
+  { metric: 'engage_sink_freshness_seconds_bucket', stage: sinkOf },
+  { metric: 'engage_processor_transaction_duration_seconds_bucket', stage: () => 'processor transaction' },
+  { metric: 'engage_processor_batch_duration_seconds_bucket', stage: () => 'processor batch' },
+  { metric: 'engage_sink_batch_duration_seconds_bucket', stage: (labels: string) => `${sinkOf(labels)} batch write` },
 ];
 
 export function parseFreshness(promText: string): HistogramSnapshot {
