@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { loadavg } from 'node:os';
 import { pino } from 'pino';
 import { loadConfig, type Config } from '../src/config/load.js';
 import type { EnrichedEvent } from '../src/core/types.js';
@@ -119,5 +120,6 @@ export async function run(): Promise<BenchResult[]> {
   return [
     { name: 'sink runtime → no-op sink (consume, decode, batch, commit)', value: Math.round(EVENTS / seconds), unit: 'events/s', note: `${EVENTS} events of ~${Math.round(avgBytes)} B, 3 partitions, batches of ${BATCH}, ${writes} writes, ${pauses} backpressure pauses, includes consumer start and group join` },
     { name: 'sink runtime CPU per 1,000 events', value: Math.round((cpuSeconds / EVENTS) * 1000 * 1000) / 1000, unit: 'CPU-s', note: `${cpuSeconds.toFixed(1)} CPU-s in ${seconds.toFixed(1)} s` },
+    { name: 'sink runtime CPU per event', value: Math.round((cpuSeconds / EVENTS) * 1e6 * 10) / 10, unit: 'µs', note: `process CPU; load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}` },
   ];
 }
