@@ -49,6 +49,11 @@ export interface BatchConsumerOptions {
   groupId: string;
   topic: string;
   maxBatch: number;
+  /**
+   * Messages a partition may hold before it is paused (default maxBatch). An owner whose handler
+   * only queues takes everything each round, and pausing would make librdkafka drop its prefetch.
+   */
+  pauseAt?: number;
   concurrency: number;
   sessionTimeoutMs: number;
   log: Logger;
@@ -83,7 +88,7 @@ export class BatchConsumer {
     this.lanes = new PartitionLanes(opts.topic, opts.maxBatch, {
       pause: (p) => this.pauseResume(p, true),
       resume: (p) => this.pauseResume(p, false),
-    });
+    }, opts.pauseAt ?? opts.maxBatch);
   }
 
   /** Connects (no group join yet: that starts with `run`). */

@@ -45,6 +45,8 @@ export class PartitionLanes {
     private readonly topic: string,
     private readonly maxBatch: number,
     private readonly control: LaneControl,
+    /** Messages held past which a lane pauses its partition. */
+    private readonly pauseAt: number = maxBatch,
   ) {}
 
   open(partition: number): void {
@@ -83,7 +85,7 @@ export class PartitionLanes {
     if (m.offset < lane.expect) return;
     lane.expect = m.offset + 1;
     lane.buffer.push(m);
-    if (!lane.paused && lane.buffer.length >= this.maxBatch) this.sync(lane);
+    if (!lane.paused && lane.buffer.length >= this.pauseAt) this.sync(lane);
   }
 
   /** The owner's own pause (`on`) or resume of a partition; the partition stays paused while either wants it. */
@@ -104,7 +106,7 @@ export class PartitionLanes {
 
   /** Pauses or resumes the partition so it is paused exactly while held or holding a full batch. */
   private sync(lane: Lane): void {
-    const want = lane.held || lane.buffer.length >= this.maxBatch;
+    const want = lane.held || lane.buffer.length >= this.pauseAt;
     if (want === lane.paused) return;
     lane.paused = want;
     if (want) this.control.pause(lane.partition);

@@ -219,6 +219,9 @@ export async function startSinkRunner(config: Config, factory: SinkFactory, log:
       groupId,
       topic,
       maxBatch: Math.min(1000, Math.max(32, policy.maxRecords)),
+      // The handler only queues, so the consumer's lanes hand everything over each round; only the
+      // runner's lanes pause (hold) a partition.
+      pauseAt: Number.POSITIVE_INFINITY,
       concurrency: Number.MAX_SAFE_INTEGER,
       sessionTimeoutMs: 15_000,
       log: slog,
