@@ -23,6 +23,10 @@ import { PartitionLanes } from './partition-lanes.js';
  *   starts for them, running batches of them settle, then `onRevoke` is awaited, and only then are
  *   they given up — so in-flight work commits under the generation that owned it.
  * - `stop()`: nothing new starts, running batches settle, the member leaves the group.
+ * - For owners that keep their own per-partition state (the sink runner): `startOffsets` positions
+ *   assigned partitions explicitly, `hold` pauses a partition for the owner's backpressure (besides
+ *   the lanes' own), `seek` re-positions one between consume calls (nothing fetched from before
+ *   it is handed over after it), `commit` commits a group offset outside any transaction.
  */
 
 export type KafkaMessage = RdKafka.Message;
@@ -45,11 +49,18 @@ export interface BatchConsumerOptions {
   groupId: string;
   topic: string;
   maxBatch: number;
+  /**
+   * Messages a partition may hold before it is paused (default maxBatch). An owner whose handler
+   * only queues takes everything each round, and pausing would make librdkafka drop its prefetch.
+   */
+  pauseAt?: number;
   concurrency: number;
   sessionTimeoutMs: number;
   log: Logger;
   readCommitted?: boolean;
   onAssign?: (partitions: number[]) => void;
+  /** Awaited on assignment: explicit start offsets (partitions left out start at their committed offset). */
+  startOffsets?: (partitions: number[]) => Promise<Map<number, number> | undefined>;
   /** Awaited before revoked partitions are given up (after their running batches settled). */
   onRevoke?: (partitions: number[]) => Promise<void>;
 }
@@ -77,7 +88,7 @@ export class BatchConsumer {
     this.lanes = new PartitionLanes(opts.topic, opts.maxBatch, {
       pause: (p) => this.pauseResume(p, true),
       resume: (p) => this.pauseResume(p, false),
-    });
+    }, opts.pauseAt ?? opts.maxBatch);
   }
 
   /** Connects (no group join yet: that starts with `run`). */
@@ -131,6 +142,22 @@ export class BatchConsumer {
     await this.rebalancing;
     await new Promise<void>((resolve) => this.consumer.disconnect(() => resolve()));
     await this.rebalancing;
+  }
+
+  /** Pauses (`on`) or resumes a partition for the owner's backpressure. */
+  hold(partition: number, on: boolean): void {
+    this.lanes.hold(partition, on);
+  }
+
+  /** Re-positions a partition: what it holds is dropped, the next batch starts at `offset`. */
+  seek(partition: number, offset: number): void {
+    this.lanes.reposition(partition, offset);
+  }
+
+  /** Commits the group's offset of a partition (asynchronous in librdkafka; resolves once the broker answered). */
+  commit(partition: number, offset: number): Promise<void> {
+    const consumer = this.consumer as unknown as { commitCb(tp: Array<TopicPartition & { offset: number }>, cb: (err: Error | null) => void): void };
+    return new Promise<void>((resolve, reject) => consumer.commitCb([{ topic: this.opts.topic, partition, offset }], (err) => (err ? reject(err) : resolve())));
   }
 
   private async consumeLoop(): Promise<void> {
@@ -217,7 +244,8 @@ export class BatchConsumer {
 
   private async applyRebalance(code: number, assignment: TopicPartition[], ids: number[]): Promise<void> {
     if (code === ERR_ASSIGN) {
-      this.consumer.assign(assignment);
+      const start = await this.opts.startOffsets?.(ids);
+      this.consumer.assign(start ? assignment.map((tp) => ({ ...tp, ...(start.has(tp.partition) ? { offset: start.get(tp.partition) } : {}) })) : assignment);
       for (const p of ids) this.lanes.open(p);
       this.opts.onAssign?.(ids);
       return;

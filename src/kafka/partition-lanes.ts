@@ -8,9 +8,11 @@ import type { RdKafka } from '@confluentinc/kafka-javascript';
  * - Order: a lane accepts only offsets at or past the next one it expects, so a refetch after
  *   pause/resume never hands a message over twice.
  * - Backpressure: a lane holding a full batch pauses its partition (librdkafka's queue, outside
- *   the JS heap, is the better place to wait), and resumes it once the batch is taken.
+ *   the JS heap, is the better place to wait), and resumes it once the batch is taken. The owner
+ *   may hold a partition paused too (`hold`); it is resumed only once neither wants it paused.
  * - Rewind: a failed batch marks its first offset; the lane drops everything it holds and all that
- *   arrives until the owner has seeked (`rewound`), then accepts from that offset on.
+ *   arrives until the owner has seeked (`rewound`), then accepts from that offset on. The owner's
+ *   own re-positioning (`reposition`) goes the same way.
  */
 
 export interface Lane {
@@ -20,6 +22,8 @@ export interface Lane {
   expect: number;
   running: Promise<void> | null;
   paused: boolean;
+  /** Paused by the owner (its own backpressure), whatever the lane holds. */
+  held: boolean;
   /** Set while the partition must be seeked back to this offset. */
   rewindTo: number | null;
   /** Revoked: nothing more is handed over. */
@@ -41,10 +45,12 @@ export class PartitionLanes {
     private readonly topic: string,
     private readonly maxBatch: number,
     private readonly control: LaneControl,
+    /** Messages held past which a lane pauses its partition. */
+    private readonly pauseAt: number = maxBatch,
   ) {}
 
   open(partition: number): void {
-    this.lanes.set(partition, { partition, buffer: [], expect: -1, running: null, paused: false, rewindTo: null, closed: false });
+    this.lanes.set(partition, { partition, buffer: [], expect: -1, running: null, paused: false, held: false, rewindTo: null, closed: false });
   }
 
   partitions(): number[] {
@@ -79,10 +85,32 @@ export class PartitionLanes {
     if (m.offset < lane.expect) return;
     lane.expect = m.offset + 1;
     lane.buffer.push(m);
-    if (!lane.paused && lane.buffer.length >= this.maxBatch) {
-      lane.paused = true;
-      this.control.pause(lane.partition);
-    }
+    if (!lane.paused && lane.buffer.length >= this.pauseAt) this.sync(lane);
+  }
+
+  /** The owner's own pause (`on`) or resume of a partition; the partition stays paused while either wants it. */
+  hold(partition: number, on: boolean): void {
+    const lane = this.lanes.get(partition);
+    if (lane === undefined || lane.held === on) return;
+    lane.held = on;
+    this.sync(lane);
+  }
+
+  /** Re-positions a partition at `offset` (the owner's seek): like a rewind, applied between consume calls. */
+  reposition(partition: number, offset: number): void {
+    const lane = this.lanes.get(partition);
+    if (lane === undefined || lane.closed) return;
+    lane.rewindTo = offset;
+    lane.buffer = [];
+  }
+
+  /** Pauses or resumes the partition so it is paused exactly while held or holding a full batch. */
+  private sync(lane: Lane): void {
+    const want = lane.held || lane.buffer.length >= this.pauseAt;
+    if (want === lane.paused) return;
+    lane.paused = want;
+    if (want) this.control.pause(lane.partition);
+    else this.control.resume(lane.partition);
   }
 
   /** The next lane (round robin) with messages and no running batch. */
@@ -106,10 +134,7 @@ export class PartitionLanes {
       lane.buffer = [];
     } else batch = lane.buffer.splice(0, this.maxBatch);
     this.running++;
-    if (lane.paused && lane.buffer.length < this.maxBatch) {
-      lane.paused = false;
-      this.control.resume(lane.partition);
-    }
+    if (lane.paused) this.sync(lane);
     return batch;
   }
 
@@ -133,9 +158,6 @@ export class PartitionLanes {
   rewound(lane: Lane): void {
     lane.expect = lane.rewindTo ?? lane.expect;
     lane.rewindTo = null;
-    if (lane.paused) {
-      lane.paused = false;
-      this.control.resume(lane.partition);
-    }
+    if (lane.paused) this.sync(lane);
   }
 }

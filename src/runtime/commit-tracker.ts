@@ -1,6 +1,5 @@
 import { errorMessage } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
-import type { Consumer } from '../kafka/client.js';
 
 /**
  * Offset commits of the sink runner: issued as soon as a batch is settled, in order (librdkafka
@@ -14,14 +13,14 @@ export class CommitTracker {
   private readonly pending = new Set<Promise<void>>();
 
   constructor(
-    private readonly consumer: () => Consumer,
+    /** Commits one partition's group offset (the consumer's). */
+    private readonly send: (partition: number, offset: string) => Promise<void>,
     private readonly log: Logger,
     private readonly onFailure: () => void,
   ) {}
 
   commit(topic: string, partition: number, offset: string): void {
-    const p: Promise<void> = this.consumer()
-      .commitOffsets([{ topic, partition, offset }])
+    const p: Promise<void> = this.send(partition, offset)
       .catch((err: unknown) => {
         this.onFailure();
         this.log.warn({ err: errorMessage(err), partition, offset }, 'offset commit failed (the write is idempotent; a later commit covers it)');

@@ -2,14 +2,15 @@ import type { Config } from '../config/load.js';
 import { errorMessage, PipelineError, toPipelineError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { ensureTopics } from '../kafka/admin.js';
-import { createConsumer, createKafka, type Admin, type AssignedPartition, type Consumer, type EachBatchPayload } from '../kafka/client.js';
+import { BatchConsumer, type PartitionBatch } from '../kafka/batch-consumer.js';
+import { createKafka, type Admin } from '../kafka/client.js';
 import type { Sink, SinkFactory } from '../sinks/contract.js';
 import { deliverBatch, type DeliveryContext } from './batch-delivery.js';
 import { CommitTracker } from './commit-tracker.js';
 import { createDlqWriter, type DlqWriter } from './dlq-writer.js';
 import type { RunningComponent } from './lifecycle.js';
 import { resolveStartOffsets } from './offsets.js';
-import { PartitionLane, type LaneHost } from './partition-lane.js';
+import { PartitionLane, type LaneHost, type QueuedMessage } from './partition-lane.js';
 import { retry } from './retry.js';
 import { Semaphore } from './semaphore.js';
 import { decodeEnrichedMessage } from './sink-decode.js';
@@ -21,7 +22,8 @@ export type { SinkRunnerOptions } from './sink-runner-options.js';
 export type { SinkRunnerSnapshot, PartitionSnapshot } from './sink-runner-stats.js';
 
 /**
- * Drives one sink: a Kafka consumer of its own group (read_committed, no auto-commit) feeding
+ * Drives one sink: a Kafka consumer of its own group (BatchConsumer: librdkafka's plain consumer,
+ * read_committed, no auto-commit) feeding
  * per-partition lanes that batch by size and time, deliver through batch-delivery.ts (check → DLQ
  * confirmed → write with retries → commit), pause their partition when their queue is full and
  * resume it once drained. On assignment each partition is positioned explicitly (offsets.ts); on
@@ -38,7 +40,6 @@ export interface SinkRunner extends RunningComponent {
 }
 
 const POSITION_RETRY = { attempts: 6, baseMs: 200, maxMs: 5000, jitter: 'full' } as const;
-const OFFSET_STORED = -1000;
 const DRAIN_GRACE_MS = 10_000;
 
 export async function startSinkRunner(config: Config, factory: SinkFactory, log: Logger, opts: SinkRunnerOptions = {}): Promise<SinkRunner> {
@@ -59,7 +60,7 @@ export async function startSinkRunner(config: Config, factory: SinkFactory, log:
   const sink: Sink = factory.create({ config, log: slog });
   let admin: Admin;
   let dlq: DlqWriter;
-  let consumer: Consumer;
+  let consumer: BatchConsumer | undefined;
   const lanes = new Map<number, PartitionLane>();
   let stopping = false;
   let resyncing: Promise<void> | null = null;
@@ -77,23 +78,12 @@ export async function startSinkRunner(config: Config, factory: SinkFactory, log:
     failDone(e);
   };
 
-  const commits = new CommitTracker(() => consumer, slog, () => metrics.errors.inc());
+  const commits = new CommitTracker((partition, offset) => (consumer ? consumer.commit(partition, Number(offset)) : Promise.resolve()), slog, () => metrics.errors.inc());
   const updateLag = () => metrics.lag.set(stats.lag(lanes));
-  const pausePartition = (partition: number, pause: boolean) => {
-    try {
-      if (pause) consumer.pause([{ topic, partitions: [partition] }]);
-      else consumer.resume([{ topic, partitions: [partition] }]);
-    } catch (err) {
-      slog.debug({ err: errorMessage(err), partition }, 'pause/resume ignored (consumer not connected)');
-    }
-  };
+  const pausePartition = (partition: number, pause: boolean) => consumer?.hold(partition, pause);
   const seekLane = (lane: PartitionLane, offset: string) => {
     lane.reset(offset);
-    try {
-      consumer.seek({ topic, partition: lane.partition, offset });
-    } catch (err) {
-      slog.warn({ err: errorMessage(err), partition: lane.partition }, 'seek failed');
-    }
+    consumer?.seek(lane.partition, Number(offset));
     if (lane.paused) host.resume(lane);
   };
 
@@ -163,51 +153,52 @@ export async function startSinkRunner(config: Config, factory: SinkFactory, log:
     return resyncing;
   };
 
-  const onRebalance = async (kind: 'assign' | 'revoke', parts: AssignedPartition[]) => {
-    const mine = parts.filter((p) => p.topic === topic).map((p) => p.partition);
-    if (kind === 'revoke') {
-      const revoked = mine.map((p) => lanes.get(p)).filter((l): l is PartitionLane => l !== undefined);
-      for (const lane of revoked) {
-        lane.close();
-        if (lane.paused) host.resume(lane);
-      }
-      await Promise.all(revoked.map((l) => l.idle()));
-      await commits.flush();
-      for (const lane of revoked) if (lanes.get(lane.partition) === lane) lanes.delete(lane.partition);
-      slog.info({ partitions: mine }, 'partitions revoked');
-      updateLag();
-      return;
-    }
+  const onAssign = async (mine: number[]): Promise<Map<number, number> | undefined> => {
     try {
       const start = await positions(mine);
       for (const p of mine) lanes.set(p, new PartitionLane(p, start.offsets.get(p) ?? '0', policy, host, decoder));
       slog.info({ offsets: Object.fromEntries(start.offsets), sources: Object.fromEntries(start.sources) }, 'partitions assigned');
-      return parts.map((tp) => {
-        const o = tp.topic === topic ? start.offsets.get(tp.partition) : undefined;
-        return { topic: tp.topic, partition: tp.partition, offset: o === undefined ? OFFSET_STORED : Number(o) };
-      });
+      return new Map([...start.offsets].map(([p, o]) => [p, Number(o)]));
     } catch (err) {
       fail(new PipelineError('SERVICE_UNREACHABLE', `cannot position partitions ${mine.join(', ')}: ${errorMessage(err)}`, { cause: err }));
       return undefined;
     }
   };
 
-  const eachBatch = async ({ batch, resolveOffset }: EachBatchPayload): Promise<void> => {
-    const last = batch.messages[batch.messages.length - 1];
-    // The runner owns these messages from here on (queued, or deliberately dropped and re-read):
-    // resolving them stops the library from seeking back when the partition is paused.
-    if (last) resolveOffset(last.offset);
-    if (stopping || batch.topic !== topic) return;
+  const onRevoke = async (mine: number[]): Promise<void> => {
+    const revoked = mine.map((p) => lanes.get(p)).filter((l): l is PartitionLane => l !== undefined);
+    for (const lane of revoked) {
+      lane.close();
+      if (lane.paused) host.resume(lane);
+    }
+    await Promise.all(revoked.map((l) => l.idle()));
+    await commits.flush();
+    for (const lane of revoked) if (lanes.get(lane.partition) === lane) lanes.delete(lane.partition);
+    slog.info({ partitions: mine }, 'partitions revoked');
+    updateLag();
+  };
+
+  const ends = opts.endOffsets ? new Map([...opts.endOffsets].map(([p, o]) => [p, Number(o)])) : undefined;
+  // The runner owns the handed-over messages from here on (queued, or deliberately dropped and re-read).
+  const onBatch = async (batch: PartitionBatch): Promise<void> => {
+    if (stopping) return;
     const lane = lanes.get(batch.partition);
     if (!lane) return;
-    if (/^\d+$/.test(batch.highWatermark)) lane.highWatermark = batch.highWatermark;
-    let messages = batch.messages;
-    if (opts.endOffsets) {
-      const end = BigInt(opts.endOffsets.get(batch.partition) ?? '0');
-      messages = messages.filter((m) => BigInt(m.offset) < end);
-      if (messages.length < batch.messages.length) pausePartition(batch.partition, true);
+    // A full lane (paused) takes nothing more: the partition is re-read from here once it resumes,
+    // so at most one hand-over batch lands on top of the pause threshold.
+    if (lane.paused) {
+      consumer?.seek(batch.partition, batch.messages[0]?.offset ?? batch.nextOffset);
+      return;
     }
-    const n = lane.enqueue(messages);
+    if (Number.isSafeInteger(batch.highWatermark) && batch.highWatermark >= 0) lane.highWatermark = String(batch.highWatermark);
+    const end = ends ? (ends.get(batch.partition) ?? 0) : Number.POSITIVE_INFINITY;
+    const queued: QueuedMessage[] = [];
+    for (const m of batch.messages) {
+      if (m.offset >= end) continue;
+      queued.push({ offset: String(m.offset), key: typeof m.key === 'string' ? Buffer.from(m.key) : (m.key ?? null), value: m.value });
+    }
+    if (queued.length < batch.messages.length) pausePartition(batch.partition, true);
+    const n = lane.enqueue(queued);
     stats.recordsIn += n;
     metrics.recordsIn.inc(n);
   };
@@ -222,17 +213,24 @@ export async function startSinkRunner(config: Config, factory: SinkFactory, log:
     cleanup.push(() => admin.disconnect());
     dlq = await createDlqWriter(config, `sink-${name}`);
     cleanup.push(() => dlq.close());
-    consumer = createConsumer(kafka, {
+    const c = await BatchConsumer.connect({
+      brokers: config.kafkaBrokers,
+      clientId: `${config.KAFKA_CLIENT_ID}-sink-${name}`,
       groupId,
-      readCommitted: true,
-      autoCommit: false,
-      onRebalance,
-      maxBatchSize: Math.min(1000, Math.max(32, policy.maxRecords)),
+      topic,
+      maxBatch: Math.min(1000, Math.max(32, policy.maxRecords)),
+      // The handler only queues, so the consumer's lanes hand everything over each round; only the
+      // runner's lanes pause (hold) a partition.
+      pauseAt: Number.POSITIVE_INFINITY,
+      concurrency: Number.MAX_SAFE_INTEGER,
+      sessionTimeoutMs: 15_000,
+      log: slog,
+      startOffsets: onAssign,
+      onRevoke,
     });
-    await consumer.connect();
-    cleanup.push(() => consumer.disconnect());
-    await consumer.subscribe({ topics: [topic] });
-    await consumer.run({ eachBatch, eachBatchAutoResolve: false });
+    consumer = c;
+    cleanup.push(() => c.stop());
+    c.run(onBatch);
   } catch (err) {
     for (const c of cleanup.reverse()) await c().catch(() => undefined);
     throw toPipelineError(err, 'SERVICE_UNREACHABLE');

@@ -99,4 +99,31 @@ describe('PartitionLanes', () => {
     await l.settled([0, 1]);
     assert.equal(l.running, 0);
   });
+
+  it("keeps a partition paused while the owner holds it, whatever its own backpressure wants", () => {
+    const { l, calls } = lanes(2);
+    l.open(0);
+    l.hold(0, true);
+    assert.deepEqual(calls, ['pause 0']);
+    l.add(msg(0, 0));
+    l.add(msg(0, 1));
+    start(l);
+    assert.deepEqual(calls, ['pause 0'], 'taking the full batch does not resume a held partition');
+    l.hold(0, false);
+    assert.deepEqual(calls, ['pause 0', 'resume 0']);
+  });
+
+  it("an owner's reposition drops what the lane holds and accepts from that offset once seeked", () => {
+    const { l } = lanes(5);
+    l.open(0);
+    for (let o = 10; o < 13; o++) l.add(msg(0, o));
+    l.reposition(0, 4);
+    l.add(msg(0, 13));
+    assert.equal(start(l), undefined, 'nothing is handed over before the seek');
+    const [lane] = l.rewinding();
+    assert.equal(lane?.rewindTo, 4);
+    if (lane) l.rewound(lane);
+    for (let o = 4; o < 6; o++) l.add(msg(0, o));
+    assert.deepEqual(start(l)?.offsets, [4, 5]);
+  });
 });
