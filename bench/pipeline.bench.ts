@@ -172,6 +172,14 @@ export async function run(): Promise<BenchResult[]> {
   const admin = createKafka(config.kafkaBrokers, `${config.KAFKA_CLIENT_ID}-bench`).admin();
   const db = new pg.Client({ connectionString: config.databaseUrl });
   const pgDir = readStackState(stackDir)?.services.postgres?.dataDir;
+  // The stack's own servers, measured like the components (PostgreSQL with its backends).
+  const services = readStackState(stackDir)?.services;
+  const stackProcesses = [
+    { name: 'kafka broker (JVM)', pid: services?.kafka?.pid },
+    { name: 'postgresql (all backends)', pid: services?.postgres?.pid, tree: true },
+    { name: 'redis-server', pid: services?.redis?.pid },
+    { name: 'this bench (generator, receiver)', pid: process.pid },
+  ];
   // Components run detached and the stack is private: an interrupted bench must still stop both.
   let cleaning: Promise<void> | undefined;
   const cleanup = () =>
@@ -190,7 +198,7 @@ export async function run(): Promise<BenchResult[]> {
     void cleanup().finally(() => process.exit(130));
   };
   process.once('SIGINT', interrupted).once('SIGTERM', interrupted);
-  const c: Ctx = { config, admin, db, meter: new PhaseMeter(() => sup.status().map((s) => ({ name: s.name, pid: s.pid }))), out: [] };
+  const c: Ctx = { config, admin, db, meter: new PhaseMeter(() => [...sup.status().map((s) => ({ name: s.name, pid: s.pid })), ...stackProcesses]), out: [] };
   try {
     await Promise.all([admin.connect(), db.connect()]);
     sup.start();

@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 
 /**
  * CPU and memory of other processes, read from /proc (Linux). Used by the whole-pipeline bench to
@@ -14,6 +14,27 @@ export function cpuSeconds(pid: number | undefined): number {
   } catch {
     return 0;
   }
+}
+
+/** The pids whose parent is `pid` (PostgreSQL's backends and walsenders, under the postmaster). */
+export function childPids(pid: number): number[] {
+  const out: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const ppid = Number((readFileSync(`/proc/${entry}/stat`, 'utf8').split(') ')[1] ?? '').split(' ')[1]);
+      if (ppid === pid) out.push(Number(entry));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return out;
+}
+
+/** CPU seconds of a process and its current children (a child that exited meanwhile is not counted). */
+export function treeCpuSeconds(pid: number | undefined): number {
+  if (!pid) return 0;
+  return cpuSeconds(pid) + childPids(pid).reduce((sum, c) => sum + cpuSeconds(c), 0);
 }
 
 /** Resident set size in MiB; 0 when the process is gone. */
@@ -49,12 +70,17 @@ export class PhaseMeter {
   private t0 = 0;
   private load0 = 0;
 
-  constructor(private readonly processes: () => Array<{ name: string; pid: number | undefined }>) {}
+  /** `tree`: count the process's children's CPU too (PostgreSQL's backends). */
+  constructor(private readonly processes: () => Array<{ name: string; pid: number | undefined; tree?: boolean }>) {}
+
+  private cpu(p: { pid: number | undefined; tree?: boolean }): number {
+    return p.tree ? treeCpuSeconds(p.pid) : cpuSeconds(p.pid);
+  }
 
   start(): void {
     this.t0 = Date.now();
     this.load0 = loadAverage();
-    this.cpu0 = new Map(this.processes().map((p) => [p.name, cpuSeconds(p.pid)]));
+    this.cpu0 = new Map(this.processes().map((p) => [p.name, this.cpu(p)]));
     this.peak.clear();
     this.sample();
   }
@@ -68,7 +94,7 @@ export class PhaseMeter {
     const seconds = (Date.now() - this.t0) / 1000;
     const shares = this.processes().map((p) => ({
       name: p.name,
-      cpuPct: Math.round(((cpuSeconds(p.pid) - (this.cpu0.get(p.name) ?? 0)) / seconds) * 100),
+      cpuPct: Math.round(((this.cpu(p) - (this.cpu0.get(p.name) ?? 0)) / seconds) * 100),
       peakRssMiB: Math.round(this.peak.get(p.name) ?? 0),
     }));
     const loadEnd = loadAverage();
