@@ -5,7 +5,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { loadConfig, type Config } from '../src/config/load.js';
-import { generateBatch, runContinuous } from '../src/generator/modes.js';
+import { generateBatch } from '../src/generator/modes.js';
 import { createKafka, type Admin } from '../src/kafka/client.js';
 import { startReceiver } from '../src/receiver/index.js';
 import { stackDown, stackUp } from '../src/stack/stack.js';
@@ -47,6 +47,9 @@ const say = (m: string) => process.stderr.write(`   · ${new Date().toISOString(
 
 interface Ctx {
   config: Config;
+  env: NodeJS.ProcessEnv;
+  /** The running generator process, measured with the others. */
+  generatorPid?: number;
   admin: Admin;
   db: pg.Client;
   meter: PhaseMeter;
@@ -75,22 +78,48 @@ async function quiet(c: Ctx, timeoutMs: number): Promise<number> {
   }
 }
 
-function reportShares(c: Ctx, phase: string, m: ReturnType<PhaseMeter['finish']>): void {
-  for (const s of m.shares) c.out.push({ name: `  ${phase}: ${s.name} CPU / peak RSS`, value: s.cpuPct, unit: '% of a core', note: `${s.peakRssMiB} MiB` });
+/** Each process's share of a core over the phase; with `events`, also its CPU per event. */
+function reportShares(c: Ctx, phase: string, m: ReturnType<PhaseMeter['finish']>, events?: number): void {
+  const perEvent = (pct: number) => (events ? `; ${Math.round((pct / 100) * m.seconds * 1e6 / events)} µs CPU per event` : '');
+  for (const s of m.shares) c.out.push({ name: `  ${phase}: ${s.name} CPU / peak RSS`, value: s.cpuPct, unit: '% of a core', note: `${s.peakRssMiB} MiB${perEvent(s.cpuPct)}` });
+  const total = m.shares.reduce((sum, s) => sum + s.cpuPct, 0);
+  c.out.push({ name: `  ${phase}: all of the above`, value: total, unit: '% of a core', note: `of 200 %${perEvent(total)}` });
   c.out.push({ name: `  ${phase}: load average (1 min) at its end`, value: m.loadEnd, unit: '', note: `from ${m.load}` });
+}
+
+async function eventCount(c: Ctx): Promise<number> {
+  return Number((await c.db.query<{ n: string }>('SELECT count(*)::text AS n FROM engagement_events')).rows[0]?.n);
+}
+
+/** `engage generate --mode continuous` as its own process (as `engage run --with-generator` runs it). */
+function generator(c: Ctx, rate: number, seconds: number): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const args = ['--import', 'tsx', 'src/cli/main.ts', 'generate', '--mode', 'continuous', '--rate', String(rate), '--duration', String(seconds), '--seed', String(rate)];
+    const p = spawn(process.execPath, args, { cwd: repoRoot, env: c.env, stdio: ['ignore', 'ignore', 'pipe'] });
+    c.generatorPid = p.pid;
+    let err = '';
+    p.stderr.on('data', (b: Buffer) => (err += b.toString()));
+    p.on('exit', (code) => {
+      c.generatorPid = undefined;
+      if (code === 0) resolve();
+      else reject(new Error(`generator exited ${code}: ${err.slice(-400)}`));
+    });
+  });
 }
 
 async function freshnessPhase(c: Ctx, rate: number, seconds: number, label: string, during?: () => Promise<void>): Promise<number> {
   say(`${label}: generating for ${seconds} s`);
   const before = await scrapeFreshness(API);
+  const rows0 = await eventCount(c);
   c.meter.start();
   const t0 = Date.now();
-  const gen = runContinuous(c.config, { rate, durationSeconds: seconds, seed: rate });
+  const gen = generator(c, rate, seconds);
   const ticker = setInterval(() => c.meter.sample(), 1000);
   if (during) await during();
-  const summary = await gen;
+  await gen;
   clearInterval(ticker);
-  const offered = summary.rows / ((Date.now() - t0) / 1000);
+  const rows = (await eventCount(c)) - rows0;
+  const offered = rows / ((Date.now() - t0) / 1000);
   await sleep(4000); // heartbeats (every 2 s) carry the last observations to the API
   const after = await scrapeFreshness(API);
   for (const f of freshnessBetween(before, after)) {
@@ -99,7 +128,7 @@ async function freshnessPhase(c: Ctx, rate: number, seconds: number, label: stri
     c.out.push({ name: `${what}, p50`, value: f.p50Ms ?? Number.NaN, unit: 'ms' });
     c.out.push({ name: `${what}, p99`, value: f.p99Ms ?? Number.NaN, unit: 'ms', note });
   }
-  reportShares(c, label, c.meter.finish());
+  reportShares(c, label, c.meter.finish(), rows);
   return offered;
 }
 
@@ -135,7 +164,7 @@ async function burstPhase(c: Ctx, receiverCount: () => number): Promise<void> {
   const seconds = (Date.now() - t0) / 1000;
   const delivered = receiverCount() - before;
   c.out.push({ name: `end-to-end burst: ${BURST.toLocaleString('en-US')} events, PG commit → all three sinks`, value: Math.round(BURST / seconds), unit: 'events/s', note: `${seconds.toFixed(1)} s in all; the COPY took ${(inserted / 1000).toFixed(1)} s; receiver got ${delivered} new` });
-  reportShares(c, 'burst', c.meter.finish());
+  reportShares(c, 'burst', c.meter.finish(), BURST);
 }
 
 async function backfillPhase(c: Ctx, env: NodeJS.ProcessEnv): Promise<void> {
@@ -156,7 +185,7 @@ async function backfillPhase(c: Ctx, env: NodeJS.ProcessEnv): Promise<void> {
   const all = (Date.now() - t0) / 1000;
   c.out.push({ name: `backfill: ${n.toLocaleString('en-US')} events of one day, read → enriched topic`, value: Math.round(n / produced), unit: 'events/s', note: `${produced.toFixed(1)} s, process start included` });
   c.out.push({ name: '  backfill: until every sink has consumed it (all duplicates)', value: Math.round(n / all), unit: 'events/s', note: `${all.toFixed(1)} s` });
-  reportShares(c, 'backfill', c.meter.finish());
+  reportShares(c, 'backfill', c.meter.finish(), n);
 }
 
 export async function run(): Promise<BenchResult[]> {
@@ -178,7 +207,7 @@ export async function run(): Promise<BenchResult[]> {
     { name: 'kafka broker (JVM)', pid: services?.kafka?.pid },
     { name: 'postgresql (all backends)', pid: services?.postgres?.pid, tree: true },
     { name: 'redis-server', pid: services?.redis?.pid },
-    { name: 'this bench (generator, receiver)', pid: process.pid },
+    { name: 'this bench (reference receiver)', pid: process.pid },
   ];
   // Components run detached and the stack is private: an interrupted bench must still stop both.
   let cleaning: Promise<void> | undefined;
@@ -198,7 +227,7 @@ export async function run(): Promise<BenchResult[]> {
     void cleanup().finally(() => process.exit(130));
   };
   process.once('SIGINT', interrupted).once('SIGTERM', interrupted);
-  const c: Ctx = { config, admin, db, meter: new PhaseMeter(() => [...sup.status().map((s) => ({ name: s.name, pid: s.pid })), ...stackProcesses]), out: [] };
+  const c: Ctx = { config, env: childEnv, admin, db, meter: new PhaseMeter(() => [...sup.status().map((s) => ({ name: s.name, pid: s.pid })), ...stackProcesses, { name: 'generator', pid: c.generatorPid }]), out: [] };
   try {
     await Promise.all([admin.connect(), db.connect()]);
     sup.start();
@@ -209,7 +238,7 @@ export async function run(): Promise<BenchResult[]> {
     }
     // Warm-up: every consumer assigned and every stage through its first batches before measuring.
     say('warm-up: 200 events/s for 15 s');
-    await runContinuous(config, { rate: 200, durationSeconds: 15, seed: 1 });
+    await generator(c, 200, 15);
     await quiet(c, 120_000);
     if (PHASES.has('fresh')) await freshnessPhase(c, 1000, 40, '1,000 events/s');
     if (PHASES.has('burst')) await burstPhase(c, () => receiver.stats().events_unique);

@@ -67,6 +67,7 @@ export interface ProcessShare {
 export class PhaseMeter {
   private cpu0 = new Map<string, number>();
   private peak = new Map<string, number>();
+  private lastCpu = new Map<string, number>();
   private t0 = 0;
   private load0 = 0;
 
@@ -82,11 +83,16 @@ export class PhaseMeter {
     this.load0 = loadAverage();
     this.cpu0 = new Map(this.processes().map((p) => [p.name, this.cpu(p)]));
     this.peak.clear();
+    this.lastCpu.clear();
     this.sample();
   }
 
+  /** Tracks peak RSS, and the last CPU reading (a process that exits before `finish` keeps it). */
   sample(): void {
-    for (const p of this.processes()) this.peak.set(p.name, Math.max(this.peak.get(p.name) ?? 0, rssMiB(p.pid)));
+    for (const p of this.processes()) {
+      this.peak.set(p.name, Math.max(this.peak.get(p.name) ?? 0, rssMiB(p.pid)));
+      if (p.pid) this.lastCpu.set(p.name, Math.max(this.lastCpu.get(p.name) ?? 0, this.cpu(p)));
+    }
   }
 
   finish(): { seconds: number; load: string; loadEnd: number; shares: ProcessShare[] } {
@@ -94,7 +100,7 @@ export class PhaseMeter {
     const seconds = (Date.now() - this.t0) / 1000;
     const shares = this.processes().map((p) => ({
       name: p.name,
-      cpuPct: Math.round(((this.cpu(p) - (this.cpu0.get(p.name) ?? 0)) / seconds) * 100),
+      cpuPct: Math.round(((Math.max(this.cpu(p), this.lastCpu.get(p.name) ?? 0) - (this.cpu0.get(p.name) ?? 0)) / seconds) * 100),
       peakRssMiB: Math.round(this.peak.get(p.name) ?? 0),
     }));
     const loadEnd = loadAverage();
