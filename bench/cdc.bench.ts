@@ -1,6 +1,4 @@
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import pg from 'pg';
 import { startCdc, type CdcComponent } from '../src/cdc/cdc.js';
@@ -9,6 +7,8 @@ import { createLogger } from '../src/core/logger.js';
 import type { ChangeEvent } from '../src/core/types.js';
 import { createConsumer, createKafka } from '../src/kafka/client.js';
 import { createTestEnv } from '../test/helpers/env.js';
+import { recvlogicalDecode } from './lib/ceilings.js';
+import { readCpuSeconds } from './lib/proc-stats.js';
 import type { BenchResult } from './types.js';
 
 /**
@@ -56,17 +56,6 @@ async function until(what: string, check: () => boolean, timeoutMs: number, onTi
   }
 }
 
-/** CPU seconds (user + system) a local process has used so far; undefined once it is gone. */
-function procCpuSeconds(pid: number): number | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (USER_HZ = 100)
-  } catch {
-    return undefined;
-  }
-}
-
 /** Follows the CPU of the walsender serving `appName` (PostgreSQL runs on this machine). */
 function walsenderCpu(db: pg.Client, appName: string) {
   let pid: number | undefined;
@@ -78,7 +67,7 @@ function walsenderCpu(db: pg.Client, appName: string) {
         const r = await db.query<{ pid: number }>('SELECT pid FROM pg_stat_replication WHERE application_name LIKE $1', [appName]);
         pid = r.rows[0]?.pid;
       }
-      const v = pid === undefined ? undefined : procCpuSeconds(pid);
+      const v = pid === undefined ? undefined : readCpuSeconds(pid);
       if (v !== undefined) {
         first ??= v;
         last = v;
@@ -130,12 +119,7 @@ export async function run(): Promise<BenchResult[]> {
         await new Promise((r) => setTimeout(r, 20));
       }
     })();
-    await new Promise<void>((resolve, reject) => {
-      const p = spawn('pg_recvlogical', ['-d', config.databaseUrl, '-S', recvSlot, '--start', '-n', '-E', formatLsn(backlogEnd), '-o', 'proto_version=1', '-o', `publication_names=${config.CDC_PUBLICATION_NAME}`, '-f', '/dev/null'], { stdio: ['ignore', 'ignore', 'pipe'] });
-      let err = '';
-      p.stderr.on('data', (b: Buffer) => (err += b.toString()));
-      p.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`pg_recvlogical exited ${code}: ${err}`))));
-    });
+    await recvlogicalDecode(config, recvSlot, formatLsn(backlogEnd));
     const recvMs = Date.now() - r0;
     recvDone = true;
     await recvSampler;

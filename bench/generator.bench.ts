@@ -1,10 +1,10 @@
-import { existsSync, readFileSync } from 'node:fs';
 import pg from 'pg';
 import { EventEngine } from '../src/generator/engine.js';
 import { generateBatch, generateHistorical, type GenerateSummary } from '../src/generator/modes.js';
 import { batchSlices, MINUTE_MS } from '../src/generator/timeline.js';
 import { copyEvents, loadCatalogue } from '../src/generator/writer.js';
 import { createTestEnv } from '../test/helpers/env.js';
+import { readCpuSeconds } from './lib/proc-stats.js';
 import type { BenchResult } from './types.js';
 
 /**
@@ -22,18 +22,6 @@ function figure(name: string, s: GenerateSummary, note: string): BenchResult {
   return { name, value: Math.round(s.rowsPerSecond), unit: 'rows/s', note: `${s.rows.toLocaleString('en-US')} rows in ${s.seconds.toFixed(2)} s; ${note}` };
 }
 
-/** CPU seconds (user + system) a local process has used so far, or undefined if not readable. */
-function processCpuSeconds(pid: number): number | undefined {
-  const file = `/proc/${pid}/stat`;
-  if (!existsSync(file)) return undefined;
-  try {
-    const fields = (readFileSync(file, 'utf8').split(') ')[1] ?? '').split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / 100;
-  } catch {
-    return undefined;
-  }
-}
-
 async function cpuPerRow(databaseUrl: string): Promise<BenchResult[]> {
   const db = new pg.Client({ connectionString: databaseUrl });
   await db.connect();
@@ -42,11 +30,11 @@ async function cpuPerRow(databaseUrl: string): Promise<BenchResult[]> {
     const engine = new EventEngine({ catalogue: await loadCatalogue(db), seed: 3 });
     const now = Date.now();
     const slices = batchSlices(now, 10 * MINUTE_MS, ROWS, 2000).map((slice, index) => ({ slice, index }));
-    const server0 = processCpuSeconds(backend);
+    const server0 = readCpuSeconds(backend);
     const node0 = process.cpuUsage();
     await copyEvents(db, engine.chunks(slices, now));
     const node = process.cpuUsage(node0);
-    const server1 = processCpuSeconds(backend);
+    const server1 = readCpuSeconds(backend);
     const out: BenchResult[] = [
       { name: 'generator CPU per row (generate + format + send)', value: (node.user + node.system) / ROWS, unit: 'µs', note: 'this process, one COPY of 200,000 rows' },
     ];

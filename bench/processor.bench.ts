@@ -11,6 +11,7 @@ import { createKafka, idempotentProducer } from '../src/kafka/client.js';
 import { processorNodeOptions } from '../src/processor/node-options.js';
 import { processorGroupId } from '../src/processor/processor.js';
 import { sleep } from '../src/runtime/retry.js';
+import { cpuSeconds, rssMiB } from './lib/proc-stats.js';
 import type { BenchResult } from './types.js';
 
 /**
@@ -129,14 +130,6 @@ function addGcPause(line: string, byKind: Map<string, number>): void {
   if (m) byKind.set(m[1] as string, (byKind.get(m[1] as string) ?? 0) + Number(m[2]));
 }
 
-function sampleProc(pid: number): { cpuTicks: number; rssMb: number } {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  const cpuTicks = Number(fields[11]) + Number(fields[12]);
-  const rss = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return { cpuTicks, rssMb: Number(rss?.[1] ?? 0) / 1024 };
-}
-
 export async function run(): Promise<BenchResult[]> {
   const id = `bproc${Date.now().toString(36)}${randomBytes(2).toString('hex')}`;
   const env = benchEnv(id);
@@ -176,7 +169,7 @@ export async function run(): Promise<BenchResult[]> {
     }
     const load0 = os.loadavg()[0] ?? 0;
     const t0 = Date.now();
-    const cpu0 = sampleProc(pid).cpuTicks;
+    const cpu0 = cpuSeconds(pid);
     const threads0 = sampleThreads(pid);
     gcCounting = true;
     let peakRss = 0;
@@ -186,8 +179,7 @@ export async function run(): Promise<BenchResult[]> {
     while (committed < PRELOAD) {
       if (Date.now() - t0 > 600_000) throw new Error(`drain incomplete after 600 s: ${committed}/${PRELOAD}`);
       await sleep(100);
-      const s = sampleProc(pid);
-      peakRss = Math.max(peakRss, s.rssMb);
+      peakRss = Math.max(peakRss, rssMiB(pid));
       const offsets = await admin.fetchOffsets({ groupId: processorGroupId(config), topics: [config.KAFKA_TOPIC_ENGAGEMENT_EVENTS] });
       committed = (offsets[0]?.partitions ?? []).reduce((sum, p) => sum + Math.max(0, Number(p.offset)), 0);
       if (!t10 && committed >= PRELOAD * 0.1) t10 = Date.now();
@@ -195,7 +187,7 @@ export async function run(): Promise<BenchResult[]> {
     }
     const t1 = Date.now();
     gcCounting = false;
-    const cpuSeconds = (sampleProc(pid).cpuTicks - cpu0) / TICKS;
+    const cpuUsed = cpuSeconds(pid) - cpu0;
     const byThread = threadDelta(threads0, sampleThreads(pid), pid);
     const load1 = os.loadavg()[0] ?? 0;
     const seconds = (t1 - t0) / 1000;
@@ -208,8 +200,8 @@ export async function run(): Promise<BenchResult[]> {
     return [
       { name: 'processor: one instance, drain throughput', value: Math.round(PRELOAD / seconds), unit: 'events/s', note },
       { name: 'processor: steady throughput (10 % → 90 % of the drain)', value: Math.round((PRELOAD * 0.8) / Math.max(0.001, (t90 - t10) / 1000)), unit: 'events/s' },
-      { name: 'processor: CPU during the drain', value: Math.round((cpuSeconds / seconds) * 100), unit: '% of one core', note: 'process total, librdkafka threads included' },
-      { name: 'processor: CPU per event', value: Math.round(((cpuSeconds * 1e6) / PRELOAD) * 10) / 10, unit: 'µs', note: 'process total; the figure to optimise' },
+      { name: 'processor: CPU during the drain', value: Math.round((cpuUsed / seconds) * 100), unit: '% of one core', note: 'process total, librdkafka threads included' },
+      { name: 'processor: CPU per event', value: Math.round(((cpuUsed * 1e6) / PRELOAD) * 10) / 10, unit: 'µs', note: 'process total; the figure to optimise' },
       {
         name: 'processor: CPU per event by thread',
         value: usPerEvent(mainTicks),

@@ -28,6 +28,11 @@ function run(cmd: string, args: string[]): Promise<string> {
   });
 }
 
+/** `pg_recvlogical` decoding `slot` through pgoutput up to `endLsn` (text form), to /dev/null; resolves when it has. */
+export async function recvlogicalDecode(config: Config, slot: string, endLsn: string): Promise<void> {
+  await run('pg_recvlogical', ['-d', config.databaseUrl, '-S', slot, '--start', '-n', '-E', endLsn, '-o', 'proto_version=1', '-o', `publication_names=${config.CDC_PUBLICATION_NAME}`, '-f', '/dev/null']);
+}
+
 /** Rows/s at which PostgreSQL decodes `rows` generator-made rows (committed in one COPY) to /dev/null. */
 export async function recvlogicalCeiling(config: Config, rows: number): Promise<{ rowsPerSecond: number; seconds: number }> {
   const db = new pg.Client({ connectionString: config.databaseUrl });
@@ -38,7 +43,7 @@ export async function recvlogicalCeiling(config: Config, rows: number): Promise<
     await generateBatch(config, { batchSize: rows, seed: 77, windowMinutes: 60 });
     const end = (await db.query<{ l: string }>('SELECT pg_current_wal_lsn()::text AS l')).rows[0]?.l ?? '0/0';
     const t0 = Date.now();
-    await run('pg_recvlogical', ['-d', config.databaseUrl, '-S', slot, '--start', '-n', '-E', end, '-o', 'proto_version=1', '-o', `publication_names=${config.CDC_PUBLICATION_NAME}`, '-f', '/dev/null']);
+    await recvlogicalDecode(config, slot, end);
     const seconds = (Date.now() - t0) / 1000;
     return { rowsPerSecond: rows / seconds, seconds };
   } finally {

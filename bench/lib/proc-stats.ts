@@ -1,19 +1,26 @@
 import { readdirSync, readFileSync } from 'node:fs';
+import os from 'node:os';
 
 /**
  * CPU and memory of other processes, read from /proc (Linux). Used by the whole-pipeline bench to
  * report each component's share of a core and its peak RSS over a phase.
  */
 
-/** User + system CPU seconds the process has used so far; 0 when it is gone. */
-export function cpuSeconds(pid: number | undefined): number {
-  if (!pid) return 0;
+/** User + system CPU seconds the process has used so far; undefined when it is gone. */
+export function readCpuSeconds(pid: number): number | undefined {
   try {
-    const fields = (readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1] ?? '').split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / 100;
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the command name, which may itself hold spaces or ')'.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100; // utime + stime, USER_HZ = 100
   } catch {
-    return 0;
+    return undefined;
   }
+}
+
+/** As `readCpuSeconds`, 0 when the process is gone or not given. */
+export function cpuSeconds(pid: number | undefined): number {
+  return (pid && readCpuSeconds(pid)) || 0;
 }
 
 /** The pids whose parent is `pid` (PostgreSQL's backends and walsenders, under the postmaster). */
@@ -22,7 +29,8 @@ export function childPids(pid: number): number[] {
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
     try {
-      const ppid = Number((readFileSync(`/proc/${entry}/stat`, 'utf8').split(') ')[1] ?? '').split(' ')[1]);
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
       if (ppid === pid) out.push(Number(entry));
     } catch {
       // gone meanwhile
@@ -50,7 +58,7 @@ export function rssMiB(pid: number | undefined): number {
 
 /** The 1-minute load average. */
 export function loadAverage(): number {
-  return Number(readFileSync('/proc/loadavg', 'utf8').split(' ')[0]);
+  return os.loadavg()[0] ?? 0;
 }
 
 export interface ProcessShare {

@@ -2,17 +2,16 @@ import { KafkaJS } from '@confluentinc/kafka-javascript';
 import { kafkaLogger } from '../core/logger.js';
 
 /**
- * The one place that builds Kafka clients (librdkafka through @confluentinc/kafka-javascript's
- * KafkaJS-style API). Components ask for a client here so logging, client ids and the defaults that
- * exactly-once depends on (idempotence, read_committed) are set in one place.
+ * Kafka clients through @confluentinc/kafka-javascript's KafkaJS-style API (admin, the DLQ's reader
+ * and replay, single writes), with logging and the defaults exactly-once depends on (idempotence,
+ * read_committed) set in one place. The per-event paths use librdkafka's plain clients one level
+ * down instead: ./batch-consumer.ts (processor, sink runtime) and ./txn-producer.ts (CDC, processor).
  */
 
 export type Kafka = KafkaJS.Kafka;
 export type Producer = KafkaJS.Producer;
 export type Consumer = KafkaJS.Consumer;
 export type Admin = KafkaJS.Admin;
-export type EachBatchPayload = KafkaJS.EachBatchPayload;
-export type KafkaMessage = KafkaJS.KafkaMessage;
 
 export function createKafka(brokers: string[], clientId: string): Kafka {
   return new KafkaJS.Kafka({
