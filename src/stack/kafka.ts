@@ -113,7 +113,11 @@ export async function startPrivateKafka(
   writeFileSync(props, serverProperties(dataDir, ports));
   writeFileSync(path.join(dir, 'log4j2.properties'), LOG4J2);
   if (!existsSync(path.join(dataDir, 'meta.properties'))) {
-    const clusterId = randomBytes(16).toString('base64url');
+    // A cluster id starting with '-' is read as an option by kafka-storage (Kafka's own
+    // Uuid.randomUuid avoids it too): clearing the top bit keeps the first character in A–f.
+    const id = randomBytes(16);
+    id[0] = (id[0] ?? 0) & 0x7f;
+    const clusterId = id.toString('base64url');
     await runCheckedAsync('java', kafkaJavaArgs(classpath, dir, 'kafka.tools.StorageTool', ['format', '-t', clusterId, '-c', props, '--ignore-formatted']), 'Formatting Kafka storage');
   }
   if (await tcpOpen('127.0.0.1', ports.kafka)) {
