@@ -80,6 +80,8 @@ export class BatchConsumer {
   private loop: Promise<void> | undefined;
   private stopping = false;
   private rebalancing: Promise<void> = Promise.resolve();
+  /** Rebalance events received and not yet applied (a stuck one stops consumption). */
+  private rebalancePending = 0;
 
   private constructor(
     private readonly opts: BatchConsumerOptions,
@@ -108,6 +110,10 @@ export class BatchConsumer {
       // Eager rebalancing (assign/unassign of the whole assignment), which the callback implements.
       'partition.assignment.strategy': 'range,roundrobin',
       rebalance_cb: (err: RdKafka.LibrdKafkaError, assignment: TopicPartition[]) => self?.onRebalance(err.code, assignment),
+      // The broker's answer to each commit (`commit` only queues it): failures are logged here.
+      offset_commit_cb: (err: RdKafka.LibrdKafkaError | null, offsets: Array<TopicPartition & { offset: number; error?: unknown }>) => {
+        if (err) opts.log.warn({ err: err.message, code: err.code, offsets: offsets?.map((o) => `${o.partition}@${o.offset}`) }, 'offset commit failed (a later commit covers it)');
+      },
     });
     consumer.on('event.error', (err) => opts.log.warn({ err: err.message, code: err.code }, 'consumer error'));
     await new Promise<void>((resolve, reject) => consumer.connect({ timeout: OP_TIMEOUT_MS }, (err) => (err ? reject(err) : resolve())));
@@ -154,7 +160,29 @@ export class BatchConsumer {
     this.lanes.reposition(partition, offset);
   }
 
-  /** Commits the group's offset of a partition (asynchronous in librdkafka; resolves once the broker answered). */
+  /**
+   * One partition's state as this consumer sees it, for a stall report: its lane (what it holds,
+   * whether paused or waiting for a seek), whether librdkafka has it assigned, and its position.
+   */
+  describe(partition: number): Record<string, unknown> {
+    const tp = { topic: this.opts.topic, partition };
+    let assigned: boolean | string;
+    let position: number | string | undefined;
+    try {
+      assigned = this.consumer.assignments().some((a) => a.topic === tp.topic && a.partition === partition);
+      position = this.consumer.position([tp])[0]?.offset;
+    } catch (err) {
+      assigned = `unknown: ${errorMessage(err)}`;
+    }
+    return { lane: this.lanes.describe(partition) ?? null, librdkafkaAssigned: assigned, position: position ?? null, rebalancePending: this.rebalancePending };
+  }
+
+  /**
+   * Commits the group's offset of a partition outside any transaction. Resolves once librdkafka has
+   * queued the commit (its commitAsync), not once the broker answered: commits reach the group
+   * coordinator in the order issued and before a later re-join (so before the next owner reads
+   * them); the broker's answer arrives in `offset_commit_cb`, which logs a failure.
+   */
   commit(partition: number, offset: number): Promise<void> {
     const consumer = this.consumer as unknown as { commitCb(tp: Array<TopicPartition & { offset: number }>, cb: (err: Error | null) => void): void };
     return new Promise<void>((resolve, reject) => consumer.commitCb([{ topic: this.opts.topic, partition, offset }], (err) => (err ? reject(err) : resolve())));
@@ -237,9 +265,11 @@ export class BatchConsumer {
   private onRebalance(code: number, assignment: TopicPartition[]): void {
     const ids = assignment.map((tp) => tp.partition);
     const previous = this.rebalancing;
+    this.rebalancePending++;
     this.rebalancing = previous
       .then(() => this.applyRebalance(code, assignment, ids))
-      .catch((err: unknown) => this.opts.log.warn({ err: errorMessage(err), code, partitions: ids }, 'rebalance handling failed'));
+      .catch((err: unknown) => this.opts.log.warn({ err: errorMessage(err), code, partitions: ids }, 'rebalance handling failed'))
+      .finally(() => this.rebalancePending--);
   }
 
   private async applyRebalance(code: number, assignment: TopicPartition[], ids: number[]): Promise<void> {

@@ -147,6 +147,14 @@ export class PartitionLanes {
     lane.buffer = [];
   }
 
+  /** A lane's state, for diagnostics (undefined when the partition is not assigned here). */
+  describe(partition: number): Record<string, unknown> | undefined {
+    const lane = this.lanes.get(partition);
+    if (lane === undefined) return undefined;
+    const { buffer, running, ...rest } = lane;
+    return { ...rest, buffered: buffer.length, running: running !== null };
+  }
+
   /** Lanes waiting for their seek. */
   rewinding(): Lane[] {
     const out: Lane[] = [];

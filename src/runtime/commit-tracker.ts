@@ -3,9 +3,10 @@ import type { Logger } from '../core/logger.js';
 
 /**
  * Offset commits of the sink runner: issued as soon as a batch is settled, in order (librdkafka
- * sends them to the group coordinator over one connection), but not awaited on the write path — a
- * batch does not wait a broker round trip before the next one starts. `flush` waits for every
- * commit issued so far: the runner calls it before giving partitions up (revocation) and on stop.
+ * sends them to the group coordinator over one connection), never awaited on the write path.
+ * `flush` waits until every commit issued so far has been handed to librdkafka (BatchConsumer.commit
+ * resolves once queued; the queue reaches the coordinator before the member's next re-join): the
+ * runner calls it before giving partitions up (revocation) and on stop.
  * A failed commit is logged and counted, never fatal: the sink's write is idempotent, its stored
  * offsets win over Kafka's, and the next commit covers it.
  */

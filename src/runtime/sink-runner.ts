@@ -13,6 +13,7 @@ import { resolveStartOffsets } from './offsets.js';
 import { PartitionLane, type LaneHost, type QueuedMessage } from './partition-lane.js';
 import { retry } from './retry.js';
 import { Semaphore } from './semaphore.js';
+import { StallWatch } from './stall-watch.js';
 import { decodeEnrichedMessage } from './sink-decode.js';
 import { sinkMetrics } from './sink-metrics.js';
 import { resolveBatching, resolveRetryPolicy, resolveWriteConcurrency, sinkGroupId, type SinkRunnerOptions } from './sink-runner-options.js';
@@ -41,6 +42,8 @@ export interface SinkRunner extends RunningComponent {
 
 const POSITION_RETRY = { attempts: 6, baseMs: 200, maxMs: 5000, jitter: 'full' } as const;
 const DRAIN_GRACE_MS = 10_000;
+/** A partition with lag, no batch in flight and no progress for this long is reported (warn). */
+const STALL_REPORT_MS = 30_000;
 
 export async function startSinkRunner(config: Config, factory: SinkFactory, log: Logger, opts: SinkRunnerOptions = {}): Promise<SinkRunner> {
   const name = factory.name;
@@ -236,6 +239,18 @@ export async function startSinkRunner(config: Config, factory: SinkFactory, log:
     throw toPipelineError(err, 'SERVICE_UNREACHABLE');
   }
 
+  const stalls = new StallWatch(STALL_REPORT_MS);
+  const reportStalls = () => {
+    const progress = [...lanes.values()].map((l) => ({ partition: l.partition, nextOffset: l.nextOffset, lag: l.lag(), busy: l.busy }));
+    for (const s of stalls.check(progress)) {
+      const lane = lanes.get(s.partition);
+      slog.warn(
+        { partition: s.partition, nextOffset: s.nextOffset, lag: s.lag, stalledMs: s.stalledMs, queued: lane?.queue.size, paused: lane?.paused, closing: lane?.closing, resyncing: resyncing !== null, consumer: consumer?.describe(s.partition) },
+        'partition has lag and makes no progress',
+      );
+    }
+  };
+
   let refreshing = false;
   const refreshLag = async () => {
     if (refreshing || stopping) return;
@@ -246,6 +261,7 @@ export async function startSinkRunner(config: Config, factory: SinkFactory, log:
         if (lane) lane.highWatermark = w.high;
       }
       updateLag();
+      reportStalls();
     } catch (err) {
       slog.debug({ err: errorMessage(err) }, 'lag refresh failed');
     } finally {

@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { DuckDBInstance } from '@duckdb/node-api';
@@ -87,7 +87,8 @@ export async function runProof(opts: ProofOptions): Promise<ProofResult> {
     STACK_PORT_OFFSET: '300',
     DUCKDB_PATH: path.join(work, 'warehouse.duckdb'),
     KAFKA_TOPIC_PARTITIONS: '3',
-    LOG_LEVEL: 'warn',
+    // Info: each component's log (in the run's logs folder) then shows assignments and revocations.
+    LOG_LEVEL: process.env.E2E_LOG_LEVEL ?? 'info',
     // Outages here are short; a generous bound keeps batches out of the DLQ while the receiver is down.
     EXTERNAL_MAX_ATTEMPTS: '40',
     PROCESSOR_SESSION_TIMEOUT_MS: '6000',
@@ -120,7 +121,13 @@ export async function runProof(opts: ProofOptions): Promise<ProofResult> {
     opts.log(`e2e: stack on offset 300, ${specs.length} components, logs in ${path.join(work, 'logs')}`);
     const badIds = await runLoad(base, config, db, sup, receiver, opts, random, kills, stackDir);
     opts.log('e2e: load done; waiting until quiet');
-    await waitQuiet(config, db, receiver, badIds, opts.log);
+    try {
+      await waitQuiet(config, db, receiver, badIds, opts.log);
+    } catch (err) {
+      // The test output is what a CI run keeps: put each component's last warnings in it.
+      opts.log(logTails(path.join(work, 'logs')));
+      throw err;
+    }
     await sup.stop();
     return await prove(config, db, receiver, badIds, kills, sup);
   } finally {
@@ -217,13 +224,31 @@ async function waitQuiet(config: Config, db: pg.Client, receiver: RunningReceive
       const win = await reader.windowCount().catch(() => -1);
       const wh = await groupCaughtUp(config, `engage-sink-warehouse.${config.KAFKA_CLIENT_ID}`);
       if (got >= want && win >= want && wh) return;
-      if (i % 10 === 0) log(`e2e: waiting: receiver ${got}/${want}, redis window ${win}/${want}, warehouse caught up ${wh}`);
-      if (Date.now() > deadline) throw new Error(`e2e: not quiet after 300 s: receiver ${got}/${want}, redis ${win}/${want}, warehouse ${wh}`);
+      const behind = [got < want ? `sink-external (receiver ${got}/${want})` : '', win < want ? `sink-redis (window ${win}/${want})` : '', wh ? '' : 'sink-warehouse (group not caught up)'].filter(Boolean);
+      if (i % 10 === 0) log(`e2e: waiting for ${behind.join(', ')}`);
+      if (Date.now() > deadline) throw new Error(`e2e: not quiet after 300 s; still behind: ${behind.join(', ')}`);
       await sleep(1000);
     }
   } finally {
     await close();
   }
+}
+
+/** The last warn/error lines of every component log (pino JSON, level ≥ 40), for a failure report. */
+function logTails(dir: string, lines = 15): string {
+  const out: string[] = [`e2e: component logs in ${dir}; last warnings and errors:`];
+  for (const name of COMPONENTS) {
+    let text = '';
+    try {
+      text = readFileSync(path.join(dir, `${name}.log`), 'utf8');
+    } catch {
+      out.push(`--- ${name}: no log`);
+      continue;
+    }
+    const warn = text.split('\n').filter((l) => /"level":(4|5|6)0/.test(l));
+    out.push(`--- ${name}: ${warn.length} warn/error lines, last ${Math.min(lines, warn.length)}:`, ...warn.slice(-lines).map((l) => l.slice(0, 600)));
+  }
+  return out.join('\n');
 }
 
 export async function groupCaughtUp(config: Config, groupId: string): Promise<boolean> {
