@@ -101,6 +101,7 @@ export const envSchema = z.object({
   CDC_WAL_WARN_BYTES: int(0).default(1024 * 1024 * 1024),
   CDC_MAX_BATCH_ROWS: int(1, 10000000).default(10000),
   CDC_COMMIT_INTERVAL_MS: int(1, 60000).default(100),
+  CDC_MIN_COMMIT_GAP_MS: int(0, 10000).default(20),
   CDC_SLOT_WAIT_SECONDS: int(0, 86400).default(30),
   CONTENT_WAIT_MS: int(0, 600000).default(5000),
   PROCESSOR_MAX_BATCH: int(1, 50000).default(2000),
@@ -111,6 +112,8 @@ export const envSchema = z.object({
   PROCESSOR_SEMI_SPACE_MB: int(0, 1024).default(64),
   STACK_PORT_OFFSET: int(0, 5000).default(0),
   STACK_DIR: z.string().min(1).default('.stack'),
+  /** Set by `engage run` on the components it starts: a component exits when that process is gone. */
+  SUPERVISOR_PID: int(1).optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 

@@ -10,8 +10,24 @@ export type { Logger };
 
 let root: Logger | undefined;
 
+/**
+ * stderr through sonic-boom (synchronous: each line is written before `log.x()` returns), made
+ * safe against a reader that went away (a supervisor killed, a closed pipe). sonic-boom's
+ * `flushSync` — called by pino at exit — retries a failed write forever, which hung the exit of
+ * components orphaned by `engage run`; with every line already written it has nothing to do, so it
+ * is a no-op here. After the first write error, logging is switched off.
+ */
+function stderrDestination(): ReturnType<typeof destination> {
+  const dest = destination({ fd: 2, sync: true });
+  dest.flushSync = () => undefined;
+  dest.on('error', () => {
+    dest.write = () => true;
+  });
+  return dest;
+}
+
 export function createLogger(level = 'info', name = 'engage'): Logger {
-  root = pino({ name, level, base: { pid: process.pid } }, destination(2));
+  root = pino({ name, level, base: { pid: process.pid } }, stderrDestination());
   return root;
 }
 

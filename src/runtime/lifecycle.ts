@@ -7,6 +7,9 @@ import { startHeartbeat, type HeartbeatHandle } from './heartbeat.js';
  * How every long-running command (`engage cdc`, `process`, `sink …`, `api`, `external-receiver`)
  * lives: start, publish a heartbeat, then on SIGINT/SIGTERM drain and stop once (a second signal
  * exits at once). `start` returns when the component is running; `stop` must drain and commit.
+ * Started by `engage run` (SUPERVISOR_PID set), it also drains and stops once that process is gone
+ * (killed without the chance to stop its components: they would otherwise hold the replication
+ * slot and the consumer groups of the next run).
  */
 
 export interface RunningComponent {
@@ -23,6 +26,17 @@ export interface ComponentContext {
   log: Logger;
   /** Aborted when the process is asked to stop. */
   signal: AbortSignal;
+}
+
+const ORPHAN_CHECK_MS = 1000;
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }
 
 export async function runComponent(
@@ -59,6 +73,17 @@ export async function runComponent(
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+  const supervisor = config.SUPERVISOR_PID;
+  if (supervisor !== undefined) {
+    // process.ppid is read once at start in Node 20, so ask the kernel whether the pid still exists.
+    const watch = setInterval(() => {
+      if (processAlive(supervisor)) return;
+      clearInterval(watch);
+      log.warn({ supervisor }, 'the supervising engage run is gone; stopping');
+      onSignal('SIGTERM');
+    }, ORPHAN_CHECK_MS);
+    watch.unref();
+  }
   component = await start({ config, log, signal: abort.signal });
   // Published once started: a heartbeat says the component is running, with its status.
   heartbeat = startHeartbeat(config, name, () => component?.status?.() ?? {});

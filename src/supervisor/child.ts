@@ -59,7 +59,8 @@ export class SupervisedChild {
     this.state = 'starting';
     this.since = Date.now();
     const proc = spawn(this.entry.node, [...this.entry.args, ...this.spec.args], {
-      env: { ...process.env, ...this.spec.env },
+      // SUPERVISOR_PID: the component stops by itself if this process dies without stopping it.
+      env: { ...process.env, ...this.spec.env, SUPERVISOR_PID: String(process.pid) },
       stdio: ['ignore', 'pipe', 'pipe'],
       // Its own process group: a terminal's Ctrl-C reaches only the supervisor, which then stops
       // each component once (SIGTERM), so every one drains instead of seeing two signals.
