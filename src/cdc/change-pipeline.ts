@@ -18,7 +18,9 @@ import type { TxnWriter } from './txn-writer.js';
  * - A batch (the changes since the last Kafka commit) is closed only at a PostgreSQL COMMIT, with
  *   the position record of its last transaction, once it is due: it holds `maxBatchRows` rows, or
  *   has been open `commitIntervalMs`, or the stream paused IDLE_COMMIT_MS after the COMMIT (caught
- *   up). Each Kafka transaction therefore holds whole PostgreSQL transactions.
+ *   up) and `minCommitGapMs` have passed since the previous Kafka commit began (a quiet stream of
+ *   small transactions then costs the broker at most 1000 / minCommitGapMs transactions a second).
+ *   Each Kafka transaction therefore holds whole PostgreSQL transactions.
  * - One Kafka commit runs at a time, and the stream does not wait for it: later changes go into the
  *   next batch (the writer holds them until the commit is done). A batch that became due meanwhile
  *   is committed the moment the previous commit finishes — group commit: a quiet stream commits
@@ -37,6 +39,8 @@ export interface PipelineOptions {
   routes: TopicRoutes;
   maxBatchRows: number;
   commitIntervalMs: number;
+  /** Least time between the starts of two Kafka commits triggered by time (not by size). */
+  minCommitGapMs: number;
   skipBelow: Lsn;
   snapshot: CdcPosition['snapshot'];
   writer: TxnWriter;
@@ -95,6 +99,9 @@ export class ChangePipeline {
   private due = false;
   private lingerTimer: NodeJS.Timeout | undefined;
   private idleTimer: NodeJS.Timeout | undefined;
+  /** Set while a timed commit waits for `minCommitGapMs` since the last commit began. */
+  private gapTimer: NodeJS.Timeout | undefined;
+  private lastCommitAt = 0;
   private readonly relations = new Map<number, Relation>();
   private readonly unrouted = new Set<string>();
   private readonly at: ChangeAt = { prefix: '', lsn: 0, sequence: '' };
@@ -262,7 +269,17 @@ export class ChangePipeline {
     if (this.batch) this.idleTimer = setTimeout(() => this.onTimer(), IDLE_COMMIT_MS);
   }
 
+  /** The idle or interval timer fired: the batch is due, once the gap since the last commit allows. */
   private onTimer(): void {
+    const wait = this.lastCommitAt + this.o.minCommitGapMs - Date.now();
+    if (wait > 0) {
+      // Not reset by later messages (unlike the idle timer): the batch is due when it fires.
+      this.gapTimer ??= setTimeout(() => {
+        this.gapTimer = undefined;
+        this.onTimer();
+      }, wait);
+      return;
+    }
     this.due = true;
     this.tryCommit();
   }
@@ -274,6 +291,7 @@ export class ChangePipeline {
     this.batch = null;
     this.due = false;
     this.clearTimers();
+    this.lastCommitAt = Date.now();
     const last = batch.last;
     const rows = new Map<string, number>();
     for (const rel of this.relations.values()) {
@@ -319,7 +337,9 @@ export class ChangePipeline {
   private clearTimers(): void {
     if (this.lingerTimer) clearTimeout(this.lingerTimer);
     if (this.idleTimer) clearTimeout(this.idleTimer);
+    if (this.gapTimer) clearTimeout(this.gapTimer);
     this.lingerTimer = undefined;
     this.idleTimer = undefined;
+    this.gapTimer = undefined;
   }
 }

@@ -1,3 +1,4 @@
+import { performance } from 'node:perf_hooks';
 import { RdKafka } from '@confluentinc/kafka-javascript';
 import { errorMessage } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
@@ -39,6 +40,9 @@ export interface PartitionBatch {
   nextOffset: number;
   /** The partition's high watermark as last fetched (lag = highWatermark − nextOffset); NaN if unknown. */
   highWatermark: number;
+  /** performance.now() when the consume round that fetched the batch's last message returned:
+   *  every message of the batch was readable (committed, under read_committed) by then. */
+  fetchedAt: number;
 }
 
 export type BatchHandler = (batch: PartitionBatch) => Promise<void>;
@@ -82,6 +86,8 @@ export class BatchConsumer {
   private rebalancing: Promise<void> = Promise.resolve();
   /** Rebalance events received and not yet applied (a stuck one stops consumption). */
   private rebalancePending = 0;
+  /** When the last consume round returned (performance.now()). */
+  private lastFetchAt = 0;
 
   private constructor(
     private readonly opts: BatchConsumerOptions,
@@ -201,6 +207,7 @@ export class BatchConsumer {
         await sleep(500);
         continue;
       }
+      this.lastFetchAt = performance.now();
       for (let i = 0; i < messages.length; i++) this.lanes.add(messages[i] as KafkaMessage);
       this.dispatch();
     }
@@ -221,6 +228,7 @@ export class BatchConsumer {
         messages,
         nextOffset: last.offset + 1,
         highWatermark: this.highWatermark(lane.partition),
+        fetchedAt: this.lastFetchAt,
       };
       lane.running = this.handler(batch).then(
         () => this.lanes.finish(lane, null),

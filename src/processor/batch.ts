@@ -69,10 +69,10 @@ function bump<K>(m: Map<K, number>, k: K): void {
 }
 
 /**
- * `handedOverAt` (performance.now()) is when the consumer handed the batch over: the content
- * barrier uses end offsets queried no earlier, so content committed before these events is seen.
+ * `fetchedAt` (performance.now()) is when the consume round that fetched the batch returned: the
+ * content barrier uses end offsets queried no earlier, so content committed before these events is seen.
  */
-export async function transformBatch(batch: ConsumedBatch, handedOverAt: number, ctx: BatchContext): Promise<BatchOutcome> {
+export async function transformBatch(batch: ConsumedBatch, fetchedAt: number, ctx: BatchContext): Promise<BatchOutcome> {
   const now = Date.now();
   const messages = batch.messages;
   const out: BatchOutcome = { records: [], enriched: 0, dlq: new Map(), skipped: new Map(), flags: new Map(), sourceTs: [] };
@@ -99,7 +99,7 @@ export async function transformBatch(batch: ConsumedBatch, handedOverAt: number,
 
   if (accepted.length > 0) {
     // The ordering barrier: content committed before these events is in the table afterwards.
-    await ctx.table.catchUp(handedOverAt, undefined, ctx.signal);
+    await ctx.table.catchUp(fetchedAt, undefined, ctx.signal);
     const unknown = new Set<string>();
     for (const a of accepted) if (!ctx.table.has(a.valid.content_id)) unknown.add(a.valid.content_id);
     if (unknown.size > 0) {

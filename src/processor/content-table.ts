@@ -17,7 +17,7 @@ import { PartitionProgress, type EndOffsets } from './partition-progress.js';
  * reads with read_committed, and keeps running, so later changes apply to later events.
  *
  * `catchUp(since)` is the ordering barrier: it asks the broker for the content topic's last
- * stable offsets (a query started at or after `since`) and resolves once the table has consumed up
+ * stable offsets (a query started at or after `since`, e.g. when the events' consume round ended) and resolves once the table has consumed up
  * to them. The CDC commits a content row in the same or an earlier Kafka transaction than any
  * event of the same or a later PostgreSQL transaction, so after a barrier begun once a batch of
  * events was in hand, every content change committed before those events is in the table.
@@ -38,6 +38,8 @@ type RawConsumer = InstanceType<typeof RdKafka.KafkaConsumer>;
 const CONSUME_MAX = 2000;
 /** librdkafka's logical offset for the start of a partition. */
 const OFFSET_BEGINNING = -2;
+/** librdkafka's logical offset for the end of a partition (as a ListOffsets "timestamp": latest). */
+const OFFSET_END = -1;
 const BARRIER_TIMEOUT_MS = 30000;
 
 export class ContentTable {
@@ -151,20 +153,21 @@ export class ContentTable {
     await new Promise<void>((resolve) => this.consumer.disconnect(() => resolve()));
   }
 
-  /** Latest stable offsets; shares a query already begun at or after `since`. */
+  /**
+   * Latest stable offsets of every partition (ListOffsets for "latest" under read_committed, one
+   * request for all partitions: offsetsForTimes with librdkafka's OFFSET_END); shares a query
+   * already begun at or after `since`, so the batches of one consume round share one round trip.
+   */
   private endOffsets(since: number): Promise<EndOffsets> {
     if (this.lastEnds && this.lastEnds.startedAt >= since) return this.lastEnds.ends;
     const startedAt = performance.now();
-    const ends = Promise.all(
-      this.partitions.map(
-        (partition) =>
-          new Promise<[number, number]>((resolve, reject) =>
-            this.consumer.queryWatermarkOffsets(this.opts.topic, partition, 10000, (err, o) =>
-              err ? reject(new PipelineError('SERVICE_UNREACHABLE', `content topic offsets: ${err.message}`, { retriable: true })) : resolve([partition, o.highOffset]),
-            ),
-          ),
-      ),
-    ).then((pairs) => new Map(pairs));
+    const query = this.partitions.map((partition) => ({ topic: this.opts.topic, partition, offset: OFFSET_END }));
+    const ends = new Promise<EndOffsets>((resolve, reject) =>
+      this.consumer.offsetsForTimes(query, 10000, (err, offsets) => {
+        if (err) reject(new PipelineError('SERVICE_UNREACHABLE', `content topic offsets: ${err.message}`, { retriable: true }));
+        else resolve(new Map(offsets.map((o) => [o.partition, o.offset])));
+      }),
+    );
     this.lastEnds = { startedAt, ends };
     ends.catch(() => {
       if (this.lastEnds?.ends === ends) this.lastEnds = undefined;

@@ -125,7 +125,8 @@ export async function startProcessor(config: Config, log: Logger): Promise<Proce
     const handedOverAt = performance.now();
     stats.batchStarted(n);
     try {
-      const outcome = await transformBatch(batch, handedOverAt, ctx);
+      // The content barrier may use any offsets query begun after the batch's consume round.
+      const outcome = await transformBatch(batch, batch.fetchedAt, ctx);
       await txWriter.submit({ records: outcome.records, offsets: [{ topic: batch.topic, partition: batch.partition, offset: batch.nextOffset }] });
       stats.batchCommitted(batch.partition, n, outcome, handedOverAt, batch.highWatermark - batch.nextOffset);
     } catch (err) {
