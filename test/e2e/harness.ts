@@ -3,12 +3,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { DuckDBInstance } from '@duckdb/node-api';
 import pg from 'pg';
-import { loadConfig, type Config } from '../../src/config/load.js';
+import { loadConfig, privatePorts, type Config } from '../../src/config/load.js';
 import type { DlqEntry } from '../../src/core/types.js';
 import { generateBatch } from '../../src/generator/modes.js';
 import { startReceiver, type RunningReceiver } from '../../src/receiver/index.js';
 import { createRedisReader } from '../../src/sinks/redis/read.js';
-import { stopPid } from '../../src/stack/process.js';
+import { stopPid, tcpOpen } from '../../src/stack/process.js';
 import { stackDown, stackUp } from '../../src/stack/stack.js';
 import { readStackState } from '../../src/stack/state.js';
 import { Supervisor, componentSpecs } from '../../src/supervisor/supervisor.js';
@@ -78,13 +78,27 @@ function killOrder(random: () => number): string[] {
   return order;
 }
 
+/**
+ * A port offset (300, 310, … 390) whose private ports nobody answers on, so two proofs at once (the
+ * short one in `npm test` and `npm run test:e2e`) never share a broker or consumer groups.
+ */
+async function freeOffset(): Promise<number> {
+  for (let offset = 300; offset < 400; offset += 10) {
+    const ports = Object.values(privatePorts(offset));
+    const used = await Promise.all(ports.map((p) => tcpOpen('127.0.0.1', p, 300)));
+    if (!used.some(Boolean)) return offset;
+  }
+  throw new Error('e2e: no free stack port offset between 300 and 390');
+}
+
 export async function runProof(opts: ProofOptions): Promise<ProofResult> {
   const random = rng(opts.seed);
+  const offset = await freeOffset();
   const stackDir = mkdtempSync(path.join(os.tmpdir(), 'engage-e2e-stack-'));
   const work = mkdtempSync(path.join(os.tmpdir(), 'engage-e2e-'));
   const env: NodeJS.ProcessEnv = {
     STACK_DIR: stackDir,
-    STACK_PORT_OFFSET: '300',
+    STACK_PORT_OFFSET: String(offset),
     DUCKDB_PATH: path.join(work, 'warehouse.duckdb'),
     KAFKA_TOPIC_PARTITIONS: '3',
     // Info: each component's log (in the run's logs folder) then shows assignments and revocations.
@@ -118,7 +132,7 @@ export async function runProof(opts: ProofOptions): Promise<ProofResult> {
   const kills: string[] = [];
   try {
     sup.start();
-    opts.log(`e2e: stack on offset 300, ${specs.length} components, logs in ${path.join(work, 'logs')}`);
+    opts.log(`e2e: stack on offset ${offset}, ${specs.length} components, logs in ${path.join(work, 'logs')}`);
     const badIds = await runLoad(base, config, db, sup, receiver, opts, random, kills, stackDir);
     opts.log('e2e: load done; waiting until quiet');
     try {
