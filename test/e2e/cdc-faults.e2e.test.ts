@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
@@ -8,7 +8,8 @@ import { parseLsn } from '../../src/cdc/lsn.js';
 import { loadConfig, type Config } from '../../src/config/load.js';
 import { stopPid } from '../../src/stack/process.js';
 import { stopPrivatePostgres } from '../../src/stack/postgres.js';
-import { stackDown, stackUp } from '../../src/stack/stack.js';
+import { stackUp } from '../../src/stack/stack.js';
+import { removePrivateStack } from '../helpers/private-stack.js';
 import { readStackState } from '../../src/stack/state.js';
 import { createTestEnv, type TestEnv } from '../helpers/env.js';
 import { killHard, spawnCdc, type CdcChild } from '../cdc/child.js';
@@ -53,8 +54,7 @@ before(async () => {
 after(async () => {
   if (cdc) await killHard(cdc);
   await env?.cleanup().catch(() => undefined);
-  await stackDown(config).catch(() => undefined);
-  rmSync(stackDir, { recursive: true, force: true });
+  await removePrivateStack(config, stackDir);
 });
 
 async function connect(url: string): Promise<pg.Client> {

@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { DuckDBInstance } from '@duckdb/node-api';
@@ -9,9 +9,10 @@ import { generateBatch } from '../../src/generator/modes.js';
 import { startReceiver, type RunningReceiver } from '../../src/receiver/index.js';
 import { createRedisReader } from '../../src/sinks/redis/read.js';
 import { stopPid, tcpOpen } from '../../src/stack/process.js';
-import { stackDown, stackUp } from '../../src/stack/stack.js';
 import { readStackState } from '../../src/stack/state.js';
+import { stackDown, stackUp } from '../../src/stack/stack.js';
 import { Supervisor, componentSpecs } from '../../src/supervisor/supervisor.js';
+import { removePrivateStack } from '../helpers/private-stack.js';
 import { committedOffsets, parseValues, readTopic } from '../processor/kafka-helpers.js';
 
 /**
@@ -148,12 +149,7 @@ export async function runProof(opts: ProofOptions): Promise<ProofResult> {
     await sup.stop().catch(() => undefined);
     await receiver.close().catch(() => undefined);
     await db.end().catch(() => undefined);
-    // The private PostgreSQL may have run from a /var/tmp fallback folder (a 0700 temp parent):
-    // remove it with the rest of this run's stack.
-    const pgDir = readStackState(stackDir)?.services.postgres?.dataDir;
-    await stackDown(base).catch(() => undefined);
-    if (pgDir?.startsWith('/var/tmp/engage-stack-')) rmSync(path.dirname(path.dirname(pgDir)), { recursive: true, force: true });
-    rmSync(stackDir, { recursive: true, force: true });
+    await removePrivateStack(base, stackDir);
   }
 }
 
