@@ -1,19 +1,27 @@
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { loadavg } from 'node:os';
+import { mkdtempSync, rmSync } from 'node:fs';
+import os, { loadavg } from 'node:os';
+import path from 'node:path';
 import { pino } from 'pino';
 import { loadConfig, type Config } from '../src/config/load.js';
 import type { EnrichedEvent } from '../src/core/types.js';
 import { createKafka } from '../src/kafka/client.js';
 import { ensureTopics } from '../src/kafka/admin.js';
-import { startSinkRunner } from '../src/runtime/sink-runner.js';
+import { startSinkRunner, type SinkRunnerOptions } from '../src/runtime/sink-runner.js';
 import { sleep } from '../src/runtime/retry.js';
 import type { Sink, SinkFactory } from '../src/sinks/contract.js';
+import { getSinkFactory } from '../src/sinks/registry.js';
+import { tcpOpen } from '../src/stack/process.js';
+import { engageEntry } from '../src/supervisor/entry.js';
 import type { BenchResult } from './types.js';
 
 /**
  * The sink runtime's own ceiling: events/s from the enriched topic through the runner (consume,
  * JSON decode, per-partition batching, an empty sink write, the offset commit) into a sink that
- * does nothing. No real sink can go faster than this through the runtime. Own topics per run.
+ * does nothing. No real sink can go faster than this through the runtime. Then each real sink
+ * alone, the same way (`engage sink <name>` minus the process start): Redis, DuckDB (a temp file),
+ * the external sink into the reference receiver run as its own process. Own topics per run.
  */
 
 const EVENTS = 200_000;
@@ -73,9 +81,50 @@ async function fill(config: Config): Promise<number> {
   return bytes / EVENTS;
 }
 
+/** Runs one sink through the runtime over the filled topic; resolves with wall seconds and process CPU seconds. */
+async function through(config: Config, factory: SinkFactory, opts: SinkRunnerOptions = {}): Promise<{ seconds: number; cpuSeconds: number; pauses: number }> {
+  const cpu0 = process.cpuUsage();
+  const t0 = performance.now();
+  const runner = await startSinkRunner(config, factory, pino({ level: 'error' }), opts);
+  try {
+    const deadline = Date.now() + 300_000;
+    for (;;) {
+      const snap = runner.snapshot();
+      if (snap.recordsOut + snap.dlq >= EVENTS) break;
+      if (Date.now() > deadline) throw new Error(`${factory.name}: only ${snap.recordsOut} of ${EVENTS} written after 300 s`);
+      await sleep(20);
+    }
+  } finally {
+    await runner.stop();
+  }
+  const seconds = (performance.now() - t0) / 1000;
+  const cpu = process.cpuUsage(cpu0);
+  return { seconds, cpuSeconds: (cpu.user + cpu.system) / 1e6, pauses: runner.snapshot().pauses };
+}
+
+/** The reference receiver as its own process (as deployed), on a free port; resolves with its URL and a stop function. */
+async function startReceiverProcess(): Promise<{ url: string; stop: () => Promise<void> }> {
+  const port = 20_000 + Math.floor(Math.random() * 5000);
+  const entry = engageEntry();
+  const child = spawn(entry.node, [...entry.args, 'external-receiver', '--port', String(port)], { stdio: 'ignore', env: { ...process.env, LOG_LEVEL: 'warn' } });
+  const deadline = Date.now() + 30_000;
+  while (!(await tcpOpen('127.0.0.1', port, 300))) {
+    if (Date.now() > deadline || child.exitCode !== null) throw new Error('the reference receiver did not start');
+    await sleep(100);
+  }
+  return {
+    url: `http://127.0.0.1:${port}/events`,
+    stop: () => new Promise<void>((resolve) => {
+      child.once('exit', () => resolve());
+      child.kill('SIGTERM');
+    }),
+  };
+}
+
 export async function run(): Promise<BenchResult[]> {
   const id = `bench${randomBytes(3).toString('hex')}`;
   const base = loadConfig();
+  const work = mkdtempSync(path.join(os.tmpdir(), 'engage-sink-bench-'));
   const config: Config = {
     ...base,
     KAFKA_TOPIC_ENRICHED: `${id}.enriched`,
@@ -85,6 +134,9 @@ export async function run(): Promise<BenchResult[]> {
     KAFKA_TOPIC_CDC_POSITION: `${id}.cdc-position`,
     KAFKA_TOPIC_PARTITIONS: 3,
     KAFKA_CLIENT_ID: `engage-${id}`,
+    DUCKDB_PATH: path.join(work, 'bench.duckdb'),
+    BATCH_SIZE: 20_000,
+    WAREHOUSE_FLUSH_SECONDS: 1,
   };
   await ensureTopics(config);
   const avgBytes = await fill(config);
@@ -103,27 +155,34 @@ export async function run(): Promise<BenchResult[]> {
     close: async () => undefined,
   };
   const factory: SinkFactory = { name: 'noop', create: () => sink };
-  const cpu0 = process.cpuUsage();
   const t0 = performance.now();
-  const runner = await startSinkRunner(config, factory, pino({ level: 'error' }), { batching: { maxRecords: BATCH, maxWaitMs: 100 } });
-  try {
-    const deadline = Date.now() + 300_000;
-    while (written < EVENTS) {
-      if (Date.now() > deadline) throw new Error(`only ${written} of ${EVENTS} written after 300 s`);
-      await sleep(20);
-    }
-  } finally {
-    await runner.stop();
-  }
-  const pauses = runner.snapshot().pauses;
-  const t1 = performance.now();
-  const seconds = (t1 - t0) / 1000;
+  const noop = await through(config, factory, { batching: { maxRecords: BATCH, maxWaitMs: 100 } });
+  const t1 = t0 + noop.seconds * 1000;
+  const { seconds, cpuSeconds } = noop;
   const joinSeconds = (firstWriteAt - t0) / 1000;
-  const cpu = process.cpuUsage(cpu0);
-  const cpuSeconds = (cpu.user + cpu.system) / 1e6;
-  return [
-    { name: 'sink runtime → no-op sink (consume, decode, batch, commit)', value: Math.round(EVENTS / seconds), unit: 'events/s', note: `${EVENTS} events of ~${Math.round(avgBytes)} B, 3 partitions, batches of ${BATCH}, ${writes} writes, ${pauses} backpressure pauses, includes consumer start and group join (first write after ${joinSeconds.toFixed(1)} s; ${Math.round(EVENTS / ((t1 - firstWriteAt) / 1000))} events/s from it)` },
+  const results: BenchResult[] = [
+    { name: 'sink runtime → no-op sink (consume, decode, batch, commit)', value: Math.round(EVENTS / seconds), unit: 'events/s', note: `${EVENTS} events of ~${Math.round(avgBytes)} B, 3 partitions, batches of ${BATCH}, ${writes} writes, ${noop.pauses} backpressure pauses, includes consumer start and group join (first write after ${joinSeconds.toFixed(1)} s; ${Math.round(EVENTS / ((t1 - firstWriteAt) / 1000))} events/s from it)` },
     { name: 'sink runtime CPU per 1,000 events', value: Math.round((cpuSeconds / EVENTS) * 1000 * 1000) / 1000, unit: 'CPU-s', note: `${cpuSeconds.toFixed(1)} CPU-s in ${seconds.toFixed(1)} s` },
     { name: 'sink runtime CPU per event', value: Math.round((cpuSeconds / EVENTS) * 1e6 * 10) / 10, unit: 'µs', note: `process CPU; load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}` },
   ];
+
+  // Each real sink alone, as `engage sink <name>` runs it: the same topic from the start, its own group.
+  const receiver = await startReceiverProcess();
+  try {
+    for (const name of ['redis', 'warehouse', 'external']) {
+      const sinkConfig: Config = { ...config, EXTERNAL_API_URL: receiver.url };
+      const r = await through(sinkConfig, getSinkFactory(name));
+      const batching = name === 'warehouse' ? 'BATCH_SIZE 20,000' : 'its default batching';
+      results.push({
+        name: `${name} sink through the runtime (Kafka → ${name === 'external' ? 'reference receiver' : name === 'redis' ? 'Redis' : 'DuckDB'})`,
+        value: Math.round(EVENTS / r.seconds),
+        unit: 'events/s',
+        note: `${EVENTS} events, 3 partitions, ${batching}, consumer start included; ${((r.cpuSeconds / EVENTS) * 1e6).toFixed(1)} µs CPU per event in the sink process (${name === 'redis' ? 'redis-server' : name === 'external' ? 'the receiver process' : 'DuckDB is in-process'}${name === 'warehouse' ? '' : ' not counted'}); load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}`,
+      });
+    }
+  } finally {
+    await receiver.stop();
+    rmSync(work, { recursive: true, force: true });
+  }
+  return results;
 }
