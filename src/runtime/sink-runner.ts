@@ -42,7 +42,8 @@ export interface SinkRunner extends RunningComponent {
 
 const POSITION_RETRY = { attempts: 6, baseMs: 200, maxMs: 5000, jitter: 'full' } as const;
 const DRAIN_GRACE_MS = 10_000;
-/** A partition with lag, no batch in flight and no progress for this long is reported (warn). */
+/** A partition with lag, no batch in flight and no progress for this long (at least twice the
+ *  batching wait, during which a partial batch legitimately waits) is reported (warn). */
 const STALL_REPORT_MS = 30_000;
 
 export async function startSinkRunner(config: Config, factory: SinkFactory, log: Logger, opts: SinkRunnerOptions = {}): Promise<SinkRunner> {
@@ -239,7 +240,7 @@ export async function startSinkRunner(config: Config, factory: SinkFactory, log:
     throw toPipelineError(err, 'SERVICE_UNREACHABLE');
   }
 
-  const stalls = new StallWatch(STALL_REPORT_MS);
+  const stalls = new StallWatch(Math.max(STALL_REPORT_MS, 2 * policy.maxWaitMs));
   const reportStalls = () => {
     const progress = [...lanes.values()].map((l) => ({ partition: l.partition, nextOffset: l.nextOffset, lag: l.lag(), busy: l.busy }));
     for (const s of stalls.check(progress)) {
