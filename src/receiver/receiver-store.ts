@@ -51,9 +51,9 @@ export interface EventView {
   event: ReceivedEvent | null;
 }
 
-interface Seen {
+/** The batch an event first arrived in: shared by all its events (one object per batch, not per event). */
+interface Arrival {
   at: number;
-  deliveries: number;
   key: string;
 }
 
@@ -72,8 +72,19 @@ export class ReceiverStore {
     invalid_requests: 0,
   };
   private readonly batches = new Map<string, BatchOutcome>();
-  private readonly seen = new Map<string, Seen>();
+  /**
+   * Every event id ever counted → the index of its first batch in `arrivals`. Kept for the
+   * receiver's life (it is what proves "exactly once"), so it stays one small integer per id:
+   * with an object per id, a run of millions of events spent most of its CPU in GC.
+   */
+  private readonly firstArrival = new Map<string, number>();
+  private readonly arrivals: Arrival[] = [];
+  /** Deliveries beyond the first, for the (few) ids delivered more than once. */
+  private readonly redelivered = new Map<string, number>();
   private readonly bodies = new Map<string, ReceivedEvent>();
+  /** The ids whose bodies are kept, oldest at `ringNext` once the ring is full. */
+  private readonly bodyRing: Array<string | undefined> = [];
+  private ringNext = 0;
 
   private constructor(
     private readonly file: FileHandle | undefined,
@@ -102,9 +113,11 @@ export class ReceiverStore {
       return { outcome: { ...before, duplicate_batch: true }, fresh: [] };
     }
     const fresh: ReceivedEvent[] = [];
+    let arrival = -1;
     for (const e of events) {
       if (this.bump(e.event_id)) continue;
-      this.seen.set(e.event_id, { at: now, deliveries: 1, key });
+      if (arrival < 0) arrival = this.arrivals.push({ at: now, key }) - 1;
+      this.firstArrival.set(e.event_id, arrival);
       this.keepBody(e);
       fresh.push(e);
     }
@@ -125,20 +138,21 @@ export class ReceiverStore {
   }
 
   event(id: string): EventView | undefined {
-    const s = this.seen.get(id);
-    if (s === undefined) return undefined;
+    const i = this.firstArrival.get(id);
+    if (i === undefined) return undefined;
+    const first = this.arrivals[i] as Arrival;
     return {
       event_id: id,
-      deliveries: s.deliveries,
-      first_received_at: new Date(s.at).toISOString(),
-      idempotency_key: s.key,
+      deliveries: 1 + (this.redelivered.get(id) ?? 0),
+      first_received_at: new Date(first.at).toISOString(),
+      idempotency_key: first.key,
       event: this.bodies.get(id) ?? null,
     };
   }
 
   /** Every distinct event id received, in first-arrival order. */
   eventIds(): IterableIterator<string> {
-    return this.seen.keys();
+    return this.firstArrival.keys();
   }
 
   stats(): ReceiverStats {
@@ -151,23 +165,26 @@ export class ReceiverStore {
 
   /** Counts another delivery of a known id; false when the id is new. */
   private bump(id: string): boolean {
-    const s = this.seen.get(id);
-    if (s === undefined) return false;
-    s.deliveries++;
+    if (!this.firstArrival.has(id)) return false;
+    this.redelivered.set(id, (this.redelivered.get(id) ?? 0) + 1);
     return true;
   }
 
+  /** Keeps the body, evicting the oldest past `maxBodies` (FIFO through a ring of ids: taking a
+   *  Map's first key after many deletions walks the deleted slots, which made each accept slow). */
   private keepBody(e: ReceivedEvent): void {
+    if (this.maxBodies <= 0) return;
+    const evict = this.bodyRing[this.ringNext];
+    if (evict !== undefined) this.bodies.delete(evict);
+    this.bodyRing[this.ringNext] = e.event_id;
+    this.ringNext = (this.ringNext + 1) % this.maxBodies;
     this.bodies.set(e.event_id, e);
-    if (this.bodies.size > this.maxBodies) {
-      const oldest = this.bodies.keys().next();
-      if (oldest.done !== true) this.bodies.delete(oldest.value);
-    }
   }
 
   private async restore(file: string): Promise<void> {
     const lines = createInterface({ input: createReadStream(file), crlfDelay: Infinity });
     const perKey = new Map<string, number>();
+    let last: Arrival | undefined;
     for await (const line of lines) {
       if (line.trim() === '') continue;
       let rec: { received_at?: string; idempotency_key?: string; event?: ReceivedEvent };
@@ -178,13 +195,19 @@ export class ReceiverStore {
       }
       const id = rec.event?.event_id;
       const key = rec.idempotency_key ?? '';
-      if (typeof id !== 'string' || this.seen.has(id)) continue;
-      this.seen.set(id, { at: Date.parse(rec.received_at ?? '') || Date.now(), deliveries: 1, key });
+      if (typeof id !== 'string' || this.firstArrival.has(id)) continue;
+      const at = Date.parse(rec.received_at ?? '') || Date.now();
+      // A batch's lines are consecutive and share key and time: one Arrival for them.
+      if (last === undefined || last.key !== key || last.at !== at) {
+        last = { at, key };
+        this.arrivals.push(last);
+      }
+      this.firstArrival.set(id, this.arrivals.length - 1);
       if (rec.event) this.keepBody(rec.event);
       perKey.set(key, (perKey.get(key) ?? 0) + 1);
     }
     for (const [key, accepted] of perKey) this.batches.set(key, { duplicate_batch: false, accepted, duplicates: 0 });
-    this.counters.events_unique = this.seen.size;
-    this.counters.events_restored = this.seen.size;
+    this.counters.events_unique = this.firstArrival.size;
+    this.counters.events_restored = this.firstArrival.size;
   }
 }
