@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { DuckDBInstance } from '@duckdb/node-api';
@@ -131,6 +131,7 @@ export async function runProof(opts: ProofOptions): Promise<ProofResult> {
   const db = new pg.Client({ connectionString: config.databaseUrl });
   await db.connect();
   const kills: string[] = [];
+  let proven = false;
   try {
     sup.start();
     opts.log(`e2e: stack on offset ${offset}, ${specs.length} components, logs in ${path.join(work, 'logs')}`);
@@ -144,12 +145,16 @@ export async function runProof(opts: ProofOptions): Promise<ProofResult> {
       throw err;
     }
     await sup.stop();
-    return await prove(config, db, receiver, badIds, kills, sup);
+    const result = await prove(config, db, receiver, badIds, kills, sup);
+    proven = exact(result);
+    return result;
   } finally {
     await sup.stop().catch(() => undefined);
     await receiver.close().catch(() => undefined);
     await db.end().catch(() => undefined);
     await removePrivateStack(base, stackDir);
+    // The run's logs and DuckDB file stay for a look unless every count came out exact.
+    if (proven) rmSync(work, { recursive: true, force: true });
   }
 }
 
@@ -191,6 +196,14 @@ async function runLoad(
     await sleep(opts.pauseMs);
   }
   return badIds;
+}
+
+/** Every count as the proof requires it (the tests assert each one; this only decides whether logs are kept). */
+function exact(r: ProofResult): boolean {
+  return (
+    r.warehouseMissing === 0 && r.warehouseRows === r.expected && r.receiverMissing === 0 && r.receiverMaxDeliveries === 1 &&
+    r.redisWindow === r.redisExpected && r.dlqUnexpected.length === 0 && r.dlqBadRowsFound === r.badRows
+  );
 }
 
 /** Rows every stage must refuse, each for a documented reason; returns their ids. */

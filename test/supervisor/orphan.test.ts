@@ -1,5 +1,8 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { test } from 'node:test';
 
 /**
@@ -17,8 +20,10 @@ const alive = (pid: number): boolean => {
   }
 };
 
-test('components exit once their supervisor is SIGKILLed', { timeout: 60_000 }, async () => {
-  const parent = spawn(process.execPath, ['--import', 'tsx', 'test/supervisor/fixtures/orphan-parent.ts'], { stdio: ['ignore', 'pipe', 'inherit'] });
+test('components exit once their supervisor is SIGKILLed', { timeout: 60_000 }, async (t) => {
+  const logs = mkdtempSync(path.join(os.tmpdir(), 'engage-orphan-'));
+  t.after(() => rmSync(logs, { recursive: true, force: true }));
+  const parent = spawn(process.execPath, ['--import', 'tsx', 'test/supervisor/fixtures/orphan-parent.ts', logs], { stdio: ['ignore', 'pipe', 'inherit'] });
   const line = await new Promise<string>((resolve, reject) => {
     let buf = '';
     parent.stdout.on('data', (d: Buffer) => {
