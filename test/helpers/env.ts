@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
@@ -69,6 +69,7 @@ export async function createTestEnv(overrides: Record<string, string> = {}): Pro
         await c.query(`DROP DATABASE IF EXISTS ${dbName}`);
       } finally {
         await c.end();
+        rmSync(tmp, { recursive: true, force: true });
       }
     },
   };
