@@ -8,7 +8,7 @@ import { loadConfig, type Config } from '../src/config/load.js';
 import { generateBatch } from '../src/generator/modes.js';
 import { createKafka, type Admin } from '../src/kafka/client.js';
 import { startReceiver } from '../src/receiver/index.js';
-import { stackDown, stackUp } from '../src/stack/stack.js';
+import { stackRemove, stackUp } from '../src/stack/stack.js';
 import { readStackState } from '../src/stack/state.js';
 import { Supervisor, componentSpecs } from '../src/supervisor/supervisor.js';
 import { kafkaProducerCeiling, recvlogicalCeiling } from './lib/ceilings.js';
@@ -200,7 +200,6 @@ export async function run(): Promise<BenchResult[]> {
   const sup = new Supervisor(componentSpecs(config, { generator: false, rate: 0, receiver: false, api: true, sinks: [...SINKS] }), path.join(work, 'logs'), childEnv);
   const admin = createKafka(config.kafkaBrokers, `${config.KAFKA_CLIENT_ID}-bench`).admin();
   const db = new pg.Client({ connectionString: config.databaseUrl });
-  const pgDir = readStackState(stackDir)?.services.postgres?.dataDir;
   // The stack's own servers, measured like the components (PostgreSQL with its backends).
   const services = readStackState(stackDir)?.services;
   const stackProcesses = [
@@ -217,9 +216,7 @@ export async function run(): Promise<BenchResult[]> {
       await receiver.close();
       await admin.disconnect().catch(() => undefined);
       await db.end().catch(() => undefined);
-      await stackDown(base).catch(() => undefined);
-      if (pgDir?.startsWith('/var/tmp/engage-stack-')) rmSync(path.dirname(path.dirname(pgDir)), { recursive: true, force: true });
-      rmSync(stackDir, { recursive: true, force: true });
+      await stackRemove(base);
       rmSync(work, { recursive: true, force: true });
     })());
   const interrupted = () => {

@@ -12,7 +12,7 @@ import { startSinkRunner, type SinkRunnerOptions } from '../src/runtime/sink-run
 import { sleep } from '../src/runtime/retry.js';
 import type { Sink, SinkFactory } from '../src/sinks/contract.js';
 import { getSinkFactory } from '../src/sinks/registry.js';
-import { tcpOpen } from '../src/stack/process.js';
+import { tcpOpen, waitUntil } from '../src/stack/process.js';
 import { engageEntry } from '../src/supervisor/entry.js';
 import type { BenchResult } from './types.js';
 
@@ -107,11 +107,7 @@ async function startReceiverProcess(): Promise<{ url: string; stop: () => Promis
   const port = 20_000 + Math.floor(Math.random() * 5000);
   const entry = engageEntry();
   const child = spawn(entry.node, [...entry.args, 'external-receiver', '--port', String(port)], { stdio: 'ignore', env: { ...process.env, LOG_LEVEL: 'warn' } });
-  const deadline = Date.now() + 30_000;
-  while (!(await tcpOpen('127.0.0.1', port, 300))) {
-    if (Date.now() > deadline || child.exitCode !== null) throw new Error('the reference receiver did not start');
-    await sleep(100);
-  }
+  await waitUntil('the reference receiver', () => tcpOpen('127.0.0.1', port, 300), { timeoutMs: 30_000, alive: () => child.exitCode === null });
   return {
     url: `http://127.0.0.1:${port}/events`,
     stop: () => new Promise<void>((resolve) => {

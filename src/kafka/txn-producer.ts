@@ -27,13 +27,6 @@ export interface TxnProducerOptions {
   queueMaxMessages?: number;
   /** The same bound in KiB (`queue.buffering.max.kbytes`, librdkafka's default 1 GiB). */
   queueMaxKbytes?: number;
-  /**
-   * librdkafka's `linger.ms` (default LINGER_MS). A transaction's commit flushes at once whatever
-   * the linger, so a long linger costs no latency: it only stops a quiet stream from sending one
-   * produce request per few records mid-transaction (each also costing the broker a transaction
-   * verification round trip). A busy stream still sends as soon as a batch fills.
-   */
-  lingerMs?: number;
 }
 
 export interface TxnError extends Error {
@@ -57,6 +50,12 @@ export type GroupConsumer = InstanceType<typeof RdKafka.KafkaConsumer>;
 const SCRATCH_BYTES = 1 << 20;
 
 const OP_TIMEOUT_MS = 30000;
+/**
+ * librdkafka's `linger.ms`. A transaction's commit flushes at once whatever the linger, so a long
+ * linger costs no latency: it only stops a quiet stream from sending one produce request per few
+ * records mid-transaction (each also costing the broker a transaction verification round trip). A
+ * busy stream still sends as soon as a batch fills.
+ */
 const LINGER_MS = 100;
 /** librdkafka's RD_KAFKA_RESP_ERR__QUEUE_FULL. */
 const ERR_QUEUE_FULL = -184;
@@ -88,7 +87,7 @@ export class TxnProducer {
       'transaction.timeout.ms': opts.transactionTimeoutMs,
       'enable.idempotence': true,
       acks: -1,
-      'linger.ms': opts.lingerMs ?? LINGER_MS,
+      'linger.ms': LINGER_MS,
       'compression.type': 'lz4',
       'queue.buffering.max.messages': opts.queueMaxMessages ?? 200000,
       ...(opts.queueMaxKbytes ? { 'queue.buffering.max.kbytes': opts.queueMaxKbytes } : {}),

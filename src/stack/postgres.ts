@@ -126,6 +126,12 @@ export async function startPrivatePostgres(stackDir: string, ports: PrivatePorts
  * /var/tmp (world-traversable), in a directory keyed by the stack folder's path, so the same stack
  * folder always finds the same cluster. A cluster recorded in the state is reused as it is.
  */
+/** The world-traversable folder a stack's cluster falls back to (see clusterDir); it may not exist. */
+export function fallbackRoot(stackDir: string): string {
+  const base = existsSync('/var/tmp') ? '/var/tmp' : os.tmpdir();
+  return path.join(base, `engage-stack-${createHash('sha1').update(path.resolve(stackDir)).digest('hex').slice(0, 12)}`);
+}
+
 export function clusterDir(stackDir: string, user: string | undefined, previous?: ServiceState): string {
   if (previous?.dataDir && existsSync(path.join(previous.dataDir, 'PG_VERSION'))) return path.dirname(previous.dataDir);
   const dir = path.join(stackDir, 'postgres');
@@ -135,8 +141,7 @@ export function clusterDir(stackDir: string, user: string | undefined, previous?
   const gid = gidOf(user);
   chownSync(dir, uid, gid);
   if (spawnSync('runuser', ['-u', user, '--', 'test', '-w', dir]).status === 0) return dir;
-  const base = existsSync('/var/tmp') ? '/var/tmp' : os.tmpdir();
-  const root = path.join(base, `engage-stack-${createHash('sha1').update(path.resolve(stackDir)).digest('hex').slice(0, 12)}`);
+  const root = fallbackRoot(stackDir);
   const fallback = path.join(root, 'postgres');
   mkdirSync(fallback, { recursive: true });
   chmodSync(root, 0o755);

@@ -1,10 +1,10 @@
-import { existsSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Config } from '../config/load.js';
 import { PipelineError } from '../core/errors.js';
 import { ensureTopics, kafkaReady } from '../kafka/admin.js';
-import { applySchemaIfMissing, checkExternalPostgres, pgAnswers, redact, startPrivatePostgres, stopPrivatePostgres } from './postgres.js';
+import { applySchemaIfMissing, checkExternalPostgres, fallbackRoot, pgAnswers, redact, startPrivatePostgres, stopPrivatePostgres } from './postgres.js';
 import { kafkaAnswers, startPrivateKafka } from './kafka.js';
 import { redisAnswers, startPrivateRedis } from './redis.js';
 import { isAlive, stopPid } from './process.js';
@@ -124,6 +124,17 @@ export async function stackDown(config: Config, onStopped?: (name: ServiceName) 
     }
     updateService(config.stackDir, name, null);
   }
+}
+
+/**
+ * For throwaway stacks (tests, benches): stops the stack, then deletes everything it wrote — the
+ * stack folder and, when PostgreSQL had to run from its fallback folder (postgres.ts clusterDir),
+ * that folder too. Never used on a user's stack (`engage stack down` keeps the data).
+ */
+export async function stackRemove(config: Config): Promise<void> {
+  await stackDown(config).catch(() => undefined);
+  rmSync(fallbackRoot(config.stackDir), { recursive: true, force: true });
+  rmSync(config.stackDir, { recursive: true, force: true });
 }
 
 /** Shell `export` lines for the resolved addresses (for psql, redis-cli, kcat…). */

@@ -8,8 +8,7 @@ import { parseLsn } from '../../src/cdc/lsn.js';
 import { loadConfig, type Config } from '../../src/config/load.js';
 import { stopPid } from '../../src/stack/process.js';
 import { stopPrivatePostgres } from '../../src/stack/postgres.js';
-import { stackUp } from '../../src/stack/stack.js';
-import { removePrivateStack } from '../helpers/private-stack.js';
+import { stackRemove, stackUp } from '../../src/stack/stack.js';
 import { readStackState } from '../../src/stack/state.js';
 import { createTestEnv, type TestEnv } from '../helpers/env.js';
 import { killHard, spawnCdc, type CdcChild } from '../cdc/child.js';
@@ -54,7 +53,7 @@ before(async () => {
 after(async () => {
   if (cdc) await killHard(cdc);
   await env?.cleanup().catch(() => undefined);
-  await removePrivateStack(config, stackDir);
+  await stackRemove(config);
 });
 
 async function connect(url: string): Promise<pg.Client> {

@@ -10,9 +10,8 @@ import { startReceiver, type RunningReceiver } from '../../src/receiver/index.js
 import { createRedisReader } from '../../src/sinks/redis/read.js';
 import { stopPid, tcpOpen } from '../../src/stack/process.js';
 import { readStackState } from '../../src/stack/state.js';
-import { stackDown, stackUp } from '../../src/stack/stack.js';
+import { stackRemove, stackUp } from '../../src/stack/stack.js';
 import { Supervisor, componentSpecs } from '../../src/supervisor/supervisor.js';
-import { removePrivateStack } from '../helpers/private-stack.js';
 import { committedOffsets, parseValues, readTopic } from '../processor/kafka-helpers.js';
 
 /**
@@ -114,7 +113,7 @@ export async function runProof(opts: ProofOptions): Promise<ProofResult> {
   try {
     await stackUp(base);
   } catch (err) {
-    await stackDown(base).catch(() => undefined);
+    await stackRemove(base);
     throw err;
   }
   const receiver = await startReceiver({ port: 0 });
@@ -152,7 +151,7 @@ export async function runProof(opts: ProofOptions): Promise<ProofResult> {
     await sup.stop().catch(() => undefined);
     await receiver.close().catch(() => undefined);
     await db.end().catch(() => undefined);
-    await removePrivateStack(base, stackDir);
+    await stackRemove(base);
     // The run's logs and DuckDB file stay for a look unless every count came out exact.
     if (proven) rmSync(work, { recursive: true, force: true });
   }
