@@ -58,6 +58,15 @@ export interface BatchConsumerOptions {
    * only queues takes everything each round, and pausing would make librdkafka drop its prefetch.
    */
   pauseAt?: number;
+  /**
+   * Messages held across all partitions past which the loop stops consuming until a batch is
+   * taken (default: no bound but pauseAt per partition). Not polling leaves the next messages in
+   * librdkafka's bounded prefetch queue, whereas pausing a partition drops its prefetch and costs
+   * a fetch round trip after the resume (measured as ~100 ms without a batch to hand over, a fifth
+   * of the processor's time, docs/processor.md). Rebalance events wait too, at most until a batch
+   * is taken or CONSUME_TIMEOUT_MS.
+   */
+  maxBuffered?: number;
   concurrency: number;
   sessionTimeoutMs: number;
   log: Logger;
@@ -88,6 +97,8 @@ export class BatchConsumer {
   private rebalancePending = 0;
   /** When the last consume round returned (performance.now()). */
   private lastFetchAt = 0;
+  /** Wakes the consume loop waiting for room (maxBuffered). */
+  private wakeLoop: (() => void) | undefined;
 
   private constructor(
     private readonly opts: BatchConsumerOptions,
@@ -198,6 +209,10 @@ export class BatchConsumer {
     while (!this.stopping) {
       await this.rebalancing;
       await this.applyRewinds();
+      if (this.lanes.buffered() >= (this.opts.maxBuffered ?? Number.POSITIVE_INFINITY)) {
+        await this.roomOrTimeout();
+        continue;
+      }
       let messages: KafkaMessage[];
       try {
         messages = await new Promise<KafkaMessage[]>((resolve, reject) => this.consumer.consume(CONSUME_MAX, (err, m) => (err ? reject(err) : resolve(m))));
@@ -213,15 +228,33 @@ export class BatchConsumer {
     }
   }
 
+  /** Resolves once a batch is taken or CONSUME_TIMEOUT_MS passed. */
+  private roomOrTimeout(): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        this.wakeLoop = undefined;
+        resolve();
+      }, CONSUME_TIMEOUT_MS);
+      this.wakeLoop = () => {
+        clearTimeout(timer);
+        this.wakeLoop = undefined;
+        resolve();
+      };
+    });
+  }
+
   /** Starts a batch on every idle lane with messages, up to `concurrency` running. */
   private dispatch(): void {
     if (this.stopping || this.handler === undefined) return;
+    this.wakeLoop?.();
     for (;;) {
       if (this.lanes.running >= this.opts.concurrency) return;
       const lane = this.lanes.nextReady();
       if (lane === undefined) return;
       const messages = this.lanes.take(lane);
       const last = messages[messages.length - 1] as KafkaMessage;
+      // Only the first offset is kept past the hand-over: the handler may let the messages go early.
+      const firstOffset = (messages[0] as KafkaMessage).offset;
       const batch: PartitionBatch = {
         topic: this.opts.topic,
         partition: lane.partition,
@@ -232,7 +265,7 @@ export class BatchConsumer {
       };
       lane.running = this.handler(batch).then(
         () => this.lanes.finish(lane, null),
-        () => this.lanes.finish(lane, this.stopping ? null : (messages[0] as KafkaMessage).offset),
+        () => this.lanes.finish(lane, this.stopping ? null : firstOffset),
       ).then(() => this.dispatch());
     }
   }

@@ -88,6 +88,13 @@ export class PartitionLanes {
     if (!lane.paused && lane.buffer.length >= this.pauseAt) this.sync(lane);
   }
 
+  /** Messages held, not yet handed over, across all lanes. */
+  buffered(): number {
+    let n = 0;
+    for (const lane of this.lanes.values()) n += lane.buffer.length;
+    return n;
+  }
+
   /** The owner's own pause (`on`) or resume of a partition; the partition stays paused while either wants it. */
   hold(partition: number, on: boolean): void {
     const lane = this.lanes.get(partition);

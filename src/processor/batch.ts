@@ -7,6 +7,8 @@ import { enrichValidated, lengthFlag } from './enrich.js';
 import { enrichedJson } from './enriched-json.js';
 import { reasonOf } from './reasons.js';
 import type { OutRecord } from './transaction-writer.js';
+import { ValueArena } from '../kafka/value-arena.js';
+import { TimeSlicer } from '../runtime/time-slice.js';
 import { validateEventRow, type ValidEvent } from './validate.js';
 
 /**
@@ -86,7 +88,10 @@ export async function transformBatch(batch: ConsumedBatch, fetchedAt: number, ct
     bump(out.dlq, reasonOf(err));
   };
 
+  // Long batches yield every few ms so the transaction and consume callbacks are not held up.
+  const slicer = new TimeSlicer();
   for (let i = 0; i < messages.length; i++) {
+    if (slicer.due(i)) await slicer.pause();
     const change = decodeChange((messages[i] as BatchMessage).value);
     if (change.kind === 'skip') bump(out.skipped, change.reason);
     else if (change.kind === 'reject') reject(i, change.error);
@@ -109,7 +114,11 @@ export async function transformBatch(batch: ConsumedBatch, fetchedAt: number, ct
     }
     ctx.signal?.throwIfAborted();
     const meta = { sourceTsMs: 0, processedTsMs: Date.now(), origin: 'stream' as const };
-    for (const a of accepted) {
+    // The records wait for their transaction: their bytes wait off the heap (value-arena.ts).
+    const arena = new ValueArena();
+    for (let i = 0; i < accepted.length; i++) {
+      if (slicer.due(i)) await slicer.pause();
+      const a = accepted[i] as Accepted;
       const ev = a.valid;
       const content = ctx.table.get(ev.content_id, a.lsn);
       meta.sourceTsMs = a.sourceTsMs;
@@ -118,7 +127,7 @@ export async function transformBatch(batch: ConsumedBatch, fetchedAt: number, ct
         if (!res.ok) reject(a.index, res.error);
         continue;
       }
-      slots[a.index] = { topic: ctx.enrichedTopic, key: ev.content_id, value: enrichedJson(ev, content, meta) };
+      slots[a.index] = { topic: ctx.enrichedTopic, key: ev.content_id, value: arena.put(enrichedJson(ev, content, meta)) };
       out.enriched++;
       out.sourceTs.push(a.sourceTsMs);
       for (const f of ev.flags) bump(out.flags, f);

@@ -87,6 +87,9 @@ export async function startProcessor(config: Config, log: Logger): Promise<Proce
       groupId,
       topic: inputTopic,
       maxBatch: config.PROCESSOR_MAX_BATCH,
+      // Backpressure by not polling (the prefetch is kept), with a per-partition bound as well.
+      maxBuffered: 2 * config.PROCESSOR_CONCURRENCY * config.PROCESSOR_MAX_BATCH,
+      pauseAt: 3 * config.PROCESSOR_MAX_BATCH,
       concurrency: config.PROCESSOR_CONCURRENCY,
       sessionTimeoutMs: config.PROCESSOR_SESSION_TIMEOUT_MS,
       log: plog,
@@ -119,20 +122,24 @@ export async function startProcessor(config: Config, log: Logger): Promise<Proce
   };
 
   // Resolves once the batch's records and offsets committed; rejects to have it re-read.
+  // Nothing of `batch` is referenced once it is transformed: its messages can be collected while
+  // the batch waits for its transaction (fewer live objects for every scavenge meanwhile).
   const handleBatch = async (batch: PartitionBatch): Promise<void> => {
     stopping.signal.throwIfAborted();
+    const { topic, partition, nextOffset, highWatermark, fetchedAt } = batch;
     const n = batch.messages.length;
+    const firstOffset = batch.messages[0]?.offset;
     const handedOverAt = performance.now();
     stats.batchStarted(n);
     try {
       // The content barrier may use any offsets query begun after the batch's consume round.
-      const outcome = await transformBatch(batch, batch.fetchedAt, ctx);
-      await txWriter.submit({ records: outcome.records, offsets: [{ topic: batch.topic, partition: batch.partition, offset: batch.nextOffset }] });
-      stats.batchCommitted(batch.partition, n, outcome, handedOverAt, batch.highWatermark - batch.nextOffset);
+      const outcome = await transformBatch(batch, fetchedAt, ctx);
+      await txWriter.submit({ records: outcome.records, offsets: [{ topic, partition, offset: nextOffset }] });
+      stats.batchCommitted(partition, n, outcome, handedOverAt, highWatermark - nextOffset);
     } catch (err) {
       stats.batchFailed(n);
       if (!stopping.signal.aborted) {
-        plog.warn({ partition: batch.partition, offset: batch.messages[0]?.offset, err: errorMessage(err) }, 'batch not committed; it will be re-read');
+        plog.warn({ partition, offset: firstOffset, err: errorMessage(err) }, 'batch not committed; it will be re-read');
         await sleep(FAILED_BATCH_PAUSE_MS);
       }
       throw err;
@@ -153,7 +160,7 @@ export async function startProcessor(config: Config, log: Logger): Promise<Proce
         stopping.abort(new Error('processor stopping'));
         // Leaves the group once running batches have committed (or been left unresolved).
         await consumer.stop().catch((err: unknown) => plog.warn({ err: errorMessage(err) }, 'consumer stop failed'));
-        await txWriter.drain();
+        await txWriter.close();
         await producer.disconnect().catch((err: unknown) => plog.warn({ err: errorMessage(err) }, 'producer disconnect failed'));
         await table.close().catch((err: unknown) => plog.warn({ err: errorMessage(err) }, 'content table close failed'));
         plog.info(stats.snapshot(), 'processor stopped');

@@ -15,12 +15,19 @@ import type { GroupConsumer, PartitionOffset, TxnError, TxnProducer } from '../k
  * has committed and rejects if it aborted (the caller then leaves its offsets unresolved and the
  * consumer re-reads the batch). The offsets are sent with the consumer's group metadata, so a
  * member fenced by a rebalance cannot commit them (its transaction aborts instead).
+ *
+ * The next transaction is begun as soon as the previous one ended, not when a group is ready: a
+ * begin is local to the client, but its completion reaches the main thread only between two slices
+ * of transform work, and a group would wait for it (measured ~10–30 ms per transaction under load,
+ * docs/processor.md). A begun transaction holds nothing until something is produced into it (no
+ * broker state, no timeout running); `close` aborts it.
  */
 
 export interface OutRecord {
   topic: string;
   key: string | null;
-  value: string;
+  /** JSON text, or its UTF-8 bytes (e.g. a ValueArena view: off the heap while it waits). */
+  value: string | Buffer;
 }
 
 export interface TopicPartitionOffset {
@@ -54,6 +61,8 @@ export class TransactionWriter {
   private settledSeq = 0;
   private drainWaiters: Array<{ seq: number; resolve(): void }> = [];
   private fatalError: PipelineError | undefined;
+  /** The next transaction's begin, started when the previous one ended (undefined: not begun). */
+  private begun: Promise<void> | undefined;
 
   constructor(
     private readonly producer: TxnProducer,
@@ -81,6 +90,30 @@ export class TransactionWriter {
     const seq = this.seq;
     if (this.settledSeq >= seq) return Promise.resolve();
     return new Promise<void>((resolve) => this.drainWaiters.push({ seq, resolve }));
+  }
+
+  /** Drains, then aborts a transaction begun ahead that nothing was produced into. Call once, at stop. */
+  async close(): Promise<void> {
+    await this.drain();
+    const begun = this.begun;
+    this.begun = undefined;
+    if (begun === undefined || this.fatalError) return;
+    try {
+      await begun;
+      await this.producer.abort();
+    } catch (err) {
+      this.log.debug({ err: errorMessage(err) }, 'aborting the empty transaction begun ahead failed');
+    }
+  }
+
+  /** Begins the next transaction ahead of need; a failed begin is retried by the next group. */
+  private beginAhead(): void {
+    if (this.fatalError || this.begun !== undefined) return;
+    const begun = this.producer.begin();
+    begun.catch(() => {
+      if (this.begun === begun) this.begun = undefined;
+    });
+    this.begun = begun;
   }
 
   private async pump(): Promise<void> {
@@ -119,7 +152,9 @@ export class TransactionWriter {
     }
     let begun = false;
     try {
-      await this.producer.begin();
+      const ahead = this.begun;
+      this.begun = undefined;
+      await (ahead ?? this.producer.begin());
       begun = true;
       for (const p of group) for (const r of p.records) this.producer.produce(r.topic, r.key, r.value);
       if (offsets.size > 0) await this.producer.sendOffsets([...offsets.values()], this.consumer);
@@ -132,6 +167,7 @@ export class TransactionWriter {
       });
       this.metrics.transactions.inc({ result: 'committed' });
       this.metrics.transactionSeconds.observe((performance.now() - started) / 1000);
+      this.beginAhead();
       for (const p of group) p.resolve();
     } catch (err) {
       const flags = err as KafkaErrorFlags;
@@ -144,6 +180,7 @@ export class TransactionWriter {
         }
       }
       if (flags.fatal) this.markFatal(err);
+      else this.beginAhead();
       this.log.warn({ err: errorMessage(err), batches: group.length }, 'processor transaction aborted; its batches will be re-read');
       const reason = new PipelineError('FENCED', `transaction aborted: ${errorMessage(err)}`, { retriable: !this.fatalError, cause: err });
       for (const p of group) p.reject(this.fatalError ?? reason);
