@@ -8,7 +8,7 @@ import { KafkaJS } from '@confluentinc/kafka-javascript';
 import { loadConfig, type Config } from '../src/config/load.js';
 import { ensureTopics } from '../src/kafka/admin.js';
 import { createKafka, idempotentProducer } from '../src/kafka/client.js';
-import { processorNodeOptions } from '../src/processor/node-options.js';
+import { semiSpaceNodeOptions } from '../src/runtime/node-options.js';
 import { processorGroupId } from '../src/processor/processor.js';
 import { sleep } from '../src/runtime/retry.js';
 import { cpuSeconds, rssMiB } from './lib/proc-stats.js';
@@ -144,7 +144,7 @@ export async function run(): Promise<BenchResult[]> {
   const child = spawn(process.execPath, [...nodeArgs, '--trace-gc', '--import', 'tsx', 'src/cli/main.ts', 'process', '--mode', 'stream'], {
     cwd: ROOT,
     // NODE_OPTIONS as the supervisor sets them for the processor (PROCESSOR_SEMI_SPACE_MB).
-    env: { ...process.env, ...env, NODE_OPTIONS: processorNodeOptions(config, process.env.NODE_OPTIONS) ?? '' },
+    env: { ...process.env, ...env, NODE_OPTIONS: semiSpaceNodeOptions(config.PROCESSOR_SEMI_SPACE_MB, process.env.NODE_OPTIONS) ?? '' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stderr = '';

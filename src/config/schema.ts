@@ -110,6 +110,8 @@ export const envSchema = z.object({
   PROCESSOR_SESSION_TIMEOUT_MS: int(6000, 300000).default(15000),
   /** V8 young-generation semi-space (MB) the supervisor starts the processor with; 0 = V8's default. */
   PROCESSOR_SEMI_SPACE_MB: int(0, 1024).default(64),
+  /** The same for each sink process (`engage sink …` under `engage run`). */
+  SINK_SEMI_SPACE_MB: int(0, 1024).default(64),
   STACK_PORT_OFFSET: int(0, 5000).default(0),
   STACK_DIR: z.string().min(1).default('.stack'),
   /** Set by `engage run` on the components it starts: a component exits when that process is gone. */

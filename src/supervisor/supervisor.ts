@@ -1,5 +1,5 @@
 import type { Config } from '../config/load.js';
-import { processorNodeOptions } from '../processor/node-options.js';
+import { semiSpaceNodeOptions } from '../runtime/node-options.js';
 import { engageEntry } from './entry.js';
 import { SupervisedChild, type ChildSpec, type ChildStatus } from './child.js';
 
@@ -23,11 +23,15 @@ export function componentSpecs(config: Config, opts: RunOptions): ChildSpec[] {
   const externalUrl = config.EXTERNAL_API_URL ?? (opts.receiver ? receiverUrl : undefined);
   if (opts.receiver) specs.push({ name: 'external-receiver', args: ['external-receiver', '--port', String(config.EXTERNAL_RECEIVER_PORT)] });
   specs.push({ name: 'cdc', args: ['cdc'] });
-  const processorOptions = processorNodeOptions(config, process.env.NODE_OPTIONS);
-  specs.push({ name: 'processor', args: ['process', '--mode', 'stream'], env: processorOptions === undefined ? {} : { NODE_OPTIONS: processorOptions } });
+  const nodeOptions = (mb: number): NodeJS.ProcessEnv => {
+    const options = semiSpaceNodeOptions(mb, process.env.NODE_OPTIONS);
+    return options === undefined ? {} : { NODE_OPTIONS: options };
+  };
+  specs.push({ name: 'processor', args: ['process', '--mode', 'stream'], env: nodeOptions(config.PROCESSOR_SEMI_SPACE_MB) });
   for (const sink of opts.sinks) {
     if (sink === 'external' && !externalUrl) continue;
-    specs.push({ name: `sink-${sink}`, args: ['sink', sink], env: sink === 'external' && externalUrl ? { EXTERNAL_API_URL: externalUrl } : {} });
+    const env = { ...nodeOptions(config.SINK_SEMI_SPACE_MB), ...(sink === 'external' && externalUrl ? { EXTERNAL_API_URL: externalUrl } : {}) };
+    specs.push({ name: `sink-${sink}`, args: ['sink', sink], env });
   }
   if (opts.api) specs.push({ name: 'api', args: ['api'] });
   if (opts.generator) specs.push({ name: 'generator', args: ['generate', '--mode', 'continuous', '--rate', String(opts.rate)] });
