@@ -209,7 +209,7 @@ export class BatchConsumer {
     while (!this.stopping) {
       await this.rebalancing;
       await this.applyRewinds();
-      if (this.lanes.buffered() >= (this.opts.maxBuffered ?? Number.POSITIVE_INFINITY)) {
+      if (this.bufferFull()) {
         await this.roomOrTimeout();
         continue;
       }
@@ -226,6 +226,16 @@ export class BatchConsumer {
       for (let i = 0; i < messages.length; i++) this.lanes.add(messages[i] as KafkaMessage);
       this.dispatch();
     }
+  }
+
+  /**
+   * True while the lanes hold `maxBuffered` messages or more — unless a batch could start and no
+   * lane has one ready (the messages held belong to partitions whose batch is running): polling
+   * then goes on, bounded by `pauseAt` per partition, so an idle slot is not left without work.
+   */
+  private bufferFull(): boolean {
+    if (this.lanes.buffered() < (this.opts.maxBuffered ?? Number.POSITIVE_INFINITY)) return false;
+    return this.lanes.running >= this.opts.concurrency || this.lanes.hasReady();
   }
 
   /** Resolves once a batch is taken or CONSUME_TIMEOUT_MS passed. */

@@ -120,6 +120,12 @@ export class PartitionLanes {
     else this.control.resume(lane.partition);
   }
 
+  /** True when some lane has messages and no running batch (what `nextReady` would find). */
+  hasReady(): boolean {
+    for (const lane of this.lanes.values()) if (lane.running === null && !lane.closed && lane.rewindTo === null && lane.buffer.length > 0) return true;
+    return false;
+  }
+
   /** The next lane (round robin) with messages and no running batch. */
   nextReady(): Lane | undefined {
     const all = [...this.lanes.values()];

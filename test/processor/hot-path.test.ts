@@ -63,4 +63,20 @@ describe('PartitionLanes.buffered', () => {
     lanes.close([1]);
     assert.equal(lanes.buffered(), 1, 'partition 1 revoked: what it held is dropped');
   });
+
+  it('hasReady: messages held by a partition whose batch is running are not ready work', () => {
+    const lanes = new PartitionLanes('t', 2, { pause: () => undefined, resume: () => undefined }, 10);
+    lanes.open(0);
+    assert.equal(lanes.hasReady(), false, 'nothing held');
+    for (let o = 0; o < 5; o++) lanes.add(msg(0, o));
+    assert.equal(lanes.hasReady(), true);
+    const lane = lanes.nextReady();
+    assert.ok(lane);
+    lanes.take(lane);
+    lane.running = Promise.resolve();
+    assert.equal(lanes.buffered(), 3);
+    assert.equal(lanes.hasReady(), false, 'the only partition with messages is running a batch');
+    lanes.finish(lane, null);
+    assert.equal(lanes.hasReady(), true);
+  });
 });
