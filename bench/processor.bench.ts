@@ -6,7 +6,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { KafkaJS } from '@confluentinc/kafka-javascript';
 import { loadConfig, type Config } from '../src/config/load.js';
-import { ensureTopics } from '../src/kafka/admin.js';
+import { deletePipelineTopics, ensureTopics } from '../src/kafka/admin.js';
 import { createKafka, idempotentProducer } from '../src/kafka/client.js';
 import { semiSpaceNodeOptions } from '../src/runtime/node-options.js';
 import { processorGroupId } from '../src/processor/processor.js';
@@ -217,6 +217,7 @@ export async function run(): Promise<BenchResult[]> {
     await admin.disconnect().catch(() => undefined);
     child.kill('SIGTERM');
     await Promise.race([exited, sleep(20_000)]);
-    if (child.exitCode === null) child.kill('SIGKILL');
+    if (child.exitCode === null) child.kill('SIGKILL');    // The preload is hundreds of MB: leave nothing of it on the shared broker.
+    await deletePipelineTopics(config).catch(() => undefined);
   }
 }

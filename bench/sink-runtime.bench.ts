@@ -7,7 +7,7 @@ import { pino } from 'pino';
 import { loadConfig, type Config } from '../src/config/load.js';
 import type { EnrichedEvent } from '../src/core/types.js';
 import { createKafka } from '../src/kafka/client.js';
-import { ensureTopics } from '../src/kafka/admin.js';
+import { deletePipelineTopics, ensureTopics } from '../src/kafka/admin.js';
 import { startSinkRunner, type SinkRunnerOptions } from '../src/runtime/sink-runner.js';
 import { sleep } from '../src/runtime/retry.js';
 import type { Sink, SinkFactory } from '../src/sinks/contract.js';
@@ -179,6 +179,7 @@ export async function run(): Promise<BenchResult[]> {
   } finally {
     await receiver.stop();
     rmSync(work, { recursive: true, force: true });
+    await deletePipelineTopics(config).catch(() => undefined);
   }
   return results;
 }

@@ -70,3 +70,20 @@ export async function kafkaReady(brokers: string[]): Promise<boolean> {
     await admin.disconnect().catch(() => undefined);
   }
 }
+
+/**
+ * Deletes the pipeline topics of `config` that exist (a throwaway pipeline's: a test's, a
+ * benchmark's). Never called by the pipeline itself. Returns the topics deleted.
+ */
+export async function deletePipelineTopics(config: Config): Promise<string[]> {
+  const admin = createKafka(config.kafkaBrokers, `${config.KAFKA_CLIENT_ID}-admin`).admin();
+  await admin.connect();
+  try {
+    const existing = new Set(await admin.listTopics());
+    const topics = pipelineTopics(config).map((s) => s.topic).filter((t) => existing.has(t));
+    if (topics.length > 0) await admin.deleteTopics({ topics });
+    return topics;
+  } finally {
+    await admin.disconnect();
+  }
+}
