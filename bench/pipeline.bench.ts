@@ -34,7 +34,8 @@ const BURST = 100_000;
 const RATE = Number(process.env.BENCH_PIPELINE_RATE ?? 10_000);
 const SUSTAIN_SECONDS = Number(process.env.BENCH_PIPELINE_SECONDS ?? 120);
 const LAG_SAMPLE_SECONDS = 5;
-/** BENCH_PIPELINE_PHASES narrows the run, e.g. `fresh,sustain` (default: all five). */
+/** BENCH_PIPELINE_PHASES narrows the run, e.g. `fresh,sustain` (default: all five). The warehouse sink runs with
+ *  BENCH_PIPELINE_BATCH_SIZE (default 20000) and BENCH_PIPELINE_WAREHOUSE_FLUSH_SECONDS (default 1). */
 const PHASES = new Set((process.env.BENCH_PIPELINE_PHASES ?? 'fresh,burst,backfill,sustain,ceilings').split(','));
 const API_PORT = 38080;
 const API = `http://127.0.0.1:${API_PORT}`;
@@ -191,7 +192,7 @@ async function backfillPhase(c: Ctx, env: NodeJS.ProcessEnv): Promise<void> {
 export async function run(): Promise<BenchResult[]> {
   const stackDir = mkdtempSync(path.join(os.tmpdir(), 'engage-bench-stack-'));
   const work = mkdtempSync(path.join(os.tmpdir(), 'engage-bench-'));
-  const env: NodeJS.ProcessEnv = { ...process.env, STACK_DIR: stackDir, STACK_PORT_OFFSET: '400', DUCKDB_PATH: path.join(work, 'wh.duckdb'), LOG_LEVEL: 'warn', BATCH_SIZE: '20000', WAREHOUSE_FLUSH_SECONDS: '1', API_PORT: String(API_PORT) };
+  const env: NodeJS.ProcessEnv = { ...process.env, STACK_DIR: stackDir, STACK_PORT_OFFSET: '400', DUCKDB_PATH: path.join(work, 'wh.duckdb'), LOG_LEVEL: 'warn', BATCH_SIZE: process.env.BENCH_PIPELINE_BATCH_SIZE ?? '20000', WAREHOUSE_FLUSH_SECONDS: process.env.BENCH_PIPELINE_WAREHOUSE_FLUSH_SECONDS ?? '1', API_PORT: String(API_PORT) };
   const base = loadConfig({ ...env });
   await stackUp(base);
   const receiver = await startReceiver({ port: 0 });
