@@ -86,6 +86,12 @@ const CONSUME_TIMEOUT_MS = 100;
 const ERR_ASSIGN = -175;
 const ERR_REVOKE = -174;
 const OP_TIMEOUT_MS = 10000;
+/**
+ * Longest time the loop goes without a consume call while its buffer is full: rebalance events
+ * are served inside consume calls, and librdkafka leaves the group after max.poll.interval.ms
+ * (300 s) without one, so a long stall (a content wait, failing commits) still polls this often.
+ */
+const MAX_POLL_GAP_MS = 1000;
 
 export class BatchConsumer {
   private readonly lanes: PartitionLanes;
@@ -231,10 +237,12 @@ export class BatchConsumer {
   /**
    * True while the lanes hold `maxBuffered` messages or more — unless a batch could start and no
    * lane has one ready (the messages held belong to partitions whose batch is running): polling
-   * then goes on, bounded by `pauseAt` per partition, so an idle slot is not left without work.
+   * then goes on, bounded by `pauseAt` per partition, so an idle slot is not left without work —
+   * and at least every MAX_POLL_GAP_MS whatever the buffer holds.
    */
   private bufferFull(): boolean {
     if (this.lanes.buffered() < (this.opts.maxBuffered ?? Number.POSITIVE_INFINITY)) return false;
+    if (performance.now() - this.lastFetchAt >= MAX_POLL_GAP_MS) return false;
     return this.lanes.running >= this.opts.concurrency || this.lanes.hasReady();
   }
 
