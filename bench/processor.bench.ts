@@ -217,7 +217,8 @@ export async function run(): Promise<BenchResult[]> {
     await admin.disconnect().catch(() => undefined);
     child.kill('SIGTERM');
     await Promise.race([exited, sleep(20_000)]);
-    if (child.exitCode === null) child.kill('SIGKILL');    // The preload is hundreds of MB: leave nothing of it on the shared broker.
+    if (child.exitCode === null) child.kill('SIGKILL');
+    // The preload is hundreds of MB: leave nothing of it on the shared broker.
     await deletePipelineTopics(config).catch(() => undefined);
   }
 }

@@ -63,8 +63,8 @@ export interface BatchConsumerOptions {
    * taken (default: no bound but pauseAt per partition). Not polling leaves the next messages in
    * librdkafka's bounded prefetch queue, whereas pausing a partition drops its prefetch and costs
    * a fetch round trip after the resume (measured as ~100 ms without a batch to hand over, a fifth
-   * of the processor's time, docs/processor.md). Rebalance events wait too, at most until a batch
-   * is taken or CONSUME_TIMEOUT_MS.
+   * of the processor's time, docs/processor.md). Rebalance events wait too (they are served
+   * inside consume calls), at most MAX_POLL_GAP_MS.
    */
   maxBuffered?: number;
   concurrency: number;

@@ -30,6 +30,11 @@ export interface Lane {
   closed: boolean;
 }
 
+/** A lane a batch can be taken from: messages held, no batch running, not revoked or rewinding. */
+function ready(lane: Lane): boolean {
+  return lane.running === null && !lane.closed && lane.rewindTo === null && lane.buffer.length > 0;
+}
+
 export interface LaneControl {
   pause(partition: number): void;
   resume(partition: number): void;
@@ -122,7 +127,7 @@ export class PartitionLanes {
 
   /** True when some lane has messages and no running batch (what `nextReady` would find). */
   hasReady(): boolean {
-    for (const lane of this.lanes.values()) if (lane.running === null && !lane.closed && lane.rewindTo === null && lane.buffer.length > 0) return true;
+    for (const lane of this.lanes.values()) if (ready(lane)) return true;
     return false;
   }
 
@@ -131,7 +136,7 @@ export class PartitionLanes {
     const all = [...this.lanes.values()];
     for (let i = 0; i < all.length; i++) {
       const lane = all[(this.cursor + i) % all.length] as Lane;
-      if (lane.running === null && !lane.closed && lane.rewindTo === null && lane.buffer.length > 0) {
+      if (ready(lane)) {
         this.cursor = (this.cursor + i + 1) % all.length;
         return lane;
       }

@@ -66,6 +66,11 @@ interface Accepted {
   lsn: number | null;
 }
 
+/** An arena chunk for `n` enriched records (~1 KB each), so a batch of a few events does not take 1 MB. */
+function arenaBytes(n: number): number {
+  return Math.min(1 << 20, Math.max(16 << 10, n * 1536));
+}
+
 function bump<K>(m: Map<K, number>, k: K): void {
   m.set(k, (m.get(k) ?? 0) + 1);
 }
@@ -115,7 +120,7 @@ export async function transformBatch(batch: ConsumedBatch, fetchedAt: number, ct
     ctx.signal?.throwIfAborted();
     const meta = { sourceTsMs: 0, processedTsMs: Date.now(), origin: 'stream' as const };
     // The records wait for their transaction: their bytes wait off the heap (value-arena.ts).
-    const arena = new ValueArena();
+    const arena = new ValueArena(arenaBytes(accepted.length));
     for (let i = 0; i < accepted.length; i++) {
       if (slicer.due(i)) await slicer.pause();
       const a = accepted[i] as Accepted;

@@ -18,9 +18,10 @@ import { PartitionProgress, type EndOffsets } from './partition-progress.js';
  *
  * `catchUp(since)` is the ordering barrier: it asks the broker for the content topic's last
  * stable offsets (a query started at or after `since`, e.g. when the events' consume round ended)
- * and resolves once the table has consumed up to them. The CDC commits a content row in the same or an earlier Kafka transaction than any
- * event of the same or a later PostgreSQL transaction, so after a barrier begun once a batch of
- * events was in hand, every content change committed before those events is in the table.
+ * and resolves once the table has consumed up to them. The CDC commits a content row in the same
+ * or an earlier Kafka transaction than any event of the same or a later PostgreSQL transaction, so
+ * after a barrier begun once a batch of events was in hand, every content change committed before
+ * those events is in the table.
  */
 
 export interface ContentTableOptions {

@@ -119,6 +119,12 @@ export async function startPrivatePostgres(stackDir: string, ports: PrivatePorts
   return { url, startedByStack: true, pid: postmasterPid(dataDir) ?? pid, log, dataDir };
 }
 
+/** The world-traversable folder a stack's cluster falls back to (see clusterDir); it may not exist. */
+export function fallbackRoot(stackDir: string): string {
+  const base = existsSync('/var/tmp') ? '/var/tmp' : os.tmpdir();
+  return path.join(base, `engage-stack-${createHash('sha1').update(path.resolve(stackDir)).digest('hex').slice(0, 12)}`);
+}
+
 /**
  * Where the cluster (data directory and socket) lives: `<stack>/postgres`, unless the server's
  * user cannot write there — root running the stack from a directory `postgres` cannot traverse,
@@ -126,12 +132,6 @@ export async function startPrivatePostgres(stackDir: string, ports: PrivatePorts
  * /var/tmp (world-traversable), in a directory keyed by the stack folder's path, so the same stack
  * folder always finds the same cluster. A cluster recorded in the state is reused as it is.
  */
-/** The world-traversable folder a stack's cluster falls back to (see clusterDir); it may not exist. */
-export function fallbackRoot(stackDir: string): string {
-  const base = existsSync('/var/tmp') ? '/var/tmp' : os.tmpdir();
-  return path.join(base, `engage-stack-${createHash('sha1').update(path.resolve(stackDir)).digest('hex').slice(0, 12)}`);
-}
-
 export function clusterDir(stackDir: string, user: string | undefined, previous?: ServiceState): string {
   if (previous?.dataDir && existsSync(path.join(previous.dataDir, 'PG_VERSION'))) return path.dirname(previous.dataDir);
   const dir = path.join(stackDir, 'postgres');
