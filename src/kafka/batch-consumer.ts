@@ -10,7 +10,8 @@ import { PartitionLanes } from './partition-lanes.js';
  * plain consumer (`consume(n)` in rounds, manual assignment in `rebalance_cb`), for
  * consume-transform-produce loops that commit offsets themselves (in a Kafka transaction:
  * `groupClient` is what `sendOffsetsToTransaction` needs for the group metadata, KIP-447).
- * No auto-commit, no offset store, read_committed by default.
+ * read_committed by default; no auto-commit unless `commitIntervalMs` (then of the offsets stored
+ * with `storeOffset` only).
  *
  * Contract:
  * - `run(handler)`: the handler gets batches of ≤ `maxBatch` messages of one partition, in offset
@@ -76,6 +77,13 @@ export interface BatchConsumerOptions {
   startOffsets?: (partitions: number[]) => Promise<Map<number, number> | undefined>;
   /** Awaited before revoked partitions are given up (after their running batches settled). */
   onRevoke?: (partitions: number[]) => Promise<void>;
+  /**
+   * For owners that commit group offsets outside transactions: offsets given to `storeOffset` are
+   * committed by librdkafka every this many ms (its auto-commit of the offset store, which also
+   * commits on revocation and close), one request for every partition, instead of one request per
+   * `commit`. Unset: nothing is committed but what `commit` (or a transaction) commits.
+   */
+  commitIntervalMs?: number;
 }
 
 type RawConsumer = InstanceType<typeof RdKafka.KafkaConsumer>;
@@ -85,6 +93,8 @@ const CONSUME_MAX = 5000;
 const CONSUME_TIMEOUT_MS = 100;
 const ERR_ASSIGN = -175;
 const ERR_REVOKE = -174;
+/** RD_KAFKA_RESP_ERR__NO_OFFSET: a commit of the stored offsets found nothing new to commit. */
+const ERR_NO_OFFSET = -168;
 const OP_TIMEOUT_MS = 10000;
 /**
  * Longest time the loop goes without a consume call while its buffer is full: rebalance events
@@ -123,7 +133,8 @@ export class BatchConsumer {
       'bootstrap.servers': opts.brokers.join(','),
       'client.id': opts.clientId,
       'group.id': opts.groupId,
-      'enable.auto.commit': false,
+      'enable.auto.commit': opts.commitIntervalMs !== undefined,
+      ...(opts.commitIntervalMs !== undefined ? { 'auto.commit.interval.ms': opts.commitIntervalMs } : {}),
       'enable.auto.offset.store': false,
       'auto.offset.reset': 'earliest',
       'isolation.level': opts.readCommitted === false ? 'read_uncommitted' : 'read_committed',
@@ -209,6 +220,20 @@ export class BatchConsumer {
   commit(partition: number, offset: number): Promise<void> {
     const consumer = this.consumer as unknown as { commitCb(tp: Array<TopicPartition & { offset: number }>, cb: (err: Error | null) => void): void };
     return new Promise<void>((resolve, reject) => consumer.commitCb([{ topic: this.opts.topic, partition, offset }], (err) => (err ? reject(err) : resolve())));
+  }
+
+  /**
+   * Stores a partition's next offset for the periodic commit (`commitIntervalMs`); synchronous and
+   * local. Throws if the partition is not assigned to this member (any more).
+   */
+  storeOffset(partition: number, offset: number): void {
+    this.consumer.offsetsStore([{ topic: this.opts.topic, partition, offset }]);
+  }
+
+  /** Commits the stored offsets now (queued like `commit`); resolves at once if none are new. */
+  commitStored(): Promise<void> {
+    const consumer = this.consumer as unknown as { commitCb(tp: null, cb: (err: (Error & { code?: number }) | null) => void): void };
+    return new Promise<void>((resolve, reject) => consumer.commitCb(null, (err) => (err && err.code !== ERR_NO_OFFSET ? reject(err) : resolve())));
   }
 
   private async consumeLoop(): Promise<void> {

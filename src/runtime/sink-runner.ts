@@ -42,6 +42,9 @@ export interface SinkRunner extends RunningComponent {
 
 const POSITION_RETRY = { attempts: 6, baseMs: 200, maxMs: 5000, jitter: 'full' } as const;
 const DRAIN_GRACE_MS = 10_000;
+/** How often settled offsets reach the group (commit-tracker.ts): the staleness of the group's
+ *  committed lag, and what a crash may re-deliver (skipped by the sink, deduped by the system). */
+const OFFSET_COMMIT_INTERVAL_MS = 1000;
 /** A partition with lag, no batch in flight and no progress for this long (at least twice the
  *  batching wait, during which a partial batch legitimately waits) is reported (warn). */
 const STALL_REPORT_MS = 30_000;
@@ -82,7 +85,7 @@ export async function startSinkRunner(config: Config, factory: SinkFactory, log:
     failDone(e);
   };
 
-  const commits = new CommitTracker((partition, offset) => (consumer ? consumer.commit(partition, Number(offset)) : Promise.resolve()), slog, () => metrics.errors.inc());
+  const commits = new CommitTracker(() => consumer, slog, () => metrics.errors.inc());
   const updateLag = () => metrics.lag.set(stats.lag(lanes));
   const pausePartition = (partition: number, pause: boolean) => consumer?.hold(partition, pause);
   const seekLane = (lane: PartitionLane, offset: string) => {
@@ -107,7 +110,7 @@ export async function startSinkRunner(config: Config, factory: SinkFactory, log:
         owned: () => !lane.closing && !drainOver.signal.aborted,
         signal: drainOver.signal,
         onError: (e) => stats.error(e),
-        commit: (t, partition, offset) => commits.commit(t, partition, offset),
+        commit: (_topic, partition, offset) => commits.commit(partition, offset),
       };
       const outcome = await deliverBatch(ctx, batch);
       stats.delivered(outcome);
@@ -228,6 +231,7 @@ export async function startSinkRunner(config: Config, factory: SinkFactory, log:
       pauseAt: Number.POSITIVE_INFINITY,
       concurrency: Number.MAX_SAFE_INTEGER,
       sessionTimeoutMs: 15_000,
+      commitIntervalMs: OFFSET_COMMIT_INTERVAL_MS,
       log: slog,
       startOffsets: onAssign,
       onRevoke,
