@@ -101,11 +101,12 @@ export const envSchema = z.object({
   CDC_WAL_WARN_BYTES: int(0).default(1024 * 1024 * 1024),
   CDC_MAX_BATCH_ROWS: int(1, 10000000).default(10000),
   CDC_COMMIT_INTERVAL_MS: int(1, 60000).default(100),
-  CDC_MIN_COMMIT_GAP_MS: int(0, 10000).default(20),
+  CDC_MIN_COMMIT_GAP_MS: int(0, 10000).default(100),
   CDC_SLOT_WAIT_SECONDS: int(0, 86400).default(30),
   CONTENT_WAIT_MS: int(0, 600000).default(5000),
   PROCESSOR_MAX_BATCH: int(1, 50000).default(2000),
   PROCESSOR_CONCURRENCY: int(1, 64).default(3),
+  PROCESSOR_MIN_COMMIT_GAP_MS: int(0, 10000).default(100),
   PROCESSOR_TRANSACTION_TIMEOUT_MS: int(1000, 900000).default(10000),
   PROCESSOR_SESSION_TIMEOUT_MS: int(6000, 300000).default(15000),
   /** V8 young-generation semi-space (MB) the supervisor starts the processor with; 0 = V8's default. */

@@ -111,7 +111,7 @@ export async function startProcessor(config: Config, log: Logger): Promise<Proce
   }
   const txWriter = new TransactionWriter(producer, consumer.groupClient, plog, metrics, (err) => {
     failDone(err);
-  });
+  }, { minCommitGapMs: config.PROCESSOR_MIN_COMMIT_GAP_MS, fullAt: config.PROCESSOR_MAX_BATCH });
   writer = txWriter;
   const ctx: BatchContext = {
     table,

@@ -59,6 +59,10 @@ export class TransactionWriter {
   private active = false;
   private seq = 0;
   private settledSeq = 0;
+  private lastCommitAt = Number.NEGATIVE_INFINITY;
+  private queuedRecords = 0;
+  /** Ends the gap's wait early (the queue reached `gap.fullAt`). */
+  private wakeGap: (() => void) | undefined;
   private drainWaiters: Array<{ seq: number; resolve(): void }> = [];
   private fatalError: PipelineError | undefined;
   /** The next transaction's begin, started when the previous one ended (undefined: not begun). */
@@ -71,6 +75,12 @@ export class TransactionWriter {
     private readonly metrics: ProcessorMetrics,
     /** Called once when the producer is unusable (fenced or fatal): the processor must stop. */
     private readonly onFatal: (err: PipelineError) => void,
+    /**
+     * Least time from one transaction's start to the next one's while the queue holds fewer than
+     * `fullAt` records: small batches arriving meanwhile share a transaction (each costs the broker
+     * about ten requests whatever its size); a queue of a full batch or more commits at once.
+     */
+    private readonly gap: { minCommitGapMs: number; fullAt: number } = { minCommitGapMs: 0, fullAt: 1 },
   ) {}
 
   get fatal(): PipelineError | undefined {
@@ -81,6 +91,8 @@ export class TransactionWriter {
     if (this.fatalError) return Promise.reject(this.fatalError);
     return new Promise<void>((resolve, reject) => {
       this.queue.push({ ...sub, seq: ++this.seq, resolve, reject });
+      this.queuedRecords += sub.records.length;
+      if (this.queuedRecords >= this.gap.fullAt) this.wakeGap?.();
       void this.pump();
     });
   }
@@ -121,6 +133,8 @@ export class TransactionWriter {
     this.active = true;
     try {
       while (this.queue.length > 0) {
+        await this.waitForGap();
+        this.lastCommitAt = performance.now();
         let n = 0;
         let records = 0;
         while (n < this.queue.length && (n === 0 || records + (this.queue[n]?.records.length ?? 0) <= MAX_RECORDS_PER_TRANSACTION)) {
@@ -128,12 +142,27 @@ export class TransactionWriter {
           n++;
         }
         const group = this.queue.splice(0, n);
+        this.queuedRecords -= records;
         await this.commitGroup(group);
         this.settle(group[group.length - 1]?.seq ?? this.settledSeq);
       }
     } finally {
       this.active = false;
     }
+  }
+
+  private waitForGap(): Promise<void> {
+    const wait = this.lastCommitAt + this.gap.minCommitGapMs - performance.now();
+    if (wait <= 0 || this.queuedRecords >= this.gap.fullAt) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.wakeGap = undefined;
+        resolve();
+      };
+      const timer = setTimeout(done, wait);
+      this.wakeGap = done;
+    });
   }
 
   private async commitGroup(group: Pending[]): Promise<void> {
@@ -197,6 +226,7 @@ export class TransactionWriter {
     this.fatalError = new PipelineError('FENCED', `transactional producer unusable: ${errorMessage(err)}`, { retriable: false, cause: err });
     this.log.error({ err: errorMessage(err) }, 'processor producer failed fatally (fenced by a newer instance?)');
     for (const p of this.queue.splice(0)) p.reject(this.fatalError);
+    this.queuedRecords = 0;
     this.settle(this.seq);
     this.onFatal(this.fatalError);
   }
