@@ -212,6 +212,33 @@ describe('duckdb warehouse', () => {
     await sink.close();
   });
 
+  it('upserts content_dim only when the content changed (ContentMemo), and again after a re-open', async () => {
+    const config = freshConfig();
+    const at = (id: number, title: string, processed: number) =>
+      whEvent(id, 'A', 'u1', 'play', '2024-03-01T10:00:00.000Z', 1000, { content_title: title, processed_ts_ms: processed });
+    const dim = async () => {
+      const r = await openReader(config.DUCKDB_PATH);
+      try {
+        return await r.rows(`SELECT content_title, version_ms FROM content_dim`);
+      } finally {
+        r.close();
+      }
+    };
+    let sink = new DuckDbWarehouse(ctxOf(config));
+    await sink.start();
+    await sink.write(batchOf(TOPIC, 0, [at(1, 'Same', 100)], 0));
+    await sink.write(batchOf(TOPIC, 0, [at(2, 'Same', 200)], 1));
+    assert.deepEqual(await dim(), [{ content_title: 'Same', version_ms: 100 }], 'unchanged content: the row keeps the version that first carried it');
+    await sink.write(batchOf(TOPIC, 0, [at(3, 'Changed', 300)], 2));
+    assert.deepEqual(await dim(), [{ content_title: 'Changed', version_ms: 300 }], 'a change is written');
+    await sink.close();
+    sink = new DuckDbWarehouse(ctxOf(config));
+    await sink.start();
+    await sink.write(batchOf(TOPIC, 0, [at(4, 'Changed', 400)], 3));
+    assert.deepEqual(await dim(), [{ content_title: 'Changed', version_ms: 400 }], 'a new process upserts what it has not written itself');
+    await sink.close();
+  });
+
   it('computes the views for a known data set (hand-computed figures)', async () => {
     const config = freshConfig();
     const sink = new DuckDbWarehouse(ctxOf(config));

@@ -3,7 +3,8 @@ import { errorMessage, PipelineError } from '../../core/errors.js';
 import type { SinkBatch, SinkRecord } from '../contract.js';
 import { appendFactRows } from './duckdb-chunk.js';
 import { existingIdsSql, rowValues, STAGE_CONTENT, stageLine, storeOffsetSql, upsertContentSql } from './duckdb-sql.js';
-import { CONTENT_DIM, contentRows, FACT_TABLE, uniqueByEventId } from './schema.js';
+import type { ContentMemo } from './content-memo.js';
+import { CONTENT_DIM, contentRows, FACT_TABLE, uniqueByEventId, type Row } from './schema.js';
 
 /**
  * Batches into DuckDB, exactly once in effect: ONE transaction (for one batch, or several
@@ -11,7 +12,7 @@ import { CONTENT_DIM, contentRows, FACT_TABLE, uniqueByEventId } from './schema.
  *   1. looks up which of the batches' event ids are stored already (duckdb-sql.ts existingIdsSql);
  *   2. appends the other rows (Appender, typed chunks: duckdb-chunk.ts) — an id carried twice
  *      keeps the first;
- *   3. upserts content_dim (a newer enrichment wins);
+ *   3. upserts content_dim (a newer enrichment wins) — only the rows `memo` says changed;
  *   4. stores each batch's partition next offset;
  * then COMMITs — durable when it returns (DuckDB syncs its WAL). A crash before the commit leaves
  * nothing of the batches and the old offsets, so the runtime re-reads them; after it, rows and
@@ -21,9 +22,10 @@ import { CONTENT_DIM, contentRows, FACT_TABLE, uniqueByEventId } from './schema.
  *
  * Returns the number of fact rows inserted. Throws what DuckDB threw, after a ROLLBACK.
  */
-export async function writeTransaction(conn: DuckDBConnection, batches: readonly SinkBatch[]): Promise<number> {
+export async function writeTransaction(conn: DuckDBConnection, batches: readonly SinkBatch[], memo?: ContentMemo): Promise<number> {
   const records = uniqueByEventId(batches.length === 1 ? (batches[0] as SinkBatch).records : batches.flatMap((b) => b.records));
   let inserted = 0;
+  let content: Row[] = [];
   await conn.run('BEGIN TRANSACTION');
   try {
     if (records.length > 0) {
@@ -39,12 +41,16 @@ export async function writeTransaction(conn: DuckDBConnection, batches: readonly
       const fresh = records.filter((_, i) => !stored.has(String(ids[i])));
       if (fresh.length > 0) await appendFacts(conn, fresh);
       inserted = fresh.length;
-      await conn.run(`DELETE FROM ${STAGE_CONTENT}`);
-      await appendLines(conn, STAGE_CONTENT, contentRows(records).map((r) => stageLine(rowValues(CONTENT_DIM, r))));
-      await conn.run(upsertContentSql());
+      content = memo ? memo.changed(contentRows(records)) : contentRows(records);
+      if (content.length > 0) {
+        await conn.run(`DELETE FROM ${STAGE_CONTENT}`);
+        await appendLines(conn, STAGE_CONTENT, content.map((r) => stageLine(rowValues(CONTENT_DIM, r))));
+        await conn.run(upsertContentSql());
+      }
     }
     for (const batch of batches) await conn.run(storeOffsetSql(), [batch.topic, batch.partition, batch.nextOffset]);
     await conn.run('COMMIT');
+    memo?.committed(content);
   } catch (err) {
     await conn.run('ROLLBACK').catch(() => undefined);
     throw err;

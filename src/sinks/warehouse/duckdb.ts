@@ -5,6 +5,7 @@ import { errorMessage, PipelineError } from '../../core/errors.js';
 import type { Logger } from '../../core/logger.js';
 import type { Sink, SinkBatch, SinkContext, SinkRecord } from '../contract.js';
 import { addMissingColumnsSql, createStagesSql, createTablesSql, createViewsSql, factColumnOrderSql, readOffsetsSql } from './duckdb-sql.js';
+import { ContentMemo } from './content-memo.js';
 import { classifyDuckDbError, writeTransaction } from './duckdb-write.js';
 import { checkWarehouseRecord } from './record-check.js';
 import { FACT_TABLE, OFFSETS_TABLE, TABLES } from './schema.js';
@@ -41,6 +42,8 @@ export class DuckDbWarehouse implements Sink {
   private broken: string | null = null;
   private lastCommitMs: number | null = null;
   private totals = { inserted: 0, duplicates: 0, batches: 0 };
+  /** content_dim as this process committed it (cleared at every open): unchanged content is not upserted again. */
+  private readonly contentMemo = new ContentMemo();
 
   constructor(ctx: SinkContext) {
     this.file = path.resolve(ctx.config.DUCKDB_PATH);
@@ -104,6 +107,7 @@ export class DuckDbWarehouse implements Sink {
   private async open(): Promise<void> {
     mkdirSync(path.dirname(this.file), { recursive: true });
     try {
+      this.contentMemo.clear();
       this.instance = await DuckDBInstance.fromCache(this.file);
       this.conn = await this.instance.connect();
       await this.conn.run(`SET TimeZone = 'UTC'`);
@@ -182,7 +186,7 @@ export class DuckDbWarehouse implements Sink {
     const conn = await this.connection();
     let inserted: number;
     try {
-      inserted = await writeTransaction(conn, batches);
+      inserted = await writeTransaction(conn, batches, this.contentMemo);
     } catch (err) {
       const e = classifyDuckDbError(err, 'write');
       // Re-open before the next call: after a FATAL error the database is invalidated; after a
