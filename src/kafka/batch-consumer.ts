@@ -28,7 +28,8 @@ import { PartitionLanes } from './partition-lanes.js';
  * - For owners that keep their own per-partition state (the sink runner): `startOffsets` positions
  *   assigned partitions explicitly, `hold` pauses a partition for the owner's backpressure (besides
  *   the lanes' own), `seek` re-positions one between consume calls (nothing fetched from before
- *   it is handed over after it), `commit` commits a group offset outside any transaction.
+ *   it is handed over after it), `storeOffset`/`commitStored` commit group offsets outside any
+ *   transaction (with `commitIntervalMs`).
  */
 
 export type KafkaMessage = RdKafka.Message;
@@ -80,8 +81,8 @@ export interface BatchConsumerOptions {
   /**
    * For owners that commit group offsets outside transactions: offsets given to `storeOffset` are
    * committed by librdkafka every this many ms (its auto-commit of the offset store, which also
-   * commits on revocation and close), one request for every partition, instead of one request per
-   * `commit`. Unset: nothing is committed but what `commit` (or a transaction) commits.
+   * commits on revocation and close), one request for every partition. Unset: nothing is committed
+   * but what a transaction commits.
    */
   commitIntervalMs?: number;
 }
@@ -144,7 +145,7 @@ export class BatchConsumer {
       // Eager rebalancing (assign/unassign of the whole assignment), which the callback implements.
       'partition.assignment.strategy': 'range,roundrobin',
       rebalance_cb: (err: RdKafka.LibrdKafkaError, assignment: TopicPartition[]) => self?.onRebalance(err.code, assignment),
-      // The broker's answer to each commit (`commit` only queues it): failures are logged here.
+      // The broker's answer to each commit (`commitStored` only queues it): failures are logged here.
       offset_commit_cb: (err: RdKafka.LibrdKafkaError | null, offsets: Array<TopicPartition & { offset: number; error?: unknown }>) => {
         if (err) opts.log.warn({ err: err.message, code: err.code, offsets: offsets?.map((o) => `${o.partition}@${o.offset}`) }, 'offset commit failed (a later commit covers it)');
       },
@@ -212,17 +213,6 @@ export class BatchConsumer {
   }
 
   /**
-   * Commits the group's offset of a partition outside any transaction. Resolves once librdkafka has
-   * queued the commit (its commitAsync), not once the broker answered: commits reach the group
-   * coordinator in the order issued and before a later re-join (so before the next owner reads
-   * them); the broker's answer arrives in `offset_commit_cb`, which logs a failure.
-   */
-  commit(partition: number, offset: number): Promise<void> {
-    const consumer = this.consumer as unknown as { commitCb(tp: Array<TopicPartition & { offset: number }>, cb: (err: Error | null) => void): void };
-    return new Promise<void>((resolve, reject) => consumer.commitCb([{ topic: this.opts.topic, partition, offset }], (err) => (err ? reject(err) : resolve())));
-  }
-
-  /**
    * Stores a partition's next offset for the periodic commit (`commitIntervalMs`); synchronous and
    * local. Throws if the partition is not assigned to this member (any more).
    */
@@ -230,10 +220,21 @@ export class BatchConsumer {
     this.consumer.offsetsStore([{ topic: this.opts.topic, partition, offset }]);
   }
 
-  /** Commits the stored offsets now (queued like `commit`); resolves at once if none are new. */
+  /**
+   * Commits the stored offsets now. Resolves once librdkafka has queued the commit, not once the
+   * broker answered: commits reach the group coordinator in order and before a later re-join (so
+   * before the next owner reads them); the answer arrives in `offset_commit_cb`, which logs a
+   * failure. Resolves at once if nothing new is stored.
+   */
   commitStored(): Promise<void> {
     const consumer = this.consumer as unknown as { commitCb(tp: null, cb: (err: (Error & { code?: number }) | null) => void): void };
-    return new Promise<void>((resolve, reject) => consumer.commitCb(null, (err) => (err && err.code !== ERR_NO_OFFSET ? reject(err) : resolve())));
+    return new Promise<void>((resolve, reject) => {
+      try {
+        consumer.commitCb(null, (err) => (err && err.code !== ERR_NO_OFFSET ? reject(err) : resolve()));
+      } catch (err) {
+        reject(err); // not connected (any more)
+      }
+    });
   }
 
   private async consumeLoop(): Promise<void> {
