@@ -60,7 +60,6 @@ export class TransactionWriter {
   private seq = 0;
   private settledSeq = 0;
   private lastCommitAt = Number.NEGATIVE_INFINITY;
-  private queuedRecords = 0;
   /** Ends the gap's wait early (the queue reached `gap.fullAt`). */
   private wakeGap: (() => void) | undefined;
   private drainWaiters: Array<{ seq: number; resolve(): void }> = [];
@@ -91,8 +90,7 @@ export class TransactionWriter {
     if (this.fatalError) return Promise.reject(this.fatalError);
     return new Promise<void>((resolve, reject) => {
       this.queue.push({ ...sub, seq: ++this.seq, resolve, reject });
-      this.queuedRecords += sub.records.length;
-      if (this.queuedRecords >= this.gap.fullAt) this.wakeGap?.();
+      if (this.queuedRecords() >= this.gap.fullAt) this.wakeGap?.();
       void this.pump();
     });
   }
@@ -142,7 +140,6 @@ export class TransactionWriter {
           n++;
         }
         const group = this.queue.splice(0, n);
-        this.queuedRecords -= records;
         await this.commitGroup(group);
         this.settle(group[group.length - 1]?.seq ?? this.settledSeq);
       }
@@ -151,9 +148,16 @@ export class TransactionWriter {
     }
   }
 
+  /** Records waiting for a transaction (the queue holds a few batches at most). */
+  private queuedRecords(): number {
+    let n = 0;
+    for (const p of this.queue) n += p.records.length;
+    return n;
+  }
+
   private waitForGap(): Promise<void> {
     const wait = this.lastCommitAt + this.gap.minCommitGapMs - performance.now();
-    if (wait <= 0 || this.queuedRecords >= this.gap.fullAt) return Promise.resolve();
+    if (wait <= 0 || this.queuedRecords() >= this.gap.fullAt) return Promise.resolve();
     return new Promise<void>((resolve) => {
       const done = () => {
         clearTimeout(timer);
@@ -226,7 +230,6 @@ export class TransactionWriter {
     this.fatalError = new PipelineError('FENCED', `transactional producer unusable: ${errorMessage(err)}`, { retriable: false, cause: err });
     this.log.error({ err: errorMessage(err) }, 'processor producer failed fatally (fenced by a newer instance?)');
     for (const p of this.queue.splice(0)) p.reject(this.fatalError);
-    this.queuedRecords = 0;
     this.settle(this.seq);
     this.onFatal(this.fatalError);
   }

@@ -1,8 +1,13 @@
-import type { Row } from './schema.js';
+import { CONTENT_DIM, writtenColumns, type Row } from './schema.js';
+
+/** content_dim's value columns: what the writer fills but the key and the version. */
+const VALUE_COLUMNS = writtenColumns(CONTENT_DIM)
+  .map((c) => c.name)
+  .filter((n) => n !== 'content_id' && n !== 'version_ms');
 
 /**
  * What the DuckDB writer last committed to `content_dim`, per content id: the content's values
- * (slug, title, type, length, publish time). Every batch carries its events' content, but a
+ * (every written column but the key and `version_ms`). Every batch carries its events' content, but a
  * catalogue changes rarely, and the upsert of the batch's content rows cost ~25–50 ms of CPU per
  * transaction whatever changed (docs/warehouse.md). With the memo, a transaction upserts only the
  * rows whose values differ from what the table already holds from this writer — usually none, and
@@ -30,13 +35,9 @@ export class ContentMemo {
   clear(): void {
     this.values.clear();
   }
-
-  get size(): number {
-    return this.values.size;
-  }
 }
 
 /** The row's content values, without its version: equal signatures mean nothing to update. */
 function signature(r: Row): string {
-  return JSON.stringify([r.content_slug, r.content_title, r.content_type, r.length_seconds, r.publish_ts]);
+  return JSON.stringify(VALUE_COLUMNS.map((n) => r[n] ?? null));
 }

@@ -22,7 +22,7 @@ import { CONTENT_DIM, contentRows, FACT_TABLE, uniqueByEventId, type Row } from 
  *
  * Returns the number of fact rows inserted. Throws what DuckDB threw, after a ROLLBACK.
  */
-export async function writeTransaction(conn: DuckDBConnection, batches: readonly SinkBatch[], memo?: ContentMemo): Promise<number> {
+export async function writeTransaction(conn: DuckDBConnection, batches: readonly SinkBatch[], memo: ContentMemo): Promise<number> {
   const records = uniqueByEventId(batches.length === 1 ? (batches[0] as SinkBatch).records : batches.flatMap((b) => b.records));
   let inserted = 0;
   let content: Row[] = [];
@@ -41,7 +41,7 @@ export async function writeTransaction(conn: DuckDBConnection, batches: readonly
       const fresh = records.filter((_, i) => !stored.has(String(ids[i])));
       if (fresh.length > 0) await appendFacts(conn, fresh);
       inserted = fresh.length;
-      content = memo ? memo.changed(contentRows(records)) : contentRows(records);
+      content = memo.changed(contentRows(records));
       if (content.length > 0) {
         await conn.run(`DELETE FROM ${STAGE_CONTENT}`);
         await appendLines(conn, STAGE_CONTENT, content.map((r) => stageLine(rowValues(CONTENT_DIM, r))));
@@ -50,7 +50,7 @@ export async function writeTransaction(conn: DuckDBConnection, batches: readonly
     }
     for (const batch of batches) await conn.run(storeOffsetSql(), [batch.topic, batch.partition, batch.nextOffset]);
     await conn.run('COMMIT');
-    memo?.committed(content);
+    memo.committed(content);
   } catch (err) {
     await conn.run('ROLLBACK').catch(() => undefined);
     throw err;
