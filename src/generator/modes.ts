@@ -6,7 +6,7 @@ import { EventEngine } from './engine.js';
 import { randomSeed } from './random.js';
 import type { GeneratedEvent } from './session.js';
 import { DAY_MS, MINUTE_MS, batchSlices, historicalSlices, type Slice } from './timeline.js';
-import { connect, copyEvents, insertEvents, loadCatalogue } from './writer.js';
+import { connect, copyEvents, loadCatalogue } from './writer.js';
 
 /**
  * The three ways `engage generate` runs, callable in-process (tests, benchmarks, `engage run`).
@@ -189,7 +189,7 @@ export function historicalStart(nowMs: number, days: number): number {
 }
 
 /**
- * Live events at `rate` per second, stamped with the clock, each tick's events in one INSERT.
+ * Live events at `rate` per second, stamped with the clock, each tick's events in one COPY.
  * Runs until `signal` aborts or, with `durationSeconds`, until floor(rate × duration) events exist.
  * When the database is slower than the rate, it catches up with larger ticks (capped) rather than
  * dropping events.
@@ -219,7 +219,7 @@ export async function runContinuous(config: DbConfig, opts: ContinuousOptions = 
         const from = Math.min(to, wall0 + (rows / rate) * 1000);
         const batch: GeneratedEvent[] = [];
         for (let i = 0; i < n; i++) batch.push(live.next(Math.round(from + ((to - from) * i) / n)));
-        await insertEvents(client, batch);
+        await copyEvents(client, [batch]);
         rows += n;
         opts.onProgress?.({ mode: 'continuous', rows, total: Number.isFinite(target) ? target : undefined, elapsedMs: performance.now() - t0 });
       }

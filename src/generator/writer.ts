@@ -8,9 +8,12 @@ import type { CatalogueItem } from './popularity.js';
 import type { EventPayload, GeneratedEvent } from './session.js';
 
 /**
- * The generator's I/O: connecting, reading the catalogue once, and writing events — bulk chunks by
- * COPY (one statement, hence one transaction, per chunk) and small live batches by one multi-row
- * INSERT. Each call commits on its own, so an interrupted run keeps what it wrote.
+ * The generator's I/O: connecting, reading the catalogue once, and writing events by COPY (one
+ * statement, hence one transaction, per call: a bulk chunk or a live tick's few hundred rows).
+ * Each call commits on its own, so an interrupted run keeps what it wrote. COPY over a multi-row
+ * INSERT for the live ticks too: PostgreSQL's backend spent ~30 µs per row against ~41 for a
+ * 160-row INSERT … VALUES (parsed and planned every tick) and ~34 for a prepared INSERT … SELECT
+ * FROM unnest(…) (docs/benchmarks.md, sixth session).
  */
 
 const COLUMNS = '(content_id, user_id, event_type, event_ts, duration_ms, device, raw_payload)';
@@ -101,28 +104,4 @@ function* copyText(chunks: Iterable<readonly GeneratedEvent[]>, onChunk?: (rows:
 export async function copyEvents(client: pg.Client, chunks: Iterable<readonly GeneratedEvent[]>, onChunk?: (rows: number) => void): Promise<void> {
   const sink = client.query(copyFrom(`COPY engagement_events ${COLUMNS} FROM STDIN`));
   await pipeline(Readable.from(copyText(chunks, onChunk), { highWaterMark: 16 }), sink);
-}
-
-/** Writes `events` with multi-row INSERTs (≤ 1000 rows each) in one transaction. */
-export async function insertEvents(client: pg.Client, events: readonly GeneratedEvent[]): Promise<void> {
-  if (events.length === 0) return;
-  const chunks: GeneratedEvent[][] = [];
-  for (let i = 0; i < events.length; i += 1000) chunks.push(events.slice(i, i + 1000));
-  const single = chunks.length === 1;
-  if (!single) await client.query('BEGIN');
-  try {
-    for (const chunk of chunks) {
-      const params: unknown[] = [];
-      const tuples = chunk.map((e, i) => {
-        params.push(e.content_id, e.user_id, e.event_type, new Date(e.event_ts).toISOString(), e.duration_ms, e.device, payloadJson(e.raw_payload));
-        const b = i * 7;
-        return `($${b + 1}, $${b + 2}, $${b + 3}, $${b + 4}, $${b + 5}, $${b + 6}, $${b + 7})`;
-      });
-      await client.query(`INSERT INTO engagement_events ${COLUMNS} VALUES ${tuples.join(', ')}`, params);
-    }
-    if (!single) await client.query('COMMIT');
-  } catch (err) {
-    if (!single) await client.query('ROLLBACK').catch(() => undefined);
-    throw err;
-  }
 }
