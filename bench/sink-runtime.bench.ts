@@ -24,7 +24,7 @@ import type { BenchResult } from './types.js';
  * the external sink into the reference receiver run as its own process. Own topics per run.
  */
 
-const EVENTS = 200_000;
+const EVENTS = Number(process.env.BENCH_SINK_RUNTIME_EVENTS ?? 400_000);
 const BATCH = 5_000;
 
 function event(i: number, now: number): EnrichedEvent {
@@ -81,25 +81,37 @@ async function fill(config: Config): Promise<number> {
   return bytes / EVENTS;
 }
 
-/** Runs one sink through the runtime over the filled topic; resolves with wall seconds and process CPU seconds. */
-async function through(config: Config, factory: SinkFactory, opts: SinkRunnerOptions = {}): Promise<{ seconds: number; cpuSeconds: number; pauses: number }> {
+/**
+ * Runs one sink through the runtime over the filled topic; resolves with wall seconds (start to
+ * stopped), the steady rate (records written after the first write, over the time from it to the
+ * last), and process CPU seconds.
+ */
+async function through(config: Config, factory: SinkFactory, opts: SinkRunnerOptions = {}): Promise<{ seconds: number; steady: number; cpuSeconds: number; pauses: number }> {
   const cpu0 = process.cpuUsage();
   const t0 = performance.now();
   const runner = await startSinkRunner(config, factory, pino({ level: 'error' }), opts);
+  let first: { at: number; out: number } | undefined;
+  let last = t0;
   try {
     const deadline = Date.now() + 300_000;
     for (;;) {
       const snap = runner.snapshot();
-      if (snap.recordsOut + snap.dlq >= EVENTS) break;
+      const out = snap.recordsOut + snap.dlq;
+      if (first === undefined && out > 0) first = { at: performance.now(), out };
+      if (out >= EVENTS) {
+        last = performance.now();
+        break;
+      }
       if (Date.now() > deadline) throw new Error(`${factory.name}: only ${snap.recordsOut} of ${EVENTS} written after 300 s`);
-      await sleep(20);
+      await sleep(5);
     }
   } finally {
     await runner.stop();
   }
   const seconds = (performance.now() - t0) / 1000;
   const cpu = process.cpuUsage(cpu0);
-  return { seconds, cpuSeconds: (cpu.user + cpu.system) / 1e6, pauses: runner.snapshot().pauses };
+  const steady = first && last > first.at ? (EVENTS - first.out) / ((last - first.at) / 1000) : Number.NaN;
+  return { seconds, steady, cpuSeconds: (cpu.user + cpu.system) / 1e6, pauses: runner.snapshot().pauses };
 }
 
 /** The reference receiver as its own process (as deployed), on a free port; resolves with its URL and a stop function. */
@@ -173,7 +185,7 @@ export async function run(): Promise<BenchResult[]> {
         name: `${name} sink through the runtime (Kafka → ${name === 'external' ? 'reference receiver' : name === 'redis' ? 'Redis' : 'DuckDB'})`,
         value: Math.round(EVENTS / r.seconds),
         unit: 'events/s',
-        note: `${EVENTS} events, 3 partitions, ${batching}, consumer start included; ${((r.cpuSeconds / EVENTS) * 1e6).toFixed(1)} µs CPU per event in the sink process (${name === 'redis' ? 'redis-server' : name === 'external' ? 'the receiver process' : 'DuckDB is in-process'}${name === 'warehouse' ? '' : ' not counted'}); load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}`,
+        note: `${EVENTS} events, 3 partitions, ${batching}, consumer start included (${Math.round(r.steady)} events/s from its first write to its last); ${((r.cpuSeconds / EVENTS) * 1e6).toFixed(1)} µs CPU per event in the sink process (${name === 'redis' ? 'redis-server' : name === 'external' ? 'the receiver process' : 'DuckDB is in-process'}${name === 'warehouse' ? '' : ' not counted'}); load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}`,
       });
     }
   } finally {
