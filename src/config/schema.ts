@@ -109,9 +109,10 @@ export const envSchema = z.object({
   PROCESSOR_MIN_COMMIT_GAP_MS: int(0, 10000).default(100),
   PROCESSOR_TRANSACTION_TIMEOUT_MS: int(1000, 900000).default(10000),
   PROCESSOR_SESSION_TIMEOUT_MS: int(6000, 300000).default(15000),
-  /** V8 young-generation semi-space (MB) the supervisor starts the processor with; 0 = V8's default. */
+  /** V8 young-generation semi-space (MB) the processor is started with (by the supervisor, and by
+   *  bin/engage.mjs for `engage process`: keep bin/node-flags.mjs's default equal); 0 = V8's default. */
   PROCESSOR_SEMI_SPACE_MB: int(0, 1024).default(64),
-  /** The same for each sink process (`engage sink …` under `engage run`). */
+  /** The same for each sink process (`engage sink …`). */
   SINK_SEMI_SPACE_MB: int(0, 1024).default(64),
   STACK_PORT_OFFSET: int(0, 5000).default(0),
   STACK_DIR: z.string().min(1).default('.stack'),

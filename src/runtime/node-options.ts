@@ -4,7 +4,8 @@
  * scavenge copies what is live, so a larger young generation (`--max-semi-space-size`) means fewer
  * scavenges for the same work — measured in docs/processor.md (PROCESSOR_SEMI_SPACE_MB) and
  * docs/sinks.md (SINK_SEMI_SPACE_MB). V8 reads the flag only at start, so whoever spawns the process
- * passes it: the supervisor (`engage run`) and the benchmarks use this.
+ * passes it: the supervisor (`engage run`) and the benchmarks use this; the `engage` command passes
+ * it to `engage process` and `engage sink` itself (bin/node-flags.mjs, plain JavaScript).
  *
  * Returns `base` with the flag added (unchanged when `mb` is 0 or `base` already sets it).
  */
