@@ -23,8 +23,6 @@ export interface OffsetStore {
  * interval of settled batches, which the sink skips or the system dedupes).
  */
 export class CommitTracker {
-  private flushing: Promise<void> | undefined;
-
   constructor(
     private readonly consumer: () => OffsetStore | undefined,
     private readonly log: Logger,
@@ -44,13 +42,9 @@ export class CommitTracker {
   async flush(): Promise<void> {
     const consumer = this.consumer();
     if (!consumer) return;
-    this.flushing ??= consumer
-      .commitStored()
-      .catch((err: unknown) => {
-        this.onFailure();
-        this.log.warn({ err: errorMessage(err) }, 'offset commit failed (the write is idempotent; a later commit covers it)');
-      })
-      .finally(() => (this.flushing = undefined));
-    await this.flushing;
+    await consumer.commitStored().catch((err: unknown) => {
+      this.onFailure();
+      this.log.warn({ err: errorMessage(err) }, 'offset commit failed (the write is idempotent; a later commit covers it)');
+    });
   }
 }
