@@ -31,7 +31,7 @@ export async function readPage(client: pg.ClientBase, range: DateRange, after: C
     params.push(after.eventTs, after.id);
     where += ' AND (event_ts, id) > ($4::timestamptz, $5::bigint)';
   }
-  const res = await client.query<EngagementEventRow>(`SELECT ${COLUMNS} FROM engagement_events WHERE ${where} ORDER BY event_ts, id LIMIT $3`, params);
+  const res = await client.query<EngagementEventRow>(`SELECT ${COLUMNS} FROM engagement_events WHERE ${where} ORDER BY engagement_events.event_ts, engagement_events.id LIMIT $3`, params);
   const rows = res.rows;
   const lastRow = rows[rows.length - 1];
   return { rows, last: lastRow ? { eventTs: lastRow.event_ts, id: lastRow.id } : null };
@@ -46,4 +46,16 @@ export async function countRange(client: pg.ClientBase, range: DateRange, after:
   }
   const res = await client.query<{ n: string }>(`SELECT count(*)::text AS n FROM engagement_events WHERE ${where}`, params);
   return Number(res.rows[0]?.n ?? 0);
+}
+
+/**
+ * The planner's estimate of the range's rows. Far below the real count (statistics older than a
+ * bulk load), the page query is planned as a sort of the whole remaining range for every page
+ * instead of a walk of the event_ts index: the caller warns and names the fix (ANALYZE).
+ */
+export async function estimatedRangeRows(client: pg.ClientBase, range: DateRange): Promise<number> {
+  const res = await client.query<{ 'QUERY PLAN': Array<{ Plan: { 'Plan Rows': number } }> }>(
+    `EXPLAIN (FORMAT JSON) SELECT 1 FROM engagement_events WHERE event_ts >= '${range.fromTs.toISOString()}' AND event_ts < '${range.untilTs.toISOString()}'`,
+  );
+  return Number(res.rows[0]?.['QUERY PLAN'][0]?.Plan['Plan Rows'] ?? 0);
 }
