@@ -1,4 +1,5 @@
 import os from 'node:os';
+import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { DuckDBInstance } from '@duckdb/node-api';
 import { createLogger } from '../src/core/logger.js';
@@ -15,8 +16,11 @@ import type { BenchResult } from './types.js';
  *   A. the backfill: PostgreSQL (keyset pages) → enrich → the enriched topic, confirmed by the broker;
  *   B. `engage sink warehouse` (the real sink runner, in this process) from that topic until the
  *      DuckDB file holds every event of the range.
- * "Into DuckDB" is the range's events over A + B. CPU is this process's (user + system, all
- * threads, DuckDB's included) per event. BACKFILL_BENCH_BATCH sets the sink's BATCH_SIZE.
+ * "Into DuckDB" is the range's events over A + B. Then
+ *   C. `--direct warehouse`: PostgreSQL → enrich → DuckDB in this process, into a fresh file;
+ *   D. the same again over the full file (every event a duplicate: what a re-run costs).
+ * CPU is this process's (user + system, all threads, DuckDB's included) per event.
+ * BACKFILL_BENCH_BATCH sets the sink's BATCH_SIZE.
  */
 
 const DAYS = 5;
@@ -65,10 +69,24 @@ export async function run(): Promise<BenchResult[]> {
     const secondsB = (performance.now() - t0) / 1000;
     const usB = (cpuMicros() - cpuB) / Math.max(stored, 1);
     const load1 = os.loadavg()[0]?.toFixed(1);
+
+    const directConfig = { ...env.config, DUCKDB_PATH: path.join(path.dirname(env.config.DUCKDB_PATH), 'direct.duckdb') };
+    const direct = async () => {
+      const cpu = cpuMicros();
+      const r = await runBackfill(directConfig, { startDate: '2025-08-01', endDate: '2025-08-06', pageSize: 20_000, progress: false, restart: true, direct: ['warehouse'] }, log);
+      return { r, us: (cpuMicros() - cpu) / Math.max(r.read, 1) };
+    };
+    const c = await direct();
+    const cStored = await duckCount(directConfig.DUCKDB_PATH);
+    const d = await direct();
+    const dStored = await duckCount(directConfig.DUCKDB_PATH);
+    const load2 = os.loadavg()[0]?.toFixed(1);
     return [
       { name: 'A. backfill PostgreSQL → enriched topic', value: Math.round(a.rate), unit: 'events/s', note: `${a.read.toLocaleString('en-US')} rows in ${a.seconds.toFixed(1)} s, pages of 20,000; ${usA.toFixed(1)} µs CPU/event; load ${load0}` },
       { name: 'B. warehouse sink, topic → DuckDB', value: Math.round(stored / secondsB), unit: 'events/s', note: `${stored.toLocaleString('en-US')} rows in ${secondsB.toFixed(1)} s, BATCH_SIZE ${SINK_BATCH}; ${usB.toFixed(1)} µs CPU/event (consumer + sink)` },
       { name: 'backfill into DuckDB (A + B)', value: Math.round(stored / (a.seconds + secondsB)), unit: 'events/s', note: `${(usA + usB).toFixed(1)} µs CPU/event in all; load ${load0} → ${load1}` },
+      { name: 'C. backfill --direct warehouse, fresh file', value: Math.round(c.r.rate), unit: 'events/s', note: `${c.r.read.toLocaleString('en-US')} rows in ${c.r.seconds.toFixed(1)} s, ${cStored.toLocaleString('en-US')} stored; ${c.us.toFixed(1)} µs CPU/event` },
+      { name: 'D. the same again (all duplicates)', value: Math.round(d.r.rate), unit: 'events/s', note: `${d.r.read.toLocaleString('en-US')} rows in ${d.r.seconds.toFixed(1)} s, ${dStored.toLocaleString('en-US')} stored; ${d.us.toFixed(1)} µs CPU/event; load ${load1} → ${load2}` },
     ];
   } finally {
     await env.cleanup();

@@ -1,23 +1,24 @@
 import pg from 'pg';
 import type { Config } from '../config/load.js';
 import type { Logger } from '../core/logger.js';
-import type { ContentRow, DlqEntry } from '../core/types.js';
-import { ensureTopics } from '../kafka/admin.js';
+import type { ContentRow } from '../core/types.js';
 import { enrichEvent } from '../processor/enrich.js';
-import { PageProducer } from './page-producer.js';
 import { ProgressBar } from './progress-bar.js';
 import { ensureProgressTable, loadProgress, saveProgress } from './progress-store.js';
 import { parseDateRange } from './range.js';
-import { countRange, readPage, type Cursor, type Page } from './reader.js';
+import { countRange, estimatedRangeRows, readPage, type Cursor, type Page } from './reader.js';
+import type { BackfillPage, BackfillTarget } from './target.js';
 
 /**
- * `engage process --mode backfill --start-date D --end-date D`: re-reads the range from
- * PostgreSQL, enriches each row with the stream's pure transform, and produces the result to the
- * enriched topic (origin `backfill`), from where every sink takes it as usual: the warehouse and
- * the external system dedupe by event id, Redis keeps only what falls in its live window and
- * dedupes by event id too. Rows the transform rejects go to the DLQ with the reason.
- * Idempotent (a re-run, or a range the stream already delivered, changes no count) and resumable
- * (progress is saved after each confirmed page).
+ * `engage process --mode backfill --start-date D --end-date D [--direct sinks]`: re-reads the
+ * range from PostgreSQL, enriches each row with the stream's pure transform, and delivers each
+ * page to its target: by default the enriched topic (origin `backfill`), from where every sink
+ * takes it as usual (topic-target.ts); with `--direct`, the named sinks written in this process
+ * (direct-target.ts). Rows the transform rejects go to the DLQ with the reason.
+ * Idempotent (a re-run, or a range the stream already delivered, changes no count: every
+ * destination dedupes on the event id) and resumable: progress is saved after each delivered
+ * page, in page order, under a key naming the range and the target, so an interrupted direct run
+ * is never resumed by a topic run (whose sinks would miss the first part) or the reverse.
  */
 
 export interface BackfillOptions {
@@ -28,6 +29,8 @@ export interface BackfillOptions {
   restart?: boolean;
   progress?: boolean;
   signal?: AbortSignal;
+  /** Sinks to write directly (`--direct`); absent or empty = through the enriched topic. */
+  direct?: string[];
 }
 
 export interface BackfillResult {
@@ -48,81 +51,97 @@ export async function runBackfill(config: Config, opts: BackfillOptions, log: Lo
   const pageSize = opts.pageSize ?? 20000;
   const db = new pg.Client({ connectionString: config.databaseUrl });
   await db.connect();
-  let producer: PageProducer | undefined;
+  let target: BackfillTarget | undefined;
   try {
+    target = await openTarget(config, opts, range.key, log);
+    // The topic target keeps the bare range key (what earlier versions saved); others add their name.
+    const key = target.name === 'topic' ? range.key : `${range.key}|${target.name}`;
     await ensureProgressTable(db);
-    const saved = opts.restart ? null : await loadProgress(db, range.key);
+    const saved = opts.restart ? null : await loadProgress(db, key);
     const resumed = Boolean(saved && !saved.done && saved.cursor);
     let cursor: Cursor | null = resumed ? (saved?.cursor ?? null) : null;
     let delivered = resumed ? (saved?.delivered ?? 0) : 0;
-    if (saved?.done && !opts.restart) log.info({ range: range.key }, 'range was backfilled before; re-sending it (sinks dedupe by event id)');
-    if (resumed) log.info({ range: range.key, after: cursor, delivered }, 'resuming an interrupted backfill');
+    if (saved?.done && !opts.restart) log.info({ range: key }, 'range was backfilled before; re-sending it (sinks dedupe by event id)');
+    if (resumed) log.info({ range: key, after: cursor, delivered }, 'resuming an interrupted backfill');
 
     const content = new Map((await db.query<ContentRow>(CONTENT_SQL)).rows.map((c) => [c.id, c]));
-    await ensureTopics(config);
-    producer = new PageProducer(config.kafkaBrokers, `${config.KAFKA_CLIENT_ID}-backfill`);
-    await producer.connect();
-
     const total = await countRange(db, range, cursor);
-    const bar = opts.progress === false ? undefined : new ProgressBar(`backfill ${range.key}`, total);
+    const estimate = await estimatedRangeRows(db, range);
+    if (total > 10 * pageSize && estimate * 10 < total) {
+      log.warn({ estimate, rows: total }, 'PostgreSQL estimates the range at a tenth of its rows or less: its statistics of engagement_events are older than the data, so every page may sort the whole remaining range; run ANALYZE engagement_events (autovacuum will, in time)');
+    }
+    const bar = opts.progress === false ? undefined : new ProgressBar(`backfill ${range.key}${target.name === 'topic' ? '' : ` (${target.name})`}`, total);
     const t0 = Date.now();
     let read = 0;
     let dlq = 0;
-    // The next page is read while this one is produced (PostgreSQL and Kafka work in parallel);
-    // progress still advances only after a page's delivery is confirmed, in page order.
-    let next: Promise<Page> | null = readPage(db, range, cursor, pageSize);
-    for (;;) {
-      if (opts.signal?.aborted) break;
-      const page: Page = await (next ?? readPage(db, range, cursor, pageSize));
-      next = null;
-      if (page.rows.length === 0) break;
-      next = readPage(db, range, page.last, pageSize);
-      next.catch(() => undefined); // awaited next turn; a failure there is thrown then
-      const now = Date.now();
-      const enriched: { key: string; value: string }[] = [];
-      const rejected: { key: string; value: string }[] = [];
-      for (const row of page.rows) {
-        const res = enrichEvent(row, row.content_id ? content.get(row.content_id) : undefined, { sourceTsMs: now, processedTsMs: now, origin: 'backfill' });
-        if (res.ok) {
-          enriched.push({ key: res.event.content_id, value: JSON.stringify(res.event) });
-        } else {
-          const entry: DlqEntry = {
-            reason: res.error.message,
-            code: res.error.code,
-            stage: 'backfill',
-            topic: 'postgres:engagement_events',
-            partition: 0,
-            offset: row.id,
-            key: JSON.stringify({ id: row.id }),
-            value_base64: Buffer.from(JSON.stringify(row)).toString('base64'),
-            failed_at: new Date(now).toISOString(),
-            attempts: 1,
-          };
-          rejected.push({ key: entry.key ?? row.id, value: JSON.stringify(entry) });
-        }
-      }
-      const batches = [];
-      if (enriched.length > 0) batches.push({ topic: config.KAFKA_TOPIC_ENRICHED, messages: enriched });
-      if (rejected.length > 0) batches.push({ topic: config.KAFKA_TOPIC_DLQ, messages: rejected });
-      // Resolves once every message is acknowledged by the broker (acks=all), else throws.
-      await producer.deliver(batches);
-      read += page.rows.length;
-      delivered += enriched.length;
-      dlq += rejected.length;
-      cursor = page.last;
-      await saveProgress(db, range.key, { cursor, done: false, delivered });
+    let queued = delivered;
+    // Pages in delivery, oldest first. While they are delivered the next page is read (PostgreSQL)
+    // and enriched (this thread); progress advances only as each is confirmed, in page order.
+    const inFlight: Array<{ done: Promise<void>; rows: number; events: number; rejected: number; last: Cursor | null }> = [];
+    const settleOldest = async () => {
+      const f = inFlight.shift();
+      if (!f) return;
+      await f.done;
+      read += f.rows;
+      delivered += f.events;
+      dlq += f.rejected;
+      cursor = f.last;
+      await saveProgress(db, key, { cursor, done: false, delivered });
       bar?.update(read);
+    };
+    let next: Promise<Page> | null = readPage(db, range, cursor, pageSize);
+    try {
+      for (;;) {
+        if (opts.signal?.aborted) break;
+        const page: Page = await (next ?? readPage(db, range, cursor, pageSize));
+        next = null;
+        if (page.rows.length === 0) break;
+        next = readPage(db, range, page.last, pageSize);
+        next.catch(() => undefined); // awaited next turn; a failure there is thrown then
+        const enriched = enrichPage(page, content, queued);
+        queued += enriched.events.length;
+        const done = target.deliver(enriched);
+        done.catch(() => undefined); // awaited in order by settleOldest
+        inFlight.push({ done, rows: page.rows.length, events: enriched.events.length, rejected: enriched.rejected.length, last: page.last });
+        while (inFlight.length >= target.maxInFlight) await settleOldest();
+      }
+      while (inFlight.length > 0) await settleOldest();
+    } catch (err) {
+      // A delivery cut short by a stop is an interruption (resumed next run), not a failure.
+      if (!opts.signal?.aborted) throw err;
+    } finally {
+      await Promise.allSettled([...inFlight.map((f) => f.done), next ?? Promise.resolve()]);
     }
-    await next?.catch(() => undefined);
     const finished = !opts.signal?.aborted;
-    if (finished) await saveProgress(db, range.key, { cursor, done: true, delivered });
+    if (finished) await saveProgress(db, key, { cursor, done: true, delivered });
     bar?.finish(read);
     const seconds = (Date.now() - t0) / 1000;
     const result: BackfillResult = { range: range.key, resumed, read, delivered, dlq, seconds, rate: read / Math.max(seconds, 0.001) };
-    log.info(result, finished ? 'backfill finished' : 'backfill interrupted; run it again to resume');
+    log.info({ ...result, target: target.name }, finished ? 'backfill finished' : 'backfill interrupted; run it again to resume');
     return result;
   } finally {
-    await producer?.disconnect().catch(() => undefined);
+    await target?.close().catch(() => undefined);
     await db.end().catch(() => undefined);
   }
+}
+
+async function openTarget(config: Config, opts: BackfillOptions, rangeKey: string, log: Logger): Promise<BackfillTarget> {
+  if (!opts.direct || opts.direct.length === 0) {
+    const { openTopicTarget } = await import('./topic-target.js');
+    return openTopicTarget(config);
+  }
+  const [{ directFactories, openDirectTarget }, { getSinkFactory }] = await Promise.all([import('./direct-target.js'), import('../sinks/registry.js')]);
+  return openDirectTarget(config, directFactories(opts.direct, getSinkFactory), rangeKey, log, opts.signal);
+}
+
+/** The stream's transform over one page; `deliveredBefore` = events of the range before it. */
+function enrichPage(page: Page, content: ReadonlyMap<string, ContentRow>, deliveredBefore: number): BackfillPage {
+  const now = Date.now();
+  const out: BackfillPage = { events: [], rejected: [], deliveredBefore };
+  for (const row of page.rows) {
+    const res = enrichEvent(row, row.content_id ? content.get(row.content_id) : undefined, { sourceTsMs: now, processedTsMs: now, origin: 'backfill' });
+    if (res.ok) out.events.push(res.event);
+    else out.rejected.push({ row, error: res.error });
+  }
+  return out;
 }

@@ -6,8 +6,9 @@ import { runComponent } from '../runtime/lifecycle.js';
 /**
  * `engage process --mode stream`: the stream processor (docs/processor.md) — change events →
  * enriched records, exactly once; run several for scale-out (they share the partitions).
- * `engage process --mode backfill --start-date D --end-date D [--restart]`: re-reads a date range
- * from PostgreSQL and enriches it with the same transform (src/backfill/run.ts).
+ * `engage process --mode backfill --start-date D --end-date D [--restart] [--direct sinks]`:
+ * re-reads a date range from PostgreSQL and enriches it with the same transform, into the enriched
+ * topic or, with --direct, straight into the named sinks (src/backfill/run.ts).
  * A missing or unknown mode, or dates with the wrong mode, is a usage error (exit 2).
  */
 
@@ -17,6 +18,7 @@ interface ProcessOptions {
   endDate?: string;
   restart?: boolean;
   progress?: boolean;
+  direct?: string[];
 }
 
 export function registerProcessCommand(program: Command): void {
@@ -28,10 +30,15 @@ export function registerProcessCommand(program: Command): void {
     .option('--end-date <date>', 'backfill: last day, YYYY-MM-DD (UTC, inclusive)')
     .option('--restart', 'backfill: ignore saved progress and start the range from its beginning')
     .option('--no-progress', 'backfill: no progress bar')
+    .option(
+      '--direct <sinks>',
+      'backfill: write these sinks in this process instead of through the enriched topic (comma-separated; sinks that dedupe on the event id: warehouse, external); other sinks get nothing from the run',
+      (v: string) => v.split(',').map((s) => s.trim()).filter((s) => s !== ''),
+    )
     .action(async (opts: ProcessOptions) => {
       if (opts.mode === 'stream') {
-        if (opts.startDate !== undefined || opts.endDate !== undefined || opts.restart) {
-          throw new PipelineError('USAGE', '--start-date, --end-date and --restart apply to --mode backfill only');
+        if (opts.startDate !== undefined || opts.endDate !== undefined || opts.restart || opts.direct !== undefined) {
+          throw new PipelineError('USAGE', '--start-date, --end-date, --restart and --direct apply to --mode backfill only');
         }
         const config = loadConfig();
         const { startProcessor } = await import('../processor/processor.js');
@@ -45,10 +52,14 @@ export function registerProcessCommand(program: Command): void {
 async function runBackfillMode(opts: ProcessOptions): Promise<void> {
   const { parseDateRange } = await import('../backfill/range.js');
   parseDateRange(opts.startDate, opts.endDate);
+  if (opts.direct !== undefined) {
+    const [{ directFactories }, { getSinkFactory }] = await Promise.all([import('../backfill/direct-target.js'), import('../sinks/registry.js')]);
+    directFactories(opts.direct, getSinkFactory);
+  }
   const config = loadConfig();
   const { runBackfill } = await import('../backfill/run.js');
   await runComponent('backfill', config, async ({ config: c, log, signal }) => {
-    const finished = runBackfill(c, { startDate: opts.startDate ?? '', endDate: opts.endDate ?? '', restart: opts.restart, progress: opts.progress, signal }, log).then(
+    const finished = runBackfill(c, { startDate: opts.startDate ?? '', endDate: opts.endDate ?? '', restart: opts.restart, progress: opts.progress, direct: opts.direct, signal }, log).then(
       (r) => {
         process.stdout.write(`backfill ${r.range}: read ${r.read}, delivered ${r.delivered}, dlq ${r.dlq} in ${r.seconds.toFixed(1)} s (${Math.round(r.rate)} events/s)${r.resumed ? ', resumed' : ''}\n`);
       },

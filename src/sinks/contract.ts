@@ -17,10 +17,14 @@ import type { Logger } from '../core/logger.js';
  * The same batch written twice must change nothing.
  */
 
+/** The partition and offset of a record written without Kafka (a backfill's `--direct`). */
+export const DIRECT_PARTITION = -1;
+export const DIRECT_OFFSET = '-1';
+
 export interface SinkRecord {
   topic: string;
   partition: number;
-  /** Kafka offset, as a decimal string (int64). */
+  /** Kafka offset, as a decimal string (int64); DIRECT_OFFSET (partition DIRECT_PARTITION) when none. */
   offset: string;
   key: string | null;
   event: EnrichedEvent;
@@ -80,6 +84,20 @@ export interface Sink {
 
 export interface SinkFactory {
   readonly name: string;
+  /**
+   * True when the sink is idempotent on the event id alone (an event written twice, under any
+   * batch identity, is stored once): it may then be written without Kafka, as a backfill's
+   * `--direct` does (src/backfill/direct-target.ts). Absent when its exactly-once rests on Kafka
+   * offsets (Redis).
+   */
+  readonly dedupesByEventId?: boolean;
+  /**
+   * The most records one `write` should take when records are all at hand rather than arriving
+   * from a stream (a backfill's `--direct` pages); default `batching().maxRecords`. A sink whose
+   * batch size only trades latency (the warehouse) returns more; one whose batch size is a limit
+   * of the receiving system (the external POST body) leaves it out.
+   */
+  maxBulkRecords?(config: Config): number;
   /** How the runtime batches for this sink (defaults from the config when absent). */
   batching?(config: Config): { maxRecords: number; maxWaitMs: number };
   create(ctx: SinkContext): Sink;

@@ -50,6 +50,8 @@ test('each rule names its own problem', () => {
   ];
   for (const [patch, problem] of cases) assert.deepEqual(problems(withEvent(patch)), [problem], JSON.stringify(patch));
   assert.deepEqual(problems({ ...good, offset: '-1' }), ['the Kafka offset is not an int64']);
+  assert.deepEqual(problems({ ...good, offset: '-2', partition: -1 }), ['the Kafka offset is not an int64']);
+  assert.deepEqual(problems({ ...good, offset: '-1', partition: -1 }), [], 'a record written without Kafka (a direct backfill)');
 });
 
 test('every broken rule is listed, in rule order, and the message names the event', () => {

@@ -35,6 +35,7 @@ export function requestedDelayMs(err: unknown): number | undefined {
 
 export const externalSinkFactory: SinkFactory & { retryPolicy(config: Config): RetryPolicy; writeConcurrency(): number } = {
   name: 'external',
+  dedupesByEventId: true,
   batching: () => ({ maxRecords: EXTERNAL_BATCH_RECORDS, maxWaitMs: EXTERNAL_BATCH_WAIT_MS }),
   writeConcurrency: () => EXTERNAL_WRITE_CONCURRENCY,
   create: (ctx) => new ExternalSink(ctx),

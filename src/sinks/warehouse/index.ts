@@ -11,9 +11,14 @@ import { DuckDbWarehouse } from './duckdb.js';
  */
 /** Partitions whose batches may be written at once: DuckDB groups them into one transaction. */
 export const DUCKDB_WRITE_CONCURRENCY = 16;
+/** Rows per write of a backfill's direct pages (BigQuery splits further by parameter bytes). */
+export const DIRECT_BATCH_ROWS = 50_000;
 
 export const warehouseSinkFactory: SinkFactory & { retryPolicy(config: Config): RetryPolicy; writeConcurrency(config: Config): number } = {
   name: 'warehouse',
+  dedupesByEventId: true,
+  /** A backfill's direct pages: one transaction per 50,000 rows whatever BATCH_SIZE (a latency knob) says. */
+  maxBulkRecords: () => DIRECT_BATCH_ROWS,
   /** Flush at BATCH_SIZE rows or after WAREHOUSE_FLUSH_SECONDS (at most 30 s), whichever comes first. */
   batching(config: Config) {
     return { maxRecords: config.BATCH_SIZE, maxWaitMs: Math.round(config.WAREHOUSE_FLUSH_SECONDS * 1000) };

@@ -1,6 +1,6 @@
 import { PipelineError } from '../../core/errors.js';
 import { CONTENT_TYPES, EVENT_TYPES } from '../../core/types.js';
-import type { SinkRecord } from '../contract.js';
+import { DIRECT_OFFSET, DIRECT_PARTITION, type SinkRecord } from '../contract.js';
 
 /**
  * The warehouse's `check`: a record passes when every value fits its column in both backends, so a
@@ -75,7 +75,7 @@ const RULES: ReadonlyArray<readonly [(e: Values, r: SinkRecord) => boolean, stri
   [(e) => e.origin === 'stream' || e.origin === 'backfill', 'origin is not stream or backfill'],
   [(e) => isStringList(e.quality_flags), 'quality_flags is not a list of strings'],
   [(e) => Number.isSafeInteger(e.schema_version), 'schema_version is not an integer'],
-  [(_, r) => isInt64Text(r.offset), 'the Kafka offset is not an int64'],
+  [(_, r) => isInt64Text(r.offset) || (r.offset === DIRECT_OFFSET && r.partition === DIRECT_PARTITION), 'the Kafka offset is not an int64'],
 ];
 
 /** Why the record cannot be stored (every rule it breaks, in RULES order), or null when it can. */

@@ -64,8 +64,8 @@ export const FACT_TABLE: TableDef = {
     col('origin', 'string', true, 'stream | backfill'),
     col('quality_flags', 'string_list', false, 'data-quality flags set by the processor'),
     col('schema_version', 'int64', true, 'enriched record schema version'),
-    col('kafka_partition', 'int64', true, 'enriched-topic partition the row was read from (first copy)'),
-    col('kafka_offset', 'int64', true, 'enriched-topic offset the row was read from (first copy)'),
+    col('kafka_partition', 'int64', true, 'enriched-topic partition the row was read from (first copy); -1 when written by a direct backfill'),
+    col('kafka_offset', 'int64', true, 'enriched-topic offset the row was read from (first copy); -1 when written by a direct backfill'),
     col('loaded_at', 'timestamp', true, 'when the warehouse committed the row'),
   ],
 };

@@ -1,0 +1,168 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import pg from 'pg';
+import { runBackfill } from '../../src/backfill/run.js';
+import { readPage } from '../../src/backfill/reader.js';
+import { parseDateRange } from '../../src/backfill/range.js';
+import type { Config } from '../../src/config/load.js';
+import { PipelineError } from '../../src/core/errors.js';
+import { createLogger } from '../../src/core/logger.js';
+import type { DlqEntry } from '../../src/core/types.js';
+import { generateHistorical } from '../../src/generator/modes.js';
+import { startReceiver, type RunningReceiver } from '../../src/receiver/index.js';
+import { createTestEnv, type TestEnv } from '../helpers/env.js';
+import { parseValues, readTopic } from '../processor/kafka-helpers.js';
+import { openReader } from '../sinks/warehouse-fixtures.js';
+
+/**
+ * `--direct`: the backfill writes the warehouse (and the external system) itself, through the
+ * sinks' contract, without the enriched topic. Every event of the range is stored once, bad rows
+ * reach the DLQ with their reason, a re-run adds nothing, an interrupted run resumes under its own
+ * progress key, sinks that cannot be written so are refused, and a DuckDB file held by another
+ * process is a clear error. Also the keyset order of the page reader across a page boundary.
+ */
+
+let env: TestEnv;
+let db: pg.Client;
+let receiver: RunningReceiver;
+const log = createLogger('silent');
+let fileNo = 0;
+
+const configWith = (extra: Partial<Config> = {}): Config => ({
+  ...env.config,
+  DUCKDB_PATH: path.join(path.dirname(env.config.DUCKDB_PATH), `direct-${++fileNo}.duckdb`),
+  EXTERNAL_API_URL: receiver.url,
+  ...extra,
+});
+
+before(async () => {
+  receiver = await startReceiver();
+  env = await createTestEnv();
+  db = new pg.Client({ connectionString: env.config.databaseUrl });
+  await db.connect();
+  await generateHistorical(env.config, { days: 3, eventsPerDay: 2000, seed: 11, nowMs: Date.parse('2025-08-04T12:00:00Z') });
+  const content = await db.query<{ id: string }>('SELECT id FROM content WHERE length_seconds IS NOT NULL LIMIT 1');
+  await db.query(
+    `INSERT INTO engagement_events (content_id, user_id, event_type, event_ts, duration_ms, device, raw_payload) VALUES
+     (NULL, gen_random_uuid(), 'play', '2025-08-02T10:00:00Z', 1000, 'web', '{}'),
+     ($1, gen_random_uuid(), 'pause', '2025-08-02T10:00:01Z', -5, 'web', '{}')`,
+    [content.rows[0]?.id],
+  );
+});
+
+after(async () => {
+  await db?.end();
+  await env?.cleanup();
+  await receiver?.close();
+});
+
+async function goodIds(fromIso: string, untilIso: string): Promise<Set<string>> {
+  const res = await db.query<{ id: string }>(
+    `SELECT id::text AS id FROM engagement_events WHERE event_ts >= $1 AND event_ts < $2 AND content_id IS NOT NULL AND (duration_ms IS NULL OR duration_ms >= 0)`,
+    [fromIso, untilIso],
+  );
+  return new Set(res.rows.map((r) => r.id));
+}
+
+async function warehouseIds(file: string): Promise<{ ids: string[]; lineage: string[] }> {
+  const r = await openReader(file);
+  try {
+    const rows = await r.rows(`SELECT CAST(event_id AS VARCHAR) AS id, origin, kafka_partition, kafka_offset FROM engagement_events_enriched`);
+    return { ids: rows.map((x) => String(x.id)), lineage: [...new Set(rows.map((x) => `${String(x.origin)} ${String(x.kafka_partition)} ${String(x.kafka_offset)}`))] };
+  } finally {
+    r.close();
+  }
+}
+
+describe('backfill --direct', () => {
+  it('writes every event of the range once into the warehouse and the external system, bad rows to the DLQ, nothing to the topic', async () => {
+    const config = configWith();
+    const want = await goodIds('2025-08-02T00:00:00Z', '2025-08-04T00:00:00Z');
+    assert.ok(want.size > 1000, `history in range: ${want.size}`);
+    const before = receiver.stats().events_unique;
+    const res = await runBackfill(config, { startDate: '2025-08-02', endDate: '2025-08-03', pageSize: 700, progress: false, direct: ['warehouse', 'external'] }, log);
+    assert.deepEqual({ read: res.read, delivered: res.delivered, dlq: res.dlq }, { read: want.size + 2, delivered: want.size, dlq: 2 });
+
+    const stored = await warehouseIds(config.DUCKDB_PATH);
+    assert.equal(stored.ids.length, want.size, 'each event once');
+    assert.deepEqual(new Set(stored.ids), want);
+    assert.deepEqual(stored.lineage, ['backfill -1 -1'], 'origin backfill, no Kafka position');
+    assert.equal(receiver.stats().events_unique - before, want.size, 'the external system counted each event once');
+    for (const id of want) assert.ok(receiver.event(id), `receiver has ${id}`);
+
+    const dlq = parseValues<DlqEntry>(await readTopic(env.config.kafkaBrokers, env.config.KAFKA_TOPIC_DLQ));
+    assert.deepEqual(dlq.map((d) => [d.stage, d.topic]), [['backfill', 'postgres:engagement_events'], ['backfill', 'postgres:engagement_events']]);
+    assert.deepEqual(dlq.map((d) => d.reason.split(':')[0]).sort(), ['NEGATIVE_DURATION', 'NULL_CONTENT_ID']);
+    assert.ok(dlq.every((d) => d.value_base64 && JSON.parse(Buffer.from(d.value_base64, 'base64').toString()).id === d.offset), 'each with its source row');
+    assert.equal((await readTopic(env.config.kafkaBrokers, env.config.KAFKA_TOPIC_ENRICHED)).length, 0, 'nothing went through the enriched topic');
+
+    // Run again: the same events, every one a duplicate in both sinks.
+    const again = await runBackfill(config, { startDate: '2025-08-02', endDate: '2025-08-03', pageSize: 700, progress: false, direct: ['warehouse', 'external'] }, log);
+    assert.equal(again.delivered, want.size);
+    assert.equal((await warehouseIds(config.DUCKDB_PATH)).ids.length, want.size, 'a re-run adds no row');
+    assert.equal(receiver.stats().events_unique - before, want.size, 'nor an external event');
+  });
+
+  it('an interrupted direct run resumes under its own progress key', async () => {
+    const config = configWith();
+    const want = await goodIds('2025-08-01T00:00:00Z', '2025-08-05T00:00:00Z');
+    const abort = new AbortController();
+    const key = '2025-08-01..2025-08-04|direct:warehouse';
+    const first = runBackfill(config, { startDate: '2025-08-01', endDate: '2025-08-04', pageSize: 200, progress: false, direct: ['warehouse'], signal: abort.signal }, log);
+    const poll = setInterval(async () => {
+      const r = await db.query<{ delivered: string }>(`SELECT delivered::text FROM engage_backfill_progress WHERE range_key = $1`, [key]);
+      if (Number(r.rows[0]?.delivered ?? 0) >= 400) abort.abort();
+    }, 5);
+    const r1 = await first;
+    clearInterval(poll);
+    assert.ok(r1.read > 0 && r1.read < want.size, `interrupted part-way: read ${r1.read} of ${want.size}`);
+    assert.equal((await warehouseIds(config.DUCKDB_PATH)).ids.length, r1.delivered, 'what was confirmed is stored');
+
+    const r2 = await runBackfill(config, { startDate: '2025-08-01', endDate: '2025-08-04', pageSize: 200, progress: false, direct: ['warehouse'] }, log);
+    assert.equal(r2.resumed, true);
+    assert.equal(r1.read + r2.read, want.size + 2, 'the second run reads exactly what the first did not (with the two bad rows)');
+    assert.deepEqual(new Set((await warehouseIds(config.DUCKDB_PATH)).ids), want);
+    const topicProgress = await db.query(`SELECT 1 FROM engage_backfill_progress WHERE range_key = '2025-08-01..2025-08-04'`);
+    assert.equal(topicProgress.rowCount, 0, 'a topic run of the range would start from its beginning');
+  });
+
+  it('refuses sinks that cannot be written without Kafka, and a DuckDB file another process holds', async () => {
+    const opts = { startDate: '2025-08-02', endDate: '2025-08-02', progress: false };
+    await assert.rejects(runBackfill(configWith(), { ...opts, direct: ['redis'] }, log), (err: unknown) => err instanceof PipelineError && err.code === 'USAGE' && /Kafka offset/.test(err.message));
+    await assert.rejects(runBackfill(configWith(), { ...opts, direct: ['nope'] }, log), (err: unknown) => err instanceof PipelineError && err.code === 'USAGE' && /known: external, redis, warehouse/.test(err.message));
+
+    const config = configWith();
+    const holder = spawn(process.execPath, ['--input-type=module', '-e', `
+      import { DuckDBInstance } from '@duckdb/node-api';
+      const i = await DuckDBInstance.create(${JSON.stringify(config.DUCKDB_PATH)});
+      await i.connect();
+      console.log('ready');
+      setInterval(() => {}, 1000);`], { stdio: ['ignore', 'pipe', 'inherit'] });
+    try {
+      await new Promise<void>((resolve, reject) => {
+        holder.stdout.on('data', (d: Buffer) => d.toString().includes('ready') && resolve());
+        holder.on('exit', (code) => reject(new Error(`holder exited ${code}`)));
+      });
+      await assert.rejects(runBackfill(config, { ...opts, direct: ['warehouse'] }, log), (err: unknown) => err instanceof PipelineError && err.code === 'SERVICE_MISCONFIGURED' && /stop `engage sink warehouse`/.test(err.message));
+    } finally {
+      holder.kill('SIGKILL');
+    }
+  });
+});
+
+describe('page reader', () => {
+  it('keeps (event_ts, id) order across a page boundary where ids change digit count', async () => {
+    // Same instant, ids 9999999999 and 10000000000: as text '10000000000' sorts first, so a page
+    // ordered by the text columns would end on it and the next page (numeric keyset) skip the other.
+    await db.query(`INSERT INTO engagement_events (id, content_id, user_id, event_type, event_ts, duration_ms, device, raw_payload) VALUES
+      (9999999999, NULL, NULL, 'play', '2031-01-01T00:00:00Z', 1, 'web', '{}'),
+      (10000000000, NULL, NULL, 'play', '2031-01-01T00:00:00Z', 1, 'web', '{}')`);
+    const range = parseDateRange('2031-01-01', '2031-01-01');
+    const p1 = await readPage(db, range, null, 1);
+    const p2 = await readPage(db, range, p1.last, 1);
+    const p3 = await readPage(db, range, p2.last, 1);
+    assert.deepEqual([...p1.rows, ...p2.rows, ...p3.rows].map((r) => r.id), ['9999999999', '10000000000']);
+  });
+});
