@@ -98,7 +98,7 @@ export async function runBackfill(config: Config, opts: BackfillOptions, log: Lo
         if (page.rows.length === 0) break;
         next = readPage(db, range, page.last, pageSize);
         next.catch(() => undefined); // awaited next turn; a failure there is thrown then
-        const enriched = enrichPage(page, content, queued);
+        const enriched = await enrichPage(page, content, queued);
         queued += enriched.events.length;
         const done = target.deliver(enriched);
         done.catch(() => undefined); // awaited in order by settleOldest
@@ -125,6 +125,12 @@ export async function runBackfill(config: Config, opts: BackfillOptions, log: Lo
   }
 }
 
+/**
+ * Enrichment yields to the event loop this often, so the target's I/O continuations (a DuckDB
+ * transaction's next step after its id lookup, its commit) are not held up for a whole page.
+ */
+const YIELD_ROWS = 1000;
+
 async function openTarget(config: Config, opts: BackfillOptions, rangeKey: string, log: Logger): Promise<BackfillTarget> {
   if (!opts.direct || opts.direct.length === 0) {
     const { openTopicTarget } = await import('./topic-target.js');
@@ -135,10 +141,12 @@ async function openTarget(config: Config, opts: BackfillOptions, rangeKey: strin
 }
 
 /** The stream's transform over one page; `deliveredBefore` = events of the range before it. */
-function enrichPage(page: Page, content: ReadonlyMap<string, ContentRow>, deliveredBefore: number): BackfillPage {
+async function enrichPage(page: Page, content: ReadonlyMap<string, ContentRow>, deliveredBefore: number): Promise<BackfillPage> {
   const now = Date.now();
   const out: BackfillPage = { events: [], rejected: [], deliveredBefore };
+  let i = 0;
   for (const row of page.rows) {
+    if (++i % YIELD_ROWS === 0) await new Promise<void>((resolve) => setImmediate(resolve));
     const res = enrichEvent(row, row.content_id ? content.get(row.content_id) : undefined, { sourceTsMs: now, processedTsMs: now, origin: 'backfill' });
     if (res.ok) out.events.push(res.event);
     else out.rejected.push({ row, error: res.error });

@@ -157,7 +157,7 @@ export async function deliverBatch(ctx: DeliveryContext, batch: PendingBatch): P
       const now = Date.now();
       for (const a of accepted) {
         const ts = a.record.event.source_ts_ms;
-        if (!a.origin.replay && a.record.event.origin !== 'backfill' && typeof ts === 'number' && ts > 0) {
+        if (a.record.event.origin !== 'backfill' && !a.origin.replay && typeof ts === 'number' && ts > 0) {
           metrics.freshnessSeconds.observe(Math.max(0, now - ts) / 1000);
         }
       }
