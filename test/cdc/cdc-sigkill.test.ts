@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
+import { KafkaJS } from '@confluentinc/kafka-javascript';
 import type pg from 'pg';
 import { parseLsn } from '../../src/cdc/lsn.js';
-import { readLastPosition } from '../../src/cdc/position-store.js';
+import { createKafka } from '../../src/kafka/client.js';
 import { createTestEnv, type TestEnv } from '../helpers/env.js';
 import { killHard, spawnCdc, type CdcChild } from './child.js';
 import { pgClient, readToEnd, sleep, waitFor } from './helpers.js';
@@ -53,8 +54,22 @@ async function streaming(): Promise<boolean> {
   return r.rowCount === 1;
 }
 
+/**
+ * Whether the killed first run committed a position (its snapshot), without waiting: the position
+ * topic's last stable offset is above 0 only past a committed transaction. (readLastPosition would
+ * wait for a transaction the kill left open, which only the next run's producer fences.)
+ */
 async function snapshotCommitted(): Promise<boolean> {
-  return (await readLastPosition(env.config.kafkaBrokers, 'test', env.config.KAFKA_TOPIC_CDC_POSITION, env.config.CDC_SLOT_NAME)) !== null;
+  const admin = createKafka(env.config.kafkaBrokers, 'test-position-lso').admin();
+  await admin.connect();
+  try {
+    const stable = await admin.fetchTopicOffsets(env.config.KAFKA_TOPIC_CDC_POSITION, { isolationLevel: KafkaJS.IsolationLevel.READ_COMMITTED });
+    return stable.some((p) => Number(p.high) > 0);
+  } catch {
+    return false; // the topic is not there yet: nothing was committed
+  } finally {
+    await admin.disconnect();
+  }
 }
 
 interface WriterState {
