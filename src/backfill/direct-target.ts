@@ -11,7 +11,7 @@ import type { Decoded, DlqOrigin } from '../runtime/sink-decode.js';
 import { sinkMetrics } from '../runtime/sink-metrics.js';
 import { resolveBatching, resolveRetryPolicy, resolveWriteConcurrency } from '../runtime/sink-runner-options.js';
 import { DIRECT_OFFSET, DIRECT_PARTITION, type Sink, type SinkFactory, type SinkRecord } from '../sinks/contract.js';
-import { rowBytes, SOURCE_TOPIC, type BackfillPage, type BackfillTarget } from './target.js';
+import { rejectedRowOrigin, SOURCE_TOPIC, type BackfillPage, type BackfillTarget } from './target.js';
 
 /**
  * `--direct <sinks>`: the backfill writes the named sinks itself, in this process, through the
@@ -72,9 +72,10 @@ export async function openDirectTarget(config: Config, factories: readonly SinkF
       sinks.push({ factory, sink, maxRecords: factory.maxBulkRecords?.(config) ?? resolveBatching(config, factory, {}).maxRecords, ctx: deliveryContext(config, factory, sink, dlq, slog, signal) });
       await sink.start().catch((err: unknown) => {
         const e = toPipelineError(err);
-        throw e.code === 'SERVICE_MISCONFIGURED' && factory.name === 'warehouse'
-          ? new PipelineError(e.code, `${e.message} — stop \`engage sink warehouse\` while a direct backfill writes the warehouse, or backfill through the topic (leave out --direct)`, { cause: e })
-          : e;
+        if (e.code !== 'SERVICE_MISCONFIGURED') throw e;
+        // e.g. the DuckDB file, which one process at a time may open, held by the running sink
+        const hint = `a direct backfill opens the ${factory.name} sink in this process: stop \`engage sink ${factory.name}\` while it runs, or backfill through the topic (leave out --direct)`;
+        throw new PipelineError(e.code, `${e.message} — ${hint}`, { cause: e });
       });
     }
   } catch (err) {
@@ -97,7 +98,7 @@ export async function openDirectTarget(config: Config, factories: readonly SinkF
     maxInFlight: 2,
     async deliver(page: BackfillPage) {
       if (page.rejected.length > 0) {
-        await dlq.send('backfill', page.rejected.map(({ row, error }) => ({ origin: sourceOrigin(row.id, JSON.stringify({ id: row.id }), rowBytes(row)), error, attempts: 1 })));
+        await dlq.send('backfill', page.rejected.map(({ row, error }) => ({ origin: rejectedRowOrigin(row), error, attempts: 1 })));
       }
       const items: DeliveryItem[] = page.events.map((event) => new DirectItem(topic, event));
       for (const s of sinks) s.ctx.metrics.recordsIn.inc(items.length);
@@ -134,10 +135,6 @@ async function settle(s: DirectSink, batch: PendingBatch): Promise<void> {
     },
     { ...STATE_LOST_RETRY, shouldRetry: (err) => err instanceof PipelineError && err.code === 'SINK_STATE_LOST' && !s.ctx.signal?.aborted },
   );
-}
-
-function sourceOrigin(offset: string, key: string | null, value: Buffer): DlqOrigin {
-  return { topic: SOURCE_TOPIC, partition: 0, offset, key, value, priorAttempts: 0, replay: false };
 }
 
 /**

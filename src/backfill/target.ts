@@ -1,5 +1,6 @@
 import type { PipelineError } from '../core/errors.js';
 import type { EngagementEventRow, EnrichedEvent } from '../core/types.js';
+import type { DlqOrigin } from '../runtime/sink-decode.js';
 
 /**
  * Where a backfill delivers its pages: the enriched topic (topic-target.ts, every sink takes the
@@ -34,7 +35,7 @@ export interface BackfillTarget {
 /** The DLQ entry's source position of a row the transform rejected: the table and the row id. */
 export const SOURCE_TOPIC = 'postgres:engagement_events';
 
-/** The original bytes of a source row, as its DLQ entry carries them. */
-export function rowBytes(row: EngagementEventRow): Buffer {
-  return Buffer.from(JSON.stringify(row));
+/** Where a rejected source row's DLQ entry says it came from: the table, the row id, its bytes. */
+export function rejectedRowOrigin(row: EngagementEventRow): DlqOrigin {
+  return { topic: SOURCE_TOPIC, partition: 0, offset: row.id, key: JSON.stringify({ id: row.id }), value: Buffer.from(JSON.stringify(row)), priorAttempts: 0, replay: false };
 }

@@ -3,7 +3,7 @@ import type { DlqEntry } from '../core/types.js';
 import { ensureTopics } from '../kafka/admin.js';
 import { toDlqEntry } from '../runtime/dlq-writer.js';
 import { PageProducer, type PageMessage } from './page-producer.js';
-import { rowBytes, SOURCE_TOPIC, type BackfillPage, type BackfillTarget } from './target.js';
+import { rejectedRowOrigin, type BackfillPage, type BackfillTarget } from './target.js';
 
 /**
  * The default delivery: each page's events go to the enriched topic (keyed by content id, origin
@@ -23,10 +23,9 @@ export async function openTopicTarget(config: Config): Promise<BackfillTarget> {
       const now = new Date();
       const enriched: PageMessage[] = page.events.map((e) => ({ key: e.content_id, value: JSON.stringify(e) }));
       const rejected: PageMessage[] = page.rejected.map(({ row, error }) => {
-        const key = JSON.stringify({ id: row.id });
-        const origin = { topic: SOURCE_TOPIC, partition: 0, offset: row.id, key, value: rowBytes(row), priorAttempts: 0, replay: false };
+        const origin = rejectedRowOrigin(row);
         const entry: DlqEntry = toDlqEntry('backfill', { origin, error, attempts: 1 }, now);
-        return { key, value: JSON.stringify(entry) };
+        return { key: origin.key ?? row.id, value: JSON.stringify(entry) };
       });
       const batches = [];
       if (enriched.length > 0) batches.push({ topic: config.KAFKA_TOPIC_ENRICHED, messages: enriched });
