@@ -6,22 +6,24 @@ import pg from 'pg';
 import { runBackfill } from '../../src/backfill/run.js';
 import { readPage } from '../../src/backfill/reader.js';
 import { parseDateRange } from '../../src/backfill/range.js';
-import type { Config } from '../../src/config/load.js';
+import { loadConfig, type Config } from '../../src/config/load.js';
 import { PipelineError } from '../../src/core/errors.js';
 import { createLogger } from '../../src/core/logger.js';
 import type { DlqEntry } from '../../src/core/types.js';
 import { generateHistorical } from '../../src/generator/modes.js';
 import { startReceiver, type RunningReceiver } from '../../src/receiver/index.js';
 import { createTestEnv, type TestEnv } from '../helpers/env.js';
+import { FakeBigQuery } from '../helpers/fake-bigquery.js';
 import { parseValues, readTopic } from '../processor/kafka-helpers.js';
 import { openReader } from '../sinks/warehouse-fixtures.js';
 
 /**
- * `--direct`: the backfill writes the warehouse (and the external system) itself, through the
- * sinks' contract, without the enriched topic. Every event of the range is stored once, bad rows
- * reach the DLQ with their reason, a re-run adds nothing, an interrupted run resumes under its own
- * progress key, sinks that cannot be written so are refused, and a DuckDB file held by another
- * process is a clear error. Also the keyset order of the page reader across a page boundary.
+ * `--direct`: the backfill writes the warehouse (DuckDB; BigQuery against its local fake) and the
+ * external system itself, through the sinks' contract, without the enriched topic. Every event of
+ * the range is stored once, bad rows reach the DLQ with their reason, a re-run adds nothing, an
+ * interrupted run resumes under its own progress key, sinks that cannot be written so are refused,
+ * and a DuckDB file held by another process is a clear error. Also the keyset order of the page
+ * reader across a page boundary.
  */
 
 let env: TestEnv;
@@ -103,6 +105,25 @@ describe('backfill --direct', () => {
     assert.equal(again.delivered, want.size);
     assert.equal((await warehouseIds(config.DUCKDB_PATH)).ids.length, want.size, 'a re-run adds no row');
     assert.equal(receiver.stats().events_unique - before, want.size, 'nor an external event');
+  });
+
+  it('writes BigQuery the same way (against the local fake of its API)', async () => {
+    const fake = await FakeBigQuery.start('engage-test');
+    try {
+      const config = loadConfig({ ...env.env, BIGQUERY_PROJECT_ID: 'engage-test', BIGQUERY_API_ENDPOINT: fake.url, BIGQUERY_DATASET_ID: `ds_${env.id}` });
+      assert.equal(config.warehouse, 'bigquery');
+      const want = await goodIds('2025-08-03T00:00:00Z', '2025-08-04T00:00:00Z');
+      const res = await runBackfill(config, { startDate: '2025-08-03', endDate: '2025-08-03', pageSize: 500, progress: false, direct: ['warehouse'] }, log);
+      assert.equal(res.delivered, want.size);
+      const rows = fake.rows(`ds_${env.id}`, 'engagement_events_enriched');
+      assert.equal(rows.length, want.size, 'each event once');
+      assert.deepEqual(new Set(rows.map((r) => String(r.event_id))), want);
+      assert.deepEqual([...new Set(rows.map((r) => `${String(r.origin)} ${String(r.kafka_partition)} ${String(r.kafka_offset)}`))], ['backfill -1 -1']);
+      await runBackfill(config, { startDate: '2025-08-03', endDate: '2025-08-03', pageSize: 500, progress: false, direct: ['warehouse'] }, log);
+      assert.equal(fake.rows(`ds_${env.id}`, 'engagement_events_enriched').length, want.size, 'a re-run adds no row');
+    } finally {
+      await fake.close();
+    }
   });
 
   it('an interrupted direct run resumes under its own progress key', async () => {
