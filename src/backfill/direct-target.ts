@@ -168,7 +168,7 @@ class DirectItem implements DeliveryItem, SinkRecord {
 }
 
 /** A directly written record's DLQ origin: its source row, and the enriched event as the bytes
- *  (what `engage dlq replay` gives the sink again), encoded only if the record is parked. */
+ *  (what `engage dlq replay` gives the sink again), encoded only when read (a record parked). */
 class EventOrigin implements DlqOrigin {
   readonly topic = SOURCE_TOPIC;
   readonly partition = 0;
@@ -176,7 +176,6 @@ class EventOrigin implements DlqOrigin {
   readonly replay = false;
   readonly offset: string;
   readonly key: string;
-  private bytes: Buffer | null = null;
 
   constructor(private readonly event: EnrichedEvent) {
     this.offset = event.event_id;
@@ -184,6 +183,6 @@ class EventOrigin implements DlqOrigin {
   }
 
   get value(): Buffer {
-    return (this.bytes ??= Buffer.from(JSON.stringify(this.event)));
+    return Buffer.from(JSON.stringify(this.event));
   }
 }
