@@ -11,7 +11,7 @@ import type { Decoded, DlqOrigin } from '../runtime/sink-decode.js';
 import { sinkMetrics } from '../runtime/sink-metrics.js';
 import { resolveBatching, resolveRetryPolicy, resolveWriteConcurrency } from '../runtime/sink-runner-options.js';
 import { DIRECT_OFFSET, DIRECT_PARTITION, type Sink, type SinkFactory, type SinkRecord } from '../sinks/contract.js';
-import { rejectedRowOrigin, SOURCE_TOPIC, type BackfillPage, type BackfillTarget } from './target.js';
+import { rejectedRowOrigin, SOURCE_TOPIC, type BackfillPage, type BackfillTarget, type PageReport } from './target.js';
 
 /**
  * `--direct <sinks>`: the backfill writes the named sinks itself, in this process, through the
@@ -84,25 +84,32 @@ export async function openDirectTarget(config: Config, factories: readonly SinkF
   }
 
   const topic = `backfill:${rangeKey}`;
-  const deliverTo = async (s: DirectSink, items: DeliveryItem[], deliveredBefore: number): Promise<void> => {
+  /** Resolves with the number of the items the sink parked in the DLQ. */
+  const deliverTo = async (s: DirectSink, items: DeliveryItem[], deliveredBefore: number): Promise<number> => {
     const chunks: PendingBatch[] = [];
     for (let start = 0; start < items.length; start += s.maxRecords) {
       const part = items.slice(start, start + s.maxRecords);
       chunks.push({ topic, partition: DIRECT_PARTITION, items: part, nextOffset: String(deliveredBefore + start + part.length) });
     }
-    await Promise.all(chunks.map((batch) => settle(s, batch)));
+    const parked = await Promise.all(chunks.map((batch) => settle(s, batch)));
+    return parked.reduce((a, b) => a + b, 0);
   };
 
   return {
     name,
     maxInFlight: 2,
-    async deliver(page: BackfillPage) {
+    async deliver(page: BackfillPage): Promise<PageReport> {
       if (page.rejected.length > 0) {
         await dlq.send('backfill', page.rejected.map(({ row, error }) => ({ origin: rejectedRowOrigin(row), error, attempts: 1 })));
       }
       const items: DeliveryItem[] = page.events.map((event) => new DirectItem(topic, event));
       for (const s of sinks) s.ctx.metrics.recordsIn.inc(items.length);
-      await Promise.all(sinks.map((s) => deliverTo(s, items, page.deliveredBefore)));
+      const parked = await Promise.all(sinks.map((s) => deliverTo(s, items, page.deliveredBefore)));
+      const report: PageReport = { parked: {} };
+      sinks.forEach((s, i) => {
+        if ((parked[i] ?? 0) > 0) report.parked[s.ctx.stage] = parked[i] as number;
+      });
+      return report;
     },
     close,
   };
@@ -124,12 +131,15 @@ function deliveryContext(config: Config, factory: SinkFactory, sink: Sink, dlq: 
   };
 }
 
-/** One chunk settled (written, or parked in the DLQ), else throws: progress is then not saved. */
-async function settle(s: DirectSink, batch: PendingBatch): Promise<void> {
-  await retry(
+/**
+ * One chunk settled (written, or parked in the DLQ): resolves with the records parked, else
+ * throws: progress is then not saved.
+ */
+async function settle(s: DirectSink, batch: PendingBatch): Promise<number> {
+  return retry(
     async () => {
       const outcome = await deliverBatch(s.ctx, batch);
-      if (outcome.kind === 'settled') return;
+      if (outcome.kind === 'settled') return outcome.dlq;
       if (outcome.kind === 'state-lost') throw new PipelineError('SINK_STATE_LOST', outcome.error.message, { retriable: true, cause: outcome.error });
       throw new PipelineError('SINK_WRITE_FAILED', `backfill into ${s.factory.name} stopped before the page was written`, { retriable: true });
     },

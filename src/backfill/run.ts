@@ -7,7 +7,7 @@ import { ProgressBar } from './progress-bar.js';
 import { ensureProgressTable, loadProgress, saveProgress } from './progress-store.js';
 import { parseDateRange } from './range.js';
 import { countRange, estimatedRangeRows, readPage, type Cursor, type Page } from './reader.js';
-import type { BackfillPage, BackfillTarget } from './target.js';
+import type { BackfillPage, BackfillTarget, PageReport } from './target.js';
 
 /**
  * `engage process --mode backfill --start-date D --end-date D [--direct sinks]`: re-reads the
@@ -38,7 +38,11 @@ export interface BackfillResult {
   resumed: boolean;
   read: number;
   delivered: number;
+  /** Rows the transform rejected, in the DLQ (stage `backfill`). */
   dlq: number;
+  /** Events a directly written sink refused, in the DLQ under its stage (`sink:<name>`); empty
+   *  through the topic, where each sink's own runner parks what it refuses. */
+  parked: Record<string, number>;
   seconds: number;
   rate: number;
 }
@@ -74,14 +78,16 @@ export async function runBackfill(config: Config, opts: BackfillOptions, log: Lo
     const t0 = Date.now();
     let read = 0;
     let dlq = 0;
+    const parked: Record<string, number> = {};
     let queued = delivered;
     // Pages in delivery, oldest first. While they are delivered the next page is read (PostgreSQL)
     // and enriched (this thread); progress advances only as each is confirmed, in page order.
-    const inFlight: Array<{ done: Promise<void>; rows: number; events: number; rejected: number; last: Cursor | null }> = [];
+    const inFlight: Array<{ done: Promise<PageReport>; rows: number; events: number; rejected: number; last: Cursor | null }> = [];
     const settleOldest = async () => {
       const f = inFlight.shift();
       if (!f) return;
-      await f.done;
+      const report = await f.done;
+      for (const [stage, n] of Object.entries(report.parked)) parked[stage] = (parked[stage] ?? 0) + n;
       read += f.rows;
       delivered += f.events;
       dlq += f.rejected;
@@ -116,7 +122,8 @@ export async function runBackfill(config: Config, opts: BackfillOptions, log: Lo
     if (finished) await saveProgress(db, key, { cursor, done: true, delivered });
     bar?.finish(read);
     const seconds = (Date.now() - t0) / 1000;
-    const result: BackfillResult = { range: range.key, resumed, read, delivered, dlq, seconds, rate: read / Math.max(seconds, 0.001) };
+    if (Object.keys(parked).length > 0) log.warn({ parked }, 'sinks refused some events: they are in the DLQ (`engage dlq list`), to replay once the cause is fixed');
+    const result: BackfillResult = { range: range.key, resumed, read, delivered, dlq, parked, seconds, rate: read / Math.max(seconds, 0.001) };
     log.info({ ...result, target: target.name }, finished ? 'backfill finished' : 'backfill interrupted; run it again to resume');
     return result;
   } finally {

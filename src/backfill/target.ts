@@ -7,8 +7,9 @@ import type { DlqOrigin } from '../runtime/sink-decode.js';
  * events from there) or named sinks written in this process (direct-target.ts, `--direct`).
  *
  * Contract: `deliver` is called once per page, in page order, with at most `maxInFlight` calls
- * outstanding; it resolves only when every event of the page is durably in its destination and
- * every rejected row is confirmed in the DLQ, and throws otherwise. The backfill saves its
+ * outstanding; it resolves only when every event of the page is durably in its destination (or,
+ * refused there, confirmed in the DLQ) and every rejected row is confirmed in the DLQ, and throws
+ * otherwise. It resolves with the events each destination refused and parked in the DLQ. The backfill saves its
  * progress after a page's `deliver` resolves, so a page may be delivered again after a crash:
  * every destination must absorb a repeated event (the sinks dedupe on the event id).
  */
@@ -22,12 +23,19 @@ export interface BackfillPage {
   deliveredBefore: number;
 }
 
+/** What became of a delivered page's events besides being stored. */
+export interface PageReport {
+  /** Events a destination refused (its check, or a write that could never succeed), parked in the
+   *  DLQ under its stage (`sink:<name>`); stages that parked nothing are left out. */
+  parked: Record<string, number>;
+}
+
 export interface BackfillTarget {
   /** For the progress key and logs: `topic`, or `direct:<sink>,<sink>`. */
   readonly name: string;
   /** Pages that may be in delivery at once (the backfill reads and enriches the next meanwhile). */
   readonly maxInFlight: number;
-  deliver(page: BackfillPage): Promise<void>;
+  deliver(page: BackfillPage): Promise<PageReport>;
   /** Releases connections; called once, after the last `deliver` has settled. */
   close(): Promise<void>;
 }

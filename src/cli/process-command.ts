@@ -61,7 +61,8 @@ async function runBackfillMode(opts: ProcessOptions): Promise<void> {
   await runComponent('backfill', config, async ({ config: c, log, signal }) => {
     const finished = runBackfill(c, { startDate: opts.startDate ?? '', endDate: opts.endDate ?? '', restart: opts.restart, progress: opts.progress, direct: opts.direct, signal }, log).then(
       (r) => {
-        process.stdout.write(`backfill ${r.range}: read ${r.read}, delivered ${r.delivered}, dlq ${r.dlq} in ${r.seconds.toFixed(1)} s (${Math.round(r.rate)} events/s)${r.resumed ? ', resumed' : ''}\n`);
+        const parked = Object.entries(r.parked).map(([stage, n]) => `, ${n} parked in the DLQ by ${stage}`).join('');
+        process.stdout.write(`backfill ${r.range}: read ${r.read}, delivered ${r.delivered}, dlq ${r.dlq}${parked} in ${r.seconds.toFixed(1)} s (${Math.round(r.rate)} events/s)${r.resumed ? ', resumed' : ''}\n`);
       },
     );
     return {

@@ -7,6 +7,8 @@ import { runBackfill } from '../../src/backfill/run.js';
 import { readPage } from '../../src/backfill/reader.js';
 import { parseDateRange } from '../../src/backfill/range.js';
 import { loadConfig, type Config } from '../../src/config/load.js';
+import { replayDlq } from '../../src/dlq/replay.js';
+import { getSinkFactory } from '../../src/sinks/registry.js';
 import { PipelineError } from '../../src/core/errors.js';
 import { createLogger } from '../../src/core/logger.js';
 import type { DlqEntry } from '../../src/core/types.js';
@@ -20,8 +22,8 @@ import { openReader } from '../sinks/warehouse-fixtures.js';
 /**
  * `--direct`: the backfill writes the warehouse (DuckDB; BigQuery against its local fake) and the
  * external system itself, through the sinks' contract, without the enriched topic. Every event of
- * the range is stored once, bad rows reach the DLQ with their reason, a re-run adds nothing, an
- * interrupted run resumes under its own progress key, sinks that cannot be written so are refused,
+ * the range is stored once, bad rows reach the DLQ with their reason, a re-run adds nothing, what
+ * a sink refuses is parked with the enriched event and replays from there, an interrupted run resumes under its own progress key, sinks that cannot be written so are refused,
  * and a DuckDB file held by another process is a clear error. Also the keyset order of the page
  * reader across a page boundary.
  */
@@ -124,6 +126,39 @@ describe('backfill --direct', () => {
     } finally {
       await fake.close();
     }
+  });
+
+  it('parks what a sink refuses in the DLQ with the event as its bytes while the other sink gets everything, and a replay delivers it', async () => {
+    // 2025-08-04 has gone to no receiver yet (the first test sends 08-02..08-03 to it).
+    const config = configWith();
+    const want = await goodIds('2025-08-04T00:00:00Z', '2025-08-05T00:00:00Z');
+    assert.ok(want.size > 300, `history in range: ${want.size}`);
+    const dlqBefore = (await readTopic(env.config.kafkaBrokers, env.config.KAFKA_TOPIC_DLQ)).length;
+    receiver.control({ failNext: 1, status: 422 }); // the next POST is refused: not retriable
+    let res;
+    try {
+      res = await runBackfill(config, { startDate: '2025-08-04', endDate: '2025-08-04', pageSize: 300, progress: false, direct: ['warehouse', 'external'] }, log);
+    } finally {
+      receiver.control({ failNext: 0 });
+    }
+    assert.deepEqual(new Set((await warehouseIds(config.DUCKDB_PATH)).ids), want, 'the warehouse got every event');
+
+    const parked = parseValues<DlqEntry>((await readTopic(env.config.kafkaBrokers, env.config.KAFKA_TOPIC_DLQ)).slice(dlqBefore)).filter((d) => d.stage === 'sink:external');
+    assert.ok(parked.length > 0 && parked.length <= 300, `one refused POST parked: ${parked.length}`);
+    assert.deepEqual(res.parked, { 'sink:external': parked.length }, 'the run reports what each sink parked');
+    for (const d of parked) {
+      assert.equal(d.code, 'HTTP_REJECTED');
+      assert.match(d.reason, /422/);
+      assert.deepEqual([d.topic, d.partition], ['postgres:engagement_events', 0], 'the source table, no Kafka position');
+      const event = JSON.parse(Buffer.from(d.value_base64 ?? '', 'base64').toString()) as { event_id: string; content_id: string; origin: string };
+      assert.deepEqual([event.event_id, event.content_id, event.origin], [d.offset, d.key, 'backfill'], 'the enriched event, under its source row id');
+    }
+    const parkedIds = new Set(parked.map((d) => d.offset));
+    for (const id of want) assert.equal(receiver.event(id) !== undefined, !parkedIds.has(id), `event ${id}: in the receiver or in the DLQ, not both`);
+
+    const replay = await replayDlq(config, log, { stage: 'sink:external', factory: getSinkFactory('external') });
+    assert.deepEqual([replay.pending, replay.replayed, replay.failedAgain], [parked.length, parked.length, 0]);
+    for (const id of want) assert.ok(receiver.event(id), `event ${id} reached the receiver`);
   });
 
   it('an interrupted direct run resumes under its own progress key', async () => {
