@@ -1,5 +1,6 @@
 import Kafka from '@confluentinc/kafka-javascript';
 import { errorMessage, PipelineError } from '../core/errors.js';
+import type { KafkaCompression } from '../kafka/client.js';
 
 /**
  * The backfill's producer: librdkafka's own produce/flush API rather than the KafkaJS-style
@@ -23,7 +24,7 @@ export class PageProducer {
   private readonly producer: Kafka.Producer;
   private failed: string | null = null;
 
-  constructor(brokers: string[], clientId: string) {
+  constructor(brokers: string[], clientId: string, compression: KafkaCompression = 'lz4') {
     this.producer = new Kafka.Producer({
       'bootstrap.servers': brokers.join(','),
       'client.id': clientId,
@@ -32,7 +33,7 @@ export class PageProducer {
       dr_cb: true,
       'delivery.report.only.error': true,
       'linger.ms': 5,
-      'compression.type': 'lz4',
+      'compression.type': compression,
       'queue.buffering.max.messages': 1_000_000,
     });
     this.producer.on('delivery-report', (err) => {

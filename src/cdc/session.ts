@@ -75,6 +75,7 @@ export async function openSession(config: Config, log: Logger, events: SessionEv
       label: 'cdc',
       queueMaxMessages: PRODUCER_QUEUE_MESSAGES,
       queueMaxKbytes: PRODUCER_QUEUE_KBYTES,
+      compression: config.KAFKA_COMPRESSION,
     }));
     log.debug('transactional producer ready (any zombie fenced)');
     const writer = new TxnWriter(producer);

@@ -53,6 +53,7 @@ export const envSchema = z.object({
   KAFKA_TOPIC_CDC_POSITION: topic.default('engagement-cdc-position'),
   KAFKA_TOPIC_PARTITIONS: int(1, 1000).default(6),
   KAFKA_CLIENT_ID: z.string().min(1).default('engagement-pipeline'),
+  KAFKA_COMPRESSION: z.enum(['none', 'gzip', 'snappy', 'lz4', 'zstd'], { message: 'accepts none, gzip, snappy, lz4 or zstd' }).default('lz4'),
   REDIS_URL: url(['redis:', 'rediss:']).optional(),
   REDIS_AGGREGATION_WINDOW_MINUTES: int(1, 1440).default(10),
   REDIS_KEY_PREFIX: z.string().regex(/^[A-Za-z0-9:_-]{1,64}$/, { message: 'accepts 1-64 letters, digits, : _ -' }).default('engage:'),

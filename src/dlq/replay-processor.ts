@@ -31,7 +31,7 @@ export async function replayProcessorStage(
   if (done()) return { replayed: 0 };
 
   const kafka = createKafka(config.kafkaBrokers, `${config.KAFKA_CLIENT_ID}-dlq-replay`);
-  const producer = transactionalProducer(kafka, { transactionalId: `${groupId}-tx` });
+  const producer = transactionalProducer(kafka, { transactionalId: `${groupId}-tx`, compression: config.KAFKA_COMPRESSION });
   const consumer = createConsumer(kafka, { groupId, readCommitted: true, autoCommit: false });
   let replayed = 0;
   await producer.connect();

@@ -24,7 +24,12 @@ export interface TransactionalProducerOptions {
   /** librdkafka batching latency; small, since a transaction commit flushes anyway. */
   lingerMs?: number;
   transactionTimeoutMs?: number;
+  /** KAFKA_COMPRESSION (default lz4). */
+  compression?: KafkaCompression;
 }
+
+/** The codecs librdkafka's `compression.type` takes (config KAFKA_COMPRESSION). */
+export type KafkaCompression = 'none' | 'gzip' | 'snappy' | 'lz4' | 'zstd';
 
 /** A transactional, idempotent producer (fenced by transactional id across restarts). */
 export function transactionalProducer(kafka: Kafka, opts: TransactionalProducerOptions): Producer {
@@ -37,16 +42,16 @@ export function transactionalProducer(kafka: Kafka, opts: TransactionalProducerO
       acks: -1,
     },
     'linger.ms': opts.lingerMs ?? 5,
-    'compression.type': 'lz4',
+    'compression.type': opts.compression ?? 'lz4',
   });
 }
 
 /** An idempotent (not transactional) producer, for the DLQ and other single writes. */
-export function idempotentProducer(kafka: Kafka): Producer {
+export function idempotentProducer(kafka: Kafka, compression: KafkaCompression = 'lz4'): Producer {
   return kafka.producer({
     kafkaJS: { idempotent: true, acks: -1 },
     'linger.ms': 5,
-    'compression.type': 'lz4',
+    'compression.type': compression,
   });
 }
 

@@ -1,5 +1,6 @@
 import { RdKafka } from '@confluentinc/kafka-javascript';
 import type { Logger } from '../core/logger.js';
+import type { KafkaCompression } from './client.js';
 
 /**
  * A transactional producer on librdkafka's plain producer (same library as ./client.ts, one level
@@ -27,6 +28,8 @@ export interface TxnProducerOptions {
   queueMaxMessages?: number;
   /** The same bound in KiB (`queue.buffering.max.kbytes`, librdkafka's default 1 GiB). */
   queueMaxKbytes?: number;
+  /** KAFKA_COMPRESSION (default lz4). */
+  compression?: KafkaCompression;
 }
 
 export interface TxnError extends Error {
@@ -88,7 +91,7 @@ export class TxnProducer {
       'enable.idempotence': true,
       acks: -1,
       'linger.ms': LINGER_MS,
-      'compression.type': 'lz4',
+      'compression.type': opts.compression ?? 'lz4',
       'queue.buffering.max.messages': opts.queueMaxMessages ?? 200000,
       ...(opts.queueMaxKbytes ? { 'queue.buffering.max.kbytes': opts.queueMaxKbytes } : {}),
       dr_cb: false,

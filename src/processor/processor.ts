@@ -63,6 +63,7 @@ export async function startProcessor(config: Config, log: Logger): Promise<Proce
       transactionalId,
       transactionTimeoutMs: config.PROCESSOR_TRANSACTION_TIMEOUT_MS,
       log: plog,
+      compression: config.KAFKA_COMPRESSION,
     });
   } catch (err) {
     await table.close();

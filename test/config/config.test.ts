@@ -1,0 +1,53 @@
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { parseEnv } from '../../src/config/load.js';
+import { envSchema } from '../../src/config/schema.js';
+import { PipelineError } from '../../src/core/errors.js';
+
+/**
+ * The one config schema: every variable it reads is documented in .env.example (and nothing
+ * else is), defaults apply when a variable is unset or empty, and a bad environment fails at
+ * start naming every bad variable, what it was given and what it accepts.
+ */
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+
+test('.env.example documents exactly the variables the schema reads', () => {
+  const example = readFileSync(path.join(root, '.env.example'), 'utf8');
+  const documented = [...example.matchAll(/^#?\s*([A-Z][A-Z0-9_]+)=/gm)].map((m) => m[1] as string);
+  const read = Object.keys(envSchema.shape);
+  assert.deepEqual(read.filter((k) => !documented.includes(k)), [], 'read but not documented');
+  assert.deepEqual(documented.filter((k) => !read.includes(k)), [], 'documented but not read');
+});
+
+test('unset and empty variables take their defaults', () => {
+  const env = parseEnv({ KAFKA_COMPRESSION: '', BATCH_SIZE: '' });
+  assert.equal(env.KAFKA_COMPRESSION, 'lz4');
+  assert.equal(env.BATCH_SIZE, 100);
+  assert.equal(parseEnv({ KAFKA_COMPRESSION: 'zstd' }).KAFKA_COMPRESSION, 'zstd');
+});
+
+test('a bad environment names every bad variable, the value given and what it accepts', () => {
+  let caught: unknown;
+  try {
+    parseEnv({ KAFKA_COMPRESSION: 'brotli', BATCH_SIZE: '0', CDC_SNAPSHOT_MODE: 'always', KAFKA_TOPIC_DLQ: 'dead letters' });
+  } catch (err) {
+    caught = err;
+  }
+  assert.ok(caught instanceof PipelineError, 'throws a PipelineError');
+  assert.equal(caught.code, 'CONFIG_INVALID');
+  assert.equal(caught.retriable, false);
+  const lines = caught.message.split('\n');
+  for (const want of [
+    'KAFKA_COMPRESSION="brotli": accepts none, gzip, snappy, lz4 or zstd',
+    'BATCH_SIZE="0": accepts a whole number from 1 to 1000000',
+    'CDC_SNAPSHOT_MODE="always": accepts initial or never',
+    'KAFKA_TOPIC_DLQ="dead letters": accepts a Kafka topic name: letters, digits, . _ -',
+  ]) {
+    assert.ok(lines.some((l) => l.trim() === want), `a line "${want}" in:\n${caught.message}`);
+  }
+  assert.equal(lines.at(-1), 'See .env.example.');
+});
