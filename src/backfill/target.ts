@@ -9,9 +9,9 @@ import type { DlqOrigin } from '../runtime/sink-decode.js';
  * Contract: `deliver` is called once per page, in page order, with at most `maxInFlight` calls
  * outstanding; it resolves only when every event of the page is durably in its destination (or,
  * refused there, confirmed in the DLQ) and every rejected row is confirmed in the DLQ, and throws
- * otherwise. It resolves with the events each destination refused and parked in the DLQ. The backfill saves its
- * progress after a page's `deliver` resolves, so a page may be delivered again after a crash:
- * every destination must absorb a repeated event (the sinks dedupe on the event id).
+ * otherwise. It resolves with the events each destination refused and parked (PageReport). The
+ * backfill saves its progress after a page's `deliver` resolves, so a page may be delivered again
+ * after a crash: every destination must absorb a repeated event (the sinks dedupe on the event id).
  */
 
 export interface BackfillPage {
