@@ -68,6 +68,10 @@ export const envSchema = z.object({
   GOOGLE_APPLICATION_CREDENTIALS: z.string().optional(),
   DUCKDB_PATH: z.string().min(1).default('data/warehouse.duckdb'),
   DUCKDB_CHECKPOINT_MB: int(1, 65536).default(256),
+  DUCKDB_MEMORY_LIMIT: z
+    .string()
+    .regex(/^\d+(\.\d+)? ?(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$/i, { message: 'accepts a size such as 512MB or 2GiB (KB, MB, GB, TB or KiB … TiB)' })
+    .optional(),
   EXTERNAL_API_URL: url(['http:', 'https:']).optional(),
   EXTERNAL_API_AUTH_HEADER: z.string().optional(),
   EXTERNAL_API_TIMEOUT_MS: int(100, 300000).default(10000),

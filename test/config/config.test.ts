@@ -28,12 +28,14 @@ test('unset and empty variables take their defaults', () => {
   assert.equal(env.KAFKA_COMPRESSION, 'lz4');
   assert.equal(env.BATCH_SIZE, 100);
   assert.equal(parseEnv({ KAFKA_COMPRESSION: 'zstd' }).KAFKA_COMPRESSION, 'zstd');
+  assert.equal(parseEnv({}).DUCKDB_MEMORY_LIMIT, undefined);
+  assert.equal(parseEnv({ DUCKDB_MEMORY_LIMIT: '1.5 GiB' }).DUCKDB_MEMORY_LIMIT, '1.5 GiB');
 });
 
 test('a bad environment names every bad variable, the value given and what it accepts', () => {
   let caught: unknown;
   try {
-    parseEnv({ KAFKA_COMPRESSION: 'brotli', BATCH_SIZE: '0', CDC_SNAPSHOT_MODE: 'always', KAFKA_TOPIC_DLQ: 'dead letters' });
+    parseEnv({ KAFKA_COMPRESSION: 'brotli', BATCH_SIZE: '0', CDC_SNAPSHOT_MODE: 'always', KAFKA_TOPIC_DLQ: 'dead letters', DUCKDB_MEMORY_LIMIT: 'lots' });
   } catch (err) {
     caught = err;
   }
@@ -46,6 +48,7 @@ test('a bad environment names every bad variable, the value given and what it ac
     'BATCH_SIZE="0": accepts a whole number from 1 to 1000000',
     'CDC_SNAPSHOT_MODE="always": accepts initial or never',
     'KAFKA_TOPIC_DLQ="dead letters": accepts a Kafka topic name: letters, digits, . _ -',
+    'DUCKDB_MEMORY_LIMIT="lots": accepts a size such as 512MB or 2GiB (KB, MB, GB, TB or KiB … TiB)',
   ]) {
     assert.ok(lines.some((l) => l.trim() === want), `a line "${want}" in:\n${caught.message}`);
   }

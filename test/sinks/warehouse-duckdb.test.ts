@@ -77,6 +77,26 @@ describe('duckdb warehouse', () => {
     }
   });
 
+  it('bounds DuckDB`s memory by DUCKDB_MEMORY_LIMIT when set, and leaves DuckDB`s default otherwise', async () => {
+    const limitOf = async (config: Config): Promise<string> => {
+      const sink = new DuckDbWarehouse(ctxOf(config));
+      await sink.start();
+      try {
+        await sink.write(batchOf(TOPIC, 0, [whEvent('77001', 'A', 'u1', 'play', '2024-03-01T10:15:00Z', 1000)], 0));
+        const r = await openReader(config.DUCKDB_PATH); // the same process: DuckDB's cached instance
+        try {
+          return String((await r.rows(`SELECT current_setting('memory_limit') AS m`))[0]?.m);
+        } finally {
+          r.close();
+        }
+      } finally {
+        await sink.close();
+      }
+    };
+    assert.equal(await limitOf({ ...freshConfig(), DUCKDB_MEMORY_LIMIT: '512MB' }), '488.2 MiB');
+    assert.notEqual(await limitOf(freshConfig()), '488.2 MiB');
+  });
+
   it('stores every field of the enriched event, and the offset with it', async () => {
     const config = freshConfig();
     const sink = new DuckDbWarehouse(ctxOf(config));

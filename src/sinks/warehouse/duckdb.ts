@@ -33,6 +33,7 @@ export class DuckDbWarehouse implements Sink {
   private readonly file: string;
   private readonly log: Logger;
   private readonly checkpointMb: number | undefined;
+  private readonly memoryLimit: string | undefined;
   private instance: DuckDBInstance | null = null;
   private conn: DuckDBConnection | null = null;
   /** Serialises transactions on the one connection. */
@@ -48,6 +49,7 @@ export class DuckDbWarehouse implements Sink {
   constructor(ctx: SinkContext) {
     this.file = path.resolve(ctx.config.DUCKDB_PATH);
     this.checkpointMb = ctx.config.DUCKDB_CHECKPOINT_MB;
+    this.memoryLimit = ctx.config.DUCKDB_MEMORY_LIMIT;
     this.log = ctx.log.child({ backend: 'duckdb', file: this.file });
   }
 
@@ -114,6 +116,8 @@ export class DuckDbWarehouse implements Sink {
       // A WAL this large before DuckDB checkpoints it: fewer, larger checkpoints (docs/warehouse.md).
       // (A hand-built partial config, as a test's child process uses, keeps DuckDB's 16 MB.)
       if (this.checkpointMb) await this.conn.run(`SET checkpoint_threshold = '${this.checkpointMb}MB'`);
+      // Instance-wide: bounds every connection of this process to the file (config-validated text).
+      if (this.memoryLimit) await this.conn.run(`SET memory_limit = '${this.memoryLimit}'`);
       await this.ensureSchema(this.conn);
       this.broken = null;
     } catch (err) {
