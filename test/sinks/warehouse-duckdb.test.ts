@@ -5,6 +5,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { pathToFileURL } from 'node:url';
 import type { Config } from '../../src/config/load.js';
+import { PipelineError } from '../../src/core/errors.js';
 import { DuckDbWarehouse } from '../../src/sinks/warehouse/duckdb.js';
 import { dateToDays, isoToMicros } from '../../src/sinks/warehouse/duckdb-chunk.js';
 import { warehouseSinkFactory } from '../../src/sinks/warehouse/index.js';
@@ -95,6 +96,19 @@ describe('duckdb warehouse', () => {
     };
     assert.equal(await limitOf({ ...freshConfig(), DUCKDB_MEMORY_LIMIT: '512MB' }), '488.2 MiB');
     assert.notEqual(await limitOf(freshConfig()), '488.2 MiB');
+
+    // Too small to open the file: a misconfiguration that names the setting, not a retriable failure.
+    const tiny = new DuckDbWarehouse(ctxOf({ ...freshConfig(), DUCKDB_MEMORY_LIMIT: '1MB' }));
+    await assert.rejects(tiny.start(), (err: unknown) => err instanceof PipelineError && err.code === 'SERVICE_MISCONFIGURED' && !err.retriable && /raise DUCKDB_MEMORY_LIMIT/.test(err.message));
+    // Enough to open, too small for a 20,000-row transaction: retriable, naming the setting.
+    const small = new DuckDbWarehouse(ctxOf({ ...freshConfig(), DUCKDB_MEMORY_LIMIT: '8MB' }));
+    await small.start();
+    try {
+      const events = Array.from({ length: 20_000 }, (_, i) => whEvent(String(880_000 + i), 'A', `u${i}`, 'play', '2024-03-01T10:15:00Z', 1000, { raw_payload: { pad: 'x'.repeat(200) } }));
+      await assert.rejects(small.write(batchOf(TOPIC, 0, events, 0)), (err: unknown) => err instanceof PipelineError && err.code === 'SINK_WRITE_FAILED' && err.retriable && /raise DUCKDB_MEMORY_LIMIT/.test(err.message));
+    } finally {
+      await small.close();
+    }
   });
 
   it('stores every field of the enriched event, and the offset with it', async () => {
