@@ -68,6 +68,7 @@ export const envSchema = z.object({
   GOOGLE_APPLICATION_CREDENTIALS: z.string().optional(),
   DUCKDB_PATH: z.string().min(1).default('data/warehouse.duckdb'),
   DUCKDB_CHECKPOINT_MB: int(1, 65536).default(256),
+  DUCKDB_THREADS: int(1, 256).default(1),
   DUCKDB_MEMORY_LIMIT: z
     .string()
     .regex(/^\d+(\.\d+)? ?(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$/i, { message: 'accepts a size such as 512MB or 2GiB (KB, MB, GB, TB or KiB … TiB)' })

@@ -29,6 +29,7 @@ test('unset and empty variables take their defaults', () => {
   assert.equal(env.BATCH_SIZE, 100);
   assert.equal(parseEnv({ KAFKA_COMPRESSION: 'zstd' }).KAFKA_COMPRESSION, 'zstd');
   assert.equal(parseEnv({}).DUCKDB_MEMORY_LIMIT, undefined);
+  assert.equal(parseEnv({}).DUCKDB_THREADS, 1);
   assert.equal(parseEnv({ DUCKDB_MEMORY_LIMIT: '1.5 GiB' }).DUCKDB_MEMORY_LIMIT, '1.5 GiB');
 });
 

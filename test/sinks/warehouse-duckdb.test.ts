@@ -78,15 +78,16 @@ describe('duckdb warehouse', () => {
     }
   });
 
-  it('bounds DuckDB`s memory by DUCKDB_MEMORY_LIMIT when set, and leaves DuckDB`s default otherwise', async () => {
-    const limitOf = async (config: Config): Promise<string> => {
+  it('applies DUCKDB_THREADS (default 1) and DUCKDB_MEMORY_LIMIT (DuckDB`s default when unset); a limit too small is named', async () => {
+    const settingsOf = async (config: Config): Promise<string> => {
       const sink = new DuckDbWarehouse(ctxOf(config));
       await sink.start();
       try {
         await sink.write(batchOf(TOPIC, 0, [whEvent('77001', 'A', 'u1', 'play', '2024-03-01T10:15:00Z', 1000)], 0));
         const r = await openReader(config.DUCKDB_PATH); // the same process: DuckDB's cached instance
         try {
-          return String((await r.rows(`SELECT current_setting('memory_limit') AS m`))[0]?.m);
+          const [row] = await r.rows(`SELECT current_setting('threads') AS t, current_setting('memory_limit') AS m`);
+          return `${String(row?.t)} ${String(row?.m)}`;
         } finally {
           r.close();
         }
@@ -94,8 +95,10 @@ describe('duckdb warehouse', () => {
         await sink.close();
       }
     };
-    assert.equal(await limitOf({ ...freshConfig(), DUCKDB_MEMORY_LIMIT: '512MB' }), '488.2 MiB');
-    assert.notEqual(await limitOf(freshConfig()), '488.2 MiB');
+    assert.equal(await settingsOf({ ...freshConfig(), DUCKDB_MEMORY_LIMIT: '512MB' }), '1 488.2 MiB');
+    const defaults = (await settingsOf({ ...freshConfig(), DUCKDB_THREADS: 2 })).split(' ');
+    assert.equal(defaults[0], '2');
+    assert.notEqual(defaults.slice(1).join(' '), '488.2 MiB', 'no limit set: DuckDB`s own');
 
     // Too small to open the file: a misconfiguration that names the setting, not a retriable failure.
     const tiny = new DuckDbWarehouse(ctxOf({ ...freshConfig(), DUCKDB_MEMORY_LIMIT: '1MB' }));

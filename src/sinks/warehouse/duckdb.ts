@@ -34,6 +34,7 @@ export class DuckDbWarehouse implements Sink {
   private readonly log: Logger;
   private readonly checkpointMb: number | undefined;
   private readonly memoryLimit: string | undefined;
+  private readonly threads: number | undefined;
   private instance: DuckDBInstance | null = null;
   private conn: DuckDBConnection | null = null;
   /** Serialises transactions on the one connection. */
@@ -50,6 +51,7 @@ export class DuckDbWarehouse implements Sink {
     this.file = path.resolve(ctx.config.DUCKDB_PATH);
     this.checkpointMb = ctx.config.DUCKDB_CHECKPOINT_MB;
     this.memoryLimit = ctx.config.DUCKDB_MEMORY_LIMIT;
+    this.threads = ctx.config.DUCKDB_THREADS;
     this.log = ctx.log.child({ backend: 'duckdb', file: this.file });
   }
 
@@ -113,11 +115,13 @@ export class DuckDbWarehouse implements Sink {
       this.instance = await DuckDBInstance.fromCache(this.file);
       this.conn = await this.instance.connect();
       await this.conn.run(`SET TimeZone = 'UTC'`);
+      // Instance-wide settings (every connection of this process to the file); a hand-built
+      // partial config, as a test's child process uses, keeps DuckDB's own defaults.
       // A WAL this large before DuckDB checkpoints it: fewer, larger checkpoints (docs/warehouse.md).
-      // (A hand-built partial config, as a test's child process uses, keeps DuckDB's 16 MB.)
       if (this.checkpointMb) await this.conn.run(`SET checkpoint_threshold = '${this.checkpointMb}MB'`);
-      // Instance-wide: bounds every connection of this process to the file (config-validated text).
       if (this.memoryLimit) await this.conn.run(`SET memory_limit = '${this.memoryLimit}'`);
+      // 1 by default: beside the busy JS thread, DuckDB's second thread cost more CPU than it saved (docs/warehouse.md).
+      if (this.threads) await this.conn.run(`SET threads = ${this.threads}`);
       await this.ensureSchema(this.conn);
       this.broken = null;
     } catch (err) {
