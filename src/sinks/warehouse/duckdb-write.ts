@@ -101,8 +101,8 @@ async function appendLines(conn: DuckDBConnection, stage: string, lines: Iterabl
  * input) are not retriable — `check` should have caught them; running out of memory names the
  * setting to raise (a misconfiguration at open, retriable in a write); a missing table (someone
  * dropped it) is SINK_STATE_LOST, so the runtime re-reads the stored offsets after the schema is
- * re-created; a file locked by another process is a misconfiguration; anything else (I/O, memory,
- * a FATAL error that invalidated the database, which the next attempt re-opens) is retriable.
+ * re-created; a file locked by another process is a misconfiguration; anything else (I/O, a
+ * FATAL error that invalidated the database, which the next attempt re-opens) is retriable.
  */
 export function classifyDuckDbError(err: unknown, during: 'open' | 'write'): PipelineError {
   if (err instanceof PipelineError) return err;
@@ -110,10 +110,10 @@ export function classifyDuckDbError(err: unknown, during: 'open' | 'write'): Pip
   if (/Out of Memory|could not allocate block/i.test(message)) {
     // At open nothing but the schema is in memory: the bound itself is too small. A write may fit
     // once memory is freed, so it is retried (and parked when retries run out, replayable).
-    const hint = 'DuckDB ran out of memory: raise DUCKDB_MEMORY_LIMIT (or unset it), or lower BATCH_SIZE';
+    const hint = 'raise DUCKDB_MEMORY_LIMIT (or unset it), or lower BATCH_SIZE';
     return during === 'open'
-      ? new PipelineError('SERVICE_MISCONFIGURED', `${hint}: ${message}`, { cause: err })
-      : new PipelineError('SINK_WRITE_FAILED', `DuckDB write failed — ${hint}: ${message}`, { retriable: true, cause: err });
+      ? new PipelineError('SERVICE_MISCONFIGURED', `DuckDB ran out of memory opening the warehouse: ${hint}. ${message}`, { cause: err })
+      : new PipelineError('SINK_WRITE_FAILED', `DuckDB ran out of memory writing a batch: ${hint}. ${message}`, { retriable: true, cause: err });
   }
   if (/Could not set lock|Conflicting lock/i.test(message)) {
     return new PipelineError('SERVICE_MISCONFIGURED', `the DuckDB file is open in another process (one warehouse sink owns it): ${message}`, { cause: err });
