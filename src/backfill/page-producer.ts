@@ -1,6 +1,6 @@
 import Kafka from '@confluentinc/kafka-javascript';
 import { errorMessage, PipelineError } from '../core/errors.js';
-import type { KafkaCompression } from '../kafka/client.js';
+import { DEFAULT_KAFKA_COMPRESSION, type KafkaCompression } from '../config/schema.js';
 
 /**
  * The backfill's producer: librdkafka's own produce/flush API rather than the KafkaJS-style
@@ -24,7 +24,7 @@ export class PageProducer {
   private readonly producer: Kafka.Producer;
   private failed: string | null = null;
 
-  constructor(brokers: string[], clientId: string, compression: KafkaCompression = 'lz4') {
+  constructor(brokers: string[], clientId: string, compression: KafkaCompression = DEFAULT_KAFKA_COMPRESSION) {
     this.producer = new Kafka.Producer({
       'bootstrap.servers': brokers.join(','),
       'client.id': clientId,

@@ -40,6 +40,11 @@ const identifier = z
   .string()
   .regex(/^[a-z_][a-z0-9_]{0,62}$/, { message: 'accepts a lower-case SQL identifier (a-z, 0-9, _)' });
 
+/** The codecs librdkafka's `compression.type` takes, and the one every producer uses by default. */
+export const KAFKA_COMPRESSIONS = ['none', 'gzip', 'snappy', 'lz4', 'zstd'] as const;
+export type KafkaCompression = (typeof KAFKA_COMPRESSIONS)[number];
+export const DEFAULT_KAFKA_COMPRESSION: KafkaCompression = 'lz4';
+
 export const envSchema = z.object({
   DATABASE_URL: url(['postgres:', 'postgresql:']).optional(),
   KAFKA_BOOTSTRAP_SERVERS: z
@@ -53,7 +58,7 @@ export const envSchema = z.object({
   KAFKA_TOPIC_CDC_POSITION: topic.default('engagement-cdc-position'),
   KAFKA_TOPIC_PARTITIONS: int(1, 1000).default(6),
   KAFKA_CLIENT_ID: z.string().min(1).default('engagement-pipeline'),
-  KAFKA_COMPRESSION: z.enum(['none', 'gzip', 'snappy', 'lz4', 'zstd'], { message: 'accepts none, gzip, snappy, lz4 or zstd' }).default('lz4'),
+  KAFKA_COMPRESSION: z.enum(KAFKA_COMPRESSIONS, { message: 'accepts none, gzip, snappy, lz4 or zstd' }).default(DEFAULT_KAFKA_COMPRESSION),
   REDIS_URL: url(['redis:', 'rediss:']).optional(),
   REDIS_AGGREGATION_WINDOW_MINUTES: int(1, 1440).default(10),
   REDIS_KEY_PREFIX: z.string().regex(/^[A-Za-z0-9:_-]{1,64}$/, { message: 'accepts 1-64 letters, digits, : _ -' }).default('engage:'),

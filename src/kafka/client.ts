@@ -1,5 +1,6 @@
 import { KafkaJS } from '@confluentinc/kafka-javascript';
 import { kafkaLogger } from '../core/logger.js';
+import { DEFAULT_KAFKA_COMPRESSION, type KafkaCompression } from '../config/schema.js';
 
 /**
  * Kafka clients through @confluentinc/kafka-javascript's KafkaJS-style API (admin, the DLQ's reader
@@ -28,8 +29,6 @@ export interface TransactionalProducerOptions {
   compression?: KafkaCompression;
 }
 
-/** The codecs librdkafka's `compression.type` takes (config KAFKA_COMPRESSION). */
-export type KafkaCompression = 'none' | 'gzip' | 'snappy' | 'lz4' | 'zstd';
 
 /** A transactional, idempotent producer (fenced by transactional id across restarts). */
 export function transactionalProducer(kafka: Kafka, opts: TransactionalProducerOptions): Producer {
@@ -42,12 +41,12 @@ export function transactionalProducer(kafka: Kafka, opts: TransactionalProducerO
       acks: -1,
     },
     'linger.ms': opts.lingerMs ?? 5,
-    'compression.type': opts.compression ?? 'lz4',
+    'compression.type': opts.compression ?? DEFAULT_KAFKA_COMPRESSION,
   });
 }
 
 /** An idempotent (not transactional) producer, for the DLQ and other single writes. */
-export function idempotentProducer(kafka: Kafka, compression: KafkaCompression = 'lz4'): Producer {
+export function idempotentProducer(kafka: Kafka, compression: KafkaCompression = DEFAULT_KAFKA_COMPRESSION): Producer {
   return kafka.producer({
     kafkaJS: { idempotent: true, acks: -1 },
     'linger.ms': 5,

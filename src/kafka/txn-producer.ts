@@ -1,6 +1,6 @@
 import { RdKafka } from '@confluentinc/kafka-javascript';
 import type { Logger } from '../core/logger.js';
-import type { KafkaCompression } from './client.js';
+import { DEFAULT_KAFKA_COMPRESSION, type KafkaCompression } from '../config/schema.js';
 
 /**
  * A transactional producer on librdkafka's plain producer (same library as ./client.ts, one level
@@ -91,7 +91,7 @@ export class TxnProducer {
       'enable.idempotence': true,
       acks: -1,
       'linger.ms': LINGER_MS,
-      'compression.type': opts.compression ?? 'lz4',
+      'compression.type': opts.compression ?? DEFAULT_KAFKA_COMPRESSION,
       'queue.buffering.max.messages': opts.queueMaxMessages ?? 200000,
       ...(opts.queueMaxKbytes ? { 'queue.buffering.max.kbytes': opts.queueMaxKbytes } : {}),
       dr_cb: false,
