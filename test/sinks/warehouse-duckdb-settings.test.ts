@@ -1,12 +1,9 @@
 import assert from 'node:assert/strict';
-import { rmSync } from 'node:fs';
-import path from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import type { Config } from '../../src/config/load.js';
 import { PipelineError } from '../../src/core/errors.js';
 import { DuckDbWarehouse } from '../../src/sinks/warehouse/duckdb.js';
-import { createTestEnv, type TestEnv } from '../helpers/env.js';
-import { batchOf, ctxOf, openReader, whEvent } from './warehouse-fixtures.js';
+import { batchOf, ctxOf, duckdbFiles, openReader, whEvent } from './warehouse-fixtures.js';
 
 /**
  * The DuckDB warehouse's instance settings from the config, read back live through the same
@@ -14,23 +11,8 @@ import { batchOf, ctxOf, openReader, whEvent } from './warehouse-fixtures.js';
  * limit when it is too small to open the file or to write a batch.
  */
 
-let env: TestEnv;
-let n = 0;
+const freshConfig = duckdbFiles().fresh;
 const TOPIC = 'enriched';
-
-before(async () => {
-  env = await createTestEnv();
-});
-
-after(async () => {
-  await env.cleanup();
-  rmSync(path.dirname(env.config.DUCKDB_PATH), { recursive: true, force: true });
-});
-
-/** A config whose DUCKDB_PATH is a fresh file of its own. */
-function freshConfig(): Config {
-  return { ...env.config, DUCKDB_PATH: path.join(path.dirname(env.config.DUCKDB_PATH), `settings-${++n}`, 'warehouse.duckdb') };
-}
 
 describe('duckdb warehouse settings', () => {
   it('applies DUCKDB_THREADS (default 1) and DUCKDB_MEMORY_LIMIT (DuckDB`s default when unset); a limit too small is named', async () => {

@@ -1,16 +1,15 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, rmSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { pathToFileURL } from 'node:url';
 import type { Config } from '../../src/config/load.js';
 import { DuckDbWarehouse } from '../../src/sinks/warehouse/duckdb.js';
 import { dateToDays, isoToMicros } from '../../src/sinks/warehouse/duckdb-chunk.js';
 import { warehouseSinkFactory } from '../../src/sinks/warehouse/index.js';
 import { CONTENT_DIM, FACT_TABLE, OFFSETS_TABLE } from '../../src/sinks/warehouse/schema.js';
-import { createTestEnv, type TestEnv } from '../helpers/env.js';
-import { approxEqualRows, batchOf, ctxOf, EXPECTED_DAILY, EXPECTED_HOURLY, KNOWN_EVENTS, openReader, whEvent } from './warehouse-fixtures.js';
+import { approxEqualRows, batchOf, ctxOf, duckdbFiles, EXPECTED_DAILY, EXPECTED_HOURLY, KNOWN_EVENTS, openReader, whEvent } from './warehouse-fixtures.js';
 
 /**
  * The DuckDB warehouse against real DuckDB files (one per test, under the env's isolated folder):
@@ -19,24 +18,10 @@ import { approxEqualRows, batchOf, ctxOf, EXPECTED_DAILY, EXPECTED_HOURLY, KNOWN
  * data set.
  */
 
-let env: TestEnv;
-let n = 0;
-const TOPIC = 'enriched';
-
-before(async () => {
-  env = await createTestEnv();
-});
-
-after(async () => {
-  await env.cleanup();
-  rmSync(path.dirname(env.config.DUCKDB_PATH), { recursive: true, force: true });
-});
-
+const files = duckdbFiles();
 /** A config whose DUCKDB_PATH is a fresh file in a not-yet-existing folder of the env's directory. */
-function freshConfig(): Config {
-  const dir = path.join(path.dirname(env.config.DUCKDB_PATH), `case-${++n}`, 'nested');
-  return { ...env.config, DUCKDB_PATH: path.join(dir, 'warehouse.duckdb') };
-}
+const freshConfig = files.fresh;
+const TOPIC = 'enriched';
 
 async function factCount(file: string, where = 'true'): Promise<number> {
   const r = await openReader(file);
@@ -291,7 +276,7 @@ describe('duckdb warehouse', () => {
   });
 
   it('rejects, in check, values the warehouse cannot store', () => {
-    const sink = warehouseSinkFactory.create(ctxOf(env.config));
+    const sink = warehouseSinkFactory.create(ctxOf(files.env().config));
     const ok = batchOf(TOPIC, 0, [whEvent(1, 'A', 'u1', 'play', '2024-03-01T10:00:00.000Z', 1)], 0).records[0];
     assert.ok(ok && sink.check);
     assert.equal(sink.check(ok), null);
@@ -345,14 +330,14 @@ describe('duckdb warehouse across a process crash', () => {
   it('a crash before COMMIT leaves no row and no offset; after COMMIT rows and offset are both durable', async () => {
     const file = freshConfig().DUCKDB_PATH;
     crashChild(file, [1, 2, 3], 'before-commit');
-    const first = new DuckDbWarehouse(ctxOf({ ...env.config, DUCKDB_PATH: file }));
+    const first = new DuckDbWarehouse(ctxOf({ ...files.env().config, DUCKDB_PATH: file }));
     await first.start();
     assert.deepEqual(await first.storedOffsets(TOPIC, [0]), new Map(), 'no offset stored');
     assert.equal(await factCount(file), 0, 'no row stored');
     await first.close();
 
     crashChild(file, [1, 2, 3], 'after-commit');
-    const second = new DuckDbWarehouse(ctxOf({ ...env.config, DUCKDB_PATH: file }));
+    const second = new DuckDbWarehouse(ctxOf({ ...files.env().config, DUCKDB_PATH: file }));
     await second.start();
     assert.deepEqual(await second.storedOffsets(TOPIC, [0]), new Map([[0, '3']]), 'the offset survived the crash');
     assert.equal(await factCount(file), 3, 'the rows survived the crash');

@@ -1,8 +1,12 @@
+import { rmSync } from 'node:fs';
+import path from 'node:path';
+import { after, before } from 'node:test';
 import { DuckDBInstance } from '@duckdb/node-api';
 import type { Config } from '../../src/config/load.js';
 import { createLogger } from '../../src/core/logger.js';
 import type { EnrichedEvent } from '../../src/core/types.js';
 import type { SinkBatch, SinkContext } from '../../src/sinks/contract.js';
+import { createTestEnv, type TestEnv } from '../helpers/env.js';
 
 /**
  * Fixtures of the warehouse tests: deterministic enriched events, batches, a hand-computed data
@@ -14,6 +18,35 @@ export const log = createLogger(process.env.LOG_LEVEL ?? 'error', 'warehouse-tes
 
 export function ctxOf(config: Config): SinkContext {
   return { config, log };
+}
+
+/**
+ * For a test file on real DuckDB files: registers an isolated test env, created before the file's
+ * tests and removed after them (its folder too). `fresh()` is a config naming a new file in a
+ * not-yet-existing folder of that env's directory.
+ */
+export function duckdbFiles(): { env(): TestEnv; fresh(): Config } {
+  let env: TestEnv | undefined;
+  let n = 0;
+  before(async () => {
+    env = await createTestEnv();
+  });
+  after(async () => {
+    if (!env) return;
+    await env.cleanup();
+    rmSync(path.dirname(env.config.DUCKDB_PATH), { recursive: true, force: true });
+  });
+  const current = (): TestEnv => {
+    if (!env) throw new Error('duckdbFiles: used before its test env was created');
+    return env;
+  };
+  return {
+    env: current,
+    fresh: () => {
+      const { config } = current();
+      return { ...config, DUCKDB_PATH: path.join(path.dirname(config.DUCKDB_PATH), `case-${++n}`, 'nested', 'warehouse.duckdb') };
+    },
+  };
 }
 
 export const CONTENT = {
