@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { loadConfig } from '../config/load.js';
 import { PipelineError } from '../core/errors.js';
 import { stackUp } from '../stack/stack.js';
+import { RunFigures } from '../supervisor/run-figures.js';
 import { Supervisor, componentSpecs, formatStatus } from '../supervisor/supervisor.js';
 
 const SINKS = ['redis', 'warehouse', 'external'];
@@ -21,6 +22,8 @@ export function registerRunCommand(program: Command): void {
     .action(async (opts: { withGenerator: boolean; rate: string; withReceiver: boolean; api: boolean; sinks: string; statusEvery: string }) => {
       const rate = Number(opts.rate);
       if (!Number.isFinite(rate) || rate <= 0) throw new PipelineError('USAGE', '--rate accepts a positive number of events per second');
+      const statusEvery = Number(opts.statusEvery);
+      if (!Number.isFinite(statusEvery) || statusEvery < 1) throw new PipelineError('USAGE', `--status-every accepts a number of seconds, 1 or more (got ${JSON.stringify(opts.statusEvery)})`);
       const sinks = opts.sinks.split(',').map((s) => s.trim()).filter(Boolean);
       const unknown = sinks.filter((s) => !SINKS.includes(s));
       if (unknown.length > 0) throw new PipelineError('USAGE', `--sinks accepts ${SINKS.join(', ')}; unknown: ${unknown.join(', ')}`);
@@ -38,20 +41,28 @@ export function registerRunCommand(program: Command): void {
           opts.api ? `  dashboard   ${hostPort}/\n  health      ${hostPort}/health\n  top content ${hostPort}/top-content\n  API docs    ${hostPort}/docs` : '',
           `  warehouse   ${config.warehouse === 'duckdb' ? path.resolve(config.DUCKDB_PATH) : `BigQuery ${config.BIGQUERY_PROJECT_ID}.${config.BIGQUERY_DATASET_ID}`}`,
           '  Ctrl-C stops everything cleanly.',
-          '',
-        ].filter(Boolean).join('\n'),
+        ].filter(Boolean).join('\n') + '\n',
       );
-      const timer = setInterval(() => process.stdout.write(`${new Date().toISOString()}\n${formatStatus(sup.status())}\n`), Number(opts.statusEvery) * 1000);
+      const figures = new RunFigures(config.redisUrl, config.REDIS_KEY_PREFIX);
+      let timer: NodeJS.Timeout | undefined;
+      const tick = async () => {
+        const stages = await figures.sample();
+        if (!timer) return; // stopping meanwhile
+        process.stdout.write(`${new Date().toISOString()}\n${formatStatus(sup.status(), Date.now(), stages)}\n`);
+        timer = setTimeout(() => void tick(), statusEvery * 1000);
+      };
+      timer = setTimeout(() => void tick(), statusEvery * 1000);
       await new Promise<void>((resolve) => {
         let stopping = false;
         const onSignal = () => {
           if (stopping) process.exit(130);
           stopping = true;
-          clearInterval(timer);
+          clearTimeout(timer);
+          timer = undefined;
           process.stdout.write('\nengage run: stopping every component (drain and commit)…\n');
           void sup.stop().then(() => {
             process.stdout.write(`${formatStatus(sup.status())}\nengage run: stopped.\n`);
-            resolve();
+            void figures.close().then(resolve);
           });
         };
         process.on('SIGINT', onSignal);

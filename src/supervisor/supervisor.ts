@@ -2,6 +2,7 @@ import type { Config } from '../config/load.js';
 import { semiSpaceNodeOptions } from '../runtime/node-options.js';
 import { engageEntry } from './entry.js';
 import { SupervisedChild, type ChildSpec, type ChildStatus } from './child.js';
+import { formatFigures, type StageFigures } from './run-figures.js';
 
 /**
  * `engage run`: every component as its own child process in one supervised tree, for a laptop.
@@ -65,11 +66,14 @@ export class Supervisor {
   }
 }
 
-export function formatStatus(rows: ChildStatus[], now = Date.now()): string {
+/** One line per component: state, pid, time in that state, restarts; a running stage's figures (run-figures.ts) after it. */
+export function formatStatus(rows: ChildStatus[], now = Date.now(), figures: ReadonlyMap<string, StageFigures> = new Map()): string {
   return rows
     .map((r) => {
-      const age = Math.round((now - r.since) / 1000);
-      return `  ${r.name.padEnd(18)} ${r.state.padEnd(9)} pid ${String(r.pid ?? '-').padEnd(8)} ${age}s  restarts ${r.restarts}${r.lastExit ? `  last ${r.lastExit}` : ''}`;
+      const age = `${Math.round((now - r.since) / 1000)}s`;
+      const f = r.state === 'running' ? figures.get(r.name) : undefined;
+      const line = `  ${r.name.padEnd(18)} ${r.state.padEnd(9)} pid ${String(r.pid ?? '-').padEnd(8)} ${age.padStart(6)}  restarts ${r.restarts}${r.lastExit ? `  last ${r.lastExit}` : ''}`;
+      return f ? `${line}   ${formatFigures(f)}` : line;
     })
     .join('\n');
 }
