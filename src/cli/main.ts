@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command, CommanderError } from 'commander';
@@ -20,9 +21,16 @@ import { registerDlqCommand } from './dlq-command.js';
 
 export const EXIT_USAGE = 2;
 
+/** The package's version (package.json), for `engage --version`. */
+function packageVersion(): string {
+  const file = fileURLToPath(new URL('../../package.json', import.meta.url));
+  return String((JSON.parse(readFileSync(file, 'utf8')) as { version?: unknown }).version ?? 'unknown');
+}
+
 export function buildProgram(): Command {
   const program = new Command('engage')
     .description('Real-time engagement pipeline: PostgreSQL CDC → Kafka → enrichment → Redis, warehouse, external system')
+    .version(packageVersion(), '-V, --version', 'print the version')
     .showHelpAfterError()
     .exitOverride();
   registerStackCommand(program);
