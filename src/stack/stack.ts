@@ -37,8 +37,15 @@ export interface UpOptions {
 export async function stackUp(config: Config, opts: UpOptions = {}): Promise<ServiceStatus[]> {
   const state = readStackState(config.stackDir);
   const report = (name: ServiceName, s: ServiceState, t0: number) => {
-    updateService(config.stackDir, name, s);
+    // A service the stack started keeps its record whatever the environment points at: replaced
+    // (e.g. by its own address exported with `engage stack env`), `stack down` would leave it running.
+    if (s === state?.services[name] || !state?.services[name]?.startedByStack) updateService(config.stackDir, name, s);
     opts.onReady?.({ name, url: s.url, startedByStack: s.startedByStack, up: true, log: s.log }, Date.now() - t0);
+  };
+  /** A service given by the environment: the stack's own record when it is the stack's service. */
+  const fromEnv = (name: ServiceName, url: string): ServiceState => {
+    const own = state?.services[name];
+    return own?.startedByStack && sameEndpoint(name, own.url, url) ? own : { url, startedByStack: false };
   };
   // Redis and PostgreSQL start while the JVM warms up: the three are independent.
   const pgTask = (async () => {
@@ -46,7 +53,7 @@ export async function stackUp(config: Config, opts: UpOptions = {}): Promise<Ser
     let s: ServiceState;
     if (config.origins.postgres === 'env') {
       await checkExternalPostgres(config.databaseUrl);
-      s = { url: config.databaseUrl, startedByStack: false };
+      s = fromEnv('postgres', config.databaseUrl);
     } else {
       s = await startPrivatePostgres(config.stackDir, config.ports, state?.services.postgres);
     }
@@ -60,7 +67,7 @@ export async function stackUp(config: Config, opts: UpOptions = {}): Promise<Ser
       if (!(await redisAnswers(config.redisUrl))) {
         throw new PipelineError('SERVICE_UNREACHABLE', `Redis at REDIS_URL (${redact(config.redisUrl)}) does not answer. Start it, fix REDIS_URL, or unset it to let \`engage stack up\` start a private Redis.`, { retriable: true });
       }
-      s = { url: config.redisUrl, startedByStack: false };
+      s = fromEnv('redis', config.redisUrl);
     } else {
       s = await startPrivateRedis(config.stackDir, config.ports, state?.services.redis);
     }
@@ -74,7 +81,7 @@ export async function stackUp(config: Config, opts: UpOptions = {}): Promise<Ser
       if (!(await kafkaReady(config.kafkaBrokers))) {
         throw new PipelineError('SERVICE_UNREACHABLE', `Kafka at KAFKA_BOOTSTRAP_SERVERS (${brokers}) does not answer. Start it, fix KAFKA_BOOTSTRAP_SERVERS, or unset it to let \`engage stack up\` start a private broker.`, { retriable: true });
       }
-      s = { url: brokers, startedByStack: false };
+      s = fromEnv('kafka', brokers);
     } else {
       s = await startPrivateKafka(config.stackDir, REPO_ROOT, config.ports, state?.services.kafka, (url) => kafkaReady(url.split(',')));
     }
@@ -90,6 +97,19 @@ export async function stackUp(config: Config, opts: UpOptions = {}): Promise<Ser
     throw new PipelineError('STACK_START_FAILED', messages.join('\n\n'), { cause: failed[0]?.reason });
   }
   return stackStatus(config);
+}
+
+/** Whether two addresses of a service reach the same server (host and port; a database or Redis db number aside). */
+export function sameEndpoint(name: ServiceName, a: string, b: string): boolean {
+  const key = (url: string): string => {
+    if (name === 'kafka') return url.split(',').map((h) => h.trim()).sort().join(',');
+    try {
+      return new URL(url).host;
+    } catch {
+      return url;
+    }
+  };
+  return key(a) === key(b);
 }
 
 export async function stackStatus(config: Config): Promise<ServiceStatus[]> {

@@ -147,6 +147,23 @@ describe('engage stack: a second private stack from nothing', { timeout: 240_000
     assert.match(text, new RegExp(`^export PGPORT='${config.ports.postgres}'$`, 'm'));
   });
 
+  test('an up given the stack\'s own addresses (`eval "$(engage stack env)"`) keeps them the stack\'s', async () => {
+    const before = readStackState(stackDir);
+    const own = loadConfig({ STACK_DIR: stackDir, STACK_PORT_OFFSET: String(offset), REDIS_URL: shared.redisUrl }, tmpRoot);
+    // As a shell that exported `engage stack env` (another database on the same server, as a test's environment has).
+    const exported = loadConfig(
+      { STACK_DIR: stackDir, STACK_PORT_OFFSET: String(offset), DATABASE_URL: own.databaseUrl.replace(/\/engagement_db$/, '/postgres'), KAFKA_BOOTSTRAP_SERVERS: own.kafkaBrokers.join(','), REDIS_URL: shared.redisUrl },
+      tmpRoot,
+    );
+    assert.equal(exported.origins.kafka, 'env');
+    const rows = await stackUp(exported, { topics: false });
+    assert.equal(byName(rows, 'postgres').startedByStack, true);
+    assert.equal(byName(rows, 'kafka').startedByStack, true);
+    const after = readStackState(stackDir);
+    for (const name of ['postgres', 'kafka'] as const) assert.deepEqual(after?.services[name], before?.services[name], `${name}: the stack's record unchanged`);
+    assert.equal(after?.services.redis?.startedByStack, false, 'the Redis given by URL stays not the stack\'s');
+  });
+
   test('down stops what it started and nothing else', async () => {
     const state = readStackState(stackDir);
     const pids = { postgres: state?.services.postgres?.pid, kafka: state?.services.kafka?.pid };
