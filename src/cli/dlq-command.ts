@@ -30,7 +30,7 @@ export function registerDlqCommand(program: Command): void {
       const { listDlq, formatListing } = await import('../dlq/list.js');
       const listing = await listDlq(config, { stage: flags.stage, limit: flags.limit });
       if (flags.json) {
-        for (const e of listing.entries) process.stdout.write(`${JSON.stringify({ dlq_partition: e.dlqPartition, dlq_offset: e.dlqOffset, ...e.entry })}\n`);
+        for (const e of listing.entries) process.stdout.write(`${JSON.stringify({ dlq_partition: e.dlqPartition, dlq_offset: e.dlqOffset, replay: e.replay, ...e.entry })}\n`);
       } else {
         process.stdout.write(formatListing(listing));
       }

@@ -2,17 +2,25 @@ import type { Config } from '../config/load.js';
 import type { DlqEntry } from '../core/types.js';
 import { parseDlqEntry } from '../runtime/sink-decode.js';
 import { readTopicRange } from './read.js';
+import { committedOffsets, isReplayableStage, replayGroupId } from './replay.js';
 
 /**
  * `engage dlq list`: reads the whole DLQ topic (bounded by its high watermark at the start) and
- * keeps the newest `limit` entries of the wanted stage, with counts by stage and by code.
+ * keeps the newest `limit` entries of the wanted stage, with counts by stage and by code, and
+ * whether each entry was replayed: an entry before its stage's replay position (the group
+ * `engage dlq replay` commits, replay.ts) was replayed; an entry that failed again was parked
+ * again as a new entry, which is to replay.
  */
+
+/** `replayed`: an `engage dlq replay` has passed it; `not replayable`: a stage replay does not take (e.g. `backfill`, rows the transform rejected). */
+export type ReplayStatus = 'to replay' | 'replayed' | 'not replayable';
 
 export interface DlqListed {
   /** Where the entry itself sits in the DLQ topic. */
   dlqPartition: number;
   dlqOffset: string;
   entry: DlqEntry;
+  replay: ReplayStatus;
 }
 
 export interface DlqListing {
@@ -22,6 +30,8 @@ export interface DlqListing {
   /** Messages of the DLQ topic that are not DLQ entries. */
   unreadable: number;
   byStage: Record<string, number>;
+  /** Entries of each replayable stage not replayed yet. */
+  toReplayByStage: Record<string, number>;
   byCode: Record<string, number>;
 }
 
@@ -33,7 +43,9 @@ export interface DlqListOptions {
 export async function listDlq(config: Config, opts: DlqListOptions = {}): Promise<DlqListing> {
   const limit = opts.limit ?? 20;
   const kept: DlqListed[] = [];
-  const listing: DlqListing = { entries: kept, total: 0, matched: 0, unreadable: 0, byStage: {}, byCode: {} };
+  const listing: DlqListing = { entries: kept, total: 0, matched: 0, unreadable: 0, byStage: {}, toReplayByStage: {}, byCode: {} };
+  /** Per replayable stage, per DLQ partition: the offsets of its entries. */
+  const positions = new Map<string, Map<number, number[]>>();
   await readTopicRange(config, config.KAFKA_TOPIC_DLQ, (m) => {
     listing.total++;
     const entry = parseDlqEntry(m.value);
@@ -42,12 +54,34 @@ export async function listDlq(config: Config, opts: DlqListOptions = {}): Promis
       return;
     }
     listing.byStage[entry.stage] = (listing.byStage[entry.stage] ?? 0) + 1;
+    if (isReplayableStage(entry.stage)) {
+      const byPartition = positions.get(entry.stage) ?? new Map<number, number[]>();
+      positions.set(entry.stage, byPartition);
+      const offsets = byPartition.get(m.partition) ?? [];
+      byPartition.set(m.partition, offsets);
+      offsets.push(Number(m.offset));
+    }
     if (opts.stage !== undefined && entry.stage !== opts.stage) return;
     listing.matched++;
     listing.byCode[entry.code] = (listing.byCode[entry.code] ?? 0) + 1;
-    kept.push({ dlqPartition: m.partition, dlqOffset: m.offset, entry });
+    kept.push({ dlqPartition: m.partition, dlqOffset: m.offset, entry, replay: 'not replayable' });
     if (kept.length > limit) kept.shift();
   });
+  const replayedBefore = new Map<string, Map<number, string>>();
+  for (const [stage, byPartition] of positions) {
+    const committed = await committedOffsets(config, replayGroupId(config, stage));
+    replayedBefore.set(stage, committed);
+    let toReplay = 0;
+    for (const [partition, offsets] of byPartition) {
+      const from = Number(committed.get(partition) ?? 0);
+      for (const o of offsets) if (o >= from) toReplay++;
+    }
+    listing.toReplayByStage[stage] = toReplay;
+  }
+  for (const k of kept) {
+    const committed = replayedBefore.get(k.entry.stage);
+    if (committed) k.replay = Number(k.dlqOffset) < Number(committed.get(k.dlqPartition) ?? 0) ? 'replayed' : 'to replay';
+  }
   return listing;
 }
 
@@ -63,11 +97,12 @@ export function previewValue(valueBase64: string | null, max = 60): string {
 
 /** One line per entry for a terminal. */
 export function formatListing(listing: DlqListing): string {
-  const lines = listing.entries.map(({ dlqPartition, dlqOffset, entry: e }) =>
+  const lines = listing.entries.map(({ dlqPartition, dlqOffset, entry: e, replay }) =>
     [
       `${dlqPartition}:${dlqOffset}`.padEnd(8),
       e.failed_at,
       e.stage.padEnd(15),
+      replay.padEnd(14),
       e.code.padEnd(16),
       `${e.topic}/${e.partition}@${e.offset}`,
       `attempts=${e.attempts}`,
@@ -75,7 +110,10 @@ export function formatListing(listing: DlqListing): string {
       `value=${previewValue(e.value_base64)}`,
     ].join('  '),
   );
-  const stages = Object.entries(listing.byStage).map(([s, n]) => `${s}=${n}`).join(' ') || 'none';
+  const stages =
+    Object.entries(listing.byStage)
+      .map(([s, n]) => `${s}=${n}${s in listing.toReplayByStage ? ` (${listing.toReplayByStage[s]} to replay)` : ''}`)
+      .join(' ') || 'none';
   const codes = Object.entries(listing.byCode).map(([c, n]) => `${c}=${n}`).join(' ') || 'none';
   lines.push(
     `${listing.matched} matching of ${listing.total} DLQ entries (showing the newest ${listing.entries.length}); by stage: ${stages}; by code: ${codes}` +

@@ -45,7 +45,8 @@ export function isReplayableStage(stage: string): boolean {
   return stage === 'processor' || /^sink:[A-Za-z0-9_-]+$/.test(stage);
 }
 
-async function committedOffsets(config: Config, groupId: string): Promise<Map<number, string>> {
+/** The replay group's committed position per DLQ partition (entries before it were replayed). */
+export async function committedOffsets(config: Config, groupId: string): Promise<Map<number, string>> {
   const admin = createKafka(config.kafkaBrokers, `${config.KAFKA_CLIENT_ID}-dlq-admin`).admin();
   await admin.connect();
   try {

@@ -96,10 +96,12 @@ test('dlq list prints entries and counts, as text and as JSON lines', { timeout:
   assert.equal(json.code, 0, json.stderr);
   const lines = json.stdout.trim().split('\n').map((l) => JSON.parse(l) as DlqEntry & { dlq_offset: string });
   assert.deepEqual(lines.map((l) => [l.stage, l.offset, l.dlq_offset]), [['sink:external', '100', '0'], ['sink:external', '102', '2']]);
+  assert.deepEqual(lines.map((l) => (l as unknown as { replay: string }).replay), ['to replay', 'to replay']);
   const text = formatListing(await listDlq(env.config, { limit: 1 }));
   assert.match(text, /some\.enriched\/1@102/);
   assert.match(text, /value=\{"event_id":"2"\}/);
-  assert.match(text, /3 matching of 3 DLQ entries \(showing the newest 1\); by stage: sink:external=2 processor=1/);
+  assert.match(text, /3 matching of 3 DLQ entries \(showing the newest 1\); by stage: sink:external=2 \(2 to replay\) processor=1 \(1 to replay\)/);
+  assert.match(text, /sink:external +to replay +HTTP_REJECTED/);
 });
 
 test('usage errors exit 2', { timeout: 60000 }, async () => {

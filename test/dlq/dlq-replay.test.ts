@@ -70,6 +70,8 @@ for (const variant of ['idempotent', 'offsets'] as MemoryVariant[]) {
     assert.deepEqual(listing.byStage, { [stage]: 6, processor: 1, 'sink:other': 1 });
     assert.deepEqual(listing.byCode, { HTTP_REJECTED: 6 });
     assert.deepEqual(listing.entries.map((e) => e.entry.offset), ['2', '3', '4', '5'], 'the newest 4');
+    assert.deepEqual(listing.entries.map((e) => e.replay), ['to replay', 'to replay', 'to replay', 'to replay']);
+    assert.deepEqual(listing.toReplayByStage, { [stage]: 6, processor: 1, 'sink:other': 1 });
 
     const store = createMemoryStore();
     const fixed = memorySinkFactory({
@@ -88,6 +90,12 @@ for (const variant of ['idempotent', 'offsets'] as MemoryVariant[]) {
     const parkedAgain = (await readDlq(config)).filter((e) => e.stage === stage && e.attempts === 2);
     assert.equal(parkedAgain.length, 1);
     assert.deepEqual([parkedAgain[0]?.code, parkedAgain[0]?.topic, parkedAgain[0]?.offset], ['INVALID_VALUE', config.KAFKA_TOPIC_ENRICHED, '2'], 'parked again at its original position');
+    const after = await listDlq(config, { stage, limit: 10 });
+    assert.deepEqual(after.toReplayByStage, { [stage]: 1, processor: 1, 'sink:other': 1 }, 'only the re-parked entry is left to replay; other stages untouched');
+    assert.deepEqual(
+      after.entries.map((e) => [e.entry.offset, e.entry.attempts, e.replay]),
+      [...['0', '1', '2', '3', '4', '5'].map((o) => [o, 1, 'replayed']), ['2', 2, 'to replay']],
+    );
 
     const second = await replayDlq(config, log, { stage, factory: fixed });
     assert.deepEqual([second.pending, second.replayed, second.failedAgain], [1, 0, 1], 'progress is kept: only the re-parked entry is left');
