@@ -3,7 +3,7 @@ import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'no
 import path from 'node:path';
 import { PipelineError } from '../core/errors.js';
 import type { PrivatePorts } from '../config/load.js';
-import { isAlive, runCheckedAsync, spawnDetached, tcpOpen, waitUntil } from './process.js';
+import { isAlive, portTakenMessage, runCheckedAsync, spawnDetached, tcpOpen, waitUntil } from './process.js';
 import type { ServiceState } from './state.js';
 
 /**
@@ -121,7 +121,7 @@ export async function startPrivateKafka(
     await runCheckedAsync('java', kafkaJavaArgs(classpath, dir, 'kafka.tools.StorageTool', ['format', '-t', clusterId, '-c', props, '--ignore-formatted']), 'Formatting Kafka storage');
   }
   if (await tcpOpen('127.0.0.1', ports.kafka)) {
-    throw new PipelineError('STACK_START_FAILED', `port ${ports.kafka} is taken by another process; the private Kafka cannot start. Stop it, or set KAFKA_BOOTSTRAP_SERVERS to use a broker of your own.`);
+    throw new PipelineError('STACK_START_FAILED', portTakenMessage(ports.kafka, 'Kafka', 'Stop it, set KAFKA_BOOTSTRAP_SERVERS to use a broker of your own'));
   }
   // A broker restarted right after its predecessor stopped can find the listener port still held
   // by the old connections (TIME_WAIT, up to a minute): it exits with "Address already in use".

@@ -85,6 +85,23 @@ export function tcpOpen(host: string, port: number, timeoutMs = 1000): Promise<b
 }
 
 /**
+ * Who listens on a local TCP port, as "<command>, pid <n>", for a "port taken" message; null
+ * when `ss` (iproute2) is missing or does not say (another user's process, without root).
+ */
+export function portHolder(port: number): string | null {
+  const res = spawnSync('ss', ['-Hltnp', `sport = :${port}`], { encoding: 'utf8', timeout: 3000 });
+  if (res.status !== 0 || typeof res.stdout !== 'string') return null;
+  const m = /users:\(\("([^"]+)",pid=(\d+)/.exec(res.stdout);
+  return m ? `${m[1]}, pid ${m[2]}` : null;
+}
+
+/** The message for a private service whose port another process holds, naming the holder when known. */
+export function portTakenMessage(port: number, service: string, fix: string): string {
+  const holder = portHolder(port);
+  return `port ${port} is taken by another process${holder ? ` (${holder})` : ''}; the private ${service} cannot start. ${fix}, or set STACK_PORT_OFFSET to move the private stack's ports.`;
+}
+
+/**
  * Polls `probe` until it returns true, with a short growing interval (a readiness check, not a fixed
  * sleep). Fails with the service's name and log when `timeoutMs` passes or `alive` says it died.
  */

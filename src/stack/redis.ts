@@ -3,7 +3,7 @@ import path from 'node:path';
 import { createClient } from 'redis';
 import { PipelineError } from '../core/errors.js';
 import type { PrivatePorts } from '../config/load.js';
-import { isAlive, spawnDetached, tcpOpen, waitUntil } from './process.js';
+import { isAlive, portTakenMessage, spawnDetached, tcpOpen, waitUntil } from './process.js';
 import type { ServiceState } from './state.js';
 
 /** Redis for the stack: a configured server is used as given; otherwise Debian's `redis-server`
@@ -29,7 +29,7 @@ export async function startPrivateRedis(stackDir: string, ports: PrivatePorts, p
   const url = `redis://127.0.0.1:${port}`;
   if (previous?.startedByStack && isAlive(previous.pid) && (await redisAnswers(url))) return previous;
   if (await tcpOpen('127.0.0.1', port)) {
-    throw new PipelineError('STACK_START_FAILED', `port ${port} is taken by another process; the private Redis cannot start. Stop it, or set REDIS_URL.`);
+    throw new PipelineError('STACK_START_FAILED', portTakenMessage(port, 'Redis', 'Stop it, set REDIS_URL to use it'));
   }
   mkdirSync(dir, { recursive: true });
   const pid = spawnDetached(

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -12,7 +13,8 @@ import { PipelineError } from '../../src/core/errors.js';
 import { createKafka } from '../../src/kafka/client.js';
 import { pipelineTopics } from '../../src/kafka/admin.js';
 import { checkExternalPostgres, pgAnswers } from '../../src/stack/postgres.js';
-import { isAlive, tcpOpen } from '../../src/stack/process.js';
+import { isAlive, portHolder, tcpOpen } from '../../src/stack/process.js';
+import { startPrivateRedis } from '../../src/stack/redis.js';
 import { REPO_ROOT, stackDown, stackEnv, stackStatus, stackUp, type ServiceStatus } from '../../src/stack/stack.js';
 import { readStackState } from '../../src/stack/state.js';
 
@@ -202,6 +204,26 @@ describe('misconfigured and unreachable services', () => {
     const config = loadConfig({ STACK_DIR: dir, DATABASE_URL: machinePg, KAFKA_BOOTSTRAP_SERVERS: shared.kafkaBrokers.join(','), REDIS_URL: shared.redisUrl }, tmpRoot);
     await assert.rejects(stackUp(config, { topics: false }), (err: unknown) => err instanceof PipelineError && err.code === 'SERVICE_MISCONFIGURED');
     assert.equal(readStackState(dir)?.services.postgres, undefined, 'a refused server is not recorded');
+  });
+
+  test('a private port held by another process: the message names the process and the ways out', async () => {
+    const holder = net.createServer();
+    await new Promise<void>((resolve) => holder.listen(0, '127.0.0.1', resolve));
+    const port = (holder.address() as net.AddressInfo).port;
+    try {
+      if (asRoot) assert.equal(portHolder(port), `node, pid ${process.pid}`);
+      const ports = { ...privatePorts(0), redis: port };
+      await assert.rejects(startPrivateRedis(path.join(tmpRoot, 'taken'), ports, undefined), (err: unknown) => {
+        assert.ok(err instanceof PipelineError);
+        assert.equal(err.code, 'STACK_START_FAILED');
+        assert.match(err.message, new RegExp(`^port ${port} is taken by another process${asRoot ? ` \\(node, pid ${process.pid}\\)` : ''}; the private Redis cannot start`));
+        assert.match(err.message, /set REDIS_URL to use it, or set STACK_PORT_OFFSET/);
+        return true;
+      });
+    } finally {
+      holder.close();
+    }
+    assert.equal(portHolder(port), null, 'nobody listens any more');
   });
 
   test('an unreachable DATABASE_URL names the variable and what to do', async () => {
