@@ -10,6 +10,7 @@ import {
   type GenerateSummary,
   type Progress,
 } from '../generator/modes.js';
+import { startGeneratorLiveMetrics } from '../generator/live-metrics.js';
 
 /**
  * `engage generate --mode continuous|batch|historical`: synthetic engagement into engagement_events.
@@ -101,7 +102,16 @@ export function registerGenerateCommand(program: Command): void {
           result = await generateHistorical(config, { ...common, days: flags.historicalDays ?? 7, eventsPerDay: flags.eventsPerDay }, abort.signal);
         } else {
           if (flags.duration === undefined) process.stderr.write(`generating ${flags.rate ?? 10} events/s until stopped (Ctrl-C)\n`);
-          result = await runContinuous(config, { ...common, rate: flags.rate, durationSeconds: flags.duration }, abort.signal);
+          const live = startGeneratorLiveMetrics(config);
+          const onProgress = (p: Progress) => {
+            live.rows(p.rows);
+            common.onProgress(p);
+          };
+          try {
+            result = await runContinuous(config, { ...common, onProgress, rate: flags.rate, durationSeconds: flags.duration }, abort.signal);
+          } finally {
+            await live.stop();
+          }
         }
         process.stdout.write(formatSummary(result));
       } finally {

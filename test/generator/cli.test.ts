@@ -3,7 +3,10 @@ import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
+import { createClient } from 'redis';
+import { readHeartbeats } from '../../src/api/heartbeats.js';
 import { main } from '../../src/cli/main.js';
+import { RunFigures } from '../../src/supervisor/run-figures.js';
 import { REPO_ROOT } from '../../src/stack/stack.js';
 import { createTestEnv, type TestEnv } from '../helpers/env.js';
 
@@ -110,5 +113,36 @@ describe('engage generate (CLI)', () => {
     assert.ok(rows > 0);
     const n = (await db.query<{ n: number }>('SELECT count(*)::int AS n FROM engagement_events')).rows[0]?.n;
     assert.equal(n, rows, 'the summary counts what was committed');
+  });
+
+  test('--mode continuous is a live component: its heartbeat carries the rows it wrote, gone once it stops', async () => {
+    await db.query('TRUNCATE engagement_events');
+    const figures = new RunFigures(env.config.redisUrl, env.config.REDIS_KEY_PREFIX);
+    let seen: number | undefined;
+    let polling = false;
+    const res = await engage(['generate', '--mode', 'continuous', '--rate', '100', '--seed', '4'], { ...process.env, ...env.env }, (text, child) => {
+      if (polling || seen !== undefined || !/continuous: [\d,]+ rows/.test(text)) return;
+      polling = true;
+      void (async () => {
+        for (let i = 0; i < 100 && seen === undefined; i++) {
+          const total = (await figures.sample()).get('generator')?.total;
+          if (total !== undefined && total > 0) seen = total;
+          else await new Promise((r) => setTimeout(r, 200));
+        }
+        child.kill('SIGINT');
+      })();
+    });
+    assert.equal(res.code, 0, res.stderr);
+    const n = (await db.query<{ n: number }>('SELECT count(*)::int AS n FROM engagement_events')).rows[0]?.n ?? 0;
+    assert.ok(seen !== undefined && seen > 0 && seen <= n, `heartbeat rows ${seen}, committed ${n}`);
+    const redis = createClient({ url: env.config.redisUrl });
+    await redis.connect();
+    try {
+      const beats = await readHeartbeats(redis, env.config.REDIS_KEY_PREFIX);
+      assert.deepEqual(beats.map((b) => b.component), [], 'the heartbeat is removed at stop');
+    } finally {
+      await redis.quit();
+      await figures.close();
+    }
   });
 });
