@@ -32,7 +32,10 @@ export function registerRunCommand(program: Command): void {
       await stackUp(config, { onReady: (s, ms) => process.stdout.write(`  ${s.name.padEnd(9)} ready in ${(ms / 1000).toFixed(1)} s (${s.startedByStack ? 'private' : 'yours'})\n`) });
       const logDir = path.resolve('data', 'logs');
       const specs = componentSpecs(config, { generator: opts.withGenerator, rate, receiver: opts.withReceiver, api: opts.api, sinks });
-      const sup = new Supervisor(specs, logDir);
+      const sup = new Supervisor(specs, logDir, {}, (c, ms) => {
+        const why = c.lastError ? `: ${c.lastError}` : '';
+        process.stdout.write(`engage run: ${c.name} ended (${c.lastExit})${why}; restarting in ${(ms / 1000).toFixed(1)} s (log: ${c.log})\n`);
+      });
       sup.start();
       const hostPort = `http://${config.API_HOST}:${config.API_PORT}`;
       process.stdout.write(

@@ -28,8 +28,16 @@ export interface ChildStatus {
   restarts: number;
   since: number;
   lastExit: string | undefined;
+  /** The last line the process wrote to stderr before an exit with an error code (a CLI failure
+   *  prints `engage: <CODE>: <message>` there), capped; undefined after a clean exit or a signal. */
+  lastError: string | undefined;
   log: string;
 }
+
+/** Called when a component ended unexpectedly, with its status, before it is restarted in `restartInMs`. */
+export type EndedHandler = (status: ChildStatus, restartInMs: number) => void;
+
+const STDERR_TAIL = 4096;
 
 const RESTART: RetryPolicy = { attempts: Number.POSITIVE_INFINITY, baseMs: 500, maxMs: 30000, jitter: 'full' };
 
@@ -40,6 +48,8 @@ export class SupervisedChild {
   private failuresInARow = 0;
   private since = Date.now();
   private lastExit: string | undefined;
+  private lastError: string | undefined;
+  private stderrTail = '';
   private timer: NodeJS.Timeout | undefined;
   private readonly logFile: string;
   private readonly log: WriteStream;
@@ -49,6 +59,7 @@ export class SupervisedChild {
     private readonly entry: { node: string; args: string[] },
     logDir: string,
     private readonly stableMs = 30000,
+    private readonly onEnded?: EndedHandler,
   ) {
     mkdirSync(logDir, { recursive: true });
     this.logFile = path.join(logDir, `${spec.name}.log`);
@@ -69,6 +80,10 @@ export class SupervisedChild {
     this.proc = proc;
     proc.stdout?.pipe(this.log, { end: false });
     proc.stderr?.pipe(this.log, { end: false });
+    this.stderrTail = '';
+    proc.stderr?.on('data', (chunk: Buffer) => {
+      this.stderrTail = (this.stderrTail + chunk.toString('utf8')).slice(-STDERR_TAIL);
+    });
     proc.once('spawn', () => {
       if (this.state === 'starting') this.state = 'running';
     });
@@ -78,6 +93,9 @@ export class SupervisedChild {
   private onExit(code: number | null, signal: NodeJS.Signals | null): void {
     this.proc = undefined;
     this.lastExit = signal ? `signal ${signal}` : `exit ${code}`;
+    const lines = code ? this.stderrTail.split('\n').map((l) => l.trim()).filter(Boolean) : [];
+    const last = lines[lines.length - 1];
+    this.lastError = last === undefined ? undefined : last.length > 300 ? `${last.slice(0, 299)}…` : last;
     if (this.state === 'stopping') {
       this.state = 'stopped';
       return;
@@ -92,6 +110,7 @@ export class SupervisedChild {
     this.state = 'backoff';
     this.since = Date.now();
     this.log.write(`\n[supervisor] ${this.spec.name} ended (${this.lastExit}); restarting in ${delay} ms\n`);
+    this.onEnded?.(this.status(), delay);
     this.timer = setTimeout(() => {
       this.restarts++;
       this.start();
@@ -120,6 +139,6 @@ export class SupervisedChild {
   }
 
   status(): ChildStatus {
-    return { name: this.spec.name, state: this.state, pid: this.proc?.pid, restarts: this.restarts, since: this.since, lastExit: this.lastExit, log: this.logFile };
+    return { name: this.spec.name, state: this.state, pid: this.proc?.pid, restarts: this.restarts, since: this.since, lastExit: this.lastExit, lastError: this.lastError, log: this.logFile };
   }
 }

@@ -1,7 +1,7 @@
 import type { Config } from '../config/load.js';
 import { semiSpaceNodeOptions } from '../runtime/node-options.js';
 import { engageEntry } from './entry.js';
-import { SupervisedChild, type ChildSpec, type ChildStatus } from './child.js';
+import { SupervisedChild, type ChildSpec, type ChildStatus, type EndedHandler } from './child.js';
 import { formatFigures, type StageFigures } from './run-figures.js';
 
 /**
@@ -42,10 +42,10 @@ export function componentSpecs(config: Config, opts: RunOptions): ChildSpec[] {
 export class Supervisor {
   readonly children: SupervisedChild[];
 
-  /** `env` is added to every child's environment (a spec's own env wins). */
-  constructor(specs: ChildSpec[], logDir: string, env: NodeJS.ProcessEnv = {}) {
+  /** `env` is added to every child's environment (a spec's own env wins); `onEnded` hears of each unexpected exit. */
+  constructor(specs: ChildSpec[], logDir: string, env: NodeJS.ProcessEnv = {}, onEnded?: EndedHandler) {
     const entry = engageEntry();
-    this.children = specs.map((s) => new SupervisedChild({ ...s, env: { ...env, ...s.env } }, entry, logDir));
+    this.children = specs.map((s) => new SupervisedChild({ ...s, env: { ...env, ...s.env } }, entry, logDir, undefined, onEnded));
   }
 
   start(): void {
