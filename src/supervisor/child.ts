@@ -49,7 +49,6 @@ export class SupervisedChild {
   private since = Date.now();
   private lastExit: string | undefined;
   private lastError: string | undefined;
-  private stderrTail = '';
   private timer: NodeJS.Timeout | undefined;
   private readonly logFile: string;
   private readonly log: WriteStream;
@@ -80,22 +79,25 @@ export class SupervisedChild {
     this.proc = proc;
     proc.stdout?.pipe(this.log, { end: false });
     proc.stderr?.pipe(this.log, { end: false });
-    this.stderrTail = '';
+    let stderrTail = '';
     proc.stderr?.on('data', (chunk: Buffer) => {
-      this.stderrTail = (this.stderrTail + chunk.toString('utf8')).slice(-STDERR_TAIL);
+      stderrTail = (stderrTail + chunk.toString('utf8')).slice(-STDERR_TAIL);
+    });
+    // The last of its stderr may arrive after 'exit': the error line is taken once stderr closed.
+    const stderrDone = new Promise<string>((resolve) => {
+      if (!proc.stderr) resolve('');
+      else proc.stderr.once('close', () => resolve(stderrTail));
     });
     proc.once('spawn', () => {
       if (this.state === 'starting') this.state = 'running';
     });
-    proc.once('exit', (code, signal) => this.onExit(code, signal));
+    proc.once('exit', (code, signal) => this.onExit(code, signal, stderrDone));
   }
 
-  private onExit(code: number | null, signal: NodeJS.Signals | null): void {
+  private onExit(code: number | null, signal: NodeJS.Signals | null, stderr: Promise<string>): void {
     this.proc = undefined;
     this.lastExit = signal ? `signal ${signal}` : `exit ${code}`;
-    const lines = code ? this.stderrTail.split('\n').map((l) => l.trim()).filter(Boolean) : [];
-    const last = lines[lines.length - 1];
-    this.lastError = last === undefined ? undefined : last.length > 300 ? `${last.slice(0, 299)}…` : last;
+    this.lastError = undefined;
     if (this.state === 'stopping') {
       this.state = 'stopped';
       return;
@@ -110,7 +112,12 @@ export class SupervisedChild {
     this.state = 'backoff';
     this.since = Date.now();
     this.log.write(`\n[supervisor] ${this.spec.name} ended (${this.lastExit}); restarting in ${delay} ms\n`);
-    this.onEnded?.(this.status(), delay);
+    const atExit = this.status();
+    void stderr.then((tail) => {
+      const error = code ? lastLine(tail) : undefined;
+      if (this.lastExit === atExit.lastExit && this.restarts === atExit.restarts) this.lastError = error;
+      this.onEnded?.({ ...atExit, lastError: error }, delay);
+    });
     this.timer = setTimeout(() => {
       this.restarts++;
       this.start();
@@ -141,4 +148,11 @@ export class SupervisedChild {
   status(): ChildStatus {
     return { name: this.spec.name, state: this.state, pid: this.proc?.pid, restarts: this.restarts, since: this.since, lastExit: this.lastExit, lastError: this.lastError, log: this.logFile };
   }
+}
+
+/** The last non-empty line of `text`, capped at 300 characters; undefined when there is none. */
+function lastLine(text: string): string | undefined {
+  const lines = text.split('\n').map((l) => l.trim()).filter(Boolean);
+  const last = lines[lines.length - 1];
+  return last === undefined || last.length <= 300 ? last : `${last.slice(0, 299)}…`;
 }
