@@ -67,9 +67,10 @@ export async function listDlq(config: Config, opts: DlqListOptions = {}): Promis
     kept.push({ dlqPartition: m.partition, dlqOffset: m.offset, entry, replay: 'not replayable' });
     if (kept.length > limit) kept.shift();
   });
+  const groups = await committedOffsets(config, [...positions.keys()].map((stage) => replayGroupId(config, stage)));
   const replayedBefore = new Map<string, Map<number, string>>();
   for (const [stage, byPartition] of positions) {
-    const committed = await committedOffsets(config, replayGroupId(config, stage));
+    const committed = groups.get(replayGroupId(config, stage)) ?? new Map<number, string>();
     replayedBefore.set(stage, committed);
     let toReplay = 0;
     for (const [partition, offsets] of byPartition) {

@@ -45,14 +45,19 @@ export function isReplayableStage(stage: string): boolean {
   return stage === 'processor' || /^sink:[A-Za-z0-9_-]+$/.test(stage);
 }
 
-/** The replay group's committed position per DLQ partition (entries before it were replayed). */
-export async function committedOffsets(config: Config, groupId: string): Promise<Map<number, string>> {
+/** Each replay group's committed position per DLQ partition (entries before it were replayed); one admin connection. */
+export async function committedOffsets(config: Config, groupIds: readonly string[]): Promise<Map<string, Map<number, string>>> {
+  const out = new Map<string, Map<number, string>>();
+  if (groupIds.length === 0) return out;
   const admin = createKafka(config.kafkaBrokers, `${config.KAFKA_CLIENT_ID}-dlq-admin`).admin();
   await admin.connect();
   try {
-    const res = await admin.fetchOffsets({ groupId, topics: [config.KAFKA_TOPIC_DLQ] });
-    const out = new Map<number, string>();
-    for (const t of res) for (const p of t.partitions) if (/^\d+$/.test(p.offset)) out.set(p.partition, p.offset);
+    for (const groupId of groupIds) {
+      const res = await admin.fetchOffsets({ groupId, topics: [config.KAFKA_TOPIC_DLQ] });
+      const offsets = new Map<number, string>();
+      for (const t of res) for (const p of t.partitions) if (/^\d+$/.test(p.offset)) offsets.set(p.partition, p.offset);
+      out.set(groupId, offsets);
+    }
     return out;
   } finally {
     await admin.disconnect();
@@ -64,7 +69,7 @@ export async function replayDlq(config: Config, log: Logger, opts: ReplayOptions
   if (!isReplayableStage(stage)) throw new PipelineError('USAGE', `cannot replay stage ${JSON.stringify(stage)}: use processor or sink:<name>`);
   const timeoutMs = opts.timeoutMs ?? 30 * 60 * 1000;
   const groupId = replayGroupId(config, stage);
-  const from = await committedOffsets(config, groupId);
+  const from = (await committedOffsets(config, [groupId])).get(groupId) ?? new Map<number, string>();
   const result: ReplayResult = { stage, dryRun: opts.dryRun ?? false, scanned: 0, pending: 0, byCode: {}, replayed: 0, failedAgain: 0 };
   const scan = await readTopicRange(config, config.KAFKA_TOPIC_DLQ, (m) => {
     result.scanned++;

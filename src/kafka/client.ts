@@ -29,7 +29,6 @@ export interface TransactionalProducerOptions {
   compression?: KafkaCompression;
 }
 
-
 /** A transactional, idempotent producer (fenced by transactional id across restarts). */
 export function transactionalProducer(kafka: Kafka, opts: TransactionalProducerOptions): Producer {
   return kafka.producer({

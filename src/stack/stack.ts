@@ -36,65 +36,61 @@ export interface UpOptions {
 
 export async function stackUp(config: Config, opts: UpOptions = {}): Promise<ServiceStatus[]> {
   const state = readStackState(config.stackDir);
-  /** Records the service (unless `record` is false) and tells the caller it is ready. */
-  const report = (name: ServiceName, s: ServiceState, t0: number, record = true) => {
-    if (record) updateService(config.stackDir, name, s);
+  /**
+   * Records the service and tells the caller it is ready. A service the stack started keeps its
+   * record whatever the environment points at: replaced (e.g. by its own address exported with
+   * `engage stack env`), `stack down` would leave it running and the next `stack up` would find
+   * its port taken.
+   */
+  const report = (name: ServiceName, s: ServiceState, t0: number) => {
+    if (!(config.origins[name] === 'env' && state?.services[name]?.startedByStack)) updateService(config.stackDir, name, s);
     opts.onReady?.({ name, url: s.url, startedByStack: s.startedByStack, up: true, log: s.log }, Date.now() - t0);
   };
-  /**
-   * A service given by the environment, and whether to record it. A service the stack started
-   * keeps its record whatever the environment points at: replaced (e.g. by its own address
-   * exported with `engage stack env`), `stack down` would leave it running and the next
-   * `stack up` would find its port taken.
-   */
-  const fromEnv = (name: ServiceName, url: string): [ServiceState, boolean] => {
+  /** A service given by the environment: the stack's own (at the environment's URL) when it is the same server. */
+  const fromEnv = (name: ServiceName, url: string): ServiceState => {
     const own = state?.services[name];
-    if (!own?.startedByStack) return [{ url, startedByStack: false }, true];
-    return [sameEndpoint(name, own.url, url) ? { ...own, url } : { url, startedByStack: false }, false];
+    return own?.startedByStack && sameEndpoint(name, own.url, url) ? { ...own, url } : { url, startedByStack: false };
   };
   // Redis and PostgreSQL start while the JVM warms up: the three are independent.
   const pgTask = (async () => {
     const t0 = Date.now();
     let s: ServiceState;
-    let record = true;
     if (config.origins.postgres === 'env') {
       await checkExternalPostgres(config.databaseUrl);
-      [s, record] = fromEnv('postgres', config.databaseUrl);
+      s = fromEnv('postgres', config.databaseUrl);
     } else {
       s = await startPrivatePostgres(config.stackDir, config.ports, state?.services.postgres);
     }
     await applySchemaIfMissing(s.url, INIT_SQL);
-    report('postgres', s, t0, record);
+    report('postgres', s, t0);
   })();
   const redisTask = (async () => {
     const t0 = Date.now();
     let s: ServiceState;
-    let record = true;
     if (config.origins.redis === 'env') {
       if (!(await redisAnswers(config.redisUrl))) {
         throw new PipelineError('SERVICE_UNREACHABLE', `Redis at REDIS_URL (${redact(config.redisUrl)}) does not answer. Start it, fix REDIS_URL, or unset it to let \`engage stack up\` start a private Redis.`, { retriable: true });
       }
-      [s, record] = fromEnv('redis', config.redisUrl);
+      s = fromEnv('redis', config.redisUrl);
     } else {
       s = await startPrivateRedis(config.stackDir, config.ports, state?.services.redis);
     }
-    report('redis', s, t0, record);
+    report('redis', s, t0);
   })();
   const kafkaTask = (async () => {
     const t0 = Date.now();
     let s: ServiceState;
-    let record = true;
     const brokers = config.kafkaBrokers.join(',');
     if (config.origins.kafka === 'env') {
       if (!(await kafkaReady(config.kafkaBrokers))) {
         throw new PipelineError('SERVICE_UNREACHABLE', `Kafka at KAFKA_BOOTSTRAP_SERVERS (${brokers}) does not answer. Start it, fix KAFKA_BOOTSTRAP_SERVERS, or unset it to let \`engage stack up\` start a private broker.`, { retriable: true });
       }
-      [s, record] = fromEnv('kafka', brokers);
+      s = fromEnv('kafka', brokers);
     } else {
       s = await startPrivateKafka(config.stackDir, REPO_ROOT, config.ports, state?.services.kafka, (url) => kafkaReady(url.split(',')));
     }
     if (opts.topics !== false) await ensureTopics(config, s.url.split(','));
-    report('kafka', s, t0, record);
+    report('kafka', s, t0);
   })();
   const results = await Promise.allSettled([pgTask, redisTask, kafkaTask]);
   const failed = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');

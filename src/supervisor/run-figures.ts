@@ -1,8 +1,7 @@
 import { createClient } from 'redis';
 import { isFresh, readHeartbeats } from '../api/heartbeats.js';
 import type { LagUnit } from '../api/metrics/classify.js';
-import type { MetricSource } from '../api/metrics/merge.js';
-import { MetricsSummarizer, type ComponentInfo, type MetricsSummary } from '../api/metrics/summary.js';
+import { heartbeatInputs, MetricsSummarizer, type MetricsSummary } from '../api/metrics/summary.js';
 
 /**
  * The figures `engage run` prints beside each component's status line: what the stage has moved,
@@ -85,9 +84,7 @@ export class RunFigures {
   async sample(nowMs = Date.now()): Promise<Map<string, StageFigures>> {
     try {
       if (!this.client.isOpen) await this.client.connect();
-      const heartbeats = (await readHeartbeats(this.client, this.prefix)).filter((hb) => isFresh(hb, nowMs));
-      const sources: MetricSource[] = heartbeats.map((hb) => ({ component: hb.component, instance: hb.instance, atMs: hb.sentAtMs, metrics: hb.metricList }));
-      const components: ComponentInfo[] = heartbeats.map((hb) => ({ component: hb.component, instance: hb.instance, startedAtMs: Date.parse(hb.started_at), sentAtMs: hb.sentAtMs }));
+      const { sources, components } = heartbeatInputs((await readHeartbeats(this.client, this.prefix)).filter((hb) => isFresh(hb, nowMs)));
       return stageFigures(this.summarizer.summarize(sources, components, nowMs, 0));
     } catch {
       if (this.client.isOpen) await this.client.disconnect().catch(() => undefined);

@@ -4,7 +4,7 @@ import type { ApiDeps } from '../deps.js';
 import type { PromMetric } from '../heartbeats.js';
 import type { HealthService } from '../health/service.js';
 import { mergedRegistry, type MetricSource } from './merge.js';
-import type { ComponentInfo, MetricsSummarizer } from './summary.js';
+import { heartbeatInputs, type ComponentInfo, type MetricsSummarizer } from './summary.js';
 import { metricsSummarySchema } from './schemas.js';
 
 /**
@@ -33,14 +33,10 @@ export const metricsPlugin: FastifyPluginAsync<MetricsPluginOptions> = async (ap
     const heartbeats = await health.heartbeats().catch(() => []);
     const now = Date.now();
     const others = heartbeats.filter((hb) => !(hb.component === 'api' && hb.instance === deps.instance));
-    const sources: MetricSource[] = others.map((hb) => ({ component: hb.component, instance: hb.instance, atMs: hb.sentAtMs, metrics: hb.metricList }));
+    const { sources, components } = heartbeatInputs(others);
     const own = [...(await registryJson(deps.processRegistry)), ...(await registryJson(apiRegistry))];
     sources.push({ component: 'api', instance: deps.instance, atMs: now, metrics: own });
-    const startedAt = now - process.uptime() * 1000;
-    const components: ComponentInfo[] = [
-      ...others.map((hb) => ({ component: hb.component, instance: hb.instance, startedAtMs: Date.parse(hb.started_at), sentAtMs: hb.sentAtMs })),
-      { component: 'api', instance: deps.instance, startedAtMs: startedAt, sentAtMs: now },
-    ];
+    components.push({ component: 'api', instance: deps.instance, startedAtMs: now - process.uptime() * 1000, sentAtMs: now });
     return { sources, components };
   };
 

@@ -1,4 +1,4 @@
-import type { PromMetric, PromSample } from '../heartbeats.js';
+import type { LiveHeartbeat, PromMetric, PromSample } from '../heartbeats.js';
 import { compareStages, flowPreference, isDlq, isFreshness, isLag, lagUnit, stageOf, type LagUnit } from './classify.js';
 import { RATE_WINDOW_MS, SeriesHistory, seriesKey } from './history.js';
 import { labelSource, mergeFamilies, type MetricSource } from './merge.js';
@@ -40,6 +40,14 @@ export interface MetricsSummary {
 }
 
 export interface ComponentInfo { component: string; instance: string; startedAtMs: number; sentAtMs: number }
+
+/** What `summarize` takes from published heartbeats: each one's registry as a source, and its process. */
+export function heartbeatInputs(heartbeats: readonly LiveHeartbeat[]): { sources: MetricSource[]; components: ComponentInfo[] } {
+  return {
+    sources: heartbeats.map((hb) => ({ component: hb.component, instance: hb.instance, atMs: hb.sentAtMs, metrics: hb.metricList })),
+    components: heartbeats.map((hb) => ({ component: hb.component, instance: hb.instance, startedAtMs: Date.parse(hb.started_at), sentAtMs: hb.sentAtMs })),
+  };
+}
 
 const HISTORY_TYPES = new Set(['counter', 'histogram']);
 
