@@ -1,9 +1,11 @@
 import { performance } from 'node:perf_hooks';
 import { RdKafka } from '@confluentinc/kafka-javascript';
 import { errorMessage } from '../core/errors.js';
-import type { Logger } from '../core/logger.js';
 import { sleep } from '../runtime/retry.js';
+import type { BatchConsumerOptions, BatchHandler, KafkaMessage, PartitionBatch } from './batch-types.js';
 import { PartitionLanes } from './partition-lanes.js';
+
+export type { BatchConsumerOptions, BatchHandler, KafkaMessage, PartitionBatch } from './batch-types.js';
 
 /**
  * A consumer-group member that hands over batches of one partition at a time, on librdkafka's
@@ -31,61 +33,6 @@ import { PartitionLanes } from './partition-lanes.js';
  *   it is handed over after it), `storeOffset`/`commitStored` commit group offsets outside any
  *   transaction (with `commitIntervalMs`).
  */
-
-export type KafkaMessage = RdKafka.Message;
-
-export interface PartitionBatch {
-  topic: string;
-  partition: number;
-  messages: KafkaMessage[];
-  /** The offset to commit once done: the last message's offset + 1. */
-  nextOffset: number;
-  /** The partition's high watermark as last fetched (lag = highWatermark − nextOffset); NaN if unknown. */
-  highWatermark: number;
-  /** performance.now() when the consume round that fetched the batch's last message returned:
-   *  every message of the batch was readable (committed, under read_committed) by then. */
-  fetchedAt: number;
-}
-
-export type BatchHandler = (batch: PartitionBatch) => Promise<void>;
-
-export interface BatchConsumerOptions {
-  brokers: string[];
-  clientId: string;
-  groupId: string;
-  topic: string;
-  maxBatch: number;
-  /**
-   * Messages a partition may hold before it is paused (default maxBatch). An owner whose handler
-   * only queues takes everything each round, and pausing would make librdkafka drop its prefetch.
-   */
-  pauseAt?: number;
-  /**
-   * Messages held across all partitions past which the loop stops consuming until a batch is
-   * taken (default: no bound but pauseAt per partition). Not polling leaves the next messages in
-   * librdkafka's bounded prefetch queue, whereas pausing a partition drops its prefetch and costs
-   * a fetch round trip after the resume (measured as ~100 ms without a batch to hand over, a fifth
-   * of the processor's time, docs/processor.md). Rebalance events wait too (they are served
-   * inside consume calls), at most MAX_POLL_GAP_MS.
-   */
-  maxBuffered?: number;
-  concurrency: number;
-  sessionTimeoutMs: number;
-  log: Logger;
-  readCommitted?: boolean;
-  onAssign?: (partitions: number[]) => void;
-  /** Awaited on assignment: explicit start offsets (partitions left out start at their committed offset). */
-  startOffsets?: (partitions: number[]) => Promise<Map<number, number> | undefined>;
-  /** Awaited before revoked partitions are given up (after their running batches settled). */
-  onRevoke?: (partitions: number[]) => Promise<void>;
-  /**
-   * For owners that commit group offsets outside transactions: offsets given to `storeOffset` are
-   * committed by librdkafka every this many ms (its auto-commit of the offset store, which also
-   * commits on revocation and close), one request for every partition. Unset: nothing is committed
-   * but what a transaction commits.
-   */
-  commitIntervalMs?: number;
-}
 
 type RawConsumer = InstanceType<typeof RdKafka.KafkaConsumer>;
 type TopicPartition = { topic: string; partition: number };
@@ -260,6 +207,23 @@ export class BatchConsumer {
       this.lastFetchAt = performance.now();
       for (let i = 0; i < messages.length; i++) this.lanes.add(messages[i] as KafkaMessage);
       this.dispatch();
+      this.reportCaughtUp();
+    }
+  }
+
+  /** `onCaughtUp` for the idle partitions; runs right after a round (the position is the round's). */
+  private reportCaughtUp(): void {
+    const report = this.opts.onCaughtUp;
+    const idle = report ? this.lanes.idle() : [];
+    if (report === undefined || idle.length === 0) return;
+    let positions: TopicPartition[];
+    try {
+      positions = this.consumer.position(idle.map((partition) => ({ topic: this.opts.topic, partition })));
+    } catch {
+      return; // not connected (any more)
+    }
+    for (const tp of positions as Array<TopicPartition & { offset?: number }>) {
+      if (typeof tp.offset === 'number' && tp.offset >= 0) report(tp.partition, tp.offset, this.highWatermark(tp.partition));
     }
   }
 

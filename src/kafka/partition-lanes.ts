@@ -93,6 +93,13 @@ export class PartitionLanes {
     if (!lane.paused && lane.buffer.length >= this.pauseAt) this.sync(lane);
   }
 
+  /** Partitions with nothing held, no batch running, no rewind pending, not revoked. */
+  idle(): number[] {
+    const out: number[] = [];
+    for (const lane of this.lanes.values()) if (lane.running === null && !lane.closed && lane.rewindTo === null && lane.buffer.length === 0) out.push(lane.partition);
+    return out;
+  }
+
   /** Messages held, not yet handed over, across all lanes. */
   buffered(): number {
     let n = 0;

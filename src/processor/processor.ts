@@ -98,6 +98,8 @@ export async function startProcessor(config: Config, log: Logger): Promise<Proce
         stats.assign(ids);
         if (ids.length > 0) plog.info({ partitions: ids }, 'processor partitions assigned');
       },
+      // Idle: nothing handed over is uncommitted, so the lag is what the position has not reached.
+      onCaughtUp: (partition, position, highWatermark) => stats.setLag(partition, highWatermark - position),
       onRevoke: async (ids) => {
         // Settle what was submitted for these partitions while the generation is still ours.
         await writer?.drain();

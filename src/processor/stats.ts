@@ -72,11 +72,15 @@ export class ProcessorStats {
     for (const ts of o.sourceTs) m.freshnessSeconds.observe(Math.max(0, nowMs - ts) / 1000);
     if (o.contentWait) m.contentWaitSeconds.observe({ outcome: o.contentWait.unknown > 0 ? 'unknown' : 'found' }, o.contentWait.ms / 1000);
     m.batchSeconds.observe((performance.now() - handedOverAt) / 1000);
-    if (Number.isFinite(lag)) {
-      this.lag.set(partition, Math.max(0, lag));
-      m.consumerLag.set({ partition: String(partition) }, Math.max(0, lag));
-    }
+    this.setLag(partition, lag);
     this.lastCommitAt = new Date(nowMs).toISOString();
+  }
+
+  /** A partition's lag: at a batch's commit, and while it is idle (consumer caught up). */
+  setLag(partition: number, lag: number): void {
+    if (!Number.isFinite(lag) || !this.assigned.has(partition)) return;
+    this.lag.set(partition, Math.max(0, lag));
+    this.metrics.consumerLag.set({ partition: String(partition) }, Math.max(0, lag));
   }
 
   snapshot(): Record<string, unknown> {

@@ -141,6 +141,19 @@ export class PartitionLane {
     else if (after === 'kick') this.kick();
   }
 
+  /**
+   * Settles the offsets from `nextOffset` up to `offset` that hold no record for this reader
+   * (transaction markers, aborted records: the consumer skipped them), when everything received is
+   * settled and nothing is queued or being delivered. Returns whether `nextOffset` moved.
+   */
+  skipTo(offset: number): boolean {
+    if (this.running || this.closing || this.queue.size > 0) return false;
+    if (Number(this.nextOffset) !== this.expectFrom || offset <= this.expectFrom) return false;
+    this.nextOffset = String(offset);
+    this.expectFrom = offset;
+    return true;
+  }
+
   /** Forgets everything queued and continues from `offset` (after a seek to it). */
   reset(offset: string): void {
     this.disarm();

@@ -185,6 +185,16 @@ export async function startSinkRunner(config: Config, factory: SinkFactory, log:
     updateLag();
   };
 
+  // An idle partition of a transactional topic ends on a marker: settled, so the lag can reach 0
+  // and the group's offset the high watermark. Not in a bounded run: past its ends the consumer's
+  // position may cover records the runner left alone.
+  const onCaughtUp = (partition: number, position: number): void => {
+    const lane = lanes.get(partition);
+    if (ends || stopping || resyncing || !lane?.skipTo(position)) return;
+    commits.commit(partition, lane.nextOffset);
+    updateLag();
+  };
+
   const ends = opts.endOffsets ? new Map([...opts.endOffsets].map(([p, o]) => [p, Number(o)])) : undefined;
   // The runner owns the handed-over messages from here on (queued, or deliberately dropped and re-read).
   const onBatch = async (batch: PartitionBatch): Promise<void> => {
@@ -235,6 +245,7 @@ export async function startSinkRunner(config: Config, factory: SinkFactory, log:
       log: slog,
       startOffsets: onAssign,
       onRevoke,
+      onCaughtUp,
     });
     consumer = c;
     cleanup.push(() => c.stop());
