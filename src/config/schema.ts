@@ -127,6 +127,8 @@ export const envSchema = z.object({
   SINK_SEMI_SPACE_MB: int(0, 1024).default(64),
   STACK_PORT_OFFSET: int(0, 5000).default(0),
   STACK_DIR: z.string().min(1).default('.stack'),
+  /** The private Kafka broker's JVM heap (-Xms and -Xmx), e.g. 512m or 1g. */
+  STACK_KAFKA_HEAP: z.string().regex(/^[1-9]\d*[mMgG]$/, { message: 'accepts a JVM heap size in megabytes or gigabytes, such as 512m or 1g' }).default('1g'),
   /** Set by `engage run` on the components it starts: a component exits when that process is gone. */
   SUPERVISOR_PID: int(1).optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),

@@ -12,7 +12,6 @@ import type { ServiceState } from './state.js';
  * formatted once; internal topics have replication factor 1 so transactions work on one node.
  */
 
-const HEAP = process.env.ENGAGE_KAFKA_HEAP ?? '1g';
 
 /** The broker's classpath, resolved by Maven once per pom version and cached in the stack folder. */
 export async function kafkaClasspath(stackDir: string, repoRoot: string): Promise<string> {
@@ -73,10 +72,10 @@ const LOG4J2 = [
   '',
 ].join('\n');
 
-export function kafkaJavaArgs(classpath: string, dir: string, mainClass: string, args: string[]): string[] {
+export function kafkaJavaArgs(classpath: string, dir: string, heap: string, mainClass: string, args: string[]): string[] {
   return [
-    `-Xms${HEAP}`,
-    `-Xmx${HEAP}`,
+    `-Xms${heap}`,
+    `-Xmx${heap}`,
     '-XX:+UseG1GC',
     '-XX:MaxGCPauseMillis=20',
     '-XX:ActiveProcessorCount=2',
@@ -99,6 +98,7 @@ export async function startPrivateKafka(
   stackDir: string,
   repoRoot: string,
   ports: PrivatePorts,
+  heap: string,
   previous: ServiceState | undefined,
   ready: (brokers: string) => Promise<boolean>,
 ): Promise<ServiceState> {
@@ -118,7 +118,7 @@ export async function startPrivateKafka(
     const id = randomBytes(16);
     id[0] = (id[0] ?? 0) & 0x7f;
     const clusterId = id.toString('base64url');
-    await runCheckedAsync('java', kafkaJavaArgs(classpath, dir, 'kafka.tools.StorageTool', ['format', '-t', clusterId, '-c', props, '--ignore-formatted']), 'Formatting Kafka storage');
+    await runCheckedAsync('java', kafkaJavaArgs(classpath, dir, heap, 'kafka.tools.StorageTool', ['format', '-t', clusterId, '-c', props, '--ignore-formatted']), 'Formatting Kafka storage');
   }
   if (await tcpOpen('127.0.0.1', ports.kafka)) {
     throw new PipelineError('STACK_START_FAILED', portTakenMessage(ports.kafka, 'Kafka', 'Stop it, set KAFKA_BOOTSTRAP_SERVERS to use a broker of your own'));
@@ -129,7 +129,7 @@ export async function startPrivateKafka(
   const deadline = Date.now() + 90000;
   for (;;) {
     const logStart = existsSync(log) ? statSync(log).size : 0;
-    const pid = spawnDetached('java', kafkaJavaArgs(classpath, dir, 'kafka.Kafka', [props]), log);
+    const pid = spawnDetached('java', kafkaJavaArgs(classpath, dir, heap, 'kafka.Kafka', [props]), log);
     try {
       await waitUntil('Kafka (private)', () => ready(url), { timeoutMs: 120000, log, alive: () => isAlive(pid) });
       return { url, startedByStack: true, pid, log, dataDir };

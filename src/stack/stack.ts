@@ -87,7 +87,7 @@ export async function stackUp(config: Config, opts: UpOptions = {}): Promise<Ser
       }
       s = fromEnv('kafka', brokers);
     } else {
-      s = await startPrivateKafka(config.stackDir, REPO_ROOT, config.ports, state?.services.kafka, (url) => kafkaReady(url.split(',')));
+      s = await startPrivateKafka(config.stackDir, REPO_ROOT, config.ports, config.STACK_KAFKA_HEAP, state?.services.kafka, (url) => kafkaReady(url.split(',')));
     }
     if (opts.topics !== false) await ensureTopics(config, s.url.split(','));
     report('kafka', s, t0);

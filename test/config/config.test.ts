@@ -36,7 +36,7 @@ test('unset and empty variables take their defaults', () => {
 test('a bad environment names every bad variable, the value given and what it accepts', () => {
   let caught: unknown;
   try {
-    parseEnv({ KAFKA_COMPRESSION: 'brotli', BATCH_SIZE: '0', CDC_SNAPSHOT_MODE: 'always', KAFKA_TOPIC_DLQ: 'dead letters', DUCKDB_MEMORY_LIMIT: 'lots' });
+    parseEnv({ KAFKA_COMPRESSION: 'brotli', BATCH_SIZE: '0', CDC_SNAPSHOT_MODE: 'always', KAFKA_TOPIC_DLQ: 'dead letters', DUCKDB_MEMORY_LIMIT: 'lots', STACK_KAFKA_HEAP: '1.5g' });
   } catch (err) {
     caught = err;
   }
@@ -50,6 +50,7 @@ test('a bad environment names every bad variable, the value given and what it ac
     'CDC_SNAPSHOT_MODE="always": accepts initial or never',
     'KAFKA_TOPIC_DLQ="dead letters": accepts a Kafka topic name: letters, digits, . _ -',
     'DUCKDB_MEMORY_LIMIT="lots": accepts a size such as 512MB or 2GiB (KB, MB, GB, TB or KiB … TiB)',
+    'STACK_KAFKA_HEAP="1.5g": accepts a JVM heap size in megabytes or gigabytes, such as 512m or 1g',
   ]) {
     assert.ok(lines.some((l) => l.trim() === want), `a line "${want}" in:\n${caught.message}`);
   }

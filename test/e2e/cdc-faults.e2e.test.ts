@@ -30,7 +30,7 @@ import { readToEnd, sleep, waitFor } from '../cdc/helpers.js';
 const stackDir = mkdtempSync(path.join(os.tmpdir(), 'engage-cdc-faults-'));
 process.env.STACK_DIR = stackDir;
 process.env.STACK_PORT_OFFSET = '1700';
-process.env.ENGAGE_KAFKA_HEAP = process.env.ENGAGE_KAFKA_HEAP ?? '512m';
+process.env.STACK_KAFKA_HEAP = process.env.STACK_KAFKA_HEAP ?? '512m';
 
 /** Transactions written before the broker stops, after it is back, and after PostgreSQL is back. */
 const STEP = 50;
