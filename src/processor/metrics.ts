@@ -46,7 +46,7 @@ export function processorMetrics(): ProcessorMetrics {
     freshnessSeconds: new Histogram({ name: 'engage_processor_freshness_seconds', help: 'Source commit (source_ts_ms) to enriched record committed', buckets: FRESHNESS_BUCKETS, registers }),
     contentTableSize: new Gauge({ name: 'engage_processor_content_table_size', help: 'Content rows held by the materialised content table', registers }),
     contentInvalid: new Counter({ name: 'engage_processor_content_invalid_total', help: 'Malformed records of the content topic (logged and ignored)', registers }),
-    consumerLag: new Gauge({ name: 'engage_processor_consumer_lag', help: 'Change events not yet processed, per assigned partition (high watermark - next offset)', labelNames: ['partition'], registers }),
+    consumerLag: new Gauge({ name: 'engage_processor_consumer_lag', help: 'Change events not yet processed, per assigned partition (high watermark - next offset; the transaction markers an idle partition ends on do not count)', labelNames: ['partition'], registers }),
     inFlight: new Gauge({ name: 'engage_processor_in_flight_records', help: 'Records handed over by the consumer and not yet committed or released', registers }),
   };
   return metrics;
