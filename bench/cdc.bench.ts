@@ -155,7 +155,7 @@ export async function run(): Promise<BenchResult[]> {
     );
 
     // 3. Latency at 1,000 rows/s, seen by a read_committed consumer.
-    const consumer = createConsumer(createKafka(config.kafkaBrokers, `${config.KAFKA_CLIENT_ID}-bench`), { groupId: `bench-${randomBytes(3).toString('hex')}`, fromBeginning: false, readCommitted: true });
+    const consumer = createConsumer(createKafka(config, `${config.KAFKA_CLIENT_ID}-bench`), { groupId: `bench-${randomBytes(3).toString('hex')}`, fromBeginning: false, readCommitted: true });
     const latencies: number[] = [];
     await consumer.connect();
     await consumer.subscribe({ topics: [config.KAFKA_TOPIC_ENGAGEMENT_EVENTS] });

@@ -199,7 +199,7 @@ export async function run(): Promise<BenchResult[]> {
   const childEnv = { ...env, DATABASE_URL: base.databaseUrl, KAFKA_BOOTSTRAP_SERVERS: base.kafkaBrokers.join(','), REDIS_URL: base.redisUrl, EXTERNAL_API_URL: receiver.url };
   const config = loadConfig(childEnv);
   const sup = new Supervisor(componentSpecs(config, { generator: false, rate: 0, receiver: false, api: true, sinks: [...SINKS] }), path.join(work, 'logs'), childEnv);
-  const admin = createKafka(config.kafkaBrokers, `${config.KAFKA_CLIENT_ID}-bench`).admin();
+  const admin = createKafka(config, `${config.KAFKA_CLIENT_ID}-bench`).admin();
   const db = new pg.Client({ connectionString: config.databaseUrl });
   // The stack's own servers, measured like the components (PostgreSQL with its backends).
   const services = readStackState(stackDir)?.services;

@@ -57,7 +57,7 @@ function envelope(table: string, after: Record<string, unknown>, tsMs: number): 
 }
 
 async function preload(config: Config, contentIds: string[]): Promise<void> {
-  const producer = idempotentProducer(createKafka(config.kafkaBrokers, `${config.KAFKA_CLIENT_ID}-bench-load`));
+  const producer = idempotentProducer(createKafka(config, `${config.KAFKA_CLIENT_ID}-bench-load`));
   await producer.connect();
   try {
     const now = Date.now();
@@ -159,7 +159,7 @@ export async function run(): Promise<BenchResult[]> {
   });
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
   const pid = child.pid as number;
-  const admin = createKafka(config.kafkaBrokers, `${config.KAFKA_CLIENT_ID}-bench-admin`).admin();
+  const admin = createKafka(config, `${config.KAFKA_CLIENT_ID}-bench-admin`).admin();
   await admin.connect();
   try {
     const deadline = Date.now() + 120_000;

@@ -57,7 +57,7 @@ function event(i: number, now: number): EnrichedEvent {
 }
 
 async function fill(config: Config): Promise<number> {
-  const producer = createKafka(config.kafkaBrokers, `${config.KAFKA_CLIENT_ID}-fill`).producer({
+  const producer = createKafka(config, `${config.KAFKA_CLIENT_ID}-fill`).producer({
     kafkaJS: { idempotent: true, acks: -1 },
     'linger.ms': 20,
     'compression.type': 'lz4',

@@ -65,7 +65,7 @@ export interface ProducerPerf {
  */
 export async function kafkaProducerCeiling(config: Config, records: number, recordSize: number): Promise<ProducerPerf> {
   const topic = `bench-producer-perf-${process.pid}`;
-  await createTopics(config.kafkaBrokers, `${config.KAFKA_CLIENT_ID}-bench`, [{ topic, numPartitions: config.KAFKA_TOPIC_PARTITIONS, compacted: false }]);
+  await createTopics(config, `${config.KAFKA_CLIENT_ID}-bench`, [{ topic, numPartitions: config.KAFKA_TOPIC_PARTITIONS, compacted: false }]);
   const classpath = await kafkaClasspath(config.STACK_DIR, repoRoot);
   const out = await run('java', [
     '-Xmx512m', '-cp', classpath, 'org.apache.kafka.tools.ProducerPerformance',

@@ -79,7 +79,7 @@ export async function createApiDeps(config: Config): Promise<OwnedDeps> {
       mGet: (keys) => redis.mGet(keys),
     },
     db: { query: (text, values) => pool.query(text, values) },
-    kafkaReady: () => kafkaReady(config.kafkaBrokers),
+    kafkaReady: () => kafkaReady(config),
     instance: processInstance(),
     processRegistry: registry,
   };

@@ -1,6 +1,7 @@
 import Kafka from '@confluentinc/kafka-javascript';
 import { errorMessage, PipelineError } from '../core/errors.js';
 import { DEFAULT_KAFKA_COMPRESSION, type KafkaCompression } from '../config/schema.js';
+import { connectionProps, type KafkaConnection } from '../kafka/client.js';
 
 /**
  * The backfill's producer: librdkafka's own produce/flush API rather than the KafkaJS-style
@@ -24,9 +25,9 @@ export class PageProducer {
   private readonly producer: Kafka.Producer;
   private failed: string | null = null;
 
-  constructor(brokers: string[], clientId: string, compression: KafkaCompression = DEFAULT_KAFKA_COMPRESSION) {
+  constructor(connection: KafkaConnection, clientId: string, compression: KafkaCompression = DEFAULT_KAFKA_COMPRESSION) {
     this.producer = new Kafka.Producer({
-      'bootstrap.servers': brokers.join(','),
+      ...connectionProps(connection),
       'client.id': clientId,
       'enable.idempotence': true,
       acks: -1,

@@ -15,7 +15,7 @@ import { rejectedRowOrigin, type BackfillPage, type BackfillTarget, type PageRep
  */
 export async function openTopicTarget(config: Config): Promise<BackfillTarget> {
   await ensureTopics(config);
-  const producer = new PageProducer(config.kafkaBrokers, `${config.KAFKA_CLIENT_ID}-backfill`, config.KAFKA_COMPRESSION);
+  const producer = new PageProducer(config, `${config.KAFKA_CLIENT_ID}-backfill`, config.KAFKA_COMPRESSION);
   await producer.connect();
   return {
     name: 'topic',

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { KafkaJS, RdKafka } from '@confluentinc/kafka-javascript';
 import { PipelineError } from '../core/errors.js';
-import { createKafka } from '../kafka/client.js';
+import { connectionProps, createKafka, type KafkaConnection } from '../kafka/client.js';
 import { sleep } from '../runtime/retry.js';
 import type { OutMessage } from './envelope.js';
 import { parseLsn } from './lsn.js';
@@ -51,8 +51,8 @@ const LSO_WAIT_MS = 120_000;
  * reaches the high watermark seen at the call (transactions other slots had open then are settled),
  * then scans backwards from the end in growing windows until it finds the key.
  */
-export async function readLastPosition(brokers: string[], clientId: string, topic: string, slot: string): Promise<CdcPosition | null> {
-  const admin = createKafka(brokers, `${clientId}-cdc-position`).admin();
+export async function readLastPosition(conn: KafkaConnection, clientId: string, topic: string, slot: string): Promise<CdcPosition | null> {
+  const admin = createKafka(conn, `${clientId}-cdc-position`).admin();
   await admin.connect();
   let bounds: Array<{ partition: number; low: number; end: number }>;
   try {
@@ -75,19 +75,19 @@ export async function readLastPosition(brokers: string[], clientId: string, topi
   }
   let found: CdcPosition | null = null;
   for (const b of bounds) {
-    const p = await scanBackwards(brokers, topic, b.partition, b.low, b.end, slot);
+    const p = await scanBackwards(conn, topic, b.partition, b.low, b.end, slot);
     // The key maps to one partition; should the partition count ever have changed, the furthest wins.
     if (p && (!found || parseLsn(p.lsn) > parseLsn(found.lsn))) found = p;
   }
   return found;
 }
 
-async function scanBackwards(brokers: string[], topic: string, partition: number, low: number, end: number, slot: string): Promise<CdcPosition | null> {
+async function scanBackwards(conn: KafkaConnection, topic: string, partition: number, low: number, end: number, slot: string): Promise<CdcPosition | null> {
   let stop = end;
   let width = WINDOW;
   while (stop > low) {
     const start = Math.max(low, stop - width);
-    const value = await lastValueInRange(brokers, topic, partition, start, stop, slot);
+    const value = await lastValueInRange(conn, topic, partition, start, stop, slot);
     if (value !== undefined) return parsePosition(value);
     stop = start;
     width *= 8;
@@ -96,11 +96,11 @@ async function scanBackwards(brokers: string[], topic: string, partition: number
 }
 
 /** The value of the last record with key `slot` in [start, end) (undefined: none). */
-async function lastValueInRange(brokers: string[], topic: string, partition: number, start: number, end: number, slot: string): Promise<Buffer | null | undefined> {
+async function lastValueInRange(conn: KafkaConnection, topic: string, partition: number, start: number, end: number, slot: string): Promise<Buffer | null | undefined> {
   const consumer = new RdKafka.KafkaConsumer(
     {
       'group.id': `engage-cdc-position-${randomBytes(4).toString('hex')}`,
-      'bootstrap.servers': brokers.join(','),
+      ...connectionProps(conn),
       'enable.auto.commit': false,
       'isolation.level': 'read_committed',
       'enable.partition.eof': true,

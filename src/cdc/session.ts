@@ -67,7 +67,7 @@ export async function openSession(config: Config, log: Logger, events: SessionEv
     await ensureTopics(config);
     log.debug('topics ready');
     const producer = (resources.producer = await TxnProducer.connect({
-      brokers: config.kafkaBrokers,
+      connection: config,
       clientId: `${config.KAFKA_CLIENT_ID}-cdc`,
       transactionalId: `engage-cdc-${slot}`,
       transactionTimeoutMs: TXN_TIMEOUT_MS,
@@ -79,7 +79,7 @@ export async function openSession(config: Config, log: Logger, events: SessionEv
     }));
     log.debug('transactional producer ready (any zombie fenced)');
     const writer = new TxnWriter(producer);
-    let position = await readLastPosition(config.kafkaBrokers, config.KAFKA_CLIENT_ID, config.KAFKA_TOPIC_CDC_POSITION, slot);
+    let position = await readLastPosition(config, config.KAFKA_CLIENT_ID, config.KAFKA_TOPIC_CDC_POSITION, slot);
     log.debug({ position }, 'committed position read');
     let info = await waitSlotInactive(control, slot, config.CDC_SLOT_WAIT_SECONDS, log, signal);
     if (info && (info.plugin !== 'pgoutput' || info.database !== db)) {

@@ -10,6 +10,8 @@ export interface Config extends Env {
   databaseUrl: string;
   kafkaBrokers: string[];
   redisUrl: string;
+  /** librdkafka security properties every Kafka client is created with (empty for plaintext). */
+  kafkaSecurity: Readonly<Record<string, string>>;
   /** Where each service URL came from: the environment, or the project's private stack. */
   origins: { postgres: 'env' | 'stack'; kafka: 'env' | 'stack'; redis: 'env' | 'stack' };
   stackDir: string;
@@ -41,6 +43,8 @@ export interface PrivatePorts {
   postgres: number;
   kafka: number;
   kafkaController: number;
+  /** The private broker's SASL_PLAINTEXT listener (PLAIN, PRIVATE_SASL_USER), for trying client authentication. */
+  kafkaSasl: number;
   redis: number;
 }
 
@@ -51,9 +55,11 @@ export interface PrivatePorts {
  * the restarted server then fails to bind.
  */
 export function privatePorts(offset = 0): PrivatePorts {
-  return { postgres: 25432 + offset, kafka: 29092 + offset, kafkaController: 29093 + offset, redis: 26379 + offset };
+  return { postgres: 25432 + offset, kafka: 29092 + offset, kafkaController: 29093 + offset, kafkaSasl: 29094 + offset, redis: 26379 + offset };
 }
 export const PRIVATE_DATABASE = 'engagement_db';
+/** The one user of the private broker's SASL listener (a local stack's fixed credentials, like PostgreSQL's trust auth). */
+export const PRIVATE_SASL_USER = { username: 'engage', password: 'engage-secret' } as const;
 
 export function privateUrls(offset = 0): { databaseUrl: string; kafka: string; redisUrl: string } {
   const ports = privatePorts(offset);
@@ -80,6 +86,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env, cwd = proces
     databaseUrl,
     kafkaBrokers: kafka.split(','),
     redisUrl,
+    kafkaSecurity: kafkaSecurity(env),
     origins: {
       postgres: env.DATABASE_URL ? 'env' : 'stack',
       kafka: env.KAFKA_BOOTSTRAP_SERVERS ? 'env' : 'stack',
@@ -89,4 +96,17 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env, cwd = proces
     ports: privatePorts(env.STACK_PORT_OFFSET),
     warehouse: env.BIGQUERY_PROJECT_ID ? 'bigquery' : 'duckdb',
   };
+}
+
+/** KAFKA_SECURITY_PROTOCOL and its companions as librdkafka properties (parseEnv checked them). */
+export function kafkaSecurity(env: Env): Record<string, string> {
+  if (env.KAFKA_SECURITY_PROTOCOL === 'plaintext') return {};
+  const props: Record<string, string> = { 'security.protocol': env.KAFKA_SECURITY_PROTOCOL };
+  if (env.KAFKA_SECURITY_PROTOCOL.startsWith('sasl_')) {
+    props['sasl.mechanisms'] = env.KAFKA_SASL_MECHANISM;
+    props['sasl.username'] = env.KAFKA_SASL_USERNAME ?? '';
+    props['sasl.password'] = env.KAFKA_SASL_PASSWORD ?? '';
+  }
+  if (env.KAFKA_SSL_CA_LOCATION && env.KAFKA_SECURITY_PROTOCOL !== 'sasl_plaintext') props['ssl.ca.location'] = env.KAFKA_SSL_CA_LOCATION;
+  return props;
 }

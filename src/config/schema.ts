@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { z } from 'zod';
 
 /**
@@ -44,6 +45,8 @@ const identifier = z
 export const KAFKA_COMPRESSIONS = ['none', 'gzip', 'snappy', 'lz4', 'zstd'] as const;
 export type KafkaCompression = (typeof KAFKA_COMPRESSIONS)[number];
 export const DEFAULT_KAFKA_COMPRESSION: KafkaCompression = 'lz4';
+export const KAFKA_SECURITY_PROTOCOLS = ['plaintext', 'ssl', 'sasl_plaintext', 'sasl_ssl'] as const;
+export const KAFKA_SASL_MECHANISMS = ['PLAIN', 'SCRAM-SHA-256', 'SCRAM-SHA-512'] as const;
 
 export const envSchema = z.object({
   DATABASE_URL: url(['postgres:', 'postgresql:']).optional(),
@@ -59,6 +62,14 @@ export const envSchema = z.object({
   KAFKA_TOPIC_PARTITIONS: int(1, 1000).default(6),
   KAFKA_CLIENT_ID: z.string().min(1).default('engagement-pipeline'),
   KAFKA_COMPRESSION: z.enum(KAFKA_COMPRESSIONS, { message: 'accepts none, gzip, snappy, lz4 or zstd' }).default(DEFAULT_KAFKA_COMPRESSION),
+  /** How every client talks to the brokers (librdkafka's security.protocol): TLS and/or SASL for a managed Kafka. */
+  KAFKA_SECURITY_PROTOCOL: z.enum(KAFKA_SECURITY_PROTOCOLS, { message: 'accepts plaintext, ssl, sasl_plaintext or sasl_ssl' }).default('plaintext'),
+  KAFKA_SASL_MECHANISM: z.enum(KAFKA_SASL_MECHANISMS, { message: 'accepts PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512' }).default('PLAIN'),
+  /** Required with a sasl_* protocol. */
+  KAFKA_SASL_USERNAME: z.string().optional(),
+  KAFKA_SASL_PASSWORD: z.string().optional(),
+  /** A PEM file of the CA certificates that sign the brokers' (ssl, sasl_ssl); unset: the system's. */
+  KAFKA_SSL_CA_LOCATION: z.string().refine((f) => existsSync(f), { message: 'accepts the path of a readable PEM file (no such file)' }).optional(),
   REDIS_URL: url(['redis:', 'rediss:']).optional(),
   REDIS_AGGREGATION_WINDOW_MINUTES: int(1, 1440).default(10),
   REDIS_KEY_PREFIX: z.string().regex(/^[A-Za-z0-9:_-]{1,64}$/, { message: 'accepts 1-64 letters, digits, : _ -' }).default('engage:'),
@@ -132,6 +143,11 @@ export const envSchema = z.object({
   /** Set by `engage run` on the components it starts: a component exits when that process is gone. */
   SUPERVISOR_PID: int(1).optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+}).superRefine((env, ctx) => {
+  if (!env.KAFKA_SECURITY_PROTOCOL.startsWith('sasl_')) return;
+  for (const name of ['KAFKA_SASL_USERNAME', 'KAFKA_SASL_PASSWORD'] as const) {
+    if (!env[name]) ctx.addIssue({ code: 'custom', path: [name], message: `is required when KAFKA_SECURITY_PROTOCOL is ${env.KAFKA_SECURITY_PROTOCOL}` });
+  }
 });
 
 export type Env = z.infer<typeof envSchema>;

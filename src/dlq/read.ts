@@ -45,7 +45,7 @@ export async function readTopicRange(
   opts: ReadRangeOptions = {},
 ): Promise<ReadRangeResult> {
   const idleMs = opts.idleMs ?? 1500;
-  const kafka = createKafka(config.kafkaBrokers, `${config.KAFKA_CLIENT_ID}-reader`);
+  const kafka = createKafka(config, `${config.KAFKA_CLIENT_ID}-reader`);
   const admin = kafka.admin();
   await admin.connect();
   let watermarks: Array<{ partition: number; low: string; high: string }>;

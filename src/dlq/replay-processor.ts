@@ -30,7 +30,7 @@ export async function replayProcessorStage(
   const done = () => [...ends].every(([p, end]) => (next.get(p) ?? -1n) >= BigInt(end));
   if (done()) return { replayed: 0 };
 
-  const kafka = createKafka(config.kafkaBrokers, `${config.KAFKA_CLIENT_ID}-dlq-replay`);
+  const kafka = createKafka(config, `${config.KAFKA_CLIENT_ID}-dlq-replay`);
   const producer = transactionalProducer(kafka, { transactionalId: `${groupId}-tx`, compression: config.KAFKA_COMPRESSION });
   const consumer = createConsumer(kafka, { groupId, readCommitted: true, autoCommit: false });
   let replayed = 0;

@@ -49,7 +49,7 @@ export function isReplayableStage(stage: string): boolean {
 export async function committedOffsets(config: Config, groupIds: readonly string[]): Promise<Map<string, Map<number, string>>> {
   const out = new Map<string, Map<number, string>>();
   if (groupIds.length === 0) return out;
-  const admin = createKafka(config.kafkaBrokers, `${config.KAFKA_CLIENT_ID}-dlq-admin`).admin();
+  const admin = createKafka(config, `${config.KAFKA_CLIENT_ID}-dlq-admin`).admin();
   await admin.connect();
   try {
     for (const groupId of groupIds) {

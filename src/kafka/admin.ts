@@ -1,5 +1,6 @@
 import type { Config } from '../config/load.js';
-import { createKafka } from './client.js';
+import { errorMessage, PipelineError } from '../core/errors.js';
+import { createKafka, type KafkaConnection } from './client.js';
 import { tcpOpen } from '../stack/process.js';
 
 /**
@@ -25,18 +26,24 @@ export function pipelineTopics(config: Config): TopicSpec[] {
 }
 
 /** Creates the topics that do not exist yet; existing topics are left as they are. */
-export async function createTopics(brokers: string[], clientId: string, specs: TopicSpec[]): Promise<string[]> {
-  const admin = createKafka(brokers, `${clientId}-admin`).admin();
-  await admin.connect();
+export async function createTopics(conn: KafkaConnection, clientId: string, specs: TopicSpec[]): Promise<string[]> {
+  const admin = createKafka(conn, `${clientId}-admin`).admin();
   try {
-    const existing = new Set(await admin.listTopics());
+    let existing: Set<string>;
+    try {
+      await admin.connect();
+      existing = new Set(await admin.listTopics());
+    } catch (err) {
+      throw unreachable(conn, err);
+    }
     const missing = specs.filter((s) => !existing.has(s.topic));
     if (missing.length === 0) return [];
     await admin.createTopics({
       topics: missing.map((s) => ({
         topic: s.topic,
         numPartitions: s.numPartitions,
-        replicationFactor: 1,
+        // The broker's default.replication.factor (1 on the private stack, usually 3 on a managed Kafka).
+        replicationFactor: -1,
         configEntries: s.compacted
           ? [{ name: 'cleanup.policy', value: 'compact' }, { name: 'min.compaction.lag.ms', value: '60000' }]
           : [],
@@ -47,19 +54,29 @@ export async function createTopics(brokers: string[], clientId: string, specs: T
     });
     return missing.map((s) => s.topic);
   } finally {
-    await admin.disconnect();
+    await admin.disconnect().catch(() => undefined);
   }
 }
 
-export async function ensureTopics(config: Config, brokers: string[] = config.kafkaBrokers): Promise<string[]> {
-  return createTopics(brokers, config.KAFKA_CLIENT_ID, pipelineTopics(config));
+/** A failure to reach the brokers, as an error a person can act on (librdkafka says only "transport failure"). */
+function unreachable(conn: KafkaConnection, err: unknown): PipelineError {
+  if (err instanceof PipelineError) return err;
+  const protocol = conn.kafkaSecurity?.['security.protocol'];
+  const hint = protocol
+    ? `with KAFKA_SECURITY_PROTOCOL=${protocol}, check KAFKA_SASL_USERNAME / KAFKA_SASL_PASSWORD or the TLS settings (the warnings logged before this name the cause)`
+    : 'is it running, and does it ask for TLS or a password (KAFKA_SECURITY_PROTOCOL)?';
+  return new PipelineError('SERVICE_UNREACHABLE', `Kafka at ${conn.kafkaBrokers.join(',')} did not answer: ${errorMessage(err)}; ${hint}`, { retriable: true, cause: err });
+}
+
+export async function ensureTopics(config: Config, conn: KafkaConnection = config): Promise<string[]> {
+  return createTopics(conn, config.KAFKA_CLIENT_ID, pipelineTopics(config));
 }
 
 /** True when the broker answers a metadata request (real readiness, not just an open port). */
-export async function kafkaReady(brokers: string[]): Promise<boolean> {
-  const [host, port] = (brokers[0] ?? '').split(':');
+export async function kafkaReady(conn: KafkaConnection): Promise<boolean> {
+  const [host, port] = (conn.kafkaBrokers[0] ?? '').split(':');
   if (!(await tcpOpen(host ?? '127.0.0.1', Number(port)))) return false;
-  const admin = createKafka(brokers, 'engage-readiness').admin();
+  const admin = createKafka(conn, 'engage-readiness').admin();
   try {
     await admin.connect();
     await admin.listTopics();
@@ -76,7 +93,7 @@ export async function kafkaReady(brokers: string[]): Promise<boolean> {
  * benchmark's). Never called by the pipeline itself. Returns the topics deleted.
  */
 export async function deletePipelineTopics(config: Config): Promise<string[]> {
-  const admin = createKafka(config.kafkaBrokers, `${config.KAFKA_CLIENT_ID}-admin`).admin();
+  const admin = createKafka(config, `${config.KAFKA_CLIENT_ID}-admin`).admin();
   await admin.connect();
   try {
     const existing = new Set(await admin.listTopics());

@@ -3,6 +3,7 @@ import { RdKafka } from '@confluentinc/kafka-javascript';
 import { errorMessage } from '../core/errors.js';
 import { sleep } from '../runtime/retry.js';
 import type { BatchConsumerOptions, BatchHandler, KafkaMessage, PartitionBatch } from './batch-types.js';
+import { connectionProps } from './client.js';
 import { PartitionLanes } from './partition-lanes.js';
 
 export type { BatchConsumerOptions, BatchHandler, KafkaMessage, PartitionBatch } from './batch-types.js';
@@ -78,7 +79,7 @@ export class BatchConsumer {
   static async connect(opts: BatchConsumerOptions): Promise<BatchConsumer> {
     let self: BatchConsumer | undefined;
     const consumer = new RdKafka.KafkaConsumer({
-      'bootstrap.servers': opts.brokers.join(','),
+      ...connectionProps(opts.connection),
       'client.id': opts.clientId,
       'group.id': opts.groupId,
       'enable.auto.commit': opts.commitIntervalMs !== undefined,
@@ -97,7 +98,8 @@ export class BatchConsumer {
       rebalance_cb: (err: RdKafka.LibrdKafkaError, assignment: TopicPartition[]) => self?.onRebalance(err.code, assignment),
       // The broker's answer to each commit (`commitStored` only queues it): failures are logged here.
       offset_commit_cb: (err: RdKafka.LibrdKafkaError | null, offsets: Array<TopicPartition & { offset: number; error?: unknown }>) => {
-        if (err) opts.log.warn({ err: err.message, code: err.code, offsets: offsets?.map((o) => `${o.partition}@${o.offset}`) }, 'offset commit failed (a later commit covers it)');
+        // ERR_NO_OFFSET: nothing new was stored since the last commit (e.g. at close), not a failure.
+        if (err && err.code !== ERR_NO_OFFSET) opts.log.warn({ err: err.message, code: err.code, offsets: offsets?.map((o) => `${o.partition}@${o.offset}`) }, 'offset commit failed (a later commit covers it)');
       },
     });
     consumer.on('event.error', (err) => opts.log.warn({ err: err.message, code: err.code }, 'consumer error'));

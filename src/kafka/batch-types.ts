@@ -1,5 +1,6 @@
 import type { RdKafka } from '@confluentinc/kafka-javascript';
 import type { Logger } from '../core/logger.js';
+import type { KafkaConnection } from './client.js';
 
 /** What a BatchConsumer (batch-consumer.ts) hands over and is configured with. */
 
@@ -21,7 +22,8 @@ export interface PartitionBatch {
 export type BatchHandler = (batch: PartitionBatch) => Promise<void>;
 
 export interface BatchConsumerOptions {
-  brokers: string[];
+  /** Where and how to reach Kafka (a Config is one). */
+  connection: KafkaConnection;
   clientId: string;
   groupId: string;
   topic: string;

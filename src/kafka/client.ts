@@ -14,9 +14,25 @@ export type Producer = KafkaJS.Producer;
 export type Consumer = KafkaJS.Consumer;
 export type Admin = KafkaJS.Admin;
 
-export function createKafka(brokers: string[], clientId: string): Kafka {
+/**
+ * Where and how every client reaches Kafka: the bootstrap servers and the librdkafka security
+ * properties (TLS, SASL) from the configuration (src/config/load.ts `kafkaSecurity`; none for the
+ * private stack's plaintext listener). A Config is one.
+ */
+export interface KafkaConnection {
+  kafkaBrokers: readonly string[];
+  kafkaSecurity?: Readonly<Record<string, string>>;
+}
+
+/** The librdkafka properties a plain client (producer, consumer) is created with to reach Kafka. */
+export function connectionProps(c: KafkaConnection): Record<string, string> {
+  return { 'bootstrap.servers': c.kafkaBrokers.join(','), ...c.kafkaSecurity };
+}
+
+export function createKafka(c: KafkaConnection, clientId: string): Kafka {
   return new KafkaJS.Kafka({
-    kafkaJS: { brokers, clientId, logLevel: KafkaJS.logLevel.WARN, logger: kafkaLogger(), connectionTimeout: 5000, requestTimeout: 30000 },
+    ...c.kafkaSecurity,
+    kafkaJS: { brokers: [...c.kafkaBrokers], clientId, logLevel: KafkaJS.logLevel.WARN, logger: kafkaLogger(), connectionTimeout: 5000, requestTimeout: 30000 },
   });
 }
 

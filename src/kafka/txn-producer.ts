@@ -1,6 +1,7 @@
 import { RdKafka } from '@confluentinc/kafka-javascript';
 import type { Logger } from '../core/logger.js';
 import { DEFAULT_KAFKA_COMPRESSION, type KafkaCompression } from '../config/schema.js';
+import { connectionProps, type KafkaConnection } from './client.js';
 
 /**
  * A transactional producer on librdkafka's plain producer (same library as ./client.ts, one level
@@ -16,7 +17,8 @@ import { DEFAULT_KAFKA_COMPRESSION, type KafkaCompression } from '../config/sche
  */
 
 export interface TxnProducerOptions {
-  brokers: string[];
+  /** Where and how to reach Kafka (a Config is one). */
+  connection: KafkaConnection;
   clientId: string;
   transactionalId: string;
   transactionTimeoutMs: number;
@@ -84,7 +86,7 @@ export class TxnProducer {
   /** Connects and initialises transactions (fencing an earlier producer with the same id). */
   static async connect(opts: TxnProducerOptions): Promise<TxnProducer> {
     const producer = new RdKafka.Producer({
-      'bootstrap.servers': opts.brokers.join(','),
+      ...connectionProps(opts.connection),
       'client.id': opts.clientId,
       'transactional.id': opts.transactionalId,
       'transaction.timeout.ms': opts.transactionTimeoutMs,

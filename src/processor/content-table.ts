@@ -8,6 +8,7 @@ import { decodeContentChange } from './content-decode.js';
 import { applyContentChange, contentAt, isKnown, type ContentVersions } from './content-versions.js';
 import type { ProcessorMetrics } from './metrics.js';
 import { PartitionProgress, type EndOffsets } from './partition-progress.js';
+import { connectionProps, type KafkaConnection } from '../kafka/client.js';
 
 /**
  * The content table: every row of the compacted content topic, materialised in memory (with its
@@ -25,7 +26,8 @@ import { PartitionProgress, type EndOffsets } from './partition-progress.js';
  */
 
 export interface ContentTableOptions {
-  brokers: string[];
+  /** Where and how to reach Kafka (a Config is one). */
+  connection: KafkaConnection;
   clientId: string;
   topic: string;
   log: Logger;
@@ -60,7 +62,7 @@ export class ContentTable {
   /** Connects, assigns every partition from the beginning and returns once fully restored. */
   static async open(opts: ContentTableOptions): Promise<ContentTable> {
     const consumer = new RdKafka.KafkaConsumer({
-      'bootstrap.servers': opts.brokers.join(','),
+      ...connectionProps(opts.connection),
       'client.id': `${opts.clientId}-content-table`,
       // Required by librdkafka; never joined (assign() only) and never committed.
       'group.id': `${opts.clientId}-content-table`,

@@ -54,11 +54,11 @@ export async function startProcessor(config: Config, log: Logger): Promise<Proce
   const stats = new ProcessorStats(groupId, transactionalId, metrics);
 
   await ensureTopics(config);
-  const table = await ContentTable.open({ brokers: config.kafkaBrokers, clientId: `${config.KAFKA_CLIENT_ID}-processor`, topic: config.KAFKA_TOPIC_CONTENT, log: plog, metrics });
+  const table = await ContentTable.open({ connection: config, clientId: `${config.KAFKA_CLIENT_ID}-processor`, topic: config.KAFKA_TOPIC_CONTENT, log: plog, metrics });
   let producer: TxnProducer;
   try {
     producer = await TxnProducer.connect({
-      brokers: config.kafkaBrokers,
+      connection: config,
       clientId: `${config.KAFKA_CLIENT_ID}-processor`,
       transactionalId,
       transactionTimeoutMs: config.PROCESSOR_TRANSACTION_TIMEOUT_MS,
@@ -83,7 +83,7 @@ export async function startProcessor(config: Config, log: Logger): Promise<Proce
   let consumer: BatchConsumer;
   try {
     consumer = await BatchConsumer.connect({
-      brokers: config.kafkaBrokers,
+      connection: config,
       clientId: `${config.KAFKA_CLIENT_ID}-processor`,
       groupId,
       topic: inputTopic,

@@ -43,7 +43,7 @@ export interface DlqWriter {
 }
 
 export async function createDlqWriter(config: Config, clientSuffix: string): Promise<DlqWriter> {
-  const producer: Producer = idempotentProducer(createKafka(config.kafkaBrokers, `${config.KAFKA_CLIENT_ID}-${clientSuffix}-dlq`), config.KAFKA_COMPRESSION);
+  const producer: Producer = idempotentProducer(createKafka(config, `${config.KAFKA_CLIENT_ID}-${clientSuffix}-dlq`), config.KAFKA_COMPRESSION);
   await producer.connect();
   const topic = config.KAFKA_TOPIC_DLQ;
   return {

@@ -179,7 +179,8 @@ export async function startSinkRunner(config: Config, factory: SinkFactory, log:
       if (lane.paused) host.resume(lane);
     }
     await Promise.all(revoked.map((l) => l.idle()));
-    await commits.flush();
+    // A stop has flushed already, after its drain: leaving the group revokes with the consumer closing.
+    if (!stopping) await commits.flush();
     for (const lane of revoked) if (lanes.get(lane.partition) === lane) lanes.delete(lane.partition);
     slog.info({ partitions: mine }, 'partitions revoked');
     updateLag();
@@ -224,14 +225,14 @@ export async function startSinkRunner(config: Config, factory: SinkFactory, log:
   try {
     await sink.start();
     cleanup.push(() => sink.close());
-    const kafka = createKafka(config.kafkaBrokers, `${config.KAFKA_CLIENT_ID}-sink-${name}`);
+    const kafka = createKafka(config, `${config.KAFKA_CLIENT_ID}-sink-${name}`);
     admin = kafka.admin();
     await admin.connect();
     cleanup.push(() => admin.disconnect());
     dlq = await createDlqWriter(config, `sink-${name}`);
     cleanup.push(() => dlq.close());
     const c = await BatchConsumer.connect({
-      brokers: config.kafkaBrokers,
+      connection: config,
       clientId: `${config.KAFKA_CLIENT_ID}-sink-${name}`,
       groupId,
       topic,

@@ -2,7 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { PipelineError } from '../core/errors.js';
-import type { PrivatePorts } from '../config/load.js';
+import { PRIVATE_SASL_USER, type PrivatePorts } from '../config/load.js';
 import { isAlive, portTakenMessage, runCheckedAsync, spawnDetached, tcpOpen, waitUntil } from './process.js';
 import type { ServiceState } from './state.js';
 
@@ -26,16 +26,20 @@ export async function kafkaClasspath(stackDir: string, repoRoot: string): Promis
 }
 
 function serverProperties(dataDir: string, ports: PrivatePorts): string {
-  const { kafka, kafkaController } = ports;
+  const { kafka, kafkaController, kafkaSasl } = ports;
+  const user = PRIVATE_SASL_USER;
   return [
     'process.roles=broker,controller',
     'node.id=1',
     `controller.quorum.voters=1@127.0.0.1:${kafkaController}`,
-    `listeners=PLAINTEXT://127.0.0.1:${kafka},CONTROLLER://127.0.0.1:${kafkaController}`,
-    `advertised.listeners=PLAINTEXT://127.0.0.1:${kafka}`,
+    `listeners=PLAINTEXT://127.0.0.1:${kafka},CONTROLLER://127.0.0.1:${kafkaController},SASL_PLAINTEXT://127.0.0.1:${kafkaSasl}`,
+    `advertised.listeners=PLAINTEXT://127.0.0.1:${kafka},SASL_PLAINTEXT://127.0.0.1:${kafkaSasl}`,
     'controller.listener.names=CONTROLLER',
     'inter.broker.listener.name=PLAINTEXT',
-    'listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT',
+    'listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT',
+    // A second way in, with a password (KAFKA_SECURITY_PROTOCOL=sasl_plaintext): what a managed Kafka asks of clients.
+    'sasl.enabled.mechanisms=PLAIN',
+    `listener.name.sasl_plaintext.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_${user.username}="${user.password}";`,
     `log.dirs=${dataDir}`,
     'num.partitions=6',
     'auto.create.topics.enable=false',
@@ -122,6 +126,9 @@ export async function startPrivateKafka(
   }
   if (await tcpOpen('127.0.0.1', ports.kafka)) {
     throw new PipelineError('STACK_START_FAILED', portTakenMessage(ports.kafka, 'Kafka', 'Stop it, set KAFKA_BOOTSTRAP_SERVERS to use a broker of your own'));
+  }
+  if (await tcpOpen('127.0.0.1', ports.kafkaSasl)) {
+    throw new PipelineError('STACK_START_FAILED', portTakenMessage(ports.kafkaSasl, "Kafka's SASL listener", 'Stop it, set KAFKA_BOOTSTRAP_SERVERS to use a broker of your own'));
   }
   // A broker restarted right after its predecessor stopped can find the listener port still held
   // by the old connections (TIME_WAIT, up to a minute): it exits with "Address already in use".

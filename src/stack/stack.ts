@@ -82,14 +82,15 @@ export async function stackUp(config: Config, opts: UpOptions = {}): Promise<Ser
     let s: ServiceState;
     const brokers = config.kafkaBrokers.join(',');
     if (config.origins.kafka === 'env') {
-      if (!(await kafkaReady(config.kafkaBrokers))) {
+      if (!(await kafkaReady(config))) {
         throw new PipelineError('SERVICE_UNREACHABLE', `Kafka at KAFKA_BOOTSTRAP_SERVERS (${brokers}) does not answer. Start it, fix KAFKA_BOOTSTRAP_SERVERS, or unset it to let \`engage stack up\` start a private broker.`, { retriable: true });
       }
       s = fromEnv('kafka', brokers);
     } else {
-      s = await startPrivateKafka(config.stackDir, REPO_ROOT, config.ports, config.STACK_KAFKA_HEAP, state?.services.kafka, (url) => kafkaReady(url.split(',')));
+      s = await startPrivateKafka(config.stackDir, REPO_ROOT, config.ports, config.STACK_KAFKA_HEAP, state?.services.kafka, (url) => kafkaReady({ kafkaBrokers: url.split(',') }));
     }
-    if (opts.topics !== false) await ensureTopics(config, s.url.split(','));
+    // The private broker's listener is plaintext; a broker from the environment takes the configured security.
+    if (opts.topics !== false) await ensureTopics(config, config.origins.kafka === 'env' ? config : { kafkaBrokers: s.url.split(',') });
     report('kafka', s, t0);
   })();
   const results = await Promise.allSettled([pgTask, redisTask, kafkaTask]);

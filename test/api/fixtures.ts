@@ -122,7 +122,7 @@ export interface EventFeed {
 
 /** A producer to the environment's enriched topic, keyed by content id (as the processor does). */
 export async function eventFeed(config: Config): Promise<EventFeed> {
-  const producer = idempotentProducer(createKafka(config.kafkaBrokers, `${config.KAFKA_CLIENT_ID}-test-producer`));
+  const producer = idempotentProducer(createKafka(config, `${config.KAFKA_CLIENT_ID}-test-producer`));
   await producer.connect();
   return {
     async send(events) {

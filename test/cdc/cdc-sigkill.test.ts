@@ -60,7 +60,7 @@ async function streaming(): Promise<boolean> {
  * wait for a transaction the kill left open, which only the next run's producer fences.)
  */
 async function snapshotCommitted(): Promise<boolean> {
-  const admin = createKafka(env.config.kafkaBrokers, 'test-position-lso').admin();
+  const admin = createKafka(env.config, 'test-position-lso').admin();
   await admin.connect();
   try {
     const stable = await admin.fetchTopicOffsets(env.config.KAFKA_TOPIC_CDC_POSITION, { isolationLevel: KafkaJS.IsolationLevel.READ_COMMITTED });

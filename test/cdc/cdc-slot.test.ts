@@ -59,7 +59,7 @@ test('quiet database: heartbeats advance the slot past WAL it does not publish',
   assert.match(metrics, new RegExp(`engage_cdc_slot_retained_wal_bytes\\{[^}]*slot="${env.config.CDC_SLOT_NAME}"`));
   assert.match(metrics, new RegExp(`engage_cdc_replication_lag_ms\\{[^}]*slot="${env.config.CDC_SLOT_NAME}"`));
   // The heartbeats are transactions too: their position is committed, no change event is.
-  const position = await readLastPosition(env.config.kafkaBrokers, 'test', env.config.KAFKA_TOPIC_CDC_POSITION, env.config.CDC_SLOT_NAME);
+  const position = await readLastPosition(env.config, 'test', env.config.KAFKA_TOPIC_CDC_POSITION, env.config.CDC_SLOT_NAME);
   assert.ok(position && parseLsn(position.lsn) > start);
 });
 

@@ -41,7 +41,7 @@ export async function pgClient(config: Config): Promise<pg.Client> {
  * end marker per partition (see `readToEnd`).
  */
 export async function readTopics(config: Config, topics: string[], done: (records: Record[]) => boolean, timeoutMs = 30000): Promise<Record[]> {
-  const kafka = createKafka(config.kafkaBrokers, `${config.KAFKA_CLIENT_ID}-test-reader`);
+  const kafka = createKafka(config, `${config.KAFKA_CLIENT_ID}-test-reader`);
   const consumer = createConsumer(kafka, { groupId: `test-reader-${randomBytes(4).toString('hex')}`, fromBeginning: true, readCommitted: true });
   const records: Record[] = [];
   await consumer.connect();
@@ -89,7 +89,7 @@ export async function readTopics(config: Config, topics: string[], done: (record
  */
 export async function readToEnd(config: Config, topic: string, partitions: number, timeoutMs = 60000): Promise<Record[]> {
   const marker = `__end_marker_${randomBytes(4).toString('hex')}`;
-  const producer = idempotentProducer(createKafka(config.kafkaBrokers, `${config.KAFKA_CLIENT_ID}-test-marker`));
+  const producer = idempotentProducer(createKafka(config, `${config.KAFKA_CLIENT_ID}-test-marker`));
   await producer.connect();
   try {
     await producer.send({ topic, messages: Array.from({ length: partitions }, (_, p) => ({ partition: p, key: marker, value: '{}' })) });

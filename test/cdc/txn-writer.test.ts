@@ -31,7 +31,7 @@ test('a transaction larger than the producer queue and the held limit; records a
   const { config } = env;
   const topic = config.KAFKA_TOPIC_ENGAGEMENT_EVENTS;
   producer = await TxnProducer.connect({
-    brokers: config.kafkaBrokers,
+    connection: config,
     clientId: `${config.KAFKA_CLIENT_ID}-writer-test`,
     transactionalId: `writer-test-${env.id}`,
     transactionTimeoutMs: 60_000,

@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { parseEnv } from '../../src/config/load.js';
+import { kafkaSecurity, parseEnv } from '../../src/config/load.js';
 import { envSchema } from '../../src/config/schema.js';
 import { PipelineError } from '../../src/core/errors.js';
 
@@ -55,4 +55,30 @@ test('a bad environment names every bad variable, the value given and what it ac
     assert.ok(lines.some((l) => l.trim() === want), `a line "${want}" in:\n${caught.message}`);
   }
   assert.equal(lines.at(-1), 'See .env.example.');
+});
+
+test('Kafka security: a sasl protocol needs its credentials; the settings become librdkafka properties', () => {
+  assert.throws(
+    () => parseEnv({ KAFKA_SECURITY_PROTOCOL: 'sasl_ssl', KAFKA_SSL_CA_LOCATION: '/no/such/ca.pem' }),
+    (err: Error) => {
+      for (const want of [
+        'KAFKA_SASL_USERNAME=(unset): is required when KAFKA_SECURITY_PROTOCOL is sasl_ssl',
+        'KAFKA_SASL_PASSWORD=(unset): is required when KAFKA_SECURITY_PROTOCOL is sasl_ssl',
+        'KAFKA_SSL_CA_LOCATION="/no/such/ca.pem": accepts the path of a readable PEM file (no such file)',
+      ]) {
+        assert.ok(err.message.split('\n').some((l) => l.trim() === want), `a line "${want}" in:\n${err.message}`);
+      }
+      return true;
+    },
+  );
+  assert.deepEqual(kafkaSecurity(parseEnv({})), {}, 'plaintext: no properties');
+  const ca = path.join(root, 'package.json'); // any readable file stands in for the PEM here
+  assert.deepEqual(kafkaSecurity(parseEnv({ KAFKA_SECURITY_PROTOCOL: 'sasl_ssl', KAFKA_SASL_MECHANISM: 'SCRAM-SHA-512', KAFKA_SASL_USERNAME: 'u', KAFKA_SASL_PASSWORD: 'p', KAFKA_SSL_CA_LOCATION: ca })), {
+    'security.protocol': 'sasl_ssl',
+    'sasl.mechanisms': 'SCRAM-SHA-512',
+    'sasl.username': 'u',
+    'sasl.password': 'p',
+    'ssl.ca.location': ca,
+  });
+  assert.deepEqual(kafkaSecurity(parseEnv({ KAFKA_SECURITY_PROTOCOL: 'ssl' })), { 'security.protocol': 'ssl' });
 });

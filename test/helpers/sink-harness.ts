@@ -56,7 +56,7 @@ export interface RawMessage {
 
 /** Produces messages (idempotent producer, acks=all) and waits for the acknowledgement. */
 export async function produce(config: Config, topic: string, messages: RawMessage[]): Promise<void> {
-  const producer = createKafka(config.kafkaBrokers, `${config.KAFKA_CLIENT_ID}-test-producer`).producer({ kafkaJS: { idempotent: true, acks: -1 } });
+  const producer = createKafka(config, `${config.KAFKA_CLIENT_ID}-test-producer`).producer({ kafkaJS: { idempotent: true, acks: -1 } });
   await producer.connect();
   try {
     await producer.send({ topic, messages });
@@ -70,7 +70,7 @@ export function eventMessages(events: EnrichedEvent[], partition?: number): RawM
 }
 
 export async function highWatermarks(config: Config, topic: string): Promise<Map<number, string>> {
-  const admin = createKafka(config.kafkaBrokers, `${config.KAFKA_CLIENT_ID}-test-admin`).admin();
+  const admin = createKafka(config, `${config.KAFKA_CLIENT_ID}-test-admin`).admin();
   await admin.connect();
   try {
     return new Map((await admin.fetchTopicOffsets(topic)).map((w) => [w.partition, w.high]));
@@ -80,7 +80,7 @@ export async function highWatermarks(config: Config, topic: string): Promise<Map
 }
 
 export async function committedOffsets(config: Config, groupId: string, topic: string): Promise<Map<number, string>> {
-  const admin = createKafka(config.kafkaBrokers, `${config.KAFKA_CLIENT_ID}-test-admin`).admin();
+  const admin = createKafka(config, `${config.KAFKA_CLIENT_ID}-test-admin`).admin();
   await admin.connect();
   try {
     const out = new Map<number, string>();
@@ -94,7 +94,7 @@ export async function committedOffsets(config: Config, groupId: string, topic: s
 }
 
 export async function deleteGroup(config: Config, groupId: string): Promise<void> {
-  const admin = createKafka(config.kafkaBrokers, `${config.KAFKA_CLIENT_ID}-test-admin`).admin();
+  const admin = createKafka(config, `${config.KAFKA_CLIENT_ID}-test-admin`).admin();
   await admin.connect();
   try {
     await admin.deleteGroups([groupId]);

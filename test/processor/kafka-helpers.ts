@@ -66,7 +66,7 @@ export class InputWriter {
   private constructor(private readonly producer: Producer) {}
 
   static async open(config: Config): Promise<InputWriter> {
-    const producer = transactionalProducer(createKafka(config.kafkaBrokers, `${config.KAFKA_CLIENT_ID}-test-input`), {
+    const producer = transactionalProducer(createKafka(config, `${config.KAFKA_CLIENT_ID}-test-input`), {
       transactionalId: `${config.KAFKA_CLIENT_ID}-test-input-${process.pid}-${++seq}`,
     });
     await producer.connect();
@@ -153,7 +153,7 @@ export async function waitForTopic<T>(brokers: string[], topic: string, ready: (
 
 /** The group's committed offsets of `topic`, by partition. */
 export async function committedOffsets(config: Config, groupId: string, topic: string): Promise<Map<number, number>> {
-  const admin = createKafka(config.kafkaBrokers, `${config.KAFKA_CLIENT_ID}-test-admin`).admin();
+  const admin = createKafka(config, `${config.KAFKA_CLIENT_ID}-test-admin`).admin();
   await admin.connect();
   try {
     const res = await admin.fetchOffsets({ groupId, topics: [topic] });
@@ -187,7 +187,7 @@ export async function waitForGroupCaughtUp(config: Config, groupId: string, topi
  * back until the broker aborts it (transaction timeout + the broker's cleanup interval).
  */
 export async function waitForSettled(config: Config, topic: string, timeoutMs = 40000): Promise<void> {
-  const admin = createKafka(config.kafkaBrokers, `${config.KAFKA_CLIENT_ID}-test-admin`).admin();
+  const admin = createKafka(config, `${config.KAFKA_CLIENT_ID}-test-admin`).admin();
   await admin.connect();
   try {
     const high = await admin.fetchTopicOffsets(topic, { isolationLevel: KafkaJS.IsolationLevel.READ_UNCOMMITTED });

@@ -27,7 +27,7 @@ after(async () => {
 
 test('an idle runner settles trailing transaction markers and aborted records: lag 0, group offsets at the high watermarks', { timeout: 90000 }, async () => {
   const config = { ...env.config, KAFKA_TOPIC_ENRICHED: `${env.id}.markers.enriched`, KAFKA_TOPIC_DLQ: `${env.id}.markers.dlq` };
-  const producer = transactionalProducer(createKafka(config.kafkaBrokers, `${config.KAFKA_CLIENT_ID}-test-markers`), { transactionalId: `${env.id}-markers` });
+  const producer = transactionalProducer(createKafka(config, `${config.KAFKA_CLIENT_ID}-test-markers`), { transactionalId: `${env.id}-markers` });
   const inTxn = async (messages: RawMessage[], commit: boolean) => {
     const tx = await producer.transaction();
     await tx.send({ topic: config.KAFKA_TOPIC_ENRICHED, messages });

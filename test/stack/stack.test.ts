@@ -100,7 +100,7 @@ describe('engage stack: a second private stack from nothing', { timeout: 240_000
       await db.end();
     }
 
-    const admin = createKafka(resolved.kafkaBrokers, 'stack-test-admin').admin();
+    const admin = createKafka(resolved, 'stack-test-admin').admin();
     await admin.connect();
     try {
       const topics = new Set(await admin.listTopics());

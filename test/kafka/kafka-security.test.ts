@@ -1,0 +1,87 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { loadConfig, PRIVATE_SASL_USER } from '../../src/config/load.js';
+import { PipelineError } from '../../src/core/errors.js';
+import { createLogger } from '../../src/core/logger.js';
+import type { ContentRow, EnrichedEvent } from '../../src/core/types.js';
+import { ensureTopics } from '../../src/kafka/admin.js';
+import { startProcessor } from '../../src/processor/processor.js';
+import { startSinkRunner } from '../../src/runtime/sink-runner.js';
+import { createTestEnv, type TestEnv } from '../helpers/env.js';
+import { createMemoryStore, memorySinkFactory } from '../helpers/memory-sink.js';
+import { readDlq, waitUntil } from '../helpers/sink-harness.js';
+import { contentMsg, eventMsg, InputWriter, parseValues, readTopic } from '../processor/kafka-helpers.js';
+
+/**
+ * Kafka with a password, as managed brokers ask of clients: every client of the pipeline (the
+ * KafkaJS-style admin and producers, the processor's transactional producer, content table and
+ * batch consumer, the sink runtime's consumer and DLQ writer) goes through the private broker's
+ * SASL_PLAINTEXT listener with KAFKA_SECURITY_PROTOCOL / KAFKA_SASL_*; a wrong password fails the
+ * start instead of running unauthenticated.
+ */
+
+const log = createLogger(process.env.LOG_LEVEL ?? 'error', 'test-kafka-security');
+const base = loadConfig();
+const skip = base.origins.kafka === 'env' ? 'Kafka comes from KAFKA_BOOTSTRAP_SERVERS, not the private stack with its SASL listener' : false;
+
+const sasl = (password: string): Record<string, string> => ({
+  KAFKA_BOOTSTRAP_SERVERS: `127.0.0.1:${base.ports.kafkaSasl}`,
+  KAFKA_SECURITY_PROTOCOL: 'sasl_plaintext',
+  KAFKA_SASL_MECHANISM: 'PLAIN',
+  KAFKA_SASL_USERNAME: PRIVATE_SASL_USER.username,
+  KAFKA_SASL_PASSWORD: password,
+});
+
+const content: ContentRow = { id: '00000000-0000-4000-8000-000000000001', slug: 'c-1', title: 'Content 1', content_type: 'video', length_seconds: 100, publish_ts: '2025-01-01T00:00:00.000000Z' };
+
+describe('Kafka over SASL (the private broker’s SASL_PLAINTEXT listener)', { skip, timeout: 120000 }, () => {
+  let env: TestEnv;
+
+  before(async () => {
+    env = await createTestEnv(sasl(PRIVATE_SASL_USER.password));
+  });
+  after(async () => {
+    await env?.cleanup();
+  });
+
+  it('runs the processor and a sink end to end through the authenticated listener', async () => {
+    const config = env.config;
+    assert.deepEqual(config.kafkaSecurity, { 'security.protocol': 'sasl_plaintext', 'sasl.mechanisms': 'PLAIN', 'sasl.username': 'engage', 'sasl.password': PRIVATE_SASL_USER.password });
+    await ensureTopics(config);
+    const input = await InputWriter.open(config);
+    const proc = await startProcessor(config, log);
+    const store = createMemoryStore();
+    const runner = await startSinkRunner(config, memorySinkFactory({ name: 'mem-sasl', variant: 'idempotent', store, batching: { maxRecords: 100, maxWaitMs: 100 } }), log);
+    try {
+      await input.txn([contentMsg(config, content), ...['1', '2', '3'].map((id) => eventMsg(config, { id, content_id: content.id, duration_ms: 50_000 }))]);
+      await input.txn([eventMsg(config, { id: '4', content_id: content.id, duration_ms: 20_000 })]);
+      await waitUntil('the sink has the 4 enriched events', () => store.byId.size === 4, 60000, () => ({ processor: proc.status(), sink: runner.snapshot() }));
+      assert.deepEqual([...store.byId.values()].map((e) => e.engagement_pct).sort(), [20, 50, 50, 50]);
+      // The same records, read over the plaintext listener: nothing was written anywhere else.
+      const enriched = parseValues<EnrichedEvent>(await readTopic(base.kafkaBrokers, config.KAFKA_TOPIC_ENRICHED));
+      assert.deepEqual(enriched.map((e) => e.event_id).sort(), ['1', '2', '3', '4']);
+      // A record the sink cannot take goes to the DLQ through the authenticated DLQ writer.
+      await input.txn([eventMsg(config, { id: '5', content_id: '00000000-0000-4000-8000-00000000dead' })]);
+      await waitUntil('the processor parks the event of unknown content', async () => (await readDlq(config)).some((e) => e.stage === 'processor'), 60000);
+    } finally {
+      await runner.stop();
+      await proc.stop();
+      await input.close();
+    }
+  });
+
+  it('a wrong password fails the start with what to check, naming no secret', async () => {
+    const config = loadConfig({ ...env.env, ...sasl('not-the-password') });
+    const store = createMemoryStore();
+    await assert.rejects(
+      startSinkRunner(config, memorySinkFactory({ name: 'mem-sasl-bad', variant: 'idempotent', store }), log),
+      (err: Error) => {
+        assert.ok(err instanceof PipelineError, String(err));
+        assert.equal(err.code, 'SERVICE_UNREACHABLE');
+        assert.match(err.message, /^Kafka at 127\.0\.0\.1:\d+ did not answer: .*check KAFKA_SASL_USERNAME \/ KAFKA_SASL_PASSWORD/);
+        assert.doesNotMatch(err.message, /not-the-password/);
+        return true;
+      },
+    );
+  });
+});
