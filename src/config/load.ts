@@ -45,6 +45,8 @@ export interface PrivatePorts {
   kafkaController: number;
   /** The private broker's SASL_PLAINTEXT listener (PLAIN, PRIVATE_SASL_USER), for trying client authentication. */
   kafkaSasl: number;
+  /** The private broker's SSL listener (its certificate: `<STACK_DIR>/kafka/tls/ca.pem`). */
+  kafkaTls: number;
   redis: number;
 }
 
@@ -55,7 +57,7 @@ export interface PrivatePorts {
  * the restarted server then fails to bind.
  */
 export function privatePorts(offset = 0): PrivatePorts {
-  return { postgres: 25432 + offset, kafka: 29092 + offset, kafkaController: 29093 + offset, kafkaSasl: 29094 + offset, redis: 26379 + offset };
+  return { postgres: 25432 + offset, kafka: 29092 + offset, kafkaController: 29093 + offset, kafkaSasl: 29094 + offset, kafkaTls: 29095 + offset, redis: 26379 + offset };
 }
 export const PRIVATE_DATABASE = 'engagement_db';
 /** The one user of the private broker's SASL listener (a local stack's fixed credentials, like PostgreSQL's trust auth). */

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { PipelineError } from '../core/errors.js';
 import { PRIVATE_SASL_USER, type PrivatePorts } from '../config/load.js';
 import { isAlive, portTakenMessage, runCheckedAsync, spawnDetached, tcpOpen, waitUntil } from './process.js';
+import { ensureBrokerTls, type BrokerTls } from './kafka-tls.js';
 import type { ServiceState } from './state.js';
 
 /**
@@ -25,21 +26,26 @@ export async function kafkaClasspath(stackDir: string, repoRoot: string): Promis
   return readFileSync(cache, 'utf8').trim();
 }
 
-function serverProperties(dataDir: string, ports: PrivatePorts): string {
-  const { kafka, kafkaController, kafkaSasl } = ports;
+function serverProperties(dataDir: string, ports: PrivatePorts, tls: BrokerTls): string {
+  const { kafka, kafkaController, kafkaSasl, kafkaTls } = ports;
   const user = PRIVATE_SASL_USER;
   return [
     'process.roles=broker,controller',
     'node.id=1',
     `controller.quorum.voters=1@127.0.0.1:${kafkaController}`,
-    `listeners=PLAINTEXT://127.0.0.1:${kafka},CONTROLLER://127.0.0.1:${kafkaController},SASL_PLAINTEXT://127.0.0.1:${kafkaSasl}`,
-    `advertised.listeners=PLAINTEXT://127.0.0.1:${kafka},SASL_PLAINTEXT://127.0.0.1:${kafkaSasl}`,
+    `listeners=PLAINTEXT://127.0.0.1:${kafka},CONTROLLER://127.0.0.1:${kafkaController},SASL_PLAINTEXT://127.0.0.1:${kafkaSasl},SSL://127.0.0.1:${kafkaTls}`,
+    `advertised.listeners=PLAINTEXT://127.0.0.1:${kafka},SASL_PLAINTEXT://127.0.0.1:${kafkaSasl},SSL://127.0.0.1:${kafkaTls}`,
     'controller.listener.names=CONTROLLER',
     'inter.broker.listener.name=PLAINTEXT',
-    'listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT',
+    'listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,SSL:SSL',
     // A second way in, with a password (KAFKA_SECURITY_PROTOCOL=sasl_plaintext): what a managed Kafka asks of clients.
     'sasl.enabled.mechanisms=PLAIN',
     `listener.name.sasl_plaintext.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_${user.username}="${user.password}";`,
+    // And TLS (KAFKA_SECURITY_PROTOCOL=ssl, KAFKA_SSL_CA_LOCATION=<STACK_DIR>/kafka/tls/ca.pem).
+    'listener.name.ssl.ssl.keystore.type=PKCS12',
+    `listener.name.ssl.ssl.keystore.location=${tls.keystore}`,
+    `listener.name.ssl.ssl.keystore.password=${tls.password}`,
+    `listener.name.ssl.ssl.key.password=${tls.password}`,
     `log.dirs=${dataDir}`,
     'num.partitions=6',
     'auto.create.topics.enable=false',
@@ -114,7 +120,7 @@ export async function startPrivateKafka(
   mkdirSync(dir, { recursive: true });
   const classpath = await kafkaClasspath(stackDir, repoRoot);
   const props = path.join(dir, 'server.properties');
-  writeFileSync(props, serverProperties(dataDir, ports));
+  writeFileSync(props, serverProperties(dataDir, ports, await ensureBrokerTls(stackDir)));
   writeFileSync(path.join(dir, 'log4j2.properties'), LOG4J2);
   if (!existsSync(path.join(dataDir, 'meta.properties'))) {
     // A cluster id starting with '-' is read as an option by kafka-storage (Kafka's own
@@ -127,8 +133,10 @@ export async function startPrivateKafka(
   if (await tcpOpen('127.0.0.1', ports.kafka)) {
     throw new PipelineError('STACK_START_FAILED', portTakenMessage(ports.kafka, 'Kafka', 'Stop it, set KAFKA_BOOTSTRAP_SERVERS to use a broker of your own'));
   }
-  if (await tcpOpen('127.0.0.1', ports.kafkaSasl)) {
-    throw new PipelineError('STACK_START_FAILED', portTakenMessage(ports.kafkaSasl, "Kafka's SASL listener", 'Stop it, set KAFKA_BOOTSTRAP_SERVERS to use a broker of your own'));
+  for (const [port, listener] of [[ports.kafkaSasl, 'SASL'], [ports.kafkaTls, 'SSL']] as const) {
+    if (await tcpOpen('127.0.0.1', port)) {
+      throw new PipelineError('STACK_START_FAILED', portTakenMessage(port, `Kafka's ${listener} listener`, 'Stop it, set KAFKA_BOOTSTRAP_SERVERS to use a broker of your own'));
+    }
   }
   // A broker restarted right after its predecessor stopped can find the listener port still held
   // by the old connections (TIME_WAIT, up to a minute): it exits with "Address already in use".

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { after, describe, it } from 'node:test';
 import { loadConfig, PRIVATE_SASL_USER } from '../../src/config/load.js';
 import { PipelineError } from '../../src/core/errors.js';
 import { createLogger } from '../../src/core/logger.js';
@@ -7,17 +7,18 @@ import type { ContentRow, EnrichedEvent } from '../../src/core/types.js';
 import { ensureTopics } from '../../src/kafka/admin.js';
 import { startProcessor } from '../../src/processor/processor.js';
 import { startSinkRunner } from '../../src/runtime/sink-runner.js';
+import { brokerCaPem } from '../../src/stack/kafka-tls.js';
 import { createTestEnv, type TestEnv } from '../helpers/env.js';
 import { createMemoryStore, memorySinkFactory } from '../helpers/memory-sink.js';
 import { readDlq, waitUntil } from '../helpers/sink-harness.js';
 import { contentMsg, eventMsg, InputWriter, parseValues, readTopic } from '../processor/kafka-helpers.js';
 
 /**
- * Kafka with a password, as managed brokers ask of clients: every client of the pipeline (the
- * KafkaJS-style admin and producers, the processor's transactional producer, content table and
- * batch consumer, the sink runtime's consumer and DLQ writer) goes through the private broker's
- * SASL_PLAINTEXT listener with KAFKA_SECURITY_PROTOCOL / KAFKA_SASL_*; a wrong password fails the
- * start instead of running unauthenticated.
+ * Kafka with a password or TLS, as managed brokers ask of clients: every client of the pipeline
+ * (the KafkaJS-style admin and producers, the processor's transactional producer, content table
+ * and batch consumer, the sink runtime's consumer and DLQ writer) goes through the private
+ * broker's SASL_PLAINTEXT or SSL listener with KAFKA_SECURITY_PROTOCOL / KAFKA_SASL_* /
+ * KAFKA_SSL_CA_LOCATION; a wrong password or an unverifiable certificate fails the start.
  */
 
 const log = createLogger(process.env.LOG_LEVEL ?? 'error', 'test-kafka-security');
@@ -34,54 +35,75 @@ const sasl = (password: string): Record<string, string> => ({
 
 const content: ContentRow = { id: '00000000-0000-4000-8000-000000000001', slug: 'c-1', title: 'Content 1', content_type: 'video', length_seconds: 100, publish_ts: '2025-01-01T00:00:00.000000Z' };
 
-describe('Kafka over SASL (the private broker’s SASL_PLAINTEXT listener)', { skip, timeout: 120000 }, () => {
-  let env: TestEnv;
+const tls: Record<string, string> = {
+  KAFKA_BOOTSTRAP_SERVERS: `127.0.0.1:${base.ports.kafkaTls}`,
+  KAFKA_SECURITY_PROTOCOL: 'ssl',
+  KAFKA_SSL_CA_LOCATION: brokerCaPem(base.stackDir),
+};
 
-  before(async () => {
-    env = await createTestEnv(sasl(PRIVATE_SASL_USER.password));
+/** The processor and a sink, end to end, every client connected as `env` says. */
+async function endToEnd(env: TestEnv): Promise<void> {
+  const config = env.config;
+  await ensureTopics(config);
+  const input = await InputWriter.open(config);
+  const proc = await startProcessor(config, log);
+  const store = createMemoryStore();
+  const runner = await startSinkRunner(config, memorySinkFactory({ name: 'mem-secure', variant: 'idempotent', store, batching: { maxRecords: 100, maxWaitMs: 100 } }), log);
+  try {
+    await input.txn([contentMsg(config, content), ...['1', '2', '3'].map((id) => eventMsg(config, { id, content_id: content.id, duration_ms: 50_000 }))]);
+    await input.txn([eventMsg(config, { id: '4', content_id: content.id, duration_ms: 20_000 })]);
+    await waitUntil('the sink has the 4 enriched events', () => store.byId.size === 4, 60000, () => ({ processor: proc.status(), sink: runner.snapshot() }));
+    assert.deepEqual([...store.byId.values()].map((e) => e.engagement_pct).sort(), [20, 50, 50, 50]);
+    // The same records, read over the plaintext listener: nothing was written anywhere else.
+    const enriched = parseValues<EnrichedEvent>(await readTopic(base.kafkaBrokers, config.KAFKA_TOPIC_ENRICHED));
+    assert.deepEqual(enriched.map((e) => e.event_id).sort(), ['1', '2', '3', '4']);
+    // A record the processor cannot enrich goes to the DLQ through its authenticated producer.
+    await input.txn([eventMsg(config, { id: '5', content_id: '00000000-0000-4000-8000-00000000dead' })]);
+    await waitUntil('the processor parks the event of unknown content', async () => (await readDlq(config)).some((e) => e.stage === 'processor'), 60000);
+  } finally {
+    await runner.stop();
+    await proc.stop();
+    await input.close();
+  }
+}
+
+/** A start refused by the broker: SERVICE_UNREACHABLE saying what to check, no secret in it. */
+async function refused(overrides: Record<string, string>, check: RegExp): Promise<void> {
+  const config = loadConfig({ ...process.env, STACK_DIR: base.stackDir, ...overrides, KAFKA_TOPIC_ENRICHED: `refused-${Date.now()}.enriched` });
+  await assert.rejects(startSinkRunner(config, memorySinkFactory({ name: 'mem-refused', variant: 'idempotent', store: createMemoryStore() }), log), (err: Error) => {
+    assert.ok(err instanceof PipelineError, String(err));
+    assert.equal(err.code, 'SERVICE_UNREACHABLE');
+    assert.match(err.message, check);
+    assert.doesNotMatch(err.message, /not-the-password/);
+    return true;
   });
+}
+
+describe('Kafka with a password or TLS (the private broker’s SASL_PLAINTEXT and SSL listeners)', { skip, timeout: 120000 }, () => {
+  let env: TestEnv | undefined;
   after(async () => {
     await env?.cleanup();
   });
 
-  it('runs the processor and a sink end to end through the authenticated listener', async () => {
-    const config = env.config;
-    assert.deepEqual(config.kafkaSecurity, { 'security.protocol': 'sasl_plaintext', 'sasl.mechanisms': 'PLAIN', 'sasl.username': 'engage', 'sasl.password': PRIVATE_SASL_USER.password });
-    await ensureTopics(config);
-    const input = await InputWriter.open(config);
-    const proc = await startProcessor(config, log);
-    const store = createMemoryStore();
-    const runner = await startSinkRunner(config, memorySinkFactory({ name: 'mem-sasl', variant: 'idempotent', store, batching: { maxRecords: 100, maxWaitMs: 100 } }), log);
-    try {
-      await input.txn([contentMsg(config, content), ...['1', '2', '3'].map((id) => eventMsg(config, { id, content_id: content.id, duration_ms: 50_000 }))]);
-      await input.txn([eventMsg(config, { id: '4', content_id: content.id, duration_ms: 20_000 })]);
-      await waitUntil('the sink has the 4 enriched events', () => store.byId.size === 4, 60000, () => ({ processor: proc.status(), sink: runner.snapshot() }));
-      assert.deepEqual([...store.byId.values()].map((e) => e.engagement_pct).sort(), [20, 50, 50, 50]);
-      // The same records, read over the plaintext listener: nothing was written anywhere else.
-      const enriched = parseValues<EnrichedEvent>(await readTopic(base.kafkaBrokers, config.KAFKA_TOPIC_ENRICHED));
-      assert.deepEqual(enriched.map((e) => e.event_id).sort(), ['1', '2', '3', '4']);
-      // A record the sink cannot take goes to the DLQ through the authenticated DLQ writer.
-      await input.txn([eventMsg(config, { id: '5', content_id: '00000000-0000-4000-8000-00000000dead' })]);
-      await waitUntil('the processor parks the event of unknown content', async () => (await readDlq(config)).some((e) => e.stage === 'processor'), 60000);
-    } finally {
-      await runner.stop();
-      await proc.stop();
-      await input.close();
-    }
+  it('runs the processor and a sink end to end over SASL', async () => {
+    env = await createTestEnv(sasl(PRIVATE_SASL_USER.password));
+    assert.deepEqual(env.config.kafkaSecurity, { 'security.protocol': 'sasl_plaintext', 'sasl.mechanisms': 'PLAIN', 'sasl.username': 'engage', 'sasl.password': PRIVATE_SASL_USER.password });
+    await endToEnd(env);
+    await env.cleanup();
+    env = undefined;
   });
 
-  it('a wrong password fails the start with what to check, naming no secret', async () => {
-    const config = loadConfig({ ...env.env, ...sasl('not-the-password') });
-    const store = createMemoryStore();
-    await assert.rejects(
-      startSinkRunner(config, memorySinkFactory({ name: 'mem-sasl-bad', variant: 'idempotent', store }), log),
-      (err: Error) => {
-        assert.ok(err instanceof PipelineError, String(err));
-        assert.equal(err.code, 'SERVICE_UNREACHABLE');
-        assert.match(err.message, /^Kafka at 127\.0\.0\.1:\d+ did not answer: .*check KAFKA_SASL_USERNAME \/ KAFKA_SASL_PASSWORD/);
-        assert.doesNotMatch(err.message, /not-the-password/);
-        return true;
-      },
-    );
+  it('runs the processor and a sink end to end over TLS, verifying the broker against the given CA', async () => {
+    env = await createTestEnv(tls);
+    assert.deepEqual(env.config.kafkaSecurity, { 'security.protocol': 'ssl', 'ssl.ca.location': brokerCaPem(base.stackDir) });
+    await endToEnd(env);
+    await env.cleanup();
+    env = undefined;
+  });
+
+  it('a wrong password, or a broker certificate no CA vouches for, fails the start with what to check', async () => {
+    await refused(sasl('not-the-password'), /^Kafka at 127\.0\.0\.1:\d+ did not answer: .*check KAFKA_SASL_USERNAME \/ KAFKA_SASL_PASSWORD/);
+    // The system's CAs do not sign the stack's self-signed certificate: verification is on.
+    await refused({ ...tls, KAFKA_SSL_CA_LOCATION: '' }, /^Kafka at 127\.0\.0\.1:\d+ did not answer: .*KAFKA_SECURITY_PROTOCOL=ssl/);
   });
 });
