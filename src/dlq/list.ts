@@ -68,10 +68,10 @@ export async function listDlq(config: Config, opts: DlqListOptions = {}): Promis
     if (kept.length > limit) kept.shift();
   });
   const groups = await committedOffsets(config, [...positions.keys()].map((stage) => replayGroupId(config, stage)));
-  const replayedBefore = new Map<string, Map<number, string>>();
+  /** A replayable stage's replay position per DLQ partition (entries before it were replayed). */
+  const replayedBefore = (stage: string) => groups.get(replayGroupId(config, stage)) ?? new Map<number, string>();
   for (const [stage, byPartition] of positions) {
-    const committed = groups.get(replayGroupId(config, stage)) ?? new Map<number, string>();
-    replayedBefore.set(stage, committed);
+    const committed = replayedBefore(stage);
     let toReplay = 0;
     for (const [partition, offsets] of byPartition) {
       const from = Number(committed.get(partition) ?? 0);
@@ -80,8 +80,7 @@ export async function listDlq(config: Config, opts: DlqListOptions = {}): Promis
     listing.toReplayByStage[stage] = toReplay;
   }
   for (const k of kept) {
-    const committed = replayedBefore.get(k.entry.stage);
-    if (committed) k.replay = Number(k.dlqOffset) < Number(committed.get(k.dlqPartition) ?? 0) ? 'replayed' : 'to replay';
+    if (positions.has(k.entry.stage)) k.replay = Number(k.dlqOffset) < Number(replayedBefore(k.entry.stage).get(k.dlqPartition) ?? 0) ? 'replayed' : 'to replay';
   }
   return listing;
 }
