@@ -9,6 +9,7 @@ import type { RunningComponent } from '../runtime/lifecycle.js';
 import { sleep } from '../runtime/retry.js';
 import { transformBatch, type BatchContext } from './batch.js';
 import { ContentTable } from './content-table.js';
+import { IdleOffsets } from './idle-offsets.js';
 import { processorMetrics } from './metrics.js';
 import { ProcessorStats } from './stats.js';
 import { TransactionWriter } from './transaction-writer.js';
@@ -24,6 +25,8 @@ import { TxnProducer } from '../kafka/txn-producer.js';
  * PROCESSOR_CONCURRENCY partitions at a time. Each batch is transformed (batch.ts) and submitted to
  * the TransactionWriter; the batch is done only once the transaction holding its records and
  * offsets has committed. A failed batch is rejected and the consumer rewinds and re-reads it.
+ * A partition idle for IDLE_SETTLE_MS gets its position (past the marker it ends on) committed in
+ * an offsets-only transaction (idle-offsets.ts).
  *
  * Backpressure: a batch holds its partition until committed, so at most CONCURRENCY × MAX_BATCH
  * records are in flight, and a partition holding two batches more is paused. Rebalance: a revoke
@@ -40,6 +43,8 @@ export interface Processor extends RunningComponent {
 
 let instanceSeq = 0;
 const FAILED_BATCH_PAUSE_MS = 500;
+/** How long an input partition stays idle before the marker it ends on is committed past. */
+const IDLE_SETTLE_MS = 1000;
 
 export function processorGroupId(config: Config): string {
   return `engage-processor.${config.KAFKA_CLIENT_ID}`;
@@ -80,6 +85,10 @@ export async function startProcessor(config: Config, log: Logger): Promise<Proce
   done.catch(() => undefined);
 
   let writer: TransactionWriter | undefined;
+  const idleOffsets = new IdleOffsets((partition, offset) => {
+    if (writer === undefined || stopping.signal.aborted) return Promise.reject(new Error('processor not running'));
+    return writer.submit({ records: [], offsets: [{ topic: inputTopic, partition, offset }] });
+  }, IDLE_SETTLE_MS);
   let consumer: BatchConsumer;
   try {
     consumer = await BatchConsumer.connect({
@@ -96,14 +105,19 @@ export async function startProcessor(config: Config, log: Logger): Promise<Proce
       log: plog,
       onAssign: (ids) => {
         stats.assign(ids);
+        idleOffsets.forget(ids);
         if (ids.length > 0) plog.info({ partitions: ids }, 'processor partitions assigned');
       },
       // Idle: nothing handed over is uncommitted, so the lag is what the position has not reached.
-      onCaughtUp: (partition, position, highWatermark) => stats.setLag(partition, highWatermark - position),
+      onCaughtUp: (partition, position, highWatermark) => {
+        stats.setLag(partition, highWatermark - position);
+        if (!stopping.signal.aborted) idleOffsets.idle(partition, position);
+      },
       onRevoke: async (ids) => {
         // Settle what was submitted for these partitions while the generation is still ours.
         await writer?.drain();
         stats.revoke(ids);
+        idleOffsets.forget(ids);
         if (ids.length > 0) plog.info({ partitions: ids }, 'processor partitions revoked');
       },
     });
@@ -133,11 +147,13 @@ export async function startProcessor(config: Config, log: Logger): Promise<Proce
     const n = batch.messages.length;
     const firstOffset = batch.messages[0]?.offset;
     const handedOverAt = performance.now();
+    idleOffsets.busy(partition);
     stats.batchStarted(n);
     try {
       // The content barrier may use any offsets query begun after the batch's consume round.
       const outcome = await transformBatch(batch, fetchedAt, ctx);
       await txWriter.submit({ records: outcome.records, offsets: [{ topic, partition, offset: nextOffset }] });
+      idleOffsets.committed(partition, nextOffset);
       stats.batchCommitted(partition, n, outcome, handedOverAt, highWatermark - nextOffset);
     } catch (err) {
       stats.batchFailed(n);

@@ -6,6 +6,7 @@ import { ensureTopics } from '../../src/kafka/admin.js';
 import { processorGroupId, startProcessor, type Processor } from '../../src/processor/processor.js';
 import { sleep } from '../../src/runtime/retry.js';
 import { createTestEnv, type TestEnv } from '../helpers/env.js';
+import { committedOffsets, highWatermarks, waitUntil } from '../helpers/sink-harness.js';
 import { InputWriter, changeValue, contentMsg, eventMsg, eventRow, readTopic, waitForGroupCaughtUp, waitForTopic, type Msg } from './kafka-helpers.js';
 
 /**
@@ -154,6 +155,20 @@ describe('stream processor (real Kafka)', { timeout: 120000 }, () => {
       if (Date.now() > deadline) assert.fail(`the idle processor's lag stays at ${String(proc?.status().lag)}`);
       await sleep(100);
     }
+    // And the group's committed offsets reach the high watermarks too (an offsets-only transaction
+    // once a partition has been idle for a second), so external lag tools also read 0.
+    const group = processorGroupId(c);
+    const high = await highWatermarks(c, topic);
+    let committed = new Map<number, string>();
+    await waitUntil(
+      'the idle processor group commits past the markers',
+      async () => {
+        committed = await committedOffsets(c, group, topic);
+        return [...high].every(([p, h]) => Number(h) === 0 || committed.get(p) === String(h));
+      },
+      15000,
+      () => ({ high: [...high], committed: [...committed] }),
+    );
   });
 
   it('stop() drains and commits; a restarted processor repeats nothing', async () => {
