@@ -47,6 +47,8 @@ export interface PrivatePorts {
   kafkaSasl: number;
   /** The private broker's SSL listener (its certificate: `<STACK_DIR>/kafka/tls/ca.pem`). */
   kafkaTls: number;
+  /** The private broker's SASL_SSL listener: both of the above (PLAIN or SCRAM over TLS, as managed brokers ask). */
+  kafkaSaslTls: number;
   redis: number;
 }
 
@@ -57,10 +59,13 @@ export interface PrivatePorts {
  * the restarted server then fails to bind.
  */
 export function privatePorts(offset = 0): PrivatePorts {
-  return { postgres: 25432 + offset, kafka: 29092 + offset, kafkaController: 29093 + offset, kafkaSasl: 29094 + offset, kafkaTls: 29095 + offset, redis: 26379 + offset };
+  return { postgres: 25432 + offset, kafka: 29092 + offset, kafkaController: 29093 + offset, kafkaSasl: 29094 + offset, kafkaTls: 29095 + offset, kafkaSaslTls: 29096 + offset, redis: 26379 + offset };
 }
 export const PRIVATE_DATABASE = 'engagement_db';
-/** The one user of the private broker's SASL listener (a local stack's fixed credentials, like PostgreSQL's trust auth). */
+/**
+ * The one user of the private broker's SASL listeners, for PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512
+ * alike (a local stack's fixed credentials, like PostgreSQL's trust auth).
+ */
 export const PRIVATE_SASL_USER = { username: 'engage', password: 'engage-secret' } as const;
 
 export function privateUrls(offset = 0): { databaseUrl: string; kafka: string; redisUrl: string } {

@@ -26,26 +26,57 @@ export async function kafkaClasspath(stackDir: string, repoRoot: string): Promis
   return readFileSync(cache, 'utf8').trim();
 }
 
+const SCRAM_MECHANISMS = ['SCRAM-SHA-256', 'SCRAM-SHA-512'] as const;
+
+/**
+ * The SCRAM credentials of PRIVATE_SASL_USER, stored in the cluster's metadata when the storage is
+ * formatted. Storage formatted by an earlier version has none: `scramReady` tells (its marker file
+ * is written with the format).
+ */
+function scramFormatArgs(): string[] {
+  const { username, password } = PRIVATE_SASL_USER;
+  return SCRAM_MECHANISMS.flatMap((m) => ['--add-scram', `${m}=[name=${username},password=${password}]`]);
+}
+
+function scramMarker(stackDir: string): string {
+  return path.join(stackDir, 'kafka', 'scram-users');
+}
+
+/** True when the private broker's storage was formatted with the SCRAM user. */
+export function scramReady(stackDir: string): boolean {
+  return existsSync(scramMarker(stackDir));
+}
+
 function serverProperties(dataDir: string, ports: PrivatePorts, tls: BrokerTls): string {
-  const { kafka, kafkaController, kafkaSasl, kafkaTls } = ports;
+  const { kafka, kafkaController, kafkaSasl, kafkaTls, kafkaSaslTls } = ports;
   const user = PRIVATE_SASL_USER;
+  const keystore = (listener: string) => [
+    `listener.name.${listener}.ssl.keystore.type=PKCS12`,
+    `listener.name.${listener}.ssl.keystore.location=${tls.keystore}`,
+    `listener.name.${listener}.ssl.keystore.password=${tls.password}`,
+    `listener.name.${listener}.ssl.key.password=${tls.password}`,
+  ];
+  // PLAIN checks the password given here; SCRAM the credentials stored at format (scramFormatArgs).
+  const sasl = (listener: string) => [
+    `listener.name.${listener}.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_${user.username}="${user.password}";`,
+    ...SCRAM_MECHANISMS.map((m) => `listener.name.${listener}.${m.toLowerCase()}.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;`),
+  ];
   return [
     'process.roles=broker,controller',
     'node.id=1',
     `controller.quorum.voters=1@127.0.0.1:${kafkaController}`,
-    `listeners=PLAINTEXT://127.0.0.1:${kafka},CONTROLLER://127.0.0.1:${kafkaController},SASL_PLAINTEXT://127.0.0.1:${kafkaSasl},SSL://127.0.0.1:${kafkaTls}`,
-    `advertised.listeners=PLAINTEXT://127.0.0.1:${kafka},SASL_PLAINTEXT://127.0.0.1:${kafkaSasl},SSL://127.0.0.1:${kafkaTls}`,
+    `listeners=PLAINTEXT://127.0.0.1:${kafka},CONTROLLER://127.0.0.1:${kafkaController},SASL_PLAINTEXT://127.0.0.1:${kafkaSasl},SSL://127.0.0.1:${kafkaTls},SASL_SSL://127.0.0.1:${kafkaSaslTls}`,
+    `advertised.listeners=PLAINTEXT://127.0.0.1:${kafka},SASL_PLAINTEXT://127.0.0.1:${kafkaSasl},SSL://127.0.0.1:${kafkaTls},SASL_SSL://127.0.0.1:${kafkaSaslTls}`,
     'controller.listener.names=CONTROLLER',
     'inter.broker.listener.name=PLAINTEXT',
-    'listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,SSL:SSL',
-    // A second way in, with a password (KAFKA_SECURITY_PROTOCOL=sasl_plaintext): what a managed Kafka asks of clients.
-    'sasl.enabled.mechanisms=PLAIN',
-    `listener.name.sasl_plaintext.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_${user.username}="${user.password}";`,
-    // And TLS (KAFKA_SECURITY_PROTOCOL=ssl, KAFKA_SSL_CA_LOCATION=<STACK_DIR>/kafka/tls/ca.pem).
-    'listener.name.ssl.ssl.keystore.type=PKCS12',
-    `listener.name.ssl.ssl.keystore.location=${tls.keystore}`,
-    `listener.name.ssl.ssl.keystore.password=${tls.password}`,
-    `listener.name.ssl.ssl.key.password=${tls.password}`,
+    'listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,SSL:SSL,SASL_SSL:SASL_SSL',
+    // More ways in, as managed brokers ask of clients (KAFKA_SECURITY_PROTOCOL=sasl_plaintext, ssl
+    // with KAFKA_SSL_CA_LOCATION=<STACK_DIR>/kafka/tls/ca.pem, sasl_ssl: both).
+    `sasl.enabled.mechanisms=PLAIN,${SCRAM_MECHANISMS.join(',')}`,
+    ...sasl('sasl_plaintext'),
+    ...sasl('sasl_ssl'),
+    ...keystore('ssl'),
+    ...keystore('sasl_ssl'),
     `log.dirs=${dataDir}`,
     'num.partitions=6',
     'auto.create.topics.enable=false',
@@ -128,12 +159,13 @@ export async function startPrivateKafka(
     const id = randomBytes(16);
     id[0] = (id[0] ?? 0) & 0x7f;
     const clusterId = id.toString('base64url');
-    await runCheckedAsync('java', kafkaJavaArgs(classpath, dir, heap, 'kafka.tools.StorageTool', ['format', '-t', clusterId, '-c', props, '--ignore-formatted']), 'Formatting Kafka storage');
+    await runCheckedAsync('java', kafkaJavaArgs(classpath, dir, heap, 'kafka.tools.StorageTool', ['format', '-t', clusterId, '-c', props, '--ignore-formatted', ...scramFormatArgs()]), 'Formatting Kafka storage');
+    writeFileSync(scramMarker(stackDir), `${SCRAM_MECHANISMS.join(' ')} for ${PRIVATE_SASL_USER.username}, cluster ${clusterId}\n`);
   }
   if (await tcpOpen('127.0.0.1', ports.kafka)) {
     throw new PipelineError('STACK_START_FAILED', portTakenMessage(ports.kafka, 'Kafka', 'Stop it, set KAFKA_BOOTSTRAP_SERVERS to use a broker of your own'));
   }
-  for (const [port, listener] of [[ports.kafkaSasl, 'SASL'], [ports.kafkaTls, 'SSL']] as const) {
+  for (const [port, listener] of [[ports.kafkaSasl, 'SASL_PLAINTEXT'], [ports.kafkaTls, 'SSL'], [ports.kafkaSaslTls, 'SASL_SSL']] as const) {
     if (await tcpOpen('127.0.0.1', port)) {
       throw new PipelineError('STACK_START_FAILED', portTakenMessage(port, `Kafka's ${listener} listener`, 'Stop it, set KAFKA_BOOTSTRAP_SERVERS to use a broker of your own'));
     }

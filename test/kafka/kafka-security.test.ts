@@ -7,6 +7,7 @@ import type { ContentRow, EnrichedEvent } from '../../src/core/types.js';
 import { ensureTopics } from '../../src/kafka/admin.js';
 import { startProcessor } from '../../src/processor/processor.js';
 import { startSinkRunner } from '../../src/runtime/sink-runner.js';
+import { scramReady } from '../../src/stack/kafka.js';
 import { brokerCaPem } from '../../src/stack/kafka-tls.js';
 import { createTestEnv, type TestEnv } from '../helpers/env.js';
 import { createMemoryStore, memorySinkFactory } from '../helpers/memory-sink.js';
@@ -17,21 +18,25 @@ import { contentMsg, eventMsg, InputWriter, parseValues, readTopic } from '../pr
  * Kafka with a password or TLS, as managed brokers ask of clients: every client of the pipeline
  * (the KafkaJS-style admin and producers, the processor's transactional producer, content table
  * and batch consumer, the sink runtime's consumer and DLQ writer) goes through the private
- * broker's SASL_PLAINTEXT or SSL listener with KAFKA_SECURITY_PROTOCOL / KAFKA_SASL_* /
- * KAFKA_SSL_CA_LOCATION; a wrong password or an unverifiable certificate fails the start.
+ * broker's SASL_PLAINTEXT (PLAIN, SCRAM-SHA-256), SSL or SASL_SSL (SCRAM-SHA-512) listener with
+ * KAFKA_SECURITY_PROTOCOL / KAFKA_SASL_* / KAFKA_SSL_CA_LOCATION; a wrong password or an
+ * unverifiable certificate fails the start.
  */
 
 const log = createLogger(process.env.LOG_LEVEL ?? 'error', 'test-kafka-security');
 const base = loadConfig();
 const skip = base.origins.kafka === 'env' ? 'Kafka comes from KAFKA_BOOTSTRAP_SERVERS, not the private stack with its SASL listener' : false;
 
-const sasl = (password: string): Record<string, string> => ({
+const sasl = (password: string, mechanism = 'PLAIN'): Record<string, string> => ({
   KAFKA_BOOTSTRAP_SERVERS: `127.0.0.1:${base.ports.kafkaSasl}`,
   KAFKA_SECURITY_PROTOCOL: 'sasl_plaintext',
-  KAFKA_SASL_MECHANISM: 'PLAIN',
+  KAFKA_SASL_MECHANISM: mechanism,
   KAFKA_SASL_USERNAME: PRIVATE_SASL_USER.username,
   KAFKA_SASL_PASSWORD: password,
 });
+const noScram = scramReady(base.stackDir)
+  ? false
+  : `this stack's Kafka storage was formatted without SCRAM users (an earlier version): engage stack down, remove ${base.stackDir}/kafka/data, engage stack up`;
 
 const content: ContentRow = { id: '00000000-0000-4000-8000-000000000001', slug: 'c-1', title: 'Content 1', content_type: 'video', length_seconds: 100, publish_ts: '2025-01-01T00:00:00.000000Z' };
 
@@ -40,6 +45,16 @@ const tls: Record<string, string> = {
   KAFKA_SECURITY_PROTOCOL: 'ssl',
   KAFKA_SSL_CA_LOCATION: brokerCaPem(base.stackDir),
 };
+
+// Password and TLS together, with SCRAM: what Amazon MSK, Aiven or Redpanda Cloud ask of clients.
+const saslTls = (password: string): Record<string, string> => ({
+  KAFKA_BOOTSTRAP_SERVERS: `127.0.0.1:${base.ports.kafkaSaslTls}`,
+  KAFKA_SECURITY_PROTOCOL: 'sasl_ssl',
+  KAFKA_SASL_MECHANISM: 'SCRAM-SHA-512',
+  KAFKA_SASL_USERNAME: PRIVATE_SASL_USER.username,
+  KAFKA_SASL_PASSWORD: password,
+  KAFKA_SSL_CA_LOCATION: brokerCaPem(base.stackDir),
+});
 
 /** The processor and a sink, end to end, every client connected as `env` says. */
 async function endToEnd(env: TestEnv): Promise<void> {
@@ -79,7 +94,7 @@ async function refused(overrides: Record<string, string>, check: RegExp): Promis
   });
 }
 
-describe('Kafka with a password or TLS (the private broker’s SASL_PLAINTEXT and SSL listeners)', { skip, timeout: 120000 }, () => {
+describe('Kafka with a password or TLS (the private broker’s SASL_PLAINTEXT, SSL and SASL_SSL listeners)', { skip, timeout: 120000 }, () => {
   let env: TestEnv | undefined;
   after(async () => {
     await env?.cleanup();
@@ -99,6 +114,31 @@ describe('Kafka with a password or TLS (the private broker’s SASL_PLAINTEXT an
     await endToEnd(env);
     await env.cleanup();
     env = undefined;
+  });
+
+  it('runs the processor and a sink end to end over SASL_SSL with SCRAM-SHA-512', { skip: noScram }, async () => {
+    env = await createTestEnv(saslTls(PRIVATE_SASL_USER.password));
+    assert.deepEqual(env.config.kafkaSecurity, {
+      'security.protocol': 'sasl_ssl',
+      'sasl.mechanisms': 'SCRAM-SHA-512',
+      'sasl.username': 'engage',
+      'sasl.password': PRIVATE_SASL_USER.password,
+      'ssl.ca.location': brokerCaPem(base.stackDir),
+    });
+    await endToEnd(env);
+    await env.cleanup();
+    env = undefined;
+  });
+
+  it('SCRAM-SHA-256: the right password is let in, a wrong one refused; SCRAM-SHA-512 over TLS refuses a wrong one', { skip: noScram }, async () => {
+    env = await createTestEnv(sasl(PRIVATE_SASL_USER.password, 'SCRAM-SHA-256'));
+    await ensureTopics(env.config);
+    const runner = await startSinkRunner(env.config, memorySinkFactory({ name: 'mem-scram', variant: 'idempotent', store: createMemoryStore() }), log);
+    await runner.stop();
+    await env.cleanup();
+    env = undefined;
+    await refused(sasl('not-the-password', 'SCRAM-SHA-256'), /^Kafka at 127\.0\.0\.1:\d+ did not answer: .*check KAFKA_SASL_USERNAME \/ KAFKA_SASL_PASSWORD/);
+    await refused(saslTls('not-the-password'), /^Kafka at 127\.0\.0\.1:\d+ did not answer: .*check KAFKA_SASL_USERNAME \/ KAFKA_SASL_PASSWORD/);
   });
 
   it('a wrong password, or a broker certificate no CA vouches for, fails the start with what to check', async () => {

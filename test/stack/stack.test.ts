@@ -34,7 +34,7 @@ const asRoot = process.getuid?.() === 0;
 async function freeOffset(): Promise<number> {
   for (let offset = 200; offset < 400; offset += 10) {
     const p = privatePorts(offset);
-    const taken = await Promise.all([p.postgres, p.kafka, p.kafkaController, p.kafkaSasl, p.kafkaTls].map((port) => tcpOpen('127.0.0.1', port, 300)));
+    const taken = await Promise.all([p.postgres, p.kafka, p.kafkaController, p.kafkaSasl, p.kafkaTls, p.kafkaSaslTls].map((port) => tcpOpen('127.0.0.1', port, 300)));
     if (!taken.some(Boolean)) return offset;
   }
   throw new Error('no free STACK_PORT_OFFSET between 200 and 390');
