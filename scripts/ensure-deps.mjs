@@ -25,6 +25,7 @@ const APT = {
   'redis-server': '/usr/bin/redis-server',
   'maven': '/usr/bin/mvn',
   'openjdk-17-jdk-headless': '/usr/bin/java',
+  'openssl': '/usr/bin/openssl',
   'prometheus': '/usr/bin/promtool',
   'chromium': '/usr/bin/chromium',
 };

@@ -114,6 +114,12 @@ export function kafkaSecurity(env: Env): Record<string, string> {
     props['sasl.username'] = env.KAFKA_SASL_USERNAME ?? '';
     props['sasl.password'] = env.KAFKA_SASL_PASSWORD ?? '';
   }
-  if (env.KAFKA_SSL_CA_LOCATION && env.KAFKA_SECURITY_PROTOCOL !== 'sasl_plaintext') props['ssl.ca.location'] = env.KAFKA_SSL_CA_LOCATION;
+  if (env.KAFKA_SECURITY_PROTOCOL === 'sasl_plaintext') return props;
+  if (env.KAFKA_SSL_CA_LOCATION) props['ssl.ca.location'] = env.KAFKA_SSL_CA_LOCATION;
+  if (env.KAFKA_SSL_CERTIFICATE_LOCATION && env.KAFKA_SSL_KEY_LOCATION) {
+    props['ssl.certificate.location'] = env.KAFKA_SSL_CERTIFICATE_LOCATION;
+    props['ssl.key.location'] = env.KAFKA_SSL_KEY_LOCATION;
+    if (env.KAFKA_SSL_KEY_PASSWORD) props['ssl.key.password'] = env.KAFKA_SSL_KEY_PASSWORD;
+  }
   return props;
 }

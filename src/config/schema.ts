@@ -48,6 +48,8 @@ export const DEFAULT_KAFKA_COMPRESSION: KafkaCompression = 'lz4';
 export const KAFKA_SECURITY_PROTOCOLS = ['plaintext', 'ssl', 'sasl_plaintext', 'sasl_ssl'] as const;
 export const KAFKA_SASL_MECHANISMS = ['PLAIN', 'SCRAM-SHA-256', 'SCRAM-SHA-512'] as const;
 
+const pemFile = z.string().refine((f) => existsSync(f), { message: 'accepts the path of a readable PEM file (no such file)' }).optional();
+
 export const envSchema = z.object({
   DATABASE_URL: url(['postgres:', 'postgresql:']).optional(),
   KAFKA_BOOTSTRAP_SERVERS: z
@@ -69,7 +71,12 @@ export const envSchema = z.object({
   KAFKA_SASL_USERNAME: z.string().optional(),
   KAFKA_SASL_PASSWORD: z.string().optional(),
   /** A PEM file of the CA certificates that sign the brokers' (ssl, sasl_ssl); unset: the system's. */
-  KAFKA_SSL_CA_LOCATION: z.string().refine((f) => existsSync(f), { message: 'accepts the path of a readable PEM file (no such file)' }).optional(),
+  KAFKA_SSL_CA_LOCATION: pemFile,
+  /** A client certificate and its key, PEM (ssl, sasl_ssl), for brokers that authenticate clients by certificate (mTLS). */
+  KAFKA_SSL_CERTIFICATE_LOCATION: pemFile,
+  KAFKA_SSL_KEY_LOCATION: pemFile,
+  /** The key's passphrase, when KAFKA_SSL_KEY_LOCATION is encrypted. */
+  KAFKA_SSL_KEY_PASSWORD: z.string().optional(),
   REDIS_URL: url(['redis:', 'rediss:']).optional(),
   REDIS_AGGREGATION_WINDOW_MINUTES: int(1, 1440).default(10),
   REDIS_KEY_PREFIX: z.string().regex(/^[A-Za-z0-9:_-]{1,64}$/, { message: 'accepts 1-64 letters, digits, : _ -' }).default('engage:'),
@@ -144,9 +151,21 @@ export const envSchema = z.object({
   SUPERVISOR_PID: int(1).optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 }).superRefine((env, ctx) => {
-  if (!env.KAFKA_SECURITY_PROTOCOL.startsWith('sasl_')) return;
-  for (const name of ['KAFKA_SASL_USERNAME', 'KAFKA_SASL_PASSWORD'] as const) {
-    if (!env[name]) ctx.addIssue({ code: 'custom', path: [name], message: `is required when KAFKA_SECURITY_PROTOCOL is ${env.KAFKA_SECURITY_PROTOCOL}` });
+  const protocol = env.KAFKA_SECURITY_PROTOCOL;
+  if (protocol.startsWith('sasl_')) {
+    for (const name of ['KAFKA_SASL_USERNAME', 'KAFKA_SASL_PASSWORD'] as const) {
+      if (!env[name]) ctx.addIssue({ code: 'custom', path: [name], message: `is required when KAFKA_SECURITY_PROTOCOL is ${protocol}` });
+    }
+  }
+  const cert = env.KAFKA_SSL_CERTIFICATE_LOCATION;
+  const key = env.KAFKA_SSL_KEY_LOCATION;
+  if ((cert === undefined) !== (key === undefined)) {
+    const missing = cert === undefined ? 'KAFKA_SSL_CERTIFICATE_LOCATION' : 'KAFKA_SSL_KEY_LOCATION';
+    ctx.addIssue({ code: 'custom', path: [missing], message: 'is required with the other half of the client certificate (KAFKA_SSL_CERTIFICATE_LOCATION and KAFKA_SSL_KEY_LOCATION go together)' });
+  }
+  if ((cert !== undefined || key !== undefined || env.KAFKA_SSL_KEY_PASSWORD !== undefined) && !protocol.endsWith('ssl')) {
+    const name = cert !== undefined ? 'KAFKA_SSL_CERTIFICATE_LOCATION' : key !== undefined ? 'KAFKA_SSL_KEY_LOCATION' : 'KAFKA_SSL_KEY_PASSWORD';
+    ctx.addIssue({ code: 'custom', path: [name], message: `applies only with KAFKA_SECURITY_PROTOCOL=ssl or sasl_ssl (it is ${protocol})` });
   }
 });
 

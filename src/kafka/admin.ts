@@ -62,8 +62,12 @@ export async function createTopics(conn: KafkaConnection, clientId: string, spec
 function unreachable(conn: KafkaConnection, err: unknown): PipelineError {
   if (err instanceof PipelineError) return err;
   const protocol = conn.kafkaSecurity?.['security.protocol'];
+  const checks = [
+    ...(protocol?.startsWith('sasl_') ? ['KAFKA_SASL_MECHANISM / KAFKA_SASL_USERNAME / KAFKA_SASL_PASSWORD'] : []),
+    ...(protocol?.endsWith('ssl') ? ['KAFKA_SSL_CA_LOCATION (the brokers\' CA)', 'KAFKA_SSL_CERTIFICATE_LOCATION / KAFKA_SSL_KEY_LOCATION (when they ask for a client certificate)'] : []),
+  ];
   const hint = protocol
-    ? `with KAFKA_SECURITY_PROTOCOL=${protocol}, check KAFKA_SASL_USERNAME / KAFKA_SASL_PASSWORD or the TLS settings (the warnings logged before this name the cause)`
+    ? `with KAFKA_SECURITY_PROTOCOL=${protocol}, check ${checks.join(', ')} (the warnings logged before this name the cause)`
     : 'is it running, and does it ask for TLS or a password (KAFKA_SECURITY_PROTOCOL)?';
   return new PipelineError('SERVICE_UNREACHABLE', `Kafka at ${conn.kafkaBrokers.join(',')} did not answer: ${errorMessage(err)}; ${hint}`, { retriable: true, cause: err });
 }

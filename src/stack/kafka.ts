@@ -70,13 +70,19 @@ function serverProperties(dataDir: string, ports: PrivatePorts, tls: BrokerTls):
     'controller.listener.names=CONTROLLER',
     'inter.broker.listener.name=PLAINTEXT',
     'listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,SSL:SSL,SASL_SSL:SASL_SSL',
-    // More ways in, as managed brokers ask of clients (KAFKA_SECURITY_PROTOCOL=sasl_plaintext, ssl
-    // with KAFKA_SSL_CA_LOCATION=<STACK_DIR>/kafka/tls/ca.pem, sasl_ssl: both).
+    // More ways in, as managed brokers ask of clients (KAFKA_SECURITY_PROTOCOL=sasl_plaintext; ssl,
+    // with KAFKA_SSL_CA_LOCATION=<STACK_DIR>/kafka/tls/ca.pem and a client certificate; sasl_ssl).
     `sasl.enabled.mechanisms=PLAIN,${SCRAM_MECHANISMS.join(',')}`,
     ...sasl('sasl_plaintext'),
     ...sasl('sasl_ssl'),
     ...keystore('ssl'),
     ...keystore('sasl_ssl'),
+    // Mutual TLS on the SSL listener: a client shows the stack's client certificate
+    // (KAFKA_SSL_CERTIFICATE_LOCATION / KAFKA_SSL_KEY_LOCATION); SASL_SSL asks for none.
+    'listener.name.ssl.ssl.client.auth=required',
+    'listener.name.ssl.ssl.truststore.type=PKCS12',
+    `listener.name.ssl.ssl.truststore.location=${tls.truststore}`,
+    `listener.name.ssl.ssl.truststore.password=${tls.password}`,
     `log.dirs=${dataDir}`,
     'num.partitions=6',
     'auto.create.topics.enable=false',

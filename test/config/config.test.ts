@@ -81,4 +81,24 @@ test('Kafka security: a sasl protocol needs its credentials; the settings become
     'ssl.ca.location': ca,
   });
   assert.deepEqual(kafkaSecurity(parseEnv({ KAFKA_SECURITY_PROTOCOL: 'ssl' })), { 'security.protocol': 'ssl' });
+  // A client certificate (mTLS): both halves, over TLS only.
+  assert.deepEqual(kafkaSecurity(parseEnv({ KAFKA_SECURITY_PROTOCOL: 'ssl', KAFKA_SSL_CERTIFICATE_LOCATION: ca, KAFKA_SSL_KEY_LOCATION: ca, KAFKA_SSL_KEY_PASSWORD: 'k' })), {
+    'security.protocol': 'ssl',
+    'ssl.certificate.location': ca,
+    'ssl.key.location': ca,
+    'ssl.key.password': 'k',
+  });
+  const refusedWith = (env: Record<string, string>, line: string) =>
+    assert.throws(() => parseEnv(env), (err: Error) => {
+      assert.ok(err.message.split('\n').some((l) => l.trim() === line), `a line "${line}" in:\n${err.message}`);
+      return true;
+    });
+  refusedWith(
+    { KAFKA_SECURITY_PROTOCOL: 'ssl', KAFKA_SSL_CERTIFICATE_LOCATION: ca },
+    'KAFKA_SSL_KEY_LOCATION=(unset): is required with the other half of the client certificate (KAFKA_SSL_CERTIFICATE_LOCATION and KAFKA_SSL_KEY_LOCATION go together)',
+  );
+  refusedWith(
+    { KAFKA_SSL_CERTIFICATE_LOCATION: ca, KAFKA_SSL_KEY_LOCATION: ca },
+    `KAFKA_SSL_CERTIFICATE_LOCATION=${JSON.stringify(ca)}: applies only with KAFKA_SECURITY_PROTOCOL=ssl or sasl_ssl (it is plaintext)`,
+  );
 });

@@ -1,4 +1,8 @@
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { loadConfig, PRIVATE_SASL_USER } from '../../src/config/load.js';
 import { PipelineError } from '../../src/core/errors.js';
@@ -8,7 +12,7 @@ import { ensureTopics } from '../../src/kafka/admin.js';
 import { startProcessor } from '../../src/processor/processor.js';
 import { startSinkRunner } from '../../src/runtime/sink-runner.js';
 import { scramReady } from '../../src/stack/kafka.js';
-import { brokerCaPem } from '../../src/stack/kafka-tls.js';
+import { brokerCaPem, stackClientIdentity } from '../../src/stack/kafka-tls.js';
 import { createTestEnv, type TestEnv } from '../helpers/env.js';
 import { createMemoryStore, memorySinkFactory } from '../helpers/memory-sink.js';
 import { readDlq, waitUntil } from '../helpers/sink-harness.js';
@@ -18,9 +22,10 @@ import { contentMsg, eventMsg, InputWriter, parseValues, readTopic } from '../pr
  * Kafka with a password or TLS, as managed brokers ask of clients: every client of the pipeline
  * (the KafkaJS-style admin and producers, the processor's transactional producer, content table
  * and batch consumer, the sink runtime's consumer and DLQ writer) goes through the private
- * broker's SASL_PLAINTEXT (PLAIN, SCRAM-SHA-256), SSL or SASL_SSL (SCRAM-SHA-512) listener with
- * KAFKA_SECURITY_PROTOCOL / KAFKA_SASL_* / KAFKA_SSL_CA_LOCATION; a wrong password or an
- * unverifiable certificate fails the start.
+ * broker's SASL_PLAINTEXT (PLAIN, SCRAM-SHA-256), SSL (mutual TLS: a client certificate) or
+ * SASL_SSL (SCRAM-SHA-512) listener with KAFKA_SECURITY_PROTOCOL / KAFKA_SASL_* / KAFKA_SSL_*; a
+ * wrong password, an unverifiable broker certificate, or a missing or untrusted client certificate
+ * fails the start.
  */
 
 const log = createLogger(process.env.LOG_LEVEL ?? 'error', 'test-kafka-security');
@@ -40,11 +45,18 @@ const noScram = scramReady(base.stackDir)
 
 const content: ContentRow = { id: '00000000-0000-4000-8000-000000000001', slug: 'c-1', title: 'Content 1', content_type: 'video', length_seconds: 100, publish_ts: '2025-01-01T00:00:00.000000Z' };
 
+// Mutual TLS: the broker is verified against its CA, the client shows a certificate the broker trusts.
+const clientId = stackClientIdentity(base.stackDir);
 const tls: Record<string, string> = {
   KAFKA_BOOTSTRAP_SERVERS: `127.0.0.1:${base.ports.kafkaTls}`,
   KAFKA_SECURITY_PROTOCOL: 'ssl',
   KAFKA_SSL_CA_LOCATION: brokerCaPem(base.stackDir),
+  KAFKA_SSL_CERTIFICATE_LOCATION: clientId.certificate,
+  KAFKA_SSL_KEY_LOCATION: clientId.key,
 };
+const noClientCert = existsSync(clientId.certificate)
+  ? false
+  : `this stack was started by an earlier version, without a client certificate: engage stack down, then engage stack up`;
 
 // Password and TLS together, with SCRAM: what Amazon MSK, Aiven or Redpanda Cloud ask of clients.
 const saslTls = (password: string): Record<string, string> => ({
@@ -108,9 +120,14 @@ describe('Kafka with a password or TLS (the private broker’s SASL_PLAINTEXT, S
     env = undefined;
   });
 
-  it('runs the processor and a sink end to end over TLS, verifying the broker against the given CA', async () => {
+  it('runs the processor and a sink end to end over mutual TLS, verifying the broker against the given CA', { skip: noClientCert }, async () => {
     env = await createTestEnv(tls);
-    assert.deepEqual(env.config.kafkaSecurity, { 'security.protocol': 'ssl', 'ssl.ca.location': brokerCaPem(base.stackDir) });
+    assert.deepEqual(env.config.kafkaSecurity, {
+      'security.protocol': 'ssl',
+      'ssl.ca.location': brokerCaPem(base.stackDir),
+      'ssl.certificate.location': clientId.certificate,
+      'ssl.key.location': clientId.key,
+    });
     await endToEnd(env);
     await env.cleanup();
     env = undefined;
@@ -137,13 +154,26 @@ describe('Kafka with a password or TLS (the private broker’s SASL_PLAINTEXT, S
     await runner.stop();
     await env.cleanup();
     env = undefined;
-    await refused(sasl('not-the-password', 'SCRAM-SHA-256'), /^Kafka at 127\.0\.0\.1:\d+ did not answer: .*check KAFKA_SASL_USERNAME \/ KAFKA_SASL_PASSWORD/);
-    await refused(saslTls('not-the-password'), /^Kafka at 127\.0\.0\.1:\d+ did not answer: .*check KAFKA_SASL_USERNAME \/ KAFKA_SASL_PASSWORD/);
+    await refused(sasl('not-the-password', 'SCRAM-SHA-256'), /^Kafka at 127\.0\.0\.1:\d+ did not answer: .*check KAFKA_SASL_MECHANISM \/ KAFKA_SASL_USERNAME \/ KAFKA_SASL_PASSWORD/);
+    await refused(saslTls('not-the-password'), /^Kafka at 127\.0\.0\.1:\d+ did not answer: .*check KAFKA_SASL_MECHANISM \/ KAFKA_SASL_USERNAME \/ KAFKA_SASL_PASSWORD/);
   });
 
   it('a wrong password, or a broker certificate no CA vouches for, fails the start with what to check', async () => {
-    await refused(sasl('not-the-password'), /^Kafka at 127\.0\.0\.1:\d+ did not answer: .*check KAFKA_SASL_USERNAME \/ KAFKA_SASL_PASSWORD/);
+    await refused(sasl('not-the-password'), /^Kafka at 127\.0\.0\.1:\d+ did not answer: .*check KAFKA_SASL_MECHANISM \/ KAFKA_SASL_USERNAME \/ KAFKA_SASL_PASSWORD/);
     // The system's CAs do not sign the stack's self-signed certificate: verification is on.
-    await refused({ ...tls, KAFKA_SSL_CA_LOCATION: '' }, /^Kafka at 127\.0\.0\.1:\d+ did not answer: .*KAFKA_SECURITY_PROTOCOL=ssl/);
+    await refused({ ...tls, KAFKA_SSL_CA_LOCATION: '' }, /^Kafka at 127\.0\.0\.1:\d+ did not answer: .*KAFKA_SECURITY_PROTOCOL=ssl, check KAFKA_SSL_CA_LOCATION/);
+  });
+
+  it('mutual TLS: no client certificate, or one the broker does not trust, fails the start', { skip: noClientCert }, async () => {
+    const checkCert = /^Kafka at 127\.0\.0\.1:\d+ did not answer: .*KAFKA_SSL_CERTIFICATE_LOCATION \/ KAFKA_SSL_KEY_LOCATION/;
+    await refused({ ...tls, KAFKA_SSL_CERTIFICATE_LOCATION: '', KAFKA_SSL_KEY_LOCATION: '' }, checkCert);
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'engage-untrusted-'));
+    try {
+      const stranger = { certificate: path.join(dir, 'client.pem'), key: path.join(dir, 'client.key') };
+      execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=stranger', '-keyout', stranger.key, '-out', stranger.certificate], { stdio: 'ignore' });
+      await refused({ ...tls, KAFKA_SSL_CERTIFICATE_LOCATION: stranger.certificate, KAFKA_SSL_KEY_LOCATION: stranger.key }, checkCert);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
