@@ -21,9 +21,14 @@ export function registerStackCommand(program: Command): void {
     .command('status')
     .description('show each service, its address, whether it answers and who started it')
     .action(async () => {
-      const rows = await stackStatus(loadConfig());
+      const config = loadConfig();
+      const rows = await stackStatus(config);
       for (const r of rows) {
         process.stdout.write(`${r.name.padEnd(9)} ${r.up ? 'up  ' : 'DOWN'}  ${redact(r.url).padEnd(55)} ${r.startedByStack ? 'started by the stack' : 'not started by the stack'}${r.log ? `  log: ${r.log}` : ''}\n`);
+        if (r.name === 'kafka' && r.up && r.startedByStack) {
+          const p = config.ports;
+          process.stdout.write(`${''.padEnd(15)}also SASL_PLAINTEXT 127.0.0.1:${p.kafkaSasl}, SSL 127.0.0.1:${p.kafkaTls} (client certificate), SASL_SSL 127.0.0.1:${p.kafkaSaslTls}: docs/operations.md\n`);
+        }
       }
       if (rows.some((r) => !r.up)) process.exitCode = 1;
     });
