@@ -27,6 +27,8 @@ export function heartbeatKey(prefix: string, component: string, instance: string
   return `${prefix}hb:${component}:${instance}`;
 }
 
+const STOP_TIMEOUT_MS = 2000;
+
 export interface HeartbeatHandle {
   stop(): Promise<void>;
 }
@@ -39,13 +41,20 @@ export function startHeartbeat(
 ): HeartbeatHandle {
   const instance = `${os.hostname()}-${process.pid}`;
   const startedAt = new Date().toISOString();
-  const client = createClient({ url: config.redisUrl });
+  // Fail fast while Redis is away (no offline queue: a beat is dropped, not queued), and reconnect.
+  const client = createClient({ url: config.redisUrl, disableOfflineQueue: true, socket: { connectTimeout: 2000 } });
   client.on('error', () => undefined);
+  let connecting: Promise<unknown> | undefined;
   const key = heartbeatKey(config.REDIS_KEY_PREFIX, component, instance);
   let timer: NodeJS.Timeout | undefined;
   const beat = async () => {
     try {
-      if (!client.isOpen) await client.connect();
+      if (!client.isOpen) {
+        // The first connect's promise settles only once Redis answers: started once, never awaited
+        // (a beat is skipped until the client is ready).
+        connecting ??= client.connect().catch(() => undefined);
+      }
+      if (!client.isReady) return;
       const hb: Heartbeat = {
         component,
         instance,
@@ -65,13 +74,17 @@ export function startHeartbeat(
   timer = setInterval(() => void beat(), intervalMs);
   timer.unref();
   return {
+    /** Removes the heartbeat if Redis is there, within STOP_TIMEOUT_MS; never waits for an absent Redis. */
     async stop() {
       if (timer) clearInterval(timer);
       timer = undefined;
-      if (client.isOpen) {
-        await client.del(key).catch(() => undefined);
-        await client.quit().catch(() => undefined);
+      if (client.isReady) {
+        const removed = Promise.all([client.del(key), client.close()]).catch(() => undefined);
+        let timeout: NodeJS.Timeout | undefined;
+        await Promise.race([removed, new Promise((resolve) => (timeout = setTimeout(resolve, STOP_TIMEOUT_MS)))]);
+        clearTimeout(timeout);
       }
+      if (client.isOpen) client.destroy();
     },
   };
 }

@@ -115,6 +115,16 @@ describe('engage generate (CLI)', () => {
     assert.equal(n, rows, 'the summary counts what was committed');
   });
 
+  test('with Redis unreachable, --mode continuous writes and exits at the end of --duration (the heartbeat never holds it)', async () => {
+    await db.query('TRUNCATE engagement_events');
+    const res = await engage(['generate', '--mode', 'continuous', '--rate', '20', '--duration', '2', '--seed', '5'], { ...processEnv, REDIS_URL: 'redis://127.0.0.1:1' });
+    assert.equal(res.code, 0, res.stderr);
+    const m = /^generate continuous: ([\d,]+) rows/m.exec(res.stdout);
+    assert.ok(m, `a summary in: ${res.stdout}`);
+    const n = (await db.query<{ n: number }>('SELECT count(*)::int AS n FROM engagement_events')).rows[0]?.n;
+    assert.equal(n, Number(m[1]?.replace(/,/g, '')), 'the summary counts what was committed');
+  });
+
   test('--mode continuous is a live component: its heartbeat carries the rows it wrote, gone once it stops', async () => {
     await db.query('TRUNCATE engagement_events');
     const figures = new RunFigures(env.config.redisUrl, env.config.REDIS_KEY_PREFIX);
