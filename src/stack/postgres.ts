@@ -6,7 +6,7 @@ import path from 'node:path';
 import pg from 'pg';
 import { PipelineError, errorMessage } from '../core/errors.js';
 import { PRIVATE_DATABASE, type PrivatePorts } from '../config/load.js';
-import { isAlive, runChecked, runCheckedAsync, spawnDetached, waitUntil } from './process.js';
+import { isAlive, portTakenMessage, runChecked, runCheckedAsync, spawnDetached, tcpOpen, waitUntil } from './process.js';
 import type { ServiceState } from './state.js';
 
 /**
@@ -89,6 +89,13 @@ export async function startPrivatePostgres(stackDir: string, ports: PrivatePorts
   mkdirSync(logDir, { recursive: true });
   const dir = clusterDir(stackDir, user, previous);
   const dataDir = path.join(dir, 'data');
+  if (await tcpOpen('127.0.0.1', port)) {
+    // This cluster's own server, still running though the state lost track of it, is adopted;
+    // anything else on the port is not ours to use (nor to apply the schema to).
+    const running = postmasterPid(dataDir);
+    if (running !== undefined && isAlive(running) && (await pgAnswers(adminUrl))) return { url, startedByStack: true, pid: running, log, dataDir };
+    throw new PipelineError('STACK_START_FAILED', portTakenMessage(port, 'PostgreSQL', 'Stop it, set DATABASE_URL to use it'));
+  }
   if (!existsSync(path.join(dataDir, 'PG_VERSION'))) {
     await runCheckedAsync(path.join(bin, 'initdb'), ['-D', dataDir, '-U', PG_USER, '--auth=trust', '-E', 'UTF8', '--locale=C.UTF-8'], `initdb (log: ${log})`, { asUser: user });
     writeFileSync(

@@ -12,7 +12,7 @@ import { loadConfig, privatePorts, type Config } from '../../src/config/load.js'
 import { PipelineError } from '../../src/core/errors.js';
 import { createKafka } from '../../src/kafka/client.js';
 import { pipelineTopics } from '../../src/kafka/admin.js';
-import { checkExternalPostgres, pgAnswers } from '../../src/stack/postgres.js';
+import { checkExternalPostgres, pgAnswers, startPrivatePostgres } from '../../src/stack/postgres.js';
 import { isAlive, portHolder, tcpOpen } from '../../src/stack/process.js';
 import { startPrivateRedis } from '../../src/stack/redis.js';
 import { REPO_ROOT, stackDown, stackEnv, stackStatus, stackUp, type ServiceStatus } from '../../src/stack/stack.js';
@@ -220,6 +220,13 @@ describe('misconfigured and unreachable services', () => {
         assert.equal(err.code, 'STACK_START_FAILED');
         assert.match(err.message, new RegExp(`^port ${port} is taken by another process${named ? ` \\(node, pid ${process.pid}\\)` : ''}; the private Redis cannot start`));
         assert.match(err.message, /set REDIS_URL to use it, or set STACK_PORT_OFFSET/);
+        return true;
+      });
+      // PostgreSQL too: whatever answers on the port is not taken for the stack's own server.
+      await assert.rejects(startPrivatePostgres(path.join(tmpRoot, 'taken'), { ...privatePorts(0), postgres: port }, undefined), (err: unknown) => {
+        assert.ok(err instanceof PipelineError);
+        assert.equal(err.code, 'STACK_START_FAILED');
+        assert.match(err.message, new RegExp(`^port ${port} is taken by another process.*; the private PostgreSQL cannot start\\. Stop it, set DATABASE_URL to use it`));
         return true;
       });
     } finally {
