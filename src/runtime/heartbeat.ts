@@ -51,8 +51,11 @@ export function startHeartbeat(
     try {
       if (!client.isOpen) {
         // The first connect's promise settles only once Redis answers: started once, never awaited
-        // (a beat is skipped until the client is ready).
-        connecting ??= client.connect().catch(() => undefined);
+        // (beats are skipped until the client is ready; the first one is sent as soon as it is).
+        connecting ??= client.connect().then(
+          () => beat(),
+          () => undefined,
+        );
       }
       if (!client.isReady) return;
       const hb: Heartbeat = {
