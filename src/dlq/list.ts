@@ -1,8 +1,8 @@
 import type { Config } from '../config/load.js';
 import type { DlqEntry } from '../core/types.js';
 import { parseDlqEntry } from '../runtime/sink-decode.js';
-import { readTopicRange } from './read.js';
-import { committedOffsets, isReplayableStage, replayGroupId } from './replay.js';
+import { assertKafkaReachable, readTopicRange } from './read.js';
+import { checkStage, committedOffsets, isReplayableStage, replayGroupId } from './replay.js';
 
 /**
  * `engage dlq list`: reads the whole DLQ topic (bounded by its high watermark at the start) and
@@ -36,11 +36,14 @@ export interface DlqListing {
 }
 
 export interface DlqListOptions {
+  /** Only entries of this stage; one no stage parks entries as is a USAGE error (replay.ts `checkStage`). */
   stage?: string;
   limit?: number;
 }
 
 export async function listDlq(config: Config, opts: DlqListOptions = {}): Promise<DlqListing> {
+  if (opts.stage !== undefined) checkStage(opts.stage, 'list');
+  await assertKafkaReachable(config);
   const limit = opts.limit ?? 20;
   const kept: DlqListed[] = [];
   const listing: DlqListing = { entries: kept, total: 0, matched: 0, unreadable: 0, byStage: {}, toReplayByStage: {}, byCode: {} };

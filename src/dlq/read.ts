@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Config } from '../config/load.js';
 import { PipelineError } from '../core/errors.js';
+import { createTopics } from '../kafka/admin.js';
 import { createConsumer, createKafka, type AssignedPartition } from '../kafka/client.js';
 
 /**
@@ -12,6 +13,16 @@ import { createConsumer, createKafka, type AssignedPartition } from '../kafka/cl
  * markers or aborted records, which may sit at a partition's tail — a partition with no new message
  * for `idleMs` once it was assigned. `lastOffsets` reports the last record actually read.
  */
+
+/**
+ * Resolves once the brokers answer a metadata request; otherwise rejects with SERVICE_UNREACHABLE
+ * naming the brokers and what to check (not a librdkafka stack trace). The DLQ commands call it
+ * before their first Kafka client, so an unreachable Kafka is reported like the sinks report it.
+ * (createTopics with no topic is that check: it connects, lists the topics and creates nothing.)
+ */
+export async function assertKafkaReachable(config: Config): Promise<void> {
+  await createTopics(config, `${config.KAFKA_CLIENT_ID}-dlq`, []);
+}
 
 export interface ReadMessage {
   topic: string;

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, test } from 'node:test';
 import { main } from '../../src/cli/main.js';
+import { PipelineError } from '../../src/core/errors.js';
 import type { DlqEntry } from '../../src/core/types.js';
 import { formatListing, listDlq } from '../../src/dlq/list.js';
 import { ensureTopics } from '../../src/kafka/admin.js';
@@ -44,8 +45,8 @@ function childEnv(): Record<string, string> {
  * Runs the CLI in this process (this test file's own process: its environment is ours to set).
  * Only stderr is captured: stdout carries the test runner's own report.
  */
-async function inProcess(args: string[]): Promise<{ code: number; stderr: string }> {
-  Object.assign(process.env, childEnv());
+async function inProcess(args: string[], extraEnv: Record<string, string> = {}): Promise<{ code: number; stderr: string }> {
+  Object.assign(process.env, childEnv(), extraEnv);
   let stderr = '';
   const err = process.stderr.write.bind(process.stderr);
   process.stderr.write = ((chunk: string | Uint8Array) => ((stderr += String(chunk)), true)) as typeof process.stderr.write;
@@ -114,4 +115,27 @@ test('usage errors exit 2', { timeout: 60000 }, async () => {
   const missing = await inProcess(['dlq', 'replay']);
   assert.equal(missing.code, 2);
   assert.match(missing.stderr, /--stage/);
+  // A typo in list's --stage is refused like replay's, not shown as an empty stage.
+  const stage = await inProcess(['dlq', 'list', '--stage', 'nonsense']);
+  assert.deepEqual([stage.code, stage.stderr], [2, 'engage: USAGE: no DLQ stage "nonsense": use processor, sink:<name> or backfill\n']);
+  for (const cmd of ['list', 'replay']) {
+    const sink = await inProcess(['dlq', cmd, '--stage', 'sink:reddis']);
+    assert.equal(sink.code, 2, cmd);
+    assert.match(sink.stderr, /^engage: USAGE: unknown sink "reddis"; known: .*redis/, cmd);
+  }
+  assert.equal((await listDlq(env.config, { stage: 'backfill' })).matched, 0, 'backfill is a stage list shows (not one replay takes)');
+});
+
+test('an unreachable Kafka is a SERVICE_UNREACHABLE naming its address, not a librdkafka trace', { timeout: 30000 }, async () => {
+  const unreachable = { ...env.config, kafkaBrokers: ['127.0.0.1:1'] };
+  const [list, replay] = await Promise.all([
+    listDlq(unreachable).then(() => undefined, (err: unknown) => err),
+    inProcess(['dlq', 'replay', '--stage', 'processor', '--dry-run'], { KAFKA_BOOTSTRAP_SERVERS: '127.0.0.1:1', LOG_LEVEL: 'silent' }),
+  ]);
+  assert.ok(list instanceof PipelineError, String(list));
+  assert.equal(list.code, 'SERVICE_UNREACHABLE');
+  assert.match(list.message, /^Kafka at 127\.0\.0\.1:1 did not answer: .*KAFKA_SECURITY_PROTOCOL/);
+  assert.equal(replay.code, 1);
+  assert.match(replay.stderr, /^engage: SERVICE_UNREACHABLE: Kafka at 127\.0\.0\.1:1 did not answer: /m);
+  assert.doesNotMatch(replay.stderr, /createLibrdkafkaError|\n\s+at /);
 });

@@ -5,12 +5,13 @@ import { createLogger } from '../../src/core/logger.js';
 import type { DlqEntry, EnrichedEvent } from '../../src/core/types.js';
 import { listDlq } from '../../src/dlq/list.js';
 import { readTopicRange } from '../../src/dlq/read.js';
-import { replayDlq, replayGroupId } from '../../src/dlq/replay.js';
+import { formatReplayResult, replayDlq, replayGroupId } from '../../src/dlq/replay.js';
 import { ensureTopics } from '../../src/kafka/admin.js';
+import { startProcessor } from '../../src/processor/processor.js';
 import { startSinkRunner } from '../../src/runtime/sink-runner.js';
 import { createTestEnv, type TestEnv } from '../helpers/env.js';
 import { createMemoryStore, memoryCount, memorySinkFactory, type MemoryVariant } from '../helpers/memory-sink.js';
-import { deleteGroup, enrichedEvent, eventMessages, produce, readDlq, waitCaughtUp } from '../helpers/sink-harness.js';
+import { deleteGroup, enrichedEvent, eventMessages, produce, readDlq, waitCaughtUp, waitUntil } from '../helpers/sink-harness.js';
 
 /** `engage dlq list | replay` on the real stack, with the in-memory sink standing in for a real one. */
 
@@ -108,19 +109,36 @@ for (const variant of ['idempotent', 'offsets'] as MemoryVariant[]) {
   });
 }
 
-test('processor entries go back to their source topic, exactly once', { timeout: 60000 }, async () => {
+test('processor entries go back to their source topic, exactly once; the processor judges them later and parks a reject as a new entry', { timeout: 60000 }, async () => {
   const config = configFor('replay-processor');
   await ensureTopics(config);
   const originals = ['{"op":"c","n":1}', '{"op":"c","n":2}', 'not even json'];
   await produce(config, config.KAFKA_TOPIC_DLQ, [
-    ...originals.map((v, i) => ({ key: null, value: JSON.stringify({ ...foreignEntry('processor', config.KAFKA_TOPIC_ENGAGEMENT_EVENTS, v), key: `key-${i}` }) })),
+    ...originals.map((v, i) => ({ key: null, value: JSON.stringify({ ...foreignEntry('processor', config.KAFKA_TOPIC_ENGAGEMENT_EVENTS, v), key: `key-${i}`, attempts: 2 }) })),
     { key: null, value: JSON.stringify(foreignEntry('sink:redis', config.KAFKA_TOPIC_ENRICHED, '{}')) },
   ]);
   const first = await replayDlq(config, log, { stage: 'processor' });
-  assert.deepEqual([first.pending, first.replayed], [3, 3]);
+  assert.deepEqual([first.pending, first.replayed, first.failedAgain], [3, 3, null], 'what fails again is not known when the replay returns');
+  const summary = formatReplayResult(first);
+  assert.match(summary, /re-sent 3 to their source topic for the processor to judge again/);
+  assert.match(summary, /parked again as a new entry \(attempts 1/);
+  assert.doesNotMatch(summary, /failed again/);
   const again = await replayDlq(config, log, { stage: 'processor' });
   assert.deepEqual([again.pending, again.replayed], [0, 0]);
   const seen: Array<[string | null, string]> = [];
   await readTopicRange(config, config.KAFKA_TOPIC_ENGAGEMENT_EVENTS, (m) => seen.push([m.key?.toString() ?? null, m.value?.toString() ?? '']));
   assert.deepEqual(seen.sort(), originals.map((v, i) => [`key-${i}`, v] as [string, string]).sort(), 'each original once, with its key');
+
+  // What the summary promises: the processor, once it runs, rejects them again as new entries.
+  const proc = await startProcessor(config, log);
+  try {
+    const reparked = async () => (await readDlq(config)).filter((e) => e.stage === 'processor' && e.attempts === 1);
+    await waitUntil('the processor parks the re-sent records again', async () => (await reparked()).length === originals.length, 30000);
+    const values = (await reparked()).map((e) => Buffer.from(e.value_base64 ?? '', 'base64').toString()).sort();
+    assert.deepEqual(values, [...originals].sort());
+  } finally {
+    await proc.stop();
+  }
+  const listing = await listDlq(config, { stage: 'processor' });
+  assert.equal(listing.toReplayByStage.processor, originals.length, 'the new entries are left to replay');
 });
