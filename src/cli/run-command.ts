@@ -2,11 +2,33 @@ import path from 'node:path';
 import type { Command } from 'commander';
 import { loadConfig } from '../config/load.js';
 import { PipelineError } from '../core/errors.js';
+import { portHolder, tcpOpen } from '../stack/process.js';
 import { stackUp } from '../stack/stack.js';
 import { RunFigures } from '../supervisor/run-figures.js';
 import { Supervisor, componentSpecs, formatStatus } from '../supervisor/supervisor.js';
 
 const SINKS = ['redis', 'warehouse', 'external'];
+
+interface Listener {
+  host: string;
+  port: number;
+  what: string;
+  fix: string;
+}
+
+/**
+ * Fails before anything starts when a port `engage run` would listen on is held by another process:
+ * a supervised component would only crash and be restarted forever, and another server on the
+ * receiver's port would be sent the external sink's events.
+ */
+async function refuseTakenPorts(listeners: Listener[]): Promise<void> {
+  for (const l of listeners) {
+    const probeHost = l.host === '0.0.0.0' || l.host === '::' ? '127.0.0.1' : l.host;
+    if (l.port === 0 || !(await tcpOpen(probeHost, l.port))) continue;
+    const holder = portHolder(l.port);
+    throw new PipelineError('SERVICE_MISCONFIGURED', `port ${l.port} on ${l.host}, for ${l.what}, is taken by another process${holder ? ` (${holder})` : ''}: stop it or ${l.fix}`);
+  }
+}
 
 /** `engage run`: brings the stack up, then supervises every component until Ctrl-C. */
 export function registerRunCommand(program: Command): void {
@@ -28,6 +50,10 @@ export function registerRunCommand(program: Command): void {
       const unknown = sinks.filter((s) => !SINKS.includes(s));
       if (unknown.length > 0) throw new PipelineError('USAGE', `--sinks accepts ${SINKS.join(', ')}; unknown: ${unknown.join(', ')}`);
       const config = loadConfig();
+      await refuseTakenPorts([
+        ...(opts.api ? [{ host: config.API_HOST, port: config.API_PORT, what: 'the monitoring API', fix: 'set API_PORT (or run with --no-api)' }] : []),
+        ...(opts.withReceiver ? [{ host: '127.0.0.1', port: config.EXTERNAL_RECEIVER_PORT, what: "the reference receiver (the external sink would post the events to whatever holds it)", fix: 'set EXTERNAL_RECEIVER_PORT' }] : []),
+      ]);
       process.stdout.write('engage run: bringing the stack up…\n');
       await stackUp(config, { onReady: (s, ms) => process.stdout.write(`  ${s.name.padEnd(9)} ready in ${(ms / 1000).toFixed(1)} s (${s.startedByStack ? 'private' : 'yours'})\n`) });
       const logDir = path.resolve('data', 'logs');

@@ -1,6 +1,7 @@
 import { timingSafeEqual } from 'node:crypto';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { ZodError } from 'zod';
+import { PipelineError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { parseAuthHeader } from '../sinks/external/http-client.js';
 import { IDEMPOTENCY_HEADER } from '../sinks/external/wire-format.js';
@@ -146,6 +147,9 @@ export async function startReceiver(opts: ReceiverOptions = {}): Promise<Running
     await app.listen({ port: opts.port ?? 0, host });
   } catch (err) {
     await store.close();
+    if ((err as { code?: unknown }).code === 'EADDRINUSE') {
+      throw new PipelineError('SERVICE_MISCONFIGURED', `port ${opts.port} on ${host} is taken: stop what uses it, or set EXTERNAL_RECEIVER_PORT (or --port)`, { cause: err });
+    }
     throw err;
   }
   const addr = app.server.address();

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -150,6 +151,26 @@ describe('engage run', () => {
     assert.equal(res.status, 2, res.stderr);
     assert.match(res.stderr, /--status-every accepts a number of seconds, 1 or more \(got "soon"\)/);
     assert.doesNotMatch(res.stdout, /bringing the stack up/);
+  });
+
+  it('refuses, before starting anything, a receiver or API port another process holds', async () => {
+    const holder = net.createServer();
+    await new Promise<void>((resolve) => holder.listen(0, '127.0.0.1', resolve));
+    const port = (holder.address() as net.AddressInfo).port;
+    try {
+      // The kernel completes the probe's connection from its backlog while spawnSync blocks this loop.
+      const engageRun = (args: string[], extra: Record<string, string>) =>
+        spawnSync(process.execPath, [path.join(ROOT, 'bin/engage.mjs'), 'run', ...args], { cwd, env: { ...process.env, ...env.env, ...extra }, encoding: 'utf8' });
+      const receiver = engageRun(['--with-receiver', '--no-api'], { EXTERNAL_RECEIVER_PORT: String(port) });
+      assert.equal(receiver.status, 1, receiver.stderr);
+      assert.match(receiver.stderr, new RegExp(`SERVICE_MISCONFIGURED: port ${port} on 127\\.0\\.0\\.1, for the reference receiver .* is taken by another process.*: stop it or set EXTERNAL_RECEIVER_PORT`));
+      assert.doesNotMatch(receiver.stdout, /bringing the stack up/);
+      const api = engageRun([], { API_PORT: String(port) });
+      assert.equal(api.status, 1, api.stderr);
+      assert.match(api.stderr, new RegExp(`port ${port} on 127\\.0\\.0\\.1, for the monitoring API, is taken .*set API_PORT \\(or run with --no-api\\)`));
+    } finally {
+      holder.close();
+    }
   });
 
   it('prints each stage\'s figures and stops every component cleanly on SIGINT', { timeout: 180_000 }, async () => {
