@@ -150,6 +150,7 @@ describe('dashboard', () => {
     await page.locator('#freshness tbody tr', { hasText: 'sink-redis' }).waitFor({ timeout: 15_000 });
     const fresh = await page.locator('#freshness tbody tr', { hasText: 'sink-redis' }).innerText();
     assert.match(fresh, /\d+(\.\d)? (ms|s)/, fresh);
+    assert.match(fresh, /sink-redis \(≤ 5 s\)/, 'each stage with its promise');
     await page.locator('#lags tbody tr', { hasText: 'consumer lag' }).waitFor({ timeout: 15_000 });
     assert.equal((await page.locator('#dlq-total').innerText()).trim(), '0');
     await waitFor('overall status healthy', () => page.locator('#overall').innerText(), (s) => s === 'healthy', 15_000, 500);

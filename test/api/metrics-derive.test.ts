@@ -154,6 +154,7 @@ describe('MetricsSummarizer', () => {
     const fr = second.freshness.find((f) => f.stage === 'sink-redis');
     assert.equal(fr?.basis, 'window');
     assert.equal(fr?.count, 100);
+    assert.equal(fr?.target_seconds, 5, "Redis's freshness promise");
     assert.ok(fr?.p50 !== null && fr?.p50 !== undefined && fr.p50 > 0.1 && fr.p50 <= 0.25, `p50 ${fr?.p50}`);
     assert.ok(fr?.p99 !== null && fr?.p99 !== undefined && fr.p99 > 2 && fr.p99 <= 5, `p99 ${fr?.p99}`);
     assert.equal(second.dlq_total, 2);

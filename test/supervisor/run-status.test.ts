@@ -41,7 +41,7 @@ describe('status-line figures (pure)', () => {
           { stage: 'sink-redis', metric: 'engage_sink_consumer_lag', unit: 'records', value: 345 },
           { stage: 'api', metric: 'engage_api_lag', unit: 'records', value: 9 },
         ],
-        freshness: [{ stage: 'sink-redis', metric: 'engage_sink_freshness_seconds', basis: 'window', count: 40, p50: 0.2, p95: 0.4, p99: 0.45, unit: 'seconds' }],
+        freshness: [{ stage: 'sink-redis', metric: 'engage_sink_freshness_seconds', basis: 'window', count: 40, p50: 0.2, p95: 0.4, p99: 0.45, unit: 'seconds', target_seconds: 5 }],
         dlq: [
           { stage: 'sink-redis', metric: 'engage_sink_dlq_total', total: 2, per_second: 0 },
           { stage: 'sink-redis', metric: 'engage_sink_redis_dlq_total', total: 1, per_second: 0 },

@@ -80,13 +80,14 @@ function renderMetrics(m) {
     { text: t.stage }, { text: fmtRate(t.per_second), cls: 'num' }, { text: fmtInt.format(t.total), cls: 'num' },
   ]), 'no stage has reported records yet', 3);
 
-  const slow = (v, unit) => {
+  // Red above the stage's promise (target_seconds), amber above a fifth of it.
+  const slow = (v, unit, target) => {
     const s = v === null ? 0 : unit === 'ms' ? v / 1000 : v;
-    return s > 5 ? 'num bad' : s > 1 ? 'num warn' : 'num';
+    return s > target ? 'num bad' : s > target / 5 ? 'num warn' : 'num';
   };
   fillRows('freshness', m.freshness.map((f) => [
-    { text: f.stage }, { text: fmtDuration(f.p50, f.unit), cls: slow(f.p50, f.unit) },
-    { text: fmtDuration(f.p95, f.unit), cls: slow(f.p95, f.unit) }, { text: fmtDuration(f.p99, f.unit), cls: slow(f.p99, f.unit) },
+    { text: `${f.stage} (≤ ${f.target_seconds} s)` }, { text: fmtDuration(f.p50, f.unit), cls: slow(f.p50, f.unit, f.target_seconds) },
+    { text: fmtDuration(f.p95, f.unit), cls: slow(f.p95, f.unit, f.target_seconds) }, { text: fmtDuration(f.p99, f.unit), cls: slow(f.p99, f.unit, f.target_seconds) },
     { text: fmtInt.format(f.count), cls: 'num' },
   ]), 'no sink has reported freshness yet', 5);
 

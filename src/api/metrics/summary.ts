@@ -1,4 +1,5 @@
 import type { LiveHeartbeat, PromMetric, PromSample } from '../heartbeats.js';
+import { freshnessTarget } from './freshness-targets.js';
 import { compareStages, flowPreference, isDlq, isFreshness, isLag, lagUnit, stageOf, type LagUnit } from './classify.js';
 import { RATE_WINDOW_MS, SeriesHistory, seriesKey } from './history.js';
 import { labelSource, mergeFamilies, type MetricSource } from './merge.js';
@@ -23,6 +24,8 @@ export interface FreshnessEntry {
   p95: number | null;
   p99: number | null;
   unit: 'seconds' | 'ms';
+  /** The stage's freshness promise in seconds (freshness-targets.ts). */
+  target_seconds: number;
 }
 export interface DlqEntry { stage: string; metric: string; total: number; per_second: number | null }
 export interface ComponentEntry { component: string; instance: string; uptime_seconds: number; heartbeat_age_seconds: number }
@@ -147,6 +150,7 @@ export class MetricsSummarizer {
           p95: roundOrNull(histogramQuantile(0.95, chosen)),
           p99: roundOrNull(histogramQuantile(0.99, chosen)),
           unit: /_ms$/.test(m.name) ? 'ms' : 'seconds',
+          target_seconds: freshnessTarget(stage),
         });
       }
     }
