@@ -4,6 +4,7 @@ import dotenv from 'dotenv';
 import { PipelineError } from '../core/errors.js';
 import { envSchema, type Env } from './schema.js';
 import { readStackState } from '../stack/state.js';
+import { formatUnknownSetting, unknownSettings } from './unknown-settings.js';
 
 /** The validated configuration, with the service URLs resolved (explicit or private stack). */
 export interface Config extends Env {
@@ -77,10 +78,22 @@ export function privateUrls(offset = 0): { databaseUrl: string; kafka: string; r
   };
 }
 
+let warnedUnknown = false;
+
+/** Prints, once per process, the variables that look like settings but are none (unknown-settings.ts). */
+function warnUnknownSettingsOnce(source: NodeJS.ProcessEnv): void {
+  if (warnedUnknown) return;
+  warnedUnknown = true;
+  for (const u of unknownSettings(source)) process.stderr.write(`${formatUnknownSetting(u)}\n`);
+}
+
 /** Loads and validates the configuration. Service URLs left unset resolve to the private stack
  *  (recorded in `<STACK_DIR>/state.json` by `engage stack up`, else its fixed private ports). */
 export function loadConfig(source: NodeJS.ProcessEnv = process.env, cwd = process.cwd()): Config {
-  if (source === process.env) loadDotenv(cwd);
+  if (source === process.env) {
+    loadDotenv(cwd);
+    warnUnknownSettingsOnce(source);
+  }
   const env = parseEnv(source);
   const stackDir = path.resolve(cwd, env.STACK_DIR);
   const state = readStackState(stackDir);

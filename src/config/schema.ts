@@ -149,7 +149,7 @@ export const envSchema = z.object({
   STACK_KAFKA_HEAP: z.string().regex(/^[1-9]\d*[mMgG]$/, { message: 'accepts a JVM heap size in megabytes or gigabytes, such as 512m or 1g' }).default('1g'),
   /** Set by `engage run` on the components it starts: a component exits when that process is gone. */
   SUPERVISOR_PID: int(1).optional(),
-  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], { message: 'accepts fatal, error, warn, info, debug, trace or silent' }).default('info'),
 }).superRefine((env, ctx) => {
   const protocol = env.KAFKA_SECURITY_PROTOCOL;
   if (protocol.startsWith('sasl_')) {

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { kafkaSecurity, parseEnv } from '../../src/config/load.js';
+import { formatUnknownSetting, knownSettings, unknownSettings } from '../../src/config/unknown-settings.js';
 import { envSchema } from '../../src/config/schema.js';
 import { PipelineError } from '../../src/core/errors.js';
 
@@ -101,4 +102,16 @@ test('Kafka security: a sasl protocol needs its credentials; the settings become
     { KAFKA_SSL_CERTIFICATE_LOCATION: ca, KAFKA_SSL_KEY_LOCATION: ca },
     `KAFKA_SSL_CERTIFICATE_LOCATION=${JSON.stringify(ca)}: applies only with KAFKA_SECURITY_PROTOCOL=ssl or sasl_ssl (it is plaintext)`,
   );
+});
+
+test('a variable that looks like a setting but is none is named, with the setting it likely meant', () => {
+  const found = unknownSettings({ KAFKA_BROKERS: 'k:9092', REDIS_UR: 'redis://x', STACK_PORT_OFSET: '3', KAFKA_TOPIC_WHATEVER_ELSE_ENTIRELY: 'x', BATCH_SIZE: '5', HOME: '/root', PATH: '/bin' });
+  assert.deepEqual(found, [
+    { name: 'KAFKA_BROKERS', suggestion: 'KAFKA_BOOTSTRAP_SERVERS' },
+    { name: 'KAFKA_TOPIC_WHATEVER_ELSE_ENTIRELY', suggestion: undefined },
+    { name: 'REDIS_UR', suggestion: 'REDIS_URL' },
+    { name: 'STACK_PORT_OFSET', suggestion: 'STACK_PORT_OFFSET' },
+  ]);
+  assert.equal(formatUnknownSetting(found[0]!), 'engage: warning: KAFKA_BROKERS is not a setting of engage and is ignored (did you mean KAFKA_BOOTSTRAP_SERVERS?); see .env.example');
+  assert.deepEqual(unknownSettings(Object.fromEntries(knownSettings().map((k) => [k, 'x']))), [], 'every setting of the schema is known');
 });

@@ -1,0 +1,63 @@
+import { envSchema } from './schema.js';
+
+/**
+ * Environment variables that look like this project's settings but are none of them: a name from
+ * another tool (KAFKA_BROKERS) or a typo (REDIS_UR) would otherwise be ignored without a word while
+ * the default is used. Pure; loadConfig prints the warnings once per process.
+ */
+
+/** The prefixes of the settings in schema.ts; a variable with one of them is expected to be a setting. */
+const PREFIXES = ['DATABASE_', 'KAFKA_', 'REDIS_', 'DUCKDB_', 'BIGQUERY_', 'WAREHOUSE_', 'EXTERNAL_', 'PROCESSOR_', 'CDC_', 'SINK_', 'API_', 'STACK_', 'BATCH_', 'CONTENT_', 'BACKFILL_', 'GENERATOR_'];
+
+/** Names other tools use for what a setting of ours does. */
+const ALIASES: Readonly<Record<string, string>> = {
+  KAFKA_BROKERS: 'KAFKA_BOOTSTRAP_SERVERS',
+  KAFKA_BROKER: 'KAFKA_BOOTSTRAP_SERVERS',
+  KAFKA_BOOTSTRAP_SERVER: 'KAFKA_BOOTSTRAP_SERVERS',
+  KAFKA_URL: 'KAFKA_BOOTSTRAP_SERVERS',
+  DATABASE_URI: 'DATABASE_URL',
+  REDIS_HOST: 'REDIS_URL',
+  REDIS_PORT: 'REDIS_URL',
+  REDIS_URI: 'REDIS_URL',
+  BIGQUERY_PROJECT: 'BIGQUERY_PROJECT_ID',
+  BIGQUERY_DATASET: 'BIGQUERY_DATASET_ID',
+};
+
+export interface UnknownSetting {
+  name: string;
+  suggestion: string | undefined;
+}
+
+export function knownSettings(): string[] {
+  return Object.keys(envSchema.shape);
+}
+
+/** Edit distance, for suggesting the setting a typo meant (names are short: a plain DP table). */
+function distance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const cur = [i];
+    for (let j = 1; j <= b.length; j++) cur[j] = Math.min((prev[j] ?? 0) + 1, (cur[j - 1] ?? 0) + 1, (prev[j - 1] ?? 0) + (a[i - 1] === b[j - 1] ? 0 : 1));
+    prev = cur;
+  }
+  return prev[b.length] ?? 0;
+}
+
+export function unknownSettings(source: NodeJS.ProcessEnv, known: readonly string[] = knownSettings()): UnknownSetting[] {
+  const names = new Set(known);
+  const out: UnknownSetting[] = [];
+  for (const name of Object.keys(source).sort()) {
+    if (names.has(name) || !PREFIXES.some((p) => name.startsWith(p))) continue;
+    let suggestion = ALIASES[name];
+    if (suggestion === undefined) {
+      const [best] = known.map((k) => ({ k, d: distance(name, k) })).sort((x, y) => x.d - y.d);
+      if (best && best.d <= 3) suggestion = best.k;
+    }
+    out.push({ name, suggestion });
+  }
+  return out;
+}
+
+export function formatUnknownSetting(u: UnknownSetting): string {
+  return `engage: warning: ${u.name} is not a setting of engage and is ignored${u.suggestion ? ` (did you mean ${u.suggestion}?)` : ''}; see .env.example`;
+}
