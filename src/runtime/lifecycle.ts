@@ -89,10 +89,12 @@ export async function runComponent(
   heartbeat = startHeartbeat(config, name, () => component?.status?.() ?? {});
   log.info(`${name} running`);
   if (component.done) {
+    let outcome = 'failed';
     try {
       await component.done;
+      outcome = 'finished';
     } finally {
-      await stop('finished');
+      await stop(outcome);
     }
   } else {
     await new Promise<void>((resolve) => abort.signal.addEventListener('abort', () => resolve(), { once: true }));
