@@ -17,7 +17,7 @@ import { runCheckedAsync } from './process.js';
 
 export interface BrokerTls {
   keystore: string;
-  /** The certificates a client's must chain to (the stack's client certificate). */
+  /** What a client's certificate must chain to: the stack's client certificate itself. */
   truststore: string;
   password: string;
   /** The certificate clients trust: `<STACK_DIR>/kafka/tls/ca.pem`. */
