@@ -95,12 +95,15 @@ function renderMetrics(m) {
     { text: l.stage }, { text: l.metric.replace(/^engage_(cdc|processor|sink)_/, '').replace(/_/g, ' ') }, { text: fmtLag(l), cls: 'num' },
   ]), 'no lag reported', 3);
 
+  // Red while records are being parked; amber for records parked earlier (replayed or not:
+  // these are counters since the processes started; `engage dlq list` says what is left to replay).
+  const parking = (d) => d.per_second !== null && d.per_second > 0;
   fillRows('dlq', m.dlq.map((d) => [
-    { text: d.stage }, { text: fmtInt.format(d.total), cls: d.total > 0 ? 'num bad' : 'num' }, { text: fmtRate(d.per_second), cls: 'num' },
+    { text: d.stage }, { text: fmtInt.format(d.total), cls: parking(d) ? 'num bad' : d.total > 0 ? 'num warn' : 'num' }, { text: fmtRate(d.per_second), cls: 'num' },
   ]), 'no DLQ counter reported', 3);
   const badge = $('dlq-total');
   badge.textContent = fmtInt.format(m.dlq_total);
-  badge.className = m.dlq_total > 0 ? 'badge bad' : 'badge';
+  badge.className = m.dlq.some(parking) ? 'badge bad' : m.dlq_total > 0 ? 'badge warn' : 'badge';
 }
 
 function renderTop(data) {
