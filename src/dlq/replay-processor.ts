@@ -3,13 +3,16 @@ import { errorMessage, PipelineError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { createConsumer, createKafka, transactionalProducer } from '../kafka/client.js';
 import { sleep } from '../runtime/retry.js';
+import { DLQ_ATTEMPTS_HEADER } from '../processor/dlq.js';
 import { parseDlqEntry } from '../runtime/sink-decode.js';
 
 /**
  * Replays the processor's DLQ entries: the original bytes go back, with their original key, to the
- * topic they came from, for the processor to judge again. Exactly once within Kafka: each DLQ
- * batch is re-produced in one transaction together with the replay group's offsets (the same
- * consume-transform-produce pattern as the processor), so an interrupted replay repeats nothing.
+ * topic they came from, for the processor to judge again; a header carries the entry's attempts,
+ * so one the processor rejects again is parked with attempts + 1 (src/processor/dlq.ts).
+ * Exactly once within Kafka: each DLQ batch is re-produced in one transaction together with the
+ * replay group's offsets (the same consume-transform-produce pattern as the processor), so an
+ * interrupted replay repeats nothing.
  */
 
 export interface ProcessorReplayResult {
@@ -47,12 +50,13 @@ export async function replayProcessorStage(
           next.set(batch.partition, end);
           return;
         }
-        const out = new Map<string, Array<{ key: Buffer | null; value: Buffer | null }>>();
+        const out = new Map<string, Array<{ key: Buffer | null; value: Buffer | null; headers: Record<string, string> }>>();
         for (const m of inRange) {
           const e = parseDlqEntry(m.value);
           if (!e || e.stage !== 'processor') continue;
           const list = out.get(e.topic) ?? [];
-          list.push({ key: e.key === null ? null : Buffer.from(e.key), value: e.value_base64 === null ? null : Buffer.from(e.value_base64, 'base64') });
+          const attempts = typeof e.attempts === 'number' && e.attempts > 0 ? e.attempts : 1;
+          list.push({ key: e.key === null ? null : Buffer.from(e.key), value: e.value_base64 === null ? null : Buffer.from(e.value_base64, 'base64'), headers: { [DLQ_ATTEMPTS_HEADER]: String(attempts) } });
           out.set(e.topic, list);
         }
         const nextOffset = (BigInt(last.offset) + 1n).toString();

@@ -40,7 +40,7 @@ export interface ReplayResult {
   /**
    * Sink stage: records the sink refused again, parked again (same stage, attempts + 1). Processor
    * stage: null, not known here — the processor judges the re-sent records later, on its own, and
-   * one it rejects again is parked as a new entry (attempts 1), to replay like any other.
+   * one it rejects again is parked as a new entry (attempts + 1), to replay like any other.
    */
   failedAgain: number | null;
 }
@@ -131,7 +131,7 @@ export function formatReplayResult(r: ReplayResult): string {
   else if (r.failedAgain === null) {
     lines.push(
       `re-sent ${r.replayed} to their source topic for the processor to judge again, once it runs; this command does not wait for its verdict: ` +
-        'one it rejects again is parked again as a new entry (attempts 1; see engage dlq list --stage processor)',
+        'one it rejects again is parked again as a new entry (attempts + 1; see engage dlq list --stage processor)',
     );
   } else lines.push(`replayed ${r.replayed}, failed again ${r.failedAgain} (parked again with attempts + 1)`);
   return `${lines.join('\n')}\n`;

@@ -2,7 +2,7 @@ import { performance } from 'node:perf_hooks';
 import type { PipelineError } from '../core/errors.js';
 import type { ContentRow, QualityFlag } from '../core/types.js';
 import { decodeChange } from './decode.js';
-import { processorDlqEntry, type SourceRecord } from './dlq.js';
+import { priorAttempts, processorDlqEntry, type SourceRecord } from './dlq.js';
 import { enrichValidated, lengthFlag } from './enrich.js';
 import { enrichedJson } from './enriched-json.js';
 import { reasonOf } from './reasons.js';
@@ -39,6 +39,8 @@ export interface BatchMessage {
   offset: number;
   key?: Buffer | string | null;
   value: Buffer | null;
+  /** Read only for a rejected record (a DLQ replay's attempts, dlq.ts). */
+  headers?: Array<Record<string, string | Buffer>>;
 }
 
 export interface ConsumedBatch {
@@ -87,7 +89,7 @@ export async function transformBatch(batch: ConsumedBatch, fetchedAt: number, ct
   const accepted: Accepted[] = [];
   const reject = (i: number, err: PipelineError) => {
     const m = messages[i] as BatchMessage;
-    const rec: SourceRecord = { topic: batch.topic, partition: batch.partition, offset: String(m.offset), key: typeof m.key === 'string' ? Buffer.from(m.key) : (m.key ?? null), value: m.value };
+    const rec: SourceRecord = { topic: batch.topic, partition: batch.partition, offset: String(m.offset), key: typeof m.key === 'string' ? Buffer.from(m.key) : (m.key ?? null), value: m.value, priorAttempts: priorAttempts(m.headers) };
     const key = rec.key === null ? null : rec.key.toString('utf8');
     slots[i] = { topic: ctx.dlqTopic, key, value: JSON.stringify(processorDlqEntry(rec, err, now)) };
     bump(out.dlq, reasonOf(err));

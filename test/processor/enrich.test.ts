@@ -4,7 +4,7 @@ import type { ContentRow, EngagementEventRow, QualityFlag } from '../../src/core
 import { decodeContentChange, type ContentChange } from '../../src/processor/content-decode.js';
 import { MAX_VERSIONS, applyContentChange, contentAt, isKnown, type ContentVersions } from '../../src/processor/content-versions.js';
 import { decodeChange, sourceLsnOf } from '../../src/processor/decode.js';
-import { processorDlqEntry } from '../../src/processor/dlq.js';
+import { DLQ_ATTEMPTS_HEADER, priorAttempts, processorDlqEntry } from '../../src/processor/dlq.js';
 import { enrichEvent, type EnrichMeta } from '../../src/processor/enrich.js';
 import { reasonOf } from '../../src/processor/reasons.js';
 import { enrichedJson } from '../../src/processor/enriched-json.js';
@@ -257,7 +257,7 @@ describe('processorDlqEntry and parseTimestamp', () => {
     const value = Buffer.from([0x00, 0xff, 0x10]);
     const res = decodeChange(value);
     assert.ok(res.kind === 'reject');
-    const entry = processorDlqEntry({ topic: 't', partition: 2, offset: '17', key: Buffer.from('{"id":"9"}'), value }, res.error, NOW);
+    const entry = processorDlqEntry({ topic: 't', partition: 2, offset: '17', key: Buffer.from('{"id":"9"}'), value, priorAttempts: 0 }, res.error, NOW);
     assert.deepEqual(entry, {
       reason: res.error.message,
       code: 'DECODE_FAILED',
@@ -271,6 +271,16 @@ describe('processorDlqEntry and parseTimestamp', () => {
       attempts: 1,
     });
     assert.deepEqual(Buffer.from(entry.value_base64 ?? '', 'base64'), value);
+  });
+
+  it('counts the attempts a replayed record carries in its header', () => {
+    const res = decodeChange(Buffer.from('not json'));
+    assert.ok(res.kind === 'reject');
+    const replayed = priorAttempts([{ other: 'x' }, { [DLQ_ATTEMPTS_HEADER]: Buffer.from('2') }]);
+    assert.equal(replayed, 2);
+    assert.equal(processorDlqEntry({ topic: 't', partition: 0, offset: '1', key: null, value: null, priorAttempts: replayed }, res.error, NOW).attempts, 3);
+    assert.equal(priorAttempts(undefined), 0);
+    assert.equal(priorAttempts([{ [DLQ_ATTEMPTS_HEADER]: 'garbage' }]), 0);
   });
 
   const ts: Array<[string, number | null]> = [
