@@ -3,6 +3,13 @@ import { loadConfig } from '../config/load.js';
 import { stackDown, stackEnv, stackStatus, stackUp } from '../stack/stack.js';
 import { redact } from '../stack/postgres.js';
 
+/** Who runs a service, for `stack status`: the stack, the environment's, or nobody yet. */
+function whose(r: { up: boolean; startedByStack: boolean }, origin: 'env' | 'stack'): string {
+  if (r.startedByStack) return 'started by the stack';
+  if (origin === 'env') return 'yours, from the environment';
+  return r.up ? 'on the private port, not started by this stack' : 'private, not running: `engage stack up` starts it';
+}
+
 /** `engage stack up | down | status | env`. */
 export function registerStackCommand(program: Command): void {
   const stack = program.command('stack').description('start, inspect or stop the local services (PostgreSQL, Kafka, Redis)');
@@ -24,10 +31,12 @@ export function registerStackCommand(program: Command): void {
       const config = loadConfig();
       const rows = await stackStatus(config);
       for (const r of rows) {
-        process.stdout.write(`${r.name.padEnd(9)} ${r.up ? 'up  ' : 'DOWN'}  ${redact(r.url).padEnd(55)} ${r.startedByStack ? 'started by the stack' : 'not started by the stack'}${r.log ? `  log: ${r.log}` : ''}\n`);
+        process.stdout.write(`${r.name.padEnd(9)} ${r.up ? 'up  ' : 'DOWN'}  ${redact(r.url).padEnd(55)} ${whose(r, config.origins[r.name])}${r.log ? `  log: ${r.log}` : ''}\n`);
         if (r.name === 'kafka' && r.up && r.startedByStack) {
-          const p = config.ports;
-          process.stdout.write(`${''.padEnd(15)}also SASL_PLAINTEXT 127.0.0.1:${p.kafkaSasl}, SSL 127.0.0.1:${p.kafkaTls} (client certificate), SASL_SSL 127.0.0.1:${p.kafkaSaslTls}: docs/operations.md\n`);
+          // The private broker's other listeners sit at its port + 2, + 3, + 4 (privatePorts).
+          const base = Number(r.url.split(':').at(-1));
+          const at = (n: number) => `127.0.0.1:${base + n}`;
+          process.stdout.write(`${''.padEnd(15)}also SASL_PLAINTEXT ${at(2)}, SSL ${at(3)} (client certificate), SASL_SSL ${at(4)}: docs/operations.md\n`);
         }
       }
       if (rows.some((r) => !r.up)) process.exitCode = 1;
