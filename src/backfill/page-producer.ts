@@ -1,7 +1,7 @@
 import Kafka from '@confluentinc/kafka-javascript';
 import { errorMessage, PipelineError } from '../core/errors.js';
 import { DEFAULT_KAFKA_COMPRESSION, type KafkaCompression } from '../config/schema.js';
-import { connectionProps, type KafkaConnection } from '../kafka/client.js';
+import { connectionProps, PIPELINE_PARTITIONER, type KafkaConnection } from '../kafka/client.js';
 
 /**
  * The backfill's producer: librdkafka's own produce/flush API rather than the KafkaJS-style
@@ -36,6 +36,7 @@ export class PageProducer {
       'linger.ms': 5,
       'compression.type': compression,
       'queue.buffering.max.messages': 1_000_000,
+      partitioner: PIPELINE_PARTITIONER,
     });
     this.producer.on('delivery-report', (err) => {
       if (err) this.failed ??= errorMessage(err);

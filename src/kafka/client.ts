@@ -36,6 +36,14 @@ export function createKafka(c: KafkaConnection, clientId: string): Kafka {
   });
 }
 
+/**
+ * The partitioner of every producer of the pipeline: librdkafka's default (CRC32 of the key), which
+ * the per-event producers (txn-producer.ts, the backfill's page-producer.ts) use. The KafkaJS-style
+ * layer would otherwise pick murmur2_random, so a record re-sent through it (a DLQ replay) would land
+ * on another partition than the same key written by the CDC or the processor.
+ */
+export const PIPELINE_PARTITIONER = 'consistent_random';
+
 export interface TransactionalProducerOptions {
   transactionalId: string;
   /** librdkafka batching latency; small, since a transaction commit flushes anyway. */
@@ -57,6 +65,7 @@ export function transactionalProducer(kafka: Kafka, opts: TransactionalProducerO
     },
     'linger.ms': opts.lingerMs ?? 5,
     'compression.type': opts.compression ?? DEFAULT_KAFKA_COMPRESSION,
+    partitioner: PIPELINE_PARTITIONER,
   });
 }
 
@@ -66,6 +75,7 @@ export function idempotentProducer(kafka: Kafka, compression: KafkaCompression =
     kafkaJS: { idempotent: true, acks: -1 },
     'linger.ms': 5,
     'compression.type': compression,
+    partitioner: PIPELINE_PARTITIONER,
   });
 }
 

@@ -1,7 +1,7 @@
 import { RdKafka } from '@confluentinc/kafka-javascript';
 import type { Logger } from '../core/logger.js';
 import { DEFAULT_KAFKA_COMPRESSION, type KafkaCompression } from '../config/schema.js';
-import { connectionProps, type KafkaConnection } from './client.js';
+import { connectionProps, PIPELINE_PARTITIONER, type KafkaConnection } from './client.js';
 
 /**
  * A transactional producer on librdkafka's plain producer (same library as ./client.ts, one level
@@ -97,6 +97,7 @@ export class TxnProducer {
       'queue.buffering.max.messages': opts.queueMaxMessages ?? 200000,
       ...(opts.queueMaxKbytes ? { 'queue.buffering.max.kbytes': opts.queueMaxKbytes } : {}),
       dr_cb: false,
+      partitioner: PIPELINE_PARTITIONER,
     });
     const label = opts.label ?? 'processor';
     producer.on('event.error', (err) => opts.log.warn({ err: err.message, code: err.code }, `${label} producer error`));
