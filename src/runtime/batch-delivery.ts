@@ -57,6 +57,8 @@ export interface DeliveryContext {
   /** Aborted when a stop's drain grace is over: interrupts a retry's backoff sleep. */
   signal?: AbortSignal;
   onError(err: PipelineError): void;
+  /** True for a record written before and read again after a state loss: not counted as freshness. */
+  isReread?(offset: string): boolean;
 }
 
 const INFRA_RETRY: RetryPolicy = { attempts: Number.MAX_SAFE_INTEGER, baseMs: 200, maxMs: 10000, jitter: 'full' };
@@ -157,7 +159,7 @@ export async function deliverBatch(ctx: DeliveryContext, batch: PendingBatch): P
       const now = Date.now();
       for (const a of accepted) {
         const ts = a.record.event.source_ts_ms;
-        if (a.record.event.origin !== 'backfill' && !a.origin.replay && typeof ts === 'number' && ts > 0) {
+        if (a.record.event.origin !== 'backfill' && !a.origin.replay && typeof ts === 'number' && ts > 0 && !ctx.isReread?.(a.record.offset)) {
           metrics.freshnessSeconds.observe(Math.max(0, now - ts) / 1000);
         }
       }

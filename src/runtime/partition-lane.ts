@@ -46,6 +46,11 @@ export class PartitionLane {
   /** Set when the partition is being revoked or the runner stops: no new batch starts. */
   closing = false;
   lastWriteAt: number | null = null;
+  /**
+   * Records below this offset were settled once already and are read again because the sink lost
+   * its state (a Redis wipe's rebuild): written again, but not observed as freshness.
+   */
+  rereadBelow = 0n;
   private running: Promise<void> | null = null;
   private timer: NodeJS.Timeout | undefined;
 

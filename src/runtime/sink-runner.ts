@@ -111,6 +111,7 @@ export async function startSinkRunner(config: Config, factory: SinkFactory, log:
         signal: drainOver.signal,
         onError: (e) => stats.error(e),
         commit: (_topic, partition, offset) => commits.commit(partition, offset),
+        isReread: (offset) => BigInt(offset) < lane.rereadBelow,
       };
       const outcome = await deliverBatch(ctx, batch);
       stats.delivered(outcome);
@@ -148,7 +149,10 @@ export async function startSinkRunner(config: Config, factory: SinkFactory, log:
       const start = await positions(parts);
       for (const [p, offset] of start.offsets) {
         const lane = lanes.get(p);
-        if (lane && !lane.closing) seekLane(lane, offset);
+        if (!lane || lane.closing) continue;
+        const settled = BigInt(lane.nextOffset);
+        if (settled > lane.rereadBelow) lane.rereadBelow = settled;
+        seekLane(lane, offset);
       }
       slog.info({ offsets: Object.fromEntries(start.offsets) }, 're-positioned after state loss');
     })()

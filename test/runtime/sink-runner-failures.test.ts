@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { PipelineError } from '../../src/core/errors.js';
 import { createLogger } from '../../src/core/logger.js';
+import { registry } from '../../src/core/metrics.js';
 import type { EnrichedEvent } from '../../src/core/types.js';
 import { sinkGroupId } from '../../src/runtime/sink-runner-options.js';
 import { startSinkRunner } from '../../src/runtime/sink-runner.js';
@@ -174,6 +175,12 @@ test('DLQ entries are confirmed before the batch is written and before the offse
   assert.equal((await committedOffsets(config, groupId, config.KAFKA_TOPIC_ENRICHED)).get(0), '12');
 });
 
+/** Observations of a sink's end-to-end freshness histogram in this process. */
+async function freshnessCount(sink: string): Promise<number | undefined> {
+  const metric = await registry.getSingleMetric('engage_sink_freshness_seconds')?.get();
+  return metric?.values.find((v) => (v as { metricName?: string }).metricName === 'engage_sink_freshness_seconds_count' && v.labels.sink === sink)?.value;
+}
+
 test('SINK_STATE_LOST: the runner re-positions from the sink and it rebuilds without double counting', { timeout: 60000 }, async () => {
   const config = configFor('lost');
   const store = createMemoryStore();
@@ -188,6 +195,8 @@ test('SINK_STATE_LOST: the runner re-positions from the sink and it rebuilds wit
     await waitUntil('the store is rebuilt', () => memoryCount(store, 'offsets') === 39, 30000, () => runner.snapshot());
     await waitCaughtUp(runner, config, config.KAFKA_TOPIC_ENRICHED);
     assert.equal(runner.snapshot().stateLost, 1);
+    // Freshness counts each record once: the 30 re-read by the rebuild are written again, not observed again.
+    assert.equal(await freshnessCount('mem-lost'), 39, 'freshness observations');
   } finally {
     await runner.stop();
   }
