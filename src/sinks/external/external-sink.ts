@@ -80,7 +80,7 @@ export class ExternalSink implements Sink {
     if (this.config.EXTERNAL_API_URL === undefined) {
       throw new PipelineError(
         'CONFIG_INVALID',
-        'EXTERNAL_API_URL is not set: point it at the external system (e.g. http://127.0.0.1:8090/events, served by `engage external-receiver`)',
+        `EXTERNAL_API_URL is not set: point it at the external system (e.g. http://127.0.0.1:${this.config.EXTERNAL_RECEIVER_PORT}/events, served by \`engage external-receiver\`)`,
       );
     }
     this.metrics.circuit.set(circuitGaugeValue(this.breaker.state));
