@@ -39,6 +39,15 @@ export function componentSpecs(config: Config, opts: RunOptions): ChildSpec[] {
   return specs;
 }
 
+/** Name prefixes in stop order (upstream first); names not listed stop last. */
+const STOP_ORDER = ['generator', 'cdc', 'processor', 'sink-', 'api', 'external-receiver', ''];
+
+/** The components' names in the order `Supervisor.stop` stops them (stable within a rank). */
+export function stopOrder(names: readonly string[]): string[] {
+  const rank = (name: string) => STOP_ORDER.findIndex((prefix) => name.startsWith(prefix));
+  return [...names].sort((a, b) => rank(a) - rank(b));
+}
+
 export class Supervisor {
   readonly children: SupervisedChild[];
 
@@ -61,8 +70,15 @@ export class Supervisor {
   }
 
   /** Stops in reverse start order: the generator and API first, the CDC last but one. */
+  /**
+   * Stops one component after another, upstream first (the generator, the CDC, the processor, then
+   * the sinks, the API, the receiver last): each stage drains and commits before the stages it
+   * feeds are stopped, so the sinks take in what the processor committed while it stopped instead
+   * of leaving it in Kafka until the next start.
+   */
   async stop(): Promise<void> {
-    for (const c of [...this.children].reverse()) await c.stop();
+    const byName = new Map(this.children.map((c) => [c.status().name, c]));
+    for (const name of stopOrder([...byName.keys()])) await byName.get(name)?.stop();
   }
 }
 

@@ -10,7 +10,7 @@ import type { MetricsSummary } from '../../src/api/metrics/summary.js';
 import { generateBatch } from '../../src/generator/modes.js';
 import { formatFigures, RunFigures, stageFigures } from '../../src/supervisor/run-figures.js';
 import type { ChildStatus } from '../../src/supervisor/child.js';
-import { formatStatus, Supervisor } from '../../src/supervisor/supervisor.js';
+import { formatStatus, stopOrder, Supervisor } from '../../src/supervisor/supervisor.js';
 import { heartbeatOf, publish, redisClient, wipePrefix, type TestRedis } from '../api/fixtures.js';
 import { createTestEnv, type TestEnv } from '../helpers/env.js';
 
@@ -132,6 +132,11 @@ describe('status figures from heartbeats in Redis', () => {
     assert.equal((await nowhere.sample()).size, 0);
     await nowhere.close();
   });
+});
+
+it('stops upstream first, so each stage drains into the next before that one stops', () => {
+  const started = ['external-receiver', 'cdc', 'processor', 'sink-redis', 'sink-warehouse', 'sink-external', 'api', 'generator'];
+  assert.deepEqual(stopOrder(started), ['generator', 'cdc', 'processor', 'sink-redis', 'sink-warehouse', 'sink-external', 'api', 'external-receiver']);
 });
 
 describe('engage run', () => {
