@@ -69,7 +69,6 @@ export class Supervisor {
     return this.children.find((c) => c.status().name === name);
   }
 
-  /** Stops in reverse start order: the generator and API first, the CDC last but one. */
   /**
    * Stops one component after another, upstream first (the generator, the CDC, the processor, then
    * the sinks, the API, the receiver last): each stage drains and commits before the stages it
