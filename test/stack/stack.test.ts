@@ -12,7 +12,7 @@ import { loadConfig, privatePorts, type Config } from '../../src/config/load.js'
 import { PipelineError } from '../../src/core/errors.js';
 import { createKafka } from '../../src/kafka/client.js';
 import { pipelineTopics } from '../../src/kafka/admin.js';
-import { checkExternalPostgres, pgAnswers, startPrivatePostgres } from '../../src/stack/postgres.js';
+import { checkExternalPostgres, fallbackRoot as clusterFallback, pgAnswers, startPrivatePostgres } from '../../src/stack/postgres.js';
 import { isAlive, portHolder, tcpOpen } from '../../src/stack/process.js';
 import { startPrivateRedis } from '../../src/stack/redis.js';
 import { REPO_ROOT, stackDown, stackEnv, stackStatus, stackUp, type ServiceStatus } from '../../src/stack/stack.js';
@@ -223,6 +223,7 @@ describe('misconfigured and unreachable services', () => {
         return true;
       });
       // PostgreSQL too: whatever answers on the port is not taken for the stack's own server.
+      // (tmpRoot is 0700: the cluster's folder falls back to /var/tmp, removed below.)
       await assert.rejects(startPrivatePostgres(path.join(tmpRoot, 'taken'), { ...privatePorts(0), postgres: port }, undefined), (err: unknown) => {
         assert.ok(err instanceof PipelineError);
         assert.equal(err.code, 'STACK_START_FAILED');
@@ -231,6 +232,7 @@ describe('misconfigured and unreachable services', () => {
       });
     } finally {
       holder.close();
+      rmSync(clusterFallback(path.join(tmpRoot, 'taken')), { recursive: true, force: true });
     }
     assert.equal(portHolder(port), null, 'nobody listens any more');
   });
