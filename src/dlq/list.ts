@@ -1,7 +1,7 @@
 import type { Config } from '../config/load.js';
 import type { DlqEntry } from '../core/types.js';
 import { parseDlqEntry } from '../runtime/sink-decode.js';
-import { assertKafkaReachable, readTopicRange } from './read.js';
+import { readTopicRange } from './read.js';
 import { checkStage, committedOffsets, isReplayableStage, replayGroupId } from './replay.js';
 
 /**
@@ -43,7 +43,6 @@ export interface DlqListOptions {
 
 export async function listDlq(config: Config, opts: DlqListOptions = {}): Promise<DlqListing> {
   if (opts.stage !== undefined) checkStage(opts.stage, 'list');
-  await assertKafkaReachable(config);
   const limit = opts.limit ?? 20;
   const kept: DlqListed[] = [];
   const listing: DlqListing = { entries: kept, total: 0, matched: 0, unreadable: 0, byStage: {}, toReplayByStage: {}, byCode: {} };

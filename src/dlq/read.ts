@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Config } from '../config/load.js';
 import { PipelineError } from '../core/errors.js';
-import { createTopics } from '../kafka/admin.js';
+import { kafkaUnreachable } from '../kafka/admin.js';
 import { createConsumer, createKafka, type AssignedPartition } from '../kafka/client.js';
 
 /**
@@ -13,16 +13,6 @@ import { createConsumer, createKafka, type AssignedPartition } from '../kafka/cl
  * markers or aborted records, which may sit at a partition's tail — a partition with no new message
  * for `idleMs` once it was assigned. `lastOffsets` reports the last record actually read.
  */
-
-/**
- * Resolves once the brokers answer a metadata request; otherwise rejects with SERVICE_UNREACHABLE
- * naming the brokers and what to check (not a librdkafka stack trace). The DLQ commands call it
- * before their first Kafka client, so an unreachable Kafka is reported like the sinks report it.
- * (createTopics with no topic is that check: it connects, lists the topics and creates nothing.)
- */
-export async function assertKafkaReachable(config: Config): Promise<void> {
-  await createTopics(config, `${config.KAFKA_CLIENT_ID}-dlq`, []);
-}
 
 export interface ReadMessage {
   topic: string;
@@ -58,12 +48,14 @@ export async function readTopicRange(
   const idleMs = opts.idleMs ?? 1500;
   const kafka = createKafka(config, `${config.KAFKA_CLIENT_ID}-reader`);
   const admin = kafka.admin();
-  await admin.connect();
   let watermarks: Array<{ partition: number; low: string; high: string }>;
   try {
+    await admin.connect();
     watermarks = await admin.fetchTopicOffsets(topic);
+  } catch (err) {
+    throw kafkaUnreachable(config, err);
   } finally {
-    await admin.disconnect();
+    await admin.disconnect().catch(() => undefined);
   }
   const highWatermarks = new Map(watermarks.map((w) => [w.partition, w.high]));
   const start = new Map<number, bigint>();

@@ -1,10 +1,11 @@
 import type { Config } from '../config/load.js';
 import { PipelineError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
+import { kafkaUnreachable } from '../kafka/admin.js';
 import { createKafka } from '../kafka/client.js';
 import { parseDlqEntry } from '../runtime/sink-decode.js';
 import type { SinkFactory } from '../sinks/contract.js';
-import { assertKafkaReachable, readTopicRange } from './read.js';
+import { readTopicRange } from './read.js';
 import { replayProcessorStage } from './replay-processor.js';
 import { replaySinkStage } from './replay-sink.js';
 
@@ -74,8 +75,8 @@ export async function committedOffsets(config: Config, groupIds: readonly string
   const out = new Map<string, Map<number, string>>();
   if (groupIds.length === 0) return out;
   const admin = createKafka(config, `${config.KAFKA_CLIENT_ID}-dlq-admin`).admin();
-  await admin.connect();
   try {
+    await admin.connect();
     for (const groupId of groupIds) {
       const res = await admin.fetchOffsets({ groupId, topics: [config.KAFKA_TOPIC_DLQ] });
       const offsets = new Map<number, string>();
@@ -83,15 +84,16 @@ export async function committedOffsets(config: Config, groupIds: readonly string
       out.set(groupId, offsets);
     }
     return out;
+  } catch (err) {
+    throw kafkaUnreachable(config, err);
   } finally {
-    await admin.disconnect();
+    await admin.disconnect().catch(() => undefined);
   }
 }
 
 export async function replayDlq(config: Config, log: Logger, opts: ReplayOptions): Promise<ReplayResult> {
   const { stage } = opts;
   checkStage(stage, 'replay');
-  await assertKafkaReachable(config);
   const timeoutMs = opts.timeoutMs ?? 30 * 60 * 1000;
   const groupId = replayGroupId(config, stage);
   const from = (await committedOffsets(config, [groupId])).get(groupId) ?? new Map<number, string>();

@@ -34,7 +34,7 @@ export async function createTopics(conn: KafkaConnection, clientId: string, spec
       await admin.connect();
       existing = new Set(await admin.listTopics());
     } catch (err) {
-      throw unreachable(conn, err);
+      throw kafkaUnreachable(conn, err);
     }
     const missing = specs.filter((s) => !existing.has(s.topic));
     if (missing.length === 0) return [];
@@ -58,8 +58,11 @@ export async function createTopics(conn: KafkaConnection, clientId: string, spec
   }
 }
 
-/** A failure to reach the brokers, as an error a person can act on (librdkafka says only "transport failure"). */
-function unreachable(conn: KafkaConnection, err: unknown): PipelineError {
+/**
+ * A failure to reach the brokers, as an error a person can act on (librdkafka says only "transport
+ * failure" or "timed out"): for the first request of any admin client (a PipelineError is kept).
+ */
+export function kafkaUnreachable(conn: KafkaConnection, err: unknown): PipelineError {
   if (err instanceof PipelineError) return err;
   const protocol = conn.kafkaSecurity?.['security.protocol'];
   const checks = [
