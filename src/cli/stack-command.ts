@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { loadConfig } from '../config/load.js';
+import { loadConfig, privatePorts } from '../config/load.js';
 import { stackDown, stackEnv, stackStatus, stackUp } from '../stack/stack.js';
 import { redact } from '../stack/postgres.js';
 
@@ -33,10 +33,10 @@ export function registerStackCommand(program: Command): void {
       for (const r of rows) {
         process.stdout.write(`${r.name.padEnd(9)} ${r.up ? 'up  ' : 'DOWN'}  ${redact(r.url).padEnd(55)} ${whose(r, config.origins[r.name])}${r.log ? `  log: ${r.log}` : ''}\n`);
         if (r.name === 'kafka' && r.up && r.startedByStack) {
-          // The private broker's other listeners sit at its port + 2, + 3, + 4 (privatePorts).
-          const base = Number(r.url.split(':').at(-1));
-          const at = (n: number) => `127.0.0.1:${base + n}`;
-          process.stdout.write(`${''.padEnd(15)}also SASL_PLAINTEXT ${at(2)}, SSL ${at(3)} (client certificate), SASL_SSL ${at(4)}: docs/operations.md\n`);
+          // The running broker's own offset (its recorded port), which may differ from today's STACK_PORT_OFFSET.
+          const ports = privatePorts(Number(r.url.split(':').at(-1)) - privatePorts(0).kafka);
+          const at = (port: number) => `127.0.0.1:${port}`;
+          process.stdout.write(`${''.padEnd(15)}also SASL_PLAINTEXT ${at(ports.kafkaSasl)}, SSL ${at(ports.kafkaTls)} (client certificate), SASL_SSL ${at(ports.kafkaSaslTls)}: docs/operations.md\n`);
         }
       }
       if (rows.some((r) => !r.up)) process.exitCode = 1;
