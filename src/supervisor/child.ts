@@ -26,6 +26,7 @@ export interface ChildStatus {
   state: ChildState;
   pid: number | undefined;
   restarts: number;
+  /** When it entered `state` (a status line's age is the time in that state). */
   since: number;
   lastExit: string | undefined;
   /** The last line the process wrote to stderr before an exit with an error code (a CLI failure
@@ -100,10 +101,12 @@ export class SupervisedChild {
     this.lastError = undefined;
     if (this.state === 'stopping') {
       this.state = 'stopped';
+      this.since = Date.now();
       return;
     }
     if (this.spec.finite && code === 0) {
       this.state = 'finished';
+      this.since = Date.now();
       return;
     }
     const ranFor = Date.now() - this.since;
@@ -129,6 +132,7 @@ export class SupervisedChild {
     if (this.timer) clearTimeout(this.timer);
     const proc = this.proc;
     this.state = 'stopping';
+    this.since = Date.now();
     if (!proc || proc.exitCode !== null) {
       this.state = 'stopped';
       return;

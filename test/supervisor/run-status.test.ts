@@ -9,7 +9,7 @@ import { Counter, Gauge, Registry } from 'prom-client';
 import type { MetricsSummary } from '../../src/api/metrics/summary.js';
 import { generateBatch } from '../../src/generator/modes.js';
 import { formatFigures, RunFigures, stageFigures } from '../../src/supervisor/run-figures.js';
-import type { ChildStatus } from '../../src/supervisor/child.js';
+import { SupervisedChild, type ChildStatus } from '../../src/supervisor/child.js';
 import { formatStatus, stopOrder, Supervisor } from '../../src/supervisor/supervisor.js';
 import { heartbeatOf, publish, redisClient, wipePrefix, type TestRedis } from '../api/fixtures.js';
 import { createTestEnv, type TestEnv } from '../helpers/env.js';
@@ -68,6 +68,29 @@ describe('status-line figures (pure)', () => {
     assert.match(text[1] ?? '', /restarts 0$/, 'a stage without figures keeps the bare line');
     const stopped = formatStatus([{ ...base, name: 'processor', state: 'stopped', pid: undefined, lastExit: 'exit 0' }], 65_000, figures);
     assert.doesNotMatch(stopped, /dlq/);
+  });
+});
+
+describe('a stopped component', () => {
+  it('is shown with the time since it stopped, not since it started', { timeout: 30_000 }, async () => {
+    const logs = mkdtempSync(path.join(os.tmpdir(), 'engage-stopped-'));
+    const child = new SupervisedChild({ name: 'idle', args: [] }, { node: process.execPath, args: ['-e', 'setInterval(() => {}, 1000)'] }, logs);
+    try {
+      child.start();
+      await new Promise((r) => setTimeout(r, 2500));
+      assert.equal(child.status().state, 'running');
+      const startedAt = child.status().since;
+      const stopCalled = Date.now();
+      await child.stop();
+      const status = child.status();
+      assert.equal(status.state, 'stopped');
+      assert.equal(status.lastExit, 'signal SIGTERM');
+      assert.ok(status.since >= stopCalled, `since ${status.since - startedAt} ms after the start, the stop was called ${stopCalled - startedAt} ms after it`);
+      assert.match(formatStatus([status], status.since + 400), /stopped +pid - +0s/);
+    } finally {
+      await child.stop();
+      rmSync(logs, { recursive: true, force: true });
+    }
   });
 });
 
