@@ -11,7 +11,7 @@ import type { Decoded, DlqOrigin } from '../runtime/sink-decode.js';
 import { sinkMetrics } from '../runtime/sink-metrics.js';
 import { resolveBatching, resolveRetryPolicy, resolveWriteConcurrency } from '../runtime/sink-runner-options.js';
 import { DIRECT_OFFSET, DIRECT_PARTITION, type Sink, type SinkFactory, type SinkRecord } from '../sinks/contract.js';
-import { rejectedRowOrigin, SOURCE_TOPIC, type BackfillPage, type BackfillTarget, type PageReport } from './target.js';
+import { DEFAULT_PAGE_ROWS, rejectedRowOrigin, SOURCE_TOPIC, type BackfillPage, type BackfillTarget, type PageReport } from './target.js';
 
 /**
  * `--direct <sinks>`: the backfill writes the named sinks itself, in this process, through the
@@ -95,9 +95,12 @@ export async function openDirectTarget(config: Config, factories: readonly SinkF
     return parked.reduce((a, b) => a + b, 0);
   };
 
+  // A page is one write per sink that takes bulk writes (the DuckDB warehouse: one row group).
+  const bulk = factories.map((f) => f.maxBulkRecords?.(config)).filter((n): n is number => n !== undefined);
   return {
     name,
     maxInFlight: 2,
+    pageRows: Math.max(DEFAULT_PAGE_ROWS, ...bulk),
     async deliver(page: BackfillPage): Promise<PageReport> {
       if (page.rejected.length > 0) {
         await dlq.send('backfill', page.rejected.map(({ row, error }) => ({ origin: rejectedRowOrigin(row), error, attempts: 1 })));

@@ -7,7 +7,7 @@ import { ProgressBar } from './progress-bar.js';
 import { ensureProgressTable, loadProgress, saveProgress } from './progress-store.js';
 import { parseDateRange } from './range.js';
 import { countRange, estimatedRangeRows, readPage, type Cursor, type Page } from './reader.js';
-import type { BackfillPage, BackfillTarget, PageReport } from './target.js';
+import { DEFAULT_PAGE_ROWS, type BackfillPage, type BackfillTarget, type PageReport } from './target.js';
 
 /**
  * `engage process --mode backfill --start-date D --end-date D [--direct sinks]`: re-reads the
@@ -24,6 +24,7 @@ import type { BackfillPage, BackfillTarget, PageReport } from './target.js';
 export interface BackfillOptions {
   startDate: string;
   endDate: string;
+  /** Rows per page; default: the target's `pageRows`, else DEFAULT_PAGE_ROWS. */
   pageSize?: number;
   /** Ignore saved progress and start the range from its beginning. */
   restart?: boolean;
@@ -52,12 +53,12 @@ const CONTENT_SQL = `SELECT id::text AS id, slug, title, content_type, length_se
 
 export async function runBackfill(config: Config, opts: BackfillOptions, log: Logger): Promise<BackfillResult> {
   const range = parseDateRange(opts.startDate, opts.endDate);
-  const pageSize = opts.pageSize ?? 20000;
   const db = new pg.Client({ connectionString: config.databaseUrl });
   await db.connect();
   let target: BackfillTarget | undefined;
   try {
     target = await openTarget(config, opts, range.key, log);
+    const pageSize = opts.pageSize ?? target.pageRows ?? DEFAULT_PAGE_ROWS;
     // The topic target keeps the bare range key (what earlier versions saved); others add their name.
     const key = target.name === 'topic' ? range.key : `${range.key}|${target.name}`;
     await ensureProgressTable(db);

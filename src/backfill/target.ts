@@ -35,10 +35,15 @@ export interface BackfillTarget {
   readonly name: string;
   /** Pages that may be in delivery at once (the backfill reads and enriches the next meanwhile). */
   readonly maxInFlight: number;
+  /** The page size it writes best, used when the run names none; absent = DEFAULT_PAGE_ROWS. */
+  readonly pageRows?: number;
   deliver(page: BackfillPage): Promise<PageReport>;
   /** Releases connections; called once, after the last `deliver` has settled. */
   close(): Promise<void>;
 }
+
+/** Rows per page read from PostgreSQL when neither the run nor its target names a size. */
+export const DEFAULT_PAGE_ROWS = 20_000;
 
 /** The DLQ entry's source position of a row the transform rejected: the table and the row id. */
 export const SOURCE_TOPIC = 'postgres:engagement_events';

@@ -3,12 +3,15 @@ import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
+import { openDirectTarget } from '../../src/backfill/direct-target.js';
 import { runBackfill } from '../../src/backfill/run.js';
+import { DEFAULT_PAGE_ROWS } from '../../src/backfill/target.js';
 import { readPage } from '../../src/backfill/reader.js';
 import { parseDateRange } from '../../src/backfill/range.js';
 import { loadConfig, type Config } from '../../src/config/load.js';
 import { replayDlq } from '../../src/dlq/replay.js';
 import { getSinkFactory } from '../../src/sinks/registry.js';
+import { DUCKDB_ROW_GROUP_ROWS } from '../../src/sinks/warehouse/index.js';
 import { PipelineError } from '../../src/core/errors.js';
 import { createLogger } from '../../src/core/logger.js';
 import type { DlqEntry } from '../../src/core/types.js';
@@ -107,6 +110,26 @@ describe('backfill --direct', () => {
     assert.equal(again.delivered, want.size);
     assert.equal((await warehouseIds(config.DUCKDB_PATH)).ids.length, want.size, 'a re-run adds no row');
     assert.equal(receiver.stats().events_unique - before, want.size, 'nor an external event');
+  });
+
+  it('reads pages of one DuckDB row group when it writes DuckDB and no page size is given', async () => {
+    const warehouse = getSinkFactory('warehouse');
+    const external = getSinkFactory('external');
+    assert.equal(warehouse.maxBulkRecords?.({ ...env.config, warehouse: 'bigquery' }), 50_000, 'BigQuery: 50,000 rows per write');
+    const pages = async (factories: ReturnType<typeof getSinkFactory>[]) => {
+      const target = await openDirectTarget(configWith(), factories, 'page-size-check', log);
+      await target.close();
+      return target.pageRows;
+    };
+    assert.equal(await pages([warehouse]), DUCKDB_ROW_GROUP_ROWS, 'one DuckDB row group: written straight to the file, not through the WAL');
+    assert.equal(await pages([warehouse, external]), DUCKDB_ROW_GROUP_ROWS);
+    assert.equal(await pages([external]), DEFAULT_PAGE_ROWS);
+
+    const config = configWith();
+    const want = await goodIds('2025-08-01T00:00:00Z', '2025-08-04T00:00:00Z');
+    const res = await runBackfill(config, { startDate: '2025-08-01', endDate: '2025-08-03', progress: false, direct: ['warehouse'] }, log);
+    assert.deepEqual({ read: res.read, delivered: res.delivered }, { read: want.size + 2, delivered: want.size });
+    assert.deepEqual(new Set((await warehouseIds(config.DUCKDB_PATH)).ids), want);
   });
 
   it('writes BigQuery the same way (against the local fake of its API)', async () => {
