@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -8,23 +9,30 @@ import { generateHistorical } from '../src/generator/modes.js';
 import { startSinkRunner } from '../src/runtime/sink-runner.js';
 import { warehouseSinkFactory } from '../src/sinks/warehouse/index.js';
 import { createTestEnv } from '../test/helpers/env.js';
+import { childPids, rssMiB, treeCpuSeconds } from './lib/proc-stats.js';
 import type { BenchResult } from './types.js';
 
 /**
- * The backfill's rate into DuckDB, on an isolated database holding 5 days × 40,000 events, in two
- * timed phases run one after the other (so each phase's CPU is its own):
+ * The backfill's rate into DuckDB, on an isolated database holding 5 days × 200,000 events
+ * (1,000,000, so that start-up is not the figure; BACKFILL_BENCH_PER_DAY changes it), in two timed
+ * phases run one after the other (so each phase's CPU is its own):
  *   A. the backfill: PostgreSQL (keyset pages) → enrich → the enriched topic, confirmed by the broker;
  *   B. `engage sink warehouse` (the real sink runner, in this process) from that topic until the
  *      DuckDB file holds every event of the range.
  * "Into DuckDB" is the range's events over A + B. Then
- *   C. `--direct warehouse`: PostgreSQL → enrich → DuckDB in this process, into a fresh file;
- *   D. the same again over the full file (every event a duplicate: what a re-run costs).
+ *   C. `--direct warehouse`: PostgreSQL → enrich → DuckDB in this process, into a fresh file, in
+ *      the direct target's pages (one DuckDB row group);
+ *   D. the same again over the full file (every event a duplicate: what a re-run costs);
+ *   E. the command a user runs for C, `engage process --mode backfill --direct warehouse`, as a
+ *      child process into another fresh file: the rate it prints, and its wall time from spawn to
+ *      exit (Node's start, set-up and the closing checkpoint included), CPU and peak RSS (/proc,
+ *      sampled every 100 ms, the `engage` wrapper and the CLI together).
  * CPU is this process's (user + system, all threads, DuckDB's included) per event.
  * BACKFILL_BENCH_BATCH sets the sink's BATCH_SIZE.
  */
 
 const DAYS = 5;
-const PER_DAY = Number(process.env.BACKFILL_BENCH_PER_DAY ?? 40_000);
+const PER_DAY = Number(process.env.BACKFILL_BENCH_PER_DAY ?? 200_000);
 const SINK_BATCH = process.env.BACKFILL_BENCH_BATCH ?? '50000';
 
 function cpuMicros(): number {
@@ -76,7 +84,8 @@ export async function run(): Promise<BenchResult[]> {
     const direct = async () => {
       const cpu = cpuMicros();
       const t = performance.now();
-      const r = await runBackfill(directConfig, { startDate: '2025-08-01', endDate: '2025-08-06', pageSize: 20_000, progress: false, restart: true, direct: ['warehouse'] }, log);
+      // The page size a user gets: the target's (one DuckDB row group).
+      const r = await runBackfill(directConfig, { startDate: '2025-08-01', endDate: '2025-08-06', progress: false, restart: true, direct: ['warehouse'] }, log);
       const withClose = r.read / ((performance.now() - t) / 1000);
       return { r, withClose, us: (cpuMicros() - cpu) / Math.max(r.read, 1) };
     };
@@ -85,16 +94,42 @@ export async function run(): Promise<BenchResult[]> {
     const d = await direct();
     const dStored = await duckCount(directConfig.DUCKDB_PATH);
     const load2 = os.loadavg()[0]?.toFixed(1);
+    const e = await commandRun(env.env, path.join(path.dirname(env.config.DUCKDB_PATH), 'command.duckdb'));
     return [
       { name: 'A. backfill PostgreSQL → enriched topic', value: Math.round(a.rate), unit: 'events/s', note: `${a.read.toLocaleString('en-US')} rows in ${a.seconds.toFixed(1)} s, pages of 20,000; ${usA.toFixed(1)} µs CPU/event; load ${load0}` },
       { name: 'B. warehouse sink, topic → DuckDB', value: Math.round(stored / secondsB), unit: 'events/s', note: `${stored.toLocaleString('en-US')} rows in ${secondsB.toFixed(1)} s, BATCH_SIZE ${SINK_BATCH}; ${usB.toFixed(1)} µs CPU/event (consumer + sink)` },
       { name: 'backfill into DuckDB (A + B)', value: Math.round(stored / (a.seconds + secondsB)), unit: 'events/s', note: `${(usA + usB).toFixed(1)} µs CPU/event in all; load ${load0} → ${load1}` },
       { name: 'C. backfill --direct warehouse, fresh file', value: Math.round(c.r.rate), unit: 'events/s', note: `${c.r.read.toLocaleString('en-US')} rows in ${c.r.seconds.toFixed(2)} s, ${cStored.toLocaleString('en-US')} stored; ${Math.round(c.withClose).toLocaleString('en-US')}/s with the closing checkpoint; ${c.us.toFixed(1)} µs CPU/event` },
       { name: 'D. the same again (all duplicates)', value: Math.round(d.r.rate), unit: 'events/s', note: `${d.r.read.toLocaleString('en-US')} rows in ${d.r.seconds.toFixed(2)} s, ${dStored.toLocaleString('en-US')} stored; ${Math.round(d.withClose).toLocaleString('en-US')}/s with the closing checkpoint; ${d.us.toFixed(1)} µs CPU/event; load ${load1} → ${load2}` },
+      { name: 'E. `engage process … --direct warehouse`, fresh file', value: Math.round(e.printed), unit: 'events/s', note: `the rate it printed; ${e.read.toLocaleString('en-US')} rows, ${e.wall.toFixed(2)} s from spawn to exit = ${Math.round(e.read / e.wall).toLocaleString('en-US')}/s for the whole command; ${e.cpuUs.toFixed(1)} µs CPU/event; peak RSS ${Math.round(e.peakRssMiB)} MiB` },
     ];
   } finally {
     await env.cleanup();
   }
+}
+
+/** Phase E: the CLI as a user runs it, with the test env's variables, timed from outside. */
+async function commandRun(vars: NodeJS.ProcessEnv, file: string): Promise<{ printed: number; read: number; wall: number; cpuUs: number; peakRssMiB: number }> {
+  const args = ['bin/engage.mjs', 'process', '--mode', 'backfill', '--start-date', '2025-08-01', '--end-date', '2025-08-06', '--direct', 'warehouse', '--restart', '--no-progress'];
+  const t0 = performance.now();
+  const child = spawn(process.execPath, args, { env: { ...process.env, ...vars, DUCKDB_PATH: file }, stdio: ['ignore', 'pipe', 'inherit'] });
+  let out = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  let cpu = 0;
+  let peak = 0;
+  const sample = () => {
+    const pids = child.pid ? [child.pid, ...childPids(child.pid)] : [];
+    cpu = Math.max(cpu, treeCpuSeconds(child.pid));
+    peak = Math.max(peak, pids.reduce((sum, pid) => sum + rssMiB(pid), 0));
+  };
+  const timer = setInterval(sample, 100);
+  const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+  clearInterval(timer);
+  const wall = (performance.now() - t0) / 1000;
+  const m = /read (\d+), delivered \d+, dlq \d+ in [\d.]+ s \((\d+) events\/s\)/.exec(out);
+  if (code !== 0 || !m) throw new Error(`engage process exited ${code}: ${out}`);
+  const read = Number(m[1]);
+  return { printed: Number(m[2]), read, wall, cpuUs: (cpu * 1e6) / read, peakRssMiB: peak };
 }
 
 // `npx tsx bench/backfill.bench.ts` runs it alone.
