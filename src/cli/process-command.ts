@@ -34,7 +34,7 @@ export function registerProcessCommand(program: Command): void {
     .option('--end-date <date>', 'backfill: last day, YYYY-MM-DD (UTC, inclusive)')
     .option('--restart', 'backfill: ignore saved progress and start the range from its beginning')
     .option('--no-progress', 'backfill: no progress bar')
-    .option('--page-size <rows>', `backfill: rows read from PostgreSQL per page, 1–${MAX_PAGE_ROWS.toLocaleString('en-US')} (default 20,000; 122,880 — one DuckDB row group — with --direct warehouse on DuckDB); smaller holds less memory`)
+    .option('--page-size <rows>', `backfill: rows read from PostgreSQL per page, 1–${MAX_PAGE_ROWS.toLocaleString('en-US')} (default 20,000, or what the --direct sinks write best: 122,880 — one row group — for DuckDB, 50,000 for BigQuery); smaller holds less memory`)
     .option(
       '--direct <sinks>',
       'backfill: write these sinks in this process instead of through the enriched topic (comma-separated; sinks that dedupe on the event id: warehouse, external); other sinks get nothing from the run',
