@@ -9,7 +9,7 @@ import { generateHistorical } from '../src/generator/modes.js';
 import { startSinkRunner } from '../src/runtime/sink-runner.js';
 import { warehouseSinkFactory } from '../src/sinks/warehouse/index.js';
 import { createTestEnv } from '../test/helpers/env.js';
-import { childPids, rssMiB, treeCpuSeconds } from './lib/proc-stats.js';
+import { childPids, cpuSeconds, rssMiB } from './lib/proc-stats.js';
 import type { BenchResult } from './types.js';
 
 /**
@@ -118,8 +118,9 @@ async function commandRun(vars: NodeJS.ProcessEnv, file: string): Promise<{ prin
   let cpu = 0;
   let peak = 0;
   const sample = () => {
+    // One /proc scan per sample: the wrapper and the CLI it started.
     const pids = child.pid ? [child.pid, ...childPids(child.pid)] : [];
-    cpu = Math.max(cpu, treeCpuSeconds(child.pid));
+    cpu = Math.max(cpu, pids.reduce((sum, pid) => sum + cpuSeconds(pid), 0));
     peak = Math.max(peak, pids.reduce((sum, pid) => sum + rssMiB(pid), 0));
   };
   const timer = setInterval(sample, 100);
