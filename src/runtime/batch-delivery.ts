@@ -4,12 +4,15 @@ import type { Sink, SinkBatch } from '../sinks/contract.js';
 import type { DlqFailure, DlqWriter } from './dlq-writer.js';
 import { retry, type RetryPolicy } from './retry.js';
 import type { Semaphore } from './semaphore.js';
+import { deliverEncoded } from './encoded-delivery.js';
+import { EncodedRecord } from './encoded-record.js';
 import type { Decoded } from './sink-decode.js';
 import type { SinkMetrics } from './sink-metrics.js';
 
 /**
- * Settles one batch of one partition, in this order (what "offsets advance only for settled
- * records" means):
+ * Settles one batch of one partition. A sink with a fast path for undecoded batches gets the batch
+ * that way first (encoded-delivery.ts); otherwise, or when it declines, the checked way, in this
+ * order (what "offsets advance only for settled records" means):
  *   1. records that failed to decode, or that `sink.check` rejects, go to the DLQ — confirmed;
  *   2. `sink.write` with the remaining records and `nextOffset`, retried with the sink's policy
  *      while the error is retriable; on exhaustion or a non-retriable error the batch's records go
@@ -75,6 +78,8 @@ export function requestedDelayMs(err: unknown): number | undefined {
 
 export async function deliverBatch(ctx: DeliveryContext, batch: PendingBatch): Promise<DeliveryOutcome> {
   const { sink, metrics } = ctx;
+  const fast = await deliverEncoded(ctx, batch);
+  if (fast !== null) return fast;
   const rejected: DlqFailure[] = [];
   const accepted: Array<Extract<Decoded, { kind: 'record' }>> = [];
   for (const { decoded } of batch.items) {
@@ -83,7 +88,11 @@ export async function deliverBatch(ctx: DeliveryContext, batch: PendingBatch): P
       rejected.push({ origin: decoded.origin, error: decoded.error, attempts: 1 });
       continue;
     }
-    let verdict: PipelineError | null;
+    let verdict: PipelineError | null = decoded.record instanceof EncodedRecord ? decoded.record.decode() : null;
+    if (verdict) {
+      rejected.push({ origin: decoded.origin, error: verdict, attempts: 1 });
+      continue;
+    }
     try {
       verdict = sink.check?.(decoded.record) ?? null;
     } catch (err) {

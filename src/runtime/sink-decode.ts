@@ -40,7 +40,7 @@ export type Decoded =
 
 export type MessageDecoder = (message: InboundMessage) => Decoded;
 
-function originOf(m: InboundMessage): DlqOrigin {
+export function originOf(m: InboundMessage): DlqOrigin {
   return {
     topic: m.topic,
     partition: m.partition,

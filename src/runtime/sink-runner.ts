@@ -14,6 +14,7 @@ import { PartitionLane, type LaneHost, type QueuedMessage } from './partition-la
 import { retry } from './retry.js';
 import { Semaphore } from './semaphore.js';
 import { StallWatch } from './stall-watch.js';
+import { decodeEncodedMessage } from './encoded-record.js';
 import { decodeEnrichedMessage } from './sink-decode.js';
 import { sinkMetrics } from './sink-metrics.js';
 import { resolveBatching, resolveRetryPolicy, resolveWriteConcurrency, sinkGroupId, type SinkRunnerOptions } from './sink-runner-options.js';
@@ -56,7 +57,6 @@ export async function startSinkRunner(config: Config, factory: SinkFactory, log:
   const stage = opts.stage ?? `sink:${name}`;
   const policy = resolveBatching(config, factory, opts);
   const retryPolicy = resolveRetryPolicy(config, factory, opts);
-  const decoder = opts.decoder ?? decodeEnrichedMessage;
   const slog = log.child({ sink: name, topic });
   const metrics = sinkMetrics(name);
   const stats = new RunnerStats(name, groupId, topic);
@@ -65,6 +65,8 @@ export async function startSinkRunner(config: Config, factory: SinkFactory, log:
   await ensureTopics(config);
   const cleanup: Array<() => Promise<void>> = [];
   const sink: Sink = factory.create({ config, log: slog });
+  // A sink with a fast path for undecoded batches gets them undecoded (encoded-record.ts).
+  const decoder = opts.decoder ?? (sink.writeEncoded ? decodeEncodedMessage : decodeEnrichedMessage);
   let admin: Admin;
   let dlq: DlqWriter;
   let consumer: BatchConsumer | undefined;

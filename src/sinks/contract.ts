@@ -38,6 +38,23 @@ export interface SinkBatch {
   nextOffset: string;
 }
 
+/** A batch as read from Kafka, not decoded: what `Sink.writeEncoded` takes. */
+export interface EncodedBatch {
+  topic: string;
+  partition: number;
+  /** In offset order; `value` is the message's bytes (an enriched event's JSON, unless it is bad). */
+  records: ReadonlyArray<{ offset: string; value: Buffer }>;
+  /** As in SinkBatch. */
+  nextOffset: string;
+}
+
+/**
+ * `written`: the batch is stored, and `sourceTsMs` gives each record's source commit time when it
+ * is a stream record (null otherwise), in order: the freshness metric's input.
+ * `needs-check`: nothing was written; some record may fail to decode or fail `check`.
+ */
+export type EncodedWriteResult = { kind: 'written'; sourceTsMs: ReadonlyArray<number | null> } | { kind: 'needs-check' };
+
 export interface SinkContext {
   config: Config;
   log: Logger;
@@ -73,6 +90,16 @@ export interface Sink {
    * so the sink rebuilds from Kafka without double counting.
    */
   write(batch: SinkBatch): Promise<void>;
+  /**
+   * Optional fast path, for a sink that can decode and judge a batch more cheaply than the JS
+   * thread can (the DuckDB warehouse decodes JSON in DuckDB). The runtime then hands batches read
+   * from Kafka here first, undecoded and unchecked. Contract: write the batch exactly as `write`
+   * would after decoding and `check` — atomically, idempotently, with the same errors — but only
+   * if every record decodes and passes `check`; otherwise write nothing and return `needs-check`,
+   * and the runtime decodes, checks, parks and calls `write` as usual. It may refuse a record
+   * `check` would pass (it is then merely slower), never the reverse.
+   */
+  writeEncoded?(batch: EncodedBatch): Promise<EncodedWriteResult>;
   /** Sink-specific state for the heartbeat, published under the sink's name (e.g. the
    *  external sink's circuit breaker as `status.external.state`); cheap, synchronous. */
   status?(): object;

@@ -1,0 +1,49 @@
+import { errorMessage, toPipelineError } from '../core/errors.js';
+import type { EncodedWriteResult } from '../sinks/contract.js';
+import { isStateLost, type DeliveryContext, type DeliveryOutcome, type PendingBatch } from './batch-delivery.js';
+import { EncodedRecord } from './encoded-record.js';
+
+/**
+ * The fast way of settling a batch (contract: `Sink.writeEncoded`), tried by `deliverBatch` first
+ * for a sink that has one: when every message of the batch is a record of the topic with a value
+ * (no decode verdict yet, not a DLQ replay), the sink gets the undecoded batch once. Returns the
+ * outcome when it settled the batch (written, offset committed), or null: the batch then goes the
+ * checked way (decode, `check`, DLQ, `write` with retries), which is also where any failure of the
+ * fast attempt is retried — so a transient error costs one attempt here, and a batch the sink will
+ * not take undecoded is judged record by record as usual.
+ */
+export async function deliverEncoded(ctx: DeliveryContext, batch: PendingBatch): Promise<DeliveryOutcome | null> {
+  const { sink, metrics } = ctx;
+  const writeEncoded = sink.writeEncoded?.bind(sink);
+  if (!writeEncoded || batch.items.length === 0) return null;
+  const records: EncodedRecord[] = [];
+  for (const { decoded } of batch.items) {
+    if (decoded.kind !== 'record' || decoded.origin.replay || !(decoded.record instanceof EncodedRecord) || decoded.record.value === null) return null;
+    records.push(decoded.record);
+  }
+  const t0 = performance.now();
+  let result: EncodedWriteResult;
+  try {
+    result = await ctx.writeLock.run(() =>
+      writeEncoded({ topic: batch.topic, partition: batch.partition, nextOffset: batch.nextOffset, records: records as Array<{ offset: string; value: Buffer }> }),
+    );
+  } catch (err) {
+    if (isStateLost(err)) return { kind: 'state-lost', error: toPipelineError(err) };
+    if (!ctx.owned()) return { kind: 'abandoned' };
+    metrics.errors.inc();
+    ctx.onError(toPipelineError(err));
+    ctx.log.warn({ err: errorMessage(err), partition: batch.partition, records: records.length }, 'sink fast write failed; the batch goes the checked way');
+    return null;
+  }
+  if (result.kind === 'needs-check') return null;
+  const writeMs = performance.now() - t0;
+  metrics.batchSeconds.observe(writeMs / 1000);
+  metrics.recordsOut.inc(records.length);
+  const now = Date.now();
+  records.forEach((r, i) => {
+    const ts = result.kind === 'written' ? result.sourceTsMs[i] : null;
+    if (typeof ts === 'number' && ts > 0 && !ctx.isReread?.(r.offset)) metrics.freshnessSeconds.observe(Math.max(0, now - ts) / 1000);
+  });
+  ctx.commit(batch.topic, batch.partition, batch.nextOffset);
+  return { kind: 'settled', written: records.length, dlq: 0, writeMs };
+}
