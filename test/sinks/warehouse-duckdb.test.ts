@@ -305,38 +305,47 @@ describe('duckdb typed values', () => {
 describe('duckdb warehouse across a process crash', () => {
   const sinkUrl = pathToFileURL(path.resolve('src/sinks/warehouse/duckdb.ts')).href;
   const duckUrl = pathToFileURL(path.resolve('node_modules/@duckdb/node-api/lib/index.js')).href;
-  /** Writes one batch in a child process that is SIGKILLed just before (or just after) COMMIT. */
-  function crashChild(file: string, ids: number[], killAt: 'before-commit' | 'after-commit'): void {
+  /**
+   * Writes one batch in a child process that is SIGKILLed just before (or just after) the
+   * statement that COMMITs (the offsets share it), through `write` or the fast path `writeEncoded`.
+   */
+  function crashChild(file: string, ids: number[], killAt: 'before-commit' | 'after-commit', how: 'write' | 'writeEncoded' = 'write'): void {
     const events = ids.map((id) => whEvent(id, 'A', 'u1', 'play', '2024-03-01T10:00:00.000Z', 1000));
+    const batch = batchOf(TOPIC, 0, events, 0);
+    const encoded = { ...batch, records: batch.records.map((r) => ({ offset: r.offset, value: JSON.stringify(r.event) })) };
+    const write = how === 'write'
+      ? `await sink.write(${JSON.stringify(batch)});`
+      : `const b = ${JSON.stringify(encoded)}; const r = await sink.writeEncoded({ ...b, records: b.records.map((x) => ({ offset: x.offset, value: Buffer.from(x.value) })) }); console.error('not killed', r);`;
     const code = `
       import { DuckDbWarehouse } from ${JSON.stringify(sinkUrl)};
       import { DuckDBConnection } from ${JSON.stringify(duckUrl)};
       const run = DuckDBConnection.prototype.run;
       DuckDBConnection.prototype.run = async function (sql, ...rest) {
-        if (sql === 'COMMIT' && ${JSON.stringify(killAt)} === 'before-commit') process.kill(process.pid, 'SIGKILL');
+        const commits = /(^|;\\s*)COMMIT$/.test(sql);
+        if (commits && ${JSON.stringify(killAt)} === 'before-commit') process.kill(process.pid, 'SIGKILL');
         const result = await run.call(this, sql, ...rest);
-        if (sql === 'COMMIT') process.kill(process.pid, 'SIGKILL');
+        if (commits) process.kill(process.pid, 'SIGKILL');
         return result;
       };
       const log = { child: () => log, info() {}, warn() {}, error() {}, debug() {} };
       const sink = new DuckDbWarehouse({ config: { DUCKDB_PATH: ${JSON.stringify(file)} }, log });
       await sink.start();
-      await sink.write(${JSON.stringify(batchOf(TOPIC, 0, events, 0))});
+      ${write}
     `;
     const res = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code], { encoding: 'utf8', timeout: 30000 });
     assert.equal(res.signal, 'SIGKILL', `the child died at ${killAt}: ${res.stderr}`);
   }
 
-  it('a crash before COMMIT leaves no row and no offset; after COMMIT rows and offset are both durable', async () => {
+  for (const how of ['write', 'writeEncoded'] as const) it(`a crash before COMMIT leaves no row and no offset; after COMMIT rows and offset are both durable (${how})`, async () => {
     const file = freshConfig().DUCKDB_PATH;
-    crashChild(file, [1, 2, 3], 'before-commit');
+    crashChild(file, [1, 2, 3], 'before-commit', how);
     const first = new DuckDbWarehouse(ctxOf({ ...files.env().config, DUCKDB_PATH: file }));
     await first.start();
     assert.deepEqual(await first.storedOffsets(TOPIC, [0]), new Map(), 'no offset stored');
     assert.equal(await factCount(file), 0, 'no row stored');
     await first.close();
 
-    crashChild(file, [1, 2, 3], 'after-commit');
+    crashChild(file, [1, 2, 3], 'after-commit', how);
     const second = new DuckDbWarehouse(ctxOf({ ...files.env().config, DUCKDB_PATH: file }));
     await second.start();
     assert.deepEqual(await second.storedOffsets(TOPIC, [0]), new Map([[0, '3']]), 'the offset survived the crash');

@@ -103,11 +103,15 @@ export function upsertContentSql(): string {
   ].join('\n');
 }
 
-/** Stores a partition's next offset ($1 topic, $2 partition, $3 next offset as text). */
-export function storeOffsetSql(): string {
+/**
+ * Stores a partition's next offset, values inlined (so it can share a round trip with COMMIT):
+ * the offset must be an int64 decimal and the partition an integer; the topic is quoted.
+ */
+export function storeOffsetSql(topic: string, partition: number, nextOffset: string): string {
+  if (!/^-?\d{1,19}$/.test(nextOffset) || !Number.isInteger(partition)) throw new Error(`not an offset: ${partition}@${nextOffset}`);
   return [
     `INSERT INTO ${d.table(OFFSETS_TABLE.name)} (topic, kafka_partition, next_offset, updated_at)`,
-    `VALUES ($1, $2, CAST($3 AS BIGINT), ${d.now()})`,
+    `VALUES ('${topic.replaceAll("'", "''")}', ${partition}, ${nextOffset}, ${d.now()})`,
     `ON CONFLICT (topic, kafka_partition) DO UPDATE SET next_offset = excluded.next_offset, updated_at = excluded.updated_at`,
   ].join('\n');
 }

@@ -48,8 +48,7 @@ export async function writeTransaction(conn: DuckDBConnection, batches: readonly
         await conn.run(upsertContentSql());
       }
     }
-    for (const batch of batches) await conn.run(storeOffsetSql(), [batch.topic, batch.partition, batch.nextOffset]);
-    await conn.run('COMMIT');
+    await conn.run([...batches.map((b) => storeOffsetSql(b.topic, b.partition, b.nextOffset)), 'COMMIT'].join(';\n'));
     memo.committed(content);
   } catch (err) {
     await conn.run('ROLLBACK').catch(() => undefined);
@@ -83,7 +82,7 @@ async function appendFacts(conn: DuckDBConnection, records: SinkRecord[]): Promi
 }
 
 /** Bulk-appends staged lines (duckdb-sql.ts stageLine) into a TEMP staging table, one row each. */
-async function appendLines(conn: DuckDBConnection, stage: string, lines: Iterable<string>): Promise<void> {
+export async function appendLines(conn: DuckDBConnection, stage: string, lines: Iterable<string>): Promise<void> {
   const appender = await conn.createAppender(stage, 'main', 'temp');
   try {
     for (const line of lines) {

@@ -3,9 +3,10 @@ import path from 'node:path';
 import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
 import { errorMessage, PipelineError } from '../../core/errors.js';
 import type { Logger } from '../../core/logger.js';
-import type { Sink, SinkBatch, SinkContext, SinkRecord } from '../contract.js';
+import type { EncodedBatch, EncodedWriteResult, Sink, SinkBatch, SinkContext, SinkRecord } from '../contract.js';
 import { addMissingColumnsSql, createStagesSql, createTablesSql, createViewsSql, factColumnOrderSql, readOffsetsSql } from './duckdb-sql.js';
 import { ContentMemo } from './content-memo.js';
+import { writeEncodedTransaction } from './duckdb-encoded.js';
 import { classifyDuckDbError, writeTransaction } from './duckdb-write.js';
 import { checkWarehouseRecord } from './record-check.js';
 import { FACT_TABLE, OFFSETS_TABLE, TABLES } from './schema.js';
@@ -85,6 +86,14 @@ export class DuckDbWarehouse implements Sink {
     return new Promise<void>((resolve, reject) => {
       this.pending.push({ batch, resolve, reject });
       void this.serial(() => this.writeGroup());
+    });
+  }
+
+  /** The fast path (duckdb-encoded.ts): one batch per transaction, in turn with `write`'s groups. */
+  writeEncoded(batch: EncodedBatch): Promise<EncodedWriteResult> {
+    return this.serial(async () => {
+      const result = await this.transaction(batch.records.length, 1, (conn) => writeEncodedTransaction(conn, batch, this.contentMemo));
+      return result.kind === 'written' ? { kind: 'written', sourceTsMs: result.sourceTsMs } : { kind: 'needs-check' };
     });
   }
 
@@ -191,10 +200,22 @@ export class DuckDbWarehouse implements Sink {
   }
 
   private async writeBatches(batches: SinkBatch[]): Promise<void> {
+    const records = batches.reduce((n, b) => n + b.records.length, 0);
+    await this.transaction(records, batches.length, async (conn) => {
+      const inserted = await writeTransaction(conn, batches, this.contentMemo);
+      return { kind: 'written', inserted };
+    });
+  }
+
+  /**
+   * Runs one write transaction on the connection (re-opened first when broken) and counts what it
+   * stored: `records` handed over, of which `inserted` new (the rest were stored already).
+   */
+  private async transaction<T extends { kind: string; inserted?: number }>(records: number, batches: number, fn: (conn: DuckDBConnection) => Promise<T>): Promise<T> {
     const conn = await this.connection();
-    let inserted: number;
+    let result: T;
     try {
-      inserted = await writeTransaction(conn, batches, this.contentMemo);
+      result = await fn(conn);
     } catch (err) {
       const e = classifyDuckDbError(err, 'write');
       // Re-open before the next call: after a FATAL error the database is invalidated; after a
@@ -202,12 +223,15 @@ export class DuckDbWarehouse implements Sink {
       if (/FATAL|invalidated/i.test(errorMessage(err)) || e.code === 'SINK_STATE_LOST') this.broken = e.message;
       throw e;
     }
+    if (result.kind !== 'written') return result;
+    const inserted = result.inserted ?? 0;
     this.lastCommitMs = Date.now();
-    const duplicates = batches.reduce((n, b) => n + b.records.length, 0) - inserted;
+    const duplicates = records - inserted;
     this.totals.inserted += inserted;
     this.totals.duplicates += duplicates;
-    this.totals.batches += batches.length;
+    this.totals.batches += batches;
     warehouseRows().inc({ backend: 'duckdb', outcome: 'inserted' }, inserted);
     if (duplicates > 0) warehouseRows().inc({ backend: 'duckdb', outcome: 'duplicate' }, duplicates);
+    return result;
   }
 }
