@@ -31,11 +31,16 @@ export async function deliverEncoded(ctx: DeliveryContext, batch: PendingBatch):
     if (isStateLost(err)) return { kind: 'state-lost', error: toPipelineError(err) };
     if (!ctx.owned()) return { kind: 'abandoned' };
     metrics.errors.inc();
+    metrics.fastPath.failed.inc();
     ctx.onError(toPipelineError(err));
     ctx.log.warn({ err: errorMessage(err), partition: batch.partition, records: records.length }, 'sink fast write failed; the batch goes the checked way');
     return null;
   }
-  if (result.kind === 'needs-check') return null;
+  if (result.kind === 'needs-check') {
+    metrics.fastPath.declined.inc();
+    return null;
+  }
+  metrics.fastPath.written.inc();
   const writeMs = performance.now() - t0;
   metrics.batchSeconds.observe(writeMs / 1000);
   metrics.recordsOut.inc(records.length);

@@ -16,7 +16,11 @@ export interface SinkMetrics {
   batchSeconds: Histogram.Internal<'sink'>;
   freshnessSeconds: Histogram.Internal<'sink'>;
   lag: Gauge.Internal<'sink'>;
+  /** Batches offered to the sink's fast path (`writeEncoded`), by what became of them. */
+  fastPath: Record<FastPathOutcome, Counter.Internal>;
 }
+
+export type FastPathOutcome = 'written' | 'declined' | 'failed';
 
 interface Definitions {
   recordsIn: Counter<'sink'>;
@@ -28,6 +32,7 @@ interface Definitions {
   batchSeconds: Histogram<'sink'>;
   freshnessSeconds: Histogram<'sink'>;
   lag: Gauge<'sink'>;
+  fastPath: Counter<'sink' | 'outcome'>;
 }
 
 let defs: Definitions | undefined;
@@ -52,6 +57,12 @@ function definitions(): Definitions {
       registers,
     }),
     lag: new Gauge({ name: 'engage_sink_consumer_lag', help: 'Records in the topic not yet settled by this sink (high watermark - position)', labelNames, registers }),
+    fastPath: new Counter({
+      name: 'engage_sink_fast_path_batches_total',
+      help: "Batches offered to the sink's fast path for undecoded records (writeEncoded): written, declined (a record it does not pass; the batch went the checked way) or failed (the same)",
+      labelNames: ['sink', 'outcome'],
+      registers,
+    }),
   };
   return defs;
 }
@@ -71,5 +82,10 @@ export function sinkMetrics(sink: string): SinkMetrics {
     batchSeconds: d.batchSeconds.labels(l),
     freshnessSeconds: d.freshnessSeconds.labels(l),
     lag: d.lag.labels(l),
+    fastPath: {
+      written: d.fastPath.labels({ sink, outcome: 'written' }),
+      declined: d.fastPath.labels({ sink, outcome: 'declined' }),
+      failed: d.fastPath.labels({ sink, outcome: 'failed' }),
+    },
   };
 }

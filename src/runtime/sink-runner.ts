@@ -67,6 +67,8 @@ export async function startSinkRunner(config: Config, factory: SinkFactory, log:
   const sink: Sink = factory.create({ config, log: slog });
   // A sink with a fast path for undecoded batches gets them undecoded (encoded-record.ts).
   const decoder = opts.decoder ?? (sink.writeEncoded ? decodeEncodedMessage : decodeEnrichedMessage);
+  // Reported from the start (0) for a sink that has the fast path, so a declined rate is defined.
+  if (sink.writeEncoded) for (const c of Object.values(metrics.fastPath)) c.inc(0);
   let admin: Admin;
   let dlq: DlqWriter;
   let consumer: BatchConsumer | undefined;

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { PipelineError } from '../../src/core/errors.js';
 import { createLogger } from '../../src/core/logger.js';
+import { registry } from '../../src/core/metrics.js';
 import type { EnrichedEvent } from '../../src/core/types.js';
 import { sinkGroupId } from '../../src/runtime/sink-runner-options.js';
 import { startSinkRunner } from '../../src/runtime/sink-runner.js';
@@ -67,6 +68,12 @@ function fastFactory(name: string, store: MemoryStore, calls: FastCalls, failFas
   };
 }
 
+/** engage_sink_fast_path_batches_total of one sink, by outcome. */
+async function fastPathCounts(sink: string): Promise<Record<string, number>> {
+  const metric = await registry.getSingleMetric('engage_sink_fast_path_batches_total')?.get();
+  return Object.fromEntries((metric?.values ?? []).filter((v) => v.labels.sink === sink).map((v) => [String(v.labels.outcome), v.value]));
+}
+
 function configFor(name: string) {
   return { ...env.config, KAFKA_TOPIC_ENRICHED: `${env.id}.${name}.enriched`, KAFKA_TOPIC_DLQ: `${env.id}.${name}.dlq` };
 }
@@ -89,6 +96,10 @@ test('batches go the fast way; one it declines goes the checked way, which parks
     assert.equal(memoryCount(store, 'offsets'), 7, 'its good records were written the checked way');
     const dlq = await readDlq(config);
     assert.deepEqual(dlq.map((e) => [e.code, e.offset, Buffer.from(e.value_base64 ?? '', 'base64').toString()]), [['DECODE_FAILED', '7', '{"not json']]);
+    const counts = await fastPathCounts('mem-fast');
+    assert.equal(counts.declined, 1);
+    assert.equal(counts.failed, 0);
+    assert.equal(counts.written, calls.encoded.length - 1, 'every other offered batch was written that way');
   } finally {
     await runner.stop();
   }
@@ -107,6 +118,7 @@ test('a batch the fast path fails on is written the checked way: nothing lost, n
     assert.equal(memoryCount(store, 'offsets'), 4);
     assert.ok(runner.snapshot().errors >= 1, 'the failure is counted');
     assert.equal(runner.snapshot().dlq, 0);
+    assert.equal((await fastPathCounts('mem-fastfail')).failed, 1);
   } finally {
     await runner.stop();
   }
