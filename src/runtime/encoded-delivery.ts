@@ -5,7 +5,7 @@ import { EncodedRecord } from './encoded-record.js';
 
 /**
  * The fast way of settling a batch (contract: `Sink.writeEncoded`), tried by `deliverBatch` first
- * for a sink that has one: when every message of the batch is a record of the topic with a value
+ * for a sink that has one, on batches of at least its `encodedMinRecords`: when every message of the batch is a record of the topic with a value
  * (no decode verdict yet, not a DLQ replay), the sink gets the undecoded batch once. Returns the
  * outcome when it settled the batch (written, offset committed), or null: the batch then goes the
  * checked way (decode, `check`, DLQ, `write` with retries), which is also where any failure of the
@@ -15,7 +15,7 @@ import { EncodedRecord } from './encoded-record.js';
 export async function deliverEncoded(ctx: DeliveryContext, batch: PendingBatch): Promise<DeliveryOutcome | null> {
   const { sink, metrics } = ctx;
   const writeEncoded = sink.writeEncoded?.bind(sink);
-  if (!writeEncoded || batch.items.length === 0) return null;
+  if (!writeEncoded || batch.items.length === 0 || batch.items.length < (sink.encodedMinRecords ?? 1)) return null;
   const records: EncodedRecord[] = [];
   for (const { decoded } of batch.items) {
     if (decoded.kind !== 'record' || decoded.origin.replay || !(decoded.record instanceof EncodedRecord) || decoded.record.value === null) return null;

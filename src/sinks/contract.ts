@@ -100,6 +100,11 @@ export interface Sink {
    * `check` would pass (it is then merely slower), never the reverse.
    */
   writeEncoded?(batch: EncodedBatch): Promise<EncodedWriteResult>;
+  /**
+   * With `writeEncoded`: batches of fewer records go the checked way directly, because the fast
+   * path's fixed cost per batch does not pay off below this size. Default 1.
+   */
+  readonly encodedMinRecords?: number;
   /** Sink-specific state for the heartbeat, published under the sink's name (e.g. the
    *  external sink's circuit breaker as `status.external.state`); cheap, synchronous. */
   status?(): object;

@@ -38,7 +38,7 @@ interface FastCalls {
  * A memory sink (offsets variant) with a fast path that stores a batch only when every value is an
  * enriched event's JSON, declines it otherwise, and throws (not retriable) while `failFast` > 0.
  */
-function fastFactory(name: string, store: MemoryStore, calls: FastCalls, failFast = 0): SinkFactory {
+function fastFactory(name: string, store: MemoryStore, calls: FastCalls, failFast = 0, encodedMinRecords?: number): SinkFactory {
   return {
     name,
     batching: () => ({ maxRecords: 100, maxWaitMs: 50 }),
@@ -63,7 +63,7 @@ function fastFactory(name: string, store: MemoryStore, calls: FastCalls, failFas
         await sink.write({ topic: batch.topic, partition: batch.partition, records, nextOffset: batch.nextOffset });
         return { kind: 'written', sourceTsMs: events.map((e) => e.source_ts_ms) };
       };
-      return Object.assign(sink, { writeEncoded });
+      return Object.assign(sink, { writeEncoded, encodedMinRecords });
     },
   };
 }
@@ -123,4 +123,20 @@ test('a batch the fast path fails on is written the checked way: nothing lost, n
     await runner.stop();
   }
   assert.equal((await committedOffsets(config, sinkGroupId(config, 'mem-fastfail'), config.KAFKA_TOPIC_ENRICHED)).get(0), '4');
+});
+
+test('batches smaller than the sink\'s encodedMinRecords go the checked way directly', { timeout: 60000 }, async () => {
+  const config = configFor('fastmin');
+  const store = createMemoryStore();
+  const calls: FastCalls = { encoded: [], declined: 0, failed: 0 };
+  const runner = await startSinkRunner(config, fastFactory('mem-fastmin', store, calls, 0, 1000), log);
+  try {
+    await produce(config, config.KAFKA_TOPIC_ENRICHED, eventMessages(Array.from({ length: 6 }, () => enrichedEvent()), 0));
+    await waitCaughtUp(runner, config, config.KAFKA_TOPIC_ENRICHED);
+    assert.equal(memoryCount(store, 'offsets'), 6);
+    assert.deepEqual(calls.encoded, [], 'never offered to the fast path');
+    assert.deepEqual(await fastPathCounts('mem-fastmin'), { written: 0, declined: 0, failed: 0 });
+  } finally {
+    await runner.stop();
+  }
 });

@@ -12,15 +12,12 @@ import { ctxOf, openReader } from './warehouse-fixtures.js';
  * makes a re-delivery count once, as BigQuery's MERGE would).
  */
 
-/** A record the warehouse's `check` rejects (it would go to the DLQ, the rest flowing). */
-const poison = (e: EnrichedEvent): EnrichedEvent => ({ ...e, event_ts: 'not a timestamp' });
-
-sinkContractSuite(
-  'warehouse (duckdb)',
-  async (env) => ({
-    sink: new DuckDbWarehouse(ctxOf(env.config)),
+/** The contract's view of a DuckDB sink: the rows in its file, whether the sink is open or not. */
+function duckSubject(sink: DuckDbWarehouse, file: string) {
+  return {
+    sink,
     async count() {
-      const r = await openReader(env.config.DUCKDB_PATH);
+      const r = await openReader(file);
       try {
         const [row] = await r.rows(`SELECT count(*) AS n FROM engagement_events_enriched`);
         return Number(row?.n);
@@ -31,7 +28,26 @@ sinkContractSuite(
       }
     },
     async teardown() {},
-  }),
+  };
+}
+
+/** A record the warehouse's `check` rejects (it would go to the DLQ, the rest flowing). */
+const poison = (e: EnrichedEvent): EnrichedEvent => ({ ...e, event_ts: 'not a timestamp' });
+
+sinkContractSuite(
+  'warehouse (duckdb)',
+  async (env) => duckSubject(new DuckDbWarehouse(ctxOf(env.config)), env.config.DUCKDB_PATH),
+  { poison },
+);
+
+/** The same, with every batch offered to the fast path (writeEncoded), however small. */
+class FastForEveryBatch extends DuckDbWarehouse {
+  override readonly encodedMinRecords = 1;
+}
+
+sinkContractSuite(
+  'warehouse (duckdb, fast path for every batch)',
+  async (env) => duckSubject(new FastForEveryBatch(ctxOf(env.config)), env.config.DUCKDB_PATH),
   { poison },
 );
 

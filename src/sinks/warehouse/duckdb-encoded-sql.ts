@@ -122,17 +122,17 @@ function okExpr(): string {
  * event enriched last, as schema.ts contentRows picks them).
  */
 export function stageVerdictSql(): string {
+  const c = ['content_id', 'content_slug', 'content_title', 'content_type', 'length_seconds', 'publish_ts', 'processed_ts_ms'];
   const content = [
-    `SELECT r.content_id, r.content_slug, r.content_title, r.content_type, r.length_seconds, r.publish_ts, r.processed_ts_ms`,
-    `FROM ${d.ident(STAGE_ROWS)}`,
-    `QUALIFY row_number() OVER (PARTITION BY r.content_id ORDER BY r.processed_ts_ms DESC, i DESC) = 1`,
+    `SELECT arg_max({${c.map((n) => `'${n}': r.${n}`).join(', ')}}, (r.processed_ts_ms, i)) AS c`,
+    `FROM ${d.ident(STAGE_ROWS)} GROUP BY r.content_id`,
   ].join(' ');
   return [
     `SELECT count(*) AS staged, count(*) FILTER (WHERE NOT ${okExpr()} OR o IS NULL) AS bad,`,
     `  count(*) - count(DISTINCT r.event_id) AS repeated,`,
     `  min(TRY_CAST(r.event_id AS BIGINT)) AS lo, max(TRY_CAST(r.event_id AS BIGINT)) AS hi,`,
     `  list(CASE WHEN r.origin = 'stream' THEN CAST(r.source_ts_ms AS DOUBLE) END ORDER BY i) AS source_ts,`,
-    `  (SELECT list(c) FROM (${content}) AS c) AS content`,
+    `  (SELECT list(c) FROM (${content})) AS content`,
     `FROM ${d.ident(STAGE_ROWS)}`,
   ].join('\n');
 }
