@@ -1,7 +1,7 @@
-import { blobValue, type DuckDBBlobValue, type DuckDBConnection } from '@duckdb/node-api';
+import { blobValue, type DuckDBBlobValue, type DuckDBConnection, type DuckDBPreparedStatement } from '@duckdb/node-api';
 import type { EncodedBatch, EncodedWriteResult } from '../contract.js';
 import type { ContentMemo } from './content-memo.js';
-import { decodeStageSql, insertStagedSql, stageVerdictSql } from './duckdb-encoded-sql.js';
+import { decodeStageSql, insertStagedSql, STAGE_ROWS, stageVerdictSql } from './duckdb-encoded-sql.js';
 import { rowValues, STAGE_CONTENT, stageLine, storeOffsetSql, upsertContentSql } from './duckdb-sql.js';
 import { appendLines } from './duckdb-write.js';
 import { CONTENT_DIM, type Row } from './schema.js';
@@ -10,10 +10,9 @@ import { CONTENT_DIM, type Row } from './schema.js';
  * The DuckDB fast path (the contract's `writeEncoded`): a batch of undecoded enriched events in
  * ONE transaction, like duckdb-write.ts's, but the JSON is decoded, judged and converted by
  * DuckDB's JSON reader on DuckDB's thread instead of `JSON.parse` and the chunk writer on the JS
- * thread (docs/warehouse.md "Two write paths"):
+ * thread (docs/warehouse.md "Two write paths"). In one transaction:
  *   1. the values, handed over as ONE blob, are decoded once into a temp table
  *      (duckdb-encoded-sql.ts decodeStageSql; it holds the last batch until the next one);
- *   then, in the transaction,
  *   2. if any row is not `ok` (a record `check` might refuse), a value is not a JSON object with
  *      each field once, or the batch carries an event id twice (rare: the checked way keeps the
  *      first), ROLLBACK and `needs-check`: nothing is written, the runtime takes the checked way;
@@ -32,20 +31,25 @@ export async function writeEncodedTransaction(conn: DuckDBConnection, batch: Enc
     if (batch.records.length === 0) {
       await conn.run('BEGIN TRANSACTION');
     } else {
+      const statements = await prepared(conn);
+      await conn.run(`BEGIN TRANSACTION; DELETE FROM ${STAGE_ROWS}`);
       try {
-        await conn.run(decodeStageSql(), stagedParams(batch));
+        statements.decode.bind(stagedParams(batch));
+        await statements.decode.run();
       } catch (err) {
         if (!isDataError(err)) throw err;
+        await conn.run('ROLLBACK');
         return { kind: 'needs-check', inserted: 0 };
       }
-      const reader = await conn.runAndReadAll(`BEGIN TRANSACTION; ${stageVerdictSql()}`);
+      const reader = await statements.verdict.runAndReadAll();
       const [count, bad, repeated, lo, hi, times, rows] = (reader.getRowsJS() as Verdict[])[0] as Verdict;
       if (Number(count) !== batch.records.length || bad > 0n || repeated > 0n || lo === null || hi === null) {
         await conn.run('ROLLBACK');
         return { kind: 'needs-check', inserted: 0 };
       }
       sourceTsMs = times;
-      inserted = (await conn.run(insertStagedSql(batch.partition, lo, hi))).rowsChanged;
+      statements.insert.bind([batch.partition, lo, hi]);
+      inserted = (await statements.insert.run()).rowsChanged;
       content = memo.changed(rows.map(contentRow));
       if (content.length > 0) {
         await conn.run(`DELETE FROM ${STAGE_CONTENT}`);
@@ -76,6 +80,28 @@ function contentRow(c: ContentTuple): Row {
     publish_ts: c.publish_ts,
     version_ms: Number(c.processed_ts_ms),
   };
+}
+
+interface Statements {
+  decode: DuckDBPreparedStatement;
+  verdict: DuckDBPreparedStatement;
+  insert: DuckDBPreparedStatement;
+}
+/** The statements every batch runs, prepared once per connection (planning them cost ~5–10 ms a batch). */
+const preparedByConnection = new WeakMap<DuckDBConnection, Promise<Statements>>();
+
+function prepared(conn: DuckDBConnection): Promise<Statements> {
+  let statements = preparedByConnection.get(conn);
+  if (statements === undefined) {
+    statements = (async () => ({
+      decode: await conn.prepare(decodeStageSql()),
+      verdict: await conn.prepare(stageVerdictSql()),
+      insert: await conn.prepare(insertStagedSql()),
+    }))();
+    statements.catch(() => preparedByConnection.delete(conn));
+    preparedByConnection.set(conn, statements);
+  }
+  return statements;
 }
 
 /** The batch's values joined by newlines, and its offsets joined by commas (decodeStageSql's $1, $2). */

@@ -90,11 +90,12 @@ export class DuckDbWarehouse implements Sink {
   }
 
   /**
-   * Batches smaller than this take the checked way: the fast path costs ~15–20 ms of DuckDB time
-   * per batch whatever its size (planning its statements), and its CPU per row came below the
-   * checked path's between 2,500 and 5,000 rows (21.5 against 23.8 µs at 2,500; 19.9 against 17.5
-   * at 5,000: docs/benchmarks.md, thirteenth session). So `BATCH_SIZE` of the default 100 keeps the
-   * checked way; batches of BATCH_SIZE 20,000 (the benches) go the fast way.
+   * Batches smaller than this take the checked way: the fast path pays a fixed cost per batch of a
+   * few ms of DuckDB time whatever its size (its statements are prepared once per connection; they
+   * cost ~15–20 ms a batch when planned each time), and its CPU per row came level with the
+   * checked path's at ~2,500 rows a batch and below it from 5,000 (docs/benchmarks.md, thirteenth
+   * session). So the default `BATCH_SIZE` of 100 keeps the checked way, with its group commit;
+   * full batches of BATCH_SIZE 20,000 (the benches) go the fast way.
    */
   readonly encodedMinRecords: number = 4096;
 
