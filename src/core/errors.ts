@@ -54,6 +54,11 @@ export class PipelineError extends Error {
   }
 }
 
+/** True when a sink reports its own state gone (SINK_STATE_LOST): the runtime re-positions its partitions. */
+export function isStateLost(err: unknown): boolean {
+  return err instanceof PipelineError && err.code === 'SINK_STATE_LOST';
+}
+
 /** True when `err` is worth another attempt: a retriable PipelineError or a transient network error. */
 export function isRetriable(err: unknown): boolean {
   if (err instanceof PipelineError) return err.retriable;

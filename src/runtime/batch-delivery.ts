@@ -1,4 +1,4 @@
-import { isRetriable, PipelineError, toPipelineError, errorMessage } from '../core/errors.js';
+import { isRetriable, isStateLost, PipelineError, toPipelineError, errorMessage } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { Sink, SinkBatch } from '../sinks/contract.js';
 import type { DlqFailure, DlqWriter } from './dlq-writer.js';
@@ -65,10 +65,6 @@ export interface DeliveryContext {
 }
 
 const INFRA_RETRY: RetryPolicy = { attempts: Number.MAX_SAFE_INTEGER, baseMs: 200, maxMs: 10000, jitter: 'full' };
-
-export function isStateLost(err: unknown): boolean {
-  return err instanceof PipelineError && err.code === 'SINK_STATE_LOST';
-}
 
 /** The delay a failure asks for (`details.retryAfterMs`: Retry-After, an open circuit's cool-down). */
 export function requestedDelayMs(err: unknown): number | undefined {

@@ -1,6 +1,6 @@
-import { errorMessage, toPipelineError } from '../core/errors.js';
+import { errorMessage, isStateLost, toPipelineError } from '../core/errors.js';
 import type { EncodedWriteResult } from '../sinks/contract.js';
-import { isStateLost, type DeliveryContext, type DeliveryOutcome, type PendingBatch } from './batch-delivery.js';
+import type { DeliveryContext, DeliveryOutcome, PendingBatch } from './batch-delivery.js';
 import { EncodedRecord } from './encoded-record.js';
 
 /**

@@ -3,7 +3,7 @@ import type { EncodedBatch, EncodedWriteResult } from '../contract.js';
 import type { ContentMemo } from './content-memo.js';
 import { decodeStageSql, insertStagedSql, STAGE_ROWS, stageVerdictSql } from './duckdb-encoded-sql.js';
 import { rowValues, STAGE_CONTENT, stageLine, storeOffsetSql, upsertContentSql } from './duckdb-sql.js';
-import { appendLines } from './duckdb-write.js';
+import { appendLines, classifyDuckDbError } from './duckdb-write.js';
 import { CONTENT_DIM, type Row } from './schema.js';
 
 /**
@@ -37,7 +37,8 @@ export async function writeEncodedTransaction(conn: DuckDBConnection, batch: Enc
         statements.decode.bind(stagedParams(batch));
         await statements.decode.run();
       } catch (err) {
-        if (!isDataError(err)) throw err;
+        // DuckDB refusing a value (not JSON, a conversion): the checked way judges such records one by one.
+        if (classifyDuckDbError(err, 'write').code !== 'SINK_REJECTED') throw err;
         await conn.run('ROLLBACK');
         return { kind: 'needs-check', inserted: 0 };
       }
@@ -116,8 +117,3 @@ function stagedParams(batch: EncodedBatch): [DuckDBBlobValue, string] {
   return [blobValue(Buffer.concat(parts)), offsets.join(',')];
 }
 const NEWLINE = Buffer.from('\n');
-
-/** DuckDB refusing a value (not JSON, a conversion): the checked way judges such records one by one. */
-function isDataError(err: unknown): boolean {
-  return /^(Conversion|Invalid Input|Out of Range) Error/i.test(err instanceof Error ? err.message : String(err));
-}

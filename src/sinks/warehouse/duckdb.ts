@@ -221,7 +221,7 @@ export class DuckDbWarehouse implements Sink {
    * Runs one write transaction on the connection (re-opened first when broken) and counts what it
    * stored: `records` handed over, of which `inserted` new (the rest were stored already).
    */
-  private async transaction<T extends { kind: string; inserted?: number }>(records: number, batches: number, fn: (conn: DuckDBConnection) => Promise<T>): Promise<T> {
+  private async transaction<T extends { kind: string; inserted: number }>(records: number, batches: number, fn: (conn: DuckDBConnection) => Promise<T>): Promise<T> {
     const conn = await this.connection();
     let result: T;
     try {
@@ -234,7 +234,7 @@ export class DuckDbWarehouse implements Sink {
       throw e;
     }
     if (result.kind !== 'written') return result;
-    const inserted = result.inserted ?? 0;
+    const inserted = result.inserted;
     this.lastCommitMs = Date.now();
     const duplicates = records - inserted;
     this.totals.inserted += inserted;
