@@ -20,8 +20,10 @@ import type { BenchResult } from './types.js';
  *   B. `engage sink warehouse` (the real sink runner, in this process) from that topic until the
  *      DuckDB file holds every event of the range.
  * "Into DuckDB" is the range's events over A + B. Then
- *   C. `--direct warehouse`: PostgreSQL → enrich → DuckDB in this process, into a fresh file, in
- *      the direct target's pages (one DuckDB row group);
+ *   C0. `--direct warehouse --no-bulk-import`: PostgreSQL rows → enrich (JS) → DuckDB in this
+ *      process, into a fresh file, in the direct target's pages (one DuckDB row group);
+ *   C. `--direct warehouse` as a user gets it: pages as COPY writes them, imported and enriched
+ *      by DuckDB (docs/warehouse.md "Bulk import"), into another fresh file;
  *   D. the same again over the full file (every event a duplicate: what a re-run costs);
  *   E. the command a user runs for C, `engage process --mode backfill --direct warehouse`, as a
  *      child process into another fresh file: the rate it prints, and its wall time from spawn to
@@ -81,14 +83,16 @@ export async function run(): Promise<BenchResult[]> {
     const directConfig = { ...env.config, DUCKDB_PATH: path.join(path.dirname(env.config.DUCKDB_PATH), 'direct.duckdb') };
     // The rate runs to the last page's commit (durable in DuckDB's WAL); `withClose` adds closing
     // the sink, i.e. the CHECKPOINT that moves the WAL into the file.
-    const direct = async () => {
+    const direct = async (config = directConfig, bulk = true) => {
       const cpu = cpuMicros();
       const t = performance.now();
       // The page size a user gets: the target's (one DuckDB row group).
-      const r = await runBackfill(directConfig, { startDate: '2025-08-01', endDate: '2025-08-06', progress: false, restart: true, direct: ['warehouse'] }, log);
+      const r = await runBackfill(config, { startDate: '2025-08-01', endDate: '2025-08-06', progress: false, restart: true, direct: ['warehouse'], bulk }, log);
       const withClose = r.read / ((performance.now() - t) / 1000);
       return { r, withClose, us: (cpuMicros() - cpu) / Math.max(r.read, 1) };
     };
+    const rowsConfig = { ...env.config, DUCKDB_PATH: path.join(path.dirname(env.config.DUCKDB_PATH), 'rows.duckdb') };
+    const c0 = await direct(rowsConfig, false);
     const c = await direct();
     const cStored = await duckCount(directConfig.DUCKDB_PATH);
     const d = await direct();
@@ -99,6 +103,7 @@ export async function run(): Promise<BenchResult[]> {
       { name: 'A. backfill PostgreSQL → enriched topic', value: Math.round(a.rate), unit: 'events/s', note: `${a.read.toLocaleString('en-US')} rows in ${a.seconds.toFixed(1)} s, pages of 20,000; ${usA.toFixed(1)} µs CPU/event; load ${load0}` },
       { name: 'B. warehouse sink, topic → DuckDB', value: Math.round(stored / secondsB), unit: 'events/s', note: `${stored.toLocaleString('en-US')} rows in ${secondsB.toFixed(1)} s, BATCH_SIZE ${SINK_BATCH}; ${usB.toFixed(1)} µs CPU/event (consumer + sink)` },
       { name: 'backfill into DuckDB (A + B)', value: Math.round(stored / (a.seconds + secondsB)), unit: 'events/s', note: `${(usA + usB).toFixed(1)} µs CPU/event in all; load ${load0} → ${load1}` },
+      { name: 'C0. the same row by row (--no-bulk-import), fresh file', value: Math.round(c0.r.rate), unit: 'events/s', note: `${c0.r.read.toLocaleString('en-US')} rows in ${c0.r.seconds.toFixed(2)} s; ${Math.round(c0.withClose).toLocaleString('en-US')}/s with the closing checkpoint; ${c0.us.toFixed(1)} µs CPU/event` },
       { name: 'C. backfill --direct warehouse, fresh file', value: Math.round(c.r.rate), unit: 'events/s', note: `${c.r.read.toLocaleString('en-US')} rows in ${c.r.seconds.toFixed(2)} s, ${cStored.toLocaleString('en-US')} stored; ${Math.round(c.withClose).toLocaleString('en-US')}/s with the closing checkpoint; ${c.us.toFixed(1)} µs CPU/event` },
       { name: 'D. the same again (all duplicates)', value: Math.round(d.r.rate), unit: 'events/s', note: `${d.r.read.toLocaleString('en-US')} rows in ${d.r.seconds.toFixed(2)} s, ${dStored.toLocaleString('en-US')} stored; ${Math.round(d.withClose).toLocaleString('en-US')}/s with the closing checkpoint; ${d.us.toFixed(1)} µs CPU/event; load ${load1} → ${load2}` },
       { name: 'E. `engage process … --direct warehouse`, fresh file', value: Math.round(e.printed), unit: 'events/s', note: `the rate it printed; ${e.read.toLocaleString('en-US')} rows, ${e.wall.toFixed(2)} s from spawn to exit = ${Math.round(e.read / e.wall).toLocaleString('en-US')}/s for the whole command; ${e.cpuUs.toFixed(1)} µs CPU/event; peak RSS ${Math.round(e.peakRssMiB)} MiB` },

@@ -11,7 +11,8 @@ import type { Decoded, DlqOrigin } from '../runtime/sink-decode.js';
 import { sinkMetrics } from '../runtime/sink-metrics.js';
 import { resolveBatching, resolveRetryPolicy, resolveWriteConcurrency } from '../runtime/sink-runner-options.js';
 import { DIRECT_OFFSET, DIRECT_PARTITION, type Sink, type SinkFactory, type SinkRecord } from '../sinks/contract.js';
-import { DEFAULT_PAGE_ROWS, rejectedRowOrigin, SOURCE_TOPIC, type BackfillPage, type BackfillTarget, type PageReport } from './target.js';
+import { isSourceImporter, type SourceImportResult } from '../sinks/source-import.js';
+import { DEFAULT_PAGE_ROWS, rejectedRowOrigin, SOURCE_TOPIC, type BackfillPage, type BackfillTarget, type PageReport, type SourceFilePage } from './target.js';
 
 /**
  * `--direct <sinks>`: the backfill writes the named sinks itself, in this process, through the
@@ -56,7 +57,12 @@ export function directFactories(names: readonly string[], lookup: (name: string)
   });
 }
 
-export async function openDirectTarget(config: Config, factories: readonly SinkFactory[], rangeKey: string, log: Logger, signal?: AbortSignal): Promise<BackfillTarget> {
+/**
+ * `bulk`: when every sink imports source rows (src/sinks/source-import.ts; the DuckDB warehouse),
+ * the target offers `deliverSource`, and the run hands it pages as COPY wrote them.
+ */
+export async function openDirectTarget(config: Config, factories: readonly SinkFactory[], rangeKey: string, log: Logger, opts: { bulk: boolean; signal?: AbortSignal }): Promise<BackfillTarget> {
+  const { signal } = opts;
   const name = `direct:${factories.map((f) => f.name).join(',')}`;
   await ensureTopics(config); // the DLQ topic
   const dlq: DlqWriter = await createDlqWriter(config, 'backfill');
@@ -97,10 +103,26 @@ export async function openDirectTarget(config: Config, factories: readonly SinkF
 
   // A page is one write per sink that takes bulk writes (the DuckDB warehouse: one row group).
   const bulk = factories.map((f) => f.maxBulkRecords?.(config)).filter((n): n is number => n !== undefined);
+  const importers = sinks.flatMap((s) => (isSourceImporter(s.sink) ? [{ ctx: s.ctx, sink: s.sink }] : []));
+  const deliverSource = async (page: SourceFilePage): Promise<(PageReport & { rows: number }) | null> => {
+    const results = await Promise.all(importers.map((s) => s.sink.importSourcePage({ ...page, topic })));
+    let declined = false;
+    importers.forEach((s, i) => {
+      const r = results[i] as SourceImportResult;
+      s.ctx.metrics.fastPath[r.kind === 'written' ? 'written' : 'declined'].inc();
+      if (r.kind !== 'written') declined = true;
+      else {
+        s.ctx.metrics.recordsIn.inc(r.rows);
+        s.ctx.metrics.recordsOut.inc(r.rows);
+      }
+    });
+    return declined ? null : { parked: {}, rows: results[0]?.rows ?? 0 };
+  };
   return {
     name,
     maxInFlight: 2,
     pageRows: Math.max(DEFAULT_PAGE_ROWS, ...bulk),
+    ...(opts.bulk && importers.length === sinks.length ? { deliverSource } : {}),
     async deliver(page: BackfillPage): Promise<PageReport> {
       if (page.rejected.length > 0) {
         await dlq.send('backfill', page.rejected.map(({ row, error }) => ({ origin: rejectedRowOrigin(row), error, attempts: 1 })));

@@ -20,18 +20,32 @@ export interface Page {
   last: Cursor | null;
 }
 
+/** event_ts as the CDC renders it: ISO-8601 in UTC, microseconds, `Z`. */
+export const EVENT_TS_TEXT = `to_char(event_ts AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`;
+
 const COLUMNS = `id::text AS id, content_id::text AS content_id, user_id::text AS user_id, event_type,
-  to_char(event_ts AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS event_ts,
+  ${EVENT_TS_TEXT} AS event_ts,
   duration_ms, device, raw_payload::text AS raw_payload`;
 
-export async function readPage(client: pg.ClientBase, range: DateRange, after: Cursor | null, limit: number): Promise<Page> {
-  const params: unknown[] = [range.fromTs, range.untilTs, limit];
+/**
+ * The next `limit` rows after `after`; with `until`, instead every row in (after, until] — the
+ * bounds of a page copy-reader.ts read before, read again (the limit then does not apply).
+ */
+export async function readPage(client: pg.ClientBase, range: DateRange, after: Cursor | null, limit: number, until?: Cursor): Promise<Page> {
+  const params: unknown[] = [range.fromTs, range.untilTs];
   let where = 'event_ts >= $1 AND event_ts < $2';
   if (after) {
     params.push(after.eventTs, after.id);
-    where += ' AND (event_ts, id) > ($4::timestamptz, $5::bigint)';
+    where += ` AND (event_ts, id) > ($${params.length - 1}::timestamptz, $${params.length}::bigint)`;
   }
-  const res = await client.query<EngagementEventRow>(`SELECT ${COLUMNS} FROM engagement_events WHERE ${where} ORDER BY engagement_events.event_ts, engagement_events.id LIMIT $3`, params);
+  if (until) {
+    params.push(until.eventTs, until.id);
+    where += ` AND (event_ts, id) <= ($${params.length - 1}::timestamptz, $${params.length}::bigint)`;
+  } else {
+    params.push(limit);
+  }
+  const tail = until ? '' : ` LIMIT $${params.length}`;
+  const res = await client.query<EngagementEventRow>(`SELECT ${COLUMNS} FROM engagement_events WHERE ${where} ORDER BY engagement_events.event_ts, engagement_events.id${tail}`, params);
   const rows = res.rows;
   const lastRow = rows[rows.length - 1];
   return { rows, last: lastRow ? { eventTs: lastRow.event_ts, id: lastRow.id } : null };

@@ -2,12 +2,12 @@ import pg from 'pg';
 import type { Config } from '../config/load.js';
 import type { Logger } from '../core/logger.js';
 import type { ContentRow } from '../core/types.js';
-import { enrichEvent } from '../processor/enrich.js';
 import { ProgressBar } from './progress-bar.js';
 import { ensureProgressTable, loadProgress, saveProgress } from './progress-store.js';
 import { parseDateRange } from './range.js';
-import { countRange, estimatedRangeRows, readPage, type Cursor, type Page } from './reader.js';
-import { DEFAULT_PAGE_ROWS, type BackfillPage, type BackfillTarget, type PageReport } from './target.js';
+import { copyPages, rowPages, type Delivered, type PageFlow, type ReadPage } from './page-flow.js';
+import { countRange, estimatedRangeRows, type Cursor } from './reader.js';
+import { DEFAULT_PAGE_ROWS, type BackfillTarget } from './target.js';
 
 /**
  * `engage process --mode backfill --start-date D --end-date D [--direct sinks]`: re-reads the
@@ -32,6 +32,8 @@ export interface BackfillOptions {
   signal?: AbortSignal;
   /** Sinks to write directly (`--direct`); absent or empty = through the enriched topic. */
   direct?: string[];
+  /** With `direct`: let sinks that can import pages as COPY writes them do so (default true; `--no-bulk-import`). */
+  bulk?: boolean;
 }
 
 export interface BackfillResult {
@@ -56,6 +58,7 @@ export async function runBackfill(config: Config, opts: BackfillOptions, log: Lo
   const db = new pg.Client({ connectionString: config.databaseUrl });
   await db.connect();
   let target: BackfillTarget | undefined;
+  let flow: PageFlow | undefined;
   try {
     target = await openTarget(config, opts, range.key, log);
     const pageSize = opts.pageSize ?? target.pageRows ?? DEFAULT_PAGE_ROWS;
@@ -69,13 +72,15 @@ export async function runBackfill(config: Config, opts: BackfillOptions, log: Lo
     if (saved?.done && !opts.restart) log.info({ range: key }, 'range was backfilled before; re-sending it (sinks dedupe by event id)');
     if (resumed) log.info({ range: key, after: cursor, delivered }, 'resuming an interrupted backfill');
 
-    const content = new Map((await db.query<ContentRow>(CONTENT_SQL)).rows.map((c) => [c.id, c]));
+    const content = (await db.query<ContentRow>(CONTENT_SQL)).rows;
     const total = await countRange(db, range, cursor);
     const estimate = await estimatedRangeRows(db, range);
     if (total > 10 * pageSize && estimate * 10 < total) {
       log.warn({ estimate, rows: total }, 'PostgreSQL estimates the range at a tenth of its rows or less: its statistics of engagement_events are older than the data, so every page may sort the whole remaining range; run ANALYZE engagement_events (autovacuum will, in time)');
     }
     const bar = opts.progress === false ? undefined : new ProgressBar(`backfill ${range.key}${target.name === 'topic' ? '' : ` (${target.name})`}`, total);
+    const flowCtx = { db, range, pageSize, content, target, log };
+    flow = target.deliverSource && opts.bulk !== false ? await copyPages(flowCtx) : rowPages(flowCtx);
     const t0 = Date.now();
     let read = 0;
     let dlq = 0;
@@ -83,33 +88,33 @@ export async function runBackfill(config: Config, opts: BackfillOptions, log: Lo
     let queued = delivered;
     // Pages in delivery, oldest first. While they are delivered the next page is read (PostgreSQL)
     // and enriched (this thread); progress advances only as each is confirmed, in page order.
-    const inFlight: Array<{ done: Promise<PageReport>; rows: number; events: number; rejected: number; last: Cursor | null }> = [];
+    const inFlight: Array<{ done: Promise<Delivered>; last: Cursor }> = [];
     const settleOldest = async () => {
       const f = inFlight.shift();
       if (!f) return;
-      const report = await f.done;
-      for (const [stage, n] of Object.entries(report.parked)) parked[stage] = (parked[stage] ?? 0) + n;
-      read += f.rows;
-      delivered += f.events;
-      dlq += f.rejected;
+      const d = await f.done;
+      for (const [stage, n] of Object.entries(d.report.parked)) parked[stage] = (parked[stage] ?? 0) + n;
+      read += d.rows;
+      delivered += d.events;
+      dlq += d.rejected;
       cursor = f.last;
       await saveProgress(db, key, { cursor, done: false, delivered });
       bar?.update(read);
     };
-    let next: Promise<Page> | null = readPage(db, range, cursor, pageSize);
+    const pages = flow;
+    let next: Promise<ReadPage | null> | null = pages.read(cursor);
     try {
       for (;;) {
         if (opts.signal?.aborted) break;
-        const page: Page = await (next ?? readPage(db, range, cursor, pageSize));
+        const page = await (next ?? pages.read(cursor));
         next = null;
-        if (page.rows.length === 0) break;
-        next = readPage(db, range, page.last, pageSize);
+        if (!page) break;
+        next = pages.read(page.last);
         next.catch(() => undefined); // awaited next turn; a failure there is thrown then
-        const enriched = await enrichPage(page, content, queued);
-        queued += enriched.events.length;
-        const done = target.deliver(enriched);
+        const { events, done } = await page.start(queued);
+        queued += events;
         done.catch(() => undefined); // awaited in order by settleOldest
-        inFlight.push({ done, rows: page.rows.length, events: enriched.events.length, rejected: enriched.rejected.length, last: page.last });
+        inFlight.push({ done, last: page.last });
         while (inFlight.length >= target.maxInFlight) await settleOldest();
       }
       while (inFlight.length > 0) await settleOldest();
@@ -128,16 +133,11 @@ export async function runBackfill(config: Config, opts: BackfillOptions, log: Lo
     log.info({ ...result, target: target.name }, finished ? 'backfill finished' : 'backfill interrupted; run it again to resume');
     return result;
   } finally {
+    await flow?.close().catch(() => undefined);
     await target?.close().catch(() => undefined);
     await db.end().catch(() => undefined);
   }
 }
-
-/**
- * Enrichment yields to the event loop this often, so the target's I/O continuations (a DuckDB
- * transaction's next step after its id lookup, its commit) are not held up for a whole page.
- */
-const YIELD_ROWS = 1000;
 
 async function openTarget(config: Config, opts: BackfillOptions, rangeKey: string, log: Logger): Promise<BackfillTarget> {
   if (!opts.direct || opts.direct.length === 0) {
@@ -145,19 +145,5 @@ async function openTarget(config: Config, opts: BackfillOptions, rangeKey: strin
     return openTopicTarget(config);
   }
   const [{ directFactories, openDirectTarget }, { getSinkFactory }] = await Promise.all([import('./direct-target.js'), import('../sinks/registry.js')]);
-  return openDirectTarget(config, directFactories(opts.direct, getSinkFactory), rangeKey, log, opts.signal);
-}
-
-/** The stream's transform over one page; `deliveredBefore` = events of the range before it. */
-async function enrichPage(page: Page, content: ReadonlyMap<string, ContentRow>, deliveredBefore: number): Promise<BackfillPage> {
-  const now = Date.now();
-  const out: BackfillPage = { events: [], rejected: [], deliveredBefore };
-  let i = 0;
-  for (const row of page.rows) {
-    if (++i % YIELD_ROWS === 0) await new Promise<void>((resolve) => setImmediate(resolve));
-    const res = enrichEvent(row, row.content_id ? content.get(row.content_id) : undefined, { sourceTsMs: now, processedTsMs: now, origin: 'backfill' });
-    if (res.ok) out.events.push(res.event);
-    else out.rejected.push({ row, error: res.error });
-  }
-  return out;
+  return openDirectTarget(config, directFactories(opts.direct, getSinkFactory), rangeKey, log, { bulk: opts.bulk !== false, signal: opts.signal });
 }

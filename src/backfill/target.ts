@@ -1,5 +1,5 @@
 import type { PipelineError } from '../core/errors.js';
-import type { EngagementEventRow, EnrichedEvent } from '../core/types.js';
+import type { ContentRow, EngagementEventRow, EnrichedEvent } from '../core/types.js';
 import type { DlqOrigin } from '../runtime/sink-decode.js';
 
 /**
@@ -30,6 +30,18 @@ export interface PageReport {
   parked: Record<string, number>;
 }
 
+/** A page as PostgreSQL's COPY wrote it (copy-reader.ts), for a target that imports source rows. */
+export interface SourceFilePage {
+  /** The CSV file (src/sinks/source-import.ts SOURCE_CSV_COLUMNS); the caller deletes it afterwards. */
+  file: string;
+  /** The rows COPY wrote into it. */
+  rows: number;
+  /** The catalogue, read once per run, and the moment of enrichment, as `enrichEvent` takes them. */
+  content: readonly ContentRow[];
+  nowMs: number;
+  deliveredBefore: number;
+}
+
 export interface BackfillTarget {
   /** For the progress key and logs: `topic`, or `direct:<sink>,<sink>`. */
   readonly name: string;
@@ -38,6 +50,13 @@ export interface BackfillTarget {
   /** The page size it writes best, used when the run names none; absent = DEFAULT_PAGE_ROWS. */
   readonly pageRows?: number;
   deliver(page: BackfillPage): Promise<PageReport>;
+  /**
+   * Present when every destination imports source rows itself (src/sinks/source-import.ts): the
+   * same contract as `deliver` for a page in a CSV file, resolving with its rows. Resolves null
+   * when a destination declined the page (a row the transform or a sink might refuse): the caller
+   * then reads the same rows and calls `deliver`, which rejects or parks them with their reason.
+   */
+  deliverSource?(page: SourceFilePage): Promise<(PageReport & { rows: number }) | null>;
   /** Releases connections; called once, after the last `deliver` has settled. */
   close(): Promise<void>;
 }

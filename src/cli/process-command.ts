@@ -20,6 +20,8 @@ interface ProcessOptions {
   progress?: boolean;
   direct?: string[];
   pageSize?: string;
+  /** commander's negation of --no-bulk-import: true unless given. */
+  bulkImport?: boolean;
 }
 
 /** The largest page a backfill reads at once (memory grows with it: ~3 pages of enriched events are held). */
@@ -40,10 +42,11 @@ export function registerProcessCommand(program: Command): void {
       'backfill: write these sinks in this process instead of through the enriched topic (comma-separated; sinks that dedupe on the event id: warehouse, external); other sinks get nothing from the run',
       (v: string) => v.split(',').map((s) => s.trim()).filter((s) => s !== ''),
     )
+    .option('--no-bulk-import', 'backfill --direct: enrich every row in this process, even for sinks that can import pages as PostgreSQL COPY writes them (the DuckDB warehouse)')
     .action(async (opts: ProcessOptions) => {
       if (opts.mode === 'stream') {
-        if (opts.startDate !== undefined || opts.endDate !== undefined || opts.restart || opts.direct !== undefined || opts.pageSize !== undefined) {
-          throw new PipelineError('USAGE', '--start-date, --end-date, --restart, --direct and --page-size apply to --mode backfill only');
+        if (opts.startDate !== undefined || opts.endDate !== undefined || opts.restart || opts.direct !== undefined || opts.pageSize !== undefined || opts.bulkImport === false) {
+          throw new PipelineError('USAGE', '--start-date, --end-date, --restart, --direct, --page-size and --no-bulk-import apply to --mode backfill only');
         }
         const config = loadConfig();
         const { startProcessor } = await import('../processor/processor.js');
@@ -68,7 +71,7 @@ async function runBackfillMode(opts: ProcessOptions): Promise<void> {
   const config = loadConfig();
   const { runBackfill } = await import('../backfill/run.js');
   await runComponent('backfill', config, async ({ config: c, log, signal }) => {
-    const finished = runBackfill(c, { startDate: opts.startDate ?? '', endDate: opts.endDate ?? '', restart: opts.restart, progress: opts.progress, direct: opts.direct, pageSize, signal }, log).then(
+    const finished = runBackfill(c, { startDate: opts.startDate ?? '', endDate: opts.endDate ?? '', restart: opts.restart, progress: opts.progress, direct: opts.direct, pageSize, bulk: opts.bulkImport !== false, signal }, log).then(
       (r) => {
         const parked = Object.entries(r.parked).map(([stage, n]) => `, ${n} parked in the DLQ by ${stage}`).join('');
         process.stdout.write(`backfill ${r.range}: read ${r.read}, delivered ${r.delivered}, dlq ${r.dlq}${parked} in ${r.seconds.toFixed(1)} s (${Math.round(r.rate)} events/s)${r.resumed ? ', resumed' : ''}\n`);

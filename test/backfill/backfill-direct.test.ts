@@ -13,6 +13,7 @@ import { replayDlq } from '../../src/dlq/replay.js';
 import { getSinkFactory } from '../../src/sinks/registry.js';
 import { DUCKDB_ROW_GROUP_ROWS } from '../../src/sinks/warehouse/index.js';
 import { PipelineError } from '../../src/core/errors.js';
+import { registry } from '../../src/core/metrics.js';
 import { createLogger } from '../../src/core/logger.js';
 import type { DlqEntry } from '../../src/core/types.js';
 import { generateHistorical } from '../../src/generator/modes.js';
@@ -112,12 +113,44 @@ describe('backfill --direct', () => {
     assert.equal(receiver.stats().events_unique - before, want.size, 'nor an external event');
   });
 
+  it('imports pages as COPY writes them into DuckDB, storing what the row-by-row way stores; pages with a bad row go row by row', async () => {
+    const fastPath = async () => {
+      const metric = await registry.getSingleMetric('engage_sink_fast_path_batches_total')?.get();
+      const of = (outcome: string) => metric?.values.find((v) => v.labels.sink === 'warehouse' && v.labels.outcome === outcome)?.value ?? 0;
+      return { written: of('written'), declined: of('declined') };
+    };
+    const run = (config: Config, bulk: boolean) => runBackfill(config, { startDate: '2025-08-02', endDate: '2025-08-03', pageSize: 700, progress: false, direct: ['warehouse'], bulk }, log);
+    const [bulkConfig, rowsConfig] = [configWith(), configWith()];
+    const before = await fastPath();
+    const bulk = await run(bulkConfig, true);
+    const after = await fastPath();
+    const rows = await run(rowsConfig, false);
+    assert.equal((await fastPath()).written, after.written, 'the row-by-row run imported nothing');
+    const want = await goodIds('2025-08-02T00:00:00Z', '2025-08-04T00:00:00Z');
+    assert.deepEqual({ read: bulk.read, delivered: bulk.delivered, dlq: bulk.dlq }, { read: want.size + 2, delivered: want.size, dlq: 2 });
+    assert.deepEqual({ read: rows.read, delivered: rows.delivered, dlq: rows.dlq }, { read: bulk.read, delivered: bulk.delivered, dlq: bulk.dlq });
+    const pages = Math.ceil(bulk.read / 700);
+    assert.ok(after.declined - before.declined >= 1 && after.declined - before.declined <= 2, 'the one or two pages holding the bad rows were declined');
+    assert.equal(after.written - before.written + after.declined - before.declined, pages, 'every other page was imported');
+    const stored = async (file: string) => {
+      const r = await openReader(file);
+      try {
+        return await r.rows(`SELECT COLUMNS(* EXCLUDE (loaded_at, source_ts_ms, processed_ts_ms))::VARCHAR FROM engagement_events_enriched ORDER BY event_id`);
+      } finally {
+        r.close();
+      }
+    };
+    const [a, b] = [await stored(bulkConfig.DUCKDB_PATH), await stored(rowsConfig.DUCKDB_PATH)];
+    assert.equal(a.length, want.size);
+    assert.deepEqual(a, b, 'every column the same, but the moments of enrichment');
+  });
+
   it('reads pages of one DuckDB row group when it writes DuckDB and no page size is given', async () => {
     const warehouse = getSinkFactory('warehouse');
     const external = getSinkFactory('external');
     assert.equal(warehouse.maxBulkRecords?.({ ...env.config, warehouse: 'bigquery' }), 50_000, 'BigQuery: 50,000 rows per write');
     const pages = async (factories: ReturnType<typeof getSinkFactory>[]) => {
-      const target = await openDirectTarget(configWith(), factories, 'page-size-check', log);
+      const target = await openDirectTarget(configWith(), factories, 'page-size-check', log, { bulk: true });
       await target.close();
       return target.pageRows;
     };

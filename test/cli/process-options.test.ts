@@ -28,5 +28,11 @@ test('--page-size must be a whole number of rows from 1 to 500,000', () => {
 test('--page-size applies to --mode backfill only', () => {
   const res = engage('--mode', 'stream', '--page-size', '1000');
   assert.equal(res.status, 2, res.stderr);
-  assert.match(res.stderr, /USAGE: .*--page-size apply to --mode backfill only/);
+  assert.match(res.stderr, /USAGE: .*--page-size and --no-bulk-import apply to --mode backfill only/);
+});
+
+test('--no-bulk-import applies to --mode backfill only', () => {
+  const res = engage('--mode', 'stream', '--no-bulk-import');
+  assert.equal(res.status, 2, res.stderr);
+  assert.match(res.stderr, /USAGE: .*--no-bulk-import apply to --mode backfill only/);
 });

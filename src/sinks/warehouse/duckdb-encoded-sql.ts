@@ -115,6 +115,27 @@ export function decodeStageSql(): string {
   ].join('\n');
 }
 
+/** The JSON type json_type reports for a non-null value of each kind, for rows staged from typed SQL values. */
+const JSON_TYPE: Partial<Record<Kind, string>> = { id: 'VARCHAR', key: 'VARCHAR', text: 'VARCHAR', 'text?': 'VARCHAR', int: 'BIGINT', 'int?': 'BIGINT', 'num?': 'DOUBLE' };
+
+/**
+ * A STAGE_ROWS row built from SQL expressions instead of decoded JSON (duckdb-source-sql.ts):
+ * `values` holds an expression for every field, of its DUCK_TYPE; returns the `r` struct and the
+ * `t` list the verdict reads (the type a JSON value of that SQL value would have), so rows staged
+ * either way are judged and inserted by the same statements.
+ */
+export function stagedRowSql(values: Readonly<Record<string, string>>): { r: string; t: string } {
+  const expr = (n: string): string => {
+    const v = values[n];
+    if (v === undefined) throw new Error(`stagedRowSql: no expression for ${n}`);
+    return v;
+  };
+  const r = `struct_pack(${FIELDS.map(([n, k]) => `${d.ident(n)} := CAST(${expr(n)} AS ${DUCK_TYPE[k]})`).join(', ')})`;
+  const kinds = new Map(FIELDS.map(([n, k]) => [n, k]));
+  const t = `[${TYPED_FIELDS.map((n) => `CASE WHEN ${expr(n)} IS NULL THEN 'NULL' ELSE '${JSON_TYPE[kinds.get(n) as Kind]}' END`).join(', ')}]`;
+  return { r, t };
+}
+
 /** Whether a staged row passes every rule (false, not NULL, when one cannot be judged). */
 function okExpr(): string {
   const ok = FIELDS.map(([n, k, values]) => rule(k, `t[${TYPED_FIELDS.indexOf(n) + 1}]`, `r.${d.ident(n)}`, values));

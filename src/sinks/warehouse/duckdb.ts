@@ -4,9 +4,11 @@ import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
 import { errorMessage, PipelineError } from '../../core/errors.js';
 import type { Logger } from '../../core/logger.js';
 import type { EncodedBatch, EncodedWriteResult, Sink, SinkBatch, SinkContext, SinkRecord } from '../contract.js';
+import type { SourceImporter, SourceImportResult, SourcePage } from '../source-import.js';
 import { addMissingColumnsSql, createStagesSql, createTablesSql, createViewsSql, factColumnOrderSql, readOffsetsSql } from './duckdb-sql.js';
 import { ContentMemo } from './content-memo.js';
 import { writeEncodedTransaction } from './duckdb-encoded.js';
+import { importSourceTransaction } from './duckdb-source.js';
 import { classifyDuckDbError, writeTransaction } from './duckdb-write.js';
 import { checkWarehouseRecord } from './record-check.js';
 import { FACT_TABLE, OFFSETS_TABLE, TABLES } from './schema.js';
@@ -29,7 +31,7 @@ import { warehouseRows } from './warehouse-metrics.js';
  * processes read a copy, or the file once the sink has stopped (see docs/warehouse.md). Within the
  * process, the instance comes from DuckDB's instance cache, so in-process readers share it.
  */
-export class DuckDbWarehouse implements Sink {
+export class DuckDbWarehouse implements Sink, SourceImporter {
   readonly name = 'warehouse';
   private readonly file: string;
   private readonly log: Logger;
@@ -104,6 +106,17 @@ export class DuckDbWarehouse implements Sink {
     return this.serial(async () => {
       const result = await this.transaction(batch.records.length, 1, (conn) => writeEncodedTransaction(conn, batch, this.contentMemo));
       return result.kind === 'written' ? { kind: 'written', sourceTsMs: result.sourceTsMs } : { kind: 'needs-check' };
+    });
+  }
+
+  /** The bulk import for the direct backfill (duckdb-source.ts): one page per transaction, in turn with the writes. */
+  importSourcePage(page: SourcePage): Promise<SourceImportResult> {
+    return this.serial(async () => {
+      const result = await this.transaction(0, 1, async (conn) => {
+        const r = await importSourceTransaction(conn, page, this.contentMemo);
+        return { ...r, records: r.rows };
+      });
+      return result.kind === 'written' ? { kind: 'written', rows: result.rows, inserted: result.inserted } : { kind: 'declined', rows: result.rows };
     });
   }
 
@@ -219,9 +232,10 @@ export class DuckDbWarehouse implements Sink {
 
   /**
    * Runs one write transaction on the connection (re-opened first when broken) and counts what it
-   * stored: `records` handed over, of which `inserted` new (the rest were stored already).
+   * stored: `records` handed over (or the result's, when only the transaction knew), of which
+   * `inserted` new (the rest were stored already).
    */
-  private async transaction<T extends { kind: string; inserted: number }>(records: number, batches: number, fn: (conn: DuckDBConnection) => Promise<T>): Promise<T> {
+  private async transaction<T extends { kind: string; inserted: number; records?: number }>(records: number, batches: number, fn: (conn: DuckDBConnection) => Promise<T>): Promise<T> {
     const conn = await this.connection();
     let result: T;
     try {
@@ -236,7 +250,7 @@ export class DuckDbWarehouse implements Sink {
     if (result.kind !== 'written') return result;
     const inserted = result.inserted;
     this.lastCommitMs = Date.now();
-    const duplicates = records - inserted;
+    const duplicates = (result.records ?? records) - inserted;
     this.totals.inserted += inserted;
     this.totals.duplicates += duplicates;
     this.totals.batches += batches;
