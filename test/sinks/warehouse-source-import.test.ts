@@ -26,6 +26,9 @@ const CONTENT: ContentRow[] = [
   { id: '22222222-2222-4222-8222-222222222222', slug: 'beta', title: 'Beta', content_type: null, length_seconds: null, publish_ts: '2024-02-01T08:30:00.123456Z' },
   { id: '33333333-3333-4333-8333-333333333333', slug: 'gamma', title: 'Gamma', content_type: 'video', length_seconds: 0, publish_ts: '2024-03-01T00:00:00.000000Z' },
   { id: '44444444-4444-4444-8444-444444444444', slug: 'delta', title: 'Delta', content_type: 'newsletter', length_seconds: 10, publish_ts: '2024-04-01T00:00:00.000000Z' },
+  // Content the transform passes on but the warehouse's check refuses, or the import does not judge.
+  { id: '66666666-6666-4666-8666-666666666666', slug: 'epsilon', title: 'Epsilon', content_type: 'audio' as ContentRow['content_type'], length_seconds: 10, publish_ts: '2024-05-01T00:00:00.000000Z' },
+  { id: '77777777-7777-4777-8777-777777777777', slug: 'zeta', title: 'Zeta', content_type: 'video', length_seconds: 10, publish_ts: '2024-06-01 00:00:00+00' },
 ];
 const [A, B, C, D] = CONTENT.map((c) => c.id) as [string, string, string, string];
 
@@ -59,6 +62,8 @@ const DECLINED: Array<[string, EngagementEventRow, boolean?]> = [
   ['a negative id', row(-29)],
   ['a 19-digit id', row('1000000000000000000'), true],
   ['raw_payload not JSON (the JS way flags it)', row(30, { raw_payload: '{"not json' }), true],
+  ['content_type not in the list (check refuses it)', row(31, { content_id: '66666666-6666-4666-8666-666666666666' }), true],
+  ['publish_ts not in to_char form', row(32, { content_id: '77777777-7777-4777-8777-777777777777' }), true],
 ];
 
 let fileNo = 0;

@@ -115,27 +115,6 @@ export function decodeStageSql(): string {
   ].join('\n');
 }
 
-/** The JSON type json_type reports for a non-null value of each kind, for rows staged from typed SQL values. */
-const JSON_TYPE: Partial<Record<Kind, string>> = { id: 'VARCHAR', key: 'VARCHAR', text: 'VARCHAR', 'text?': 'VARCHAR', int: 'BIGINT', 'int?': 'BIGINT', 'num?': 'DOUBLE' };
-
-/**
- * A STAGE_ROWS row built from SQL expressions instead of decoded JSON (duckdb-source-sql.ts):
- * `values` holds an expression for every field, of its DUCK_TYPE; returns the `r` struct and the
- * `t` list the verdict reads (the type a JSON value of that SQL value would have), so rows staged
- * either way are judged and inserted by the same statements.
- */
-export function stagedRowSql(values: Readonly<Record<string, string>>): { r: string; t: string } {
-  const expr = (n: string): string => {
-    const v = values[n];
-    if (v === undefined) throw new Error(`stagedRowSql: no expression for ${n}`);
-    return v;
-  };
-  const r = `struct_pack(${FIELDS.map(([n, k]) => `${d.ident(n)} := CAST(${expr(n)} AS ${DUCK_TYPE[k]})`).join(', ')})`;
-  const kinds = new Map(FIELDS.map(([n, k]) => [n, k]));
-  const t = `[${TYPED_FIELDS.map((n) => `CASE WHEN ${expr(n)} IS NULL THEN 'NULL' ELSE '${JSON_TYPE[kinds.get(n) as Kind]}' END`).join(', ')}]`;
-  return { r, t };
-}
-
 /** Whether a staged row passes every rule (false, not NULL, when one cannot be judged). */
 function okExpr(): string {
   const ok = FIELDS.map(([n, k, values]) => rule(k, `t[${TYPED_FIELDS.indexOf(n) + 1}]`, `r.${d.ident(n)}`, values));
@@ -173,19 +152,28 @@ export function stageVerdictSql(): string {
  */
 export function insertStagedSql(): string {
   const facts = d.table(FACT_TABLE.name);
+  return [
+    `INSERT INTO ${facts}`,
+    `SELECT ${factSelectSql((n) => `r.${d.ident(n)}`, 'CAST($1 AS BIGINT)', 'CAST(o AS BIGINT)')}`,
+    `FROM ${d.ident(STAGE_ROWS)}`,
+    `WHERE CAST(r.event_id AS BIGINT) NOT IN (SELECT event_id FROM ${facts} WHERE event_id BETWEEN $2 AND $3)`,
+    `ORDER BY i`,
+  ].join('\n');
+}
+
+/**
+ * The fact table's columns in table order, from an expression per field holding what STAGE_ROWS
+ * holds for it (instants and dates as ISO-8601 text, flags as a JSON or text list), converted as
+ * every insert of this file converts them; then the Kafka partition and offset, and the load time.
+ */
+export function factSelectSql(valueOf: (field: string) => string, partition: string, offset: string): string {
   const value = ([n, k]: Field): string => {
-    const v = `r.${d.ident(n)}`;
+    const v = valueOf(n);
     if (k === 'instant' || k === 'instant?') return `CAST(${v} AS TIMESTAMPTZ)`;
     if (k === 'date') return `CAST(${v} AS DATE)`;
     if (k === 'id') return `CAST(${v} AS BIGINT)`;
     if (k === 'flags') return `CAST(${v} AS VARCHAR[])`;
     return v;
   };
-  return [
-    `INSERT INTO ${facts}`,
-    `SELECT ${FIELDS.map(value).join(', ')}, CAST($1 AS BIGINT), CAST(o AS BIGINT), now()`,
-    `FROM ${d.ident(STAGE_ROWS)}`,
-    `WHERE CAST(r.event_id AS BIGINT) NOT IN (SELECT event_id FROM ${facts} WHERE event_id BETWEEN $2 AND $3)`,
-    `ORDER BY i`,
-  ].join('\n');
+  return `${FIELDS.map(value).join(', ')}, ${partition}, ${offset}, now()`;
 }

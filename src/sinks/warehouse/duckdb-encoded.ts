@@ -2,9 +2,9 @@ import { blobValue, type DuckDBBlobValue, type DuckDBConnection, type DuckDBPrep
 import type { EncodedBatch, EncodedWriteResult } from '../contract.js';
 import type { ContentMemo } from './content-memo.js';
 import { decodeStageSql, insertStagedSql, STAGE_ROWS, stageVerdictSql } from './duckdb-encoded-sql.js';
-import { rowValues, STAGE_CONTENT, stageLine, storeOffsetSql, upsertContentSql } from './duckdb-sql.js';
-import { appendLines, classifyDuckDbError } from './duckdb-write.js';
-import { CONTENT_DIM, type Row } from './schema.js';
+import { storeOffsetSql } from './duckdb-sql.js';
+import { classifyDuckDbError, upsertChangedContent } from './duckdb-write.js';
+import type { Row } from './schema.js';
 
 /**
  * The DuckDB fast path (the contract's `writeEncoded`): a batch of undecoded enriched events in
@@ -23,77 +23,39 @@ import { CONTENT_DIM, type Row } from './schema.js';
  * failure, after a ROLLBACK.
  */
 export async function writeEncodedTransaction(conn: DuckDBConnection, batch: EncodedBatch, memo: ContentMemo): Promise<EncodedWriteResult & { inserted: number }> {
-  const result = await writeStagedTransaction(conn, memo, {
-    topic: batch.topic,
-    partition: batch.partition,
-    expected: batch.records.length,
-    nextOffset: batch.nextOffset,
-    fill: async (statements) => {
-      statements.decode.bind(stagedParams(batch));
-      await statements.decode.run();
-    },
-  });
-  return result.kind === 'written' ? { kind: 'written', sourceTsMs: result.sourceTsMs, inserted: result.inserted } : { kind: 'needs-check', inserted: 0 };
-}
-
-/** How a transaction of writeStagedTransaction fills STAGE_ROWS and where it stores its position. */
-export interface StagedWrite {
-  topic: string;
-  partition: number;
-  /** Rows the fill must stage (each record once); another count makes the write `declined`. */
-  expected: number;
-  /** The position stored with the rows. */
-  nextOffset: string;
-  /** Fills the emptied STAGE_ROWS; DuckDB refusing the input (SINK_REJECTED) makes the write `declined`. */
-  fill(statements: Statements): Promise<void>;
-}
-
-export type StagedResult = { kind: 'written'; staged: number; inserted: number; sourceTsMs: Array<number | null> } | { kind: 'declined'; staged: number };
-
-/**
- * Steps 1–3 above for any way of filling STAGE_ROWS (decoded JSON here, a CSV of source rows in
- * duckdb-source.ts). `expected` 0 stores the position alone.
- */
-export async function writeStagedTransaction(conn: DuckDBConnection, memo: ContentMemo, write: StagedWrite): Promise<StagedResult> {
   let content: Row[] = [];
   let inserted = 0;
-  let staged = 0;
   let sourceTsMs: Array<number | null> = [];
   // Round trips are few on purpose: each waits for the JS thread, which is busy consuming.
   try {
-    if (write.expected === 0) {
+    if (batch.records.length === 0) {
       await conn.run('BEGIN TRANSACTION');
     } else {
       const statements = await prepared(conn);
       await conn.run(`BEGIN TRANSACTION; DELETE FROM ${STAGE_ROWS}`);
       try {
-        await write.fill(statements);
+        statements.decode.bind(stagedParams(batch));
+        await statements.decode.run();
       } catch (err) {
         // DuckDB refusing a value (not JSON, a conversion): the checked way judges such records one by one.
         if (classifyDuckDbError(err, 'write').code !== 'SINK_REJECTED') throw err;
         await conn.run('ROLLBACK');
-        return { kind: 'declined', staged: 0 };
+        return { kind: 'needs-check', inserted: 0 };
       }
       const reader = await statements.verdict.runAndReadAll();
       const [count, bad, repeated, lo, hi, times, rows] = (reader.getRowsJS() as Verdict[])[0] as Verdict;
-      staged = Number(count);
-      if (staged !== write.expected || bad > 0n || repeated > 0n || lo === null || hi === null) {
+      if (Number(count) !== batch.records.length || bad > 0n || repeated > 0n || lo === null || hi === null) {
         await conn.run('ROLLBACK');
-        return { kind: 'declined', staged };
+        return { kind: 'needs-check', inserted: 0 };
       }
       sourceTsMs = times;
-      statements.insert.bind([write.partition, lo, hi]);
+      statements.insert.bind([batch.partition, lo, hi]);
       inserted = (await statements.insert.run()).rowsChanged;
-      content = memo.changed(rows.map(contentRow));
-      if (content.length > 0) {
-        await conn.run(`DELETE FROM ${STAGE_CONTENT}`);
-        await appendLines(conn, STAGE_CONTENT, content.map((r) => stageLine(rowValues(CONTENT_DIM, r))));
-        await conn.run(upsertContentSql());
-      }
+      content = await upsertChangedContent(conn, memo, rows.map(contentRow));
     }
-    await conn.run(`${storeOffsetSql(write.topic, write.partition, write.nextOffset)}; COMMIT`);
+    await conn.run(`${storeOffsetSql(batch.topic, batch.partition, batch.nextOffset)}; COMMIT`);
     memo.committed(content);
-    return { kind: 'written', staged, inserted, sourceTsMs };
+    return { kind: 'written', sourceTsMs, inserted };
   } catch (err) {
     await conn.run('ROLLBACK').catch(() => undefined);
     throw err;
@@ -116,7 +78,7 @@ function contentRow(c: ContentTuple): Row {
   };
 }
 
-export interface Statements {
+interface Statements {
   decode: DuckDBPreparedStatement;
   verdict: DuckDBPreparedStatement;
   insert: DuckDBPreparedStatement;

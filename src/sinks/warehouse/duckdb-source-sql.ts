@@ -1,21 +1,24 @@
-import { EVENT_TYPES } from '../../core/types.js';
+import { CONTENT_TYPES, EVENT_TYPES } from '../../core/types.js';
 import { MAX_FUTURE_SKEW_MS, MIN_EVENT_TS_MS } from '../../processor/validate.js';
-import { DIRECT_OFFSET } from '../contract.js';
+import { DIRECT_OFFSET, DIRECT_PARTITION } from '../contract.js';
 import { SOURCE_CSV_COLUMNS } from '../source-import.js';
 import { duckdbDialect as d } from './dialect.js';
-import { STAGE_ROWS, stagedRowSql } from './duckdb-encoded-sql.js';
+import { factSelectSql } from './duckdb-encoded-sql.js';
+import { FACT_TABLE } from './schema.js';
 
 /**
  * SQL of the DuckDB bulk import (duckdb-source.ts): the stream's transform (src/processor/
- * enrich.ts over validate.ts) expressed in DuckDB SQL over a CSV file of source rows, staging the
- * enriched events into STAGE_ROWS, from where the fast path's verdict and insert take them.
+ * enrich.ts over validate.ts) expressed in DuckDB SQL over a CSV file of source rows, in two
+ * statements that each read the file (reading it costs less than staging what it holds): a
+ * verdict, then the insert.
  *
- * The rule this file must keep: a staged row has a non-NULL offset `o` only if `enrichEvent`
- * would accept the same row, and then every field equals what `enrichEvent` makes of it. The
- * acceptance here is stricter where matching JS exactly would be costly (a timestamp not in the
- * form PostgreSQL's to_char writes, ids that are not plain digits): such a row makes the page go
- * the ordinary way, which decides for itself. test/sinks/warehouse-source-import.test.ts holds
- * the two ways to the same rows, and every rejection of validate.ts to a decline.
+ * The rule this file must keep: a row is `accepted` only if `enrichEvent` would accept it AND the
+ * warehouse's `check` (record-check.ts) would pass the event it makes, and the insert then stores
+ * exactly what `write` stores for that event. The acceptance here is stricter where matching JS
+ * exactly would be costly (a timestamp not in the form PostgreSQL's to_char writes, ids of 19 or
+ * more digits): such a row makes the page go the ordinary way, which decides for itself.
+ * test/sinks/warehouse-source-import.test.ts holds the two ways to the same rows, and every
+ * rejection of validate.ts to a decline.
  */
 
 export const SOURCE_CONTENT = 'stage_source_content';
@@ -34,33 +37,64 @@ const CANONICAL_TS_RE = `'[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\
 
 const quote = (v: string) => `'${v.replaceAll("'", "''")}'`;
 
-/**
- * Stages the file's rows (STAGE_ROWS emptied by the caller in the same transaction), enriched at
- * `nowMs`. Fails (Invalid Input, Conversion) when the file is not the CSV that SOURCE_CSV_COLUMNS
- * describes, or a raw_payload is not JSON: the caller declines the page.
- */
-export function stageSourceRowsSql(file: string, nowMs: number): string {
+/** The file's rows joined with the catalogue: `s` the source row, `c` its content (NULLs when unknown). */
+function sourceFrom(file: string): string {
   const columns = `{${SOURCE_CSV_COLUMNS.map((c) => `'${c}': '${CSV_TYPES[c]}'`).join(', ')}}`;
   const csv = `read_csv(${quote(file)}, header = false, auto_detect = false, delim = ',', quote = '"', escape = '"', new_line = '\\n', allow_quoted_nulls = false, columns = ${columns})`;
+  return `FROM ${csv} AS s LEFT JOIN ${d.ident(SOURCE_CONTENT)} AS c ON c.id = s.content_id`;
+}
+
+/** Whether enrichEvent accepts the row at `nowMs` and `check` passes the event (never NULL). */
+function acceptedSql(nowMs: number): string {
   // validate.ts compares milliseconds; the canonical text compares the same way, character by character.
   const minTs = new Date(MIN_EVENT_TS_MS).toISOString().slice(0, 23);
   const maxTs = new Date(nowMs + MAX_FUTURE_SKEW_MS).toISOString().slice(0, 23);
-  const accepted = [
-    `regexp_full_match(s.id, '[0-9]{1,20}')`,
+  const conditions = [
+    // validate.ts
+    `regexp_full_match(s.id, '0|[1-9][0-9]{0,17}')`,
     `s.content_id IS NOT NULL`,
-    `c.id IS NOT NULL`,
     `s.event_type IN (${EVENT_TYPES.map(quote).join(', ')})`,
     `regexp_full_match(s.event_ts, ${CANONICAL_TS_RE})`,
     `substr(s.event_ts, 1, 23) >= '${minTs}'`,
     `substr(s.event_ts, 1, 23) <= '${maxTs}'`,
     `(s.duration_ms IS NULL OR s.duration_ms >= 0)`,
-  ].join(' AND ');
+    // enrich.ts: the content is known; record-check.ts: its values fit the columns
+    `c.id IS NOT NULL`,
+    `c.slug IS NOT NULL`,
+    `c.title IS NOT NULL`,
+    `(c.content_type IS NULL OR c.content_type IN (${CONTENT_TYPES.map(quote).join(', ')}))`,
+    `(c.publish_ts IS NULL OR regexp_full_match(c.publish_ts, ${CANONICAL_TS_RE}))`,
+  ];
+  return `((${conditions.join(' AND ')}) IS true)`;
+}
+
+/**
+ * The page's verdict in one row: rows read, rows not accepted, ids repeated, the smallest and
+ * largest id, and the content ids it refers to. Fails (Invalid Input, Conversion) when the file
+ * is not the CSV that SOURCE_CSV_COLUMNS describes: the caller declines the page.
+ */
+export function sourceVerdictSql(file: string, nowMs: number): string {
+  return [
+    `SELECT count(*) AS staged, count(*) FILTER (WHERE NOT ${acceptedSql(nowMs)}) AS bad,`,
+    `  count(*) - count(DISTINCT s.id) AS repeated,`,
+    `  min(TRY_CAST(s.id AS BIGINT)) AS lo, max(TRY_CAST(s.id AS BIGINT)) AS hi,`,
+    `  list(DISTINCT s.content_id) FILTER (WHERE s.content_id IS NOT NULL) AS content_ids`,
+    sourceFrom(file),
+  ].join('\n');
+}
+
+/**
+ * Inserts the enriched events of the file's rows whose id is not stored already,
+ * for a page whose verdict found every row accepted and [lo, hi] its ids. Fails (Conversion) when
+ * a raw_payload is not JSON: the caller declines the page.
+ */
+export function insertSourceSql(file: string, nowMs: number, lo: bigint, hi: bigint): string {
   // enrich.ts: seconds = duration_ms / 1000; pct = seconds / length * 100 (length > 0); the flags in validate.ts's order, then the length's.
   const seconds = `(CAST(s.duration_ms AS DOUBLE) / 1000)`;
   const pct = `(${seconds} / CAST(c.length_seconds AS DOUBLE) * 100)`;
   const lengthFlag = `CASE WHEN c.length_seconds IS NULL THEN 'missing_length' WHEN c.length_seconds <= 0 THEN 'non_positive_length' WHEN ${pct} > 100 THEN 'pct_above_100' END`;
-  const flags = `to_json(list_filter([CASE WHEN s.duration_ms IS NULL THEN 'missing_duration' END, CASE WHEN s.user_id IS NULL THEN 'missing_user' END, CASE WHEN s.device IS NULL THEN 'missing_device' END, ${lengthFlag}], f -> f IS NOT NULL))`;
-  const { r, t } = stagedRowSql({
+  const flags = `list_filter([CASE WHEN s.duration_ms IS NULL THEN 'missing_duration' END, CASE WHEN s.user_id IS NULL THEN 'missing_user' END, CASE WHEN s.device IS NULL THEN 'missing_device' END, ${lengthFlag}], f -> f IS NOT NULL)`;
+  const values: Record<string, string> = {
     event_id: 's.id',
     content_id: 's.content_id',
     user_id: 's.user_id',
@@ -84,11 +118,17 @@ export function stageSourceRowsSql(file: string, nowMs: number): string {
     origin: `'backfill'`,
     quality_flags: flags,
     schema_version: '1',
-  });
+  };
+  const valueOf = (n: string): string => {
+    const v = values[n];
+    if (v === undefined) throw new Error(`insertSourceSql: no value for ${n}`);
+    return v;
+  };
+  const facts = d.table(FACT_TABLE.name);
   return [
-    `INSERT INTO ${d.ident(STAGE_ROWS)}`,
-    `SELECT row_number() OVER (ORDER BY s.event_ts, TRY_CAST(s.id AS HUGEINT)) - 1 AS i,`,
-    `  CASE WHEN ${accepted} THEN '${DIRECT_OFFSET}' END AS o, ${r} AS r, ${t} AS t`,
-    `FROM ${csv} AS s LEFT JOIN ${d.ident(SOURCE_CONTENT)} AS c ON c.id = s.content_id`,
+    `INSERT INTO ${facts}`,
+    `SELECT ${factSelectSql(valueOf, String(DIRECT_PARTITION), DIRECT_OFFSET)}`,
+    sourceFrom(file),
+    `WHERE CAST(s.id AS BIGINT) NOT IN (SELECT event_id FROM ${facts} WHERE event_id BETWEEN ${lo} AND ${hi})`,
   ].join('\n');
 }

@@ -3,29 +3,65 @@ import type { ContentRow } from '../../core/types.js';
 import { DIRECT_PARTITION } from '../contract.js';
 import type { SourceImportResult, SourcePage } from '../source-import.js';
 import type { ContentMemo } from './content-memo.js';
-import { writeStagedTransaction } from './duckdb-encoded.js';
-import { createSourceContentSql, SOURCE_CONTENT, stageSourceRowsSql } from './duckdb-source-sql.js';
+import { createSourceContentSql, insertSourceSql, SOURCE_CONTENT, sourceVerdictSql } from './duckdb-source-sql.js';
+import { storeOffsetSql } from './duckdb-sql.js';
+import { classifyDuckDbError, upsertChangedContent } from './duckdb-write.js';
+import type { Row } from './schema.js';
 
 /**
  * The DuckDB warehouse's bulk import (src/sinks/source-import.ts): a CSV file of source rows is
- * read, enriched and judged by DuckDB (duckdb-source-sql.ts), then written by the fast path's
- * transaction (duckdb-encoded.ts writeStagedTransaction): the verdict of every rule, the insert
- * of the ids not stored yet, content_dim, the position, one COMMIT. A page with any row the
- * transform or `check` might refuse is declined whole, nothing written.
- * The caller serialises calls on the connection.
+ * judged, enriched and inserted by DuckDB (duckdb-source-sql.ts) in ONE transaction: the verdict
+ * (every row accepted, the count COPY wrote, no id twice), the insert of the ids not stored yet,
+ * content_dim (the rows `memo` says changed), the position, COMMIT — exactly-once as in
+ * duckdb-write.ts. A page with any row the transform or `check` might refuse, or that DuckDB
+ * cannot read or convert, is declined whole after a ROLLBACK, nothing written.
+ * The caller serialises calls on the connection. Throws what DuckDB threw for any other failure.
  */
 export async function importSourceTransaction(conn: DuckDBConnection, page: SourcePage, memo: ContentMemo): Promise<SourceImportResult & { inserted: number }> {
   await loadContent(conn, page.content);
-  const result = await writeStagedTransaction(conn, memo, {
-    topic: page.topic,
-    partition: DIRECT_PARTITION,
-    expected: page.rows,
-    nextOffset: String(page.deliveredBefore + page.rows),
-    fill: async () => {
-      await conn.run(stageSourceRowsSql(page.file, page.nowMs));
-    },
-  });
-  return result.kind === 'written' ? { kind: 'written', rows: result.staged, inserted: result.inserted } : { kind: 'declined', rows: result.staged, inserted: 0 };
+  let content: Row[] = [];
+  let inserted = 0;
+  await conn.run('BEGIN TRANSACTION');
+  try {
+    const declined = async (rows: number) => {
+      await conn.run('ROLLBACK');
+      return { kind: 'declined', rows, inserted: 0 } as const;
+    };
+    let verdict: Verdict;
+    try {
+      verdict = (await conn.runAndReadAll(sourceVerdictSql(page.file, page.nowMs))).getRowsJS()[0] as Verdict;
+    } catch (err) {
+      if (classifyDuckDbError(err, 'write').code !== 'SINK_REJECTED') throw err;
+      return await declined(0);
+    }
+    const [count, bad, repeated, lo, hi, contentIds] = verdict;
+    const rows = Number(count);
+    if (rows !== page.rows || bad > 0n || repeated > 0n || lo === null || hi === null) return await declined(rows);
+    try {
+      inserted = (await conn.run(insertSourceSql(page.file, page.nowMs, lo, hi))).rowsChanged;
+    } catch (err) {
+      if (classifyDuckDbError(err, 'write').code !== 'SINK_REJECTED') throw err;
+      return await declined(rows);
+    }
+    content = await upsertChangedContent(conn, memo, contentRows(page, contentIds));
+    await conn.run(`${storeOffsetSql(page.topic, DIRECT_PARTITION, String(page.deliveredBefore + rows))}; COMMIT`);
+    memo.committed(content);
+    return { kind: 'written', rows, inserted };
+  } catch (err) {
+    await conn.run('ROLLBACK').catch(() => undefined);
+    throw err;
+  }
+}
+
+/** sourceVerdictSql's row: rows, not accepted, repeated ids, lo, hi, content ids. */
+type Verdict = [bigint, bigint, bigint, bigint | null, bigint | null, string[]];
+
+/** content_dim's rows for the page, as schema.ts contentRows makes them of its enriched events. */
+function contentRows(page: SourcePage, ids: readonly string[]): Row[] {
+  const wanted = new Set(ids);
+  return page.content
+    .filter((c) => wanted.has(c.id))
+    .map((c) => ({ content_id: c.id, content_slug: c.slug, content_title: c.title, content_type: c.content_type, length_seconds: c.length_seconds, publish_ts: c.publish_ts, version_ms: page.nowMs }));
 }
 
 /** The catalogue each connection holds in SOURCE_CONTENT; a run passes the same array with every page. */

@@ -41,12 +41,7 @@ export async function writeTransaction(conn: DuckDBConnection, batches: readonly
       const fresh = records.filter((_, i) => !stored.has(String(ids[i])));
       if (fresh.length > 0) await appendFacts(conn, fresh);
       inserted = fresh.length;
-      content = memo.changed(contentRows(records));
-      if (content.length > 0) {
-        await conn.run(`DELETE FROM ${STAGE_CONTENT}`);
-        await appendLines(conn, STAGE_CONTENT, content.map((r) => stageLine(rowValues(CONTENT_DIM, r))));
-        await conn.run(upsertContentSql());
-      }
+      content = await upsertChangedContent(conn, memo, contentRows(records));
     }
     await conn.run([...batches.map((b) => storeOffsetSql(b.topic, b.partition, b.nextOffset)), 'COMMIT'].join(';\n'));
     memo.committed(content);
@@ -55,6 +50,20 @@ export async function writeTransaction(conn: DuckDBConnection, batches: readonly
     throw err;
   }
   return inserted;
+}
+
+/**
+ * Step 3 of a write transaction (any of the warehouse's ways): upserts the content rows `memo`
+ * says changed, and returns them, for `memo.committed` once the transaction has committed.
+ */
+export async function upsertChangedContent(conn: DuckDBConnection, memo: ContentMemo, rows: Row[]): Promise<Row[]> {
+  const content = memo.changed(rows);
+  if (content.length > 0) {
+    await conn.run(`DELETE FROM ${STAGE_CONTENT}`);
+    await appendLines(conn, STAGE_CONTENT, content.map((r) => stageLine(rowValues(CONTENT_DIM, r))));
+    await conn.run(upsertContentSql());
+  }
+  return content;
 }
 
 /** The record's event id as an int64 (its canonical decimal is how stored ids come back). */
