@@ -104,19 +104,30 @@ export async function openDirectTarget(config: Config, factories: readonly SinkF
   // A page is one write per sink that takes bulk writes (the DuckDB warehouse: one row group).
   const bulk = factories.map((f) => f.maxBulkRecords?.(config)).filter((n): n is number => n !== undefined);
   const importers = sinks.flatMap((s) => (isSourceImporter(s.sink) ? [{ ctx: s.ctx, sink: s.sink }] : []));
+  // A page every sink imported, or null: one declined it or failed (counted, logged), and the
+  // page goes row by row, where the sinks' retry policies and the DLQ apply.
   const deliverSource = async (page: SourceFilePage): Promise<(PageReport & { rows: number }) | null> => {
-    const results = await Promise.all(importers.map((s) => s.sink.importSourcePage({ ...page, topic })));
-    let declined = false;
-    importers.forEach((s, i) => {
-      const r = results[i] as SourceImportResult;
-      s.ctx.metrics.fastPath[r.kind === 'written' ? 'written' : 'declined'].inc();
-      if (r.kind !== 'written') declined = true;
-      else {
-        s.ctx.metrics.recordsIn.inc(r.rows);
-        s.ctx.metrics.recordsOut.inc(r.rows);
-      }
-    });
-    return declined ? null : { parked: {}, rows: results[0]?.rows ?? 0 };
+    const results = await Promise.all(
+      importers.map(async (s): Promise<SourceImportResult | null> => {
+        const t0 = performance.now();
+        try {
+          const r = await s.sink.importSourcePage({ ...page, topic });
+          s.ctx.metrics.fastPath[r.kind === 'written' ? 'written' : 'declined'].inc();
+          if (r.kind === 'written') {
+            s.ctx.metrics.recordsIn.inc(r.rows);
+            s.ctx.metrics.recordsOut.inc(r.rows);
+            s.ctx.metrics.batchSeconds.observe((performance.now() - t0) / 1000);
+          }
+          return r;
+        } catch (err) {
+          s.ctx.metrics.fastPath.failed.inc();
+          s.ctx.log.warn({ err: errorMessage(err) }, 'the bulk import of a page failed: delivering it row by row');
+          return null;
+        }
+      }),
+    );
+    const rows = results.map((r) => (r?.kind === 'written' ? r.rows : null));
+    return rows.every((n) => n !== null) ? { parked: {}, rows: rows[0] ?? 0 } : null;
   };
   return {
     name,
