@@ -10,6 +10,7 @@ import { readPage } from '../../src/backfill/reader.js';
 import { parseDateRange } from '../../src/backfill/range.js';
 import { loadConfig, type Config } from '../../src/config/load.js';
 import { replayDlq } from '../../src/dlq/replay.js';
+import type { SinkFactory } from '../../src/sinks/contract.js';
 import { getSinkFactory } from '../../src/sinks/registry.js';
 import { DUCKDB_ROW_GROUP_ROWS } from '../../src/sinks/warehouse/index.js';
 import { PipelineError } from '../../src/core/errors.js';
@@ -143,6 +144,40 @@ describe('backfill --direct', () => {
     const [a, b] = [await stored(bulkConfig.DUCKDB_PATH), await stored(rowsConfig.DUCKDB_PATH)];
     assert.equal(a.length, want.size);
     assert.deepEqual(a, b, 'every column the same, but the moments of enrichment');
+  });
+
+  it('a page whose bulk import fails resolves null (counted as failed): the run then delivers it row by row, as a declined one', async () => {
+    const failing: SinkFactory = {
+      name: 'import-fails',
+      dedupesByEventId: true,
+      create: () => ({
+        name: 'import-fails',
+        start: async () => undefined,
+        check: () => null,
+        write: async () => undefined,
+        storedOffsets: async () => new Map(),
+        startPosition: () => 'earliest' as const,
+        health: async () => ({ ok: true }),
+        close: async () => undefined,
+        importSourcePage: async () => {
+          throw new PipelineError('SINK_WRITE_FAILED', 'disk on fire', { retriable: true });
+        },
+      }),
+    };
+    const failed = async () =>
+      (await registry.getSingleMetric('engage_sink_fast_path_batches_total')?.get())?.values.find((v) => v.labels.sink === 'import-fails' && v.labels.outcome === 'failed')?.value ?? 0;
+    const target = await openDirectTarget(configWith(), [failing], 'import-fails', log, { bulk: true });
+    try {
+      assert.ok(target.deliverSource, 'offered: every sink imports');
+      const before = await failed();
+      assert.equal(await target.deliverSource({ file: '/nonexistent.csv', rows: 1, content: [], nowMs: Date.now(), deliveredBefore: 0 }), null);
+      assert.equal((await failed()) - before, 1);
+    } finally {
+      await target.close();
+    }
+    const noBulk = await openDirectTarget(configWith(), [failing], 'import-fails', log, { bulk: false });
+    assert.equal(noBulk.deliverSource, undefined, '--no-bulk-import: never offered');
+    await noBulk.close();
   });
 
   it('reads pages of one DuckDB row group when it writes DuckDB and no page size is given', async () => {
