@@ -14,7 +14,9 @@ import { DEFAULT_PAGE_ROWS, type BackfillTarget } from './target.js';
  * range from PostgreSQL, enriches each row with the stream's pure transform, and delivers each
  * page to its target: by default the enriched topic (origin `backfill`), from where every sink
  * takes it as usual (topic-target.ts); with `--direct`, the named sinks written in this process
- * (direct-target.ts). Rows the transform rejects go to the DLQ with the reason.
+ * (direct-target.ts). Rows the transform rejects go to the DLQ with the reason. When every direct
+ * sink imports source rows itself (the DuckDB warehouse), pages go to it as PostgreSQL's COPY
+ * writes them instead, and only a page it declines is enriched here (page-flow.ts; `bulk`).
  * Idempotent (a re-run, or a range the stream already delivered, changes no count: every
  * destination dedupes on the event id) and resumable: progress is saved after each delivered
  * page, in page order, under a key naming the range and the target, so an interrupted direct run
