@@ -1,4 +1,5 @@
 import { createWriteStream } from 'node:fs';
+import { open, rm } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
 import type pg from 'pg';
 import { to as copyTo } from 'pg-copy-streams';
@@ -10,28 +11,42 @@ import { EVENT_TS_TEXT, type Cursor } from './reader.js';
  * Reads a page of the range as PostgreSQL's COPY writes it, into a CSV file, for a target that
  * imports source rows itself (src/sinks/source-import.ts): the rows never become JS objects.
  *
- * Keyset pagination as reader.ts does it, in two statements: the page's last (event_ts, id) is
- * looked up first (the `limit`-th row after `after`, or the range's last), then COPY writes
- * every row in (after, last], in (event_ts, id) order. Bounding the COPY by the row rather than
- * by LIMIT gives every page exact ends whoever reads it: a page the target declines is read again
- * through the same bounds by reader.ts (`until`), and a row inserted meanwhile into the page's
- * span lands in the page whichever way it is read.
+ * Keyset pagination as reader.ts does it: the next `limit` rows after `after` in (event_ts, id)
+ * order. The page's last row — the next page's cursor, needed before the page is imported so that
+ * the next COPY can run meanwhile — is read from the end of the file, where SOURCE_CSV_COLUMNS puts
+ * (event_ts, id). A page the target declines is read again as rows by reader.ts through the same
+ * bounds (`after`, `until` = its last row).
  */
 
-/** Resolves with the page's last row and its row count, or null when the range has no row after `after` (no file written). */
+/** Resolves with the page's last row and its row count, or null when the range has no row after `after` (the file removed). */
 export async function copyPage(client: pg.ClientBase, range: DateRange, after: Cursor | null, limit: number, file: string): Promise<{ last: Cursor; rows: number } | null> {
-  const where = rangeWhere(client, range, after);
-  const end = await client.query<{ event_ts: string; id: string }>(
-    `SELECT ${EVENT_TS_TEXT} AS event_ts, id::text AS id FROM (SELECT event_ts, id FROM engagement_events WHERE ${where} ORDER BY event_ts, id LIMIT ${limitOf(limit)}) AS page ORDER BY event_ts DESC, id DESC LIMIT 1`,
-  );
-  const last = end.rows[0];
-  if (!last) return null;
-  const through = `${where} AND (event_ts, id) <= (${client.escapeLiteral(last.event_ts)}::timestamptz, ${idOf(last.id)})`;
   const columns = SOURCE_CSV_COLUMNS.map((c) => COLUMN_SQL[c]).join(', ');
-  const copy = client.query(copyTo(`COPY (SELECT ${columns} FROM engagement_events WHERE ${through} ORDER BY event_ts, id) TO STDOUT (FORMAT csv)`));
+  // The table's columns, qualified: `id` alone would name the output column `id::text`, which sorts as text.
+  const copy = client.query(copyTo(`COPY (SELECT ${columns} FROM engagement_events WHERE ${rangeWhere(client, range, after)} ORDER BY engagement_events.event_ts, engagement_events.id LIMIT ${limitOf(limit)}) TO STDOUT (FORMAT csv)`));
   await pipeline(copy, createWriteStream(file));
-  return { last: { eventTs: last.event_ts, id: last.id }, rows: copy.rowCount };
+  if (copy.rowCount === 0) {
+    await rm(file, { force: true });
+    return null;
+  }
+  return { last: await lastRow(file), rows: copy.rowCount };
 }
+
+/** The (event_ts, id) that ends the file's last line. */
+async function lastRow(file: string): Promise<Cursor> {
+  const handle = await open(file, 'r');
+  try {
+    const { size } = await handle.stat();
+    const length = Math.min(size, TAIL_BYTES);
+    const { buffer } = await handle.read(Buffer.alloc(length), 0, length, size - length);
+    const m = LAST_ROW_RE.exec(buffer.toString('latin1'));
+    if (!m) throw new Error(`copy-reader: ${file} does not end with an (event_ts, id) line`);
+    return { eventTs: m[1] as string, id: m[2] as string };
+  } finally {
+    await handle.close();
+  }
+}
+const TAIL_BYTES = 128;
+const LAST_ROW_RE = /,(\d{4,}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z),(-?\d{1,19})\n$/;
 
 /** Each CSV column as the CDC renders it (reader.ts does the same for rows). */
 const COLUMN_SQL: Record<(typeof SOURCE_CSV_COLUMNS)[number], string> = {

@@ -22,8 +22,12 @@ import type { ContentRow } from '../core/types.js';
  * - throws (a PipelineError) for a failure that is not the rows' fault, as `write` does.
  */
 
-/** The CSV columns, in order, that COPY writes and `importSourcePage` reads (header-less, RFC 4180 quoting, NULL as an unquoted empty field). */
-export const SOURCE_CSV_COLUMNS = ['event_ts', 'id', 'content_id', 'user_id', 'event_type', 'duration_ms', 'device', 'raw_payload'] as const;
+/**
+ * The CSV columns, in order, that COPY writes and `importSourcePage` reads (header-less, RFC 4180
+ * quoting, NULL as an unquoted empty field). The keyset (event_ts, id) comes last: neither is ever
+ * quoted, so a file's last bytes name its last row whatever the fields before them hold.
+ */
+export const SOURCE_CSV_COLUMNS = ['content_id', 'user_id', 'event_type', 'duration_ms', 'device', 'raw_payload', 'event_ts', 'id'] as const;
 
 export interface SourcePage {
   /** Absolute path of the CSV file; the caller deletes it once the call has settled. */
