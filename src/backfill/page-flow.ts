@@ -27,6 +27,8 @@ export interface Delivered {
   rows: number;
   events: number;
   rejected: number;
+  /** The page went to the target as COPY wrote it (`deliverSource`), not row by row. */
+  imported: boolean;
 }
 
 export interface ReadPage {
@@ -86,7 +88,7 @@ export async function copyPages(ctx: FlowContext): Promise<PageFlow> {
         } finally {
           await rm(file, { force: true });
         }
-        if (imported) return { report: imported, rows: imported.rows, events: imported.rows, rejected: 0 };
+        if (imported) return { report: imported, rows: imported.rows, events: imported.rows, rejected: 0, imported: true };
         ctx.log.info({ after, through: last }, 'a page was declined by the bulk import (a row the transform or a sink may refuse): delivering it row by row');
         const page = await readPage(ctx.db, ctx.range, after, ctx.pageSize, last);
         return (await startRows(ctx.target, page, byId, before)).done;
@@ -100,7 +102,7 @@ export async function copyPages(ctx: FlowContext): Promise<PageFlow> {
 
 async function startRows(target: BackfillTarget, page: Page, content: ReadonlyMap<string, ContentRow>, before: number): Promise<{ events: number; done: Promise<Delivered> }> {
   const enriched = await enrichPage(page, content, before);
-  const done = target.deliver(enriched).then((report) => ({ report, rows: page.rows.length, events: enriched.events.length, rejected: enriched.rejected.length }));
+  const done = target.deliver(enriched).then((report) => ({ report, rows: page.rows.length, events: enriched.events.length, rejected: enriched.rejected.length, imported: false }));
   return { events: enriched.events.length, done };
 }
 

@@ -48,6 +48,9 @@ export interface BackfillResult {
   /** Events a directly written sink refused, in the DLQ under its stage (`sink:<name>`); empty
    *  through the topic, where each sink's own runner parks what it refuses. */
   parked: Record<string, number>;
+  /** Pages delivered, and of them those the sinks imported as COPY wrote them (`--direct` into DuckDB). */
+  pages: number;
+  importedPages: number;
   seconds: number;
   rate: number;
 }
@@ -86,6 +89,8 @@ export async function runBackfill(config: Config, opts: BackfillOptions, log: Lo
     const t0 = Date.now();
     let read = 0;
     let dlq = 0;
+    let pages = 0;
+    let importedPages = 0;
     const parked: Record<string, number> = {};
     let queued = delivered;
     // Pages in delivery, oldest first. While they are delivered the next page is read (PostgreSQL)
@@ -99,19 +104,21 @@ export async function runBackfill(config: Config, opts: BackfillOptions, log: Lo
       read += d.rows;
       delivered += d.events;
       dlq += d.rejected;
+      pages += 1;
+      if (d.imported) importedPages += 1;
       cursor = f.last;
       await saveProgress(db, key, { cursor, done: false, delivered });
       bar?.update(read);
     };
-    const pages = flow;
-    let next: Promise<ReadPage | null> | null = pages.read(cursor);
+    const source = flow;
+    let next: Promise<ReadPage | null> | null = source.read(cursor);
     try {
       for (;;) {
         if (opts.signal?.aborted) break;
-        const page = await (next ?? pages.read(cursor));
+        const page = await (next ?? source.read(cursor));
         next = null;
         if (!page) break;
-        next = pages.read(page.last);
+        next = source.read(page.last);
         next.catch(() => undefined); // awaited next turn; a failure there is thrown then
         const { events, done } = await page.start(queued);
         queued += events;
@@ -131,7 +138,7 @@ export async function runBackfill(config: Config, opts: BackfillOptions, log: Lo
     bar?.finish(read);
     const seconds = (Date.now() - t0) / 1000;
     if (Object.keys(parked).length > 0) log.warn({ parked }, 'sinks refused some events: they are in the DLQ (`engage dlq list`), to replay once the cause is fixed');
-    const result: BackfillResult = { range: range.key, resumed, read, delivered, dlq, parked, seconds, rate: read / Math.max(seconds, 0.001) };
+    const result: BackfillResult = { range: range.key, resumed, read, delivered, dlq, parked, pages, importedPages, seconds, rate: read / Math.max(seconds, 0.001) };
     log.info({ ...result, target: target.name }, finished ? 'backfill finished' : 'backfill interrupted; run it again to resume');
     return result;
   } finally {

@@ -74,7 +74,8 @@ async function runBackfillMode(opts: ProcessOptions): Promise<void> {
     const finished = runBackfill(c, { startDate: opts.startDate ?? '', endDate: opts.endDate ?? '', restart: opts.restart, progress: opts.progress, direct: opts.direct, pageSize, bulk: opts.bulkImport !== false, signal }, log).then(
       (r) => {
         const parked = Object.entries(r.parked).map(([stage, n]) => `, ${n} parked in the DLQ by ${stage}`).join('');
-        process.stdout.write(`backfill ${r.range}: read ${r.read}, delivered ${r.delivered}, dlq ${r.dlq}${parked} in ${r.seconds.toFixed(1)} s (${Math.round(r.rate)} events/s)${r.resumed ? ', resumed' : ''}\n`);
+        const bulk = r.importedPages > 0 ? `; ${r.importedPages} of ${r.pages} pages imported in bulk` : '';
+        process.stdout.write(`backfill ${r.range}: read ${r.read}, delivered ${r.delivered}, dlq ${r.dlq}${parked} in ${r.seconds.toFixed(1)} s (${Math.round(r.rate)} events/s)${r.resumed ? ', resumed' : ''}${bulk}\n`);
       },
     );
     return {

@@ -136,6 +136,8 @@ describe('backfill --direct', () => {
     const pages = Math.ceil(bulk.read / 700);
     assert.ok(after.declined - before.declined >= 1 && after.declined - before.declined <= 2, 'the one or two pages holding the bad rows were declined');
     assert.equal(after.written - before.written + after.declined - before.declined, pages, 'every other page was imported');
+    assert.deepEqual({ pages: bulk.pages, imported: bulk.importedPages }, { pages, imported: after.written - before.written }, 'the result says so');
+    assert.deepEqual({ pages: rows.pages, imported: rows.importedPages }, { pages, imported: 0 });
     const stored = async (file: string) => {
       const r = await openReader(file);
       try {
