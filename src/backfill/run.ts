@@ -85,7 +85,8 @@ export async function runBackfill(config: Config, opts: BackfillOptions, log: Lo
     }
     const bar = opts.progress === false ? undefined : new ProgressBar(`backfill ${range.key}${target.name === 'topic' ? '' : ` (${target.name})`}`, total);
     const flowCtx = { db, range, pageSize, content, target, log };
-    flow = target.deliverSource && opts.bulk !== false ? await copyPages(flowCtx) : rowPages(flowCtx);
+    const source = target.deliverSource && opts.bulk !== false ? await copyPages(flowCtx) : rowPages(flowCtx);
+    flow = source;
     const t0 = Date.now();
     let read = 0;
     let dlq = 0;
@@ -110,7 +111,6 @@ export async function runBackfill(config: Config, opts: BackfillOptions, log: Lo
       await saveProgress(db, key, { cursor, done: false, delivered });
       bar?.update(read);
     };
-    const source = flow;
     let next: Promise<ReadPage | null> | null = source.read(cursor);
     try {
       for (;;) {

@@ -1,6 +1,7 @@
 import type { PipelineError } from '../core/errors.js';
-import type { ContentRow, EngagementEventRow, EnrichedEvent } from '../core/types.js';
+import type { EngagementEventRow, EnrichedEvent } from '../core/types.js';
 import type { DlqOrigin } from '../runtime/sink-decode.js';
+import type { SourcePage } from '../sinks/source-import.js';
 
 /**
  * Where a backfill delivers its pages: the enriched topic (topic-target.ts, every sink takes the
@@ -30,17 +31,8 @@ export interface PageReport {
   parked: Record<string, number>;
 }
 
-/** A page as PostgreSQL's COPY wrote it (copy-reader.ts), for a target that imports source rows. */
-export interface SourceFilePage {
-  /** The CSV file (src/sinks/source-import.ts SOURCE_CSV_COLUMNS); the caller deletes it afterwards. */
-  file: string;
-  /** The rows COPY wrote into it. */
-  rows: number;
-  /** The catalogue, read once per run, and the moment of enrichment, as `enrichEvent` takes them. */
-  content: readonly ContentRow[];
-  nowMs: number;
-  deliveredBefore: number;
-}
+/** A page as PostgreSQL's COPY wrote it (copy-reader.ts), for a target that imports source rows; the target names the position's topic. */
+export type SourceFilePage = Omit<SourcePage, 'topic'>;
 
 export interface BackfillTarget {
   /** For the progress key and logs: `topic`, or `direct:<sink>,<sink>`. */

@@ -3,9 +3,9 @@ import { describe, it } from 'node:test';
 import type { EnrichedEvent } from '../../src/core/types.js';
 import { parseEnrichedEvent } from '../../src/runtime/sink-decode.js';
 import type { EncodedBatch, SinkBatch } from '../../src/sinks/contract.js';
-import { DuckDbWarehouse } from '../../src/sinks/warehouse/duckdb.js';
+import type { DuckDbWarehouse } from '../../src/sinks/warehouse/duckdb.js';
 import { checkWarehouseRecord } from '../../src/sinks/warehouse/record-check.js';
-import { batchOf, ctxOf, duckdbFiles, openReader, whEvent } from './warehouse-fixtures.js';
+import { batchOf, duckdbFiles, dumpWarehouse, startedWarehouse, whEvent } from './warehouse-fixtures.js';
 
 /**
  * The DuckDB fast path (`writeEncoded`, src/sinks/warehouse/duckdb-encoded*.ts) on real DuckDB
@@ -26,32 +26,7 @@ function encoded(partition: number, values: Array<string | Buffer>, firstOffset:
   };
 }
 
-async function opened(): Promise<{ sink: DuckDbWarehouse; file: string }> {
-  const config = files.fresh();
-  const sink = new DuckDbWarehouse(ctxOf(config));
-  await sink.start();
-  return { sink, file: config.DUCKDB_PATH };
-}
-
-/** Every stored row of the three tables as text (JSON columns parsed), but the write times. */
-async function dump(file: string): Promise<Record<string, unknown>> {
-  const r = await openReader(file);
-  try {
-    const text = (sql: string) => r.rows(sql);
-    const facts = (await text(`SELECT COLUMNS(* EXCLUDE (loaded_at))::VARCHAR FROM engagement_events_enriched ORDER BY event_id`)).map((row) => ({
-      ...row,
-      raw_payload: row.raw_payload === null ? null : JSON.parse(String(row.raw_payload)),
-      extra: row.extra === null ? null : JSON.parse(String(row.extra)),
-    }));
-    return {
-      facts,
-      content: await text(`SELECT COLUMNS(* EXCLUDE (updated_at))::VARCHAR FROM content_dim ORDER BY content_id`),
-      offsets: await text(`SELECT COLUMNS(* EXCLUDE (updated_at))::VARCHAR FROM warehouse_offsets ORDER BY topic, kafka_partition`),
-    };
-  } finally {
-    r.close();
-  }
-}
+const opened = () => startedWarehouse(files.fresh());
 
 /** The checked way, as the runtime takes it: parse, check (all must pass here), write. */
 async function writeChecked(sink: DuckDbWarehouse, partition: number, values: string[], firstOffset: number): Promise<void> {
@@ -95,7 +70,7 @@ describe('duckdb warehouse: the fast path for undecoded batches', () => {
       await fast.sink.close();
       await checked.sink.close();
     }
-    const [a, b] = [await dump(fast.file), await dump(checked.file)];
+    const [a, b] = [await dumpWarehouse(fast.file), await dumpWarehouse(checked.file)];
     assert.equal((a.facts as unknown[]).length, VALID.length);
     assert.deepEqual(a, b);
   });
@@ -112,7 +87,7 @@ describe('duckdb warehouse: the fast path for undecoded batches', () => {
     } finally {
       await sink.close();
     }
-    const d = await dump(file);
+    const d = await dumpWarehouse(file);
     assert.deepEqual((d.facts as Array<{ event_id: string; kafka_offset: string }>).map((r) => [r.event_id, r.kafka_offset]), [['1', '0'], ['2', '1'], ['3', '2'], ['4', '4']]);
     assert.deepEqual(d.offsets, [{ topic: TOPIC, kafka_partition: '0', next_offset: '5' }]);
   });
@@ -182,7 +157,7 @@ describe('duckdb warehouse: the fast path for undecoded batches', () => {
       } finally {
         await sink.close();
       }
-      const d = await dump(file);
+      const d = await dumpWarehouse(file);
       assert.deepEqual([d.facts, d.offsets], [[], []], `nothing written: ${name}`);
     }
   });
@@ -195,6 +170,6 @@ describe('duckdb warehouse: the fast path for undecoded batches', () => {
     } finally {
       await sink.close();
     }
-    assert.deepEqual((await dump(file)).facts, []);
+    assert.deepEqual((await dumpWarehouse(file)).facts, []);
   });
 });

@@ -6,6 +6,7 @@ import type { Config } from '../../src/config/load.js';
 import { createLogger } from '../../src/core/logger.js';
 import type { EnrichedEvent } from '../../src/core/types.js';
 import type { SinkBatch, SinkContext } from '../../src/sinks/contract.js';
+import { DuckDbWarehouse } from '../../src/sinks/warehouse/duckdb.js';
 import { createTestEnv, type TestEnv } from '../helpers/env.js';
 
 /**
@@ -164,6 +165,35 @@ export async function openReader(file: string): Promise<DuckReader> {
       instance.closeSync();
     },
   };
+}
+
+/** A started DuckDB warehouse on the config's file (from `duckdbFiles().fresh()`). */
+export async function startedWarehouse(config: Config): Promise<{ sink: DuckDbWarehouse; file: string }> {
+  const sink = new DuckDbWarehouse(ctxOf(config));
+  await sink.start();
+  return { sink, file: config.DUCKDB_PATH };
+}
+
+/**
+ * Every stored row of the three tables as text (JSON columns parsed), but the write times: what
+ * two ways of writing the warehouse must agree on.
+ */
+export async function dumpWarehouse(file: string): Promise<Record<string, unknown>> {
+  const r = await openReader(file);
+  try {
+    const facts = (await r.rows(`SELECT COLUMNS(* EXCLUDE (loaded_at))::VARCHAR FROM engagement_events_enriched ORDER BY event_id`)).map((row) => ({
+      ...row,
+      raw_payload: row.raw_payload === null ? null : JSON.parse(String(row.raw_payload)),
+      extra: row.extra === null ? null : JSON.parse(String(row.extra)),
+    }));
+    return {
+      facts,
+      content: await r.rows(`SELECT COLUMNS(* EXCLUDE (updated_at))::VARCHAR FROM content_dim ORDER BY content_id`),
+      offsets: await r.rows(`SELECT COLUMNS(* EXCLUDE (updated_at))::VARCHAR FROM warehouse_offsets ORDER BY topic, kafka_partition`),
+    };
+  } finally {
+    r.close();
+  }
 }
 
 /** Numbers compared with a tolerance (averages are floats). */

@@ -6,9 +6,9 @@ import type { ContentRow, EngagementEventRow, EnrichedEvent } from '../../src/co
 import { enrichEvent } from '../../src/processor/enrich.js';
 import { DIRECT_OFFSET, DIRECT_PARTITION, type SinkBatch } from '../../src/sinks/contract.js';
 import { SOURCE_CSV_COLUMNS, type SourcePage } from '../../src/sinks/source-import.js';
-import { DuckDbWarehouse } from '../../src/sinks/warehouse/duckdb.js';
+import type { DuckDbWarehouse } from '../../src/sinks/warehouse/duckdb.js';
 import { checkWarehouseRecord } from '../../src/sinks/warehouse/record-check.js';
-import { ctxOf, duckdbFiles, openReader } from './warehouse-fixtures.js';
+import { duckdbFiles, dumpWarehouse, startedWarehouse } from './warehouse-fixtures.js';
 
 /**
  * The DuckDB bulk import (`importSourcePage`, src/sinks/warehouse/duckdb-source*.ts) on real
@@ -79,12 +79,7 @@ function csvFile(dir: string, rows: readonly EngagementEventRow[]): string {
   return file;
 }
 
-async function opened(): Promise<{ sink: DuckDbWarehouse; file: string }> {
-  const config = files.fresh();
-  const sink = new DuckDbWarehouse(ctxOf(config));
-  await sink.start();
-  return { sink, file: config.DUCKDB_PATH };
-}
+const opened = () => startedWarehouse(files.fresh());
 
 const page = (sink: { file: string }, rows: readonly EngagementEventRow[], extra: Partial<SourcePage> = {}): SourcePage => ({
   file: csvFile(path.dirname(sink.file), rows),
@@ -113,25 +108,6 @@ async function writeRows(sink: DuckDbWarehouse, rows: readonly EngagementEventRo
   await sink.write(batch);
 }
 
-/** Every stored row of the three tables as text (JSON columns parsed), but the write times. */
-async function dump(file: string): Promise<Record<string, unknown>> {
-  const r = await openReader(file);
-  try {
-    const facts = (await r.rows(`SELECT COLUMNS(* EXCLUDE (loaded_at))::VARCHAR FROM engagement_events_enriched ORDER BY event_id`)).map((x) => ({
-      ...x,
-      raw_payload: x.raw_payload === null ? null : JSON.parse(String(x.raw_payload)),
-      extra: x.extra === null ? null : JSON.parse(String(x.extra)),
-    }));
-    return {
-      facts,
-      content: await r.rows(`SELECT COLUMNS(* EXCLUDE (updated_at))::VARCHAR FROM content_dim ORDER BY content_id`),
-      offsets: await r.rows(`SELECT COLUMNS(* EXCLUDE (updated_at))::VARCHAR FROM warehouse_offsets ORDER BY topic, kafka_partition`),
-    };
-  } finally {
-    r.close();
-  }
-}
-
 describe('warehouse bulk import of source rows (DuckDB)', () => {
   it('stores exactly what enrichEvent and write store, and a page imported again adds nothing', async () => {
     const bulk = await opened();
@@ -146,7 +122,7 @@ describe('warehouse bulk import of source rows (DuckDB)', () => {
       await bulk.sink.close();
       await rows.sink.close();
     }
-    const [a, b] = [await dump(bulk.file), await dump(rows.file)];
+    const [a, b] = [await dumpWarehouse(bulk.file), await dumpWarehouse(rows.file)];
     assert.equal((a.facts as unknown[]).length, GOOD.length);
     assert.deepEqual(a.facts, b.facts);
     assert.deepEqual(a.content, b.content);
@@ -168,7 +144,7 @@ describe('warehouse bulk import of source rows (DuckDB)', () => {
     } finally {
       await sink.close();
     }
-    const stored = await dump(file);
+    const stored = await dumpWarehouse(file);
     assert.deepEqual(stored.facts, [], 'nothing written');
     assert.deepEqual(stored.offsets, []);
   });
