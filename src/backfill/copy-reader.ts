@@ -23,12 +23,35 @@ export async function copyPage(client: pg.ClientBase, range: DateRange, after: C
   const columns = SOURCE_CSV_COLUMNS.map((c) => COLUMN_SQL[c]).join(', ');
   // The table's columns, qualified: `id` alone would name the output column `id::text`, which sorts as text.
   const copy = client.query(copyTo(`COPY (SELECT ${columns} FROM engagement_events WHERE ${rangeWhere(client, range, after)} ORDER BY engagement_events.event_ts, engagement_events.id LIMIT ${limitOf(limit)}) TO STDOUT (FORMAT csv)`));
-  await pipeline(copy, createWriteStream(file));
+  await pipeline(copy, (source: AsyncIterable<Buffer>) => inLargeChunks(source), createWriteStream(file));
   if (copy.rowCount === 0) {
     await rm(file, { force: true });
     return null;
   }
   return { last: await lastRow(file), rows: copy.rowCount };
+}
+
+const WRITE_BYTES = 1 << 20;
+
+/**
+ * COPY's output arrives as the socket reads it, ~10 KB at a time; the file stream makes one write
+ * on libuv's pool per chunk it is given, which cost ~1 µs of CPU per row (30,000 writes per
+ * 1,000,000 rows). Handed over in chunks of at least `minBytes` instead, the bytes and their order
+ * unchanged (docs/benchmarks.md, fifteenth session).
+ */
+export async function* inLargeChunks(source: AsyncIterable<Buffer>, minBytes = WRITE_BYTES): AsyncGenerator<Buffer> {
+  let parts: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of source) {
+    parts.push(chunk);
+    size += chunk.length;
+    if (size >= minBytes) {
+      yield Buffer.concat(parts, size);
+      parts = [];
+      size = 0;
+    }
+  }
+  if (size > 0) yield Buffer.concat(parts, size);
 }
 
 /** The (event_ts, id) that ends the file's last line. */
