@@ -23,6 +23,7 @@ export async function copyPage(client: pg.ClientBase, range: DateRange, after: C
   const columns = SOURCE_CSV_COLUMNS.map((c) => COLUMN_SQL[c]).join(', ');
   // The table's columns, qualified: `id` alone would name the output column `id::text`, which sorts as text.
   const copy = client.query(copyTo(`COPY (SELECT ${columns} FROM engagement_events WHERE ${rangeWhere(client, range, after)} ORDER BY engagement_events.event_ts, engagement_events.id LIMIT ${limitOf(limit)}) TO STDOUT (FORMAT csv)`));
+  // Wrapped: `pipeline` calls a generator stage with (source, { signal }), which would land in minBytes.
   await pipeline(copy, (source: AsyncIterable<Buffer>) => inLargeChunks(source), createWriteStream(file));
   if (copy.rowCount === 0) {
     await rm(file, { force: true });
