@@ -5,7 +5,7 @@ import type pg from 'pg';
 import { to as copyTo } from 'pg-copy-streams';
 import { SOURCE_CSV_COLUMNS } from '../sinks/source-import.js';
 import type { DateRange } from './range.js';
-import { EVENT_TS_TEXT, type Cursor } from './reader.js';
+import { SOURCE_COLUMN_SQL, type Cursor } from './reader.js';
 
 /**
  * Reads a page of the range as PostgreSQL's COPY writes it, into a CSV file, for a target that
@@ -20,7 +20,7 @@ import { EVENT_TS_TEXT, type Cursor } from './reader.js';
 
 /** Resolves with the page's last row and its row count, or null when the range has no row after `after` (the file removed). */
 export async function copyPage(client: pg.ClientBase, range: DateRange, after: Cursor | null, limit: number, file: string): Promise<{ last: Cursor; rows: number } | null> {
-  const columns = SOURCE_CSV_COLUMNS.map((c) => COLUMN_SQL[c]).join(', ');
+  const columns = SOURCE_CSV_COLUMNS.map((c) => SOURCE_COLUMN_SQL[c]).join(', ');
   // The table's columns, qualified: `id` alone would name the output column `id::text`, which sorts as text.
   const copy = client.query(copyTo(`COPY (SELECT ${columns} FROM engagement_events WHERE ${rangeWhere(client, range, after)} ORDER BY engagement_events.event_ts, engagement_events.id LIMIT ${limitOf(limit)}) TO STDOUT (FORMAT csv)`));
   // Wrapped: `pipeline` calls a generator stage with (source, { signal }), which would land in minBytes.
@@ -72,17 +72,6 @@ async function lastRow(file: string): Promise<Cursor> {
 const TAIL_BYTES = 128;
 const LAST_ROW_RE = /,(\d{4,}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z),(-?\d{1,19})\n$/;
 
-/** Each CSV column as the CDC renders it (reader.ts does the same for rows). */
-const COLUMN_SQL: Record<(typeof SOURCE_CSV_COLUMNS)[number], string> = {
-  event_ts: EVENT_TS_TEXT,
-  id: 'id::text',
-  content_id: 'content_id::text',
-  user_id: 'user_id::text',
-  event_type: 'event_type',
-  duration_ms: 'duration_ms',
-  device: 'device',
-  raw_payload: 'raw_payload::text',
-};
 
 /** COPY takes no parameters: the bounds are literals, each checked or escaped. */
 function rangeWhere(client: pg.ClientBase, range: DateRange, after: Cursor | null): string {

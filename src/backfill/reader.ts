@@ -1,5 +1,6 @@
 import type pg from 'pg';
 import type { EngagementEventRow } from '../core/types.js';
+import type { SOURCE_CSV_COLUMNS } from '../sinks/source-import.js';
 import type { DateRange } from './range.js';
 
 /**
@@ -20,12 +21,24 @@ export interface Page {
   last: Cursor | null;
 }
 
-/** event_ts as the CDC renders it: ISO-8601 in UTC, microseconds, `Z`. */
-export const EVENT_TS_TEXT = `to_char(event_ts AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`;
+/**
+ * Each column of a source row as the CDC renders it (event_ts: ISO-8601 in UTC, microseconds,
+ * `Z`); the row reader here and copy-reader.ts's CSV both select them.
+ */
+export const SOURCE_COLUMN_SQL: Record<(typeof SOURCE_CSV_COLUMNS)[number], string> = {
+  id: 'id::text',
+  content_id: 'content_id::text',
+  user_id: 'user_id::text',
+  event_type: 'event_type',
+  event_ts: `to_char(event_ts AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`,
+  duration_ms: 'duration_ms',
+  device: 'device',
+  raw_payload: 'raw_payload::text',
+};
 
-const COLUMNS = `id::text AS id, content_id::text AS content_id, user_id::text AS user_id, event_type,
-  ${EVENT_TS_TEXT} AS event_ts,
-  duration_ms, device, raw_payload::text AS raw_payload`;
+const COLUMNS = Object.entries(SOURCE_COLUMN_SQL)
+  .map(([name, sql]) => `${sql} AS ${name}`)
+  .join(', ');
 
 /**
  * The next `limit` rows after `after`; with `until`, instead every row in (after, until] — the
