@@ -38,8 +38,15 @@ export type { BatchConsumerOptions, BatchHandler, KafkaMessage, PartitionBatch }
 type RawConsumer = InstanceType<typeof RdKafka.KafkaConsumer>;
 type TopicPartition = { topic: string; partition: number };
 
-const CONSUME_MAX = 5000;
+/**
+ * Messages per consume call. The binding turns each into a JS object on the JS thread (~5–6 µs),
+ * so a round holds that thread for CONSUME_MAX of them, and responses to writes in flight wait
+ * behind it: at 5,000 the external sink (two short POSTs in flight) drained at about half the rate
+ * it does at 1,000 (docs/benchmarks.md, "Sixteenth session").
+ */
+const CONSUME_MAX = 1000;
 const CONSUME_TIMEOUT_MS = 100;
+const FETCH_QUEUE_BACKOFF_MS = 20;
 const ERR_ASSIGN = -175;
 const ERR_REVOKE = -174;
 /** RD_KAFKA_RESP_ERR__NO_OFFSET: a commit of the stored offsets found nothing new to commit. */
@@ -93,6 +100,11 @@ export class BatchConsumer {
       // freshness p99 1,973 ms at 1,000 events/s against 551 ms with 50; docs/benchmarks.md).
       'fetch.wait.max.ms': 50,
       'queued.max.messages.kbytes': 32768,
+      // A paused partition's prefetched messages are dropped, and once its local queue has been
+      // full librdkafka waits this long before fetching it again: at the default (1 s) every resume
+      // of a busy partition stalled it ~1 s, so one hot partition drained at ~3,000 events/s
+      // (docs/benchmarks.md, "Sixteenth session").
+      'fetch.queue.backoff.ms': FETCH_QUEUE_BACKOFF_MS,
       // Eager rebalancing (assign/unassign of the whole assignment), which the callback implements.
       'partition.assignment.strategy': 'range,roundrobin',
       rebalance_cb: (err: RdKafka.LibrdKafkaError, assignment: TopicPartition[]) => self?.onRebalance(err.code, assignment),
