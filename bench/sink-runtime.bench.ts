@@ -56,7 +56,8 @@ function event(i: number, now: number): EnrichedEvent {
   };
 }
 
-async function fill(config: Config): Promise<number> {
+/** Fills the enriched topic; `hotKey` puts every record under one key (so on one partition). */
+async function fill(config: Config, hotKey?: string): Promise<number> {
   const producer = createKafka(config, `${config.KAFKA_CLIENT_ID}-fill`).producer({
     kafkaJS: { idempotent: true, acks: -1 },
     'linger.ms': 20,
@@ -71,7 +72,7 @@ async function fill(config: Config): Promise<number> {
         const e = event(i + j, now);
         const value = JSON.stringify(e);
         bytes += value.length;
-        return { key: e.content_id, value };
+        return { key: hotKey ?? e.content_id, value };
       });
       await producer.send({ topic: config.KAFKA_TOPIC_ENRICHED, messages });
     }
@@ -182,10 +183,23 @@ export async function run(): Promise<BenchResult[]> {
         note: `${EVENTS} events, 3 partitions, ${batching}, consumer start included (${Math.round(r.steady)} events/s from its first write to its last); ${((r.cpuSeconds / EVENTS) * 1e6).toFixed(1)} µs CPU per event in the sink process (${name === 'redis' ? 'redis-server' : name === 'external' ? 'the receiver process' : 'DuckDB is in-process'}${name === 'warehouse' ? '' : ' not counted'}); load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}`,
       });
     }
+    // Skewed keys (the generator's Zipf popularity) make one partition hold most of a backlog, and
+    // a partition's batches are written one after another: its pause/resume cycle sets the pace.
+    const hot: Config = { ...config, KAFKA_TOPIC_ENRICHED: `${id}.enriched-hot`, KAFKA_TOPIC_PARTITIONS: 6, EXTERNAL_API_URL: receiver.url };
+    await ensureTopics(hot);
+    await fill(hot, 'content-7');
+    const r = await through(hot, getSinkFactory('external'));
+    results.push({
+      name: 'external sink, one hot partition (every record on one of 6)',
+      value: Math.round(EVENTS / r.seconds),
+      unit: 'events/s',
+      note: `${EVENTS} events, ${r.pauses} backpressure pauses, consumer start included (${Math.round(r.steady)} events/s from its first write to its last); ${((r.cpuSeconds / EVENTS) * 1e6).toFixed(1)} µs CPU per event in the sink process`,
+    });
   } finally {
     await receiver.stop();
     rmSync(work, { recursive: true, force: true });
     await deletePipelineTopics(config).catch(() => undefined);
+    await deletePipelineTopics({ ...config, KAFKA_TOPIC_ENRICHED: `${id}.enriched-hot` }).catch(() => undefined);
   }
   return results;
 }

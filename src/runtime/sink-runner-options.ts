@@ -14,7 +14,7 @@ export interface SinkRunnerOptions {
   stage?: string;
   /** Overrides `factory.batching(config)` and the config defaults. */
   batching?: { maxRecords: number; maxWaitMs: number };
-  /** Queued records per partition past which the partition is paused (default 2 × maxRecords, at least 64). */
+  /** Queued records per partition past which the partition is paused (default 2 × maxRecords, at least MIN_QUEUED_PER_PARTITION). */
   maxQueuedPerPartition?: number;
   /** Write retry policy (default the factory's `retryPolicy(config)` when it has one, else DEFAULT_RETRY). */
   retry?: RetryPolicy;
@@ -44,6 +44,16 @@ export function sinkGroupId(config: Config, name: string): string {
   return `engage-sink-${name}.${config.KAFKA_CLIENT_ID}`;
 }
 
+/**
+ * The default pause threshold's floor, in records per partition. Every resume re-fetches the
+ * partition from the broker (a pause drops librdkafka's prefetch), so what is queued when it
+ * resumes must outlast that round trip: with 2,000 (the external sink's 2 × 1,000) a single hot
+ * partition paused five to six times a second and its drain spent half its CPU re-fetching; with 8,192, a
+ * ~5 MB look-ahead of ~600-byte events, it drained twice as fast at half the CPU per event
+ * (docs/benchmarks.md, "Sixteenth session").
+ */
+export const MIN_QUEUED_PER_PARTITION = 8192;
+
 /** Batch size and wait: options, else the factory's own, else BATCH_SIZE and PROCESSING_INTERVAL_SECONDS. */
 export function resolveBatching(config: Config, factory: SinkFactory, opts: SinkRunnerOptions): BatchingPolicy {
   const base = opts.batching ?? factory.batching?.(config) ?? {
@@ -52,7 +62,7 @@ export function resolveBatching(config: Config, factory: SinkFactory, opts: Sink
   };
   const maxRecords = Math.max(1, Math.floor(base.maxRecords));
   const maxWaitMs = Math.max(0, base.maxWaitMs);
-  const maxQueued = Math.max(maxRecords, opts.maxQueuedPerPartition ?? Math.max(2 * maxRecords, 64));
+  const maxQueued = Math.max(maxRecords, opts.maxQueuedPerPartition ?? Math.max(2 * maxRecords, MIN_QUEUED_PER_PARTITION));
   return { maxRecords, maxWaitMs, maxQueued };
 }
 

@@ -1,6 +1,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { loadConfig } from '../../src/config/load.js';
 import { PartitionQueue } from '../../src/runtime/batcher.js';
+import { MIN_QUEUED_PER_PARTITION, resolveBatching } from '../../src/runtime/sink-runner-options.js';
+import type { SinkFactory } from '../../src/sinks/contract.js';
 import { Semaphore } from '../../src/runtime/semaphore.js';
 
 /** Pure parts of the runtime: when a batch is due, backpressure thresholds, the write semaphore. */
@@ -57,6 +60,23 @@ test('full past maxQueued (pause), drained at one batch or less (resume)', () =>
   q.clear();
   assert.equal(q.size, 0);
   assert.equal(q.dueInMs(), undefined);
+});
+
+test('the pause threshold: 2 × maxRecords, never below the look-ahead floor; an explicit one wins', () => {
+  const config = loadConfig({}, '/nonexistent');
+  const factory = (maxRecords: number): SinkFactory => ({
+    name: 'probe',
+    create: () => {
+      throw new Error('not created here');
+    },
+    batching: () => ({ maxRecords, maxWaitMs: 100 }),
+  });
+  assert.equal(resolveBatching(config, factory(1000), {}).maxQueued, MIN_QUEUED_PER_PARTITION, 'small batches queue the floor');
+  assert.equal(resolveBatching(config, factory(20_000), {}).maxQueued, 40_000, 'large batches queue two');
+  assert.equal(resolveBatching(config, factory(1000), { maxQueuedPerPartition: 10 }).maxQueued, 1000, 'never below one batch');
+  assert.equal(resolveBatching(config, factory(1000), { maxQueuedPerPartition: 3000 }).maxQueued, 3000);
+  const fromConfig = resolveBatching(loadConfig({ BATCH_SIZE: '100' }, '/nonexistent'), { name: 'plain', create: factory(1).create }, {});
+  assert.deepEqual([fromConfig.maxRecords, fromConfig.maxQueued], [100, MIN_QUEUED_PER_PARTITION], 'BATCH_SIZE when the sink has no batching of its own');
 });
 
 test('invalid policies are refused', () => {
