@@ -114,6 +114,8 @@ export class RunnerStats {
       group: this.groupId,
       lag: this.lag(lanes),
       partitions: [...lanes.keys()].sort((a, b) => a - b),
+      // Where a backlog sits: a hot key's partition drains one batch at a time (docs/operations.md).
+      lag_by_partition: Object.fromEntries([...lanes.values()].sort((a, b) => a.partition - b.partition).map((l) => [l.partition, l.lag()])),
       paused,
       records_in: this.recordsIn,
       records_out: this.recordsOut,

@@ -103,6 +103,12 @@ test('a slow sink pauses its own partition: memory stays bounded, and it resumes
     assert.ok((p0?.queued ?? 0) <= 10 + 32, `queued ${p0?.queued} stays bounded`);
     assert.ok(snap.recordsIn < total, `consumed ${snap.recordsIn} of ${total}: the consumer stopped pulling`);
     assert.equal(memoryCount(store, 'offsets'), 0, 'nothing written while the sink is stuck');
+    // The heartbeat's view says where the backlog sits and which partition is held.
+    const status = runner.status();
+    const byPartition = status.lag_by_partition as Record<string, number>;
+    assert.ok((byPartition['0'] ?? 0) > 0, `partition 0 shows its backlog: ${JSON.stringify(byPartition)}`);
+    assert.equal(Object.values(byPartition).reduce((a, b) => a + b, 0), status.lag, 'the per-partition lags add up to the lag');
+    assert.ok((status.paused as number[]).includes(0));
     release();
     await waitUntil('every record is written', () => memoryCount(store, 'offsets') === total, 30000, () => runner.snapshot());
     await waitUntil('the partition is resumed', () => runner.snapshot().partitions.find((p) => p.partition === 0)?.paused === false);
