@@ -56,8 +56,11 @@ function event(i: number, now: number): EnrichedEvent {
   };
 }
 
-/** Fills the enriched topic; `hotKey` puts every record under one key (so on one partition). */
-async function fill(config: Config, hotKey?: string): Promise<number> {
+/**
+ * Fills the enriched topic with EVENTS events whose ids start at `first`; `hotKey` puts every
+ * record under one key (so on one partition).
+ */
+async function fill(config: Config, first = 0, hotKey?: string): Promise<number> {
   const producer = createKafka(config, `${config.KAFKA_CLIENT_ID}-fill`).producer({
     kafkaJS: { idempotent: true, acks: -1 },
     'linger.ms': 20,
@@ -69,7 +72,7 @@ async function fill(config: Config, hotKey?: string): Promise<number> {
   try {
     for (let i = 0; i < EVENTS; i += 10_000) {
       const messages = Array.from({ length: Math.min(10_000, EVENTS - i) }, (_, j) => {
-        const e = event(i + j, now);
+        const e = event(first + i + j, now);
         const value = JSON.stringify(e);
         bytes += value.length;
         return { key: hotKey ?? e.content_id, value };
@@ -187,7 +190,7 @@ export async function run(): Promise<BenchResult[]> {
     // a partition's batches are written one after another: its pause/resume cycle sets the pace.
     const hot: Config = { ...config, KAFKA_TOPIC_ENRICHED: `${id}.enriched-hot`, KAFKA_TOPIC_PARTITIONS: 6, EXTERNAL_API_URL: receiver.url };
     await ensureTopics(hot);
-    await fill(hot, 'content-7');
+    await fill(hot, EVENTS, 'content-7'); // new event ids: the receiver has counted the first fill's
     const r = await through(hot, getSinkFactory('external'));
     results.push({
       name: 'external sink, one hot partition (every record on one of 6)',
