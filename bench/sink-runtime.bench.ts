@@ -174,6 +174,7 @@ export async function run(): Promise<BenchResult[]> {
 
   // Each real sink alone, as `engage sink <name>` runs it: the same topic from the start, its own group.
   const receiver = await startReceiverProcess();
+  const hotTopic = `${id}.enriched-hot`;
   try {
     for (const name of ['redis', 'warehouse', 'external']) {
       const sinkConfig: Config = { ...config, EXTERNAL_API_URL: receiver.url };
@@ -188,7 +189,7 @@ export async function run(): Promise<BenchResult[]> {
     }
     // Skewed keys (the generator's Zipf popularity) make one partition hold most of a backlog, and
     // a partition's batches are written one after another: its pause/resume cycle sets the pace.
-    const hot: Config = { ...config, KAFKA_TOPIC_ENRICHED: `${id}.enriched-hot`, KAFKA_TOPIC_PARTITIONS: 6, EXTERNAL_API_URL: receiver.url };
+    const hot: Config = { ...config, KAFKA_TOPIC_ENRICHED: hotTopic, KAFKA_TOPIC_PARTITIONS: 6, EXTERNAL_API_URL: receiver.url };
     await ensureTopics(hot);
     await fill(hot, EVENTS, 'content-7'); // new event ids: the receiver has counted the first fill's
     const r = await through(hot, getSinkFactory('external'));
@@ -202,7 +203,7 @@ export async function run(): Promise<BenchResult[]> {
     await receiver.stop();
     rmSync(work, { recursive: true, force: true });
     await deletePipelineTopics(config).catch(() => undefined);
-    await deletePipelineTopics({ ...config, KAFKA_TOPIC_ENRICHED: `${id}.enriched-hot` }).catch(() => undefined);
+    await deletePipelineTopics({ ...config, KAFKA_TOPIC_ENRICHED: hotTopic }).catch(() => undefined);
   }
   return results;
 }

@@ -72,7 +72,6 @@ async function lastRow(file: string): Promise<Cursor> {
 const TAIL_BYTES = 128;
 const LAST_ROW_RE = /,(\d{4,}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z),(-?\d{1,19})\n$/;
 
-
 /** COPY takes no parameters: the bounds are literals, each checked or escaped. */
 function rangeWhere(client: pg.ClientBase, range: DateRange, after: Cursor | null): string {
   let where = `event_ts >= ${client.escapeLiteral(range.fromTs.toISOString())}::timestamptz AND event_ts < ${client.escapeLiteral(range.untilTs.toISOString())}::timestamptz`;
