@@ -71,9 +71,15 @@ export async function resolveStartOffsets(
         }
       }
     } else {
+      // The client answers "no record that recent" with the high watermark of a second, later
+      // request, so a record appended in between would be skipped: the high watermark read before
+      // the lookup bounds the answer (a record past it was appended since, so it is recent).
+      const before = new Map((await admin.fetchTopicOffsets(topic)).map((w) => [w.partition, BigInt(w.high)]));
       for (const w of await admin.fetchTopicOffsetsByTimestamp(topic, start.timestampMs)) {
         if (missing.includes(w.partition)) {
-          offsets.set(w.partition, w.offset);
+          const high = before.get(w.partition);
+          const found = BigInt(w.offset);
+          offsets.set(w.partition, (high !== undefined && high < found ? high : found).toString());
           sources.set(w.partition, 'timestamp');
         }
       }
