@@ -162,6 +162,35 @@ describe('duckdb warehouse: the fast path for undecoded batches', () => {
     }
   });
 
+  it('batches of several partitions at once (one decoded while another commits): each row once, every offset, a declined batch frees its stage', async () => {
+    const { sink, file } = await opened();
+    const events = (from: number, n: number) => Array.from({ length: n }, (_, i) => JSON.stringify(whEvent(from + i, (['A', 'B', 'C'] as const)[i % 3] ?? 'A', `u${i}`, 'play', T, 1000 + i)));
+    try {
+      // Partitions 1 and 2 share ids 150–199 (a key moved between partitions): stored once.
+      const results = await Promise.all([
+        sink.writeEncoded(encoded(0, events(1, 100), 0)),
+        sink.writeEncoded(encoded(1, events(101, 99), 0)),
+        sink.writeEncoded(encoded(2, events(150, 100), 0)),
+        sink.writeEncoded(encoded(3, [...events(301, 10), JSON.stringify({ ...VALID[0], event_id: 7 })], 0)),
+        sink.writeEncoded(encoded(4, events(401, 100), 0)),
+      ]);
+      assert.deepEqual(results.map((r) => r.kind), ['written', 'written', 'written', 'needs-check', 'written']);
+      // Every slot was given back: more batches, more than there are slots, still go through.
+      const again = await Promise.all([0, 3, 4].map((p, i) => sink.writeEncoded(encoded(p, events(1000 + 100 * i, 50), 100))));
+      assert.deepEqual(again.map((r) => r.kind), ['written', 'written', 'written']);
+    } finally {
+      await sink.close();
+    }
+    const d = await dumpWarehouse(file);
+    const ids = (d.facts as Array<{ event_id: string }>).map((r) => Number(r.event_id));
+    assert.equal(ids.length, 100 + 99 + 50 + 100 + 150);
+    assert.equal(new Set(ids).size, ids.length);
+    assert.deepEqual(
+      (d.offsets as Array<{ kafka_partition: string; next_offset: string }>).map((o) => [o.kafka_partition, o.next_offset]),
+      [['0', '150'], ['1', '99'], ['2', '100'], ['3', '150'], ['4', '150']],
+    );
+  });
+
   it('writes nothing for a batch that carries an event id twice (the checked way keeps the first copy)', async () => {
     const { sink, file } = await opened();
     try {

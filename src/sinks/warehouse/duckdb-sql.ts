@@ -1,6 +1,5 @@
 import { duckdbDialect as d } from './dialect.js';
 import { CONTENT_DIM, FACT_TABLE, OFFSETS_TABLE, TABLES, writtenColumns, type CellValue, type ColumnDef, type Row, type TableDef } from './schema.js';
-import { createEncodedStageSql } from './duckdb-encoded-sql.js';
 import { viewDefinitions } from './views.js';
 
 /**
@@ -69,7 +68,7 @@ export function createViewsSql(): string[] {
 }
 
 export function createStagesSql(): string[] {
-  return [`CREATE OR REPLACE TEMP TABLE ${d.ident(STAGE_CONTENT)} (line VARCHAR NOT NULL)`, createEncodedStageSql()];
+  return [`CREATE OR REPLACE TEMP TABLE ${d.ident(STAGE_CONTENT)} (line VARCHAR NOT NULL)`];
 }
 
 /** The fact table's column names, in their physical order (the Appender writes by position). */

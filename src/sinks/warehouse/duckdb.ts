@@ -7,7 +7,8 @@ import type { EncodedBatch, EncodedWriteResult, Sink, SinkBatch, SinkContext, Si
 import type { SourceImporter, SourceImportResult, SourcePage } from '../source-import.js';
 import { addMissingColumnsSql, createStagesSql, createTablesSql, createViewsSql, factColumnOrderSql, readOffsetsSql } from './duckdb-sql.js';
 import { ContentMemo } from './content-memo.js';
-import { writeEncodedTransaction } from './duckdb-encoded.js';
+import { writeStagedTransaction } from './duckdb-encoded.js';
+import { EncodedStager } from './duckdb-stager.js';
 import { importSourceTransaction } from './duckdb-source.js';
 import { classifyDuckDbError, writeTransaction } from './duckdb-write.js';
 import { checkWarehouseRecord } from './record-check.js';
@@ -27,7 +28,8 @@ import { warehouseRows } from './warehouse-metrics.js';
  * alike (the runtime retries each, or re-positions them all after SINK_STATE_LOST).
  *
  * Single writer: DuckDB lets one process open the file read-write; this sink is that process, and
- * it serialises its own writes on its one connection (the event_id check relies on it). Other
+ * it serialises its own writes on its one writer connection (the event_id check relies on it); the
+ * fast path's stager (duckdb-stager.ts) has a second connection, which only decodes into memory. Other
  * processes read a copy, or the file once the sink has stopped (see docs/warehouse.md). Within the
  * process, the instance comes from DuckDB's instance cache, so in-process readers share it.
  */
@@ -40,6 +42,8 @@ export class DuckDbWarehouse implements Sink, SourceImporter {
   private readonly threads: number | undefined;
   private instance: DuckDBInstance | null = null;
   private conn: DuckDBConnection | null = null;
+  /** The fast path's decoder, on a connection of its own; opened and closed with `conn`. */
+  private stager: EncodedStager | null = null;
   /** Serialises transactions on the one connection. */
   private queue: Promise<unknown> = Promise.resolve();
   /** Batches waiting for the next group transaction. */
@@ -101,11 +105,26 @@ export class DuckDbWarehouse implements Sink, SourceImporter {
    */
   readonly encodedMinRecords: number = 4096;
 
-  /** The fast path (duckdb-encoded.ts): one batch per transaction, in turn with `write`'s groups. */
-  writeEncoded(batch: EncodedBatch): Promise<EncodedWriteResult> {
-    return this.serial(async () => {
-      const result = await this.transaction(batch.records.length, 1, (conn) => writeEncodedTransaction(conn, batch, this.contentMemo));
-      return result.kind === 'written' ? { kind: 'written', sourceTsMs: result.sourceTsMs } : { kind: 'needs-check' };
+  /**
+   * The fast path: the batch is decoded and judged on the stager's connection (duckdb-stager.ts),
+   * which may run while another batch's transaction does, then written in one transaction in turn
+   * with `write`'s groups (duckdb-encoded.ts).
+   */
+  async writeEncoded(batch: EncodedBatch): Promise<EncodedWriteResult> {
+    const n = batch.records.length;
+    if (n === 0) return this.serial(() => this.transaction(0, 1, (conn) => writeStagedTransaction(conn, null, batch, null, this.contentMemo)));
+    const stager = this.stager ?? (await this.serial(async () => (await this.connection(), this.stager)));
+    if (stager === null) throw new PipelineError('SINK_WRITE_FAILED', 'the DuckDB warehouse is not open', { retriable: true });
+    return stager.withSlot(async (slot) => {
+      const staged = await stager.stage(slot, batch);
+      if (staged === null) return { kind: 'needs-check' };
+      return this.serial(async () => {
+        await this.connection(); // re-opened first when broken, with a new stager: the slot is gone then
+        if (this.stager !== stager) throw new PipelineError('SINK_WRITE_FAILED', 'the DuckDB warehouse was re-opened while the batch was staged', { retriable: true });
+        const insert = await stager.insertFrom(slot);
+        const result = await this.transaction(n, 1, (conn) => writeStagedTransaction(conn, insert, batch, staged, this.contentMemo));
+        return { kind: 'written', sourceTsMs: result.sourceTsMs };
+      });
     });
   }
 
@@ -129,6 +148,8 @@ export class DuckDbWarehouse implements Sink, SourceImporter {
 
   async close(): Promise<void> {
     await this.serial(async () => {
+      await this.stager?.close();
+      this.stager = null;
       if (this.conn && this.broken === null) await this.conn.run('CHECKPOINT').catch((err: unknown) => this.log.warn({ err: errorMessage(err) }, 'checkpoint on close failed'));
       this.release();
     });
@@ -155,6 +176,7 @@ export class DuckDbWarehouse implements Sink, SourceImporter {
       // 1 by default: beside the busy JS thread, DuckDB's second thread cost more CPU than it saved (docs/warehouse.md).
       if (this.threads) await this.conn.run(`SET threads = ${this.threads}`);
       await this.ensureSchema(this.conn);
+      this.stager = await EncodedStager.open(this.instance, this.conn);
       this.broken = null;
     } catch (err) {
       this.release();
@@ -196,6 +218,8 @@ export class DuckDbWarehouse implements Sink, SourceImporter {
   }
 
   private release(): void {
+    this.stager?.closeSync();
+    this.stager = null;
     try {
       this.conn?.closeSync();
       this.instance?.closeSync();
