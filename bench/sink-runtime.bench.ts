@@ -1,19 +1,15 @@
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os, { loadavg } from 'node:os';
 import path from 'node:path';
 import { pino } from 'pino';
 import { loadConfig, type Config } from '../src/config/load.js';
-import type { EnrichedEvent } from '../src/core/types.js';
-import { createKafka } from '../src/kafka/client.js';
 import { deletePipelineTopics, ensureTopics } from '../src/kafka/admin.js';
 import { startSinkRunner, type SinkRunnerOptions } from '../src/runtime/sink-runner.js';
 import { sleep } from '../src/runtime/retry.js';
 import type { Sink, SinkFactory } from '../src/sinks/contract.js';
 import { getSinkFactory } from '../src/sinks/registry.js';
-import { tcpOpen, waitUntil } from '../src/stack/process.js';
-import { engageEntry } from '../src/supervisor/entry.js';
+import { EVENTS, fill, startReceiverProcess } from './lib/sink-fixtures.js';
 import type { BenchResult } from './types.js';
 
 /**
@@ -24,66 +20,7 @@ import type { BenchResult } from './types.js';
  * the external sink into the reference receiver run as its own process. Own topics per run.
  */
 
-const EVENTS = Number(process.env.BENCH_SINK_RUNTIME_EVENTS ?? 400_000);
 const BATCH = 5_000;
-
-function event(i: number, now: number): EnrichedEvent {
-  const ts = new Date(now - (i % 600) * 1000).toISOString();
-  return {
-    schema_version: 1,
-    event_id: String(1_000_000_000 + i),
-    content_id: `content-${i % 1000}`,
-    user_id: `user-${i % 20000}`,
-    event_type: 'play',
-    event_ts: ts,
-    duration_ms: 42_000,
-    device: 'ios',
-    raw_payload: { session: i % 97 },
-    extra: {},
-    content_slug: `slug-${i % 1000}`,
-    content_title: `A title for content ${i % 1000}`,
-    content_type: 'podcast',
-    length_seconds: 600,
-    publish_ts: '2024-01-01T00:00:00.000Z',
-    engagement_seconds: 42,
-    engagement_pct: 7,
-    event_date: ts.slice(0, 10),
-    event_hour: `${ts.slice(0, 13)}:00:00.000Z`,
-    source_ts_ms: now,
-    processed_ts_ms: now,
-    origin: 'stream',
-    quality_flags: [],
-  };
-}
-
-/**
- * Fills the enriched topic with EVENTS events whose ids start at `first`; `hotKey` puts every
- * record under one key (so on one partition).
- */
-async function fill(config: Config, first = 0, hotKey?: string): Promise<number> {
-  const producer = createKafka(config, `${config.KAFKA_CLIENT_ID}-fill`).producer({
-    kafkaJS: { idempotent: true, acks: -1 },
-    'linger.ms': 20,
-    'compression.type': 'lz4',
-  });
-  await producer.connect();
-  const now = Date.now();
-  let bytes = 0;
-  try {
-    for (let i = 0; i < EVENTS; i += 10_000) {
-      const messages = Array.from({ length: Math.min(10_000, EVENTS - i) }, (_, j) => {
-        const e = event(first + i + j, now);
-        const value = JSON.stringify(e);
-        bytes += value.length;
-        return { key: hotKey ?? e.content_id, value };
-      });
-      await producer.send({ topic: config.KAFKA_TOPIC_ENRICHED, messages });
-    }
-  } finally {
-    await producer.disconnect();
-  }
-  return bytes / EVENTS;
-}
 
 /**
  * Runs one sink through the runtime over the filled topic; resolves with wall seconds (start to
@@ -117,21 +54,6 @@ async function through(config: Config, factory: SinkFactory, opts: SinkRunnerOpt
   const steady = first && last > first.at ? (EVENTS - first.out) / ((last - first.at) / 1000) : Number.NaN;
   const firstWriteSeconds = first ? (first.at - t0) / 1000 : Number.NaN;
   return { seconds, firstWriteSeconds, steady, cpuSeconds: (cpu.user + cpu.system) / 1e6, pauses: runner.snapshot().pauses };
-}
-
-/** The reference receiver as its own process (as deployed), on a free port; resolves with its URL and a stop function. */
-async function startReceiverProcess(): Promise<{ url: string; stop: () => Promise<void> }> {
-  const port = 20_000 + Math.floor(Math.random() * 5000);
-  const entry = engageEntry();
-  const child = spawn(entry.node, [...entry.args, 'external-receiver', '--port', String(port)], { stdio: 'ignore', env: { ...process.env, LOG_LEVEL: 'warn' } });
-  await waitUntil('the reference receiver', () => tcpOpen('127.0.0.1', port, 300), { timeoutMs: 30_000, alive: () => child.exitCode === null });
-  return {
-    url: `http://127.0.0.1:${port}/events`,
-    stop: () => new Promise<void>((resolve) => {
-      child.once('exit', () => resolve());
-      child.kill('SIGTERM');
-    }),
-  };
 }
 
 export async function run(): Promise<BenchResult[]> {
