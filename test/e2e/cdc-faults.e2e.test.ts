@@ -102,7 +102,7 @@ test('Kafka broker restart and PostgreSQL restart: every change exactly once, in
   };
   await wrote(STEP);
   const kafkaPid = readStackState(config.stackDir)?.services.kafka?.pid;
-  assert.ok(kafkaPid);
+  assert.ok(kafkaPid, 'this test stops its own stack\'s broker: unset KAFKA_BOOTSTRAP_SERVERS, DATABASE_URL and REDIS_URL to let it start one');
   t.diagnostic(`stopping Kafka (pid ${kafkaPid}) at txn ${gate.written}`);
   await stopPid(kafkaPid, 30_000);
   await sleep(4000);
@@ -111,7 +111,7 @@ test('Kafka broker restart and PostgreSQL restart: every change exactly once, in
   await wrote(STEP);
   gate.open = false;
   const pgState = readStackState(config.stackDir)?.services.postgres;
-  assert.ok(pgState);
+  assert.ok(pgState, 'this test restarts its own stack\'s PostgreSQL: unset DATABASE_URL to let it start one');
   t.diagnostic(`restarting PostgreSQL at txn ${gate.written}`);
   await sleep(200);
   await stopPrivatePostgres(pgState);
