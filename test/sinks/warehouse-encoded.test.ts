@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { DuckDBInstance } from '@duckdb/node-api';
 import type { EnrichedEvent } from '../../src/core/types.js';
 import { parseEnrichedEvent } from '../../src/runtime/sink-decode.js';
 import type { EncodedBatch, SinkBatch } from '../../src/sinks/contract.js';
@@ -189,6 +190,33 @@ describe('duckdb warehouse: the fast path for undecoded batches', () => {
       (d.offsets as Array<{ kafka_partition: string; next_offset: string }>).map((o) => [o.kafka_partition, o.next_offset]),
       [['0', '150'], ['1', '99'], ['2', '100'], ['3', '150'], ['4', '150']],
     );
+  });
+
+  it('the stage keeps at most its slots\' last batches: deleted rows are given back, not kept in memory', async () => {
+    const { sink, file } = await opened();
+    const rows = 100;
+    try {
+      for (let b = 0; b < 6; b++) {
+        const values = Array.from({ length: rows }, (_, i) => JSON.stringify(whEvent(1 + b * rows + i, 'A', 'u', 'play', T, 1000)));
+        assert.equal((await sink.writeEncoded(encoded(b % 3, values, b * rows))).kind, 'written');
+      }
+      // The same instance as the sink's (DuckDB's instance cache): its attached stage database.
+      const conn = await (await DuckDBInstance.fromCache(file)).connect();
+      try {
+        const [[name]] = (await conn.runAndReadAll(`SELECT database_name FROM duckdb_databases() WHERE database_name LIKE 'engage_stage_%'`)).getRowsJS() as [[string]];
+        let held = 0;
+        for (const slot of [0, 1]) {
+          const reader = await conn.runAndReadAll(`SELECT coalesce(sum(count), 0) FROM pragma_storage_info('${name}.encoded_rows_${slot}') WHERE column_name = 'i' AND segment_type = 'VALIDITY'`);
+          held += Number((reader.getRowsJS() as [[bigint]])[0][0]);
+        }
+        // DELETE alone leaves every staged row in memory until a checkpoint (6 × 100 here): ~850 B a row written.
+        assert.ok(held > 0 && held <= 2 * rows, `rows held by the stage tables: ${held}`);
+      } finally {
+        conn.closeSync();
+      }
+    } finally {
+      await sink.close();
+    }
   });
 
   it('writes nothing for a batch that carries an event id twice (the checked way keeps the first copy)', async () => {

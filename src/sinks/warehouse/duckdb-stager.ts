@@ -126,7 +126,9 @@ export class EncodedStager {
   private async decodeAndJudge(slot: number, batch: EncodedBatch): Promise<StagedBatch | null> {
     const statements = this.statements[slot];
     if (statements === undefined) throw new RangeError(`no stage slot ${slot}`);
-    await this.conn.run(`DELETE FROM ${stageTable(this.database, slot)}`);
+    // Deleted rows stay in memory until their database checkpoints (an in-memory one never does by
+    // itself: ~850 B per row ever staged, measured); the stage database's checkpoint gives them back.
+    await this.conn.run(`DELETE FROM ${stageTable(this.database, slot)}; CHECKPOINT ${this.database}`);
     try {
       statements.decode.bind(stagedParams(batch));
       await statements.decode.run();
