@@ -25,7 +25,6 @@ const SLOTS = 2;
 
 /** What a batch's transaction needs of its judged stage (stageVerdictSql's row, converted). */
 export interface StagedBatch {
-  slot: number;
   /** Smallest and largest event id of the batch. */
   lo: bigint;
   hi: bigint;
@@ -141,7 +140,7 @@ export class EncodedStager {
     const reader = await statements.verdict.runAndReadAll();
     const [count, bad, repeated, lo, hi, sourceTsMs, rows] = (reader.getRowsJS() as Verdict[])[0] as Verdict;
     if (Number(count) !== batch.records.length || bad > 0n || repeated > 0n || lo === null || hi === null) return null;
-    return { slot, lo, hi, sourceTsMs, content: rows.map(contentRow) };
+    return { lo, hi, sourceTsMs, content: rows.map(contentRow) };
   }
 }
 
