@@ -57,7 +57,7 @@ export async function run(): Promise<BenchResult[]> {
       LOG_LEVEL: 'warn',
     };
     const entry = engageEntry();
-    const cpu0 = new Map<string, number>([['receiver', cpuSeconds(receiver.pid)]]);
+    const receiverCpu0 = cpuSeconds(receiver.pid);
     const t0 = performance.now();
     const procs = SINKS.map((name) => {
       const child = spawn(entry.node, [...entry.args, 'sink', name], { stdio: ['ignore', 'ignore', 'inherit'], env });
@@ -75,7 +75,7 @@ export async function run(): Promise<BenchResult[]> {
       await sleep(100);
     }
     const seconds = (Math.max(...procs.map((p) => p.doneAt ?? 0)) - t0) / 1000;
-    const receiverCpu = cpuSeconds(receiver.pid) - (cpu0.get('receiver') ?? 0);
+    const receiverCpu = cpuSeconds(receiver.pid) - receiverCpu0;
     const perEvent = (cpu: number) => `${((cpu / EVENTS) * 1e6).toFixed(1)} µs`;
     const results: BenchResult[] = [
       {

@@ -137,7 +137,7 @@ export async function run(): Promise<BenchResult[]> {
       const again = await timed(sink, list);
       results.push({ name: `duckdb write, batches of ${size.toLocaleString('en-US')} (all duplicates)`, value: Math.round((rows / again.wallMs) * 1000), unit: 'rows/s', note: `re-sent rows skipped by event_id; ${Math.round((rows / again.cpuMs) * 1000)} rows per CPU-s` });
       await sink.close();
-      if (size < 4096) continue; // smaller batches take the checked way (duckdb.ts encodedMinRecords)
+      if (size < sink.encodedMinRecords) continue; // the runtime gives smaller batches the checked way
       const fastSink = new DuckDbWarehouse({ config: { ...config, DUCKDB_PATH: path.join(dir, `f${size}.duckdb`) }, log });
       await fastSink.start();
       const fast = await timedEncoded(fastSink, list);

@@ -16,15 +16,15 @@ import type { Row } from './schema.js';
  *   3. the partition's next offset is stored; COMMIT.
  * Exactly-once holds as in duckdb-write.ts: rows and offset in one commit, ids skipped when stored
  * (the lookup runs inside the transaction, and transactions are serialised on the writer's
- * connection). `staged` is null for a batch without records: only its offset is stored. The caller
+ * connection). `staged` (the stager's verdict and the writer's insert from its slot) is null for a
+ * batch without records: only its offset is stored. The caller
  * serialises calls on the connection and keeps the slot until this returns. Throws what DuckDB
  * threw, after a ROLLBACK.
  */
 export async function writeStagedTransaction(
   conn: DuckDBConnection,
-  insert: DuckDBPreparedStatement | null,
   batch: { topic: string; partition: number; nextOffset: string },
-  staged: StagedBatch | null,
+  staged: { rows: StagedBatch; insert: DuckDBPreparedStatement } | null,
   memo: ContentMemo,
 ): Promise<Extract<EncodedWriteResult, { kind: 'written' }> & { inserted: number }> {
   let content: Row[] = [];
@@ -32,14 +32,14 @@ export async function writeStagedTransaction(
   // Round trips are few on purpose: each waits for the JS thread, which is busy consuming.
   await conn.run('BEGIN TRANSACTION');
   try {
-    if (staged !== null && insert !== null) {
-      insert.bind([batch.partition, staged.lo, staged.hi]);
-      inserted = (await insert.run()).rowsChanged;
-      content = await upsertChangedContent(conn, memo, staged.content);
+    if (staged !== null) {
+      staged.insert.bind([batch.partition, staged.rows.lo, staged.rows.hi]);
+      inserted = (await staged.insert.run()).rowsChanged;
+      content = await upsertChangedContent(conn, memo, staged.rows.content);
     }
     await conn.run(`${storeOffsetSql(batch.topic, batch.partition, batch.nextOffset)}; COMMIT`);
     memo.committed(content);
-    return { kind: 'written', sourceTsMs: staged?.sourceTsMs ?? [], inserted };
+    return { kind: 'written', sourceTsMs: staged?.rows.sourceTsMs ?? [], inserted };
   } catch (err) {
     await conn.run('ROLLBACK').catch(() => undefined);
     throw err;

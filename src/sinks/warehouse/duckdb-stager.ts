@@ -41,8 +41,8 @@ type Verdict = [bigint, bigint, bigint, bigint | null, bigint | null, Array<numb
 export class EncodedStager {
   private readonly free: number[] = Array.from({ length: SLOTS }, (_, i) => i);
   private readonly slots = new Semaphore(SLOTS);
-  /** Serialises statements on the stager's connection. */
-  private queue: Promise<unknown> = Promise.resolve();
+  /** Decodes, one at a time on the stager's connection. */
+  private readonly decodes = new Semaphore(1);
   private readonly inserts = new Map<number, Promise<DuckDBPreparedStatement>>();
 
   private constructor(
@@ -90,9 +90,7 @@ export class EncodedStager {
    * stage otherwise. Throws (classified) for any other DuckDB failure. `batch` has records.
    */
   stage(slot: number, batch: EncodedBatch): Promise<StagedBatch | null> {
-    const run = this.queue.then(() => this.decodeAndJudge(slot, batch));
-    this.queue = run.catch(() => undefined);
-    return run;
+    return this.decodes.run(() => this.decodeAndJudge(slot, batch));
   }
 
   /** The writer's prepared insert from `slot` (insertStagedSql; $1 partition, $2/$3 the id range). */
@@ -108,8 +106,7 @@ export class EncodedStager {
 
   /** Detaches the stage database and closes the connection; for a sink closing normally. */
   async close(): Promise<void> {
-    await this.queue;
-    await this.conn.run(`DETACH ${this.database}`).catch(() => undefined);
+    await this.decodes.run(() => this.conn.run(`DETACH ${this.database}`).catch(() => undefined));
     this.closeSync();
   }
 

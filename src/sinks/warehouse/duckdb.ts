@@ -112,7 +112,7 @@ export class DuckDbWarehouse implements Sink, SourceImporter {
    */
   async writeEncoded(batch: EncodedBatch): Promise<EncodedWriteResult> {
     const n = batch.records.length;
-    if (n === 0) return this.serial(() => this.transaction(0, 1, (conn) => writeStagedTransaction(conn, null, batch, null, this.contentMemo)));
+    if (n === 0) return this.serial(() => this.transaction(0, 1, (conn) => writeStagedTransaction(conn, batch, null, this.contentMemo)));
     const stager = this.stager ?? (await this.serial(async () => (await this.connection(), this.stager)));
     if (stager === null) throw new PipelineError('SINK_WRITE_FAILED', 'the DuckDB warehouse is not open', { retriable: true });
     return stager.withSlot(async (slot) => {
@@ -122,7 +122,7 @@ export class DuckDbWarehouse implements Sink, SourceImporter {
         await this.connection(); // re-opened first when broken, with a new stager: the slot is gone then
         if (this.stager !== stager) throw new PipelineError('SINK_WRITE_FAILED', 'the DuckDB warehouse was re-opened while the batch was staged', { retriable: true });
         const insert = await stager.insertFrom(slot);
-        const result = await this.transaction(n, 1, (conn) => writeStagedTransaction(conn, insert, batch, staged, this.contentMemo));
+        const result = await this.transaction(n, 1, (conn) => writeStagedTransaction(conn, batch, { rows: staged, insert }, this.contentMemo));
         return { kind: 'written', sourceTsMs: result.sourceTsMs };
       });
     });
