@@ -63,6 +63,13 @@ export const envSchema = z.object({
   KAFKA_TOPIC_CDC_POSITION: topic.default('engagement-cdc-position'),
   KAFKA_TOPIC_PARTITIONS: int(1, 1000).default(6),
   KAFKA_CLIENT_ID: z.string().min(1).default('engagement-pipeline'),
+  /**
+   * The largest Kafka record the pipeline writes, in bytes: librdkafka's `message.max.bytes` on every
+   * client, the topics' `max.message.bytes` (plus framing headroom) when the pipeline creates them,
+   * the consumers' fetch sizes, the CDC's budget per change event (oversized values are replaced by
+   * a marker, docs/cdc.md) and the DLQ's per-entry cap. Existing topics keep their own limit.
+   */
+  KAFKA_MESSAGE_MAX_BYTES: int(131072, 33554432).default(1000000),
   KAFKA_COMPRESSION: z.enum(KAFKA_COMPRESSIONS, { message: 'accepts none, gzip, snappy, lz4 or zstd' }).default(DEFAULT_KAFKA_COMPRESSION),
   /** How every client talks to the brokers (librdkafka's security.protocol): TLS and/or SASL for a managed Kafka. */
   KAFKA_SECURITY_PROTOCOL: z.enum(KAFKA_SECURITY_PROTOCOLS, { message: 'accepts plaintext, ssl, sasl_plaintext or sasl_ssl' }).default('plaintext'),
@@ -138,6 +145,9 @@ export const envSchema = z.object({
   PROCESSOR_MIN_COMMIT_GAP_MS: int(0, 10000).default(100),
   PROCESSOR_TRANSACTION_TIMEOUT_MS: int(1000, 900000).default(10000),
   PROCESSOR_SESSION_TIMEOUT_MS: int(6000, 300000).default(15000),
+  /** A consumer (processor, sinks) holding no partition while its group leaves partitions with lag
+   *  unheld, or with a rebalance stuck, reports itself unhealthy after half this and exits after it. */
+  KAFKA_REJOIN_TIMEOUT_SECONDS: int(10, 3600).default(60),
   /** V8 young-generation semi-space (MB) the processor is started with (by the supervisor, and by
    *  bin/engage.mjs for `engage process`: keep bin/node-flags.mjs's default equal); 0 = V8's default. */
   PROCESSOR_SEMI_SPACE_MB: int(0, 1024).default(64),

@@ -1,27 +1,34 @@
 import type { Config } from '../config/load.js';
 import { errorMessage, PipelineError } from '../core/errors.js';
-import { createKafka, type KafkaConnection } from './client.js';
+import { createKafka, messageLimits, type KafkaConnection } from './client.js';
 import { tcpOpen } from '../stack/process.js';
 
 /**
  * Topic administration. The pipeline creates its own topics (idempotently) at stack start and at
- * each component's start, so a user's broker needs no manual set-up.
+ * each component's start, so a user's broker needs no manual set-up. Each is created with
+ * `max.message.bytes` = KAFKA_MESSAGE_MAX_BYTES + framing headroom (client.ts `messageLimits`), so
+ * any record a pipeline producer accepts is accepted by the broker. An existing topic is left as it
+ * is (the client library cannot read or alter topic configs): its limit must be at least that
+ * (docs/cdc.md "Oversized records").
  */
 
 export interface TopicSpec {
   topic: string;
   numPartitions: number;
   compacted: boolean;
+  /** The topic's `max.message.bytes` (unset: the broker's default). */
+  maxMessageBytes?: number;
 }
 
 export function pipelineTopics(config: Config): TopicSpec[] {
   const n = config.KAFKA_TOPIC_PARTITIONS;
+  const maxMessageBytes = messageLimits(config).topic;
   return [
-    { topic: config.KAFKA_TOPIC_ENGAGEMENT_EVENTS, numPartitions: n, compacted: false },
-    { topic: config.KAFKA_TOPIC_CONTENT, numPartitions: n, compacted: true },
-    { topic: config.KAFKA_TOPIC_ENRICHED, numPartitions: n, compacted: false },
-    { topic: config.KAFKA_TOPIC_DLQ, numPartitions: 1, compacted: false },
-    { topic: config.KAFKA_TOPIC_CDC_POSITION, numPartitions: 1, compacted: true },
+    { topic: config.KAFKA_TOPIC_ENGAGEMENT_EVENTS, numPartitions: n, compacted: false, maxMessageBytes },
+    { topic: config.KAFKA_TOPIC_CONTENT, numPartitions: n, compacted: true, maxMessageBytes },
+    { topic: config.KAFKA_TOPIC_ENRICHED, numPartitions: n, compacted: false, maxMessageBytes },
+    { topic: config.KAFKA_TOPIC_DLQ, numPartitions: 1, compacted: false, maxMessageBytes },
+    { topic: config.KAFKA_TOPIC_CDC_POSITION, numPartitions: 1, compacted: true, maxMessageBytes },
   ];
 }
 
@@ -44,9 +51,10 @@ export async function createTopics(conn: KafkaConnection, clientId: string, spec
         numPartitions: s.numPartitions,
         // The broker's default.replication.factor (1 on the private stack, usually 3 on a managed Kafka).
         replicationFactor: -1,
-        configEntries: s.compacted
-          ? [{ name: 'cleanup.policy', value: 'compact' }, { name: 'min.compaction.lag.ms', value: '60000' }]
-          : [],
+        configEntries: [
+          ...(s.compacted ? [{ name: 'cleanup.policy', value: 'compact' }, { name: 'min.compaction.lag.ms', value: '60000' }] : []),
+          ...(s.maxMessageBytes ? [{ name: 'max.message.bytes', value: String(s.maxMessageBytes) }] : []),
+        ],
       })),
     }).catch((err: unknown) => {
       // Another component may have created the same topic a moment ago.

@@ -22,16 +22,50 @@ export type Admin = KafkaJS.Admin;
 export interface KafkaConnection {
   kafkaBrokers: readonly string[];
   kafkaSecurity?: Readonly<Record<string, string>>;
+  /** KAFKA_MESSAGE_MAX_BYTES (a Config has it); unset: DEFAULT_MESSAGE_MAX_BYTES. */
+  KAFKA_MESSAGE_MAX_BYTES?: number;
 }
 
-/** The librdkafka properties a plain client (producer, consumer) is created with to reach Kafka. */
+/** librdkafka's own default `message.max.bytes`, and KAFKA_MESSAGE_MAX_BYTES's. */
+export const DEFAULT_MESSAGE_MAX_BYTES = 1_000_000;
+/**
+ * What a topic's `max.message.bytes` allows beyond KAFKA_MESSAGE_MAX_BYTES: the broker checks a whole
+ * record batch (framing, and compression that may not shrink an incompressible payload), while
+ * librdkafka checks the records it batches against `message.max.bytes`.
+ */
+export const TOPIC_SIZE_HEADROOM = 64 * 1024;
+
+/**
+ * The size limits every client and topic is set from, all derived from KAFKA_MESSAGE_MAX_BYTES:
+ * `record` = librdkafka's `message.max.bytes` (a produce of a larger record fails at once, locally),
+ * `topic` = the `max.message.bytes` of the topics the pipeline creates, `fetch` = what a consumer
+ * must be able to take in one partition fetch.
+ */
+export function messageLimits(c: KafkaConnection): { record: number; topic: number; fetch: number } {
+  const record = c.KAFKA_MESSAGE_MAX_BYTES ?? DEFAULT_MESSAGE_MAX_BYTES;
+  const topic = record + TOPIC_SIZE_HEADROOM;
+  return { record, topic, fetch: Math.max(topic, 1 << 20) };
+}
+
+/**
+ * The librdkafka properties a plain client (producer, consumer) is created with to reach Kafka.
+ * `message.max.bytes` applies to producers (the record limit) and consumers alike (a consumer's
+ * `fetch.max.bytes` is raised to at least it, and its `receive.message.max.bytes` to that + 512).
+ */
 export function connectionProps(c: KafkaConnection): Record<string, string> {
-  return { 'bootstrap.servers': c.kafkaBrokers.join(','), ...c.kafkaSecurity };
+  return { 'bootstrap.servers': c.kafkaBrokers.join(','), ...c.kafkaSecurity, 'message.max.bytes': String(messageLimits(c).record) };
+}
+
+/** A consumer's fetch sizes: one partition's fetch holds the largest record a topic accepts. */
+export function consumerFetchProps(c: KafkaConnection): Record<string, number> {
+  const { fetch } = messageLimits(c);
+  return { 'max.partition.fetch.bytes': fetch, 'fetch.max.bytes': Math.max(fetch, 50 * 1024 * 1024) };
 }
 
 export function createKafka(c: KafkaConnection, clientId: string): Kafka {
   return new KafkaJS.Kafka({
     ...c.kafkaSecurity,
+    'message.max.bytes': messageLimits(c).record,
     kafkaJS: { brokers: [...c.kafkaBrokers], clientId, logLevel: KafkaJS.logLevel.WARN, logger: kafkaLogger(), connectionTimeout: 5000, requestTimeout: 30000 },
   });
 }
