@@ -2,11 +2,14 @@ import { createReadStream, existsSync, mkdirSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
+import { eventKey } from '../core/event-identity.js';
 
 /**
  * What the reference receiver has received, deduplicated twice: by Idempotency-Key (a retried or
- * replayed batch is answered as before and counts nothing) and by `event_id` (an event inside a
- * differently composed batch is counted once). `accept` is synchronous, so concurrent requests
+ * replayed batch is answered as before and counts nothing) and by the event's key (an event inside
+ * a differently composed batch is counted once). The key is the wire's `event_key`, the event's
+ * (event_id, event_ts) identity (src/core/event-identity.ts), computed from those two fields when
+ * a sender leaves it out: an id reused by a new event after a sequence reset is a new event. `accept` is synchronous, so concurrent requests
  * (a timed-out attempt still in flight beside its retry) cannot both count an event.
  *
  * Optionally every newly accepted event is appended to a JSONL file, one line
@@ -16,7 +19,13 @@ import { createInterface } from 'node:readline';
 
 export interface ReceivedEvent {
   event_id: string;
+  event_key?: string;
   [field: string]: unknown;
+}
+
+/** The identity the receiver dedupes on: the sender's `event_key`, else (event_id, event_ts). */
+export function receivedKey(e: ReceivedEvent): string {
+  return typeof e.event_key === 'string' && e.event_key !== '' ? e.event_key : eventKey(e as { event_id: string; event_ts: string });
 }
 
 export interface BatchOutcome {
@@ -43,7 +52,8 @@ export interface ReceiverStats {
 
 export interface EventView {
   event_id: string;
-  /** How many times the id arrived (1 = exactly once; duplicates included). */
+  event_key: string;
+  /** How many times the event arrived (1 = exactly once; duplicates included). */
   deliveries: number;
   first_received_at: string;
   idempotency_key: string;
@@ -73,16 +83,18 @@ export class ReceiverStore {
   };
   private readonly batches = new Map<string, BatchOutcome>();
   /**
-   * Every event id ever counted → the index of its first batch in `arrivals`. Kept for the
-   * receiver's life (it is what proves "exactly once"), so it stays one small integer per id:
-   * with an object per id, a run of millions of events spent most of its CPU in GC.
+   * Every event key ever counted → the index of its first batch in `arrivals`. Kept for the
+   * receiver's life (it is what proves "exactly once"), so it stays one small integer per event:
+   * with an object per event, a run of millions of events spent most of its CPU in GC.
    */
   private readonly firstArrival = new Map<string, number>();
+  /** Event id → the key of the newest event that carried it (lookups by id). */
+  private readonly newestKey = new Map<string, string>();
   private readonly arrivals: Arrival[] = [];
-  /** Deliveries beyond the first, for the (few) ids delivered more than once. */
+  /** Deliveries beyond the first, for the (few) events delivered more than once. */
   private readonly redelivered = new Map<string, number>();
   private readonly bodies = new Map<string, ReceivedEvent>();
-  /** The ids whose bodies are kept, oldest at `ringNext` once the ring is full. */
+  /** The keys whose bodies are kept, oldest at `ringNext` once the ring is full. */
   private readonly bodyRing: Array<string | undefined> = [];
   private ringNext = 0;
 
@@ -109,16 +121,18 @@ export class ReceiverStore {
     if (before !== undefined) {
       c.duplicate_batches++;
       c.events_duplicate += events.length;
-      for (const e of events) this.bump(e.event_id);
+      for (const e of events) this.bump(receivedKey(e));
       return { outcome: { ...before, duplicate_batch: true }, fresh: [] };
     }
     const fresh: ReceivedEvent[] = [];
     let arrival = -1;
     for (const e of events) {
-      if (this.bump(e.event_id)) continue;
+      const k = receivedKey(e);
+      if (this.bump(k)) continue;
       if (arrival < 0) arrival = this.arrivals.push({ at: now, key }) - 1;
-      this.firstArrival.set(e.event_id, arrival);
-      this.keepBody(e);
+      this.firstArrival.set(k, arrival);
+      this.newestKey.set(e.event_id, k);
+      this.keepBody(k, e);
       fresh.push(e);
     }
     const outcome: BatchOutcome = { duplicate_batch: false, accepted: fresh.length, duplicates: events.length - fresh.length };
@@ -137,21 +151,30 @@ export class ReceiverStore {
     await this.file.appendFile(`${lines}\n`);
   }
 
-  event(id: string): EventView | undefined {
-    const i = this.firstArrival.get(id);
-    if (i === undefined) return undefined;
+  /** The event of key `idOrKey`, or the newest event of id `idOrKey`. */
+  event(idOrKey: string): EventView | undefined {
+    const k = this.firstArrival.has(idOrKey) ? idOrKey : this.newestKey.get(idOrKey);
+    const i = k === undefined ? undefined : this.firstArrival.get(k);
+    if (k === undefined || i === undefined) return undefined;
     const first = this.arrivals[i] as Arrival;
+    const body = this.bodies.get(k) ?? null;
     return {
-      event_id: id,
-      deliveries: 1 + (this.redelivered.get(id) ?? 0),
+      event_id: body?.event_id ?? (this.newestKey.has(idOrKey) ? idOrKey : k.slice(0, k.lastIndexOf('@'))),
+      event_key: k,
+      deliveries: 1 + (this.redelivered.get(k) ?? 0),
       first_received_at: new Date(first.at).toISOString(),
       idempotency_key: first.key,
-      event: this.bodies.get(id) ?? null,
+      event: body,
     };
   }
 
-  /** Every distinct event id received, in first-arrival order. */
+  /** Every distinct event id received, in first-arrival order (an id reused by a new event once). */
   eventIds(): IterableIterator<string> {
+    return this.newestKey.keys();
+  }
+
+  /** Every distinct event received, as its key, in first-arrival order. */
+  eventKeys(): IterableIterator<string> {
     return this.firstArrival.keys();
   }
 
@@ -163,22 +186,22 @@ export class ReceiverStore {
     await this.file?.close();
   }
 
-  /** Counts another delivery of a known id; false when the id is new. */
-  private bump(id: string): boolean {
-    if (!this.firstArrival.has(id)) return false;
-    this.redelivered.set(id, (this.redelivered.get(id) ?? 0) + 1);
+  /** Counts another delivery of a known event; false when the event is new. */
+  private bump(k: string): boolean {
+    if (!this.firstArrival.has(k)) return false;
+    this.redelivered.set(k, (this.redelivered.get(k) ?? 0) + 1);
     return true;
   }
 
   /** Keeps the body, evicting the oldest past `maxBodies` (FIFO through a ring of ids: taking a
    *  Map's first key after many deletions walks the deleted slots, which made each accept slow). */
-  private keepBody(e: ReceivedEvent): void {
+  private keepBody(k: string, e: ReceivedEvent): void {
     if (this.maxBodies <= 0) return;
     const evict = this.bodyRing[this.ringNext];
     if (evict !== undefined) this.bodies.delete(evict);
-    this.bodyRing[this.ringNext] = e.event_id;
+    this.bodyRing[this.ringNext] = k;
     this.ringNext = (this.ringNext + 1) % this.maxBodies;
-    this.bodies.set(e.event_id, e);
+    this.bodies.set(k, e);
   }
 
   private async restore(file: string): Promise<void> {
@@ -195,15 +218,18 @@ export class ReceiverStore {
       }
       const id = rec.event?.event_id;
       const key = rec.idempotency_key ?? '';
-      if (typeof id !== 'string' || this.firstArrival.has(id)) continue;
+      if (typeof id !== 'string' || rec.event === undefined) continue;
+      const k = receivedKey(rec.event);
+      if (this.firstArrival.has(k)) continue;
       const at = Date.parse(rec.received_at ?? '') || Date.now();
       // A batch's lines are consecutive and share key and time: one Arrival for them.
       if (last === undefined || last.key !== key || last.at !== at) {
         last = { at, key };
         this.arrivals.push(last);
       }
-      this.firstArrival.set(id, this.arrivals.length - 1);
-      if (rec.event) this.keepBody(rec.event);
+      this.firstArrival.set(k, this.arrivals.length - 1);
+      this.newestKey.set(id, k);
+      this.keepBody(k, rec.event);
       perKey.set(key, (perKey.get(key) ?? 0) + 1);
     }
     for (const [key, accepted] of perKey) this.batches.set(key, { duplicate_batch: false, accepted, duplicates: 0 });

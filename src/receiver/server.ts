@@ -11,10 +11,12 @@ import { ReceiverStore, type EventView, type ReceivedEvent, type ReceiverStats }
 /**
  * The reference external system (`engage external-receiver`, `npm start`, the tests):
  *   POST /events       the sink's wire format (src/sinks/external/wire-format.ts); auth checked when
- *                      configured; deduped by Idempotency-Key and event_id; 200 {accepted, duplicates,
+ *                      configured; deduped by Idempotency-Key and by each event's `event_key`
+ *                      ((event_id, event_ts) when absent); 200 {accepted, duplicates,
  *                      duplicate_batch}; 400 for a malformed batch, 401 for bad credentials
  *   GET  /stats        counters (ReceiverStats)
- *   GET  /events/:id   one received event with its delivery count, 404 when never received
+ *   GET  /events/:id   one received event (by key, or the newest event of an id) with its
+ *                      delivery count, 404 when never received
  *   GET|POST /control  read or change the injected failures (FaultControl; POST takes a partial)
  *   GET  /health       200 while the process runs (even when told to be down)
  * The control endpoints carry no auth: the receiver is a local test double, bound to 127.0.0.1.
@@ -44,6 +46,8 @@ export interface RunningReceiver {
   control(patch?: FaultPatch): FaultControl;
   event(id: string): EventView | undefined;
   eventIds(): string[];
+  /** Every distinct event's key (src/core/event-identity.ts), first-arrival order. */
+  eventKeys(): string[];
   close(): Promise<void>;
 }
 
@@ -164,6 +168,7 @@ export async function startReceiver(opts: ReceiverOptions = {}): Promise<Running
     control: (patch) => (patch === undefined ? faults.get() : faults.patch(patch)),
     event: (id) => store.event(id),
     eventIds: () => [...store.eventIds()],
+    eventKeys: () => [...store.eventKeys()],
     close: () =>
       (closing ??= (async () => {
         await app.close();

@@ -13,7 +13,8 @@ import type { Logger } from '../core/logger.js';
  * `nextOffset` = last offset + 1. A sink that can (Redis, DuckDB) stores `nextOffset` in the same
  * atomic write as the data and returns it from `storedOffsets`; the runtime then resumes from it,
  * so a crash between the write and the Kafka commit neither loses nor double-counts. A sink that
- * cannot (HTTP) is idempotent on the event id instead, and `storedOffsets` returns null.
+ * cannot (HTTP) is idempotent on the event's identity instead, and `storedOffsets` returns null:
+ * (event_id, event_ts), src/core/event-identity.ts — not the id alone, which a sequence reset reuses.
  * The same batch written twice must change nothing.
  */
 
@@ -117,8 +118,9 @@ export interface Sink {
 export interface SinkFactory {
   readonly name: string;
   /**
-   * True when the sink is idempotent on the event id alone (an event written twice, under any
-   * batch identity, is stored once): it may then be written without Kafka, as a backfill's
+   * True when the sink is idempotent on the event's identity alone — (event_id, event_ts),
+   * src/core/event-identity.ts — (an event written twice, under any batch identity, is stored
+   * once): it may then be written without Kafka, as a backfill's
    * `--direct` does (src/backfill/direct-target.ts). Absent when its exactly-once rests on Kafka
    * offsets (Redis).
    */

@@ -18,7 +18,7 @@ import type { ContentRow } from '../core/types.js';
  *   written and it resolves `{ kind: 'declined' }`: the caller then reads the same rows again and
  *   delivers them the ordinary way, which rejects or parks the bad ones with their reason. The
  *   rules may be stricter than the transform's (a valid row may cause a decline), never looser;
- * - event ids already stored are skipped (a page imported again adds nothing);
+ * - events already stored, by (event_id, event_ts), are skipped (a page imported again adds nothing);
  * - throws (a PipelineError) for a failure that is not the rows' fault, as `write` does.
  */
 

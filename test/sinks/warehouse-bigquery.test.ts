@@ -65,10 +65,10 @@ describe('bigquery warehouse: schema', () => {
     const fact = byId.get('engagement_events_enriched') as Row;
     assert.deepEqual(fact.timePartitioning, { type: 'DAY', field: 'event_date' });
     assert.deepEqual(fact.clustering, { fields: ['content_id'] });
-    assert.deepEqual(fact.tableConstraints, { primaryKey: { columns: ['event_id'] } });
+    assert.deepEqual(fact.tableConstraints, { primaryKey: { columns: ['event_id', 'event_ts'] } });
     const fields = (fact.schema as { fields: Row[] }).fields;
     assert.deepEqual(fields.map((f) => f.name), FACT_TABLE.columns.map((c) => c.name));
-    assert.deepEqual(fields.find((f) => f.name === 'event_id'), { name: 'event_id', description: 'engagement_events.id (BIGSERIAL); unique', type: 'INT64', mode: 'REQUIRED' });
+    assert.deepEqual(fields.find((f) => f.name === 'event_id'), { name: 'event_id', description: 'engagement_events.id (BIGSERIAL); unique together with event_ts (a sequence reset reuses ids)', type: 'INT64', mode: 'REQUIRED' });
     assert.deepEqual(fields.find((f) => f.name === 'quality_flags')?.mode, 'REPEATED');
     assert.equal(fields.find((f) => f.name === 'event_ts')?.type, 'TIMESTAMP');
     assert.equal(byId.get('content_dim')?.timePartitioning, undefined, 'only the fact table is partitioned');
@@ -92,7 +92,8 @@ describe('bigquery warehouse: schema', () => {
       sql
         .replace(/`p\.d\.(\w+)`/g, '"$1"')
         .replace(/SAFE_DIVIDE\((COUNTIF\([^)]*\)), (COUNTIF\([^)]*\))\)/g, 'CASE WHEN ($2) = 0 THEN NULL ELSE CAST($1 AS DOUBLE) / ($2) END')
-        .replace(/COUNTIF\(([^)]*)\)/g, 'COUNT(*) FILTER (WHERE $1)');
+        .replace(/COUNTIF\(([^)]*)\)/g, 'COUNT(*) FILTER (WHERE $1)')
+        .replace(/'(\w+)' NOT IN UNNEST\(([\w.]+)\)/g, "NOT coalesce(list_contains($2, '$1'), false)");
     for (let i = 0; i < duck.length; i++) assert.equal(back(bq[i]?.sql ?? ''), duck[i]?.sql);
   });
 });
@@ -108,7 +109,7 @@ describe('bigquery warehouse: writes', () => {
     const q = (jobs[0]?.body as { configuration: { query: { query: string; queryParameters: Array<{ name: string; parameterType: Row; parameterValue: Row }>; useLegacySql: boolean } } }).configuration.query;
     assert.equal(q.useLegacySql, false);
     assert.match(q.query, /^DECLARE inserted_rows INT64 DEFAULT 0;\nBEGIN TRANSACTION;\nMERGE `[^`]+\.engagement_events_enriched` AS t/);
-    assert.match(q.query, /ON t\.event_id = s\.event_id AND t\.event_date BETWEEN @min_date AND @max_date\nWHEN NOT MATCHED THEN INSERT/);
+    assert.match(q.query, /ON t\.event_id = s\.event_id AND t\.event_ts = s\.event_ts AND t\.event_date BETWEEN @min_date AND @max_date\nWHEN NOT MATCHED THEN INSERT/);
     assert.match(q.query, /COMMIT TRANSACTION;\nSELECT inserted_rows;$/);
     const params = new Map(q.queryParameters.map((p) => [p.name, p]));
     assert.deepEqual([...params.keys()], ['rows', 'content', 'offsets', 'min_date', 'max_date']);

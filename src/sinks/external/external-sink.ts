@@ -1,5 +1,6 @@
 import type { Config } from '../../config/load.js';
 import { PipelineError } from '../../core/errors.js';
+import { eventKey } from '../../core/event-identity.js';
 import type { Logger } from '../../core/logger.js';
 import type { Sink, SinkBatch, SinkContext, SinkRecord } from '../contract.js';
 import { CircuitBreaker, type CircuitSnapshot } from './circuit-breaker.js';
@@ -14,7 +15,8 @@ import { encodeBatch, idempotencyKey } from './wire-format.js';
  * CIRCUIT_OPEN) makes the runtime retry the same batch, which carries the same Idempotency-Key;
  * `details.retryAfterMs`, when present, is the delay the system (Retry-After) or the open circuit
  * asked for. HTTP_REJECTED (other 4xx) is final: the runtime DLQs the batch. No offsets are stored
- * (`storedOffsets` → null): the system dedupes by key and by event id, so at-least-once delivery
+ * (`storedOffsets` → null): the system dedupes by key and by event key — (event_id, event_ts),
+ * src/core/event-identity.ts — so at-least-once delivery
  * from Kafka's committed offsets is exactly-once in effect.
  */
 
@@ -104,14 +106,15 @@ export class ExternalSink implements Sink {
     if (url === undefined) throw new PipelineError('CONFIG_INVALID', 'EXTERNAL_API_URL is not set');
     const p = this.pseudonymiser;
     const events = batch.records.map((r) => (p === undefined ? r.event : p.event(r.event)));
-    const idemKey = idempotencyKey(events.map((e) => e.event_id));
+    const keys = events.map(eventKey);
+    const idemKey = idempotencyKey(keys);
     try {
       this.breaker.acquire();
     } catch (err) {
       this.metrics.requests.inc({ outcome: 'circuit_open' });
       throw this.noteError(err as PipelineError);
     }
-    const body = encodeBatch(events);
+    const body = encodeBatch(events, keys);
     const started = performance.now();
     this.requests++;
     try {

@@ -1,4 +1,5 @@
 import { PipelineError } from '../../core/errors.js';
+import { instantMicros } from '../../core/event-identity.js';
 import { EVENT_TYPES, type EnrichedEvent } from '../../core/types.js';
 import type { SinkBatch, SinkRecord } from '../contract.js';
 import { RedisKeys, minuteOf } from './keys.js';
@@ -8,8 +9,8 @@ import { encodeRecent } from './recent-event.js';
  * Pure translation of one partition batch into the ARGV of the apply script (apply-script.ts).
  * Everything that can be computed without Redis is computed here, so the script's work per event
  * is one ledger lookup and one ledger insert: the event-time minute of each event, the too-old
- * filter, records below the stored offset, duplicate event ids inside the batch, ids the ledger is
- * known to hold, and then the increments pre-aggregated per (minute, content) — counts per type,
+ * filter, records below the stored offset, duplicate events inside the batch, events the ledger
+ * is known to hold, and then the increments pre-aggregated per (minute, content) — counts per type,
  * integer engagement (ms) and pct (milli-percent) so sums are exact and order-independent, the
  * newest event time, the distinct users — plus the newest recent-list members per content and the
  * content metadata not yet written. The script accepts the whole candidate set or nothing: when
@@ -20,7 +21,7 @@ import { encodeRecent } from './recent-event.js';
  *   root, expected epoch ('' = none), new epoch, offset field, expected next ('' = unknown),
  *   next offset, first candidate offset (-1 = none), window, margin, dedupe 1|0, recent cap,
  *   clock minute, G = number of minute groups;
- *   G × [minute, I, I event ids]                                   (I = 0 when dedupe is off)
+ *   G × [minute, I, I ledger members]                              (I = 0 when dedupe is off)
  *   G × [events, C, C × [content id, n, play, pause, finish, click, es, esn, pct, pctn, last, U, U user ids]]
  *   M, M × [content id, slug, title, type, length]
  *   R, R × [content id, K, K × [event time ms, member]]
@@ -38,7 +39,7 @@ export interface BuiltPayload {
   inWindow: number;
   /** Records below `minOffset` (applied by an earlier batch). */
   below: number;
-  /** Repeated event ids inside the batch, and ids in `exclude`. */
+  /** Repeated events inside the batch, and events in `exclude`. */
   duplicates: number;
   /** Events sent to the script: all applied when it accepts the payload. */
   candidates: number;
@@ -60,7 +61,7 @@ export interface PayloadOptions {
   metaKnown: ReadonlyMap<string, string>;
   /** Records below this offset were applied by an earlier batch (the stored next offset). */
   minOffset: number;
-  /** Event ids the minute ledgers already hold (named by a rejected attempt). */
+  /** Ledger members (`ledgerMember`) the minute ledgers already hold (named by a rejected attempt). */
   exclude: ReadonlySet<string>;
 }
 
@@ -108,6 +109,17 @@ function eventTimeOrProblem(record: SinkRecord): number | string {
   return ts;
 }
 
+/**
+ * An event's member of its minute's dedupe ledger: `<event_id>.<µs of event_ts within the minute>`.
+ * With the minute the ledger stands for, that is the event's (event_id, event_ts) identity
+ * (src/core/event-identity.ts) — an id reused by a new event after a sequence reset is not taken
+ * for the old event — in a few bytes more than the id alone.
+ */
+export function ledgerMember(eventId: string, eventTs: string): string {
+  const us = instantMicros(eventTs);
+  return us === null ? `${eventId}.${eventTs}` : `${eventId}.${us % 60_000_000n}`;
+}
+
 export function buildPayload(batch: SinkBatch, opts: PayloadOptions): BuiltPayload {
   const currentMinute = minuteOf(opts.nowMs);
   const firstMinute = currentMinute - opts.windowMinutes + 1;
@@ -135,19 +147,20 @@ export function buildPayload(batch: SinkBatch, opts: PayloadOptions): BuiltPaylo
       continue;
     }
     const ev = record.event;
+    const member = opts.dedupe ? ledgerMember(ev.event_id, ev.event_ts) : '';
     if (opts.dedupe) {
-      // The first occurrence of an id (lowest offset) is the one that can be applied.
-      if (seen.has(ev.event_id) || opts.exclude.has(ev.event_id)) {
+      // The first occurrence of an event (lowest offset) is the one that can be applied.
+      if (seen.has(member) || opts.exclude.has(member)) {
         out.duplicates++;
         continue;
       }
-      seen.add(ev.event_id);
+      seen.add(member);
     }
     if (first < 0) first = off;
     out.candidates++;
     let minute = minutes.get(m);
     if (!minute) minutes.set(m, (minute = { ids: [], contents: new Map() }));
-    minute.ids.push(ev.event_id);
+    minute.ids.push(member);
     let agg = minute.contents.get(ev.content_id);
     if (!agg) minute.contents.set(ev.content_id, (agg = new ContentAgg()));
     agg.n++;

@@ -11,7 +11,7 @@
  *   <p>rs:m:<m>:eng             ZSET  content id → engagement milliseconds in minute m
  *   <p>rs:m:<m>:cnt             ZSET  content id → events in minute m
  *   <p>rs:m:<m>:n               STR   events in minute m (all content)
- *   <p>rs:m:<m>:ids             SET   event ids applied in minute m (the dedupe ledger)
+ *   <p>rs:m:<m>:ids             SET   events applied in minute m, `<event_id>.<µs in the minute>` (the dedupe ledger)
  *   <p>rs:m:<m>:s               HASH  content id → "n,play,pause,finish,click,es,esn,pct,pctn,last"
  *   <p>rs:m:<m>:u:<content>     HLL   user ids
  *   <p>rs:recent:<content>      ZSET  event projection (recent-event.ts) scored by event time (ms), capped

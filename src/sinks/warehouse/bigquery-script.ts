@@ -1,12 +1,13 @@
 import type { SinkBatch, SinkRecord } from '../contract.js';
 import { bigQueryParamType, type Dialect } from './dialect.js';
-import { CONTENT_DIM, contentRows, FACT_TABLE, factRow, OFFSETS_TABLE, uniqueByEventId, writtenColumns, type CellValue, type ColumnDef, type TableDef } from './schema.js';
+import { CONTENT_DIM, contentRows, FACT_TABLE, factRow, OFFSETS_TABLE, uniqueByEventKey, writtenColumns, type CellValue, type ColumnDef, type TableDef } from './schema.js';
 
 /**
  * What the BigQuery backend sends for one batch: ONE multi-statement query job whose script runs
  * a transaction —
- *   MERGE fact    USING UNNEST(@rows)    ON event_id (and the batch's event_date range, to prune
- *                 partitions)            WHEN NOT MATCHED THEN INSERT
+ *   MERGE fact    USING UNNEST(@rows)    ON event_id AND event_ts (the event's identity, src/core/
+ *                 event-identity.ts; and the batch's event_date range, to prune partitions)
+ *                                        WHEN NOT MATCHED THEN INSERT
  *   MERGE content USING UNNEST(@content) ON content_id WHEN MATCHED AND newer THEN UPDATE / INSERT
  *   MERGE offsets USING UNNEST(@offsets) ON topic, partition            UPDATE / INSERT
  *   COMMIT
@@ -83,7 +84,7 @@ export function writeScript(d: Dialect): string {
     `BEGIN TRANSACTION;`,
     `MERGE ${d.table(FACT_TABLE.name)} AS t`,
     `USING (SELECT * FROM UNNEST(@rows)) AS s`,
-    `ON t.event_id = s.event_id AND t.event_date BETWEEN @min_date AND @max_date`,
+    `ON t.event_id = s.event_id AND t.event_ts = s.event_ts AND t.event_date BETWEEN @min_date AND @max_date`,
     `WHEN NOT MATCHED THEN ${insertClause(FACT_TABLE, d)};`,
     `SET inserted_rows = @@row_count;`,
     `MERGE ${d.table(CONTENT_DIM.name)} AS t`,
@@ -121,7 +122,7 @@ function jobFor(d: Dialect, batch: SinkBatch, records: SinkRecord[], nextOffset:
 
 /** The jobs that write `batch`, in order (one, unless the batch exceeds `maxParamBytes`). */
 export function writeJobs(d: Dialect, batch: SinkBatch, maxParamBytes = DEFAULT_MAX_PARAM_BYTES): WriteJob[] {
-  const records = uniqueByEventId(batch.records);
+  const records = uniqueByEventKey(batch.records);
   if (records.length === 0) return [jobFor(d, batch, [], batch.nextOffset)];
   const chunks: SinkRecord[][] = [];
   let current: SinkRecord[] = [];

@@ -16,12 +16,13 @@ import { warehouseRows } from './warehouse-metrics.js';
  *
  * Exactly-once, without the Storage Write API: each batch is ONE query job running a
  * multi-statement transaction (bigquery-script.ts): MERGE the rows into the fact table where their
- * event_id is not already there, upsert content_dim, set the partition's next offset, COMMIT.
+ * (event_id, event_ts) is not already there (ids are reused after a sequence reset: an id with
+ * another event_ts is a new event), upsert content_dim, set the partition's next offset, COMMIT.
  * - A crash (or a lost response) before the COMMIT: BigQuery rolls the transaction back; nothing of
  *   the batch is stored and the old offset stays, so the runtime re-reads it.
  * - A crash after the COMMIT: rows and offset are stored together; the runtime resumes after them.
  * - The same rows sent again (a retry after a lost response, a replay, a backfill): MERGE inserts
- *   only event_ids not yet present, so nothing is duplicated.
+ *   only events not yet present, so nothing is duplicated.
  * - Two attempts running at once (a timed-out job still running when its retry starts): both
  *   update the partition's row of the offsets table, so BigQuery aborts one at commit ("concurrent
  *   update", retriable); the retry then sees the other's rows and inserts nothing new.
@@ -155,6 +156,13 @@ export class BigQueryWarehouse implements Sink {
           continue;
         }
         const [meta] = await ref.getMetadata();
+        const key = (meta as TableMetadata).tableConstraints?.primaryKey?.columns;
+        if (key !== undefined && key.join() !== table.key.join()) {
+          // The (unenforced) key the optimizer may rely on: a table made when event_id alone was
+          // the key holds reused ids once a sequence is reset, so the key is re-declared.
+          await ref.setMetadata({ tableConstraints: { ...(meta as TableMetadata).tableConstraints, primaryKey: { columns: table.key } } });
+          this.log.info({ table: table.name, key: table.key }, 'primary key re-declared');
+        }
         const have = new Set(((meta as TableMetadata).schema?.fields ?? []).map((f) => f.name));
         const missing = tableMetadata(table).schema?.fields?.filter((f) => !have.has(f.name)) ?? [];
         if (missing.length > 0) {

@@ -10,7 +10,7 @@ import type { Row } from './schema.js';
  * The second half of the DuckDB fast path (the contract's `writeEncoded`): a batch decoded and
  * judged by the stager (duckdb-stager.ts) is written in ONE transaction on the writer's
  * connection, like duckdb-write.ts's:
- *   1. the staged rows whose event id is not stored already are inserted, in offset order (the
+ *   1. the staged rows whose event (event_id, event_ts) is not stored already are inserted, in offset order (the
  *      batch repeats none: the stager declined it otherwise);
  *   2. content_dim is upserted (only rows `memo` says changed);
  *   3. the partition's next offset is stored; COMMIT.

@@ -69,14 +69,15 @@ function acceptedSql(nowMs: number): string {
 }
 
 /**
- * The page's verdict in one row: rows read, rows not accepted, ids repeated, the smallest and
+ * The page's verdict in one row: rows read, rows not accepted, events repeated (the same id and
+ * event_ts: src/core/event-identity.ts; the canonical text compares as the instant), the smallest and
  * largest id, and the content ids it refers to. Fails (Invalid Input, Conversion) when the file
  * is not the CSV that SOURCE_CSV_COLUMNS describes: the caller declines the page.
  */
 export function sourceVerdictSql(file: string, nowMs: number): string {
   return [
     `SELECT count(*) AS staged, count(*) FILTER (WHERE NOT ${acceptedSql(nowMs)}) AS bad,`,
-    `  count(*) - count(DISTINCT s.id) AS repeated,`,
+    `  count(*) - count(DISTINCT (s.id, s.event_ts)) AS repeated,`,
     `  min(TRY_CAST(s.id AS BIGINT)) AS lo, max(TRY_CAST(s.id AS BIGINT)) AS hi,`,
     `  list(DISTINCT s.content_id) FILTER (WHERE s.content_id IS NOT NULL) AS content_ids`,
     sourceFrom(file),
@@ -84,7 +85,8 @@ export function sourceVerdictSql(file: string, nowMs: number): string {
 }
 
 /**
- * Inserts the enriched events of the file's rows whose id is not stored already,
+ * Inserts the enriched events of the file's rows whose (event_id, event_ts) is not stored already
+ * (an id stored with another event_ts is a new event: ids are reused after a sequence reset),
  * for a page whose verdict found every row accepted and [lo, hi] its ids. Fails (Conversion) when
  * a raw_payload is not JSON: the caller declines the page.
  */
@@ -129,6 +131,6 @@ export function insertSourceSql(file: string, nowMs: number, lo: bigint, hi: big
     `INSERT INTO ${facts}`,
     `SELECT ${factSelectSql(valueOf, String(DIRECT_PARTITION), DIRECT_OFFSET)}`,
     sourceFrom(file),
-    `WHERE CAST(s.id AS BIGINT) NOT IN (SELECT event_id FROM ${facts} WHERE event_id BETWEEN ${lo} AND ${hi})`,
+    `WHERE (CAST(s.id AS BIGINT), CAST(s.event_ts AS TIMESTAMPTZ)) NOT IN (SELECT (event_id, event_ts) FROM ${facts} WHERE event_id BETWEEN ${lo} AND ${hi})`,
   ].join('\n');
 }

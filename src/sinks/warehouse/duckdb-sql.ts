@@ -44,10 +44,12 @@ function columnDdl(c: ColumnDef): string {
 }
 
 /**
- * CREATE TABLE IF NOT EXISTS for every table. The fact table has no index on event_id: uniqueness
- * is kept by the single writer, which appends only ids `existingIdsSql` does not find, inside the
- * same transaction (an ART index would cost insert throughput and live in memory). The two small
- * tables have primary keys, which their upserts (ON CONFLICT) need.
+ * CREATE TABLE IF NOT EXISTS for every table. The fact table has no index on its key (event_id,
+ * event_ts): uniqueness is kept by the single writer, which appends only the events
+ * `existingKeysSql` does not find, inside the same transaction (an ART index would cost insert
+ * throughput and live in memory; and a file made before the key included event_ts keeps working,
+ * as no constraint names the key). The two small tables have primary keys, which their upserts
+ * (ON CONFLICT) need.
  */
 export function createTablesSql(): string[] {
   return TABLES.map((t) => {
@@ -77,14 +79,16 @@ export function factColumnOrderSql(): string {
 }
 
 /**
- * Which of the batch's event ids ($1: decimal ids joined by ',') are stored already. `lo`/`hi`
- * (the batch's smallest and largest id, inlined as literals) let DuckDB skip, by their min/max
- * statistics, every row group that cannot hold one of them: a stream batch reads the newest row
- * groups only, a backfill batch those of its own period — not the whole table.
+ * Which of the batch's events are stored already, as event keys (src/core/event-identity.ts:
+ * `<event_id>@<event_ts µs>`); $1 is the batch's decimal ids joined by ','. An id stored with
+ * another event_ts is another event (ids are reused after a sequence reset): its key differs.
+ * `lo`/`hi` (the batch's smallest and largest id, inlined as literals) let DuckDB skip, by their
+ * min/max statistics, every row group that cannot hold one of them: a stream batch reads the
+ * newest row groups only, a backfill batch those of its own period — not the whole table.
  */
-export function existingIdsSql(lo: bigint, hi: bigint): string {
+export function existingKeysSql(lo: bigint, hi: bigint): string {
   return [
-    `SELECT CAST(event_id AS VARCHAR) AS event_id FROM ${d.table(FACT_TABLE.name)}`,
+    `SELECT CAST(event_id AS VARCHAR) || '@' || CAST(epoch_us(event_ts) AS VARCHAR) AS event_key FROM ${d.table(FACT_TABLE.name)}`,
     `WHERE event_id BETWEEN ${lo} AND ${hi} AND event_id IN (SELECT CAST(unnest(string_split($1, ',')) AS BIGINT))`,
   ].join('\n');
 }

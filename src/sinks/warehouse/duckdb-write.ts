@@ -1,29 +1,31 @@
 import type { DuckDBConnection } from '@duckdb/node-api';
 import { errorMessage, PipelineError } from '../../core/errors.js';
 import type { SinkBatch, SinkRecord } from '../contract.js';
-import { appendFactRows } from './duckdb-chunk.js';
-import { existingIdsSql, rowValues, STAGE_CONTENT, stageLine, storeOffsetSql, upsertContentSql } from './duckdb-sql.js';
+import { appendFactRows, isoToMicros } from './duckdb-chunk.js';
+import { existingKeysSql, rowValues, STAGE_CONTENT, stageLine, storeOffsetSql, upsertContentSql } from './duckdb-sql.js';
 import type { ContentMemo } from './content-memo.js';
-import { CONTENT_DIM, contentRows, FACT_TABLE, uniqueByEventId, type Row } from './schema.js';
+import { CONTENT_DIM, contentRows, FACT_TABLE, uniqueByEventKey, type Row } from './schema.js';
 
 /**
  * Batches into DuckDB, exactly once in effect: ONE transaction (for one batch, or several
  * partitions' batches grouped by the sink) that
- *   1. looks up which of the batches' event ids are stored already (duckdb-sql.ts existingIdsSql);
- *   2. appends the other rows (Appender, typed chunks: duckdb-chunk.ts) — an id carried twice
+ *   1. looks up which of the batches' events are stored already, by (event_id, event_ts)
+ *      (duckdb-sql.ts existingKeysSql; an id reused by a new event after a sequence reset is a
+ *      new event);
+ *   2. appends the other rows (Appender, typed chunks: duckdb-chunk.ts) — an event carried twice
  *      keeps the first;
  *   3. upserts content_dim (a newer enrichment wins) — only the rows `memo` says changed;
  *   4. stores each batch's partition next offset;
  * then COMMITs — durable when it returns (DuckDB syncs its WAL). A crash before the commit leaves
  * nothing of the batches and the old offsets, so the runtime re-reads them; after it, rows and
  * offsets are there together, so the runtime resumes after them; a re-sent event (a replay, a
- * backfill) is skipped by its event_id either way. The caller serialises calls on the connection
+ * backfill) is skipped by its (event_id, event_ts) either way. The caller serialises calls on the connection
  * (the id lookup of step 1 relies on being the only writer).
  *
  * Returns the number of fact rows inserted. Throws what DuckDB threw, after a ROLLBACK.
  */
 export async function writeTransaction(conn: DuckDBConnection, batches: readonly SinkBatch[], memo: ContentMemo): Promise<number> {
-  const records = uniqueByEventId(batches.length === 1 ? (batches[0] as SinkBatch).records : batches.flatMap((b) => b.records));
+  const records = uniqueByEventKey(batches.length === 1 ? (batches[0] as SinkBatch).records : batches.flatMap((b) => b.records));
   let inserted = 0;
   let content: Row[] = [];
   await conn.run('BEGIN TRANSACTION');
@@ -36,9 +38,9 @@ export async function writeTransaction(conn: DuckDBConnection, batches: readonly
         if (id < lo) lo = id;
         if (id > hi) hi = id;
       }
-      const found = await conn.runAndReadAll(existingIdsSql(lo, hi), [ids.join(',')]);
-      const stored = new Set(found.getRowsJS().map(([id]) => String(id)));
-      const fresh = records.filter((_, i) => !stored.has(String(ids[i])));
+      const found = await conn.runAndReadAll(existingKeysSql(lo, hi), [ids.join(',')]);
+      const stored = new Set(found.getRowsJS().map(([key]) => String(key)));
+      const fresh = stored.size === 0 ? records : records.filter((r, i) => !stored.has(`${String(ids[i])}@${storedMicros(r)}`));
       if (fresh.length > 0) await appendFacts(conn, fresh);
       inserted = fresh.length;
       content = await upsertChangedContent(conn, memo, contentRows(records));
@@ -73,6 +75,11 @@ function eventId(r: SinkRecord): bigint {
   } catch {
     throw new PipelineError('SINK_REJECTED', `event_id ${JSON.stringify(r.event.event_id)} is not an integer`);
   }
+}
+
+/** The record's event_ts as DuckDB stores it (µs since the epoch, duckdb-chunk.ts's conversion). */
+function storedMicros(r: SinkRecord): string {
+  return isoToMicros(r.event.event_ts).toString();
 }
 
 async function appendFacts(conn: DuckDBConnection, records: SinkRecord[]): Promise<void> {

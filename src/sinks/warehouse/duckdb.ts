@@ -28,7 +28,7 @@ import { warehouseRows } from './warehouse-metrics.js';
  * alike (the runtime retries each, or re-positions them all after SINK_STATE_LOST).
  *
  * Single writer: DuckDB lets one process open the file read-write; this sink is that process, and
- * it serialises its own writes on its one writer connection (the event_id check relies on it); the
+ * it serialises its own writes on its one writer connection (the (event_id, event_ts) lookup relies on it); the
  * fast path's stager (duckdb-stager.ts) has a second connection, which only decodes into memory. Other
  * processes read a copy, or the file once the sink has stopped (see docs/warehouse.md). Within the
  * process, the instance comes from DuckDB's instance cache, so in-process readers share it.

@@ -1,3 +1,4 @@
+import { eventKey } from '../../core/event-identity.js';
 import type { EnrichedEvent } from '../../core/types.js';
 import type { SinkRecord } from '../contract.js';
 
@@ -36,12 +37,12 @@ const col = (name: string, type: LogicalType, required: boolean, description: st
 /** Add new columns at the END: the DuckDB bulk append writes by position (ALTER TABLE appends). */
 export const FACT_TABLE: TableDef = {
   name: 'engagement_events_enriched',
-  description: 'One row per engagement event (event_id unique), enriched with its content; written by `engage sink warehouse`.',
-  key: ['event_id'],
+  description: 'One row per engagement event ((event_id, event_ts) unique: ids are reused after a sequence reset), enriched with its content; written by `engage sink warehouse`.',
+  key: ['event_id', 'event_ts'],
   partitionBy: 'event_date',
   clusterBy: ['content_id'],
   columns: [
-    col('event_id', 'int64', true, 'engagement_events.id (BIGSERIAL); unique'),
+    col('event_id', 'int64', true, 'engagement_events.id (BIGSERIAL); unique together with event_ts (a sequence reset reuses ids)'),
     col('content_id', 'string', true, 'content.id (UUID)'),
     col('user_id', 'string', false, 'engagement_events.user_id (UUID)'),
     col('event_type', 'string', true, 'play | pause | finish | click'),
@@ -157,15 +158,18 @@ export function factValues(record: SinkRecord): CellValue[] {
 }
 
 /**
- * The records to insert: the first record of each event id in the batch (offset order), so a batch
- * carrying an event twice inserts it once. Rows already in the warehouse are skipped by the backend.
+ * The records to insert: the first record of each event (offset order), so a batch carrying an
+ * event twice inserts it once. An event is its (event_id, event_ts) pair (src/core/event-identity.ts):
+ * two records with one id and different event times are two events, both kept. Rows already in
+ * the warehouse are skipped by the backend, on the same pair.
  */
-export function uniqueByEventId(records: readonly SinkRecord[]): SinkRecord[] {
+export function uniqueByEventKey(records: readonly SinkRecord[]): SinkRecord[] {
   const seen = new Set<string>();
   const out: SinkRecord[] = [];
   for (const r of records) {
-    if (seen.has(r.event.event_id)) continue;
-    seen.add(r.event.event_id);
+    const key = eventKey(r.event);
+    if (seen.has(key)) continue;
+    seen.add(key);
     out.push(r);
   }
   return out;
