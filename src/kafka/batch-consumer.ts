@@ -67,6 +67,8 @@ export class BatchConsumer {
   private rebalancing: Promise<void> = Promise.resolve();
   /** Rebalance events received and not yet applied (a stuck one stops consumption). */
   private rebalancePending = 0;
+  /** When each pending rebalance event was received (performance.now()), oldest first. */
+  private readonly rebalanceReceived: number[] = [];
   /** When the last consume round returned (performance.now()). */
   private lastFetchAt = 0;
   /** Wakes the consume loop waiting for room (maxBuffered). */
@@ -130,6 +132,12 @@ export class BatchConsumer {
 
   assigned(): number[] {
     return this.lanes.partitions();
+  }
+
+  /** How long the oldest rebalance event received and not yet applied has waited (0: none). */
+  rebalanceWaitMs(): number {
+    const oldest = this.rebalanceReceived[0];
+    return oldest === undefined ? 0 : performance.now() - oldest;
   }
 
   /** Joins the group and starts handing over batches. */
@@ -332,16 +340,27 @@ export class BatchConsumer {
     const ids = assignment.map((tp) => tp.partition);
     const previous = this.rebalancing;
     this.rebalancePending++;
+    this.rebalanceReceived.push(performance.now());
     this.rebalancing = previous
       .then(() => this.applyRebalance(code, assignment, ids))
       .catch((err: unknown) => this.opts.log.warn({ err: errorMessage(err), code, partitions: ids }, 'rebalance handling failed'))
-      .finally(() => this.rebalancePending--);
+      .finally(() => {
+        this.rebalancePending--;
+        this.rebalanceReceived.shift();
+      });
   }
 
   private async applyRebalance(code: number, assignment: TopicPartition[], ids: number[]): Promise<void> {
     if (code === ERR_ASSIGN) {
       const start = await this.opts.startOffsets?.(ids);
-      this.consumer.assign(start ? assignment.map((tp) => ({ ...tp, ...(start.has(tp.partition) ? { offset: start.get(tp.partition) } : {}) })) : assignment);
+      // A failed assign leaves librdkafka waiting for one: the assignment watch (assignment-watch.ts)
+      // turns that into an exit once it has lasted, so it is logged where a person looks.
+      try {
+        this.consumer.assign(start ? assignment.map((tp) => ({ ...tp, ...(start.has(tp.partition) ? { offset: start.get(tp.partition) } : {}) })) : assignment);
+      } catch (err) {
+        this.opts.log.warn({ err: errorMessage(err), partitions: ids }, 'assign failed; the group will not hand these partitions over until it is retried');
+        throw err;
+      }
       for (const p of ids) this.lanes.open(p);
       this.opts.onAssign?.(ids);
       return;
@@ -357,7 +376,8 @@ export class BatchConsumer {
     try {
       this.consumer.unassign();
     } catch (err) {
-      this.opts.log.debug({ err: errorMessage(err) }, 'unassign ignored (consumer not connected)');
+      if (this.stopping) this.opts.log.debug({ err: errorMessage(err) }, 'unassign ignored (consumer closing)');
+      else this.opts.log.warn({ err: errorMessage(err), partitions: ids }, 'unassign failed');
     }
     this.lanes.remove(ids);
   }

@@ -1,10 +1,12 @@
 import os from 'node:os';
 import { performance } from 'node:perf_hooks';
 import type { Config } from '../config/load.js';
-import { errorMessage, toPipelineError, type PipelineError } from '../core/errors.js';
+import { errorMessage, PipelineError, toPipelineError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { ensureTopics } from '../kafka/admin.js';
 import { BatchConsumer, type PartitionBatch } from '../kafka/batch-consumer.js';
+import { AssignmentWatch } from '../kafka/assignment-watch.js';
+import { createKafka } from '../kafka/client.js';
 import type { RunningComponent } from '../runtime/lifecycle.js';
 import { sleep } from '../runtime/retry.js';
 import { transformBatch, type BatchContext } from './batch.js';
@@ -167,21 +169,41 @@ export async function startProcessor(config: Config, log: Logger): Promise<Proce
     }
   };
 
+  // A member that silently lost its assignment exits to be restarted (assignment-watch.ts).
+  const admin = createKafka(config, `${config.KAFKA_CLIENT_ID}-processor-watch`).admin();
+  await admin.connect().catch((err: unknown) => plog.warn({ err: errorMessage(err) }, 'assignment watch: admin connect failed (it retries on each check)'));
+  const watch = new AssignmentWatch({
+    admin,
+    groupId,
+    topic: inputTopic,
+    held: () => consumer.assigned(),
+    rebalanceWaitMs: () => consumer.rebalanceWaitMs(),
+    boundMs: config.KAFKA_REJOIN_TIMEOUT_SECONDS * 1000,
+    log: plog,
+    onStarved: (reason) => failDone(new PipelineError('CONSUMER_STARVED', `the processor stopped consuming: ${reason}; exiting so it is restarted`, { retriable: true })),
+  });
+  watch.start();
   consumer.run(handleBatch);
   plog.info({ group: groupId, topic: inputTopic, contentRows: table.size, transactionalId }, 'processor consuming');
 
   let stopped: Promise<void> | undefined;
   return {
     done,
-    status: () => ({ ...stats.snapshot(), content_table: table.status(), state: stopping.signal.aborted ? 'stopping' : 'running' }),
+    status: () => {
+      const assignment = watch.status();
+      const liveness = { ok: assignment.ok, reasons: assignment.reason && !assignment.ok ? [assignment.reason] : [] };
+      return { ...stats.snapshot(), content_table: table.status(), state: stopping.signal.aborted ? 'stopping' : 'running', liveness };
+    },
     stop() {
       stopped ??= (async () => {
         stopping.abort(new Error('processor stopping'));
+        watch.stop();
         // Leaves the group once running batches have committed (or been left unresolved).
         await consumer.stop().catch((err: unknown) => plog.warn({ err: errorMessage(err) }, 'consumer stop failed'));
         await txWriter.close();
         await producer.disconnect().catch((err: unknown) => plog.warn({ err: errorMessage(err) }, 'producer disconnect failed'));
         await table.close().catch((err: unknown) => plog.warn({ err: errorMessage(err) }, 'content table close failed'));
+        await admin.disconnect().catch(() => undefined);
         plog.info(stats.snapshot(), 'processor stopped');
         resolveDone();
       })();

@@ -48,6 +48,8 @@ export class RunnerStats {
   stateLost = 0;
   lastWriteAt: number | null = null;
   lastError: SinkRunnerSnapshot['lastError'] = null;
+  /** Since when a write has been failing with retriable errors (an outage being waited out), or null. */
+  waitingSince: number | null = null;
 
   constructor(
     readonly sink: string,
@@ -61,11 +63,13 @@ export class RunnerStats {
     this.recordsOut += outcome.written;
     this.dlq += outcome.dlq;
     this.lastWriteAt = Date.now();
+    this.waitingSince = null;
   }
 
   error(err: PipelineError): void {
     this.errors++;
     this.lastError = { code: err.code, message: err.message, at: Date.now() };
+    if (err.retriable) this.waitingSince ??= this.lastError.at;
   }
 
   lag(lanes: Map<number, PartitionLane>): number {
@@ -124,6 +128,8 @@ export class RunnerStats {
       state_lost: this.stateLost,
       last_write_at: this.lastWriteAt === null ? null : new Date(this.lastWriteAt).toISOString(),
       last_error: this.lastError,
+      // An outage being waited out: /health reports the stage degraded (not a bad record: nothing is parked).
+      waiting_since: this.waitingSince === null ? null : new Date(this.waitingSince).toISOString(),
     };
   }
 

@@ -3,6 +3,7 @@ import { errorMessage, PipelineError, toPipelineError } from '../core/errors.js'
 import type { Logger } from '../core/logger.js';
 import { ensureTopics } from '../kafka/admin.js';
 import { BatchConsumer, type PartitionBatch } from '../kafka/batch-consumer.js';
+import { AssignmentWatch } from '../kafka/assignment-watch.js';
 import { createKafka, type Admin } from '../kafka/client.js';
 import type { Sink, SinkFactory } from '../sinks/contract.js';
 import { deliverBatch, type DeliveryContext } from './batch-delivery.js';
@@ -230,6 +231,7 @@ export async function startSinkRunner(config: Config, factory: SinkFactory, log:
   };
 
   let lagTimer: NodeJS.Timeout | undefined;
+  let watch: AssignmentWatch | undefined;
   try {
     await sink.start();
     cleanup.push(() => sink.close());
@@ -258,13 +260,26 @@ export async function startSinkRunner(config: Config, factory: SinkFactory, log:
     });
     consumer = c;
     cleanup.push(() => c.stop());
+    const a = admin;
+    watch = new AssignmentWatch({
+      admin: a,
+      groupId,
+      topic,
+      held: () => c.assigned(),
+      rebalanceWaitMs: () => c.rebalanceWaitMs(),
+      boundMs: config.KAFKA_REJOIN_TIMEOUT_SECONDS * 1000,
+      log: slog,
+      onStarved: (reason) => fail(new PipelineError('CONSUMER_STARVED', `the ${name} sink stopped consuming: ${reason}; exiting so it is restarted`, { retriable: true })),
+    });
+    watch.start();
     c.run(onBatch);
   } catch (err) {
     for (const c of cleanup.reverse()) await c().catch(() => undefined);
     throw toPipelineError(err, 'SERVICE_UNREACHABLE');
   }
 
-  const stalls = new StallWatch(Math.max(STALL_REPORT_MS, 2 * policy.maxWaitMs));
+  const stallAfterMs = Math.max(STALL_REPORT_MS, 2 * policy.maxWaitMs);
+  const stalls = new StallWatch(stallAfterMs);
   const reportStalls = () => {
     const progress = [...lanes.values()].map((l) => ({ partition: l.partition, nextOffset: l.nextOffset, lag: l.lag(), busy: l.busy }));
     for (const s of stalls.check(progress)) {
@@ -274,6 +289,21 @@ export async function startSinkRunner(config: Config, factory: SinkFactory, log:
         'partition has lag and makes no progress',
       );
     }
+  };
+
+  /**
+   * Whether this runner makes progress (the heartbeat's `liveness`, which /health reads): not when
+   * its consumer has silently lost its assignment (assignment-watch.ts), nor when a partition has
+   * lag, nothing in flight and no progress (stall-watch.ts). An outage being retried is progress
+   * of a kind: it shows as `waiting_since` (degraded), not here.
+   */
+  const liveness = (): { ok: boolean; reasons: string[] } => {
+    const reasons: string[] = [];
+    const assignment = watch?.status();
+    if (assignment && !assignment.ok && assignment.reason) reasons.push(assignment.reason);
+    const stalled = stalls.stalled();
+    if (stalled.length > 0) reasons.push(`partitions ${stalled.join(', ')} have lag and made no progress for ${Math.round(stallAfterMs / 1000)} s or more`);
+    return { ok: reasons.length === 0, reasons };
   };
 
   let refreshing = false;
@@ -306,6 +336,7 @@ export async function startSinkRunner(config: Config, factory: SinkFactory, log:
       stopping = true;
       setTimeout(() => drainOver.abort(new Error('drain grace period over')), DRAIN_GRACE_MS).unref();
       clearInterval(lagTimer);
+      watch?.stop();
       if (resyncing) await resyncing;
       for (const lane of lanes.values()) {
         lane.draining = true;
@@ -327,6 +358,6 @@ export async function startSinkRunner(config: Config, factory: SinkFactory, log:
     done,
     stop,
     snapshot: () => stats.snapshot(lanes, stopping),
-    status: () => ({ ...stats.status(lanes), ...(sink.status ? { [name]: sink.status() } : {}) }),
+    status: () => ({ ...stats.status(lanes), liveness: liveness(), ...(sink.status ? { [name]: sink.status() } : {}) }),
   };
 }

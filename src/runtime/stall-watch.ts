@@ -50,4 +50,9 @@ export class StallWatch {
     for (const p of [...this.seen.keys()]) if (!present.has(p)) this.seen.delete(p);
     return out;
   }
+
+  /** The partitions stalled as of the last `check` (reported, and not moved since). */
+  stalled(): number[] {
+    return [...this.seen].filter(([, s]) => s.reported).map(([p]) => p).sort((a, b) => a - b);
+  }
 }

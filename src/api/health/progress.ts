@@ -1,0 +1,40 @@
+import type { LiveHeartbeat } from '../heartbeats.js';
+
+/**
+ * What /health makes of the progress a component reports in its heartbeat `status` (pure):
+ *
+ * - `liveness: { ok: false, reasons }` — the component runs but does not move: its consumer holds
+ *   no partition while its group leaves partitions with lag unheld, or a partition has lag and
+ *   nothing in flight (src/kafka/assignment-watch.ts, src/runtime/stall-watch.ts). A beating
+ *   heartbeat does not make it healthy: this is a problem (unhealthy).
+ * - `waiting_since: <ISO time>` — a write has been failing with retriable errors since then: an
+ *   outage waited out, records held back and lag growing, nothing parked. A warning (degraded).
+ */
+
+export interface ProgressFindings {
+  problems: string[];
+  warnings: string[];
+}
+
+function isObj(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+export function progressFindings(heartbeats: readonly LiveHeartbeat[], nowMs: number): ProgressFindings {
+  const problems: string[] = [];
+  const warnings: string[] = [];
+  for (const hb of heartbeats) {
+    const who = `stage ${hb.component} (${hb.instance})`;
+    const liveness = hb.status.liveness;
+    if (isObj(liveness) && liveness.ok === false) {
+      const reasons = Array.isArray(liveness.reasons) ? liveness.reasons.filter((r): r is string => typeof r === 'string') : [];
+      problems.push(`${who} makes no progress: ${reasons.join('; ') || 'it reports itself stuck'}`);
+    }
+    const since = typeof hb.status.waiting_since === 'string' ? Date.parse(hb.status.waiting_since) : Number.NaN;
+    if (Number.isFinite(since)) {
+      const last = isObj(hb.status.last_error) && typeof hb.status.last_error.message === 'string' ? `: ${hb.status.last_error.message}` : '';
+      warnings.push(`${who} is waiting for its system for ${Math.max(0, Math.round((nowMs - since) / 1000))} s (retrying, nothing parked)${last}`);
+    }
+  }
+  return { problems, warnings };
+}
