@@ -23,9 +23,16 @@ const ALIASES: Readonly<Record<string, string>> = {
   BIGQUERY_DATASET: 'BIGQUERY_DATASET_ID',
 };
 
+/** Settings that existed and were removed, with what replaced them (said instead of a guess). */
+const RETIRED: Readonly<Record<string, string>> = {
+  EXTERNAL_MAX_ATTEMPTS: 'a retriable failure of the external system is retried for as long as it lasts, and only a record the system refuses alone goes to the DLQ (docs/sinks.md)',
+};
+
 export interface UnknownSetting {
   name: string;
   suggestion: string | undefined;
+  /** Set for a setting that was removed: why, and what happens instead. */
+  retired?: string;
 }
 
 export function knownSettings(): string[] {
@@ -48,6 +55,11 @@ export function unknownSettings(source: NodeJS.ProcessEnv, known: readonly strin
   const out: UnknownSetting[] = [];
   for (const name of Object.keys(source).sort()) {
     if (names.has(name) || !PREFIXES.some((p) => name.startsWith(p))) continue;
+    const retired = RETIRED[name];
+    if (retired !== undefined) {
+      out.push({ name, suggestion: undefined, retired });
+      continue;
+    }
     let suggestion = ALIASES[name];
     if (suggestion === undefined) {
       const [best] = known.map((k) => ({ k, d: distance(name, k) })).sort((x, y) => x.d - y.d);
@@ -59,5 +71,6 @@ export function unknownSettings(source: NodeJS.ProcessEnv, known: readonly strin
 }
 
 export function formatUnknownSetting(u: UnknownSetting): string {
+  if (u.retired !== undefined) return `engage: warning: ${u.name} is no longer a setting of engage and is ignored: ${u.retired}`;
   return `engage: warning: ${u.name} is not a setting of engage and is ignored${u.suggestion ? ` (did you mean ${u.suggestion}?)` : ''}; see .env.example`;
 }

@@ -1,8 +1,9 @@
-import { isRetriable, isStateLost, PipelineError, toPipelineError, errorMessage } from '../core/errors.js';
+import { isStateLost, PipelineError, toPipelineError, errorMessage } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
-import type { Sink, SinkBatch } from '../sinks/contract.js';
+import type { Sink } from '../sinks/contract.js';
 import type { DlqFailure, DlqWriter } from './dlq-writer.js';
 import { retry, type RetryPolicy } from './retry.js';
+import { writeSplitting } from './write-splitting.js';
 import type { Semaphore } from './semaphore.js';
 import { deliverEncoded } from './encoded-delivery.js';
 import { EncodedRecord } from './encoded-record.js';
@@ -14,9 +15,13 @@ import type { SinkMetrics } from './sink-metrics.js';
  * that way first (encoded-delivery.ts); otherwise, or when it declines, the checked way, in this
  * order (what "offsets advance only for settled records" means):
  *   1. records that failed to decode, or that `sink.check` rejects, go to the DLQ — confirmed;
- *   2. `sink.write` with the remaining records and `nextOffset`, retried with the sink's policy
- *      while the error is retriable; on exhaustion or a non-retriable error the batch's records go
- *      to the DLQ (confirmed), then `write` is called with no records so a stored offset advances;
+ *   2. `sink.write` with the remaining records and `nextOffset`. A retriable error (the system
+ *      down, a timeout, a quota) is an outage, not a bad record: it is retried with the sink's
+ *      backoff for as long as it lasts and the partition owned — lag grows, nothing is parked. A
+ *      non-retriable error on several records splits them in two halves, each written on its own
+ *      (write-splitting.ts), until the record that fails alone is found: only that record goes to
+ *      the DLQ (confirmed before any later offset is stored), and `write` is called with no records
+ *      at the end when needed so a stored offset advances past it;
  *   3. the Kafka offset `nextOffset` is committed (also for sinks with stored offsets: lag stays
  *      visible to Kafka tools). The commit is issued, not awaited (the runner awaits outstanding
  *      commits on revocation and stop); a failed commit is logged, never fatal: the write is
@@ -66,12 +71,6 @@ export interface DeliveryContext {
 
 const INFRA_RETRY: RetryPolicy = { attempts: Number.MAX_SAFE_INTEGER, baseMs: 200, maxMs: 10000, jitter: 'full' };
 
-/** The delay a failure asks for (`details.retryAfterMs`: Retry-After, an open circuit's cool-down). */
-export function requestedDelayMs(err: unknown): number | undefined {
-  const v = err instanceof PipelineError ? err.details?.retryAfterMs : undefined;
-  return typeof v === 'number' && Number.isFinite(v) && v >= 0 ? v : undefined;
-}
-
 export async function deliverBatch(ctx: DeliveryContext, batch: PendingBatch): Promise<DeliveryOutcome> {
   const { sink, metrics } = ctx;
   const fast = await deliverEncoded(ctx, batch);
@@ -108,61 +107,22 @@ export async function deliverBatch(ctx: DeliveryContext, batch: PendingBatch): P
         ctx.log.warn({ err: errorMessage(err), attempt, delayMs, partition: batch.partition }, `${what} failed; retrying`);
       },
     });
-  const write = (records: SinkBatch['records']) =>
-    sink.write({ topic: batch.topic, partition: batch.partition, records, nextOffset: batch.nextOffset });
 
   try {
     if (rejected.length > 0) {
       await infra('DLQ write', () => ctx.dlq.send(ctx.stage, rejected));
       metrics.dlq.inc(rejected.length);
     }
-    const records = accepted.map((a) => a.record);
     const t0 = performance.now();
-    let attempts = 0;
-    let written = records.length;
-    let parked = rejected.length;
-    try {
-      await ctx.writeLock.run(() =>
-        retry(
-          async (attempt) => {
-            attempts = attempt;
-            await write(records);
-          },
-          {
-            ...ctx.retryPolicy,
-            shouldRetry: (err) => isRetriable(err) && !isStateLost(err) && ctx.owned(),
-            requestedDelayMs,
-            signal: ctx.signal,
-            onRetry: (err, attempt, delayMs) => {
-              metrics.retries.inc();
-              metrics.errors.inc();
-              ctx.onError(toPipelineError(err));
-              ctx.log.warn({ err: errorMessage(err), attempt, delayMs, partition: batch.partition }, 'sink write failed; retrying');
-            },
-          },
-        ),
-      );
-    } catch (err) {
-      if (isStateLost(err)) return { kind: 'state-lost', error: err as PipelineError };
-      // Given up because the partition is gone or the drain is over, not because the batch is bad.
-      if (!ctx.owned()) return { kind: 'abandoned' };
-      const failure = toPipelineError(err, 'SINK_WRITE_FAILED');
-      metrics.errors.inc();
-      ctx.onError(failure);
-      ctx.log.error({ code: failure.code, err: failure.message, attempts, records: records.length, partition: batch.partition }, 'sink write gave up; records go to the DLQ');
-      const failures = accepted.map((a) => ({ origin: a.origin, error: failure, attempts }));
-      await infra('DLQ write', () => ctx.dlq.send(ctx.stage, failures));
-      metrics.dlq.inc(failures.length);
-      await infra('empty write (advancing the stored offset)', () => ctx.writeLock.run(() => write([])));
-      written = 0;
-      parked += failures.length;
-    }
+    const settled = await writeSplitting(ctx, batch, accepted, infra);
+    const written = settled.written;
+    const parked = rejected.length + settled.parked;
     const writeMs = performance.now() - t0;
     metrics.batchSeconds.observe(writeMs / 1000);
     if (written > 0) {
       metrics.recordsOut.inc(written);
       const now = Date.now();
-      for (const a of accepted) {
+      for (const a of settled.stored) {
         const ts = a.record.event.source_ts_ms;
         if (a.record.event.origin !== 'backfill' && !a.origin.replay && typeof ts === 'number' && ts > 0 && !ctx.isReread?.(a.record.offset)) {
           metrics.freshnessSeconds.observe(Math.max(0, now - ts) / 1000);

@@ -25,6 +25,12 @@ export interface RetryOptions extends RetryPolicy {
   signal?: AbortSignal;
 }
 
+/** The delay a failure asks for (`details.retryAfterMs`: Retry-After, an open circuit's cool-down). */
+export function requestedDelayMs(err: unknown): number | undefined {
+  const v = err instanceof PipelineError ? err.details?.retryAfterMs : undefined;
+  return typeof v === 'number' && Number.isFinite(v) && v >= 0 ? v : undefined;
+}
+
 export const DEFAULT_RETRY: RetryPolicy = { attempts: 8, baseMs: 100, maxMs: 10000, jitter: 'full' };
 
 /** Backoff before attempt `attempt + 1` (attempt counts from 1). */

@@ -115,3 +115,9 @@ test('a variable that looks like a setting but is none is named, with the settin
   assert.equal(formatUnknownSetting(found[0]!), 'engage: warning: KAFKA_BROKERS is not a setting of engage and is ignored (did you mean KAFKA_BOOTSTRAP_SERVERS?); see .env.example');
   assert.deepEqual(unknownSettings(Object.fromEntries(knownSettings().map((k) => [k, 'x']))), [], 'every setting of the schema is known');
 });
+
+test('a removed setting is named as removed, with what happens instead', () => {
+  const [retired] = unknownSettings({ EXTERNAL_MAX_ATTEMPTS: '40' });
+  assert.equal(retired?.name, 'EXTERNAL_MAX_ATTEMPTS');
+  assert.match(formatUnknownSetting(retired!), /^engage: warning: EXTERNAL_MAX_ATTEMPTS is no longer a setting of engage and is ignored: a retriable failure .* is retried for as long as it lasts/);
+});

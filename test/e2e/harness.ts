@@ -103,8 +103,6 @@ export async function runProof(opts: ProofOptions): Promise<ProofResult> {
     KAFKA_TOPIC_PARTITIONS: '3',
     // Info: each component's log (in the run's logs folder) then shows assignments and revocations.
     LOG_LEVEL: process.env.E2E_LOG_LEVEL ?? 'info',
-    // Outages here are short; a generous bound keeps batches out of the DLQ while the receiver is down.
-    EXTERNAL_MAX_ATTEMPTS: '40',
     PROCESSOR_SESSION_TIMEOUT_MS: '6000',
     WAREHOUSE_FLUSH_SECONDS: '1',
     BATCH_SIZE: '2000',

@@ -65,64 +65,66 @@ test('a retriable write failure is retried, then succeeds: nothing goes to the D
   assert.equal((await committedOffsets(config, sinkGroupId(config, 'mem-retry'), config.KAFKA_TOPIC_ENRICHED)).get(0), '5');
 });
 
-test('retries exhausted: the batch goes to the DLQ (confirmed), then the offset advances', { timeout: 60000 }, async () => {
-  const config = configFor('exhaust');
+test('an outage longer than the retry policy\'s attempts is waited out: nothing goes to the DLQ', { timeout: 60000 }, async () => {
+  const config = configFor('outage');
   const store = createMemoryStore();
+  let down = true;
   const factory = memorySinkFactory({
-    name: 'mem-exhaust',
+    name: 'mem-outage',
     variant: 'offsets',
     store,
     batching: { maxRecords: 100, maxWaitMs: 50 },
     beforeWrite: async (batch) => {
-      if (batch.records.length > 0) throw new PipelineError('SINK_WRITE_FAILED', 'always down', { retriable: true });
+      if (down && batch.records.length > 0) throw new PipelineError('SINK_WRITE_FAILED', 'down', { retriable: true });
     },
   });
   const runner = await startSinkRunner(config, factory, log, { retry: FAST_RETRY });
   const events = Array.from({ length: 4 }, () => enrichedEvent());
   try {
     await produce(config, config.KAFKA_TOPIC_ENRICHED, eventMessages(events, 0));
+    const failed = () => store.calls.filter((c) => c.failed).length;
+    await waitUntil(`more failed writes than the policy's ${FAST_RETRY.attempts} attempts`, () => failed() >= 3 * FAST_RETRY.attempts, 30000, () => store.calls);
+    assert.equal(runner.snapshot().dlq, 0, 'nothing parked while the system is down');
+    assert.ok(runner.status().waiting_since, 'the runner says it waits for its system');
+    down = false;
     await waitCaughtUp(runner, config, config.KAFKA_TOPIC_ENRICHED);
+    assert.equal(runner.status().waiting_since, null, 'no longer waiting once a write went through');
   } finally {
     await runner.stop();
   }
-  assert.equal(memoryCount(store, 'offsets'), 0);
-  assert.equal(store.offsets.get(`${config.KAFKA_TOPIC_ENRICHED}:0`), '4', 'the empty write stored the offset past the parked batch');
-  const dlq = await readDlq(config);
-  assert.equal(dlq.length, 4);
-  for (const [i, e] of dlq.entries()) {
-    assert.equal(e.stage, 'sink:mem-exhaust');
-    assert.equal(e.code, 'SINK_WRITE_FAILED');
-    assert.equal(e.attempts, 3);
-    assert.equal(e.topic, config.KAFKA_TOPIC_ENRICHED);
-    assert.equal(e.partition, 0);
-    assert.equal(e.offset, String(i));
-    assert.deepEqual(JSON.parse(Buffer.from(e.value_base64 ?? '', 'base64').toString('utf8')), events[i]);
-  }
-  assert.equal((await committedOffsets(config, sinkGroupId(config, 'mem-exhaust'), config.KAFKA_TOPIC_ENRICHED)).get(0), '4');
+  assert.equal(memoryCount(store, 'offsets'), 4, 'every record written once the system is back');
+  assert.equal((await highWatermarks(config, config.KAFKA_TOPIC_DLQ)).get(0), '0', 'the DLQ is empty');
+  assert.equal((await committedOffsets(config, sinkGroupId(config, 'mem-outage'), config.KAFKA_TOPIC_ENRICHED)).get(0), '4');
 });
 
-test('a non-retriable write error parks the batch at once (one attempt)', { timeout: 60000 }, async () => {
+test('a batch refused as a whole is split until the culprit is found: only it goes to the DLQ', { timeout: 60000 }, async () => {
   const config = configFor('reject');
   const store = createMemoryStore();
+  const events = Array.from({ length: 8 }, () => enrichedEvent());
+  const culprit = events[5]?.event_id;
   const factory = memorySinkFactory({
     name: 'mem-reject',
-    variant: 'idempotent',
+    variant: 'offsets',
     store,
-    batching: { maxRecords: 100, maxWaitMs: 50 },
+    batching: { maxRecords: 100, maxWaitMs: 200 },
     beforeWrite: async (batch) => {
-      if (batch.records.length > 0) throw new PipelineError('SINK_REJECTED', 'the store refuses this batch');
+      if (batch.records.some((r) => r.event.event_id === culprit)) throw new PipelineError('SINK_REJECTED', 'the store refuses this batch');
     },
   });
   const runner = await startSinkRunner(config, factory, log, { retry: FAST_RETRY });
   try {
-    await produce(config, config.KAFKA_TOPIC_ENRICHED, eventMessages([enrichedEvent(), enrichedEvent()], 1));
+    await produce(config, config.KAFKA_TOPIC_ENRICHED, eventMessages(events, 1));
     await waitCaughtUp(runner, config, config.KAFKA_TOPIC_ENRICHED);
   } finally {
     await runner.stop();
   }
   const dlq = await readDlq(config);
-  assert.deepEqual(dlq.map((e) => [e.code, e.attempts, e.partition]), [['SINK_REJECTED', 1, 1], ['SINK_REJECTED', 1, 1]]);
-  assert.equal(store.calls.filter((c) => c.records > 0).length, 1, 'not retried');
+  assert.deepEqual(dlq.map((e) => [e.code, e.attempts, e.partition, e.offset]), [['SINK_REJECTED', 1, 1, '5']]);
+  assert.equal(memoryCount(store, 'offsets'), 7, 'the other seven are stored');
+  assert.equal(store.offsets.get(`${config.KAFKA_TOPIC_ENRICHED}:1`), '8', 'the stored offset passed the parked record');
+  const failedSizes = store.calls.filter((c) => c.failed).map((c) => c.records);
+  assert.ok(failedSizes.includes(1) && failedSizes.length <= 4, `split down to the one record in log2(8) + 1 refusals (${failedSizes.join(', ')})`);
+  assert.equal((await committedOffsets(config, sinkGroupId(config, 'mem-reject'), config.KAFKA_TOPIC_ENRICHED)).get(1), '8');
 });
 
 test('DLQ entries are confirmed before the batch is written and before the offset is committed', { timeout: 60000 }, async () => {

@@ -100,15 +100,16 @@ describe('external sink → reference receiver', () => {
     assert.equal(receiver.event('1')?.event?.user_id, receiver.event('98')?.event?.user_id);
   });
 
-  it('is rejected (final, not retriable) with wrong credentials', async () => {
+  it('waits (retriable) with wrong credentials: no record is at fault', async () => {
     const { receiver, sink } = await setup({ auth: 'Authorization: Bearer another-token' });
     let attempts = 0;
-    const err = await rejection(retry(() => (attempts++, sink.write(makeBatch(['1']))), retryOpts(5)));
-    assert.equal(err.code, 'HTTP_REJECTED');
-    assert.equal(err.retriable, false);
+    const err = await rejection(retry(() => (attempts++, sink.write(makeBatch(['1']))), retryOpts(3)));
+    assert.equal(err.code, 'HTTP_RETRIABLE');
+    assert.equal(err.retriable, true);
     assert.equal(err.details?.status, 401);
-    assert.equal(attempts, 1);
-    assert.equal(receiver.stats().auth_rejected, 1);
+    assert.equal(attempts, 3);
+    assert.equal(receiver.stats().auth_rejected, 3);
+    assert.equal(receiver.stats().events_unique, 0);
   });
 
   it('retries 5xx with the same Idempotency-Key; a lost acknowledgement is deduped', async () => {

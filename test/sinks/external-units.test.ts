@@ -83,10 +83,16 @@ describe('external sink: HTTP classification', () => {
     assert.equal(e429.outcome, '429');
     assert.equal(requestedDelayMs(e429), undefined);
     assert.equal(classifyStatus(408, null, '').retriable, true);
-    for (const status of [400, 401, 403, 404, 409, 413, 422, 301]) {
+    for (const status of [400, 409, 413, 422]) {
       const e = classifyStatus(status, null, 'nope');
       assert.equal(e.code, 'HTTP_REJECTED', `status ${status}`);
       assert.equal(e.retriable, false, `status ${status}`);
+    }
+    // Wrong credentials or address: no record causes them, so the sink waits for a fix.
+    for (const status of [401, 403, 404, 301]) {
+      const e = classifyStatus(status, null, 'nope');
+      assert.equal(e.code, 'HTTP_RETRIABLE', `status ${status}`);
+      assert.equal(e.retriable, true, `status ${status}`);
     }
   });
 

@@ -12,7 +12,11 @@ import { PipelineError } from '../../core/errors.js';
  *   no answer within timeoutMs        → TIMEOUT, retriable               outcome 'timeout'
  *   5xx, 408, 429                     → HTTP_RETRIABLE, retriable; 429 and 503 carry Retry-After
  *                                       (seconds or HTTP-date) as details.retryAfterMs
- *   other 4xx, 3xx (never followed)   → HTTP_REJECTED, not retriable (the runtime DLQs the batch)
+ *   401, 403, 404, 3xx (never followed) → HTTP_RETRIABLE, retriable: credentials or the address are
+ *                                       wrong, which no record can cause; the sink waits until an
+ *                                       operator fixes them instead of parking good events
+ *   other 4xx (400, 413, 422…)        → HTTP_REJECTED, not retriable: the runtime splits the batch
+ *                                       until the record refused alone is found, and DLQs that one
  */
 
 export type RequestOutcome = '2xx' | '3xx' | '4xx' | '429' | '5xx' | 'network' | 'timeout';
@@ -62,11 +66,14 @@ export function outcomeOf(status: number): RequestOutcome {
   return '2xx';
 }
 
+/** 4xx answers that say the sink is misconfigured (or the system is not ready), not the records bad. */
+const WAIT_STATUSES = new Set([401, 403, 404, 408]);
+
 /** The error for a non-2xx answer (pure). */
 export function classifyStatus(status: number, retryAfter: string | null, body: string, now: number = Date.now()): HttpFailure {
   const outcome = outcomeOf(status);
   const snippet = body.length > 500 ? `${body.slice(0, 500)}…` : body;
-  if (outcome === '5xx' || outcome === '429' || status === 408) {
+  if (outcome === '5xx' || outcome === '429' || outcome === '3xx' || WAIT_STATUSES.has(status)) {
     const retryAfterMs = parseRetryAfter(retryAfter, now);
     return new HttpFailure(
       outcome,

@@ -18,20 +18,18 @@ export const EXTERNAL_BATCH_WAIT_MS = 500;
 export const EXTERNAL_WRITE_CONCURRENCY = 2;
 
 /**
- * The retry policy the runtime should use for this sink: EXTERNAL_MAX_ATTEMPTS attempts,
- * exponential backoff with full jitter from 500 ms up to 30 s. A failure's `details.retryAfterMs`
+ * The retry policy the runtime should use for this sink: no bound on attempts (an outage of the
+ * system is waited out, src/runtime/write-splitting.ts), exponential backoff with full jitter
+ * from 500 ms up to 30 s. A failure's `details.retryAfterMs`
  * (Retry-After, or an open circuit's remaining cool-down) is the minimum wait before the next
  * attempt, capped by `maxMs`.
  */
-export function externalRetryPolicy(config: Config): RetryPolicy {
-  return { attempts: config.EXTERNAL_MAX_ATTEMPTS, baseMs: 500, maxMs: 30000, jitter: 'full' };
+export function externalRetryPolicy(): RetryPolicy {
+  return { attempts: Number.MAX_SAFE_INTEGER, baseMs: 500, maxMs: 30000, jitter: 'full' };
 }
 
-/** What the runtime's `retry({ requestedDelayMs })` should read from an error of this sink. */
-export function requestedDelayMs(err: unknown): number | undefined {
-  const v = (err as { details?: { retryAfterMs?: unknown } } | null)?.details?.retryAfterMs;
-  return typeof v === 'number' && Number.isFinite(v) && v >= 0 ? v : undefined;
-}
+/** What the runtime's `retry({ requestedDelayMs })` reads from an error of this sink. */
+export { requestedDelayMs } from '../../runtime/retry.js';
 
 export const externalSinkFactory: SinkFactory & { retryPolicy(config: Config): RetryPolicy; writeConcurrency(): number } = {
   name: 'external',

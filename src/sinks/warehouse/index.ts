@@ -32,14 +32,14 @@ export const warehouseSinkFactory: SinkFactory & { retryPolicy(config: Config): 
     return { maxRecords: config.BATCH_SIZE, maxWaitMs: Math.round(config.WAREHOUSE_FLUSH_SECONDS * 1000) };
   },
   /**
-   * A batch whose retries run out goes to the DLQ, so a remote warehouse gets a longer budget
-   * (about 5 minutes of outage, e.g. a BigQuery incident or expired credentials being replaced)
-   * than the local file (about 1 minute).
+   * The backoff between attempts while the warehouse fails retriably (an outage is waited out
+   * without a bound on attempts: src/runtime/write-splitting.ts): longer for a remote warehouse
+   * (a BigQuery incident, credentials being replaced) than for the local file (a lock).
    */
   retryPolicy(config: Config): RetryPolicy {
     return config.warehouse === 'bigquery'
-      ? { attempts: 14, baseMs: 500, maxMs: 30000, jitter: 'full' }
-      : { attempts: 10, baseMs: 200, maxMs: 10000, jitter: 'full' };
+      ? { attempts: Number.MAX_SAFE_INTEGER, baseMs: 500, maxMs: 30000, jitter: 'full' }
+      : { attempts: Number.MAX_SAFE_INTEGER, baseMs: 200, maxMs: 10000, jitter: 'full' };
   },
   /** DuckDB groups concurrent partitions' batches (duckdb.ts); BigQuery writes one batch at a time. */
   writeConcurrency(config: Config): number {
