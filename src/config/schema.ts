@@ -106,7 +106,6 @@ export const envSchema = z.object({
   EXTERNAL_API_URL: url(['http:', 'https:']).optional(),
   EXTERNAL_API_AUTH_HEADER: z.string().optional(),
   EXTERNAL_API_TIMEOUT_MS: int(100, 300000).default(10000),
-  EXTERNAL_MAX_ATTEMPTS: int(1, 100).default(8),
   EXTERNAL_PSEUDONYMIZE_KEY: z.string().min(16, { message: 'accepts a key of at least 16 characters' }).optional(),
   EXTERNAL_RECEIVER_PORT: int(1, 65535).default(8090),
   EXTERNAL_CIRCUIT_FAILURES: int(1, 1000).default(5),
