@@ -68,7 +68,12 @@ export type QualityFlag =
   | 'missing_user'
   | 'missing_device'
   /** raw_payload was not valid JSON text: passed on as the original string. */
-  | 'invalid_raw_payload';
+  | 'invalid_raw_payload'
+  /**
+   * duration_ms is beyond what a person can have spent (enrich.ts `durationFlag`, docs/processor.md):
+   * kept out of the real-time aggregates and the warehouse views, stored with the flag.
+   */
+  | 'implausible_duration';
 
 /** What the processor writes to the enriched topic, keyed by content id. */
 export interface EnrichedEvent {

@@ -3,7 +3,7 @@ import type { PipelineError } from '../core/errors.js';
 import type { ContentRow, QualityFlag } from '../core/types.js';
 import { decodeChange } from './decode.js';
 import { priorAttempts, processorDlqEntry, type SourceRecord } from './dlq.js';
-import { enrichValidated, lengthFlag } from './enrich.js';
+import { durationFlag, enrichValidated, lengthFlag } from './enrich.js';
 import { enrichedJson } from './enriched-json.js';
 import { reasonOf } from './reasons.js';
 import type { OutRecord } from './transaction-writer.js';
@@ -140,6 +140,8 @@ export async function transformBatch(batch: ConsumedBatch, fetchedAt: number, ct
       for (const f of ev.flags) bump(out.flags, f);
       const flag = lengthFlag(ev.duration_ms === null ? null : ev.duration_ms / 1000, content.length_seconds);
       if (flag !== null) bump(out.flags, flag);
+      const implausible = durationFlag(ev.duration_ms, content.length_seconds);
+      if (implausible !== null) bump(out.flags, implausible);
     }
   }
   for (const s of slots) if (s !== null) out.records.push(s);

@@ -12,7 +12,9 @@ import { validateEventRow, type ValidEvent } from './validate.js';
  *   length_seconds <= 0 (flag missing_length / non_positive_length);
  * - above 100 the value is KEPT as computed and flagged `pct_above_100` (replays, seeking and
  *   background play make it real; capping would hide it; readers cap for display if they want);
- * - event_date / event_hour are UTC buckets of event_ts.
+ * - event_date / event_hour are UTC buckets of event_ts;
+ * - a duration no one can have spent is flagged `implausible_duration` (`durationFlag`), values
+ *   KEPT: readers of aggregates leave such events out (Redis, the warehouse views), the rows stay.
  */
 
 export interface EnrichMeta {
@@ -38,6 +40,26 @@ export function lengthFlag(seconds: number | null, length: number | null | undef
   return seconds !== null && (seconds / length) * 100 > 100 ? 'pct_above_100' : null;
 }
 
+/** Above this a duration is implausible whatever the content (24 h: a session does not last longer). */
+export const MAX_PLAUSIBLE_DURATION_MS = 24 * 60 * 60 * 1000;
+/** With a known length, a duration above length × this factor + the margin is implausible (capped by the above). */
+export const PLAUSIBLE_LENGTH_FACTOR = 10;
+export const PLAUSIBLE_MARGIN_MS = 60 * 60 * 1000;
+
+/**
+ * The limit above which a duration is implausible: min(24 h, length × 10 + 1 h) when the length
+ * is known and positive (replays, seeking and background play stay below it), 24 h otherwise.
+ */
+export function plausibleDurationLimitMs(length: number | null | undefined): number {
+  if (length === null || length === undefined || !(length > 0)) return MAX_PLAUSIBLE_DURATION_MS;
+  return Math.min(MAX_PLAUSIBLE_DURATION_MS, length * 1000 * PLAUSIBLE_LENGTH_FACTOR + PLAUSIBLE_MARGIN_MS);
+}
+
+/** `implausible_duration` when duration_ms is above `plausibleDurationLimitMs(length)`, else null. */
+export function durationFlag(durationMs: number | null, length: number | null | undefined): QualityFlag | null {
+  return durationMs !== null && durationMs > plausibleDurationLimitMs(length) ? 'implausible_duration' : null;
+}
+
 export function enrichEvent(row: EngagementEventRow, content: ContentRow | undefined, meta: EnrichMeta): EnrichResult {
   const valid = validateEventRow(row, meta.processedTsMs);
   if (!valid.ok) return valid;
@@ -55,6 +77,8 @@ export function enrichValidated(ev: ValidEvent, content: ContentRow | undefined,
   const pct = engagementPct(engagementSeconds, length);
   const flag = lengthFlag(engagementSeconds, length);
   if (flag !== null) flags.push(flag);
+  const implausible = durationFlag(ev.duration_ms, length);
+  if (implausible !== null) flags.push(implausible);
   return {
     ok: true,
     event: {

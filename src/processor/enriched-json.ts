@@ -1,5 +1,5 @@
 import type { ContentRow, QualityFlag } from '../core/types.js';
-import { engagementPct, lengthFlag, type EnrichMeta } from './enrich.js';
+import { durationFlag, engagementPct, lengthFlag, type EnrichMeta } from './enrich.js';
 import type { ValidEvent } from './validate.js';
 
 /**
@@ -54,11 +54,11 @@ function extraJson(extra: Record<string, unknown>): string {
   return '{}';
 }
 
-function flagsJson(flags: QualityFlag[], more: QualityFlag | null): string {
-  if (flags.length === 0) return more === null ? '[]' : `["${more}"]`;
-  let out = `["${flags.join('","')}"`;
-  if (more !== null) out += `,"${more}"`;
-  return `${out}]`;
+function flagsJson(flags: QualityFlag[], more: QualityFlag | null, last: QualityFlag | null): string {
+  if (flags.length === 0 && last === null) return more === null ? '[]' : `["${more}"]`;
+  const all = more === null ? flags : [...flags, more];
+  if (last !== null) return all.length === 0 ? `["${last}"]` : `["${all.join('","')}","${last}"]`;
+  return `["${all.join('","')}"]`;
 }
 
 /**
@@ -75,6 +75,6 @@ export function enrichedJson(ev: ValidEvent, content: ContentRow, meta: EnrichMe
     `"raw_payload":${JSON.stringify(ev.raw_payload)},"extra":${extraJson(ev.extra)},${contentPart(content)},` +
     `"engagement_seconds":${num(seconds)},"engagement_pct":${num(engagementPct(seconds, length))},"event_date":"${ts.slice(0, 10)}",` +
     `"event_hour":"${ts.slice(0, 13)}:00:00.000Z","source_ts_ms":${sourceTsText(meta.sourceTsMs)},"processed_ts_ms":${processedTsText(meta.processedTsMs)},` +
-    `"origin":"${meta.origin}","quality_flags":${flagsJson(ev.flags, lengthFlag(seconds, length))}}`
+    `"origin":"${meta.origin}","quality_flags":${flagsJson(ev.flags, lengthFlag(seconds, length), durationFlag(ev.duration_ms, length))}}`
   );
 }

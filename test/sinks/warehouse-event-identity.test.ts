@@ -2,13 +2,14 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { eventKey, instantMicros } from '../../src/core/event-identity.js';
 import type { EncodedBatch } from '../../src/sinks/contract.js';
-import { batchOf, duckdbFiles, openReader, startedWarehouse, whEvent } from './warehouse-fixtures.js';
+import { approxEqualRows, batchOf, duckdbFiles, EXPECTED_DAILY, EXPECTED_HOURLY, KNOWN_EVENTS, openReader, startedWarehouse, whEvent } from './warehouse-fixtures.js';
 
 /**
  * The event's identity in the DuckDB warehouse, both ways of writing it (checked `write`, fast
  * `writeEncoded`), on real DuckDB files: after a sequence reset (TRUNCATE … RESTART IDENTITY, a
  * restore) new events reuse old ids with their own event_ts, and each is stored; the same event
- * re-sent — in the CDC's or the backfill's rendering of its event_ts — is stored once.
+ * re-sent — in the CDC's or the backfill's rendering of its event_ts — is stored once. Also: the
+ * views leave out events flagged implausible_duration, which the fact table keeps.
  */
 
 const files = duckdbFiles();
@@ -77,6 +78,27 @@ describe('event identity: (event_id, event_ts)', () => {
       // The same event twice in one batch, in the CDC's and the backfill's rendering: a repeat.
       const twice = [JSON.stringify(whEvent(11, 'A', 'u1', 'play', OLD, 1)), JSON.stringify(whEvent(11, 'A', 'u1', 'play', asBackfill(OLD), 1))];
       assert.deepEqual(await sink.writeEncoded(encoded(twice, 9)), { kind: 'needs-check' });
+    } finally {
+      await sink.close();
+    }
+  });
+
+  it('the views leave out events flagged implausible_duration; the fact table keeps them, flagged', async () => {
+    const { sink, file } = await startedWarehouse(files.fresh());
+    try {
+      const implausible = whEvent(900, 'A', 'u9', 'play', '2024-03-01T10:50:00.000Z', 2147483647, { quality_flags: ['pct_above_100', 'implausible_duration'] });
+      await sink.write(batchOf(TOPIC, 0, [...KNOWN_EVENTS, implausible], 0));
+      const r = await openReader(file);
+      try {
+        const daily = await r.rows(`SELECT CAST(event_date AS VARCHAR) AS event_date, * EXCLUDE (event_date, content_id) FROM daily_engagement_summary ORDER BY event_date, content_slug`);
+        assert.equal(approxEqualRows(daily, EXPECTED_DAILY), null);
+        const hourly = await r.rows(`SELECT hour_bucket, CAST(event_date AS VARCHAR) AS event_date, * EXCLUDE (hour_bucket, event_date) FROM hourly_engagement_trends ORDER BY hour_bucket, content_type`);
+        assert.equal(approxEqualRows(hourly, EXPECTED_HOURLY), null);
+        const [row] = await r.rows(`SELECT duration_ms, quality_flags FROM engagement_events_enriched WHERE event_id = 900`);
+        assert.deepEqual(row, { duration_ms: 2147483647, quality_flags: ['pct_above_100', 'implausible_duration'] });
+      } finally {
+        r.close();
+      }
     } finally {
       await sink.close();
     }

@@ -46,6 +46,10 @@ const GOOD: EngagementEventRow[] = [
   row(7, { duration_ms: 1, event_ts: '2000-01-01T00:00:00.000000Z' }),
   row(8, { event_ts: new Date(NOW + 86_400_000).toISOString().replace('Z', '999Z') }),
   row('900719925474099', { event_type: 'pause', duration_ms: 333 }),
+  // Either side of the implausible-duration limit: length 10 s → 3,700,000 ms; unknown length → 24 h.
+  row(9, { content_id: D, duration_ms: 3_700_000 }),
+  row(10, { content_id: D, duration_ms: 3_700_001 }),
+  row(11, { content_id: B, duration_ms: 86_400_001 }),
 ];
 
 /** Rows `enrichEvent` rejects, or (`true` third) that it accepts but the import does not judge; each with a good row in a page. */

@@ -9,8 +9,9 @@ import { encodeRecent } from './recent-event.js';
  * Pure translation of one partition batch into the ARGV of the apply script (apply-script.ts).
  * Everything that can be computed without Redis is computed here, so the script's work per event
  * is one ledger lookup and one ledger insert: the event-time minute of each event, the too-old
- * filter, records below the stored offset, duplicate events inside the batch, events the ledger
- * is known to hold, and then the increments pre-aggregated per (minute, content) — counts per type,
+ * filter, records below the stored offset, events flagged `implausible_duration` (kept out of
+ * every aggregate: docs/redis.md), duplicate events inside the batch, events the ledger is known
+ * to hold, and then the increments pre-aggregated per (minute, content) — counts per type,
  * integer engagement (ms) and pct (milli-percent) so sums are exact and order-independent, the
  * newest event time, the distinct users — plus the newest recent-list members per content and the
  * content metadata not yet written. The script accepts the whole candidate set or nothing: when
@@ -41,6 +42,8 @@ export interface BuiltPayload {
   below: number;
   /** Repeated events inside the batch, and events in `exclude`. */
   duplicates: number;
+  /** Records flagged `implausible_duration`: left out of the aggregates (their offset still moves). */
+  implausible: number;
   /** Events sent to the script: all applied when it accepts the payload. */
   candidates: number;
   /** Metadata signatures (content id → signature) the payload writes; remember them once applied. */
@@ -120,6 +123,11 @@ export function ledgerMember(eventId: string, eventTs: string): string {
   return us === null ? `${eventId}.${eventTs}` : `${eventId}.${us % 60_000_000n}`;
 }
 
+/** Whether the processor flagged the event's duration implausible (enrich.ts `durationFlag`). */
+export function isImplausible(e: Pick<EnrichedEvent, 'quality_flags'>): boolean {
+  return Array.isArray(e.quality_flags) && e.quality_flags.includes('implausible_duration');
+}
+
 export function buildPayload(batch: SinkBatch, opts: PayloadOptions): BuiltPayload {
   const currentMinute = minuteOf(opts.nowMs);
   const firstMinute = currentMinute - opts.windowMinutes + 1;
@@ -127,7 +135,7 @@ export function buildPayload(batch: SinkBatch, opts: PayloadOptions): BuiltPaylo
   const latest = new Map<string, EnrichedEvent>();
   const recent = new Map<string, Array<{ ev: EnrichedEvent; ts: number }>>();
   const seen = new Set<string>();
-  const out = { tooOld: 0, invalid: 0, inWindow: 0, below: 0, duplicates: 0, candidates: 0 };
+  const out = { tooOld: 0, invalid: 0, inWindow: 0, below: 0, duplicates: 0, implausible: 0, candidates: 0 };
   let first = -1;
   for (const record of batch.records) {
     const ts = eventTimeOrProblem(record);
@@ -147,6 +155,10 @@ export function buildPayload(batch: SinkBatch, opts: PayloadOptions): BuiltPaylo
       continue;
     }
     const ev = record.event;
+    if (isImplausible(ev)) {
+      out.implausible++;
+      continue;
+    }
     const member = opts.dedupe ? ledgerMember(ev.event_id, ev.event_ts) : '';
     if (opts.dedupe) {
       // The first occurrence of an event (lowest offset) is the one that can be applied.

@@ -153,6 +153,7 @@ export class RedisSink implements Sink {
       if (result.applied > 0) metrics.events.inc({ result: 'applied' }, result.applied);
       if (built.duplicates > 0) metrics.events.inc({ result: 'duplicate' }, built.duplicates);
       if (built.below > 0) metrics.events.inc({ result: 'below_offset' }, built.below);
+      if (built.implausible > 0) metrics.events.inc({ result: 'implausible' }, built.implausible);
       return;
     }
   }

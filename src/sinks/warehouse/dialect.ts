@@ -20,6 +20,8 @@ export interface Dialect {
   safeDivide(num: string, den: string): string;
   /** The current instant. */
   now(): string;
+  /** True when the string list `list` (NULL counts as empty) does not hold the literal `value`. */
+  lacks(list: string, value: string): string;
 }
 
 const DUCKDB_TYPES: Record<LogicalType, string> = {
@@ -66,6 +68,7 @@ export const duckdbDialect: Dialect = {
   countIf: (cond) => `COUNT(*) FILTER (WHERE ${cond})`,
   safeDivide: (num, den) => `CASE WHEN (${den}) = 0 THEN NULL ELSE CAST(${num} AS DOUBLE) / (${den}) END`,
   now: () => 'now()',
+  lacks: (list, value) => `NOT coalesce(list_contains(${list}, '${value.replaceAll("'", "''")}'), false)`,
 };
 
 /** BigQuery GoogleSQL: backtick-quoted `project.dataset.table` names, COUNTIF, SAFE_DIVIDE. */
@@ -79,5 +82,6 @@ export function bigQueryDialect(projectId: string, datasetId: string): Dialect {
     countIf: (cond) => `COUNTIF(${cond})`,
     safeDivide: (num, den) => `SAFE_DIVIDE(${num}, ${den})`,
     now: () => 'CURRENT_TIMESTAMP()',
+    lacks: (list, value) => `'${value.replace(/['\\]/g, (c) => `\\${c}`)}' NOT IN UNNEST(${list})`,
   };
 }

@@ -1,4 +1,5 @@
 import { CONTENT_TYPES, EVENT_TYPES } from '../../core/types.js';
+import { MAX_PLAUSIBLE_DURATION_MS, PLAUSIBLE_LENGTH_FACTOR, PLAUSIBLE_MARGIN_MS } from '../../processor/enrich.js';
 import { MAX_FUTURE_SKEW_MS, MIN_EVENT_TS_MS } from '../../processor/validate.js';
 import { DIRECT_OFFSET, DIRECT_PARTITION } from '../contract.js';
 import { SOURCE_CSV_COLUMNS } from '../source-import.js';
@@ -91,11 +92,14 @@ export function sourceVerdictSql(file: string, nowMs: number): string {
  * a raw_payload is not JSON: the caller declines the page.
  */
 export function insertSourceSql(file: string, nowMs: number, lo: bigint, hi: bigint): string {
-  // enrich.ts: seconds = duration_ms / 1000; pct = seconds / length * 100 (length > 0); the flags in validate.ts's order, then the length's.
+  // enrich.ts: seconds = duration_ms / 1000; pct = seconds / length * 100 (length > 0); the flags in
+  // validate.ts's order, then the length's, then implausible_duration (durationFlag, in doubles as JS computes it).
   const seconds = `(CAST(s.duration_ms AS DOUBLE) / 1000)`;
   const pct = `(${seconds} / CAST(c.length_seconds AS DOUBLE) * 100)`;
   const lengthFlag = `CASE WHEN c.length_seconds IS NULL THEN 'missing_length' WHEN c.length_seconds <= 0 THEN 'non_positive_length' WHEN ${pct} > 100 THEN 'pct_above_100' END`;
-  const flags = `list_filter([CASE WHEN s.duration_ms IS NULL THEN 'missing_duration' END, CASE WHEN s.user_id IS NULL THEN 'missing_user' END, CASE WHEN s.device IS NULL THEN 'missing_device' END, ${lengthFlag}], f -> f IS NOT NULL)`;
+  const limit = `CASE WHEN c.length_seconds > 0 THEN least(${MAX_PLAUSIBLE_DURATION_MS}, CAST(c.length_seconds AS DOUBLE) * 1000 * ${PLAUSIBLE_LENGTH_FACTOR} + ${PLAUSIBLE_MARGIN_MS}) ELSE ${MAX_PLAUSIBLE_DURATION_MS} END`;
+  const durationFlag = `CASE WHEN CAST(s.duration_ms AS DOUBLE) > ${limit} THEN 'implausible_duration' END`;
+  const flags = `list_filter([CASE WHEN s.duration_ms IS NULL THEN 'missing_duration' END, CASE WHEN s.user_id IS NULL THEN 'missing_user' END, CASE WHEN s.device IS NULL THEN 'missing_device' END, ${lengthFlag}, ${durationFlag}], f -> f IS NOT NULL)`;
   const values: Record<string, string> = {
     event_id: 's.id',
     content_id: 's.content_id',

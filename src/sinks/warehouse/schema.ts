@@ -63,7 +63,7 @@ export const FACT_TABLE: TableDef = {
     col('source_ts_ms', 'int64', true, 'source commit time, ms since epoch'),
     col('processed_ts_ms', 'int64', true, 'enrichment time, ms since epoch'),
     col('origin', 'string', true, 'stream | backfill'),
-    col('quality_flags', 'string_list', false, 'data-quality flags set by the processor'),
+    col('quality_flags', 'string_list', false, 'data-quality flags set by the processor (implausible_duration: left out of the views)'),
     col('schema_version', 'int64', true, 'enriched record schema version'),
     col('kafka_partition', 'int64', true, 'enriched-topic partition the row was read from (first copy); -1 when written by a direct backfill'),
     col('kafka_offset', 'int64', true, 'enriched-topic offset the row was read from (first copy); -1 when written by a direct backfill'),

@@ -13,6 +13,10 @@ import { CONTENT_DIM, FACT_TABLE } from './schema.js';
  * hourly_engagement_trends — one row per hour_bucket × content_type (NULL type shown as 'unknown'):
  *   event_date, total_events, unique_users, unique_content, plays, finishes,
  *   total_engagement_seconds, avg_engagement_seconds, avg_engagement_pct.
+ *
+ * Both leave out the events flagged `implausible_duration` (src/processor/enrich.ts durationFlag):
+ * entirely, not only their duration, so the views count what the real-time aggregates in Redis
+ * count. The rows stay in the fact table, flag included, for whoever wants to look at them.
  */
 
 export interface ViewDef {
@@ -24,6 +28,8 @@ export interface ViewDef {
 
 export const DAILY_SUMMARY = 'daily_engagement_summary';
 export const HOURLY_TRENDS = 'hourly_engagement_trends';
+/** The flag whose events the views leave out. */
+export const EXCLUDED_FLAG = 'implausible_duration';
 
 function eventCounts(d: Dialect): string[] {
   return [
@@ -57,6 +63,7 @@ export function dailySummarySql(d: Dialect): string {
     `  ${d.safeDivide(d.countIf(`f.event_type = 'finish'`), d.countIf(`f.event_type = 'play'`))} AS completion_rate`,
     `FROM ${fact} AS f`,
     `LEFT JOIN ${dim} AS c ON c.content_id = f.content_id`,
+    `WHERE ${d.lacks('f.quality_flags', EXCLUDED_FLAG)}`,
     `GROUP BY f.event_date, f.content_id, c.content_slug, c.content_title, c.content_type`,
   ].join('\n');
 }
@@ -76,6 +83,7 @@ export function hourlyTrendsSql(d: Dialect): string {
     `  ${finishes},`,
     ...ENGAGEMENT.map((e, i, all) => `  ${e}${i < all.length - 1 ? ',' : ''}`),
     `FROM ${fact} AS f`,
+    `WHERE ${d.lacks('f.quality_flags', EXCLUDED_FLAG)}`,
     `GROUP BY f.hour_bucket, f.event_date, COALESCE(f.content_type, 'unknown')`,
   ].join('\n');
 }
@@ -84,12 +92,12 @@ export function viewDefinitions(d: Dialect): ViewDef[] {
   return [
     {
       name: DAILY_SUMMARY,
-      description: 'Per UTC day and content: event counts by type, unique users, engagement seconds and percent, completion rate.',
+      description: 'Per UTC day and content: event counts by type, unique users, engagement seconds and percent, completion rate (events flagged implausible_duration left out).',
       sql: dailySummarySql(d),
     },
     {
       name: HOURLY_TRENDS,
-      description: 'Per UTC hour and content type: events, unique users and content, plays, finishes, engagement.',
+      description: 'Per UTC hour and content type: events, unique users and content, plays, finishes, engagement (events flagged implausible_duration left out).',
       sql: hourlyTrendsSql(d),
     },
   ];
