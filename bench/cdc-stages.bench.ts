@@ -95,7 +95,7 @@ export async function run(): Promise<BenchResult[]> {
   } as unknown as TxnWriter;
   const pipeline = new ChangePipeline({
     slot: 's', serverName: 'engage', db: 'db', positionTopic: 'p', routes: { 'public.engagement_events': 'events' },
-    maxBatchRows: Number.MAX_SAFE_INTEGER, commitIntervalMs: 3_600_000, minCommitGapMs: 0, skipBelow: 0n, snapshot: null, writer,
+    maxBatchRows: Number.MAX_SAFE_INTEGER, commitIntervalMs: 3_600_000, minCommitGapMs: 0, skipBelow: 0n, snapshot: null, writer, maxEventBytes: 1_000_000, onTruncated: () => undefined,
     primaryKey: () => Promise.resolve(['id']), ack: () => undefined, onCommitted: () => undefined,
     onFail: (err) => {
       throw err;

@@ -1,20 +1,23 @@
 import type { Config } from '../config/load.js';
 import { PipelineError, errorMessage } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
-import { retry } from '../runtime/retry.js';
+import { sleep, type RetryPolicy } from '../runtime/retry.js';
 import type { RunningComponent } from '../runtime/lifecycle.js';
 import type { CommittedBatch } from './change-pipeline.js';
 import { formatLsn } from './lsn.js';
 import { cdcMetrics } from './metrics.js';
-import { openSession, type Session } from './session.js';
+import { HEALTHY_SESSION_MS, RECONNECT_POLICY, ReconnectBackoff } from './reconnect-backoff.js';
+import { openSession, type OpenSession, type Session } from './session.js';
 
 /**
  * `engage cdc` as a component: PostgreSQL (pgoutput logical replication) → Kafka, exactly once.
  * `startCdc` resolves once the first session streams (after the snapshot, when one is taken) and
  * rejects on a fatal error (slot in use by another instance after CDC_SLOT_WAIT_SECONDS, slot gone
- * while Kafka holds a position, misconfiguration). Any other failure — PostgreSQL or Kafka down or
- * restarted, a dropped connection — closes the session and opens a new one with exponential backoff;
- * the committed position makes the resumption exactly-once. See docs/cdc.md.
+ * while Kafka holds a position, a slot without a position, misconfiguration).
+ * Any other failure — PostgreSQL or Kafka down or restarted, a dropped connection — closes the
+ * session and opens a new one after a capped, jittered exponential backoff (reconnect-backoff.ts)
+ * that starts over once a session has run healthily; the committed position makes the resumption
+ * exactly-once. See docs/cdc.md.
  */
 
 export interface CdcStatus {
@@ -30,7 +33,21 @@ export interface CdcStatus {
   rows: number;
   snapshot_rows: number;
   sessions: number;
+  /** TRUNCATEs of captured tables seen (not propagated; ids may be reused after RESTART IDENTITY). */
+  table_truncates: number;
+  last_truncate: { at: string; tables: string[] } | null;
+  /** Change events written with oversized values replaced by a marker (docs/cdc.md). */
+  truncated_events: number;
   last_error: string | null;
+}
+
+export interface CdcOptions {
+  /** `engage cdc --reset-position` (session.ts SessionOptions); applies until a session opens. */
+  resetPosition?: boolean;
+  /** Tests: the session factory, the reconnect backoff and what counts as a healthy session. */
+  openSession?: OpenSession;
+  reconnectPolicy?: RetryPolicy;
+  healthySessionMs?: number;
 }
 
 export interface CdcComponent extends RunningComponent {
@@ -38,10 +55,8 @@ export interface CdcComponent extends RunningComponent {
   done: Promise<void>;
 }
 
-const RECONNECT = { attempts: Number.MAX_SAFE_INTEGER, baseMs: 250, maxMs: 10_000, jitter: 'full' as const };
-
-export async function startCdc(config: Config, log: Logger): Promise<CdcComponent> {
-  const cdc = new Cdc(config, log.child({ component: 'cdc', slot: config.CDC_SLOT_NAME }));
+export async function startCdc(config: Config, log: Logger, options: CdcOptions = {}): Promise<CdcComponent> {
+  const cdc = new Cdc(config, log.child({ component: 'cdc', slot: config.CDC_SLOT_NAME }), options);
   await cdc.start();
   return cdc;
 }
@@ -53,11 +68,18 @@ class Cdc implements CdcComponent {
   done: Promise<void> = Promise.resolve();
   private readonly state: CdcStatus;
   private readonly metrics = cdcMetrics();
+  private readonly backoff: ReconnectBackoff;
+  private readonly open: OpenSession;
+  private resetPosition: boolean;
 
   constructor(
     private readonly config: Config,
     private readonly log: Logger,
+    options: CdcOptions,
   ) {
+    this.backoff = new ReconnectBackoff(options.reconnectPolicy ?? RECONNECT_POLICY, options.healthySessionMs ?? HEALTHY_SESSION_MS);
+    this.open = options.openSession ?? openSession;
+    this.resetPosition = options.resetPosition ?? false;
     this.state = {
       slot: config.CDC_SLOT_NAME,
       phase: 'starting',
@@ -70,6 +92,9 @@ class Cdc implements CdcComponent {
       rows: 0,
       snapshot_rows: 0,
       sessions: 0,
+      table_truncates: 0,
+      last_truncate: null,
+      truncated_events: 0,
       last_error: null,
     };
   }
@@ -105,9 +130,14 @@ class Cdc implements CdcComponent {
         this.state.phase = 'reconnecting';
         this.state.last_error = errorMessage(err);
         this.metrics.reconnects.inc({ slot: this.config.CDC_SLOT_NAME });
-        this.log.warn({ err: errorMessage(err) }, 'cdc session failed; reconnecting (nothing is confirmed beyond the last Kafka commit)');
+        const { delayMs, failures, ranMs } = this.backoff.failed();
+        this.log.warn(
+          { err: errorMessage(err), hint: hintFor(err), delay_ms: delayMs, failures_in_a_row: failures, session_ran_ms: ranMs },
+          `cdc session failed; reconnecting in ${delayMs} ms (nothing is confirmed beyond the last Kafka commit)`,
+        );
         await session.close();
         try {
+          await sleep(delayMs, this.abort.signal);
           this.session = await this.connect();
         } catch (fatal) {
           if (this.stopping) return;
@@ -120,23 +150,24 @@ class Cdc implements CdcComponent {
     }
   }
 
-  private connect(): Promise<Session> {
-    return retry(
-      async () => {
-        if (this.stopping) throw new PipelineError('INTERNAL', 'stopping', { retriable: false });
-        this.state.sessions++;
-        return openSession(this.config, this.log, this.events, this.abort.signal);
-      },
-      {
-        ...RECONNECT,
-        signal: this.abort.signal,
-        shouldRetry: (err) => !this.stopping && !(err instanceof PipelineError && !err.retriable),
-        onRetry: (err, attempt, delay) => {
-          this.state.last_error = errorMessage(err);
-          this.log.warn({ attempt, delay_ms: delay, err: errorMessage(err) }, 'cdc: cannot start a session yet; retrying');
-        },
-      },
-    );
+  /** Opens a session, waiting the backoff between failed attempts; a non-retriable error is final. */
+  private async connect(): Promise<Session> {
+    for (;;) {
+      if (this.stopping) throw new PipelineError('INTERNAL', 'stopping', { retriable: false });
+      this.state.sessions++;
+      try {
+        const session = await this.open(this.config, this.log, this.events, this.abort.signal, { resetPosition: this.resetPosition });
+        this.resetPosition = false; // done: the slot and the position agree from now on
+        this.backoff.opened();
+        return session;
+      } catch (err) {
+        if (this.stopping || (err instanceof PipelineError && !err.retriable)) throw err;
+        const { delayMs, failures } = this.backoff.failed();
+        this.state.last_error = errorMessage(err);
+        this.log.warn({ attempt: failures, delay_ms: delayMs, err: errorMessage(err), hint: hintFor(err) }, 'cdc: cannot start a session yet; retrying');
+        await sleep(delayMs, this.abort.signal);
+      }
+    }
   }
 
   private readonly events = {
@@ -164,6 +195,15 @@ class Cdc implements CdcComponent {
       this.state.transactions += b.transactions;
       this.state.rows += rows;
     },
+    onTruncated: (table: string) => {
+      this.metrics.truncated.inc({ slot: this.config.CDC_SLOT_NAME, table });
+      this.state.truncated_events++;
+    },
+    onTableTruncate: (tables: string[]) => {
+      for (const table of tables) this.metrics.tableTruncates.inc({ slot: this.config.CDC_SLOT_NAME, table });
+      this.state.table_truncates++;
+      this.state.last_truncate = { at: new Date().toISOString(), tables };
+    },
     onWalStats: (s: { retainedBytes: number; lagBytes: number }) => {
       const slot = this.config.CDC_SLOT_NAME;
       this.metrics.retainedWalBytes.set({ slot }, s.retainedBytes);
@@ -172,4 +212,12 @@ class Cdc implements CdcComponent {
       this.state.lag_bytes = s.lagBytes;
     },
   };
+}
+
+/** What to do about a failure the operator can fix, if it is one (logged with the failure). */
+function hintFor(err: unknown): string | undefined {
+  if (/message size too large|MSG_SIZE_TOO_LARGE/i.test(errorMessage(err))) {
+    return 'Kafka refused a record as too large: a topic\'s max.message.bytes is below KAFKA_MESSAGE_MAX_BYTES + 64 KiB (topics that existed before the pipeline created them keep their own limit); raise it with kafka-configs.sh --alter --add-config max.message.bytes=…, or lower KAFKA_MESSAGE_MAX_BYTES';
+  }
+  return undefined;
 }

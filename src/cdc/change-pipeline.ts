@@ -2,6 +2,7 @@ import type { Pgoutput } from 'pg-logical-replication';
 import type { Logger } from '../core/logger.js';
 import { CDC_VERSION, emitChange, emitUpdate, routeFor, sourcePrefix, type ChangeAt, type Emit, type TableMeta, type TopicRoutes } from './envelope.js';
 import { formatLsn, lsnTextToNumber, parseLsnOrZero, type Lsn } from './lsn.js';
+import { sizeGuardedEmit, type TruncatedInfo } from './oversize.js';
 import { positionRecord, type CdcPosition } from './position-store.js';
 import type { RowMessage, StreamMessage } from './pgoutput-rows.js';
 import { RowJson } from './row-json.js';
@@ -44,10 +45,16 @@ export interface PipelineOptions {
   skipBelow: Lsn;
   snapshot: CdcPosition['snapshot'];
   writer: TxnWriter;
+  /** The most bytes (key + value) one change event may take; larger ones are cut (oversize.ts). */
+  maxEventBytes: number;
+  /** An event was written with oversized values replaced by a marker. */
+  onTruncated(topic: string, key: string | null, info: TruncatedInfo): void;
   primaryKey(relationOid: number): Promise<string[]>;
   ack(lsn: Lsn): void;
   onCommitted(info: CommittedBatch): void;
   onFail(err: unknown): void;
+  /** A TRUNCATE of these captured tables (schema.table), seen once per transaction not yet confirmed. */
+  onTableTruncate?(tables: string[]): void;
   log: Logger;
 }
 
@@ -109,7 +116,7 @@ export class ChangePipeline {
 
   constructor(private readonly o: PipelineOptions) {
     const writer = o.writer;
-    this.emit = (topic, key, value) => writer.add(topic, key, value);
+    this.emit = sizeGuardedEmit((topic, key, value) => writer.add(topic, key, value), o.maxEventBytes, o.onTruncated);
   }
 
   /** Handles one message, in stream order. Returns a promise only when the stream must wait
@@ -137,7 +144,9 @@ export class ChangePipeline {
           return this.onRelation(msg).catch((err: unknown) => this.fail(err));
         case 'truncate':
           if (this.txn && !this.txn.skip) {
-            this.o.log.warn({ tables: msg.relations.map((r) => r?.name) }, 'TRUNCATE is not propagated (as Debezium by default): consumers keep the rows');
+            const tables = msg.relations.map((r) => `${r?.schema ?? 'public'}.${r?.name ?? '?'}`);
+            this.o.log.warn({ tables }, 'TRUNCATE is not propagated (as Debezium by default): consumers keep the rows; new rows may reuse ids (the sinks key events by id and event_ts)');
+            this.o.onTableTruncate?.(tables);
           }
           return undefined;
         default:

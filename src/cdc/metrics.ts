@@ -13,6 +13,8 @@ export interface CdcMetrics {
   lagBytes: Gauge<'slot'>;
   lagMs: Gauge<'slot'>;
   reconnects: Counter<'slot'>;
+  tableTruncates: Counter<'slot' | 'table'>;
+  truncated: Counter<'slot' | 'table'>;
 }
 
 let metrics: CdcMetrics | undefined;
@@ -59,6 +61,18 @@ export function cdcMetrics(): CdcMetrics {
       name: 'engage_cdc_reconnects_total',
       help: 'Sessions restarted after a failure (PostgreSQL or Kafka)',
       labelNames: ['slot'],
+      registers: [registry],
+    }),
+    tableTruncates: new Counter({
+      name: 'engage_cdc_table_truncates_total',
+      help: 'TRUNCATEs of a captured table seen in the WAL (not propagated: ids may be reused after RESTART IDENTITY)',
+      labelNames: ['slot', 'table'],
+      registers: [registry],
+    }),
+    truncated: new Counter({
+      name: 'engage_cdc_truncated_events_total',
+      help: 'Change events written with oversized values replaced by a marker (KAFKA_MESSAGE_MAX_BYTES), by table',
+      labelNames: ['slot', 'table'],
       registers: [registry],
     }),
   };

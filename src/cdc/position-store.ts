@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { KafkaJS, RdKafka } from '@confluentinc/kafka-javascript';
 import { PipelineError } from '../core/errors.js';
-import { connectionProps, createKafka, type KafkaConnection } from '../kafka/client.js';
+import { connectionProps, consumerFetchProps, createKafka, type KafkaConnection } from '../kafka/client.js';
 import { sleep } from '../runtime/retry.js';
 import type { OutMessage } from './envelope.js';
 import { parseLsn } from './lsn.js';
@@ -14,8 +14,14 @@ import { parseLsn } from './lsn.js';
 export interface CdcPosition {
   slot: string;
   server_name: string;
-  /** `snapshot`: written by the snapshot transaction; `streaming`: by a streamed batch. */
-  phase: 'snapshot' | 'streaming';
+  /**
+   * `snapshot`: written by the snapshot transaction; `streaming`: by a streamed batch;
+   * `snapshot-pending`: committed just before the CDC creates its slot for a snapshot (lsn `0/0`),
+   * so that a slot found later without a completed snapshot is known to be the CDC's own, from a
+   * snapshot that never committed (it is dropped and the snapshot redone). Not a position: nothing
+   * of the slot is in Kafka yet.
+   */
+  phase: 'snapshot' | 'streaming' | 'snapshot-pending';
   /** End LSN of the last PostgreSQL transaction included (after a snapshot: the slot's consistent
    *  point). Every transaction whose commit record starts below it is in Kafka. */
   lsn: string;
@@ -30,6 +36,11 @@ export interface CdcPosition {
 
 export function positionRecord(topic: string, position: CdcPosition): OutMessage {
   return { topic, key: position.slot, value: JSON.stringify(position) };
+}
+
+/** The `snapshot-pending` record, committed just before the CDC creates its slot for a snapshot. */
+export function snapshotPendingPosition(slot: string, serverName: string): CdcPosition {
+  return { slot, server_name: serverName, phase: 'snapshot-pending', lsn: '0/0', commit_lsn: null, tx_id: null, commit_ts_ms: null, snapshot: null, written_at_ms: Date.now() };
 }
 
 export function parsePosition(value: Buffer | null | undefined): CdcPosition | null {
@@ -101,6 +112,7 @@ async function lastValueInRange(conn: KafkaConnection, topic: string, partition:
     {
       'group.id': `engage-cdc-position-${randomBytes(4).toString('hex')}`,
       ...connectionProps(conn),
+      ...consumerFetchProps(conn),
       'enable.auto.commit': false,
       'isolation.level': 'read_committed',
       'enable.partition.eof': true,

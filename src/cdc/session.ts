@@ -7,7 +7,8 @@ import { ChangePipeline, type CommittedBatch } from './change-pipeline.js';
 import { defaultRoutes } from './envelope.js';
 import { formatLsn, maxLsn, parseLsn, parseLsnOrZero, type Lsn } from './lsn.js';
 import { PgControl } from './pg-control.js';
-import { readLastPosition, type CdcPosition } from './position-store.js';
+import { maxEventBytes, type TruncatedInfo } from './oversize.js';
+import { positionRecord, readLastPosition, snapshotPendingPosition, type CdcPosition } from './position-store.js';
 import { ReplicationStream } from './replication.js';
 import { createSlot, runSnapshot } from './snapshot.js';
 import { acquireSlot, waitSlotInactive } from './slot-guard.js';
@@ -24,6 +25,11 @@ import { TxnWriter } from './txn-writer.js';
  * 2. the transactional producer initialises (fences a zombie predecessor, aborts its open transaction);
  * 3. only then the committed position is read (nothing of ours can commit behind it any more);
  * 4. slot + position decide: stream / snapshot first / redo an unfinished snapshot / refuse.
+ *    The slot is dropped only when a `snapshot-pending` record says the CDC created it for a
+ *    snapshot that never committed, or when the operator asked (`resetPosition`): a slot without a
+ *    position (the position topic deleted, renamed, another cluster) is refused (non-retriable
+ *    SERVICE_MISCONFIGURED "CDC position missing", so `engage run` does not restart it), never
+ *    silently re-snapshotted.
  */
 
 /** Kafka transaction timeout: the longest one PostgreSQL transaction or the snapshot may take to stream. */
@@ -38,7 +44,22 @@ export interface SessionEvents {
   onSnapshotRows(rows: number): void;
   onCommitted(batch: CommittedBatch): void;
   onWalStats(stats: { retainedBytes: number; lagBytes: number }): void;
+  /** A TRUNCATE of captured tables was streamed (change-pipeline.ts). */
+  onTableTruncate?(tables: string[]): void;
+  /** A change event of `table` was written with oversized values replaced by a marker. */
+  onTruncated(table: string): void;
 }
+
+export interface SessionOptions {
+  /**
+   * `engage cdc --reset-position`: when the slot and Kafka's position disagree (a slot without a
+   * position, a position without its slot), start over — drop the slot if any, create it anew and
+   * take a new snapshot (CDC_SNAPSHOT_MODE=initial). Without it such a start is refused.
+   */
+  resetPosition?: boolean;
+}
+
+export type OpenSession = (config: Config, log: Logger, events: SessionEvents, signal: AbortSignal, options?: SessionOptions) => Promise<Session>;
 
 export interface Session {
   /** Rejects when the session fails (never resolves). */
@@ -49,8 +70,15 @@ export interface Session {
   close(): Promise<void>;
 }
 
-export async function openSession(config: Config, log: Logger, events: SessionEvents, signal: AbortSignal): Promise<Session> {
+export const openSession: OpenSession = async (config, log, events, signal, options = {}) => {
   const slot = config.CDC_SLOT_NAME;
+  const onTruncated = (_topic: string, key: string | null, info: TruncatedInfo) => {
+    log.warn(
+      { table: info.ref.table, key, lsn: info.ref.lsn, fields: info.fields, original_bytes: info.original_bytes, limit_bytes: info.limit_bytes },
+      'change event exceeds KAFKA_MESSAGE_MAX_BYTES: written with its largest values replaced by a marker (the full row is in PostgreSQL, see "truncated.ref")',
+    );
+    events.onTruncated(String(info.ref.table));
+  };
   const resources: { control?: PgControl; producer?: TxnProducer; stream?: ReplicationStream; timer?: NodeJS.Timeout } = {};
   const close = async () => {
     if (resources.timer) clearInterval(resources.timer);
@@ -79,26 +107,50 @@ export async function openSession(config: Config, log: Logger, events: SessionEv
     }));
     log.debug('transactional producer ready (any zombie fenced)');
     const writer = new TxnWriter(producer);
-    let position = await readLastPosition(config, config.KAFKA_CLIENT_ID, config.KAFKA_TOPIC_CDC_POSITION, slot);
+    const positionTopic = config.KAFKA_TOPIC_CDC_POSITION;
+    let position: CdcPosition | null = await readLastPosition(config, config.KAFKA_CLIENT_ID, positionTopic, slot);
     log.debug({ position }, 'committed position read');
+    const pendingSnapshot = position?.phase === 'snapshot-pending';
+    if (pendingSnapshot) position = null;
     let info = await waitSlotInactive(control, slot, config.CDC_SLOT_WAIT_SECONDS, log, signal);
     if (info && (info.plugin !== 'pgoutput' || info.database !== db)) {
       throw new PipelineError('SERVICE_MISCONFIGURED', `replication slot ${slot} exists with plugin ${info.plugin} on database ${info.database}; engage cdc needs pgoutput on ${db}. Drop it or set CDC_SLOT_NAME.`);
     }
     if (position && !info) {
-      throw new PipelineError(
-        'SERVICE_MISCONFIGURED',
-        `replication slot ${slot} is gone but Kafka holds a position for it (LSN ${position.lsn}): changes since then are lost. ` +
-          `To start over with a new snapshot, delete key "${slot}" from ${config.KAFKA_TOPIC_CDC_POSITION} (or use another CDC_SLOT_NAME).`,
-      );
+      if (!options.resetPosition) {
+        throw new PipelineError(
+          'SERVICE_MISCONFIGURED',
+          `replication slot ${slot} is gone but Kafka holds a position for it (LSN ${position.lsn}): changes since then are lost. ` +
+            `To start over with a new slot and snapshot, run once: engage cdc --reset-position (or use another CDC_SLOT_NAME).`,
+        );
+      }
+      log.warn({ position: position.lsn }, '--reset-position: the slot is gone; ignoring Kafka\'s position and starting over with a new slot');
+      position = null;
     }
     if (!position && info && config.CDC_SNAPSHOT_MODE === 'initial') {
-      log.warn('slot exists but no snapshot was ever committed to Kafka (interrupted): dropping the slot and taking the snapshot again');
+      if (pendingSnapshot) {
+        log.warn('the slot was created for a snapshot that never committed to Kafka (interrupted): dropping it and taking the snapshot again');
+      } else if (options.resetPosition) {
+        log.warn({ confirmed_flush_lsn: info.confirmedFlushLsn }, '--reset-position: Kafka holds no position for the slot; dropping it and taking a new snapshot');
+      } else {
+        throw new PipelineError(
+          'SERVICE_MISCONFIGURED',
+          `CDC position missing: replication slot "${slot}" exists (confirmed up to ${info.confirmedFlushLsn ?? '?'}) but ${positionTopic} holds no position for it: ` +
+            `the position topic was deleted or renamed, or KAFKA_BOOTSTRAP_SERVERS names another cluster. engage cdc does not drop the slot on its own. ` +
+            `If the topic is elsewhere, point KAFKA_TOPIC_CDC_POSITION / KAFKA_BOOTSTRAP_SERVERS at it. To start over (drop the slot, take a new ` +
+            `snapshot into the configured topics), run once: engage cdc --reset-position.`,
+          { retriable: false, details: { reason: 'CDC_POSITION_MISSING', slot, topic: positionTopic, confirmed_flush_lsn: info.confirmedFlushLsn } },
+        );
+      }
       await control.dropSlot(slot);
       info = null;
     }
     let confirmed: Lsn = parseLsnOrZero(info?.confirmedFlushLsn);
     if (!info) {
+      if (config.CDC_SNAPSHOT_MODE === 'initial') {
+        // Marks the slot about to be created as this CDC's, for a snapshot not committed yet.
+        await writer.commit([positionRecord(positionTopic, snapshotPendingPosition(slot, config.CDC_SERVER_NAME))]);
+      }
       const created = await createSlot(config.databaseUrl, slot, config.CDC_SNAPSHOT_MODE === 'initial');
       confirmed = parseLsn(created.consistentPoint);
       log.info({ consistent_point: created.consistentPoint }, 'replication slot created');
@@ -114,6 +166,8 @@ export async function openSession(config: Config, log: Logger, events: SessionEv
           created,
           control,
           writer,
+          maxEventBytes: maxEventBytes(config.KAFKA_MESSAGE_MAX_BYTES),
+          onTruncated,
           log,
           onRows: (_t, n) => events.onSnapshotRows(n),
         });
@@ -123,12 +177,13 @@ export async function openSession(config: Config, log: Logger, events: SessionEv
         await created.connection.end().catch(() => undefined);
       }
     }
-    return await startStreaming(config, log, events, { control, writer, position, confirmed, db, resources, close });
+    return await startStreaming(config, log, events, { control, writer, position, confirmed, db, resources, close, onTruncated });
   } catch (err) {
     await close();
     throw err;
   }
-}
+};
+
 
 interface StreamingParts {
   control: PgControl;
@@ -138,6 +193,7 @@ interface StreamingParts {
   db: string;
   resources: { stream?: ReplicationStream; timer?: NodeJS.Timeout };
   close(): Promise<void>;
+  onTruncated(topic: string, key: string | null, info: TruncatedInfo): void;
 }
 
 async function startStreaming(config: Config, log: Logger, events: SessionEvents, p: StreamingParts): Promise<Session> {
@@ -165,10 +221,13 @@ async function startStreaming(config: Config, log: Logger, events: SessionEvents
     skipBelow: p.position ? parseLsn(p.position.lsn) : 0n,
     snapshot: p.position?.snapshot ?? null,
     writer: p.writer,
+    maxEventBytes: maxEventBytes(config.KAFKA_MESSAGE_MAX_BYTES),
+    onTruncated: p.onTruncated,
     primaryKey: (oid) => p.control.primaryKey(oid),
     ack,
     onCommitted: (b) => events.onCommitted(b),
     onFail: (err) => fail(err),
+    onTableTruncate: (tables) => events.onTableTruncate?.(tables),
     log,
   });
   stream = p.resources.stream = new ReplicationStream(config.databaseUrl, slot, config.CDC_PUBLICATION_NAME, {

@@ -2,6 +2,7 @@ import pg from 'pg';
 import type { Logger } from '../core/logger.js';
 import { CDC_VERSION, emitChange, routeFor, sourcePrefix, type Emit, type TopicRoutes } from './envelope.js';
 import { parseLsn } from './lsn.js';
+import { sizeGuardedEmit, type TruncatedInfo } from './oversize.js';
 import { pgClientConfig, pgIdent, type PgControl } from './pg-control.js';
 import { positionRecord, type CdcPosition } from './position-store.js';
 import type { Tuple } from './pgoutput-rows.js';
@@ -18,8 +19,9 @@ import type { TxnWriter } from './txn-writer.js';
  *
  * The whole snapshot is ONE Kafka transaction, together with the position record (phase
  * `snapshot`, lsn = consistent point). Until that commit a read_committed consumer sees none of it;
- * a crash before the commit aborts it, and the next start (no position, slot present) drops the slot
- * and begins again: the snapshot is redone, never seen twice. Rows are read through a cursor in
+ * a crash before the commit aborts it, and the next start (the `snapshot-pending` record committed
+ * before the slot was created, the slot present) drops the slot and begins again: the snapshot is
+ * redone, never seen twice. Rows are read through a cursor in
  * chunks and handed to the TxnWriter, so memory stays bounded whatever the table size; the limit is
  * the Kafka transaction timeout (TXN_TIMEOUT_MS in session.ts, 10 min).
  */
@@ -59,6 +61,9 @@ export interface SnapshotParams {
   created: CreatedSlot;
   control: PgControl;
   writer: TxnWriter;
+  /** The most bytes (key + value) one change event may take; larger ones are cut (oversize.ts). */
+  maxEventBytes: number;
+  onTruncated(topic: string, key: string | null, info: TruncatedInfo): void;
   log: Logger;
   /** Called after each chunk (status/metrics). */
   onRows?: (table: string, rows: number) => void;
@@ -83,7 +88,7 @@ export async function runSnapshot(p: SnapshotParams): Promise<{ position: CdcPos
       [p.publication],
     )).rows as Array<{ schemaname: string; tablename: string; oid: string; relreplident: string }>;
     tables.sort((a, b) => rank(a.tablename) - rank(b.tablename));
-    const emitRecord: Emit = (topic, key, value) => p.writer.add(topic, key, value);
+    const emitRecord: Emit = sizeGuardedEmit((topic, key, value) => p.writer.add(topic, key, value), p.maxEventBytes, p.onTruncated);
     /** The row read last: written once the next one shows whether it is the snapshot's last. */
     let pending: { topic: string; oid: number; schema: string; table: string; key: string | null; after: string } | undefined;
     const consistentLsn = Number(parseLsn(p.created.consistentPoint));

@@ -28,7 +28,7 @@ async function commitsFor(minCommitGapMs: number): Promise<{ commits: number; ac
   } as unknown as TxnWriter;
   const pipeline = new ChangePipeline({
     slot: 's', serverName: 'engage', db: 'db', positionTopic: 'p', routes: {},
-    maxBatchRows: 1_000_000, commitIntervalMs: 60_000, minCommitGapMs, skipBelow: 0n, snapshot: null, writer,
+    maxBatchRows: 1_000_000, commitIntervalMs: 60_000, minCommitGapMs, skipBelow: 0n, snapshot: null, writer, maxEventBytes: 1_000_000, onTruncated: () => undefined,
     primaryKey: () => Promise.resolve(['id']),
     ack: () => acked++,
     onCommitted: () => undefined,

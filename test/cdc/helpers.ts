@@ -12,6 +12,8 @@ export interface Record {
   offset: string;
   key: string | null;
   value: ChangeEvent | null;
+  /** The record's key + value size in bytes, as stored in Kafka. */
+  bytes: number;
 }
 
 export async function sleep(ms: number): Promise<void> {
@@ -61,6 +63,7 @@ export async function readTopics(config: Config, topics: string[], done: (record
             offset: m.offset,
             key: m.key ? m.key.toString() : null,
             value: m.value ? (JSON.parse(m.value.toString()) as ChangeEvent) : null,
+            bytes: (m.key?.length ?? 0) + (m.value?.length ?? 0),
           });
         }
         if (!finished && done(records)) {
