@@ -15,17 +15,21 @@ import { DuckDbWarehouse } from '../../src/sinks/warehouse/duckdb.js';
 import { createTestEnv, type TestEnv } from '../helpers/env.js';
 import { waitUntil } from '../helpers/sink-harness.js';
 import { parseValues, readTopic } from '../processor/kafka-helpers.js';
+import { adminClient, reader, wipe } from '../sinks/redis-fixtures.js';
 import { openReader } from '../sinks/warehouse-fixtures.js';
 
 /**
- * Reused ids on the real stack (PostgreSQL → CDC → processor → warehouse (DuckDB) and the external
- * receiver): events are inserted, `TRUNCATE engagement_events RESTART IDENTITY` runs, and new events
- * get the same ids. Every new event reaches both sinks; the CDC counts the TRUNCATE (metric and
- * status); writing the same enriched records again through each sink stores nothing twice.
+ * Reused ids on the real stack (PostgreSQL → CDC → processor → warehouse (DuckDB), the external
+ * receiver and Redis): events are inserted, `TRUNCATE engagement_events RESTART IDENTITY` runs,
+ * and new events get the same ids. Every new event reaches the sinks; the CDC counts the TRUNCATE
+ * (metric and status); writing the same enriched records again through the warehouse and the
+ * external sink stores nothing twice. One new event has duration_ms 2147483647: the warehouse
+ * stores it flagged, Redis's top content and stats leave it out.
  */
 
 const log = createLogger(process.env.LOG_LEVEL ?? 'error', 'test-reused-ids');
 const N = 40;
+const CONTENT = '00000000-0000-4000-8000-0000000000a1';
 let env: TestEnv;
 let db: pg.Client;
 let receiver: RunningReceiver;
@@ -38,7 +42,7 @@ before(async () => {
   env = await createTestEnv({ PROCESSING_INTERVAL_SECONDS: '0.2', WAREHOUSE_FLUSH_SECONDS: '0.2', BATCH_SIZE: '50' });
   db = new pg.Client({ connectionString: env.config.databaseUrl });
   await db.connect();
-  await db.query(`INSERT INTO content (id, slug, title, content_type, length_seconds, publish_ts) VALUES ('00000000-0000-4000-8000-0000000000a1', 'reuse', 'Reuse', 'video', 600, '2025-01-01T00:00:00Z')`);
+  await db.query(`INSERT INTO content (id, slug, title, content_type, length_seconds, publish_ts) VALUES ('${CONTENT}', 'reuse', 'Reuse', 'video', 600, '2025-01-01T00:00:00Z')`);
 });
 
 after(async () => {
@@ -51,7 +55,7 @@ after(async () => {
 });
 
 async function insertEvents(durationMs: (i: number) => number): Promise<void> {
-  const values = Array.from({ length: N }, (_, i) => `('00000000-0000-4000-8000-0000000000a1', gen_random_uuid(), 'play', now() - interval '${N - i} seconds', ${durationMs(i)}, 'web', '{}')`);
+  const values = Array.from({ length: N }, (_, i) => `('${CONTENT}', gen_random_uuid(), 'play', now() - interval '${N - i} seconds', ${durationMs(i)}, 'web', '{}')`);
   await db.query(`INSERT INTO engagement_events (content_id, user_id, event_type, event_ts, duration_ms, device, raw_payload) VALUES ${values.join(', ')}`);
 }
 
@@ -72,12 +76,16 @@ function truncates(): Promise<number> {
   })();
 }
 
-test('after TRUNCATE … RESTART IDENTITY every new event reaches the warehouse and the external system; re-sent records are stored once', { timeout: 180_000 }, async () => {
+test('after TRUNCATE … RESTART IDENTITY every new event reaches the warehouse, the external system and Redis; re-sent records are stored once; an implausible duration stays out of Redis', { timeout: 180_000 }, async () => {
   const config = { ...env.config, EXTERNAL_API_URL: receiver.url };
   await insertEvents((i) => 1000 + i);
   cdc = await startCdc(config, log);
   proc = await startProcessor(config, log);
-  runners.push(await startSinkRunner(config, getSinkFactory('warehouse'), log), await startSinkRunner(config, getSinkFactory('external'), log));
+  runners.push(
+    await startSinkRunner(config, getSinkFactory('warehouse'), log),
+    await startSinkRunner(config, getSinkFactory('external'), log),
+    await startSinkRunner(config, getSinkFactory('redis'), log),
+  );
   const first = await db.query<{ id: string }>('SELECT id::text AS id FROM engagement_events');
   await waitUntil('the first events in both sinks', async () => (await warehouseRows()).length === N && receiver.stats().events_unique === N, 60_000);
 
@@ -95,6 +103,19 @@ test('after TRUNCATE … RESTART IDENTITY every new event reaches the warehouse 
   assert.equal(new Set(receiver.eventKeys()).size, 2 * N);
   await waitUntil('the TRUNCATE counted', async () => (await truncates()) === 1 && (cdc?.status().table_truncates ?? 0) === 1, 20_000);
   assert.deepEqual(cdc.status().last_truncate?.tables, ['public.engagement_events']);
+
+  // Redis: the 2N - 1 plausible events, not the implausible one (the API's /top-content reads the same).
+  const redis = await adminClient(config);
+  try {
+    const live = reader(redis, config.REDIS_KEY_PREFIX, config.REDIS_AGGREGATION_WINDOW_MINUTES, () => Date.now());
+    const plausibleSeconds = (N * 1000 + (N * (N - 1)) / 2 + (N - 1) * 2000 + (N * (N - 1)) / 2) / 1000;
+    await waitUntil('Redis has the plausible events', async () => (await live.contentStats(CONTENT))?.events === 2 * N - 1, 20_000, async () => live.contentStats(CONTENT));
+    assert.equal((await live.contentStats(CONTENT))?.total_engagement_seconds, plausibleSeconds);
+    assert.equal((await live.topContent({ limit: 1 }))[0]?.engagement_seconds, plausibleSeconds);
+  } finally {
+    await wipe(redis, config.REDIS_KEY_PREFIX);
+    await redis.close();
+  }
 
   // Re-delivery: the enriched records written again through each sink, twice, as a replay would.
   for (const r of runners.splice(0)) await r.stop();
