@@ -148,6 +148,24 @@ describe('bigquery warehouse: writes', () => {
     await sink.close();
   });
 
+  it('stores new events that reuse ids (another event_ts), and re-declares the key of a table made with event_id alone', async () => {
+    const { config, dataset } = fresh();
+    let sink = await started(config);
+    const at = (ts: string) => [1, 2, 3].map((id) => whEvent(id, 'A', `u${id}`, 'play', ts, 1000));
+    await sink.write(batchOf(TOPIC, 0, at('2024-03-01T10:00:00.000Z'), 0));
+    const batch = batchOf(TOPIC, 0, [...at('2024-03-01T11:00:00.000Z'), at('2024-03-01T10:00:00.000Z')[1] as ReturnType<typeof whEvent>], 3);
+    await sink.write(batch);
+    await sink.write(batch);
+    assert.deepEqual(ids(fake.rows(dataset, 'engagement_events_enriched')), ['1', '1', '2', '2', '3', '3']);
+    await sink.close();
+    const table = createBigQueryClient(config).dataset(dataset).table(FACT_TABLE.name);
+    await table.setMetadata({ tableConstraints: { primaryKey: { columns: ['event_id'] } } });
+    sink = await started(config);
+    await sink.close();
+    const [meta] = await table.getMetadata();
+    assert.deepEqual((meta as { tableConstraints?: unknown }).tableConstraints, { primaryKey: { columns: ['event_id', 'event_ts'] } });
+  });
+
   it('a lost response (committed, then 503) surfaces as retriable; the retry duplicates nothing', async () => {
     const { config, dataset } = fresh();
     const sink = await started(config);
