@@ -1,3 +1,4 @@
+import { TRUNCATED_VALUE } from '../core/types.js';
 import type { Emit } from './envelope.js';
 
 /**
@@ -19,7 +20,7 @@ import type { Emit } from './envelope.js';
  */
 
 /** Stands for a value left out of an oversized event (as Debezium's `__debezium_unavailable_value`). */
-export const TRUNCATED_VALUE = '__engage_truncated_value';
+export { TRUNCATED_VALUE };
 
 /**
  * What a change event may take of KAFKA_MESSAGE_MAX_BYTES: the rest is left for the record's framing

@@ -5,6 +5,12 @@
 
 export type EventType = 'play' | 'pause' | 'finish' | 'click';
 export const EVENT_TYPES: readonly EventType[] = ['play', 'pause', 'finish', 'click'];
+/**
+ * What the CDC writes in place of a value too large for a Kafka record (an event then carries a
+ * `truncated` block naming the field and the row: docs/cdc.md "Oversized records").
+ */
+export const TRUNCATED_VALUE = '__engage_truncated_value';
+
 export type ContentType = 'podcast' | 'newsletter' | 'video';
 export const CONTENT_TYPES: readonly ContentType[] = ['podcast', 'newsletter', 'video'];
 
@@ -67,6 +73,8 @@ export type QualityFlag =
   | 'pct_above_100'
   | 'missing_user'
   | 'missing_device'
+  /** raw_payload was too large for a Kafka record: the CDC replaced it by TRUNCATED_VALUE (docs/cdc.md). */
+  | 'truncated_raw_payload'
   /** raw_payload was not valid JSON text: passed on as the original string. */
   | 'invalid_raw_payload'
   /**
@@ -118,8 +126,15 @@ export interface DlqEntry {
   partition: number;
   offset: string;
   key: string | null;
-  /** The original message value, base64 (bytes may not be valid UTF-8). */
+  /**
+   * The original message value, base64 (bytes may not be valid UTF-8) — only its first bytes when
+   * `value_truncated` (src/core/dlq-size.ts): the entry must fit in a Kafka record. The whole
+   * record is then at `topic` / `partition` / `offset` (while the topic retains it).
+   */
   value_base64: string | null;
+  /** Set, with `value_bytes` (the original value's size), when `value_base64` holds only a prefix. */
+  value_truncated?: true;
+  value_bytes?: number;
   failed_at: string;
   attempts: number;
 }

@@ -109,7 +109,7 @@ export function formatListing(listing: DlqListing): string {
       `${e.topic}/${e.partition}@${e.offset}`,
       `attempts=${e.attempts}`,
       `reason=${JSON.stringify(e.reason.length > 100 ? `${e.reason.slice(0, 99)}…` : e.reason)}`,
-      `value=${previewValue(e.value_base64)}`,
+      `value=${previewValue(e.value_base64)}${e.value_truncated ? ` (a prefix of ${e.value_bytes ?? '?'} bytes)` : ''}`,
     ].join('  '),
   );
   const stages =

@@ -12,7 +12,8 @@ import { parseDlqEntry } from '../runtime/sink-decode.js';
  * so one the processor rejects again is parked with attempts + 1 (src/processor/dlq.ts).
  * Exactly once within Kafka: each DLQ batch is re-produced in one transaction together with the
  * replay group's offsets (the same consume-transform-produce pattern as the processor), so an
- * interrupted replay repeats nothing.
+ * interrupted replay repeats nothing. An entry that holds only a prefix of its record
+ * (`value_truncated`, src/core/dlq-size.ts) is not re-sent: it is logged and passed over.
  */
 
 export interface ProcessorReplayResult {
@@ -54,6 +55,11 @@ export async function replayProcessorStage(
         for (const m of inRange) {
           const e = parseDlqEntry(m.value);
           if (!e || e.stage !== 'processor') continue;
+          if (e.value_truncated) {
+            // Only a prefix of the record is in the entry: re-sending it would park garbage.
+            log.warn({ topic: e.topic, partition: e.partition, offset: e.offset, value_bytes: e.value_bytes }, 'DLQ entry holds only a prefix of its record (too large for a DLQ entry): not replayed; the whole record is at its topic/partition/offset');
+            continue;
+          }
           const list = out.get(e.topic) ?? [];
           const attempts = typeof e.attempts === 'number' && e.attempts > 0 ? e.attempts : 1;
           list.push({ key: e.key === null ? null : Buffer.from(e.key), value: e.value_base64 === null ? null : Buffer.from(e.value_base64, 'base64'), headers: { [DLQ_ATTEMPTS_HEADER]: String(attempts) } });

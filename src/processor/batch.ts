@@ -5,7 +5,8 @@ import { decodeChange } from './decode.js';
 import { priorAttempts, processorDlqEntry, type SourceRecord } from './dlq.js';
 import { durationFlag, enrichValidated, lengthFlag } from './enrich.js';
 import { enrichedJson } from './enriched-json.js';
-import { reasonOf } from './reasons.js';
+import { reasonOf, rejection } from './reasons.js';
+import { DEFAULT_MESSAGE_MAX_BYTES } from '../kafka/client.js';
 import type { OutRecord } from './transaction-writer.js';
 import { ValueArena } from '../kafka/value-arena.js';
 import { TimeSlicer } from '../runtime/time-slice.js';
@@ -31,6 +32,9 @@ export interface BatchContext {
   enrichedTopic: string;
   dlqTopic: string;
   contentWaitMs: number;
+  /** KAFKA_MESSAGE_MAX_BYTES: an enriched record larger than this goes to the DLQ (RECORD_TOO_LARGE),
+   *  and every DLQ entry is made to fit it (src/core/dlq-size.ts). Default: librdkafka's 1,000,000. */
+  maxMessageBytes?: number;
   signal?: AbortSignal;
 }
 
@@ -73,6 +77,9 @@ function arenaBytes(n: number): number {
   return Math.min(1 << 20, Math.max(16 << 10, n * 1536));
 }
 
+/** What librdkafka counts against `message.max.bytes` beyond a record's key and value (generous). */
+const RECORD_FRAMING_BYTES = 1024;
+
 function bump<K>(m: Map<K, number>, k: K): void {
   m.set(k, (m.get(k) ?? 0) + 1);
 }
@@ -87,11 +94,13 @@ export async function transformBatch(batch: ConsumedBatch, fetchedAt: number, ct
   const out: BatchOutcome = { records: [], enriched: 0, dlq: new Map(), skipped: new Map(), flags: new Map(), sourceTs: [] };
   const slots: Array<OutRecord | null> = new Array<OutRecord | null>(messages.length).fill(null);
   const accepted: Accepted[] = [];
+  const maxBytes = ctx.maxMessageBytes ?? DEFAULT_MESSAGE_MAX_BYTES;
+  const enrichedLimit = maxBytes - RECORD_FRAMING_BYTES;
   const reject = (i: number, err: PipelineError) => {
     const m = messages[i] as BatchMessage;
     const rec: SourceRecord = { topic: batch.topic, partition: batch.partition, offset: String(m.offset), key: typeof m.key === 'string' ? Buffer.from(m.key) : (m.key ?? null), value: m.value, priorAttempts: priorAttempts(m.headers) };
     const key = rec.key === null ? null : rec.key.toString('utf8');
-    slots[i] = { topic: ctx.dlqTopic, key, value: JSON.stringify(processorDlqEntry(rec, err, now)) };
+    slots[i] = { topic: ctx.dlqTopic, key, value: JSON.stringify(processorDlqEntry(rec, err, now, maxBytes)) };
     bump(out.dlq, reasonOf(err));
   };
 
@@ -134,7 +143,13 @@ export async function transformBatch(batch: ConsumedBatch, fetchedAt: number, ct
         if (!res.ok) reject(a.index, res.error);
         continue;
       }
-      slots[a.index] = { topic: ctx.enrichedTopic, key: ev.content_id, value: arena.put(enrichedJson(ev, content, meta)) };
+      const json = enrichedJson(ev, content, meta);
+      // Larger than a Kafka record may be: it would fail the transaction on every retry.
+      if ((json.length + ev.content_id.length) * 3 > enrichedLimit && Buffer.byteLength(json) + Buffer.byteLength(ev.content_id) > enrichedLimit) {
+        reject(a.index, rejection('RECORD_TOO_LARGE', `enriched event ${ev.event_id} takes ${Buffer.byteLength(json)} bytes, above KAFKA_MESSAGE_MAX_BYTES (${maxBytes}) less framing`, { event_id: ev.event_id }));
+        continue;
+      }
+      slots[a.index] = { topic: ctx.enrichedTopic, key: ev.content_id, value: arena.put(json) };
       out.enriched++;
       out.sourceTs.push(a.sourceTsMs);
       for (const f of ev.flags) bump(out.flags, f);

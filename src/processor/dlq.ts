@@ -1,5 +1,7 @@
+import { dlqReason, dlqValueFields } from '../core/dlq-size.js';
 import type { PipelineError } from '../core/errors.js';
 import type { DlqEntry } from '../core/types.js';
+import { DEFAULT_MESSAGE_MAX_BYTES } from '../kafka/client.js';
 
 /**
  * The header `engage dlq replay --stage processor` puts on a record it re-sends: the attempts its
@@ -30,17 +32,21 @@ export function priorAttempts(headers: ReadonlyArray<Readonly<Record<string, str
   return 0;
 }
 
-/** The DLQ entry of a record the processor rejected (pure). `reason` starts with the reason token. */
-export function processorDlqEntry(record: SourceRecord, error: PipelineError, failedAtMs: number): DlqEntry {
+/**
+ * The DLQ entry of a record the processor rejected (pure). `reason` starts with the reason token.
+ * It fits in a record of `maxMessageBytes` (KAFKA_MESSAGE_MAX_BYTES): a value too large for that is
+ * kept as a prefix, flagged (src/core/dlq-size.ts).
+ */
+export function processorDlqEntry(record: SourceRecord, error: PipelineError, failedAtMs: number, maxMessageBytes = DEFAULT_MESSAGE_MAX_BYTES): DlqEntry {
   return {
-    reason: error.message,
+    reason: dlqReason(error.message),
     code: error.code,
     stage: 'processor',
     topic: record.topic,
     partition: record.partition,
     offset: record.offset,
     key: record.key === null ? null : record.key.toString('utf8'),
-    value_base64: record.value === null ? null : record.value.toString('base64'),
+    ...dlqValueFields(record.value, maxMessageBytes, record.key?.length ?? 0),
     failed_at: new Date(failedAtMs).toISOString(),
     attempts: record.priorAttempts + 1,
   };

@@ -18,7 +18,9 @@ export type RejectReason =
   | 'EVENT_TS_BEFORE_2000'
   | 'UNKNOWN_CONTENT'
   | 'EVENT_UPDATED'
-  | 'EVENT_DELETED';
+  | 'EVENT_DELETED'
+  /** The enriched event would exceed KAFKA_MESSAGE_MAX_BYTES (the CDC keeps events well below it). */
+  | 'RECORD_TOO_LARGE';
 
 const CODE_OF: Record<RejectReason, ErrorCode> = {
   UNDECODABLE: 'DECODE_FAILED',
@@ -33,6 +35,7 @@ const CODE_OF: Record<RejectReason, ErrorCode> = {
   UNKNOWN_CONTENT: 'UNKNOWN_CONTENT',
   EVENT_UPDATED: 'UNSUPPORTED_CHANGE',
   EVENT_DELETED: 'UNSUPPORTED_CHANGE',
+  RECORD_TOO_LARGE: 'INVALID_VALUE',
 };
 
 /** A non-retriable PipelineError for a rejected record; the message starts with the reason token. */

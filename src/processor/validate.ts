@@ -1,5 +1,5 @@
 import type { PipelineError } from '../core/errors.js';
-import { EVENT_TYPES, type EngagementEventRow, type EventType, type QualityFlag } from '../core/types.js';
+import { EVENT_TYPES, TRUNCATED_VALUE, type EngagementEventRow, type EventType, type QualityFlag } from '../core/types.js';
 import { rejection } from './reasons.js';
 
 /**
@@ -127,7 +127,8 @@ export function validateEventRow(row: EngagementEventRow, nowMs: number): Valida
   else if (typeof device !== 'string') return { ok: false, error: rejection('INVALID_VALUE', `device ${JSON.stringify(device)} is not a string`, { field: 'device' }) };
 
   let payload: unknown = row.raw_payload ?? null;
-  if (typeof payload === 'string') {
+  if (payload === TRUNCATED_VALUE) flags.push('truncated_raw_payload'); // kept as the marker: the row is in PostgreSQL
+  else if (typeof payload === 'string') {
     try {
       payload = JSON.parse(payload);
     } catch {

@@ -1,7 +1,8 @@
 import type { Config } from '../config/load.js';
 import type { PipelineError } from '../core/errors.js';
 import type { DlqEntry } from '../core/types.js';
-import { createKafka, idempotentProducer, type Producer } from '../kafka/client.js';
+import { dlqReason, dlqValueFields } from '../core/dlq-size.js';
+import { createKafka, DEFAULT_MESSAGE_MAX_BYTES, idempotentProducer, type Producer } from '../kafka/client.js';
 import type { DlqOrigin } from './sink-decode.js';
 
 /**
@@ -19,17 +20,21 @@ export interface DlqFailure {
   attempts: number;
 }
 
-/** Builds the entry for one failure; a replayed record counts rounds (its prior attempts + 1). */
-export function toDlqEntry(stage: string, f: DlqFailure, now: Date = new Date()): DlqEntry {
+/**
+ * Builds the entry for one failure; a replayed record counts rounds (its prior attempts + 1). The
+ * entry fits in a record of `maxMessageBytes` (a value too large is kept as a flagged prefix:
+ * src/core/dlq-size.ts).
+ */
+export function toDlqEntry(stage: string, f: DlqFailure, now: Date = new Date(), maxMessageBytes = DEFAULT_MESSAGE_MAX_BYTES): DlqEntry {
   return {
-    reason: f.error.message,
+    reason: dlqReason(f.error.message),
     code: f.error.code,
     stage,
     topic: f.origin.topic,
     partition: f.origin.partition,
     offset: f.origin.offset,
     key: f.origin.key,
-    value_base64: f.origin.value === null ? null : f.origin.value.toString('base64'),
+    ...dlqValueFields(f.origin.value, maxMessageBytes, f.origin.key === null ? 0 : Buffer.byteLength(f.origin.key)),
     failed_at: now.toISOString(),
     attempts: f.origin.replay ? f.origin.priorAttempts + 1 : f.origin.priorAttempts + f.attempts,
   };
@@ -55,7 +60,7 @@ export async function createDlqWriter(config: Config, clientSuffix: string): Pro
         topic,
         messages: failures.map((f) => ({
           key: f.origin.key,
-          value: JSON.stringify(toDlqEntry(stage, f, now)),
+          value: JSON.stringify(toDlqEntry(stage, f, now, config.KAFKA_MESSAGE_MAX_BYTES)),
           headers: { stage, code: f.error.code },
         })),
       });
