@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command, CommanderError } from 'commander';
-import { EXIT_USAGE, exitCodeFor, PipelineError } from '../core/errors.js';
+import { PipelineError } from '../core/errors.js';
 import { registerApiCommand } from './api-command.js';
 import { registerCdcCommand } from './cdc-command.js';
 import { registerExternalReceiverCommand } from './external-receiver-command.js';
@@ -16,9 +16,10 @@ import { registerDlqCommand } from './dlq-command.js';
 /**
  * The `engage` CLI. Each command lives in its own file and registers itself here (one line each).
  * Usage errors (unknown command, mode or flag) print usage and exit 2; a PipelineError prints its
- * code and message and exits 1, or 78 (EXIT_CONFIG) when a restart cannot fix it (src/core/errors.ts
- * exitCodeFor), so a supervisor (`engage run`, systemd's RestartPreventExitStatus) stops restarting it.
+ * code and message and exits 1.
  */
+
+export const EXIT_USAGE = 2;
 
 /** The package's version (package.json), for `engage --version`. */
 function packageVersion(): string {
@@ -56,7 +57,7 @@ export async function main(argv: string[]): Promise<number> {
     }
     if (err instanceof PipelineError) {
       process.stderr.write(`engage: ${err.code}: ${err.message}\n`);
-      return exitCodeFor(err);
+      return err.code === 'USAGE' ? EXIT_USAGE : 1;
     }
     process.stderr.write(`engage: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
     return 1;

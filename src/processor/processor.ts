@@ -137,6 +137,7 @@ export async function startProcessor(config: Config, log: Logger): Promise<Proce
     enrichedTopic: config.KAFKA_TOPIC_ENRICHED,
     dlqTopic: config.KAFKA_TOPIC_DLQ,
     contentWaitMs: config.CONTENT_WAIT_MS,
+    maxMessageBytes: config.KAFKA_MESSAGE_MAX_BYTES,
     signal: stopping.signal,
   };
 
