@@ -68,6 +68,25 @@ describe('reference receiver', () => {
     assert.equal(stats.events_unique, 3);
   });
 
+  it('counts a new event that reuses an id (another event_ts) and dedupes on event_key, also across a restart', async () => {
+    const file = path.join(tmp, 'reused.jsonl');
+    const r = await receiver({ dataFile: file });
+    const ev = (id: string, ts: string) => ({ event_id: id, event_ts: ts, user_id: 'x' });
+    await post(r, 'a', { schema_version: 1, events: [ev('1', '2025-08-01T10:00:00.5Z'), ev('2', '2025-08-01T10:00:01Z')] });
+    // After a sequence reset: id 1 again, a new event; and event 2 re-sent with the backfill's rendering of its time.
+    const res = await post(r, 'b', { schema_version: 1, events: [ev('1', '2025-08-01T11:00:00Z'), ev('2', '2025-08-01T10:00:01.000000Z')] });
+    assert.deepEqual(await res.json(), { duplicate_batch: false, accepted: 1, duplicates: 1 });
+    // A sender's event_key is what counts when given.
+    await post(r, 'c', { schema_version: 1, events: [{ ...ev('1', '2025-08-01T12:00:00Z'), event_key: r.eventKeys()[0] }] });
+    assert.equal(r.stats().events_unique, 3);
+    assert.deepEqual(r.eventIds(), ['1', '2']);
+    assert.equal(r.event('1')?.event_key, `1@${Date.parse('2025-08-01T11:00:00Z') * 1000}`, 'an id names its newest event');
+    assert.equal(r.event(r.eventKeys()[0] as string)?.deliveries, 2);
+    await r.close();
+    const again = await receiver({ dataFile: file });
+    assert.deepEqual(await (await post(again, 'd', { schema_version: 1, events: [ev('1', '2025-08-01T10:00:00.500Z'), ev('1', '2025-08-01T11:00:00Z')] })).json(), { duplicate_batch: false, accepted: 0, duplicates: 2 });
+  });
+
   it('checks the auth header when configured', async () => {
     const r = await receiver({ auth: 'X-Api-Key: abc123' });
     assert.equal((await post(r, 'k', events('1'))).status, 401);

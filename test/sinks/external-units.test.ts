@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
 import { describe, it } from 'node:test';
 import { PipelineError } from '../../src/core/errors.js';
+import { eventKey } from '../../src/core/event-identity.js';
 import { CircuitBreaker, type CircuitState } from '../../src/sinks/external/circuit-breaker.js';
 import { classifyStatus, parseAuthHeader, parseRetryAfter } from '../../src/sinks/external/http-client.js';
 import { externalSinkFactory, requestedDelayMs } from '../../src/sinks/external/index.js';
@@ -20,10 +21,19 @@ describe('external sink: wire format', () => {
     assert.notEqual(idempotencyKey(['12', '3']), idempotencyKey(['1', '23']), 'ids are delimited');
   });
 
-  it('encodes a batch as {schema_version, events}', () => {
-    const body = JSON.parse(encodeBatch([makeEvent('7')])) as { schema_version: number; events: Array<{ event_id: string }> };
+  it('encodes a batch as {schema_version, events}, each event with its event_key', () => {
+    const e = makeEvent('7');
+    const body = JSON.parse(encodeBatch([e])) as { schema_version: number; events: Array<{ event_id: string; event_key: string }> };
     assert.equal(body.schema_version, 1);
-    assert.deepEqual(body.events.map((e) => e.event_id), ['7']);
+    assert.deepEqual(body.events.map((x) => x.event_id), ['7']);
+    assert.deepEqual(body.events.map((x) => x.event_key), [eventKey(e)]);
+  });
+
+  it('keys a reused id with another event_ts apart, the same event in either rendering of its time alike', () => {
+    const old = makeEvent('7', { event_ts: '2025-08-01T10:00:00.5Z' });
+    assert.equal(eventKey({ ...old, event_ts: '2025-08-01T10:00:00.500000Z' }), eventKey(old));
+    const reused = makeEvent('7', { event_ts: '2025-08-01T11:00:00Z' });
+    assert.notEqual(idempotencyKey([eventKey(reused)]), idempotencyKey([eventKey(old)]));
   });
 });
 
