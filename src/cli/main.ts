@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command, CommanderError } from 'commander';
-import { PipelineError } from '../core/errors.js';
+import { EXIT_USAGE, exitCodeFor, PipelineError } from '../core/errors.js';
 import { registerApiCommand } from './api-command.js';
 import { registerCdcCommand } from './cdc-command.js';
 import { registerExternalReceiverCommand } from './external-receiver-command.js';
@@ -12,14 +12,14 @@ import { registerStackCommand } from './stack-command.js';
 import { registerProcessCommand } from './process-command.js';
 import { registerSinkCommand } from './sink-command.js';
 import { registerDlqCommand } from './dlq-command.js';
+import { watchLauncher } from './launcher-watch.js';
 
 /**
  * The `engage` CLI. Each command lives in its own file and registers itself here (one line each).
  * Usage errors (unknown command, mode or flag) print usage and exit 2; a PipelineError prints its
- * code and message and exits 1.
+ * code and message and exits 1, or 78 (EXIT_CONFIG) when a restart cannot fix it (src/core/errors.ts
+ * exitCodeFor), so a supervisor (`engage run`, systemd's RestartPreventExitStatus) stops restarting it.
  */
-
-export const EXIT_USAGE = 2;
 
 /** The package's version (package.json), for `engage --version`. */
 function packageVersion(): string {
@@ -57,7 +57,7 @@ export async function main(argv: string[]): Promise<number> {
     }
     if (err instanceof PipelineError) {
       process.stderr.write(`engage: ${err.code}: ${err.message}\n`);
-      return err.code === 'USAGE' ? EXIT_USAGE : 1;
+      return exitCodeFor(err);
     }
     process.stderr.write(`engage: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
     return 1;
@@ -67,5 +67,6 @@ export async function main(argv: string[]): Promise<number> {
 // Run when this file is the process's entry point (bin/engage.mjs, `tsx src/cli/main.ts`,
 // `node --import tsx src/cli/main.ts`), not when a test imports it.
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  watchLauncher({ onGone: (pid) => process.stderr.write(`engage: the process that launched this command (pid ${pid}) is gone; stopping\n`) });
   main(process.argv.slice(2)).then((code) => process.exit(code));
 }

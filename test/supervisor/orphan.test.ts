@@ -3,12 +3,14 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { test } from 'node:test';
 
 /**
- * A component started by `engage run` stops by itself when the supervisor dies without stopping
- * it (SIGKILL, or a signal that never reached it): left running, it would keep the CDC slot and
- * the consumer groups from the next run.
+ * A component never outlives the process that launched it: started by `engage run`, it stops by
+ * itself when the supervisor dies without stopping it (SIGKILL, or a signal that never reached
+ * it); started by the `engage` command (bin/engage.mjs), it stops when that wrapper is SIGKILLed.
+ * Left running, it would keep the CDC slot and the consumer groups from the next run.
  */
 
 const alive = (pid: number): boolean => {
@@ -41,4 +43,35 @@ test('components exit once their supervisor is SIGKILLed', { timeout: 60_000 }, 
   const gone = !alive(child.pid);
   if (!gone) process.kill(child.pid, 'SIGKILL');
   assert.ok(gone, `component ${child.pid} still running 20 s after its supervisor died`);
+});
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+
+test('a component started by the engage command drains and exits once that wrapper is SIGKILLed', { timeout: 60_000 }, async (t) => {
+  const wrapper = spawn(process.execPath, [path.join(ROOT, 'bin/engage.mjs'), 'external-receiver', '--port', '0'], {
+    cwd: ROOT,
+    env: { ...process.env, LOG_LEVEL: 'info' },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let stderr = '';
+  wrapper.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  // The component's own pid, from its "running" log line (the wrapper's child: the CLI).
+  const running = /"pid":(\d+),"name":"engage-external-receiver","msg":"external-receiver running"/;
+  const deadline = Date.now() + 30_000;
+  while (!running.test(stderr)) {
+    if (wrapper.exitCode !== null) assert.fail(`engage exited (${wrapper.exitCode}) before the receiver ran\n${stderr}`);
+    if (Date.now() > deadline) assert.fail(`the receiver did not log "running" within 30 s\n${stderr}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  const pid = Number(running.exec(stderr)?.[1]);
+  t.after(() => {
+    if (alive(pid)) process.kill(pid, 'SIGKILL');
+  });
+  assert.notEqual(pid, wrapper.pid, 'the component is the wrapper\'s child, not the wrapper');
+  wrapper.kill('SIGKILL');
+  const goneBy = Date.now() + 20_000;
+  while (alive(pid) && Date.now() < goneBy) await new Promise((r) => setTimeout(r, 100));
+  assert.ok(!alive(pid), `component ${pid} still running 20 s after the engage wrapper was SIGKILLed\n${stderr}`);
+  assert.match(stderr, new RegExp(`engage: the process that launched this command \\(pid ${wrapper.pid}\\) is gone; stopping`));
+  assert.match(stderr, /"msg":"external-receiver stopped"/, 'it stopped cleanly (drained), not killed');
 });
