@@ -59,6 +59,31 @@ export function isStateLost(err: unknown): boolean {
   return err instanceof PipelineError && err.code === 'SINK_STATE_LOST';
 }
 
+/**
+ * True when restarting the process cannot help: its configuration is invalid (CONFIG_INVALID,
+ * USAGE) or a service is set up in a way only its operator can change (a non-retriable
+ * SERVICE_MISCONFIGURED, such as wal_level = replica).
+ */
+export function isFatal(err: unknown): boolean {
+  if (!(err instanceof PipelineError)) return false;
+  return err.code === 'CONFIG_INVALID' || err.code === 'USAGE' || (err.code === 'SERVICE_MISCONFIGURED' && !err.retriable);
+}
+
+/** The CLI's exit code for a usage error (unknown command, flag or value). */
+export const EXIT_USAGE = 2;
+/** sysexits.h EX_CONFIG: a fatal error (isFatal) — a supervisor must not restart the command. */
+export const EXIT_CONFIG = 78;
+
+/**
+ * The CLI's exit code for a command that failed with `err`: EXIT_USAGE for USAGE, EXIT_CONFIG for
+ * any other fatal error, 1 otherwise (a restart may help). `engage run` stops restarting a
+ * component on the first two, as systemd does with `RestartPreventExitStatus=2 78`.
+ */
+export function exitCodeFor(err: unknown): number {
+  if (err instanceof PipelineError && err.code === 'USAGE') return EXIT_USAGE;
+  return isFatal(err) ? EXIT_CONFIG : 1;
+}
+
 /** True when `err` is worth another attempt: a retriable PipelineError or a transient network error. */
 export function isRetriable(err: unknown): boolean {
   if (err instanceof PipelineError) return err.retriable;

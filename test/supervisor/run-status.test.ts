@@ -181,7 +181,7 @@ describe('engage run', () => {
     assert.doesNotMatch(res.stdout, /bringing the stack up/);
   });
 
-  it('refuses, before starting anything, a receiver or API port another process holds', async () => {
+  it('refuses, before starting anything, a receiver or API port another process holds (exit 78: no restart helps)', async () => {
     const holder = net.createServer();
     await new Promise<void>((resolve) => holder.listen(0, '127.0.0.1', resolve));
     const port = (holder.address() as net.AddressInfo).port;
@@ -190,11 +190,11 @@ describe('engage run', () => {
       const engageRun = (args: string[], extra: Record<string, string>) =>
         spawnSync(process.execPath, [path.join(ROOT, 'bin/engage.mjs'), 'run', ...args], { cwd, env: { ...process.env, ...env.env, ...extra }, encoding: 'utf8' });
       const receiver = engageRun(['--with-receiver', '--no-api'], { EXTERNAL_RECEIVER_PORT: String(port) });
-      assert.equal(receiver.status, 1, receiver.stderr);
+      assert.equal(receiver.status, 78, receiver.stderr);
       assert.match(receiver.stderr, new RegExp(`SERVICE_MISCONFIGURED: port ${port} on 127\\.0\\.0\\.1, for the reference receiver .* is taken by another process.*: stop it or set EXTERNAL_RECEIVER_PORT`));
       assert.doesNotMatch(receiver.stdout, /bringing the stack up/);
       const api = engageRun([], { API_PORT: String(port) });
-      assert.equal(api.status, 1, api.stderr);
+      assert.equal(api.status, 78, api.stderr);
       assert.match(api.stderr, new RegExp(`port ${port} on 127\\.0\\.0\\.1, for the monitoring API, is taken .*set API_PORT \\(or run with --no-api\\)`));
     } finally {
       holder.close();
