@@ -4,7 +4,9 @@ import { loadConfig } from '../config/load.js';
 import { PipelineError } from '../core/errors.js';
 import { portHolder, tcpOpen } from '../stack/process.js';
 import { stackUp } from '../stack/stack.js';
+import { CRASH_WINDOW_MS } from '../supervisor/restart-policy.js';
 import { RunFigures } from '../supervisor/run-figures.js';
+import { startSupervisorHeartbeat } from '../supervisor/run-heartbeat.js';
 import { Supervisor, componentSpecs, formatStatus } from '../supervisor/supervisor.js';
 
 const SINKS = ['redis', 'warehouse', 'external'];
@@ -60,9 +62,15 @@ export function registerRunCommand(program: Command): void {
       const specs = componentSpecs(config, { generator: opts.withGenerator, rate, receiver: opts.withReceiver, api: opts.api, sinks });
       const sup = new Supervisor(specs, logDir, {}, (c, ms) => {
         const why = c.lastError ? `: ${c.lastError}` : '';
-        process.stdout.write(`engage run: ${c.name} ended (${c.lastExit})${why}; restarting in ${(ms / 1000).toFixed(1)} s (log: ${c.log})\n`);
+        const next =
+          ms === null
+            ? 'not restarting it: a restart cannot fix this (fix it, then start engage run again)'
+            : `${c.crashLoop ? `crash loop (${c.crashes} crashes in ${CRASH_WINDOW_MS / 60_000} min); ` : ''}restarting in ${(ms / 1000).toFixed(1)} s`;
+        process.stdout.write(`engage run: ${c.name} ended (${c.lastExit})${why}; ${next} (log: ${c.log})\n`);
       });
       sup.start();
+      // The components' restarts, crash loops and fatal ends, for the API's /health.
+      const heartbeat = startSupervisorHeartbeat(config, () => sup.status());
       const hostPort = `http://${config.API_HOST}:${config.API_PORT}`;
       process.stdout.write(
         [
@@ -91,7 +99,7 @@ export function registerRunCommand(program: Command): void {
           process.stdout.write('\nengage run: stopping every component (drain and commit)…\n');
           void sup.stop().then(() => {
             process.stdout.write(`${formatStatus(sup.status())}\nengage run: stopped.\n`);
-            void figures.close().then(resolve);
+            void Promise.all([figures.close(), heartbeat.stop()]).then(() => resolve());
           });
         };
         process.on('SIGINT', onSignal);

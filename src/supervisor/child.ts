@@ -1,13 +1,15 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, mkdirSync, type WriteStream } from 'node:fs';
 import path from 'node:path';
-import { backoffDelay, type RetryPolicy } from '../runtime/retry.js';
+import { CrashRecord, errorSummary, isFatalExit } from './restart-policy.js';
 
 /**
  * One supervised component: a child process running `engage <args>`, its output appended to
- * `<logDir>/<name>.log`, restarted with exponential backoff when it exits unexpectedly (the backoff
- * resets once it has run for `stableMs`). `stop()` sends SIGTERM (the component drains and
- * commits) and SIGKILL after a grace period.
+ * `<logDir>/<name>.log`, restarted with exponential backoff when it exits unexpectedly, unless its
+ * exit says a restart cannot help (restart-policy.ts: then it stays `failed`, with the reason).
+ * `stop()` sends SIGTERM (the component drains and commits) and SIGKILL after a grace period. The
+ * component never outlives this process: it stops by itself once the IPC channel opened here
+ * closes (src/cli/launcher-watch.ts).
  */
 
 export interface ChildSpec {
@@ -19,7 +21,8 @@ export interface ChildSpec {
   finite?: boolean;
 }
 
-export type ChildState = 'starting' | 'running' | 'backoff' | 'stopping' | 'stopped' | 'finished';
+/** `failed`: ended with a fatal error, not restarted (`notRestarted` says why). */
+export type ChildState = 'starting' | 'running' | 'backoff' | 'stopping' | 'stopped' | 'finished' | 'failed';
 
 export interface ChildStatus {
   name: string;
@@ -29,24 +32,32 @@ export interface ChildStatus {
   /** When it entered `state` (a status line's age is the time in that state). */
   since: number;
   lastExit: string | undefined;
-  /** The last line the process wrote to stderr before an exit with an error code (a CLI failure
-   *  prints `engage: <CODE>: <message>` there), capped; undefined after a clean exit or a signal. */
+  /** The error the process wrote to stderr before an exit with an error code (a CLI failure
+   *  prints `engage: <CODE>: <message>` there: restart-policy.ts errorSummary), capped; undefined
+   *  after a clean exit or a signal. */
   lastError: string | undefined;
+  /** Unexpected ends within the crash window (restart-policy.ts). */
+  crashes: number;
+  /** As many crashes within the window as make a crash loop. */
+  crashLoop: boolean;
+  /** Why a `failed` component is not restarted (its fatal error); undefined otherwise. */
+  notRestarted: string | undefined;
   log: string;
 }
 
-/** Called when a component ended unexpectedly, with its status, before it is restarted in `restartInMs`. */
-export type EndedHandler = (status: ChildStatus, restartInMs: number) => void;
+/**
+ * Called when a component ended unexpectedly, with its status, before it is restarted in
+ * `restartInMs`, or with null when it is not restarted (fatal: `status.notRestarted` says why).
+ */
+export type EndedHandler = (status: ChildStatus, restartInMs: number | null) => void;
 
 const STDERR_TAIL = 4096;
-
-const RESTART: RetryPolicy = { attempts: Number.POSITIVE_INFINITY, baseMs: 500, maxMs: 30000, jitter: 'full' };
 
 export class SupervisedChild {
   private proc: ChildProcess | undefined;
   private state: ChildState = 'stopped';
   private restarts = 0;
-  private failuresInARow = 0;
+  private notRestarted: string | undefined;
   private since = Date.now();
   private lastExit: string | undefined;
   private lastError: string | undefined;
@@ -60,6 +71,7 @@ export class SupervisedChild {
     logDir: string,
     private readonly stableMs = 30000,
     private readonly onEnded?: EndedHandler,
+    private readonly crashes = new CrashRecord(),
   ) {
     mkdirSync(logDir, { recursive: true });
     this.logFile = path.join(logDir, `${spec.name}.log`);
@@ -69,10 +81,12 @@ export class SupervisedChild {
   start(): void {
     this.state = 'starting';
     this.since = Date.now();
+    this.notRestarted = undefined;
     const proc = spawn(this.entry.node, [...this.entry.args, ...this.spec.args], {
-      // SUPERVISOR_PID: the component stops by itself if this process dies without stopping it.
+      // SUPERVISOR_PID: the components under src/runtime/lifecycle.ts also poll this process's pid.
       env: { ...process.env, ...this.spec.env, SUPERVISOR_PID: String(process.pid) },
-      stdio: ['ignore', 'pipe', 'pipe'],
+      // 'ipc': the channel whose closing tells the component this process is gone (never written).
+      stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
       // Its own process group: a terminal's Ctrl-C reaches only the supervisor, which then stops
       // each component once (SIGTERM), so every one drains instead of seeing two signals.
       detached: true,
@@ -109,15 +123,28 @@ export class SupervisedChild {
       this.since = Date.now();
       return;
     }
-    const ranFor = Date.now() - this.since;
-    this.failuresInARow = ranFor >= this.stableMs ? 1 : this.failuresInARow + 1;
-    const delay = backoffDelay(RESTART, this.failuresInARow);
+    const now = Date.now();
+    const ranFor = now - this.since;
+    this.since = now;
+    if (isFatalExit(code)) {
+      this.state = 'failed';
+      const atExit = this.status();
+      void stderr.then((tail) => {
+        const error = errorSummary(tail) ?? `exit ${code}`;
+        this.lastError = error;
+        this.notRestarted = error;
+        this.log.write(`\n[supervisor] ${this.spec.name} ended (${this.lastExit}): not restarting it, a restart cannot fix this: ${error}\n`);
+        this.onEnded?.({ ...atExit, lastError: error, notRestarted: error }, null);
+      });
+      return;
+    }
+    const delay = this.crashes.crashed(now, ranFor, this.stableMs);
     this.state = 'backoff';
-    this.since = Date.now();
-    this.log.write(`\n[supervisor] ${this.spec.name} ended (${this.lastExit}); restarting in ${delay} ms\n`);
+    const loop = this.crashes.isLoop(now) ? ` (crash loop: ${this.crashes.recent(now)} crashes in ${this.crashes.windowMs / 60_000} min)` : '';
+    this.log.write(`\n[supervisor] ${this.spec.name} ended (${this.lastExit})${loop}; restarting in ${delay} ms\n`);
     const atExit = this.status();
     void stderr.then((tail) => {
-      const error = code ? lastLine(tail) : undefined;
+      const error = code ? errorSummary(tail) : undefined;
       if (this.lastExit === atExit.lastExit && this.restarts === atExit.restarts) this.lastError = error;
       this.onEnded?.({ ...atExit, lastError: error }, delay);
     });
@@ -130,6 +157,7 @@ export class SupervisedChild {
   /** SIGTERM, then SIGKILL after `graceMs`. Resolves when the process is gone. */
   async stop(graceMs = 20000): Promise<void> {
     if (this.timer) clearTimeout(this.timer);
+    if (this.state === 'failed') return;
     const proc = this.proc;
     this.state = 'stopping';
     this.since = Date.now();
@@ -150,13 +178,19 @@ export class SupervisedChild {
   }
 
   status(): ChildStatus {
-    return { name: this.spec.name, state: this.state, pid: this.proc?.pid, restarts: this.restarts, since: this.since, lastExit: this.lastExit, lastError: this.lastError, log: this.logFile };
+    const now = Date.now();
+    return {
+      name: this.spec.name,
+      state: this.state,
+      pid: this.proc?.pid,
+      restarts: this.restarts,
+      since: this.since,
+      lastExit: this.lastExit,
+      lastError: this.lastError,
+      crashes: this.crashes.recent(now),
+      crashLoop: this.crashes.isLoop(now),
+      notRestarted: this.notRestarted,
+      log: this.logFile,
+    };
   }
-}
-
-/** The last non-empty line of `text`, capped at 300 characters; undefined when there is none. */
-function lastLine(text: string): string | undefined {
-  const lines = text.split('\n').map((l) => l.trim()).filter(Boolean);
-  const last = lines[lines.length - 1];
-  return last === undefined || last.length <= 300 ? last : `${last.slice(0, 299)}…`;
 }

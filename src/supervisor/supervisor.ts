@@ -2,12 +2,14 @@ import type { Config } from '../config/load.js';
 import { semiSpaceNodeOptions } from '../runtime/node-options.js';
 import { engageEntry } from './entry.js';
 import { SupervisedChild, type ChildSpec, type ChildStatus, type EndedHandler } from './child.js';
+import { CRASH_WINDOW_MS } from './restart-policy.js';
 import { formatFigures, type StageFigures } from './run-figures.js';
 
 /**
  * `engage run`: every component as its own child process in one supervised tree, for a laptop.
  * Each component is the same command a production deployment runs separately, so a crash of one
- * (restarted with backoff) never takes the others down.
+ * (restarted with backoff, or left down after a fatal error: restart-policy.ts) never takes the
+ * others down.
  */
 
 export interface RunOptions {
@@ -81,13 +83,17 @@ export class Supervisor {
   }
 }
 
-/** One line per component: state, pid, time in that state, restarts; a running stage's figures (run-figures.ts) after it. */
+/**
+ * One line per component: state, pid, time in that state, restarts, a crash loop or why it is not
+ * restarted; a running stage's figures (run-figures.ts) after it.
+ */
 export function formatStatus(rows: ChildStatus[], now = Date.now(), figures: ReadonlyMap<string, StageFigures> = new Map()): string {
   return rows
     .map((r) => {
       const age = `${Math.round((now - r.since) / 1000)}s`;
       const f = r.state === 'running' ? figures.get(r.name) : undefined;
-      const line = `  ${r.name.padEnd(18)} ${r.state.padEnd(9)} pid ${String(r.pid ?? '-').padEnd(8)} ${age.padStart(6)}  restarts ${r.restarts}${r.lastExit ? `  last ${r.lastExit}` : ''}`;
+      const note = r.notRestarted ? `  not restarted: ${r.notRestarted}` : r.crashLoop ? `  crash loop: ${r.crashes} crashes in ${CRASH_WINDOW_MS / 60_000} min` : '';
+      const line = `  ${r.name.padEnd(18)} ${r.state.padEnd(9)} pid ${String(r.pid ?? '-').padEnd(8)} ${age.padStart(6)}  restarts ${r.restarts}${r.lastExit ? `  last ${r.lastExit}` : ''}${note}`;
       return f ? `${line}   ${formatFigures(f)}` : line;
     })
     .join('\n');

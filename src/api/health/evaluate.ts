@@ -1,6 +1,7 @@
 import { isFresh, type LiveHeartbeat } from '../heartbeats.js';
 import type { PostgresCheck, ServiceCheck, SlotInfo } from './checks.js';
 import { circuitOf, consumerLagOf, failingSinceLastWrite, reportedOk, type CircuitState } from './status-fields.js';
+import { supervisedFindings } from './supervised.js';
 
 /**
  * Turns probe results and heartbeats into the /health report. Pure.
@@ -90,6 +91,11 @@ export function evaluateHealth(inp: HealthInputs): HealthReport {
       warnings.push(`stage ${name}: consumer lag ${stage.consumer_lag} records (above ${CONSUMER_LAG_WARN})`);
     }
   }
+
+  // engage run's components: one it no longer restarts is a problem, a crash loop a warning.
+  const supervised = supervisedFindings(fresh);
+  problems.push(...supervised.problems);
+  warnings.push(...supervised.warnings);
 
   const slot = pgCheck.slot ? { ...pgCheck.slot, warn_bytes: inp.walWarnBytes } : null;
   if (slot?.exists && slot.retained_wal_bytes !== null && slot.retained_wal_bytes > inp.walWarnBytes) {
