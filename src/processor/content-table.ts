@@ -8,7 +8,7 @@ import { decodeContentChange } from './content-decode.js';
 import { applyContentChange, contentAt, isKnown, type ContentVersions } from './content-versions.js';
 import type { ProcessorMetrics } from './metrics.js';
 import { PartitionProgress, type EndOffsets } from './partition-progress.js';
-import { connectionProps, type KafkaConnection } from '../kafka/client.js';
+import { connectionProps, consumerFetchProps, type KafkaConnection } from '../kafka/client.js';
 
 /**
  * The content table: every row of the compacted content topic, materialised in memory (with its
@@ -63,6 +63,7 @@ export class ContentTable {
   static async open(opts: ContentTableOptions): Promise<ContentTable> {
     const consumer = new RdKafka.KafkaConsumer({
       ...connectionProps(opts.connection),
+      ...consumerFetchProps(opts.connection),
       'client.id': `${opts.clientId}-content-table`,
       // Required by librdkafka; never joined (assign() only) and never committed.
       'group.id': `${opts.clientId}-content-table`,
