@@ -111,3 +111,29 @@ test('an oversized row is written marked, with its reference; the CDC keeps stre
   assert.equal(status.sessions, 1, 'no session failed');
   assert.equal(status.truncated_events, 3);
 });
+
+test('with KAFKA_MESSAGE_MAX_BYTES raised, the same row goes whole: producer, topic and consumer limits follow the setting', { timeout: 120_000 }, async () => {
+  const big = await createTestEnv({ CDC_HEARTBEAT_SECONDS: '1', CDC_SNAPSHOT_MODE: 'never', KAFKA_MESSAGE_MAX_BYTES: String(3_000_000) });
+  const bigDb = await pgClient(big.config);
+  let bigCdc: CdcComponent | undefined;
+  try {
+    bigCdc = await startCdc(big.config, createLogger('error', 'cdc-oversize-test'));
+    const r = await bigDb.query<{ id: string }>(
+      // Hex digits: lz4 barely shrinks them, so the record batch the broker checks stays above 2 MB.
+      `INSERT INTO engagement_events (event_ts, raw_payload)
+       SELECT now(), jsonb_build_object('blob', string_agg(md5(i::text), '')) FROM generate_series(1, $1::int / 32) i RETURNING id::text`,
+      [TWO_MB],
+    );
+    const key = JSON.stringify({ id: r.rows[0]?.id });
+    // Above the broker's default max.message.bytes (1,048,588): only the topic's own setting admits it.
+    const recs = await readTopics(big.config, [big.config.KAFKA_TOPIC_ENGAGEMENT_EVENTS], (rs) => rs.some((x) => x.key === key), 60_000);
+    const rec = recs.find((x) => x.key === key);
+    assert.ok(rec && rec.bytes > TWO_MB, `the whole event (${rec?.bytes} bytes)`);
+    assert.equal((rec.value as Event | null)?.truncated, undefined);
+    assert.equal(bigCdc.status().sessions, 1);
+  } finally {
+    await bigCdc?.stop();
+    await bigDb.end();
+    await big.cleanup();
+  }
+});
