@@ -78,7 +78,7 @@ test('a slot without a position is refused, kept, and reset only when asked', { 
   // As a command: it exits with the error (no restart loop) and says what to do.
   const child = spawnCdc({ ...env.env, KAFKA_TOPIC_CDC_POSITION: moved.KAFKA_TOPIC_CDC_POSITION });
   const exit = await child.exited;
-  assert.notEqual(exit.code, 0, child.output());
+  assert.equal(exit.code, 78, `exit 78 (EX_CONFIG: engage run does not restart it)\n${child.output()}`);
   assert.match(child.output(), /SERVICE_MISCONFIGURED: CDC position missing/);
   assert.ok(await slotExists(), 'the slot is still kept');
 
