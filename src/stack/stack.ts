@@ -1,19 +1,21 @@
 import { existsSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Config } from '../config/load.js';
+import { privateUrls, type Config } from '../config/load.js';
 import { PipelineError } from '../core/errors.js';
 import { ensureTopics, kafkaReady } from '../kafka/admin.js';
 import { applySchemaIfMissing, checkExternalPostgres, fallbackRoot, pgAnswers, redact, startPrivatePostgres, stopPrivatePostgres } from './postgres.js';
 import { kafkaAnswers, startPrivateKafka } from './kafka.js';
 import { redisAnswers, startPrivateRedis } from './redis.js';
 import { isAlive, stopPid } from './process.js';
-import { SERVICE_NAMES, readStackState, updateService, type ServiceName, type ServiceState } from './state.js';
+import { SERVICE_NAMES, readStackState, updateService, type ServiceName, type ServiceState, type StackState } from './state.js';
 
 /**
  * `engage stack up | down | status | env`. A service whose URL the user set is checked and used as
- * given; a service left unset is started privately under the stack folder. `up` is idempotent and
- * returns only when every service answers; `down` stops only what the stack started.
+ * given; a service left unset is started privately under the stack folder, and so is one whose URL
+ * is the address at which the stack started its own (as `eval "$(engage stack env)"` exports it):
+ * restarted when it died. `up` is idempotent and returns only when every service answers; `down`
+ * stops only what the stack started.
  */
 
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -36,14 +38,16 @@ export interface UpOptions {
 
 export async function stackUp(config: Config, opts: UpOptions = {}): Promise<ServiceStatus[]> {
   const state = readStackState(config.stackDir);
+  const own = ownedServices(config, state);
   /**
    * Records the service and tells the caller it is ready. A service the stack started keeps its
    * record whatever the environment points at: replaced (e.g. by its own address exported with
    * `engage stack env`), `stack down` would leave it running and the next `stack up` would find
-   * its port taken.
+   * its port taken. One the stack (re)started is recorded as started, at the stack's address.
    */
   const report = (name: ServiceName, s: ServiceState, t0: number) => {
-    if (!(config.origins[name] === 'env' && state?.services[name]?.startedByStack)) updateService(config.stackDir, name, s);
+    if (own.has(name)) updateService(config.stackDir, name, s);
+    else if (!(config.origins[name] === 'env' && state?.services[name]?.startedByStack)) updateService(config.stackDir, name, s);
     opts.onReady?.({ name, url: s.url, startedByStack: s.startedByStack, up: true, log: s.log }, Date.now() - t0);
   };
   /** A service given by the environment: the stack's own (at the environment's URL) when it is the same server. */
@@ -55,19 +59,20 @@ export async function stackUp(config: Config, opts: UpOptions = {}): Promise<Ser
   const pgTask = (async () => {
     const t0 = Date.now();
     let s: ServiceState;
-    if (config.origins.postgres === 'env') {
+    if (config.origins.postgres === 'env' && !own.has('postgres')) {
       await checkExternalPostgres(config.databaseUrl);
       s = fromEnv('postgres', config.databaseUrl);
     } else {
       s = await startPrivatePostgres(config.stackDir, config.ports, state?.services.postgres);
     }
-    await applySchemaIfMissing(s.url, INIT_SQL);
+    // The environment's URL may name another database on the stack's server: that is the one used.
+    await applySchemaIfMissing(config.origins.postgres === 'env' ? config.databaseUrl : s.url, INIT_SQL);
     report('postgres', s, t0);
   })();
   const redisTask = (async () => {
     const t0 = Date.now();
     let s: ServiceState;
-    if (config.origins.redis === 'env') {
+    if (config.origins.redis === 'env' && !own.has('redis')) {
       if (!(await redisAnswers(config.redisUrl))) {
         throw new PipelineError('SERVICE_UNREACHABLE', `Redis at REDIS_URL (${redact(config.redisUrl)}) does not answer. Start it, fix REDIS_URL, or unset it to let \`engage stack up\` start a private Redis.`, { retriable: true });
       }
@@ -81,7 +86,7 @@ export async function stackUp(config: Config, opts: UpOptions = {}): Promise<Ser
     const t0 = Date.now();
     let s: ServiceState;
     const brokers = config.kafkaBrokers.join(',');
-    if (config.origins.kafka === 'env') {
+    if (config.origins.kafka === 'env' && !own.has('kafka')) {
       if (!(await kafkaReady(config))) {
         throw new PipelineError('SERVICE_UNREACHABLE', `Kafka at KAFKA_BOOTSTRAP_SERVERS (${brokers}) does not answer. Start it, fix KAFKA_BOOTSTRAP_SERVERS, or unset it to let \`engage stack up\` start a private broker.`, { retriable: true });
       }
@@ -90,7 +95,7 @@ export async function stackUp(config: Config, opts: UpOptions = {}): Promise<Ser
       s = await startPrivateKafka(config.stackDir, REPO_ROOT, config.ports, config.STACK_KAFKA_HEAP, state?.services.kafka, (url) => kafkaReady({ kafkaBrokers: url.split(',') }));
     }
     // The private broker's listener is plaintext; a broker from the environment takes the configured security.
-    if (opts.topics !== false) await ensureTopics(config, config.origins.kafka === 'env' ? config : { kafkaBrokers: s.url.split(',') });
+    if (opts.topics !== false) await ensureTopics(config, config.origins.kafka === 'env' && !own.has('kafka') ? config : { kafkaBrokers: s.url.split(',') });
     report('kafka', s, t0);
   })();
   const results = await Promise.allSettled([pgTask, redisTask, kafkaTask]);
@@ -102,6 +107,25 @@ export async function stackUp(config: Config, opts: UpOptions = {}): Promise<Ser
     throw new PipelineError('STACK_START_FAILED', messages.join('\n\n'), { cause: failed[0]?.reason });
   }
   return stackStatus(config);
+}
+
+/**
+ * The services the environment names at the address where the stack started its own (its state
+ * file says so, and the address is the stack's private one for STACK_PORT_OFFSET, where a restart
+ * would bind): `stack up` treats them as private, so a dead one is restarted rather than refused
+ * as unreachable. A service the environment names elsewhere is the user's, and stays so.
+ */
+export function ownedServices(config: Config, state: StackState | null): Set<ServiceName> {
+  const priv = privateUrls(config.STACK_PORT_OFFSET);
+  const configured: Record<ServiceName, string> = { postgres: config.databaseUrl, kafka: config.kafkaBrokers.join(','), redis: config.redisUrl };
+  const privateAt: Record<ServiceName, string> = { postgres: priv.databaseUrl, kafka: priv.kafka, redis: priv.redisUrl };
+  const owned = new Set<ServiceName>();
+  for (const name of SERVICE_NAMES) {
+    const record = state?.services[name];
+    if (config.origins[name] !== 'env' || !record?.startedByStack) continue;
+    if (sameEndpoint(name, record.url, configured[name]) && sameEndpoint(name, privateAt[name], configured[name])) owned.add(name);
+  }
+  return owned;
 }
 
 /** Whether two addresses of a service reach the same server (host and port; a database or Redis db number aside). */
