@@ -19,7 +19,7 @@ import { DEFAULT_PAGE_ROWS, rejectedRowOrigin, SOURCE_TOPIC, type BackfillPage, 
  * same contract and settling code as `engage sink` (check → DLQ confirmed → write with the sink's
  * retry policy → DLQ when retries run out; src/runtime/batch-delivery.ts) — without the enriched
  * topic, its JSON and its consumer, which cost most of a backfill's CPU. Only sinks idempotent on
- * the event id (`SinkFactory.dedupesByEventId`: the warehouse, the external system) can be written
+ * the event's identity, (event_id, event_ts) (`SinkFactory.dedupesByEventId`: the warehouse, the external system) can be written
  * so; a page delivered again after a crash adds nothing to them. Sinks not named receive nothing
  * from such a run.
  *

@@ -6,7 +6,7 @@ import type { Cursor } from './reader.js';
  * (`engage_backfill_progress`, outside the CDC publication). It is written after each page's
  * Kafka delivery is confirmed, so a killed backfill resumes at the first unconfirmed page; a page
  * re-sent after a crash between delivery and this write is absorbed by the sinks' idempotency on
- * event id (at-least-once delivery, exactly-once in effect).
+ * (event_id, event_ts) (at-least-once delivery, exactly-once in effect).
  */
 
 export interface Progress {

@@ -18,7 +18,7 @@ import { DEFAULT_PAGE_ROWS, type BackfillTarget } from './target.js';
  * sink imports source rows itself (the DuckDB warehouse), pages go to it as PostgreSQL's COPY
  * writes them instead, and only a page it declines is enriched here (page-flow.ts; `bulk`).
  * Idempotent (a re-run, or a range the stream already delivered, changes no count: every
- * destination dedupes on the event id) and resumable: progress is saved after each delivered
+ * destination dedupes on (event_id, event_ts): src/core/event-identity.ts) and resumable: progress is saved after each delivered
  * page, in page order, under a key naming the range and the target, so an interrupted direct run
  * is never resumed by a topic run (whose sinks would miss the first part) or the reverse.
  */
@@ -74,7 +74,7 @@ export async function runBackfill(config: Config, opts: BackfillOptions, log: Lo
     const resumed = Boolean(saved && !saved.done && saved.cursor);
     let cursor: Cursor | null = resumed ? (saved?.cursor ?? null) : null;
     let delivered = resumed ? (saved?.delivered ?? 0) : 0;
-    if (saved?.done && !opts.restart) log.info({ range: key }, 'range was backfilled before; re-sending it (sinks dedupe by event id)');
+    if (saved?.done && !opts.restart) log.info({ range: key }, 'range was backfilled before; re-sending it (sinks dedupe by event id and event_ts)');
     if (resumed) log.info({ range: key, after: cursor, delivered }, 'resuming an interrupted backfill');
 
     const content = (await db.query<ContentRow>(CONTENT_SQL)).rows;

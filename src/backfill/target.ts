@@ -12,7 +12,7 @@ import type { SourcePage } from '../sinks/source-import.js';
  * refused there, confirmed in the DLQ) and every rejected row is confirmed in the DLQ, and throws
  * otherwise. It resolves with the events each destination refused and parked (PageReport). The
  * backfill saves its progress after a page's `deliver` resolves, so a page may be delivered again
- * after a crash: every destination must absorb a repeated event (the sinks dedupe on the event id).
+ * after a crash: every destination must absorb a repeated event (the sinks dedupe on (event_id, event_ts)).
  */
 
 export interface BackfillPage {
