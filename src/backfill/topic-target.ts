@@ -1,6 +1,7 @@
 import type { Config } from '../config/load.js';
 import type { DlqEntry } from '../core/types.js';
 import { ensureTopics } from '../kafka/admin.js';
+import { RECORD_FRAMING_BYTES } from '../kafka/client.js';
 import { rejection } from '../processor/reasons.js';
 import { toDlqEntry } from '../runtime/dlq-writer.js';
 import { PageProducer, type PageMessage } from './page-producer.js';
@@ -18,8 +19,6 @@ import { rejectedRowOrigin, SOURCE_TOPIC, type BackfillPage, type BackfillTarget
  * entry capped to fit), reported as parked.
  */
 
-/** What librdkafka counts against `message.max.bytes` beyond a record's key and value (generous). */
-const RECORD_FRAMING_BYTES = 1024;
 export async function openTopicTarget(config: Config): Promise<BackfillTarget> {
   await ensureTopics(config);
   const producer = new PageProducer(config, `${config.KAFKA_CLIENT_ID}-backfill`, config.KAFKA_COMPRESSION);

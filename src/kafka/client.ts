@@ -34,6 +34,9 @@ export const DEFAULT_MESSAGE_MAX_BYTES = 1_000_000;
  * librdkafka checks the records it batches against `message.max.bytes`.
  */
 export const TOPIC_SIZE_HEADROOM = 64 * 1024;
+/** What librdkafka counts against `message.max.bytes` beyond a record's key and value (generous):
+ *  a record whose key + value exceed `message.max.bytes` less this is refused at produce. */
+export const RECORD_FRAMING_BYTES = 1024;
 
 /**
  * The size limits every client and topic is set from, all derived from KAFKA_MESSAGE_MAX_BYTES:

@@ -6,7 +6,7 @@ import { priorAttempts, processorDlqEntry, type SourceRecord } from './dlq.js';
 import { durationFlag, enrichValidated, lengthFlag } from './enrich.js';
 import { enrichedJson } from './enriched-json.js';
 import { reasonOf, rejection } from './reasons.js';
-import { DEFAULT_MESSAGE_MAX_BYTES } from '../kafka/client.js';
+import { DEFAULT_MESSAGE_MAX_BYTES, RECORD_FRAMING_BYTES } from '../kafka/client.js';
 import type { OutRecord } from './transaction-writer.js';
 import { ValueArena } from '../kafka/value-arena.js';
 import { TimeSlicer } from '../runtime/time-slice.js';
@@ -76,9 +76,6 @@ interface Accepted {
 function arenaBytes(n: number): number {
   return Math.min(1 << 20, Math.max(16 << 10, n * 1536));
 }
-
-/** What librdkafka counts against `message.max.bytes` beyond a record's key and value (generous). */
-const RECORD_FRAMING_BYTES = 1024;
 
 function bump<K>(m: Map<K, number>, k: K): void {
   m.set(k, (m.get(k) ?? 0) + 1);
