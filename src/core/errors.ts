@@ -23,6 +23,7 @@ export type ErrorCode =
   | 'TIMEOUT'
   | 'SLOT_IN_USE'
   | 'FENCED'
+  | 'CONSUMER_STARVED'
   | 'INTERNAL';
 
 export interface PipelineErrorOptions {

@@ -1,38 +1,53 @@
-import { KafkaJS } from '@confluentinc/kafka-javascript';
-import { errorMessage } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
-import type { Admin } from './client.js';
 
 /**
- * Notices a consumer-group member that has silently stopped consuming: it holds no partition
- * while partitions of its topic with a backlog are held by no member of its group, or one of its
- * rebalance events has waited unapplied. Such a member looks alive (its process runs, its
- * heartbeat beats) while nothing moves; librdkafka has been seen to stay that way after a broker
- * restart ("assignment lost", then no rejoin).
+ * Notices a consumer-group member that has silently stopped consuming: its group membership is
+ * not settled ("steady", in librdkafka's words) although its group coordinator is reachable, or
+ * one of its rebalance events has waited unapplied. Such a member looks alive (its process runs,
+ * its heartbeat beats) while nothing moves; librdkafka has been seen to stay that way after a
+ * broker restart ("assignment lost", then no rejoin).
+ *
+ * It reads the member's own view of its group, from librdkafka's statistics (`cgrp`: the
+ * coordinator state and the join state), not the admin API: admin requests that time out while
+ * the broker is away have crashed the client (an assertion in librdkafka 2.15's request timer),
+ * and the member's own view is what tells a stuck member from a spare one (a member of a group
+ * with more members than partitions is steady with nothing assigned).
  *
  * Contract:
- * - `check()` runs every `intervalMs` (and can be called directly). A member that holds a
- *   partition is fine. Otherwise the group is described and its committed offsets compared with
- *   the topic's high watermarks; a partition with lag that no member holds is *orphaned*.
- * - Starvation must be seen by consecutive successful checks: a check whose admin calls fail (the
- *   broker down or frozen) or that finds the group rebalancing resets the clock, since an outage
- *   is waited out, not punished.
+ * - `check()` runs every `intervalMs` (and can be called directly).
+ * - Starvation must be seen by consecutive checks with the coordinator up: a check that finds
+ *   the coordinator away (the broker down or frozen), no recent statistics, or the membership
+ *   steady with no rebalance event pending resets the clock, since an outage is waited out, not
+ *   punished.
  * - After `boundMs / 2` of starvation `status()` turns `ok: false` (the component reports itself
  *   unhealthy); after `boundMs`, `onStarved` is called once with the reason (the owner then exits
  *   so its supervisor restarts it with a fresh client).
- * - A rebalance event unapplied for longer than `boundMs` is starvation too, with no admin call.
+ * - A rebalance event left unapplied is starvation too (timed from the first check that saw it
+ *   with the coordinator up).
  */
 
+/** The member's view of its group (librdkafka statistics `cgrp`), with when it was read. */
+export interface GroupView {
+  /** Coordinator state: `up` once the coordinator is known and connected. */
+  state: string;
+  /** Join state: `steady` once the membership and its assignment are settled. */
+  joinState: string;
+  assignmentSize: number;
+  /** Date.now() when the statistics arrived. */
+  at: number;
+}
+
 export interface AssignmentWatchOptions {
-  admin: Pick<Admin, 'describeGroups' | 'fetchOffsets' | 'fetchTopicOffsets'>;
   groupId: string;
   topic: string;
-  /** Partitions this member holds now. */
-  held(): number[];
+  /** The latest view of the group, or null before the first statistics. */
+  group(): GroupView | null;
   /** How long the oldest rebalance event received and not yet applied has waited (0: none). */
   rebalanceWaitMs(): number;
   boundMs: number;
   intervalMs?: number;
+  /** Statistics older than this are no evidence either way (default 30 s). */
+  staleMs?: number;
   log: Logger;
   onStarved(reason: string): void;
   now?: () => number;
@@ -46,16 +61,11 @@ export interface AssignmentStatus {
   starving_since: string | null;
 }
 
-/** Group states in which the members' assignments are settled (KIP-848 numbering of the client). */
-const SETTLED_STATES = new Set([3 /* STABLE */, 5 /* EMPTY */]);
-const ADMIN_TIMEOUT_MS = 5000;
-
 export class AssignmentWatch {
   private since: number | null = null;
   private reason: string | null = null;
   private fired = false;
   private timer: NodeJS.Timeout | undefined;
-  private checking = false;
   private readonly now: () => number;
 
   constructor(private readonly opts: AssignmentWatchOptions) {
@@ -63,7 +73,7 @@ export class AssignmentWatch {
   }
 
   start(): void {
-    this.timer = setInterval(() => void this.check(), this.opts.intervalMs ?? 10_000);
+    this.timer = setInterval(() => this.check(), this.opts.intervalMs ?? 5_000);
     this.timer.unref();
   }
 
@@ -77,22 +87,16 @@ export class AssignmentWatch {
     return { ok: !starving, reason: starving ? this.reason : null, starving_since: this.since === null ? null : new Date(this.since).toISOString() };
   }
 
-  async check(): Promise<void> {
-    if (this.checking || this.fired) return;
-    this.checking = true;
-    try {
-      const waited = this.opts.rebalanceWaitMs();
-      if (waited > this.opts.boundMs) {
-        this.starve(`a rebalance event has waited ${Math.round(waited / 1000)} s without being applied`, this.now() - waited);
-        return;
-      }
-      if (this.opts.held().length > 0) return this.clear();
-      const orphaned = await this.orphanedWithLag();
-      if (orphaned === null || orphaned.length === 0) return this.clear();
-      this.starve(`holds no partition while partitions ${orphaned.join(', ')} of ${this.opts.topic} have lag and no member of group ${this.opts.groupId}`, this.now());
-    } finally {
-      this.checking = false;
-    }
+  check(): void {
+    if (this.fired) return;
+    const g = this.opts.group();
+    // The coordinator away or no recent statistics: an outage (a revoke waiting for a transaction
+    // to abort included) or no evidence, which is waited out.
+    if (g === null || this.now() - g.at > (this.opts.staleMs ?? 30_000) || g.state !== 'up') return this.clear();
+    const waited = this.opts.rebalanceWaitMs();
+    if (waited > 0) return this.starve(`a rebalance event has waited ${Math.round(waited / 1000)} s without being applied`, this.now());
+    if (g.joinState === 'steady') return this.clear();
+    this.starve(`its membership of group ${this.opts.groupId} is "${g.joinState}", not steady, with the coordinator up (${g.assignmentSize} partitions of ${this.opts.topic} assigned)`, this.now());
   }
 
   private clear(): void {
@@ -108,30 +112,5 @@ export class AssignmentWatch {
     this.fired = true;
     this.opts.log.error({ group: this.opts.groupId, topic: this.opts.topic, starvedMs }, `consumer starved: ${reason}`);
     this.opts.onStarved(`${reason} (for ${Math.round(starvedMs / 1000)} s)`);
-  }
-
-  /** Partitions with lag that no member holds; null when unknown (admin failed, group rebalancing). */
-  private async orphanedWithLag(): Promise<number[] | null> {
-    const { admin, groupId, topic } = this.opts;
-    try {
-      const described = await admin.describeGroups([groupId], { timeout: ADMIN_TIMEOUT_MS });
-      const group = described.groups.find((g) => g.groupId === groupId);
-      if (group === undefined || group.error || !SETTLED_STATES.has(group.state as number)) return null;
-      const heldByMembers = new Set<number>();
-      for (const m of group.members) for (const tp of m.assignment?.topicPartitions ?? []) if (tp.topic === topic) heldByMembers.add(tp.partition);
-      const watermarks = await admin.fetchTopicOffsets(topic, { timeout: ADMIN_TIMEOUT_MS, isolationLevel: KafkaJS.IsolationLevel.READ_COMMITTED });
-      const committed = new Map<number, bigint>();
-      for (const t of await admin.fetchOffsets({ groupId, topics: [topic], timeout: ADMIN_TIMEOUT_MS })) {
-        if (t.topic !== topic) continue;
-        for (const p of t.partitions) if (/^\d+$/.test(p.offset)) committed.set(p.partition, BigInt(p.offset));
-      }
-      return watermarks
-        .filter((w) => !heldByMembers.has(w.partition) && BigInt(w.high) > (committed.get(w.partition) ?? BigInt(w.low)))
-        .map((w) => w.partition)
-        .sort((a, b) => a - b);
-    } catch (err) {
-      this.opts.log.debug({ err: errorMessage(err) }, 'assignment check skipped (Kafka unreachable?)');
-      return null;
-    }
   }
 }

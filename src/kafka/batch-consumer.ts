@@ -5,6 +5,7 @@ import { sleep } from '../runtime/retry.js';
 import type { BatchConsumerOptions, BatchHandler, KafkaMessage, PartitionBatch } from './batch-types.js';
 import { connectionProps } from './client.js';
 import { PartitionLanes } from './partition-lanes.js';
+import type { GroupView } from './assignment-watch.js';
 
 export type { BatchConsumerOptions, BatchHandler, KafkaMessage, PartitionBatch } from './batch-types.js';
 
@@ -52,6 +53,8 @@ const ERR_REVOKE = -174;
 /** RD_KAFKA_RESP_ERR__NO_OFFSET: a commit of the stored offsets found nothing new to commit. */
 const ERR_NO_OFFSET = -168;
 const OP_TIMEOUT_MS = 10000;
+/** How often librdkafka reports the group's state (statistics), read by the assignment watch. */
+const STATS_INTERVAL_MS = 5000;
 /**
  * Longest time the loop goes without a consume call while its buffer is full: rebalance events
  * are served inside consume calls, and librdkafka leaves the group after max.poll.interval.ms
@@ -69,6 +72,8 @@ export class BatchConsumer {
   private rebalancePending = 0;
   /** When each pending rebalance event was received (performance.now()), oldest first. */
   private readonly rebalanceReceived: number[] = [];
+  /** The member's view of its group from librdkafka's latest statistics (assignment-watch.ts). */
+  private group: GroupView | null = null;
   /** When the last consume round returned (performance.now()). */
   private lastFetchAt = 0;
   /** Wakes the consume loop waiting for room (maxBuffered). */
@@ -109,6 +114,8 @@ export class BatchConsumer {
       'fetch.queue.backoff.ms': FETCH_QUEUE_BACKOFF_MS,
       // Eager rebalancing (assign/unassign of the whole assignment), which the callback implements.
       'partition.assignment.strategy': 'range,roundrobin',
+      // The group's state as this member sees it, for the assignment watch (assignment-watch.ts).
+      'statistics.interval.ms': STATS_INTERVAL_MS,
       rebalance_cb: (err: RdKafka.LibrdKafkaError, assignment: TopicPartition[]) => self?.onRebalance(err.code, assignment),
       // The broker's answer to each commit (`commitStored` only queues it): failures are logged here.
       offset_commit_cb: (err: RdKafka.LibrdKafkaError | null, offsets: Array<TopicPartition & { offset: number; error?: unknown }>) => {
@@ -117,6 +124,7 @@ export class BatchConsumer {
       },
     });
     consumer.on('event.error', (err) => opts.log.warn({ err: err.message, code: err.code }, 'consumer error'));
+    consumer.on('event.stats', (stats: { message: string }) => self?.readStats(stats.message));
     await new Promise<void>((resolve, reject) => consumer.connect({ timeout: OP_TIMEOUT_MS }, (err) => (err ? reject(err) : resolve())));
     consumer.setDefaultConsumeTimeout(CONSUME_TIMEOUT_MS);
     // Untyped in the library's .d.ts: return as soon as some messages are ready, not after the full timeout.
@@ -132,6 +140,21 @@ export class BatchConsumer {
 
   assigned(): number[] {
     return this.lanes.partitions();
+  }
+
+  /** The group as this member last saw it (librdkafka statistics), or null before the first. */
+  groupView(): GroupView | null {
+    return this.group;
+  }
+
+  private readStats(json: string): void {
+    try {
+      const cgrp = (JSON.parse(json) as { cgrp?: { state?: unknown; join_state?: unknown; assignment_size?: unknown } }).cgrp;
+      if (cgrp === undefined) return;
+      this.group = { state: String(cgrp.state), joinState: String(cgrp.join_state), assignmentSize: Number(cgrp.assignment_size ?? 0), at: Date.now() };
+    } catch (err) {
+      this.opts.log.debug({ err: errorMessage(err) }, 'consumer statistics unreadable');
+    }
   }
 
   /** How long the oldest rebalance event received and not yet applied has waited (0: none). */

@@ -6,7 +6,6 @@ import type { Logger } from '../core/logger.js';
 import { ensureTopics } from '../kafka/admin.js';
 import { BatchConsumer, type PartitionBatch } from '../kafka/batch-consumer.js';
 import { AssignmentWatch } from '../kafka/assignment-watch.js';
-import { createKafka } from '../kafka/client.js';
 import type { RunningComponent } from '../runtime/lifecycle.js';
 import { sleep } from '../runtime/retry.js';
 import { transformBatch, type BatchContext } from './batch.js';
@@ -62,9 +61,8 @@ export async function startProcessor(config: Config, log: Logger): Promise<Proce
 
   await ensureTopics(config);
   const table = await ContentTable.open({ connection: config, clientId: `${config.KAFKA_CLIENT_ID}-processor`, topic: config.KAFKA_TOPIC_CONTENT, log: plog, metrics });
-  let producer: TxnProducer;
-  try {
-    producer = await TxnProducer.connect({
+  const connectProducer = () =>
+    TxnProducer.connect({
       connection: config,
       clientId: `${config.KAFKA_CLIENT_ID}-processor`,
       transactionalId,
@@ -72,6 +70,9 @@ export async function startProcessor(config: Config, log: Logger): Promise<Proce
       log: plog,
       compression: config.KAFKA_COMPRESSION,
     });
+  let producer: TxnProducer;
+  try {
+    producer = await connectProducer();
   } catch (err) {
     await table.close();
     throw toPipelineError(err, 'SERVICE_UNREACHABLE');
@@ -130,7 +131,7 @@ export async function startProcessor(config: Config, log: Logger): Promise<Proce
   }
   const txWriter = new TransactionWriter(producer, consumer.groupClient, plog, metrics, (err) => {
     failDone(err);
-  }, { minCommitGapMs: config.PROCESSOR_MIN_COMMIT_GAP_MS, fullAt: config.PROCESSOR_MAX_BATCH });
+  }, { minCommitGapMs: config.PROCESSOR_MIN_COMMIT_GAP_MS, fullAt: config.PROCESSOR_MAX_BATCH }, connectProducer);
   writer = txWriter;
   const ctx: BatchContext = {
     table,
@@ -171,13 +172,10 @@ export async function startProcessor(config: Config, log: Logger): Promise<Proce
   };
 
   // A member that silently lost its assignment exits to be restarted (assignment-watch.ts).
-  const admin = createKafka(config, `${config.KAFKA_CLIENT_ID}-processor-watch`).admin();
-  await admin.connect().catch((err: unknown) => plog.warn({ err: errorMessage(err) }, 'assignment watch: admin connect failed (it retries on each check)'));
   const watch = new AssignmentWatch({
-    admin,
     groupId,
     topic: inputTopic,
-    held: () => consumer.assigned(),
+    group: () => consumer.groupView(),
     rebalanceWaitMs: () => consumer.rebalanceWaitMs(),
     boundMs: config.KAFKA_REJOIN_TIMEOUT_SECONDS * 1000,
     log: plog,
@@ -202,9 +200,8 @@ export async function startProcessor(config: Config, log: Logger): Promise<Proce
         // Leaves the group once running batches have committed (or been left unresolved).
         await consumer.stop().catch((err: unknown) => plog.warn({ err: errorMessage(err) }, 'consumer stop failed'));
         await txWriter.close();
-        await producer.disconnect().catch((err: unknown) => plog.warn({ err: errorMessage(err) }, 'producer disconnect failed'));
+        await txWriter.currentProducer.disconnect().catch((err: unknown) => plog.warn({ err: errorMessage(err) }, 'producer disconnect failed'));
         await table.close().catch((err: unknown) => plog.warn({ err: errorMessage(err) }, 'content table close failed'));
-        await admin.disconnect().catch(() => undefined);
         plog.info(stats.snapshot(), 'processor stopped');
         resolveDone();
       })();

@@ -43,6 +43,8 @@ export interface SinkRunner extends RunningComponent {
 }
 
 const POSITION_RETRY = { attempts: 6, baseMs: 200, maxMs: 5000, jitter: 'full' } as const;
+/** `sink.start()` failing retriably (the system down, its file locked): tried again without bound. */
+const START_RETRY = { attempts: Number.MAX_SAFE_INTEGER, baseMs: 500, maxMs: 10_000, jitter: 'full' } as const;
 const DRAIN_GRACE_MS = 10_000;
 /** How often settled offsets reach the group (commit-tracker.ts): the staleness of the group's
  *  committed lag, and what a crash may re-deliver (skipped by the sink, deduped by the system). */
@@ -233,7 +235,11 @@ export async function startSinkRunner(config: Config, factory: SinkFactory, log:
   let lagTimer: NodeJS.Timeout | undefined;
   let watch: AssignmentWatch | undefined;
   try {
-    await sink.start();
+    // A system that is down or locked at start is an outage too: waited out, logged each time.
+    await retry(() => sink.start(), {
+      ...START_RETRY,
+      onRetry: (err, attempt, delayMs) => slog.warn({ err: errorMessage(err), attempt, delayMs }, 'the sink cannot start yet; waiting for its system'),
+    });
     cleanup.push(() => sink.close());
     const kafka = createKafka(config, `${config.KAFKA_CLIENT_ID}-sink-${name}`);
     admin = kafka.admin();
@@ -260,12 +266,10 @@ export async function startSinkRunner(config: Config, factory: SinkFactory, log:
     });
     consumer = c;
     cleanup.push(() => c.stop());
-    const a = admin;
     watch = new AssignmentWatch({
-      admin: a,
       groupId,
       topic,
-      held: () => c.assigned(),
+      group: () => c.groupView(),
       rebalanceWaitMs: () => c.rebalanceWaitMs(),
       boundMs: config.KAFKA_REJOIN_TIMEOUT_SECONDS * 1000,
       log: slog,

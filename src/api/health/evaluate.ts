@@ -2,12 +2,15 @@ import { isFresh, type LiveHeartbeat } from '../heartbeats.js';
 import type { PostgresCheck, ServiceCheck, SlotInfo } from './checks.js';
 import { circuitOf, consumerLagOf, failingSinceLastWrite, reportedOk, type CircuitState } from './status-fields.js';
 import { supervisedFindings } from './supervised.js';
+import { progressFindings } from './progress.js';
 
 /**
  * Turns probe results and heartbeats into the /health report. Pure.
  *
- * - `unhealthy` (HTTP 503): PostgreSQL, Kafka or Redis is unreachable, or an expected stage
- *   (API_EXPECTED_COMPONENTS) has no fresh heartbeat: data is not flowing.
+ * - `unhealthy` (HTTP 503): PostgreSQL, Kafka or Redis is unreachable, an expected stage
+ *   (API_EXPECTED_COMPONENTS) has no fresh heartbeat, or a stage reports it makes no progress
+ *   (progress.ts): data is not flowing.
+ * - A stage waiting out an outage of its system (retrying, nothing parked) is `degraded`.
  * - `degraded` (HTTP 200): everything runs but needs attention: the slot retains more WAL than
  *   CDC_WAL_WARN_BYTES, a stage's consumer lag is above CONSUMER_LAG_WARN records, the external
  *   system's circuit is open or half-open, or the warehouse sink reports itself unhealthy.
@@ -96,6 +99,11 @@ export function evaluateHealth(inp: HealthInputs): HealthReport {
   const supervised = supervisedFindings(fresh);
   problems.push(...supervised.problems);
   warnings.push(...supervised.warnings);
+
+  // A heartbeat proves a process runs, not that it moves: what it reports of its progress.
+  const progress = progressFindings(fresh, inp.nowMs);
+  problems.push(...progress.problems);
+  warnings.push(...progress.warnings);
 
   const slot = pgCheck.slot ? { ...pgCheck.slot, warn_bytes: inp.walWarnBytes } : null;
   if (slot?.exists && slot.retained_wal_bytes !== null && slot.retained_wal_bytes > inp.walWarnBytes) {
