@@ -51,6 +51,18 @@ interface Pending extends Submission {
 /** Largest number of records one transaction takes from the queue (a single larger batch still goes alone). */
 const MAX_RECORDS_PER_TRANSACTION = 50000;
 const COMMIT_RETRY = { attempts: 4, baseMs: 100, maxMs: 2000, jitter: 'full' } as const;
+/**
+ * An abort that times out (the broker restarting or down: librdkafka's "retry call to resume") is
+ * repeated rather than taken as the producer's end, so the processor recovers in place once the
+ * broker is back. Each call waits up to 30 s: about ten minutes in all before it gives up.
+ */
+const ABORT_RETRY = { attempts: 20, baseMs: 500, maxMs: 5000, jitter: 'full' } as const;
+/** Getting a replacement producer: the broker is back (its abort answered), so a few tries. */
+const RENEW_RETRY = { attempts: 5, baseMs: 1000, maxMs: 10000, jitter: 'full' } as const;
+const retriableOnly = (err: unknown): boolean => {
+  const f = err as KafkaErrorFlags;
+  return Boolean(f.retriable) && !f.abortable && !f.fatal;
+};
 
 type KafkaErrorFlags = Partial<Pick<TxnError, 'retriable' | 'abortable' | 'fatal'>>;
 
@@ -68,7 +80,7 @@ export class TransactionWriter {
   private begun: Promise<void> | undefined;
 
   constructor(
-    private readonly producer: TxnProducer,
+    private producer: TxnProducer,
     private readonly consumer: GroupConsumer,
     private readonly log: Logger,
     private readonly metrics: ProcessorMetrics,
@@ -80,7 +92,19 @@ export class TransactionWriter {
      * about ten requests whatever its size); a queue of a full batch or more commits at once.
      */
     private readonly gap: { minCommitGapMs: number; fullAt: number } = { minCommitGapMs: 0, fullAt: 1 },
+    /**
+     * A new producer with the same transactional id (its `initTransactions` fences the unusable
+     * one and ends its transaction). Given, a producer left unusable by a broker fault — the broker
+     * aborted its timed-out transaction and bumped its epoch while it was away, so its own abort
+     * fails with an invalid state — is replaced in place instead of stopping the processor.
+     */
+    private readonly renew?: () => Promise<TxnProducer>,
   ) {}
+
+  /** The producer in use (a replaced one has been disconnected already). */
+  get currentProducer(): TxnProducer {
+    return this.producer;
+  }
 
   get fatal(): PipelineError | undefined {
     return this.fatalError;
@@ -191,13 +215,7 @@ export class TransactionWriter {
       begun = true;
       for (const p of group) for (const r of p.records) this.producer.produce(r.topic, r.key, r.value);
       if (offsets.size > 0) await this.producer.sendOffsets([...offsets.values()], this.consumer);
-      await retry(() => this.producer.commit(), {
-        ...COMMIT_RETRY,
-        shouldRetry: (err) => {
-          const f = err as KafkaErrorFlags;
-          return Boolean(f.retriable) && !f.abortable && !f.fatal;
-        },
-      });
+      await retry(() => this.producer.commit(), { ...COMMIT_RETRY, shouldRetry: retriableOnly });
       this.metrics.transactions.inc({ result: 'committed' });
       this.metrics.transactionSeconds.observe((performance.now() - started) / 1000);
       this.beginAhead();
@@ -205,18 +223,40 @@ export class TransactionWriter {
     } catch (err) {
       const flags = err as KafkaErrorFlags;
       this.metrics.transactions.inc({ result: 'aborted' });
+      let unusable: unknown = flags.fatal ? err : undefined;
       if (begun && !flags.fatal) {
         try {
-          await this.producer.abort();
+          await retry(() => this.producer.abort(), {
+            ...ABORT_RETRY,
+            shouldRetry: retriableOnly,
+            onRetry: (abortErr, attempt) => this.log.warn({ err: errorMessage(abortErr), attempt }, 'aborting the failed transaction timed out; retrying (the broker may be restarting)'),
+          });
         } catch (abortErr) {
-          this.markFatal(abortErr);
+          unusable = abortErr;
         }
       }
-      if (flags.fatal) this.markFatal(err);
-      else this.beginAhead();
+      if (unusable === undefined || (await this.replaceProducer(unusable))) this.beginAhead();
+      else this.markFatal(unusable);
       this.log.warn({ err: errorMessage(err), batches: group.length }, 'processor transaction aborted; its batches will be re-read');
       const reason = new PipelineError('FENCED', `transaction aborted: ${errorMessage(err)}`, { retriable: !this.fatalError, cause: err });
       for (const p of group) p.reject(this.fatalError ?? reason);
+    }
+  }
+
+  /** Swaps in a new producer (`renew`); false when there is none or it cannot be had. */
+  private async replaceProducer(cause: unknown): Promise<boolean> {
+    if (this.renew === undefined) return false;
+    try {
+      const fresh = await retry(() => this.renew?.() ?? Promise.reject(new Error('no renew')), RENEW_RETRY);
+      const old = this.producer;
+      this.producer = fresh;
+      this.begun = undefined;
+      void old.disconnect().catch(() => undefined);
+      this.log.warn({ err: errorMessage(cause) }, 'transactional producer unusable after a broker fault: replaced in place (its transaction ended aborted; its batches are re-read)');
+      return true;
+    } catch (err) {
+      this.log.error({ err: errorMessage(err), cause: errorMessage(cause) }, 'could not replace the unusable transactional producer');
+      return false;
     }
   }
 

@@ -131,7 +131,9 @@ export function classifyDuckDbError(err: unknown, during: 'open' | 'write'): Pip
       : new PipelineError('SINK_WRITE_FAILED', `DuckDB ran out of memory writing a batch: ${hint}. ${message}`, { retriable: true, cause: err });
   }
   if (/Could not set lock|Conflicting lock/i.test(message)) {
-    return new PipelineError('SERVICE_MISCONFIGURED', `the DuckDB file is open in another process (one warehouse sink owns it): ${message}`, { cause: err });
+    // Another process holds the file (a second sink, a person's `duckdb` shell, a backup): the
+    // sink waits for the lock like for any other outage rather than exiting for good.
+    return new PipelineError('SERVICE_UNREACHABLE', `the DuckDB file is open in another process (one warehouse sink owns it; waiting for it to be released): ${message}`, { retriable: true, cause: err });
   }
   if (during === 'write' && /^Catalog Error/i.test(message)) {
     return new PipelineError('SINK_STATE_LOST', `a warehouse table is missing: ${message}`, { retriable: true, cause: err });
