@@ -1,17 +1,20 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import pg from 'pg';
+import type { HealthReport } from '../../src/api/health/evaluate.js';
 import { startCdc, type CdcComponent } from '../../src/cdc/cdc.js';
 import { createLogger } from '../../src/core/logger.js';
 import { registry } from '../../src/core/metrics.js';
 import type { EnrichedEvent } from '../../src/core/types.js';
 import { startProcessor, type Processor } from '../../src/processor/processor.js';
 import { startReceiver, type RunningReceiver } from '../../src/receiver/index.js';
+import { startHeartbeat } from '../../src/runtime/heartbeat.js';
 import { startSinkRunner, type SinkRunner } from '../../src/runtime/sink-runner.js';
 import type { SinkBatch } from '../../src/sinks/contract.js';
 import { ExternalSink } from '../../src/sinks/external/external-sink.js';
 import { getSinkFactory } from '../../src/sinks/registry.js';
 import { DuckDbWarehouse } from '../../src/sinks/warehouse/duckdb.js';
+import { startTestApi } from '../api/fixtures.js';
 import { createTestEnv, type TestEnv } from '../helpers/env.js';
 import { waitUntil } from '../helpers/sink-harness.js';
 import { parseValues, readTopic } from '../processor/kafka-helpers.js';
@@ -22,7 +25,7 @@ import { openReader } from '../sinks/warehouse-fixtures.js';
  * Reused ids on the real stack (PostgreSQL → CDC → processor → warehouse (DuckDB), the external
  * receiver and Redis): events are inserted, `TRUNCATE engagement_events RESTART IDENTITY` runs,
  * and new events get the same ids. Every new event reaches the sinks; the CDC counts the TRUNCATE
- * (metric and status); writing the same enriched records again through the warehouse and the
+ * (metric, status, /health); writing the same enriched records again through the warehouse and the
  * external sink stores nothing twice. One new event has duration_ms 2147483647: the warehouse
  * stores it flagged, Redis's top content and stats leave it out.
  */
@@ -103,6 +106,16 @@ test('after TRUNCATE … RESTART IDENTITY every new event reaches the warehouse,
   assert.equal(new Set(receiver.eventKeys()).size, 2 * N);
   await waitUntil('the TRUNCATE counted', async () => (await truncates()) === 1 && (cdc?.status().table_truncates ?? 0) === 1, 20_000);
   assert.deepEqual(cdc.status().last_truncate?.tables, ['public.engagement_events']);
+  // /health shows it in the CDC's status (its heartbeat carries cdc.status()).
+  const beat = startHeartbeat(config, 'cdc', () => cdc?.status() ?? {}, 200);
+  const api = await startTestApi(config);
+  try {
+    const cdcStatus = async () => ((await api.app.inject({ url: '/health' })).json() as HealthReport).stages.cdc?.instances[0]?.status;
+    await waitUntil('/health shows the TRUNCATE', async () => (await cdcStatus())?.table_truncates === 1, 20_000, cdcStatus);
+  } finally {
+    await api.close();
+    await beat.stop();
+  }
 
   // Redis: the 2N - 1 plausible events, not the implausible one (the API's /top-content reads the same).
   const redis = await adminClient(config);
