@@ -2,6 +2,8 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { eventKey, instantMicros } from '../../src/core/event-identity.js';
 import type { EncodedBatch } from '../../src/sinks/contract.js';
+import { duckdbDialect } from '../../src/sinks/warehouse/dialect.js';
+import { DAILY_SUMMARY, dailySummarySql } from '../../src/sinks/warehouse/views.js';
 import { approxEqualRows, batchOf, duckdbFiles, EXPECTED_DAILY, EXPECTED_HOURLY, KNOWN_EVENTS, openReader, startedWarehouse, whEvent } from './warehouse-fixtures.js';
 
 /**
@@ -96,6 +98,35 @@ describe('event identity: (event_id, event_ts)', () => {
         assert.equal(approxEqualRows(hourly, EXPECTED_HOURLY), null);
         const [row] = await r.rows(`SELECT duration_ms, quality_flags FROM engagement_events_enriched WHERE event_id = 900`);
         assert.deepEqual(row, { duration_ms: 2147483647, quality_flags: ['pct_above_100', 'implausible_duration'] });
+      } finally {
+        r.close();
+      }
+    } finally {
+      await sink.close();
+    }
+  });
+
+  it('an existing file keeps working: its rows keep deduping, a reused id is stored, its old views are replaced', async () => {
+    const config = files.fresh();
+    let { sink } = await startedWarehouse(config);
+    await sink.write(batchOf(TOPIC, 0, [1, 2].map((id) => whEvent(id, 'A', `u${id}`, 'play', OLD, 1000)), 0));
+    await sink.close();
+    // The view as it was before implausible events were left out.
+    const oldView = dailySummarySql(duckdbDialect).split('\n').filter((l) => !l.startsWith('WHERE ')).join('\n');
+    let r = await openReader(config.DUCKDB_PATH);
+    try {
+      await r.rows(`CREATE OR REPLACE VIEW ${DAILY_SUMMARY} AS ${oldView}`);
+    } finally {
+      r.close();
+    }
+    ({ sink } = await startedWarehouse(config));
+    try {
+      const flagged = whEvent(2, 'A', 'u9', 'play', NEW, 2147483647, { quality_flags: ['implausible_duration'] });
+      await sink.write(batchOf(TOPIC, 0, [whEvent(1, 'A', 'u1', 'play', asBackfill(OLD), 1000), flagged], 2));
+      assert.deepEqual(await facts(config.DUCKDB_PATH), ['1 10:00:00.500000', '2 10:00:00.500000', '2 10:07:12.250000']);
+      r = await openReader(config.DUCKDB_PATH);
+      try {
+        assert.deepEqual(await r.rows(`SELECT total_events FROM ${DAILY_SUMMARY}`), [{ total_events: 2 }], 'the replaced view leaves the flagged event out');
       } finally {
         r.close();
       }
