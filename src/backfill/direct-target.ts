@@ -78,10 +78,11 @@ export async function openDirectTarget(config: Config, factories: readonly SinkF
       sinks.push({ factory, sink, maxRecords: factory.maxBulkRecords?.(config) ?? resolveBatching(config, factory, {}).maxRecords, ctx: deliveryContext(config, factory, sink, dlq, slog, signal) });
       await sink.start().catch((err: unknown) => {
         const e = toPipelineError(err);
-        if (e.code !== 'SERVICE_MISCONFIGURED') throw e;
+        // The stream's sink waits for a locked file (an outage); a backfill a person started says why at once.
+        if (e.code !== 'SERVICE_MISCONFIGURED' && e.details?.locked !== true) throw e;
         // e.g. the DuckDB file, which one process at a time may open, held by the running sink
         const hint = `a direct backfill opens the ${factory.name} sink in this process: stop \`engage sink ${factory.name}\` while it runs, or backfill through the topic (leave out --direct)`;
-        throw new PipelineError(e.code, `${e.message} — ${hint}`, { cause: e });
+        throw new PipelineError('SERVICE_MISCONFIGURED', `${e.message} — ${hint}`, { cause: e });
       });
     }
   } catch (err) {

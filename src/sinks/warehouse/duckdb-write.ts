@@ -133,7 +133,7 @@ export function classifyDuckDbError(err: unknown, during: 'open' | 'write'): Pip
   if (/Could not set lock|Conflicting lock/i.test(message)) {
     // Another process holds the file (a second sink, a person's `duckdb` shell, a backup): the
     // sink waits for the lock like for any other outage rather than exiting for good.
-    return new PipelineError('SERVICE_UNREACHABLE', `the DuckDB file is open in another process (one warehouse sink owns it; waiting for it to be released): ${message}`, { retriable: true, cause: err });
+    return new PipelineError('SERVICE_UNREACHABLE', `the DuckDB file is open in another process (one warehouse sink owns it; waiting for it to be released): ${message}`, { retriable: true, cause: err, details: { locked: true } });
   }
   if (during === 'write' && /^Catalog Error/i.test(message)) {
     return new PipelineError('SINK_STATE_LOST', `a warehouse table is missing: ${message}`, { retriable: true, cause: err });
