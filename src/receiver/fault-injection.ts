@@ -13,6 +13,8 @@ import { z } from 'zod';
  * - `failPhase`: `before` (default) fails without counting the batch; `after` counts it and then
  *   answers the failure, i.e. the acknowledgement is lost and the client's retry must be deduped.
  * - `latencyMs`: added before every POST /events is handled (drives client timeouts).
+ * - `rejectEventIds`: a POST /events holding any of these event ids is refused with 422, nothing of
+ *   it counted (a system's validation refusing a record: the sink must find and park that one).
  */
 
 export const faultControlSchema = z
@@ -24,6 +26,7 @@ export const faultControlSchema = z
     retryAfter: z.union([z.number().int().min(0), z.string().min(1), z.null()]),
     failPhase: z.enum(['before', 'after']),
     failNext: z.number().int().min(0),
+    rejectEventIds: z.array(z.string().min(1)),
   })
   .strict();
 
@@ -39,6 +42,7 @@ export const HEALTHY: FaultControl = {
   retryAfter: null,
   failPhase: 'before',
   failNext: 0,
+  rejectEventIds: [],
 };
 
 export type FaultDecision =
@@ -64,6 +68,12 @@ export class Faults {
   patch(p: unknown): FaultControl {
     this.state = faultControlSchema.parse({ ...this.state, ...faultPatchSchema.parse(p) });
     return this.get();
+  }
+
+  /** The event id of `ids` that the system refuses, if any (`rejectEventIds`). */
+  refused(ids: readonly string[]): string | undefined {
+    const reject = this.state.rejectEventIds;
+    return reject.length === 0 ? undefined : ids.find((id) => reject.includes(id));
   }
 
   /** Decides the fate of one POST /events (consumes one `failNext`). */

@@ -109,6 +109,11 @@ export function buildReceiverApp(store: ReceiverStore, faults: Faults, opts: Pic
       c.invalid_requests++;
       return reply.code(400).send({ error: typeof events === 'string' ? events : 'the Idempotency-Key header is required' });
     }
+    const refused = faults.refused(events.map((e) => e.event_id));
+    if (refused !== undefined) {
+      c.failures_injected++;
+      return reply.code(422).send({ error: `event ${refused} refused`, event_id: refused });
+    }
     if (decision.kind === 'fail' && decision.phase === 'before') return fail(reply, decision.status, decision.retryAfter);
     const { outcome, fresh } = store.accept(key, events);
     try {
