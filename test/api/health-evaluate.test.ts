@@ -100,4 +100,24 @@ describe('evaluateHealth', () => {
     assert.equal(r.status, 'unhealthy');
     assert.deepEqual(r.problems, ['redis unreachable: Redis did not answer within 2000 ms', 'stage cdc: unknown (heartbeats are kept in Redis, which is unreachable)']);
   });
+
+  it('a beating stage that reports no progress is unhealthy; one waiting out an outage is degraded', () => {
+    const stuck = hb('sink-redis', { lag: 50, liveness: { ok: false, reasons: ['its membership of group g is "init", not steady, with the coordinator up'] } });
+    const r = evaluateHealth(inputs([stuck], ['sink-redis']));
+    assert.equal(r.status, 'unhealthy');
+    assert.deepEqual(r.problems, ['stage sink-redis (sink-redis-1) makes no progress: its membership of group g is "init", not steady, with the coordinator up']);
+
+    const waiting = hb('sink-external', { lag: 50, liveness: { ok: true, reasons: [] }, waiting_since: new Date(NOW - 42_000).toISOString(), last_error: { code: 'HTTP_RETRIABLE', message: 'external system answered 503' } });
+    const w = evaluateHealth(inputs([waiting], ['sink-external']));
+    assert.equal(w.status, 'degraded');
+    assert.deepEqual(w.warnings, ['stage sink-external (sink-external-1) is waiting for its system for 42 s (retrying, nothing parked): external system answered 503']);
+  });
+
+  it('a TRUNCATE seen by the CDC is a warning for a while, then history', () => {
+    const at = (agoMs: number) => hb('cdc', { table_truncates: 1, last_truncate: { at: new Date(NOW - agoMs).toISOString(), tables: ['public.engagement_events'] } });
+    const recent = evaluateHealth(inputs([at(60_000)], ['cdc']));
+    assert.equal(recent.status, 'degraded');
+    assert.match(recent.warnings[0] ?? '', /^stage cdc \(cdc-1\) saw TRUNCATE of public\.engagement_events at .* \(1 in all\)/);
+    assert.equal(evaluateHealth(inputs([at(16 * 60_000)], ['cdc'])).status, 'healthy');
+  });
 });

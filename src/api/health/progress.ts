@@ -9,7 +9,11 @@ import type { LiveHeartbeat } from '../heartbeats.js';
  *   heartbeat does not make it healthy: this is a problem (unhealthy).
  * - `waiting_since: <ISO time>` — a write has been failing with retriable errors since then: an
  *   outage waited out, records held back and lag growing, nothing parked. A warning (degraded).
+ * - `last_truncate: { at, tables }` (the CDC) — a TRUNCATE of a captured table, which the sinks do
+ *   not mirror (docs/cdc.md): a warning for TRUNCATE_WARN_MS after it, so an operator sees it.
  */
+
+export const TRUNCATE_WARN_MS = 15 * 60_000;
 
 export interface ProgressFindings {
   problems: string[];
@@ -29,6 +33,11 @@ export function progressFindings(heartbeats: readonly LiveHeartbeat[], nowMs: nu
     if (isObj(liveness) && liveness.ok === false) {
       const reasons = Array.isArray(liveness.reasons) ? liveness.reasons.filter((r): r is string => typeof r === 'string') : [];
       problems.push(`${who} makes no progress: ${reasons.join('; ') || 'it reports itself stuck'}`);
+    }
+    const truncate = hb.status.last_truncate;
+    if (isObj(truncate) && typeof truncate.at === 'string' && nowMs - Date.parse(truncate.at) < TRUNCATE_WARN_MS) {
+      const tables = Array.isArray(truncate.tables) ? truncate.tables.join(', ') : 'a table';
+      warnings.push(`${who} saw TRUNCATE of ${tables} at ${truncate.at} (${String(hb.status.table_truncates ?? 1)} in all): the sinks keep what they hold, new events may reuse ids`);
     }
     const since = typeof hb.status.waiting_since === 'string' ? Date.parse(hb.status.waiting_since) : Number.NaN;
     if (Number.isFinite(since)) {
