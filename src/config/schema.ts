@@ -127,7 +127,6 @@ export const envSchema = z.object({
     .min(0.1, { message: 'accepts a number of seconds from 0.1 to 30' })
     .max(30, { message: 'accepts a number of seconds from 0.1 to 30' })
     .default(30),
-  ENABLE_EXACTLY_ONCE: bool.default(true),
   CDC_SLOT_NAME: identifier.default('engage_cdc'),
   CDC_PUBLICATION_NAME: identifier.default('engage_pub'),
   CDC_SNAPSHOT_MODE: z.enum(['initial', 'never'], { message: 'accepts initial or never' }).default('initial'),

@@ -26,6 +26,7 @@ const ALIASES: Readonly<Record<string, string>> = {
 /** Settings that existed and were removed, with what replaced them (said instead of a guess). */
 const RETIRED: Readonly<Record<string, string>> = {
   EXTERNAL_MAX_ATTEMPTS: 'a retriable failure of the external system is retried for as long as it lasts, and only a record the system refuses alone goes to the DLQ (docs/sinks.md)',
+  ENABLE_EXACTLY_ONCE: 'the pipeline is always exactly once (Kafka transactions, offsets stored with the data); there is no at-least-once mode to switch to',
 };
 
 export interface UnknownSetting {
@@ -54,12 +55,13 @@ export function unknownSettings(source: NodeJS.ProcessEnv, known: readonly strin
   const names = new Set(known);
   const out: UnknownSetting[] = [];
   for (const name of Object.keys(source).sort()) {
-    if (names.has(name) || !PREFIXES.some((p) => name.startsWith(p))) continue;
+    if (names.has(name)) continue;
     const retired = RETIRED[name];
     if (retired !== undefined) {
       out.push({ name, suggestion: undefined, retired });
       continue;
     }
+    if (!PREFIXES.some((p) => name.startsWith(p))) continue;
     let suggestion = ALIASES[name];
     if (suggestion === undefined) {
       const [best] = known.map((k) => ({ k, d: distance(name, k) })).sort((x, y) => x.d - y.d);

@@ -120,4 +120,6 @@ test('a removed setting is named as removed, with what happens instead', () => {
   const [retired] = unknownSettings({ EXTERNAL_MAX_ATTEMPTS: '40' });
   assert.equal(retired?.name, 'EXTERNAL_MAX_ATTEMPTS');
   assert.match(formatUnknownSetting(retired!), /^engage: warning: EXTERNAL_MAX_ATTEMPTS is no longer a setting of engage and is ignored: a retriable failure .* is retried for as long as it lasts/);
+  const [eos] = unknownSettings({ ENABLE_EXACTLY_ONCE: 'false' });
+  assert.match(formatUnknownSetting(eos!), /ENABLE_EXACTLY_ONCE is no longer a setting of engage and is ignored: the pipeline is always exactly once/);
 });
