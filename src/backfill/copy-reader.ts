@@ -38,7 +38,7 @@ const WRITE_BYTES = 1 << 20;
  * COPY's output arrives as the socket reads it, ~10 KB at a time; the file stream makes one write
  * on libuv's pool per chunk it is given, which cost ~1 µs of CPU per row (30,000 writes per
  * 1,000,000 rows). Handed over in chunks of at least `minBytes` instead, the bytes and their order
- * unchanged (docs/benchmarks.md, fifteenth session).
+ * unchanged (docs/benchmarks.md history, 2026-11-28).
  */
 export async function* inLargeChunks(source: AsyncIterable<Buffer>, minBytes = WRITE_BYTES): AsyncGenerator<Buffer> {
   let parts: Buffer[] = [];

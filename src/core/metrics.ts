@@ -23,6 +23,6 @@ export const FRESHNESS_BUCKETS = [0.01, 0.025, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0
 /**
  * Buckets (seconds) for a batch's or a transaction's latency. Up to two minutes: a sink's batch
  * duration counts its retries, and a warehouse group transaction on a saturated machine took over
- * 10 s (docs/benchmarks.md, sixth session), which a top bucket of 10 s could not tell apart.
+ * 10 s (docs/benchmarks.md history, 2026-11-27), which a top bucket of 10 s could not tell apart.
  */
 export const LATENCY_BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];

@@ -13,7 +13,7 @@ import type { EventPayload, GeneratedEvent } from './session.js';
  * Each call commits on its own, so an interrupted run keeps what it wrote. COPY over a multi-row
  * INSERT for the live ticks too: PostgreSQL's backend spent ~30 µs per row against ~41 for a
  * 160-row INSERT … VALUES (parsed and planned every tick) and ~34 for a prepared INSERT … SELECT
- * FROM unnest(…) (docs/benchmarks.md, sixth session).
+ * FROM unnest(…) (docs/benchmarks.md, 2026-11-27).
  */
 
 const COLUMNS = '(content_id, user_id, event_type, event_ts, duration_ms, device, raw_payload)';

@@ -43,7 +43,7 @@ type TopicPartition = { topic: string; partition: number };
  * Messages per consume call. The binding turns each into a JS object on the JS thread (~5–6 µs),
  * so a round holds that thread for CONSUME_MAX of them, and responses to writes in flight wait
  * behind it: at 5,000 the external sink (two short POSTs in flight) drained at about half the rate
- * it does at 1,000 (docs/benchmarks.md, "Sixteenth session").
+ * it does at 1,000 (docs/benchmarks.md, 2026-11-28).
  */
 const CONSUME_MAX = 1000;
 const CONSUME_TIMEOUT_MS = 100;
@@ -110,7 +110,7 @@ export class BatchConsumer {
       // A paused partition's prefetched messages are dropped, and once its local queue has been
       // full librdkafka waits this long before fetching it again: at the default (1 s) every resume
       // of a busy partition stalled it ~1 s, so one hot partition drained at ~3,000 events/s
-      // (docs/benchmarks.md, "Sixteenth session").
+      // (docs/benchmarks.md, 2026-11-28).
       'fetch.queue.backoff.ms': FETCH_QUEUE_BACKOFF_MS,
       // Eager rebalancing (assign/unassign of the whole assignment), which the callback implements.
       'partition.assignment.strategy': 'range,roundrobin',

@@ -99,8 +99,8 @@ export class DuckDbWarehouse implements Sink, SourceImporter {
    * Batches smaller than this take the checked way: the fast path pays a fixed cost per batch of a
    * few ms of DuckDB time whatever its size (its statements are prepared once per connection; they
    * cost ~15–20 ms a batch when planned each time), and its CPU per row came level with the
-   * checked path's at ~2,500 rows a batch and below it from 5,000 (docs/benchmarks.md, thirteenth
-   * session). So the default `BATCH_SIZE` of 100 keeps the checked way, with its group commit;
+   * checked path's at ~2,500 rows a batch and below it from 5,000 (docs/benchmarks.md history,
+   * 2026-11-28). So the default `BATCH_SIZE` of 100 keeps the checked way, with its group commit;
    * full batches of BATCH_SIZE 20,000 (the benches) go the fast way.
    */
   readonly encodedMinRecords: number = 4096;
