@@ -50,7 +50,7 @@ export function sinkGroupId(config: Config, name: string): string {
  * resumes must outlast that round trip: with 2,000 (the external sink's 2 × 1,000) a single hot
  * partition paused five to six times a second and its drain spent half its CPU re-fetching; with
  * 8,192, a ~5 MB look-ahead of ~600-byte events, it drained twice as fast at half the CPU per
- * event (docs/benchmarks.md, "Sixteenth session").
+ * event (docs/benchmarks.md history, 2026-11-28).
  */
 export const MIN_QUEUED_PER_PARTITION = 8192;
 

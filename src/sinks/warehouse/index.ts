@@ -18,7 +18,7 @@ export const DIRECT_BATCH_ROWS = 50_000;
  * `row_group_size`). A transaction that fills whole row groups has them written straight to the
  * database file at commit; smaller ones go through the WAL and are written a second time by the
  * checkpoint. Measured over 1,000,000 events: WAL 188 → 8 MB, closing checkpoint 600 → 40 ms, and
- * +8–15 % on the whole run (docs/benchmarks.md, twelfth session).
+ * +8–15 % on the whole run (docs/benchmarks.md history, 2026-11-28).
  */
 export const DUCKDB_ROW_GROUP_ROWS = 122_880;
 
