@@ -9,7 +9,7 @@ import { generateBatch } from '../src/generator/modes.js';
 import { createKafka, type Admin } from '../src/kafka/client.js';
 import { startReceiver } from '../src/receiver/index.js';
 import { stackRemove, stackUp } from '../src/stack/stack.js';
-import { readStackState } from '../src/stack/state.js';
+import { readStackState } from '../src/config/stack-state.js';
 import { Supervisor, componentSpecs } from '../src/supervisor/supervisor.js';
 import { kafkaProducerCeiling, recvlogicalCeiling } from './lib/ceilings.js';
 import { freshnessBetween, scrapeFreshness } from './lib/freshness.js';

@@ -3,7 +3,7 @@ import path from 'node:path';
 import dotenv from 'dotenv';
 import { PipelineError } from '../core/errors.js';
 import { envSchema, type Env } from './schema.js';
-import { readStackState } from '../stack/state.js';
+import { readStackState } from './stack-state.js';
 import { formatUnknownSetting, unknownSettings } from './unknown-settings.js';
 
 /** The validated configuration, with the service URLs resolved (explicit or private stack). */

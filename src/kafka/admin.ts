@@ -1,7 +1,7 @@
 import type { Config } from '../config/load.js';
 import { errorMessage, PipelineError } from '../core/errors.js';
 import { createKafka, messageLimits, type KafkaConnection } from './client.js';
-import { tcpOpen } from '../stack/process.js';
+import { tcpOpen } from '../core/net.js';
 
 /**
  * Topic administration. The pipeline creates its own topics (idempotently) at stack start and at

@@ -1,7 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import { RdKafka } from '@confluentinc/kafka-javascript';
 import { errorMessage } from '../core/errors.js';
-import { sleep } from '../runtime/retry.js';
+import { sleep } from '../core/sleep.js';
 import type { BatchConsumerOptions, BatchHandler, KafkaMessage, PartitionBatch } from './batch-types.js';
 import { connectionProps } from './client.js';
 import { PartitionLanes } from './partition-lanes.js';

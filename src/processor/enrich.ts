@@ -2,6 +2,7 @@ import type { PipelineError } from '../core/errors.js';
 import type { ContentRow, EngagementEventRow, EnrichedEvent, QualityFlag } from '../core/types.js';
 import { rejection } from './reasons.js';
 import { validateEventRow, type ValidEvent } from './validate.js';
+import { MAX_PLAUSIBLE_DURATION_MS, plausibleDurationLimitMs } from '../core/event-rules.js';
 
 /**
  * The enrichment transform, shared by the stream processor and the backfill. Pure: the same row,
@@ -40,20 +41,7 @@ export function lengthFlag(seconds: number | null, length: number | null | undef
   return seconds !== null && (seconds / length) * 100 > 100 ? 'pct_above_100' : null;
 }
 
-/** Above this a duration is implausible whatever the content (24 h: a session does not last longer). */
-export const MAX_PLAUSIBLE_DURATION_MS = 24 * 60 * 60 * 1000;
-/** With a known length, a duration above length × this factor + the margin is implausible (capped by the above). */
-export const PLAUSIBLE_LENGTH_FACTOR = 10;
-export const PLAUSIBLE_MARGIN_MS = 60 * 60 * 1000;
-
-/**
- * The limit above which a duration is implausible: min(24 h, length × 10 + 1 h) when the length
- * is known and positive (replays, seeking and background play stay below it), 24 h otherwise.
- */
-export function plausibleDurationLimitMs(length: number | null | undefined): number {
-  if (length === null || length === undefined || !(length > 0)) return MAX_PLAUSIBLE_DURATION_MS;
-  return Math.min(MAX_PLAUSIBLE_DURATION_MS, length * 1000 * PLAUSIBLE_LENGTH_FACTOR + PLAUSIBLE_MARGIN_MS);
-}
+export { MAX_PLAUSIBLE_DURATION_MS, plausibleDurationLimitMs };
 
 /** `implausible_duration` when duration_ms is above `plausibleDurationLimitMs(length)`, else null. */
 export function durationFlag(durationMs: number | null, length: number | null | undefined): QualityFlag | null {

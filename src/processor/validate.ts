@@ -1,6 +1,7 @@
 import type { PipelineError } from '../core/errors.js';
 import { EVENT_TYPES, TRUNCATED_VALUE, type EngagementEventRow, type EventType, type QualityFlag } from '../core/types.js';
 import { rejection } from './reasons.js';
+import { MAX_FUTURE_SKEW_MS, MIN_EVENT_TS_MS } from '../core/event-rules.js';
 
 /**
  * Validation of one `engagement_events` row (as the CDC renders it, or as the backfill reads it).
@@ -25,10 +26,7 @@ export interface ValidEvent {
 
 export type Validated = { ok: true; value: ValidEvent } | { ok: false; error: PipelineError };
 
-/** Events dated before this are rejected (EVENT_TS_BEFORE_2000). */
-export const MIN_EVENT_TS_MS = Date.UTC(2000, 0, 1);
-/** Events dated more than this after `now` are rejected (EVENT_TS_IN_FUTURE). */
-export const MAX_FUTURE_SKEW_MS = 24 * 60 * 60 * 1000;
+export { MIN_EVENT_TS_MS, MAX_FUTURE_SKEW_MS };
 
 const KNOWN_COLUMNS = new Set(['id', 'content_id', 'user_id', 'event_type', 'event_ts', 'duration_ms', 'device', 'raw_payload']);
 const EVENT_TYPE_SET = new Set<string>(EVENT_TYPES);

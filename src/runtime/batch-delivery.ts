@@ -3,6 +3,8 @@ import type { Logger } from '../core/logger.js';
 import type { Sink } from '../sinks/contract.js';
 import type { DlqFailure, DlqWriter } from './dlq-writer.js';
 import { retry, type RetryPolicy } from './retry.js';
+import { settleBatch } from './batch-settled.js';
+import type { DeliveryContext, DeliveryOutcome, PendingBatch } from './delivery-types.js';
 import { writeSplitting } from './write-splitting.js';
 import type { Semaphore } from './semaphore.js';
 import { deliverEncoded } from './encoded-delivery.js';
@@ -32,42 +34,7 @@ import type { SinkMetrics } from './sink-metrics.js';
  * the runner re-positions every partition.
  */
 
-export interface DeliveryItem {
-  offset: string;
-  decoded: Decoded;
-}
-
-export interface PendingBatch {
-  topic: string;
-  partition: number;
-  items: DeliveryItem[];
-  /** Last item's offset + 1. */
-  nextOffset: string;
-}
-
-export type DeliveryOutcome =
-  | { kind: 'settled'; written: number; dlq: number; writeMs: number }
-  | { kind: 'state-lost'; error: PipelineError }
-  | { kind: 'abandoned' };
-
-export interface DeliveryContext {
-  sink: Sink;
-  stage: string;
-  dlq: DlqWriter;
-  metrics: SinkMetrics;
-  log: Logger;
-  retryPolicy: RetryPolicy;
-  writeLock: Semaphore;
-  /** Issues the offset commit (asynchronously; the runner tracks and logs it). */
-  commit(topic: string, partition: number, nextOffset: string): void;
-  /** False once the partition is being revoked (or a stop's drain grace is over): stop retrying. */
-  owned(): boolean;
-  /** Aborted when a stop's drain grace is over: interrupts a retry's backoff sleep. */
-  signal?: AbortSignal;
-  onError(err: PipelineError): void;
-  /** True for a record written before and read again after a state loss: not counted as freshness. */
-  isReread?(offset: string): boolean;
-}
+export type { DeliveryContext, DeliveryItem, DeliveryOutcome, PendingBatch } from './delivery-types.js';
 
 const INFRA_RETRY: RetryPolicy = { attempts: Number.MAX_SAFE_INTEGER, baseMs: 200, maxMs: 10000, jitter: 'full' };
 
@@ -117,20 +84,9 @@ export async function deliverBatch(ctx: DeliveryContext, batch: PendingBatch): P
     const settled = await writeSplitting(ctx, batch, accepted, infra);
     const written = settled.written;
     const parked = rejected.length + settled.parked;
-    const writeMs = performance.now() - t0;
-    metrics.batchSeconds.observe(writeMs / 1000);
-    if (written > 0) {
-      metrics.recordsOut.inc(written);
-      const now = Date.now();
-      for (const a of settled.stored) {
-        const ts = a.record.event.source_ts_ms;
-        if (a.record.event.origin !== 'backfill' && !a.origin.replay && typeof ts === 'number' && ts > 0 && !ctx.isReread?.(a.record.offset)) {
-          metrics.freshnessSeconds.observe(Math.max(0, now - ts) / 1000);
-        }
-      }
-    }
-    ctx.commit(batch.topic, batch.partition, batch.nextOffset);
-    return { kind: 'settled', written, dlq: parked, writeMs };
+    // Freshness is what a live record took to get here: not a backfill's, a replay's or a re-read's.
+    const live = settled.stored.filter((a) => a.record.event.origin !== 'backfill' && !a.origin.replay);
+    return settleBatch(ctx, batch, { written, dlq: parked, writeMs: performance.now() - t0 }, live.map((a) => ({ offset: a.record.offset, sourceTsMs: a.record.event.source_ts_ms })));
   } catch (err) {
     if (isStateLost(err)) return { kind: 'state-lost', error: err as PipelineError };
     if (!ctx.owned()) return { kind: 'abandoned' };

@@ -1,6 +1,7 @@
 import { errorMessage, isStateLost, toPipelineError } from '../core/errors.js';
 import type { EncodedWriteResult } from '../sinks/contract.js';
-import type { DeliveryContext, DeliveryOutcome, PendingBatch } from './batch-delivery.js';
+import { settleBatch } from './batch-settled.js';
+import type { DeliveryContext, DeliveryOutcome, PendingBatch } from './delivery-types.js';
 import { EncodedRecord } from './encoded-record.js';
 
 /**
@@ -41,14 +42,6 @@ export async function deliverEncoded(ctx: DeliveryContext, batch: PendingBatch):
     return null;
   }
   metrics.fastPath.written.inc();
-  const writeMs = performance.now() - t0;
-  metrics.batchSeconds.observe(writeMs / 1000);
-  metrics.recordsOut.inc(records.length);
-  const now = Date.now();
-  records.forEach((r, i) => {
-    const ts = result.kind === 'written' ? result.sourceTsMs[i] : null;
-    if (typeof ts === 'number' && ts > 0 && !ctx.isReread?.(r.offset)) metrics.freshnessSeconds.observe(Math.max(0, now - ts) / 1000);
-  });
-  ctx.commit(batch.topic, batch.partition, batch.nextOffset);
-  return { kind: 'settled', written: records.length, dlq: 0, writeMs };
+  const sourceTs = result.kind === 'written' ? result.sourceTsMs : [];
+  return settleBatch(ctx, batch, { written: records.length, dlq: 0, writeMs: performance.now() - t0 }, records.map((r, i) => ({ offset: r.offset, sourceTsMs: sourceTs[i] })));
 }

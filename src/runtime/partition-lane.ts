@@ -1,6 +1,6 @@
 import { errorMessage } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
-import type { DeliveryItem, DeliveryOutcome, PendingBatch } from './batch-delivery.js';
+import type { DeliveryItem, DeliveryOutcome, PendingBatch } from './delivery-types.js';
 import { PartitionQueue, type BatchingPolicy } from './batcher.js';
 import type { MessageDecoder } from './sink-decode.js';
 

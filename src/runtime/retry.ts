@@ -1,4 +1,5 @@
 import { PipelineError, isRetriable } from '../core/errors.js';
+import { sleep } from '../core/sleep.js';
 
 /**
  * The one retry helper. Exponential backoff with full jitter, bounded attempts, an optional
@@ -39,20 +40,7 @@ export function backoffDelay(policy: RetryPolicy, attempt: number, random: () =>
   return policy.jitter === 'none' ? exp : Math.floor(random() * exp);
 }
 
-export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(signal.reason);
-    const timer = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(signal?.reason);
-    };
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
-}
+export { sleep };
 
 export async function retry<T>(fn: (attempt: number) => Promise<T>, opts: RetryOptions): Promise<T> {
   const shouldRetry = opts.shouldRetry ?? ((err: unknown) => isRetriable(err));

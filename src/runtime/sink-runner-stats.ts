@@ -1,5 +1,5 @@
 import type { PipelineError } from '../core/errors.js';
-import type { DeliveryOutcome } from './batch-delivery.js';
+import type { DeliveryOutcome } from './delivery-types.js';
 import type { PartitionLane } from './partition-lane.js';
 
 /**

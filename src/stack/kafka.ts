@@ -5,7 +5,7 @@ import { PipelineError } from '../core/errors.js';
 import { PRIVATE_SASL_USER, type PrivatePorts } from '../config/load.js';
 import { isAlive, portTakenMessage, runCheckedAsync, spawnDetached, tcpOpen, waitUntil } from './process.js';
 import { ensureBrokerTls, type BrokerTls } from './kafka-tls.js';
-import type { ServiceState } from './state.js';
+import type { ServiceState } from '../config/stack-state.js';
 
 /**
  * Apache Kafka for the stack: one KRaft node (combined broker and controller) run from the

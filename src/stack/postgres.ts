@@ -7,7 +7,7 @@ import pg from 'pg';
 import { PipelineError, errorMessage } from '../core/errors.js';
 import { PRIVATE_DATABASE, type PrivatePorts } from '../config/load.js';
 import { isAlive, portTakenMessage, runChecked, runCheckedAsync, spawnDetached, tcpOpen, waitUntil } from './process.js';
-import type { ServiceState } from './state.js';
+import type { ServiceState } from '../config/stack-state.js';
 
 /**
  * PostgreSQL for the stack: a configured server is checked (reachable, `wal_level = logical`) and

@@ -1,7 +1,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
-import net from 'node:net';
 import { PipelineError } from '../core/errors.js';
+import { tcpOpen } from '../core/net.js';
 
 /** Helpers for the processes the stack starts: detached spawns, liveness, stop, readiness polls. */
 
@@ -71,18 +71,7 @@ export function runCheckedAsync(cmd: string, args: string[], what: string, opts:
   });
 }
 
-export function tcpOpen(host: string, port: number, timeoutMs = 1000): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = net.connect({ host, port });
-    const done = (ok: boolean) => {
-      socket.destroy();
-      resolve(ok);
-    };
-    socket.setTimeout(timeoutMs, () => done(false));
-    socket.once('connect', () => done(true));
-    socket.once('error', () => done(false));
-  });
-}
+export { tcpOpen };
 
 /**
  * Who listens on a local TCP port, as "<command>, pid <n>", for a "port taken" message; null

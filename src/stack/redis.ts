@@ -4,7 +4,7 @@ import { createClient } from 'redis';
 import { PipelineError } from '../core/errors.js';
 import type { PrivatePorts } from '../config/load.js';
 import { isAlive, portTakenMessage, spawnDetached, tcpOpen, waitUntil } from './process.js';
-import type { ServiceState } from './state.js';
+import type { ServiceState } from '../config/stack-state.js';
 
 /** Redis for the stack: a configured server is used as given; otherwise Debian's `redis-server`
  *  runs privately on its own port and folder, without persistence (like the machine's own). */

@@ -8,7 +8,7 @@ import { applySchemaIfMissing, checkExternalPostgres, fallbackRoot, pgAnswers, r
 import { kafkaAnswers, startPrivateKafka } from './kafka.js';
 import { redisAnswers, startPrivateRedis } from './redis.js';
 import { isAlive, stopPid } from './process.js';
-import { SERVICE_NAMES, readStackState, updateService, type ServiceName, type ServiceState, type StackState } from './state.js';
+import { SERVICE_NAMES, readStackState, updateService, type ServiceName, type ServiceState, type StackState } from '../config/stack-state.js';
 
 /**
  * `engage stack up | down | status | env`. A service whose URL the user set is checked and used as

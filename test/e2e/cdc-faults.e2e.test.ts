@@ -9,7 +9,7 @@ import { loadConfig, type Config } from '../../src/config/load.js';
 import { stopPid } from '../../src/stack/process.js';
 import { stopPrivatePostgres } from '../../src/stack/postgres.js';
 import { stackRemove, stackUp } from '../../src/stack/stack.js';
-import { readStackState } from '../../src/stack/state.js';
+import { readStackState } from '../../src/config/stack-state.js';
 import { createTestEnv, type TestEnv } from '../helpers/env.js';
 import { killHard, spawnCdc, type CdcChild } from '../cdc/child.js';
 import { readToEnd, sleep, waitFor } from '../cdc/helpers.js';

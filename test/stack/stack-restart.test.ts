@@ -8,7 +8,7 @@ import { PipelineError } from '../../src/core/errors.js';
 import { isAlive, tcpOpen } from '../../src/stack/process.js';
 import { redisAnswers } from '../../src/stack/redis.js';
 import { stackEnv, stackRemove, stackUp } from '../../src/stack/stack.js';
-import { readStackState } from '../../src/stack/state.js';
+import { readStackState } from '../../src/config/stack-state.js';
 
 /**
  * `engage stack up` restarts a private service that died even when the shell exported the stack's

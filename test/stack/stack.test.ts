@@ -16,7 +16,7 @@ import { checkExternalPostgres, fallbackRoot as clusterFallback, pgAnswers, star
 import { isAlive, portHolder, tcpOpen } from '../../src/stack/process.js';
 import { startPrivateRedis } from '../../src/stack/redis.js';
 import { REPO_ROOT, stackDown, stackEnv, stackStatus, stackUp, type ServiceStatus } from '../../src/stack/stack.js';
-import { readStackState } from '../../src/stack/state.js';
+import { readStackState } from '../../src/config/stack-state.js';
 
 /**
  * `engage stack` from nothing: a SECOND private stack (own temp STACK_DIR, ports shifted by

@@ -6,6 +6,9 @@ import path from 'node:path';
  * started, at what address, and whether the project owns them. Every command reads it to find the
  * private services without the user exporting anything; `engage stack down` stops only services
  * marked `startedByStack`.
+ *
+ * It lives with the configuration because that is what it is to every command: where the private
+ * services are (src/config/load.ts reads it); src/stack writes it.
  */
 export type ServiceName = 'postgres' | 'kafka' | 'redis';
 export const SERVICE_NAMES: readonly ServiceName[] = ['postgres', 'kafka', 'redis'];
