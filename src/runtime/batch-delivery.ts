@@ -1,16 +1,12 @@
 import { isStateLost, PipelineError, toPipelineError, errorMessage } from '../core/errors.js';
-import type { Logger } from '../core/logger.js';
-import type { Sink } from '../sinks/contract.js';
-import type { DlqFailure, DlqWriter } from './dlq-writer.js';
+import type { DlqFailure } from './dlq-writer.js';
 import { retry, type RetryPolicy } from './retry.js';
 import { settleBatch } from './batch-settled.js';
 import type { DeliveryContext, DeliveryOutcome, PendingBatch } from './delivery-types.js';
 import { writeSplitting } from './write-splitting.js';
-import type { Semaphore } from './semaphore.js';
 import { deliverEncoded } from './encoded-delivery.js';
 import { EncodedRecord } from './encoded-record.js';
 import type { Decoded } from './sink-decode.js';
-import type { SinkMetrics } from './sink-metrics.js';
 
 /**
  * Settles one batch of one partition. A sink with a fast path for undecoded batches gets the batch
