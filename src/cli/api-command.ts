@@ -1,7 +1,6 @@
 import type { Command } from 'commander';
 import { loadConfig } from '../config/load.js';
 import { PipelineError } from '../core/errors.js';
-import { startApi } from '../api/start.js';
 import { runComponent } from '../runtime/lifecycle.js';
 
 /**
@@ -29,6 +28,8 @@ export function registerApiCommand(program: Command): void {
       const port = parsePort(flags.port);
       const base = loadConfig();
       const config = { ...base, API_PORT: port ?? base.API_PORT, API_HOST: flags.host ?? base.API_HOST };
+      // Lazy: the API reads the sink registry, which loads every sink's dependencies.
+      const { startApi } = await import('../api/start.js');
       await runComponent('api', config, async ({ log }) => {
         const api = await startApi(config, log);
         process.stdout.write(`listening on ${api.url}\n`);

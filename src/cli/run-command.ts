@@ -5,11 +5,7 @@ import { PipelineError } from '../core/errors.js';
 import { portHolder, tcpOpen } from '../stack/process.js';
 import { stackUp } from '../stack/stack.js';
 import { CRASH_WINDOW_MS } from '../supervisor/restart-policy.js';
-import { RunFigures } from '../supervisor/run-figures.js';
 import { startSupervisorHeartbeat } from '../supervisor/run-heartbeat.js';
-import { Supervisor, componentSpecs, formatStatus } from '../supervisor/supervisor.js';
-
-const SINKS = ['redis', 'warehouse', 'external'];
 
 interface Listener {
   host: string;
@@ -41,17 +37,24 @@ export function registerRunCommand(program: Command): void {
     .option('--rate <n>', 'generator events per second', '50')
     .option('--with-receiver', 'also run the reference external receiver (and point the external sink at it when EXTERNAL_API_URL is unset)', false)
     .option('--no-api', 'do not run the monitoring API')
-    .option('--sinks <list>', 'comma-separated sinks to run', SINKS.join(','))
+    .option('--sinks <list>', 'comma-separated sinks to run (default: every registered sink that runs by default — src/sinks/registry.ts; an unknown name lists them)')
     .option('--status-every <s>', 'seconds between status lines', '15')
-    .action(async (opts: { withGenerator: boolean; rate: string; withReceiver: boolean; api: boolean; sinks: string; statusEvery: string }) => {
+    .action(async (opts: { withGenerator: boolean; rate: string; withReceiver: boolean; api: boolean; sinks?: string; statusEvery: string }) => {
       const rate = Number(opts.rate);
       if (!Number.isFinite(rate) || rate <= 0) throw new PipelineError('USAGE', '--rate accepts a positive number of events per second');
       const statusEvery = Number(opts.statusEvery);
       if (!Number.isFinite(statusEvery) || statusEvery < 1) throw new PipelineError('USAGE', `--status-every accepts a number of seconds, 1 or more (got ${JSON.stringify(opts.statusEvery)})`);
-      const sinks = opts.sinks.split(',').map((s) => s.trim()).filter(Boolean);
-      const unknown = sinks.filter((s) => !SINKS.includes(s));
-      if (unknown.length > 0) throw new PipelineError('USAGE', `--sinks accepts ${SINKS.join(', ')}; unknown: ${unknown.join(', ')}`);
+      // Lazy: the registry (which the supervisor and the status figures read) loads every sink's dependencies.
+      const [{ defaultRunSinks, getSinkFactory, sinkNames }, { Supervisor, componentSpecs, formatStatus }, { RunFigures }] = await Promise.all([
+        import('../sinks/registry.js'),
+        import('../supervisor/supervisor.js'),
+        import('../supervisor/run-figures.js'),
+      ]);
+      const chosen = opts.sinks?.split(',').map((s) => s.trim()).filter(Boolean);
+      const unknown = (chosen ?? []).filter((s) => !sinkNames().includes(s));
+      if (unknown.length > 0) throw new PipelineError('USAGE', `--sinks accepts ${sinkNames().join(', ')}; unknown: ${unknown.join(', ')}`);
       const config = loadConfig();
+      const sinks = chosen ?? defaultRunSinks(config);
       await refuseTakenPorts([
         ...(opts.api ? [{ host: config.API_HOST, port: config.API_PORT, what: 'the monitoring API', fix: 'set API_PORT (or run with --no-api)' }] : []),
         ...(opts.withReceiver ? [{ host: '127.0.0.1', port: config.EXTERNAL_RECEIVER_PORT, what: "the reference receiver (the external sink would post the events to whatever holds it)", fix: 'set EXTERNAL_RECEIVER_PORT' }] : []),
@@ -76,7 +79,10 @@ export function registerRunCommand(program: Command): void {
         [
           `engage run: ${specs.length} components started; logs in ${logDir}/<component>.log`,
           opts.api ? `  dashboard   ${hostPort}/\n  health      ${hostPort}/health\n  top content ${hostPort}/top-content\n  API docs    ${hostPort}/docs` : '',
-          `  warehouse   ${config.warehouse === 'duckdb' ? path.resolve(config.DUCKDB_PATH) : `BigQuery ${config.BIGQUERY_PROJECT_ID}.${config.BIGQUERY_DATASET_ID}`}`,
+          ...sinks.flatMap((name) => {
+            const where = getSinkFactory(name).operations.destination?.(config);
+            return where === undefined ? [] : [`  ${name.padEnd(11)} ${where}`];
+          }),
           '  Ctrl-C stops everything cleanly.',
         ].filter(Boolean).join('\n') + '\n',
       );

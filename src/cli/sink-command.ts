@@ -3,8 +3,8 @@ import { loadConfig } from '../config/load.js';
 import { runComponent } from '../runtime/lifecycle.js';
 
 /**
- * `engage sink <name>`: runs one sink worker (redis, warehouse, external, or any sink registered in
- * src/sinks/registry.ts) under the component lifecycle: heartbeat, SIGINT/SIGTERM drain (queued
+ * `engage sink <name>`: runs one sink worker (any sink registered in src/sinks/registry.ts: redis,
+ * warehouse, external) under the component lifecycle: heartbeat, SIGINT/SIGTERM drain (queued
  * batches written and committed), exit. An unknown name is a usage error (exit 2). Scale out by
  * starting more workers of the same sink: they share the partitions through their consumer group.
  */
@@ -12,13 +12,13 @@ export function registerSinkCommand(program: Command): void {
   program
     .command('sink')
     .description('run one sink worker: consume the enriched topic and deliver to the sink, exactly once in effect')
-    .argument('<name>', 'the sink: redis | warehouse | external')
+    .argument('<name>', "the sink's name, as registered in src/sinks/registry.ts (an unknown name lists them)")
     .action(async (name: string) => {
       // Lazy: loading the registry loads every sink's dependencies.
-      const { getSinkFactory } = await import('../sinks/registry.js');
+      const { getSinkFactory, sinkStage } = await import('../sinks/registry.js');
       const factory = getSinkFactory(name);
       const config = loadConfig();
       const { startSinkRunner } = await import('../runtime/sink-runner.js');
-      await runComponent(`sink-${factory.name}`, config, ({ config: c, log }) => startSinkRunner(c, factory, log));
+      await runComponent(sinkStage(factory.name), config, ({ config: c, log }) => startSinkRunner(c, factory, log));
     });
 }

@@ -7,7 +7,7 @@ import { z } from 'zod';
  * `process.env` itself. Each entry documents itself in `.env.example` (keep the two in step).
  *
  * The three service URLs are optional: when unset, `engage stack` starts a private service and
- * every command finds it through the stack's state file (see src/stack/state.ts).
+ * every command finds it through the stack's state file (see src/config/stack-state.ts).
  */
 
 const bool = z
@@ -116,7 +116,8 @@ export const envSchema = z.object({
   API_EXPECTED_COMPONENTS: z
     .string()
     .regex(/^[a-z0-9-]+(,[a-z0-9-]+)*$/, { message: 'accepts a comma-separated list of component names, e.g. cdc,processor,sink-redis' })
-    .default('cdc,processor,sink-redis,sink-warehouse,sink-external'),
+    // Unset: the CDC, the processor and every sink `engage run` runs by default (src/sinks/registry.ts).
+    .optional(),
   BATCH_SIZE: int(1, 1000000).default(100),
   PROCESSING_INTERVAL_SECONDS: z.coerce
     .number({ message: 'accepts a number of seconds above 0' })

@@ -66,20 +66,10 @@ export function resolveBatching(config: Config, factory: SinkFactory, opts: Sink
   return { maxRecords, maxWaitMs, maxQueued };
 }
 
-/** A factory may expose `retryPolicy(config)` (an optional extension of the contract). */
-type WithRetryPolicy = SinkFactory & { retryPolicy?: (config: Config) => RetryPolicy };
-
 export function resolveRetryPolicy(config: Config, factory: SinkFactory, opts: SinkRunnerOptions): RetryPolicy {
-  if (opts.retry) return opts.retry;
-  const own = (factory as WithRetryPolicy).retryPolicy;
-  return typeof own === 'function' ? own.call(factory, config) : DEFAULT_RETRY;
+  return opts.retry ?? factory.retryPolicy?.(config) ?? DEFAULT_RETRY;
 }
 
-/** A factory may expose `writeConcurrency(config)` (an optional extension of the contract). */
-type WithWriteConcurrency = SinkFactory & { writeConcurrency?: (config: Config) => number };
-
 export function resolveWriteConcurrency(config: Config, factory: SinkFactory, opts: SinkRunnerOptions): number {
-  if (opts.writeConcurrency !== undefined) return opts.writeConcurrency;
-  const own = (factory as WithWriteConcurrency).writeConcurrency;
-  return typeof own === 'function' ? own.call(factory, config) : 1;
+  return opts.writeConcurrency ?? factory.writeConcurrency?.(config) ?? 1;
 }

@@ -15,6 +15,7 @@ import { PartitionLane, type LaneHost, type QueuedMessage } from './partition-la
 import { retry } from './retry.js';
 import { Semaphore } from './semaphore.js';
 import { StallWatch } from './stall-watch.js';
+import { pollSinkHealth, type HealthPoll } from './health-poll.js';
 import { decodeEncodedMessage } from './encoded-record.js';
 import { decodeEnrichedMessage } from './sink-decode.js';
 import { sinkMetrics } from './sink-metrics.js';
@@ -234,6 +235,7 @@ export async function startSinkRunner(config: Config, factory: SinkFactory, log:
 
   let lagTimer: NodeJS.Timeout | undefined;
   let watch: AssignmentWatch | undefined;
+  let health: HealthPoll | undefined;
   try {
     // A system that is down or locked at start is an outage too: waited out, logged each time.
     await retry(() => sink.start(), {
@@ -241,6 +243,9 @@ export async function startSinkRunner(config: Config, factory: SinkFactory, log:
       onRetry: (err, attempt, delayMs) => slog.warn({ err: errorMessage(err), attempt, delayMs }, 'the sink cannot start yet; waiting for its system'),
     });
     cleanup.push(() => sink.close());
+    const poll = pollSinkHealth(sink);
+    health = poll;
+    cleanup.push(async () => poll.stop());
     const kafka = createKafka(config, `${config.KAFKA_CLIENT_ID}-sink-${name}`);
     admin = kafka.admin();
     await admin.connect();
@@ -362,6 +367,9 @@ export async function startSinkRunner(config: Config, factory: SinkFactory, log:
     done,
     stop,
     snapshot: () => stats.snapshot(lanes, stopping),
-    status: () => ({ ...stats.status(lanes), liveness: liveness(), ...(sink.status ? { [name]: sink.status() } : {}) }),
+    status: () => {
+      const h = health?.current();
+      return { ...stats.status(lanes), liveness: liveness(), ...(h ? { health: h } : {}), ...(sink.status ? { [name]: sink.status() } : {}) };
+    },
   };
 }

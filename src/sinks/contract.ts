@@ -2,12 +2,14 @@ import type { Config } from '../config/load.js';
 import type { PipelineError } from '../core/errors.js';
 import type { EnrichedEvent } from '../core/types.js';
 import type { Logger } from '../core/logger.js';
+import type { RetryPolicy } from '../runtime/retry.js';
 
 /**
  * The contract every sink implements; src/runtime/sink-runner.ts drives it. The runtime owns the
  * Kafka consumer, batching (size and time), retries, the DLQ and offsets: a sink only knows how to
  * check a record and how to write a batch. Adding a sink = one folder under src/sinks/ exporting a
- * SinkFactory, plus one line in src/sinks/registry.ts.
+ * SinkFactory (with its `operations`), plus one line in src/sinks/registry.ts: `engage run`, /health,
+ * /metrics and the alert rules derive from the registry.
  *
  * Delivery: the runtime calls `write` with the records of ONE partition, in offset order, and
  * `nextOffset` = last offset + 1. A sink that can (Redis, DuckDB) stores `nextOffset` in the same
@@ -109,14 +111,54 @@ export interface Sink {
   /** Sink-specific state for the heartbeat, published under the sink's name (e.g. the
    *  external sink's circuit breaker as `status.external.state`); cheap, synchronous. */
   status?(): object;
-  /** Liveness/readiness for /health: never throws. */
-  health?(): Promise<{ ok: boolean; detail?: Record<string, unknown> }>;
+  /**
+   * Whether the sink can write now, with what explains it: never throws, cheap enough to be asked
+   * every heartbeat. The runner polls it and publishes the last answer in the heartbeat as
+   * `status.health`; /health warns about a sink stage whose answer is `ok: false`.
+   */
+  health?(): Promise<SinkHealth>;
   /** Flushes and releases resources. Called once, after the last `write`. */
   close(): Promise<void>;
 }
 
+export interface SinkHealth {
+  ok: boolean;
+  /** `error` (a string) is what /health shows when not ok. */
+  detail?: Record<string, unknown>;
+}
+
+/**
+ * What the supervisor, the API and the alert rules need of a registered sink (src/sinks/registry.ts
+ * derives every list of sinks from these; nothing else names a sink).
+ */
+export interface SinkOperations {
+  /** Rank in stage listings (/metrics, the dashboard, `engage run`): lower first, after the processor. */
+  readonly order: number;
+  /**
+   * The freshness promise, in seconds (source commit → visible in the sink): the dashboard colours
+   * against it, /metrics reports it, and EngageFreshnessAboveTarget alerts on a p99 above it.
+   */
+  readonly freshnessTargetSeconds: number;
+  /**
+   * Whether `engage run` runs the sink when `--sinks` is not given, and /health expects its stage
+   * when API_EXPECTED_COMPONENTS is unset: always for the three pipeline sinks, only once configured
+   * for an optional one (the file sink: FILE_SINK_DIR).
+   */
+  runByDefault(config: Config): boolean;
+  /**
+   * What the sink's process needs under `engage run`: extra environment for it, or null when it
+   * cannot run and is left out (the external sink without EXTERNAL_API_URL nor the reference
+   * receiver, whose URL `receiverUrl` is when `--with-receiver` is given). Default: nothing extra.
+   */
+  runEnv?(config: Config, ctx: { receiverUrl?: string }): Record<string, string> | null;
+  /** Where the sink writes, for `engage run`'s start-up lines (a file, a dataset); none when absent. */
+  destination?(config: Config): string;
+}
+
 export interface SinkFactory {
   readonly name: string;
+  /** Required of every sink in src/sinks/registry.ts; test-only factories may leave it out. */
+  readonly operations?: SinkOperations;
   /**
    * True when the sink is idempotent on the event's identity alone — (event_id, event_ts),
    * src/core/event-identity.ts — (an event written twice, under any batch identity, is stored
@@ -134,5 +176,18 @@ export interface SinkFactory {
   maxBulkRecords?(config: Config): number;
   /** How the runtime batches for this sink (defaults from the config when absent). */
   batching?(config: Config): { maxRecords: number; maxWaitMs: number };
+  /**
+   * The backoff between attempts while the sink fails retriably; an outage is waited out whatever
+   * `attempts` says (src/runtime/write-splitting.ts). Default DEFAULT_RETRY (src/runtime/retry.ts).
+   */
+  retryPolicy?(config: Config): RetryPolicy;
+  /**
+   * Concurrent `write` calls the runtime may make (each of another partition: a partition never
+   * has two batches in flight). Default 1: writes are serialised.
+   */
+  writeConcurrency?(config: Config): number;
   create(ctx: SinkContext): Sink;
 }
+
+/** A factory as src/sinks/registry.ts holds it: with the operations every consumer of the registry reads. */
+export type RegisteredSinkFactory = SinkFactory & { readonly operations: SinkOperations };

@@ -1,5 +1,6 @@
 import type { Config } from '../config/load.js';
 import { semiSpaceNodeOptions } from '../runtime/node-options.js';
+import { getSinkFactory, sinkStage } from '../sinks/registry.js';
 import { engageEntry } from './entry.js';
 import { SupervisedChild, type ChildSpec, type ChildStatus, type EndedHandler } from './child.js';
 import { CRASH_WINDOW_MS } from './restart-policy.js';
@@ -17,13 +18,13 @@ export interface RunOptions {
   rate: number;
   receiver: boolean;
   api: boolean;
+  /** Registered sink names (src/sinks/registry.ts); one the sink's `runEnv` cannot place is left out. */
   sinks: string[];
 }
 
 export function componentSpecs(config: Config, opts: RunOptions): ChildSpec[] {
   const specs: ChildSpec[] = [];
-  const receiverUrl = `http://127.0.0.1:${config.EXTERNAL_RECEIVER_PORT}/events`;
-  const externalUrl = config.EXTERNAL_API_URL ?? (opts.receiver ? receiverUrl : undefined);
+  const receiverUrl = opts.receiver ? `http://127.0.0.1:${config.EXTERNAL_RECEIVER_PORT}/events` : undefined;
   if (opts.receiver) specs.push({ name: 'external-receiver', args: ['external-receiver', '--port', String(config.EXTERNAL_RECEIVER_PORT)] });
   specs.push({ name: 'cdc', args: ['cdc'] });
   const nodeOptions = (mb: number): NodeJS.ProcessEnv => {
@@ -32,9 +33,10 @@ export function componentSpecs(config: Config, opts: RunOptions): ChildSpec[] {
   };
   specs.push({ name: 'processor', args: ['process', '--mode', 'stream'], env: nodeOptions(config.PROCESSOR_SEMI_SPACE_MB) });
   for (const sink of opts.sinks) {
-    if (sink === 'external' && !externalUrl) continue;
-    const env = { ...nodeOptions(config.SINK_SEMI_SPACE_MB), ...(sink === 'external' && externalUrl ? { EXTERNAL_API_URL: externalUrl } : {}) };
-    specs.push({ name: `sink-${sink}`, args: ['sink', sink], env });
+    const factory = getSinkFactory(sink);
+    const own = factory.operations.runEnv ? factory.operations.runEnv(config, receiverUrl === undefined ? {} : { receiverUrl }) : {};
+    if (own === null) continue;
+    specs.push({ name: sinkStage(factory.name), args: ['sink', factory.name], env: { ...nodeOptions(config.SINK_SEMI_SPACE_MB), ...own } });
   }
   if (opts.api) specs.push({ name: 'api', args: ['api'] });
   if (opts.generator) specs.push({ name: 'generator', args: ['generate', '--mode', 'continuous', '--rate', String(opts.rate)] });

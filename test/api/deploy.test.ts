@@ -5,6 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { freshnessAlertRules, replaceGeneratedBlock } from '../../src/api/metrics/freshness-alert.js';
 import { FRESHNESS_TARGET_SECONDS } from '../../src/api/metrics/freshness-targets.js';
 import { cdcMetrics } from '../../src/cdc/metrics.js';
 import { enableDefaultMetrics, registry } from '../../src/core/metrics.js';
@@ -12,6 +13,7 @@ import { processorMetrics } from '../../src/processor/metrics.js';
 import { sinkMetrics } from '../../src/runtime/sink-metrics.js';
 import { externalMetrics } from '../../src/sinks/external/metrics.js';
 import { redisSinkMetrics } from '../../src/sinks/redis/metrics.js';
+import { registeredSinks } from '../../src/sinks/registry.js';
 import { createTestEnv, type TestEnv } from '../helpers/env.js';
 import { startTestApi, type TestApi } from './fixtures.js';
 
@@ -65,7 +67,7 @@ before(async () => {
   enableDefaultMetrics('test');
   cdcMetrics();
   processorMetrics();
-  for (const sink of ['redis', 'warehouse', 'external']) sinkMetrics(sink);
+  for (const sink of registeredSinks()) sinkMetrics(sink.name);
   externalMetrics();
   redisSinkMetrics();
   env = await createTestEnv();
@@ -104,9 +106,15 @@ describe('deploy/prometheus', () => {
       assert.match(text, new RegExp(`alert: ${name}\\b`), name);
     }
     // The freshness alert holds each sink to the promise the dashboard shows (freshness-targets.ts).
-    const freshness = alertExprs.find((e) => e.includes('engage_sink_freshness_seconds_bucket'));
-    const thresholds = Object.fromEntries([...(freshness ?? '').matchAll(/\{sink="([a-z]+)"\}\[5m\]\)\)\) > (\d+)/g)].map((m) => [`sink-${m[1]}`, Number(m[2])]));
+    const freshness = alertExprs.filter((e) => e.includes('engage_sink_freshness_seconds_bucket'));
+    const thresholds = Object.fromEntries(freshness.flatMap((e) => [...e.matchAll(/\{sink="([a-z0-9]+)"\}\[5m\]\)\)\) > (\d+)/g)]).map((m) => [`sink-${m[1]}`, Number(m[2])]));
     assert.deepEqual(thresholds, FRESHNESS_TARGET_SECONDS);
+  });
+
+  it('its freshness rules are the ones the sink registry generates (npx tsx scripts/generate-alerts.ts)', () => {
+    const text = readFileSync(ALERTS, 'utf8');
+    const block = freshnessAlertRules(registeredSinks().map((f) => ({ sink: f.name, seconds: f.operations.freshnessTargetSeconds })));
+    assert.equal(replaceGeneratedBlock(text, block), text, 'deploy/prometheus/alerts.yml is out of date: run npx tsx scripts/generate-alerts.ts');
   });
 });
 

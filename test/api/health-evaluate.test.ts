@@ -120,4 +120,15 @@ describe('evaluateHealth', () => {
     assert.match(recent.warnings[0] ?? '', /^stage cdc \(cdc-1\) saw TRUNCATE of public\.engagement_events at .* \(1 in all\)/);
     assert.equal(evaluateHealth(inputs([at(16 * 60_000)], ['cdc'])).status, 'healthy');
   });
+
+  it("is degraded while a sink's own health() says it cannot write, once per finding", () => {
+    const bad = (error: string) => ({ lag: 0, health: { ok: false, detail: { error } } });
+    const r = evaluateHealth(inputs([hb('sink-redis', bad('not connected')), hb('sink-file', { lag: 0, health: { ok: true, detail: {} } })], ['sink-redis', 'sink-file']));
+    assert.equal(r.status, 'degraded');
+    assert.deepEqual(r.warnings, ['stage sink-redis (sink-redis-1) reports its sink unhealthy: not connected']);
+    // The warehouse's and the circuit's own findings say it already: no second warning.
+    const wh = evaluateHealth(inputs([hb('sink-warehouse', bad('IO Error: disk full')), hb('sink-external', { ...bad('circuit open'), circuit: 'open' })], []));
+    assert.equal(wh.warehouse.ok, false);
+    assert.deepEqual(wh.warnings, ['the warehouse sink cannot write: IO Error: disk full', "the external system's circuit is open (the external sink is holding deliveries)"]);
+  });
 });

@@ -17,6 +17,25 @@ test('the registry holds redis, warehouse and external; an unknown sink is a USA
   assert.throws(() => getSinkFactory('toString'), PipelineError, 'no prototype names');
 });
 
+test("the runtime reads each factory's retry policy and write concurrency from the contract", async () => {
+  const { getSinkFactory } = await import('../../src/sinks/registry.js');
+  const { resolveRetryPolicy, resolveWriteConcurrency } = await import('../../src/runtime/sink-runner-options.js');
+  const { DEFAULT_RETRY } = await import('../../src/runtime/retry.js');
+  const { loadConfig } = await import('../../src/config/load.js');
+  const { DUCKDB_WRITE_CONCURRENCY } = await import('../../src/sinks/warehouse/index.js');
+  const { REDIS_WRITE_CONCURRENCY } = await import('../../src/sinks/redis/options.js');
+  type Config = ReturnType<typeof loadConfig>;
+  const duck: Config = { ...loadConfig(), warehouse: 'duckdb' };
+  const bigquery: Config = { ...duck, warehouse: 'bigquery' };
+  const policy = (name: string, config = duck) => resolveRetryPolicy(config, getSinkFactory(name), {});
+  const concurrency = (name: string, config = duck) => resolveWriteConcurrency(config, getSinkFactory(name), {});
+  assert.deepEqual(policy('redis'), DEFAULT_RETRY);
+  assert.deepEqual([policy('external').baseMs, policy('external').maxMs], [500, 30000]);
+  assert.deepEqual([policy('warehouse').baseMs, policy('warehouse', bigquery).baseMs], [200, 500]);
+  assert.deepEqual([concurrency('redis'), concurrency('warehouse'), concurrency('warehouse', bigquery), concurrency('external')], [REDIS_WRITE_CONCURRENCY, DUCKDB_WRITE_CONCURRENCY, 1, 2]);
+  assert.equal(resolveWriteConcurrency(duck, getSinkFactory('redis'), { writeConcurrency: 3 }), 3, 'an option overrides the factory');
+});
+
 test('`engage sink nope` exits 2', async () => {
   const writes: string[] = [];
   const original = process.stderr.write.bind(process.stderr);

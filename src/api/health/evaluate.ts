@@ -3,6 +3,7 @@ import type { PostgresCheck, ServiceCheck, SlotInfo } from './checks.js';
 import { circuitOf, consumerLagOf, failingSinceLastWrite, reportedOk, type CircuitState } from './status-fields.js';
 import { supervisedFindings } from './supervised.js';
 import { progressFindings } from './progress.js';
+import { sinkHealthOf, sinkHealthWarnings } from './sink-health.js';
 
 /**
  * Turns probe results and heartbeats into the /health report. Pure.
@@ -13,7 +14,8 @@ import { progressFindings } from './progress.js';
  * - A stage waiting out an outage of its system (retrying, nothing parked) is `degraded`.
  * - `degraded` (HTTP 200): everything runs but needs attention: the slot retains more WAL than
  *   CDC_WAL_WARN_BYTES, a stage's consumer lag is above CONSUMER_LAG_WARN records, the external
- *   system's circuit is open or half-open, or the warehouse sink reports itself unhealthy.
+ *   system's circuit is open or half-open, the warehouse sink fails since its last write, or a
+ *   sink reports itself unhealthy (its `Sink.health()`, published in its heartbeat: sink-health.ts).
  * - `healthy` (HTTP 200): none of the above.
  */
 
@@ -111,14 +113,23 @@ export function evaluateHealth(inp: HealthInputs): HealthReport {
   }
   if (slot?.exists && slot.active === false && stages.cdc?.ok) warnings.push(`replication slot ${slot.name} is not active although the CDC runs`);
 
+  // The two sinks with report fields of their own; every sink's self-reported health after them.
+  const covered = new Set<string>();
   const wh = byComponent.get('sink-warehouse')?.[0];
-  // Explicit `ok` in its status if it gives one, else: failing since its last successful write.
-  const whOk = wh ? (reportedOk(wh, 'warehouse') ?? !failingSinceLastWrite(wh)) : null;
-  if (whOk === false) warnings.push(`the warehouse sink cannot write: ${describeError(wh?.status.last_error) ?? 'it reports its warehouse unhealthy'}`);
+  // Not ok when it says so (an explicit `ok`, else its health) or fails since its last successful write.
+  const whOk = wh ? reportedOk(wh, 'warehouse') !== false && !failingSinceLastWrite(wh) : null;
+  if (whOk === false) {
+    covered.add('sink-warehouse');
+    warnings.push(`the warehouse sink cannot write: ${describeError(wh?.status.last_error) ?? (wh ? sinkHealthOf(wh)?.error : null) ?? 'it reports its warehouse unhealthy'}`);
+  }
   const ext = byComponent.get('sink-external') ?? [];
   const circuits = ext.map(circuitOf);
   const circuit: CircuitState = circuits.includes('open') ? 'open' : circuits.includes('half_open') ? 'half_open' : circuits.includes('closed') ? 'closed' : 'unknown';
-  if (circuit === 'open' || circuit === 'half_open') warnings.push(`the external system's circuit is ${circuit.replace('_', '-')} (the external sink is holding deliveries)`);
+  if (circuit === 'open' || circuit === 'half_open') {
+    covered.add('sink-external');
+    warnings.push(`the external system's circuit is ${circuit.replace('_', '-')} (the external sink is holding deliveries)`);
+  }
+  warnings.push(...sinkHealthWarnings(fresh, covered));
 
   return {
     status: problems.length > 0 ? 'unhealthy' : warnings.length > 0 ? 'degraded' : 'healthy',

@@ -49,7 +49,7 @@ export const healthPlugin: FastifyPluginAsync<HealthPluginOptions> = async (app,
         tags: ['health'],
         summary: 'Health of the pipeline and each component',
         description:
-          '503 when PostgreSQL, Kafka or Redis is unreachable or an expected stage (API_EXPECTED_COMPONENTS) has no fresh heartbeat; 200 with status "degraded" when the slot retains more WAL than CDC_WAL_WARN_BYTES, a consumer lag exceeds 10,000 records, the external circuit is open or the warehouse reports a problem; else 200 "healthy". Cached ~1 s.',
+          '503 when PostgreSQL, Kafka or Redis is unreachable or an expected stage (API_EXPECTED_COMPONENTS) has no fresh heartbeat; 200 with status "degraded" when the slot retains more WAL than CDC_WAL_WARN_BYTES, a consumer lag exceeds 10,000 records, the external circuit is open, the warehouse or any sink (its health() in its heartbeat) reports a problem; else 200 "healthy". Cached ~1 s.',
         response: { 200: healthReportSchema, 503: healthReportSchema },
       },
     },

@@ -1,5 +1,6 @@
 import { Gauge, type Registry } from 'prom-client';
 import type { Config } from '../../config/load.js';
+import { defaultExpectedComponents } from '../../sinks/registry.js';
 import type { ApiDeps } from '../deps.js';
 import { isFresh, readHeartbeats, type LiveHeartbeat } from '../heartbeats.js';
 import { checkKafka, checkPostgres, checkRedis, withTimeout, CHECK_TIMEOUT_MS } from './checks.js';
@@ -76,7 +77,7 @@ export class HealthService {
       kafka,
       redis,
       heartbeats,
-      expected: this.config.API_EXPECTED_COMPONENTS.split(','),
+      expected: this.config.API_EXPECTED_COMPONENTS?.split(',') ?? defaultExpectedComponents(this.config),
       walWarnBytes: this.config.CDC_WAL_WARN_BYTES,
       warehouseBackend: this.config.warehouse,
     });

@@ -1,3 +1,5 @@
+import { sinkStageOrder } from '../../sinks/registry.js';
+
 /**
  * How /metrics recognises the pipeline's metrics without a list of names: by the project's
  * naming convention `engage_<stage>_<what>_<unit>` (src/core/metrics.ts) and a `sink` label where
@@ -64,7 +66,8 @@ export function isDlq(name: string, type: string): boolean {
   return type === 'counter' && isPipelineMetric(name) && /dlq/.test(name) && !/replay/.test(name);
 }
 
-const STAGE_ORDER = ['generator', 'cdc', 'processor', 'sink-redis', 'sink-warehouse', 'sink-external', 'external'];
+/** Source to sinks: the sink stages in their registry order (src/sinks/registry.ts). */
+const STAGE_ORDER = ['generator', 'cdc', 'processor', ...sinkStageOrder(), 'external'];
 
 /** Pipeline order first (source to sinks), then the rest alphabetically. */
 export function compareStages(a: string, b: string): number {

@@ -1,6 +1,6 @@
 import type { Config } from '../../config/load.js';
 import type { RetryPolicy } from '../../runtime/retry.js';
-import type { SinkFactory } from '../contract.js';
+import type { RegisteredSinkFactory } from '../contract.js';
 import { ExternalSink } from './external-sink.js';
 
 /**
@@ -31,8 +31,18 @@ export function externalRetryPolicy(): RetryPolicy {
 /** What the runtime's `retry({ requestedDelayMs })` reads from an error of this sink. */
 export { requestedDelayMs } from '../../runtime/retry.js';
 
-export const externalSinkFactory: SinkFactory & { retryPolicy(config: Config): RetryPolicy; writeConcurrency(): number } = {
+export const externalSinkFactory: RegisteredSinkFactory = {
   name: 'external',
+  /** Delivered within 30 s; `engage run` runs it when it has a system to post to. */
+  operations: {
+    order: 30,
+    freshnessTargetSeconds: 30,
+    runByDefault: () => true,
+    runEnv: (config: Config, { receiverUrl }) => {
+      const url = config.EXTERNAL_API_URL ?? receiverUrl;
+      return url === undefined ? null : { EXTERNAL_API_URL: url };
+    },
+  },
   dedupesByEventId: true,
   batching: () => ({ maxRecords: EXTERNAL_BATCH_RECORDS, maxWaitMs: EXTERNAL_BATCH_WAIT_MS }),
   writeConcurrency: () => EXTERNAL_WRITE_CONCURRENCY,

@@ -1,6 +1,7 @@
+import path from 'node:path';
 import type { Config } from '../../config/load.js';
 import type { RetryPolicy } from '../../runtime/retry.js';
-import type { Sink, SinkContext, SinkFactory } from '../contract.js';
+import type { RegisteredSinkFactory, Sink, SinkContext } from '../contract.js';
 import { BigQueryWarehouse } from './bigquery.js';
 import { DuckDbWarehouse } from './duckdb.js';
 
@@ -22,8 +23,16 @@ export const DIRECT_BATCH_ROWS = 50_000;
  */
 export const DUCKDB_ROW_GROUP_ROWS = 122_880;
 
-export const warehouseSinkFactory: SinkFactory & { retryPolicy(config: Config): RetryPolicy; writeConcurrency(config: Config): number } = {
+export const warehouseSinkFactory: RegisteredSinkFactory = {
   name: 'warehouse',
+  /** Batches flush within WAREHOUSE_FLUSH_SECONDS (30 s at most), then are written: 45 s leaves the write its margin. */
+  operations: {
+    order: 20,
+    freshnessTargetSeconds: 45,
+    runByDefault: () => true,
+    destination: (config: Config) =>
+      config.warehouse === 'duckdb' ? path.resolve(config.DUCKDB_PATH) : `BigQuery ${config.BIGQUERY_PROJECT_ID}.${config.BIGQUERY_DATASET_ID}`,
+  },
   dedupesByEventId: true,
   /** A backfill's direct pages: one transaction per row group (DuckDB) or 50,000 rows (BigQuery), whatever BATCH_SIZE (a latency knob) says. */
   maxBulkRecords: (config: Config) => (config.warehouse === 'bigquery' ? DIRECT_BATCH_ROWS : DUCKDB_ROW_GROUP_ROWS),
