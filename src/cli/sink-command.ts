@@ -4,7 +4,7 @@ import { runComponent } from '../runtime/lifecycle.js';
 
 /**
  * `engage sink <name>`: runs one sink worker (any sink registered in src/sinks/registry.ts: redis,
- * warehouse, external) under the component lifecycle: heartbeat, SIGINT/SIGTERM drain (queued
+ * warehouse, external, file) under the component lifecycle: heartbeat, SIGINT/SIGTERM drain (queued
  * batches written and committed), exit. An unknown name is a usage error (exit 2). Scale out by
  * starting more workers of the same sink: they share the partitions through their consumer group.
  */

@@ -110,6 +110,8 @@ export const envSchema = z.object({
   EXTERNAL_RECEIVER_PORT: int(1, 65535).default(8090),
   EXTERNAL_CIRCUIT_FAILURES: int(1, 1000).default(5),
   EXTERNAL_CIRCUIT_COOLDOWN_MS: int(100, 600000).default(5000),
+  FILE_SINK_DIR: z.string().min(1).optional(),
+  FILE_SINK_MAX_BYTES: int(1024, 2 ** 40).default(64 * 1024 * 1024),
   API_PORT: int(1, 65535).default(8080),
   API_HOST: z.string().default('127.0.0.1'),
   API_TOKEN: z.string().min(8, { message: 'accepts a token of at least 8 characters' }).optional(),

@@ -30,7 +30,8 @@ export interface ComponentContext {
 
 const ORPHAN_CHECK_MS = 1000;
 
-function processAlive(pid: number): boolean {
+/** Whether a process with this pid exists (one of another user's counts: EPERM). */
+export function processAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;

@@ -4,6 +4,7 @@ import type { RegisteredSinkFactory } from './contract.js';
 import { redisSinkFactory } from './redis/index.js';
 import { warehouseSinkFactory } from './warehouse/index.js';
 import { externalSinkFactory } from './external/index.js';
+import { fileSinkFactory } from './file/index.js';
 
 /**
  * Every sink, by name: the single source of what sinks exist. `engage sink <name>`, `engage dlq
@@ -18,6 +19,7 @@ export const SINKS: Readonly<Record<string, RegisteredSinkFactory>> = registry([
   redisSinkFactory,
   warehouseSinkFactory,
   externalSinkFactory,
+  fileSinkFactory,
 ]);
 
 /** The stage (component, heartbeat and metrics name) of a sink's worker process. */

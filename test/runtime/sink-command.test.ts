@@ -3,17 +3,17 @@ import { test } from 'node:test';
 import { PipelineError } from '../../src/core/errors.js';
 import { main } from '../../src/cli/main.js';
 
-/** `engage sink <name>`: the registry knows the three sinks; an unknown name is a usage error. */
+/** `engage sink <name>`: the registry knows the four sinks; an unknown name is a usage error. */
 
-test('the registry holds redis, warehouse and external; an unknown sink is a USAGE error naming them', async () => {
+test('the registry holds redis, warehouse, external and file; an unknown sink is a USAGE error naming them', async () => {
   const { SINKS, getSinkFactory, sinkNames } = await import('../../src/sinks/registry.js');
-  assert.deepEqual(sinkNames(), ['external', 'redis', 'warehouse']);
+  assert.deepEqual(sinkNames(), ['external', 'file', 'redis', 'warehouse']);
   for (const [name, factory] of Object.entries(SINKS)) {
     assert.equal(factory.name, name);
     assert.equal(typeof factory.create, 'function');
     assert.equal(getSinkFactory(name), factory);
   }
-  assert.throws(() => getSinkFactory('nope'), (err: unknown) => err instanceof PipelineError && err.code === 'USAGE' && /unknown sink "nope"; known: external, redis, warehouse/.test(err.message));
+  assert.throws(() => getSinkFactory('nope'), (err: unknown) => err instanceof PipelineError && err.code === 'USAGE' && /unknown sink "nope"; known: external, file, redis, warehouse/.test(err.message));
   assert.throws(() => getSinkFactory('toString'), PipelineError, 'no prototype names');
 });
 
@@ -29,10 +29,10 @@ test("the runtime reads each factory's retry policy and write concurrency from t
   const bigquery: Config = { ...duck, warehouse: 'bigquery' };
   const policy = (name: string, config = duck) => resolveRetryPolicy(config, getSinkFactory(name), {});
   const concurrency = (name: string, config = duck) => resolveWriteConcurrency(config, getSinkFactory(name), {});
-  assert.deepEqual(policy('redis'), DEFAULT_RETRY);
+  assert.deepEqual([policy('redis'), policy('file')], [DEFAULT_RETRY, DEFAULT_RETRY]);
   assert.deepEqual([policy('external').baseMs, policy('external').maxMs], [500, 30000]);
   assert.deepEqual([policy('warehouse').baseMs, policy('warehouse', bigquery).baseMs], [200, 500]);
-  assert.deepEqual([concurrency('redis'), concurrency('warehouse'), concurrency('warehouse', bigquery), concurrency('external')], [REDIS_WRITE_CONCURRENCY, DUCKDB_WRITE_CONCURRENCY, 1, 2]);
+  assert.deepEqual([concurrency('redis'), concurrency('warehouse'), concurrency('warehouse', bigquery), concurrency('external'), concurrency('file')], [REDIS_WRITE_CONCURRENCY, DUCKDB_WRITE_CONCURRENCY, 1, 2, 1]);
   assert.equal(resolveWriteConcurrency(duck, getSinkFactory('redis'), { writeConcurrency: 3 }), 3, 'an option overrides the factory');
 });
 
