@@ -9,7 +9,7 @@ import { generateBatch } from '../../src/generator/modes.js';
 import { startReceiver, type RunningReceiver } from '../../src/receiver/index.js';
 import { createRedisReader } from '../../src/sinks/redis/read.js';
 import { stopPid, tcpOpen } from '../../src/stack/process.js';
-import { readStackState } from '../../src/stack/state.js';
+import { readStackState } from '../../src/config/stack-state.js';
 import { stackRemove, stackUp } from '../../src/stack/stack.js';
 import { Supervisor, componentSpecs } from '../../src/supervisor/supervisor.js';
 import { committedOffsets, parseValues, readTopic } from '../processor/kafka-helpers.js';
