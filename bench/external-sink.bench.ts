@@ -5,7 +5,7 @@ import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { loadConfig } from '../src/config/load.js';
 import { createLogger } from '../src/core/logger.js';
-import type { SinkBatch } from '../src/sinks/contract.js';
+import type { SinkBatch } from '../src/core/sink-contract.js';
 import { EXTERNAL_WRITE_CONCURRENCY, ExternalSink } from '../src/sinks/external/index.js';
 import { makeBatch, range } from '../test/sinks/external-fixtures.js';
 import type { BenchResult } from './types.js';

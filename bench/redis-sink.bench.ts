@@ -3,7 +3,7 @@ import os from 'node:os';
 import { pino } from 'pino';
 import { loadConfig, type Config } from '../src/config/load.js';
 import type { EnrichedEvent, EventType } from '../src/core/types.js';
-import type { SinkBatch } from '../src/sinks/contract.js';
+import type { SinkBatch } from '../src/core/sink-contract.js';
 import { connectRedis, type RedisClient } from '../src/sinks/redis/lua-script.js';
 import { RedisReader } from '../src/sinks/redis/read.js';
 import { REDIS_WRITE_CONCURRENCY } from '../src/sinks/redis/options.js';

@@ -7,7 +7,7 @@ import { loadConfig, type Config } from '../src/config/load.js';
 import { deletePipelineTopics, ensureTopics } from '../src/kafka/admin.js';
 import { startSinkRunner, type SinkRunnerOptions } from '../src/runtime/sink-runner.js';
 import { sleep } from '../src/runtime/retry.js';
-import type { Sink, SinkFactory } from '../src/sinks/contract.js';
+import type { Sink, SinkFactory } from '../src/core/sink-contract.js';
 import { getSinkFactory } from '../src/sinks/registry.js';
 import { EVENTS, fill, startReceiverProcess } from './lib/sink-fixtures.js';
 import type { BenchResult } from './types.js';

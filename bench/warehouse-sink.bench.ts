@@ -5,7 +5,7 @@ import { pathToFileURL } from 'node:url';
 import { loadConfig } from '../src/config/load.js';
 import { createLogger } from '../src/core/logger.js';
 import type { EnrichedEvent } from '../src/core/types.js';
-import type { EncodedBatch, SinkBatch } from '../src/sinks/contract.js';
+import type { EncodedBatch, SinkBatch } from '../src/core/sink-contract.js';
 import { DuckDbWarehouse } from '../src/sinks/warehouse/duckdb.js';
 import type { BenchResult } from './types.js';
 

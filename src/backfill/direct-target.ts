@@ -10,7 +10,7 @@ import { Semaphore } from '../runtime/semaphore.js';
 import type { Decoded, DlqOrigin } from '../runtime/sink-decode.js';
 import { sinkMetrics } from '../runtime/sink-metrics.js';
 import { resolveBatching, resolveRetryPolicy, resolveWriteConcurrency } from '../runtime/sink-runner-options.js';
-import { DIRECT_OFFSET, DIRECT_PARTITION, type Sink, type SinkFactory, type SinkRecord } from '../sinks/contract.js';
+import { DIRECT_OFFSET, DIRECT_PARTITION, type Sink, type SinkFactory, type SinkRecord } from '../core/sink-contract.js';
 import { isSourceImporter, type SourceImportResult } from '../sinks/source-import.js';
 import { DEFAULT_PAGE_ROWS, rejectedRowOrigin, SOURCE_TOPIC, type BackfillPage, type BackfillTarget, type PageReport, type SourceFilePage } from './target.js';
 

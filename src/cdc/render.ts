@@ -1,3 +1,4 @@
+import { UNAVAILABLE_VALUE } from '../core/types.js';
 /**
  * How a PostgreSQL value becomes JSON in a change event. Pure functions over the value's text form
  * (pgoutput sends text; the snapshot reads with every type parser switched off, so both paths render
@@ -22,7 +23,7 @@
  * | unchanged TOAST value | "__debezium_unavailable_value" when no before image can supply it    |
  */
 
-export const UNAVAILABLE_VALUE = '__debezium_unavailable_value';
+export { UNAVAILABLE_VALUE };
 
 /** libpq options for every CDC connection: value text forms the renderer relies on. */
 export const PG_SESSION_OPTIONS = '-c TimeZone=UTC -c DateStyle=ISO,MDY -c IntervalStyle=iso_8601 -c extra_float_digits=1';

@@ -1,7 +1,7 @@
 import { InvalidArgumentError, type Command } from 'commander';
 import { loadConfig } from '../config/load.js';
 import { createLogger } from '../core/logger.js';
-import type { SinkFactory } from '../sinks/contract.js';
+import type { SinkFactory } from '../core/sink-contract.js';
 
 /**
  * `engage dlq list [--stage S] [--limit N] [--json]`: the newest DLQ entries (stage, code, reason,

@@ -11,6 +11,12 @@ export const EVENT_TYPES: readonly EventType[] = ['play', 'pause', 'finish', 'cl
  */
 export const TRUNCATED_VALUE = '__engage_truncated_value';
 
+/**
+ * What the CDC writes for an unchanged TOASTed value that no before image can supply (as Debezium
+ * does); the processor's content table keeps the previous version's value instead.
+ */
+export const UNAVAILABLE_VALUE = '__debezium_unavailable_value';
+
 export type ContentType = 'podcast' | 'newsletter' | 'video';
 export const CONTENT_TYPES: readonly ContentType[] = ['podcast', 'newsletter', 'video'];
 

@@ -4,7 +4,7 @@ import type { Logger } from '../core/logger.js';
 import { sleep } from '../runtime/retry.js';
 import { dlqReplayDecoder } from '../runtime/sink-decode.js';
 import { startSinkRunner, type SinkRunnerSnapshot } from '../runtime/sink-runner.js';
-import type { SinkFactory } from '../sinks/contract.js';
+import type { SinkFactory } from '../core/sink-contract.js';
 
 /**
  * Replays a sink stage's DLQ entries through the ordinary sink runner, bounded to the DLQ range

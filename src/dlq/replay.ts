@@ -4,7 +4,7 @@ import type { Logger } from '../core/logger.js';
 import { kafkaUnreachable } from '../kafka/admin.js';
 import { createKafka } from '../kafka/client.js';
 import { parseDlqEntry } from '../runtime/sink-decode.js';
-import type { SinkFactory } from '../sinks/contract.js';
+import type { SinkFactory } from '../core/sink-contract.js';
 import { readTopicRange } from './read.js';
 import { replayProcessorStage } from './replay-processor.js';
 import { replaySinkStage } from './replay-sink.js';

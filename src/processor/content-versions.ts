@@ -1,4 +1,4 @@
-import { UNAVAILABLE_VALUE } from '../cdc/render.js';
+import { UNAVAILABLE_VALUE } from '../core/types.js';
 import type { ContentRow } from '../core/types.js';
 import type { ContentChange } from './content-decode.js';
 

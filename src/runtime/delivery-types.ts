@@ -1,6 +1,6 @@
 import type { PipelineError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
-import type { Sink } from '../sinks/contract.js';
+import type { Sink } from '../core/sink-contract.js';
 import type { DlqWriter } from './dlq-writer.js';
 import type { RetryPolicy } from './retry.js';
 import type { Semaphore } from './semaphore.js';

@@ -1,5 +1,5 @@
 import { errorMessage, isStateLost, toPipelineError } from '../core/errors.js';
-import type { EncodedWriteResult } from '../sinks/contract.js';
+import type { EncodedWriteResult } from '../core/sink-contract.js';
 import { settleBatch } from './batch-settled.js';
 import type { DeliveryContext, DeliveryOutcome, PendingBatch } from './delivery-types.js';
 import { EncodedRecord } from './encoded-record.js';

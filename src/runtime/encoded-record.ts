@@ -1,6 +1,6 @@
 import { PipelineError } from '../core/errors.js';
 import type { EnrichedEvent } from '../core/types.js';
-import type { SinkRecord } from '../sinks/contract.js';
+import type { SinkRecord } from '../core/sink-contract.js';
 import { originOf, parseEnrichedEvent, type MessageDecoder } from './sink-decode.js';
 
 /**

@@ -1,5 +1,5 @@
 import { errorMessage } from '../core/errors.js';
-import type { Sink, SinkHealth } from '../sinks/contract.js';
+import type { Sink, SinkHealth } from '../core/sink-contract.js';
 
 /**
  * Asks a started sink's `health()` every `intervalMs` (the heartbeat's period), one call at a

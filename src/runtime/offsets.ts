@@ -1,5 +1,5 @@
 import type { Admin } from '../kafka/client.js';
-import type { Sink } from '../sinks/contract.js';
+import type { Sink } from '../core/sink-contract.js';
 
 /**
  * Where each newly assigned partition starts, decided once per assignment (and again after a

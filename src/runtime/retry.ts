@@ -1,4 +1,5 @@
 import { PipelineError, isRetriable } from '../core/errors.js';
+import type { RetryPolicy } from '../core/retry-policy.js';
 import { sleep } from '../core/sleep.js';
 
 /**
@@ -9,14 +10,7 @@ import { sleep } from '../core/sleep.js';
  * an attempt; the backoff still grows with every failure.
  */
 
-export interface RetryPolicy {
-  /** Total attempts including the first (>= 1). */
-  attempts: number;
-  baseMs: number;
-  maxMs: number;
-  /** 'full' picks uniformly in [0, backoff]; 'none' uses the backoff as is (tests). */
-  jitter?: 'full' | 'none';
-}
+export type { RetryPolicy };
 
 export interface RetryOptions extends RetryPolicy {
   shouldRetry?: (err: unknown, attempt: number) => boolean;

@@ -1,6 +1,6 @@
 import { PipelineError } from '../core/errors.js';
 import type { DlqEntry, EnrichedEvent } from '../core/types.js';
-import type { SinkRecord } from '../sinks/contract.js';
+import type { SinkRecord } from '../core/sink-contract.js';
 
 /**
  * Turning a consumed Kafka message into what the sink runner delivers. Pure functions: the runner

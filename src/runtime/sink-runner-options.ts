@@ -1,5 +1,5 @@
 import type { Config } from '../config/load.js';
-import type { SinkFactory } from '../sinks/contract.js';
+import type { SinkFactory } from '../core/sink-contract.js';
 import type { BatchingPolicy } from './batcher.js';
 import { DEFAULT_RETRY, type RetryPolicy } from './retry.js';
 import type { MessageDecoder } from './sink-decode.js';

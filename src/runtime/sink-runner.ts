@@ -5,7 +5,7 @@ import { ensureTopics } from '../kafka/admin.js';
 import { BatchConsumer, type PartitionBatch } from '../kafka/batch-consumer.js';
 import { AssignmentWatch } from '../kafka/assignment-watch.js';
 import { createKafka, type Admin } from '../kafka/client.js';
-import type { Sink, SinkFactory } from '../sinks/contract.js';
+import type { Sink, SinkFactory } from '../core/sink-contract.js';
 import { deliverBatch, type DeliveryContext } from './batch-delivery.js';
 import { CommitTracker } from './commit-tracker.js';
 import { createDlqWriter, type DlqWriter } from './dlq-writer.js';
@@ -233,7 +233,6 @@ export async function startSinkRunner(config: Config, factory: SinkFactory, log:
     metrics.recordsIn.inc(n);
   };
 
-  let lagTimer: NodeJS.Timeout | undefined;
   let watch: AssignmentWatch | undefined;
   let health: HealthPoll | undefined;
   try {
@@ -332,7 +331,7 @@ export async function startSinkRunner(config: Config, factory: SinkFactory, log:
       refreshing = false;
     }
   };
-  lagTimer = setInterval(() => void refreshLag(), opts.lagRefreshMs ?? 5000);
+  const lagTimer = setInterval(() => void refreshLag(), opts.lagRefreshMs ?? 5000);
   lagTimer.unref();
   slog.info({ groupId, batching: policy, retry: retryPolicy }, 'sink runner started');
 

@@ -1,5 +1,5 @@
 import { isRetriable, isStateLost, toPipelineError, errorMessage, type PipelineError } from '../core/errors.js';
-import type { SinkBatch } from '../sinks/contract.js';
+import type { SinkBatch } from '../core/sink-contract.js';
 import type { DeliveryContext, PendingBatch } from './delivery-types.js';
 import { requestedDelayMs, retry } from './retry.js';
 import type { Decoded } from './sink-decode.js';

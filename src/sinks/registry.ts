@@ -1,6 +1,6 @@
 import type { Config } from '../config/load.js';
 import { PipelineError } from '../core/errors.js';
-import type { RegisteredSinkFactory } from './contract.js';
+import type { RegisteredSinkFactory } from '../core/sink-contract.js';
 import { redisSinkFactory } from './redis/index.js';
 import { warehouseSinkFactory } from './warehouse/index.js';
 import { externalSinkFactory } from './external/index.js';

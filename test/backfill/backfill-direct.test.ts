@@ -13,7 +13,7 @@ import { readPage, type Cursor, type Page } from '../../src/backfill/reader.js';
 import { parseDateRange } from '../../src/backfill/range.js';
 import { loadConfig, type Config } from '../../src/config/load.js';
 import { replayDlq } from '../../src/dlq/replay.js';
-import type { SinkFactory } from '../../src/sinks/contract.js';
+import type { SinkFactory } from '../../src/core/sink-contract.js';
 import { getSinkFactory } from '../../src/sinks/registry.js';
 import { DUCKDB_ROW_GROUP_ROWS } from '../../src/sinks/warehouse/index.js';
 import { PipelineError } from '../../src/core/errors.js';

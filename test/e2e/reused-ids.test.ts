@@ -10,7 +10,7 @@ import { startProcessor, type Processor } from '../../src/processor/processor.js
 import { startReceiver, type RunningReceiver } from '../../src/receiver/index.js';
 import { startHeartbeat } from '../../src/runtime/heartbeat.js';
 import { startSinkRunner, type SinkRunner } from '../../src/runtime/sink-runner.js';
-import type { SinkBatch } from '../../src/sinks/contract.js';
+import type { SinkBatch } from '../../src/core/sink-contract.js';
 import { ExternalSink } from '../../src/sinks/external/external-sink.js';
 import { getSinkFactory } from '../../src/sinks/registry.js';
 import { DuckDbWarehouse } from '../../src/sinks/warehouse/duckdb.js';

@@ -1,6 +1,6 @@
 import { PipelineError } from '../../src/core/errors.js';
 import type { EnrichedEvent } from '../../src/core/types.js';
-import type { Sink, SinkBatch, SinkFactory, SinkRecord } from '../../src/sinks/contract.js';
+import type { Sink, SinkBatch, SinkFactory, SinkRecord } from '../../src/core/sink-contract.js';
 
 /**
  * A test-only in-memory sink, in the two shapes the contract allows, so the runtime and the

@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import { loadConfig } from '../../src/config/load.js';
 import { PartitionQueue } from '../../src/runtime/batcher.js';
 import { MIN_QUEUED_PER_PARTITION, resolveBatching } from '../../src/runtime/sink-runner-options.js';
-import type { SinkFactory } from '../../src/sinks/contract.js';
+import type { SinkFactory } from '../../src/core/sink-contract.js';
 import { Semaphore } from '../../src/runtime/semaphore.js';
 
 /** Pure parts of the runtime: when a batch is due, backpressure thresholds, the write semaphore. */

@@ -6,7 +6,7 @@ import { registry } from '../../src/core/metrics.js';
 import type { EnrichedEvent } from '../../src/core/types.js';
 import { sinkGroupId } from '../../src/runtime/sink-runner-options.js';
 import { startSinkRunner } from '../../src/runtime/sink-runner.js';
-import type { EncodedBatch, EncodedWriteResult, SinkFactory } from '../../src/sinks/contract.js';
+import type { EncodedBatch, EncodedWriteResult, SinkFactory } from '../../src/core/sink-contract.js';
 import { createTestEnv, type TestEnv } from '../helpers/env.js';
 import { createMemoryStore, memoryCount, memorySink, type MemoryStore } from '../helpers/memory-sink.js';
 import { committedOffsets, enrichedEvent, eventMessages, produce, readDlq, waitCaughtUp } from '../helpers/sink-harness.js';

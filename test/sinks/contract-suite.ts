@@ -5,7 +5,7 @@ import { ensureTopics } from '../../src/kafka/admin.js';
 import type { EnrichedEvent } from '../../src/core/types.js';
 import { sinkGroupId } from '../../src/runtime/sink-runner-options.js';
 import { startSinkRunner, type SinkRunner } from '../../src/runtime/sink-runner.js';
-import type { Sink, SinkBatch } from '../../src/sinks/contract.js';
+import type { Sink, SinkBatch } from '../../src/core/sink-contract.js';
 import { createTestEnv, type TestEnv } from '../helpers/env.js';
 import { factoryFor } from '../helpers/memory-sink.js';
 import {
@@ -21,7 +21,7 @@ import {
 } from '../helpers/sink-harness.js';
 
 /**
- * The contract every sink passes (src/sinks/contract.ts), run against the real stack:
+ * The contract every sink passes (src/core/sink-contract.ts), run against the real stack:
  * 1. the same batch delivered twice changes nothing (count, and the stored offset if any);
  * 2. a crash between the write and the offset commit loses nothing and counts nothing twice
  *    (a batch written directly then the sink re-created and fed by the runner; then the group's

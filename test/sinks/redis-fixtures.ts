@@ -1,7 +1,7 @@
 import { pino } from 'pino';
 import type { Config } from '../../src/config/load.js';
 import type { EnrichedEvent, EventType } from '../../src/core/types.js';
-import type { SinkBatch, SinkContext, SinkRecord } from '../../src/sinks/contract.js';
+import type { SinkBatch, SinkContext, SinkRecord } from '../../src/core/sink-contract.js';
 import { connectRedis, type RedisClient } from '../../src/sinks/redis/lua-script.js';
 import { RedisReader } from '../../src/sinks/redis/read.js';
 import { RedisSink } from '../../src/sinks/redis/redis-sink.js';

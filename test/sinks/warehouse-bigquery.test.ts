@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { Config } from '../../src/config/load.js';
 import { PipelineError } from '../../src/core/errors.js';
-import type { SinkBatch } from '../../src/sinks/contract.js';
+import type { SinkBatch } from '../../src/core/sink-contract.js';
 import { BigQueryWarehouse } from '../../src/sinks/warehouse/bigquery.js';
 import { createBigQueryClient } from '../../src/sinks/warehouse/bigquery-client.js';
 import { duckdbDialect, bigQueryDialect } from '../../src/sinks/warehouse/dialect.js';

@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import { DuckDBInstance } from '@duckdb/node-api';
 import type { EnrichedEvent } from '../../src/core/types.js';
 import { parseEnrichedEvent } from '../../src/runtime/sink-decode.js';
-import type { EncodedBatch, SinkBatch } from '../../src/sinks/contract.js';
+import type { EncodedBatch, SinkBatch } from '../../src/core/sink-contract.js';
 import type { DuckDbWarehouse } from '../../src/sinks/warehouse/duckdb.js';
 import { checkWarehouseRecord } from '../../src/sinks/warehouse/record-check.js';
 import { batchOf, duckdbFiles, dumpWarehouse, startedWarehouse, whEvent } from './warehouse-fixtures.js';

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { eventKey, instantMicros } from '../../src/core/event-identity.js';
-import type { EncodedBatch } from '../../src/sinks/contract.js';
+import type { EncodedBatch } from '../../src/core/sink-contract.js';
 import { duckdbDialect } from '../../src/sinks/warehouse/dialect.js';
 import { DAILY_SUMMARY, dailySummarySql } from '../../src/sinks/warehouse/views.js';
 import { approxEqualRows, batchOf, duckdbFiles, EXPECTED_DAILY, EXPECTED_HOURLY, KNOWN_EVENTS, openReader, startedWarehouse, whEvent } from './warehouse-fixtures.js';

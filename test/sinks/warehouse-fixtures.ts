@@ -5,7 +5,7 @@ import { DuckDBInstance } from '@duckdb/node-api';
 import type { Config } from '../../src/config/load.js';
 import { createLogger } from '../../src/core/logger.js';
 import type { EnrichedEvent } from '../../src/core/types.js';
-import type { SinkBatch, SinkContext } from '../../src/sinks/contract.js';
+import type { SinkBatch, SinkContext } from '../../src/core/sink-contract.js';
 import { DuckDbWarehouse } from '../../src/sinks/warehouse/duckdb.js';
 import { createTestEnv, type TestEnv } from '../helpers/env.js';
 

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import type { SinkRecord } from '../../src/sinks/contract.js';
+import type { SinkRecord } from '../../src/core/sink-contract.js';
 import { checkWarehouseRecord } from '../../src/sinks/warehouse/record-check.js';
 import { batchOf, whEvent } from './warehouse-fixtures.js';
 

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { describe, it } from 'node:test';
 import type { ContentRow, EngagementEventRow, EnrichedEvent } from '../../src/core/types.js';
 import { enrichEvent } from '../../src/processor/enrich.js';
-import { DIRECT_OFFSET, DIRECT_PARTITION, type SinkBatch } from '../../src/sinks/contract.js';
+import { DIRECT_OFFSET, DIRECT_PARTITION, type SinkBatch } from '../../src/core/sink-contract.js';
 import { SOURCE_CSV_COLUMNS, type SourcePage } from '../../src/sinks/source-import.js';
 import type { DuckDbWarehouse } from '../../src/sinks/warehouse/duckdb.js';
 import { checkWarehouseRecord } from '../../src/sinks/warehouse/record-check.js';

@@ -2,7 +2,7 @@ import type { Config } from '../../config/load.js';
 import { PipelineError } from '../../core/errors.js';
 import { eventKey } from '../../core/event-identity.js';
 import type { Logger } from '../../core/logger.js';
-import type { Sink, SinkBatch, SinkContext, SinkRecord } from '../contract.js';
+import type { Sink, SinkBatch, SinkContext, SinkRecord } from '../../core/sink-contract.js';
 import { CircuitBreaker, type CircuitSnapshot } from './circuit-breaker.js';
 import { HttpFailure, parseAuthHeader, postJson } from './http-client.js';
 import { circuitGaugeValue, externalMetrics } from './metrics.js';

@@ -1,6 +1,6 @@
 import type { Config } from '../../config/load.js';
 import type { RetryPolicy } from '../../runtime/retry.js';
-import type { RegisteredSinkFactory } from '../contract.js';
+import type { RegisteredSinkFactory } from '../../core/sink-contract.js';
 import { ExternalSink } from './external-sink.js';
 
 /**

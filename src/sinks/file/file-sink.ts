@@ -4,7 +4,7 @@ import path from 'node:path';
 import type { Config } from '../../config/load.js';
 import { errorMessage, PipelineError } from '../../core/errors.js';
 import type { Logger } from '../../core/logger.js';
-import type { Sink, SinkBatch, SinkContext, SinkHealth, SinkRecord } from '../contract.js';
+import type { Sink, SinkBatch, SinkContext, SinkHealth, SinkRecord } from '../../core/sink-contract.js';
 import { acquireDirLock, releaseDirLock } from './dir-lock.js';
 import { listSegments, readState, recoverSegments, segmentFile, writeState, type FileSinkState } from './state-file.js';
 

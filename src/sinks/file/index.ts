@@ -1,6 +1,6 @@
 import path from 'node:path';
 import type { Config } from '../../config/load.js';
-import type { RegisteredSinkFactory } from '../contract.js';
+import type { RegisteredSinkFactory } from '../../core/sink-contract.js';
 import { FileSink } from './file-sink.js';
 
 /**

@@ -1,7 +1,7 @@
 import { PipelineError } from '../../core/errors.js';
 import { instantMicros } from '../../core/event-identity.js';
 import { EVENT_TYPES, type EnrichedEvent } from '../../core/types.js';
-import type { SinkBatch, SinkRecord } from '../contract.js';
+import type { SinkBatch, SinkRecord } from '../../core/sink-contract.js';
 import { RedisKeys, minuteOf } from './keys.js';
 import { encodeRecent } from './recent-event.js';
 

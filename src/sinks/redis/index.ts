@@ -1,4 +1,4 @@
-import type { RegisteredSinkFactory } from '../contract.js';
+import type { RegisteredSinkFactory } from '../../core/sink-contract.js';
 import { REDIS_BATCH_RECORDS, REDIS_BATCH_WAIT_MS, REDIS_WRITE_CONCURRENCY } from './options.js';
 import { RedisSink } from './redis-sink.js';
 

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { PipelineError, errorMessage } from '../../core/errors.js';
-import type { Sink, SinkBatch, SinkContext, SinkRecord } from '../contract.js';
+import type { Sink, SinkBatch, SinkContext, SinkRecord } from '../../core/sink-contract.js';
 import { applyScript, decodeApplyReply } from './apply-script.js';
 import { buildPayload, checkRecord } from './batch-payload.js';
 import { MINUTE_MS, RedisKeys } from './keys.js';

@@ -1,4 +1,4 @@
-import type { SinkBatch, SinkRecord } from '../contract.js';
+import type { SinkBatch, SinkRecord } from '../../core/sink-contract.js';
 import { bigQueryParamType, type Dialect } from './dialect.js';
 import { CONTENT_DIM, contentRows, FACT_TABLE, factRow, OFFSETS_TABLE, uniqueByEventKey, writtenColumns, type CellValue, type ColumnDef, type TableDef } from './schema.js';
 

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { BigQuery, TableMetadata } from '@google-cloud/bigquery';
 import { PipelineError } from '../../core/errors.js';
 import type { Logger } from '../../core/logger.js';
-import type { Sink, SinkBatch, SinkContext, SinkRecord } from '../contract.js';
+import type { Sink, SinkBatch, SinkContext, SinkRecord } from '../../core/sink-contract.js';
 import { classifyBigQueryError, createBigQueryClient } from './bigquery-client.js';
 import { DEFAULT_MAX_PARAM_BYTES, readOffsetsQuery, writeJobs, type QueryParameter } from './bigquery-script.js';
 import { bigQueryDialect, bigQueryField, type Dialect } from './dialect.js';

@@ -1,7 +1,7 @@
 import bindings, { type Vector } from '@duckdb/node-bindings';
 import { DuckDBDataChunk, DuckDBTypeId, type DuckDBAppender, type DuckDBType } from '@duckdb/node-api';
 import { PipelineError } from '../../core/errors.js';
-import type { SinkRecord } from '../contract.js';
+import type { SinkRecord } from '../../core/sink-contract.js';
 import { commit, int64Of, MAX_ROWS, putInt64, Scratch, writeStringLists, writeStrings } from './duckdb-vectors.js';
 import { FACT_TABLE, FACT_VALUES, writtenColumns, type CellValue, type LogicalType } from './schema.js';
 

@@ -1,5 +1,5 @@
 import type { DuckDBConnection, DuckDBPreparedStatement } from '@duckdb/node-api';
-import type { EncodedWriteResult } from '../contract.js';
+import type { EncodedWriteResult } from '../../core/sink-contract.js';
 import type { ContentMemo } from './content-memo.js';
 import type { StagedBatch } from './duckdb-stager.js';
 import { storeOffsetSql } from './duckdb-sql.js';

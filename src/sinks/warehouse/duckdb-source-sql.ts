@@ -1,6 +1,6 @@
 import { CONTENT_TYPES, EVENT_TYPES } from '../../core/types.js';
 import { MAX_FUTURE_SKEW_MS, MAX_PLAUSIBLE_DURATION_MS, MIN_EVENT_TS_MS, PLAUSIBLE_LENGTH_FACTOR, PLAUSIBLE_MARGIN_MS } from '../../core/event-rules.js';
-import { DIRECT_OFFSET, DIRECT_PARTITION } from '../contract.js';
+import { DIRECT_OFFSET, DIRECT_PARTITION } from '../../core/sink-contract.js';
 import { SOURCE_CSV_COLUMNS } from '../source-import.js';
 import { duckdbDialect as d } from './dialect.js';
 import { factSelectSql } from './duckdb-encoded-sql.js';

@@ -1,6 +1,6 @@
 import type { DuckDBConnection } from '@duckdb/node-api';
 import type { ContentRow } from '../../core/types.js';
-import { DIRECT_PARTITION } from '../contract.js';
+import { DIRECT_PARTITION } from '../../core/sink-contract.js';
 import type { SourceImportResult, SourcePage } from '../source-import.js';
 import type { ContentMemo } from './content-memo.js';
 import { createSourceContentSql, insertSourceSql, SOURCE_CONTENT, sourceVerdictSql } from './duckdb-source-sql.js';

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { blobValue, type DuckDBBlobValue, type DuckDBConnection, type DuckDBInstance, type DuckDBPreparedStatement } from '@duckdb/node-api';
 import { errorMessage, PipelineError } from '../../core/errors.js';
 import { Semaphore } from '../../runtime/semaphore.js';
-import type { EncodedBatch } from '../contract.js';
+import type { EncodedBatch } from '../../core/sink-contract.js';
 import { createEncodedStageSql, decodeStageSql, insertStagedSql, stageVerdictSql } from './duckdb-encoded-sql.js';
 import { classifyDuckDbError } from './duckdb-write.js';
 import type { Row } from './schema.js';

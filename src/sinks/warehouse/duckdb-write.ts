@@ -1,6 +1,6 @@
 import type { DuckDBConnection } from '@duckdb/node-api';
 import { errorMessage, PipelineError } from '../../core/errors.js';
-import type { SinkBatch, SinkRecord } from '../contract.js';
+import type { SinkBatch, SinkRecord } from '../../core/sink-contract.js';
 import { appendFactRows, isoToMicros } from './duckdb-chunk.js';
 import { existingKeysSql, rowValues, STAGE_CONTENT, stageLine, storeOffsetSql, upsertContentSql } from './duckdb-sql.js';
 import type { ContentMemo } from './content-memo.js';

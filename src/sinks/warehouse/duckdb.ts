@@ -3,7 +3,7 @@ import path from 'node:path';
 import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
 import { errorMessage, PipelineError } from '../../core/errors.js';
 import type { Logger } from '../../core/logger.js';
-import type { EncodedBatch, EncodedWriteResult, Sink, SinkBatch, SinkContext, SinkRecord } from '../contract.js';
+import type { EncodedBatch, EncodedWriteResult, Sink, SinkBatch, SinkContext, SinkRecord } from '../../core/sink-contract.js';
 import type { SourceImporter, SourceImportResult, SourcePage } from '../source-import.js';
 import { addMissingColumnsSql, createStagesSql, createTablesSql, createViewsSql, factColumnOrderSql, readOffsetsSql } from './duckdb-sql.js';
 import { ContentMemo } from './content-memo.js';

@@ -1,7 +1,7 @@
 import path from 'node:path';
 import type { Config } from '../../config/load.js';
 import type { RetryPolicy } from '../../runtime/retry.js';
-import type { RegisteredSinkFactory, Sink, SinkContext } from '../contract.js';
+import type { RegisteredSinkFactory, Sink, SinkContext } from '../../core/sink-contract.js';
 import { BigQueryWarehouse } from './bigquery.js';
 import { DuckDbWarehouse } from './duckdb.js';
 

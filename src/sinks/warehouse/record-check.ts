@@ -1,6 +1,6 @@
 import { PipelineError } from '../../core/errors.js';
 import { CONTENT_TYPES, EVENT_TYPES } from '../../core/types.js';
-import { DIRECT_OFFSET, DIRECT_PARTITION, type SinkRecord } from '../contract.js';
+import { DIRECT_OFFSET, DIRECT_PARTITION, type SinkRecord } from '../../core/sink-contract.js';
 
 /**
  * The warehouse's `check`: a record passes when every value fits its column in both backends, so a

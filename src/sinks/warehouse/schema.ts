@@ -1,6 +1,6 @@
 import { eventKey } from '../../core/event-identity.js';
 import type { EnrichedEvent } from '../../core/types.js';
-import type { SinkRecord } from '../contract.js';
+import type { SinkRecord } from '../../core/sink-contract.js';
 
 /**
  * The ONE warehouse schema, shared by the DuckDB and the BigQuery backends: the enriched-event fact

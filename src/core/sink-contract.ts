@@ -1,8 +1,8 @@
 import type { Config } from '../config/load.js';
-import type { PipelineError } from '../core/errors.js';
-import type { EnrichedEvent } from '../core/types.js';
-import type { Logger } from '../core/logger.js';
-import type { RetryPolicy } from '../runtime/retry.js';
+import type { PipelineError } from './errors.js';
+import type { EnrichedEvent } from './types.js';
+import type { Logger } from './logger.js';
+import type { RetryPolicy } from './retry-policy.js';
 
 /**
  * The contract every sink implements; src/runtime/sink-runner.ts drives it. The runtime owns the
