@@ -64,7 +64,8 @@ function kafkaClientLoads() {
   }
 }
 
-if (!existsSync(path.join(root, 'node_modules', '.bin', 'tsx')) || !kafkaClientLoads()) {
+const binsPresent = ['tsx', 'eslint'].every((bin) => existsSync(path.join(root, 'node_modules', '.bin', bin)));
+if (!binsPresent || !kafkaClientLoads()) {
   say('installing npm dependencies (the Kafka client builds librdkafka: about 2 minutes)');
   const res = spawnSync('npm', ['ci', '--no-audit', '--no-fund'], {
     cwd: root,

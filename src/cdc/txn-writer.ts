@@ -182,7 +182,10 @@ export class TxnWriter {
     const waiters = this.roomWaiters;
     if (waiters.length === 0 || (this.failure === undefined && this.held >= this.maxHeld)) return;
     this.roomWaiters = [];
-    for (const w of waiters) (this.failure === undefined ? w.resolve() : w.reject(this.failure));
+    for (const w of waiters) {
+      if (this.failure === undefined) w.resolve();
+      else w.reject(this.failure);
+    }
   }
 
   private check(): void {

@@ -10,10 +10,6 @@ import { z } from 'zod';
  * every command finds it through the stack's state file (see src/config/stack-state.ts).
  */
 
-const bool = z
-  .enum(['true', 'false', '1', '0', 'yes', 'no'], { message: 'accepts true or false' })
-  .transform((v) => v === 'true' || v === '1' || v === 'yes');
-
 const int = (min: number, max = Number.MAX_SAFE_INTEGER) =>
   z.coerce
     .number({ message: `accepts a whole number from ${min} to ${max}` })

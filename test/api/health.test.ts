@@ -77,7 +77,7 @@ describe('health endpoints', () => {
 
   it('is 200 healthy once every stage beats, with lags, warehouse and circuit from their status', async () => {
     for (const [name, status] of Object.entries(STATUS)) beats.set(name, startHeartbeat(env.config, name, status, 500));
-    const { code, body } = await waitFor('healthy', health, (h) => h.code === 200);
+    const { body } = await waitFor('healthy', health, (h) => h.code === 200);
     assert.equal(body.status, 'healthy', JSON.stringify(body.warnings));
     assert.deepEqual(body.problems, []);
     assert.equal(body.stages['sink-redis']?.consumer_lag, 5);
@@ -138,7 +138,7 @@ describe('health endpoints', () => {
   it('is 503 again when a stage stops', async () => {
     await beats.get('processor')?.stop();
     beats.delete('processor');
-    const { code, body } = await waitFor('processor missing', health, (h) => h.code === 503);
+    const { body } = await waitFor('processor missing', health, (h) => h.code === 503);
     assert.equal(body.stages.processor?.ok, false);
     assert.deepEqual(body.problems, ['stage processor: no heartbeat in the last 6 s (not running?)']);
   });

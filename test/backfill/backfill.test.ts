@@ -18,7 +18,6 @@ import { parseValues, readTopic } from '../processor/kafka-helpers.js';
 let env: TestEnv;
 let db: pg.Client;
 const log = createLogger('silent');
-const DAY = 86_400_000;
 
 before(async () => {
   env = await createTestEnv();

@@ -4,7 +4,7 @@ import type { Config } from '../../src/config/load.js';
 import { PipelineError } from '../../src/core/errors.js';
 import { createLogger } from '../../src/core/logger.js';
 import { registry } from '../../src/core/metrics.js';
-import { startReceiver, type ReceiverOptions, type RunningReceiver } from '../../src/receiver/index.js';
+import { startReceiver, type ReceiverOptions } from '../../src/receiver/index.js';
 import { retry, type RetryOptions } from '../../src/runtime/retry.js';
 import { ExternalSink, externalSinkStatus, requestedDelayMs, type ExternalSinkOptions } from '../../src/sinks/external/index.js';
 import { pseudonymiseUserId } from '../../src/sinks/external/pseudonymise.js';

@@ -4,7 +4,6 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { pathToFileURL } from 'node:url';
-import type { Config } from '../../src/config/load.js';
 import { DuckDbWarehouse } from '../../src/sinks/warehouse/duckdb.js';
 import { dateToDays, isoToMicros } from '../../src/sinks/warehouse/duckdb-chunk.js';
 import { warehouseSinkFactory } from '../../src/sinks/warehouse/index.js';

@@ -10,7 +10,7 @@ import type { MetricsSummary } from '../../src/api/metrics/summary.js';
 import { generateBatch } from '../../src/generator/modes.js';
 import { formatFigures, RunFigures, stageFigures } from '../../src/supervisor/run-figures.js';
 import { SupervisedChild } from '../../src/supervisor/child.js';
-import { formatStatus, stopOrder, Supervisor } from '../../src/supervisor/supervisor.js';
+import { formatStatus, stopOrder } from '../../src/supervisor/supervisor.js';
 import { heartbeatOf, publish, redisClient, wipePrefix, type TestRedis } from '../api/fixtures.js';
 import { createTestEnv, type TestEnv } from '../helpers/env.js';
 
