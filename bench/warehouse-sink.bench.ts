@@ -6,7 +6,7 @@ import { loadConfig } from '../src/config/load.js';
 import { createLogger } from '../src/core/logger.js';
 import type { EnrichedEvent } from '../src/core/types.js';
 import type { EncodedBatch, SinkBatch } from '../src/core/sink-contract.js';
-import { DuckDbWarehouse } from '../src/sinks/warehouse/duckdb.js';
+import { DuckDbWarehouse } from '../src/sinks/warehouse/duckdb/duckdb-warehouse.js';
 import type { BenchResult } from './types.js';
 
 /**

@@ -1,7 +1,7 @@
 /**
  * The domain's rules on one engagement event, shared by every place that judges events: the
  * processor's validation and enrichment (src/processor), and the warehouse's bulk import, which
- * applies the same rules in SQL (src/sinks/warehouse/duckdb-source-sql.ts). One definition, so
+ * applies the same rules in SQL (src/sinks/warehouse/duckdb/bulk-import/bulk-import-sql.ts). One definition, so
  * the two ways into the warehouse can never disagree on what is valid or plausible.
  */
 

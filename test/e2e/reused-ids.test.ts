@@ -13,7 +13,7 @@ import { startSinkRunner, type SinkRunner } from '../../src/runtime/sink-runner.
 import type { SinkBatch } from '../../src/core/sink-contract.js';
 import { ExternalSink } from '../../src/sinks/external/external-sink.js';
 import { getSinkFactory } from '../../src/sinks/registry.js';
-import { DuckDbWarehouse } from '../../src/sinks/warehouse/duckdb.js';
+import { DuckDbWarehouse } from '../../src/sinks/warehouse/duckdb/duckdb-warehouse.js';
 import { startTestApi } from '../api/fixtures.js';
 import { createTestEnv, type TestEnv } from '../helpers/env.js';
 import { waitUntil } from '../helpers/sink-harness.js';

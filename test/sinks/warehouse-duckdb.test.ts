@@ -4,8 +4,8 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { pathToFileURL } from 'node:url';
-import { DuckDbWarehouse } from '../../src/sinks/warehouse/duckdb.js';
-import { dateToDays, isoToMicros } from '../../src/sinks/warehouse/duckdb-chunk.js';
+import { DuckDbWarehouse } from '../../src/sinks/warehouse/duckdb/duckdb-warehouse.js';
+import { dateToDays, isoToMicros } from '../../src/sinks/warehouse/duckdb/checked/chunk.js';
 import { warehouseSinkFactory } from '../../src/sinks/warehouse/index.js';
 import { CONTENT_DIM, FACT_TABLE, OFFSETS_TABLE } from '../../src/sinks/warehouse/schema.js';
 import { approxEqualRows, batchOf, ctxOf, duckdbFiles, EXPECTED_DAILY, EXPECTED_HOURLY, KNOWN_EVENTS, openReader, whEvent } from './warehouse-fixtures.js';
@@ -119,7 +119,7 @@ describe('duckdb warehouse', () => {
     const config = freshConfig();
     const sink = new DuckDbWarehouse(ctxOf(config));
     await sink.start();
-    // Strings up to 12 UTF-8 bytes are written inline, longer or non-ASCII ones by DuckDB (duckdb-vectors.ts).
+    // Strings up to 12 UTF-8 bytes are written inline, longer or non-ASCII ones by DuckDB (src/sinks/warehouse/duckdb/checked/vectors.ts).
     const devices = [null, '', 'a', 'twelve-bytes', 'thirteen-byte', 'café', 'ünï', '日本語のテキスト', 'x'.repeat(300), 'tab\tnew\nline', 'emoji 🎧'];
     const events = Array.from({ length: 5000 }, (_, i) =>
       whEvent(1000 + i, i % 2 === 0 ? 'A' : 'B', i % 7 === 0 ? null : `u${i}`, 'play', `2024-03-01T10:${String(i % 60).padStart(2, '0')}:00.000Z`, i % 5 === 0 ? null : i, {
@@ -302,7 +302,7 @@ describe('duckdb typed values', () => {
 });
 
 describe('duckdb warehouse across a process crash', () => {
-  const sinkUrl = pathToFileURL(path.resolve('src/sinks/warehouse/duckdb.ts')).href;
+  const sinkUrl = pathToFileURL(path.resolve('src/sinks/warehouse/duckdb/duckdb-warehouse.ts')).href;
   const duckUrl = pathToFileURL(path.resolve('node_modules/@duckdb/node-api/lib/index.js')).href;
   /**
    * Writes one batch in a child process that is SIGKILLed just before (or just after) the

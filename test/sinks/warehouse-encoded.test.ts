@@ -4,12 +4,12 @@ import { DuckDBInstance } from '@duckdb/node-api';
 import type { EnrichedEvent } from '../../src/core/types.js';
 import { parseEnrichedEvent } from '../../src/runtime/sink-decode.js';
 import type { EncodedBatch, SinkBatch } from '../../src/core/sink-contract.js';
-import type { DuckDbWarehouse } from '../../src/sinks/warehouse/duckdb.js';
+import type { DuckDbWarehouse } from '../../src/sinks/warehouse/duckdb/duckdb-warehouse.js';
 import { checkWarehouseRecord } from '../../src/sinks/warehouse/record-check.js';
 import { batchOf, duckdbFiles, dumpWarehouse, startedWarehouse, whEvent } from './warehouse-fixtures.js';
 
 /**
- * The DuckDB fast path (`writeEncoded`, src/sinks/warehouse/duckdb-encoded*.ts) on real DuckDB
+ * The DuckDB fast path (`writeEncoded`, src/sinks/warehouse/duckdb/fast-path/) on real DuckDB
  * files: it stores exactly what the checked way (`JSON.parse`, `check`, `write`) stores, and it
  * writes nothing — `needs-check` — for every batch holding a value the checked way would refuse
  * (or that it cannot judge as cheaply), so the runtime's checked way decides those.

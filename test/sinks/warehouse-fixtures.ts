@@ -6,7 +6,7 @@ import type { Config } from '../../src/config/load.js';
 import { createLogger } from '../../src/core/logger.js';
 import type { EnrichedEvent } from '../../src/core/types.js';
 import type { SinkBatch, SinkContext } from '../../src/core/sink-contract.js';
-import { DuckDbWarehouse } from '../../src/sinks/warehouse/duckdb.js';
+import { DuckDbWarehouse } from '../../src/sinks/warehouse/duckdb/duckdb-warehouse.js';
 import { createTestEnv, type TestEnv } from '../helpers/env.js';
 
 /**

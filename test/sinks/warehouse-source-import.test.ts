@@ -6,12 +6,12 @@ import type { ContentRow, EngagementEventRow, EnrichedEvent } from '../../src/co
 import { enrichEvent } from '../../src/processor/enrich.js';
 import { DIRECT_OFFSET, DIRECT_PARTITION, type SinkBatch } from '../../src/core/sink-contract.js';
 import { SOURCE_CSV_COLUMNS, type SourcePage } from '../../src/sinks/source-import.js';
-import type { DuckDbWarehouse } from '../../src/sinks/warehouse/duckdb.js';
+import type { DuckDbWarehouse } from '../../src/sinks/warehouse/duckdb/duckdb-warehouse.js';
 import { checkWarehouseRecord } from '../../src/sinks/warehouse/record-check.js';
 import { duckdbFiles, dumpWarehouse, startedWarehouse } from './warehouse-fixtures.js';
 
 /**
- * The DuckDB bulk import (`importSourcePage`, src/sinks/warehouse/duckdb-source*.ts) on real
+ * The DuckDB bulk import (`importSourcePage`, src/sinks/warehouse/duckdb/bulk-import/) on real
  * DuckDB files: for rows the stream's transform accepts it stores exactly what `enrichEvent`
  * followed by `write` stores, and for every row the transform rejects (or the import cannot judge
  * as cheaply) it writes nothing and declines the page, which the backfill then delivers row by row.

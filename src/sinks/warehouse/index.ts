@@ -3,7 +3,7 @@ import type { Config } from '../../config/load.js';
 import type { RetryPolicy } from '../../runtime/retry.js';
 import type { RegisteredSinkFactory, Sink, SinkContext } from '../../core/sink-contract.js';
 import { BigQueryWarehouse } from './bigquery.js';
-import { DuckDbWarehouse } from './duckdb.js';
+import { DuckDbWarehouse } from './duckdb/duckdb-warehouse.js';
 
 /**
  * `engage sink warehouse`: DuckDB at DUCKDB_PATH by default, BigQuery when BIGQUERY_PROJECT_ID is
@@ -50,7 +50,7 @@ export const warehouseSinkFactory: RegisteredSinkFactory = {
       ? { attempts: Number.MAX_SAFE_INTEGER, baseMs: 500, maxMs: 30000, jitter: 'full' }
       : { attempts: Number.MAX_SAFE_INTEGER, baseMs: 200, maxMs: 10000, jitter: 'full' };
   },
-  /** DuckDB groups concurrent partitions' batches (duckdb.ts); BigQuery writes one batch at a time. */
+  /** DuckDB groups concurrent partitions' batches (duckdb/duckdb-warehouse.ts); BigQuery writes one batch at a time. */
   writeConcurrency(config: Config): number {
     return config.warehouse === 'bigquery' ? 1 : DUCKDB_WRITE_CONCURRENCY;
   },

@@ -1,6 +1,6 @@
 import os from 'node:os';
 import bindings, { type Vector } from '@duckdb/node-bindings';
-import { PipelineError } from '../../core/errors.js';
+import { PipelineError } from '../../../../core/errors.js';
 
 /**
  * Column writers that fill a DuckDB data-chunk vector from JS values with ONE memory copy per

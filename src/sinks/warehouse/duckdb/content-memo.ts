@@ -1,4 +1,4 @@
-import { CONTENT_DIM, writtenColumns, type Row } from './schema.js';
+import { CONTENT_DIM, writtenColumns, type Row } from '../schema.js';
 
 /** content_dim's value columns: what the writer fills but the key and the version. */
 const VALUE_COLUMNS = writtenColumns(CONTENT_DIM)

@@ -1,19 +1,31 @@
+// src/sinks/warehouse/duckdb/bulk-import/ — the bulk import (docs/warehouse.md, "Bulk import").
+//
+// What: `importSourcePage` for the direct backfill: a CSV page written by PostgreSQL's COPY is
+// judged, enriched (the stream's transform written in SQL, bulk-import-sql.ts, converting values
+// as the fast path does: fast-path/encoded-sql.ts factSelectSql) and inserted by DuckDB in one
+// transaction, without JS objects for its rows.
+// When: `engage process --mode backfill --direct warehouse` with DuckDB as the only sink, unless
+// `--no-bulk-import`.
+// Guarantees: a page is stored exactly as enrichEvent + `write` would store it, or declined whole
+// with nothing written (then read again as rows and delivered the checked way, so DLQ reasons are
+// the row-by-row ones); rows and the backfill position commit together.
+
 import type { DuckDBConnection } from '@duckdb/node-api';
-import type { ContentRow } from '../../core/types.js';
-import { DIRECT_PARTITION } from '../../core/sink-contract.js';
-import type { SourceImportResult, SourcePage } from '../source-import.js';
-import type { ContentMemo } from './content-memo.js';
-import { createSourceContentSql, insertSourceSql, SOURCE_CONTENT, sourceVerdictSql } from './duckdb-source-sql.js';
-import { storeOffsetSql } from './duckdb-sql.js';
-import { classifyDuckDbError, upsertChangedContent } from './duckdb-write.js';
-import type { Row } from './schema.js';
+import type { ContentRow } from '../../../../core/types.js';
+import { DIRECT_PARTITION } from '../../../../core/sink-contract.js';
+import type { SourceImportResult, SourcePage } from '../../../source-import.js';
+import type { ContentMemo } from '../content-memo.js';
+import { createSourceContentSql, insertSourceSql, SOURCE_CONTENT, sourceVerdictSql } from './bulk-import-sql.js';
+import { storeOffsetSql } from '../sql.js';
+import { classifyDuckDbError, upsertChangedContent } from '../write-common.js';
+import type { Row } from '../../schema.js';
 
 /**
  * The DuckDB warehouse's bulk import (src/sinks/source-import.ts): a CSV file of source rows is
- * judged, enriched and inserted by DuckDB (duckdb-source-sql.ts) in ONE transaction: the verdict
+ * judged, enriched and inserted by DuckDB (bulk-import/bulk-import-sql.ts) in ONE transaction: the verdict
  * (every row accepted, the count COPY wrote, no id twice), the insert of the ids not stored yet,
  * content_dim (the rows `memo` says changed), the position, COMMIT — exactly-once as in
- * duckdb-write.ts. A page with any row the transform or `check` might refuse, or that DuckDB
+ * checked/checked-write.ts. A page with any row the transform or `check` might refuse, or that DuckDB
  * cannot read or convert, is declined whole after a ROLLBACK, nothing written.
  * The caller serialises calls on the connection. Throws what DuckDB threw for any other failure.
  */

@@ -1,13 +1,13 @@
-import { CONTENT_TYPES, EVENT_TYPES } from '../../core/types.js';
-import { MAX_FUTURE_SKEW_MS, MAX_PLAUSIBLE_DURATION_MS, MIN_EVENT_TS_MS, PLAUSIBLE_LENGTH_FACTOR, PLAUSIBLE_MARGIN_MS } from '../../core/event-rules.js';
-import { DIRECT_OFFSET, DIRECT_PARTITION } from '../../core/sink-contract.js';
-import { SOURCE_CSV_COLUMNS } from '../source-import.js';
-import { duckdbDialect as d } from './dialect.js';
-import { factSelectSql } from './duckdb-encoded-sql.js';
-import { FACT_TABLE } from './schema.js';
+import { CONTENT_TYPES, EVENT_TYPES } from '../../../../core/types.js';
+import { MAX_FUTURE_SKEW_MS, MAX_PLAUSIBLE_DURATION_MS, MIN_EVENT_TS_MS, PLAUSIBLE_LENGTH_FACTOR, PLAUSIBLE_MARGIN_MS } from '../../../../core/event-rules.js';
+import { DIRECT_OFFSET, DIRECT_PARTITION } from '../../../../core/sink-contract.js';
+import { SOURCE_CSV_COLUMNS } from '../../../source-import.js';
+import { duckdbDialect as d } from '../../dialect.js';
+import { factSelectSql } from '../fast-path/encoded-sql.js';
+import { FACT_TABLE } from '../../schema.js';
 
 /**
- * SQL of the DuckDB bulk import (duckdb-source.ts): the stream's transform (src/processor/
+ * SQL of the DuckDB bulk import (bulk-import/bulk-import.ts): the stream's transform (src/processor/
  * enrich.ts over validate.ts) expressed in DuckDB SQL over a CSV file of source rows, in two
  * statements that each read the file (reading it costs less than staging what it holds): a
  * verdict, then the insert.

@@ -1,26 +1,44 @@
+// src/sinks/warehouse/duckdb/ — the DuckDB backend of the warehouse sink (docs/warehouse.md).
+//
+// What: the sink class (this file: lifecycle, schema, stored offsets, group commit) and three
+// write paths, one folder each, which all end in ONE transaction on the single writer connection
+// that stores rows, changed content_dim rows and the position together:
+//   checked/      decoded records that passed `check` (`write`): every stream batch below 4,096
+//                 records, every batch the other two decline, DLQ replays;
+//   fast-path/    undecoded Kafka batches of 4,096 records or more (`writeEncoded`), decoded and
+//                 judged by DuckDB's JSON reader on a second connection of their own;
+//   bulk-import/  CSV pages from PostgreSQL's COPY (`importSourcePage`) for `--direct warehouse`.
+// Shared by the three, here: sql.ts (DDL, offsets, the stored-event lookup), write-common.ts (the
+// content_dim upsert and the reading of DuckDB errors), content-memo.ts.
+// Guarantee, whichever path: a batch's rows and its offset commit together or not at all, and an
+// event (event_id, event_ts) already stored is never stored again. The fast path and the bulk
+// import only ever refuse more than the checked path does: they write a batch exactly as the
+// checked path would, or nothing (the batch then goes the checked way).
+
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
-import { errorMessage, PipelineError } from '../../core/errors.js';
-import type { Logger } from '../../core/logger.js';
-import type { EncodedBatch, EncodedWriteResult, Sink, SinkBatch, SinkContext, SinkRecord } from '../../core/sink-contract.js';
-import type { SourceImporter, SourceImportResult, SourcePage } from '../source-import.js';
-import { addMissingColumnsSql, createStagesSql, createTablesSql, createViewsSql, factColumnOrderSql, readOffsetsSql } from './duckdb-sql.js';
+import { errorMessage, PipelineError } from '../../../core/errors.js';
+import type { Logger } from '../../../core/logger.js';
+import type { EncodedBatch, EncodedWriteResult, Sink, SinkBatch, SinkContext, SinkRecord } from '../../../core/sink-contract.js';
+import type { SourceImporter, SourceImportResult, SourcePage } from '../../source-import.js';
+import { addMissingColumnsSql, createStagesSql, createTablesSql, createViewsSql, factColumnOrderSql, readOffsetsSql } from './sql.js';
 import { ContentMemo } from './content-memo.js';
-import { writeStagedTransaction } from './duckdb-encoded.js';
-import { EncodedStager } from './duckdb-stager.js';
-import { importSourceTransaction } from './duckdb-source.js';
-import { classifyDuckDbError, writeTransaction } from './duckdb-write.js';
-import { checkWarehouseRecord } from './record-check.js';
-import { FACT_TABLE, OFFSETS_TABLE, TABLES } from './schema.js';
-import { warehouseRows } from './warehouse-metrics.js';
+import { writeStagedTransaction } from './fast-path/encoded-write.js';
+import { EncodedStager } from './fast-path/stager.js';
+import { importSourceTransaction } from './bulk-import/bulk-import.js';
+import { writeTransaction } from './checked/checked-write.js';
+import { classifyDuckDbError } from './write-common.js';
+import { checkWarehouseRecord } from '../record-check.js';
+import { FACT_TABLE, OFFSETS_TABLE, TABLES } from '../schema.js';
+import { warehouseRows } from '../warehouse-metrics.js';
 
 /**
  * The DuckDB warehouse (the default backend), a file at DUCKDB_PATH: lifecycle, schema, offsets.
  *
  * Group commit: the runtime may call `write` for several partitions at once (the factory's
  * writeConcurrency); batches that arrive while a transaction runs are written together in the
- * next ONE transaction (duckdb-write.ts), rows and every batch's offset committed together, so a
+ * next ONE transaction (checked/checked-write.ts), rows and every batch's offset committed together, so a
  * transaction's fixed cost (content_dim upsert, offsets, commit) is paid once per group, not once
  * per partition. Each `write` resolves when the transaction holding its batch has committed. If a
  * group is refused for its data (SINK_REJECTED), its batches are written again one per transaction,
@@ -29,7 +47,7 @@ import { warehouseRows } from './warehouse-metrics.js';
  *
  * Single writer: DuckDB lets one process open the file read-write; this sink is that process, and
  * it serialises its own writes on its one writer connection (the (event_id, event_ts) lookup relies on it); the
- * fast path's stager (duckdb-stager.ts) has a second connection, which only decodes into memory. Other
+ * fast path's stager (fast-path/stager.ts) has a second connection, which only decodes into memory. Other
  * processes read a copy, or the file once the sink has stopped (see docs/warehouse.md). Within the
  * process, the instance comes from DuckDB's instance cache, so in-process readers share it.
  */
@@ -106,9 +124,9 @@ export class DuckDbWarehouse implements Sink, SourceImporter {
   readonly encodedMinRecords: number = 4096;
 
   /**
-   * The fast path: the batch is decoded and judged on the stager's connection (duckdb-stager.ts),
+   * The fast path: the batch is decoded and judged on the stager's connection (fast-path/stager.ts),
    * which may run while another batch's transaction does, then written in one transaction in turn
-   * with `write`'s groups (duckdb-encoded.ts).
+   * with `write`'s groups (fast-path/encoded-write.ts).
    */
   async writeEncoded(batch: EncodedBatch): Promise<EncodedWriteResult> {
     const n = batch.records.length;
@@ -128,7 +146,7 @@ export class DuckDbWarehouse implements Sink, SourceImporter {
     });
   }
 
-  /** The bulk import for the direct backfill (duckdb-source.ts): one page per transaction, in turn with the writes. */
+  /** The bulk import for the direct backfill (bulk-import/bulk-import.ts): one page per transaction, in turn with the writes. */
   importSourcePage(page: SourcePage): Promise<SourceImportResult> {
     return this.serial(async () => {
       const result = await this.transaction(0, 1, async (conn) => {

@@ -1,13 +1,13 @@
-import { CONTENT_TYPES, EVENT_TYPES } from '../../core/types.js';
-import { duckdbDialect as d } from './dialect.js';
-import { FACT_TABLE } from './schema.js';
+import { CONTENT_TYPES, EVENT_TYPES } from '../../../../core/types.js';
+import { duckdbDialect as d } from '../../dialect.js';
+import { FACT_TABLE } from '../../schema.js';
 
 /**
- * SQL of the DuckDB fast path for undecoded records (duckdb-encoded.ts): the enriched events'
+ * SQL of the DuckDB fast path for undecoded records (fast-path/encoded-write.ts): the enriched events'
  * JSON is handed over as one BLOB and decoded by DuckDB's JSON reader off the JS thread.
  *
  * The one rule this file must keep: a row is `ok` only if record-check.ts would pass the same JSON
- * after `JSON.parse` AND every value converts the same way as the JS writer (duckdb-chunk.ts)
+ * after `JSON.parse` AND every value converts the same way as the JS writer (checked/chunk.ts)
  * converts it. The rules here are stricter where matching JS exactly would be costly (19-digit ids,
  * 7–9 fraction digits, offsets written as ±hh, hour 24, years before 1000, dates JS rolls over such
  * as 02-30, duplicate keys, integers written 1.0): such a row is
@@ -88,7 +88,7 @@ function rule(kind: Kind, t: string, v: string, values: readonly string[] = []):
 }
 
 /**
- * A stage table (`table`: a qualified name the stager picks, duckdb-stager.ts), created once per
+ * A stage table (`table`: a qualified name the stager picks, fast-path/stager.ts), created once per
  * stager: kept (not re-created per batch) so the statements over it stay prepared.
  */
 export function createEncodedStageSql(table: string): string {
@@ -150,7 +150,7 @@ export function stageVerdictSql(table: string): string {
  * Inserts the rows whose event — (event_id, event_ts), src/core/event-identity.ts — is not stored
  * already (the batch repeats none), in offset order: an id stored with another event_ts is a new
  * event (ids are reused after a sequence reset). $1 the partition, $2/$3 the batch's smallest and
- * largest id, which (as in duckdb-sql.ts existingKeysSql) let min/max statistics skip the row
+ * largest id, which (as in duckdb/sql.ts existingKeysSql) let min/max statistics skip the row
  * groups that cannot hold them — a bound parameter prunes as a literal does (measured: 1.4
  * against 2.1 ms, 330 ms without the range).
  */

@@ -1,11 +1,11 @@
-import { duckdbDialect as d } from './dialect.js';
-import { CONTENT_DIM, FACT_TABLE, OFFSETS_TABLE, TABLES, writtenColumns, type CellValue, type ColumnDef, type Row, type TableDef } from './schema.js';
-import { viewDefinitions } from './views.js';
+import { duckdbDialect as d } from '../dialect.js';
+import { CONTENT_DIM, FACT_TABLE, OFFSETS_TABLE, TABLES, writtenColumns, type CellValue, type ColumnDef, type Row, type TableDef } from '../schema.js';
+import { viewDefinitions } from '../views.js';
 
 /**
  * The SQL the DuckDB backend runs, generated from schema.ts and views.ts. Pure functions.
  *
- * Fact rows are appended typed (duckdb-chunk.ts). Content rows go through a TEMP staging table,
+ * Fact rows are appended typed (checked/chunk.ts). Content rows go through a TEMP staging table,
  * one JSON array of values per row (stageLine), which the upsert parses (from_json) and casts.
  */
 

@@ -1,13 +1,13 @@
 import bindings, { type Vector } from '@duckdb/node-bindings';
 import { DuckDBDataChunk, DuckDBTypeId, type DuckDBAppender, type DuckDBType } from '@duckdb/node-api';
-import { PipelineError } from '../../core/errors.js';
-import type { SinkRecord } from '../../core/sink-contract.js';
-import { commit, int64Of, MAX_ROWS, putInt64, Scratch, writeStringLists, writeStrings } from './duckdb-vectors.js';
-import { FACT_TABLE, FACT_VALUES, writtenColumns, type CellValue, type LogicalType } from './schema.js';
+import { PipelineError } from '../../../../core/errors.js';
+import type { SinkRecord } from '../../../../core/sink-contract.js';
+import { commit, int64Of, MAX_ROWS, putInt64, Scratch, writeStringLists, writeStrings } from './vectors.js';
+import { FACT_TABLE, FACT_VALUES, writtenColumns, type CellValue, type LogicalType } from '../../schema.js';
 
 /**
  * The DuckDB bulk path for fact rows: the batch is written column by column into data chunks of
- * DuckDB's vector size (2,048 rows) in DuckDB's own in-memory formats (duckdb-vectors.ts) and each
+ * DuckDB's vector size (2,048 rows) in DuckDB's own in-memory formats (checked/vectors.ts) and each
  * chunk is handed to the Appender — DuckDB parses and casts nothing, and JS makes one copy call
  * per column and chunk plus one call per string longer than 12 bytes.
  *

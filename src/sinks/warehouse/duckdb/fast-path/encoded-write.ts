@@ -1,20 +1,32 @@
+// src/sinks/warehouse/duckdb/fast-path/ — the fast path (docs/warehouse.md, "Two write paths").
+//
+// What: the contract's `writeEncoded`: a Kafka batch's values, undecoded and unchecked, are joined
+// into one BLOB and decoded, judged and staged by DuckDB's JSON reader on the stager's own
+// connection (stager.ts, encoded-sql.ts), then inserted from the stage in one transaction on the
+// writer's connection (this file), while the stager decodes the next batch.
+// When: batches read from Kafka of at least 4,096 records (`encodedMinRecords`); never for DLQ
+// replays or BigQuery.
+// Guarantees: the batch is written exactly as the checked path would write it after decoding and
+// `check` (same rows, content_dim and offset; JSON columns equal as JSON), or nothing is written
+// and the sink answers `needs-check` — the rules only ever refuse more than `check`.
+
 import type { DuckDBConnection, DuckDBPreparedStatement } from '@duckdb/node-api';
-import type { EncodedWriteResult } from '../../core/sink-contract.js';
-import type { ContentMemo } from './content-memo.js';
-import type { StagedBatch } from './duckdb-stager.js';
-import { storeOffsetSql } from './duckdb-sql.js';
-import { upsertChangedContent } from './duckdb-write.js';
-import type { Row } from './schema.js';
+import type { EncodedWriteResult } from '../../../../core/sink-contract.js';
+import type { ContentMemo } from '../content-memo.js';
+import type { StagedBatch } from './stager.js';
+import { storeOffsetSql } from '../sql.js';
+import { upsertChangedContent } from '../write-common.js';
+import type { Row } from '../../schema.js';
 
 /**
  * The second half of the DuckDB fast path (the contract's `writeEncoded`): a batch decoded and
- * judged by the stager (duckdb-stager.ts) is written in ONE transaction on the writer's
- * connection, like duckdb-write.ts's:
+ * judged by the stager (fast-path/stager.ts) is written in ONE transaction on the writer's
+ * connection, like checked/checked-write.ts's:
  *   1. the staged rows whose event (event_id, event_ts) is not stored already are inserted, in offset order (the
  *      batch repeats none: the stager declined it otherwise);
  *   2. content_dim is upserted (only rows `memo` says changed);
  *   3. the partition's next offset is stored; COMMIT.
- * Exactly-once holds as in duckdb-write.ts: rows and offset in one commit, ids skipped when stored
+ * Exactly-once holds as in checked/checked-write.ts: rows and offset in one commit, ids skipped when stored
  * (the lookup runs inside the transaction, and transactions are serialised on the writer's
  * connection). `staged` (the stager's verdict and the writer's insert from its slot) is null for a
  * batch without records: only its offset is stored. The caller

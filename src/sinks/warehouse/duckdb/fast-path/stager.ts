@@ -1,11 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import { blobValue, type DuckDBBlobValue, type DuckDBConnection, type DuckDBInstance, type DuckDBPreparedStatement } from '@duckdb/node-api';
-import { errorMessage, PipelineError } from '../../core/errors.js';
-import { Semaphore } from '../../runtime/semaphore.js';
-import type { EncodedBatch } from '../../core/sink-contract.js';
-import { createEncodedStageSql, decodeStageSql, insertStagedSql, stageVerdictSql } from './duckdb-encoded-sql.js';
-import { classifyDuckDbError } from './duckdb-write.js';
-import type { Row } from './schema.js';
+import { errorMessage, PipelineError } from '../../../../core/errors.js';
+import { Semaphore } from '../../../../runtime/semaphore.js';
+import type { EncodedBatch } from '../../../../core/sink-contract.js';
+import { createEncodedStageSql, decodeStageSql, insertStagedSql, stageVerdictSql } from './encoded-sql.js';
+import { classifyDuckDbError } from '../write-common.js';
+import type { Row } from '../../schema.js';
 
 /**
  * The first half of the DuckDB fast path (docs/warehouse.md "Two write paths"): decodes a batch of
@@ -16,7 +16,7 @@ import type { Row } from './schema.js';
  * Stage tables live in an in-memory database attached for this stager (nothing staged reaches the
  * warehouse file or its WAL), SLOTS of them: a slot holds one batch from its decode to the end of
  * its transaction (`withSlot`), so a third batch waits for a slot. Decodes run one at a time on the
- * stager's connection. The writer's transaction reads the slot (duckdb-encoded.ts): it only writes
+ * stager's connection. The writer's transaction reads the slot (fast-path/encoded-write.ts): it only writes
  * the file, so DuckDB's one-written-database-per-transaction rule holds.
  */
 
