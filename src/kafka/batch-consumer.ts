@@ -4,7 +4,7 @@ import { errorMessage } from '../core/errors.js';
 import { sleep } from '../core/sleep.js';
 import type { BatchConsumerOptions, BatchHandler, KafkaMessage, PartitionBatch } from './batch-types.js';
 import { connectionProps } from './client.js';
-import { PartitionLanes } from './partition-lanes.js';
+import { FetchBuffers } from './fetch-buffers.js';
 import type { GroupView } from './assignment-watch.js';
 
 export type { BatchConsumerOptions, BatchHandler, KafkaMessage, PartitionBatch } from './batch-types.js';
@@ -31,7 +31,7 @@ export type { BatchConsumerOptions, BatchHandler, KafkaMessage, PartitionBatch }
  * - `stop()`: nothing new starts, running batches settle, the member leaves the group.
  * - For owners that keep their own per-partition state (the sink runner): `startOffsets` positions
  *   assigned partitions explicitly, `hold` pauses a partition for the owner's backpressure (besides
- *   the lanes' own), `seek` re-positions one between consume calls (nothing fetched from before
+ *   the buffers' own), `seek` re-positions one between consume calls (nothing fetched from before
  *   it is handed over after it), `storeOffset`/`commitStored` commit group offsets outside any
  *   transaction (with `commitIntervalMs`).
  */
@@ -63,7 +63,7 @@ const STATS_INTERVAL_MS = 5000;
 const MAX_POLL_GAP_MS = 1000;
 
 export class BatchConsumer {
-  private readonly lanes: PartitionLanes;
+  private readonly buffers: FetchBuffers;
   private handler: BatchHandler | undefined;
   private loop: Promise<void> | undefined;
   private stopping = false;
@@ -83,7 +83,7 @@ export class BatchConsumer {
     private readonly opts: BatchConsumerOptions,
     private readonly consumer: RawConsumer,
   ) {
-    this.lanes = new PartitionLanes(opts.topic, opts.maxBatch, {
+    this.buffers = new FetchBuffers(opts.topic, opts.maxBatch, {
       pause: (p) => this.pauseResume(p, true),
       resume: (p) => this.pauseResume(p, false),
     }, opts.pauseAt ?? opts.maxBatch);
@@ -139,7 +139,7 @@ export class BatchConsumer {
   }
 
   assigned(): number[] {
-    return this.lanes.partitions();
+    return this.buffers.partitions();
   }
 
   /** The group as this member last saw it (librdkafka statistics), or null before the first. */
@@ -174,7 +174,7 @@ export class BatchConsumer {
   async stop(): Promise<void> {
     this.stopping = true;
     await this.loop;
-    await this.lanes.settled(this.lanes.partitions());
+    await this.buffers.settled(this.buffers.partitions());
     await this.rebalancing;
     await new Promise<void>((resolve) => this.consumer.disconnect(() => resolve()));
     await this.rebalancing;
@@ -182,16 +182,16 @@ export class BatchConsumer {
 
   /** Pauses (`on`) or resumes a partition for the owner's backpressure. */
   hold(partition: number, on: boolean): void {
-    this.lanes.hold(partition, on);
+    this.buffers.hold(partition, on);
   }
 
   /** Re-positions a partition: what it holds is dropped, the next batch starts at `offset`. */
   seek(partition: number, offset: number): void {
-    this.lanes.reposition(partition, offset);
+    this.buffers.reposition(partition, offset);
   }
 
   /**
-   * One partition's state as this consumer sees it, for a stall report: its lane (what it holds,
+   * One partition's state as this consumer sees it, for a stall report: its buffer (what it holds,
    * whether paused or waiting for a seek), whether librdkafka has it assigned, and its position.
    */
   describe(partition: number): Record<string, unknown> {
@@ -204,7 +204,7 @@ export class BatchConsumer {
     } catch (err) {
       assigned = `unknown: ${errorMessage(err)}`;
     }
-    return { lane: this.lanes.describe(partition) ?? null, librdkafkaAssigned: assigned, position: position ?? null, rebalancePending: this.rebalancePending };
+    return { fetchBuffer: this.buffers.describe(partition) ?? null, librdkafkaAssigned: assigned, position: position ?? null, rebalancePending: this.rebalancePending };
   }
 
   /**
@@ -250,7 +250,7 @@ export class BatchConsumer {
         continue;
       }
       this.lastFetchAt = performance.now();
-      for (let i = 0; i < messages.length; i++) this.lanes.add(messages[i] as KafkaMessage);
+      for (let i = 0; i < messages.length; i++) this.buffers.add(messages[i] as KafkaMessage);
       this.dispatch();
       this.reportCaughtUp();
     }
@@ -259,7 +259,7 @@ export class BatchConsumer {
   /** `onCaughtUp` for the idle partitions; runs right after a round (the position is the round's). */
   private reportCaughtUp(): void {
     const report = this.opts.onCaughtUp;
-    const idle = report ? this.lanes.idle() : [];
+    const idle = report ? this.buffers.idle() : [];
     if (report === undefined || idle.length === 0) return;
     let positions: TopicPartition[];
     try {
@@ -273,15 +273,15 @@ export class BatchConsumer {
   }
 
   /**
-   * True while the lanes hold `maxBuffered` messages or more — unless a batch could start and no
-   * lane has one ready (the messages held belong to partitions whose batch is running): polling
+   * True while the buffers hold `maxBuffered` messages or more — unless a batch could start and no
+   * buffer has one ready (the messages held belong to partitions whose batch is running): polling
    * then goes on, bounded by `pauseAt` per partition, so an idle slot is not left without work —
    * and at least every MAX_POLL_GAP_MS whatever the buffer holds.
    */
   private bufferFull(): boolean {
-    if (this.lanes.buffered() < (this.opts.maxBuffered ?? Number.POSITIVE_INFINITY)) return false;
+    if (this.buffers.buffered() < (this.opts.maxBuffered ?? Number.POSITIVE_INFINITY)) return false;
     if (performance.now() - this.lastFetchAt >= MAX_POLL_GAP_MS) return false;
-    return this.lanes.running >= this.opts.concurrency || this.lanes.hasReady();
+    return this.buffers.running >= this.opts.concurrency || this.buffers.hasReady();
   }
 
   /** Resolves once a batch is taken or CONSUME_TIMEOUT_MS passed. */
@@ -299,29 +299,29 @@ export class BatchConsumer {
     });
   }
 
-  /** Starts a batch on every idle lane with messages, up to `concurrency` running. */
+  /** Starts a batch on every idle buffer with messages, up to `concurrency` running. */
   private dispatch(): void {
     if (this.stopping || this.handler === undefined) return;
     this.wakeLoop?.();
     for (;;) {
-      if (this.lanes.running >= this.opts.concurrency) return;
-      const lane = this.lanes.nextReady();
-      if (lane === undefined) return;
-      const messages = this.lanes.take(lane);
+      if (this.buffers.running >= this.opts.concurrency) return;
+      const buffer = this.buffers.nextReady();
+      if (buffer === undefined) return;
+      const messages = this.buffers.take(buffer);
       const last = messages[messages.length - 1] as KafkaMessage;
       // Only the first offset is kept past the hand-over: the handler may let the messages go early.
       const firstOffset = (messages[0] as KafkaMessage).offset;
       const batch: PartitionBatch = {
         topic: this.opts.topic,
-        partition: lane.partition,
+        partition: buffer.partition,
         messages,
         nextOffset: last.offset + 1,
-        highWatermark: this.highWatermark(lane.partition),
+        highWatermark: this.highWatermark(buffer.partition),
         fetchedAt: this.lastFetchAt,
       };
-      lane.running = this.handler(batch).then(
-        () => this.lanes.finish(lane, null),
-        () => this.lanes.finish(lane, this.stopping ? null : firstOffset),
+      buffer.running = this.handler(batch).then(
+        () => this.buffers.finish(buffer, null),
+        () => this.buffers.finish(buffer, this.stopping ? null : firstOffset),
       ).then(() => this.dispatch());
     }
   }
@@ -334,17 +334,17 @@ export class BatchConsumer {
     }
   }
 
-  /** Seeks rewound lanes back; runs between consume calls, so no pre-seek message is handed over after it. */
+  /** Seeks rewound buffers back; runs between consume calls, so no pre-seek message is handed over after it. */
   private async applyRewinds(): Promise<void> {
-    for (const lane of this.lanes.rewinding()) {
-      const offset = lane.rewindTo as number;
+    for (const buffer of this.buffers.rewinding()) {
+      const offset = buffer.rewindTo as number;
       try {
         await new Promise<void>((resolve, reject) =>
-          this.consumer.seek({ topic: this.opts.topic, partition: lane.partition, offset }, OP_TIMEOUT_MS, (err) => (err ? reject(err) : resolve())),
+          this.consumer.seek({ topic: this.opts.topic, partition: buffer.partition, offset }, OP_TIMEOUT_MS, (err) => (err ? reject(err) : resolve())),
         );
-        this.lanes.rewound(lane);
+        this.buffers.rewound(buffer);
       } catch (err) {
-        this.opts.log.warn({ err: errorMessage(err), partition: lane.partition, offset }, 'seek failed; retrying');
+        this.opts.log.warn({ err: errorMessage(err), partition: buffer.partition, offset }, 'seek failed; retrying');
       }
     }
   }
@@ -384,7 +384,7 @@ export class BatchConsumer {
         this.opts.log.warn({ err: errorMessage(err), partitions: ids }, 'assign failed; the group will not hand these partitions over until it is retried');
         throw err;
       }
-      for (const p of ids) this.lanes.open(p);
+      for (const p of ids) this.buffers.open(p);
       this.opts.onAssign?.(ids);
       return;
     }
@@ -393,8 +393,8 @@ export class BatchConsumer {
       return;
     }
     // Settle what was handed over for these partitions while the generation is still ours.
-    this.lanes.close(ids);
-    await this.lanes.settled(ids);
+    this.buffers.close(ids);
+    await this.buffers.settled(ids);
     await this.opts.onRevoke?.(ids).catch((err: unknown) => this.opts.log.warn({ err: errorMessage(err) }, 'revoke handler failed'));
     try {
       this.consumer.unassign();
@@ -402,6 +402,6 @@ export class BatchConsumer {
       if (this.stopping) this.opts.log.debug({ err: errorMessage(err) }, 'unassign ignored (consumer closing)');
       else this.opts.log.warn({ err: errorMessage(err), partitions: ids }, 'unassign failed');
     }
-    this.lanes.remove(ids);
+    this.buffers.remove(ids);
   }
 }

@@ -1,6 +1,6 @@
 import type { PipelineError } from '../core/errors.js';
 import type { DeliveryOutcome } from './delivery-types.js';
-import type { PartitionLane } from './partition-lane.js';
+import type { DeliveryLane } from './delivery-lane.js';
 
 /**
  * This runner's own counters and the views built from them: `snapshot()` (typed, for tests and
@@ -72,13 +72,13 @@ export class RunnerStats {
     if (err.retriable) this.waitingSince ??= this.lastError.at;
   }
 
-  lag(lanes: Map<number, PartitionLane>): number {
+  lag(lanes: Map<number, DeliveryLane>): number {
     let total = 0;
     for (const lane of lanes.values()) total += lane.lag();
     return total;
   }
 
-  snapshot(lanes: Map<number, PartitionLane>, stopping: boolean): SinkRunnerSnapshot {
+  snapshot(lanes: Map<number, DeliveryLane>, stopping: boolean): SinkRunnerSnapshot {
     const partitions = [...lanes.values()]
       .map((l) => ({
         partition: l.partition,
@@ -111,7 +111,7 @@ export class RunnerStats {
   }
 
   /** The heartbeat's view: small, JSON-friendly. */
-  status(lanes: Map<number, PartitionLane>): Record<string, unknown> {
+  status(lanes: Map<number, DeliveryLane>): Record<string, unknown> {
     const paused = [...lanes.values()].filter((l) => l.paused).map((l) => l.partition);
     return {
       sink: this.sink,

@@ -11,7 +11,7 @@ import { CommitTracker } from './commit-tracker.js';
 import { createDlqWriter, type DlqWriter } from './dlq-writer.js';
 import type { RunningComponent } from './lifecycle.js';
 import { resolveStartOffsets } from './offsets.js';
-import { PartitionLane, type LaneHost, type QueuedMessage } from './partition-lane.js';
+import { DeliveryLane, type DeliveryLaneHost, type QueuedMessage } from './delivery-lane.js';
 import { retry } from './retry.js';
 import { Semaphore } from './semaphore.js';
 import { StallWatch } from './stall-watch.js';
@@ -28,7 +28,7 @@ export type { SinkRunnerSnapshot, PartitionSnapshot } from './sink-runner-stats.
 /**
  * Drives one sink: a Kafka consumer of its own group (BatchConsumer: librdkafka's plain consumer,
  * read_committed, no auto-commit) feeding
- * per-partition lanes that batch by size and time, deliver through batch-delivery.ts (check → DLQ
+ * per-partition delivery lanes (delivery-lane.ts) that batch by size and time, deliver through batch-delivery.ts (check → DLQ
  * confirmed → write with retries → commit), pause their partition when their queue is full and
  * resume it once drained. On assignment each partition is positioned explicitly (offsets.ts); on
  * revocation the in-flight batch finishes (and commits) and the queued rest is dropped for the next
@@ -76,7 +76,7 @@ export async function startSinkRunner(config: Config, factory: SinkFactory, log:
   let admin: Admin;
   let dlq: DlqWriter;
   let consumer: BatchConsumer | undefined;
-  const lanes = new Map<number, PartitionLane>();
+  const lanes = new Map<number, DeliveryLane>();
   let stopping = false;
   let resyncing: Promise<void> | null = null;
   let failDone: (err: Error) => void = () => undefined;
@@ -96,13 +96,13 @@ export async function startSinkRunner(config: Config, factory: SinkFactory, log:
   const commits = new CommitTracker(() => consumer, slog, () => metrics.errors.inc());
   const updateLag = () => metrics.lag.set(stats.lag(lanes));
   const pausePartition = (partition: number, pause: boolean) => consumer?.hold(partition, pause);
-  const seekLane = (lane: PartitionLane, offset: string) => {
+  const seekLane = (lane: DeliveryLane, offset: string) => {
     lane.reset(offset);
     consumer?.seek(lane.partition, Number(offset));
     if (lane.paused) host.resume(lane);
   };
 
-  const host: LaneHost = {
+  const host: DeliveryLaneHost = {
     topic,
     log: slog,
     canStart: () => resyncing === null,
@@ -175,7 +175,7 @@ export async function startSinkRunner(config: Config, factory: SinkFactory, log:
   const onAssign = async (mine: number[]): Promise<Map<number, number> | undefined> => {
     try {
       const start = await positions(mine);
-      for (const p of mine) lanes.set(p, new PartitionLane(p, start.offsets.get(p) ?? '0', policy, host, decoder));
+      for (const p of mine) lanes.set(p, new DeliveryLane(p, start.offsets.get(p) ?? '0', policy, host, decoder));
       slog.info({ offsets: Object.fromEntries(start.offsets), sources: Object.fromEntries(start.sources) }, 'partitions assigned');
       return new Map([...start.offsets].map(([p, o]) => [p, Number(o)]));
     } catch (err) {
@@ -185,7 +185,7 @@ export async function startSinkRunner(config: Config, factory: SinkFactory, log:
   };
 
   const onRevoke = async (mine: number[]): Promise<void> => {
-    const revoked = mine.map((p) => lanes.get(p)).filter((l): l is PartitionLane => l !== undefined);
+    const revoked = mine.map((p) => lanes.get(p)).filter((l): l is DeliveryLane => l !== undefined);
     for (const lane of revoked) {
       lane.close();
       if (lane.paused) host.resume(lane);
@@ -257,8 +257,8 @@ export async function startSinkRunner(config: Config, factory: SinkFactory, log:
       groupId,
       topic,
       maxBatch: Math.min(1000, Math.max(32, policy.maxRecords)),
-      // The handler only queues, so the consumer's lanes hand everything over each round; only the
-      // runner's lanes pause (hold) a partition.
+      // The handler only queues, so the consumer's fetch buffers hand everything over each round;
+      // only the runner's delivery lanes pause (hold) a partition.
       pauseAt: Number.POSITIVE_INFINITY,
       concurrency: Number.MAX_SAFE_INTEGER,
       sessionTimeoutMs: 15_000,

@@ -1,13 +1,13 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { RdKafka } from '@confluentinc/kafka-javascript';
-import { PartitionLanes } from '../../src/kafka/partition-lanes.js';
+import { FetchBuffers } from '../../src/kafka/fetch-buffers.js';
 import { ValueArena } from '../../src/kafka/value-arena.js';
 import { TimeSlicer } from '../../src/runtime/time-slice.js';
 
 /**
  * The pieces the processor's throughput work added (docs/processor.md "Where the time goes"):
- * values encoded off the heap, cooperative time slices, and the lanes' buffered count that bounds
+ * values encoded off the heap, cooperative time slices, and the buffers' buffered count that bounds
  * consumption without pausing partitions.
  */
 
@@ -46,37 +46,37 @@ describe('TimeSlicer', () => {
   });
 });
 
-describe('PartitionLanes.buffered', () => {
+describe('FetchBuffers.buffered', () => {
   const msg = (partition: number, offset: number): RdKafka.Message => ({ topic: 't', partition, offset, key: null, value: Buffer.from('v'), size: 1, timestamp: 0 });
 
-  it('counts what the lanes hold and not what was handed over or dropped', () => {
-    const lanes = new PartitionLanes('t', 2, { pause: () => undefined, resume: () => undefined }, 10);
-    lanes.open(0);
-    lanes.open(1);
-    for (let o = 0; o < 3; o++) lanes.add(msg(0, o));
-    for (let o = 0; o < 4; o++) lanes.add(msg(1, o));
-    assert.equal(lanes.buffered(), 7);
-    const lane = lanes.nextReady();
-    assert.equal(lane?.partition, 0);
-    assert.equal(lanes.take(lane).length, 2);
-    assert.equal(lanes.buffered(), 5);
-    lanes.close([1]);
-    assert.equal(lanes.buffered(), 1, 'partition 1 revoked: what it held is dropped');
+  it('counts what the buffers hold and not what was handed over or dropped', () => {
+    const buffers = new FetchBuffers('t', 2, { pause: () => undefined, resume: () => undefined }, 10);
+    buffers.open(0);
+    buffers.open(1);
+    for (let o = 0; o < 3; o++) buffers.add(msg(0, o));
+    for (let o = 0; o < 4; o++) buffers.add(msg(1, o));
+    assert.equal(buffers.buffered(), 7);
+    const buffer = buffers.nextReady();
+    assert.equal(buffer?.partition, 0);
+    assert.equal(buffers.take(buffer).length, 2);
+    assert.equal(buffers.buffered(), 5);
+    buffers.close([1]);
+    assert.equal(buffers.buffered(), 1, 'partition 1 revoked: what it held is dropped');
   });
 
   it('hasReady: messages held by a partition whose batch is running are not ready work', () => {
-    const lanes = new PartitionLanes('t', 2, { pause: () => undefined, resume: () => undefined }, 10);
-    lanes.open(0);
-    assert.equal(lanes.hasReady(), false, 'nothing held');
-    for (let o = 0; o < 5; o++) lanes.add(msg(0, o));
-    assert.equal(lanes.hasReady(), true);
-    const lane = lanes.nextReady();
-    assert.ok(lane);
-    lanes.take(lane);
-    lane.running = Promise.resolve();
-    assert.equal(lanes.buffered(), 3);
-    assert.equal(lanes.hasReady(), false, 'the only partition with messages is running a batch');
-    lanes.finish(lane, null);
-    assert.equal(lanes.hasReady(), true);
+    const buffers = new FetchBuffers('t', 2, { pause: () => undefined, resume: () => undefined }, 10);
+    buffers.open(0);
+    assert.equal(buffers.hasReady(), false, 'nothing held');
+    for (let o = 0; o < 5; o++) buffers.add(msg(0, o));
+    assert.equal(buffers.hasReady(), true);
+    const buffer = buffers.nextReady();
+    assert.ok(buffer);
+    buffers.take(buffer);
+    buffer.running = Promise.resolve();
+    assert.equal(buffers.buffered(), 3);
+    assert.equal(buffers.hasReady(), false, 'the only partition with messages is running a batch');
+    buffers.finish(buffer, null);
+    assert.equal(buffers.hasReady(), true);
   });
 });

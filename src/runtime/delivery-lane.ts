@@ -5,10 +5,12 @@ import { PartitionQueue, type BatchingPolicy } from './batcher.js';
 import type { MessageDecoder } from './sink-decode.js';
 
 /**
- * One assigned partition inside the sink runner: its queue of consumed-but-unsettled records, the
- * one batch being delivered (batches of a partition are delivered strictly one after another, in
- * offset order), its settled position and backpressure state. The runner creates a lane on
- * assignment and closes it on revocation; the lane asks its host to deliver, pause and resume.
+ * The sink runner's delivery lane of one assigned partition: its queue of consumed-but-unsettled
+ * records, the one batch being delivered (batches of a partition are delivered strictly one after
+ * another, in offset order), its settled position and backpressure state. The runner creates a
+ * lane on assignment and closes it on revocation; the lane asks its host to deliver, pause and
+ * resume. (Not the consumer's fetch buffers, src/kafka/fetch-buffers.ts, which hold what was
+ * fetched until it is handed over to the lane.)
  */
 
 /** What the lane keeps of a consumed message until its batch is taken (the consumer's own object). */
@@ -18,22 +20,22 @@ export interface QueuedMessage {
   value: Buffer | null;
 }
 
-export interface LaneHost {
+export interface DeliveryLaneHost {
   readonly topic: string;
   readonly log: Logger;
   /** False while the runner re-positions partitions (SINK_STATE_LOST): no batch may start. */
   canStart(): boolean;
-  deliver(batch: PendingBatch, lane: PartitionLane): Promise<DeliveryOutcome>;
-  pause(lane: PartitionLane): void;
-  resume(lane: PartitionLane): void;
+  deliver(batch: PendingBatch, lane: DeliveryLane): Promise<DeliveryOutcome>;
+  pause(lane: DeliveryLane): void;
+  resume(lane: DeliveryLane): void;
   /** The lane's batch ended unsettled in a way that needs re-positioning. */
-  stateLost(lane: PartitionLane): void;
+  stateLost(lane: DeliveryLane): void;
   /** Something unexpected happened: re-read the partition from its settled position. */
-  rewind(lane: PartitionLane): void;
-  settled(lane: PartitionLane): void;
+  rewind(lane: DeliveryLane): void;
+  settled(lane: DeliveryLane): void;
 }
 
-export class PartitionLane {
+export class DeliveryLane {
   /** Consumed messages as the consumer handed them, decoded only when their batch is taken. */
   readonly queue: PartitionQueue<QueuedMessage>;
   /** Next offset to settle (everything before it is written or parked in the DLQ). */
@@ -58,7 +60,7 @@ export class PartitionLane {
     readonly partition: number,
     startOffset: string,
     policy: BatchingPolicy,
-    private readonly host: LaneHost,
+    private readonly host: DeliveryLaneHost,
     private readonly decode: MessageDecoder,
   ) {
     this.queue = new PartitionQueue<QueuedMessage>(policy);
