@@ -285,7 +285,7 @@ describe('backfill --direct', () => {
   it('refuses sinks that cannot be written without Kafka, and a DuckDB file another process holds', async () => {
     const opts = { startDate: '2025-08-02', endDate: '2025-08-02', progress: false };
     await assert.rejects(runBackfill(configWith(), { ...opts, direct: ['redis'] }, log), (err: unknown) => err instanceof PipelineError && err.code === 'USAGE' && /Kafka offset/.test(err.message));
-    await assert.rejects(runBackfill(configWith(), { ...opts, direct: ['nope'] }, log), (err: unknown) => err instanceof PipelineError && err.code === 'USAGE' && /known: external, redis, warehouse/.test(err.message));
+    await assert.rejects(runBackfill(configWith(), { ...opts, direct: ['nope'] }, log), (err: unknown) => err instanceof PipelineError && err.code === 'USAGE' && /known: external, file, redis, warehouse/.test(err.message));
 
     const config = configWith();
     const holder = spawn(process.execPath, ['--input-type=module', '-e', `
