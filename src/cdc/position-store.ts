@@ -1,8 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { KafkaJS, RdKafka } from '@confluentinc/kafka-javascript';
 import { PipelineError } from '../core/errors.js';
+import type { Logger } from '../core/logger.js';
 import { connectionProps, consumerFetchProps, createKafka, type KafkaConnection } from '../kafka/client.js';
-import { sleep } from '../runtime/retry.js';
+import { sleep } from '../core/sleep.js';
 import type { OutMessage } from './envelope.js';
 import { parseLsn } from './lsn.js';
 
@@ -68,6 +69,11 @@ export async function readLastPosition(conn: KafkaConnection, clientId: string, 
   let bounds: Array<{ partition: number; low: number; end: number }>;
   try {
     const high = await admin.fetchTopicOffsets(topic, { timeout: 10000, isolationLevel: KafkaJS.IsolationLevel.READ_UNCOMMITTED });
+    // An answer without partitions or offsets is a broker not ready to say (just restarted or
+    // unfrozen), not an empty topic: "no position" must never come from it.
+    if (high.length === 0 || high.some((h) => !/^\d+$/.test(String(h.high)) || !/^\d+$/.test(String(h.low)))) {
+      throw new PipelineError('SERVICE_UNREACHABLE', `position topic ${topic}: the broker gave no offsets (${JSON.stringify(high)}); retrying`, { retriable: true });
+    }
     const deadline = Date.now() + LSO_WAIT_MS;
     for (;;) {
       const stable = await admin.fetchTopicOffsets(topic, { timeout: 10000, isolationLevel: KafkaJS.IsolationLevel.READ_COMMITTED });
@@ -144,4 +150,23 @@ async function lastValueInRange(conn: KafkaConnection, topic: string, partition:
   } finally {
     await new Promise<void>((resolve) => consumer.disconnect(() => resolve()));
   }
+}
+
+/** Reads before a missing position is believed (about 15 s in all, a fresh client each time). */
+const REREAD_ATTEMPTS = 3;
+const REREAD_GAP_MS = 5000;
+
+/**
+ * Reads the position again, a few times apart, when the first read found none although the slot
+ * exists: the CDC then refuses to start for good (docs/cdc.md), so a read a moment after a broker
+ * fault must not decide it. Returns the first position found, or null when every read agrees.
+ */
+export async function rereadPosition(read: () => Promise<CdcPosition | null>, log: Logger, signal?: AbortSignal): Promise<CdcPosition | null> {
+  for (let attempt = 1; attempt <= REREAD_ATTEMPTS; attempt++) {
+    await sleep(REREAD_GAP_MS, signal);
+    const position = await read();
+    log.warn({ attempt, found: position !== null }, 'the slot exists but no position was read: reading the position topic again before refusing');
+    if (position !== null) return position;
+  }
+  return null;
 }

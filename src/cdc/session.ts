@@ -8,7 +8,7 @@ import { defaultRoutes } from './envelope.js';
 import { formatLsn, maxLsn, parseLsn, parseLsnOrZero, type Lsn } from './lsn.js';
 import { PgControl } from './pg-control.js';
 import { maxEventBytes, type TruncatedInfo } from './oversize.js';
-import { positionRecord, readLastPosition, snapshotPendingPosition, type CdcPosition } from './position-store.js';
+import { positionRecord, readLastPosition, rereadPosition, snapshotPendingPosition, type CdcPosition } from './position-store.js';
 import { ReplicationStream } from './replication.js';
 import { createSlot, runSnapshot } from './snapshot.js';
 import { acquireSlot, waitSlotInactive } from './slot-guard.js';
@@ -110,6 +110,11 @@ export const openSession: OpenSession = async (config, log, events, signal, opti
     const positionTopic = config.KAFKA_TOPIC_CDC_POSITION;
     let position: CdcPosition | null = await readLastPosition(config, config.KAFKA_CLIENT_ID, positionTopic, slot);
     log.debug({ position }, 'committed position read');
+    if (position === null && !options.resetPosition && (await control.slotInfo(slot)) !== null) {
+      // A slot without a position is refused below, for good: make sure the position is really not
+      // there and not just unreadable a moment after a broker fault (seen once after a 30 s freeze).
+      position = await rereadPosition(() => readLastPosition(config, config.KAFKA_CLIENT_ID, positionTopic, slot), log, signal);
+    }
     const pendingSnapshot = position?.phase === 'snapshot-pending';
     if (pendingSnapshot) position = null;
     let info = await waitSlotInactive(control, slot, config.CDC_SLOT_WAIT_SECONDS, log, signal);
