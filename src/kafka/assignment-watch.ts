@@ -1,29 +1,29 @@
 import type { Logger } from '../core/logger.js';
 
 /**
- * Notices a consumer-group member that has silently stopped consuming: its group membership is
- * not settled ("steady", in librdkafka's words) although its group coordinator is reachable, or
- * one of its rebalance events has waited unapplied. Such a member looks alive (its process runs,
- * its heartbeat beats) while nothing moves; librdkafka has been seen to stay that way after a
- * broker restart ("assignment lost", then no rejoin).
+ * Notices a consumer-group member that has silently stopped consuming: it holds no partition and
+ * its membership does not settle although the broker is there, or it is settled with nothing
+ * while partitions of its topic have no member at all, or one of its rebalance events has waited
+ * unapplied. Such a member looks alive (its process runs, its heartbeat beats) while nothing
+ * moves; librdkafka has been seen to stay that way after a broker restart or freeze ("assignment
+ * lost", then no rejoin for minutes).
  *
- * It reads the member's own view of its group, from librdkafka's statistics (`cgrp`: the
- * coordinator state and the join state), not the admin API: admin requests that time out while
- * the broker is away have crashed the client (an assertion in librdkafka 2.15's request timer),
- * and the member's own view is what tells a stuck member from a spare one (a member of a group
- * with more members than partitions is steady with nothing assigned).
+ * Evidence, cheapest first: the partitions the member holds, its own view of its group from
+ * librdkafka's statistics (`cgrp`: coordinator state, join state), a TCP probe of the broker, and
+ * — only for a member settled with nothing while the coordinator answers — the group's
+ * description (which partitions any member holds). Admin requests are kept to that case: admin
+ * requests timing out while the broker was away have crashed the client (an assertion in
+ * librdkafka 2.15's request timer).
  *
  * Contract:
  * - `check()` runs every `intervalMs` (and can be called directly).
- * - Starvation must be seen by consecutive checks with the coordinator up: a check that finds
- *   the coordinator away (the broker down or frozen), no recent statistics, or the membership
- *   steady with no rebalance event pending resets the clock, since an outage is waited out, not
- *   punished.
+ * - Starvation must be seen by consecutive checks: a check that finds the member holding its
+ *   partitions, the broker refusing connections (down: an outage is waited out), or a settled
+ *   member whose group leaves no partition without a member, resets the clock.
  * - After `boundMs / 2` of starvation `status()` turns `ok: false` (the component reports itself
  *   unhealthy); after `boundMs`, `onStarved` is called once with the reason (the owner then exits
- *   so its supervisor restarts it with a fresh client).
- * - A rebalance event left unapplied is starvation too (timed from the first check that saw it
- *   with the coordinator up).
+ *   so its supervisor restarts it with fresh clients). A broker frozen for longer than `boundMs`
+ *   therefore restarts its consumers, which then wait for it like for any outage.
  */
 
 /** The member's view of its group (librdkafka statistics `cgrp`), with when it was read. */
@@ -40,13 +40,19 @@ export interface GroupView {
 export interface AssignmentWatchOptions {
   groupId: string;
   topic: string;
+  /** Partitions this member holds now. */
+  held(): readonly number[];
   /** The latest view of the group, or null before the first statistics. */
   group(): GroupView | null;
   /** How long the oldest rebalance event received and not yet applied has waited (0: none). */
   rebalanceWaitMs(): number;
+  /** Whether the broker accepts connections (false: down, an outage to wait out). */
+  brokerReachable(): Promise<boolean>;
+  /** Partitions of the topic that no member of the group holds; null when unknown. */
+  unheldPartitions(): Promise<number[] | null>;
   boundMs: number;
   intervalMs?: number;
-  /** Statistics older than this are no evidence either way (default 30 s). */
+  /** Statistics older than this are no evidence of a settled membership (default 30 s). */
   staleMs?: number;
   log: Logger;
   onStarved(reason: string): void;
@@ -66,6 +72,7 @@ export class AssignmentWatch {
   private reason: string | null = null;
   private fired = false;
   private timer: NodeJS.Timeout | undefined;
+  private checking = false;
   private readonly now: () => number;
 
   constructor(private readonly opts: AssignmentWatchOptions) {
@@ -73,7 +80,7 @@ export class AssignmentWatch {
   }
 
   start(): void {
-    this.timer = setInterval(() => this.check(), this.opts.intervalMs ?? 5_000);
+    this.timer = setInterval(() => void this.check(), this.opts.intervalMs ?? 5_000);
     this.timer.unref();
   }
 
@@ -87,16 +94,32 @@ export class AssignmentWatch {
     return { ok: !starving, reason: starving ? this.reason : null, starving_since: this.since === null ? null : new Date(this.since).toISOString() };
   }
 
-  check(): void {
-    if (this.fired) return;
-    const g = this.opts.group();
-    // The coordinator away or no recent statistics: an outage (a revoke waiting for a transaction
-    // to abort included) or no evidence, which is waited out.
-    if (g === null || this.now() - g.at > (this.opts.staleMs ?? 30_000) || g.state !== 'up') return this.clear();
+  async check(): Promise<void> {
+    if (this.fired || this.checking) return;
+    this.checking = true;
+    try {
+      await this.judge();
+    } finally {
+      this.checking = false;
+    }
+  }
+
+  private async judge(): Promise<void> {
     const waited = this.opts.rebalanceWaitMs();
+    const held = this.opts.held().length;
+    if (held > 0 && waited === 0) return this.clear();
+    if (!(await this.opts.brokerReachable())) return this.clear();
     if (waited > 0) return this.starve(`a rebalance event has waited ${Math.round(waited / 1000)} s without being applied`, this.now());
-    if (g.joinState === 'steady') return this.clear();
-    this.starve(`its membership of group ${this.opts.groupId} is "${g.joinState}", not steady, with the coordinator up (${g.assignmentSize} partitions of ${this.opts.topic} assigned)`, this.now());
+    const g = this.opts.group();
+    const fresh = g !== null && this.now() - g.at <= (this.opts.staleMs ?? 30_000);
+    if (fresh && g.state === 'up' && g.joinState === 'steady') {
+      // Settled with nothing: a spare member of a group larger than the topic, or stuck.
+      const unheld = await this.opts.unheldPartitions();
+      if (unheld === null || unheld.length === 0) return this.clear();
+      return this.starve(`holds no partition, settled in group ${this.opts.groupId}, while partitions ${unheld.join(', ')} of ${this.opts.topic} have no member`, this.now());
+    }
+    const view = g === null ? 'no statistics yet' : fresh ? `coordinator "${g.state}", membership "${g.joinState}"` : `no statistics for ${Math.round((this.now() - g.at) / 1000)} s`;
+    this.starve(`holds no partition of ${this.opts.topic} and its membership of group ${this.opts.groupId} does not settle (${view}) although the broker accepts connections`, this.now());
   }
 
   private clear(): void {

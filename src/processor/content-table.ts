@@ -36,6 +36,8 @@ export interface ContentTableOptions {
   restoreTimeoutMs?: number;
 }
 
+/** RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION. */
+const ERR_UNKNOWN_PARTITION = -190;
 type RawConsumer = InstanceType<typeof RdKafka.KafkaConsumer>;
 
 const CONSUME_MAX = 2000;
@@ -168,7 +170,12 @@ export class ContentTable {
     const query = this.partitions.map((partition) => ({ topic: this.opts.topic, partition, offset: OFFSET_END }));
     const ends = new Promise<EndOffsets>((resolve, reject) =>
       this.consumer.offsetsForTimes(query, 10000, (err, offsets) => {
-        if (err) reject(new PipelineError('SERVICE_UNREACHABLE', `content topic offsets: ${err.message}`, { retriable: true }));
+        if (err) {
+          // After a broker restart librdkafka's metadata can stay without the topic's partitions,
+          // failing every query ("Unknown partition") for minutes: ask for fresh metadata.
+          if (err.code === ERR_UNKNOWN_PARTITION) this.consumer.getMetadata({ topic: this.opts.topic, timeout: 5000 }, () => undefined);
+          reject(new PipelineError('SERVICE_UNREACHABLE', `content topic offsets: ${err.message}`, { retriable: true }));
+        }
         else resolve(new Map(offsets.map((o) => [o.partition, o.offset])));
       }),
     );

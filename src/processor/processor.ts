@@ -6,6 +6,8 @@ import type { Logger } from '../core/logger.js';
 import { ensureTopics } from '../kafka/admin.js';
 import { BatchConsumer, type PartitionBatch } from '../kafka/batch-consumer.js';
 import { AssignmentWatch } from '../kafka/assignment-watch.js';
+import { createKafka } from '../kafka/client.js';
+import { brokerReachable, unheldPartitions } from '../kafka/group-probes.js';
 import type { RunningComponent } from '../runtime/lifecycle.js';
 import { sleep } from '../runtime/retry.js';
 import { transformBatch, type BatchContext } from './batch.js';
@@ -172,9 +174,15 @@ export async function startProcessor(config: Config, log: Logger): Promise<Proce
   };
 
   // A member that silently lost its assignment exits to be restarted (assignment-watch.ts).
+  // Its admin client answers only the watch's rare question (which partitions have no member).
+  const admin = createKafka(config, `${config.KAFKA_CLIENT_ID}-processor-watch`).admin();
+  await admin.connect().catch((err: unknown) => plog.warn({ err: errorMessage(err) }, 'assignment watch: admin connect failed (its check answers "unknown" until it connects)'));
   const watch = new AssignmentWatch({
     groupId,
     topic: inputTopic,
+    held: () => consumer.assigned(),
+    brokerReachable: brokerReachable(config),
+    unheldPartitions: unheldPartitions(admin, groupId, inputTopic),
     group: () => consumer.groupView(),
     rebalanceWaitMs: () => consumer.rebalanceWaitMs(),
     boundMs: config.KAFKA_REJOIN_TIMEOUT_SECONDS * 1000,
@@ -202,6 +210,7 @@ export async function startProcessor(config: Config, log: Logger): Promise<Proce
         await txWriter.close();
         await txWriter.currentProducer.disconnect().catch((err: unknown) => plog.warn({ err: errorMessage(err) }, 'producer disconnect failed'));
         await table.close().catch((err: unknown) => plog.warn({ err: errorMessage(err) }, 'content table close failed'));
+        await admin.disconnect().catch(() => undefined);
         plog.info(stats.snapshot(), 'processor stopped');
         resolveDone();
       })();

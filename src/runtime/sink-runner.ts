@@ -4,6 +4,7 @@ import type { Logger } from '../core/logger.js';
 import { ensureTopics } from '../kafka/admin.js';
 import { BatchConsumer } from '../kafka/batch-consumer.js';
 import { AssignmentWatch } from '../kafka/assignment-watch.js';
+import { brokerReachable, unheldPartitions } from '../kafka/group-probes.js';
 import { createKafka } from '../kafka/client.js';
 import type { Sink, SinkFactory } from '../core/sink-contract.js';
 import { createDlqWriter } from './dlq-writer.js';
@@ -124,6 +125,9 @@ export async function startSinkRunner(config: Config, factory: SinkFactory, log:
     watch = new AssignmentWatch({
       groupId,
       topic,
+      held: () => c.assigned(),
+      brokerReachable: brokerReachable(config),
+      unheldPartitions: unheldPartitions(admin, groupId, topic),
       group: () => c.groupView(),
       rebalanceWaitMs: () => c.rebalanceWaitMs(),
       boundMs: config.KAFKA_REJOIN_TIMEOUT_SECONDS * 1000,

@@ -3,97 +3,126 @@ import { test } from 'node:test';
 import { createLogger } from '../../src/core/logger.js';
 import { AssignmentWatch, type GroupView } from '../../src/kafka/assignment-watch.js';
 
-/** The assignment watch against a scripted group view and clock: when a member counts as starved. */
+/** The assignment watch against a scripted member, broker and clock: when a member counts as starved. */
 
 const log = createLogger('silent', 'test-assignment-watch');
 
 interface World {
   t: number;
+  held: number[];
   view: Omit<GroupView, 'at'> | null;
   /** When the view was last refreshed (statistics arrive every few seconds). */
   viewAt: number;
   rebalanceWaitMs: number;
+  reachable: boolean;
+  /** What the group's description says has no member (null: unknown). */
+  unheld: number[] | null;
+  describes: number;
   starved: string[];
 }
 
-function setup(boundMs = 60_000): { world: World; watch: AssignmentWatch; at(t: number): void } {
-  const world: World = { t: 0, view: null, viewAt: 0, rebalanceWaitMs: 0, starved: [] };
+function setup(boundMs = 60_000) {
+  const world: World = { t: 0, held: [], view: null, viewAt: 0, rebalanceWaitMs: 0, reachable: true, unheld: [], describes: 0, starved: [] };
   const watch = new AssignmentWatch({
     groupId: 'g',
     topic: 't',
+    held: () => world.held,
     group: () => (world.view === null ? null : { ...world.view, at: world.viewAt }),
     rebalanceWaitMs: () => world.rebalanceWaitMs,
+    brokerReachable: async () => world.reachable,
+    unheldPartitions: async () => {
+      world.describes++;
+      return world.unheld;
+    },
     boundMs,
     log,
     onStarved: (reason) => world.starved.push(reason),
     now: () => world.t,
   });
   /** Moves the clock to `t` with fresh statistics, and checks. */
-  const at = (t: number) => {
+  const at = async (t: number) => {
     world.t = t;
     world.viewAt = t;
-    watch.check();
+    await watch.check();
   };
   return { world, watch, at };
 }
 
-test('a steady member is fine, with partitions or without (a spare member of a larger group)', () => {
+test('a member holding partitions is fine, and asks the broker nothing', async () => {
   const { world, watch, at } = setup();
-  world.view = { state: 'up', joinState: 'steady', assignmentSize: 3 };
-  for (let t = 0; t <= 300_000; t += 5_000) at(t);
-  world.view = { state: 'up', joinState: 'steady', assignmentSize: 0 };
-  for (let t = 300_000; t <= 600_000; t += 5_000) at(t);
+  world.held = [0, 1];
+  world.view = { state: 'up', joinState: 'steady', assignmentSize: 2 };
+  for (let t = 0; t <= 300_000; t += 5_000) await at(t);
   assert.deepEqual(world.starved, []);
   assert.equal(watch.status().ok, true);
+  assert.equal(world.describes, 0);
 });
 
-test('not steady with the coordinator up: unhealthy at half the bound, starved once at the bound', () => {
-  const { world, watch, at } = setup(60_000);
-  world.view = { state: 'up', joinState: 'init', assignmentSize: 0 };
-  at(0);
-  assert.equal(watch.status().ok, true, 'not at once');
-  at(30_000);
-  assert.equal(watch.status().ok, false, 'unhealthy from half the bound');
-  assert.match(watch.status().reason ?? '', /membership of group g is "init", not steady/);
+test('a spare member (settled with nothing, every partition held by another) is fine', async () => {
+  const { world, at } = setup();
+  world.view = { state: 'up', joinState: 'steady', assignmentSize: 0 };
+  world.unheld = [];
+  for (let t = 0; t <= 300_000; t += 5_000) await at(t);
   assert.deepEqual(world.starved, []);
-  at(60_000);
+  assert.ok(world.describes > 0, 'the group was asked');
+});
+
+test('settled with nothing while partitions have no member: unhealthy at half the bound, starved once at the bound', async () => {
+  const { world, watch, at } = setup(60_000);
+  world.view = { state: 'up', joinState: 'steady', assignmentSize: 0 };
+  world.unheld = [1, 2];
+  await at(0);
+  assert.equal(watch.status().ok, true, 'not at once');
+  await at(30_000);
+  assert.equal(watch.status().ok, false, 'unhealthy from half the bound');
+  assert.match(watch.status().reason ?? '', /partitions 1, 2 of t have no member/);
+  await at(60_000);
   assert.equal(world.starved.length, 1);
   assert.match(world.starved[0] ?? '', /for 60 s/);
-  at(120_000);
+  await at(120_000);
   assert.equal(world.starved.length, 1, 'reported once');
 });
 
-test('the coordinator away (the broker down or frozen) or stale statistics reset the clock: an outage is waited out', () => {
-  const { world, watch, at } = setup(60_000);
-  world.view = { state: 'up', joinState: 'wait-join', assignmentSize: 0 };
-  at(0);
-  world.view = { state: 'wait-coord', joinState: 'init', assignmentSize: 0 };
-  for (let t = 5_000; t <= 120_000; t += 5_000) at(t);
-  assert.equal(watch.status().ok, true, 'an unreachable coordinator is not starvation');
-  world.view = { state: 'up', joinState: 'init', assignmentSize: 0 };
-  at(125_000);
-  // Statistics stop arriving (the client stuck below JavaScript): no evidence either way.
-  world.t = 170_000;
-  watch.check();
-  assert.equal(watch.status().starving_since, null, 'stale statistics clear the clock');
-  at(175_000);
-  at(230_000);
-  assert.deepEqual(world.starved, [], 'never 60 s of starvation seen without a break');
-  at(235_000);
-  assert.equal(world.starved.length, 1, '60 s seen from 175 s on');
+test('holding nothing and not settling while the broker accepts connections is starvation, whatever librdkafka reports (a freeze, a lost assignment never rejoined)', async () => {
+  for (const view of [{ state: 'up', joinState: 'init', assignmentSize: 0 }, { state: 'wait-coord', joinState: 'init', assignmentSize: 0 }, null]) {
+    const { world, at } = setup(60_000);
+    world.view = view;
+    await at(0);
+    await at(59_000);
+    assert.deepEqual(world.starved, [], `not before the bound (${JSON.stringify(view)})`);
+    await at(60_000);
+    assert.equal(world.starved.length, 1, `starved (${JSON.stringify(view)})`);
+    assert.match(world.starved[0] ?? '', /does not settle/);
+  }
 });
 
-test('a rebalance event left unapplied with the coordinator up is starvation; while the coordinator is away it is waited out', () => {
+test('the broker refusing connections (down) resets the clock: an outage is waited out', async () => {
+  const { world, watch, at } = setup(60_000);
+  world.view = { state: 'wait-coord', joinState: 'init', assignmentSize: 0 };
+  world.reachable = false;
+  for (let t = 0; t <= 300_000; t += 5_000) await at(t);
+  assert.equal(watch.status().ok, true);
+  world.reachable = true;
+  await at(305_000);
+  await at(364_000);
+  assert.deepEqual(world.starved, [], '60 s counted from the broker\'s return');
+  await at(365_000);
+  assert.equal(world.starved.length, 1);
+});
+
+test('a rebalance event left unapplied while the broker is there is starvation, even with partitions held', async () => {
   const { world, at } = setup(60_000);
-  world.view = { state: 'wait-coord', joinState: 'wait-unassign-call', assignmentSize: 3 };
-  world.rebalanceWaitMs = 1;
-  for (let t = 0; t <= 120_000; t += 5_000) at(t);
-  assert.deepEqual(world.starved, [], 'a revoke waiting for a transaction during an outage');
+  world.held = [0, 1, 2];
   world.view = { state: 'up', joinState: 'wait-unassign-call', assignmentSize: 3 };
-  at(125_000);
-  at(180_000);
+  world.rebalanceWaitMs = 1;
+  world.reachable = false;
+  for (let t = 0; t <= 120_000; t += 5_000) await at(t);
+  assert.deepEqual(world.starved, [], 'a revoke waiting for a transaction during an outage');
+  world.reachable = true;
+  await at(125_000);
+  await at(184_000);
   assert.deepEqual(world.starved, []);
-  at(185_000);
+  await at(185_000);
   assert.equal(world.starved.length, 1);
   assert.match(world.starved[0] ?? '', /rebalance event has waited/);
 });
