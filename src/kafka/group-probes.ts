@@ -1,9 +1,13 @@
+import { PipelineError } from '../core/errors.js';
+import type { Logger } from '../core/logger.js';
 import { tcpOpen } from '../core/net.js';
+import { AssignmentWatch, type GroupView } from './assignment-watch.js';
 import type { Admin, KafkaConnection } from './client.js';
 
 /**
- * The two probes the assignment watch (assignment-watch.ts) asks for, built from a connection and
- * an admin client. Both answer "unknown" rather than throw: the watch then waits.
+ * The assignment watch (assignment-watch.ts) wired to a BatchConsumer: the two probes it asks for,
+ * built from a connection and an admin client (both answer "unknown" rather than throw: the watch
+ * then waits), and `watchAssignment`, which the processor and the sink runner start.
  */
 
 const PROBE_TIMEOUT_MS = 2000;
@@ -36,4 +40,36 @@ export function unheldPartitions(admin: Pick<Admin, 'describeGroups' | 'fetchTop
       return null;
     }
   };
+}
+
+/** What a BatchConsumer exposes of its membership (batch-consumer.ts). */
+export interface WatchedConsumer {
+  assigned(): number[];
+  groupView(): GroupView | null;
+  rebalanceWaitMs(): number;
+}
+
+/**
+ * Starts the assignment watch of one consumer: its membership, the broker probe and the group
+ * question answered by `admin`; `onStarved` gets a CONSUMER_STARVED error (retriable: the owner
+ * exits and its supervisor restarts it). Stop the returned watch before closing the consumer.
+ */
+export function watchAssignment(
+  consumer: WatchedConsumer,
+  o: { connection: KafkaConnection; admin: Pick<Admin, 'describeGroups' | 'fetchTopicMetadata'>; groupId: string; topic: string; boundMs: number; who: string; log: Logger; onStarved(err: PipelineError): void },
+): AssignmentWatch {
+  const watch = new AssignmentWatch({
+    groupId: o.groupId,
+    topic: o.topic,
+    held: () => consumer.assigned(),
+    brokerReachable: brokerReachable(o.connection),
+    unheldPartitions: unheldPartitions(o.admin, o.groupId, o.topic),
+    group: () => consumer.groupView(),
+    rebalanceWaitMs: () => consumer.rebalanceWaitMs(),
+    boundMs: o.boundMs,
+    log: o.log,
+    onStarved: (reason) => o.onStarved(new PipelineError('CONSUMER_STARVED', `${o.who} stopped consuming: ${reason}; exiting so it is restarted`, { retriable: true })),
+  });
+  watch.start();
+  return watch;
 }

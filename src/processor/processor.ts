@@ -5,9 +5,8 @@ import { errorMessage, PipelineError, toPipelineError } from '../core/errors.js'
 import type { Logger } from '../core/logger.js';
 import { ensureTopics } from '../kafka/admin.js';
 import { BatchConsumer, type PartitionBatch } from '../kafka/batch-consumer.js';
-import { AssignmentWatch } from '../kafka/assignment-watch.js';
 import { createKafka } from '../kafka/client.js';
-import { brokerReachable, unheldPartitions } from '../kafka/group-probes.js';
+import { watchAssignment } from '../kafka/group-probes.js';
 import type { RunningComponent } from '../runtime/lifecycle.js';
 import { sleep } from '../runtime/retry.js';
 import { transformBatch, type BatchContext } from './batch.js';
@@ -177,19 +176,7 @@ export async function startProcessor(config: Config, log: Logger): Promise<Proce
   // Its admin client answers only the watch's rare question (which partitions have no member).
   const admin = createKafka(config, `${config.KAFKA_CLIENT_ID}-processor-watch`).admin();
   await admin.connect().catch((err: unknown) => plog.warn({ err: errorMessage(err) }, 'assignment watch: admin connect failed (its check answers "unknown" until it connects)'));
-  const watch = new AssignmentWatch({
-    groupId,
-    topic: inputTopic,
-    held: () => consumer.assigned(),
-    brokerReachable: brokerReachable(config),
-    unheldPartitions: unheldPartitions(admin, groupId, inputTopic),
-    group: () => consumer.groupView(),
-    rebalanceWaitMs: () => consumer.rebalanceWaitMs(),
-    boundMs: config.KAFKA_REJOIN_TIMEOUT_SECONDS * 1000,
-    log: plog,
-    onStarved: (reason) => failDone(new PipelineError('CONSUMER_STARVED', `the processor stopped consuming: ${reason}; exiting so it is restarted`, { retriable: true })),
-  });
-  watch.start();
+  const watch = watchAssignment(consumer, { connection: config, admin, groupId, topic: inputTopic, boundMs: config.KAFKA_REJOIN_TIMEOUT_SECONDS * 1000, who: 'the processor', log: plog, onStarved: failDone });
   consumer.run(handleBatch);
   plog.info({ group: groupId, topic: inputTopic, contentRows: table.size, transactionalId }, 'processor consuming');
 

@@ -1,10 +1,10 @@
 import type { Config } from '../config/load.js';
-import { errorMessage, PipelineError, toPipelineError } from '../core/errors.js';
+import { errorMessage, toPipelineError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { ensureTopics } from '../kafka/admin.js';
 import { BatchConsumer } from '../kafka/batch-consumer.js';
-import { AssignmentWatch } from '../kafka/assignment-watch.js';
-import { brokerReachable, unheldPartitions } from '../kafka/group-probes.js';
+import type { AssignmentWatch } from '../kafka/assignment-watch.js';
+import { watchAssignment } from '../kafka/group-probes.js';
 import { createKafka } from '../kafka/client.js';
 import type { Sink, SinkFactory } from '../core/sink-contract.js';
 import { createDlqWriter } from './dlq-writer.js';
@@ -122,19 +122,7 @@ export async function startSinkRunner(config: Config, factory: SinkFactory, log:
     });
     state.consumer = c;
     cleanup.push(() => c.stop());
-    watch = new AssignmentWatch({
-      groupId,
-      topic,
-      held: () => c.assigned(),
-      brokerReachable: brokerReachable(config),
-      unheldPartitions: unheldPartitions(admin, groupId, topic),
-      group: () => c.groupView(),
-      rebalanceWaitMs: () => c.rebalanceWaitMs(),
-      boundMs: config.KAFKA_REJOIN_TIMEOUT_SECONDS * 1000,
-      log: slog,
-      onStarved: (reason) => state.fail(new PipelineError('CONSUMER_STARVED', `the ${name} sink stopped consuming: ${reason}; exiting so it is restarted`, { retriable: true })),
-    });
-    watch.start();
+    watch = watchAssignment(c, { connection: config, admin, groupId, topic, boundMs: config.KAFKA_REJOIN_TIMEOUT_SECONDS * 1000, who: `the ${name} sink`, log: slog, onStarved: (err) => state.fail(err) });
     c.run(onBatch);
   } catch (err) {
     for (const c of cleanup.reverse()) await c().catch(() => undefined);
