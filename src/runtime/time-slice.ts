@@ -19,18 +19,24 @@ const CHECK_EVERY = 64;
 export const SLICE_MS = 4;
 
 export class TimeSlicer {
-  private sliceStart = performance.now();
+  private sliceStart: number;
 
-  constructor(private readonly sliceMs: number = SLICE_MS) {}
+  constructor(
+    private readonly sliceMs: number = SLICE_MS,
+    /** The clock (ms); tests pass their own. */
+    private readonly now: () => number = () => performance.now(),
+  ) {
+    this.sliceStart = now();
+  }
 
   /** True when the loop at iteration `i` has run its slice and should `await pause()`. */
   due(i: number): boolean {
-    return (i & (CHECK_EVERY - 1)) === CHECK_EVERY - 1 && performance.now() - this.sliceStart >= this.sliceMs;
+    return (i & (CHECK_EVERY - 1)) === CHECK_EVERY - 1 && this.now() - this.sliceStart >= this.sliceMs;
   }
 
   /** Lets ready callbacks run (setImmediate: after the loop's I/O phase), then starts a new slice. */
   async pause(): Promise<void> {
     await immediate();
-    this.sliceStart = performance.now();
+    this.sliceStart = this.now();
   }
 }
