@@ -37,6 +37,17 @@ export interface GroupView {
   at: number;
 }
 
+/** The group view in librdkafka's statistics JSON (`cgrp`), read at `at`; null when absent or unreadable. */
+export function groupViewOf(statsJson: string, at: number): GroupView | null {
+  try {
+    const cgrp = (JSON.parse(statsJson) as { cgrp?: { state?: unknown; join_state?: unknown; assignment_size?: unknown } }).cgrp;
+    if (cgrp === undefined) return null;
+    return { state: String(cgrp.state), joinState: String(cgrp.join_state), assignmentSize: Number(cgrp.assignment_size ?? 0), at };
+  } catch {
+    return null;
+  }
+}
+
 export interface AssignmentWatchOptions {
   groupId: string;
   topic: string;

@@ -5,7 +5,7 @@ import { sleep } from '../core/sleep.js';
 import type { BatchConsumerOptions, BatchHandler, KafkaMessage, PartitionBatch } from './batch-types.js';
 import { connectionProps } from './client.js';
 import { FetchBuffers } from './fetch-buffers.js';
-import type { GroupView } from './assignment-watch.js';
+import { groupViewOf, type GroupView } from './assignment-watch.js';
 
 export type { BatchConsumerOptions, BatchHandler, KafkaMessage, PartitionBatch } from './batch-types.js';
 
@@ -124,7 +124,9 @@ export class BatchConsumer {
       },
     });
     consumer.on('event.error', (err) => opts.log.warn({ err: err.message, code: err.code }, 'consumer error'));
-    consumer.on('event.stats', (stats: { message: string }) => self?.readStats(stats.message));
+    consumer.on('event.stats', (stats: { message: string }) => {
+      if (self) self.group = groupViewOf(stats.message, Date.now()) ?? self.group;
+    });
     await new Promise<void>((resolve, reject) => consumer.connect({ timeout: OP_TIMEOUT_MS }, (err) => (err ? reject(err) : resolve())));
     consumer.setDefaultConsumeTimeout(CONSUME_TIMEOUT_MS);
     // Untyped in the library's .d.ts: return as soon as some messages are ready, not after the full timeout.
@@ -145,16 +147,6 @@ export class BatchConsumer {
   /** The group as this member last saw it (librdkafka statistics), or null before the first. */
   groupView(): GroupView | null {
     return this.group;
-  }
-
-  private readStats(json: string): void {
-    try {
-      const cgrp = (JSON.parse(json) as { cgrp?: { state?: unknown; join_state?: unknown; assignment_size?: unknown } }).cgrp;
-      if (cgrp === undefined) return;
-      this.group = { state: String(cgrp.state), joinState: String(cgrp.join_state), assignmentSize: Number(cgrp.assignment_size ?? 0), at: Date.now() };
-    } catch (err) {
-      this.opts.log.debug({ err: errorMessage(err) }, 'consumer statistics unreadable');
-    }
   }
 
   /** How long the oldest rebalance event received and not yet applied has waited (0: none). */

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { createLogger } from '../../src/core/logger.js';
-import { AssignmentWatch, type GroupView } from '../../src/kafka/assignment-watch.js';
+import { AssignmentWatch, groupViewOf, type GroupView } from '../../src/kafka/assignment-watch.js';
 
 /** The assignment watch against a scripted member, broker and clock: when a member counts as starved. */
 
@@ -125,4 +125,11 @@ test('a rebalance event left unapplied while the broker is there is starvation, 
   await at(185_000);
   assert.equal(world.starved.length, 1);
   assert.match(world.starved[0] ?? '', /rebalance event has waited/);
+});
+
+test("groupViewOf reads librdkafka's cgrp statistics, and nothing from anything else", () => {
+  const json = JSON.stringify({ cgrp: { state: 'up', join_state: 'steady', assignment_size: 3 } });
+  assert.deepEqual(groupViewOf(json, 7), { state: 'up', joinState: 'steady', assignmentSize: 3, at: 7 });
+  assert.equal(groupViewOf('{"name":"producer"}', 7), null);
+  assert.equal(groupViewOf('not json', 7), null);
 });
