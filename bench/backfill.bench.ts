@@ -64,7 +64,11 @@ export async function run(): Promise<BenchResult[]> {
     const load0 = os.loadavg()[0]?.toFixed(1);
 
     const cpuA = cpuMicros();
-    const a = await runBackfill(env.config, { startDate: '2025-08-01', endDate: '2025-08-06', pageSize: 20_000, progress: false }, log);
+    const a = await runBackfill(
+      env.config,
+      { startDate: '2025-08-01', endDate: '2025-08-06', pageSize: 20_000, progress: false },
+      log,
+    );
     const usA = (cpuMicros() - cpuA) / Math.max(a.read, 1);
 
     const cpuB = cpuMicros();
@@ -72,7 +76,8 @@ export async function run(): Promise<BenchResult[]> {
     const sink = await startSinkRunner(env.config, warehouseSinkFactory, log);
     let stored = 0;
     try {
-      while ((stored = await duckCount(env.config.DUCKDB_PATH)) < a.delivered) await new Promise((r) => setTimeout(r, 100));
+      while ((stored = await duckCount(env.config.DUCKDB_PATH)) < a.delivered)
+        await new Promise((r) => setTimeout(r, 100));
     } finally {
       await sink.stop();
     }
@@ -80,14 +85,21 @@ export async function run(): Promise<BenchResult[]> {
     const usB = (cpuMicros() - cpuB) / Math.max(stored, 1);
     const load1 = os.loadavg()[0]?.toFixed(1);
 
-    const directConfig = { ...env.config, DUCKDB_PATH: path.join(path.dirname(env.config.DUCKDB_PATH), 'direct.duckdb') };
+    const directConfig = {
+      ...env.config,
+      DUCKDB_PATH: path.join(path.dirname(env.config.DUCKDB_PATH), 'direct.duckdb'),
+    };
     // The rate runs to the last page's commit (durable in DuckDB's WAL); `withClose` adds closing
     // the sink, i.e. the CHECKPOINT that moves the WAL into the file.
     const direct = async (config = directConfig, bulk = true) => {
       const cpu = cpuMicros();
       const t = performance.now();
       // The page size a user gets: the target's (one DuckDB row group).
-      const r = await runBackfill(config, { startDate: '2025-08-01', endDate: '2025-08-06', progress: false, restart: true, direct: ['warehouse'], bulk }, log);
+      const r = await runBackfill(
+        config,
+        { startDate: '2025-08-01', endDate: '2025-08-06', progress: false, restart: true, direct: ['warehouse'], bulk },
+        log,
+      );
       const withClose = r.read / ((performance.now() - t) / 1000);
       return { r, withClose, us: (cpuMicros() - cpu) / Math.max(r.read, 1) };
     };
@@ -100,13 +112,48 @@ export async function run(): Promise<BenchResult[]> {
     const load2 = os.loadavg()[0]?.toFixed(1);
     const e = await commandRun(env.env, path.join(path.dirname(env.config.DUCKDB_PATH), 'command.duckdb'));
     return [
-      { name: 'A. backfill PostgreSQL → enriched topic', value: Math.round(a.rate), unit: 'events/s', note: `${a.read.toLocaleString('en-US')} rows in ${a.seconds.toFixed(1)} s, pages of 20,000; ${usA.toFixed(1)} µs CPU/event; load ${load0}` },
-      { name: 'B. warehouse sink, topic → DuckDB', value: Math.round(stored / secondsB), unit: 'events/s', note: `${stored.toLocaleString('en-US')} rows in ${secondsB.toFixed(1)} s, BATCH_SIZE ${SINK_BATCH}; ${usB.toFixed(1)} µs CPU/event (consumer + sink)` },
-      { name: 'backfill into DuckDB (A + B)', value: Math.round(stored / (a.seconds + secondsB)), unit: 'events/s', note: `${(usA + usB).toFixed(1)} µs CPU/event in all; load ${load0} → ${load1}` },
-      { name: 'C0. the same row by row (--no-bulk-import), fresh file', value: Math.round(c0.r.rate), unit: 'events/s', note: `${c0.r.read.toLocaleString('en-US')} rows in ${c0.r.seconds.toFixed(2)} s; ${Math.round(c0.withClose).toLocaleString('en-US')}/s with the closing checkpoint; ${c0.us.toFixed(1)} µs CPU/event` },
-      { name: 'C. backfill --direct warehouse, fresh file', value: Math.round(c.r.rate), unit: 'events/s', note: `${c.r.read.toLocaleString('en-US')} rows in ${c.r.seconds.toFixed(2)} s, ${cStored.toLocaleString('en-US')} stored; ${Math.round(c.withClose).toLocaleString('en-US')}/s with the closing checkpoint; ${c.us.toFixed(1)} µs CPU/event` },
-      { name: 'D. the same again (all duplicates)', value: Math.round(d.r.rate), unit: 'events/s', note: `${d.r.read.toLocaleString('en-US')} rows in ${d.r.seconds.toFixed(2)} s, ${dStored.toLocaleString('en-US')} stored; ${Math.round(d.withClose).toLocaleString('en-US')}/s with the closing checkpoint; ${d.us.toFixed(1)} µs CPU/event; load ${load1} → ${load2}` },
-      { name: 'E. `engage process … --direct warehouse`, fresh file', value: Math.round(e.printed), unit: 'events/s', note: `the rate it printed; ${e.read.toLocaleString('en-US')} rows, ${e.wall.toFixed(2)} s from spawn to exit = ${Math.round(e.read / e.wall).toLocaleString('en-US')}/s for the whole command; ${e.cpuUs.toFixed(1)} µs CPU/event; peak RSS ${Math.round(e.peakRssMiB)} MiB` },
+      {
+        name: 'A. backfill PostgreSQL → enriched topic',
+        value: Math.round(a.rate),
+        unit: 'events/s',
+        note: `${a.read.toLocaleString('en-US')} rows in ${a.seconds.toFixed(1)} s, pages of 20,000; ${usA.toFixed(1)} µs CPU/event; load ${load0}`,
+      },
+      {
+        name: 'B. warehouse sink, topic → DuckDB',
+        value: Math.round(stored / secondsB),
+        unit: 'events/s',
+        note: `${stored.toLocaleString('en-US')} rows in ${secondsB.toFixed(1)} s, BATCH_SIZE ${SINK_BATCH}; ${usB.toFixed(1)} µs CPU/event (consumer + sink)`,
+      },
+      {
+        name: 'backfill into DuckDB (A + B)',
+        value: Math.round(stored / (a.seconds + secondsB)),
+        unit: 'events/s',
+        note: `${(usA + usB).toFixed(1)} µs CPU/event in all; load ${load0} → ${load1}`,
+      },
+      {
+        name: 'C0. the same row by row (--no-bulk-import), fresh file',
+        value: Math.round(c0.r.rate),
+        unit: 'events/s',
+        note: `${c0.r.read.toLocaleString('en-US')} rows in ${c0.r.seconds.toFixed(2)} s; ${Math.round(c0.withClose).toLocaleString('en-US')}/s with the closing checkpoint; ${c0.us.toFixed(1)} µs CPU/event`,
+      },
+      {
+        name: 'C. backfill --direct warehouse, fresh file',
+        value: Math.round(c.r.rate),
+        unit: 'events/s',
+        note: `${c.r.read.toLocaleString('en-US')} rows in ${c.r.seconds.toFixed(2)} s, ${cStored.toLocaleString('en-US')} stored; ${Math.round(c.withClose).toLocaleString('en-US')}/s with the closing checkpoint; ${c.us.toFixed(1)} µs CPU/event`,
+      },
+      {
+        name: 'D. the same again (all duplicates)',
+        value: Math.round(d.r.rate),
+        unit: 'events/s',
+        note: `${d.r.read.toLocaleString('en-US')} rows in ${d.r.seconds.toFixed(2)} s, ${dStored.toLocaleString('en-US')} stored; ${Math.round(d.withClose).toLocaleString('en-US')}/s with the closing checkpoint; ${d.us.toFixed(1)} µs CPU/event; load ${load1} → ${load2}`,
+      },
+      {
+        name: 'E. `engage process … --direct warehouse`, fresh file',
+        value: Math.round(e.printed),
+        unit: 'events/s',
+        note: `the rate it printed; ${e.read.toLocaleString('en-US')} rows, ${e.wall.toFixed(2)} s from spawn to exit = ${Math.round(e.read / e.wall).toLocaleString('en-US')}/s for the whole command; ${e.cpuUs.toFixed(1)} µs CPU/event; peak RSS ${Math.round(e.peakRssMiB)} MiB`,
+      },
     ];
   } finally {
     await env.cleanup();
@@ -114,10 +161,29 @@ export async function run(): Promise<BenchResult[]> {
 }
 
 /** Phase E: the CLI as a user runs it, with the test env's variables, timed from outside. */
-async function commandRun(vars: NodeJS.ProcessEnv, file: string): Promise<{ printed: number; read: number; wall: number; cpuUs: number; peakRssMiB: number }> {
-  const args = ['bin/engage.mjs', 'process', '--mode', 'backfill', '--start-date', '2025-08-01', '--end-date', '2025-08-06', '--direct', 'warehouse', '--restart', '--no-progress'];
+async function commandRun(
+  vars: NodeJS.ProcessEnv,
+  file: string,
+): Promise<{ printed: number; read: number; wall: number; cpuUs: number; peakRssMiB: number }> {
+  const args = [
+    'bin/engage.mjs',
+    'process',
+    '--mode',
+    'backfill',
+    '--start-date',
+    '2025-08-01',
+    '--end-date',
+    '2025-08-06',
+    '--direct',
+    'warehouse',
+    '--restart',
+    '--no-progress',
+  ];
   const t0 = performance.now();
-  const child = spawn(process.execPath, args, { env: { ...process.env, ...vars, DUCKDB_PATH: file }, stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, args, {
+    env: { ...process.env, ...vars, DUCKDB_PATH: file },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   let out = '';
   child.stdout.on('data', (d: Buffer) => (out += d.toString()));
   let cpu = 0;
@@ -125,8 +191,14 @@ async function commandRun(vars: NodeJS.ProcessEnv, file: string): Promise<{ prin
   const sample = () => {
     // One /proc scan per sample: the wrapper and the CLI it started.
     const pids = child.pid ? [child.pid, ...childPids(child.pid)] : [];
-    cpu = Math.max(cpu, pids.reduce((sum, pid) => sum + cpuSeconds(pid), 0));
-    peak = Math.max(peak, pids.reduce((sum, pid) => sum + rssMiB(pid), 0));
+    cpu = Math.max(
+      cpu,
+      pids.reduce((sum, pid) => sum + cpuSeconds(pid), 0),
+    );
+    peak = Math.max(
+      peak,
+      pids.reduce((sum, pid) => sum + rssMiB(pid), 0),
+    );
   };
   const timer = setInterval(sample, 100);
   const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
@@ -140,5 +212,6 @@ async function commandRun(vars: NodeJS.ProcessEnv, file: string): Promise<{ prin
 
 // `npx tsx bench/backfill.bench.ts` runs it alone.
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
-  for (const r of await run()) console.log(`${r.name.padEnd(44)} ${r.value.toLocaleString('en-US').padStart(10)} ${r.unit}  (${r.note ?? ''})`);
+  for (const r of await run())
+    console.log(`${r.name.padEnd(44)} ${r.value.toLocaleString('en-US').padStart(10)} ${r.unit}  (${r.note ?? ''})`);
 }

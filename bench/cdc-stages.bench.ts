@@ -34,17 +34,30 @@ const i32 = (n: number) => Buffer.from([(n >>> 24) & 255, (n >>> 16) & 255, (n >
 const i16 = (n: number) => Buffer.from([(n >>> 8) & 255, n & 255]);
 const cstr = (s: string) => Buffer.concat([Buffer.from(s), Buffer.from([0])]);
 const RELATION = Buffer.concat([
-  Buffer.from('R'), i32(16400), cstr('public'), cstr('engagement_events'), Buffer.from('d'), i16(COLUMNS.length),
+  Buffer.from('R'),
+  i32(16400),
+  cstr('public'),
+  cstr('engagement_events'),
+  Buffer.from('d'),
+  i16(COLUMNS.length),
   ...COLUMNS.map(([name, oid], i) => Buffer.concat([Buffer.from([i === 0 ? 1 : 0]), cstr(name), i32(oid), i32(-1)])),
 ]);
 const BEGIN = Buffer.concat([Buffer.from('B'), Buffer.from([0, 0, 0, 1, 0x50, 0, 0, 0]), Buffer.alloc(8), i32(777)]);
 
 function insert(i: number): Buffer {
   const values: RawValue[] = [
-    String(1_000_000 + i), '0b8f6c2e-3d4a-4f5b-9c1d-2e3f4a5b6c7d', '11111111-2222-4333-8444-555555555555', 'play',
-    '2026-11-27 03:10:11.123456+00', String((i * 37) % 600_000), 'ios', `{"app": "4.2.1", "session": ${i % 997}}`,
+    String(1_000_000 + i),
+    '0b8f6c2e-3d4a-4f5b-9c1d-2e3f4a5b6c7d',
+    '11111111-2222-4333-8444-555555555555',
+    'play',
+    '2026-11-27 03:10:11.123456+00',
+    String((i * 37) % 600_000),
+    'ios',
+    `{"app": "4.2.1", "session": ${i % 997}}`,
   ];
-  const cells = values.map((v) => Buffer.concat([Buffer.from('t'), i32(Buffer.byteLength(v ?? '')), Buffer.from(v ?? '')]));
+  const cells = values.map((v) =>
+    Buffer.concat([Buffer.from('t'), i32(Buffer.byteLength(v ?? '')), Buffer.from(v ?? '')]),
+  );
   return Buffer.concat([Buffer.from('I'), i32(16400), Buffer.from('N'), i16(values.length), ...cells]);
 }
 
@@ -94,9 +107,22 @@ export async function run(): Promise<BenchResult[]> {
     add: (_t: string, _k: string | null, v: string | null) => (sink += v === null ? 0 : scratch.write(v, 0, 'utf8')),
   } as unknown as TxnWriter;
   const pipeline = new ChangePipeline({
-    slot: 's', serverName: 'engage', db: 'db', positionTopic: 'p', routes: { 'public.engagement_events': 'events' },
-    maxBatchRows: Number.MAX_SAFE_INTEGER, commitIntervalMs: 3_600_000, minCommitGapMs: 0, skipBelow: 0n, snapshot: null, writer, maxEventBytes: 1_000_000, onTruncated: () => undefined,
-    primaryKey: () => Promise.resolve(['id']), ack: () => undefined, onCommitted: () => undefined,
+    slot: 's',
+    serverName: 'engage',
+    db: 'db',
+    positionTopic: 'p',
+    routes: { 'public.engagement_events': 'events' },
+    maxBatchRows: Number.MAX_SAFE_INTEGER,
+    commitIntervalMs: 3_600_000,
+    minCommitGapMs: 0,
+    skipBelow: 0n,
+    snapshot: null,
+    writer,
+    maxEventBytes: 1_000_000,
+    onTruncated: () => undefined,
+    primaryKey: () => Promise.resolve(['id']),
+    ack: () => undefined,
+    onCommitted: () => undefined,
     onFail: (err) => {
       throw err;
     },

@@ -64,7 +64,10 @@ function walsenderCpu(db: pg.Client, appName: string) {
   return {
     async sample(): Promise<void> {
       if (pid === undefined) {
-        const r = await db.query<{ pid: number }>('SELECT pid FROM pg_stat_replication WHERE application_name LIKE $1', [appName]);
+        const r = await db.query<{ pid: number }>(
+          'SELECT pid FROM pg_stat_replication WHERE application_name LIKE $1',
+          [appName],
+        );
         pid = r.rows[0]?.pid;
       }
       const v = pid === undefined ? undefined : readCpuSeconds(pid);
@@ -78,7 +81,10 @@ function walsenderCpu(db: pg.Client, appName: string) {
 }
 
 function load(): string {
-  return os.loadavg().map((l) => l.toFixed(1)).join(' ');
+  return os
+    .loadavg()
+    .map((l) => l.toFixed(1))
+    .join(' ');
 }
 
 function cpuMicros(since: NodeJS.CpuUsage): number {
@@ -134,28 +140,64 @@ export async function run(): Promise<BenchResult[]> {
     const cdcLoad = load();
     const cdcWal = walsenderCpu(db, 'engage-cdc-stream:%');
     let ticks = 0;
-    await until('backlog committed to Kafka', () => {
-      const l = c.status().last_lsn;
-      return l !== null && parseLsn(l) >= backlogEnd;
-    }, 600_000, () => {
-      if (ticks++ % 5 === 0) void cdcWal.sample().catch(() => undefined);
-    });
+    await until(
+      'backlog committed to Kafka',
+      () => {
+        const l = c.status().last_lsn;
+        return l !== null && parseLsn(l) >= backlogEnd;
+      },
+      600_000,
+      () => {
+        if (ticks++ % 5 === 0) void cdcWal.sample().catch(() => undefined);
+      },
+    );
     const cdcMs = Date.now() - streamingAt;
     const cdcCpu = cpuMicros(cpu0);
     await cdcWal.sample().catch(() => undefined);
     const cdcRate = BACKLOG_ROWS / (cdcMs / 1000);
     const recvRate = BACKLOG_ROWS / (recvMs / 1000);
     results.push(
-      { name: 'cdc throughput, 300k-row backlog (PG commit → Kafka commit)', value: Math.round(cdcRate), unit: 'rows/s', note: `${(cdcMs / 1000).toFixed(1)} s; start-up ${((streamingAt - s0) / 1000).toFixed(1)} s not counted; load ${cdcLoad} → ${load()}` },
-      { name: 'cdc process CPU per row over the backlog (user+sys)', value: Math.round((cdcCpu / BACKLOG_ROWS) * 10) / 10, unit: 'µs/row', note: `${(cdcCpu / 1e6).toFixed(1)} s CPU = ${Math.round((cdcCpu / 1e4) / (cdcMs / 1000))} % of one core` },
-      { name: 'walsender CPU per row, serving the cdc', value: Math.round((cdcWal.seconds() * 1e6 / BACKLOG_ROWS) * 10) / 10, unit: 'µs/row' },
-      { name: 'ceiling: pg_recvlogical decoding the same WAL (pgoutput)', value: Math.round(recvRate), unit: 'rows/s', note: `${(recvMs / 1000).toFixed(1)} s to /dev/null; load ${recvLoad}` },
-      { name: 'walsender CPU per row, serving pg_recvlogical', value: Math.round((recvWal.seconds() * 1e6 / BACKLOG_ROWS) * 10) / 10, unit: 'µs/row' },
-      { name: 'cdc throughput as a share of the decoding ceiling', value: Math.round((cdcRate / recvRate) * 1000) / 10, unit: '%' },
+      {
+        name: 'cdc throughput, 300k-row backlog (PG commit → Kafka commit)',
+        value: Math.round(cdcRate),
+        unit: 'rows/s',
+        note: `${(cdcMs / 1000).toFixed(1)} s; start-up ${((streamingAt - s0) / 1000).toFixed(1)} s not counted; load ${cdcLoad} → ${load()}`,
+      },
+      {
+        name: 'cdc process CPU per row over the backlog (user+sys)',
+        value: Math.round((cdcCpu / BACKLOG_ROWS) * 10) / 10,
+        unit: 'µs/row',
+        note: `${(cdcCpu / 1e6).toFixed(1)} s CPU = ${Math.round(cdcCpu / 1e4 / (cdcMs / 1000))} % of one core`,
+      },
+      {
+        name: 'walsender CPU per row, serving the cdc',
+        value: Math.round(((cdcWal.seconds() * 1e6) / BACKLOG_ROWS) * 10) / 10,
+        unit: 'µs/row',
+      },
+      {
+        name: 'ceiling: pg_recvlogical decoding the same WAL (pgoutput)',
+        value: Math.round(recvRate),
+        unit: 'rows/s',
+        note: `${(recvMs / 1000).toFixed(1)} s to /dev/null; load ${recvLoad}`,
+      },
+      {
+        name: 'walsender CPU per row, serving pg_recvlogical',
+        value: Math.round(((recvWal.seconds() * 1e6) / BACKLOG_ROWS) * 10) / 10,
+        unit: 'µs/row',
+      },
+      {
+        name: 'cdc throughput as a share of the decoding ceiling',
+        value: Math.round((cdcRate / recvRate) * 1000) / 10,
+        unit: '%',
+      },
     );
 
     // 3. Latency at 1,000 rows/s, seen by a read_committed consumer.
-    const consumer = createConsumer(createKafka(config, `${config.KAFKA_CLIENT_ID}-bench`), { groupId: `bench-${randomBytes(3).toString('hex')}`, fromBeginning: false, readCommitted: true });
+    const consumer = createConsumer(createKafka(config, `${config.KAFKA_CLIENT_ID}-bench`), {
+      groupId: `bench-${randomBytes(3).toString('hex')}`,
+      fromBeginning: false,
+      readCommitted: true,
+    });
     const latencies: number[] = [];
     await consumer.connect();
     await consumer.subscribe({ topics: [config.KAFKA_TOPIC_ENGAGEMENT_EVENTS] });
@@ -189,8 +231,18 @@ export async function run(): Promise<BenchResult[]> {
     await consumer.disconnect();
     latencies.sort((a, b) => a - b);
     results.push(
-      { name: 'latency p50 at 1,000 rows/s (PG commit → readable read_committed)', value: percentile(latencies, 50), unit: 'ms', note: `${latencies.length} rows, offered ${Math.round(achieved)} rows/s, CDC_COMMIT_INTERVAL_MS=${config.CDC_COMMIT_INTERVAL_MS}; load ${latencyLoad} → ${load()}` },
-      { name: 'latency p99 at 1,000 rows/s', value: percentile(latencies, 99), unit: 'ms', note: `max ${latencies[latencies.length - 1]} ms` },
+      {
+        name: 'latency p50 at 1,000 rows/s (PG commit → readable read_committed)',
+        value: percentile(latencies, 50),
+        unit: 'ms',
+        note: `${latencies.length} rows, offered ${Math.round(achieved)} rows/s, CDC_COMMIT_INTERVAL_MS=${config.CDC_COMMIT_INTERVAL_MS}; load ${latencyLoad} → ${load()}`,
+      },
+      {
+        name: 'latency p99 at 1,000 rows/s',
+        value: percentile(latencies, 99),
+        unit: 'ms',
+        note: `max ${latencies[latencies.length - 1]} ms`,
+      },
     );
 
     // 4. Single big PostgreSQL transactions: 100,000 then 1,000,000 rows; the process's peak RSS
@@ -202,20 +254,40 @@ export async function run(): Promise<BenchResult[]> {
       const b0 = Date.now();
       await db.query(INSERT(rows, 'big'));
       const committedAt = Date.now();
-      await until(`${rows}-row transaction in Kafka`, () => c.status().rows >= rowsBefore + rows, 900_000, () => {
-        peakRss = Math.max(peakRss, process.memoryUsage().rss);
-      });
+      await until(
+        `${rows}-row transaction in Kafka`,
+        () => c.status().rows >= rowsBefore + rows,
+        900_000,
+        () => {
+          peakRss = Math.max(peakRss, process.memoryUsage().rss);
+        },
+      );
       const bigMs = Date.now() - committedAt;
       const label = rows.toLocaleString('en-US');
       results.push(
-        { name: `one ${label}-row PG transaction: PG commit → Kafka commit`, value: Math.round(rows / (bigMs / 1000)), unit: 'rows/s', note: `${(bigMs / 1000).toFixed(1)} s after a ${((committedAt - b0) / 1000).toFixed(1)} s INSERT` },
-        { name: `peak RSS of the process during the ${label}-row transaction`, value: Math.round(peakRss / 2 ** 20), unit: 'MiB', note: `${Math.round(rssBefore / 2 ** 20)} MiB before it` },
+        {
+          name: `one ${label}-row PG transaction: PG commit → Kafka commit`,
+          value: Math.round(rows / (bigMs / 1000)),
+          unit: 'rows/s',
+          note: `${(bigMs / 1000).toFixed(1)} s after a ${((committedAt - b0) / 1000).toFixed(1)} s INSERT`,
+        },
+        {
+          name: `peak RSS of the process during the ${label}-row transaction`,
+          value: Math.round(peakRss / 2 ** 20),
+          unit: 'MiB',
+          note: `${Math.round(rssBefore / 2 ** 20)} MiB before it`,
+        },
       );
     }
     return results;
   } finally {
     await cdc?.stop().catch(() => undefined);
-    await db.query('SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1 AND NOT active', [recvSlot]).catch(() => undefined);
+    await db
+      .query(
+        'SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1 AND NOT active',
+        [recvSlot],
+      )
+      .catch(() => undefined);
     await db.end();
     await env.cleanup();
   }

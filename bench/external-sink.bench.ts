@@ -28,7 +28,10 @@ function startReceiverProcess(): Promise<{ url: string; proc: ChildProcess }> {
 const r = await m.startReceiver({ port: 0, auth: ${JSON.stringify(AUTH)}, maxStoredEvents: 1000 });
 process.stdout.write('URL ' + r.url + '\\n');
 process.on('SIGTERM', () => r.close().then(() => process.exit(0)));`;
-  const proc = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] });
+  const proc = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+    cwd: root,
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   return new Promise((resolve, reject) => {
     let out = '';
     const timer = setTimeout(() => reject(new Error('receiver did not start within 60 s')), 60_000);
@@ -45,7 +48,10 @@ process.on('SIGTERM', () => r.close().then(() => process.exit(0)));`;
 }
 
 async function stats(url: string): Promise<{ events_unique: number; requests: number }> {
-  return (await (await fetch(url.replace(/\/events$/, '/stats'))).json()) as { events_unique: number; requests: number };
+  return (await (await fetch(url.replace(/\/events$/, '/stats'))).json()) as {
+    events_unique: number;
+    requests: number;
+  };
 }
 
 /** CPU seconds (user + system) used so far by process `pid` (Linux /proc); NaN elsewhere. */
@@ -65,7 +71,12 @@ interface Measured {
 }
 
 /** Writes `batches` through `lanes` concurrent writers (one per partition): events/s and CPU per event. */
-async function measure(sink: ExternalSink, batches: SinkBatch[], lanes: number, receiverPid?: number): Promise<Measured> {
+async function measure(
+  sink: ExternalSink,
+  batches: SinkBatch[],
+  lanes: number,
+  receiverPid?: number,
+): Promise<Measured> {
   const events = batches.reduce((n, b) => n + b.records.length, 0);
   let next = 0;
   const cpu0 = process.cpuUsage();
@@ -91,7 +102,13 @@ async function measure(sink: ExternalSink, batches: SinkBatch[], lanes: number, 
 export async function run(): Promise<BenchResult[]> {
   const { url, proc } = await startReceiverProcess();
   const base = loadConfig();
-  const config = { ...base, EXTERNAL_API_URL: url, EXTERNAL_API_AUTH_HEADER: AUTH, EXTERNAL_PSEUDONYMIZE_KEY: 'bench-pseudonymisation-key-0123456789', EXTERNAL_API_TIMEOUT_MS: 30_000 };
+  const config = {
+    ...base,
+    EXTERNAL_API_URL: url,
+    EXTERNAL_API_AUTH_HEADER: AUTH,
+    EXTERNAL_PSEUDONYMIZE_KEY: 'bench-pseudonymisation-key-0123456789',
+    EXTERNAL_API_TIMEOUT_MS: 30_000,
+  };
   const sink = new ExternalSink({ config, log: createLogger('warn', 'bench-external') });
   await sink.start();
   const results: BenchResult[] = [];
@@ -119,7 +136,10 @@ export async function run(): Promise<BenchResult[]> {
         name: `external sink → receiver, batch ${size}, ${lanes} writer${lanes > 1 ? 's' : ''}`,
         value: Math.round(m.rate),
         unit: 'events/s',
-        note: `${EVENTS_PER_RUN.toLocaleString('en-US')} events; CPU per event: sink ${m.sinkCpuUsPerEvent.toFixed(1)} µs, receiver ${m.receiverCpuUsPerEvent.toFixed(1)} µs${size === 1000 && lanes === EXTERNAL_WRITE_CONCURRENCY ? '; the runner’s default (batch 1000, writeConcurrency 2)' : ''}; load average ${os.loadavg().map((l) => l.toFixed(1)).join(' / ')}`,
+        note: `${EVENTS_PER_RUN.toLocaleString('en-US')} events; CPU per event: sink ${m.sinkCpuUsPerEvent.toFixed(1)} µs, receiver ${m.receiverCpuUsPerEvent.toFixed(1)} µs${size === 1000 && lanes === EXTERNAL_WRITE_CONCURRENCY ? '; the runner’s default (batch 1000, writeConcurrency 2)' : ''}; load average ${os
+          .loadavg()
+          .map((l) => l.toFixed(1))
+          .join(' / ')}`,
       });
       if (size === 1000 && lanes === 1) {
         results.push({
@@ -131,7 +151,8 @@ export async function run(): Promise<BenchResult[]> {
       }
     }
     const s = await stats(url);
-    if (s.events_unique !== nextId - 1) throw new Error(`receiver counted ${s.events_unique} unique events, ${nextId - 1} were sent`);
+    if (s.events_unique !== nextId - 1)
+      throw new Error(`receiver counted ${s.events_unique} unique events, ${nextId - 1} were sent`);
   } finally {
     await sink.close();
     proc.kill('SIGTERM');
@@ -140,5 +161,6 @@ export async function run(): Promise<BenchResult[]> {
 }
 
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
-  for (const r of await run()) console.log(`${r.name.padEnd(50)} ${String(r.value).padStart(8)} ${r.unit}  (${r.note ?? ''})`);
+  for (const r of await run())
+    console.log(`${r.name.padEnd(50)} ${String(r.value).padStart(8)} ${r.unit}  (${r.note ?? ''})`);
 }

@@ -19,7 +19,12 @@ import type { BenchResult } from './types.js';
 const ROWS = 200_000;
 
 function figure(name: string, s: GenerateSummary, note: string): BenchResult {
-  return { name, value: Math.round(s.rowsPerSecond), unit: 'rows/s', note: `${s.rows.toLocaleString('en-US')} rows in ${s.seconds.toFixed(2)} s; ${note}` };
+  return {
+    name,
+    value: Math.round(s.rowsPerSecond),
+    unit: 'rows/s',
+    note: `${s.rows.toLocaleString('en-US')} rows in ${s.seconds.toFixed(2)} s; ${note}`,
+  };
 }
 
 async function cpuPerRow(databaseUrl: string): Promise<BenchResult[]> {
@@ -36,11 +41,21 @@ async function cpuPerRow(databaseUrl: string): Promise<BenchResult[]> {
     const node = process.cpuUsage(node0);
     const server1 = readCpuSeconds(backend);
     const out: BenchResult[] = [
-      { name: 'generator CPU per row (generate + format + send)', value: (node.user + node.system) / ROWS, unit: 'µs', note: 'this process, one COPY of 200,000 rows' },
+      {
+        name: 'generator CPU per row (generate + format + send)',
+        value: (node.user + node.system) / ROWS,
+        unit: 'µs',
+        note: 'this process, one COPY of 200,000 rows',
+      },
     ];
     if (server0 !== undefined && server1 !== undefined) {
       const us = ((server1 - server0) * 1e6) / ROWS;
-      out.push({ name: 'PostgreSQL backend CPU per row (COPY, FK, 3 indexes, WAL)', value: us, unit: 'µs', note: `=> one backend on a free core: ~${Math.round(1e6 / us).toLocaleString('en-US')} rows/s` });
+      out.push({
+        name: 'PostgreSQL backend CPU per row (COPY, FK, 3 indexes, WAL)',
+        value: us,
+        unit: 'µs',
+        note: `=> one backend on a free core: ~${Math.round(1e6 / us).toLocaleString('en-US')} rows/s`,
+      });
     }
     return out;
   } finally {

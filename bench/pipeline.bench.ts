@@ -61,8 +61,13 @@ interface Ctx {
 async function lags(c: Ctx): Promise<Record<string, number>> {
   const { config, admin } = c;
   const out: Record<string, number> = { 'cdc (WAL bytes)': await slotLagBytes(c.db, config.CDC_SLOT_NAME) };
-  out.processor = await groupLag(admin, `engage-processor.${config.KAFKA_CLIENT_ID}`, config.KAFKA_TOPIC_ENGAGEMENT_EVENTS);
-  for (const s of SINKS) out[`sink-${s}`] = await groupLag(admin, `engage-sink-${s}.${config.KAFKA_CLIENT_ID}`, config.KAFKA_TOPIC_ENRICHED);
+  out.processor = await groupLag(
+    admin,
+    `engage-processor.${config.KAFKA_CLIENT_ID}`,
+    config.KAFKA_TOPIC_ENGAGEMENT_EVENTS,
+  );
+  for (const s of SINKS)
+    out[`sink-${s}`] = await groupLag(admin, `engage-sink-${s}.${config.KAFKA_CLIENT_ID}`, config.KAFKA_TOPIC_ENRICHED);
   return out;
 }
 
@@ -74,18 +79,36 @@ async function quiet(c: Ctx, timeoutMs: number): Promise<number> {
     c.meter.sample();
     const l = await lags(c);
     if (Object.entries(l).every(([k, v]) => (k.startsWith('cdc') ? v < 1_000_000 : v <= slack))) return Date.now() - t0;
-    if (Date.now() - t0 > timeoutMs) throw new Error(`pipeline not quiet after ${timeoutMs / 1000} s: ${JSON.stringify(l)}`);
+    if (Date.now() - t0 > timeoutMs)
+      throw new Error(`pipeline not quiet after ${timeoutMs / 1000} s: ${JSON.stringify(l)}`);
     await sleep(250);
   }
 }
 
 /** Each process's share of a core over the phase; with `events`, also its CPU per event. */
 function reportShares(c: Ctx, phase: string, m: ReturnType<PhaseMeter['finish']>, events?: number): void {
-  const perEvent = (pct: number) => (events ? `; ${Math.round((pct / 100) * m.seconds * 1e6 / events)} µs CPU per event` : '');
-  for (const s of m.shares) c.out.push({ name: `  ${phase}: ${s.name} CPU / peak RSS`, value: s.cpuPct, unit: '% of a core', note: `${s.peakRssMiB} MiB${perEvent(s.cpuPct)}` });
+  const perEvent = (pct: number) =>
+    events ? `; ${Math.round(((pct / 100) * m.seconds * 1e6) / events)} µs CPU per event` : '';
+  for (const s of m.shares)
+    c.out.push({
+      name: `  ${phase}: ${s.name} CPU / peak RSS`,
+      value: s.cpuPct,
+      unit: '% of a core',
+      note: `${s.peakRssMiB} MiB${perEvent(s.cpuPct)}`,
+    });
   const total = m.shares.reduce((sum, s) => sum + s.cpuPct, 0);
-  c.out.push({ name: `  ${phase}: all of the above`, value: total, unit: '% of a core', note: `of 200 %${perEvent(total)}` });
-  c.out.push({ name: `  ${phase}: load average (1 min) at its end`, value: m.loadEnd, unit: '', note: `from ${m.load}` });
+  c.out.push({
+    name: `  ${phase}: all of the above`,
+    value: total,
+    unit: '% of a core',
+    note: `of 200 %${perEvent(total)}`,
+  });
+  c.out.push({
+    name: `  ${phase}: load average (1 min) at its end`,
+    value: m.loadEnd,
+    unit: '',
+    note: `from ${m.load}`,
+  });
 }
 
 async function eventCount(c: Ctx): Promise<number> {
@@ -95,7 +118,20 @@ async function eventCount(c: Ctx): Promise<number> {
 /** `engage generate --mode continuous` as its own process (as `engage run --with-generator` runs it). */
 function generator(c: Ctx, rate: number, seconds: number): Promise<void> {
   return new Promise<void>((resolve, reject) => {
-    const args = ['--import', 'tsx', 'src/cli/main.ts', 'generate', '--mode', 'continuous', '--rate', String(rate), '--duration', String(seconds), '--seed', String(rate)];
+    const args = [
+      '--import',
+      'tsx',
+      'src/cli/main.ts',
+      'generate',
+      '--mode',
+      'continuous',
+      '--rate',
+      String(rate),
+      '--duration',
+      String(seconds),
+      '--seed',
+      String(rate),
+    ];
     const p = spawn(process.execPath, args, { cwd: repoRoot, env: c.env, stdio: ['ignore', 'ignore', 'pipe'] });
     c.generatorPid = p.pid;
     let err = '';
@@ -108,7 +144,13 @@ function generator(c: Ctx, rate: number, seconds: number): Promise<void> {
   });
 }
 
-async function freshnessPhase(c: Ctx, rate: number, seconds: number, label: string, during?: () => Promise<void>): Promise<number> {
+async function freshnessPhase(
+  c: Ctx,
+  rate: number,
+  seconds: number,
+  label: string,
+  during?: () => Promise<void>,
+): Promise<number> {
   say(`${label}: generating for ${seconds} s`);
   const before = await scrapeFreshness(API);
   const rows0 = await eventCount(c);
@@ -143,14 +185,27 @@ async function sustainedPhase(c: Ctx): Promise<void> {
       for (const [k, v] of Object.entries(await lags(c))) (samples[k] ??= []).push(v);
     }
   });
-  c.out.push({ name: `sustained: rate offered by the generator (target ${RATE.toLocaleString('en-US')})`, value: Math.round(offered), unit: 'events/s' });
+  c.out.push({
+    name: `sustained: rate offered by the generator (target ${RATE.toLocaleString('en-US')})`,
+    value: Math.round(offered),
+    unit: 'events/s',
+  });
   for (const [k, s] of Object.entries(samples)) {
     const t = lagTrend(s, LAG_SAMPLE_SECONDS);
-    c.out.push({ name: `sustained: lag ${k}, growth per second`, value: Math.round(t.growthPerSecond), unit: k.startsWith('cdc') ? 'bytes/s' : 'events/s', note: `first ${t.first}, last ${t.last}, max ${t.max}; ${s.length} samples` });
+    c.out.push({
+      name: `sustained: lag ${k}, growth per second`,
+      value: Math.round(t.growthPerSecond),
+      unit: k.startsWith('cdc') ? 'bytes/s' : 'events/s',
+      note: `first ${t.first}, last ${t.last}, max ${t.max}; ${s.length} samples`,
+    });
   }
   say('sustained: waiting for every stage to drain');
   const drainMs = await quiet(c, 900_000);
-  c.out.push({ name: 'sustained: drain after the generator stopped', value: Math.round(drainMs / 100) / 10, unit: 's' });
+  c.out.push({
+    name: 'sustained: drain after the generator stopped',
+    value: Math.round(drainMs / 100) / 10,
+    unit: 's',
+  });
 }
 
 async function burstPhase(c: Ctx, receiverCount: () => number): Promise<void> {
@@ -164,19 +219,48 @@ async function burstPhase(c: Ctx, receiverCount: () => number): Promise<void> {
   await quiet(c, 600_000);
   const seconds = (Date.now() - t0) / 1000;
   const delivered = receiverCount() - before;
-  c.out.push({ name: `end-to-end burst: ${BURST.toLocaleString('en-US')} events, PG commit → all three sinks`, value: Math.round(BURST / seconds), unit: 'events/s', note: `${seconds.toFixed(1)} s in all; the COPY took ${(inserted / 1000).toFixed(1)} s; receiver got ${delivered} new` });
+  c.out.push({
+    name: `end-to-end burst: ${BURST.toLocaleString('en-US')} events, PG commit → all three sinks`,
+    value: Math.round(BURST / seconds),
+    unit: 'events/s',
+    note: `${seconds.toFixed(1)} s in all; the COPY took ${(inserted / 1000).toFixed(1)} s; receiver got ${delivered} new`,
+  });
   reportShares(c, 'burst', c.meter.finish(), BURST);
 }
 
 async function backfillPhase(c: Ctx, env: NodeJS.ProcessEnv): Promise<void> {
   await quiet(c, 300_000);
   const day = today();
-  const n = Number((await c.db.query<{ n: string }>(`SELECT count(*)::text AS n FROM engagement_events WHERE event_ts >= $1::date AND event_ts < $1::date + 1`, [day])).rows[0]?.n);
+  const n = Number(
+    (
+      await c.db.query<{ n: string }>(
+        `SELECT count(*)::text AS n FROM engagement_events WHERE event_ts >= $1::date AND event_ts < $1::date + 1`,
+        [day],
+      )
+    ).rows[0]?.n,
+  );
   say(`backfill: ${n} events of ${day}`);
   c.meter.start();
   const t0 = Date.now();
   await new Promise<void>((resolve, reject) => {
-    const p = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'process', '--mode', 'backfill', '--start-date', day, '--end-date', day, '--restart', '--no-progress'], { cwd: repoRoot, env, stdio: ['ignore', 'ignore', 'pipe'] });
+    const p = spawn(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        'src/cli/main.ts',
+        'process',
+        '--mode',
+        'backfill',
+        '--start-date',
+        day,
+        '--end-date',
+        day,
+        '--restart',
+        '--no-progress',
+      ],
+      { cwd: repoRoot, env, stdio: ['ignore', 'ignore', 'pipe'] },
+    );
     let err = '';
     p.stderr.on('data', (b: Buffer) => (err += b.toString()));
     p.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`backfill exited ${code}: ${err.slice(-400)}`))));
@@ -184,21 +268,50 @@ async function backfillPhase(c: Ctx, env: NodeJS.ProcessEnv): Promise<void> {
   const produced = (Date.now() - t0) / 1000;
   await quiet(c, 600_000);
   const all = (Date.now() - t0) / 1000;
-  c.out.push({ name: `backfill: ${n.toLocaleString('en-US')} events of one day, read → enriched topic`, value: Math.round(n / produced), unit: 'events/s', note: `${produced.toFixed(1)} s, process start included` });
-  c.out.push({ name: '  backfill: until every sink has consumed it (all duplicates)', value: Math.round(n / all), unit: 'events/s', note: `${all.toFixed(1)} s` });
+  c.out.push({
+    name: `backfill: ${n.toLocaleString('en-US')} events of one day, read → enriched topic`,
+    value: Math.round(n / produced),
+    unit: 'events/s',
+    note: `${produced.toFixed(1)} s, process start included`,
+  });
+  c.out.push({
+    name: '  backfill: until every sink has consumed it (all duplicates)',
+    value: Math.round(n / all),
+    unit: 'events/s',
+    note: `${all.toFixed(1)} s`,
+  });
   reportShares(c, 'backfill', c.meter.finish(), n);
 }
 
 export async function run(): Promise<BenchResult[]> {
   const stackDir = mkdtempSync(path.join(os.tmpdir(), 'engage-bench-stack-'));
   const work = mkdtempSync(path.join(os.tmpdir(), 'engage-bench-'));
-  const env: NodeJS.ProcessEnv = { ...process.env, STACK_DIR: stackDir, STACK_PORT_OFFSET: '400', DUCKDB_PATH: path.join(work, 'wh.duckdb'), LOG_LEVEL: 'warn', BATCH_SIZE: process.env.BENCH_PIPELINE_BATCH_SIZE ?? '20000', WAREHOUSE_FLUSH_SECONDS: process.env.BENCH_PIPELINE_WAREHOUSE_FLUSH_SECONDS ?? '1', API_PORT: String(API_PORT) };
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    STACK_DIR: stackDir,
+    STACK_PORT_OFFSET: '400',
+    DUCKDB_PATH: path.join(work, 'wh.duckdb'),
+    LOG_LEVEL: 'warn',
+    BATCH_SIZE: process.env.BENCH_PIPELINE_BATCH_SIZE ?? '20000',
+    WAREHOUSE_FLUSH_SECONDS: process.env.BENCH_PIPELINE_WAREHOUSE_FLUSH_SECONDS ?? '1',
+    API_PORT: String(API_PORT),
+  };
   const base = loadConfig({ ...env });
   await stackUp(base);
   const receiver = await startReceiver({ port: 0 });
-  const childEnv = { ...env, DATABASE_URL: base.databaseUrl, KAFKA_BOOTSTRAP_SERVERS: base.kafkaBrokers.join(','), REDIS_URL: base.redisUrl, EXTERNAL_API_URL: receiver.url };
+  const childEnv = {
+    ...env,
+    DATABASE_URL: base.databaseUrl,
+    KAFKA_BOOTSTRAP_SERVERS: base.kafkaBrokers.join(','),
+    REDIS_URL: base.redisUrl,
+    EXTERNAL_API_URL: receiver.url,
+  };
   const config = loadConfig(childEnv);
-  const sup = new Supervisor(componentSpecs(config, { generator: false, rate: 0, receiver: false, api: true, sinks: [...SINKS] }), path.join(work, 'logs'), childEnv);
+  const sup = new Supervisor(
+    componentSpecs(config, { generator: false, rate: 0, receiver: false, api: true, sinks: [...SINKS] }),
+    path.join(work, 'logs'),
+    childEnv,
+  );
   const admin = createKafka(config, `${config.KAFKA_CLIENT_ID}-bench`).admin();
   const db = new pg.Client({ connectionString: config.databaseUrl });
   // The stack's own servers, measured like the components (PostgreSQL with its backends).
@@ -211,7 +324,9 @@ export async function run(): Promise<BenchResult[]> {
   ].filter((p) => p.pid !== undefined);
   // A service whose address the environment gives (DATABASE_URL, KAFKA_BOOTSTRAP_SERVERS, REDIS_URL)
   // is used, not started, by this bench: its process is not known, so it is not measured.
-  const unmeasured = ['kafka', 'postgres', 'redis'].filter((s) => services?.[s as keyof typeof services]?.pid === undefined);
+  const unmeasured = ['kafka', 'postgres', 'redis'].filter(
+    (s) => services?.[s as keyof typeof services]?.pid === undefined,
+  );
   // Components run detached and the stack is private: an interrupted bench must still stop both.
   let cleaning: Promise<void> | undefined;
   const cleanup = () =>
@@ -228,13 +343,32 @@ export async function run(): Promise<BenchResult[]> {
     void cleanup().finally(() => process.exit(130));
   };
   process.once('SIGINT', interrupted).once('SIGTERM', interrupted);
-  const c: Ctx = { config, env: childEnv, admin, db, meter: new PhaseMeter(() => [...sup.status().map((s) => ({ name: s.name, pid: s.pid })), ...stackProcesses, { name: 'generator', pid: c.generatorPid }]), out: [] };
-  if (unmeasured.length > 0) c.out.push({ name: 'services not measured (given by the environment, not started here)', value: unmeasured.length, unit: 'services', note: `${unmeasured.join(', ')}: their CPU is in none of the shares below` });
+  const c: Ctx = {
+    config,
+    env: childEnv,
+    admin,
+    db,
+    meter: new PhaseMeter(() => [
+      ...sup.status().map((s) => ({ name: s.name, pid: s.pid })),
+      ...stackProcesses,
+      { name: 'generator', pid: c.generatorPid },
+    ]),
+    out: [],
+  };
+  if (unmeasured.length > 0)
+    c.out.push({
+      name: 'services not measured (given by the environment, not started here)',
+      value: unmeasured.length,
+      unit: 'services',
+      note: `${unmeasured.join(', ')}: their CPU is in none of the shares below`,
+    });
   try {
     await Promise.all([admin.connect(), db.connect()]);
     sup.start();
     for (let i = 0; i < 120; i++) {
-      const h = await fetch(`${API}/health`).then((r) => r.json() as Promise<{ status?: string }>).catch(() => ({ status: undefined }));
+      const h = await fetch(`${API}/health`)
+        .then((r) => r.json() as Promise<{ status?: string }>)
+        .catch(() => ({ status: undefined }));
       if (h.status === 'healthy') break;
       await sleep(1000);
     }
@@ -250,9 +384,19 @@ export async function run(): Promise<BenchResult[]> {
     if (!PHASES.has('ceilings')) return c.out;
     say('ceilings: pg_recvlogical, Kafka ProducerPerformance');
     const recv = await recvlogicalCeiling(config, 300_000);
-    c.out.push({ name: 'ceiling: pg_recvlogical decoding 300,000 rows (pgoutput → /dev/null)', value: Math.round(recv.rowsPerSecond), unit: 'rows/s', note: `${recv.seconds.toFixed(1)} s` });
+    c.out.push({
+      name: 'ceiling: pg_recvlogical decoding 300,000 rows (pgoutput → /dev/null)',
+      value: Math.round(recv.rowsPerSecond),
+      unit: 'rows/s',
+      note: `${recv.seconds.toFixed(1)} s`,
+    });
     const kp = await kafkaProducerCeiling(config, 2_000_000, 700);
-    c.out.push({ name: 'ceiling: Kafka ProducerPerformance, 700-byte records, acks=all', value: Math.round(kp.recordsPerSecond), unit: 'records/s', note: `${kp.mbPerSecond} MB/s, avg ${kp.avgLatencyMs} ms, p99 ${kp.p99LatencyMs} ms` });
+    c.out.push({
+      name: 'ceiling: Kafka ProducerPerformance, 700-byte records, acks=all',
+      value: Math.round(kp.recordsPerSecond),
+      unit: 'records/s',
+      note: `${kp.mbPerSecond} MB/s, avg ${kp.avgLatencyMs} ms, p99 ${kp.p99LatencyMs} ms`,
+    });
     return c.out;
   } finally {
     process.off('SIGINT', interrupted).off('SIGTERM', interrupted);

@@ -50,7 +50,18 @@ function envelope(table: string, after: Record<string, unknown>, tsMs: number): 
   return JSON.stringify({
     before: null,
     after,
-    source: { version: '1.0.0-bench', connector: 'postgresql', name: 'engage', ts_ms: tsMs, snapshot: 'false', db: 'engagement_db', schema: 'public', table, txId: 1000, lsn: 123456789 },
+    source: {
+      version: '1.0.0-bench',
+      connector: 'postgresql',
+      name: 'engage',
+      ts_ms: tsMs,
+      snapshot: 'false',
+      db: 'engagement_db',
+      schema: 'public',
+      table,
+      txId: 1000,
+      lsn: 123456789,
+    },
     op: 'c',
     ts_ms: tsMs + 2,
   });
@@ -65,7 +76,18 @@ async function preload(config: Config, contentIds: string[]): Promise<void> {
       topic: config.KAFKA_TOPIC_CONTENT,
       messages: contentIds.map((id, i) => ({
         key: JSON.stringify({ id }),
-        value: envelope('content', { id, slug: `slug-${i}`, title: `Title ${i}`, content_type: 'podcast', length_seconds: 300 + i, publish_ts: '2024-01-01T00:00:00.000000Z' }, now),
+        value: envelope(
+          'content',
+          {
+            id,
+            slug: `slug-${i}`,
+            title: `Title ${i}`,
+            content_type: 'podcast',
+            length_seconds: 300 + i,
+            publish_ts: '2024-01-01T00:00:00.000000Z',
+          },
+          now,
+        ),
       })),
     });
     const users = Array.from({ length: 1000 }, () => randomUUID());
@@ -98,7 +120,10 @@ function sampleThreads(pid: number): Map<string, number> {
     try {
       const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
       const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      out.set(`${tid} ${stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'))}`, Number(fields[11]) + Number(fields[12]));
+      out.set(
+        `${tid} ${stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'))}`,
+        Number(fields[11]) + Number(fields[12]),
+      );
     } catch {
       // thread ended
     }
@@ -141,12 +166,20 @@ export async function run(): Promise<BenchResult[]> {
   const loadSeconds = (Date.now() - tLoad) / 1000;
 
   const nodeArgs = (process.env.BENCH_PROCESSOR_NODE_ARGS ?? '').split(' ').filter(Boolean);
-  const child = spawn(process.execPath, [...nodeArgs, '--trace-gc', '--import', 'tsx', 'src/cli/main.ts', 'process', '--mode', 'stream'], {
-    cwd: ROOT,
-    // NODE_OPTIONS as the supervisor sets them for the processor (PROCESSOR_SEMI_SPACE_MB).
-    env: { ...process.env, ...env, NODE_OPTIONS: semiSpaceNodeOptions(config.PROCESSOR_SEMI_SPACE_MB, process.env.NODE_OPTIONS) ?? '' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = spawn(
+    process.execPath,
+    [...nodeArgs, '--trace-gc', '--import', 'tsx', 'src/cli/main.ts', 'process', '--mode', 'stream'],
+    {
+      cwd: ROOT,
+      // NODE_OPTIONS as the supervisor sets them for the processor (PROCESSOR_SEMI_SPACE_MB).
+      env: {
+        ...process.env,
+        ...env,
+        NODE_OPTIONS: semiSpaceNodeOptions(config.PROCESSOR_SEMI_SPACE_MB, process.env.NODE_OPTIONS) ?? '',
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   let stderr = '';
   child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
   const gcByKind = new Map<string, number>();
@@ -164,7 +197,8 @@ export async function run(): Promise<BenchResult[]> {
   try {
     const deadline = Date.now() + 120_000;
     while (!stderr.includes('processor consuming')) {
-      if (Date.now() > deadline || child.exitCode !== null) throw new Error(`processor did not start: ${stderr.slice(-2000)}`);
+      if (Date.now() > deadline || child.exitCode !== null)
+        throw new Error(`processor did not start: ${stderr.slice(-2000)}`);
       await sleep(50);
     }
     const load0 = os.loadavg()[0] ?? 0;
@@ -180,7 +214,10 @@ export async function run(): Promise<BenchResult[]> {
       if (Date.now() - t0 > 600_000) throw new Error(`drain incomplete after 600 s: ${committed}/${PRELOAD}`);
       await sleep(100);
       peakRss = Math.max(peakRss, rssMiB(pid));
-      const offsets = await admin.fetchOffsets({ groupId: processorGroupId(config), topics: [config.KAFKA_TOPIC_ENGAGEMENT_EVENTS] });
+      const offsets = await admin.fetchOffsets({
+        groupId: processorGroupId(config),
+        topics: [config.KAFKA_TOPIC_ENGAGEMENT_EVENTS],
+      });
       committed = (offsets[0]?.partitions ?? []).reduce((sum, p) => sum + Math.max(0, Number(p.offset)), 0);
       if (!t10 && committed >= PRELOAD * 0.1) t10 = Date.now();
       if (!t90 && committed >= PRELOAD * 0.9) t90 = Date.now();
@@ -191,27 +228,60 @@ export async function run(): Promise<BenchResult[]> {
     const byThread = threadDelta(threads0, sampleThreads(pid), pid);
     const load1 = os.loadavg()[0] ?? 0;
     const seconds = (t1 - t0) / 1000;
-    const dlq = await admin.fetchTopicOffsets(config.KAFKA_TOPIC_DLQ, { isolationLevel: KafkaJS.IsolationLevel.READ_COMMITTED });
+    const dlq = await admin.fetchTopicOffsets(config.KAFKA_TOPIC_DLQ, {
+      isolationLevel: KafkaJS.IsolationLevel.READ_COMMITTED,
+    });
     const dlqCount = dlq.reduce((s, p) => s + Number(p.high), 0);
     const note = `${PRELOAD.toLocaleString('en-US')} preloaded events, ${PARTITIONS} partitions, load average ${load0.toFixed(1)} → ${load1.toFixed(1)} on ${os.cpus().length} cores`;
     const usPerEvent = (ticks: number) => Math.round(((ticks / TICKS) * 1e6 * 10) / PRELOAD) / 10;
     const mainTicks = byThread.get('main') ?? 0;
     const gcMs = [...gcByKind.values()].reduce((a, b) => a + b, 0);
     return [
-      { name: 'processor: one instance, drain throughput', value: Math.round(PRELOAD / seconds), unit: 'events/s', note },
-      { name: 'processor: steady throughput (10 % → 90 % of the drain)', value: Math.round((PRELOAD * 0.8) / Math.max(0.001, (t90 - t10) / 1000)), unit: 'events/s' },
-      { name: 'processor: CPU during the drain', value: Math.round((cpuUsed / seconds) * 100), unit: '% of one core', note: 'process total, librdkafka threads included' },
-      { name: 'processor: CPU per event', value: Math.round(((cpuUsed * 1e6) / PRELOAD) * 10) / 10, unit: 'µs', note: 'process total; the figure to optimise' },
+      {
+        name: 'processor: one instance, drain throughput',
+        value: Math.round(PRELOAD / seconds),
+        unit: 'events/s',
+        note,
+      },
+      {
+        name: 'processor: steady throughput (10 % → 90 % of the drain)',
+        value: Math.round((PRELOAD * 0.8) / Math.max(0.001, (t90 - t10) / 1000)),
+        unit: 'events/s',
+      },
+      {
+        name: 'processor: CPU during the drain',
+        value: Math.round((cpuUsed / seconds) * 100),
+        unit: '% of one core',
+        note: 'process total, librdkafka threads included',
+      },
+      {
+        name: 'processor: CPU per event',
+        value: Math.round(((cpuUsed * 1e6) / PRELOAD) * 10) / 10,
+        unit: 'µs',
+        note: 'process total; the figure to optimise',
+      },
       {
         name: 'processor: CPU per event by thread',
         value: usPerEvent(mainTicks),
         unit: 'µs main',
-        note: [...byThread].filter(([g]) => g !== 'main').map(([g, t]) => `${g} ${usPerEvent(t)} µs`).join(', '),
+        note: [...byThread]
+          .filter(([g]) => g !== 'main')
+          .map(([g, t]) => `${g} ${usPerEvent(t)} µs`)
+          .join(', '),
       },
-      { name: 'processor: GC pauses (main thread)', value: Math.round((gcMs / (t1 - t0)) * 1000) / 10, unit: '% of the drain', note: `--trace-gc pauses in ${((t1 - t0) / 1000).toFixed(1)} s: ${[...gcByKind].map(([k, ms]) => `${k} ${Math.round(ms)} ms`).join(', ')}` },
+      {
+        name: 'processor: GC pauses (main thread)',
+        value: Math.round((gcMs / (t1 - t0)) * 1000) / 10,
+        unit: '% of the drain',
+        note: `--trace-gc pauses in ${((t1 - t0) / 1000).toFixed(1)} s: ${[...gcByKind].map(([k, ms]) => `${k} ${Math.round(ms)} ms`).join(', ')}`,
+      },
       { name: 'processor: peak RSS during the drain', value: Math.round(peakRss), unit: 'MB' },
       { name: 'processor: DLQ records (expected 0)', value: dlqCount, unit: 'records' },
-      { name: 'processor bench: preload rate (idempotent producer)', value: Math.round(PRELOAD / loadSeconds), unit: 'events/s' },
+      {
+        name: 'processor bench: preload rate (idempotent producer)',
+        value: Math.round(PRELOAD / loadSeconds),
+        unit: 'events/s',
+      },
     ];
   } finally {
     await admin.disconnect().catch(() => undefined);

@@ -29,7 +29,9 @@ console.log(`machine: ${machine}\ndate: ${new Date().toISOString()}\n`);
 const t0 = Date.now();
 const status = await stackUp(loadConfig());
 const stackMs = Date.now() - t0;
-console.log(`stack up (already-running services are reused): ${(stackMs / 1000).toFixed(1)} s  [${status.map((s) => s.name).join(', ')}]\n`);
+console.log(
+  `stack up (already-running services are reused): ${(stackMs / 1000).toFixed(1)} s  [${status.map((s) => s.name).join(', ')}]\n`,
+);
 
 const all: Array<BenchResult & { bench: string }> = [];
 for (const file of files) {
@@ -39,7 +41,9 @@ for (const file of files) {
   try {
     const results = await mod.run();
     for (const r of results) {
-      console.log(`   ${r.name.padEnd(58)} ${formatValue(r.value).padStart(12)} ${r.unit}${r.note ? `   (${r.note})` : ''}`);
+      console.log(
+        `   ${r.name.padEnd(58)} ${formatValue(r.value).padStart(12)} ${r.unit}${r.note ? `   (${r.note})` : ''}`,
+      );
       all.push({ ...r, bench: name });
     }
   } catch (err) {
@@ -50,7 +54,10 @@ for (const file of files) {
 
 const out = path.join(here, '..', 'bench-output');
 mkdirSync(out, { recursive: true });
-writeFileSync(path.join(out, 'results.json'), `${JSON.stringify({ machine, date: new Date().toISOString(), results: all }, null, 2)}\n`);
+writeFileSync(
+  path.join(out, 'results.json'),
+  `${JSON.stringify({ machine, date: new Date().toISOString(), results: all }, null, 2)}\n`,
+);
 console.log(`\nwritten to bench-output/results.json`);
 process.exit(process.exitCode ?? 0);
 

@@ -27,7 +27,11 @@ const BATCH = 5_000;
  * stopped), the steady rate (records written after the first write, over the time from it to the
  * last), and process CPU seconds.
  */
-async function through(config: Config, factory: SinkFactory, opts: SinkRunnerOptions = {}): Promise<{ seconds: number; firstWriteSeconds: number; steady: number; cpuSeconds: number; pauses: number }> {
+async function through(
+  config: Config,
+  factory: SinkFactory,
+  opts: SinkRunnerOptions = {},
+): Promise<{ seconds: number; firstWriteSeconds: number; steady: number; cpuSeconds: number; pauses: number }> {
   const cpu0 = process.cpuUsage();
   const t0 = performance.now();
   const runner = await startSinkRunner(config, factory, pino({ level: 'error' }), opts);
@@ -43,7 +47,8 @@ async function through(config: Config, factory: SinkFactory, opts: SinkRunnerOpt
         last = performance.now();
         break;
       }
-      if (Date.now() > deadline) throw new Error(`${factory.name}: only ${snap.recordsOut} of ${EVENTS} written after 300 s`);
+      if (Date.now() > deadline)
+        throw new Error(`${factory.name}: only ${snap.recordsOut} of ${EVENTS} written after 300 s`);
       await sleep(5);
     }
   } finally {
@@ -53,7 +58,13 @@ async function through(config: Config, factory: SinkFactory, opts: SinkRunnerOpt
   const cpu = process.cpuUsage(cpu0);
   const steady = first && last > first.at ? (EVENTS - first.out) / ((last - first.at) / 1000) : Number.NaN;
   const firstWriteSeconds = first ? (first.at - t0) / 1000 : Number.NaN;
-  return { seconds, firstWriteSeconds, steady, cpuSeconds: (cpu.user + cpu.system) / 1e6, pauses: runner.snapshot().pauses };
+  return {
+    seconds,
+    firstWriteSeconds,
+    steady,
+    cpuSeconds: (cpu.user + cpu.system) / 1e6,
+    pauses: runner.snapshot().pauses,
+  };
 }
 
 export async function run(): Promise<BenchResult[]> {
@@ -89,9 +100,26 @@ export async function run(): Promise<BenchResult[]> {
   const noop = await through(config, factory, { batching: { maxRecords: BATCH, maxWaitMs: 100 } });
   const { seconds, cpuSeconds } = noop;
   const results: BenchResult[] = [
-    { name: 'sink runtime → no-op sink (consume, decode, batch, commit)', value: Math.round(EVENTS / seconds), unit: 'events/s', note: `${EVENTS} events of ~${Math.round(avgBytes)} B, 3 partitions, batches of ${BATCH}, ${writes} writes, ${noop.pauses} backpressure pauses, includes consumer start and group join (first write after ${noop.firstWriteSeconds.toFixed(1)} s; ${Math.round(noop.steady)} events/s from it to the last)` },
-    { name: 'sink runtime CPU per 1,000 events', value: Math.round((cpuSeconds / EVENTS) * 1000 * 1000) / 1000, unit: 'CPU-s', note: `${cpuSeconds.toFixed(1)} CPU-s in ${seconds.toFixed(1)} s` },
-    { name: 'sink runtime CPU per event', value: Math.round((cpuSeconds / EVENTS) * 1e6 * 10) / 10, unit: 'µs', note: `process CPU; load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}` },
+    {
+      name: 'sink runtime → no-op sink (consume, decode, batch, commit)',
+      value: Math.round(EVENTS / seconds),
+      unit: 'events/s',
+      note: `${EVENTS} events of ~${Math.round(avgBytes)} B, 3 partitions, batches of ${BATCH}, ${writes} writes, ${noop.pauses} backpressure pauses, includes consumer start and group join (first write after ${noop.firstWriteSeconds.toFixed(1)} s; ${Math.round(noop.steady)} events/s from it to the last)`,
+    },
+    {
+      name: 'sink runtime CPU per 1,000 events',
+      value: Math.round((cpuSeconds / EVENTS) * 1000 * 1000) / 1000,
+      unit: 'CPU-s',
+      note: `${cpuSeconds.toFixed(1)} CPU-s in ${seconds.toFixed(1)} s`,
+    },
+    {
+      name: 'sink runtime CPU per event',
+      value: Math.round((cpuSeconds / EVENTS) * 1e6 * 10) / 10,
+      unit: 'µs',
+      note: `process CPU; load average ${loadavg()
+        .map((l) => l.toFixed(2))
+        .join(' ')}`,
+    },
   ];
 
   // Each real sink alone, as `engage sink <name>` runs it: the same topic from the start, its own group.
@@ -106,12 +134,19 @@ export async function run(): Promise<BenchResult[]> {
         name: `${name} sink through the runtime (Kafka → ${name === 'external' ? 'reference receiver' : name === 'redis' ? 'Redis' : 'DuckDB'})`,
         value: Math.round(EVENTS / r.seconds),
         unit: 'events/s',
-        note: `${EVENTS} events, 3 partitions, ${batching}, consumer start included (${Math.round(r.steady)} events/s from its first write to its last); ${((r.cpuSeconds / EVENTS) * 1e6).toFixed(1)} µs CPU per event in the sink process (${name === 'redis' ? 'redis-server' : name === 'external' ? 'the receiver process' : 'DuckDB is in-process'}${name === 'warehouse' ? '' : ' not counted'}); load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}`,
+        note: `${EVENTS} events, 3 partitions, ${batching}, consumer start included (${Math.round(r.steady)} events/s from its first write to its last); ${((r.cpuSeconds / EVENTS) * 1e6).toFixed(1)} µs CPU per event in the sink process (${name === 'redis' ? 'redis-server' : name === 'external' ? 'the receiver process' : 'DuckDB is in-process'}${name === 'warehouse' ? '' : ' not counted'}); load average ${loadavg()
+          .map((l) => l.toFixed(2))
+          .join(' ')}`,
       });
     }
     // Skewed keys (the generator's Zipf popularity) make one partition hold most of a backlog, and
     // a partition's batches are written one after another: its pause/resume cycle sets the pace.
-    const hot: Config = { ...config, KAFKA_TOPIC_ENRICHED: hotTopic, KAFKA_TOPIC_PARTITIONS: 6, EXTERNAL_API_URL: receiver.url };
+    const hot: Config = {
+      ...config,
+      KAFKA_TOPIC_ENRICHED: hotTopic,
+      KAFKA_TOPIC_PARTITIONS: 6,
+      EXTERNAL_API_URL: receiver.url,
+    };
     await ensureTopics(hot);
     await fill(hot, EVENTS, 'content-7'); // new event ids: the receiver has counted the first fill's
     const r = await through(hot, getSinkFactory('external'));

@@ -65,12 +65,15 @@ export async function run(): Promise<BenchResult[]> {
       return { name, child, doneAt: undefined as number | undefined, cpu: 0 };
     });
     while (procs.some((p) => p.doneAt === undefined)) {
-      if (performance.now() - t0 > TIMEOUT_MS) throw new Error(`not every sink had every record after ${TIMEOUT_MS / 1000} s`);
+      if (performance.now() - t0 > TIMEOUT_MS)
+        throw new Error(`not every sink had every record after ${TIMEOUT_MS / 1000} s`);
       for (const p of procs) {
         if (p.doneAt !== undefined) continue;
-        if (p.child.exitCode !== null) throw new Error(`engage sink ${p.name} exited (${p.child.exitCode}) before it had every record`);
+        if (p.child.exitCode !== null)
+          throw new Error(`engage sink ${p.name} exited (${p.child.exitCode}) before it had every record`);
         p.cpu = cpuSeconds(p.child.pid);
-        if ((await groupLag(admin, sinkGroupId(config, p.name), config.KAFKA_TOPIC_ENRICHED)) === 0) p.doneAt = performance.now();
+        if ((await groupLag(admin, sinkGroupId(config, p.name), config.KAFKA_TOPIC_ENRICHED)) === 0)
+          p.doneAt = performance.now();
       }
       await sleep(100);
     }
@@ -87,14 +90,25 @@ export async function run(): Promise<BenchResult[]> {
     ];
     for (const p of procs) {
       const s = ((p.doneAt ?? 0) - t0) / 1000;
-      results.push({ name: `  ${p.name} sink, beside the other two`, value: Math.round(EVENTS / s), unit: 'events/s', note: `every record committed ${s.toFixed(1)} s after the spawn` });
+      results.push({
+        name: `  ${p.name} sink, beside the other two`,
+        value: Math.round(EVENTS / s),
+        unit: 'events/s',
+        note: `every record committed ${s.toFixed(1)} s after the spawn`,
+      });
     }
     return results;
   } finally {
-    await Promise.all(children.map((c) => (c.exitCode !== null ? Promise.resolve() : new Promise<void>((resolve) => {
-      c.once('exit', () => resolve());
-      c.kill('SIGTERM');
-    }))));
+    await Promise.all(
+      children.map((c) =>
+        c.exitCode !== null
+          ? Promise.resolve()
+          : new Promise<void>((resolve) => {
+              c.once('exit', () => resolve());
+              c.kill('SIGTERM');
+            }),
+      ),
+    );
     await receiver.stop();
     await admin.disconnect().catch(() => undefined);
     rmSync(work, { recursive: true, force: true });

@@ -73,7 +73,13 @@ export function benchBatches(size: number, total: number, partitions = 6): SinkB
   for (let start = 0; start < total; start += size) {
     const p = out.length % partitions;
     const count = Math.min(size, total - start);
-    const records = Array.from({ length: count }, (_, i) => ({ topic: 'bench', partition: p, offset: String((next[p] ?? 0) + i), key: null, event: event(start + i) }));
+    const records = Array.from({ length: count }, (_, i) => ({
+      topic: 'bench',
+      partition: p,
+      offset: String((next[p] ?? 0) + i),
+      key: null,
+      event: event(start + i),
+    }));
     next[p] = (next[p] ?? 0) + count;
     out.push({ topic: 'bench', partition: p, records, nextOffset: String(next[p]) });
   }
@@ -81,7 +87,11 @@ export function benchBatches(size: number, total: number, partitions = 6): SinkB
 }
 
 /** Writes `list`; with `closing`, closes it and opens it again inside the timing (the WAL's checkpoint is part of the cost). */
-async function timed(sink: DuckDbWarehouse, list: SinkBatch[], closing?: DuckDbWarehouse): Promise<{ wallMs: number; cpuMs: number }> {
+async function timed(
+  sink: DuckDbWarehouse,
+  list: SinkBatch[],
+  closing?: DuckDbWarehouse,
+): Promise<{ wallMs: number; cpuMs: number }> {
   const t0 = performance.now();
   const c0 = process.cpuUsage();
   for (const b of list) await sink.write(b);
@@ -101,7 +111,10 @@ async function timed(sink: DuckDbWarehouse, list: SinkBatch[], closing?: DuckDbW
 async function timedEncoded(sink: DuckDbWarehouse, list: SinkBatch[]): Promise<{ wallMs: number; cpuMs: number }> {
   const byPartition = new Map<number, EncodedBatch[]>();
   for (const b of list) {
-    const encoded: EncodedBatch = { ...b, records: b.records.map((r) => ({ offset: r.offset, value: Buffer.from(JSON.stringify(r.event)) })) };
+    const encoded: EncodedBatch = {
+      ...b,
+      records: b.records.map((r) => ({ offset: r.offset, value: Buffer.from(JSON.stringify(r.event)) })),
+    };
     byPartition.set(b.partition, [...(byPartition.get(b.partition) ?? []), encoded]);
   }
   const t0 = performance.now();
@@ -133,16 +146,34 @@ export async function run(): Promise<BenchResult[]> {
       const list = benchBatches(size, rows);
       const load = os.loadavg()[0]?.toFixed(1);
       const fresh = await timed(sink, list, sink);
-      results.push({ name: `duckdb write, batches of ${size.toLocaleString('en-US')} (new rows)`, value: Math.round((rows / fresh.wallMs) * 1000), unit: 'rows/s', note: `${rows} rows, ${(fresh.wallMs / list.length).toFixed(0)} ms/batch; ${Math.round((rows / fresh.cpuMs) * 1000)} rows per CPU-s (${((fresh.cpuMs * 1000) / rows).toFixed(1)} µs/row, the checkpoint at close included); load avg ${load}` });
+      results.push({
+        name: `duckdb write, batches of ${size.toLocaleString('en-US')} (new rows)`,
+        value: Math.round((rows / fresh.wallMs) * 1000),
+        unit: 'rows/s',
+        note: `${rows} rows, ${(fresh.wallMs / list.length).toFixed(0)} ms/batch; ${Math.round((rows / fresh.cpuMs) * 1000)} rows per CPU-s (${((fresh.cpuMs * 1000) / rows).toFixed(1)} µs/row, the checkpoint at close included); load avg ${load}`,
+      });
       const again = await timed(sink, list);
-      results.push({ name: `duckdb write, batches of ${size.toLocaleString('en-US')} (all duplicates)`, value: Math.round((rows / again.wallMs) * 1000), unit: 'rows/s', note: `re-sent rows skipped by event_id; ${Math.round((rows / again.cpuMs) * 1000)} rows per CPU-s` });
+      results.push({
+        name: `duckdb write, batches of ${size.toLocaleString('en-US')} (all duplicates)`,
+        value: Math.round((rows / again.wallMs) * 1000),
+        unit: 'rows/s',
+        note: `re-sent rows skipped by event_id; ${Math.round((rows / again.cpuMs) * 1000)} rows per CPU-s`,
+      });
       await sink.close();
       if (size < sink.encodedMinRecords) continue; // the runtime gives smaller batches the checked way
-      const fastSink = new DuckDbWarehouse({ config: { ...config, DUCKDB_PATH: path.join(dir, `f${size}.duckdb`) }, log });
+      const fastSink = new DuckDbWarehouse({
+        config: { ...config, DUCKDB_PATH: path.join(dir, `f${size}.duckdb`) },
+        log,
+      });
       await fastSink.start();
       const fast = await timedEncoded(fastSink, list);
       await fastSink.close();
-      results.push({ name: `duckdb fast path, batches of ${size.toLocaleString('en-US')} (new rows)`, value: Math.round((rows / fast.wallMs) * 1000), unit: 'rows/s', note: `writeEncoded, 6 partitions at once; ${Math.round((rows / fast.cpuMs) * 1000)} rows per CPU-s (${((fast.cpuMs * 1000) / rows).toFixed(1)} µs/row, the checkpoint at close included)` });
+      results.push({
+        name: `duckdb fast path, batches of ${size.toLocaleString('en-US')} (new rows)`,
+        value: Math.round((rows / fast.wallMs) * 1000),
+        unit: 'rows/s',
+        note: `writeEncoded, 6 partitions at once; ${Math.round((rows / fast.cpuMs) * 1000)} rows per CPU-s (${((fast.cpuMs * 1000) / rows).toFixed(1)} µs/row, the checkpoint at close included)`,
+      });
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -152,5 +183,6 @@ export async function run(): Promise<BenchResult[]> {
 
 // `npx tsx bench/warehouse-sink.bench.ts` runs it alone.
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
-  for (const r of await run()) console.log(`${r.name.padEnd(56)} ${r.value.toLocaleString('en-US').padStart(10)} ${r.unit}  (${r.note ?? ''})`);
+  for (const r of await run())
+    console.log(`${r.name.padEnd(56)} ${r.value.toLocaleString('en-US').padStart(10)} ${r.unit}  (${r.note ?? ''})`);
 }

@@ -17,10 +17,14 @@ dotenv.config({ path: path.join(process.cwd(), '.env'), quiet: true });
 const args = process.argv.slice(2);
 // Detached: in its own process group, so a terminal's Ctrl-C reaches it once, through this wrapper.
 // 'ipc': the channel whose closing tells the CLI that this wrapper is gone; nothing is sent on it.
-const child = spawn(process.execPath, [...stageNodeFlags(args[0], process.env), '--import', loader, path.join(root, 'src/cli/main.ts'), ...args], {
-  stdio: ['inherit', 'inherit', 'inherit', 'ipc'],
-  detached: true,
-});
+const child = spawn(
+  process.execPath,
+  [...stageNodeFlags(args[0], process.env), '--import', loader, path.join(root, 'src/cli/main.ts'), ...args],
+  {
+    stdio: ['inherit', 'inherit', 'inherit', 'ipc'],
+    detached: true,
+  },
+);
 // A signal often arrives twice (to this process and to its group): forward it once per second,
 // so the CLI's "second signal exits at once" stays for a person who insists.
 const lastForwarded = new Map();

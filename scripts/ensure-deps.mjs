@@ -11,7 +11,9 @@ import { fileURLToPath } from 'node:url';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const quiet = process.argv.includes('--quiet');
-const say = (m) => { if (!quiet) process.stderr.write(`[ensure-deps] ${m}\n`); };
+const say = (m) => {
+  if (!quiet) process.stderr.write(`[ensure-deps] ${m}\n`);
+};
 
 // Debian package -> a file that proves it is installed.
 const APT = {
@@ -20,23 +22,28 @@ const APT = {
   'libsasl2-dev': '/usr/include/sasl/sasl.h',
   'libssl-dev': '/usr/include/openssl/ssl.h',
   'build-essential': '/usr/bin/g++',
-  'python3': '/usr/bin/python3',
-  'postgresql': '/usr/bin/pg_recvlogical',
+  python3: '/usr/bin/python3',
+  postgresql: '/usr/bin/pg_recvlogical',
   'redis-server': '/usr/bin/redis-server',
-  'maven': '/usr/bin/mvn',
+  maven: '/usr/bin/mvn',
   'openjdk-17-jdk-headless': '/usr/bin/java',
-  'openssl': '/usr/bin/openssl',
-  'prometheus': '/usr/bin/promtool',
-  'chromium': '/usr/bin/chromium',
+  openssl: '/usr/bin/openssl',
+  prometheus: '/usr/bin/promtool',
+  chromium: '/usr/bin/chromium',
 };
 
 function hasPostgresServer() {
   const base = '/usr/lib/postgresql';
   if (!existsSync(base)) return false;
-  return execSync(`ls ${base}`).toString().split('\n').some((v) => v && existsSync(`${base}/${v}/bin/initdb`));
+  return execSync(`ls ${base}`)
+    .toString()
+    .split('\n')
+    .some((v) => v && existsSync(`${base}/${v}/bin/initdb`));
 }
 
-const missing = Object.entries(APT).filter(([pkg, file]) => !existsSync(file) || (pkg === 'postgresql' && !hasPostgresServer())).map(([pkg]) => pkg);
+const missing = Object.entries(APT)
+  .filter(([pkg, file]) => !existsSync(file) || (pkg === 'postgresql' && !hasPostgresServer()))
+  .map(([pkg]) => pkg);
 if (missing.length > 0) {
   if (process.getuid?.() === 0) {
     say(`installing Debian packages: ${missing.join(' ')}`);

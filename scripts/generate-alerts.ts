@@ -13,7 +13,9 @@ import { registeredSinks } from '../src/sinks/registry.js';
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const file = path.join(root, 'deploy', 'prometheus', 'alerts.yml');
 const text = readFileSync(file, 'utf8');
-const block = freshnessAlertRules(registeredSinks().map((f) => ({ sink: f.name, seconds: f.operations.freshnessTargetSeconds })));
+const block = freshnessAlertRules(
+  registeredSinks().map((f) => ({ sink: f.name, seconds: f.operations.freshnessTargetSeconds })),
+);
 const next = replaceGeneratedBlock(text, block);
 if (process.argv.includes('--check')) {
   if (next !== text) {
@@ -22,5 +24,9 @@ if (process.argv.includes('--check')) {
   }
 } else if (next !== text) {
   writeFileSync(file, next);
-  process.stdout.write(`${path.relative(root, file)}: freshness rules for ${registeredSinks().map((f) => f.name).join(', ')}\n`);
+  process.stdout.write(
+    `${path.relative(root, file)}: freshness rules for ${registeredSinks()
+      .map((f) => f.name)
+      .join(', ')}\n`,
+  );
 }

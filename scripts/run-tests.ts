@@ -46,7 +46,10 @@ if (files.length === 0) {
 if (!faults) {
   const t0 = Date.now();
   await stackUp(loadConfig(), {
-    onReady: (s, ms) => console.log(`stack: ${s.name} ready in ${(ms / 1000).toFixed(1)} s (${s.startedByStack ? 'private' : 'from environment'})`),
+    onReady: (s, ms) =>
+      console.log(
+        `stack: ${s.name} ready in ${(ms / 1000).toFixed(1)} s (${s.startedByStack ? 'private' : 'from environment'})`,
+      ),
   });
   console.log(`stack ready in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
 }
@@ -54,7 +57,14 @@ console.log(`running ${files.length} test files`);
 
 const res = spawnSync(
   process.execPath,
-  ['--import', 'tsx', '--test', '--test-concurrency=1', '--test-reporter=spec', ...files.map((f) => path.relative(root, f))],
+  [
+    '--import',
+    'tsx',
+    '--test',
+    '--test-concurrency=1',
+    '--test-reporter=spec',
+    ...files.map((f) => path.relative(root, f)),
+  ],
   { cwd: root, stdio: 'inherit', env: { ...process.env, ENGAGE_TEST: '1' } },
 );
 process.exit(res.status ?? 1);

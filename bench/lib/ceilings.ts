@@ -24,17 +24,37 @@ function run(cmd: string, args: string[]): Promise<string> {
     p.stdout.on('data', (b: Buffer) => (out += b.toString()));
     p.stderr.on('data', (b: Buffer) => (err += b.toString()));
     p.on('error', reject);
-    p.on('exit', (code) => (code === 0 ? resolve(out) : reject(new Error(`${cmd} exited ${code}: ${err.slice(-500)}`))));
+    p.on('exit', (code) =>
+      code === 0 ? resolve(out) : reject(new Error(`${cmd} exited ${code}: ${err.slice(-500)}`)),
+    );
   });
 }
 
 /** `pg_recvlogical` decoding `slot` through pgoutput up to `endLsn` (text form), to /dev/null; resolves when it has. */
 export async function recvlogicalDecode(config: Config, slot: string, endLsn: string): Promise<void> {
-  await run('pg_recvlogical', ['-d', config.databaseUrl, '-S', slot, '--start', '-n', '-E', endLsn, '-o', 'proto_version=1', '-o', `publication_names=${config.CDC_PUBLICATION_NAME}`, '-f', '/dev/null']);
+  await run('pg_recvlogical', [
+    '-d',
+    config.databaseUrl,
+    '-S',
+    slot,
+    '--start',
+    '-n',
+    '-E',
+    endLsn,
+    '-o',
+    'proto_version=1',
+    '-o',
+    `publication_names=${config.CDC_PUBLICATION_NAME}`,
+    '-f',
+    '/dev/null',
+  ]);
 }
 
 /** Rows/s at which PostgreSQL decodes `rows` generator-made rows (committed in one COPY) to /dev/null. */
-export async function recvlogicalCeiling(config: Config, rows: number): Promise<{ rowsPerSecond: number; seconds: number }> {
+export async function recvlogicalCeiling(
+  config: Config,
+  rows: number,
+): Promise<{ rowsPerSecond: number; seconds: number }> {
   const db = new pg.Client({ connectionString: config.databaseUrl });
   await db.connect();
   const slot = `bench_ceiling_${process.pid}`;
@@ -65,15 +85,37 @@ export interface ProducerPerf {
  */
 export async function kafkaProducerCeiling(config: Config, records: number, recordSize: number): Promise<ProducerPerf> {
   const topic = `bench-producer-perf-${process.pid}`;
-  await createTopics(config, `${config.KAFKA_CLIENT_ID}-bench`, [{ topic, numPartitions: config.KAFKA_TOPIC_PARTITIONS, compacted: false }]);
+  await createTopics(config, `${config.KAFKA_CLIENT_ID}-bench`, [
+    { topic, numPartitions: config.KAFKA_TOPIC_PARTITIONS, compacted: false },
+  ]);
   const classpath = await kafkaClasspath(config.STACK_DIR, repoRoot);
   const out = await run('java', [
-    '-Xmx512m', '-cp', classpath, 'org.apache.kafka.tools.ProducerPerformance',
-    '--topic', topic, '--num-records', String(records), '--record-size', String(recordSize), '--throughput', '-1',
-    '--producer-props', `bootstrap.servers=${config.kafkaBrokers.join(',')}`, 'acks=all', 'enable.idempotence=true', 'linger.ms=5', 'batch.size=262144',
+    '-Xmx512m',
+    '-cp',
+    classpath,
+    'org.apache.kafka.tools.ProducerPerformance',
+    '--topic',
+    topic,
+    '--num-records',
+    String(records),
+    '--record-size',
+    String(recordSize),
+    '--throughput',
+    '-1',
+    '--producer-props',
+    `bootstrap.servers=${config.kafkaBrokers.join(',')}`,
+    'acks=all',
+    'enable.idempotence=true',
+    'linger.ms=5',
+    'batch.size=262144',
   ]);
   // The summary line: "N records sent, R records/sec (M MB/sec), A ms avg latency, X ms max latency, p50 ms 50th, p95 ms 95th, p99 ms 99th, ..."
-  const last = out.trim().split('\n').filter((l) => l.includes('records/sec')).pop() ?? '';
+  const last =
+    out
+      .trim()
+      .split('\n')
+      .filter((l) => l.includes('records/sec'))
+      .pop() ?? '';
   const num = (re: RegExp) => Number(re.exec(last)?.[1] ?? Number.NaN);
   return {
     recordsPerSecond: num(/([\d.]+) records\/sec/),

@@ -57,7 +57,9 @@ export function freshnessBetween(before: HistogramSnapshot, after: HistogramSnap
   const out: StageFreshness[] = [];
   for (const [stage, buckets] of after) {
     const prev = before.get(stage);
-    const diff: Bucket[] = [...buckets].map(([le, count]) => ({ le, count: count - (prev?.get(le) ?? 0) })).sort((a, b) => a.le - b.le);
+    const diff: Bucket[] = [...buckets]
+      .map(([le, count]) => ({ le, count: count - (prev?.get(le) ?? 0) }))
+      .sort((a, b) => a.le - b.le);
     const count = diff[diff.length - 1]?.count ?? 0;
     const q = (p: number) => {
       const v = histogramQuantile(p, diff);
@@ -65,7 +67,8 @@ export function freshnessBetween(before: HistogramSnapshot, after: HistogramSnap
     };
     const rank = 0.99 * count;
     const idx = diff.findIndex((b) => b.count >= rank);
-    const p99BucketMs: [number, number] | null = idx < 0 ? null : [Math.round((diff[idx - 1]?.le ?? 0) * 1000), Math.round((diff[idx]?.le ?? 0) * 1000)];
+    const p99BucketMs: [number, number] | null =
+      idx < 0 ? null : [Math.round((diff[idx - 1]?.le ?? 0) * 1000), Math.round((diff[idx]?.le ?? 0) * 1000)];
     out.push({ stage, count, p50Ms: q(0.5), p99Ms: q(0.99), p99BucketMs });
   }
   return out.sort((a, b) => a.stage.localeCompare(b.stage));

@@ -40,11 +40,19 @@ export interface LagSeries {
 }
 
 /** first / last / max of a series, and its slope (units per second) between the first and last third. */
-export function lagTrend(samples: number[], intervalSeconds: number): { first: number; last: number; max: number; growthPerSecond: number } {
+export function lagTrend(
+  samples: number[],
+  intervalSeconds: number,
+): { first: number; last: number; max: number; growthPerSecond: number } {
   const third = Math.max(1, Math.floor(samples.length / 3));
   const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
   const head = mean(samples.slice(0, third));
   const tail = mean(samples.slice(-third));
   const span = Math.max(1, (samples.length - third) * intervalSeconds);
-  return { first: samples[0] ?? 0, last: samples[samples.length - 1] ?? 0, max: Math.max(0, ...samples), growthPerSecond: (tail - head) / span };
+  return {
+    first: samples[0] ?? 0,
+    last: samples[samples.length - 1] ?? 0,
+    max: Math.max(0, ...samples),
+    growthPerSecond: (tail - head) / span,
+  };
 }

@@ -108,7 +108,9 @@ export class PhaseMeter {
     const seconds = (Date.now() - this.t0) / 1000;
     const shares = this.processes().map((p) => ({
       name: p.name,
-      cpuPct: Math.round(((Math.max(this.cpu(p), this.lastCpu.get(p.name) ?? 0) - (this.cpu0.get(p.name) ?? 0)) / seconds) * 100),
+      cpuPct: Math.round(
+        ((Math.max(this.cpu(p), this.lastCpu.get(p.name) ?? 0) - (this.cpu0.get(p.name) ?? 0)) / seconds) * 100,
+      ),
       peakRssMiB: Math.round(this.peak.get(p.name) ?? 0),
     }));
     const loadEnd = loadAverage();

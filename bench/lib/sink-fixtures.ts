@@ -72,18 +72,28 @@ export async function fill(config: Config, first = 0, hotKey?: string): Promise<
 }
 
 /** The reference receiver as its own process (as deployed), on a free port; resolves with its URL and a stop function. */
-export async function startReceiverProcess(): Promise<{ url: string; pid: number | undefined; stop: () => Promise<void> }> {
+export async function startReceiverProcess(): Promise<{
+  url: string;
+  pid: number | undefined;
+  stop: () => Promise<void>;
+}> {
   const port = 20_000 + Math.floor(Math.random() * 5000);
   const entry = engageEntry();
-  const child = spawn(entry.node, [...entry.args, 'external-receiver', '--port', String(port)], { stdio: 'ignore', env: { ...process.env, LOG_LEVEL: 'warn' } });
-  await waitUntil('the reference receiver', () => tcpOpen('127.0.0.1', port, 300), { timeoutMs: 30_000, alive: () => child.exitCode === null });
+  const child = spawn(entry.node, [...entry.args, 'external-receiver', '--port', String(port)], {
+    stdio: 'ignore',
+    env: { ...process.env, LOG_LEVEL: 'warn' },
+  });
+  await waitUntil('the reference receiver', () => tcpOpen('127.0.0.1', port, 300), {
+    timeoutMs: 30_000,
+    alive: () => child.exitCode === null,
+  });
   return {
     url: `http://127.0.0.1:${port}/events`,
     pid: child.pid,
-    stop: () => new Promise<void>((resolve) => {
-      child.once('exit', () => resolve());
-      child.kill('SIGTERM');
-    }),
+    stop: () =>
+      new Promise<void>((resolve) => {
+        child.once('exit', () => resolve());
+        child.kill('SIGTERM');
+      }),
   };
 }
-

@@ -24,7 +24,9 @@ function digest(s: string): Buffer {
 }
 
 /** An onRequest hook enforcing `token`; null when no token is configured (everything open). */
-export function bearerAuth(token: string | undefined): ((req: FastifyRequest, reply: FastifyReply) => Promise<void>) | null {
+export function bearerAuth(
+  token: string | undefined,
+): ((req: FastifyRequest, reply: FastifyReply) => Promise<void>) | null {
   if (token === undefined) return null;
   const expected = digest(token);
   return async (req, reply) => {
@@ -35,14 +37,22 @@ export function bearerAuth(token: string | undefined): ((req: FastifyRequest, re
       await reply
         .code(401)
         .header('www-authenticate', 'Bearer realm="engage"')
-        .send(errorBody(401, 'UNAUTHORIZED', 'this API requires a bearer token: send "Authorization: Bearer <API_TOKEN>" (the dashboard accepts it once as /?token=<API_TOKEN>)'));
+        .send(
+          errorBody(
+            401,
+            'UNAUTHORIZED',
+            'this API requires a bearer token: send "Authorization: Bearer <API_TOKEN>" (the dashboard accepts it once as /?token=<API_TOKEN>)',
+          ),
+        );
       return;
     }
     if (!timingSafeEqual(digest(m[1] as string), expected)) {
       await reply
         .code(401)
         .header('www-authenticate', 'Bearer realm="engage", error="invalid_token"')
-        .send(errorBody(401, 'UNAUTHORIZED', 'the bearer token is not valid: send the API_TOKEN the API was started with'));
+        .send(
+          errorBody(401, 'UNAUTHORIZED', 'the bearer token is not valid: send the API_TOKEN the API was started with'),
+        );
     }
   };
 }

@@ -69,7 +69,10 @@ export async function createApiDeps(config: Config): Promise<OwnedDeps> {
   });
   pool.on('error', () => undefined);
   // The reader shares the connection: one socket per API process.
-  const reader = new RedisReader(redis, { prefix: config.REDIS_KEY_PREFIX, windowMinutes: config.REDIS_AGGREGATION_WINDOW_MINUTES });
+  const reader = new RedisReader(redis, {
+    prefix: config.REDIS_KEY_PREFIX,
+    windowMinutes: config.REDIS_AGGREGATION_WINDOW_MINUTES,
+  });
   await ready;
   const deps: ApiDeps = {
     reader,

@@ -68,7 +68,8 @@ export function parseHeartbeat(raw: string): LiveHeartbeat | null {
   }
   if (typeof value !== 'object' || value === null) return null;
   const hb = value as Partial<Heartbeat>;
-  if (typeof hb.component !== 'string' || typeof hb.instance !== 'string' || typeof hb.sent_at !== 'string') return null;
+  if (typeof hb.component !== 'string' || typeof hb.instance !== 'string' || typeof hb.sent_at !== 'string')
+    return null;
   const sentAtMs = Date.parse(hb.sent_at);
   if (!Number.isFinite(sentAtMs)) return null;
   const status = typeof hb.status === 'object' && hb.status !== null ? (hb.status as Record<string, unknown>) : {};

@@ -27,14 +27,21 @@ export async function startApi(config: Config, log: Logger): Promise<RunningApi>
     await owned.close();
     const code = (err as { code?: unknown }).code;
     if (code === 'EADDRINUSE') {
-      throw new PipelineError('SERVICE_MISCONFIGURED', `port ${config.API_PORT} on ${config.API_HOST} is taken: stop what uses it or set API_PORT`, { cause: err });
+      throw new PipelineError(
+        'SERVICE_MISCONFIGURED',
+        `port ${config.API_PORT} on ${config.API_HOST} is taken: stop what uses it or set API_PORT`,
+        { cause: err },
+      );
     }
     throw err;
   }
   const address = app.server.address() as AddressInfo;
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
   const url = `http://${host}:${address.port}`;
-  log.info({ url, token: config.API_TOKEN ? 'required for content endpoints' : 'none' }, `API listening on ${url} (dashboard at /, docs at /docs)`);
+  log.info(
+    { url, token: config.API_TOKEN ? 'required for content endpoints' : 'none' },
+    `API listening on ${url} (dashboard at /, docs at /docs)`,
+  );
   let stopped = false;
   return {
     url,

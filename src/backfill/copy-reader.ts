@@ -19,10 +19,20 @@ import { SOURCE_COLUMN_SQL, type Cursor } from './reader.js';
  */
 
 /** Resolves with the page's last row and its row count, or null when the range has no row after `after` (the file removed). */
-export async function copyPage(client: pg.ClientBase, range: DateRange, after: Cursor | null, limit: number, file: string): Promise<{ last: Cursor; rows: number } | null> {
+export async function copyPage(
+  client: pg.ClientBase,
+  range: DateRange,
+  after: Cursor | null,
+  limit: number,
+  file: string,
+): Promise<{ last: Cursor; rows: number } | null> {
   const columns = SOURCE_CSV_COLUMNS.map((c) => SOURCE_COLUMN_SQL[c]).join(', ');
   // The table's columns, qualified: `id` alone would name the output column `id::text`, which sorts as text.
-  const copy = client.query(copyTo(`COPY (SELECT ${columns} FROM engagement_events WHERE ${rangeWhere(client, range, after)} ORDER BY engagement_events.event_ts, engagement_events.id LIMIT ${limitOf(limit)}) TO STDOUT (FORMAT csv)`));
+  const copy = client.query(
+    copyTo(
+      `COPY (SELECT ${columns} FROM engagement_events WHERE ${rangeWhere(client, range, after)} ORDER BY engagement_events.event_ts, engagement_events.id LIMIT ${limitOf(limit)}) TO STDOUT (FORMAT csv)`,
+    ),
+  );
   // Wrapped: `pipeline` calls a generator stage with (source, { signal }), which would land in minBytes.
   await pipeline(copy, (source: AsyncIterable<Buffer>) => inLargeChunks(source), createWriteStream(file));
   if (copy.rowCount === 0) {

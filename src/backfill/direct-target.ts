@@ -10,9 +10,23 @@ import { Semaphore } from '../runtime/semaphore.js';
 import type { Decoded, DlqOrigin } from '../runtime/sink-decode.js';
 import { sinkMetrics } from '../runtime/sink-metrics.js';
 import { resolveBatching, resolveRetryPolicy, resolveWriteConcurrency } from '../runtime/sink-runner-options.js';
-import { DIRECT_OFFSET, DIRECT_PARTITION, type Sink, type SinkFactory, type SinkRecord } from '../core/sink-contract.js';
+import {
+  DIRECT_OFFSET,
+  DIRECT_PARTITION,
+  type Sink,
+  type SinkFactory,
+  type SinkRecord,
+} from '../core/sink-contract.js';
 import { isSourceImporter, type SourceImportResult } from '../sinks/source-import.js';
-import { DEFAULT_PAGE_ROWS, rejectedRowOrigin, SOURCE_TOPIC, type BackfillPage, type BackfillTarget, type PageReport, type SourceFilePage } from './target.js';
+import {
+  DEFAULT_PAGE_ROWS,
+  rejectedRowOrigin,
+  SOURCE_TOPIC,
+  type BackfillPage,
+  type BackfillTarget,
+  type PageReport,
+  type SourceFilePage,
+} from './target.js';
 
 /**
  * `--direct <sinks>`: the backfill writes the named sinks itself, in this process, through the
@@ -44,7 +58,8 @@ interface DirectSink {
 
 /** The factories for `names`; a USAGE error for a sink that cannot be written without Kafka. */
 export function directFactories(names: readonly string[], lookup: (name: string) => SinkFactory): SinkFactory[] {
-  if (names.length === 0) throw new PipelineError('USAGE', '--direct needs at least one sink name (e.g. --direct warehouse)');
+  if (names.length === 0)
+    throw new PipelineError('USAGE', '--direct needs at least one sink name (e.g. --direct warehouse)');
   return [...new Set(names)].map((name) => {
     const factory = lookup(name);
     if (!factory.dedupesByEventId) {
@@ -61,21 +76,35 @@ export function directFactories(names: readonly string[], lookup: (name: string)
  * `bulk`: when every sink imports source rows (src/sinks/source-import.ts; the DuckDB warehouse),
  * the target offers `deliverSource`, and the run hands it pages as COPY wrote them.
  */
-export async function openDirectTarget(config: Config, factories: readonly SinkFactory[], rangeKey: string, log: Logger, opts: { bulk: boolean; signal?: AbortSignal }): Promise<BackfillTarget> {
+export async function openDirectTarget(
+  config: Config,
+  factories: readonly SinkFactory[],
+  rangeKey: string,
+  log: Logger,
+  opts: { bulk: boolean; signal?: AbortSignal },
+): Promise<BackfillTarget> {
   const { signal } = opts;
   const name = `direct:${factories.map((f) => f.name).join(',')}`;
   await ensureTopics(config); // the DLQ topic
   const dlq: DlqWriter = await createDlqWriter(config, 'backfill');
   const sinks: DirectSink[] = [];
   const close = async () => {
-    for (const s of sinks) await s.sink.close().catch((err: unknown) => log.warn({ sink: s.factory.name, err: errorMessage(err) }, 'closing a sink failed'));
+    for (const s of sinks)
+      await s.sink
+        .close()
+        .catch((err: unknown) => log.warn({ sink: s.factory.name, err: errorMessage(err) }, 'closing a sink failed'));
     await dlq.close().catch(() => undefined);
   };
   try {
     for (const factory of factories) {
       const slog = log.child({ sink: factory.name, direct: true });
       const sink = factory.create({ config, log: slog });
-      sinks.push({ factory, sink, maxRecords: factory.maxBulkRecords?.(config) ?? resolveBatching(config, factory, {}).maxRecords, ctx: deliveryContext(config, factory, sink, dlq, slog, signal) });
+      sinks.push({
+        factory,
+        sink,
+        maxRecords: factory.maxBulkRecords?.(config) ?? resolveBatching(config, factory, {}).maxRecords,
+        ctx: deliveryContext(config, factory, sink, dlq, slog, signal),
+      });
       await sink.start().catch((err: unknown) => {
         const e = toPipelineError(err);
         // The stream's sink waits for a locked file (an outage); a backfill a person started says why at once.
@@ -96,7 +125,12 @@ export async function openDirectTarget(config: Config, factories: readonly SinkF
     const chunks: PendingBatch[] = [];
     for (let start = 0; start < items.length; start += s.maxRecords) {
       const part = items.slice(start, start + s.maxRecords);
-      chunks.push({ topic, partition: DIRECT_PARTITION, items: part, nextOffset: String(deliveredBefore + start + part.length) });
+      chunks.push({
+        topic,
+        partition: DIRECT_PARTITION,
+        items: part,
+        nextOffset: String(deliveredBefore + start + part.length),
+      });
     }
     const parked = await Promise.all(chunks.map((batch) => settle(s, batch)));
     return parked.reduce((a, b) => a + b, 0);
@@ -137,7 +171,10 @@ export async function openDirectTarget(config: Config, factories: readonly SinkF
     ...(opts.bulk && importers.length === sinks.length ? { deliverSource } : {}),
     async deliver(page: BackfillPage): Promise<PageReport> {
       if (page.rejected.length > 0) {
-        await dlq.send('backfill', page.rejected.map(({ row, error }) => ({ origin: rejectedRowOrigin(row), error, attempts: 1 })));
+        await dlq.send(
+          'backfill',
+          page.rejected.map(({ row, error }) => ({ origin: rejectedRowOrigin(row), error, attempts: 1 })),
+        );
       }
       const items: DeliveryItem[] = page.events.map((event) => new DirectItem(topic, event));
       for (const s of sinks) s.ctx.metrics.recordsIn.inc(items.length);
@@ -152,7 +189,14 @@ export async function openDirectTarget(config: Config, factories: readonly SinkF
   };
 }
 
-function deliveryContext(config: Config, factory: SinkFactory, sink: Sink, dlq: DlqWriter, log: Logger, signal?: AbortSignal): DeliveryContext {
+function deliveryContext(
+  config: Config,
+  factory: SinkFactory,
+  sink: Sink,
+  dlq: DlqWriter,
+  log: Logger,
+  signal?: AbortSignal,
+): DeliveryContext {
   return {
     sink,
     stage: `sink:${factory.name}`,
@@ -177,10 +221,18 @@ async function settle(s: DirectSink, batch: PendingBatch): Promise<number> {
     async () => {
       const outcome = await deliverBatch(s.ctx, batch);
       if (outcome.kind === 'settled') return outcome.dlq;
-      if (outcome.kind === 'state-lost') throw new PipelineError('SINK_STATE_LOST', outcome.error.message, { retriable: true, cause: outcome.error });
-      throw new PipelineError('SINK_WRITE_FAILED', `backfill into ${s.factory.name} stopped before the page was written`, { retriable: true });
+      if (outcome.kind === 'state-lost')
+        throw new PipelineError('SINK_STATE_LOST', outcome.error.message, { retriable: true, cause: outcome.error });
+      throw new PipelineError(
+        'SINK_WRITE_FAILED',
+        `backfill into ${s.factory.name} stopped before the page was written`,
+        { retriable: true },
+      );
     },
-    { ...STATE_LOST_RETRY, shouldRetry: (err) => err instanceof PipelineError && err.code === 'SINK_STATE_LOST' && !s.ctx.signal?.aborted },
+    {
+      ...STATE_LOST_RETRY,
+      shouldRetry: (err) => err instanceof PipelineError && err.code === 'SINK_STATE_LOST' && !s.ctx.signal?.aborted,
+    },
   );
 }
 

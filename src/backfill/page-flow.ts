@@ -84,12 +84,22 @@ export async function copyPages(ctx: FlowContext): Promise<PageFlow> {
       const deliver = async (before: number): Promise<Delivered> => {
         let imported: Awaited<ReturnType<typeof deliverSource>>;
         try {
-          imported = await deliverSource({ file, rows, content: ctx.content, nowMs: Date.now(), deliveredBefore: before });
+          imported = await deliverSource({
+            file,
+            rows,
+            content: ctx.content,
+            nowMs: Date.now(),
+            deliveredBefore: before,
+          });
         } finally {
           await rm(file, { force: true });
         }
-        if (imported) return { report: imported, rows: imported.rows, events: imported.rows, rejected: 0, imported: true };
-        ctx.log.info({ after, through: last }, 'a page was declined by the bulk import (a row the transform or a sink may refuse): delivering it row by row');
+        if (imported)
+          return { report: imported, rows: imported.rows, events: imported.rows, rejected: 0, imported: true };
+        ctx.log.info(
+          { after, through: last },
+          'a page was declined by the bulk import (a row the transform or a sink may refuse): delivering it row by row',
+        );
         const page = await readPage(ctx.db, ctx.range, after, ctx.pageSize, last);
         return (await startRows(ctx.target, page, byId, before)).done;
       };
@@ -100,9 +110,20 @@ export async function copyPages(ctx: FlowContext): Promise<PageFlow> {
   };
 }
 
-async function startRows(target: BackfillTarget, page: Page, content: ReadonlyMap<string, ContentRow>, before: number): Promise<{ events: number; done: Promise<Delivered> }> {
+async function startRows(
+  target: BackfillTarget,
+  page: Page,
+  content: ReadonlyMap<string, ContentRow>,
+  before: number,
+): Promise<{ events: number; done: Promise<Delivered> }> {
   const enriched = await enrichPage(page, content, before);
-  const done = target.deliver(enriched).then((report) => ({ report, rows: page.rows.length, events: enriched.events.length, rejected: enriched.rejected.length, imported: false }));
+  const done = target.deliver(enriched).then((report) => ({
+    report,
+    rows: page.rows.length,
+    events: enriched.events.length,
+    rejected: enriched.rejected.length,
+    imported: false,
+  }));
   return { events: enriched.events.length, done };
 }
 
@@ -113,13 +134,21 @@ async function startRows(target: BackfillTarget, page: Page, content: ReadonlyMa
 const YIELD_ROWS = 1000;
 
 /** The stream's transform over one page; `deliveredBefore` = events of the range before it. */
-async function enrichPage(page: Page, content: ReadonlyMap<string, ContentRow>, deliveredBefore: number): Promise<BackfillPage> {
+async function enrichPage(
+  page: Page,
+  content: ReadonlyMap<string, ContentRow>,
+  deliveredBefore: number,
+): Promise<BackfillPage> {
   const now = Date.now();
   const out: BackfillPage = { events: [], rejected: [], deliveredBefore };
   let i = 0;
   for (const row of page.rows) {
     if (++i % YIELD_ROWS === 0) await new Promise<void>((resolve) => setImmediate(resolve));
-    const res = enrichEvent(row, row.content_id ? content.get(row.content_id) : undefined, { sourceTsMs: now, processedTsMs: now, origin: 'backfill' });
+    const res = enrichEvent(row, row.content_id ? content.get(row.content_id) : undefined, {
+      sourceTsMs: now,
+      processedTsMs: now,
+      origin: 'backfill',
+    });
     if (res.ok) out.events.push(res.event);
     else out.rejected.push({ row, error: res.error });
   }

@@ -25,7 +25,11 @@ export class PageProducer {
   private readonly producer: Kafka.Producer;
   private failed: string | null = null;
 
-  constructor(connection: KafkaConnection, clientId: string, compression: KafkaCompression = DEFAULT_KAFKA_COMPRESSION) {
+  constructor(
+    connection: KafkaConnection,
+    clientId: string,
+    compression: KafkaCompression = DEFAULT_KAFKA_COMPRESSION,
+  ) {
     this.producer = new Kafka.Producer({
       ...connectionProps(connection),
       'client.id': clientId,
@@ -62,7 +66,10 @@ export class PageProducer {
       for (const m of messages) await this.produce(topic, m);
     }
     await this.flush();
-    if (this.failed !== null) throw new PipelineError('SERVICE_UNREACHABLE', `backfill page not delivered: ${this.failed}`, { retriable: true });
+    if (this.failed !== null)
+      throw new PipelineError('SERVICE_UNREACHABLE', `backfill page not delivered: ${this.failed}`, {
+        retriable: true,
+      });
   }
 
   async disconnect(): Promise<void> {
@@ -90,5 +97,8 @@ export class PageProducer {
 }
 
 function kafkaError(during: string, err: unknown): PipelineError {
-  return new PipelineError('SERVICE_UNREACHABLE', `backfill ${during} failed: ${errorMessage(err)}`, { retriable: true, cause: err });
+  return new PipelineError('SERVICE_UNREACHABLE', `backfill ${during} failed: ${errorMessage(err)}`, {
+    retriable: true,
+    cause: err,
+  });
 }

@@ -21,17 +21,24 @@ export function parseUtcDate(value: string, flag: string): Date {
   const m = DATE.exec(value ?? '');
   const d = m ? new Date(Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3]))) : undefined;
   if (!m || !d || d.toISOString().slice(0, 10) !== value) {
-    throw new PipelineError('USAGE', `${flag} accepts a calendar date as YYYY-MM-DD (UTC), got ${JSON.stringify(value)}`);
+    throw new PipelineError(
+      'USAGE',
+      `${flag} accepts a calendar date as YYYY-MM-DD (UTC), got ${JSON.stringify(value)}`,
+    );
   }
   return d;
 }
 
 export function parseDateRange(start: string | undefined, end: string | undefined): DateRange {
-  if (!start || !end) throw new PipelineError('USAGE', 'backfill needs --start-date and --end-date (YYYY-MM-DD, inclusive, UTC)');
+  if (!start || !end)
+    throw new PipelineError('USAGE', 'backfill needs --start-date and --end-date (YYYY-MM-DD, inclusive, UTC)');
   const fromTs = parseUtcDate(start, '--start-date');
   const endDay = parseUtcDate(end, '--end-date');
   if (endDay < fromTs) {
-    throw new PipelineError('USAGE', `--end-date ${end} is before --start-date ${start}; the range is inclusive, so use the same date for one day`);
+    throw new PipelineError(
+      'USAGE',
+      `--end-date ${end} is before --start-date ${start}; the range is inclusive, so use the same date for one day`,
+    );
   }
   const untilTs = new Date(endDay.getTime() + 86_400_000);
   return { start, end, fromTs, untilTs, key: `${start}..${end}` };

@@ -44,7 +44,13 @@ const COLUMNS = Object.entries(SOURCE_COLUMN_SQL)
  * The next `limit` rows after `after`; with `until`, instead every row in (after, until] — the
  * bounds of a page copy-reader.ts read before, read again (the limit then does not apply).
  */
-export async function readPage(client: pg.ClientBase, range: DateRange, after: Cursor | null, limit: number, until?: Cursor): Promise<Page> {
+export async function readPage(
+  client: pg.ClientBase,
+  range: DateRange,
+  after: Cursor | null,
+  limit: number,
+  until?: Cursor,
+): Promise<Page> {
   const params: unknown[] = [range.fromTs, range.untilTs];
   let where = 'event_ts >= $1 AND event_ts < $2';
   if (after) {
@@ -58,7 +64,10 @@ export async function readPage(client: pg.ClientBase, range: DateRange, after: C
     params.push(limit);
   }
   const tail = until ? '' : ` LIMIT $${params.length}`;
-  const res = await client.query<EngagementEventRow>(`SELECT ${COLUMNS} FROM engagement_events WHERE ${where} ORDER BY engagement_events.event_ts, engagement_events.id${tail}`, params);
+  const res = await client.query<EngagementEventRow>(
+    `SELECT ${COLUMNS} FROM engagement_events WHERE ${where} ORDER BY engagement_events.event_ts, engagement_events.id${tail}`,
+    params,
+  );
   const rows = res.rows;
   const lastRow = rows[rows.length - 1];
   return { rows, last: lastRow ? { eventTs: lastRow.event_ts, id: lastRow.id } : null };
@@ -71,7 +80,10 @@ export async function countRange(client: pg.ClientBase, range: DateRange, after:
     params.push(after.eventTs, after.id);
     where += ' AND (event_ts, id) > ($3::timestamptz, $4::bigint)';
   }
-  const res = await client.query<{ n: string }>(`SELECT count(*)::text AS n FROM engagement_events WHERE ${where}`, params);
+  const res = await client.query<{ n: string }>(
+    `SELECT count(*)::text AS n FROM engagement_events WHERE ${where}`,
+    params,
+  );
   return Number(res.rows[0]?.n ?? 0);
 }
 

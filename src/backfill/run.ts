@@ -74,16 +74,23 @@ export async function runBackfill(config: Config, opts: BackfillOptions, log: Lo
     const resumed = Boolean(saved && !saved.done && saved.cursor);
     let cursor: Cursor | null = resumed ? (saved?.cursor ?? null) : null;
     let delivered = resumed ? (saved?.delivered ?? 0) : 0;
-    if (saved?.done && !opts.restart) log.info({ range: key }, 'range was backfilled before; re-sending it (sinks dedupe by event id and event_ts)');
+    if (saved?.done && !opts.restart)
+      log.info({ range: key }, 'range was backfilled before; re-sending it (sinks dedupe by event id and event_ts)');
     if (resumed) log.info({ range: key, after: cursor, delivered }, 'resuming an interrupted backfill');
 
     const content = (await db.query<ContentRow>(CONTENT_SQL)).rows;
     const total = await countRange(db, range, cursor);
     const estimate = await estimatedRangeRows(db, range);
     if (total > 10 * pageSize && estimate * 10 < total) {
-      log.warn({ estimate, rows: total }, 'PostgreSQL estimates the range at a tenth of its rows or less: its statistics of engagement_events are older than the data, so every page may sort the whole remaining range; run ANALYZE engagement_events (autovacuum will, in time)');
+      log.warn(
+        { estimate, rows: total },
+        'PostgreSQL estimates the range at a tenth of its rows or less: its statistics of engagement_events are older than the data, so every page may sort the whole remaining range; run ANALYZE engagement_events (autovacuum will, in time)',
+      );
     }
-    const bar = opts.progress === false ? undefined : new ProgressBar(`backfill ${range.key}${target.name === 'topic' ? '' : ` (${target.name})`}`, total);
+    const bar =
+      opts.progress === false
+        ? undefined
+        : new ProgressBar(`backfill ${range.key}${target.name === 'topic' ? '' : ` (${target.name})`}`, total);
     const flowCtx = { db, range, pageSize, content, target, log };
     const source = target.deliverSource && opts.bulk !== false ? await copyPages(flowCtx) : rowPages(flowCtx);
     flow = source;
@@ -137,9 +144,27 @@ export async function runBackfill(config: Config, opts: BackfillOptions, log: Lo
     if (finished) await saveProgress(db, key, { cursor, done: true, delivered });
     bar?.finish(read);
     const seconds = (Date.now() - t0) / 1000;
-    if (Object.keys(parked).length > 0) log.warn({ parked }, 'sinks refused some events: they are in the DLQ (`engage dlq list`), to replay once the cause is fixed');
-    const result: BackfillResult = { range: range.key, resumed, read, delivered, dlq, parked, pages, importedPages, seconds, rate: read / Math.max(seconds, 0.001) };
-    log.info({ ...result, target: target.name }, finished ? 'backfill finished' : 'backfill interrupted; run it again to resume');
+    if (Object.keys(parked).length > 0)
+      log.warn(
+        { parked },
+        'sinks refused some events: they are in the DLQ (`engage dlq list`), to replay once the cause is fixed',
+      );
+    const result: BackfillResult = {
+      range: range.key,
+      resumed,
+      read,
+      delivered,
+      dlq,
+      parked,
+      pages,
+      importedPages,
+      seconds,
+      rate: read / Math.max(seconds, 0.001),
+    };
+    log.info(
+      { ...result, target: target.name },
+      finished ? 'backfill finished' : 'backfill interrupted; run it again to resume',
+    );
     return result;
   } finally {
     await flow?.close().catch(() => undefined);
@@ -148,11 +173,22 @@ export async function runBackfill(config: Config, opts: BackfillOptions, log: Lo
   }
 }
 
-async function openTarget(config: Config, opts: BackfillOptions, rangeKey: string, log: Logger): Promise<BackfillTarget> {
+async function openTarget(
+  config: Config,
+  opts: BackfillOptions,
+  rangeKey: string,
+  log: Logger,
+): Promise<BackfillTarget> {
   if (!opts.direct || opts.direct.length === 0) {
     const { openTopicTarget } = await import('./topic-target.js');
     return openTopicTarget(config);
   }
-  const [{ directFactories, openDirectTarget }, { getSinkFactory }] = await Promise.all([import('./direct-target.js'), import('../sinks/registry.js')]);
-  return openDirectTarget(config, directFactories(opts.direct, getSinkFactory), rangeKey, log, { bulk: opts.bulk !== false, signal: opts.signal });
+  const [{ directFactories, openDirectTarget }, { getSinkFactory }] = await Promise.all([
+    import('./direct-target.js'),
+    import('../sinks/registry.js'),
+  ]);
+  return openDirectTarget(config, directFactories(opts.direct, getSinkFactory), rangeKey, log, {
+    bulk: opts.bulk !== false,
+    signal: opts.signal,
+  });
 }

@@ -61,5 +61,13 @@ export const SOURCE_TOPIC = 'postgres:engagement_events';
 
 /** Where a rejected source row's DLQ entry says it came from: the table, the row id, its bytes. */
 export function rejectedRowOrigin(row: EngagementEventRow): DlqOrigin {
-  return { topic: SOURCE_TOPIC, partition: 0, offset: row.id, key: JSON.stringify({ id: row.id }), value: Buffer.from(JSON.stringify(row)), priorAttempts: 0, replay: false };
+  return {
+    topic: SOURCE_TOPIC,
+    partition: 0,
+    offset: row.id,
+    key: JSON.stringify({ id: row.id }),
+    value: Buffer.from(JSON.stringify(row)),
+    priorAttempts: 0,
+    replay: false,
+  };
 }

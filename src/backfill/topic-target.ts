@@ -33,20 +33,45 @@ export async function openTopicTarget(config: Config): Promise<BackfillTarget> {
       const rejected: PageMessage[] = [];
       for (const e of page.events) {
         const value = JSON.stringify(e);
-        const bytes = (value.length + e.content_id.length) * 3 > limit ? Buffer.byteLength(value) + Buffer.byteLength(e.content_id) : 0;
+        const bytes =
+          (value.length + e.content_id.length) * 3 > limit
+            ? Buffer.byteLength(value) + Buffer.byteLength(e.content_id)
+            : 0;
         if (bytes <= limit) {
           enriched.push({ key: e.content_id, value });
           continue;
         }
         const key = JSON.stringify({ id: e.event_id });
-        const origin = { topic: SOURCE_TOPIC, partition: 0, offset: e.event_id, key, value: Buffer.from(value), priorAttempts: 0, replay: false };
-        const error = rejection('RECORD_TOO_LARGE', `enriched event ${e.event_id} takes ${bytes} bytes, above KAFKA_MESSAGE_MAX_BYTES (${config.KAFKA_MESSAGE_MAX_BYTES}) less framing`, { event_id: e.event_id });
-        rejected.push({ key, value: JSON.stringify(toDlqEntry('backfill', { origin, error, attempts: 1 }, now, config.KAFKA_MESSAGE_MAX_BYTES)) });
+        const origin = {
+          topic: SOURCE_TOPIC,
+          partition: 0,
+          offset: e.event_id,
+          key,
+          value: Buffer.from(value),
+          priorAttempts: 0,
+          replay: false,
+        };
+        const error = rejection(
+          'RECORD_TOO_LARGE',
+          `enriched event ${e.event_id} takes ${bytes} bytes, above KAFKA_MESSAGE_MAX_BYTES (${config.KAFKA_MESSAGE_MAX_BYTES}) less framing`,
+          { event_id: e.event_id },
+        );
+        rejected.push({
+          key,
+          value: JSON.stringify(
+            toDlqEntry('backfill', { origin, error, attempts: 1 }, now, config.KAFKA_MESSAGE_MAX_BYTES),
+          ),
+        });
       }
       const tooLarge = rejected.length;
       for (const { row, error } of page.rejected) {
         const origin = rejectedRowOrigin(row);
-        const entry: DlqEntry = toDlqEntry('backfill', { origin, error, attempts: 1 }, now, config.KAFKA_MESSAGE_MAX_BYTES);
+        const entry: DlqEntry = toDlqEntry(
+          'backfill',
+          { origin, error, attempts: 1 },
+          now,
+          config.KAFKA_MESSAGE_MAX_BYTES,
+        );
         rejected.push({ key: origin.key ?? row.id, value: JSON.stringify(entry) });
       }
       const batches = [];

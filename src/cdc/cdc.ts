@@ -77,7 +77,10 @@ class Cdc implements CdcComponent {
     private readonly log: Logger,
     options: CdcOptions,
   ) {
-    this.backoff = new ReconnectBackoff(options.reconnectPolicy ?? RECONNECT_POLICY, options.healthySessionMs ?? HEALTHY_SESSION_MS);
+    this.backoff = new ReconnectBackoff(
+      options.reconnectPolicy ?? RECONNECT_POLICY,
+      options.healthySessionMs ?? HEALTHY_SESSION_MS,
+    );
     this.open = options.openSession ?? openSession;
     this.resetPosition = options.resetPosition ?? false;
     this.state = {
@@ -113,7 +116,11 @@ class Cdc implements CdcComponent {
     if (this.stopping) return this.done.catch(() => undefined);
     this.stopping = true;
     this.abort.abort(new Error('stopping'));
-    await this.session?.stop().catch((err: unknown) => this.log.warn({ err }, 'cdc: drain failed; nothing was confirmed beyond the last Kafka commit'));
+    await this.session
+      ?.stop()
+      .catch((err: unknown) =>
+        this.log.warn({ err }, 'cdc: drain failed; nothing was confirmed beyond the last Kafka commit'),
+      );
     this.state.phase = 'stopped';
     await this.done.catch(() => undefined);
   }
@@ -132,7 +139,13 @@ class Cdc implements CdcComponent {
         this.metrics.reconnects.inc({ slot: this.config.CDC_SLOT_NAME });
         const { delayMs, failures, ranMs } = this.backoff.failed();
         this.log.warn(
-          { err: errorMessage(err), hint: hintFor(err), delay_ms: delayMs, failures_in_a_row: failures, session_ran_ms: ranMs },
+          {
+            err: errorMessage(err),
+            hint: hintFor(err),
+            delay_ms: delayMs,
+            failures_in_a_row: failures,
+            session_ran_ms: ranMs,
+          },
           `cdc session failed; reconnecting in ${delayMs} ms (nothing is confirmed beyond the last Kafka commit)`,
         );
         await session.close();
@@ -156,7 +169,9 @@ class Cdc implements CdcComponent {
       if (this.stopping) throw new PipelineError('INTERNAL', 'stopping', { retriable: false });
       this.state.sessions++;
       try {
-        const session = await this.open(this.config, this.log, this.events, this.abort.signal, { resetPosition: this.resetPosition });
+        const session = await this.open(this.config, this.log, this.events, this.abort.signal, {
+          resetPosition: this.resetPosition,
+        });
         this.resetPosition = false; // done: the slot and the position agree from now on
         this.backoff.opened();
         return session;
@@ -164,7 +179,10 @@ class Cdc implements CdcComponent {
         if (this.stopping || (err instanceof PipelineError && !err.retriable)) throw err;
         const { delayMs, failures } = this.backoff.failed();
         this.state.last_error = errorMessage(err);
-        this.log.warn({ attempt: failures, delay_ms: delayMs, err: errorMessage(err), hint: hintFor(err) }, 'cdc: cannot start a session yet; retrying');
+        this.log.warn(
+          { attempt: failures, delay_ms: delayMs, err: errorMessage(err), hint: hintFor(err) },
+          'cdc: cannot start a session yet; retrying',
+        );
         await sleep(delayMs, this.abort.signal);
       }
     }
@@ -217,7 +235,7 @@ class Cdc implements CdcComponent {
 /** What to do about a failure the operator can fix, if it is one (logged with the failure). */
 function hintFor(err: unknown): string | undefined {
   if (/message size too large|MSG_SIZE_TOO_LARGE/i.test(errorMessage(err))) {
-    return 'Kafka refused a record as too large: a topic\'s max.message.bytes is below KAFKA_MESSAGE_MAX_BYTES + 64 KiB (topics that existed before the pipeline created them keep their own limit); raise it with kafka-configs.sh --alter --add-config max.message.bytes=…, or lower KAFKA_MESSAGE_MAX_BYTES';
+    return "Kafka refused a record as too large: a topic's max.message.bytes is below KAFKA_MESSAGE_MAX_BYTES + 64 KiB (topics that existed before the pipeline created them keep their own limit); raise it with kafka-configs.sh --alter --add-config max.message.bytes=…, or lower KAFKA_MESSAGE_MAX_BYTES";
   }
   return undefined;
 }

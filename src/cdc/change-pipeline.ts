@@ -1,6 +1,16 @@
 import type { Pgoutput } from 'pg-logical-replication';
 import type { Logger } from '../core/logger.js';
-import { CDC_VERSION, emitChange, emitUpdate, routeFor, sourcePrefix, type ChangeAt, type Emit, type TableMeta, type TopicRoutes } from './envelope.js';
+import {
+  CDC_VERSION,
+  emitChange,
+  emitUpdate,
+  routeFor,
+  sourcePrefix,
+  type ChangeAt,
+  type Emit,
+  type TableMeta,
+  type TopicRoutes,
+} from './envelope.js';
 import { formatLsn, lsnTextToNumber, parseLsnOrZero, type Lsn } from './lsn.js';
 import { sizeGuardedEmit, type TruncatedInfo } from './oversize.js';
 import { positionRecord, type CdcPosition } from './position-store.js';
@@ -145,7 +155,10 @@ export class ChangePipeline {
         case 'truncate':
           if (this.txn && !this.txn.skip) {
             const tables = msg.relations.map((r) => `${r?.schema ?? 'public'}.${r?.name ?? '?'}`);
-            this.o.log.warn({ tables }, 'TRUNCATE is not propagated (as Debezium by default): consumers keep the rows; new rows may reuse ids (the sinks key events by id and event_ts)');
+            this.o.log.warn(
+              { tables },
+              'TRUNCATE is not propagated (as Debezium by default): consumers keep the rows; new rows may reuse ids (the sinks key events by id and event_ts)',
+            );
             this.o.onTableTruncate?.(tables);
           }
           return undefined;
@@ -177,7 +190,13 @@ export class ChangePipeline {
   private onBegin(msg: Pgoutput.MessageBegin): void {
     const finalLsn = parseLsnOrZero(msg.commitLsn);
     const skip = finalLsn < this.o.skipBelow;
-    this.txn = { finalLsn, finalLsnText: finalLsn.toString(), xid: msg.xid, commitMs: Number((msg.commitTime as bigint) / 1000n), skip };
+    this.txn = {
+      finalLsn,
+      finalLsnText: finalLsn.toString(),
+      xid: msg.xid,
+      commitMs: Number((msg.commitTime as bigint) / 1000n),
+      skip,
+    };
     if (skip || this.batch) return;
     this.batch = { startedAt: Date.now(), transactions: 0 };
     this.lingerTimer = setTimeout(() => this.onTimer(), this.o.commitIntervalMs);
@@ -197,12 +216,24 @@ export class ChangePipeline {
       json: new RowJson(columns, primaryKey),
     };
     const topic = routeFor(this.o.routes, meta.schema, meta.table);
-    this.relations.set(msg.relationOid, { meta, topic, prefix: '', prefixTxn: null, counts: previous?.counts ?? { c: 0, u: 0, d: 0 } });
+    this.relations.set(msg.relationOid, {
+      meta,
+      topic,
+      prefix: '',
+      prefixTxn: null,
+      counts: previous?.counts ?? { c: 0, u: 0, d: 0 },
+    });
     if (previous && previous.meta.columns.length !== meta.columns.length) {
-      this.o.log.info({ table: meta.table, columns: meta.columns.map((c) => c.name) }, 'schema change: later events carry the new columns');
+      this.o.log.info(
+        { table: meta.table, columns: meta.columns.map((c) => c.name) },
+        'schema change: later events carry the new columns',
+      );
     }
     if (previous && previous.meta.replicaIdentity !== meta.replicaIdentity) {
-      this.o.log.warn({ table: meta.table, from: previous.meta.replicaIdentity, to: meta.replicaIdentity }, 'REPLICA IDENTITY changed');
+      this.o.log.warn(
+        { table: meta.table, from: previous.meta.replicaIdentity, to: meta.replicaIdentity },
+        'REPLICA IDENTITY changed',
+      );
     }
   }
 
@@ -272,7 +303,8 @@ export class ChangePipeline {
     if (!batch) throw new Error('commit without an open batch');
     batch.transactions++;
     batch.last = { finalLsn: txn.finalLsn, endLsn, xid: txn.xid, commitMs: txn.commitMs };
-    if (this.o.writer.size >= this.o.maxBatchRows || Date.now() - batch.startedAt >= this.o.commitIntervalMs) this.due = true;
+    if (this.o.writer.size >= this.o.maxBatchRows || Date.now() - batch.startedAt >= this.o.commitIntervalMs)
+      this.due = true;
     if (this.due) this.tryCommit();
     // Not committed (yet): if no further message follows promptly, the stream has caught up.
     if (this.batch) this.idleTimer = setTimeout(() => this.onTimer(), IDLE_COMMIT_MS);

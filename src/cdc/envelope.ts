@@ -78,7 +78,16 @@ export function envelopeJson(op: ChangeOp, beforeJson: string, afterJson: string
 }
 
 /** The records of one row change: the event, plus a tombstone after a delete that has a key. */
-export function emitChange(emit: Emit, topic: string, key: string | null, op: ChangeOp, beforeJson: string, afterJson: string, at: ChangeAt, tsMs: number): void {
+export function emitChange(
+  emit: Emit,
+  topic: string,
+  key: string | null,
+  op: ChangeOp,
+  beforeJson: string,
+  afterJson: string,
+  at: ChangeAt,
+  tsMs: number,
+): void {
   emit(topic, key, envelopeJson(op, beforeJson, afterJson, at, tsMs));
   if (op === 'd' && key !== null) emit(topic, key, null);
 }

@@ -58,7 +58,11 @@ function surelyFits(key: string | null, value: string, limit: number): boolean {
  * The event `value` (envelope JSON text) made to fit `limit` bytes together with `key`, or null when
  * it fits as it is. Pure.
  */
-export function fitEvent(key: string | null, value: string, limit: number): { value: string; info: TruncatedInfo } | null {
+export function fitEvent(
+  key: string | null,
+  value: string,
+  limit: number,
+): { value: string; info: TruncatedInfo } | null {
   if (surelyFits(key, value, limit)) return null;
   const keyBytes = key === null ? 0 : utf8Bytes(key);
   const original = keyBytes + utf8Bytes(value);
@@ -71,7 +75,13 @@ export function fitEvent(key: string | null, value: string, limit: number): { va
     fields: [],
     original_bytes: original,
     limit_bytes: limit,
-    ref: { db: source.db ?? null, schema: source.schema ?? null, table: source.table ?? null, key: keyObj, lsn: source.lsn ?? null },
+    ref: {
+      db: source.db ?? null,
+      schema: source.schema ?? null,
+      table: source.table ?? null,
+      key: keyObj,
+      lsn: source.lsn ?? null,
+    },
   };
   const render = () => JSON.stringify({ ...env, truncated: info });
   const fits = (text: string) => keyBytes + utf8Bytes(text) <= limit;
@@ -113,7 +123,11 @@ export function fitEvent(key: string | null, value: string, limit: number): { va
  * each event that was cut. Tombstones (null values) pass as they are. Costs one multiplication per
  * record unless the record is within a factor of 3 of the limit.
  */
-export function sizeGuardedEmit(emit: Emit, limit: number, onTruncated: (topic: string, key: string | null, info: TruncatedInfo) => void): Emit {
+export function sizeGuardedEmit(
+  emit: Emit,
+  limit: number,
+  onTruncated: (topic: string, key: string | null, info: TruncatedInfo) => void,
+): Emit {
   return (topic, key, value) => {
     if (value === null || surelyFits(key, value, limit)) return emit(topic, key, value);
     const fitted = fitEvent(key, value, limit);

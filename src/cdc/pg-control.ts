@@ -85,25 +85,46 @@ export class PgControl {
   async ensurePublication(name: string, tables: readonly string[], log: Logger): Promise<void> {
     const [exists] = await this.query('SELECT 1 AS x FROM pg_publication WHERE pubname = $1', [name]);
     if (!exists) {
-      const present = await this.query(`SELECT relname FROM pg_class WHERE relkind IN ('r','p') AND relnamespace = 'public'::regnamespace AND relname = ANY($1)`, [tables]);
+      const present = await this.query(
+        `SELECT relname FROM pg_class WHERE relkind IN ('r','p') AND relnamespace = 'public'::regnamespace AND relname = ANY($1)`,
+        [tables],
+      );
       if (present.length !== tables.length) {
-        throw new PipelineError('SERVICE_MISCONFIGURED', `cannot create publication ${name}: table(s) ${tables.filter((t) => !present.some((p) => p.relname === t)).join(', ')} missing in the database (apply sql/init.sql)`);
+        throw new PipelineError(
+          'SERVICE_MISCONFIGURED',
+          `cannot create publication ${name}: table(s) ${tables.filter((t) => !present.some((p) => p.relname === t)).join(', ')} missing in the database (apply sql/init.sql)`,
+        );
       }
-      await this.query(`CREATE PUBLICATION ${pgIdent(name)} FOR TABLE ${tables.map((t) => `public.${pgIdent(t)}`).join(', ')}`).catch((err: unknown) => {
+      await this.query(
+        `CREATE PUBLICATION ${pgIdent(name)} FOR TABLE ${tables.map((t) => `public.${pgIdent(t)}`).join(', ')}`,
+      ).catch((err: unknown) => {
         if ((err as { code?: string }).code !== '42710') throw err; // created concurrently
       });
       log.info({ publication: name, tables }, 'publication created');
       return;
     }
-    const published = await this.query('SELECT schemaname, tablename FROM pg_publication_tables WHERE pubname = $1', [name]);
+    const published = await this.query('SELECT schemaname, tablename FROM pg_publication_tables WHERE pubname = $1', [
+      name,
+    ]);
     const missing = tables.filter((t) => !published.some((p) => p.schemaname === 'public' && p.tablename === t));
-    if (missing.length > 0) log.warn({ publication: name, missing }, `publication ${name} does not include ${missing.join(', ')}: those changes will not be captured`);
+    if (missing.length > 0)
+      log.warn(
+        { publication: name, missing },
+        `publication ${name} does not include ${missing.join(', ')}: those changes will not be captured`,
+      );
   }
 
   /** Logs each table's REPLICA IDENTITY and what it means for the change events. */
   async reportReplicaIdentity(tables: readonly string[], log: Logger): Promise<void> {
-    const rows = await this.query(`SELECT relname, relreplident FROM pg_class WHERE relnamespace = 'public'::regnamespace AND relname = ANY($1)`, [tables]);
-    for (const r of rows) log.info({ table: r.relname, replica_identity: r.relreplident }, replicaIdentityMeaning(r.relname ?? '?', r.relreplident ?? 'd'));
+    const rows = await this.query(
+      `SELECT relname, relreplident FROM pg_class WHERE relnamespace = 'public'::regnamespace AND relname = ANY($1)`,
+      [tables],
+    );
+    for (const r of rows)
+      log.info(
+        { table: r.relname, replica_identity: r.relreplident },
+        replicaIdentityMeaning(r.relname ?? '?', r.relreplident ?? 'd'),
+      );
   }
 
   async slotInfo(slot: string): Promise<SlotInfo | null> {
@@ -153,7 +174,12 @@ export class PgControl {
       [slot],
     );
     if (!row?.cur) return null;
-    return { currentLsn: row.cur, confirmedFlushLsn: row.flush ?? null, retainedBytes: Number(row.retained ?? 0), lagBytes: Number(row.lag ?? 0) };
+    return {
+      currentLsn: row.cur,
+      confirmedFlushLsn: row.flush ?? null,
+      retainedBytes: Number(row.retained ?? 0),
+      lagBytes: Number(row.lag ?? 0),
+    };
   }
 }
 

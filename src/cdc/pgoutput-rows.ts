@@ -45,7 +45,8 @@ export interface RowDelete {
 }
 
 export type RowMessage = RowInsert | RowUpdate | RowDelete;
-export type StreamMessage = Exclude<Pgoutput.Message, Pgoutput.MessageInsert | Pgoutput.MessageUpdate | Pgoutput.MessageDelete> | RowMessage;
+export type StreamMessage =
+  Exclude<Pgoutput.Message, Pgoutput.MessageInsert | Pgoutput.MessageUpdate | Pgoutput.MessageDelete> | RowMessage;
 
 const TAG_INSERT = 0x49; // I
 const TAG_UPDATE = 0x55; // U
@@ -103,7 +104,8 @@ export class TextPgoutputPlugin extends PgoutputPlugin {
   }
 
   private expect(b: Buffer, byte: number): void {
-    if (b[this.pos++] !== byte) throw new Error(`pgoutput: expected ${String.fromCharCode(byte)} at byte ${this.pos - 1}`);
+    if (b[this.pos++] !== byte)
+      throw new Error(`pgoutput: expected ${String.fromCharCode(byte)} at byte ${this.pos - 1}`);
   }
 
   /** One TupleData; `fallback` supplies unchanged TOAST values (the old row under FULL). */

@@ -41,14 +41,27 @@ export function positionRecord(topic: string, position: CdcPosition): OutMessage
 
 /** The `snapshot-pending` record, committed just before the CDC creates its slot for a snapshot. */
 export function snapshotPendingPosition(slot: string, serverName: string): CdcPosition {
-  return { slot, server_name: serverName, phase: 'snapshot-pending', lsn: '0/0', commit_lsn: null, tx_id: null, commit_ts_ms: null, snapshot: null, written_at_ms: Date.now() };
+  return {
+    slot,
+    server_name: serverName,
+    phase: 'snapshot-pending',
+    lsn: '0/0',
+    commit_lsn: null,
+    tx_id: null,
+    commit_ts_ms: null,
+    snapshot: null,
+    written_at_ms: Date.now(),
+  };
 }
 
 export function parsePosition(value: Buffer | null | undefined): CdcPosition | null {
   if (!value) return null;
   const parsed = JSON.parse(value.toString('utf8')) as Partial<CdcPosition>;
   if (typeof parsed.lsn !== 'string' || typeof parsed.slot !== 'string') {
-    throw new PipelineError('DECODE_FAILED', `position record without lsn/slot: ${value.toString('utf8').slice(0, 200)}`);
+    throw new PipelineError(
+      'DECODE_FAILED',
+      `position record without lsn/slot: ${value.toString('utf8').slice(0, 200)}`,
+    );
   }
   return parsed as CdcPosition;
 }
@@ -63,27 +76,48 @@ const LSO_WAIT_MS = 120_000;
  * reaches the high watermark seen at the call (transactions other slots had open then are settled),
  * then scans backwards from the end in growing windows until it finds the key.
  */
-export async function readLastPosition(conn: KafkaConnection, clientId: string, topic: string, slot: string): Promise<CdcPosition | null> {
+export async function readLastPosition(
+  conn: KafkaConnection,
+  clientId: string,
+  topic: string,
+  slot: string,
+): Promise<CdcPosition | null> {
   const admin = createKafka(conn, `${clientId}-cdc-position`).admin();
   await admin.connect();
   let bounds: Array<{ partition: number; low: number; end: number }>;
   try {
-    const high = await admin.fetchTopicOffsets(topic, { timeout: 10000, isolationLevel: KafkaJS.IsolationLevel.READ_UNCOMMITTED });
+    const high = await admin.fetchTopicOffsets(topic, {
+      timeout: 10000,
+      isolationLevel: KafkaJS.IsolationLevel.READ_UNCOMMITTED,
+    });
     // An answer without partitions or offsets is a broker not ready to say (just restarted or
     // unfrozen), not an empty topic: "no position" must never come from it.
     if (high.length === 0 || high.some((h) => !/^\d+$/.test(String(h.high)) || !/^\d+$/.test(String(h.low)))) {
-      throw new PipelineError('SERVICE_UNREACHABLE', `position topic ${topic}: the broker gave no offsets (${JSON.stringify(high)}); retrying`, { retriable: true });
+      throw new PipelineError(
+        'SERVICE_UNREACHABLE',
+        `position topic ${topic}: the broker gave no offsets (${JSON.stringify(high)}); retrying`,
+        { retriable: true },
+      );
     }
     const deadline = Date.now() + LSO_WAIT_MS;
     for (;;) {
-      const stable = await admin.fetchTopicOffsets(topic, { timeout: 10000, isolationLevel: KafkaJS.IsolationLevel.READ_COMMITTED });
-      const settled = high.every((h) => Number(stable.find((s) => s.partition === h.partition)?.high ?? -1) >= Number(h.high));
+      const stable = await admin.fetchTopicOffsets(topic, {
+        timeout: 10000,
+        isolationLevel: KafkaJS.IsolationLevel.READ_COMMITTED,
+      });
+      const settled = high.every(
+        (h) => Number(stable.find((s) => s.partition === h.partition)?.high ?? -1) >= Number(h.high),
+      );
       if (settled) {
         bounds = stable.map((s) => ({ partition: s.partition, low: Number(s.low), end: Number(s.high) }));
         break;
       }
       if (Date.now() > deadline) {
-        throw new PipelineError('TIMEOUT', `position topic ${topic}: an open transaction did not settle within ${LSO_WAIT_MS / 1000} s`, { retriable: true });
+        throw new PipelineError(
+          'TIMEOUT',
+          `position topic ${topic}: an open transaction did not settle within ${LSO_WAIT_MS / 1000} s`,
+          { retriable: true },
+        );
       }
       await sleep(100);
     }
@@ -99,7 +133,14 @@ export async function readLastPosition(conn: KafkaConnection, clientId: string, 
   return found;
 }
 
-async function scanBackwards(conn: KafkaConnection, topic: string, partition: number, low: number, end: number, slot: string): Promise<CdcPosition | null> {
+async function scanBackwards(
+  conn: KafkaConnection,
+  topic: string,
+  partition: number,
+  low: number,
+  end: number,
+  slot: string,
+): Promise<CdcPosition | null> {
   let stop = end;
   let width = WINDOW;
   while (stop > low) {
@@ -113,7 +154,14 @@ async function scanBackwards(conn: KafkaConnection, topic: string, partition: nu
 }
 
 /** The value of the last record with key `slot` in [start, end) (undefined: none). */
-async function lastValueInRange(conn: KafkaConnection, topic: string, partition: number, start: number, end: number, slot: string): Promise<Buffer | null | undefined> {
+async function lastValueInRange(
+  conn: KafkaConnection,
+  topic: string,
+  partition: number,
+  start: number,
+  end: number,
+  slot: string,
+): Promise<Buffer | null | undefined> {
   const consumer = new RdKafka.KafkaConsumer(
     {
       'group.id': `engage-cdc-position-${randomBytes(4).toString('hex')}`,
@@ -126,7 +174,9 @@ async function lastValueInRange(conn: KafkaConnection, topic: string, partition:
     },
     {},
   );
-  await new Promise<void>((resolve, reject) => consumer.connect({ timeout: 10000 }, (err) => (err ? reject(err) : resolve())));
+  await new Promise<void>((resolve, reject) =>
+    consumer.connect({ timeout: 10000 }, (err) => (err ? reject(err) : resolve())),
+  );
   try {
     let last: Buffer | null | undefined;
     let eof = false;
@@ -136,8 +186,13 @@ async function lastValueInRange(conn: KafkaConnection, topic: string, partition:
     consumer.assign([{ topic, partition, offset: start }]);
     const deadline = Date.now() + 30000;
     while (!eof) {
-      if (Date.now() > deadline) throw new PipelineError('TIMEOUT', `reading ${topic}[${partition}] ${start}..${end} timed out`, { retriable: true });
-      const batch = await new Promise<RdKafka.Message[]>((resolve, reject) => consumer.consume(500, (err, msgs) => (err ? reject(err) : resolve(msgs))));
+      if (Date.now() > deadline)
+        throw new PipelineError('TIMEOUT', `reading ${topic}[${partition}] ${start}..${end} timed out`, {
+          retriable: true,
+        });
+      const batch = await new Promise<RdKafka.Message[]>((resolve, reject) =>
+        consumer.consume(500, (err, msgs) => (err ? reject(err) : resolve(msgs))),
+      );
       for (const m of batch) {
         if (m.offset >= end) {
           eof = true;
@@ -161,11 +216,18 @@ const REREAD_GAP_MS = 5000;
  * exists: the CDC then refuses to start for good (docs/cdc.md), so a read a moment after a broker
  * fault must not decide it. Returns the first position found, or null when every read agrees.
  */
-export async function rereadPosition(read: () => Promise<CdcPosition | null>, log: Logger, signal?: AbortSignal): Promise<CdcPosition | null> {
+export async function rereadPosition(
+  read: () => Promise<CdcPosition | null>,
+  log: Logger,
+  signal?: AbortSignal,
+): Promise<CdcPosition | null> {
   for (let attempt = 1; attempt <= REREAD_ATTEMPTS; attempt++) {
     await sleep(REREAD_GAP_MS, signal);
     const position = await read();
-    log.warn({ attempt, found: position !== null }, 'the slot exists but no position was read: reading the position topic again before refusing');
+    log.warn(
+      { attempt, found: position !== null },
+      'the slot exists but no position was read: reading the position topic again before refusing',
+    );
     if (position !== null) return position;
   }
   return null;

@@ -9,7 +9,12 @@ import { backoffDelay, type RetryPolicy } from '../runtime/retry.js';
  * starts the count over: its failure is a new incident, retried after the shortest wait.
  */
 
-export const RECONNECT_POLICY: RetryPolicy = { attempts: Number.MAX_SAFE_INTEGER, baseMs: 250, maxMs: 10_000, jitter: 'full' };
+export const RECONNECT_POLICY: RetryPolicy = {
+  attempts: Number.MAX_SAFE_INTEGER,
+  baseMs: 250,
+  maxMs: 10_000,
+  jitter: 'full',
+};
 /** A session that ran this long before failing was healthy. */
 export const HEALTHY_SESSION_MS = 30_000;
 
@@ -39,6 +44,10 @@ export class ReconnectBackoff {
     const ranMs = this.openedAt === null ? null : this.now() - this.openedAt;
     this.openedAt = null;
     this.failures = ranMs !== null && ranMs >= this.healthyMs ? 1 : this.failures + 1;
-    return { delayMs: backoffDelay(this.policy, Math.min(this.failures, 30), this.random), failures: this.failures, ranMs };
+    return {
+      delayMs: backoffDelay(this.policy, Math.min(this.failures, 30), this.random),
+      failures: this.failures,
+      ranMs,
+    };
   }
 }

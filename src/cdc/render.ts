@@ -26,7 +26,8 @@ import { UNAVAILABLE_VALUE } from '../core/types.js';
 export { UNAVAILABLE_VALUE };
 
 /** libpq options for every CDC connection: value text forms the renderer relies on. */
-export const PG_SESSION_OPTIONS = '-c TimeZone=UTC -c DateStyle=ISO,MDY -c IntervalStyle=iso_8601 -c extra_float_digits=1';
+export const PG_SESSION_OPTIONS =
+  '-c TimeZone=UTC -c DateStyle=ISO,MDY -c IntervalStyle=iso_8601 -c extra_float_digits=1';
 
 export const OID = {
   bool: 16,

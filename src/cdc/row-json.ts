@@ -34,7 +34,8 @@ export class RowJson {
     const n = this.heads.length;
     if (n === 0) return '{}';
     let s = '';
-    for (let i = 0; i < n; i++) s += this.heads[i] + valueJson(this.kinds[i] as Kind, this.typeOids[i] as number, values[i]);
+    for (let i = 0; i < n; i++)
+      s += this.heads[i] + valueJson(this.kinds[i] as Kind, this.typeOids[i] as number, values[i]);
     return `${s}}`;
   }
 
@@ -63,7 +64,11 @@ export class RowJson {
     for (let k = 0; k < n; k++) {
       const i = this.keyIndex[k] as number;
       const v = i < 0 ? null : values[i];
-      s += this.keyHeads[k] + (i < 0 || (keyOnly && v === undefined) ? 'null' : valueJson(this.kinds[i] as Kind, this.typeOids[i] as number, v));
+      s +=
+        this.keyHeads[k] +
+        (i < 0 || (keyOnly && v === undefined)
+          ? 'null'
+          : valueJson(this.kinds[i] as Kind, this.typeOids[i] as number, v));
     }
     return `${s}}`;
   }

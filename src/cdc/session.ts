@@ -8,7 +8,13 @@ import { defaultRoutes } from './envelope.js';
 import { formatLsn, maxLsn, parseLsn, parseLsnOrZero, type Lsn } from './lsn.js';
 import { PgControl } from './pg-control.js';
 import { maxEventBytes, type TruncatedInfo } from './oversize.js';
-import { positionRecord, readLastPosition, rereadPosition, snapshotPendingPosition, type CdcPosition } from './position-store.js';
+import {
+  positionRecord,
+  readLastPosition,
+  rereadPosition,
+  snapshotPendingPosition,
+  type CdcPosition,
+} from './position-store.js';
 import { ReplicationStream } from './replication.js';
 import { createSlot, runSnapshot } from './snapshot.js';
 import { acquireSlot, waitSlotInactive } from './slot-guard.js';
@@ -59,7 +65,13 @@ export interface SessionOptions {
   resetPosition?: boolean;
 }
 
-export type OpenSession = (config: Config, log: Logger, events: SessionEvents, signal: AbortSignal, options?: SessionOptions) => Promise<Session>;
+export type OpenSession = (
+  config: Config,
+  log: Logger,
+  events: SessionEvents,
+  signal: AbortSignal,
+  options?: SessionOptions,
+) => Promise<Session>;
 
 export interface Session {
   /** Rejects when the session fails (never resolves). */
@@ -74,12 +86,20 @@ export const openSession: OpenSession = async (config, log, events, signal, opti
   const slot = config.CDC_SLOT_NAME;
   const onTruncated = (_topic: string, key: string | null, info: TruncatedInfo) => {
     log.warn(
-      { table: info.ref.table, key, lsn: info.ref.lsn, fields: info.fields, original_bytes: info.original_bytes, limit_bytes: info.limit_bytes },
+      {
+        table: info.ref.table,
+        key,
+        lsn: info.ref.lsn,
+        fields: info.fields,
+        original_bytes: info.original_bytes,
+        limit_bytes: info.limit_bytes,
+      },
       'change event exceeds KAFKA_MESSAGE_MAX_BYTES: written with its largest values replaced by a marker (the full row is in PostgreSQL, see "truncated.ref")',
     );
     events.onTruncated(String(info.ref.table));
   };
-  const resources: { control?: PgControl; producer?: TxnProducer; stream?: ReplicationStream; timer?: NodeJS.Timeout } = {};
+  const resources: { control?: PgControl; producer?: TxnProducer; stream?: ReplicationStream; timer?: NodeJS.Timeout } =
+    {};
   const close = async () => {
     if (resources.timer) clearInterval(resources.timer);
     await resources.stream?.stop();
@@ -113,13 +133,20 @@ export const openSession: OpenSession = async (config, log, events, signal, opti
     if (position === null && !options.resetPosition && (await control.slotInfo(slot)) !== null) {
       // A slot without a position is refused below, for good: make sure the position is really not
       // there and not just unreadable a moment after a broker fault (seen once after a 30 s freeze).
-      position = await rereadPosition(() => readLastPosition(config, config.KAFKA_CLIENT_ID, positionTopic, slot), log, signal);
+      position = await rereadPosition(
+        () => readLastPosition(config, config.KAFKA_CLIENT_ID, positionTopic, slot),
+        log,
+        signal,
+      );
     }
     const pendingSnapshot = position?.phase === 'snapshot-pending';
     if (pendingSnapshot) position = null;
     let info = await waitSlotInactive(control, slot, config.CDC_SLOT_WAIT_SECONDS, log, signal);
     if (info && (info.plugin !== 'pgoutput' || info.database !== db)) {
-      throw new PipelineError('SERVICE_MISCONFIGURED', `replication slot ${slot} exists with plugin ${info.plugin} on database ${info.database}; engage cdc needs pgoutput on ${db}. Drop it or set CDC_SLOT_NAME.`);
+      throw new PipelineError(
+        'SERVICE_MISCONFIGURED',
+        `replication slot ${slot} exists with plugin ${info.plugin} on database ${info.database}; engage cdc needs pgoutput on ${db}. Drop it or set CDC_SLOT_NAME.`,
+      );
     }
     if (position && !info) {
       if (!options.resetPosition) {
@@ -129,14 +156,22 @@ export const openSession: OpenSession = async (config, log, events, signal, opti
             `To start over with a new slot and snapshot, run once: engage cdc --reset-position (or use another CDC_SLOT_NAME).`,
         );
       }
-      log.warn({ position: position.lsn }, '--reset-position: the slot is gone; ignoring Kafka\'s position and starting over with a new slot');
+      log.warn(
+        { position: position.lsn },
+        "--reset-position: the slot is gone; ignoring Kafka's position and starting over with a new slot",
+      );
       position = null;
     }
     if (!position && info && config.CDC_SNAPSHOT_MODE === 'initial') {
       if (pendingSnapshot) {
-        log.warn('the slot was created for a snapshot that never committed to Kafka (interrupted): dropping it and taking the snapshot again');
+        log.warn(
+          'the slot was created for a snapshot that never committed to Kafka (interrupted): dropping it and taking the snapshot again',
+        );
       } else if (options.resetPosition) {
-        log.warn({ confirmed_flush_lsn: info.confirmedFlushLsn }, '--reset-position: Kafka holds no position for the slot; dropping it and taking a new snapshot');
+        log.warn(
+          { confirmed_flush_lsn: info.confirmedFlushLsn },
+          '--reset-position: Kafka holds no position for the slot; dropping it and taking a new snapshot',
+        );
       } else {
         throw new PipelineError(
           'SERVICE_MISCONFIGURED',
@@ -144,7 +179,15 @@ export const openSession: OpenSession = async (config, log, events, signal, opti
             `the position topic was deleted or renamed, or KAFKA_BOOTSTRAP_SERVERS names another cluster. engage cdc does not drop the slot on its own. ` +
             `If the topic is elsewhere, point KAFKA_TOPIC_CDC_POSITION / KAFKA_BOOTSTRAP_SERVERS at it. To start over (drop the slot, take a new ` +
             `snapshot into the configured topics), run once: engage cdc --reset-position.`,
-          { retriable: false, details: { reason: 'CDC_POSITION_MISSING', slot, topic: positionTopic, confirmed_flush_lsn: info.confirmedFlushLsn } },
+          {
+            retriable: false,
+            details: {
+              reason: 'CDC_POSITION_MISSING',
+              slot,
+              topic: positionTopic,
+              confirmed_flush_lsn: info.confirmedFlushLsn,
+            },
+          },
         );
       }
       await control.dropSlot(slot);
@@ -182,13 +225,21 @@ export const openSession: OpenSession = async (config, log, events, signal, opti
         await created.connection.end().catch(() => undefined);
       }
     }
-    return await startStreaming(config, log, events, { control, writer, position, confirmed, db, resources, close, onTruncated });
+    return await startStreaming(config, log, events, {
+      control,
+      writer,
+      position,
+      confirmed,
+      db,
+      resources,
+      close,
+      onTruncated,
+    });
   } catch (err) {
     await close();
     throw err;
   }
 };
-
 
 interface StreamingParts {
   control: PgControl;
@@ -244,20 +295,29 @@ async function startStreaming(config: Config, log: Logger, events: SessionEvents
   stream.ended.catch((err: unknown) => fail(err));
   await Promise.race([stream.start(), ended]);
   events.onPhase('streaming');
-  log.info({ confirmed_flush_lsn: formatLsn(p.confirmed), kafka_position: p.position?.lsn ?? null }, 'streaming changes');
+  log.info(
+    { confirmed_flush_lsn: formatLsn(p.confirmed), kafka_position: p.position?.lsn ?? null },
+    'streaming changes',
+  );
   let lastWarnAt = 0;
   const tick = async () => {
     try {
       await p.control.emitHeartbeat();
       const stats = await p.control.walStats(slot);
-      if (!stats) throw new PipelineError('SERVICE_MISCONFIGURED', `replication slot ${slot} disappeared`, { retriable: true });
+      if (!stats)
+        throw new PipelineError('SERVICE_MISCONFIGURED', `replication slot ${slot} disappeared`, { retriable: true });
       events.onWalStats(stats);
       if (stats.retainedBytes > config.CDC_WAL_WARN_BYTES && Date.now() - lastWarnAt > 60_000) {
         lastWarnAt = Date.now();
-        log.warn({ retained_wal_bytes: stats.retainedBytes, threshold: config.CDC_WAL_WARN_BYTES }, 'replication slot retains more WAL than CDC_WAL_WARN_BYTES: is the CDC keeping up?');
+        log.warn(
+          { retained_wal_bytes: stats.retainedBytes, threshold: config.CDC_WAL_WARN_BYTES },
+          'replication slot retains more WAL than CDC_WAL_WARN_BYTES: is the CDC keeping up?',
+        );
       }
     } catch (err) {
-      fail(new PipelineError('SERVICE_UNREACHABLE', `heartbeat: ${errorMessage(err)}`, { retriable: true, cause: err }));
+      fail(
+        new PipelineError('SERVICE_UNREACHABLE', `heartbeat: ${errorMessage(err)}`, { retriable: true, cause: err }),
+      );
     }
   };
   p.resources.timer = setInterval(() => void tick(), config.CDC_HEARTBEAT_SECONDS * 1000);

@@ -31,32 +31,55 @@ function fatal(err: unknown): never {
   throw err;
 }
 
-export async function acquireSlot(control: PgControl, slot: string, waitSeconds: number, log: Logger, signal: AbortSignal): Promise<void> {
+export async function acquireSlot(
+  control: PgControl,
+  slot: string,
+  waitSeconds: number,
+  log: Logger,
+  signal: AbortSignal,
+): Promise<void> {
   let warned = false;
-  await retry(async () => {
-    const r = await control.tryLockSlot(slot);
-    if (r.locked) return;
-    const msg =
-      `replication slot "${slot}" is in use by another engage cdc (PostgreSQL backend pid ${r.holderPid ?? '?'} holds its lock); ` +
-      `waited ${waitSeconds} s. Stop the other instance, or give this one its own CDC_SLOT_NAME.`;
-    if (!warned) log.warn({ holder_pid: r.holderPid }, `slot in use by another engage cdc; waiting up to ${waitSeconds} s`);
-    warned = true;
-    throw new PipelineError('SLOT_IN_USE', msg, { retriable: true, details: { holder_pid: r.holderPid } });
-  }, policy(waitSeconds, signal)).catch(fatal);
+  await retry(
+    async () => {
+      const r = await control.tryLockSlot(slot);
+      if (r.locked) return;
+      const msg =
+        `replication slot "${slot}" is in use by another engage cdc (PostgreSQL backend pid ${r.holderPid ?? '?'} holds its lock); ` +
+        `waited ${waitSeconds} s. Stop the other instance, or give this one its own CDC_SLOT_NAME.`;
+      if (!warned)
+        log.warn({ holder_pid: r.holderPid }, `slot in use by another engage cdc; waiting up to ${waitSeconds} s`);
+      warned = true;
+      throw new PipelineError('SLOT_IN_USE', msg, { retriable: true, details: { holder_pid: r.holderPid } });
+    },
+    policy(waitSeconds, signal),
+  ).catch(fatal);
 }
 
 /** The slot's state once no walsender holds it (null: no such slot). */
-export async function waitSlotInactive(control: PgControl, slot: string, waitSeconds: number, log: Logger, signal: AbortSignal): Promise<SlotInfo | null> {
+export async function waitSlotInactive(
+  control: PgControl,
+  slot: string,
+  waitSeconds: number,
+  log: Logger,
+  signal: AbortSignal,
+): Promise<SlotInfo | null> {
   let warned = false;
-  return retry(async () => {
-    const info = await control.slotInfo(slot);
-    if (!info?.active) return info;
-    if (!warned) log.warn({ active_pid: info.activePid }, `replication slot is being read by another connection; waiting up to ${waitSeconds} s`);
-    warned = true;
-    throw new PipelineError(
-      'SLOT_IN_USE',
-      `replication slot "${slot}" is being read by another connection (walsender pid ${info.activePid ?? '?'}); waited ${waitSeconds} s.`,
-      { retriable: true },
-    );
-  }, policy(waitSeconds, signal)).catch(fatal);
+  return retry(
+    async () => {
+      const info = await control.slotInfo(slot);
+      if (!info?.active) return info;
+      if (!warned)
+        log.warn(
+          { active_pid: info.activePid },
+          `replication slot is being read by another connection; waiting up to ${waitSeconds} s`,
+        );
+      warned = true;
+      throw new PipelineError(
+        'SLOT_IN_USE',
+        `replication slot "${slot}" is being read by another connection (walsender pid ${info.activePid ?? '?'}); waited ${waitSeconds} s.`,
+        { retriable: true },
+      );
+    },
+    policy(waitSeconds, signal),
+  ).catch(fatal);
 }

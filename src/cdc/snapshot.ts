@@ -42,7 +42,9 @@ export async function createSlot(url: string, slot: string, exportSnapshot: bool
   connection.on('error', () => undefined);
   await connection.connect();
   try {
-    const res = await connection.query(`CREATE_REPLICATION_SLOT ${pgIdent(slot)} LOGICAL pgoutput ${exportSnapshot ? 'EXPORT_SNAPSHOT' : 'NOEXPORT_SNAPSHOT'}`);
+    const res = await connection.query(
+      `CREATE_REPLICATION_SLOT ${pgIdent(slot)} LOGICAL pgoutput ${exportSnapshot ? 'EXPORT_SNAPSHOT' : 'NOEXPORT_SNAPSHOT'}`,
+    );
     const row = res.rows[0] as { consistent_point: string; snapshot_name: string | null };
     return { consistentPoint: row.consistent_point, snapshotName: row.snapshot_name, connection };
   } catch (err) {
@@ -81,16 +83,23 @@ export async function runSnapshot(p: SnapshotParams): Promise<{ position: CdcPos
     // The snapshot is imported: the exporting connection may go (its next command would end the export).
     await p.created.connection.end().catch(() => undefined);
     const db = (await reader.query('SELECT current_database() AS db')).rows[0] as { db: string };
-    const tables = (await reader.query(
-      `SELECT t.schemaname, t.tablename, c.oid::int AS oid, c.relreplident
+    const tables = (
+      await reader.query(
+        `SELECT t.schemaname, t.tablename, c.oid::int AS oid, c.relreplident
          FROM pg_publication_tables t JOIN pg_class c ON c.oid = (quote_ident(t.schemaname) || '.' || quote_ident(t.tablename))::regclass
         WHERE t.pubname = $1`,
-      [p.publication],
-    )).rows as Array<{ schemaname: string; tablename: string; oid: string; relreplident: string }>;
+        [p.publication],
+      )
+    ).rows as Array<{ schemaname: string; tablename: string; oid: string; relreplident: string }>;
     tables.sort((a, b) => rank(a.tablename) - rank(b.tablename));
-    const emitRecord: Emit = sizeGuardedEmit((topic, key, value) => p.writer.add(topic, key, value), p.maxEventBytes, p.onTruncated);
+    const emitRecord: Emit = sizeGuardedEmit(
+      (topic, key, value) => p.writer.add(topic, key, value),
+      p.maxEventBytes,
+      p.onTruncated,
+    );
     /** The row read last: written once the next one shows whether it is the snapshot's last. */
-    let pending: { topic: string; oid: number; schema: string; table: string; key: string | null; after: string } | undefined;
+    let pending:
+      { topic: string; oid: number; schema: string; table: string; key: string | null; after: string } | undefined;
     const consistentLsn = Number(parseLsn(p.created.consistentPoint));
     const prefixes = new Map<string, string>();
     let emitted = 0;
@@ -99,19 +108,30 @@ export async function runSnapshot(p: SnapshotParams): Promise<{ position: CdcPos
       if (!pending) return;
       const marker = emitted === 0 ? 'first' : last ? 'last' : 'true';
       const cacheKey = `${pending.oid}|${marker}`;
-      const prefix = prefixes.get(cacheKey) ?? sourcePrefix({
-        version: CDC_VERSION,
-        connector: 'postgresql',
-        name: p.serverName,
-        ts_ms: startedAt,
-        snapshot: marker,
-        db: db.db,
-        schema: pending.schema,
-        table: pending.table,
-        txId: null,
-      });
+      const prefix =
+        prefixes.get(cacheKey) ??
+        sourcePrefix({
+          version: CDC_VERSION,
+          connector: 'postgresql',
+          name: p.serverName,
+          ts_ms: startedAt,
+          snapshot: marker,
+          db: db.db,
+          schema: pending.schema,
+          table: pending.table,
+          txId: null,
+        });
       prefixes.set(cacheKey, prefix);
-      emitChange(emitRecord, pending.topic, pending.key, 'r', 'null', pending.after, { prefix, lsn: consistentLsn }, Date.now());
+      emitChange(
+        emitRecord,
+        pending.topic,
+        pending.key,
+        'r',
+        'null',
+        pending.after,
+        { prefix, lsn: consistentLsn },
+        Date.now(),
+      );
       emitted++;
       pending = undefined;
       if (p.writer.full) await p.writer.room();
@@ -123,16 +143,31 @@ export async function runSnapshot(p: SnapshotParams): Promise<{ position: CdcPos
         continue;
       }
       const primaryKey = await p.control.primaryKey(Number(t.oid));
-      await reader.query(`DECLARE engage_snapshot NO SCROLL CURSOR FOR SELECT * FROM ${pgIdent(t.schemaname)}.${pgIdent(t.tablename)}`);
+      await reader.query(
+        `DECLARE engage_snapshot NO SCROLL CURSOR FOR SELECT * FROM ${pgIdent(t.schemaname)}.${pgIdent(t.tablename)}`,
+      );
       let tableRows = 0;
       let json: RowJson | undefined;
       for (;;) {
-        const res = await reader.query<Tuple>({ text: `FETCH FORWARD ${FETCH_ROWS} FROM engage_snapshot`, rowMode: 'array' });
+        const res = await reader.query<Tuple>({
+          text: `FETCH FORWARD ${FETCH_ROWS} FROM engage_snapshot`,
+          rowMode: 'array',
+        });
         if (res.rows.length === 0) break;
-        json ??= new RowJson(res.fields.map((f) => ({ name: f.name, typeOid: f.dataTypeID })), primaryKey);
+        json ??= new RowJson(
+          res.fields.map((f) => ({ name: f.name, typeOid: f.dataTypeID })),
+          primaryKey,
+        );
         for (const raw of res.rows) {
           await emit(false);
-          pending = { topic, oid: Number(t.oid), schema: t.schemaname, table: t.tablename, key: json.key(raw), after: json.row(raw) };
+          pending = {
+            topic,
+            oid: Number(t.oid),
+            schema: t.schemaname,
+            table: t.tablename,
+            key: json.key(raw),
+            after: json.row(raw),
+          };
         }
         tableRows += res.rows.length;
         counts.set(`${t.tablename}|r`, tableRows);
@@ -155,7 +190,10 @@ export async function runSnapshot(p: SnapshotParams): Promise<{ position: CdcPos
     };
     await p.writer.commit([positionRecord(p.positionTopic, position)]);
     await reader.query('COMMIT');
-    p.log.info({ rows: emitted, ms: Date.now() - startedAt, consistent_point: p.created.consistentPoint }, 'snapshot committed to Kafka');
+    p.log.info(
+      { rows: emitted, ms: Date.now() - startedAt, consistent_point: p.created.consistentPoint },
+      'snapshot committed to Kafka',
+    );
     return { position, rows: counts };
   } finally {
     await p.created.connection.end().catch(() => undefined);

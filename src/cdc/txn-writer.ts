@@ -99,7 +99,11 @@ export class TxnWriter {
     const seg = this.tail();
     this.added = 0;
     const done = new Promise<void>((resolve, reject) => {
-      seg.closing = { last: last.map((m) => ({ topic: m.topic, key: m.key, value: m.value === null ? null : Buffer.from(m.value) })), resolve, reject };
+      seg.closing = {
+        last: last.map((m) => ({ topic: m.topic, key: m.key, value: m.value === null ? null : Buffer.from(m.value) })),
+        resolve,
+        reject,
+      };
     });
     this.kick();
     return done;
@@ -161,7 +165,8 @@ export class TxnWriter {
           this.segments.shift(); // the tail, fully produced: `add` may produce directly again
           return;
         }
-        for (const r of closing.last) while (!this.producer.tryProduce(r.topic, r.key, r.value)) await sleep(QUEUE_FULL_WAIT_MS);
+        for (const r of closing.last)
+          while (!this.producer.tryProduce(r.topic, r.key, r.value)) await sleep(QUEUE_FULL_WAIT_MS);
         await this.producer.commit();
         this.open = false;
         if (this.segments[0] === seg) this.segments.shift();

@@ -13,7 +13,10 @@ export function parsePort(raw: string | undefined): number | undefined {
   if (raw === undefined) return undefined;
   const n = Number(raw);
   if (raw.trim() === '' || !Number.isInteger(n) || n < 0 || n > 65535) {
-    throw new PipelineError('USAGE', `--port accepts a whole number from 0 to 65535 (0 picks a free port); got ${JSON.stringify(raw)}`);
+    throw new PipelineError(
+      'USAGE',
+      `--port accepts a whole number from 0 to 65535 (0 picks a free port); got ${JSON.stringify(raw)}`,
+    );
   }
   return n;
 }

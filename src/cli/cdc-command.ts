@@ -12,10 +12,17 @@ import { runComponent } from '../runtime/lifecycle.js';
 export function registerCdcCommand(program: Command): void {
   program
     .command('cdc')
-    .description('stream every committed change of content and engagement_events to Kafka, exactly once (pgoutput logical replication)')
-    .option('--reset-position', 'when the replication slot and the position in Kafka disagree (position topic gone or renamed, slot dropped), start over: drop the slot if any, create it anew and take a new snapshot')
+    .description(
+      'stream every committed change of content and engagement_events to Kafka, exactly once (pgoutput logical replication)',
+    )
+    .option(
+      '--reset-position',
+      'when the replication slot and the position in Kafka disagree (position topic gone or renamed, slot dropped), start over: drop the slot if any, create it anew and take a new snapshot',
+    )
     .action(async (opts: { resetPosition?: boolean }) => {
       const config = loadConfig();
-      await runComponent('cdc', config, ({ log }) => startCdc(config, log, { resetPosition: opts.resetPosition === true }));
+      await runComponent('cdc', config, ({ log }) =>
+        startCdc(config, log, { resetPosition: opts.resetPosition === true }),
+      );
     });
 }

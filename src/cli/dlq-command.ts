@@ -15,7 +15,8 @@ import type { SinkFactory } from '../core/sink-contract.js';
 
 const positiveInt = (value: string): number => {
   const n = Number(value);
-  if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(n) || n < 1) throw new InvalidArgumentError('accepts a whole number ≥ 1');
+  if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(n) || n < 1)
+    throw new InvalidArgumentError('accepts a whole number ≥ 1');
   return n;
 };
 
@@ -33,7 +34,10 @@ export function registerDlqCommand(program: Command): void {
   dlq
     .command('list')
     .description('show the newest DLQ entries with their reason, stage and source position')
-    .option('--stage <stage>', 'only entries of this stage (processor, sink:redis, sink:warehouse, sink:external, backfill)')
+    .option(
+      '--stage <stage>',
+      'only entries of this stage (processor, sink:redis, sink:warehouse, sink:external, backfill)',
+    )
     .option('--limit <n>', 'how many of the newest entries to show', positiveInt, 20)
     .option('--json', 'print the entries as JSON lines (full entries, value in base64)')
     .action(async (flags: { stage?: string; limit: number; json?: boolean }) => {
@@ -42,14 +46,19 @@ export function registerDlqCommand(program: Command): void {
       const { listDlq, formatListing } = await import('../dlq/list.js');
       const listing = await listDlq(config, { stage: flags.stage, limit: flags.limit });
       if (flags.json) {
-        for (const e of listing.entries) process.stdout.write(`${JSON.stringify({ dlq_partition: e.dlqPartition, dlq_offset: e.dlqOffset, replay: e.replay, ...e.entry })}\n`);
+        for (const e of listing.entries)
+          process.stdout.write(
+            `${JSON.stringify({ dlq_partition: e.dlqPartition, dlq_offset: e.dlqOffset, replay: e.replay, ...e.entry })}\n`,
+          );
       } else {
         process.stdout.write(formatListing(listing));
       }
     });
   dlq
     .command('replay')
-    .description('replay a stage’s DLQ entries once fixed: sink:<name> into that sink, processor back to its source topic')
+    .description(
+      'replay a stage’s DLQ entries once fixed: sink:<name> into that sink, processor back to its source topic',
+    )
     .requiredOption('--stage <stage>', 'processor | sink:<name>')
     .option('--dry-run', 'only count what would be replayed')
     .action(async (flags: { stage: string; dryRun?: boolean }) => {

@@ -35,13 +35,19 @@ function number(name: string, raw: string | undefined, min: number, max: number,
   if (raw === undefined) return undefined;
   const n = Number(raw);
   if (raw.trim() === '' || !Number.isFinite(n) || (integer && !Number.isInteger(n)) || n < min || n > max) {
-    throw usage(`${name} accepts ${integer ? 'a whole number' : 'a number'} from ${min} to ${max} (got ${JSON.stringify(raw)})`);
+    throw usage(
+      `${name} accepts ${integer ? 'a whole number' : 'a number'} from ${min} to ${max} (got ${JSON.stringify(raw)})`,
+    );
   }
   return n;
 }
 
 /** Turns the flags into receiver options; throws USAGE for a bad value. */
-export function receiverFlags(flags: ReceiverFlags): { port: number | undefined; control: FaultPatch; dataFile: string | undefined } {
+export function receiverFlags(flags: ReceiverFlags): {
+  port: number | undefined;
+  control: FaultPatch;
+  dataFile: string | undefined;
+} {
   const control: FaultPatch = {};
   const failRate = number('--fail-rate', flags.failRate, 0, 1, false);
   if (failRate !== undefined) control.failRate = failRate;
@@ -54,7 +60,8 @@ export function receiverFlags(flags: ReceiverFlags): { port: number | undefined;
   }
   if (flags.down === true) control.down = true;
   if (flags.failPhase !== undefined) control.failPhase = flags.failPhase;
-  const dataFile = flags.dataFile === true ? DEFAULT_RECEIVER_FILE : typeof flags.dataFile === 'string' ? flags.dataFile : undefined;
+  const dataFile =
+    flags.dataFile === true ? DEFAULT_RECEIVER_FILE : typeof flags.dataFile === 'string' ? flags.dataFile : undefined;
   return { port: number('--port', flags.port, 0, 65535), control, dataFile };
 }
 
@@ -69,8 +76,16 @@ export function registerExternalReceiverCommand(program: Command): void {
     .option('--down', 'drop every POST /events connection without answering')
     .option('--status <code>', 'status of injected failures (default 503; 429 with --retry-after)')
     .option('--retry-after <s>', 'Retry-After sent with injected failures (seconds or an HTTP-date)')
-    .addOption(new Option('--fail-phase <phase>', 'fail before counting the batch, or after (a lost acknowledgement)').choices(['before', 'after']))
-    .option('--data-file [path]', `append accepted events to a JSONL file, restored on start (default path ${DEFAULT_RECEIVER_FILE})`)
+    .addOption(
+      new Option('--fail-phase <phase>', 'fail before counting the batch, or after (a lost acknowledgement)').choices([
+        'before',
+        'after',
+      ]),
+    )
+    .option(
+      '--data-file [path]',
+      `append accepted events to a JSONL file, restored on start (default path ${DEFAULT_RECEIVER_FILE})`,
+    )
     .option('--auth <header>', 'required auth header "Name: value" (default EXTERNAL_API_AUTH_HEADER)')
     .action(async (flags: ReceiverFlags) => {
       const config = loadConfig();
@@ -85,7 +100,10 @@ export function registerExternalReceiverCommand(program: Command): void {
           log,
         });
         process.stdout.write(`listening on ${receiver.url}\n`);
-        log.info({ url: receiver.url, control: receiver.control(), dataFile: parsed.dataFile ?? null }, 'external-receiver listening');
+        log.info(
+          { url: receiver.url, control: receiver.control(), dataFile: parsed.dataFile ?? null },
+          'external-receiver listening',
+        );
         return {
           stop: () => receiver.close(),
           status: () => ({ url: receiver.url, ...receiver.stats(), control: receiver.control() }),

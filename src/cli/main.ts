@@ -29,7 +29,9 @@ function packageVersion(): string {
 
 export function buildProgram(): Command {
   const program = new Command('engage')
-    .description('Real-time engagement pipeline: PostgreSQL CDC → Kafka → enrichment → Redis, warehouse, external system')
+    .description(
+      'Real-time engagement pipeline: PostgreSQL CDC → Kafka → enrichment → Redis, warehouse, external system',
+    )
     .version(packageVersion(), '-V, --version', 'print the version')
     .showHelpAfterError()
     .exitOverride();
@@ -52,7 +54,8 @@ export async function main(argv: string[]): Promise<number> {
     return typeof process.exitCode === 'number' ? process.exitCode : 0;
   } catch (err) {
     if (err instanceof CommanderError) {
-      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') return 0;
+      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help')
+        return 0;
       return EXIT_USAGE;
     }
     if (err instanceof PipelineError) {
@@ -67,6 +70,9 @@ export async function main(argv: string[]): Promise<number> {
 // Run when this file is the process's entry point (bin/engage.mjs, `tsx src/cli/main.ts`,
 // `node --import tsx src/cli/main.ts`), not when a test imports it.
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
-  watchLauncher({ onGone: (pid) => process.stderr.write(`engage: the process that launched this command (pid ${pid}) is gone; stopping\n`) });
+  watchLauncher({
+    onGone: (pid) =>
+      process.stderr.write(`engage: the process that launched this command (pid ${pid}) is gone; stopping\n`),
+  });
   main(process.argv.slice(2)).then((code) => process.exit(code));
 }

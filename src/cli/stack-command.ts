@@ -12,7 +12,9 @@ function whose(r: { up: boolean; startedByStack: boolean }, origin: 'env' | 'sta
 
 /** `engage stack up | down | status | env`. */
 export function registerStackCommand(program: Command): void {
-  const stack = program.command('stack').description('start, inspect or stop the local services (PostgreSQL, Kafka, Redis)');
+  const stack = program
+    .command('stack')
+    .description('start, inspect or stop the local services (PostgreSQL, Kafka, Redis)');
   stack
     .command('up')
     .description('start what is not configured and wait until every service is ready (idempotent)')
@@ -20,9 +22,14 @@ export function registerStackCommand(program: Command): void {
       const config = loadConfig();
       const t0 = Date.now();
       await stackUp(config, {
-        onReady: (s, ms) => process.stdout.write(`${s.name.padEnd(9)} ready in ${(ms / 1000).toFixed(1)} s  ${redact(s.url)}  (${s.startedByStack ? 'private, started by the stack' : 'yours, from the environment'})\n`),
+        onReady: (s, ms) =>
+          process.stdout.write(
+            `${s.name.padEnd(9)} ready in ${(ms / 1000).toFixed(1)} s  ${redact(s.url)}  (${s.startedByStack ? 'private, started by the stack' : 'yours, from the environment'})\n`,
+          ),
       });
-      process.stdout.write(`stack up in ${((Date.now() - t0) / 1000).toFixed(1)} s; \`engage stack env\` prints the addresses\n`);
+      process.stdout.write(
+        `stack up in ${((Date.now() - t0) / 1000).toFixed(1)} s; \`engage stack env\` prints the addresses\n`,
+      );
     });
   stack
     .command('status')
@@ -31,12 +38,16 @@ export function registerStackCommand(program: Command): void {
       const config = loadConfig();
       const rows = await stackStatus(config);
       for (const r of rows) {
-        process.stdout.write(`${r.name.padEnd(9)} ${r.up ? 'up  ' : 'DOWN'}  ${redact(r.url).padEnd(55)} ${whose(r, config.origins[r.name])}${r.log ? `  log: ${r.log}` : ''}\n`);
+        process.stdout.write(
+          `${r.name.padEnd(9)} ${r.up ? 'up  ' : 'DOWN'}  ${redact(r.url).padEnd(55)} ${whose(r, config.origins[r.name])}${r.log ? `  log: ${r.log}` : ''}\n`,
+        );
         if (r.name === 'kafka' && r.up && r.startedByStack) {
           // The running broker's own offset (its recorded port), which may differ from today's STACK_PORT_OFFSET.
           const ports = privatePorts(Number(r.url.split(':').at(-1)) - privatePorts(0).kafka);
           const at = (port: number) => `127.0.0.1:${port}`;
-          process.stdout.write(`${''.padEnd(15)}also SASL_PLAINTEXT ${at(ports.kafkaSasl)}, SSL ${at(ports.kafkaTls)} (client certificate), SASL_SSL ${at(ports.kafkaSaslTls)}: docs/operations.md\n`);
+          process.stdout.write(
+            `${''.padEnd(15)}also SASL_PLAINTEXT ${at(ports.kafkaSasl)}, SSL ${at(ports.kafkaTls)} (client certificate), SASL_SSL ${at(ports.kafkaSaslTls)}: docs/operations.md\n`,
+          );
         }
       }
       if (rows.some((r) => !r.up)) process.exitCode = 1;

@@ -60,7 +60,15 @@ export interface PrivatePorts {
  * the restarted server then fails to bind.
  */
 export function privatePorts(offset = 0): PrivatePorts {
-  return { postgres: 25432 + offset, kafka: 29092 + offset, kafkaController: 29093 + offset, kafkaSasl: 29094 + offset, kafkaTls: 29095 + offset, kafkaSaslTls: 29096 + offset, redis: 26379 + offset };
+  return {
+    postgres: 25432 + offset,
+    kafka: 29092 + offset,
+    kafkaController: 29093 + offset,
+    kafkaSasl: 29094 + offset,
+    kafkaTls: 29095 + offset,
+    kafkaSaslTls: 29096 + offset,
+    redis: 26379 + offset,
+  };
 }
 export const PRIVATE_DATABASE = 'engagement_db';
 /**

@@ -44,136 +44,183 @@ export const DEFAULT_KAFKA_COMPRESSION: KafkaCompression = 'lz4';
 export const KAFKA_SECURITY_PROTOCOLS = ['plaintext', 'ssl', 'sasl_plaintext', 'sasl_ssl'] as const;
 export const KAFKA_SASL_MECHANISMS = ['PLAIN', 'SCRAM-SHA-256', 'SCRAM-SHA-512'] as const;
 
-const pemFile = z.string().refine((f) => existsSync(f), { message: 'accepts the path of a readable PEM file (no such file)' }).optional();
+const pemFile = z
+  .string()
+  .refine((f) => existsSync(f), { message: 'accepts the path of a readable PEM file (no such file)' })
+  .optional();
 
-export const envSchema = z.object({
-  DATABASE_URL: url(['postgres:', 'postgresql:']).optional(),
-  KAFKA_BOOTSTRAP_SERVERS: z
-    .string()
-    .regex(/^[^,\s:]+:\d+(,[^,\s:]+:\d+)*$/, { message: 'accepts host:port[,host:port…]' })
-    .optional(),
-  KAFKA_TOPIC_ENGAGEMENT_EVENTS: topic.default('engagement-events'),
-  KAFKA_TOPIC_CONTENT: topic.default('engagement-content'),
-  KAFKA_TOPIC_ENRICHED: topic.default('engagement-enriched'),
-  KAFKA_TOPIC_DLQ: topic.default('engagement-dlq'),
-  KAFKA_TOPIC_CDC_POSITION: topic.default('engagement-cdc-position'),
-  KAFKA_TOPIC_PARTITIONS: int(1, 1000).default(6),
-  KAFKA_CLIENT_ID: z.string().min(1).default('engagement-pipeline'),
-  /**
-   * The largest Kafka record the pipeline writes, in bytes: librdkafka's `message.max.bytes` on every
-   * client, the topics' `max.message.bytes` (plus framing headroom) when the pipeline creates them,
-   * the consumers' fetch sizes, the CDC's budget per change event (oversized values are replaced by
-   * a marker, docs/cdc.md) and the DLQ's per-entry cap. Existing topics keep their own limit.
-   */
-  KAFKA_MESSAGE_MAX_BYTES: int(131072, 33554432).default(1000000),
-  KAFKA_COMPRESSION: z.enum(KAFKA_COMPRESSIONS, { message: 'accepts none, gzip, snappy, lz4 or zstd' }).default(DEFAULT_KAFKA_COMPRESSION),
-  /** How every client talks to the brokers (librdkafka's security.protocol): TLS and/or SASL for a managed Kafka. */
-  KAFKA_SECURITY_PROTOCOL: z.enum(KAFKA_SECURITY_PROTOCOLS, { message: 'accepts plaintext, ssl, sasl_plaintext or sasl_ssl' }).default('plaintext'),
-  KAFKA_SASL_MECHANISM: z.enum(KAFKA_SASL_MECHANISMS, { message: 'accepts PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512' }).default('PLAIN'),
-  /** Required with a sasl_* protocol. */
-  KAFKA_SASL_USERNAME: z.string().optional(),
-  KAFKA_SASL_PASSWORD: z.string().optional(),
-  /** A PEM file of the CA certificates that sign the brokers' (ssl, sasl_ssl); unset: the system's. */
-  KAFKA_SSL_CA_LOCATION: pemFile,
-  /** A client certificate and its key, PEM (ssl, sasl_ssl), for brokers that authenticate clients by certificate (mTLS). */
-  KAFKA_SSL_CERTIFICATE_LOCATION: pemFile,
-  KAFKA_SSL_KEY_LOCATION: pemFile,
-  /** The key's passphrase, when KAFKA_SSL_KEY_LOCATION is encrypted. */
-  KAFKA_SSL_KEY_PASSWORD: z.string().optional(),
-  REDIS_URL: url(['redis:', 'rediss:']).optional(),
-  REDIS_AGGREGATION_WINDOW_MINUTES: int(1, 1440).default(10),
-  REDIS_KEY_PREFIX: z.string().regex(/^[A-Za-z0-9:_-]{1,64}$/, { message: 'accepts 1-64 letters, digits, : _ -' }).default('engage:'),
-  REDIS_RECENT_EVENTS: int(1, 10000).default(100),
-  BIGQUERY_PROJECT_ID: z.string().min(1).optional(),
-  BIGQUERY_DATASET_ID: z
-    .string()
-    .regex(/^[A-Za-z0-9_]{1,1024}$/, { message: 'accepts letters, digits and _' })
-    .default('engagement_analytics'),
-  BIGQUERY_API_ENDPOINT: url(['http:', 'https:']).optional(),
-  BIGQUERY_LOCATION: z.string().default('US'),
-  GOOGLE_APPLICATION_CREDENTIALS: z.string().optional(),
-  DUCKDB_PATH: z.string().min(1).default('data/warehouse.duckdb'),
-  DUCKDB_CHECKPOINT_MB: int(1, 65536).default(256),
-  DUCKDB_THREADS: int(1, 256).default(1),
-  DUCKDB_MEMORY_LIMIT: z
-    .string()
-    .regex(/^\d+(\.\d+)? ?(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$/i, { message: 'accepts a size such as 512MB or 2GiB (KB, MB, GB, TB or KiB … TiB)' })
-    .optional(),
-  EXTERNAL_API_URL: url(['http:', 'https:']).optional(),
-  EXTERNAL_API_AUTH_HEADER: z.string().optional(),
-  EXTERNAL_API_TIMEOUT_MS: int(100, 300000).default(10000),
-  EXTERNAL_PSEUDONYMIZE_KEY: z.string().min(16, { message: 'accepts a key of at least 16 characters' }).optional(),
-  EXTERNAL_RECEIVER_PORT: int(1, 65535).default(8090),
-  EXTERNAL_CIRCUIT_FAILURES: int(1, 1000).default(5),
-  EXTERNAL_CIRCUIT_COOLDOWN_MS: int(100, 600000).default(5000),
-  FILE_SINK_DIR: z.string().min(1).optional(),
-  FILE_SINK_MAX_BYTES: int(1024, 2 ** 40).default(64 * 1024 * 1024),
-  API_PORT: int(1, 65535).default(8080),
-  API_HOST: z.string().default('127.0.0.1'),
-  API_TOKEN: z.string().min(8, { message: 'accepts a token of at least 8 characters' }).optional(),
-  API_EXPECTED_COMPONENTS: z
-    .string()
-    .regex(/^[a-z0-9-]+(,[a-z0-9-]+)*$/, { message: 'accepts a comma-separated list of component names, e.g. cdc,processor,sink-redis' })
-    // Unset: the CDC, the processor and every sink `engage run` runs by default (src/sinks/registry.ts).
-    .optional(),
-  BATCH_SIZE: int(1, 1000000).default(100),
-  PROCESSING_INTERVAL_SECONDS: z.coerce
-    .number({ message: 'accepts a number of seconds above 0' })
-    .positive({ message: 'accepts a number of seconds above 0' })
-    .default(1),
-  WAREHOUSE_FLUSH_SECONDS: z.coerce
-    .number({ message: 'accepts a number of seconds from 0.1 to 30' })
-    .min(0.1, { message: 'accepts a number of seconds from 0.1 to 30' })
-    .max(30, { message: 'accepts a number of seconds from 0.1 to 30' })
-    .default(30),
-  CDC_SLOT_NAME: identifier.default('engage_cdc'),
-  CDC_PUBLICATION_NAME: identifier.default('engage_pub'),
-  CDC_SNAPSHOT_MODE: z.enum(['initial', 'never'], { message: 'accepts initial or never' }).default('initial'),
-  CDC_SERVER_NAME: z.string().min(1).default('engage'),
-  CDC_HEARTBEAT_SECONDS: z.coerce.number().positive().default(10),
-  CDC_WAL_WARN_BYTES: int(0).default(1024 * 1024 * 1024),
-  CDC_MAX_BATCH_ROWS: int(1, 10000000).default(10000),
-  CDC_COMMIT_INTERVAL_MS: int(1, 60000).default(100),
-  CDC_MIN_COMMIT_GAP_MS: int(0, 10000).default(100),
-  CDC_SLOT_WAIT_SECONDS: int(0, 86400).default(30),
-  CONTENT_WAIT_MS: int(0, 600000).default(5000),
-  PROCESSOR_MAX_BATCH: int(1, 50000).default(2000),
-  PROCESSOR_CONCURRENCY: int(1, 64).default(3),
-  PROCESSOR_MIN_COMMIT_GAP_MS: int(0, 10000).default(100),
-  PROCESSOR_TRANSACTION_TIMEOUT_MS: int(1000, 900000).default(10000),
-  PROCESSOR_SESSION_TIMEOUT_MS: int(6000, 300000).default(15000),
-  /** A consumer (processor, sinks) holding no partition while its group leaves partitions with lag
-   *  unheld, or with a rebalance stuck, reports itself unhealthy after half this and exits after it. */
-  KAFKA_REJOIN_TIMEOUT_SECONDS: int(10, 3600).default(60),
-  /** V8 young-generation semi-space (MB) the processor is started with (by the supervisor, and by
-   *  bin/engage.mjs for `engage process`: keep bin/node-flags.mjs's default equal); 0 = V8's default. */
-  PROCESSOR_SEMI_SPACE_MB: int(0, 1024).default(64),
-  /** The same for each sink process (`engage sink …`). */
-  SINK_SEMI_SPACE_MB: int(0, 1024).default(64),
-  STACK_PORT_OFFSET: int(0, 5000).default(0),
-  STACK_DIR: z.string().min(1).default('.stack'),
-  /** The private Kafka broker's JVM heap (-Xms and -Xmx), e.g. 512m or 1g. */
-  STACK_KAFKA_HEAP: z.string().regex(/^[1-9]\d*[mMgG]$/, { message: 'accepts a JVM heap size in megabytes or gigabytes, such as 512m or 1g' }).default('1g'),
-  /** Set by `engage run` on the components it starts: a component exits when that process is gone. */
-  SUPERVISOR_PID: int(1).optional(),
-  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], { message: 'accepts fatal, error, warn, info, debug, trace or silent' }).default('info'),
-}).superRefine((env, ctx) => {
-  const protocol = env.KAFKA_SECURITY_PROTOCOL;
-  if (protocol.startsWith('sasl_')) {
-    for (const name of ['KAFKA_SASL_USERNAME', 'KAFKA_SASL_PASSWORD'] as const) {
-      if (!env[name]) ctx.addIssue({ code: 'custom', path: [name], message: `is required when KAFKA_SECURITY_PROTOCOL is ${protocol}` });
+export const envSchema = z
+  .object({
+    DATABASE_URL: url(['postgres:', 'postgresql:']).optional(),
+    KAFKA_BOOTSTRAP_SERVERS: z
+      .string()
+      .regex(/^[^,\s:]+:\d+(,[^,\s:]+:\d+)*$/, { message: 'accepts host:port[,host:port…]' })
+      .optional(),
+    KAFKA_TOPIC_ENGAGEMENT_EVENTS: topic.default('engagement-events'),
+    KAFKA_TOPIC_CONTENT: topic.default('engagement-content'),
+    KAFKA_TOPIC_ENRICHED: topic.default('engagement-enriched'),
+    KAFKA_TOPIC_DLQ: topic.default('engagement-dlq'),
+    KAFKA_TOPIC_CDC_POSITION: topic.default('engagement-cdc-position'),
+    KAFKA_TOPIC_PARTITIONS: int(1, 1000).default(6),
+    KAFKA_CLIENT_ID: z.string().min(1).default('engagement-pipeline'),
+    /**
+     * The largest Kafka record the pipeline writes, in bytes: librdkafka's `message.max.bytes` on every
+     * client, the topics' `max.message.bytes` (plus framing headroom) when the pipeline creates them,
+     * the consumers' fetch sizes, the CDC's budget per change event (oversized values are replaced by
+     * a marker, docs/cdc.md) and the DLQ's per-entry cap. Existing topics keep their own limit.
+     */
+    KAFKA_MESSAGE_MAX_BYTES: int(131072, 33554432).default(1000000),
+    KAFKA_COMPRESSION: z
+      .enum(KAFKA_COMPRESSIONS, { message: 'accepts none, gzip, snappy, lz4 or zstd' })
+      .default(DEFAULT_KAFKA_COMPRESSION),
+    /** How every client talks to the brokers (librdkafka's security.protocol): TLS and/or SASL for a managed Kafka. */
+    KAFKA_SECURITY_PROTOCOL: z
+      .enum(KAFKA_SECURITY_PROTOCOLS, { message: 'accepts plaintext, ssl, sasl_plaintext or sasl_ssl' })
+      .default('plaintext'),
+    KAFKA_SASL_MECHANISM: z
+      .enum(KAFKA_SASL_MECHANISMS, { message: 'accepts PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512' })
+      .default('PLAIN'),
+    /** Required with a sasl_* protocol. */
+    KAFKA_SASL_USERNAME: z.string().optional(),
+    KAFKA_SASL_PASSWORD: z.string().optional(),
+    /** A PEM file of the CA certificates that sign the brokers' (ssl, sasl_ssl); unset: the system's. */
+    KAFKA_SSL_CA_LOCATION: pemFile,
+    /** A client certificate and its key, PEM (ssl, sasl_ssl), for brokers that authenticate clients by certificate (mTLS). */
+    KAFKA_SSL_CERTIFICATE_LOCATION: pemFile,
+    KAFKA_SSL_KEY_LOCATION: pemFile,
+    /** The key's passphrase, when KAFKA_SSL_KEY_LOCATION is encrypted. */
+    KAFKA_SSL_KEY_PASSWORD: z.string().optional(),
+    REDIS_URL: url(['redis:', 'rediss:']).optional(),
+    REDIS_AGGREGATION_WINDOW_MINUTES: int(1, 1440).default(10),
+    REDIS_KEY_PREFIX: z
+      .string()
+      .regex(/^[A-Za-z0-9:_-]{1,64}$/, { message: 'accepts 1-64 letters, digits, : _ -' })
+      .default('engage:'),
+    REDIS_RECENT_EVENTS: int(1, 10000).default(100),
+    BIGQUERY_PROJECT_ID: z.string().min(1).optional(),
+    BIGQUERY_DATASET_ID: z
+      .string()
+      .regex(/^[A-Za-z0-9_]{1,1024}$/, { message: 'accepts letters, digits and _' })
+      .default('engagement_analytics'),
+    BIGQUERY_API_ENDPOINT: url(['http:', 'https:']).optional(),
+    BIGQUERY_LOCATION: z.string().default('US'),
+    GOOGLE_APPLICATION_CREDENTIALS: z.string().optional(),
+    DUCKDB_PATH: z.string().min(1).default('data/warehouse.duckdb'),
+    DUCKDB_CHECKPOINT_MB: int(1, 65536).default(256),
+    DUCKDB_THREADS: int(1, 256).default(1),
+    DUCKDB_MEMORY_LIMIT: z
+      .string()
+      .regex(/^\d+(\.\d+)? ?(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$/i, {
+        message: 'accepts a size such as 512MB or 2GiB (KB, MB, GB, TB or KiB … TiB)',
+      })
+      .optional(),
+    EXTERNAL_API_URL: url(['http:', 'https:']).optional(),
+    EXTERNAL_API_AUTH_HEADER: z.string().optional(),
+    EXTERNAL_API_TIMEOUT_MS: int(100, 300000).default(10000),
+    EXTERNAL_PSEUDONYMIZE_KEY: z.string().min(16, { message: 'accepts a key of at least 16 characters' }).optional(),
+    EXTERNAL_RECEIVER_PORT: int(1, 65535).default(8090),
+    EXTERNAL_CIRCUIT_FAILURES: int(1, 1000).default(5),
+    EXTERNAL_CIRCUIT_COOLDOWN_MS: int(100, 600000).default(5000),
+    FILE_SINK_DIR: z.string().min(1).optional(),
+    FILE_SINK_MAX_BYTES: int(1024, 2 ** 40).default(64 * 1024 * 1024),
+    API_PORT: int(1, 65535).default(8080),
+    API_HOST: z.string().default('127.0.0.1'),
+    API_TOKEN: z.string().min(8, { message: 'accepts a token of at least 8 characters' }).optional(),
+    API_EXPECTED_COMPONENTS: z
+      .string()
+      .regex(/^[a-z0-9-]+(,[a-z0-9-]+)*$/, {
+        message: 'accepts a comma-separated list of component names, e.g. cdc,processor,sink-redis',
+      })
+      // Unset: the CDC, the processor and every sink `engage run` runs by default (src/sinks/registry.ts).
+      .optional(),
+    BATCH_SIZE: int(1, 1000000).default(100),
+    PROCESSING_INTERVAL_SECONDS: z.coerce
+      .number({ message: 'accepts a number of seconds above 0' })
+      .positive({ message: 'accepts a number of seconds above 0' })
+      .default(1),
+    WAREHOUSE_FLUSH_SECONDS: z.coerce
+      .number({ message: 'accepts a number of seconds from 0.1 to 30' })
+      .min(0.1, { message: 'accepts a number of seconds from 0.1 to 30' })
+      .max(30, { message: 'accepts a number of seconds from 0.1 to 30' })
+      .default(30),
+    CDC_SLOT_NAME: identifier.default('engage_cdc'),
+    CDC_PUBLICATION_NAME: identifier.default('engage_pub'),
+    CDC_SNAPSHOT_MODE: z.enum(['initial', 'never'], { message: 'accepts initial or never' }).default('initial'),
+    CDC_SERVER_NAME: z.string().min(1).default('engage'),
+    CDC_HEARTBEAT_SECONDS: z.coerce.number().positive().default(10),
+    CDC_WAL_WARN_BYTES: int(0).default(1024 * 1024 * 1024),
+    CDC_MAX_BATCH_ROWS: int(1, 10000000).default(10000),
+    CDC_COMMIT_INTERVAL_MS: int(1, 60000).default(100),
+    CDC_MIN_COMMIT_GAP_MS: int(0, 10000).default(100),
+    CDC_SLOT_WAIT_SECONDS: int(0, 86400).default(30),
+    CONTENT_WAIT_MS: int(0, 600000).default(5000),
+    PROCESSOR_MAX_BATCH: int(1, 50000).default(2000),
+    PROCESSOR_CONCURRENCY: int(1, 64).default(3),
+    PROCESSOR_MIN_COMMIT_GAP_MS: int(0, 10000).default(100),
+    PROCESSOR_TRANSACTION_TIMEOUT_MS: int(1000, 900000).default(10000),
+    PROCESSOR_SESSION_TIMEOUT_MS: int(6000, 300000).default(15000),
+    /** A consumer (processor, sinks) holding no partition while its group leaves partitions with lag
+     *  unheld, or with a rebalance stuck, reports itself unhealthy after half this and exits after it. */
+    KAFKA_REJOIN_TIMEOUT_SECONDS: int(10, 3600).default(60),
+    /** V8 young-generation semi-space (MB) the processor is started with (by the supervisor, and by
+     *  bin/engage.mjs for `engage process`: keep bin/node-flags.mjs's default equal); 0 = V8's default. */
+    PROCESSOR_SEMI_SPACE_MB: int(0, 1024).default(64),
+    /** The same for each sink process (`engage sink …`). */
+    SINK_SEMI_SPACE_MB: int(0, 1024).default(64),
+    STACK_PORT_OFFSET: int(0, 5000).default(0),
+    STACK_DIR: z.string().min(1).default('.stack'),
+    /** The private Kafka broker's JVM heap (-Xms and -Xmx), e.g. 512m or 1g. */
+    STACK_KAFKA_HEAP: z
+      .string()
+      .regex(/^[1-9]\d*[mMgG]$/, { message: 'accepts a JVM heap size in megabytes or gigabytes, such as 512m or 1g' })
+      .default('1g'),
+    /** Set by `engage run` on the components it starts: a component exits when that process is gone. */
+    SUPERVISOR_PID: int(1).optional(),
+    LOG_LEVEL: z
+      .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], {
+        message: 'accepts fatal, error, warn, info, debug, trace or silent',
+      })
+      .default('info'),
+  })
+  .superRefine((env, ctx) => {
+    const protocol = env.KAFKA_SECURITY_PROTOCOL;
+    if (protocol.startsWith('sasl_')) {
+      for (const name of ['KAFKA_SASL_USERNAME', 'KAFKA_SASL_PASSWORD'] as const) {
+        if (!env[name])
+          ctx.addIssue({
+            code: 'custom',
+            path: [name],
+            message: `is required when KAFKA_SECURITY_PROTOCOL is ${protocol}`,
+          });
+      }
     }
-  }
-  const cert = env.KAFKA_SSL_CERTIFICATE_LOCATION;
-  const key = env.KAFKA_SSL_KEY_LOCATION;
-  if ((cert === undefined) !== (key === undefined)) {
-    const missing = cert === undefined ? 'KAFKA_SSL_CERTIFICATE_LOCATION' : 'KAFKA_SSL_KEY_LOCATION';
-    ctx.addIssue({ code: 'custom', path: [missing], message: 'is required with the other half of the client certificate (KAFKA_SSL_CERTIFICATE_LOCATION and KAFKA_SSL_KEY_LOCATION go together)' });
-  }
-  if ((cert !== undefined || key !== undefined || env.KAFKA_SSL_KEY_PASSWORD !== undefined) && !protocol.endsWith('ssl')) {
-    const name = cert !== undefined ? 'KAFKA_SSL_CERTIFICATE_LOCATION' : key !== undefined ? 'KAFKA_SSL_KEY_LOCATION' : 'KAFKA_SSL_KEY_PASSWORD';
-    ctx.addIssue({ code: 'custom', path: [name], message: `applies only with KAFKA_SECURITY_PROTOCOL=ssl or sasl_ssl (it is ${protocol})` });
-  }
-});
+    const cert = env.KAFKA_SSL_CERTIFICATE_LOCATION;
+    const key = env.KAFKA_SSL_KEY_LOCATION;
+    if ((cert === undefined) !== (key === undefined)) {
+      const missing = cert === undefined ? 'KAFKA_SSL_CERTIFICATE_LOCATION' : 'KAFKA_SSL_KEY_LOCATION';
+      ctx.addIssue({
+        code: 'custom',
+        path: [missing],
+        message:
+          'is required with the other half of the client certificate (KAFKA_SSL_CERTIFICATE_LOCATION and KAFKA_SSL_KEY_LOCATION go together)',
+      });
+    }
+    if (
+      (cert !== undefined || key !== undefined || env.KAFKA_SSL_KEY_PASSWORD !== undefined) &&
+      !protocol.endsWith('ssl')
+    ) {
+      const name =
+        cert !== undefined
+          ? 'KAFKA_SSL_CERTIFICATE_LOCATION'
+          : key !== undefined
+            ? 'KAFKA_SSL_KEY_LOCATION'
+            : 'KAFKA_SSL_KEY_PASSWORD';
+      ctx.addIssue({
+        code: 'custom',
+        path: [name],
+        message: `applies only with KAFKA_SECURITY_PROTOCOL=ssl or sasl_ssl (it is ${protocol})`,
+      });
+    }
+  });
 
 export type Env = z.infer<typeof envSchema>;

@@ -7,7 +7,24 @@ import { envSchema } from './schema.js';
  */
 
 /** The prefixes of the settings in schema.ts; a variable with one of them is expected to be a setting. */
-const PREFIXES = ['DATABASE_', 'KAFKA_', 'REDIS_', 'DUCKDB_', 'BIGQUERY_', 'WAREHOUSE_', 'EXTERNAL_', 'PROCESSOR_', 'CDC_', 'SINK_', 'API_', 'STACK_', 'BATCH_', 'CONTENT_', 'BACKFILL_', 'GENERATOR_'];
+const PREFIXES = [
+  'DATABASE_',
+  'KAFKA_',
+  'REDIS_',
+  'DUCKDB_',
+  'BIGQUERY_',
+  'WAREHOUSE_',
+  'EXTERNAL_',
+  'PROCESSOR_',
+  'CDC_',
+  'SINK_',
+  'API_',
+  'STACK_',
+  'BATCH_',
+  'CONTENT_',
+  'BACKFILL_',
+  'GENERATOR_',
+];
 
 /** Names other tools use for what a setting of ours does. */
 const ALIASES: Readonly<Record<string, string>> = {
@@ -25,8 +42,10 @@ const ALIASES: Readonly<Record<string, string>> = {
 
 /** Settings that existed and were removed, with what replaced them (said instead of a guess). */
 const RETIRED: Readonly<Record<string, string>> = {
-  EXTERNAL_MAX_ATTEMPTS: 'a retriable failure of the external system is retried for as long as it lasts, and only a record the system refuses alone goes to the DLQ (docs/sinks.md)',
-  ENABLE_EXACTLY_ONCE: 'the pipeline is always exactly once (Kafka transactions, offsets stored with the data); there is no at-least-once mode to switch to',
+  EXTERNAL_MAX_ATTEMPTS:
+    'a retriable failure of the external system is retried for as long as it lasts, and only a record the system refuses alone goes to the DLQ (docs/sinks.md)',
+  ENABLE_EXACTLY_ONCE:
+    'the pipeline is always exactly once (Kafka transactions, offsets stored with the data); there is no at-least-once mode to switch to',
 };
 
 export interface UnknownSetting {
@@ -45,13 +64,21 @@ function distance(a: string, b: string): number {
   let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
   for (let i = 1; i <= a.length; i++) {
     const cur = [i];
-    for (let j = 1; j <= b.length; j++) cur[j] = Math.min((prev[j] ?? 0) + 1, (cur[j - 1] ?? 0) + 1, (prev[j - 1] ?? 0) + (a[i - 1] === b[j - 1] ? 0 : 1));
+    for (let j = 1; j <= b.length; j++)
+      cur[j] = Math.min(
+        (prev[j] ?? 0) + 1,
+        (cur[j - 1] ?? 0) + 1,
+        (prev[j - 1] ?? 0) + (a[i - 1] === b[j - 1] ? 0 : 1),
+      );
     prev = cur;
   }
   return prev[b.length] ?? 0;
 }
 
-export function unknownSettings(source: NodeJS.ProcessEnv, known: readonly string[] = knownSettings()): UnknownSetting[] {
+export function unknownSettings(
+  source: NodeJS.ProcessEnv,
+  known: readonly string[] = knownSettings(),
+): UnknownSetting[] {
   const names = new Set(known);
   const out: UnknownSetting[] = [];
   for (const name of Object.keys(source).sort()) {
@@ -73,6 +100,7 @@ export function unknownSettings(source: NodeJS.ProcessEnv, known: readonly strin
 }
 
 export function formatUnknownSetting(u: UnknownSetting): string {
-  if (u.retired !== undefined) return `engage: warning: ${u.name} is no longer a setting of engage and is ignored: ${u.retired}`;
+  if (u.retired !== undefined)
+    return `engage: warning: ${u.name} is no longer a setting of engage and is ignored: ${u.retired}`;
   return `engage: warning: ${u.name} is not a setting of engage and is ignored${u.suggestion ? ` (did you mean ${u.suggestion}?)` : ''}; see .env.example`;
 }

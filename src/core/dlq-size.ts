@@ -21,11 +21,19 @@ export function dlqValueLimit(maxMessageBytes: number, keyBytes: number): number
 }
 
 /** The value fields of an entry for `value`, capped to fit `maxMessageBytes` beside a key of `keyBytes`. */
-export function dlqValueFields(value: Buffer | null, maxMessageBytes: number, keyBytes: number): Pick<DlqEntry, 'value_base64' | 'value_truncated' | 'value_bytes'> {
+export function dlqValueFields(
+  value: Buffer | null,
+  maxMessageBytes: number,
+  keyBytes: number,
+): Pick<DlqEntry, 'value_base64' | 'value_truncated' | 'value_bytes'> {
   if (value === null) return { value_base64: null };
   const limit = dlqValueLimit(maxMessageBytes, keyBytes);
   if (value.length <= limit) return { value_base64: value.toString('base64') };
-  return { value_base64: value.subarray(0, limit).toString('base64'), value_truncated: true, value_bytes: value.length };
+  return {
+    value_base64: value.subarray(0, limit).toString('base64'),
+    value_truncated: true,
+    value_bytes: value.length,
+  };
 }
 
 /** The reason text, capped at DLQ_REASON_MAX_CHARS. */

@@ -67,7 +67,9 @@ export function isStateLost(err: unknown): boolean {
  */
 export function isFatal(err: unknown): boolean {
   if (!(err instanceof PipelineError)) return false;
-  return err.code === 'CONFIG_INVALID' || err.code === 'USAGE' || (err.code === 'SERVICE_MISCONFIGURED' && !err.retriable);
+  return (
+    err.code === 'CONFIG_INVALID' || err.code === 'USAGE' || (err.code === 'SERVICE_MISCONFIGURED' && !err.retriable)
+  );
 }
 
 /** The CLI's exit code for a usage error (unknown command, flag or value). */

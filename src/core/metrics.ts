@@ -19,7 +19,9 @@ export function enableDefaultMetrics(component: string): void {
 }
 
 /** Buckets (seconds) for end-to-end freshness: source commit → visible in a sink. */
-export const FRESHNESS_BUCKETS = [0.01, 0.025, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6, 0.75, 1, 1.5, 2, 3, 5, 10, 30, 60, 300];
+export const FRESHNESS_BUCKETS = [
+  0.01, 0.025, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6, 0.75, 1, 1.5, 2, 3, 5, 10, 30, 60, 300,
+];
 /**
  * Buckets (seconds) for a batch's or a transaction's latency. Up to two minutes: a sink's batch
  * duration counts its retries, and a warehouse group transaction on a saturated machine took over

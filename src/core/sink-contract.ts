@@ -56,7 +56,8 @@ export interface EncodedBatch {
  * is a stream record (null otherwise), in order: the freshness metric's input.
  * `needs-check`: nothing was written; some record may fail to decode or fail `check`.
  */
-export type EncodedWriteResult = { kind: 'written'; sourceTsMs: ReadonlyArray<number | null> } | { kind: 'needs-check' };
+export type EncodedWriteResult =
+  { kind: 'written'; sourceTsMs: ReadonlyArray<number | null> } | { kind: 'needs-check' };
 
 export interface SinkContext {
   config: Config;

@@ -45,7 +45,15 @@ export async function listDlq(config: Config, opts: DlqListOptions = {}): Promis
   if (opts.stage !== undefined) checkStage(opts.stage, 'list');
   const limit = opts.limit ?? 20;
   const kept: DlqListed[] = [];
-  const listing: DlqListing = { entries: kept, total: 0, matched: 0, unreadable: 0, byStage: {}, toReplayByStage: {}, byCode: {} };
+  const listing: DlqListing = {
+    entries: kept,
+    total: 0,
+    matched: 0,
+    unreadable: 0,
+    byStage: {},
+    toReplayByStage: {},
+    byCode: {},
+  };
   /** Per replayable stage, per DLQ partition: the offsets of its entries. */
   const positions = new Map<string, Map<number, number[]>>();
   await readTopicRange(config, config.KAFKA_TOPIC_DLQ, (m) => {
@@ -69,7 +77,10 @@ export async function listDlq(config: Config, opts: DlqListOptions = {}): Promis
     kept.push({ dlqPartition: m.partition, dlqOffset: m.offset, entry, replay: 'not replayable' });
     if (kept.length > limit) kept.shift();
   });
-  const groups = await committedOffsets(config, [...positions.keys()].map((stage) => replayGroupId(config, stage)));
+  const groups = await committedOffsets(
+    config,
+    [...positions.keys()].map((stage) => replayGroupId(config, stage)),
+  );
   /** A replayable stage's replay position per DLQ partition (entries before it were replayed). */
   const replayedBefore = (stage: string) => groups.get(replayGroupId(config, stage)) ?? new Map<number, string>();
   for (const [stage, byPartition] of positions) {
@@ -82,7 +93,9 @@ export async function listDlq(config: Config, opts: DlqListOptions = {}): Promis
     listing.toReplayByStage[stage] = toReplay;
   }
   for (const k of kept) {
-    if (positions.has(k.entry.stage)) k.replay = Number(k.dlqOffset) < Number(replayedBefore(k.entry.stage).get(k.dlqPartition) ?? 0) ? 'replayed' : 'to replay';
+    if (positions.has(k.entry.stage))
+      k.replay =
+        Number(k.dlqOffset) < Number(replayedBefore(k.entry.stage).get(k.dlqPartition) ?? 0) ? 'replayed' : 'to replay';
   }
   return listing;
 }
@@ -116,7 +129,10 @@ export function formatListing(listing: DlqListing): string {
     Object.entries(listing.byStage)
       .map(([s, n]) => `${s}=${n}${s in listing.toReplayByStage ? ` (${listing.toReplayByStage[s]} to replay)` : ''}`)
       .join(' ') || 'none';
-  const codes = Object.entries(listing.byCode).map(([c, n]) => `${c}=${n}`).join(' ') || 'none';
+  const codes =
+    Object.entries(listing.byCode)
+      .map(([c, n]) => `${c}=${n}`)
+      .join(' ') || 'none';
   lines.push(
     `${listing.matched} matching of ${listing.total} DLQ entries (showing the newest ${listing.entries.length}); by stage: ${stages}; by code: ${codes}` +
       (listing.unreadable > 0 ? `; ${listing.unreadable} unreadable` : ''),

@@ -64,7 +64,9 @@ export async function readTopicRange(
     start.set(w.partition, BigInt(from !== undefined && BigInt(from) > BigInt(w.low) ? from : w.low));
   }
   const lastOffsets = new Map<number, string>();
-  const pending = new Set(watermarks.filter((w) => (start.get(w.partition) ?? 0n) < BigInt(w.high)).map((w) => w.partition));
+  const pending = new Set(
+    watermarks.filter((w) => (start.get(w.partition) ?? 0n) < BigInt(w.high)).map((w) => w.partition),
+  );
   const result = (): ReadRangeResult => ({ highWatermarks, lastOffsets, count });
   let count = 0;
   if (pending.size === 0) return result();
@@ -79,27 +81,42 @@ export async function readTopicRange(
     onRebalance: async (kind, parts: AssignedPartition[]) => {
       if (kind === 'revoke') return;
       for (const p of parts) lastSeen.set(p.partition, Date.now());
-      return parts.map((p) => ({ topic: p.topic, partition: p.partition, offset: Number(start.get(p.partition) ?? 0n) }));
+      return parts.map((p) => ({
+        topic: p.topic,
+        partition: p.partition,
+        offset: Number(start.get(p.partition) ?? 0n),
+      }));
     },
   });
   await consumer.connect();
   try {
     await new Promise<void>((resolve, reject) => {
-      const timeout = setTimeout(() => reject(new PipelineError('TIMEOUT', `reading ${topic} did not finish within ${opts.timeoutMs ?? 60000} ms`, { retriable: true })), opts.timeoutMs ?? 60000);
+      const timeout = setTimeout(
+        () =>
+          reject(
+            new PipelineError('TIMEOUT', `reading ${topic} did not finish within ${opts.timeoutMs ?? 60000} ms`, {
+              retriable: true,
+            }),
+          ),
+        opts.timeoutMs ?? 60000,
+      );
       const finish = () => {
         finished = true;
         clearTimeout(timeout);
         clearInterval(idle);
         resolve();
       };
-      const idle = setInterval(() => {
-        const now = Date.now();
-        for (const p of [...pending]) {
-          const seen = lastSeen.get(p);
-          if (seen !== undefined && now - seen >= idleMs) pending.delete(p);
-        }
-        if (pending.size === 0) finish();
-      }, Math.max(50, Math.floor(idleMs / 4)));
+      const idle = setInterval(
+        () => {
+          const now = Date.now();
+          for (const p of [...pending]) {
+            const seen = lastSeen.get(p);
+            if (seen !== undefined && now - seen >= idleMs) pending.delete(p);
+          }
+          if (pending.size === 0) finish();
+        },
+        Math.max(50, Math.floor(idleMs / 4)),
+      );
       consumer
         .subscribe({ topics: [topic] })
         .then(() =>
@@ -115,7 +132,14 @@ export async function readTopicRange(
                 }
                 count++;
                 lastOffsets.set(batch.partition, m.offset);
-                onMessage({ topic, partition: batch.partition, offset: m.offset, key: m.key, value: m.value, timestamp: m.timestamp });
+                onMessage({
+                  topic,
+                  partition: batch.partition,
+                  offset: m.offset,
+                  key: m.key,
+                  value: m.value,
+                  timestamp: m.timestamp,
+                });
                 if (BigInt(m.offset) + 1n >= high) pending.delete(batch.partition);
               }
               if (pending.size === 0) finish();

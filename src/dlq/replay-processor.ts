@@ -35,7 +35,10 @@ export async function replayProcessorStage(
   if (done()) return { replayed: 0 };
 
   const kafka = createKafka(config, `${config.KAFKA_CLIENT_ID}-dlq-replay`);
-  const producer = transactionalProducer(kafka, { transactionalId: `${groupId}-tx`, compression: config.KAFKA_COMPRESSION });
+  const producer = transactionalProducer(kafka, {
+    transactionalId: `${groupId}-tx`,
+    compression: config.KAFKA_COMPRESSION,
+  });
   const consumer = createConsumer(kafka, { groupId, readCommitted: true, autoCommit: false });
   let replayed = 0;
   await producer.connect();
@@ -51,29 +54,45 @@ export async function replayProcessorStage(
           next.set(batch.partition, end);
           return;
         }
-        const out = new Map<string, Array<{ key: Buffer | null; value: Buffer | null; headers: Record<string, string> }>>();
+        const out = new Map<
+          string,
+          Array<{ key: Buffer | null; value: Buffer | null; headers: Record<string, string> }>
+        >();
         for (const m of inRange) {
           const e = parseDlqEntry(m.value);
           if (!e || e.stage !== 'processor') continue;
           if (e.value_truncated) {
             // Only a prefix of the record is in the entry: re-sending it would park garbage.
-            log.warn({ topic: e.topic, partition: e.partition, offset: e.offset, value_bytes: e.value_bytes }, 'DLQ entry holds only a prefix of its record (too large for a DLQ entry): not replayed; the whole record is at its topic/partition/offset');
+            log.warn(
+              { topic: e.topic, partition: e.partition, offset: e.offset, value_bytes: e.value_bytes },
+              'DLQ entry holds only a prefix of its record (too large for a DLQ entry): not replayed; the whole record is at its topic/partition/offset',
+            );
             continue;
           }
           const list = out.get(e.topic) ?? [];
           const attempts = typeof e.attempts === 'number' && e.attempts > 0 ? e.attempts : 1;
-          list.push({ key: e.key === null ? null : Buffer.from(e.key), value: e.value_base64 === null ? null : Buffer.from(e.value_base64, 'base64'), headers: { [DLQ_ATTEMPTS_HEADER]: String(attempts) } });
+          list.push({
+            key: e.key === null ? null : Buffer.from(e.key),
+            value: e.value_base64 === null ? null : Buffer.from(e.value_base64, 'base64'),
+            headers: { [DLQ_ATTEMPTS_HEADER]: String(attempts) },
+          });
           out.set(e.topic, list);
         }
         const nextOffset = (BigInt(last.offset) + 1n).toString();
         const tx = await producer.transaction();
         try {
           for (const [topic, messages] of out) await tx.send({ topic, messages });
-          await tx.sendOffsets({ consumer, topics: [{ topic: dlqTopic, partitions: [{ partition: batch.partition, offset: nextOffset }] }] });
+          await tx.sendOffsets({
+            consumer,
+            topics: [{ topic: dlqTopic, partitions: [{ partition: batch.partition, offset: nextOffset }] }],
+          });
           await tx.commit();
         } catch (err) {
           await tx.abort().catch(() => undefined);
-          log.warn({ err: errorMessage(err), partition: batch.partition }, 'processor replay transaction failed; the batch will be read again');
+          log.warn(
+            { err: errorMessage(err), partition: batch.partition },
+            'processor replay transaction failed; the batch will be read again',
+          );
           throw err;
         }
         for (const list of out.values()) replayed += list.length;
@@ -83,7 +102,8 @@ export async function replayProcessorStage(
     });
     const deadline = Date.now() + timeoutMs;
     while (!done()) {
-      if (Date.now() > deadline) throw new PipelineError('TIMEOUT', `processor replay did not finish within ${timeoutMs} ms`);
+      if (Date.now() > deadline)
+        throw new PipelineError('TIMEOUT', `processor replay did not finish within ${timeoutMs} ms`);
       await sleep(100);
     }
   } finally {

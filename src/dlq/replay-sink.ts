@@ -57,7 +57,9 @@ export async function replaySinkStage(
     while (!caughtUp(runner.snapshot(), ends)) {
       if (failure !== undefined) throw failure;
       if (Date.now() > deadline) {
-        throw new PipelineError('TIMEOUT', `replay of ${stage} did not finish within ${timeoutMs} ms`, { details: { snapshot: runner.snapshot() } });
+        throw new PipelineError('TIMEOUT', `replay of ${stage} did not finish within ${timeoutMs} ms`, {
+          details: { snapshot: runner.snapshot() },
+        });
       }
       await sleep(100);
     }

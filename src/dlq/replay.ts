@@ -64,14 +64,21 @@ export const UNREPLAYABLE_STAGES: readonly string[] = ['backfill'];
  */
 export function checkStage(stage: string, use: 'replay' | 'list'): void {
   if (isReplayableStage(stage)) return;
-  if (use === 'replay') throw new PipelineError('USAGE', `cannot replay stage ${JSON.stringify(stage)}: use processor or sink:<name>`);
+  if (use === 'replay')
+    throw new PipelineError('USAGE', `cannot replay stage ${JSON.stringify(stage)}: use processor or sink:<name>`);
   if (!UNREPLAYABLE_STAGES.includes(stage)) {
-    throw new PipelineError('USAGE', `no DLQ stage ${JSON.stringify(stage)}: use processor, sink:<name> or ${UNREPLAYABLE_STAGES.join(', ')}`);
+    throw new PipelineError(
+      'USAGE',
+      `no DLQ stage ${JSON.stringify(stage)}: use processor, sink:<name> or ${UNREPLAYABLE_STAGES.join(', ')}`,
+    );
   }
 }
 
 /** Each replay group's committed position per DLQ partition (entries before it were replayed); one admin connection. */
-export async function committedOffsets(config: Config, groupIds: readonly string[]): Promise<Map<string, Map<number, string>>> {
+export async function committedOffsets(
+  config: Config,
+  groupIds: readonly string[],
+): Promise<Map<string, Map<number, string>>> {
   const out = new Map<string, Map<number, string>>();
   if (groupIds.length === 0) return out;
   const admin = createKafka(config, `${config.KAFKA_CLIENT_ID}-dlq-admin`).admin();
@@ -97,14 +104,27 @@ export async function replayDlq(config: Config, log: Logger, opts: ReplayOptions
   const timeoutMs = opts.timeoutMs ?? 30 * 60 * 1000;
   const groupId = replayGroupId(config, stage);
   const from = (await committedOffsets(config, [groupId])).get(groupId) ?? new Map<number, string>();
-  const result: ReplayResult = { stage, dryRun: opts.dryRun ?? false, scanned: 0, pending: 0, byCode: {}, replayed: 0, failedAgain: stage === 'processor' ? null : 0 };
-  const scan = await readTopicRange(config, config.KAFKA_TOPIC_DLQ, (m) => {
-    result.scanned++;
-    const e = parseDlqEntry(m.value);
-    if (!e || e.stage !== stage) return;
-    result.pending++;
-    result.byCode[e.code] = (result.byCode[e.code] ?? 0) + 1;
-  }, { from });
+  const result: ReplayResult = {
+    stage,
+    dryRun: opts.dryRun ?? false,
+    scanned: 0,
+    pending: 0,
+    byCode: {},
+    replayed: 0,
+    failedAgain: stage === 'processor' ? null : 0,
+  };
+  const scan = await readTopicRange(
+    config,
+    config.KAFKA_TOPIC_DLQ,
+    (m) => {
+      result.scanned++;
+      const e = parseDlqEntry(m.value);
+      if (!e || e.stage !== stage) return;
+      result.pending++;
+      result.byCode[e.code] = (result.byCode[e.code] ?? 0) + 1;
+    },
+    { from },
+  );
   if (result.dryRun || result.pending === 0) return result;
   // The range to replay ends after the last message scanned (entries parked later are not re-read).
   const ends = new Map<number, string>();
@@ -127,7 +147,10 @@ export async function replayDlq(config: Config, log: Logger, opts: ReplayOptions
 
 /** The replay's outcome for a terminal: what was delivered and, where this run knows it, what failed again. */
 export function formatReplayResult(r: ReplayResult): string {
-  const codes = Object.entries(r.byCode).map(([c, n]) => `${c}=${n}`).join(' ') || 'none';
+  const codes =
+    Object.entries(r.byCode)
+      .map(([c, n]) => `${c}=${n}`)
+      .join(' ') || 'none';
   const lines = [`stage ${r.stage}: ${r.pending} pending of ${r.scanned} DLQ messages scanned (by code: ${codes})`];
   if (r.dryRun) lines.push('dry run: nothing replayed');
   else if (r.failedAgain === null) {

@@ -79,7 +79,11 @@ export class EventEngine {
 export class LiveSessions {
   private readonly active: Array<{ events: GeneratedEvent[]; next: number }> = [];
 
-  constructor(private readonly engine: EventEngine, private readonly rng: Rng, private readonly concurrency: number) {}
+  constructor(
+    private readonly engine: EventEngine,
+    private readonly rng: Rng,
+    private readonly concurrency: number,
+  ) {}
 
   next(nowMs: number): GeneratedEvent {
     while (this.active.length < this.concurrency) {

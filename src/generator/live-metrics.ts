@@ -19,7 +19,11 @@ export interface GeneratorLiveMetrics {
 
 export function startGeneratorLiveMetrics(config: Config): GeneratorLiveMetrics {
   enableDefaultMetrics('generator');
-  const written = new Counter({ name: 'engage_generator_rows_total', help: 'engagement_events rows the generator committed', registers: [registry] });
+  const written = new Counter({
+    name: 'engage_generator_rows_total',
+    help: 'engagement_events rows the generator committed',
+    registers: [registry],
+  });
   let counted = 0;
   const heartbeat = startHeartbeat(config, 'generator', () => ({ rows: counted }));
   return {

@@ -81,10 +81,14 @@ type DbConfig = Pick<Config, 'databaseUrl'>;
 const SLICE_ROWS = 2_000;
 
 function positiveInt(name: string, value: number): void {
-  if (!Number.isInteger(value) || value < 1) throw new PipelineError('USAGE', `${name} must be a whole number ≥ 1 (got ${value})`);
+  if (!Number.isInteger(value) || value < 1)
+    throw new PipelineError('USAGE', `${name} must be a whole number ≥ 1 (got ${value})`);
 }
 
-async function prepare(config: DbConfig, opts: CommonOptions): Promise<{ client: pg.Client; engine: EventEngine; seed: number | string }> {
+async function prepare(
+  config: DbConfig,
+  opts: CommonOptions,
+): Promise<{ client: pg.Client; engine: EventEngine; seed: number | string }> {
   const seed = opts.seed ?? randomSeed();
   const client = await connect(config.databaseUrl);
   try {
@@ -167,20 +171,35 @@ function* transactions(slices: readonly Slice[], maxRows: number): Generator<Ind
   if (group.length > 0) yield group;
 }
 
-function summary(mode: GenerateMode, rows: number, sessions: number, t0: number, seed: number | string, interrupted: boolean): GenerateSummary {
+function summary(
+  mode: GenerateMode,
+  rows: number,
+  sessions: number,
+  t0: number,
+  seed: number | string,
+  interrupted: boolean,
+): GenerateSummary {
   const seconds = (performance.now() - t0) / 1000;
   return { mode, rows, sessions, seconds, rowsPerSecond: seconds > 0 ? rows / seconds : 0, seed, interrupted };
 }
 
 /** Exactly `batchSize` events, timestamps spread over the last `windowMinutes` (default 10). */
-export async function generateBatch(config: DbConfig, opts: BatchOptions, signal?: AbortSignal): Promise<GenerateSummary> {
+export async function generateBatch(
+  config: DbConfig,
+  opts: BatchOptions,
+  signal?: AbortSignal,
+): Promise<GenerateSummary> {
   positiveInt('--batch-size', opts.batchSize);
   const windowMs = (opts.windowMinutes ?? 10) * MINUTE_MS;
   return writeSlices('batch', config, opts, (now) => batchSlices(now, windowMs, opts.batchSize, SLICE_ROWS), signal);
 }
 
 /** Exactly `eventsPerDay` events for each of the last `days` days, with a daily rhythm. */
-export async function generateHistorical(config: DbConfig, opts: HistoricalOptions, signal?: AbortSignal): Promise<GenerateSummary> {
+export async function generateHistorical(
+  config: DbConfig,
+  opts: HistoricalOptions,
+  signal?: AbortSignal,
+): Promise<GenerateSummary> {
   positiveInt('--historical-days', opts.days);
   const perDay = opts.eventsPerDay ?? 10_000;
   positiveInt('--events-per-day', perDay);
@@ -198,15 +217,21 @@ export function historicalStart(nowMs: number, days: number): number {
  * When the database is slower than the rate, it catches up with larger ticks (capped) rather than
  * dropping events.
  */
-export async function runContinuous(config: DbConfig, opts: ContinuousOptions = {}, signal?: AbortSignal): Promise<GenerateSummary> {
+export async function runContinuous(
+  config: DbConfig,
+  opts: ContinuousOptions = {},
+  signal?: AbortSignal,
+): Promise<GenerateSummary> {
   const rate = opts.rate ?? 10;
-  if (!(rate > 0) || !Number.isFinite(rate)) throw new PipelineError('USAGE', `--rate must be a number above 0 (got ${rate})`);
+  if (!(rate > 0) || !Number.isFinite(rate))
+    throw new PipelineError('USAGE', `--rate must be a number above 0 (got ${rate})`);
   if (opts.durationSeconds !== undefined && !(opts.durationSeconds > 0)) {
     throw new PipelineError('USAGE', `--duration must be a number of seconds above 0 (got ${opts.durationSeconds})`);
   }
   const { client, engine, seed } = await prepare(config, opts);
   const live = engine.live(opts.concurrency ?? Math.max(8, Math.min(500, Math.round(rate * 3))));
-  const target = opts.durationSeconds === undefined ? Number.POSITIVE_INFINITY : Math.floor(rate * opts.durationSeconds);
+  const target =
+    opts.durationSeconds === undefined ? Number.POSITIVE_INFINITY : Math.floor(rate * opts.durationSeconds);
   const tickMs = Math.max(20, Math.min(1000, 1000 / rate));
   const maxPerTick = Math.max(1000, Math.ceil(rate));
   const t0 = performance.now();
@@ -225,7 +250,12 @@ export async function runContinuous(config: DbConfig, opts: ContinuousOptions = 
         for (let i = 0; i < n; i++) batch.push(live.next(Math.round(from + ((to - from) * i) / n)));
         await copyEvents(client, [batch]);
         rows += n;
-        opts.onProgress?.({ mode: 'continuous', rows, total: Number.isFinite(target) ? target : undefined, elapsedMs: performance.now() - t0 });
+        opts.onProgress?.({
+          mode: 'continuous',
+          rows,
+          total: Number.isFinite(target) ? target : undefined,
+          elapsedMs: performance.now() - t0,
+        });
       }
       if (rows >= target) break;
       const nextDueMs = ((rows + 1) / rate) * 1000 - (performance.now() - t0);

@@ -89,8 +89,30 @@ export interface User {
   country: string;
 }
 
-const HOME_DEVICES = new WeightedTable<DeviceName>({ ios: 34, android: 30, web: 20, desktop: 9, smart_tv: 4, smart_speaker: 3 });
-const COUNTRIES = new WeightedTable({ US: 38, GB: 12, DE: 8, CA: 7, IN: 7, AU: 5, FR: 5, BR: 4, NL: 3, ES: 3, SE: 2, JP: 2, MX: 2, IE: 2 });
+const HOME_DEVICES = new WeightedTable<DeviceName>({
+  ios: 34,
+  android: 30,
+  web: 20,
+  desktop: 9,
+  smart_tv: 4,
+  smart_speaker: 3,
+});
+const COUNTRIES = new WeightedTable({
+  US: 38,
+  GB: 12,
+  DE: 8,
+  CA: 7,
+  IN: 7,
+  AU: 5,
+  FR: 5,
+  BR: 4,
+  NL: 3,
+  ES: 3,
+  SE: 2,
+  JP: 2,
+  MX: 2,
+  IE: 2,
+});
 
 /** App versions per platform, newest first: most users are on a recent release. */
 const APP_VERSIONS: Record<DeviceName, readonly string[]> = {

@@ -59,15 +59,44 @@ interface Profile {
 
 const PROFILES: Record<ContentType, Profile> = {
   podcast: {
-    typicalSeconds: 2700, clickOnly: 0.05, clickFirst: 0.12, finish: 0.3, resume: 0.2, pauseEvery: 900, gapMean: 420, silentEnd: 0.35,
-    referrers: new WeightedTable({ library: 40, home_feed: 20, search: 12, push: 10, social: 8, web_embed: 5, newsletter_email: 5 }),
+    typicalSeconds: 2700,
+    clickOnly: 0.05,
+    clickFirst: 0.12,
+    finish: 0.3,
+    resume: 0.2,
+    pauseEvery: 900,
+    gapMean: 420,
+    silentEnd: 0.35,
+    referrers: new WeightedTable({
+      library: 40,
+      home_feed: 20,
+      search: 12,
+      push: 10,
+      social: 8,
+      web_embed: 5,
+      newsletter_email: 5,
+    }),
   },
   video: {
-    typicalSeconds: 600, clickOnly: 0.1, clickFirst: 0.3, finish: 0.42, resume: 0.06, pauseEvery: 300, gapMean: 60, silentEnd: 0.4,
+    typicalSeconds: 600,
+    clickOnly: 0.1,
+    clickFirst: 0.3,
+    finish: 0.42,
+    resume: 0.06,
+    pauseEvery: 300,
+    gapMean: 60,
+    silentEnd: 0.4,
     referrers: new WeightedTable({ home_feed: 38, search: 20, social: 18, related: 14, push: 5, newsletter_email: 5 }),
   },
   newsletter: {
-    typicalSeconds: 420, clickOnly: 0.4, clickFirst: 0.85, finish: 0.38, resume: 0.02, pauseEvery: 180, gapMean: 90, silentEnd: 0.5,
+    typicalSeconds: 420,
+    clickOnly: 0.4,
+    clickFirst: 0.85,
+    finish: 0.38,
+    resume: 0.02,
+    pauseEvery: 180,
+    gapMean: 90,
+    silentEnd: 0.5,
     referrers: new WeightedTable({ newsletter_email: 70, home_feed: 12, social: 10, search: 8 }),
   },
 };
@@ -115,9 +144,23 @@ export function generateSession(rng: Rng, item: CatalogueItem, user: User, start
   const referrer = rng.weighted(profile.referrers);
   const events: GeneratedEvent[] = [];
   const push = (type: EventType, ts: number, duration: number | null, position?: number) => {
-    const raw_payload: EventPayload = { session_id: sessionId, app_version: appVersion, seq: events.length, country: user.country, referrer };
+    const raw_payload: EventPayload = {
+      session_id: sessionId,
+      app_version: appVersion,
+      seq: events.length,
+      country: user.country,
+      referrer,
+    };
     if (position !== undefined) raw_payload.position_ms = position;
-    events.push({ content_id: item.id, user_id: user.id, event_type: type, event_ts: Math.round(ts), duration_ms: duration, device, raw_payload });
+    events.push({
+      content_id: item.id,
+      user_id: user.id,
+      event_type: type,
+      event_ts: Math.round(ts),
+      duration_ms: duration,
+      device,
+      raw_payload,
+    });
   };
 
   let t = startMs;
@@ -136,7 +179,10 @@ export function generateSession(rng: Rng, item: CatalogueItem, user: User, start
   // Abandonment is front-loaded: many leave early, few just before the end.
   const endPos = finishes
     ? lengthMs
-    : Math.min(lengthMs - 1, startPos + Math.max(1000, Math.floor((lengthMs - startPos) * Math.pow(rng.next(), 1.6) * 0.98)));
+    : Math.min(
+        lengthMs - 1,
+        startPos + Math.max(1000, Math.floor((lengthMs - startPos) * Math.pow(rng.next(), 1.6) * 0.98)),
+      );
   const listened = Math.max(0, endPos - startPos);
   const pauses = Math.min(8, rng.poisson(listened / 1000 / profile.pauseEvery));
   const segments = splitSegments(rng, listened, pauses + 1);

@@ -19,8 +19,8 @@ export const DAY_MS = 86_400_000;
 
 /** Relative activity per UTC hour of day (0–23): night trough, morning commute, evening peak. */
 export const HOURLY_WEIGHTS: readonly number[] = [
-  0.3, 0.18, 0.12, 0.09, 0.09, 0.16, 0.42, 0.85, 1.15, 1.0, 0.86, 0.86,
-  1.05, 1.0, 0.86, 0.82, 0.92, 1.08, 1.22, 1.36, 1.42, 1.26, 0.92, 0.55,
+  0.3, 0.18, 0.12, 0.09, 0.09, 0.16, 0.42, 0.85, 1.15, 1.0, 0.86, 0.86, 1.05, 1.0, 0.86, 0.82, 0.92, 1.08, 1.22, 1.36,
+  1.42, 1.26, 0.92, 0.55,
 ];
 
 /** Splits `total` into integers proportional to `weights` (largest remainder), summing to `total`. */
@@ -65,7 +65,10 @@ export function historicalSlices(nowMs: number, days: number, eventsPerDay: numb
   const origin = nowMs - days * DAY_MS;
   for (let d = 0; d < days; d++) {
     const dayStart = origin + d * DAY_MS;
-    const weights = Array.from({ length: 24 }, (_, h) => HOURLY_WEIGHTS[new Date(dayStart + h * HOUR_MS).getUTCHours()] as number);
+    const weights = Array.from(
+      { length: 24 },
+      (_, h) => HOURLY_WEIGHTS[new Date(dayStart + h * HOUR_MS).getUTCHours()] as number,
+    );
     allocate(eventsPerDay, weights).forEach((quota, h) => {
       if (quota === 0) return;
       const parts = Math.ceil(quota / maxPerSlice);

@@ -19,7 +19,11 @@ import type { EventPayload, GeneratedEvent } from './session.js';
 const COLUMNS = '(content_id, user_id, event_type, event_ts, duration_ms, device, raw_payload)';
 
 export async function connect(databaseUrl: string): Promise<pg.Client> {
-  const client = new pg.Client({ connectionString: databaseUrl, connectionTimeoutMillis: 5000, application_name: 'engage-generate' });
+  const client = new pg.Client({
+    connectionString: databaseUrl,
+    connectionTimeoutMillis: 5000,
+    application_name: 'engage-generate',
+  });
   try {
     await client.connect();
   } catch (err) {
@@ -35,7 +39,12 @@ export async function connect(databaseUrl: string): Promise<pg.Client> {
 
 /** The content items engagement can refer to, read once at start (ordered by id). */
 export async function loadCatalogue(client: pg.Client): Promise<CatalogueItem[]> {
-  let rows: Array<{ id: string; content_type: CatalogueItem['content_type']; length_seconds: number | null; publish_ms: string }>;
+  let rows: Array<{
+    id: string;
+    content_type: CatalogueItem['content_type'];
+    length_seconds: number | null;
+    publish_ms: string;
+  }>;
   try {
     rows = (
       await client.query(
@@ -44,12 +53,24 @@ export async function loadCatalogue(client: pg.Client): Promise<CatalogueItem[]>
       )
     ).rows;
   } catch (err) {
-    throw new PipelineError('SERVICE_MISCONFIGURED', `cannot read the content table: ${errorMessage(err)}. Apply sql/init.sql (\`engage stack up\` does it for a new database).`, { cause: err });
+    throw new PipelineError(
+      'SERVICE_MISCONFIGURED',
+      `cannot read the content table: ${errorMessage(err)}. Apply sql/init.sql (\`engage stack up\` does it for a new database).`,
+      { cause: err },
+    );
   }
   if (rows.length === 0) {
-    throw new PipelineError('SERVICE_MISCONFIGURED', 'the content table is empty: nothing to generate engagement for. Apply sql/init.sql, which loads the catalogue.');
+    throw new PipelineError(
+      'SERVICE_MISCONFIGURED',
+      'the content table is empty: nothing to generate engagement for. Apply sql/init.sql, which loads the catalogue.',
+    );
   }
-  return rows.map((r) => ({ id: r.id, content_type: r.content_type, length_seconds: r.length_seconds, publish_ms: Number(r.publish_ms) }));
+  return rows.map((r) => ({
+    id: r.id,
+    content_type: r.content_type,
+    length_seconds: r.length_seconds,
+    publish_ms: Number(r.publish_ms),
+  }));
 }
 
 /** JSON string literals of the few distinct values (app versions, countries, referrers) seen. */
@@ -101,7 +122,11 @@ function* copyText(chunks: Iterable<readonly GeneratedEvent[]>, onChunk?: (rows:
  * lazily as PostgreSQL drains the stream, so generating the next rows overlaps with the server
  * storing the previous ones; `onChunk` is told each chunk's size once it is in the stream.
  */
-export async function copyEvents(client: pg.Client, chunks: Iterable<readonly GeneratedEvent[]>, onChunk?: (rows: number) => void): Promise<void> {
+export async function copyEvents(
+  client: pg.Client,
+  chunks: Iterable<readonly GeneratedEvent[]>,
+  onChunk?: (rows: number) => void,
+): Promise<void> {
   const sink = client.query(copyFrom(`COPY engagement_events ${COLUMNS} FROM STDIN`));
   await pipeline(Readable.from(copyText(chunks, onChunk), { highWaterMark: 16 }), sink);
 }

@@ -45,21 +45,28 @@ export async function createTopics(conn: KafkaConnection, clientId: string, spec
     }
     const missing = specs.filter((s) => !existing.has(s.topic));
     if (missing.length === 0) return [];
-    await admin.createTopics({
-      topics: missing.map((s) => ({
-        topic: s.topic,
-        numPartitions: s.numPartitions,
-        // The broker's default.replication.factor (1 on the private stack, usually 3 on a managed Kafka).
-        replicationFactor: -1,
-        configEntries: [
-          ...(s.compacted ? [{ name: 'cleanup.policy', value: 'compact' }, { name: 'min.compaction.lag.ms', value: '60000' }] : []),
-          ...(s.maxMessageBytes ? [{ name: 'max.message.bytes', value: String(s.maxMessageBytes) }] : []),
-        ],
-      })),
-    }).catch((err: unknown) => {
-      // Another component may have created the same topic a moment ago.
-      if (!/already exists/i.test(String((err as Error)?.message ?? err))) throw err;
-    });
+    await admin
+      .createTopics({
+        topics: missing.map((s) => ({
+          topic: s.topic,
+          numPartitions: s.numPartitions,
+          // The broker's default.replication.factor (1 on the private stack, usually 3 on a managed Kafka).
+          replicationFactor: -1,
+          configEntries: [
+            ...(s.compacted
+              ? [
+                  { name: 'cleanup.policy', value: 'compact' },
+                  { name: 'min.compaction.lag.ms', value: '60000' },
+                ]
+              : []),
+            ...(s.maxMessageBytes ? [{ name: 'max.message.bytes', value: String(s.maxMessageBytes) }] : []),
+          ],
+        })),
+      })
+      .catch((err: unknown) => {
+        // Another component may have created the same topic a moment ago.
+        if (!/already exists/i.test(String((err as Error)?.message ?? err))) throw err;
+      });
     return missing.map((s) => s.topic);
   } finally {
     await admin.disconnect().catch(() => undefined);
@@ -75,12 +82,21 @@ export function kafkaUnreachable(conn: KafkaConnection, err: unknown): PipelineE
   const protocol = conn.kafkaSecurity?.['security.protocol'];
   const checks = [
     ...(protocol?.startsWith('sasl_') ? ['KAFKA_SASL_MECHANISM / KAFKA_SASL_USERNAME / KAFKA_SASL_PASSWORD'] : []),
-    ...(protocol?.endsWith('ssl') ? ['KAFKA_SSL_CA_LOCATION (the brokers\' CA)', 'KAFKA_SSL_CERTIFICATE_LOCATION / KAFKA_SSL_KEY_LOCATION (when they ask for a client certificate)'] : []),
+    ...(protocol?.endsWith('ssl')
+      ? [
+          "KAFKA_SSL_CA_LOCATION (the brokers' CA)",
+          'KAFKA_SSL_CERTIFICATE_LOCATION / KAFKA_SSL_KEY_LOCATION (when they ask for a client certificate)',
+        ]
+      : []),
   ];
   const hint = protocol
     ? `with KAFKA_SECURITY_PROTOCOL=${protocol}, check ${checks.join(', ')} (the warnings logged before this name the cause)`
     : 'is it running, and does it ask for TLS or a password (KAFKA_SECURITY_PROTOCOL)?';
-  return new PipelineError('SERVICE_UNREACHABLE', `Kafka at ${conn.kafkaBrokers.join(',')} did not answer: ${errorMessage(err)}; ${hint}`, { retriable: true, cause: err });
+  return new PipelineError(
+    'SERVICE_UNREACHABLE',
+    `Kafka at ${conn.kafkaBrokers.join(',')} did not answer: ${errorMessage(err)}; ${hint}`,
+    { retriable: true, cause: err },
+  );
 }
 
 export async function ensureTopics(config: Config, conn: KafkaConnection = config): Promise<string[]> {
@@ -112,7 +128,9 @@ export async function deletePipelineTopics(config: Config): Promise<string[]> {
   await admin.connect();
   try {
     const existing = new Set(await admin.listTopics());
-    const topics = pipelineTopics(config).map((s) => s.topic).filter((t) => existing.has(t));
+    const topics = pipelineTopics(config)
+      .map((s) => s.topic)
+      .filter((t) => existing.has(t));
     if (topics.length > 0) await admin.deleteTopics({ topics });
     return topics;
   } finally {

@@ -40,9 +40,16 @@ export interface GroupView {
 /** The group view in librdkafka's statistics JSON (`cgrp`), read at `at`; null when absent or unreadable. */
 export function groupViewOf(statsJson: string, at: number): GroupView | null {
   try {
-    const cgrp = (JSON.parse(statsJson) as { cgrp?: { state?: unknown; join_state?: unknown; assignment_size?: unknown } }).cgrp;
+    const cgrp = (
+      JSON.parse(statsJson) as { cgrp?: { state?: unknown; join_state?: unknown; assignment_size?: unknown } }
+    ).cgrp;
     if (cgrp === undefined) return null;
-    return { state: String(cgrp.state), joinState: String(cgrp.join_state), assignmentSize: Number(cgrp.assignment_size ?? 0), at };
+    return {
+      state: String(cgrp.state),
+      joinState: String(cgrp.join_state),
+      assignmentSize: Number(cgrp.assignment_size ?? 0),
+      at,
+    };
   } catch {
     return null;
   }
@@ -102,7 +109,11 @@ export class AssignmentWatch {
 
   status(): AssignmentStatus {
     const starving = this.since !== null && this.now() - this.since >= this.opts.boundMs / 2;
-    return { ok: !starving, reason: starving ? this.reason : null, starving_since: this.since === null ? null : new Date(this.since).toISOString() };
+    return {
+      ok: !starving,
+      reason: starving ? this.reason : null,
+      starving_since: this.since === null ? null : new Date(this.since).toISOString(),
+    };
   }
 
   async check(): Promise<void> {
@@ -120,17 +131,32 @@ export class AssignmentWatch {
     const held = this.opts.held().length;
     if (held > 0 && waited === 0) return this.clear();
     if (!(await this.opts.brokerReachable())) return this.clear();
-    if (waited > 0) return this.starve(`a rebalance event has waited ${Math.round(waited / 1000)} s without being applied`, this.now());
+    if (waited > 0)
+      return this.starve(
+        `a rebalance event has waited ${Math.round(waited / 1000)} s without being applied`,
+        this.now(),
+      );
     const g = this.opts.group();
     const fresh = g !== null && this.now() - g.at <= (this.opts.staleMs ?? 30_000);
     if (fresh && g.state === 'up' && g.joinState === 'steady') {
       // Settled with nothing: a spare member of a group larger than the topic, or stuck.
       const unheld = await this.opts.unheldPartitions();
       if (unheld === null || unheld.length === 0) return this.clear();
-      return this.starve(`holds no partition, settled in group ${this.opts.groupId}, while partitions ${unheld.join(', ')} of ${this.opts.topic} have no member`, this.now());
+      return this.starve(
+        `holds no partition, settled in group ${this.opts.groupId}, while partitions ${unheld.join(', ')} of ${this.opts.topic} have no member`,
+        this.now(),
+      );
     }
-    const view = g === null ? 'no statistics yet' : fresh ? `coordinator "${g.state}", membership "${g.joinState}"` : `no statistics for ${Math.round((this.now() - g.at) / 1000)} s`;
-    this.starve(`holds no partition of ${this.opts.topic} and its membership of group ${this.opts.groupId} does not settle (${view}) although the broker accepts connections`, this.now());
+    const view =
+      g === null
+        ? 'no statistics yet'
+        : fresh
+          ? `coordinator "${g.state}", membership "${g.joinState}"`
+          : `no statistics for ${Math.round((this.now() - g.at) / 1000)} s`;
+    this.starve(
+      `holds no partition of ${this.opts.topic} and its membership of group ${this.opts.groupId} does not settle (${view}) although the broker accepts connections`,
+      this.now(),
+    );
   }
 
   private clear(): void {

@@ -83,10 +83,15 @@ export class BatchConsumer {
     private readonly opts: BatchConsumerOptions,
     private readonly consumer: RawConsumer,
   ) {
-    this.buffers = new FetchBuffers(opts.topic, opts.maxBatch, {
-      pause: (p) => this.pauseResume(p, true),
-      resume: (p) => this.pauseResume(p, false),
-    }, opts.pauseAt ?? opts.maxBatch);
+    this.buffers = new FetchBuffers(
+      opts.topic,
+      opts.maxBatch,
+      {
+        pause: (p) => this.pauseResume(p, true),
+        resume: (p) => this.pauseResume(p, false),
+      },
+      opts.pauseAt ?? opts.maxBatch,
+    );
   }
 
   /** Connects (no group join yet: that starts with `run`). */
@@ -116,21 +121,33 @@ export class BatchConsumer {
       'partition.assignment.strategy': 'range,roundrobin',
       // The group's state as this member sees it, for the assignment watch (assignment-watch.ts).
       'statistics.interval.ms': STATS_INTERVAL_MS,
-      rebalance_cb: (err: RdKafka.LibrdKafkaError, assignment: TopicPartition[]) => self?.onRebalance(err.code, assignment),
+      rebalance_cb: (err: RdKafka.LibrdKafkaError, assignment: TopicPartition[]) =>
+        self?.onRebalance(err.code, assignment),
       // The broker's answer to each commit (`commitStored` only queues it): failures are logged here.
-      offset_commit_cb: (err: RdKafka.LibrdKafkaError | null, offsets: Array<TopicPartition & { offset: number; error?: unknown }>) => {
+      offset_commit_cb: (
+        err: RdKafka.LibrdKafkaError | null,
+        offsets: Array<TopicPartition & { offset: number; error?: unknown }>,
+      ) => {
         // ERR_NO_OFFSET: nothing new was stored since the last commit (e.g. at close), not a failure.
-        if (err && err.code !== ERR_NO_OFFSET) opts.log.warn({ err: err.message, code: err.code, offsets: offsets?.map((o) => `${o.partition}@${o.offset}`) }, 'offset commit failed (a later commit covers it)');
+        if (err && err.code !== ERR_NO_OFFSET)
+          opts.log.warn(
+            { err: err.message, code: err.code, offsets: offsets?.map((o) => `${o.partition}@${o.offset}`) },
+            'offset commit failed (a later commit covers it)',
+          );
       },
     });
     consumer.on('event.error', (err) => opts.log.warn({ err: err.message, code: err.code }, 'consumer error'));
     consumer.on('event.stats', (stats: { message: string }) => {
       if (self) self.group = groupViewOf(stats.message, Date.now()) ?? self.group;
     });
-    await new Promise<void>((resolve, reject) => consumer.connect({ timeout: OP_TIMEOUT_MS }, (err) => (err ? reject(err) : resolve())));
+    await new Promise<void>((resolve, reject) =>
+      consumer.connect({ timeout: OP_TIMEOUT_MS }, (err) => (err ? reject(err) : resolve())),
+    );
     consumer.setDefaultConsumeTimeout(CONSUME_TIMEOUT_MS);
     // Untyped in the library's .d.ts: return as soon as some messages are ready, not after the full timeout.
-    (consumer as unknown as { setDefaultIsTimeoutOnlyForFirstMessage(v: boolean): void }).setDefaultIsTimeoutOnlyForFirstMessage(true);
+    (
+      consumer as unknown as { setDefaultIsTimeoutOnlyForFirstMessage(v: boolean): void }
+    ).setDefaultIsTimeoutOnlyForFirstMessage(true);
     self = new BatchConsumer(opts, consumer);
     return self;
   }
@@ -196,7 +213,12 @@ export class BatchConsumer {
     } catch (err) {
       assigned = `unknown: ${errorMessage(err)}`;
     }
-    return { fetchBuffer: this.buffers.describe(partition) ?? null, librdkafkaAssigned: assigned, position: position ?? null, rebalancePending: this.rebalancePending };
+    return {
+      fetchBuffer: this.buffers.describe(partition) ?? null,
+      librdkafkaAssigned: assigned,
+      position: position ?? null,
+      rebalancePending: this.rebalancePending,
+    };
   }
 
   /**
@@ -214,7 +236,9 @@ export class BatchConsumer {
    * failure. Resolves at once if nothing new is stored.
    */
   commitStored(): Promise<void> {
-    const consumer = this.consumer as unknown as { commitCb(tp: null, cb: (err: (Error & { code?: number }) | null) => void): void };
+    const consumer = this.consumer as unknown as {
+      commitCb(tp: null, cb: (err: (Error & { code?: number }) | null) => void): void;
+    };
     return new Promise<void>((resolve, reject) => {
       try {
         consumer.commitCb(null, (err) => (err && err.code !== ERR_NO_OFFSET ? reject(err) : resolve()));
@@ -234,7 +258,9 @@ export class BatchConsumer {
       }
       let messages: KafkaMessage[];
       try {
-        messages = await new Promise<KafkaMessage[]>((resolve, reject) => this.consumer.consume(CONSUME_MAX, (err, m) => (err ? reject(err) : resolve(m))));
+        messages = await new Promise<KafkaMessage[]>((resolve, reject) =>
+          this.consumer.consume(CONSUME_MAX, (err, m) => (err ? reject(err) : resolve(m))),
+        );
       } catch (err) {
         if (this.stopping) break;
         this.opts.log.warn({ err: errorMessage(err) }, 'consume failed; retrying');
@@ -260,7 +286,8 @@ export class BatchConsumer {
       return; // not connected (any more)
     }
     for (const tp of positions as Array<TopicPartition & { offset?: number }>) {
-      if (typeof tp.offset === 'number' && tp.offset >= 0) report(tp.partition, tp.offset, this.highWatermark(tp.partition));
+      if (typeof tp.offset === 'number' && tp.offset >= 0)
+        report(tp.partition, tp.offset, this.highWatermark(tp.partition));
     }
   }
 
@@ -311,10 +338,12 @@ export class BatchConsumer {
         highWatermark: this.highWatermark(buffer.partition),
         fetchedAt: this.lastFetchAt,
       };
-      buffer.running = this.handler(batch).then(
-        () => this.buffers.finish(buffer, null),
-        () => this.buffers.finish(buffer, this.stopping ? null : firstOffset),
-      ).then(() => this.dispatch());
+      buffer.running = this.handler(batch)
+        .then(
+          () => this.buffers.finish(buffer, null),
+          () => this.buffers.finish(buffer, this.stopping ? null : firstOffset),
+        )
+        .then(() => this.dispatch());
     }
   }
 
@@ -332,7 +361,9 @@ export class BatchConsumer {
       const offset = buffer.rewindTo as number;
       try {
         await new Promise<void>((resolve, reject) =>
-          this.consumer.seek({ topic: this.opts.topic, partition: buffer.partition, offset }, OP_TIMEOUT_MS, (err) => (err ? reject(err) : resolve())),
+          this.consumer.seek({ topic: this.opts.topic, partition: buffer.partition, offset }, OP_TIMEOUT_MS, (err) =>
+            err ? reject(err) : resolve(),
+          ),
         );
         this.buffers.rewound(buffer);
       } catch (err) {
@@ -358,7 +389,9 @@ export class BatchConsumer {
     this.rebalanceReceived.push(performance.now());
     this.rebalancing = previous
       .then(() => this.applyRebalance(code, assignment, ids))
-      .catch((err: unknown) => this.opts.log.warn({ err: errorMessage(err), code, partitions: ids }, 'rebalance handling failed'))
+      .catch((err: unknown) =>
+        this.opts.log.warn({ err: errorMessage(err), code, partitions: ids }, 'rebalance handling failed'),
+      )
       .finally(() => {
         this.rebalancePending--;
         this.rebalanceReceived.shift();
@@ -371,9 +404,19 @@ export class BatchConsumer {
       // A failed assign leaves librdkafka waiting for one: the assignment watch (assignment-watch.ts)
       // turns that into an exit once it has lasted, so it is logged where a person looks.
       try {
-        this.consumer.assign(start ? assignment.map((tp) => ({ ...tp, ...(start.has(tp.partition) ? { offset: start.get(tp.partition) } : {}) })) : assignment);
+        this.consumer.assign(
+          start
+            ? assignment.map((tp) => ({
+                ...tp,
+                ...(start.has(tp.partition) ? { offset: start.get(tp.partition) } : {}),
+              }))
+            : assignment,
+        );
       } catch (err) {
-        this.opts.log.warn({ err: errorMessage(err), partitions: ids }, 'assign failed; the group will not hand these partitions over until it is retried');
+        this.opts.log.warn(
+          { err: errorMessage(err), partitions: ids },
+          'assign failed; the group will not hand these partitions over until it is retried',
+        );
         throw err;
       }
       for (const p of ids) this.buffers.open(p);
@@ -387,7 +430,9 @@ export class BatchConsumer {
     // Settle what was handed over for these partitions while the generation is still ours.
     this.buffers.close(ids);
     await this.buffers.settled(ids);
-    await this.opts.onRevoke?.(ids).catch((err: unknown) => this.opts.log.warn({ err: errorMessage(err) }, 'revoke handler failed'));
+    await this.opts
+      .onRevoke?.(ids)
+      .catch((err: unknown) => this.opts.log.warn({ err: errorMessage(err) }, 'revoke handler failed'));
     try {
       this.consumer.unassign();
     } catch (err) {

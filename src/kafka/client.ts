@@ -56,7 +56,11 @@ export function messageLimits(c: KafkaConnection): { record: number; topic: numb
  * `fetch.max.bytes` is raised to at least it, and its `receive.message.max.bytes` to that + 512).
  */
 export function connectionProps(c: KafkaConnection): Record<string, string> {
-  return { 'bootstrap.servers': c.kafkaBrokers.join(','), ...c.kafkaSecurity, 'message.max.bytes': String(messageLimits(c).record) };
+  return {
+    'bootstrap.servers': c.kafkaBrokers.join(','),
+    ...c.kafkaSecurity,
+    'message.max.bytes': String(messageLimits(c).record),
+  };
 }
 
 /** A consumer's fetch sizes: one partition's fetch holds the largest record a topic accepts. */
@@ -69,7 +73,14 @@ export function createKafka(c: KafkaConnection, clientId: string): Kafka {
   return new KafkaJS.Kafka({
     ...c.kafkaSecurity,
     'message.max.bytes': messageLimits(c).record,
-    kafkaJS: { brokers: [...c.kafkaBrokers], clientId, logLevel: KafkaJS.logLevel.WARN, logger: kafkaLogger(), connectionTimeout: 5000, requestTimeout: 30000 },
+    kafkaJS: {
+      brokers: [...c.kafkaBrokers],
+      clientId,
+      logLevel: KafkaJS.logLevel.WARN,
+      logger: kafkaLogger(),
+      connectionTimeout: 5000,
+      requestTimeout: 30000,
+    },
   });
 }
 
@@ -146,7 +157,8 @@ export type RebalanceListener = (
 /** Adapts a RebalanceListener to the library's `rebalance_cb` (librdkafka error codes -175/-174). */
 function rebalanceCallback(listener: RebalanceListener) {
   return async (err: { code: number }, assignment: AssignedPartition[]) => {
-    if (err.code === KafkaJS.ErrorCodes.ERR__ASSIGN_PARTITIONS) return (await listener('assign', assignment)) ?? undefined;
+    if (err.code === KafkaJS.ErrorCodes.ERR__ASSIGN_PARTITIONS)
+      return (await listener('assign', assignment)) ?? undefined;
     if (err.code === KafkaJS.ErrorCodes.ERR__REVOKE_PARTITIONS) await listener('revoke', assignment);
     return undefined;
   };

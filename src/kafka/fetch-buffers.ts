@@ -56,7 +56,16 @@ export class FetchBuffers {
   ) {}
 
   open(partition: number): void {
-    this.buffers.set(partition, { partition, messages: [], expect: -1, running: null, paused: false, held: false, rewindTo: null, closed: false });
+    this.buffers.set(partition, {
+      partition,
+      messages: [],
+      expect: -1,
+      running: null,
+      paused: false,
+      held: false,
+      rewindTo: null,
+      closed: false,
+    });
   }
 
   partitions(): number[] {
@@ -97,7 +106,9 @@ export class FetchBuffers {
   /** Partitions with nothing held, no batch running, no rewind pending, not revoked. */
   idle(): number[] {
     const out: number[] = [];
-    for (const buffer of this.buffers.values()) if (buffer.running === null && !buffer.closed && buffer.rewindTo === null && buffer.messages.length === 0) out.push(buffer.partition);
+    for (const buffer of this.buffers.values())
+      if (buffer.running === null && !buffer.closed && buffer.rewindTo === null && buffer.messages.length === 0)
+        out.push(buffer.partition);
     return out;
   }
 

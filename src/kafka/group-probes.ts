@@ -25,14 +25,19 @@ export function brokerReachable(conn: KafkaConnection): () => Promise<boolean> {
 }
 
 /** Partitions of `topic` that no member of `groupId` holds, from the group's description; null when unknown. */
-export function unheldPartitions(admin: Pick<Admin, 'describeGroups' | 'fetchTopicMetadata'>, groupId: string, topic: string): () => Promise<number[] | null> {
+export function unheldPartitions(
+  admin: Pick<Admin, 'describeGroups' | 'fetchTopicMetadata'>,
+  groupId: string,
+  topic: string,
+): () => Promise<number[] | null> {
   return async () => {
     try {
       const described = await admin.describeGroups([groupId], { timeout: ADMIN_TIMEOUT_MS });
       const group = described.groups.find((g) => g.groupId === groupId);
       if (group === undefined || group.error) return null;
       const held = new Set<number>();
-      for (const m of group.members) for (const tp of m.assignment?.topicPartitions ?? []) if (tp.topic === topic) held.add(tp.partition);
+      for (const m of group.members)
+        for (const tp of m.assignment?.topicPartitions ?? []) if (tp.topic === topic) held.add(tp.partition);
       const meta = await admin.fetchTopicMetadata({ topics: [topic], timeout: ADMIN_TIMEOUT_MS });
       const partitions = meta.find((t) => t.name === topic)?.partitions.map((p) => p.partitionId) ?? [];
       return partitions.filter((p) => !held.has(p)).sort((a, b) => a - b);
@@ -56,7 +61,16 @@ export interface WatchedConsumer {
  */
 export function watchAssignment(
   consumer: WatchedConsumer,
-  o: { connection: KafkaConnection; admin: Pick<Admin, 'describeGroups' | 'fetchTopicMetadata'>; groupId: string; topic: string; boundMs: number; who: string; log: Logger; onStarved(err: PipelineError): void },
+  o: {
+    connection: KafkaConnection;
+    admin: Pick<Admin, 'describeGroups' | 'fetchTopicMetadata'>;
+    groupId: string;
+    topic: string;
+    boundMs: number;
+    who: string;
+    log: Logger;
+    onStarved(err: PipelineError): void;
+  },
 ): AssignmentWatch {
   const watch = new AssignmentWatch({
     groupId: o.groupId,
@@ -68,7 +82,12 @@ export function watchAssignment(
     rebalanceWaitMs: () => consumer.rebalanceWaitMs(),
     boundMs: o.boundMs,
     log: o.log,
-    onStarved: (reason) => o.onStarved(new PipelineError('CONSUMER_STARVED', `${o.who} stopped consuming: ${reason}; exiting so it is restarted`, { retriable: true })),
+    onStarved: (reason) =>
+      o.onStarved(
+        new PipelineError('CONSUMER_STARVED', `${o.who} stopped consuming: ${reason}; exiting so it is restarted`, {
+          retriable: true,
+        }),
+      ),
   });
   watch.start();
   return watch;

@@ -101,7 +101,9 @@ export class TxnProducer {
     });
     const label = opts.label ?? 'processor';
     producer.on('event.error', (err) => opts.log.warn({ err: err.message, code: err.code }, `${label} producer error`));
-    await new Promise<void>((resolve, reject) => producer.connect({ timeout: 10000 }, (err) => (err ? reject(toTxnError(err)) : resolve())));
+    await new Promise<void>((resolve, reject) =>
+      producer.connect({ timeout: 10000 }, (err) => (err ? reject(toTxnError(err)) : resolve())),
+    );
     try {
       await call((cb) => producer.initTransactions(OP_TIMEOUT_MS, cb));
     } catch (err) {
@@ -119,7 +121,12 @@ export class TxnProducer {
    *  A null value is a tombstone. A string value is encoded into a scratch buffer reused by every
    *  call (librdkafka copies key and value before `produce` returns), not a new Buffer per message. */
   produce(topic: string, key: string | null, value: Buffer | string | null): void {
-    const bytes = typeof value !== 'string' ? value : value.length * 3 <= SCRATCH_BYTES ? this.scratch.subarray(0, this.scratch.write(value, 0, 'utf8')) : Buffer.from(value);
+    const bytes =
+      typeof value !== 'string'
+        ? value
+        : value.length * 3 <= SCRATCH_BYTES
+          ? this.scratch.subarray(0, this.scratch.write(value, 0, 'utf8'))
+          : Buffer.from(value);
     try {
       this.producer.produce(topic, null, bytes, key);
     } catch (err) {

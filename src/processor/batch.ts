@@ -85,17 +85,35 @@ function bump<K>(m: Map<K, number>, k: K): void {
  * `fetchedAt` (performance.now()) is when the consume round that fetched the batch returned: the
  * content barrier uses end offsets queried no earlier, so content committed before these events is seen.
  */
-export async function transformBatch(batch: ConsumedBatch, fetchedAt: number, ctx: BatchContext): Promise<BatchOutcome> {
+export async function transformBatch(
+  batch: ConsumedBatch,
+  fetchedAt: number,
+  ctx: BatchContext,
+): Promise<BatchOutcome> {
   const now = Date.now();
   const messages = batch.messages;
-  const out: BatchOutcome = { records: [], enriched: 0, dlq: new Map(), skipped: new Map(), flags: new Map(), sourceTs: [] };
+  const out: BatchOutcome = {
+    records: [],
+    enriched: 0,
+    dlq: new Map(),
+    skipped: new Map(),
+    flags: new Map(),
+    sourceTs: [],
+  };
   const slots: Array<OutRecord | null> = new Array<OutRecord | null>(messages.length).fill(null);
   const accepted: Accepted[] = [];
   const maxBytes = ctx.maxMessageBytes ?? DEFAULT_MESSAGE_MAX_BYTES;
   const enrichedLimit = maxBytes - RECORD_FRAMING_BYTES;
   const reject = (i: number, err: PipelineError) => {
     const m = messages[i] as BatchMessage;
-    const rec: SourceRecord = { topic: batch.topic, partition: batch.partition, offset: String(m.offset), key: typeof m.key === 'string' ? Buffer.from(m.key) : (m.key ?? null), value: m.value, priorAttempts: priorAttempts(m.headers) };
+    const rec: SourceRecord = {
+      topic: batch.topic,
+      partition: batch.partition,
+      offset: String(m.offset),
+      key: typeof m.key === 'string' ? Buffer.from(m.key) : (m.key ?? null),
+      value: m.value,
+      priorAttempts: priorAttempts(m.headers),
+    };
     const key = rec.key === null ? null : rec.key.toString('utf8');
     slots[i] = { topic: ctx.dlqTopic, key, value: JSON.stringify(processorDlqEntry(rec, err, now, maxBytes)) };
     bump(out.dlq, reasonOf(err));
@@ -142,8 +160,18 @@ export async function transformBatch(batch: ConsumedBatch, fetchedAt: number, ct
       }
       const json = enrichedJson(ev, content, meta);
       // Larger than a Kafka record may be: it would fail the transaction on every retry.
-      if ((json.length + ev.content_id.length) * 3 > enrichedLimit && Buffer.byteLength(json) + Buffer.byteLength(ev.content_id) > enrichedLimit) {
-        reject(a.index, rejection('RECORD_TOO_LARGE', `enriched event ${ev.event_id} takes ${Buffer.byteLength(json)} bytes, above KAFKA_MESSAGE_MAX_BYTES (${maxBytes}) less framing`, { event_id: ev.event_id }));
+      if (
+        (json.length + ev.content_id.length) * 3 > enrichedLimit &&
+        Buffer.byteLength(json) + Buffer.byteLength(ev.content_id) > enrichedLimit
+      ) {
+        reject(
+          a.index,
+          rejection(
+            'RECORD_TOO_LARGE',
+            `enriched event ${ev.event_id} takes ${Buffer.byteLength(json)} bytes, above KAFKA_MESSAGE_MAX_BYTES (${maxBytes}) less framing`,
+            { event_id: ev.event_id },
+          ),
+        );
         continue;
       }
       slots[a.index] = { topic: ctx.enrichedTopic, key: ev.content_id, value: arena.put(json) };

@@ -32,7 +32,8 @@ export function toContentRow(after: Record<string, unknown>): ContentRow | strin
   if (typeof id !== 'string' || id.length === 0) return 'content row has no string id';
   if (typeof slug !== 'string') return `content ${id}: slug is not a string`;
   if (typeof title !== 'string') return `content ${id}: title is not a string`;
-  if (type !== null && type !== undefined && typeof type !== 'string') return `content ${id}: content_type is not a string`;
+  if (type !== null && type !== undefined && typeof type !== 'string')
+    return `content ${id}: content_type is not a string`;
   if (length !== null && length !== undefined && (typeof length !== 'number' || !Number.isFinite(length))) {
     return `content ${id}: length_seconds is not a number`;
   }
@@ -57,9 +58,12 @@ export function decodeContentChange(key: Buffer | null, value: Buffer | null): C
   if (env.op === 'd') {
     const before = asRow(env.before);
     const id = (before && typeof before.id === 'string' ? before.id : null) ?? idFromKey(key);
-    return id === null ? { kind: 'invalid', message: 'delete without an id' } : { kind: 'delete', id, pos: sourceLsnOf(env) };
+    return id === null
+      ? { kind: 'invalid', message: 'delete without an id' }
+      : { kind: 'delete', id, pos: sourceLsnOf(env) };
   }
-  if (env.op !== 'c' && env.op !== 'r' && env.op !== 'u') return { kind: 'invalid', message: `op ${JSON.stringify(env.op)} is not one of c, r, u, d` };
+  if (env.op !== 'c' && env.op !== 'r' && env.op !== 'u')
+    return { kind: 'invalid', message: `op ${JSON.stringify(env.op)} is not one of c, r, u, d` };
   const after = asRow(env.after);
   if (!after) return { kind: 'invalid', message: `op ${env.op} without an "after" row` };
   const row = toContentRow(after);

@@ -79,23 +79,36 @@ export class ContentTable {
       'queued.max.messages.kbytes': 8192,
     });
     consumer.on('event.error', (err) => opts.log.warn({ err: err.message }, 'content table consumer error'));
-    await new Promise<void>((resolve, reject) => consumer.connect({ timeout: 10000 }, (err) => (err ? reject(err) : resolve())));
+    await new Promise<void>((resolve, reject) =>
+      consumer.connect({ timeout: 10000 }, (err) => (err ? reject(err) : resolve())),
+    );
     const started = performance.now();
     try {
       const meta = await new Promise<RdKafka.Metadata>((resolve, reject) =>
         consumer.getMetadata({ topic: opts.topic, timeout: 10000 }, (err, m) => (err ? reject(err) : resolve(m))),
       );
-      const partitions = (meta.topics.find((t) => t.name === opts.topic)?.partitions ?? []).map((p) => p.id).sort((a, b) => a - b);
-      if (partitions.length === 0) throw new PipelineError('SERVICE_MISCONFIGURED', `content topic ${opts.topic} has no partitions (does it exist?)`);
+      const partitions = (meta.topics.find((t) => t.name === opts.topic)?.partitions ?? [])
+        .map((p) => p.id)
+        .sort((a, b) => a - b);
+      if (partitions.length === 0)
+        throw new PipelineError(
+          'SERVICE_MISCONFIGURED',
+          `content topic ${opts.topic} has no partitions (does it exist?)`,
+        );
       const table = new ContentTable(opts, consumer, partitions);
       consumer.setDefaultConsumeTimeout(100);
       // Untyped in the library's .d.ts: return as soon as some messages are ready, not after the full timeout.
-      (consumer as unknown as { setDefaultIsTimeoutOnlyForFirstMessage(v: boolean): void }).setDefaultIsTimeoutOnlyForFirstMessage(true);
+      (
+        consumer as unknown as { setDefaultIsTimeoutOnlyForFirstMessage(v: boolean): void }
+      ).setDefaultIsTimeoutOnlyForFirstMessage(true);
       consumer.on('partition.eof', (eof) => table.progress.advance(eof.partition, eof.offset));
       consumer.assign(partitions.map((partition) => ({ topic: opts.topic, partition, offset: OFFSET_BEGINNING })));
       table.loop = table.consumeLoop();
       await table.catchUp(started, opts.restoreTimeoutMs ?? 600000);
-      opts.log.info({ rows: table.rows.size, partitions: partitions.length, ms: Math.round(performance.now() - started) }, 'content table restored');
+      opts.log.info(
+        { rows: table.rows.size, partitions: partitions.length, ms: Math.round(performance.now() - started) },
+        'content table restored',
+      );
       return table;
     } catch (err) {
       await new Promise<void>((resolve) => consumer.disconnect(() => resolve()));
@@ -124,7 +137,11 @@ export class ContentTable {
     if (this.progress.reached(ends)) return;
     await this.progress.waitFor(ends, timeoutMs, signal).catch((err: unknown) => {
       if (err instanceof PipelineError && err.code === 'TIMEOUT') {
-        throw new PipelineError('TIMEOUT', `content table did not reach the content topic's end within ${timeoutMs} ms`, { retriable: true });
+        throw new PipelineError(
+          'TIMEOUT',
+          `content table did not reach the content topic's end within ${timeoutMs} ms`,
+          { retriable: true },
+        );
       }
       throw err;
     });
@@ -144,7 +161,8 @@ export class ContentTable {
       if (now >= deadline) return missing;
       await this.catchUp(now, Math.max(1000, deadline - now), signal);
       for (const id of missing) if (this.has(id)) missing.delete(id);
-      if (missing.size > 0 && performance.now() < deadline) await sleep(Math.min(100, deadline - performance.now()), signal).catch(() => undefined);
+      if (missing.size > 0 && performance.now() < deadline)
+        await sleep(Math.min(100, deadline - performance.now()), signal).catch(() => undefined);
     }
   }
 
@@ -173,10 +191,12 @@ export class ContentTable {
         if (err) {
           // After a broker restart librdkafka's metadata can stay without the topic's partitions,
           // failing every query ("Unknown partition") for minutes: ask for fresh metadata.
-          if (err.code === ERR_UNKNOWN_PARTITION) this.consumer.getMetadata({ topic: this.opts.topic, timeout: 5000 }, () => undefined);
-          reject(new PipelineError('SERVICE_UNREACHABLE', `content topic offsets: ${err.message}`, { retriable: true }));
-        }
-        else resolve(new Map(offsets.map((o) => [o.partition, o.offset])));
+          if (err.code === ERR_UNKNOWN_PARTITION)
+            this.consumer.getMetadata({ topic: this.opts.topic, timeout: 5000 }, () => undefined);
+          reject(
+            new PipelineError('SERVICE_UNREACHABLE', `content topic offsets: ${err.message}`, { retriable: true }),
+          );
+        } else resolve(new Map(offsets.map((o) => [o.partition, o.offset])));
       }),
     );
     this.lastEnds = { startedAt, ends };
@@ -199,7 +219,8 @@ export class ContentTable {
         continue;
       }
       for (const m of messages) this.apply(m);
-      for (const p of this.consumer.position()) if (typeof p.offset === 'number') this.progress.advance(p.partition, p.offset);
+      for (const p of this.consumer.position())
+        if (typeof p.offset === 'number') this.progress.advance(p.partition, p.offset);
       this.opts.metrics.contentTableSize.set(this.rows.size);
       this.progress.notify();
     }
@@ -215,6 +236,9 @@ export class ContentTable {
     }
     this.invalid++;
     this.opts.metrics.contentInvalid.inc();
-    this.opts.log.warn({ partition: m.partition, offset: m.offset, reason: change.message }, 'content table: malformed content record ignored');
+    this.opts.log.warn(
+      { partition: m.partition, offset: m.offset, reason: change.message },
+      'content table: malformed content record ignored',
+    );
   }
 }

@@ -44,7 +44,11 @@ export function applyContentChange(table: ContentVersions, change: ContentChange
     const prev = latestRow(versions);
     // An unchanged TOASTed column arrives as a placeholder: keep the value the table has.
     if (prev && (row.title === UNAVAILABLE_VALUE || row.slug === UNAVAILABLE_VALUE)) {
-      row = { ...row, title: row.title === UNAVAILABLE_VALUE ? prev.title : row.title, slug: row.slug === UNAVAILABLE_VALUE ? prev.slug : row.slug };
+      row = {
+        ...row,
+        title: row.title === UNAVAILABLE_VALUE ? prev.title : row.title,
+        slug: row.slug === UNAVAILABLE_VALUE ? prev.slug : row.slug,
+      };
     }
   }
   const version: ContentVersion = { pos: change.pos, row };

@@ -101,18 +101,43 @@ export function decodeChange(value: Buffer | null): DecodedChange {
   if (typeof env === 'string') return { kind: 'reject', error: rejection('UNDECODABLE', env) };
   const op = env.op;
   if (op !== 'c' && op !== 'r' && op !== 'u' && op !== 'd') {
-    return { kind: 'reject', error: rejection('INVALID_ENVELOPE', `op ${JSON.stringify(op)} is not one of c, r, u, d`, { field: 'op' }) };
+    return {
+      kind: 'reject',
+      error: rejection('INVALID_ENVELOPE', `op ${JSON.stringify(op)} is not one of c, r, u, d`, { field: 'op' }),
+    };
   }
   const sourceTsMs = sourceTimeOf(env);
-  if (sourceTsMs === null) return { kind: 'reject', error: rejection('INVALID_ENVELOPE', 'envelope has no source.ts_ms nor ts_ms', { field: 'source.ts_ms' }) };
+  if (sourceTsMs === null)
+    return {
+      kind: 'reject',
+      error: rejection('INVALID_ENVELOPE', 'envelope has no source.ts_ms nor ts_ms', { field: 'source.ts_ms' }),
+    };
   if (op === 'u') {
     const id = isRow(env.after) ? env.after.id : undefined;
-    return { kind: 'reject', error: rejection('EVENT_UPDATED', `event ${String(id)} was updated after its insert; enriched events are immutable`, { event_id: id }) };
+    return {
+      kind: 'reject',
+      error: rejection(
+        'EVENT_UPDATED',
+        `event ${String(id)} was updated after its insert; enriched events are immutable`,
+        { event_id: id },
+      ),
+    };
   }
   if (op === 'd') {
     const id = isRow(env.before) ? env.before.id : undefined;
-    return { kind: 'reject', error: rejection('EVENT_DELETED', `event ${String(id)} was deleted after its insert; enriched events are immutable`, { event_id: id }) };
+    return {
+      kind: 'reject',
+      error: rejection(
+        'EVENT_DELETED',
+        `event ${String(id)} was deleted after its insert; enriched events are immutable`,
+        { event_id: id },
+      ),
+    };
   }
-  if (!isRow(env.after)) return { kind: 'reject', error: rejection('INVALID_ENVELOPE', `op ${op} without an "after" row`, { field: 'after' }) };
+  if (!isRow(env.after))
+    return {
+      kind: 'reject',
+      error: rejection('INVALID_ENVELOPE', `op ${op} without an "after" row`, { field: 'after' }),
+    };
   return { kind: 'insert', row: env.after as EngagementEventRow, sourceTsMs, op, lsn: sourceLsnOf(env) };
 }

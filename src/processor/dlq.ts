@@ -37,7 +37,12 @@ export function priorAttempts(headers: ReadonlyArray<Readonly<Record<string, str
  * It fits in a record of `maxMessageBytes` (KAFKA_MESSAGE_MAX_BYTES): a value too large for that is
  * kept as a prefix, flagged (src/core/dlq-size.ts).
  */
-export function processorDlqEntry(record: SourceRecord, error: PipelineError, failedAtMs: number, maxMessageBytes = DEFAULT_MESSAGE_MAX_BYTES): DlqEntry {
+export function processorDlqEntry(
+  record: SourceRecord,
+  error: PipelineError,
+  failedAtMs: number,
+  maxMessageBytes = DEFAULT_MESSAGE_MAX_BYTES,
+): DlqEntry {
   return {
     reason: dlqReason(error.message),
     code: error.code,

@@ -57,7 +57,13 @@ export function enrichEvent(row: EngagementEventRow, content: ContentRow | undef
 /** The join and the derived fields, for a row that already passed `validateEventRow`. */
 export function enrichValidated(ev: ValidEvent, content: ContentRow | undefined, meta: EnrichMeta): EnrichResult {
   if (content === undefined) {
-    return { ok: false, error: rejection('UNKNOWN_CONTENT', `content ${ev.content_id} of event ${ev.event_id} is not known`, { field: 'content_id', content_id: ev.content_id }) };
+    return {
+      ok: false,
+      error: rejection('UNKNOWN_CONTENT', `content ${ev.content_id} of event ${ev.event_id} is not known`, {
+        field: 'content_id',
+        content_id: ev.content_id,
+      }),
+    };
   }
   const flags: QualityFlag[] = ev.flags.slice();
   const engagementSeconds = ev.duration_ms === null ? null : ev.duration_ms / 1000;

@@ -44,7 +44,16 @@ export class PartitionProgress {
         resolve,
         reject,
         signal,
-        timer: setTimeout(() => this.settle(waiter, new PipelineError('TIMEOUT', `partitions not read up to their end within ${timeoutMs} ms`, { retriable: true })), timeoutMs),
+        timer: setTimeout(
+          () =>
+            this.settle(
+              waiter,
+              new PipelineError('TIMEOUT', `partitions not read up to their end within ${timeoutMs} ms`, {
+                retriable: true,
+              }),
+            ),
+          timeoutMs,
+        ),
       };
       if (signal) {
         waiter.onAbort = () => this.settle(waiter, signal.reason);

@@ -61,7 +61,13 @@ export async function startProcessor(config: Config, log: Logger): Promise<Proce
   const stats = new ProcessorStats(groupId, transactionalId, metrics);
 
   await ensureTopics(config);
-  const table = await ContentTable.open({ connection: config, clientId: `${config.KAFKA_CLIENT_ID}-processor`, topic: config.KAFKA_TOPIC_CONTENT, log: plog, metrics });
+  const table = await ContentTable.open({
+    connection: config,
+    clientId: `${config.KAFKA_CLIENT_ID}-processor`,
+    topic: config.KAFKA_TOPIC_CONTENT,
+    log: plog,
+    metrics,
+  });
   const connectProducer = () =>
     TxnProducer.connect({
       connection: config,
@@ -130,9 +136,17 @@ export async function startProcessor(config: Config, log: Logger): Promise<Proce
     await table.close();
     throw toPipelineError(err, 'SERVICE_UNREACHABLE');
   }
-  const txWriter = new TransactionWriter(producer, consumer.groupClient, plog, metrics, (err) => {
-    failDone(err);
-  }, { minCommitGapMs: config.PROCESSOR_MIN_COMMIT_GAP_MS, fullAt: config.PROCESSOR_MAX_BATCH }, connectProducer);
+  const txWriter = new TransactionWriter(
+    producer,
+    consumer.groupClient,
+    plog,
+    metrics,
+    (err) => {
+      failDone(err);
+    },
+    { minCommitGapMs: config.PROCESSOR_MIN_COMMIT_GAP_MS, fullAt: config.PROCESSOR_MAX_BATCH },
+    connectProducer,
+  );
   writer = txWriter;
   const ctx: BatchContext = {
     table,
@@ -163,7 +177,10 @@ export async function startProcessor(config: Config, log: Logger): Promise<Proce
     } catch (err) {
       stats.batchFailed(n);
       if (!stopping.signal.aborted) {
-        plog.warn({ partition, offset: firstOffset, err: errorMessage(err) }, 'batch not committed; it will be re-read');
+        plog.warn(
+          { partition, offset: firstOffset, err: errorMessage(err) },
+          'batch not committed; it will be re-read',
+        );
         await sleep(FAILED_BATCH_PAUSE_MS);
       }
       throw err;
@@ -175,8 +192,24 @@ export async function startProcessor(config: Config, log: Logger): Promise<Proce
   // A member that silently lost its assignment exits to be restarted (assignment-watch.ts).
   // Its admin client answers only the watch's rare question (which partitions have no member).
   const admin = createKafka(config, `${config.KAFKA_CLIENT_ID}-processor-watch`).admin();
-  await admin.connect().catch((err: unknown) => plog.warn({ err: errorMessage(err) }, 'assignment watch: admin connect failed (its check answers "unknown" until it connects)'));
-  const watch = watchAssignment(consumer, { connection: config, admin, groupId, topic: inputTopic, boundMs: config.KAFKA_REJOIN_TIMEOUT_SECONDS * 1000, who: 'the processor', log: plog, onStarved: failDone });
+  await admin
+    .connect()
+    .catch((err: unknown) =>
+      plog.warn(
+        { err: errorMessage(err) },
+        'assignment watch: admin connect failed (its check answers "unknown" until it connects)',
+      ),
+    );
+  const watch = watchAssignment(consumer, {
+    connection: config,
+    admin,
+    groupId,
+    topic: inputTopic,
+    boundMs: config.KAFKA_REJOIN_TIMEOUT_SECONDS * 1000,
+    who: 'the processor',
+    log: plog,
+    onStarved: failDone,
+  });
   consumer.run(handleBatch);
   plog.info({ group: groupId, topic: inputTopic, contentRows: table.size, transactionalId }, 'processor consuming');
 
@@ -186,7 +219,12 @@ export async function startProcessor(config: Config, log: Logger): Promise<Proce
     status: () => {
       const assignment = watch.status();
       const liveness = { ok: assignment.ok, reasons: assignment.reason && !assignment.ok ? [assignment.reason] : [] };
-      return { ...stats.snapshot(), content_table: table.status(), state: stopping.signal.aborted ? 'stopping' : 'running', liveness };
+      return {
+        ...stats.snapshot(),
+        content_table: table.status(),
+        state: stopping.signal.aborted ? 'stopping' : 'running',
+        liveness,
+      };
     },
     stop() {
       stopped ??= (async () => {
@@ -195,8 +233,12 @@ export async function startProcessor(config: Config, log: Logger): Promise<Proce
         // Leaves the group once running batches have committed (or been left unresolved).
         await consumer.stop().catch((err: unknown) => plog.warn({ err: errorMessage(err) }, 'consumer stop failed'));
         await txWriter.close();
-        await txWriter.currentProducer.disconnect().catch((err: unknown) => plog.warn({ err: errorMessage(err) }, 'producer disconnect failed'));
-        await table.close().catch((err: unknown) => plog.warn({ err: errorMessage(err) }, 'content table close failed'));
+        await txWriter.currentProducer
+          .disconnect()
+          .catch((err: unknown) => plog.warn({ err: errorMessage(err) }, 'producer disconnect failed'));
+        await table
+          .close()
+          .catch((err: unknown) => plog.warn({ err: errorMessage(err) }, 'content table close failed'));
         await admin.disconnect().catch(() => undefined);
         plog.info(stats.snapshot(), 'processor stopped');
         resolveDone();

@@ -40,7 +40,10 @@ const CODE_OF: Record<RejectReason, ErrorCode> = {
 
 /** A non-retriable PipelineError for a rejected record; the message starts with the reason token. */
 export function rejection(reason: RejectReason, message: string, details: Record<string, unknown> = {}): PipelineError {
-  return new PipelineError(CODE_OF[reason], `${reason}: ${message}`, { retriable: false, details: { reason, ...details } });
+  return new PipelineError(CODE_OF[reason], `${reason}: ${message}`, {
+    retriable: false,
+    details: { reason, ...details },
+  });
 }
 
 /** The reason token of a processor rejection (falls back to the error code for anything else). */

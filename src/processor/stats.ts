@@ -70,7 +70,11 @@ export class ProcessorStats {
     }
     for (const [flag, k] of o.flags) m.flags.inc({ flag }, k);
     for (const ts of o.sourceTs) m.freshnessSeconds.observe(Math.max(0, nowMs - ts) / 1000);
-    if (o.contentWait) m.contentWaitSeconds.observe({ outcome: o.contentWait.unknown > 0 ? 'unknown' : 'found' }, o.contentWait.ms / 1000);
+    if (o.contentWait)
+      m.contentWaitSeconds.observe(
+        { outcome: o.contentWait.unknown > 0 ? 'unknown' : 'found' },
+        o.contentWait.ms / 1000,
+      );
     m.batchSeconds.observe((performance.now() - handedOverAt) / 1000);
     this.setLag(partition, lag);
     this.lastCommitAt = new Date(nowMs).toISOString();

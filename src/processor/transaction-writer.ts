@@ -159,7 +159,10 @@ export class TransactionWriter {
         this.lastCommitAt = performance.now();
         let n = 0;
         let records = 0;
-        while (n < this.queue.length && (n === 0 || records + (this.queue[n]?.records.length ?? 0) <= MAX_RECORDS_PER_TRANSACTION)) {
+        while (
+          n < this.queue.length &&
+          (n === 0 || records + (this.queue[n]?.records.length ?? 0) <= MAX_RECORDS_PER_TRANSACTION)
+        ) {
           records += this.queue[n]?.records.length ?? 0;
           n++;
         }
@@ -204,7 +207,8 @@ export class TransactionWriter {
       for (const o of p.offsets) {
         const key = `${o.topic}\u0000${o.partition}`;
         const prev = offsets.get(key);
-        if (!prev || o.offset > prev.offset) offsets.set(key, { topic: o.topic, partition: o.partition, offset: o.offset });
+        if (!prev || o.offset > prev.offset)
+          offsets.set(key, { topic: o.topic, partition: o.partition, offset: o.offset });
       }
     }
     let begun = false;
@@ -229,7 +233,11 @@ export class TransactionWriter {
           await retry(() => this.producer.abort(), {
             ...ABORT_RETRY,
             shouldRetry: retriableOnly,
-            onRetry: (abortErr, attempt) => this.log.warn({ err: errorMessage(abortErr), attempt }, 'aborting the failed transaction timed out; retrying (the broker may be restarting)'),
+            onRetry: (abortErr, attempt) =>
+              this.log.warn(
+                { err: errorMessage(abortErr), attempt },
+                'aborting the failed transaction timed out; retrying (the broker may be restarting)',
+              ),
           });
         } catch (abortErr) {
           unusable = abortErr;
@@ -237,8 +245,14 @@ export class TransactionWriter {
       }
       if (unusable === undefined || (await this.replaceProducer(unusable))) this.beginAhead();
       else this.markFatal(unusable);
-      this.log.warn({ err: errorMessage(err), batches: group.length }, 'processor transaction aborted; its batches will be re-read');
-      const reason = new PipelineError('FENCED', `transaction aborted: ${errorMessage(err)}`, { retriable: !this.fatalError, cause: err });
+      this.log.warn(
+        { err: errorMessage(err), batches: group.length },
+        'processor transaction aborted; its batches will be re-read',
+      );
+      const reason = new PipelineError('FENCED', `transaction aborted: ${errorMessage(err)}`, {
+        retriable: !this.fatalError,
+        cause: err,
+      });
       for (const p of group) p.reject(this.fatalError ?? reason);
     }
   }
@@ -252,10 +266,16 @@ export class TransactionWriter {
       this.producer = fresh;
       this.begun = undefined;
       void old.disconnect().catch(() => undefined);
-      this.log.warn({ err: errorMessage(cause) }, 'transactional producer unusable after a broker fault: replaced in place (its transaction ended aborted; its batches are re-read)');
+      this.log.warn(
+        { err: errorMessage(cause) },
+        'transactional producer unusable after a broker fault: replaced in place (its transaction ended aborted; its batches are re-read)',
+      );
       return true;
     } catch (err) {
-      this.log.error({ err: errorMessage(err), cause: errorMessage(cause) }, 'could not replace the unusable transactional producer');
+      this.log.error(
+        { err: errorMessage(err), cause: errorMessage(cause) },
+        'could not replace the unusable transactional producer',
+      );
       return false;
     }
   }
@@ -267,7 +287,10 @@ export class TransactionWriter {
 
   private markFatal(err: unknown): void {
     if (this.fatalError) return;
-    this.fatalError = new PipelineError('FENCED', `transactional producer unusable: ${errorMessage(err)}`, { retriable: false, cause: err });
+    this.fatalError = new PipelineError('FENCED', `transactional producer unusable: ${errorMessage(err)}`, {
+      retriable: false,
+      cause: err,
+    });
     this.log.error({ err: errorMessage(err) }, 'processor producer failed fatally (fenced by a newer instance?)');
     for (const p of this.queue.splice(0)) p.reject(this.fatalError);
     this.settle(this.seq);

@@ -1,5 +1,11 @@
 import type { PipelineError } from '../core/errors.js';
-import { EVENT_TYPES, TRUNCATED_VALUE, type EngagementEventRow, type EventType, type QualityFlag } from '../core/types.js';
+import {
+  EVENT_TYPES,
+  TRUNCATED_VALUE,
+  type EngagementEventRow,
+  type EventType,
+  type QualityFlag,
+} from '../core/types.js';
 import { rejection } from './reasons.js';
 import { MAX_FUTURE_SKEW_MS, MIN_EVENT_TS_MS } from '../core/event-rules.js';
 
@@ -28,7 +34,16 @@ export type Validated = { ok: true; value: ValidEvent } | { ok: false; error: Pi
 
 export { MIN_EVENT_TS_MS, MAX_FUTURE_SKEW_MS };
 
-const KNOWN_COLUMNS = new Set(['id', 'content_id', 'user_id', 'event_type', 'event_ts', 'duration_ms', 'device', 'raw_payload']);
+const KNOWN_COLUMNS = new Set([
+  'id',
+  'content_id',
+  'user_id',
+  'event_type',
+  'event_ts',
+  'duration_ms',
+  'device',
+  'raw_payload',
+]);
 const EVENT_TYPE_SET = new Set<string>(EVENT_TYPES);
 const TS_RE = /^(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(Z|[+-]\d{2}(?::?\d{2})?)$/;
 
@@ -84,48 +99,107 @@ export function validateEventRow(row: EngagementEventRow, nowMs: number): Valida
   let eventId: string;
   if (typeof rawId === 'string' && /^\d{1,20}$/.test(rawId)) eventId = rawId;
   else if (typeof rawId === 'number' && Number.isSafeInteger(rawId) && rawId >= 0) eventId = String(rawId);
-  else return { ok: false, error: rejection('INVALID_VALUE', `id ${JSON.stringify(rawId)} is not a decimal integer`, { field: 'id' }) };
+  else
+    return {
+      ok: false,
+      error: rejection('INVALID_VALUE', `id ${JSON.stringify(rawId)} is not a decimal integer`, { field: 'id' }),
+    };
 
   const contentId: unknown = row.content_id;
-  if (missing(contentId)) return { ok: false, error: rejection('NULL_CONTENT_ID', `event ${eventId} has no content_id`, { field: 'content_id' }) };
+  if (missing(contentId))
+    return {
+      ok: false,
+      error: rejection('NULL_CONTENT_ID', `event ${eventId} has no content_id`, { field: 'content_id' }),
+    };
   if (typeof contentId !== 'string' || contentId.length === 0) {
-    return { ok: false, error: rejection('INVALID_VALUE', `content_id ${JSON.stringify(contentId)} is not a string`, { field: 'content_id' }) };
+    return {
+      ok: false,
+      error: rejection('INVALID_VALUE', `content_id ${JSON.stringify(contentId)} is not a string`, {
+        field: 'content_id',
+      }),
+    };
   }
 
   const eventType: unknown = row.event_type;
-  if (missing(eventType)) return { ok: false, error: rejection('MISSING_FIELD', `event ${eventId} has no event_type`, { field: 'event_type' }) };
+  if (missing(eventType))
+    return {
+      ok: false,
+      error: rejection('MISSING_FIELD', `event ${eventId} has no event_type`, { field: 'event_type' }),
+    };
   if (typeof eventType !== 'string' || !EVENT_TYPE_SET.has(eventType)) {
-    return { ok: false, error: rejection('UNKNOWN_EVENT_TYPE', `event_type ${JSON.stringify(eventType)} is not one of ${EVENT_TYPES.join(', ')}`, { field: 'event_type' }) };
+    return {
+      ok: false,
+      error: rejection(
+        'UNKNOWN_EVENT_TYPE',
+        `event_type ${JSON.stringify(eventType)} is not one of ${EVENT_TYPES.join(', ')}`,
+        { field: 'event_type' },
+      ),
+    };
   }
 
   const rawTs: unknown = row.event_ts;
-  if (missing(rawTs)) return { ok: false, error: rejection('MISSING_FIELD', `event ${eventId} has no event_ts`, { field: 'event_ts' }) };
+  if (missing(rawTs))
+    return { ok: false, error: rejection('MISSING_FIELD', `event ${eventId} has no event_ts`, { field: 'event_ts' }) };
   const ts = typeof rawTs === 'string' ? parseTimestamp(rawTs) : null;
-  if (!ts) return { ok: false, error: rejection('INVALID_VALUE', `event_ts ${JSON.stringify(rawTs)} is not an ISO-8601 timestamp with a zone`, { field: 'event_ts' }) };
-  if (ts.ms < MIN_EVENT_TS_MS) return { ok: false, error: rejection('EVENT_TS_BEFORE_2000', `event_ts ${ts.canonical} is before 2000-01-01`, { field: 'event_ts' }) };
+  if (!ts)
+    return {
+      ok: false,
+      error: rejection('INVALID_VALUE', `event_ts ${JSON.stringify(rawTs)} is not an ISO-8601 timestamp with a zone`, {
+        field: 'event_ts',
+      }),
+    };
+  if (ts.ms < MIN_EVENT_TS_MS)
+    return {
+      ok: false,
+      error: rejection('EVENT_TS_BEFORE_2000', `event_ts ${ts.canonical} is before 2000-01-01`, { field: 'event_ts' }),
+    };
   if (ts.ms > nowMs + MAX_FUTURE_SKEW_MS) {
-    return { ok: false, error: rejection('EVENT_TS_IN_FUTURE', `event_ts ${ts.canonical} is more than 1 day after ${new Date(nowMs).toISOString()}`, { field: 'event_ts' }) };
+    return {
+      ok: false,
+      error: rejection(
+        'EVENT_TS_IN_FUTURE',
+        `event_ts ${ts.canonical} is more than 1 day after ${new Date(nowMs).toISOString()}`,
+        { field: 'event_ts' },
+      ),
+    };
   }
 
   const rawDuration: unknown = row.duration_ms;
   let duration: number | null = null;
   if (missing(rawDuration)) flags.push('missing_duration');
   else if (typeof rawDuration !== 'number' || !Number.isFinite(rawDuration)) {
-    return { ok: false, error: rejection('INVALID_VALUE', `duration_ms ${JSON.stringify(rawDuration)} is not a number`, { field: 'duration_ms' }) };
+    return {
+      ok: false,
+      error: rejection('INVALID_VALUE', `duration_ms ${JSON.stringify(rawDuration)} is not a number`, {
+        field: 'duration_ms',
+      }),
+    };
   } else if (rawDuration < 0) {
-    return { ok: false, error: rejection('NEGATIVE_DURATION', `duration_ms is ${rawDuration}`, { field: 'duration_ms' }) };
+    return {
+      ok: false,
+      error: rejection('NEGATIVE_DURATION', `duration_ms is ${rawDuration}`, { field: 'duration_ms' }),
+    };
   } else duration = rawDuration;
 
   const userId: unknown = row.user_id;
   if (missing(userId)) flags.push('missing_user');
-  else if (typeof userId !== 'string') return { ok: false, error: rejection('INVALID_VALUE', `user_id ${JSON.stringify(userId)} is not a string`, { field: 'user_id' }) };
+  else if (typeof userId !== 'string')
+    return {
+      ok: false,
+      error: rejection('INVALID_VALUE', `user_id ${JSON.stringify(userId)} is not a string`, { field: 'user_id' }),
+    };
 
   const device: unknown = row.device;
   if (missing(device)) flags.push('missing_device');
-  else if (typeof device !== 'string') return { ok: false, error: rejection('INVALID_VALUE', `device ${JSON.stringify(device)} is not a string`, { field: 'device' }) };
+  else if (typeof device !== 'string')
+    return {
+      ok: false,
+      error: rejection('INVALID_VALUE', `device ${JSON.stringify(device)} is not a string`, { field: 'device' }),
+    };
 
   let payload: unknown = row.raw_payload ?? null;
-  if (payload === TRUNCATED_VALUE) flags.push('truncated_raw_payload'); // kept as the marker: the row is in PostgreSQL
+  if (payload === TRUNCATED_VALUE)
+    flags.push('truncated_raw_payload'); // kept as the marker: the row is in PostgreSQL
   else if (typeof payload === 'string') {
     try {
       payload = JSON.parse(payload);

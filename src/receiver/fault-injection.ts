@@ -88,6 +88,11 @@ export class Faults {
       fail = true;
     }
     if (!fail) return { kind: 'ok' };
-    return { kind: 'fail', status: s.status, retryAfter: s.retryAfter === null ? null : String(s.retryAfter), phase: s.failPhase };
+    return {
+      kind: 'fail',
+      status: s.status,
+      retryAfter: s.retryAfter === null ? null : String(s.retryAfter),
+      phase: s.failPhase,
+    };
   }
 }

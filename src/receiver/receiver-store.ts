@@ -25,7 +25,9 @@ export interface ReceivedEvent {
 
 /** The identity the receiver dedupes on: the sender's `event_key`, else (event_id, event_ts). */
 export function receivedKey(e: ReceivedEvent): string {
-  return typeof e.event_key === 'string' && e.event_key !== '' ? e.event_key : eventKey(e as { event_id: string; event_ts: string });
+  return typeof e.event_key === 'string' && e.event_key !== ''
+    ? e.event_key
+    : eventKey(e as { event_id: string; event_ts: string });
 }
 
 export interface BatchOutcome {
@@ -114,7 +116,11 @@ export class ReceiverStore {
   }
 
   /** Counts a batch; returns what it added. Synchronous: the dedup decision is atomic. */
-  accept(key: string, events: readonly ReceivedEvent[], now = Date.now()): { outcome: BatchOutcome; fresh: ReceivedEvent[] } {
+  accept(
+    key: string,
+    events: readonly ReceivedEvent[],
+    now = Date.now(),
+  ): { outcome: BatchOutcome; fresh: ReceivedEvent[] } {
     const c = this.counters;
     c.events_received += events.length;
     const before = this.batches.get(key);
@@ -135,7 +141,11 @@ export class ReceiverStore {
       this.keepBody(k, e);
       fresh.push(e);
     }
-    const outcome: BatchOutcome = { duplicate_batch: false, accepted: fresh.length, duplicates: events.length - fresh.length };
+    const outcome: BatchOutcome = {
+      duplicate_batch: false,
+      accepted: fresh.length,
+      duplicates: events.length - fresh.length,
+    };
     this.batches.set(key, outcome);
     c.batches++;
     c.events_unique += fresh.length;

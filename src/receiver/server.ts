@@ -76,7 +76,11 @@ function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
-export function buildReceiverApp(store: ReceiverStore, faults: Faults, opts: Pick<ReceiverOptions, 'auth' | 'log'> = {}): FastifyInstance {
+export function buildReceiverApp(
+  store: ReceiverStore,
+  faults: Faults,
+  opts: Pick<ReceiverOptions, 'auth' | 'log'> = {},
+): FastifyInstance {
   const app = Fastify({ bodyLimit: BODY_LIMIT, logger: false, forceCloseConnections: true });
   const expected = opts.auth === undefined ? undefined : parseAuthHeader(opts.auth);
   const c = store.counters;
@@ -107,14 +111,17 @@ export function buildReceiverApp(store: ReceiverStore, faults: Faults, opts: Pic
     const events = validBatch(req.body);
     if (typeof key !== 'string' || key === '' || typeof events === 'string') {
       c.invalid_requests++;
-      return reply.code(400).send({ error: typeof events === 'string' ? events : 'the Idempotency-Key header is required' });
+      return reply
+        .code(400)
+        .send({ error: typeof events === 'string' ? events : 'the Idempotency-Key header is required' });
     }
     const refused = faults.refused(events.map((e) => e.event_id));
     if (refused !== undefined) {
       c.failures_injected++;
       return reply.code(422).send({ error: `event ${refused} refused`, event_id: refused });
     }
-    if (decision.kind === 'fail' && decision.phase === 'before') return fail(reply, decision.status, decision.retryAfter);
+    if (decision.kind === 'fail' && decision.phase === 'before')
+      return fail(reply, decision.status, decision.retryAfter);
     const { outcome, fresh } = store.accept(key, events);
     try {
       await store.persist(key, fresh);
@@ -157,7 +164,11 @@ export async function startReceiver(opts: ReceiverOptions = {}): Promise<Running
   } catch (err) {
     await store.close();
     if ((err as { code?: unknown }).code === 'EADDRINUSE') {
-      throw new PipelineError('SERVICE_MISCONFIGURED', `port ${opts.port} on ${host} is taken: stop what uses it, or set EXTERNAL_RECEIVER_PORT (or --port)`, { cause: err });
+      throw new PipelineError(
+        'SERVICE_MISCONFIGURED',
+        `port ${opts.port} on ${host} is taken: stop what uses it, or set EXTERNAL_RECEIVER_PORT (or --port)`,
+        { cause: err },
+      );
     }
     throw err;
   }

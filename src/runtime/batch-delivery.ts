@@ -67,7 +67,10 @@ export async function deliverBatch(ctx: DeliveryContext, batch: PendingBatch): P
       onRetry: (err, attempt, delayMs) => {
         metrics.errors.inc();
         ctx.onError(toPipelineError(err));
-        ctx.log.warn({ err: errorMessage(err), attempt, delayMs, partition: batch.partition }, `${what} failed; retrying`);
+        ctx.log.warn(
+          { err: errorMessage(err), attempt, delayMs, partition: batch.partition },
+          `${what} failed; retrying`,
+        );
       },
     });
 
@@ -82,7 +85,12 @@ export async function deliverBatch(ctx: DeliveryContext, batch: PendingBatch): P
     const parked = rejected.length + settled.parked;
     // Freshness is what a live record took to get here: not a backfill's, a replay's or a re-read's.
     const live = settled.stored.filter((a) => a.record.event.origin !== 'backfill' && !a.origin.replay);
-    return settleBatch(ctx, batch, { written, dlq: parked, writeMs: performance.now() - t0 }, live.map((a) => ({ offset: a.record.offset, sourceTsMs: a.record.event.source_ts_ms })));
+    return settleBatch(
+      ctx,
+      batch,
+      { written, dlq: parked, writeMs: performance.now() - t0 },
+      live.map((a) => ({ offset: a.record.offset, sourceTsMs: a.record.event.source_ts_ms })),
+    );
   } catch (err) {
     if (isStateLost(err)) return { kind: 'state-lost', error: err as PipelineError };
     if (!ctx.owned()) return { kind: 'abandoned' };

@@ -26,7 +26,8 @@ export function settleBatch(
     metrics.recordsOut.inc(result.written);
     const now = Date.now();
     for (const s of stored) {
-      if (typeof s.sourceTsMs === 'number' && s.sourceTsMs > 0 && !ctx.isReread?.(s.offset)) metrics.freshnessSeconds.observe(Math.max(0, now - s.sourceTsMs) / 1000);
+      if (typeof s.sourceTsMs === 'number' && s.sourceTsMs > 0 && !ctx.isReread?.(s.offset))
+        metrics.freshnessSeconds.observe(Math.max(0, now - s.sourceTsMs) / 1000);
     }
   }
   ctx.commit(batch.topic, batch.partition, batch.nextOffset);

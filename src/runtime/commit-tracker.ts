@@ -35,7 +35,10 @@ export class CommitTracker {
     } catch (err) {
       // Not assigned any more: the partition's new owner resumes from the sink's stored offsets.
       this.onFailure();
-      this.log.warn({ err: errorMessage(err), partition, offset }, 'offset not stored (the write is idempotent; the next owner re-reads from its position)');
+      this.log.warn(
+        { err: errorMessage(err), partition, offset },
+        'offset not stored (the write is idempotent; the next owner re-reads from its position)',
+      );
     }
   }
 
@@ -44,7 +47,10 @@ export class CommitTracker {
     if (!consumer) return;
     await consumer.commitStored().catch((err: unknown) => {
       this.onFailure();
-      this.log.warn({ err: errorMessage(err) }, 'offset commit failed (the write is idempotent; a later commit covers it)');
+      this.log.warn(
+        { err: errorMessage(err) },
+        'offset commit failed (the write is idempotent; a later commit covers it)',
+      );
     });
   }
 }

@@ -123,7 +123,12 @@ export class DeliveryLane {
           offset: m.offset,
           decoded: this.decode({ topic, partition, offset: m.offset, key: m.key, value: m.value }),
         }));
-        const batch: PendingBatch = { topic: this.host.topic, partition: this.partition, items, nextOffset: (BigInt(last.offset) + 1n).toString() };
+        const batch: PendingBatch = {
+          topic: this.host.topic,
+          partition: this.partition,
+          items,
+          nextOffset: (BigInt(last.offset) + 1n).toString(),
+        };
         const outcome = await this.host.deliver(batch, this);
         if (outcome.kind === 'state-lost') {
           after = 'state-lost';
@@ -139,7 +144,10 @@ export class DeliveryLane {
         if (this.paused && this.queue.drained()) this.host.resume(this);
       }
     } catch (err) {
-      this.host.log.error({ err: errorMessage(err), partition: this.partition }, 'batch delivery failed unexpectedly; re-reading the partition from its settled offset');
+      this.host.log.error(
+        { err: errorMessage(err), partition: this.partition },
+        'batch delivery failed unexpectedly; re-reading the partition from its settled offset',
+      );
       after = 'rewind';
     }
     this.running = null;

@@ -25,7 +25,12 @@ export interface DlqFailure {
  * entry fits in a record of `maxMessageBytes` (a value too large is kept as a flagged prefix:
  * src/core/dlq-size.ts).
  */
-export function toDlqEntry(stage: string, f: DlqFailure, now: Date = new Date(), maxMessageBytes = DEFAULT_MESSAGE_MAX_BYTES): DlqEntry {
+export function toDlqEntry(
+  stage: string,
+  f: DlqFailure,
+  now: Date = new Date(),
+  maxMessageBytes = DEFAULT_MESSAGE_MAX_BYTES,
+): DlqEntry {
   return {
     reason: dlqReason(f.error.message),
     code: f.error.code,
@@ -48,7 +53,10 @@ export interface DlqWriter {
 }
 
 export async function createDlqWriter(config: Config, clientSuffix: string): Promise<DlqWriter> {
-  const producer: Producer = idempotentProducer(createKafka(config, `${config.KAFKA_CLIENT_ID}-${clientSuffix}-dlq`), config.KAFKA_COMPRESSION);
+  const producer: Producer = idempotentProducer(
+    createKafka(config, `${config.KAFKA_CLIENT_ID}-${clientSuffix}-dlq`),
+    config.KAFKA_COMPRESSION,
+  );
   await producer.connect();
   const topic = config.KAFKA_TOPIC_DLQ;
   return {

@@ -19,14 +19,25 @@ export async function deliverEncoded(ctx: DeliveryContext, batch: PendingBatch):
   if (!writeEncoded || batch.items.length === 0 || batch.items.length < (sink.encodedMinRecords ?? 1)) return null;
   const records: EncodedRecord[] = [];
   for (const { decoded } of batch.items) {
-    if (decoded.kind !== 'record' || decoded.origin.replay || !(decoded.record instanceof EncodedRecord) || decoded.record.value === null) return null;
+    if (
+      decoded.kind !== 'record' ||
+      decoded.origin.replay ||
+      !(decoded.record instanceof EncodedRecord) ||
+      decoded.record.value === null
+    )
+      return null;
     records.push(decoded.record);
   }
   const t0 = performance.now();
   let result: EncodedWriteResult;
   try {
     result = await ctx.writeLock.run(() =>
-      writeEncoded({ topic: batch.topic, partition: batch.partition, nextOffset: batch.nextOffset, records: records as Array<{ offset: string; value: Buffer }> }),
+      writeEncoded({
+        topic: batch.topic,
+        partition: batch.partition,
+        nextOffset: batch.nextOffset,
+        records: records as Array<{ offset: string; value: Buffer }>,
+      }),
     );
   } catch (err) {
     if (isStateLost(err)) return { kind: 'state-lost', error: toPipelineError(err) };
@@ -34,7 +45,10 @@ export async function deliverEncoded(ctx: DeliveryContext, batch: PendingBatch):
     metrics.errors.inc();
     metrics.fastPath.failed.inc();
     ctx.onError(toPipelineError(err));
-    ctx.log.warn({ err: errorMessage(err), partition: batch.partition, records: records.length }, 'sink fast write failed; the batch goes the checked way');
+    ctx.log.warn(
+      { err: errorMessage(err), partition: batch.partition, records: records.length },
+      'sink fast write failed; the batch goes the checked way',
+    );
     return null;
   }
   if (result.kind === 'needs-check') {
@@ -43,5 +57,10 @@ export async function deliverEncoded(ctx: DeliveryContext, batch: PendingBatch):
   }
   metrics.fastPath.written.inc();
   const sourceTs = result.kind === 'written' ? result.sourceTsMs : [];
-  return settleBatch(ctx, batch, { written: records.length, dlq: 0, writeMs: performance.now() - t0 }, records.map((r, i) => ({ offset: r.offset, sourceTsMs: sourceTs[i] })));
+  return settleBatch(
+    ctx,
+    batch,
+    { written: records.length, dlq: 0, writeMs: performance.now() - t0 },
+    records.map((r, i) => ({ offset: r.offset, sourceTsMs: sourceTs[i] })),
+  );
 }

@@ -67,10 +67,13 @@ export async function runComponent(
       // SIGKILL, not process.exit: native Kafka clients can hold exit up while they close.
       process.kill(process.pid, 'SIGKILL');
     }
-    void stop(sig).then(() => process.exit(0), (err: unknown) => {
-      log.error({ err }, `${name} failed to stop cleanly`);
-      process.exit(1);
-    });
+    void stop(sig).then(
+      () => process.exit(0),
+      (err: unknown) => {
+        log.error({ err }, `${name} failed to stop cleanly`);
+        process.exit(1);
+      },
+    );
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);

@@ -42,13 +42,49 @@ function definitions(): Definitions {
   const labelNames = ['sink'] as ['sink'];
   const registers = [registry];
   defs = {
-    recordsIn: new Counter({ name: 'engage_sink_records_in_total', help: 'Records consumed from Kafka by the sink runner', labelNames, registers }),
-    recordsOut: new Counter({ name: 'engage_sink_records_out_total', help: 'Records written to the sink', labelNames, registers }),
-    dlq: new Counter({ name: 'engage_sink_dlq_total', help: 'Records sent to the dead-letter queue (confirmed)', labelNames, registers }),
-    retries: new Counter({ name: 'engage_sink_retries_total', help: 'Batch write attempts retried after a retriable failure', labelNames, registers }),
-    errors: new Counter({ name: 'engage_sink_errors_total', help: 'Failed write attempts, DLQ or commit failures', labelNames, registers }),
-    stateLost: new Counter({ name: 'engage_sink_state_lost_total', help: 'Times the sink reported its state gone and the runner re-positioned', labelNames, registers }),
-    batchSeconds: new Histogram({ name: 'engage_sink_batch_duration_seconds', help: 'Time to write one batch, retries included', labelNames, buckets: LATENCY_BUCKETS, registers }),
+    recordsIn: new Counter({
+      name: 'engage_sink_records_in_total',
+      help: 'Records consumed from Kafka by the sink runner',
+      labelNames,
+      registers,
+    }),
+    recordsOut: new Counter({
+      name: 'engage_sink_records_out_total',
+      help: 'Records written to the sink',
+      labelNames,
+      registers,
+    }),
+    dlq: new Counter({
+      name: 'engage_sink_dlq_total',
+      help: 'Records sent to the dead-letter queue (confirmed)',
+      labelNames,
+      registers,
+    }),
+    retries: new Counter({
+      name: 'engage_sink_retries_total',
+      help: 'Batch write attempts retried after a retriable failure',
+      labelNames,
+      registers,
+    }),
+    errors: new Counter({
+      name: 'engage_sink_errors_total',
+      help: 'Failed write attempts, DLQ or commit failures',
+      labelNames,
+      registers,
+    }),
+    stateLost: new Counter({
+      name: 'engage_sink_state_lost_total',
+      help: 'Times the sink reported its state gone and the runner re-positioned',
+      labelNames,
+      registers,
+    }),
+    batchSeconds: new Histogram({
+      name: 'engage_sink_batch_duration_seconds',
+      help: 'Time to write one batch, retries included',
+      labelNames,
+      buckets: LATENCY_BUCKETS,
+      registers,
+    }),
     freshnessSeconds: new Histogram({
       name: 'engage_sink_freshness_seconds',
       help: 'End-to-end freshness: source commit (source_ts_ms) to written in the sink',
@@ -56,7 +92,12 @@ function definitions(): Definitions {
       buckets: FRESHNESS_BUCKETS,
       registers,
     }),
-    lag: new Gauge({ name: 'engage_sink_consumer_lag', help: 'Records in the topic not yet settled by this sink (high watermark - position)', labelNames, registers }),
+    lag: new Gauge({
+      name: 'engage_sink_consumer_lag',
+      help: 'Records in the topic not yet settled by this sink (high watermark - position)',
+      labelNames,
+      registers,
+    }),
     fastPath: new Counter({
       name: 'engage_sink_fast_path_batches_total',
       help: "Batches offered to the sink's fast path for undecoded records (writeEncoded): written, declined (a record it does not pass; the batch went the checked way) or failed (the same)",

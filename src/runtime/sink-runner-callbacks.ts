@@ -31,10 +31,19 @@ export function consumerCallbacks(state: SinkRunnerState): ConsumerCallbacks {
     try {
       const start = await state.positions(mine);
       for (const p of mine) lanes.set(p, new DeliveryLane(p, start.offsets.get(p) ?? '0', policy, host, decoder));
-      log.info({ offsets: Object.fromEntries(start.offsets), sources: Object.fromEntries(start.sources) }, 'partitions assigned');
+      log.info(
+        { offsets: Object.fromEntries(start.offsets), sources: Object.fromEntries(start.sources) },
+        'partitions assigned',
+      );
       return new Map([...start.offsets].map(([p, o]) => [p, Number(o)]));
     } catch (err) {
-      state.fail(new PipelineError('SERVICE_UNREACHABLE', `cannot position partitions ${mine.join(', ')}: ${errorMessage(err)}`, { cause: err }));
+      state.fail(
+        new PipelineError(
+          'SERVICE_UNREACHABLE',
+          `cannot position partitions ${mine.join(', ')}: ${errorMessage(err)}`,
+          { cause: err },
+        ),
+      );
       return undefined;
     }
   };
@@ -76,12 +85,17 @@ export function consumerCallbacks(state: SinkRunnerState): ConsumerCallbacks {
       state.consumer?.seek(batch.partition, batch.messages[0]?.offset ?? batch.nextOffset);
       return;
     }
-    if (Number.isSafeInteger(batch.highWatermark) && batch.highWatermark >= 0) lane.highWatermark = String(batch.highWatermark);
+    if (Number.isSafeInteger(batch.highWatermark) && batch.highWatermark >= 0)
+      lane.highWatermark = String(batch.highWatermark);
     const end = ends ? (ends.get(batch.partition) ?? 0) : Number.POSITIVE_INFINITY;
     const queued: QueuedMessage[] = [];
     for (const m of batch.messages) {
       if (m.offset >= end) continue;
-      queued.push({ offset: String(m.offset), key: typeof m.key === 'string' ? Buffer.from(m.key) : (m.key ?? null), value: m.value });
+      queued.push({
+        offset: String(m.offset),
+        key: typeof m.key === 'string' ? Buffer.from(m.key) : (m.key ?? null),
+        value: m.value,
+      });
     }
     if (queued.length < batch.messages.length) state.pausePartition(batch.partition, true);
     const n = lane.enqueue(queued);

@@ -56,13 +56,17 @@ export const MIN_QUEUED_PER_PARTITION = 8192;
 
 /** Batch size and wait: options, else the factory's own, else BATCH_SIZE and PROCESSING_INTERVAL_SECONDS. */
 export function resolveBatching(config: Config, factory: SinkFactory, opts: SinkRunnerOptions): BatchingPolicy {
-  const base = opts.batching ?? factory.batching?.(config) ?? {
-    maxRecords: config.BATCH_SIZE,
-    maxWaitMs: Math.round(config.PROCESSING_INTERVAL_SECONDS * 1000),
-  };
+  const base = opts.batching ??
+    factory.batching?.(config) ?? {
+      maxRecords: config.BATCH_SIZE,
+      maxWaitMs: Math.round(config.PROCESSING_INTERVAL_SECONDS * 1000),
+    };
   const maxRecords = Math.max(1, Math.floor(base.maxRecords));
   const maxWaitMs = Math.max(0, base.maxWaitMs);
-  const maxQueued = Math.max(maxRecords, opts.maxQueuedPerPartition ?? Math.max(2 * maxRecords, MIN_QUEUED_PER_PARTITION));
+  const maxQueued = Math.max(
+    maxRecords,
+    opts.maxQueuedPerPartition ?? Math.max(2 * maxRecords, MIN_QUEUED_PER_PARTITION),
+  );
   return { maxRecords, maxWaitMs, maxQueued };
 }
 

@@ -30,11 +30,26 @@ export function watchProgress(state: SinkRunnerState, assignment: AssignmentWatc
   const stallAfterMs = Math.max(STALL_REPORT_MS, 2 * policy.maxWaitMs);
   const stalls = new StallWatch(stallAfterMs);
   const reportStalls = () => {
-    const progress = [...lanes.values()].map((l) => ({ partition: l.partition, nextOffset: l.nextOffset, lag: l.lag(), busy: l.busy }));
+    const progress = [...lanes.values()].map((l) => ({
+      partition: l.partition,
+      nextOffset: l.nextOffset,
+      lag: l.lag(),
+      busy: l.busy,
+    }));
     for (const s of stalls.check(progress)) {
       const lane = lanes.get(s.partition);
       log.warn(
-        { partition: s.partition, nextOffset: s.nextOffset, lag: s.lag, stalledMs: s.stalledMs, queued: lane?.queue.size, paused: lane?.paused, closing: lane?.closing, resyncing: state.resyncing !== null, consumer: state.consumer?.describe(s.partition) },
+        {
+          partition: s.partition,
+          nextOffset: s.nextOffset,
+          lag: s.lag,
+          stalledMs: s.stalledMs,
+          queued: lane?.queue.size,
+          paused: lane?.paused,
+          closing: lane?.closing,
+          resyncing: state.resyncing !== null,
+          consumer: state.consumer?.describe(s.partition),
+        },
         'partition has lag and makes no progress',
       );
     }
@@ -45,7 +60,10 @@ export function watchProgress(state: SinkRunnerState, assignment: AssignmentWatc
     const status = assignment?.status();
     if (status && !status.ok && status.reason) reasons.push(status.reason);
     const stalled = stalls.stalled();
-    if (stalled.length > 0) reasons.push(`partitions ${stalled.join(', ')} have lag and made no progress for ${Math.round(stallAfterMs / 1000)} s or more`);
+    if (stalled.length > 0)
+      reasons.push(
+        `partitions ${stalled.join(', ')} have lag and made no progress for ${Math.round(stallAfterMs / 1000)} s or more`,
+      );
     return { ok: reasons.length === 0, reasons };
   };
 

@@ -64,7 +64,11 @@ export class SinkRunnerState {
     private readonly failDone: (err: Error) => void,
   ) {
     const { metrics, log } = setup;
-    this.commits = new CommitTracker(() => this.consumer, log, () => metrics.errors.inc());
+    this.commits = new CommitTracker(
+      () => this.consumer,
+      log,
+      () => metrics.errors.inc(),
+    );
     this.host = this.createHost();
   }
 
@@ -94,10 +98,14 @@ export class SinkRunnerState {
   /** Where each of `partitions` starts (offsets.ts), retried a few times before it fails. */
   positions(partitions: number[]): Promise<StartOffsets> {
     const { sink, groupId, topic, opts, log } = this.setup;
-    return retry(() => resolveStartOffsets(sink, this.admin, groupId, topic, partitions, opts.fallbackStart ?? 'sink'), {
-      ...POSITION_RETRY,
-      onRetry: (err, attempt) => log.warn({ err: errorMessage(err), attempt }, 'could not read start offsets; retrying'),
-    });
+    return retry(
+      () => resolveStartOffsets(sink, this.admin, groupId, topic, partitions, opts.fallbackStart ?? 'sink'),
+      {
+        ...POSITION_RETRY,
+        onRetry: (err, attempt) =>
+          log.warn({ err: errorMessage(err), attempt }, 'could not read start offsets; retrying'),
+      },
+    );
   }
 
   private createHost(): DeliveryLaneHost {

@@ -119,7 +119,9 @@ export class RunnerStats {
       lag: this.lag(lanes),
       partitions: [...lanes.keys()].sort((a, b) => a - b),
       // Where a backlog sits: a hot key's partition drains one batch at a time (docs/operations.md).
-      lag_by_partition: Object.fromEntries([...lanes.values()].sort((a, b) => a.partition - b.partition).map((l) => [l.partition, l.lag()])),
+      lag_by_partition: Object.fromEntries(
+        [...lanes.values()].sort((a, b) => a.partition - b.partition).map((l) => [l.partition, l.lag()]),
+      ),
       paused,
       records_in: this.recordsIn,
       records_out: this.recordsOut,
@@ -134,6 +136,13 @@ export class RunnerStats {
   }
 
   summary(): Record<string, number> {
-    return { recordsIn: this.recordsIn, recordsOut: this.recordsOut, dlq: this.dlq, batches: this.batches, errors: this.errors, stateLost: this.stateLost };
+    return {
+      recordsIn: this.recordsIn,
+      recordsOut: this.recordsOut,
+      dlq: this.dlq,
+      batches: this.batches,
+      errors: this.errors,
+      stateLost: this.stateLost,
+    };
   }
 }

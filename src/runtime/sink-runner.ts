@@ -16,7 +16,13 @@ import { decodeEncodedMessage } from './encoded-record.js';
 import { decodeEnrichedMessage } from './sink-decode.js';
 import { sinkMetrics } from './sink-metrics.js';
 import { consumerCallbacks } from './sink-runner-callbacks.js';
-import { resolveBatching, resolveRetryPolicy, resolveWriteConcurrency, sinkGroupId, type SinkRunnerOptions } from './sink-runner-options.js';
+import {
+  resolveBatching,
+  resolveRetryPolicy,
+  resolveWriteConcurrency,
+  sinkGroupId,
+  type SinkRunnerOptions,
+} from './sink-runner-options.js';
 import { watchProgress } from './sink-runner-progress.js';
 import { SinkRunnerState } from './sink-runner-state.js';
 import { RunnerStats, type SinkRunnerSnapshot } from './sink-runner-stats.js';
@@ -53,7 +59,12 @@ const START_RETRY = { attempts: Number.MAX_SAFE_INTEGER, baseMs: 500, maxMs: 10_
  *  committed lag, and what a crash may re-deliver (skipped by the sink, deduped by the system). */
 const OFFSET_COMMIT_INTERVAL_MS = 1000;
 
-export async function startSinkRunner(config: Config, factory: SinkFactory, log: Logger, opts: SinkRunnerOptions = {}): Promise<SinkRunner> {
+export async function startSinkRunner(
+  config: Config,
+  factory: SinkFactory,
+  log: Logger,
+  opts: SinkRunnerOptions = {},
+): Promise<SinkRunner> {
   const name = factory.name;
   const topic = opts.topic ?? config.KAFKA_TOPIC_ENRICHED;
   const groupId = opts.groupId ?? sinkGroupId(config, name);
@@ -79,7 +90,21 @@ export async function startSinkRunner(config: Config, factory: SinkFactory, log:
     failDone = reject;
   });
   done.catch(() => undefined);
-  const setup = { name, topic, groupId, stage, policy, retryPolicy, log: slog, metrics, stats, writeLock, sink, decoder, opts };
+  const setup = {
+    name,
+    topic,
+    groupId,
+    stage,
+    policy,
+    retryPolicy,
+    log: slog,
+    metrics,
+    stats,
+    writeLock,
+    sink,
+    decoder,
+    opts,
+  };
   const state = new SinkRunnerState(setup, (err) => failDone(err));
   const { onAssign, onRevoke, onCaughtUp, onBatch } = consumerCallbacks(state);
 
@@ -89,7 +114,8 @@ export async function startSinkRunner(config: Config, factory: SinkFactory, log:
     // A system that is down or locked at start is an outage too: waited out, logged each time.
     await retry(() => sink.start(), {
       ...START_RETRY,
-      onRetry: (err, attempt, delayMs) => slog.warn({ err: errorMessage(err), attempt, delayMs }, 'the sink cannot start yet; waiting for its system'),
+      onRetry: (err, attempt, delayMs) =>
+        slog.warn({ err: errorMessage(err), attempt, delayMs }, 'the sink cannot start yet; waiting for its system'),
     });
     cleanup.push(() => sink.close());
     const poll = pollSinkHealth(sink);
@@ -122,7 +148,16 @@ export async function startSinkRunner(config: Config, factory: SinkFactory, log:
     });
     state.consumer = c;
     cleanup.push(() => c.stop());
-    watch = watchAssignment(c, { connection: config, admin, groupId, topic, boundMs: config.KAFKA_REJOIN_TIMEOUT_SECONDS * 1000, who: `the ${name} sink`, log: slog, onStarved: (err) => state.fail(err) });
+    watch = watchAssignment(c, {
+      connection: config,
+      admin,
+      groupId,
+      topic,
+      boundMs: config.KAFKA_REJOIN_TIMEOUT_SECONDS * 1000,
+      who: `the ${name} sink`,
+      log: slog,
+      onStarved: (err) => state.fail(err),
+    });
     c.run(onBatch);
   } catch (err) {
     for (const c of cleanup.reverse()) await c().catch(() => undefined);
@@ -147,7 +182,12 @@ export async function startSinkRunner(config: Config, factory: SinkFactory, log:
     snapshot: () => stats.snapshot(state.lanes, state.stopping),
     status: () => {
       const h = health?.current();
-      return { ...stats.status(state.lanes), liveness: progress.liveness(), ...(h ? { health: h } : {}), ...(sink.status ? { [name]: sink.status() } : {}) };
+      return {
+        ...stats.status(state.lanes),
+        liveness: progress.liveness(),
+        ...(h ? { health: h } : {}),
+        ...(sink.status ? { [name]: sink.status() } : {}),
+      };
     },
   };
 }

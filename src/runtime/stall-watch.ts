@@ -53,6 +53,9 @@ export class StallWatch {
 
   /** The partitions stalled as of the last `check` (reported, and not moved since). */
   stalled(): number[] {
-    return [...this.seen].filter(([, s]) => s.reported).map(([p]) => p).sort((a, b) => a - b);
+    return [...this.seen]
+      .filter(([, s]) => s.reported)
+      .map(([p]) => p)
+      .sort((a, b) => a - b);
   }
 }

@@ -37,7 +37,12 @@ export interface SplitOutcome {
 
 type Infra = <T>(what: string, fn: () => Promise<T>) => Promise<T>;
 
-export async function writeSplitting(ctx: DeliveryContext, batch: PendingBatch, accepted: Accepted[], infra: Infra): Promise<SplitOutcome> {
+export async function writeSplitting(
+  ctx: DeliveryContext,
+  batch: PendingBatch,
+  accepted: Accepted[],
+  infra: Infra,
+): Promise<SplitOutcome> {
   const { sink, metrics } = ctx;
   const out: SplitOutcome = { written: 0, parked: 0, stored: [] };
   let lastWriteCarriedEnd = false;
@@ -54,7 +59,10 @@ export async function writeSplitting(ctx: DeliveryContext, batch: PendingBatch, 
           metrics.retries.inc();
           metrics.errors.inc();
           ctx.onError(toPipelineError(err));
-          ctx.log.warn({ err: errorMessage(err), attempt, delayMs, partition: batch.partition, records: records.length }, 'sink write failed; retrying until the system answers');
+          ctx.log.warn(
+            { err: errorMessage(err), attempt, delayMs, partition: batch.partition, records: records.length },
+            'sink write failed; retrying until the system answers',
+          );
         },
       }),
     );
@@ -62,7 +70,10 @@ export async function writeSplitting(ctx: DeliveryContext, batch: PendingBatch, 
   /** Writes `items` (consecutive accepted records) with `nextOffset`, splitting on a refusal. */
   const settle = async (items: Accepted[], nextOffset: string): Promise<void> => {
     try {
-      await write(items.map((a) => a.record), nextOffset);
+      await write(
+        items.map((a) => a.record),
+        nextOffset,
+      );
       out.written += items.length;
       out.stored.push(...items);
       lastWriteCarriedEnd = nextOffset === batch.nextOffset;
@@ -73,7 +84,10 @@ export async function writeSplitting(ctx: DeliveryContext, batch: PendingBatch, 
       metrics.errors.inc();
       ctx.onError(refusal);
       if (items.length === 1) return park(items[0] as Accepted, refusal);
-      ctx.log.warn({ code: refusal.code, err: refusal.message, records: items.length, partition: batch.partition }, 'sink refused the batch; splitting it to find the record it refuses');
+      ctx.log.warn(
+        { code: refusal.code, err: refusal.message, records: items.length, partition: batch.partition },
+        'sink refused the batch; splitting it to find the record it refuses',
+      );
     }
     const mid = Math.ceil(items.length / 2);
     const right = items.slice(mid);
@@ -82,7 +96,10 @@ export async function writeSplitting(ctx: DeliveryContext, batch: PendingBatch, 
   };
 
   const park = async (item: Accepted, error: PipelineError): Promise<void> => {
-    ctx.log.error({ code: error.code, err: error.message, offset: item.record.offset, partition: batch.partition }, 'sink refused a record; it goes to the DLQ');
+    ctx.log.error(
+      { code: error.code, err: error.message, offset: item.record.offset, partition: batch.partition },
+      'sink refused a record; it goes to the DLQ',
+    );
     await infra('DLQ write', () => ctx.dlq.send(ctx.stage, [{ origin: item.origin, error, attempts: 1 }]));
     metrics.dlq.inc(1);
     out.parked++;

@@ -28,7 +28,9 @@ export function sinkStage(name: string): string {
 }
 
 /** The registered sinks in their display order (then by name). */
-export function registeredSinks(sinks: Readonly<Record<string, RegisteredSinkFactory>> = SINKS): RegisteredSinkFactory[] {
+export function registeredSinks(
+  sinks: Readonly<Record<string, RegisteredSinkFactory>> = SINKS,
+): RegisteredSinkFactory[] {
   return Object.values(sinks).sort((a, b) => a.operations.order - b.operations.order || a.name.localeCompare(b.name));
 }
 
@@ -39,13 +41,16 @@ export function sinkNames(): string[] {
 /** The factory registered under `name`; a USAGE error (exit 2) naming the known sinks otherwise. */
 export function getSinkFactory(name: string): RegisteredSinkFactory {
   const factory = Object.hasOwn(SINKS, name) ? SINKS[name] : undefined;
-  if (!factory) throw new PipelineError('USAGE', `unknown sink ${JSON.stringify(name)}; known: ${sinkNames().join(', ')}`);
+  if (!factory)
+    throw new PipelineError('USAGE', `unknown sink ${JSON.stringify(name)}; known: ${sinkNames().join(', ')}`);
   return factory;
 }
 
 /** The sinks `engage run` runs without `--sinks`, in display order. */
 export function defaultRunSinks(config: Config): string[] {
-  return registeredSinks().filter((f) => f.operations.runByDefault(config)).map((f) => f.name);
+  return registeredSinks()
+    .filter((f) => f.operations.runByDefault(config))
+    .map((f) => f.name);
 }
 
 /** The components /health expects when API_EXPECTED_COMPONENTS is unset: the CDC, the processor and the default sinks. */
@@ -66,7 +71,10 @@ export function sinkStageOrder(): string[] {
 function registry(factories: RegisteredSinkFactory[]): Record<string, RegisteredSinkFactory> {
   const out: Record<string, RegisteredSinkFactory> = {};
   for (const f of factories) {
-    if (!/^[a-z][a-z0-9]*$/.test(f.name)) throw new Error(`sink name ${JSON.stringify(f.name)}: lower-case letters and digits only (it names a stage, a consumer group and a metrics label)`);
+    if (!/^[a-z][a-z0-9]*$/.test(f.name))
+      throw new Error(
+        `sink name ${JSON.stringify(f.name)}: lower-case letters and digits only (it names a stage, a consumer group and a metrics label)`,
+      );
     if (Object.hasOwn(out, f.name)) throw new Error(`sink ${f.name} is registered twice`);
     out[f.name] = f;
   }

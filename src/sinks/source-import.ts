@@ -27,7 +27,16 @@ import type { ContentRow } from '../core/types.js';
  * quoting, NULL as an unquoted empty field). The keyset (event_ts, id) comes last: neither is ever
  * quoted, so a file's last bytes name its last row whatever the fields before them hold.
  */
-export const SOURCE_CSV_COLUMNS = ['content_id', 'user_id', 'event_type', 'duration_ms', 'device', 'raw_payload', 'event_ts', 'id'] as const;
+export const SOURCE_CSV_COLUMNS = [
+  'content_id',
+  'user_id',
+  'event_type',
+  'duration_ms',
+  'device',
+  'raw_payload',
+  'event_ts',
+  'id',
+] as const;
 
 export interface SourcePage {
   /** Absolute path of the CSV file; the caller deletes it once the call has settled. */
@@ -43,7 +52,8 @@ export interface SourcePage {
   deliveredBefore: number;
 }
 
-export type SourceImportResult = { kind: 'written'; rows: number; inserted: number } | { kind: 'declined'; rows: number };
+export type SourceImportResult =
+  { kind: 'written'; rows: number; inserted: number } | { kind: 'declined'; rows: number };
 
 export interface SourceImporter {
   importSourcePage(page: SourcePage): Promise<SourceImportResult>;

@@ -51,23 +51,71 @@ export async function ensureBrokerTls(stackDir: string): Promise<BrokerTls> {
     const store = ['-keystore', keystore, '-storetype', 'PKCS12', '-storepass', PASSWORD];
     await runCheckedAsync(
       'keytool',
-      ['-genkeypair', '-alias', 'broker', '-keyalg', 'RSA', '-keysize', '2048', '-validity', '3650', '-dname', 'CN=127.0.0.1', '-ext', 'SAN=IP:127.0.0.1', '-keypass', PASSWORD, ...store],
+      [
+        '-genkeypair',
+        '-alias',
+        'broker',
+        '-keyalg',
+        'RSA',
+        '-keysize',
+        '2048',
+        '-validity',
+        '3650',
+        '-dname',
+        'CN=127.0.0.1',
+        '-ext',
+        'SAN=IP:127.0.0.1',
+        '-keypass',
+        PASSWORD,
+        ...store,
+      ],
       "Making the private broker's TLS certificate (keytool)",
     );
-    await runCheckedAsync('keytool', ['-exportcert', '-alias', 'broker', '-rfc', '-file', caPem, ...store], "Exporting the private broker's certificate (keytool)");
+    await runCheckedAsync(
+      'keytool',
+      ['-exportcert', '-alias', 'broker', '-rfc', '-file', caPem, ...store],
+      "Exporting the private broker's certificate (keytool)",
+    );
   }
   const client = stackClientIdentity(stackDir);
   if (!existsSync(truststore) || !existsSync(client.certificate) || !existsSync(client.key)) {
     rmSync(truststore, { force: true });
     await runCheckedAsync(
       'openssl',
-      ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '3650', '-subj', '/CN=engage-client', '-keyout', client.key, '-out', client.certificate],
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'rsa:2048',
+        '-nodes',
+        '-days',
+        '3650',
+        '-subj',
+        '/CN=engage-client',
+        '-keyout',
+        client.key,
+        '-out',
+        client.certificate,
+      ],
       "Making the private broker's client certificate (openssl)",
     );
     await runCheckedAsync(
       'keytool',
-      ['-importcert', '-noprompt', '-alias', 'engage-client', '-file', client.certificate, '-keystore', truststore, '-storetype', 'PKCS12', '-storepass', PASSWORD],
-      "Trusting the client certificate on the private broker (keytool)",
+      [
+        '-importcert',
+        '-noprompt',
+        '-alias',
+        'engage-client',
+        '-file',
+        client.certificate,
+        '-keystore',
+        truststore,
+        '-storetype',
+        'PKCS12',
+        '-storepass',
+        PASSWORD,
+      ],
+      'Trusting the client certificate on the private broker (keytool)',
     );
   }
   return { keystore, truststore, password: PASSWORD, caPem };

@@ -13,7 +13,6 @@ import type { ServiceState } from '../config/stack-state.js';
  * formatted once; internal topics have replication factor 1 so transactions work on one node.
  */
 
-
 /** The broker's classpath, resolved by Maven once per pom version and cached in the stack folder. */
 export async function kafkaClasspath(stackDir: string, repoRoot: string): Promise<string> {
   const pom = path.join(repoRoot, 'stack', 'pom.xml');
@@ -21,7 +20,11 @@ export async function kafkaClasspath(stackDir: string, repoRoot: string): Promis
   const cache = path.join(stackDir, 'kafka', `classpath-${hash}.txt`);
   if (!existsSync(cache)) {
     mkdirSync(path.dirname(cache), { recursive: true });
-    await runCheckedAsync('mvn', ['-q', '-B', '-f', pom, 'dependency:build-classpath', `-Dmdep.outputFile=${cache}`], 'Resolving the Kafka jars with Maven (needs Maven Central)');
+    await runCheckedAsync(
+      'mvn',
+      ['-q', '-B', '-f', pom, 'dependency:build-classpath', `-Dmdep.outputFile=${cache}`],
+      'Resolving the Kafka jars with Maven (needs Maven Central)',
+    );
   }
   return readFileSync(cache, 'utf8').trim();
 }
@@ -59,7 +62,10 @@ function serverProperties(dataDir: string, ports: PrivatePorts, tls: BrokerTls):
   // PLAIN checks the password given here; SCRAM the credentials stored at format (scramFormatArgs).
   const sasl = (listener: string) => [
     `listener.name.${listener}.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_${user.username}="${user.password}";`,
-    ...SCRAM_MECHANISMS.map((m) => `listener.name.${listener}.${m.toLowerCase()}.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;`),
+    ...SCRAM_MECHANISMS.map(
+      (m) =>
+        `listener.name.${listener}.${m.toLowerCase()}.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;`,
+    ),
   ];
   return [
     'process.roles=broker,controller',
@@ -119,7 +125,13 @@ const LOG4J2 = [
   '',
 ].join('\n');
 
-export function kafkaJavaArgs(classpath: string, dir: string, heap: string, mainClass: string, args: string[]): string[] {
+export function kafkaJavaArgs(
+  classpath: string,
+  dir: string,
+  heap: string,
+  mainClass: string,
+  args: string[],
+): string[] {
   return [
     `-Xms${heap}`,
     `-Xmx${heap}`,
@@ -165,15 +177,44 @@ export async function startPrivateKafka(
     const id = randomBytes(16);
     id[0] = (id[0] ?? 0) & 0x7f;
     const clusterId = id.toString('base64url');
-    await runCheckedAsync('java', kafkaJavaArgs(classpath, dir, heap, 'kafka.tools.StorageTool', ['format', '-t', clusterId, '-c', props, '--ignore-formatted', ...scramFormatArgs()]), 'Formatting Kafka storage');
-    writeFileSync(scramMarker(stackDir), `${SCRAM_MECHANISMS.join(' ')} for ${PRIVATE_SASL_USER.username}, cluster ${clusterId}\n`);
+    await runCheckedAsync(
+      'java',
+      kafkaJavaArgs(classpath, dir, heap, 'kafka.tools.StorageTool', [
+        'format',
+        '-t',
+        clusterId,
+        '-c',
+        props,
+        '--ignore-formatted',
+        ...scramFormatArgs(),
+      ]),
+      'Formatting Kafka storage',
+    );
+    writeFileSync(
+      scramMarker(stackDir),
+      `${SCRAM_MECHANISMS.join(' ')} for ${PRIVATE_SASL_USER.username}, cluster ${clusterId}\n`,
+    );
   }
   if (await tcpOpen('127.0.0.1', ports.kafka)) {
-    throw new PipelineError('STACK_START_FAILED', portTakenMessage(ports.kafka, 'Kafka', 'Stop it, set KAFKA_BOOTSTRAP_SERVERS to use a broker of your own'));
+    throw new PipelineError(
+      'STACK_START_FAILED',
+      portTakenMessage(ports.kafka, 'Kafka', 'Stop it, set KAFKA_BOOTSTRAP_SERVERS to use a broker of your own'),
+    );
   }
-  for (const [port, listener] of [[ports.kafkaSasl, 'SASL_PLAINTEXT'], [ports.kafkaTls, 'SSL'], [ports.kafkaSaslTls, 'SASL_SSL']] as const) {
+  for (const [port, listener] of [
+    [ports.kafkaSasl, 'SASL_PLAINTEXT'],
+    [ports.kafkaTls, 'SSL'],
+    [ports.kafkaSaslTls, 'SASL_SSL'],
+  ] as const) {
     if (await tcpOpen('127.0.0.1', port)) {
-      throw new PipelineError('STACK_START_FAILED', portTakenMessage(port, `Kafka's ${listener} listener`, 'Stop it, set KAFKA_BOOTSTRAP_SERVERS to use a broker of your own'));
+      throw new PipelineError(
+        'STACK_START_FAILED',
+        portTakenMessage(
+          port,
+          `Kafka's ${listener} listener`,
+          'Stop it, set KAFKA_BOOTSTRAP_SERVERS to use a broker of your own',
+        ),
+      );
     }
   }
   // A broker restarted right after its predecessor stopped can find the listener port still held

@@ -6,7 +6,15 @@ import path from 'node:path';
 import pg from 'pg';
 import { PipelineError, errorMessage } from '../core/errors.js';
 import { PRIVATE_DATABASE, type PrivatePorts } from '../config/load.js';
-import { isAlive, portTakenMessage, runChecked, runCheckedAsync, spawnDetached, tcpOpen, waitUntil } from './process.js';
+import {
+  isAlive,
+  portTakenMessage,
+  runChecked,
+  runCheckedAsync,
+  spawnDetached,
+  tcpOpen,
+  waitUntil,
+} from './process.js';
 import type { ServiceState } from '../config/stack-state.js';
 
 /**
@@ -20,10 +28,17 @@ const PG_USER = 'postgres';
 
 export function pgBinDir(): string {
   const root = '/usr/lib/postgresql';
-  const versions = existsSync(root) ? readdirSync(root).filter((v) => /^\d+$/.test(v)).sort((a, b) => Number(b) - Number(a)) : [];
+  const versions = existsSync(root)
+    ? readdirSync(root)
+        .filter((v) => /^\d+$/.test(v))
+        .sort((a, b) => Number(b) - Number(a))
+    : [];
   const found = versions.map((v) => path.join(root, v, 'bin')).find((d) => existsSync(path.join(d, 'initdb')));
   if (!found) {
-    throw new PipelineError('STACK_START_FAILED', 'PostgreSQL server binaries not found under /usr/lib/postgresql/*/bin; install them with: apt-get install postgresql');
+    throw new PipelineError(
+      'STACK_START_FAILED',
+      'PostgreSQL server binaries not found under /usr/lib/postgresql/*/bin; install them with: apt-get install postgresql',
+    );
   }
   return found;
 }
@@ -53,10 +68,17 @@ export async function checkExternalPostgres(url: string): Promise<void> {
   try {
     rows = await query<{ wal_level: string }>(url, 'SHOW wal_level');
   } catch (err) {
-    throw new PipelineError('SERVICE_UNREACHABLE', `PostgreSQL at DATABASE_URL (${redact(url)}) does not answer: ${errorMessage(err)}. Start it, fix DATABASE_URL, or unset DATABASE_URL to let \`engage stack up\` start a private PostgreSQL.`, { retriable: true });
+    throw new PipelineError(
+      'SERVICE_UNREACHABLE',
+      `PostgreSQL at DATABASE_URL (${redact(url)}) does not answer: ${errorMessage(err)}. Start it, fix DATABASE_URL, or unset DATABASE_URL to let \`engage stack up\` start a private PostgreSQL.`,
+      { retriable: true },
+    );
   }
   if (rows[0]?.wal_level !== 'logical') {
-    throw new PipelineError('SERVICE_MISCONFIGURED', `PostgreSQL at DATABASE_URL (${redact(url)}) has wal_level = ${rows[0]?.wal_level}; CDC needs logical. Fix: run \`ALTER SYSTEM SET wal_level = logical;\` as a superuser, then restart PostgreSQL (e.g. \`pg_ctlcluster 15 main restart\`). Or unset DATABASE_URL to use a private PostgreSQL.`);
+    throw new PipelineError(
+      'SERVICE_MISCONFIGURED',
+      `PostgreSQL at DATABASE_URL (${redact(url)}) has wal_level = ${rows[0]?.wal_level}; CDC needs logical. Fix: run \`ALTER SYSTEM SET wal_level = logical;\` as a superuser, then restart PostgreSQL (e.g. \`pg_ctlcluster 15 main restart\`). Or unset DATABASE_URL to use a private PostgreSQL.`,
+    );
   }
 }
 
@@ -75,7 +97,11 @@ function asPgUser(): string | undefined {
 }
 
 /** Starts (creating on first use) the private cluster. Idempotent: a running cluster is reused. */
-export async function startPrivatePostgres(stackDir: string, ports: PrivatePorts, previous: ServiceState | undefined): Promise<ServiceState> {
+export async function startPrivatePostgres(
+  stackDir: string,
+  ports: PrivatePorts,
+  previous: ServiceState | undefined,
+): Promise<ServiceState> {
   const logDir = path.join(stackDir, 'postgres');
   const log = path.join(logDir, 'postgres.log');
   const port = ports.postgres;
@@ -93,11 +119,20 @@ export async function startPrivatePostgres(stackDir: string, ports: PrivatePorts
     // This cluster's own server, still running though the state lost track of it, is adopted;
     // anything else on the port is not ours to use (nor to apply the schema to).
     const running = postmasterPid(dataDir);
-    if (running !== undefined && isAlive(running) && (await pgAnswers(adminUrl))) return { url, startedByStack: true, pid: running, log, dataDir };
-    throw new PipelineError('STACK_START_FAILED', portTakenMessage(port, 'PostgreSQL', 'Stop it, set DATABASE_URL to use it'));
+    if (running !== undefined && isAlive(running) && (await pgAnswers(adminUrl)))
+      return { url, startedByStack: true, pid: running, log, dataDir };
+    throw new PipelineError(
+      'STACK_START_FAILED',
+      portTakenMessage(port, 'PostgreSQL', 'Stop it, set DATABASE_URL to use it'),
+    );
   }
   if (!existsSync(path.join(dataDir, 'PG_VERSION'))) {
-    await runCheckedAsync(path.join(bin, 'initdb'), ['-D', dataDir, '-U', PG_USER, '--auth=trust', '-E', 'UTF8', '--locale=C.UTF-8'], `initdb (log: ${log})`, { asUser: user });
+    await runCheckedAsync(
+      path.join(bin, 'initdb'),
+      ['-D', dataDir, '-U', PG_USER, '--auth=trust', '-E', 'UTF8', '--locale=C.UTF-8'],
+      `initdb (log: ${log})`,
+      { asUser: user },
+    );
     writeFileSync(
       path.join(dataDir, 'postgresql.auto.conf'),
       [
@@ -118,10 +153,26 @@ export async function startPrivatePostgres(stackDir: string, ports: PrivatePorts
   }
   // Port, address and socket folder on the command line: they win over the cluster's own files, so a
   // cluster created by an older version (other ports) starts where this one expects it.
-  const serverArgs = ['-D', dataDir, '-p', String(port), '-c', 'listen_addresses=127.0.0.1', '-c', `unix_socket_directories=${dir}`];
+  const serverArgs = [
+    '-D',
+    dataDir,
+    '-p',
+    String(port),
+    '-c',
+    'listen_addresses=127.0.0.1',
+    '-c',
+    `unix_socket_directories=${dir}`,
+  ];
   const pid = spawnDetached(path.join(bin, 'postgres'), serverArgs, log, { asUser: user });
-  await waitUntil('PostgreSQL (private)', () => pgAnswers(adminUrl), { timeoutMs: 60000, log, alive: () => isAlive(pid) });
-  const exists = await query<{ n: number }>(adminUrl, `SELECT count(*)::int AS n FROM pg_database WHERE datname = '${PRIVATE_DATABASE}'`);
+  await waitUntil('PostgreSQL (private)', () => pgAnswers(adminUrl), {
+    timeoutMs: 60000,
+    log,
+    alive: () => isAlive(pid),
+  });
+  const exists = await query<{ n: number }>(
+    adminUrl,
+    `SELECT count(*)::int AS n FROM pg_database WHERE datname = '${PRIVATE_DATABASE}'`,
+  );
   if (exists[0]?.n === 0) await query(adminUrl, `CREATE DATABASE ${PRIVATE_DATABASE}`);
   return { url, startedByStack: true, pid: postmasterPid(dataDir) ?? pid, log, dataDir };
 }
@@ -129,7 +180,10 @@ export async function startPrivatePostgres(stackDir: string, ports: PrivatePorts
 /** The world-traversable folder a stack's cluster falls back to (see clusterDir); it may not exist. */
 export function fallbackRoot(stackDir: string): string {
   const base = existsSync('/var/tmp') ? '/var/tmp' : os.tmpdir();
-  return path.join(base, `engage-stack-${createHash('sha1').update(path.resolve(stackDir)).digest('hex').slice(0, 12)}`);
+  return path.join(
+    base,
+    `engage-stack-${createHash('sha1').update(path.resolve(stackDir)).digest('hex').slice(0, 12)}`,
+  );
 }
 
 /**
@@ -173,7 +227,12 @@ export async function applySchemaIfMissing(url: string, initSqlPath: string): Pr
 
 export async function stopPrivatePostgres(service: ServiceState): Promise<void> {
   if (!service.dataDir || !existsSync(path.join(service.dataDir, 'postmaster.pid'))) return;
-  await runCheckedAsync(path.join(pgBinDir(), 'pg_ctl'), ['-D', service.dataDir, 'stop', '-m', 'fast', '-w'], 'pg_ctl stop', { asUser: asPgUser() });
+  await runCheckedAsync(
+    path.join(pgBinDir(), 'pg_ctl'),
+    ['-D', service.dataDir, 'stop', '-m', 'fast', '-w'],
+    'pg_ctl stop',
+    { asUser: asPgUser() },
+  );
 }
 
 function postmasterPid(dataDir: string): number | undefined {

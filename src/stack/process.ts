@@ -29,7 +29,12 @@ export interface SpawnOptions {
 export function spawnDetached(cmd: string, args: string[], logFile: string, opts: SpawnOptions = {}): number {
   const fd = openSync(logFile, 'a');
   const [file, argv] = opts.asUser ? ['runuser', ['-u', opts.asUser, '--', cmd, ...args]] : [cmd, args];
-  const child = spawn(file, argv, { cwd: opts.cwd, env: opts.env ?? process.env, detached: true, stdio: ['ignore', fd, fd] });
+  const child = spawn(file, argv, {
+    cwd: opts.cwd,
+    env: opts.env ?? process.env,
+    detached: true,
+    stdio: ['ignore', fd, fd],
+  });
   closeSync(fd);
   child.on('exit', () => {
     if (child.pid) exited.add(child.pid);
@@ -66,7 +71,13 @@ export function runCheckedAsync(cmd: string, args: string[], what: string, opts:
     child.on('error', (e) => reject(new PipelineError('STACK_START_FAILED', `${what} failed: ${String(e)}`)));
     child.on('close', (code) => {
       if (code === 0) resolve(out);
-      else reject(new PipelineError('STACK_START_FAILED', `${what} failed (exit ${code}):\n${`${out}${err}`.trim().slice(-2000)}`));
+      else
+        reject(
+          new PipelineError(
+            'STACK_START_FAILED',
+            `${what} failed (exit ${code}):\n${`${out}${err}`.trim().slice(-2000)}`,
+          ),
+        );
     });
   });
 }

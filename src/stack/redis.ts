@@ -22,7 +22,11 @@ export async function redisAnswers(url: string): Promise<boolean> {
   }
 }
 
-export async function startPrivateRedis(stackDir: string, ports: PrivatePorts, previous: ServiceState | undefined): Promise<ServiceState> {
+export async function startPrivateRedis(
+  stackDir: string,
+  ports: PrivatePorts,
+  previous: ServiceState | undefined,
+): Promise<ServiceState> {
   const dir = path.join(stackDir, 'redis');
   const log = path.join(dir, 'redis.log');
   const port = ports.redis;
@@ -34,7 +38,22 @@ export async function startPrivateRedis(stackDir: string, ports: PrivatePorts, p
   mkdirSync(dir, { recursive: true });
   const pid = spawnDetached(
     'redis-server',
-    ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'no', '--daemonize', 'no', '--logfile', ''],
+    [
+      '--port',
+      String(port),
+      '--bind',
+      '127.0.0.1',
+      '--dir',
+      dir,
+      '--save',
+      '',
+      '--appendonly',
+      'no',
+      '--daemonize',
+      'no',
+      '--logfile',
+      '',
+    ],
     log,
   );
   await waitUntil('Redis (private)', () => redisAnswers(url), { timeoutMs: 30000, log, alive: () => isAlive(pid) });

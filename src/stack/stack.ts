@@ -4,11 +4,26 @@ import { fileURLToPath } from 'node:url';
 import { privateUrls, type Config } from '../config/load.js';
 import { PipelineError } from '../core/errors.js';
 import { ensureTopics, kafkaReady } from '../kafka/admin.js';
-import { applySchemaIfMissing, checkExternalPostgres, fallbackRoot, pgAnswers, redact, startPrivatePostgres, stopPrivatePostgres } from './postgres.js';
+import {
+  applySchemaIfMissing,
+  checkExternalPostgres,
+  fallbackRoot,
+  pgAnswers,
+  redact,
+  startPrivatePostgres,
+  stopPrivatePostgres,
+} from './postgres.js';
 import { kafkaAnswers, startPrivateKafka } from './kafka.js';
 import { redisAnswers, startPrivateRedis } from './redis.js';
 import { isAlive, stopPid } from './process.js';
-import { SERVICE_NAMES, readStackState, updateService, type ServiceName, type ServiceState, type StackState } from '../config/stack-state.js';
+import {
+  SERVICE_NAMES,
+  readStackState,
+  updateService,
+  type ServiceName,
+  type ServiceState,
+  type StackState,
+} from '../config/stack-state.js';
 
 /**
  * `engage stack up | down | status | env`. A service whose URL the user set is checked and used as
@@ -47,7 +62,8 @@ export async function stackUp(config: Config, opts: UpOptions = {}): Promise<Ser
    */
   const report = (name: ServiceName, s: ServiceState, t0: number) => {
     if (own.has(name)) updateService(config.stackDir, name, s);
-    else if (!(config.origins[name] === 'env' && state?.services[name]?.startedByStack)) updateService(config.stackDir, name, s);
+    else if (!(config.origins[name] === 'env' && state?.services[name]?.startedByStack))
+      updateService(config.stackDir, name, s);
     opts.onReady?.({ name, url: s.url, startedByStack: s.startedByStack, up: true, log: s.log }, Date.now() - t0);
   };
   /** A service given by the environment: the stack's own (at the environment's URL) when it is the same server. */
@@ -74,7 +90,11 @@ export async function stackUp(config: Config, opts: UpOptions = {}): Promise<Ser
     let s: ServiceState;
     if (config.origins.redis === 'env' && !own.has('redis')) {
       if (!(await redisAnswers(config.redisUrl))) {
-        throw new PipelineError('SERVICE_UNREACHABLE', `Redis at REDIS_URL (${redact(config.redisUrl)}) does not answer. Start it, fix REDIS_URL, or unset it to let \`engage stack up\` start a private Redis.`, { retriable: true });
+        throw new PipelineError(
+          'SERVICE_UNREACHABLE',
+          `Redis at REDIS_URL (${redact(config.redisUrl)}) does not answer. Start it, fix REDIS_URL, or unset it to let \`engage stack up\` start a private Redis.`,
+          { retriable: true },
+        );
       }
       s = fromEnv('redis', config.redisUrl);
     } else {
@@ -88,14 +108,29 @@ export async function stackUp(config: Config, opts: UpOptions = {}): Promise<Ser
     const brokers = config.kafkaBrokers.join(',');
     if (config.origins.kafka === 'env' && !own.has('kafka')) {
       if (!(await kafkaReady(config))) {
-        throw new PipelineError('SERVICE_UNREACHABLE', `Kafka at KAFKA_BOOTSTRAP_SERVERS (${brokers}) does not answer. Start it, fix KAFKA_BOOTSTRAP_SERVERS, or unset it to let \`engage stack up\` start a private broker.`, { retriable: true });
+        throw new PipelineError(
+          'SERVICE_UNREACHABLE',
+          `Kafka at KAFKA_BOOTSTRAP_SERVERS (${brokers}) does not answer. Start it, fix KAFKA_BOOTSTRAP_SERVERS, or unset it to let \`engage stack up\` start a private broker.`,
+          { retriable: true },
+        );
       }
       s = fromEnv('kafka', brokers);
     } else {
-      s = await startPrivateKafka(config.stackDir, REPO_ROOT, config.ports, config.STACK_KAFKA_HEAP, state?.services.kafka, (url) => kafkaReady({ kafkaBrokers: url.split(',') }));
+      s = await startPrivateKafka(
+        config.stackDir,
+        REPO_ROOT,
+        config.ports,
+        config.STACK_KAFKA_HEAP,
+        state?.services.kafka,
+        (url) => kafkaReady({ kafkaBrokers: url.split(',') }),
+      );
     }
     // The private broker's listener is plaintext; a broker from the environment takes the configured security.
-    if (opts.topics !== false) await ensureTopics(config, config.origins.kafka === 'env' && !own.has('kafka') ? config : { kafkaBrokers: s.url.split(',') });
+    if (opts.topics !== false)
+      await ensureTopics(
+        config,
+        config.origins.kafka === 'env' && !own.has('kafka') ? config : { kafkaBrokers: s.url.split(',') },
+      );
     report('kafka', s, t0);
   })();
   const results = await Promise.allSettled([pgTask, redisTask, kafkaTask]);
@@ -117,13 +152,22 @@ export async function stackUp(config: Config, opts: UpOptions = {}): Promise<Ser
  */
 export function ownedServices(config: Config, state: StackState | null): Set<ServiceName> {
   const priv = privateUrls(config.STACK_PORT_OFFSET);
-  const configured: Record<ServiceName, string> = { postgres: config.databaseUrl, kafka: config.kafkaBrokers.join(','), redis: config.redisUrl };
-  const privateAt: Record<ServiceName, string> = { postgres: priv.databaseUrl, kafka: priv.kafka, redis: priv.redisUrl };
+  const configured: Record<ServiceName, string> = {
+    postgres: config.databaseUrl,
+    kafka: config.kafkaBrokers.join(','),
+    redis: config.redisUrl,
+  };
+  const privateAt: Record<ServiceName, string> = {
+    postgres: priv.databaseUrl,
+    kafka: priv.kafka,
+    redis: priv.redisUrl,
+  };
   const owned = new Set<ServiceName>();
   for (const name of SERVICE_NAMES) {
     const record = state?.services[name];
     if (config.origins[name] !== 'env' || !record?.startedByStack) continue;
-    if (sameEndpoint(name, record.url, configured[name]) && sameEndpoint(name, privateAt[name], configured[name])) owned.add(name);
+    if (sameEndpoint(name, record.url, configured[name]) && sameEndpoint(name, privateAt[name], configured[name]))
+      owned.add(name);
   }
   return owned;
 }
@@ -131,7 +175,12 @@ export function ownedServices(config: Config, state: StackState | null): Set<Ser
 /** Whether two addresses of a service reach the same server (host and port; a database or Redis db number aside). */
 export function sameEndpoint(name: ServiceName, a: string, b: string): boolean {
   const key = (url: string): string => {
-    if (name === 'kafka') return url.split(',').map((h) => h.trim()).sort().join(',');
+    if (name === 'kafka')
+      return url
+        .split(',')
+        .map((h) => h.trim())
+        .sort()
+        .join(',');
     try {
       return new URL(url).host;
     } catch {
@@ -143,12 +192,21 @@ export function sameEndpoint(name: ServiceName, a: string, b: string): boolean {
 
 export async function stackStatus(config: Config): Promise<ServiceStatus[]> {
   const state = readStackState(config.stackDir);
-  const urls: Record<ServiceName, string> = { postgres: config.databaseUrl, kafka: config.kafkaBrokers.join(','), redis: config.redisUrl };
+  const urls: Record<ServiceName, string> = {
+    postgres: config.databaseUrl,
+    kafka: config.kafkaBrokers.join(','),
+    redis: config.redisUrl,
+  };
   return Promise.all(
     SERVICE_NAMES.map(async (name) => {
       const s = state?.services[name];
       const url = s?.url ?? urls[name];
-      const up = name === 'postgres' ? await pgAnswers(url) : name === 'redis' ? await redisAnswers(url) : await kafkaUp(url, config.ports.kafka);
+      const up =
+        name === 'postgres'
+          ? await pgAnswers(url)
+          : name === 'redis'
+            ? await redisAnswers(url)
+            : await kafkaUp(url, config.ports.kafka);
       return { name, url, startedByStack: s?.startedByStack ?? false, up, log: s?.log };
     }),
   );
@@ -197,7 +255,12 @@ export function stackEnv(config: Config): string {
   ];
   try {
     const u = new URL(pgUrl);
-    lines.push(`export PGHOST='${u.hostname}'`, `export PGPORT='${u.port || '5432'}'`, `export PGUSER='${decodeURIComponent(u.username || 'postgres')}'`, `export PGDATABASE='${u.pathname.slice(1)}'`);
+    lines.push(
+      `export PGHOST='${u.hostname}'`,
+      `export PGPORT='${u.port || '5432'}'`,
+      `export PGUSER='${decodeURIComponent(u.username || 'postgres')}'`,
+      `export PGDATABASE='${u.pathname.slice(1)}'`,
+    );
   } catch {
     /* a malformed URL was already rejected by the config schema */
   }

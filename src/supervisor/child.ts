@@ -133,14 +133,18 @@ export class SupervisedChild {
         const error = errorSummary(tail) ?? `exit ${code}`;
         this.lastError = error;
         this.notRestarted = error;
-        this.log.write(`\n[supervisor] ${this.spec.name} ended (${this.lastExit}): not restarting it, a restart cannot fix this: ${error}\n`);
+        this.log.write(
+          `\n[supervisor] ${this.spec.name} ended (${this.lastExit}): not restarting it, a restart cannot fix this: ${error}\n`,
+        );
         this.onEnded?.({ ...atExit, lastError: error, notRestarted: error }, null);
       });
       return;
     }
     const delay = this.crashes.crashed(now, ranFor, this.stableMs);
     this.state = 'backoff';
-    const loop = this.crashes.isLoop(now) ? ` (crash loop: ${this.crashes.recent(now)} crashes in ${this.crashes.windowMs / 60_000} min)` : '';
+    const loop = this.crashes.isLoop(now)
+      ? ` (crash loop: ${this.crashes.recent(now)} crashes in ${this.crashes.windowMs / 60_000} min)`
+      : '';
     this.log.write(`\n[supervisor] ${this.spec.name} ended (${this.lastExit})${loop}; restarting in ${delay} ms\n`);
     const atExit = this.status();
     void stderr.then((tail) => {

@@ -6,5 +6,8 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 export function engageEntry(): { node: string; args: string[] } {
   const here = path.dirname(fileURLToPath(import.meta.url));
   const loader = createRequire(import.meta.url).resolve('tsx');
-  return { node: process.execPath, args: ['--import', pathToFileURL(loader).href, path.join(here, '..', 'cli', 'main.ts')] };
+  return {
+    node: process.execPath,
+    args: ['--import', pathToFileURL(loader).href, path.join(here, '..', 'cli', 'main.ts')],
+  };
 }

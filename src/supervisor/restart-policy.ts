@@ -18,7 +18,12 @@ import { backoffDelay, type RetryPolicy } from '../runtime/retry.js';
 export const CRASH_WINDOW_MS = 10 * 60_000;
 export const CRASH_LOOP_CRASHES = 5;
 
-export const RESTART_BACKOFF: RetryPolicy = { attempts: Number.POSITIVE_INFINITY, baseMs: 500, maxMs: 30000, jitter: 'full' };
+export const RESTART_BACKOFF: RetryPolicy = {
+  attempts: Number.POSITIVE_INFINITY,
+  baseMs: 500,
+  maxMs: 30000,
+  jitter: 'full',
+};
 
 /** Whether an exit ends the component's supervision: exit codes the CLI gives to fatal errors. */
 export function isFatalExit(code: number | null): boolean {

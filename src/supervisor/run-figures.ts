@@ -28,11 +28,13 @@ const LAG_PREFERENCE: readonly LagUnit[] = ['records', 'ms', 'seconds', 'bytes']
 /** The figures of every stage in a /metrics summary, keyed by stage (`cdc`, `processor`, `sink-redis`…). Pure. */
 export function stageFigures(summary: MetricsSummary): Map<string, StageFigures> {
   const out = new Map<string, StageFigures>();
-  for (const t of summary.throughput) out.set(t.stage, { total: t.total, perSecond: t.per_second, lag: null, p99: null, dlq: 0 });
+  for (const t of summary.throughput)
+    out.set(t.stage, { total: t.total, perSecond: t.per_second, lag: null, p99: null, dlq: 0 });
   for (const l of summary.lags) {
     const f = out.get(l.stage);
     if (!f || /retained/.test(l.metric)) continue;
-    if (!f.lag || LAG_PREFERENCE.indexOf(l.unit) < LAG_PREFERENCE.indexOf(f.lag.unit)) f.lag = { value: l.value, unit: l.unit };
+    if (!f.lag || LAG_PREFERENCE.indexOf(l.unit) < LAG_PREFERENCE.indexOf(f.lag.unit))
+      f.lag = { value: l.value, unit: l.unit };
   }
   for (const fr of summary.freshness) {
     const f = out.get(fr.stage);
@@ -56,7 +58,10 @@ function duration(value: number, unit: 'seconds' | 'ms'): string {
 export function formatFigures(f: StageFigures): string {
   const parts = [`${count(f.total)} (${f.perSecond === null ? '…' : count(f.perSecond)}/s)`];
   if (f.lag) {
-    const v = f.lag.unit === 'ms' || f.lag.unit === 'seconds' ? duration(f.lag.value, f.lag.unit) : `${count(f.lag.value)}${f.lag.unit === 'bytes' ? ' B' : ''}`;
+    const v =
+      f.lag.unit === 'ms' || f.lag.unit === 'seconds'
+        ? duration(f.lag.value, f.lag.unit)
+        : `${count(f.lag.value)}${f.lag.unit === 'bytes' ? ' B' : ''}`;
     parts.push(`lag ${v}`);
   }
   if (f.p99) parts.push(`p99 ${duration(f.p99.value, f.p99.unit)}`);
@@ -84,7 +89,9 @@ export class RunFigures {
   async sample(nowMs = Date.now()): Promise<Map<string, StageFigures>> {
     try {
       if (!this.client.isOpen) await this.client.connect();
-      const { sources, components } = heartbeatInputs((await readHeartbeats(this.client, this.prefix)).filter((hb) => isFresh(hb, nowMs)));
+      const { sources, components } = heartbeatInputs(
+        (await readHeartbeats(this.client, this.prefix)).filter((hb) => isFresh(hb, nowMs)),
+      );
       return stageFigures(this.summarizer.summarize(sources, components, nowMs, 0));
     } catch {
       if (this.client.isOpen) await this.client.disconnect().catch(() => undefined);

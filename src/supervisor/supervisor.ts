@@ -25,21 +25,36 @@ export interface RunOptions {
 export function componentSpecs(config: Config, opts: RunOptions): ChildSpec[] {
   const specs: ChildSpec[] = [];
   const receiverUrl = opts.receiver ? `http://127.0.0.1:${config.EXTERNAL_RECEIVER_PORT}/events` : undefined;
-  if (opts.receiver) specs.push({ name: 'external-receiver', args: ['external-receiver', '--port', String(config.EXTERNAL_RECEIVER_PORT)] });
+  if (opts.receiver)
+    specs.push({
+      name: 'external-receiver',
+      args: ['external-receiver', '--port', String(config.EXTERNAL_RECEIVER_PORT)],
+    });
   specs.push({ name: 'cdc', args: ['cdc'] });
   const nodeOptions = (mb: number): NodeJS.ProcessEnv => {
     const options = semiSpaceNodeOptions(mb, process.env.NODE_OPTIONS);
     return options === undefined ? {} : { NODE_OPTIONS: options };
   };
-  specs.push({ name: 'processor', args: ['process', '--mode', 'stream'], env: nodeOptions(config.PROCESSOR_SEMI_SPACE_MB) });
+  specs.push({
+    name: 'processor',
+    args: ['process', '--mode', 'stream'],
+    env: nodeOptions(config.PROCESSOR_SEMI_SPACE_MB),
+  });
   for (const sink of opts.sinks) {
     const factory = getSinkFactory(sink);
-    const own = factory.operations.runEnv ? factory.operations.runEnv(config, receiverUrl === undefined ? {} : { receiverUrl }) : {};
+    const own = factory.operations.runEnv
+      ? factory.operations.runEnv(config, receiverUrl === undefined ? {} : { receiverUrl })
+      : {};
     if (own === null) continue;
-    specs.push({ name: sinkStage(factory.name), args: ['sink', factory.name], env: { ...nodeOptions(config.SINK_SEMI_SPACE_MB), ...own } });
+    specs.push({
+      name: sinkStage(factory.name),
+      args: ['sink', factory.name],
+      env: { ...nodeOptions(config.SINK_SEMI_SPACE_MB), ...own },
+    });
   }
   if (opts.api) specs.push({ name: 'api', args: ['api'] });
-  if (opts.generator) specs.push({ name: 'generator', args: ['generate', '--mode', 'continuous', '--rate', String(opts.rate)] });
+  if (opts.generator)
+    specs.push({ name: 'generator', args: ['generate', '--mode', 'continuous', '--rate', String(opts.rate)] });
   return specs;
 }
 
@@ -58,7 +73,9 @@ export class Supervisor {
   /** `env` is added to every child's environment (a spec's own env wins); `onEnded` hears of each unexpected exit. */
   constructor(specs: ChildSpec[], logDir: string, env: NodeJS.ProcessEnv = {}, onEnded?: EndedHandler) {
     const entry = engageEntry();
-    this.children = specs.map((s) => new SupervisedChild({ ...s, env: { ...env, ...s.env } }, entry, logDir, undefined, onEnded));
+    this.children = specs.map(
+      (s) => new SupervisedChild({ ...s, env: { ...env, ...s.env } }, entry, logDir, undefined, onEnded),
+    );
   }
 
   start(): void {
@@ -89,12 +106,20 @@ export class Supervisor {
  * One line per component: state, pid, time in that state, restarts, a crash loop or why it is not
  * restarted; a running stage's figures (run-figures.ts) after it.
  */
-export function formatStatus(rows: ChildStatus[], now = Date.now(), figures: ReadonlyMap<string, StageFigures> = new Map()): string {
+export function formatStatus(
+  rows: ChildStatus[],
+  now = Date.now(),
+  figures: ReadonlyMap<string, StageFigures> = new Map(),
+): string {
   return rows
     .map((r) => {
       const age = `${Math.round((now - r.since) / 1000)}s`;
       const f = r.state === 'running' ? figures.get(r.name) : undefined;
-      const note = r.notRestarted ? `  not restarted: ${r.notRestarted}` : r.crashLoop ? `  crash loop: ${r.crashes} crashes in ${CRASH_WINDOW_MS / 60_000} min` : '';
+      const note = r.notRestarted
+        ? `  not restarted: ${r.notRestarted}`
+        : r.crashLoop
+          ? `  crash loop: ${r.crashes} crashes in ${CRASH_WINDOW_MS / 60_000} min`
+          : '';
       const line = `  ${r.name.padEnd(18)} ${r.state.padEnd(9)} pid ${String(r.pid ?? '-').padEnd(8)} ${age.padStart(6)}  restarts ${r.restarts}${r.lastExit ? `  last ${r.lastExit}` : ''}${note}`;
       return f ? `${line}   ${formatFigures(f)}` : line;
     })

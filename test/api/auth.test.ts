@@ -21,7 +21,8 @@ after(async () => {
   await env.cleanup();
 });
 
-const get = (url: string, authorization?: string) => api.app.inject({ url, headers: authorization === undefined ? {} : { authorization } });
+const get = (url: string, authorization?: string) =>
+  api.app.inject({ url, headers: authorization === undefined ? {} : { authorization } });
 
 describe('API_TOKEN', () => {
   for (const url of ['/top-content', `/content/${randomUUID()}/stats`, `/content/${randomUUID()}/recent`]) {
@@ -53,7 +54,16 @@ describe('API_TOKEN', () => {
   });
 
   it('leaves health, metrics, the dashboard shell and the docs open', async () => {
-    for (const url of ['/health/live', '/metrics', '/metrics/prometheus', '/', '/dashboard/app.js', '/dashboard/style.css', '/docs', '/docs/json']) {
+    for (const url of [
+      '/health/live',
+      '/metrics',
+      '/metrics/prometheus',
+      '/',
+      '/dashboard/app.js',
+      '/dashboard/style.css',
+      '/docs',
+      '/docs/json',
+    ]) {
       const res = await get(url);
       assert.notEqual(res.statusCode, 401, url);
       assert.ok(res.statusCode < 400, `${url}: ${res.statusCode}`);

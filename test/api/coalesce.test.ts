@@ -24,7 +24,10 @@ describe('Coalescer', () => {
 
   it('does not keep a failure, and never caches with a TTL of 0', async () => {
     const c = new Coalescer<string>(100);
-    await assert.rejects(c.get('k', async () => Promise.reject(new Error('redis down'))), /redis down/);
+    await assert.rejects(
+      c.get('k', async () => Promise.reject(new Error('redis down'))),
+      /redis down/,
+    );
     assert.equal(await c.get('k', async () => 'ok'), 'ok');
     let n = 0;
     const none = new Coalescer<number>(0);

@@ -2,7 +2,15 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { createTestEnv, type TestEnv } from '../helpers/env.js';
-import { content, enriched, redisClient, startTestApi, wipePrefix, writeThroughSink, type TestApi } from './fixtures.js';
+import {
+  content,
+  enriched,
+  redisClient,
+  startTestApi,
+  wipePrefix,
+  writeThroughSink,
+  type TestApi,
+} from './fixtures.js';
 
 /**
  * /top-content, /content/:id/stats and /content/:id/recent over data the real Redis sink wrote:
@@ -50,16 +58,33 @@ describe('/top-content', () => {
     assert.equal(body.window_minutes, 10);
     assert.equal(body.by, 'engagement');
     assert.equal(body.limit, 10);
-    assert.deepEqual(body.items.map((i: { title: string }) => i.title), ['Old Favourite', 'Deep Dive Podcast', 'Launch Video', 'Weekly Newsletter']);
-    assert.deepEqual(body.items[1], { rank: 2, content_id: pod.id, slug: 'deep-dive-podcast', title: 'Deep Dive Podcast', content_type: 'podcast', engagement_seconds: 610, events: 4 });
+    assert.deepEqual(
+      body.items.map((i: { title: string }) => i.title),
+      ['Old Favourite', 'Deep Dive Podcast', 'Launch Video', 'Weekly Newsletter'],
+    );
+    assert.deepEqual(body.items[1], {
+      rank: 2,
+      content_id: pod.id,
+      slug: 'deep-dive-podcast',
+      title: 'Deep Dive Podcast',
+      content_type: 'podcast',
+      engagement_seconds: 610,
+      events: 4,
+    });
   });
 
   it('honours limit, window and by', async () => {
     const recent = (await get('/top-content?window=2&limit=2')).json();
     assert.equal(recent.window_minutes, 2);
-    assert.deepEqual(recent.items.map((i: { content_id: string }) => i.content_id), [pod.id, vid.id]);
+    assert.deepEqual(
+      recent.items.map((i: { content_id: string }) => i.content_id),
+      [pod.id, vid.id],
+    );
     const byEvents = (await get('/top-content?by=events&window=2&limit=1')).json();
-    assert.deepEqual(byEvents.items.map((i: { content_id: string; events: number }) => [i.content_id, i.events]), [[news.id, 5]]);
+    assert.deepEqual(
+      byEvents.items.map((i: { content_id: string; events: number }) => [i.content_id, i.events]),
+      [[news.id, 5]],
+    );
   });
 
   for (const [query, fragment] of [
@@ -134,7 +159,10 @@ describe('/content/:id/recent', () => {
     assert.equal(body.content_id, news.id);
     assert.equal(body.count, 3);
     const times = body.events.map((e: { event_ts: string }) => Date.parse(e.event_ts));
-    assert.deepEqual(times, [...times].sort((x, y) => y - x));
+    assert.deepEqual(
+      times,
+      [...times].sort((x, y) => y - x),
+    );
     assert.equal(body.events[0].content_title, 'Weekly Newsletter');
     assert.equal(body.events[0].event_type, 'click');
     assert.equal((await get(`/content/${news.id}/recent`)).json().count, 5);

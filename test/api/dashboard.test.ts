@@ -11,7 +11,16 @@ import { startHeartbeat, type HeartbeatHandle } from '../../src/runtime/heartbea
 import { startSinkRunner, type SinkRunner } from '../../src/runtime/sink-runner.js';
 import { redisSinkFactory } from '../../src/sinks/redis/index.js';
 import { createTestEnv, type TestEnv } from '../helpers/env.js';
-import { content, enriched, eventFeed, redisClient, startTestApi, wipePrefix, type EventFeed, type TestApi } from './fixtures.js';
+import {
+  content,
+  enriched,
+  eventFeed,
+  redisClient,
+  startTestApi,
+  wipePrefix,
+  type EventFeed,
+  type TestApi,
+} from './fixtures.js';
 import { waitFor } from './wait.js';
 
 /**
@@ -25,9 +34,18 @@ export const CHROMIUM = '/usr/bin/chromium';
 const TOKEN = 'dashboard-test-token';
 const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..', '..');
 const TITLES = [
-  'The Data Engineering Show', 'Streaming at Scale', 'Weekly Product Digest', 'Kafka in Practice', 'Postgres Internals',
-  'Design Systems Monthly', 'Intro to Observability', 'The Growth Newsletter', 'Edge Computing Explained', 'Analytics Office Hours',
-  'Launch Week Recap', 'Behind the Pipeline',
+  'The Data Engineering Show',
+  'Streaming at Scale',
+  'Weekly Product Digest',
+  'Kafka in Practice',
+  'Postgres Internals',
+  'Design Systems Monthly',
+  'Intro to Observability',
+  'The Growth Newsletter',
+  'Edge Computing Explained',
+  'Analytics Office Hours',
+  'Launch Week Recap',
+  'Behind the Pipeline',
 ];
 
 let env: TestEnv;
@@ -88,7 +106,13 @@ before(async () => {
   feed = await eventFeed(env.config);
   const first = wave(8);
   await feed.send(first);
-  await waitFor(`the sink to write ${first.length} events`, () => api.deps.reader.windowCount(), (n) => n >= first.length, 40_000, 250);
+  await waitFor(
+    `the sink to write ${first.length} events`,
+    () => api.deps.reader.windowCount(),
+    (n) => n >= first.length,
+    40_000,
+    250,
+  );
   feeding = keepFeeding(feed);
   await api.app.listen({ host: '127.0.0.1', port: 0 });
   url = `http://127.0.0.1:${(api.app.server.address() as AddressInfo).port}`;
@@ -114,7 +138,15 @@ async function launch(): Promise<BrowserContext> {
     executablePath: CHROMIUM,
     headless: true,
     viewport: { width: 1280, height: 960 },
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
     timeout: 30_000,
   });
 }
@@ -130,43 +162,66 @@ function watchErrors(page: Page): string[] {
 }
 
 describe('dashboard', () => {
-  it('draws live throughput, freshness, lag, DLQ and the top-content chart with a token from ?token=', { timeout: 60_000 }, async (t) => {
-    if (!existsSync(CHROMIUM)) {
-      t.skip(`Chromium not installed (${CHROMIUM}); \`npm test\` installs Debian's chromium through scripts/ensure-deps.mjs`);
-      return;
-    }
-    context = await launch();
-    const page = await context.newPage();
-    const errors = watchErrors(page);
-    await page.goto(`${url}/?token=${TOKEN}`);
-    assert.equal(new URL(page.url()).search, '', 'the token is removed from the address bar');
+  it(
+    'draws live throughput, freshness, lag, DLQ and the top-content chart with a token from ?token=',
+    { timeout: 60_000 },
+    async (t) => {
+      if (!existsSync(CHROMIUM)) {
+        t.skip(
+          `Chromium not installed (${CHROMIUM}); \`npm test\` installs Debian's chromium through scripts/ensure-deps.mjs`,
+        );
+        return;
+      }
+      context = await launch();
+      const page = await context.newPage();
+      const errors = watchErrors(page);
+      await page.goto(`${url}/?token=${TOKEN}`);
+      assert.equal(new URL(page.url()).search, '', 'the token is removed from the address bar');
 
-    const bars = page.locator('#top-chart svg g.row');
-    await bars.first().waitFor({ state: 'visible', timeout: 20_000 });
-    assert.equal(await bars.count(), 10);
-    assert.equal(await bars.first().getAttribute('data-content-id'), items[0]?.id);
-    const widths = await page.locator('#top-chart rect.bar').evaluateAll((rects) => rects.map((r) => Number(r.getAttribute('width'))));
-    assert.ok(widths.every((w, i) => i === 0 || w <= (widths[i - 1] ?? 0)), `bars shrink with rank: ${widths.join(', ')}`);
-    assert.ok((widths[0] ?? 0) > (widths[9] ?? 0) * 1.5, 'the chart shows the skew');
+      const bars = page.locator('#top-chart svg g.row');
+      await bars.first().waitFor({ state: 'visible', timeout: 20_000 });
+      assert.equal(await bars.count(), 10);
+      assert.equal(await bars.first().getAttribute('data-content-id'), items[0]?.id);
+      const widths = await page
+        .locator('#top-chart rect.bar')
+        .evaluateAll((rects) => rects.map((r) => Number(r.getAttribute('width'))));
+      assert.ok(
+        widths.every((w, i) => i === 0 || w <= (widths[i - 1] ?? 0)),
+        `bars shrink with rank: ${widths.join(', ')}`,
+      );
+      assert.ok((widths[0] ?? 0) > (widths[9] ?? 0) * 1.5, 'the chart shows the skew');
 
-    // Later refreshes turn totals into rates (records keep flowing).
-    const rate = page.locator('#throughput tbody tr', { hasText: 'sink-redis' }).locator('td').nth(1);
-    await waitFor('a sink-redis rate above 0', async () => ((await rate.count()) > 0 ? rate.innerText() : '—'), (txt) => Number(txt.replace(/,/g, '')) > 0, 20_000, 500);
-    await page.locator('#freshness tbody tr', { hasText: 'sink-redis' }).waitFor({ timeout: 15_000 });
-    const fresh = await page.locator('#freshness tbody tr', { hasText: 'sink-redis' }).innerText();
-    assert.match(fresh, /\d+(\.\d)? (ms|s)/, fresh);
-    assert.match(fresh, /sink-redis \(≤ 5 s\)/, 'each stage with its promise');
-    await page.locator('#lags tbody tr', { hasText: 'consumer lag' }).waitFor({ timeout: 15_000 });
-    assert.equal((await page.locator('#dlq-total').innerText()).trim(), '0');
-    await waitFor('overall status healthy', () => page.locator('#overall').innerText(), (s) => s === 'healthy', 15_000, 500);
-    assert.match(await page.locator('#components').innerText(), /sink-redis: 1 live/);
-    assert.equal(await page.locator('#token-banner').isVisible(), false);
-    assert.equal(await page.evaluate(() => sessionStorage.getItem('engage.api.token')), TOKEN);
+      // Later refreshes turn totals into rates (records keep flowing).
+      const rate = page.locator('#throughput tbody tr', { hasText: 'sink-redis' }).locator('td').nth(1);
+      await waitFor(
+        'a sink-redis rate above 0',
+        async () => ((await rate.count()) > 0 ? rate.innerText() : '—'),
+        (txt) => Number(txt.replace(/,/g, '')) > 0,
+        20_000,
+        500,
+      );
+      await page.locator('#freshness tbody tr', { hasText: 'sink-redis' }).waitFor({ timeout: 15_000 });
+      const fresh = await page.locator('#freshness tbody tr', { hasText: 'sink-redis' }).innerText();
+      assert.match(fresh, /\d+(\.\d)? (ms|s)/, fresh);
+      assert.match(fresh, /sink-redis \(≤ 5 s\)/, 'each stage with its promise');
+      await page.locator('#lags tbody tr', { hasText: 'consumer lag' }).waitFor({ timeout: 15_000 });
+      assert.equal((await page.locator('#dlq-total').innerText()).trim(), '0');
+      await waitFor(
+        'overall status healthy',
+        () => page.locator('#overall').innerText(),
+        (s) => s === 'healthy',
+        15_000,
+        500,
+      );
+      assert.match(await page.locator('#components').innerText(), /sink-redis: 1 live/);
+      assert.equal(await page.locator('#token-banner').isVisible(), false);
+      assert.equal(await page.evaluate(() => sessionStorage.getItem('engage.api.token')), TOKEN);
 
-    mkdirSync(path.join(root, 'test-output'), { recursive: true });
-    await page.screenshot({ path: path.join(root, 'test-output', 'dashboard.png'), fullPage: true });
-    assert.deepEqual(errors, []);
-  });
+      mkdirSync(path.join(root, 'test-output'), { recursive: true });
+      await page.screenshot({ path: path.join(root, 'test-output', 'dashboard.png'), fullPage: true });
+      assert.deepEqual(errors, []);
+    },
+  );
 
   it('without a token shows the token form, and works once a token is entered', { timeout: 40_000 }, async (t) => {
     if (!context) {

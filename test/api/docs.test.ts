@@ -35,7 +35,9 @@ describe('/docs', () => {
       '/top-content',
     ]);
     const top = doc.paths['/top-content'].get;
-    const params = Object.fromEntries(top.parameters.map((p: { name: string; description: string; in: string }) => [p.name, p]));
+    const params = Object.fromEntries(
+      top.parameters.map((p: { name: string; description: string; in: string }) => [p.name, p]),
+    );
     assert.deepEqual(Object.keys(params).sort(), ['by', 'limit', 'window']);
     assert.match(params.limit.description, /accepts a whole number from 1 to 100/);
     assert.deepEqual(top.security, [{ bearerAuth: [] }]);

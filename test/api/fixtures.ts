@@ -48,7 +48,13 @@ export function configEnv(config: Config, extra: Record<string, string> = {}): N
     const v = values[key];
     if (v !== undefined && v !== null) env[key] = String(v);
   }
-  return { ...env, DATABASE_URL: config.databaseUrl, KAFKA_BOOTSTRAP_SERVERS: config.kafkaBrokers.join(','), REDIS_URL: config.redisUrl, ...extra };
+  return {
+    ...env,
+    DATABASE_URL: config.databaseUrl,
+    KAFKA_BOOTSTRAP_SERVERS: config.kafkaBrokers.join(','),
+    REDIS_URL: config.redisUrl,
+    ...extra,
+  };
 }
 
 export interface ContentSpec {
@@ -65,7 +71,10 @@ export function content(title: string, type: ContentSpec['type'] = 'video'): Con
 let seq = 0;
 
 /** An enriched event as the processor emits it, for `c` at `ts`. */
-export function enriched(c: ContentSpec, opts: { ts?: number; type?: EventType; seconds?: number; user?: string; sourceTs?: number } = {}): EnrichedEvent {
+export function enriched(
+  c: ContentSpec,
+  opts: { ts?: number; type?: EventType; seconds?: number; user?: string; sourceTs?: number } = {},
+): EnrichedEvent {
   const ts = opts.ts ?? Date.now();
   const sourceTs = opts.sourceTs ?? ts;
   const iso = new Date(ts).toISOString();
@@ -107,7 +116,13 @@ export async function writeThroughSink(config: Config, events: EnrichedEvent[], 
     await sink.write({
       topic,
       partition: 0,
-      records: events.map((event, i) => ({ topic, partition: 0, offset: String(firstOffset + i), key: event.content_id, event })),
+      records: events.map((event, i) => ({
+        topic,
+        partition: 0,
+        offset: String(firstOffset + i),
+        key: event.content_id,
+        event,
+      })),
       nextOffset: String(firstOffset + events.length),
     });
   } finally {
@@ -128,7 +143,10 @@ export async function eventFeed(config: Config): Promise<EventFeed> {
     async send(events) {
       for (let i = 0; i < events.length; i += 500) {
         const chunk = events.slice(i, i + 500);
-        await producer.send({ topic: config.KAFKA_TOPIC_ENRICHED, messages: chunk.map((e) => ({ key: e.content_id, value: JSON.stringify(e) })) });
+        await producer.send({
+          topic: config.KAFKA_TOPIC_ENRICHED,
+          messages: chunk.map((e) => ({ key: e.content_id, value: JSON.stringify(e) })),
+        });
       }
     },
     close: () => producer.disconnect(),
@@ -166,7 +184,9 @@ export async function redisClient(config: Config): Promise<TestRedis> {
 
 /** Publishes `hb` under its heartbeat key with the publisher's TTL (6 s). */
 export async function publish(client: TestRedis, config: Config, hb: Heartbeat): Promise<void> {
-  await client.set(heartbeatKey(config.REDIS_KEY_PREFIX, hb.component, hb.instance), JSON.stringify(hb), { expiration: { type: 'PX', value: 6000 } });
+  await client.set(heartbeatKey(config.REDIS_KEY_PREFIX, hb.component, hb.instance), JSON.stringify(hb), {
+    expiration: { type: 'PX', value: 6000 },
+  });
 }
 
 /** Deletes every key under the environment's prefix. */

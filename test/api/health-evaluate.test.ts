@@ -35,7 +35,10 @@ const up = { ok: true, latency_ms: 1 };
 function inputs(heartbeats: LiveHeartbeat[] | null, expected: string[]): HealthInputs {
   return {
     nowMs: NOW,
-    postgres: { ...up, slot: { name: 's', exists: false, active: null, retained_wal_bytes: null, confirmed_lag_bytes: null } },
+    postgres: {
+      ...up,
+      slot: { name: 's', exists: false, active: null, retained_wal_bytes: null, confirmed_lag_bytes: null },
+    },
     kafka: up,
     redis: up,
     heartbeats,
@@ -68,8 +71,24 @@ describe('status fields', () => {
 
   it('tells a sink failing since its last write from one that recovered', () => {
     const at = NOW - 5000;
-    assert.equal(failingSinceLastWrite(hb('sink-warehouse', { last_error: { code: 'SINK_WRITE_FAILED', message: 'disk full', at }, last_write_at: new Date(at - 1000).toISOString() })), true);
-    assert.equal(failingSinceLastWrite(hb('sink-warehouse', { last_error: { code: 'X', message: 'm', at }, last_write_at: new Date(at + 1000).toISOString() })), false);
+    assert.equal(
+      failingSinceLastWrite(
+        hb('sink-warehouse', {
+          last_error: { code: 'SINK_WRITE_FAILED', message: 'disk full', at },
+          last_write_at: new Date(at - 1000).toISOString(),
+        }),
+      ),
+      true,
+    );
+    assert.equal(
+      failingSinceLastWrite(
+        hb('sink-warehouse', {
+          last_error: { code: 'X', message: 'm', at },
+          last_write_at: new Date(at + 1000).toISOString(),
+        }),
+      ),
+      false,
+    );
     assert.equal(failingSinceLastWrite(hb('sink-warehouse', { last_error: null, last_write_at: null })), false);
   });
 });
@@ -88,7 +107,11 @@ describe('evaluateHealth', () => {
   });
 
   it('is degraded while the warehouse sink fails since its last write, naming the error', () => {
-    const failing = hb('sink-warehouse', { lag: 0, last_error: { code: 'SINK_WRITE_FAILED', message: 'IO Error: disk full', at: NOW - 2000 }, last_write_at: new Date(NOW - 60_000).toISOString() });
+    const failing = hb('sink-warehouse', {
+      lag: 0,
+      last_error: { code: 'SINK_WRITE_FAILED', message: 'IO Error: disk full', at: NOW - 2000 },
+      last_write_at: new Date(NOW - 60_000).toISOString(),
+    });
     const r = evaluateHealth(inputs([failing], ['sink-warehouse']));
     assert.equal(r.status, 'degraded');
     assert.equal(r.warehouse.ok, false);
@@ -96,39 +119,80 @@ describe('evaluateHealth', () => {
   });
 
   it('reports every stage unknown when Redis (the heartbeat store) is unreachable', () => {
-    const r = evaluateHealth({ ...inputs(null, ['cdc']), redis: { ok: false, latency_ms: 2000, error: 'Redis did not answer within 2000 ms' } });
+    const r = evaluateHealth({
+      ...inputs(null, ['cdc']),
+      redis: { ok: false, latency_ms: 2000, error: 'Redis did not answer within 2000 ms' },
+    });
     assert.equal(r.status, 'unhealthy');
-    assert.deepEqual(r.problems, ['redis unreachable: Redis did not answer within 2000 ms', 'stage cdc: unknown (heartbeats are kept in Redis, which is unreachable)']);
+    assert.deepEqual(r.problems, [
+      'redis unreachable: Redis did not answer within 2000 ms',
+      'stage cdc: unknown (heartbeats are kept in Redis, which is unreachable)',
+    ]);
   });
 
   it('a beating stage that reports no progress is unhealthy; one waiting out an outage is degraded', () => {
-    const stuck = hb('sink-redis', { lag: 50, liveness: { ok: false, reasons: ['its membership of group g is "init", not steady, with the coordinator up'] } });
+    const stuck = hb('sink-redis', {
+      lag: 50,
+      liveness: { ok: false, reasons: ['its membership of group g is "init", not steady, with the coordinator up'] },
+    });
     const r = evaluateHealth(inputs([stuck], ['sink-redis']));
     assert.equal(r.status, 'unhealthy');
-    assert.deepEqual(r.problems, ['stage sink-redis (sink-redis-1) makes no progress: its membership of group g is "init", not steady, with the coordinator up']);
+    assert.deepEqual(r.problems, [
+      'stage sink-redis (sink-redis-1) makes no progress: its membership of group g is "init", not steady, with the coordinator up',
+    ]);
 
-    const waiting = hb('sink-external', { lag: 50, liveness: { ok: true, reasons: [] }, waiting_since: new Date(NOW - 42_000).toISOString(), last_error: { code: 'HTTP_RETRIABLE', message: 'external system answered 503' } });
+    const waiting = hb('sink-external', {
+      lag: 50,
+      liveness: { ok: true, reasons: [] },
+      waiting_since: new Date(NOW - 42_000).toISOString(),
+      last_error: { code: 'HTTP_RETRIABLE', message: 'external system answered 503' },
+    });
     const w = evaluateHealth(inputs([waiting], ['sink-external']));
     assert.equal(w.status, 'degraded');
-    assert.deepEqual(w.warnings, ['stage sink-external (sink-external-1) is waiting for its system for 42 s (retrying, nothing parked): external system answered 503']);
+    assert.deepEqual(w.warnings, [
+      'stage sink-external (sink-external-1) is waiting for its system for 42 s (retrying, nothing parked): external system answered 503',
+    ]);
   });
 
   it('a TRUNCATE seen by the CDC is a warning for a while, then history', () => {
-    const at = (agoMs: number) => hb('cdc', { table_truncates: 1, last_truncate: { at: new Date(NOW - agoMs).toISOString(), tables: ['public.engagement_events'] } });
+    const at = (agoMs: number) =>
+      hb('cdc', {
+        table_truncates: 1,
+        last_truncate: { at: new Date(NOW - agoMs).toISOString(), tables: ['public.engagement_events'] },
+      });
     const recent = evaluateHealth(inputs([at(60_000)], ['cdc']));
     assert.equal(recent.status, 'degraded');
-    assert.match(recent.warnings[0] ?? '', /^stage cdc \(cdc-1\) saw TRUNCATE of public\.engagement_events at .* \(1 in all\)/);
+    assert.match(
+      recent.warnings[0] ?? '',
+      /^stage cdc \(cdc-1\) saw TRUNCATE of public\.engagement_events at .* \(1 in all\)/,
+    );
     assert.equal(evaluateHealth(inputs([at(16 * 60_000)], ['cdc'])).status, 'healthy');
   });
 
   it("is degraded while a sink's own health() says it cannot write, once per finding", () => {
     const bad = (error: string) => ({ lag: 0, health: { ok: false, detail: { error } } });
-    const r = evaluateHealth(inputs([hb('sink-redis', bad('not connected')), hb('sink-file', { lag: 0, health: { ok: true, detail: {} } })], ['sink-redis', 'sink-file']));
+    const r = evaluateHealth(
+      inputs(
+        [hb('sink-redis', bad('not connected')), hb('sink-file', { lag: 0, health: { ok: true, detail: {} } })],
+        ['sink-redis', 'sink-file'],
+      ),
+    );
     assert.equal(r.status, 'degraded');
     assert.deepEqual(r.warnings, ['stage sink-redis (sink-redis-1) reports its sink unhealthy: not connected']);
     // The warehouse's and the circuit's own findings say it already: no second warning.
-    const wh = evaluateHealth(inputs([hb('sink-warehouse', bad('IO Error: disk full')), hb('sink-external', { ...bad('circuit open'), circuit: 'open' })], []));
+    const wh = evaluateHealth(
+      inputs(
+        [
+          hb('sink-warehouse', bad('IO Error: disk full')),
+          hb('sink-external', { ...bad('circuit open'), circuit: 'open' }),
+        ],
+        [],
+      ),
+    );
     assert.equal(wh.warehouse.ok, false);
-    assert.deepEqual(wh.warnings, ['the warehouse sink cannot write: IO Error: disk full', "the external system's circuit is open (the external sink is holding deliveries)"]);
+    assert.deepEqual(wh.warnings, [
+      'the warehouse sink cannot write: IO Error: disk full',
+      "the external system's circuit is open (the external sink is holding deliveries)",
+    ]);
   });
 });

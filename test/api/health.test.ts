@@ -70,9 +70,19 @@ describe('health endpoints', () => {
     assert.equal(body.status, 'unhealthy');
     for (const stage of ['cdc', 'processor', 'sink-redis', 'sink-warehouse', 'sink-external']) {
       assert.equal(body.stages[stage]?.ok, false, stage);
-      assert.ok(body.problems.some((p) => p.includes(`stage ${stage}:`)), `problem for ${stage}: ${body.problems.join('; ')}`);
+      assert.ok(
+        body.problems.some((p) => p.includes(`stage ${stage}:`)),
+        `problem for ${stage}: ${body.problems.join('; ')}`,
+      );
     }
-    assert.deepEqual(body.replication_slot, { name: env.config.CDC_SLOT_NAME, exists: false, active: null, retained_wal_bytes: null, confirmed_lag_bytes: null, warn_bytes: env.config.CDC_WAL_WARN_BYTES });
+    assert.deepEqual(body.replication_slot, {
+      name: env.config.CDC_SLOT_NAME,
+      exists: false,
+      active: null,
+      retained_wal_bytes: null,
+      confirmed_lag_bytes: null,
+      warn_bytes: env.config.CDC_WAL_WARN_BYTES,
+    });
   });
 
   it('is 200 healthy once every stage beats, with lags, warehouse and circuit from their status', async () => {
@@ -92,7 +102,9 @@ describe('health endpoints', () => {
     await db.connect();
     try {
       await db.query(`SELECT pg_create_logical_replication_slot($1, 'pgoutput')`, [env.config.CDC_SLOT_NAME]);
-      await db.query(`INSERT INTO content (id, slug, title, content_type, length_seconds, publish_ts) VALUES (gen_random_uuid(), 'wal-' || md5(random()::text), 'WAL filler', 'video', 60, now())`);
+      await db.query(
+        `INSERT INTO content (id, slug, title, content_type, length_seconds, publish_ts) VALUES (gen_random_uuid(), 'wal-' || md5(random()::text), 'WAL filler', 'video', 60, now())`,
+      );
     } finally {
       await db.end();
     }
@@ -101,12 +113,18 @@ describe('health endpoints', () => {
     assert.equal(body.status, 'degraded');
     assert.equal(body.replication_slot?.active, false);
     assert.ok((body.replication_slot?.retained_wal_bytes ?? -1) > 0, 'the insert after the slot is retained');
-    assert.ok(body.warnings.some((w) => w.includes('is not active although the CDC runs')), body.warnings.join('; '));
+    assert.ok(
+      body.warnings.some((w) => w.includes('is not active although the CDC runs')),
+      body.warnings.join('; '),
+    );
 
     // The same probe with a tiny WAL threshold warns about the retained WAL too.
     const strict = new HealthService({ ...env.config, CDC_WAL_WARN_BYTES: 1 }, api.deps, new Registry());
     const report = await strict.report();
-    assert.ok(report.warnings.some((w) => /retains \d+ bytes of WAL/.test(w)), report.warnings.join('; '));
+    assert.ok(
+      report.warnings.some((w) => /retains \d+ bytes of WAL/.test(w)),
+      report.warnings.join('; '),
+    );
     const db2 = new pg.Client({ connectionString: env.config.databaseUrl });
     await db2.connect();
     await db2.query('SELECT pg_drop_replication_slot($1)', [env.config.CDC_SLOT_NAME]);
@@ -121,12 +139,18 @@ describe('health endpoints', () => {
     assert.equal(h.body.status, 'degraded');
     state.circuit = 'open';
     h = await waitFor('circuit open', health, (x) => x.body.external.circuit === 'open');
-    assert.ok(h.body.warnings.some((w) => w.includes("circuit is open")), h.body.warnings.join('; '));
+    assert.ok(
+      h.body.warnings.some((w) => w.includes('circuit is open')),
+      h.body.warnings.join('; '),
+    );
     state.circuit = 'closed';
     state.lag = 25_000;
     h = await waitFor('lag high', health, (x) => x.body.stages['sink-redis']?.consumer_lag === 25_000);
     assert.equal(h.body.status, 'degraded');
-    assert.ok(h.body.warnings.some((w) => w.includes('stage sink-redis: consumer lag 25000')), h.body.warnings.join('; '));
+    assert.ok(
+      h.body.warnings.some((w) => w.includes('stage sink-redis: consumer lag 25000')),
+      h.body.warnings.join('; '),
+    );
     state.lag = 0;
     state.warehouseOk = false;
     h = await waitFor('warehouse down', health, (x) => x.body.warehouse.ok === false);
@@ -146,7 +170,13 @@ describe('health endpoints', () => {
   it('probes at most once a second however many callers ask', async () => {
     let kafkaCalls = 0;
     let now = 1_000_000;
-    const deps = { ...api.deps, kafkaReady: async () => { kafkaCalls += 1; return true; } };
+    const deps = {
+      ...api.deps,
+      kafkaReady: async () => {
+        kafkaCalls += 1;
+        return true;
+      },
+    };
     const svc = new HealthService(env.config, deps, new Registry(), () => now);
     await Promise.all([svc.report(), svc.report(), svc.report()]);
     await svc.report();

@@ -26,8 +26,20 @@ describe('histogramQuantile', () => {
   });
 
   it('answers the highest finite bound for ranks in +Inf and null when empty', () => {
-    assert.equal(histogramQuantile(0.99, [{ le: 1, count: 1 }, { le: Infinity, count: 10 }]), 1);
-    assert.equal(histogramQuantile(0.5, [{ le: 1, count: 0 }, { le: Infinity, count: 0 }]), null);
+    assert.equal(
+      histogramQuantile(0.99, [
+        { le: 1, count: 1 },
+        { le: Infinity, count: 10 },
+      ]),
+      1,
+    );
+    assert.equal(
+      histogramQuantile(0.5, [
+        { le: 1, count: 0 },
+        { le: Infinity, count: 0 },
+      ]),
+      null,
+    );
     assert.equal(histogramQuantile(0.5, []), null);
   });
 });
@@ -84,7 +96,13 @@ function sinkRegistry(sink: string) {
     out: new Counter({ name: 'engage_sink_records_out_total', help: 'out', labelNames, registers }).labels({ sink }),
     dlq: new Counter({ name: 'engage_sink_dlq_total', help: 'dlq', labelNames, registers }).labels({ sink }),
     lag: new Gauge({ name: 'engage_sink_consumer_lag', help: 'lag', labelNames, registers }).labels({ sink }),
-    fresh: new Histogram({ name: 'engage_sink_freshness_seconds', help: 'fresh', labelNames, buckets: FRESHNESS_BUCKETS, registers }).labels({ sink }),
+    fresh: new Histogram({
+      name: 'engage_sink_freshness_seconds',
+      help: 'fresh',
+      labelNames,
+      buckets: FRESHNESS_BUCKETS,
+      registers,
+    }).labels({ sink }),
   };
 }
 
@@ -101,10 +119,13 @@ describe('merge', () => {
       { component: 'sink-redis', instance: 'h-2', atMs: 0, metrics: await json(b.registry) },
     ]);
     const lag = families.find((f) => f.name === 'engage_sink_consumer_lag');
-    assert.deepEqual(lag?.values.map((v) => [v.labels.instance_id, v.labels.component, v.value]), [
-      ['h-1', 'sink-redis', 7],
-      ['h-2', 'sink-redis', 5],
-    ]);
+    assert.deepEqual(
+      lag?.values.map((v) => [v.labels.instance_id, v.labels.component, v.value]),
+      [
+        ['h-1', 'sink-redis', 7],
+        ['h-2', 'sink-redis', 5],
+      ],
+    );
     const text = await mergedRegistry([
       { component: 'sink-redis', instance: 'h-1', atMs: 0, metrics: await json(a.registry) },
       { component: 'sink-redis', instance: 'h-2', atMs: 0, metrics: await json(b.registry) },
@@ -129,10 +150,13 @@ describe('MetricsSummarizer', () => {
     a.fresh.observe(30); // an old observation: must not weigh on the windowed percentiles
     b.out.inc(10);
     const first = s.summarize(await round(t0), [], t0, 1);
-    assert.deepEqual(first.throughput.map((x) => [x.stage, x.total, x.per_second]), [
-      ['sink-redis', 100, null],
-      ['sink-warehouse', 10, null],
-    ]);
+    assert.deepEqual(
+      first.throughput.map((x) => [x.stage, x.total, x.per_second]),
+      [
+        ['sink-redis', 100, null],
+        ['sink-warehouse', 10, null],
+      ],
+    );
     assert.equal(first.freshness.find((f) => f.stage === 'sink-redis')?.basis, 'cumulative');
 
     a.out.inc(400);
@@ -142,15 +166,26 @@ describe('MetricsSummarizer', () => {
     a.lag.set(12);
     b.lag.set(3);
     a.dlq.inc(2);
-    const second = s.summarize(await round(t0 + 2000), [{ component: 'sink-redis', instance: 'r1', startedAtMs: t0 - 10_000, sentAtMs: t0 + 1000 }], t0 + 2000, 5);
-    assert.deepEqual(second.throughput.map((x) => [x.stage, x.total, x.per_second]), [
-      ['sink-redis', 500, 200],
-      ['sink-warehouse', 50, 20],
-    ]);
-    assert.deepEqual(second.lags.map((l) => [l.stage, l.metric, l.unit, l.value]), [
-      ['sink-redis', 'engage_sink_consumer_lag', 'records', 12],
-      ['sink-warehouse', 'engage_sink_consumer_lag', 'records', 3],
-    ]);
+    const second = s.summarize(
+      await round(t0 + 2000),
+      [{ component: 'sink-redis', instance: 'r1', startedAtMs: t0 - 10_000, sentAtMs: t0 + 1000 }],
+      t0 + 2000,
+      5,
+    );
+    assert.deepEqual(
+      second.throughput.map((x) => [x.stage, x.total, x.per_second]),
+      [
+        ['sink-redis', 500, 200],
+        ['sink-warehouse', 50, 20],
+      ],
+    );
+    assert.deepEqual(
+      second.lags.map((l) => [l.stage, l.metric, l.unit, l.value]),
+      [
+        ['sink-redis', 'engage_sink_consumer_lag', 'records', 12],
+        ['sink-warehouse', 'engage_sink_consumer_lag', 'records', 3],
+      ],
+    );
     const fr = second.freshness.find((f) => f.stage === 'sink-redis');
     assert.equal(fr?.basis, 'window');
     assert.equal(fr?.count, 100);
@@ -158,8 +193,13 @@ describe('MetricsSummarizer', () => {
     assert.ok(fr?.p50 !== null && fr?.p50 !== undefined && fr.p50 > 0.1 && fr.p50 <= 0.25, `p50 ${fr?.p50}`);
     assert.ok(fr?.p99 !== null && fr?.p99 !== undefined && fr.p99 > 2 && fr.p99 <= 5, `p99 ${fr?.p99}`);
     assert.equal(second.dlq_total, 2);
-    assert.deepEqual(second.dlq.find((d) => d.stage === 'sink-redis'), { stage: 'sink-redis', metric: 'engage_sink_dlq_total', total: 2, per_second: 1 });
-    assert.deepEqual(second.components, [{ component: 'sink-redis', instance: 'r1', uptime_seconds: 12, heartbeat_age_seconds: 1 }]);
+    assert.deepEqual(
+      second.dlq.find((d) => d.stage === 'sink-redis'),
+      { stage: 'sink-redis', metric: 'engage_sink_dlq_total', total: 2, per_second: 1 },
+    );
+    assert.deepEqual(second.components, [
+      { component: 'sink-redis', instance: 'r1', uptime_seconds: 12, heartbeat_age_seconds: 1 },
+    ]);
     assert.equal(second.uptime_seconds, 5);
   });
 });

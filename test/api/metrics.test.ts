@@ -6,7 +6,15 @@ import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { FRESHNESS_BUCKETS } from '../../src/core/metrics.js';
 import type { MetricsSummary } from '../../src/api/metrics/summary.js';
 import { createTestEnv, type TestEnv } from '../helpers/env.js';
-import { heartbeatOf, publish, redisClient, startTestApi, wipePrefix, type TestApi, type TestRedis } from './fixtures.js';
+import {
+  heartbeatOf,
+  publish,
+  redisClient,
+  startTestApi,
+  wipePrefix,
+  type TestApi,
+  type TestRedis,
+} from './fixtures.js';
 
 /**
  * /metrics and /metrics/prometheus over heartbeats in real Redis: two processes of one sink and a
@@ -34,9 +42,20 @@ function sinkProcess(): Proc {
   const labelNames = ['sink'] as const;
   return {
     registry,
-    out: new Counter({ name: 'engage_sink_records_out_total', help: 'Records written to the sink', labelNames, registers }),
+    out: new Counter({
+      name: 'engage_sink_records_out_total',
+      help: 'Records written to the sink',
+      labelNames,
+      registers,
+    }),
     lag: new Gauge({ name: 'engage_sink_consumer_lag', help: 'Records not yet settled', labelNames, registers }),
-    fresh: new Histogram({ name: 'engage_sink_freshness_seconds', help: 'End-to-end freshness', labelNames, buckets: FRESHNESS_BUCKETS, registers }),
+    fresh: new Histogram({
+      name: 'engage_sink_freshness_seconds',
+      help: 'End-to-end freshness',
+      labelNames,
+      buckets: FRESHNESS_BUCKETS,
+      registers,
+    }),
     dlq: new Counter({ name: 'engage_sink_dlq_total', help: 'Records sent to the DLQ', labelNames, registers }),
   };
 }
@@ -58,8 +77,18 @@ describe('/metrics over heartbeats', () => {
   const a = sinkProcess();
   const b = sinkProcess();
   const cdc = new Registry();
-  const rows = new Counter({ name: 'engage_cdc_rows_total', help: 'Row changes', labelNames: ['slot', 'table', 'op'], registers: [cdc] });
-  const lagMs = new Gauge({ name: 'engage_cdc_replication_lag_ms', help: 'Replication lag', labelNames: ['slot'], registers: [cdc] });
+  const rows = new Counter({
+    name: 'engage_cdc_rows_total',
+    help: 'Row changes',
+    labelNames: ['slot', 'table', 'op'],
+    registers: [cdc],
+  });
+  const lagMs = new Gauge({
+    name: 'engage_cdc_replication_lag_ms',
+    help: 'Replication lag',
+    labelNames: ['slot'],
+    registers: [cdc],
+  });
   let t0 = 0;
 
   const beat = async (t: number) => {
@@ -76,11 +105,17 @@ describe('/metrics over heartbeats', () => {
     rows.inc({ slot: 's', table: 'engagement_events', op: 'c' }, 2000);
     await beat(t0);
     const first = (await api.app.inject({ url: '/metrics' })).json() as MetricsSummary;
-    assert.deepEqual(first.throughput.map((x) => [x.stage, x.total, x.per_second]), [
-      ['cdc', 2000, null],
-      ['sink-redis', 1500, null],
-    ]);
-    assert.deepEqual(first.components.map((c) => c.component), ['cdc', 'sink-redis', 'sink-redis', 'api']);
+    assert.deepEqual(
+      first.throughput.map((x) => [x.stage, x.total, x.per_second]),
+      [
+        ['cdc', 2000, null],
+        ['sink-redis', 1500, null],
+      ],
+    );
+    assert.deepEqual(
+      first.components.map((c) => c.component),
+      ['cdc', 'sink-redis', 'sink-redis', 'api'],
+    );
 
     a.out.inc({ sink: 'redis' }, 2000);
     b.out.inc({ sink: 'redis' }, 1000);
@@ -95,14 +130,20 @@ describe('/metrics over heartbeats', () => {
     const res = await api.app.inject({ url: '/metrics' });
     assert.equal(res.statusCode, 200);
     const m = res.json() as MetricsSummary;
-    assert.deepEqual(m.throughput.map((x) => [x.stage, x.metric, x.total, x.per_second]), [
-      ['cdc', 'engage_cdc_rows_total', 6000, 2000],
-      ['sink-redis', 'engage_sink_records_out_total', 4500, 1500],
-    ]);
-    assert.deepEqual(m.lags.map((l) => [l.stage, l.metric, l.unit, l.value]), [
-      ['cdc', 'engage_cdc_replication_lag_ms', 'ms', 120],
-      ['sink-redis', 'engage_sink_consumer_lag', 'records', 42],
-    ]);
+    assert.deepEqual(
+      m.throughput.map((x) => [x.stage, x.metric, x.total, x.per_second]),
+      [
+        ['cdc', 'engage_cdc_rows_total', 6000, 2000],
+        ['sink-redis', 'engage_sink_records_out_total', 4500, 1500],
+      ],
+    );
+    assert.deepEqual(
+      m.lags.map((l) => [l.stage, l.metric, l.unit, l.value]),
+      [
+        ['cdc', 'engage_cdc_replication_lag_ms', 'ms', 120],
+        ['sink-redis', 'engage_sink_consumer_lag', 'records', 42],
+      ],
+    );
     const fresh = m.freshness.find((f) => f.stage === 'sink-redis');
     assert.equal(fresh?.basis, 'window');
     assert.equal(fresh?.count, 100);
@@ -126,7 +167,9 @@ describe('/metrics over heartbeats', () => {
     assert.match(text, /^engage_api_http_requests_total\{[^}]*route="\/metrics"[^}]*\} \d+$/m);
     assert.equal(text.match(/^# TYPE engage_sink_records_out_total counter$/gm)?.length, 1);
     if (!existsSync(PROMTOOL)) {
-      t.skip(`promtool not installed (${PROMTOOL}); \`npm test\` installs Debian's prometheus package through scripts/ensure-deps.mjs`);
+      t.skip(
+        `promtool not installed (${PROMTOOL}); \`npm test\` installs Debian's prometheus package through scripts/ensure-deps.mjs`,
+      );
       return;
     }
     const check = spawnSync(PROMTOOL, ['check', 'metrics'], { input: text, encoding: 'utf8', timeout: 20_000 });

@@ -58,11 +58,14 @@ describe('startApi', () => {
   it('says which port is taken', async () => {
     const first = await startApi({ ...env.config, API_PORT: 0 }, createLogger('silent', 'engage-api-test'));
     try {
-      await assert.rejects(startApi({ ...env.config, API_PORT: first.port }, createLogger('silent', 'engage-api-test')), (err: Error & { code?: string }) => {
-        assert.equal(err.code, 'SERVICE_MISCONFIGURED');
-        assert.match(err.message, new RegExp(`port ${first.port} .* is taken`));
-        return true;
-      });
+      await assert.rejects(
+        startApi({ ...env.config, API_PORT: first.port }, createLogger('silent', 'engage-api-test')),
+        (err: Error & { code?: string }) => {
+          assert.equal(err.code, 'SERVICE_MISCONFIGURED');
+          assert.match(err.message, new RegExp(`port ${first.port} .* is taken`));
+          return true;
+        },
+      );
     } finally {
       await first.stop();
     }
@@ -71,25 +74,44 @@ describe('startApi', () => {
 
 describe('engage api', () => {
   it('rejects a bad --port with a usage error (exit 2)', () => {
-    const res = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'api', '--port', 'abc'], { cwd: root, env: childEnv(), encoding: 'utf8', timeout: 30_000 });
+    const res = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'api', '--port', 'abc'], {
+      cwd: root,
+      env: childEnv(),
+      encoding: 'utf8',
+      timeout: 30_000,
+    });
     assert.equal(res.status, 2, res.stderr);
     assert.match(res.stderr, /--port accepts a whole number from 0 to 65535/);
   });
 
   it('runs as a component: prints its URL, publishes a heartbeat, stops cleanly on SIGTERM', async () => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'api', '--port', '0'], { cwd: root, env: childEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'api', '--port', '0'], {
+      cwd: root,
+      env: childEnv(),
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     const redis = await redisClient(env.config);
     try {
-      const url = await waitFor('listening line', async () => /listening on (http:\S+)/.exec(stdout)?.[1], (u) => u !== undefined, 30_000);
+      const url = await waitFor(
+        'listening line',
+        async () => /listening on (http:\S+)/.exec(stdout)?.[1],
+        (u) => u !== undefined,
+        30_000,
+      );
       const res = await fetch(`${url}/metrics`);
       assert.equal(res.status, 200);
       const body = (await res.json()) as { components: Array<{ component: string }> };
       assert.ok(body.components.some((c) => c.component === 'api'));
-      const keys = await waitFor('api heartbeat', () => redis.keys(`${env.config.REDIS_KEY_PREFIX}hb:api:*`), (k) => k.length === 1, 10_000);
+      const keys = await waitFor(
+        'api heartbeat',
+        () => redis.keys(`${env.config.REDIS_KEY_PREFIX}hb:api:*`),
+        (k) => k.length === 1,
+        10_000,
+      );
       // Its own heartbeat is replaced by its live registry: the process appears once in /metrics/prometheus.
       const text = await (await fetch(`${url}/metrics/prometheus`)).text();
       const instances = new Set([...text.matchAll(/instance_id="([^"]+)"/g)].map((m) => m[1]));

@@ -54,7 +54,12 @@ before(async () => {
   env = await createTestEnv();
   db = new pg.Client({ connectionString: env.config.databaseUrl });
   await db.connect();
-  await generateHistorical(env.config, { days: 3, eventsPerDay: 2000, seed: 11, nowMs: Date.parse('2025-08-04T12:00:00Z') });
+  await generateHistorical(env.config, {
+    days: 3,
+    eventsPerDay: 2000,
+    seed: 11,
+    nowMs: Date.parse('2025-08-04T12:00:00Z'),
+  });
   const content = await db.query<{ id: string }>('SELECT id FROM content WHERE length_seconds IS NOT NULL LIMIT 1');
   await db.query(
     `INSERT INTO engagement_events (content_id, user_id, event_type, event_ts, duration_ms, device, raw_payload) VALUES
@@ -81,8 +86,15 @@ async function goodIds(fromIso: string, untilIso: string): Promise<Set<string>> 
 async function warehouseIds(file: string): Promise<{ ids: string[]; lineage: string[] }> {
   const r = await openReader(file);
   try {
-    const rows = await r.rows(`SELECT CAST(event_id AS VARCHAR) AS id, origin, kafka_partition, kafka_offset FROM engagement_events_enriched`);
-    return { ids: rows.map((x) => String(x.id)), lineage: [...new Set(rows.map((x) => `${String(x.origin)} ${String(x.kafka_partition)} ${String(x.kafka_offset)}`))] };
+    const rows = await r.rows(
+      `SELECT CAST(event_id AS VARCHAR) AS id, origin, kafka_partition, kafka_offset FROM engagement_events_enriched`,
+    );
+    return {
+      ids: rows.map((x) => String(x.id)),
+      lineage: [
+        ...new Set(rows.map((x) => `${String(x.origin)} ${String(x.kafka_partition)} ${String(x.kafka_offset)}`)),
+      ],
+    };
   } finally {
     r.close();
   }
@@ -94,8 +106,21 @@ describe('backfill --direct', () => {
     const want = await goodIds('2025-08-02T00:00:00Z', '2025-08-04T00:00:00Z');
     assert.ok(want.size > 1000, `history in range: ${want.size}`);
     const before = receiver.stats().events_unique;
-    const res = await runBackfill(config, { startDate: '2025-08-02', endDate: '2025-08-03', pageSize: 700, progress: false, direct: ['warehouse', 'external'] }, log);
-    assert.deepEqual({ read: res.read, delivered: res.delivered, dlq: res.dlq }, { read: want.size + 2, delivered: want.size, dlq: 2 });
+    const res = await runBackfill(
+      config,
+      {
+        startDate: '2025-08-02',
+        endDate: '2025-08-03',
+        pageSize: 700,
+        progress: false,
+        direct: ['warehouse', 'external'],
+      },
+      log,
+    );
+    assert.deepEqual(
+      { read: res.read, delivered: res.delivered, dlq: res.dlq },
+      { read: want.size + 2, delivered: want.size, dlq: 2 },
+    );
 
     const stored = await warehouseIds(config.DUCKDB_PATH);
     assert.equal(stored.ids.length, want.size, 'each event once');
@@ -105,13 +130,36 @@ describe('backfill --direct', () => {
     for (const id of want) assert.ok(receiver.event(id), `receiver has ${id}`);
 
     const dlq = parseValues<DlqEntry>(await readTopic(env.config.kafkaBrokers, env.config.KAFKA_TOPIC_DLQ));
-    assert.deepEqual(dlq.map((d) => [d.stage, d.topic]), [['backfill', 'postgres:engagement_events'], ['backfill', 'postgres:engagement_events']]);
+    assert.deepEqual(
+      dlq.map((d) => [d.stage, d.topic]),
+      [
+        ['backfill', 'postgres:engagement_events'],
+        ['backfill', 'postgres:engagement_events'],
+      ],
+    );
     assert.deepEqual(dlq.map((d) => d.reason.split(':')[0]).sort(), ['NEGATIVE_DURATION', 'NULL_CONTENT_ID']);
-    assert.ok(dlq.every((d) => d.value_base64 && JSON.parse(Buffer.from(d.value_base64, 'base64').toString()).id === d.offset), 'each with its source row');
-    assert.equal((await readTopic(env.config.kafkaBrokers, env.config.KAFKA_TOPIC_ENRICHED)).length, 0, 'nothing went through the enriched topic');
+    assert.ok(
+      dlq.every((d) => d.value_base64 && JSON.parse(Buffer.from(d.value_base64, 'base64').toString()).id === d.offset),
+      'each with its source row',
+    );
+    assert.equal(
+      (await readTopic(env.config.kafkaBrokers, env.config.KAFKA_TOPIC_ENRICHED)).length,
+      0,
+      'nothing went through the enriched topic',
+    );
 
     // Run again: the same events, every one a duplicate in both sinks.
-    const again = await runBackfill(config, { startDate: '2025-08-02', endDate: '2025-08-03', pageSize: 700, progress: false, direct: ['warehouse', 'external'] }, log);
+    const again = await runBackfill(
+      config,
+      {
+        startDate: '2025-08-02',
+        endDate: '2025-08-03',
+        pageSize: 700,
+        progress: false,
+        direct: ['warehouse', 'external'],
+      },
+      log,
+    );
     assert.equal(again.delivered, want.size);
     assert.equal((await warehouseIds(config.DUCKDB_PATH)).ids.length, want.size, 'a re-run adds no row');
     assert.equal(receiver.stats().events_unique - before, want.size, 'nor an external event');
@@ -120,10 +168,16 @@ describe('backfill --direct', () => {
   it('imports pages as COPY writes them into DuckDB, storing what the row-by-row way stores; pages with a bad row go row by row', async () => {
     const fastPath = async () => {
       const metric = await registry.getSingleMetric('engage_sink_fast_path_batches_total')?.get();
-      const of = (outcome: string) => metric?.values.find((v) => v.labels.sink === 'warehouse' && v.labels.outcome === outcome)?.value ?? 0;
+      const of = (outcome: string) =>
+        metric?.values.find((v) => v.labels.sink === 'warehouse' && v.labels.outcome === outcome)?.value ?? 0;
       return { written: of('written'), declined: of('declined') };
     };
-    const run = (config: Config, bulk: boolean) => runBackfill(config, { startDate: '2025-08-02', endDate: '2025-08-03', pageSize: 700, progress: false, direct: ['warehouse'], bulk }, log);
+    const run = (config: Config, bulk: boolean) =>
+      runBackfill(
+        config,
+        { startDate: '2025-08-02', endDate: '2025-08-03', pageSize: 700, progress: false, direct: ['warehouse'], bulk },
+        log,
+      );
     const [bulkConfig, rowsConfig] = [configWith(), configWith()];
     const before = await fastPath();
     const bulk = await run(bulkConfig, true);
@@ -131,17 +185,36 @@ describe('backfill --direct', () => {
     const rows = await run(rowsConfig, false);
     assert.equal((await fastPath()).written, after.written, 'the row-by-row run imported nothing');
     const want = await goodIds('2025-08-02T00:00:00Z', '2025-08-04T00:00:00Z');
-    assert.deepEqual({ read: bulk.read, delivered: bulk.delivered, dlq: bulk.dlq }, { read: want.size + 2, delivered: want.size, dlq: 2 });
-    assert.deepEqual({ read: rows.read, delivered: rows.delivered, dlq: rows.dlq }, { read: bulk.read, delivered: bulk.delivered, dlq: bulk.dlq });
+    assert.deepEqual(
+      { read: bulk.read, delivered: bulk.delivered, dlq: bulk.dlq },
+      { read: want.size + 2, delivered: want.size, dlq: 2 },
+    );
+    assert.deepEqual(
+      { read: rows.read, delivered: rows.delivered, dlq: rows.dlq },
+      { read: bulk.read, delivered: bulk.delivered, dlq: bulk.dlq },
+    );
     const pages = Math.ceil(bulk.read / 700);
-    assert.ok(after.declined - before.declined >= 1 && after.declined - before.declined <= 2, 'the one or two pages holding the bad rows were declined');
-    assert.equal(after.written - before.written + after.declined - before.declined, pages, 'every other page was imported');
-    assert.deepEqual({ pages: bulk.pages, imported: bulk.importedPages }, { pages, imported: after.written - before.written }, 'the result says so');
+    assert.ok(
+      after.declined - before.declined >= 1 && after.declined - before.declined <= 2,
+      'the one or two pages holding the bad rows were declined',
+    );
+    assert.equal(
+      after.written - before.written + after.declined - before.declined,
+      pages,
+      'every other page was imported',
+    );
+    assert.deepEqual(
+      { pages: bulk.pages, imported: bulk.importedPages },
+      { pages, imported: after.written - before.written },
+      'the result says so',
+    );
     assert.deepEqual({ pages: rows.pages, imported: rows.importedPages }, { pages, imported: 0 });
     const stored = async (file: string) => {
       const r = await openReader(file);
       try {
-        return await r.rows(`SELECT COLUMNS(* EXCLUDE (loaded_at, source_ts_ms, processed_ts_ms))::VARCHAR FROM engagement_events_enriched ORDER BY event_id`);
+        return await r.rows(
+          `SELECT COLUMNS(* EXCLUDE (loaded_at, source_ts_ms, processed_ts_ms))::VARCHAR FROM engagement_events_enriched ORDER BY event_id`,
+        );
       } finally {
         r.close();
       }
@@ -170,12 +243,23 @@ describe('backfill --direct', () => {
       }),
     };
     const failed = async () =>
-      (await registry.getSingleMetric('engage_sink_fast_path_batches_total')?.get())?.values.find((v) => v.labels.sink === 'import-fails' && v.labels.outcome === 'failed')?.value ?? 0;
+      (await registry.getSingleMetric('engage_sink_fast_path_batches_total')?.get())?.values.find(
+        (v) => v.labels.sink === 'import-fails' && v.labels.outcome === 'failed',
+      )?.value ?? 0;
     const target = await openDirectTarget(configWith(), [failing], 'import-fails', log, { bulk: true });
     try {
       assert.ok(target.deliverSource, 'offered: every sink imports');
       const before = await failed();
-      assert.equal(await target.deliverSource({ file: '/nonexistent.csv', rows: 1, content: [], nowMs: Date.now(), deliveredBefore: 0 }), null);
+      assert.equal(
+        await target.deliverSource({
+          file: '/nonexistent.csv',
+          rows: 1,
+          content: [],
+          nowMs: Date.now(),
+          deliveredBefore: 0,
+        }),
+        null,
+      );
       assert.equal((await failed()) - before, 1);
     } finally {
       await target.close();
@@ -188,19 +272,31 @@ describe('backfill --direct', () => {
   it('reads pages of one DuckDB row group when it writes DuckDB and no page size is given', async () => {
     const warehouse = getSinkFactory('warehouse');
     const external = getSinkFactory('external');
-    assert.equal(warehouse.maxBulkRecords?.({ ...env.config, warehouse: 'bigquery' }), 50_000, 'BigQuery: 50,000 rows per write');
+    assert.equal(
+      warehouse.maxBulkRecords?.({ ...env.config, warehouse: 'bigquery' }),
+      50_000,
+      'BigQuery: 50,000 rows per write',
+    );
     const pages = async (factories: ReturnType<typeof getSinkFactory>[]) => {
       const target = await openDirectTarget(configWith(), factories, 'page-size-check', log, { bulk: true });
       await target.close();
       return target.pageRows;
     };
-    assert.equal(await pages([warehouse]), DUCKDB_ROW_GROUP_ROWS, 'one DuckDB row group: written straight to the file, not through the WAL');
+    assert.equal(
+      await pages([warehouse]),
+      DUCKDB_ROW_GROUP_ROWS,
+      'one DuckDB row group: written straight to the file, not through the WAL',
+    );
     assert.equal(await pages([warehouse, external]), DUCKDB_ROW_GROUP_ROWS);
     assert.equal(await pages([external]), DEFAULT_PAGE_ROWS);
 
     const config = configWith();
     const want = await goodIds('2025-08-01T00:00:00Z', '2025-08-04T00:00:00Z');
-    const res = await runBackfill(config, { startDate: '2025-08-01', endDate: '2025-08-03', progress: false, direct: ['warehouse'] }, log);
+    const res = await runBackfill(
+      config,
+      { startDate: '2025-08-01', endDate: '2025-08-03', progress: false, direct: ['warehouse'] },
+      log,
+    );
     assert.deepEqual({ read: res.read, delivered: res.delivered }, { read: want.size + 2, delivered: want.size });
     assert.deepEqual(new Set((await warehouseIds(config.DUCKDB_PATH)).ids), want);
   });
@@ -208,16 +304,32 @@ describe('backfill --direct', () => {
   it('writes BigQuery the same way (against the local fake of its API)', async () => {
     const fake = await FakeBigQuery.start('engage-test');
     try {
-      const config = loadConfig({ ...env.env, BIGQUERY_PROJECT_ID: 'engage-test', BIGQUERY_API_ENDPOINT: fake.url, BIGQUERY_DATASET_ID: `ds_${env.id}` });
+      const config = loadConfig({
+        ...env.env,
+        BIGQUERY_PROJECT_ID: 'engage-test',
+        BIGQUERY_API_ENDPOINT: fake.url,
+        BIGQUERY_DATASET_ID: `ds_${env.id}`,
+      });
       assert.equal(config.warehouse, 'bigquery');
       const want = await goodIds('2025-08-03T00:00:00Z', '2025-08-04T00:00:00Z');
-      const res = await runBackfill(config, { startDate: '2025-08-03', endDate: '2025-08-03', pageSize: 500, progress: false, direct: ['warehouse'] }, log);
+      const res = await runBackfill(
+        config,
+        { startDate: '2025-08-03', endDate: '2025-08-03', pageSize: 500, progress: false, direct: ['warehouse'] },
+        log,
+      );
       assert.equal(res.delivered, want.size);
       const rows = fake.rows(`ds_${env.id}`, 'engagement_events_enriched');
       assert.equal(rows.length, want.size, 'each event once');
       assert.deepEqual(new Set(rows.map((r) => String(r.event_id))), want);
-      assert.deepEqual([...new Set(rows.map((r) => `${String(r.origin)} ${String(r.kafka_partition)} ${String(r.kafka_offset)}`))], ['backfill -1 -1']);
-      await runBackfill(config, { startDate: '2025-08-03', endDate: '2025-08-03', pageSize: 500, progress: false, direct: ['warehouse'] }, log);
+      assert.deepEqual(
+        [...new Set(rows.map((r) => `${String(r.origin)} ${String(r.kafka_partition)} ${String(r.kafka_offset)}`))],
+        ['backfill -1 -1'],
+      );
+      await runBackfill(
+        config,
+        { startDate: '2025-08-03', endDate: '2025-08-03', pageSize: 500, progress: false, direct: ['warehouse'] },
+        log,
+      );
       assert.equal(fake.rows(`ds_${env.id}`, 'engagement_events_enriched').length, want.size, 'a re-run adds no row');
     } finally {
       await fake.close();
@@ -235,24 +347,57 @@ describe('backfill --direct', () => {
     receiver.control({ rejectEventIds: [refusedId] });
     let res;
     try {
-      res = await runBackfill(config, { startDate: '2025-08-04', endDate: '2025-08-04', pageSize: 300, progress: false, direct: ['warehouse', 'external'] }, log);
+      res = await runBackfill(
+        config,
+        {
+          startDate: '2025-08-04',
+          endDate: '2025-08-04',
+          pageSize: 300,
+          progress: false,
+          direct: ['warehouse', 'external'],
+        },
+        log,
+      );
     } finally {
       receiver.control({ rejectEventIds: [] });
     }
     assert.deepEqual(new Set((await warehouseIds(config.DUCKDB_PATH)).ids), want, 'the warehouse got every event');
 
-    const parked = parseValues<DlqEntry>((await readTopic(env.config.kafkaBrokers, env.config.KAFKA_TOPIC_DLQ)).slice(dlqBefore)).filter((d) => d.stage === 'sink:external');
-    assert.deepEqual(parked.map((d) => d.offset), [refusedId], 'only the refused event is parked');
+    const parked = parseValues<DlqEntry>(
+      (await readTopic(env.config.kafkaBrokers, env.config.KAFKA_TOPIC_DLQ)).slice(dlqBefore),
+    ).filter((d) => d.stage === 'sink:external');
+    assert.deepEqual(
+      parked.map((d) => d.offset),
+      [refusedId],
+      'only the refused event is parked',
+    );
     assert.deepEqual(res.parked, { 'sink:external': parked.length }, 'the run reports what each sink parked');
     for (const d of parked) {
       assert.equal(d.code, 'HTTP_REJECTED');
       assert.match(d.reason, /422/);
-      assert.deepEqual([d.topic, d.partition], ['postgres:engagement_events', 0], 'the source table, no Kafka position');
-      const event = JSON.parse(Buffer.from(d.value_base64 ?? '', 'base64').toString()) as { event_id: string; content_id: string; origin: string };
-      assert.deepEqual([event.event_id, event.content_id, event.origin], [d.offset, d.key, 'backfill'], 'the enriched event, under its source row id');
+      assert.deepEqual(
+        [d.topic, d.partition],
+        ['postgres:engagement_events', 0],
+        'the source table, no Kafka position',
+      );
+      const event = JSON.parse(Buffer.from(d.value_base64 ?? '', 'base64').toString()) as {
+        event_id: string;
+        content_id: string;
+        origin: string;
+      };
+      assert.deepEqual(
+        [event.event_id, event.content_id, event.origin],
+        [d.offset, d.key, 'backfill'],
+        'the enriched event, under its source row id',
+      );
     }
     const parkedIds = new Set(parked.map((d) => d.offset));
-    for (const id of want) assert.equal(receiver.event(id) !== undefined, !parkedIds.has(id), `event ${id}: in the receiver or in the DLQ, not both`);
+    for (const id of want)
+      assert.equal(
+        receiver.event(id) !== undefined,
+        !parkedIds.has(id),
+        `event ${id}: in the receiver or in the DLQ, not both`,
+      );
 
     const replay = await replayDlq(config, log, { stage: 'sink:external', factory: getSinkFactory('external') });
     assert.deepEqual([replay.pending, replay.replayed, replay.failedAgain], [parked.length, parked.length, 0]);
@@ -264,9 +409,23 @@ describe('backfill --direct', () => {
     const want = await goodIds('2025-08-01T00:00:00Z', '2025-08-05T00:00:00Z');
     const abort = new AbortController();
     const key = '2025-08-01..2025-08-04|direct:warehouse';
-    const first = runBackfill(config, { startDate: '2025-08-01', endDate: '2025-08-04', pageSize: 200, progress: false, direct: ['warehouse'], signal: abort.signal }, log);
+    const first = runBackfill(
+      config,
+      {
+        startDate: '2025-08-01',
+        endDate: '2025-08-04',
+        pageSize: 200,
+        progress: false,
+        direct: ['warehouse'],
+        signal: abort.signal,
+      },
+      log,
+    );
     const poll = setInterval(async () => {
-      const r = await db.query<{ delivered: string }>(`SELECT delivered::text FROM engage_backfill_progress WHERE range_key = $1`, [key]);
+      const r = await db.query<{ delivered: string }>(
+        `SELECT delivered::text FROM engage_backfill_progress WHERE range_key = $1`,
+        [key],
+      );
       if (Number(r.rows[0]?.delivered ?? 0) >= 400) abort.abort();
     }, 5);
     const r1 = await first;
@@ -274,32 +433,65 @@ describe('backfill --direct', () => {
     assert.ok(r1.read > 0 && r1.read < want.size, `interrupted part-way: read ${r1.read} of ${want.size}`);
     assert.equal((await warehouseIds(config.DUCKDB_PATH)).ids.length, r1.delivered, 'what was confirmed is stored');
 
-    const r2 = await runBackfill(config, { startDate: '2025-08-01', endDate: '2025-08-04', pageSize: 200, progress: false, direct: ['warehouse'] }, log);
+    const r2 = await runBackfill(
+      config,
+      { startDate: '2025-08-01', endDate: '2025-08-04', pageSize: 200, progress: false, direct: ['warehouse'] },
+      log,
+    );
     assert.equal(r2.resumed, true);
-    assert.equal(r1.read + r2.read, want.size + 2, 'the second run reads exactly what the first did not (with the two bad rows)');
+    assert.equal(
+      r1.read + r2.read,
+      want.size + 2,
+      'the second run reads exactly what the first did not (with the two bad rows)',
+    );
     assert.deepEqual(new Set((await warehouseIds(config.DUCKDB_PATH)).ids), want);
-    const topicProgress = await db.query(`SELECT 1 FROM engage_backfill_progress WHERE range_key = '2025-08-01..2025-08-04'`);
+    const topicProgress = await db.query(
+      `SELECT 1 FROM engage_backfill_progress WHERE range_key = '2025-08-01..2025-08-04'`,
+    );
     assert.equal(topicProgress.rowCount, 0, 'a topic run of the range would start from its beginning');
   });
 
   it('refuses sinks that cannot be written without Kafka, and a DuckDB file another process holds', async () => {
     const opts = { startDate: '2025-08-02', endDate: '2025-08-02', progress: false };
-    await assert.rejects(runBackfill(configWith(), { ...opts, direct: ['redis'] }, log), (err: unknown) => err instanceof PipelineError && err.code === 'USAGE' && /Kafka offset/.test(err.message));
-    await assert.rejects(runBackfill(configWith(), { ...opts, direct: ['nope'] }, log), (err: unknown) => err instanceof PipelineError && err.code === 'USAGE' && /known: external, file, redis, warehouse/.test(err.message));
+    await assert.rejects(
+      runBackfill(configWith(), { ...opts, direct: ['redis'] }, log),
+      (err: unknown) => err instanceof PipelineError && err.code === 'USAGE' && /Kafka offset/.test(err.message),
+    );
+    await assert.rejects(
+      runBackfill(configWith(), { ...opts, direct: ['nope'] }, log),
+      (err: unknown) =>
+        err instanceof PipelineError &&
+        err.code === 'USAGE' &&
+        /known: external, file, redis, warehouse/.test(err.message),
+    );
 
     const config = configWith();
-    const holder = spawn(process.execPath, ['--input-type=module', '-e', `
+    const holder = spawn(
+      process.execPath,
+      [
+        '--input-type=module',
+        '-e',
+        `
       import { DuckDBInstance } from '@duckdb/node-api';
       const i = await DuckDBInstance.create(${JSON.stringify(config.DUCKDB_PATH)});
       await i.connect();
       console.log('ready');
-      setInterval(() => {}, 1000);`], { stdio: ['ignore', 'pipe', 'inherit'] });
+      setInterval(() => {}, 1000);`,
+      ],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
     try {
       await new Promise<void>((resolve, reject) => {
         holder.stdout.on('data', (d: Buffer) => d.toString().includes('ready') && resolve());
         holder.on('exit', (code) => reject(new Error(`holder exited ${code}`)));
       });
-      await assert.rejects(runBackfill(config, { ...opts, direct: ['warehouse'] }, log), (err: unknown) => err instanceof PipelineError && err.code === 'SERVICE_MISCONFIGURED' && /stop `engage sink warehouse`/.test(err.message));
+      await assert.rejects(
+        runBackfill(config, { ...opts, direct: ['warehouse'] }, log),
+        (err: unknown) =>
+          err instanceof PipelineError &&
+          err.code === 'SERVICE_MISCONFIGURED' &&
+          /stop `engage sink warehouse`/.test(err.message),
+      );
     } finally {
       holder.kill('SIGKILL');
     }
@@ -317,7 +509,10 @@ describe('page reader', () => {
     const p1 = await readPage(db, range, null, 1);
     const p2 = await readPage(db, range, p1.last, 1);
     const p3 = await readPage(db, range, p2.last, 1);
-    assert.deepEqual([...p1.rows, ...p2.rows, ...p3.rows].map((r) => r.id), ['9999999999', '10000000000']);
+    assert.deepEqual(
+      [...p1.rows, ...p2.rows, ...p3.rows].map((r) => r.id),
+      ['9999999999', '10000000000'],
+    );
   });
 
   it('COPY pages end where row pages end, whatever the last row holds, and the file holds exactly the page', async () => {
@@ -346,7 +541,11 @@ describe('page reader', () => {
           assert.deepEqual(copied?.last, rows.last, `page ${n} of ${size} ends on the same row`);
           assert.equal(copied?.rows, rows.rows.length);
           const again = await readPage(db, range, copyAfter, 1000, copied?.last);
-          assert.deepEqual(again.rows.map((r) => r.id), rows.rows.map((r) => r.id), 'read again through its bounds: the same rows');
+          assert.deepEqual(
+            again.rows.map((r) => r.id),
+            rows.rows.map((r) => r.id),
+            'read again through its bounds: the same rows',
+          );
           assert.ok(readFileSync(file, 'utf8').includes(rows.rows[0]?.id as string));
           rowsAfter = rows.last;
           copyAfter = copied?.last ?? null;

@@ -21,7 +21,10 @@ before(async () => {
   env = await createTestEnv();
   db = new pg.Client({ connectionString: env.config.databaseUrl });
   await db.connect();
-  await db.query(`INSERT INTO content (id, slug, title, content_type, length_seconds, publish_ts) VALUES ($1, 'big', 'Big', 'video', 600, '2025-08-01T00:00:00Z')`, [CONTENT_ID]);
+  await db.query(
+    `INSERT INTO content (id, slug, title, content_type, length_seconds, publish_ts) VALUES ($1, 'big', 'Big', 'video', 600, '2025-08-01T00:00:00Z')`,
+    [CONTENT_ID],
+  );
   await db.query(
     `INSERT INTO engagement_events (content_id, user_id, event_type, event_ts, duration_ms, device, raw_payload) VALUES
      ($1, gen_random_uuid(), 'play', '2025-08-03T10:00:00Z', 1000, 'web', '{"a": 1}'),
@@ -36,21 +39,33 @@ after(async () => {
   await env?.cleanup();
 });
 
-test('an enriched event too large for Kafka is parked, capped; the rest is delivered', { timeout: 120_000 }, async () => {
-  const ids = (await db.query<{ id: string }>('SELECT id::text AS id FROM engagement_events ORDER BY event_ts')).rows.map((r) => r.id);
-  const res = await runBackfill(env.config, { startDate: '2025-08-03', endDate: '2025-08-03', pageSize: 100, progress: false }, createLogger('silent'));
-  assert.equal(res.read, 3);
-  assert.deepEqual(res.parked, { backfill: 1 });
-  const events = parseValues<EnrichedEvent>(await readTopic(env.config.kafkaBrokers, env.config.KAFKA_TOPIC_ENRICHED, 60_000));
-  assert.deepEqual(events.map((e) => e.event_id).sort(), [ids[0], ids[2]].sort());
-  const raw = await readTopic(env.config.kafkaBrokers, env.config.KAFKA_TOPIC_DLQ, 60_000);
-  const dlq = parseValues<DlqEntry>(raw);
-  assert.equal(dlq.length, 1);
-  const entry = dlq[0];
-  assert.match(entry?.reason ?? '', /^RECORD_TOO_LARGE: enriched event \d+ takes \d+ bytes/);
-  assert.equal(entry?.stage, 'backfill');
-  assert.equal(entry?.offset, ids[1]);
-  assert.equal(entry?.value_truncated, true);
-  assert.ok((entry?.value_bytes ?? 0) > 2_097_152);
-  assert.ok((raw[0]?.value?.length ?? Infinity) <= env.config.KAFKA_MESSAGE_MAX_BYTES, 'the DLQ record fits');
-});
+test(
+  'an enriched event too large for Kafka is parked, capped; the rest is delivered',
+  { timeout: 120_000 },
+  async () => {
+    const ids = (
+      await db.query<{ id: string }>('SELECT id::text AS id FROM engagement_events ORDER BY event_ts')
+    ).rows.map((r) => r.id);
+    const res = await runBackfill(
+      env.config,
+      { startDate: '2025-08-03', endDate: '2025-08-03', pageSize: 100, progress: false },
+      createLogger('silent'),
+    );
+    assert.equal(res.read, 3);
+    assert.deepEqual(res.parked, { backfill: 1 });
+    const events = parseValues<EnrichedEvent>(
+      await readTopic(env.config.kafkaBrokers, env.config.KAFKA_TOPIC_ENRICHED, 60_000),
+    );
+    assert.deepEqual(events.map((e) => e.event_id).sort(), [ids[0], ids[2]].sort());
+    const raw = await readTopic(env.config.kafkaBrokers, env.config.KAFKA_TOPIC_DLQ, 60_000);
+    const dlq = parseValues<DlqEntry>(raw);
+    assert.equal(dlq.length, 1);
+    const entry = dlq[0];
+    assert.match(entry?.reason ?? '', /^RECORD_TOO_LARGE: enriched event \d+ takes \d+ bytes/);
+    assert.equal(entry?.stage, 'backfill');
+    assert.equal(entry?.offset, ids[1]);
+    assert.equal(entry?.value_truncated, true);
+    assert.ok((entry?.value_bytes ?? 0) > 2_097_152);
+    assert.ok((raw[0]?.value?.length ?? Infinity) <= env.config.KAFKA_MESSAGE_MAX_BYTES, 'the DLQ record fits');
+  },
+);

@@ -52,13 +52,19 @@ async function expectedIds(fromIso: string, untilIso: string): Promise<Set<strin
 test('a range is delivered whole, enriched, with bad rows in the DLQ', async () => {
   const want = await expectedIds('2025-08-02T00:00:00Z', '2025-08-04T00:00:00Z');
   assert.ok(want.size > 1000, `history generated in range: ${want.size}`);
-  const res = await runBackfill(env.config, { startDate: '2025-08-02', endDate: '2025-08-03', pageSize: 1000, progress: false }, log);
+  const res = await runBackfill(
+    env.config,
+    { startDate: '2025-08-02', endDate: '2025-08-03', pageSize: 1000, progress: false },
+    log,
+  );
   assert.equal(res.read, want.size + 2);
   assert.equal(res.delivered, want.size);
   assert.equal(res.dlq, 2);
   assert.equal(res.resumed, false);
 
-  const events = parseValues<EnrichedEvent>(await readTopic(env.config.kafkaBrokers, env.config.KAFKA_TOPIC_ENRICHED, 60000));
+  const events = parseValues<EnrichedEvent>(
+    await readTopic(env.config.kafkaBrokers, env.config.KAFKA_TOPIC_ENRICHED, 60000),
+  );
   assert.deepEqual(new Set(events.map((e) => e.event_id)), want);
   assert.equal(events.length, want.size, 'each event once');
   for (const e of events) {
@@ -69,8 +75,14 @@ test('a range is delivered whole, enriched, with bad rows in the DLQ', async () 
   }
   const dlq = parseValues<DlqEntry>(await readTopic(env.config.kafkaBrokers, env.config.KAFKA_TOPIC_DLQ));
   assert.equal(dlq.length, 2);
-  assert.deepEqual(dlq.map((d) => d.stage), ['backfill', 'backfill']);
-  assert.ok(dlq.every((d) => d.reason.length > 0 && d.value_base64), 'each with a reason and the original row');
+  assert.deepEqual(
+    dlq.map((d) => d.stage),
+    ['backfill', 'backfill'],
+  );
+  assert.ok(
+    dlq.every((d) => d.reason.length > 0 && d.value_base64),
+    'each with a reason and the original row',
+  );
 });
 
 test('an interrupted backfill resumes after its last confirmed page', async () => {
@@ -78,28 +90,44 @@ test('an interrupted backfill resumes after its last confirmed page', async () =
   const abort = new AbortController();
   let pages = 0;
   // Stop after the second page is confirmed, as a kill between pages would.
-  const first = runBackfill(env.config, { startDate: '2025-08-04', endDate: '2025-08-04', pageSize: 500, progress: false, signal: abort.signal }, log);
+  const first = runBackfill(
+    env.config,
+    { startDate: '2025-08-04', endDate: '2025-08-04', pageSize: 500, progress: false, signal: abort.signal },
+    log,
+  );
   const poll = setInterval(async () => {
-    const r = await db.query<{ delivered: string }>(`SELECT delivered::text FROM engage_backfill_progress WHERE range_key = '2025-08-04..2025-08-04'`);
+    const r = await db.query<{ delivered: string }>(
+      `SELECT delivered::text FROM engage_backfill_progress WHERE range_key = '2025-08-04..2025-08-04'`,
+    );
     pages = Number(r.rows[0]?.delivered ?? 0);
     if (pages >= 1000) abort.abort();
   }, 5);
   const r1 = await first;
   clearInterval(poll);
   assert.ok(r1.read < want.size, `interrupted early: read ${r1.read} of ${want.size}`);
-  const r2 = await runBackfill(env.config, { startDate: '2025-08-04', endDate: '2025-08-04', pageSize: 500, progress: false }, log);
+  const r2 = await runBackfill(
+    env.config,
+    { startDate: '2025-08-04', endDate: '2025-08-04', pageSize: 500, progress: false },
+    log,
+  );
   assert.equal(r2.resumed, true);
   assert.equal(r1.read + r2.read, want.size, 'the second run reads exactly what the first did not');
-  const events = parseValues<EnrichedEvent>(await readTopic(env.config.kafkaBrokers, env.config.KAFKA_TOPIC_ENRICHED, 60000));
+  const events = parseValues<EnrichedEvent>(
+    await readTopic(env.config.kafkaBrokers, env.config.KAFKA_TOPIC_ENRICHED, 60000),
+  );
   const day = events.filter((e) => e.event_date === '2025-08-04');
   assert.deepEqual(new Set(day.map((e) => e.event_id)), want);
 });
 
 test('running a finished range again re-sends the same event ids', async () => {
-  const before = parseValues<EnrichedEvent>(await readTopic(env.config.kafkaBrokers, env.config.KAFKA_TOPIC_ENRICHED, 60000));
+  const before = parseValues<EnrichedEvent>(
+    await readTopic(env.config.kafkaBrokers, env.config.KAFKA_TOPIC_ENRICHED, 60000),
+  );
   const res = await runBackfill(env.config, { startDate: '2025-08-04', endDate: '2025-08-04', progress: false }, log);
   assert.equal(res.resumed, false);
-  const afterEvents = parseValues<EnrichedEvent>(await readTopic(env.config.kafkaBrokers, env.config.KAFKA_TOPIC_ENRICHED, 60000));
+  const afterEvents = parseValues<EnrichedEvent>(
+    await readTopic(env.config.kafkaBrokers, env.config.KAFKA_TOPIC_ENRICHED, 60000),
+  );
   assert.equal(afterEvents.length - before.length, res.delivered);
   // Partitions interleave, so compare per-id counts: each id of the day now appears once more.
   const counts = (list: EnrichedEvent[]) => {

@@ -11,7 +11,13 @@ import { inLargeChunks } from '../../src/backfill/copy-reader.js';
 
 async function regroup(chunks: Buffer[], minBytes: number): Promise<Buffer[]> {
   const out: Buffer[] = [];
-  for await (const c of inLargeChunks((async function* () { yield* chunks; })(), minBytes)) out.push(c);
+  for await (const c of inLargeChunks(
+    (async function* () {
+      yield* chunks;
+    })(),
+    minBytes,
+  ))
+    out.push(c);
   return out;
 }
 

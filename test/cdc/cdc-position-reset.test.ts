@@ -34,23 +34,35 @@ before(async () => {
 
 after(async () => {
   await cdc?.stop();
-  for (const c of others) await deletePipelineTopics({ ...env.config, KAFKA_TOPIC_CDC_POSITION: c.KAFKA_TOPIC_CDC_POSITION }).catch(() => undefined);
+  for (const c of others)
+    await deletePipelineTopics({ ...env.config, KAFKA_TOPIC_CDC_POSITION: c.KAFKA_TOPIC_CDC_POSITION }).catch(
+      () => undefined,
+    );
   await db?.end();
   await env?.cleanup();
 });
 
 async function slotExists(): Promise<boolean> {
-  return (await db.query('SELECT 1 FROM pg_replication_slots WHERE slot_name = $1', [env.config.CDC_SLOT_NAME])).rowCount === 1;
+  return (
+    (await db.query('SELECT 1 FROM pg_replication_slots WHERE slot_name = $1', [env.config.CDC_SLOT_NAME])).rowCount ===
+    1
+  );
 }
 
 async function insertEvent(): Promise<string> {
-  const r = await db.query<{ id: string }>(`INSERT INTO engagement_events (event_ts) VALUES (now()) RETURNING id::text`);
+  const r = await db.query<{ id: string }>(
+    `INSERT INTO engagement_events (event_ts) VALUES (now()) RETURNING id::text`,
+  );
   return JSON.stringify({ id: r.rows[0]?.id });
 }
 
 /** Snapshot records (op r) of `key` in `topic`, once `expected` of them are there. */
 async function snapshotReads(config: Config, key: string, expected: number): Promise<number> {
-  const recs = await readTopics(config, [config.KAFKA_TOPIC_ENGAGEMENT_EVENTS], (rs) => rs.filter((r) => r.key === key && r.value?.op === 'r').length >= expected);
+  const recs = await readTopics(
+    config,
+    [config.KAFKA_TOPIC_ENGAGEMENT_EVENTS],
+    (rs) => rs.filter((r) => r.key === key && r.value?.op === 'r').length >= expected,
+  );
   return recs.filter((r) => r.key === key && r.value?.op === 'r').length;
 }
 
@@ -69,7 +81,10 @@ test('a slot without a position is refused, kept, and reset only when asked', { 
     assert.ok(err instanceof PipelineError);
     assert.equal(err.code, 'SERVICE_MISCONFIGURED');
     assert.equal(err.retriable, false, 'non-retriable: engage run does not restart it');
-    assert.match(err.message, /CDC position missing: replication slot "slot_[a-z0-9]+" exists .* holds no position for it/);
+    assert.match(
+      err.message,
+      /CDC position missing: replication slot "slot_[a-z0-9]+" exists .* holds no position for it/,
+    );
     assert.match(err.message, /engage cdc --reset-position/);
     return true;
   });
@@ -88,7 +103,9 @@ test('a slot without a position is refused, kept, and reset only when asked', { 
   const position = await readLastPosition(moved, 'test', moved.KAFKA_TOPIC_CDC_POSITION, moved.CDC_SLOT_NAME);
   assert.ok(position && position.phase !== 'snapshot-pending', 'a real position now');
   const later = await insertEvent();
-  await readTopics(moved, [moved.KAFKA_TOPIC_ENGAGEMENT_EVENTS], (rs) => rs.some((r) => r.key === later && r.value?.op === 'c'));
+  await readTopics(moved, [moved.KAFKA_TOPIC_ENGAGEMENT_EVENTS], (rs) =>
+    rs.some((r) => r.key === later && r.value?.op === 'c'),
+  );
   await cdc.stop();
   cdc = undefined;
 
@@ -98,24 +115,49 @@ test('a slot without a position is refused, kept, and reset only when asked', { 
   cdc = undefined;
 });
 
-test('its own interrupted snapshot (a snapshot-pending record) is redone without being asked', { timeout: 60_000 }, async () => {
-  await waitFor('slot released', async () => (await db.query('SELECT 1 FROM pg_replication_slots WHERE slot_name = $1 AND NOT active', [env.config.CDC_SLOT_NAME])).rowCount === 1);
-  // A topic whose last record for the slot is the marker a CDC writes before creating its slot.
-  const pendingTopic: Config = { ...env.config, KAFKA_TOPIC_CDC_POSITION: `${env.config.KAFKA_TOPIC_CDC_POSITION}-pending` };
-  others.push(pendingTopic);
-  await createTopics(env.config, env.config.KAFKA_CLIENT_ID, [{ topic: pendingTopic.KAFKA_TOPIC_CDC_POSITION, numPartitions: 1, compacted: true }]);
-  const marker = snapshotPendingPosition(env.config.CDC_SLOT_NAME, env.config.CDC_SERVER_NAME);
-  const producer = idempotentProducer(createKafka(env.config, `${env.config.KAFKA_CLIENT_ID}-test-marker`));
-  await producer.connect();
-  try {
-    const rec = positionRecord(pendingTopic.KAFKA_TOPIC_CDC_POSITION, marker);
-    await producer.send({ topic: rec.topic, messages: [{ key: rec.key, value: rec.value }] });
-  } finally {
-    await producer.disconnect();
-  }
-  const key = await insertEvent();
-  cdc = await startCdc(pendingTopic, log);
-  assert.equal(await snapshotReads(pendingTopic, key, 1) >= 1, true, 'the snapshot was taken again');
-  const position = await readLastPosition(pendingTopic, 'test', pendingTopic.KAFKA_TOPIC_CDC_POSITION, pendingTopic.CDC_SLOT_NAME);
-  assert.ok(position && position.phase !== 'snapshot-pending' && position.snapshot !== null, 'a position carrying the new snapshot');
-});
+test(
+  'its own interrupted snapshot (a snapshot-pending record) is redone without being asked',
+  { timeout: 60_000 },
+  async () => {
+    await waitFor(
+      'slot released',
+      async () =>
+        (
+          await db.query('SELECT 1 FROM pg_replication_slots WHERE slot_name = $1 AND NOT active', [
+            env.config.CDC_SLOT_NAME,
+          ])
+        ).rowCount === 1,
+    );
+    // A topic whose last record for the slot is the marker a CDC writes before creating its slot.
+    const pendingTopic: Config = {
+      ...env.config,
+      KAFKA_TOPIC_CDC_POSITION: `${env.config.KAFKA_TOPIC_CDC_POSITION}-pending`,
+    };
+    others.push(pendingTopic);
+    await createTopics(env.config, env.config.KAFKA_CLIENT_ID, [
+      { topic: pendingTopic.KAFKA_TOPIC_CDC_POSITION, numPartitions: 1, compacted: true },
+    ]);
+    const marker = snapshotPendingPosition(env.config.CDC_SLOT_NAME, env.config.CDC_SERVER_NAME);
+    const producer = idempotentProducer(createKafka(env.config, `${env.config.KAFKA_CLIENT_ID}-test-marker`));
+    await producer.connect();
+    try {
+      const rec = positionRecord(pendingTopic.KAFKA_TOPIC_CDC_POSITION, marker);
+      await producer.send({ topic: rec.topic, messages: [{ key: rec.key, value: rec.value }] });
+    } finally {
+      await producer.disconnect();
+    }
+    const key = await insertEvent();
+    cdc = await startCdc(pendingTopic, log);
+    assert.equal((await snapshotReads(pendingTopic, key, 1)) >= 1, true, 'the snapshot was taken again');
+    const position = await readLastPosition(
+      pendingTopic,
+      'test',
+      pendingTopic.KAFKA_TOPIC_CDC_POSITION,
+      pendingTopic.CDC_SLOT_NAME,
+    );
+    assert.ok(
+      position && position.phase !== 'snapshot-pending' && position.snapshot !== null,
+      'a position carrying the new snapshot',
+    );
+  },
+);

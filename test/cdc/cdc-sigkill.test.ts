@@ -35,7 +35,9 @@ let current: CdcChild | undefined;
 before(async () => {
   env = await createTestEnv({ CDC_HEARTBEAT_SECONDS: '1', CDC_SLOT_WAIT_SECONDS: '30', LOG_LEVEL: 'warn' });
   db = await pgClient(env.config);
-  await db.query(`INSERT INTO engagement_events (event_ts, duration_ms, device) SELECT now(), 0, 'pre' FROM generate_series(1, ${PRE_ROWS})`);
+  await db.query(
+    `INSERT INTO engagement_events (event_ts, duration_ms, device) SELECT now(), 0, 'pre' FROM generate_series(1, ${PRE_ROWS})`,
+  );
 });
 
 after(async () => {
@@ -63,7 +65,9 @@ async function snapshotCommitted(): Promise<boolean> {
   const admin = createKafka(env.config, 'test-position-lso').admin();
   await admin.connect();
   try {
-    const stable = await admin.fetchTopicOffsets(env.config.KAFKA_TOPIC_CDC_POSITION, { isolationLevel: KafkaJS.IsolationLevel.READ_COMMITTED });
+    const stable = await admin.fetchTopicOffsets(env.config.KAFKA_TOPIC_CDC_POSITION, {
+      isolationLevel: KafkaJS.IsolationLevel.READ_COMMITTED,
+    });
     return stable.some((p) => Number(p.high) > 0);
   } catch {
     return false; // the topic is not there yet: nothing was committed
@@ -95,7 +99,10 @@ async function writer(state: WriterState): Promise<void> {
       if (t % UPDATE_EVERY === 0) {
         const ids = new Set<number>();
         while (ids.size < UPDATES_PER_TXN) ids.add(1 + Math.floor(Math.random() * state.maxId));
-        const u = await w.query('UPDATE engagement_events SET duration_ms = duration_ms + 1 WHERE id = ANY($1::bigint[])', [[...ids]]);
+        const u = await w.query(
+          'UPDATE engagement_events SET duration_ms = duration_ms + 1 WHERE id = ANY($1::bigint[])',
+          [[...ids]],
+        );
         state.updates += u.rowCount ?? 0;
       }
       await w.query('COMMIT');
@@ -107,96 +114,137 @@ async function writer(state: WriterState): Promise<void> {
   }
 }
 
-test('SIGKILL at several moments: every row exactly once, per-key commit order kept', { timeout: 240_000 }, async (t) => {
-  const t0 = Date.now();
-  const lap = (what: string) => t.diagnostic(`${what}: ${((Date.now() - t0) / 1000).toFixed(1)} s`);
-  const state: WriterState = { done: false, maxId: 0, updates: 0, released: 0 };
-  const kills: string[] = [];
-  // 1st run: killed shortly after the slot appears (the snapshot is being written or just committed).
-  current = spawnCdc(env.env);
-  await waitFor('slot created', async () => (await db.query('SELECT 1 FROM pg_replication_slots WHERE slot_name = $1', [env.config.CDC_SLOT_NAME])).rowCount === 1, 60_000, 20);
-  const writing = writer(state);
-  state.released = 1;
-  await sleep(150);
-  await killHard(current);
-  kills.push(`150 ms after the slot appeared (snapshot committed: ${await snapshotCommitted()})`);
-  // Streaming runs: killed after a varying time while the writer commits.
-  for (const delay of [1500, 700, 2500, 1100]) {
+test(
+  'SIGKILL at several moments: every row exactly once, per-key commit order kept',
+  { timeout: 240_000 },
+  async (t) => {
+    const t0 = Date.now();
+    const lap = (what: string) => t.diagnostic(`${what}: ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+    const state: WriterState = { done: false, maxId: 0, updates: 0, released: 0 };
+    const kills: string[] = [];
+    // 1st run: killed shortly after the slot appears (the snapshot is being written or just committed).
+    current = spawnCdc(env.env);
+    await waitFor(
+      'slot created',
+      async () =>
+        (await db.query('SELECT 1 FROM pg_replication_slots WHERE slot_name = $1', [env.config.CDC_SLOT_NAME]))
+          .rowCount === 1,
+      60_000,
+      20,
+    );
+    const writing = writer(state);
+    state.released = 1;
+    await sleep(150);
+    await killHard(current);
+    kills.push(`150 ms after the slot appeared (snapshot committed: ${await snapshotCommitted()})`);
+    // Streaming runs: killed after a varying time while the writer commits.
+    for (const delay of [1500, 700, 2500, 1100]) {
+      current = spawnCdc(env.env);
+      const c = current;
+      await waitFor(
+        'cdc streaming',
+        async () => (c.child.exitCode !== null ? `exited: ${c.output()}` : (await streaming()) || undefined),
+        60_000,
+        50,
+      ).then((v) => {
+        if (typeof v === 'string') throw new Error(`engage cdc exited early:\n${v}`);
+      });
+      state.released++;
+      await sleep(delay);
+      await killHard(current);
+      kills.push(`streaming +${delay} ms (rows written so far: ${state.maxId})`);
+    }
+    lap('kills done');
+    // Final run: let it catch up with everything the writer committed, then stop it gracefully.
     current = spawnCdc(env.env);
     const c = current;
-    await waitFor('cdc streaming', async () => (c.child.exitCode !== null ? `exited: ${c.output()}` : (await streaming()) || undefined), 60_000, 50).then((v) => {
-      if (typeof v === 'string') throw new Error(`engage cdc exited early:\n${v}`);
-    });
-    state.released++;
-    await sleep(delay);
-    await killHard(current);
-    kills.push(`streaming +${delay} ms (rows written so far: ${state.maxId})`);
-  }
-  lap('kills done');
-  // Final run: let it catch up with everything the writer committed, then stop it gracefully.
-  current = spawnCdc(env.env);
-  const c = current;
-  await waitFor('final cdc streaming', async () => {
-    if (c.child.exitCode !== null) throw new Error(`engage cdc exited:\n${c.output()}`);
-    return streaming();
-  }, 120_000, 100);
-  state.released = PHASES;
-  await writing;
-  const target = parseLsn(((await db.query<{ l: string }>('SELECT pg_current_wal_lsn()::text AS l')).rows[0]?.l) ?? '0/0');
-  await waitFor(
-    'CDC caught up (confirmed_flush_lsn past the last write)',
-    async () => {
-      if (c.child.exitCode !== null) throw new Error(`engage cdc exited:\n${c.output()}`);
-      const r = await db.query<{ l: string | null }>('SELECT confirmed_flush_lsn::text AS l FROM pg_replication_slots WHERE slot_name = $1', [env.config.CDC_SLOT_NAME]);
-      const l = r.rows[0]?.l;
-      return l !== null && l !== undefined && parseLsn(l) >= target;
-    },
-    120_000,
-    200,
-  );
-  lap('caught up');
-  current.child.kill('SIGTERM');
-  const exit = await current.exited;
-  assert.equal(exit.code, 0, `graceful stop:\n${current.output().slice(-3000)}`);
-  current = undefined;
+    await waitFor(
+      'final cdc streaming',
+      async () => {
+        if (c.child.exitCode !== null) throw new Error(`engage cdc exited:\n${c.output()}`);
+        return streaming();
+      },
+      120_000,
+      100,
+    );
+    state.released = PHASES;
+    await writing;
+    const target = parseLsn(
+      (await db.query<{ l: string }>('SELECT pg_current_wal_lsn()::text AS l')).rows[0]?.l ?? '0/0',
+    );
+    await waitFor(
+      'CDC caught up (confirmed_flush_lsn past the last write)',
+      async () => {
+        if (c.child.exitCode !== null) throw new Error(`engage cdc exited:\n${c.output()}`);
+        const r = await db.query<{ l: string | null }>(
+          'SELECT confirmed_flush_lsn::text AS l FROM pg_replication_slots WHERE slot_name = $1',
+          [env.config.CDC_SLOT_NAME],
+        );
+        const l = r.rows[0]?.l;
+        return l !== null && l !== undefined && parseLsn(l) >= target;
+      },
+      120_000,
+      200,
+    );
+    lap('caught up');
+    current.child.kill('SIGTERM');
+    const exit = await current.exited;
+    assert.equal(exit.code, 0, `graceful stop:\n${current.output().slice(-3000)}`);
+    current = undefined;
 
-  const expected = new Map<string, number>();
-  for (const r of (await db.query<{ id: string; v: number }>('SELECT id::text AS id, duration_ms AS v FROM engagement_events')).rows) expected.set(r.id, r.v);
-  assert.equal(expected.size, PRE_ROWS + TXNS * ROWS_PER_TXN);
+    const expected = new Map<string, number>();
+    for (const r of (
+      await db.query<{ id: string; v: number }>('SELECT id::text AS id, duration_ms AS v FROM engagement_events')
+    ).rows)
+      expected.set(r.id, r.v);
+    assert.equal(expected.size, PRE_ROWS + TXNS * ROWS_PER_TXN);
 
-  const recs = await readToEnd(env.config, env.config.KAFKA_TOPIC_ENGAGEMENT_EVENTS, env.config.KAFKA_TOPIC_PARTITIONS, 120_000);
-  lap(`topic read (${recs.length} records)`);
-  const versions = new Map<string, number[]>();
-  let creates = 0;
-  let snapshotReads = 0;
-  for (const r of recs) {
-    assert.ok(r.value, 'no tombstones expected (no deletes)');
-    const id = String(r.value.after?.id);
-    assert.equal(r.key, JSON.stringify({ id }));
-    if (r.value.op === 'r') snapshotReads++;
-    if (r.value.op === 'c') {
-      creates++;
-      assert.equal(r.value.after?.duration_ms, 0, 'a streamed create carries version 0');
+    const recs = await readToEnd(
+      env.config,
+      env.config.KAFKA_TOPIC_ENGAGEMENT_EVENTS,
+      env.config.KAFKA_TOPIC_PARTITIONS,
+      120_000,
+    );
+    lap(`topic read (${recs.length} records)`);
+    const versions = new Map<string, number[]>();
+    let creates = 0;
+    let snapshotReads = 0;
+    for (const r of recs) {
+      assert.ok(r.value, 'no tombstones expected (no deletes)');
+      const id = String(r.value.after?.id);
+      assert.equal(r.key, JSON.stringify({ id }));
+      if (r.value.op === 'r') snapshotReads++;
+      if (r.value.op === 'c') {
+        creates++;
+        assert.equal(r.value.after?.duration_ms, 0, 'a streamed create carries version 0');
+      }
+      if (r.value.op === 'c' || r.value.op === 'r')
+        assert.ok(!versions.has(id), `row ${id} created twice (${r.value.op})`);
+      else {
+        assert.equal(r.value.op, 'u');
+        assert.ok(versions.has(id), `update of ${id} before its creation`);
+      }
+      const list = versions.get(id) ?? [];
+      list.push(Number(r.value.after?.duration_ms));
+      versions.set(id, list);
     }
-    if (r.value.op === 'c' || r.value.op === 'r') assert.ok(!versions.has(id), `row ${id} created twice (${r.value.op})`);
-    else {
-      assert.equal(r.value.op, 'u');
-      assert.ok(versions.has(id), `update of ${id} before its creation`);
+    t.diagnostic(
+      `kills: ${kills.join('; ')}; snapshot rows ${snapshotReads}, streamed creates ${creates}, updates ${state.updates}`,
+    );
+    // A redone snapshot is taken later, so it holds more rows; each row is still created once.
+    assert.ok(snapshotReads >= PRE_ROWS);
+    assert.equal(snapshotReads + creates, expected.size);
+    assert.equal(versions.size, expected.size);
+    for (const [id, final] of expected) {
+      const seen = versions.get(id) ?? [];
+      const first = seen[0] ?? -1;
+      assert.deepEqual(
+        seen,
+        Array.from({ length: final - first + 1 }, (_, i) => first + i),
+        `row ${id}: every version once, in commit order`,
+      );
     }
-    const list = versions.get(id) ?? [];
-    list.push(Number(r.value.after?.duration_ms));
-    versions.set(id, list);
-  }
-  t.diagnostic(`kills: ${kills.join('; ')}; snapshot rows ${snapshotReads}, streamed creates ${creates}, updates ${state.updates}`);
-  // A redone snapshot is taken later, so it holds more rows; each row is still created once.
-  assert.ok(snapshotReads >= PRE_ROWS);
-  assert.equal(snapshotReads + creates, expected.size);
-  assert.equal(versions.size, expected.size);
-  for (const [id, final] of expected) {
-    const seen = versions.get(id) ?? [];
-    const first = seen[0] ?? -1;
-    assert.deepEqual(seen, Array.from({ length: final - first + 1 }, (_, i) => first + i), `row ${id}: every version once, in commit order`);
-  }
-  // Updates committed before the (last) snapshot are folded into its rows; the later ones all streamed.
-  assert.ok(recs.length - expected.size > 0 && recs.length - expected.size <= state.updates);
-});
+    // Updates committed before the (last) snapshot are folded into its rows; the later ones all streamed.
+    assert.ok(recs.length - expected.size > 0 && recs.length - expected.size <= state.updates);
+  },
+);

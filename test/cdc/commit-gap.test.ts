@@ -27,8 +27,19 @@ async function commitsFor(minCommitGapMs: number): Promise<{ commits: number; ac
     },
   } as unknown as TxnWriter;
   const pipeline = new ChangePipeline({
-    slot: 's', serverName: 'engage', db: 'db', positionTopic: 'p', routes: {},
-    maxBatchRows: 1_000_000, commitIntervalMs: 60_000, minCommitGapMs, skipBelow: 0n, snapshot: null, writer, maxEventBytes: 1_000_000, onTruncated: () => undefined,
+    slot: 's',
+    serverName: 'engage',
+    db: 'db',
+    positionTopic: 'p',
+    routes: {},
+    maxBatchRows: 1_000_000,
+    commitIntervalMs: 60_000,
+    minCommitGapMs,
+    skipBelow: 0n,
+    snapshot: null,
+    writer,
+    maxEventBytes: 1_000_000,
+    onTruncated: () => undefined,
     primaryKey: () => Promise.resolve(['id']),
     ack: () => acked++,
     onCommitted: () => undefined,
@@ -37,8 +48,19 @@ async function commitsFor(minCommitGapMs: number): Promise<{ commits: number; ac
   });
   for (let i = 1; i <= 10; i++) {
     const lsn = `0/${(i * 0x100).toString(16)}`;
-    pipeline.handle(lsn, { tag: 'begin', commitLsn: lsn, commitTime: BigInt(Date.now()) * 1000n, xid: i } as Pgoutput.MessageBegin);
-    pipeline.handle(lsn, { tag: 'commit', flags: 0, commitLsn: lsn, commitEndLsn: `0/${(i * 0x100 + 8).toString(16)}`, commitTime: BigInt(Date.now()) * 1000n } as Pgoutput.MessageCommit);
+    pipeline.handle(lsn, {
+      tag: 'begin',
+      commitLsn: lsn,
+      commitTime: BigInt(Date.now()) * 1000n,
+      xid: i,
+    } as Pgoutput.MessageBegin);
+    pipeline.handle(lsn, {
+      tag: 'commit',
+      flags: 0,
+      commitLsn: lsn,
+      commitEndLsn: `0/${(i * 0x100 + 8).toString(16)}`,
+      commitTime: BigInt(Date.now()) * 1000n,
+    } as Pgoutput.MessageCommit);
     await sleep(10); // longer than the 3 ms pause that marks the stream caught up
   }
   await sleep(50);

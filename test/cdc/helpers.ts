@@ -21,7 +21,12 @@ export async function sleep(ms: number): Promise<void> {
 }
 
 /** Polls `check` until it returns a value other than undefined/false, or throws after `timeoutMs`. */
-export async function waitFor<T>(what: string, check: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 20000, everyMs = 100): Promise<T> {
+export async function waitFor<T>(
+  what: string,
+  check: () => Promise<T | undefined | false> | T | undefined | false,
+  timeoutMs = 20000,
+  everyMs = 100,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const v = await check();
@@ -42,9 +47,18 @@ export async function pgClient(config: Config): Promise<pg.Client> {
  * returns the records once it says true. For an exact "everything is here" the caller can write an
  * end marker per partition (see `readToEnd`).
  */
-export async function readTopics(config: Config, topics: string[], done: (records: Record[]) => boolean, timeoutMs = 30000): Promise<Record[]> {
+export async function readTopics(
+  config: Config,
+  topics: string[],
+  done: (records: Record[]) => boolean,
+  timeoutMs = 30000,
+): Promise<Record[]> {
   const kafka = createKafka(config, `${config.KAFKA_CLIENT_ID}-test-reader`);
-  const consumer = createConsumer(kafka, { groupId: `test-reader-${randomBytes(4).toString('hex')}`, fromBeginning: true, readCommitted: true });
+  const consumer = createConsumer(kafka, {
+    groupId: `test-reader-${randomBytes(4).toString('hex')}`,
+    fromBeginning: true,
+    readCommitted: true,
+  });
   const records: Record[] = [];
   await consumer.connect();
   try {
@@ -76,7 +90,11 @@ export async function readTopics(config: Config, topics: string[], done: (record
     await Promise.race([
       allIn,
       new Promise<void>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`readTopics: condition not met after ${timeoutMs} ms (${records.length} records read)`)), timeoutMs);
+        timer = setTimeout(
+          () =>
+            reject(new Error(`readTopics: condition not met after ${timeoutMs} ms (${records.length} records read)`)),
+          timeoutMs,
+        );
       }),
     ]).finally(() => clearTimeout(timer));
     return records;
@@ -90,23 +108,36 @@ export async function readTopics(config: Config, topics: string[], done: (record
  * partition, then reads read_committed until every partition's marker arrived. Call it when no
  * transaction is open on the topic any more (the CDC stopped), else the markers wait behind it.
  */
-export async function readToEnd(config: Config, topic: string, partitions: number, timeoutMs = 60000): Promise<Record[]> {
+export async function readToEnd(
+  config: Config,
+  topic: string,
+  partitions: number,
+  timeoutMs = 60000,
+): Promise<Record[]> {
   const marker = `__end_marker_${randomBytes(4).toString('hex')}`;
   const producer = idempotentProducer(createKafka(config, `${config.KAFKA_CLIENT_ID}-test-marker`));
   await producer.connect();
   try {
-    await producer.send({ topic, messages: Array.from({ length: partitions }, (_, p) => ({ partition: p, key: marker, value: '{}' })) });
+    await producer.send({
+      topic,
+      messages: Array.from({ length: partitions }, (_, p) => ({ partition: p, key: marker, value: '{}' })),
+    });
   } finally {
     await producer.disconnect();
   }
   const seen = new Set<number>();
   let scanned = 0;
-  const all = await readTopics(config, [topic], (recs) => {
-    for (; scanned < recs.length; scanned++) {
-      const r = recs[scanned];
-      if (r && r.key === marker) seen.add(r.partition);
-    }
-    return seen.size === partitions;
-  }, timeoutMs);
+  const all = await readTopics(
+    config,
+    [topic],
+    (recs) => {
+      for (; scanned < recs.length; scanned++) {
+        const r = recs[scanned];
+        if (r && r.key === marker) seen.add(r.partition);
+      }
+      return seen.size === partitions;
+    },
+    timeoutMs,
+  );
   return all.filter((r) => r.key !== marker);
 }

@@ -4,22 +4,45 @@ import { fitEvent, sizeGuardedEmit, TRUNCATED_VALUE } from '../../src/cdc/oversi
 
 /** The size guard alone (pure): what is replaced, in which order, and what the event says about it. */
 
-const source = { version: '1', connector: 'postgresql', name: 'engage', ts_ms: 1, snapshot: 'false', db: 'db', schema: 'public', table: 't', txId: 7, lsn: 123 };
+const source = {
+  version: '1',
+  connector: 'postgresql',
+  name: 'engage',
+  ts_ms: 1,
+  snapshot: 'false',
+  db: 'db',
+  schema: 'public',
+  table: 't',
+  txId: 7,
+  lsn: 123,
+};
 const envelope = (before: unknown, after: unknown) => JSON.stringify({ before, after, source, op: 'u', ts_ms: 2 });
 
 test('an event within the limit is left alone, byte for byte', () => {
   const value = envelope(null, { id: '1', a: 'x'.repeat(100) });
   assert.equal(fitEvent('{"id":"1"}', value, 1000), null);
   const out: Array<string | null> = [];
-  sizeGuardedEmit((_t, _k, v) => void out.push(v), 1000, () => assert.fail('not truncated'))('t', '{"id":"1"}', value);
+  sizeGuardedEmit(
+    (_t, _k, v) => void out.push(v),
+    1000,
+    () => assert.fail('not truncated'),
+  )('t', '{"id":"1"}', value);
   assert.deepEqual(out, [value]);
 });
 
 test('largest values go first, in both images, never the key; the result fits', () => {
-  const value = envelope({ id: '1', big: 'b'.repeat(5000), small: 's'.repeat(300) }, { id: '1', big: 'a'.repeat(6000), small: 's'.repeat(300), n: 5 });
+  const value = envelope(
+    { id: '1', big: 'b'.repeat(5000), small: 's'.repeat(300) },
+    { id: '1', big: 'a'.repeat(6000), small: 's'.repeat(300), n: 5 },
+  );
   const fitted = fitEvent('{"id":"1"}', value, 1200);
   assert.ok(fitted);
-  const e = JSON.parse(fitted.value) as { before: Record<string, unknown>; after: Record<string, unknown>; op: string; truncated: { fields: string[]; original_bytes: number; ref: unknown } };
+  const e = JSON.parse(fitted.value) as {
+    before: Record<string, unknown>;
+    after: Record<string, unknown>;
+    op: string;
+    truncated: { fields: string[]; original_bytes: number; ref: unknown };
+  };
   assert.deepEqual(e.truncated.fields, ['after.big', 'before.big']);
   assert.equal(e.after.big, TRUNCATED_VALUE);
   assert.equal(e.before.big, TRUNCATED_VALUE);

@@ -2,7 +2,15 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { emitChange, emitUpdate, envelopeJson, sourcePrefix, type Emit } from '../../src/cdc/envelope.js';
 import { formatLsn, lsnTextToNumber, parseLsn } from '../../src/cdc/lsn.js';
-import { kindOf, OID, renderValue, timestamptzToIso, UNAVAILABLE_VALUE, valueJson, type RawValue } from '../../src/cdc/render.js';
+import {
+  kindOf,
+  OID,
+  renderValue,
+  timestamptzToIso,
+  UNAVAILABLE_VALUE,
+  valueJson,
+  type RawValue,
+} from '../../src/cdc/render.js';
 import { RowJson } from '../../src/cdc/row-json.js';
 import { TextPgoutputPlugin } from '../../src/cdc/pgoutput-rows.js';
 import { PgoutputPlugin } from 'pg-logical-replication';
@@ -39,15 +47,40 @@ test('renderValue maps each PostgreSQL text form to the documented JSON', () => 
 
 test('valueJson is exactly JSON.stringify(renderValue(...)) for every type class', () => {
   const cases: Array<[number, RawValue]> = [
-    [OID.int2, '-7'], [OID.int4, '0'], [OID.int4, '2147483647'], [OID.oid, '4294967295'],
-    [OID.int8, '-9223372036854775808'], [OID.numeric, '-0.000100'], [OID.numeric, 'NaN'], [OID.uuid, '0b8f6c2e-3d4a-4f5b-9c1d-2e3f4a5b6c7d'],
-    [OID.date, '2025-08-01'], [OID.date, 'infinity'], [OID.date, '0044-03-15 BC'],
-    [OID.float8, '1.5'], [OID.float8, '-1e+100'], [OID.float4, 'NaN'], [OID.float8, 'Infinity'], [OID.bool, 't'], [OID.bool, 'f'],
-    [OID.timestamptz, '2025-08-01 10:00:00.123456+00'], [OID.timestamptz, '2025-08-01 10:00:00+00'], [OID.timestamptz, '2025-08-01 12:00:00.5+02'],
-    [OID.timestamptz, '2025-08-01 10:00:00.1-03:30'], [OID.timestamptz, '12345-01-01 00:00:00+00'], [OID.timestamptz, 'infinity'], [OID.timestamptz, '-infinity'],
-    [OID.timestamptz, '0001-01-01 00:00:00+00 BC'], [OID.timestamp, '2025-08-01 10:00:00.5'], [OID.bytea, '\\x0102ff'],
-    [25, 'plain'], [25, 'quote " backslash \\ newline \n tab \t nul \u0000 é 😀 \ud800'], [OID.jsonb, '{"a": [1, "x\\"y"]}'], [1186, 'P1DT2H'],
-    [OID.int4, null], [OID.jsonb, undefined], [25, ''],
+    [OID.int2, '-7'],
+    [OID.int4, '0'],
+    [OID.int4, '2147483647'],
+    [OID.oid, '4294967295'],
+    [OID.int8, '-9223372036854775808'],
+    [OID.numeric, '-0.000100'],
+    [OID.numeric, 'NaN'],
+    [OID.uuid, '0b8f6c2e-3d4a-4f5b-9c1d-2e3f4a5b6c7d'],
+    [OID.date, '2025-08-01'],
+    [OID.date, 'infinity'],
+    [OID.date, '0044-03-15 BC'],
+    [OID.float8, '1.5'],
+    [OID.float8, '-1e+100'],
+    [OID.float4, 'NaN'],
+    [OID.float8, 'Infinity'],
+    [OID.bool, 't'],
+    [OID.bool, 'f'],
+    [OID.timestamptz, '2025-08-01 10:00:00.123456+00'],
+    [OID.timestamptz, '2025-08-01 10:00:00+00'],
+    [OID.timestamptz, '2025-08-01 12:00:00.5+02'],
+    [OID.timestamptz, '2025-08-01 10:00:00.1-03:30'],
+    [OID.timestamptz, '12345-01-01 00:00:00+00'],
+    [OID.timestamptz, 'infinity'],
+    [OID.timestamptz, '-infinity'],
+    [OID.timestamptz, '0001-01-01 00:00:00+00 BC'],
+    [OID.timestamp, '2025-08-01 10:00:00.5'],
+    [OID.bytea, '\\x0102ff'],
+    [25, 'plain'],
+    [25, 'quote " backslash \\ newline \n tab \t nul \u0000 é 😀 \ud800'],
+    [OID.jsonb, '{"a": [1, "x\\"y"]}'],
+    [1186, 'P1DT2H'],
+    [OID.int4, null],
+    [OID.jsonb, undefined],
+    [25, ''],
   ];
   for (const [oid, text] of cases) {
     assert.equal(valueJson(kindOf(oid), oid, text), JSON.stringify(renderValue(oid, text)), `${oid} ${String(text)}`);
@@ -96,11 +129,27 @@ const rowJson = new RowJson(
   ],
   ['id'],
 );
-const fixed = { version: 'v', connector: 'postgresql' as const, name: 'engage', ts_ms: 5, snapshot: 'false' as const, db: 'd', schema: 'public', table: 't', txId: 9 };
+const fixed = {
+  version: 'v',
+  connector: 'postgresql' as const,
+  name: 'engage',
+  ts_ms: 5,
+  snapshot: 'false' as const,
+  db: 'd',
+  schema: 'public',
+  table: 't',
+  txId: 9,
+};
 
 test('envelopeJson is exactly JSON.stringify of the ChangeEvent', () => {
   const at = { prefix: sourcePrefix(fixed), lsn: 123, sequence: '["100","123"]' };
-  const event: ChangeEvent = { before: null, after: { id: '7', device: 'ios "x"' }, source: { ...fixed, lsn: 123, sequence: '["100","123"]' }, op: 'c', ts_ms: 42 };
+  const event: ChangeEvent = {
+    before: null,
+    after: { id: '7', device: 'ios "x"' },
+    source: { ...fixed, lsn: 123, sequence: '["100","123"]' },
+    op: 'c',
+    ts_ms: 42,
+  };
   assert.equal(envelopeJson('c', 'null', rowJson.row(['7', 'ios "x"']), at, 42), JSON.stringify(event));
   const snap = { ...fixed, snapshot: 'last' as const, txId: null };
   assert.equal(
@@ -116,10 +165,20 @@ test('keys, tombstones and primary-key changes', () => {
     const emit: Emit = (topic, key, value) => records.push({ topic, key, value });
     return { records, emit };
   };
-  const ops = (records: Array<{ key: string | null; value: string | null }>) => records.map((r) => [r.key, r.value ? (JSON.parse(r.value) as ChangeEvent).op : null]);
+  const ops = (records: Array<{ key: string | null; value: string | null }>) =>
+    records.map((r) => [r.key, r.value ? (JSON.parse(r.value) as ChangeEvent).op : null]);
   assert.equal(rowJson.key(['7', 'x']), '{"id":"7"}');
   assert.equal(new RowJson([{ name: 'id', typeOid: OID.int8 }], []).key(['7']), null);
-  assert.equal(new RowJson([{ name: 'a', typeOid: OID.int4 }, { name: 'b', typeOid: 25 }], ['b', 'a']).key(['1', 'x']), JSON.stringify({ b: 'x', a: 1 }));
+  assert.equal(
+    new RowJson(
+      [
+        { name: 'a', typeOid: OID.int4 },
+        { name: 'b', typeOid: 25 },
+      ],
+      ['b', 'a'],
+    ).key(['1', 'x']),
+    JSON.stringify({ b: 'x', a: 1 }),
+  );
   assert.equal(rowJson.key([undefined, 'x'], true), '{"id":null}');
   const del = collect();
   emitChange(del.emit, 'topic', rowJson.key(['7', null], true), 'd', rowJson.keyOnlyRow(['7', null]), 'null', at, 1);
@@ -136,7 +195,17 @@ test('keys, tombstones and primary-key changes', () => {
   assert.deepEqual(ops(same.records), [['{"id":"7"}', 'u']]);
   const moved = collect();
   const moveTo = ['8', 'web'];
-  emitUpdate(moved.emit, 'topic', rowJson.key(['7', null], true), rowJson.key(moveTo), 'null', rowJson.keyOnlyRow(['7', null]), rowJson.row(moveTo), at, 1);
+  emitUpdate(
+    moved.emit,
+    'topic',
+    rowJson.key(['7', null], true),
+    rowJson.key(moveTo),
+    'null',
+    rowJson.keyOnlyRow(['7', null]),
+    rowJson.row(moveTo),
+    at,
+    1,
+  );
   assert.deepEqual(ops(moved.records), [
     ['{"id":"7"}', 'd'],
     ['{"id":"7"}', null],
@@ -152,17 +221,39 @@ const wire = {
   tuple: (values: RawValue[]) =>
     Buffer.concat([
       wire.i16(values.length),
-      ...values.map((v) => (v === null ? Buffer.from('n') : v === undefined ? Buffer.from('u') : Buffer.concat([Buffer.from('t'), wire.i32(Buffer.byteLength(v)), Buffer.from(v)]))),
+      ...values.map((v) =>
+        v === null
+          ? Buffer.from('n')
+          : v === undefined
+            ? Buffer.from('u')
+            : Buffer.concat([Buffer.from('t'), wire.i32(Buffer.byteLength(v)), Buffer.from(v)]),
+      ),
     ]),
 };
 
 test('row messages decode as the library decodes them, in column order', () => {
-  const cols: Array<[string, number]> = [['id', OID.int8], ['name', 25], ['payload', OID.jsonb]];
+  const cols: Array<[string, number]> = [
+    ['id', OID.int8],
+    ['name', 25],
+    ['payload', OID.jsonb],
+  ];
   const relation = Buffer.concat([
-    Buffer.from('R'), wire.i32(16400), wire.str('public'), wire.str('t'), Buffer.from('d'), wire.i16(cols.length),
-    ...cols.map(([n, oid], i) => Buffer.concat([Buffer.from([i === 0 ? 1 : 0]), wire.str(n), wire.i32(oid), wire.i32(-1)])),
+    Buffer.from('R'),
+    wire.i32(16400),
+    wire.str('public'),
+    wire.str('t'),
+    Buffer.from('d'),
+    wire.i16(cols.length),
+    ...cols.map(([n, oid], i) =>
+      Buffer.concat([Buffer.from([i === 0 ? 1 : 0]), wire.str(n), wire.i32(oid), wire.i32(-1)]),
+    ),
   ]);
-  const row = (tag: string, ...parts: Array<[string, RawValue[]]>) => Buffer.concat([Buffer.from(tag), wire.i32(16400), ...parts.map(([sub, v]) => Buffer.concat([Buffer.from(sub), wire.tuple(v)]))]);
+  const row = (tag: string, ...parts: Array<[string, RawValue[]]>) =>
+    Buffer.concat([
+      Buffer.from(tag),
+      wire.i32(16400),
+      ...parts.map(([sub, v]) => Buffer.concat([Buffer.from(sub), wire.tuple(v)])),
+    ]);
   const messages = [
     row('I', ['N', ['1', 'é 😀 "q"', '{"a": 1}']]),
     row('I', ['N', ['2', null, '']]),
@@ -179,7 +270,8 @@ test('row messages decode as the library decodes them, in column order', () => {
   assert.equal(rel.tag, 'relation');
   if (rel.tag === 'relation') for (const c of rel.columns) c.parser = (raw: unknown) => raw;
   const names = cols.map(([n]) => n);
-  const asTuple = (obj: Record<string, unknown> | null, keyOnly = false) => (obj === null ? null : names.map((n) => (keyOnly && obj[n] === undefined ? null : obj[n])));
+  const asTuple = (obj: Record<string, unknown> | null, keyOnly = false) =>
+    obj === null ? null : names.map((n) => (keyOnly && obj[n] === undefined ? null : obj[n]));
   for (const buf of messages) {
     const mine = ours.parseMessage(buf);
     const ref = theirs.parse(buf);
@@ -187,10 +279,17 @@ test('row messages decode as the library decodes them, in column order', () => {
     if (ref.tag === 'insert' && mine.tag === 'insert') assert.deepEqual(mine.new, asTuple(ref.new));
     else if (ref.tag === 'update' && mine.tag === 'update') {
       assert.deepEqual([mine.key, mine.old, mine.new], [asTuple(ref.key, true), asTuple(ref.old), asTuple(ref.new)]);
-    } else if (ref.tag === 'delete' && mine.tag === 'delete') assert.deepEqual([mine.key, mine.old], [asTuple(ref.key, true), asTuple(ref.old)]);
+    } else if (ref.tag === 'delete' && mine.tag === 'delete')
+      assert.deepEqual([mine.key, mine.old], [asTuple(ref.key, true), asTuple(ref.old)]);
     else assert.fail(`unexpected ${ref.tag}`);
-    assert.equal(mine.tag !== 'insert' && mine.tag !== 'update' && mine.tag !== 'delete' ? null : mine.relation.name, 't');
+    assert.equal(
+      mine.tag !== 'insert' && mine.tag !== 'update' && mine.tag !== 'delete' ? null : mine.relation.name,
+      't',
+    );
   }
-  assert.throws(() => ours.parseMessage(Buffer.concat([Buffer.from('I'), wire.i32(999), Buffer.from('N'), wire.tuple(['1'])])), /relation 999/);
+  assert.throws(
+    () => ours.parseMessage(Buffer.concat([Buffer.from('I'), wire.i32(999), Buffer.from('N'), wire.tuple(['1'])])),
+    /relation 999/,
+  );
   assert.throws(() => ours.parseMessage(row('I', ['N', ['1', 'x', 'y']]).subarray(0, 20)), /truncated/);
 });

@@ -12,7 +12,9 @@ import { test } from 'node:test';
 const ROOT = path.resolve(import.meta.dirname, '../..');
 
 function engage(...args: string[]): { status: number | null; stderr: string } {
-  const res = spawnSync(process.execPath, [path.join(ROOT, 'bin/engage.mjs'), 'process', ...args], { encoding: 'utf8' });
+  const res = spawnSync(process.execPath, [path.join(ROOT, 'bin/engage.mjs'), 'process', ...args], {
+    encoding: 'utf8',
+  });
   return { status: res.status, stderr: res.stderr };
 }
 
@@ -21,7 +23,10 @@ test('--page-size must be a whole number of rows from 1 to 500,000', () => {
   for (const bad of ['0', '-5', '1.5', 'many', '500001']) {
     const res = engage(...range, '--page-size', bad);
     assert.equal(res.status, 2, `--page-size ${bad}: ${res.stderr}`);
-    assert.match(res.stderr, new RegExp(`USAGE: --page-size accepts a whole number of rows from 1 to 500,000 \\(got "${bad}"\\)`));
+    assert.match(
+      res.stderr,
+      new RegExp(`USAGE: --page-size accepts a whole number of rows from 1 to 500,000 \\(got "${bad}"\\)`),
+    );
   }
 });
 

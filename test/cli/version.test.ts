@@ -8,7 +8,7 @@ import { test } from 'node:test';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 
-test('engage --version prints package.json\'s version', () => {
+test("engage --version prints package.json's version", () => {
   const { version } = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { version: string };
   for (const flag of ['--version', '-V']) {
     const res = spawnSync(process.execPath, [path.join(ROOT, 'bin/engage.mjs'), flag], { encoding: 'utf8' });

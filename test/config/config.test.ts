@@ -20,8 +20,16 @@ test('.env.example documents exactly the variables the schema reads', () => {
   const example = readFileSync(path.join(root, '.env.example'), 'utf8');
   const documented = [...example.matchAll(/^#?\s*([A-Z][A-Z0-9_]+)=/gm)].map((m) => m[1] as string);
   const read = Object.keys(envSchema.shape);
-  assert.deepEqual(read.filter((k) => !documented.includes(k)), [], 'read but not documented');
-  assert.deepEqual(documented.filter((k) => !read.includes(k)), [], 'documented but not read');
+  assert.deepEqual(
+    read.filter((k) => !documented.includes(k)),
+    [],
+    'read but not documented',
+  );
+  assert.deepEqual(
+    documented.filter((k) => !read.includes(k)),
+    [],
+    'documented but not read',
+  );
 });
 
 test('unset and empty variables take their defaults', () => {
@@ -37,7 +45,14 @@ test('unset and empty variables take their defaults', () => {
 test('a bad environment names every bad variable, the value given and what it accepts', () => {
   let caught: unknown;
   try {
-    parseEnv({ KAFKA_COMPRESSION: 'brotli', BATCH_SIZE: '0', CDC_SNAPSHOT_MODE: 'always', KAFKA_TOPIC_DLQ: 'dead letters', DUCKDB_MEMORY_LIMIT: 'lots', STACK_KAFKA_HEAP: '1.5g' });
+    parseEnv({
+      KAFKA_COMPRESSION: 'brotli',
+      BATCH_SIZE: '0',
+      CDC_SNAPSHOT_MODE: 'always',
+      KAFKA_TOPIC_DLQ: 'dead letters',
+      DUCKDB_MEMORY_LIMIT: 'lots',
+      STACK_KAFKA_HEAP: '1.5g',
+    });
   } catch (err) {
     caught = err;
   }
@@ -53,7 +68,10 @@ test('a bad environment names every bad variable, the value given and what it ac
     'DUCKDB_MEMORY_LIMIT="lots": accepts a size such as 512MB or 2GiB (KB, MB, GB, TB or KiB … TiB)',
     'STACK_KAFKA_HEAP="1.5g": accepts a JVM heap size in megabytes or gigabytes, such as 512m or 1g',
   ]) {
-    assert.ok(lines.some((l) => l.trim() === want), `a line "${want}" in:\n${caught.message}`);
+    assert.ok(
+      lines.some((l) => l.trim() === want),
+      `a line "${want}" in:\n${caught.message}`,
+    );
   }
   assert.equal(lines.at(-1), 'See .env.example.');
 });
@@ -67,33 +85,63 @@ test('Kafka security: a sasl protocol needs its credentials; the settings become
         'KAFKA_SASL_PASSWORD=(unset): is required when KAFKA_SECURITY_PROTOCOL is sasl_ssl',
         'KAFKA_SSL_CA_LOCATION="/no/such/ca.pem": accepts the path of a readable PEM file (no such file)',
       ]) {
-        assert.ok(err.message.split('\n').some((l) => l.trim() === want), `a line "${want}" in:\n${err.message}`);
+        assert.ok(
+          err.message.split('\n').some((l) => l.trim() === want),
+          `a line "${want}" in:\n${err.message}`,
+        );
       }
       return true;
     },
   );
   assert.deepEqual(kafkaSecurity(parseEnv({})), {}, 'plaintext: no properties');
   const ca = path.join(root, 'package.json'); // any readable file stands in for the PEM here
-  assert.deepEqual(kafkaSecurity(parseEnv({ KAFKA_SECURITY_PROTOCOL: 'sasl_ssl', KAFKA_SASL_MECHANISM: 'SCRAM-SHA-512', KAFKA_SASL_USERNAME: 'u', KAFKA_SASL_PASSWORD: 'p', KAFKA_SSL_CA_LOCATION: ca })), {
-    'security.protocol': 'sasl_ssl',
-    'sasl.mechanisms': 'SCRAM-SHA-512',
-    'sasl.username': 'u',
-    'sasl.password': 'p',
-    'ssl.ca.location': ca,
-  });
+  assert.deepEqual(
+    kafkaSecurity(
+      parseEnv({
+        KAFKA_SECURITY_PROTOCOL: 'sasl_ssl',
+        KAFKA_SASL_MECHANISM: 'SCRAM-SHA-512',
+        KAFKA_SASL_USERNAME: 'u',
+        KAFKA_SASL_PASSWORD: 'p',
+        KAFKA_SSL_CA_LOCATION: ca,
+      }),
+    ),
+    {
+      'security.protocol': 'sasl_ssl',
+      'sasl.mechanisms': 'SCRAM-SHA-512',
+      'sasl.username': 'u',
+      'sasl.password': 'p',
+      'ssl.ca.location': ca,
+    },
+  );
   assert.deepEqual(kafkaSecurity(parseEnv({ KAFKA_SECURITY_PROTOCOL: 'ssl' })), { 'security.protocol': 'ssl' });
   // A client certificate (mTLS): both halves, over TLS only.
-  assert.deepEqual(kafkaSecurity(parseEnv({ KAFKA_SECURITY_PROTOCOL: 'ssl', KAFKA_SSL_CERTIFICATE_LOCATION: ca, KAFKA_SSL_KEY_LOCATION: ca, KAFKA_SSL_KEY_PASSWORD: 'k' })), {
-    'security.protocol': 'ssl',
-    'ssl.certificate.location': ca,
-    'ssl.key.location': ca,
-    'ssl.key.password': 'k',
-  });
+  assert.deepEqual(
+    kafkaSecurity(
+      parseEnv({
+        KAFKA_SECURITY_PROTOCOL: 'ssl',
+        KAFKA_SSL_CERTIFICATE_LOCATION: ca,
+        KAFKA_SSL_KEY_LOCATION: ca,
+        KAFKA_SSL_KEY_PASSWORD: 'k',
+      }),
+    ),
+    {
+      'security.protocol': 'ssl',
+      'ssl.certificate.location': ca,
+      'ssl.key.location': ca,
+      'ssl.key.password': 'k',
+    },
+  );
   const refusedWith = (env: Record<string, string>, line: string) =>
-    assert.throws(() => parseEnv(env), (err: Error) => {
-      assert.ok(err.message.split('\n').some((l) => l.trim() === line), `a line "${line}" in:\n${err.message}`);
-      return true;
-    });
+    assert.throws(
+      () => parseEnv(env),
+      (err: Error) => {
+        assert.ok(
+          err.message.split('\n').some((l) => l.trim() === line),
+          `a line "${line}" in:\n${err.message}`,
+        );
+        return true;
+      },
+    );
   refusedWith(
     { KAFKA_SECURITY_PROTOCOL: 'ssl', KAFKA_SSL_CERTIFICATE_LOCATION: ca },
     'KAFKA_SSL_KEY_LOCATION=(unset): is required with the other half of the client certificate (KAFKA_SSL_CERTIFICATE_LOCATION and KAFKA_SSL_KEY_LOCATION go together)',
@@ -105,21 +153,42 @@ test('Kafka security: a sasl protocol needs its credentials; the settings become
 });
 
 test('a variable that looks like a setting but is none is named, with the setting it likely meant', () => {
-  const found = unknownSettings({ KAFKA_BROKERS: 'k:9092', REDIS_UR: 'redis://x', STACK_PORT_OFSET: '3', KAFKA_TOPIC_WHATEVER_ELSE_ENTIRELY: 'x', BATCH_SIZE: '5', HOME: '/root', PATH: '/bin' });
+  const found = unknownSettings({
+    KAFKA_BROKERS: 'k:9092',
+    REDIS_UR: 'redis://x',
+    STACK_PORT_OFSET: '3',
+    KAFKA_TOPIC_WHATEVER_ELSE_ENTIRELY: 'x',
+    BATCH_SIZE: '5',
+    HOME: '/root',
+    PATH: '/bin',
+  });
   assert.deepEqual(found, [
     { name: 'KAFKA_BROKERS', suggestion: 'KAFKA_BOOTSTRAP_SERVERS' },
     { name: 'KAFKA_TOPIC_WHATEVER_ELSE_ENTIRELY', suggestion: undefined },
     { name: 'REDIS_UR', suggestion: 'REDIS_URL' },
     { name: 'STACK_PORT_OFSET', suggestion: 'STACK_PORT_OFFSET' },
   ]);
-  assert.equal(formatUnknownSetting(found[0]!), 'engage: warning: KAFKA_BROKERS is not a setting of engage and is ignored (did you mean KAFKA_BOOTSTRAP_SERVERS?); see .env.example');
-  assert.deepEqual(unknownSettings(Object.fromEntries(knownSettings().map((k) => [k, 'x']))), [], 'every setting of the schema is known');
+  assert.equal(
+    formatUnknownSetting(found[0]!),
+    'engage: warning: KAFKA_BROKERS is not a setting of engage and is ignored (did you mean KAFKA_BOOTSTRAP_SERVERS?); see .env.example',
+  );
+  assert.deepEqual(
+    unknownSettings(Object.fromEntries(knownSettings().map((k) => [k, 'x']))),
+    [],
+    'every setting of the schema is known',
+  );
 });
 
 test('a removed setting is named as removed, with what happens instead', () => {
   const [retired] = unknownSettings({ EXTERNAL_MAX_ATTEMPTS: '40' });
   assert.equal(retired?.name, 'EXTERNAL_MAX_ATTEMPTS');
-  assert.match(formatUnknownSetting(retired!), /^engage: warning: EXTERNAL_MAX_ATTEMPTS is no longer a setting of engage and is ignored: a retriable failure .* is retried for as long as it lasts/);
+  assert.match(
+    formatUnknownSetting(retired!),
+    /^engage: warning: EXTERNAL_MAX_ATTEMPTS is no longer a setting of engage and is ignored: a retriable failure .* is retried for as long as it lasts/,
+  );
   const [eos] = unknownSettings({ ENABLE_EXACTLY_ONCE: 'false' });
-  assert.match(formatUnknownSetting(eos!), /ENABLE_EXACTLY_ONCE is no longer a setting of engage and is ignored: the pipeline is always exactly once/);
+  assert.match(
+    formatUnknownSetting(eos!),
+    /ENABLE_EXACTLY_ONCE is no longer a setting of engage and is ignored: the pipeline is always exactly once/,
+  );
 });

@@ -44,7 +44,8 @@ before(async () => {
   // Reuse the shared stack's resolved Kafka classpath (no Maven run).
   const shared = path.resolve('.stack', 'kafka');
   mkdirSync(path.join(stackDir, 'kafka'), { recursive: true });
-  for (const f of readdirSync(shared).filter((n) => n.startsWith('classpath-'))) copyFileSync(path.join(shared, f), path.join(stackDir, 'kafka', f));
+  for (const f of readdirSync(shared).filter((n) => n.startsWith('classpath-')))
+    copyFileSync(path.join(shared, f), path.join(stackDir, 'kafka', f));
   config = loadConfig();
   await stackUp(config);
   env = await createTestEnv({ CDC_HEARTBEAT_SECONDS: '1', LOG_LEVEL: 'info' });
@@ -63,96 +64,140 @@ async function connect(url: string): Promise<pg.Client> {
   return c;
 }
 
-test('Kafka broker restart and PostgreSQL restart: every change exactly once, in order', { timeout: 600_000 }, async (t) => {
-  assert.ok(env);
-  const url = env.config.databaseUrl;
-  cdc = spawnCdc(env.env);
-  const child = cdc;
-  const streaming = async () => {
-    const c = await connect(url);
-    try {
-      return (await c.query(`SELECT 1 FROM pg_replication_slots WHERE slot_name = $1 AND active`, [env?.config.CDC_SLOT_NAME])).rowCount === 1;
-    } finally {
-      await c.end();
-    }
-  };
-  await waitFor('cdc streaming', streaming, 120_000, 200);
-  const gate = { open: true, stop: false, written: 0, updates: 0 };
-  const writing = (async () => {
-    let w = await connect(url);
-    for (let i = 0; !gate.stop; i++) {
-      if (!gate.open) {
-        while (!gate.open) await sleep(50);
-        await w.end().catch(() => undefined);
-        w = await connect(url); // a fresh session after the PostgreSQL restart
+test(
+  'Kafka broker restart and PostgreSQL restart: every change exactly once, in order',
+  { timeout: 600_000 },
+  async (t) => {
+    assert.ok(env);
+    const url = env.config.databaseUrl;
+    cdc = spawnCdc(env.env);
+    const child = cdc;
+    const streaming = async () => {
+      const c = await connect(url);
+      try {
+        return (
+          (
+            await c.query(`SELECT 1 FROM pg_replication_slots WHERE slot_name = $1 AND active`, [
+              env?.config.CDC_SLOT_NAME,
+            ])
+          ).rowCount === 1
+        );
+      } finally {
+        await c.end();
       }
-      await w.query('BEGIN');
-      await w.query(`INSERT INTO engagement_events (event_ts, duration_ms) SELECT now(), 0 FROM generate_series(1, ${ROWS})`);
-      if (i % 4 === 0 && i > 0) gate.updates += (await w.query(`UPDATE engagement_events SET duration_ms = duration_ms + 1 WHERE id % 97 = ${i % 97}`)).rowCount ?? 0;
-      await w.query('COMMIT');
-      gate.written = i + 1;
-      await sleep(60);
+    };
+    await waitFor('cdc streaming', streaming, 120_000, 200);
+    const gate = { open: true, stop: false, written: 0, updates: 0 };
+    const writing = (async () => {
+      let w = await connect(url);
+      for (let i = 0; !gate.stop; i++) {
+        if (!gate.open) {
+          while (!gate.open) await sleep(50);
+          await w.end().catch(() => undefined);
+          w = await connect(url); // a fresh session after the PostgreSQL restart
+        }
+        await w.query('BEGIN');
+        await w.query(
+          `INSERT INTO engagement_events (event_ts, duration_ms) SELECT now(), 0 FROM generate_series(1, ${ROWS})`,
+        );
+        if (i % 4 === 0 && i > 0)
+          gate.updates +=
+            (await w.query(`UPDATE engagement_events SET duration_ms = duration_ms + 1 WHERE id % 97 = ${i % 97}`))
+              .rowCount ?? 0;
+        await w.query('COMMIT');
+        gate.written = i + 1;
+        await sleep(60);
+      }
+      await w.end();
+    })();
+
+    const wrote = (n: number) => {
+      const from = gate.written;
+      return waitFor(`${n} more transactions`, () => gate.written >= from + n, 300_000);
+    };
+    await wrote(STEP);
+    const kafkaPid = readStackState(config.stackDir)?.services.kafka?.pid;
+    assert.ok(
+      kafkaPid,
+      "this test stops its own stack's broker: unset KAFKA_BOOTSTRAP_SERVERS, DATABASE_URL and REDIS_URL to let it start one",
+    );
+    t.diagnostic(`stopping Kafka (pid ${kafkaPid}) at txn ${gate.written}`);
+    await stopPid(kafkaPid, 30_000);
+    await sleep(4000);
+    await stackUp(config);
+    t.diagnostic(`Kafka back at txn ${gate.written}`);
+    await wrote(STEP);
+    gate.open = false;
+    const pgState = readStackState(config.stackDir)?.services.postgres;
+    assert.ok(pgState, "this test restarts its own stack's PostgreSQL: unset DATABASE_URL to let it start one");
+    t.diagnostic(`restarting PostgreSQL at txn ${gate.written}`);
+    await sleep(200);
+    await stopPrivatePostgres(pgState);
+    await sleep(2000);
+    await stackUp(config);
+    gate.open = true;
+    t.diagnostic('PostgreSQL back');
+    await wrote(STEP);
+    gate.stop = true;
+    await writing;
+    t.diagnostic(`${gate.written} transactions of ${ROWS} rows written`);
+
+    const c = await connect(url);
+    const target = parseLsn(
+      (await c.query<{ l: string }>('SELECT pg_current_wal_lsn()::text AS l')).rows[0]?.l ?? '0/0',
+    );
+    await waitFor(
+      'caught up',
+      async () => {
+        if (child.child.exitCode !== null) throw new Error(`engage cdc exited:\n${child.output().slice(-4000)}`);
+        const r = await c.query<{ l: string | null }>(
+          'SELECT confirmed_flush_lsn::text AS l FROM pg_replication_slots WHERE slot_name = $1',
+          [env?.config.CDC_SLOT_NAME],
+        );
+        const l = r.rows[0]?.l;
+        return l !== null && l !== undefined && parseLsn(l) >= target;
+      },
+      300_000,
+      250,
+    );
+    const expected = new Map<string, number>();
+    for (const r of (
+      await c.query<{ id: string; v: number }>('SELECT id::text AS id, duration_ms AS v FROM engagement_events')
+    ).rows)
+      expected.set(r.id, r.v);
+    await c.end();
+    child.child.kill('SIGTERM');
+    assert.equal((await child.exited).code, 0);
+    cdc = undefined;
+    const failures = child
+      .output()
+      .split('\n')
+      .filter((l) => l.includes('cdc session failed') || l.includes('cannot start a session yet'));
+    t.diagnostic(`session failures/retries logged: ${failures.length}`);
+    for (const f of failures.slice(0, 6)) t.diagnostic(f.slice(0, 300));
+
+    const recs = await readToEnd(
+      env.config,
+      env.config.KAFKA_TOPIC_ENGAGEMENT_EVENTS,
+      env.config.KAFKA_TOPIC_PARTITIONS,
+      120_000,
+    );
+    const versions = new Map<string, number[]>();
+    for (const r of recs) {
+      assert.ok(r.value);
+      const id = String(r.value.after?.id);
+      if (r.value.op === 'c') assert.ok(!versions.has(id), `row ${id} created twice`);
+      else assert.equal(r.value.op, 'u');
+      versions.set(id, [...(versions.get(id) ?? []), Number(r.value.after?.duration_ms)]);
     }
-    await w.end();
-  })();
-
-  const wrote = (n: number) => {
-    const from = gate.written;
-    return waitFor(`${n} more transactions`, () => gate.written >= from + n, 300_000);
-  };
-  await wrote(STEP);
-  const kafkaPid = readStackState(config.stackDir)?.services.kafka?.pid;
-  assert.ok(kafkaPid, 'this test stops its own stack\'s broker: unset KAFKA_BOOTSTRAP_SERVERS, DATABASE_URL and REDIS_URL to let it start one');
-  t.diagnostic(`stopping Kafka (pid ${kafkaPid}) at txn ${gate.written}`);
-  await stopPid(kafkaPid, 30_000);
-  await sleep(4000);
-  await stackUp(config);
-  t.diagnostic(`Kafka back at txn ${gate.written}`);
-  await wrote(STEP);
-  gate.open = false;
-  const pgState = readStackState(config.stackDir)?.services.postgres;
-  assert.ok(pgState, 'this test restarts its own stack\'s PostgreSQL: unset DATABASE_URL to let it start one');
-  t.diagnostic(`restarting PostgreSQL at txn ${gate.written}`);
-  await sleep(200);
-  await stopPrivatePostgres(pgState);
-  await sleep(2000);
-  await stackUp(config);
-  gate.open = true;
-  t.diagnostic('PostgreSQL back');
-  await wrote(STEP);
-  gate.stop = true;
-  await writing;
-  t.diagnostic(`${gate.written} transactions of ${ROWS} rows written`);
-
-  const c = await connect(url);
-  const target = parseLsn((await c.query<{ l: string }>('SELECT pg_current_wal_lsn()::text AS l')).rows[0]?.l ?? '0/0');
-  await waitFor('caught up', async () => {
-    if (child.child.exitCode !== null) throw new Error(`engage cdc exited:\n${child.output().slice(-4000)}`);
-    const r = await c.query<{ l: string | null }>('SELECT confirmed_flush_lsn::text AS l FROM pg_replication_slots WHERE slot_name = $1', [env?.config.CDC_SLOT_NAME]);
-    const l = r.rows[0]?.l;
-    return l !== null && l !== undefined && parseLsn(l) >= target;
-  }, 300_000, 250);
-  const expected = new Map<string, number>();
-  for (const r of (await c.query<{ id: string; v: number }>('SELECT id::text AS id, duration_ms AS v FROM engagement_events')).rows) expected.set(r.id, r.v);
-  await c.end();
-  child.child.kill('SIGTERM');
-  assert.equal((await child.exited).code, 0);
-  cdc = undefined;
-  const failures = child.output().split('\n').filter((l) => l.includes('cdc session failed') || l.includes('cannot start a session yet'));
-  t.diagnostic(`session failures/retries logged: ${failures.length}`);
-  for (const f of failures.slice(0, 6)) t.diagnostic(f.slice(0, 300));
-
-  const recs = await readToEnd(env.config, env.config.KAFKA_TOPIC_ENGAGEMENT_EVENTS, env.config.KAFKA_TOPIC_PARTITIONS, 120_000);
-  const versions = new Map<string, number[]>();
-  for (const r of recs) {
-    assert.ok(r.value);
-    const id = String(r.value.after?.id);
-    if (r.value.op === 'c') assert.ok(!versions.has(id), `row ${id} created twice`);
-    else assert.equal(r.value.op, 'u');
-    versions.set(id, [...(versions.get(id) ?? []), Number(r.value.after?.duration_ms)]);
-  }
-  assert.equal(expected.size, gate.written * ROWS);
-  assert.equal(versions.size, expected.size);
-  for (const [id, final] of expected) assert.deepEqual(versions.get(id), Array.from({ length: final + 1 }, (_, i) => i), `row ${id}`);
-  assert.equal(recs.length, expected.size + gate.updates);
-});
+    assert.equal(expected.size, gate.written * ROWS);
+    assert.equal(versions.size, expected.size);
+    for (const [id, final] of expected)
+      assert.deepEqual(
+        versions.get(id),
+        Array.from({ length: final + 1 }, (_, i) => i),
+        `row ${id}`,
+      );
+    assert.equal(recs.length, expected.size + gate.updates);
+  },
+);

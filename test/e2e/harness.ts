@@ -4,7 +4,14 @@ import { generateBatch } from '../../src/generator/modes.js';
 import type { RunningReceiver } from '../../src/receiver/index.js';
 import { createRedisReader } from '../../src/sinks/redis/read.js';
 import type { Supervisor } from '../../src/supervisor/supervisor.js';
-import { PIPELINE_COMPONENTS, PROOF_ENV, insertBadRows, logTails, restartService, startPipelineRun } from './pipeline-run.js';
+import {
+  PIPELINE_COMPONENTS,
+  PROOF_ENV,
+  insertBadRows,
+  logTails,
+  restartService,
+  startPipelineRun,
+} from './pipeline-run.js';
 import { groupCaughtUp, queryWarehouse, readDlq } from './sink-reads.js';
 
 /**
@@ -114,7 +121,9 @@ async function runLoad(
   kills: string[],
   stackDir: string,
 ): Promise<Set<string>> {
-  const killAt = new Set(Array.from({ length: opts.kills }, (_, i) => Math.floor(((i + 1) * opts.batches) / (opts.kills + 1))));
+  const killAt = new Set(
+    Array.from({ length: opts.kills }, (_, i) => Math.floor(((i + 1) * opts.batches) / (opts.kills + 1))),
+  );
   const brokerAt = Math.floor(opts.batches / 3);
   const redisAt = Math.floor((2 * opts.batches) / 3);
   const outageAt = Math.floor(opts.batches / 2);
@@ -150,8 +159,15 @@ async function runLoad(
  */
 function exact(r: ProofResult): boolean {
   return (
-    r.committedRows === r.expected + r.badRows && r.warehouseMissing === 0 && r.warehouseRows === r.expected && r.warehouseDistinct === r.expected &&
-    r.receiverMissing === 0 && r.receiverUnique === r.expected && r.redisWindow === r.redisExpected && r.dlqUnexpected.length === 0 && r.dlqBadRowsFound === r.badRows
+    r.committedRows === r.expected + r.badRows &&
+    r.warehouseMissing === 0 &&
+    r.warehouseRows === r.expected &&
+    r.warehouseDistinct === r.expected &&
+    r.receiverMissing === 0 &&
+    r.receiverUnique === r.expected &&
+    r.redisWindow === r.redisExpected &&
+    r.dlqUnexpected.length === 0 &&
+    r.dlqBadRowsFound === r.badRows
   );
 }
 
@@ -161,7 +177,13 @@ async function expectedIds(db: pg.Client, bad: Set<string>): Promise<Set<string>
 }
 
 /** Waits until the receiver and Redis hold every valid event and the warehouse group has caught up. */
-async function waitQuiet(config: Config, db: pg.Client, receiver: RunningReceiver, bad: Set<string>, log: (l: string) => void): Promise<void> {
+async function waitQuiet(
+  config: Config,
+  db: pg.Client,
+  receiver: RunningReceiver,
+  bad: Set<string>,
+  log: (l: string) => void,
+): Promise<void> {
   const want = (await expectedIds(db, bad)).size;
   const { reader, close } = await createRedisReader(config);
   const deadline = Date.now() + 300_000;
@@ -171,7 +193,11 @@ async function waitQuiet(config: Config, db: pg.Client, receiver: RunningReceive
       const win = await reader.windowCount().catch(() => -1);
       const wh = await groupCaughtUp(config, `engage-sink-warehouse.${config.KAFKA_CLIENT_ID}`);
       if (got >= want && win >= want && wh) return;
-      const behind = [got < want ? `sink-external (receiver ${got}/${want})` : '', win < want ? `sink-redis (window ${win}/${want})` : '', wh ? '' : 'sink-warehouse (group not caught up)'].filter(Boolean);
+      const behind = [
+        got < want ? `sink-external (receiver ${got}/${want})` : '',
+        win < want ? `sink-redis (window ${win}/${want})` : '',
+        wh ? '' : 'sink-warehouse (group not caught up)',
+      ].filter(Boolean);
       if (i % 10 === 0) log(`e2e: waiting for ${behind.join(', ')}`);
       if (Date.now() > deadline) throw new Error(`e2e: not quiet after 300 s; still behind: ${behind.join(', ')}`);
       await sleep(1000);
@@ -181,11 +207,22 @@ async function waitQuiet(config: Config, db: pg.Client, receiver: RunningReceive
   }
 }
 
-async function prove(config: Config, db: pg.Client, receiver: RunningReceiver, bad: Set<string>, kills: string[], sup: Supervisor): Promise<ProofResult> {
+async function prove(
+  config: Config,
+  db: pg.Client,
+  receiver: RunningReceiver,
+  bad: Set<string>,
+  kills: string[],
+  sup: Supervisor,
+): Promise<ProofResult> {
   const want = await expectedIds(db, bad);
-  const committedRows = Number((await db.query<{ n: string }>('SELECT count(*)::text AS n FROM engagement_events')).rows[0]?.n);
+  const committedRows = Number(
+    (await db.query<{ n: string }>('SELECT count(*)::text AS n FROM engagement_events')).rows[0]?.n,
+  );
 
-  const rows = (await queryWarehouse(config.DUCKDB_PATH, 'SELECT event_id FROM engagement_events_enriched')).map((r) => String(r.event_id));
+  const rows = (await queryWarehouse(config.DUCKDB_PATH, 'SELECT event_id FROM engagement_events_enriched')).map((r) =>
+    String(r.event_id),
+  );
   const warehouseIds = new Set(rows);
 
   const { reader, close } = await createRedisReader(config);
@@ -203,15 +240,19 @@ async function prove(config: Config, db: pg.Client, receiver: RunningReceiver, b
     expected: want.size,
     warehouseRows: rows.length,
     warehouseDistinct: warehouseIds.size,
-    warehouseMissing: [...want].filter((id) => !warehouseIds.has(id)).length + [...warehouseIds].filter((id) => !want.has(id)).length,
+    warehouseMissing:
+      [...want].filter((id) => !warehouseIds.has(id)).length + [...warehouseIds].filter((id) => !want.has(id)).length,
     redisWindow,
     redisExpected: want.size,
     receiverUnique: receiverIds.size,
     receiverMaxDeliveries,
-    receiverMissing: [...want].filter((id) => !receiverIds.has(id)).length + [...receiverIds].filter((id) => !want.has(id)).length,
+    receiverMissing:
+      [...want].filter((id) => !receiverIds.has(id)).length + [...receiverIds].filter((id) => !want.has(id)).length,
     dlqEntries: dlq.length,
     dlqBadRowsFound: new Set(dlqIds.filter((id) => bad.has(id))).size,
-    dlqUnexpected: dlq.filter((_, i) => !bad.has(dlqIds[i] ?? '')).map(({ entry: d }) => `${d.stage} ${d.code} ${d.reason}`),
+    dlqUnexpected: dlq
+      .filter((_, i) => !bad.has(dlqIds[i] ?? ''))
+      .map(({ entry: d }) => `${d.stage} ${d.code} ${d.reason}`),
     kills,
     restarts: Object.fromEntries(sup.status().map((s) => [s.name, s.restarts])),
   };

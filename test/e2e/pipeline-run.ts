@@ -80,7 +80,8 @@ function reuseKafkaClasspath(stackDir: string): void {
   const shared = path.resolve('.stack', 'kafka');
   if (!existsSync(shared)) return;
   mkdirSync(path.join(stackDir, 'kafka'), { recursive: true });
-  for (const f of readdirSync(shared).filter((n) => n.startsWith('classpath-'))) copyFileSync(path.join(shared, f), path.join(stackDir, 'kafka', f));
+  for (const f of readdirSync(shared).filter((n) => n.startsWith('classpath-')))
+    copyFileSync(path.join(shared, f), path.join(stackDir, 'kafka', f));
 }
 
 /** Brings the private stack up and starts the receiver and every component (not yet supervised: call `sup.start()`). */
@@ -89,7 +90,12 @@ export async function startPipelineRun(setup: RunSetup): Promise<PipelineRun> {
   const stackDir = mkdtempSync(path.join(os.tmpdir(), `engage-${setup.label}-stack-`));
   const work = mkdtempSync(path.join(os.tmpdir(), `engage-${setup.label}-`));
   reuseKafkaClasspath(stackDir);
-  const env: NodeJS.ProcessEnv = { ...setup.env, STACK_DIR: stackDir, STACK_PORT_OFFSET: String(offset), DUCKDB_PATH: path.join(work, 'warehouse.duckdb') };
+  const env: NodeJS.ProcessEnv = {
+    ...setup.env,
+    STACK_DIR: stackDir,
+    STACK_PORT_OFFSET: String(offset),
+    DUCKDB_PATH: path.join(work, 'warehouse.duckdb'),
+  };
   const base = loadConfig({ ...env });
   try {
     await stackUp(base);
@@ -107,7 +113,13 @@ export async function startPipelineRun(setup: RunSetup): Promise<PipelineRun> {
   };
   const config = loadConfig(childEnv);
   const rate = setup.generatorRate ?? 0;
-  const specs = componentSpecs(config, { generator: rate > 0, rate, receiver: false, api: false, sinks: ['redis', 'warehouse', 'external'] });
+  const specs = componentSpecs(config, {
+    generator: rate > 0,
+    rate,
+    receiver: false,
+    api: false,
+    sinks: ['redis', 'warehouse', 'external'],
+  });
   const logsDir = path.join(work, 'logs');
   const sup = new Supervisor(specs, logsDir, childEnv);
   const db = new pg.Client({ connectionString: config.databaseUrl });
@@ -141,7 +153,13 @@ export async function startPipelineRun(setup: RunSetup): Promise<PipelineRun> {
 }
 
 /** Stops one of the run's services (SIGTERM, SIGKILL after 30 s) and starts it again; returns the seconds it took. */
-export async function restartService(config: Config, stackDir: string, name: 'kafka' | 'redis', log: (l: string) => void, downMs = 0): Promise<number> {
+export async function restartService(
+  config: Config,
+  stackDir: string,
+  name: 'kafka' | 'redis',
+  log: (l: string) => void,
+  downMs = 0,
+): Promise<number> {
   const pid = readStackState(stackDir)?.services[name]?.pid;
   if (!pid) throw new Error(`no pid for ${name} in ${stackDir}/state.json`);
   const t0 = Date.now();
@@ -152,7 +170,9 @@ export async function restartService(config: Config, stackDir: string, name: 'ka
   const starting = Date.now();
   await stackUp(config, { topics: false });
   const seconds = (Date.now() - t0) / 1000;
-  log(`${name} restarted in ${seconds.toFixed(1)} s (stopping ${((stopped - t0) / 1000).toFixed(1)} s, starting ${((Date.now() - starting) / 1000).toFixed(1)} s)`);
+  log(
+    `${name} restarted in ${seconds.toFixed(1)} s (stopping ${((stopped - t0) / 1000).toFixed(1)} s, starting ${((Date.now() - starting) / 1000).toFixed(1)} s)`,
+  );
   return seconds;
 }
 
@@ -183,8 +203,13 @@ export function logTails(dir: string, lines = 15, names: readonly string[] = PIP
       out.push(`--- ${name}: no log`);
       continue;
     }
-    const warn = text.split('\n').filter((l) => /"level":(4|5|6)0/.test(l) || l.startsWith('[supervisor]') || l.startsWith('engage: '));
-    out.push(`--- ${name}: ${warn.length} warn/error lines, last ${Math.min(lines, warn.length)}:`, ...warn.slice(-lines).map((l) => l.slice(0, 600)));
+    const warn = text
+      .split('\n')
+      .filter((l) => /"level":(4|5|6)0/.test(l) || l.startsWith('[supervisor]') || l.startsWith('engage: '));
+    out.push(
+      `--- ${name}: ${warn.length} warn/error lines, last ${Math.min(lines, warn.length)}:`,
+      ...warn.slice(-lines).map((l) => l.slice(0, 600)),
+    );
   }
   return out.join('\n');
 }

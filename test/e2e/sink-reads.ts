@@ -35,7 +35,10 @@ export async function queryWarehouse(duckdbPath: string, sql: string): Promise<A
 
 /** Every warehouse row's event key, one per row (a duplicate row appears twice). */
 export async function warehouseKeys(duckdbPath: string): Promise<string[]> {
-  const rows = await queryWarehouse(duckdbPath, 'SELECT event_id::VARCHAR AS id, epoch_us(event_ts)::VARCHAR AS us FROM engagement_events_enriched');
+  const rows = await queryWarehouse(
+    duckdbPath,
+    'SELECT event_id::VARCHAR AS id, epoch_us(event_ts)::VARCHAR AS us FROM engagement_events_enriched',
+  );
   return rows.map((r) => `${String(r.id)}@${String(r.us)}`);
 }
 
@@ -114,7 +117,8 @@ export async function readDlq(config: Config): Promise<ParkedEntry[]> {
 /** True when `groupId` has committed, on every partition of the enriched topic, past the last record it holds now. */
 export async function groupCaughtUp(config: Config, groupId: string): Promise<boolean> {
   const last = new Map<number, number>();
-  for (const m of await readTopic(config.kafkaBrokers, config.KAFKA_TOPIC_ENRICHED, 60000)) last.set(m.partition, Math.max(last.get(m.partition) ?? -1, m.offset));
+  for (const m of await readTopic(config.kafkaBrokers, config.KAFKA_TOPIC_ENRICHED, 60000))
+    last.set(m.partition, Math.max(last.get(m.partition) ?? -1, m.offset));
   const committed = await committedOffsets(config, groupId, config.KAFKA_TOPIC_ENRICHED);
   return [...last].every(([p, off]) => (committed.get(p) ?? -1) >= off + 1);
 }
@@ -127,7 +131,9 @@ export async function stableOffsets(config: Config): Promise<Map<number, number>
   const admin = createKafka(config, `${config.KAFKA_CLIENT_ID}-test-admin`).admin();
   await admin.connect();
   try {
-    const offsets = await admin.fetchTopicOffsets(config.KAFKA_TOPIC_ENRICHED, { isolationLevel: KafkaJS.IsolationLevel.READ_COMMITTED });
+    const offsets = await admin.fetchTopicOffsets(config.KAFKA_TOPIC_ENRICHED, {
+      isolationLevel: KafkaJS.IsolationLevel.READ_COMMITTED,
+    });
     return new Map(offsets.map((o) => [o.partition, Number(o.high)]));
   } finally {
     await admin.disconnect();

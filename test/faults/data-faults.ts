@@ -25,7 +25,11 @@ export const duckdbLocked: FaultRow = {
   async inject(ctx) {
     const { sup } = ctx.run;
     const holdMs = Math.round(60_000 * ctx.scale);
-    const holder = spawn(process.execPath, ['--import', 'tsx', path.join(here, 'hold-duckdb-lock.ts'), ctx.run.config.DUCKDB_PATH, String(holdMs)], { stdio: ['pipe', 'pipe', 'inherit'] });
+    const holder = spawn(
+      process.execPath,
+      ['--import', 'tsx', path.join(here, 'hold-duckdb-lock.ts'), ctx.run.config.DUCKDB_PATH, String(holdMs)],
+      { stdio: ['pipe', 'pipe', 'inherit'] },
+    );
     const said: string[] = [];
     createInterface({ input: holder.stdout }).on('line', (l) => said.push(l));
     const exited = new Promise<number | null>((resolve) => holder.once('exit', (code) => resolve(code)));
@@ -35,7 +39,12 @@ export const duckdbLocked: FaultRow = {
       const logFrom = sink ? statSync(sink.status().log).size : 0;
       sink?.kill('SIGKILL');
       holder.stdin.write('go\n');
-      await waitFor('the lock holder to take the file (or give up)', () => said.find((l) => l.startsWith('locked') || l.startsWith('never-locked')), 30_000, 20);
+      await waitFor(
+        'the lock holder to take the file (or give up)',
+        () => said.find((l) => l.startsWith('locked') || l.startsWith('never-locked')),
+        30_000,
+        20,
+      );
       const got = said.find((l) => l.startsWith('never-locked'));
       if (got) {
         ctx.problems.push(`fault not injected: the other process could not open the file (${got})`);
@@ -49,11 +58,21 @@ export const duckdbLocked: FaultRow = {
       }, 200);
       const code = await exited;
       clearInterval(watch);
-      ctx.notes.push(`held ${(holdMs / 1000).toFixed(0)} s; sink states meanwhile: ${[...states].join(', ')}; restarts ${sink?.status().restarts ?? '-'}`);
+      ctx.notes.push(
+        `held ${(holdMs / 1000).toFixed(0)} s; sink states meanwhile: ${[...states].join(', ')}; restarts ${sink?.status().restarts ?? '-'}`,
+      );
       if (code !== 0) ctx.problems.push(`the lock holder exited ${code}`);
       // The sink must have met the lock (else the fault was not exercised): its log says so.
-      const met = sink ? readFileSync(sink.status().log).subarray(logFrom).toString('utf8').split('\n').filter((l) => /lock/i.test(l)) : [];
-      ctx.notes.push(`sink log lines about the lock: ${met.length}${met[0] ? ` (first: ${met[0].slice(0, 240)})` : ''}`);
+      const met = sink
+        ? readFileSync(sink.status().log)
+            .subarray(logFrom)
+            .toString('utf8')
+            .split('\n')
+            .filter((l) => /lock/i.test(l))
+        : [];
+      ctx.notes.push(
+        `sink log lines about the lock: ${met.length}${met[0] ? ` (first: ${met[0].slice(0, 240)})` : ''}`,
+      );
       if (met.length === 0) ctx.problems.push('the restarted sink never met the lock: the fault was not exercised');
     } finally {
       if (holder.exitCode === null) holder.kill('SIGKILL');
@@ -81,16 +100,24 @@ export const oversizedRow: FaultRow = {
   },
   async whileWarehouseStopped(ctx) {
     const [id, us] = bigKey.split('@');
-    const rows = await queryWarehouse(ctx.run.config.DUCKDB_PATH, `SELECT raw_payload::VARCHAR AS p FROM engagement_events_enriched WHERE event_id = ${Number(id)} AND epoch_us(event_ts) = ${BigInt(us ?? '0')}`);
+    const rows = await queryWarehouse(
+      ctx.run.config.DUCKDB_PATH,
+      `SELECT raw_payload::VARCHAR AS p FROM engagement_events_enriched WHERE event_id = ${Number(id)} AND epoch_us(event_ts) = ${BigInt(us ?? '0')}`,
+    );
     const payload = String(rows[0]?.p ?? '');
     if (rows.length !== 1) ctx.problems.push(`warehouse: ${rows.length} rows for the oversized event ${bigKey}`);
-    else if (!payload.includes(TRUNCATED_VALUE)) ctx.problems.push(`warehouse: the oversized event's raw_payload is not marked truncated (${payload.length} bytes: ${payload.slice(0, 80)})`);
+    else if (!payload.includes(TRUNCATED_VALUE))
+      ctx.problems.push(
+        `warehouse: the oversized event's raw_payload is not marked truncated (${payload.length} bytes: ${payload.slice(0, 80)})`,
+      );
   },
   async verify(ctx, proof) {
     const at = ctx.run.receiver.event(bigKey);
     if (!at) ctx.problems.push(`external: the oversized event ${bigKey} never arrived`);
-    else if (!JSON.stringify(at.event?.raw_payload ?? '').includes(TRUNCATED_VALUE)) ctx.problems.push('external: the oversized event arrived without the truncation marker');
-    if (!(await readRedisWindow(ctx.run.config)).keys.has(bigKey)) ctx.problems.push(`Redis: the oversized event ${bigKey} is not in the window`);
+    else if (!JSON.stringify(at.event?.raw_payload ?? '').includes(TRUNCATED_VALUE))
+      ctx.problems.push('external: the oversized event arrived without the truncation marker');
+    if (!(await readRedisWindow(ctx.run.config)).keys.has(bigKey))
+      ctx.problems.push(`Redis: the oversized event ${bigKey} is not in the window`);
     if (proof.parked.some((p) => p.key === bigKey)) ctx.problems.push('DLQ: the oversized event was parked');
   },
 };
@@ -108,7 +135,13 @@ export const truncateRestartIdentity: FaultRow = {
     // The new events must exist before the proof stops the load again.
     await waitFor(
       'the generator to write rows after the TRUNCATE',
-      () => withDb(ctx.run.config, async (db) => Number((await db.query<{ n: string }>('SELECT count(*)::text AS n FROM engagement_events')).rows[0]?.n) > 500),
+      () =>
+        withDb(
+          ctx.run.config,
+          async (db) =>
+            Number((await db.query<{ n: string }>('SELECT count(*)::text AS n FROM engagement_events')).rows[0]?.n) >
+            500,
+        ),
       120_000,
       1000,
     );
@@ -153,10 +186,17 @@ export const killEverything: FaultRow = {
     ctx.notes.push(`${killed.length} kills`);
   },
   async verify(ctx) {
-    const known = new Set(ctx.run.sup.status().map((s) => s.pid).filter((p): p is number => p !== undefined));
+    const known = new Set(
+      ctx.run.sup
+        .status()
+        .map((s) => s.pid)
+        .filter((p): p is number => p !== undefined),
+    );
     const marked = runProcesses(ctx.run.stackDir);
     const survivors = marked.filter((pid) => !known.has(pid));
-    ctx.notes.push(`ps: ${marked.length} processes of the run, all known to the supervisor: ${survivors.length === 0 ? 'yes' : 'no'}`);
+    ctx.notes.push(
+      `ps: ${marked.length} processes of the run, all known to the supervisor: ${survivors.length === 0 ? 'yes' : 'no'}`,
+    );
     if (survivors.length > 0) ctx.problems.push(`survivors not known to the supervisor: ${survivors.join(', ')}`);
     if (marked.length === 0) ctx.problems.push('ps found no process of the run: the mark is wrong');
   },

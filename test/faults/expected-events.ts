@@ -41,13 +41,15 @@ export class ExpectedEvents {
 
   /** Adds every row PostgreSQL holds now; returns how many were new to the expectation. */
   async snapshot(config: Config): Promise<number> {
-    const rows = await withDb(config, async (db) =>
-      (
-        await db.query<{ key: string; id: string; duration_ms: number | null; length_seconds: number | null }>(
-          `SELECT ${KEY_SQL} AS key, e.id::text AS id, e.duration_ms, c.length_seconds
+    const rows = await withDb(
+      config,
+      async (db) =>
+        (
+          await db.query<{ key: string; id: string; duration_ms: number | null; length_seconds: number | null }>(
+            `SELECT ${KEY_SQL} AS key, e.id::text AS id, e.duration_ms, c.length_seconds
              FROM engagement_events e LEFT JOIN content c ON c.id = e.content_id`,
-        )
-      ).rows,
+          )
+        ).rows,
     );
     let added = 0;
     for (const r of rows) {

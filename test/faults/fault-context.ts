@@ -41,11 +41,21 @@ export function faultDuration(ctx: FaultContext, ms: number): Promise<void> {
 /** Waits until the external receiver takes events it had not seen: the whole pipeline moves again. */
 export async function waitFlowing(ctx: FaultContext, what: string, timeoutMs = 180_000): Promise<void> {
   const before = ctx.run.receiver.stats().events_unique;
-  await waitFor(`new events at the receiver after ${what}`, () => ctx.run.receiver.stats().events_unique > before + 50, timeoutMs, 250);
+  await waitFor(
+    `new events at the receiver after ${what}`,
+    () => ctx.run.receiver.stats().events_unique > before + 50,
+    timeoutMs,
+    250,
+  );
 }
 
 /** The component's pid once it runs again under the supervisor with a pid other than `oldPid`. */
-export async function waitRestarted(ctx: FaultContext, name: string, oldPid: number | undefined, timeoutMs = 120_000): Promise<number> {
+export async function waitRestarted(
+  ctx: FaultContext,
+  name: string,
+  oldPid: number | undefined,
+  timeoutMs = 120_000,
+): Promise<number> {
   return waitFor(
     `${name} to run again under a new pid (was ${oldPid ?? '-'})`,
     () => {

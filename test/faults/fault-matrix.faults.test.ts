@@ -1,7 +1,14 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { test } from 'node:test';
-import { PIPELINE_COMPONENTS, PROOF_ENV, insertBadRows, logTails, startPipelineRun, type PipelineRun } from '../e2e/pipeline-run.js';
+import {
+  PIPELINE_COMPONENTS,
+  PROOF_ENV,
+  insertBadRows,
+  logTails,
+  startPipelineRun,
+  type PipelineRun,
+} from '../e2e/pipeline-run.js';
 import { DATA_FAULTS } from './data-faults.js';
 import { ExpectedEvents } from './expected-events.js';
 import { waitFlowing, type FaultContext, type FaultRow } from './fault-context.js';
@@ -39,7 +46,9 @@ const baseline: FaultRow = {
   },
 };
 
-const ROWS: readonly FaultRow[] = [baseline, ...SERVICE_FAULTS, ...DATA_FAULTS].filter((r) => r.id === 0 || !ONLY || ONLY.has(r.id));
+const ROWS: readonly FaultRow[] = [baseline, ...SERVICE_FAULTS, ...DATA_FAULTS].filter(
+  (r) => r.id === 0 || !ONLY || ONLY.has(r.id),
+);
 
 /** A component stopped for good (a fatal exit) is a problem of the row; it is started again so the matrix goes on. */
 function reviveFailed(ctx: FaultContext): void {
@@ -53,16 +62,26 @@ function reviveFailed(ctx: FaultContext): void {
 }
 
 function checkProof(ctx: FaultContext, proof: NonNullable<MatrixRow['proof']>): void {
-  for (const [sink, c] of [['Redis', proof.redis], ['warehouse', proof.warehouse], ['external', proof.external]] as const) {
+  for (const [sink, c] of [
+    ['Redis', proof.redis],
+    ['warehouse', proof.warehouse],
+    ['external', proof.external],
+  ] as const) {
     if (c.lost > 0) ctx.problems.push(`${sink}: ${c.lost} events lost`);
     if (c.duplicated > 0) ctx.problems.push(`${sink}: ${c.duplicated} events duplicated`);
     if (c.unknown > 0) ctx.problems.push(`${sink}: ${c.unknown} events PostgreSQL never held as valid`);
   }
-  if (proof.dlq.badFound !== ctx.expected.badCount) ctx.problems.push(`DLQ: ${proof.dlq.badFound} of the ${ctx.expected.badCount} bad rows`);
+  if (proof.dlq.badFound !== ctx.expected.badCount)
+    ctx.problems.push(`DLQ: ${proof.dlq.badFound} of the ${ctx.expected.badCount} bad rows`);
   for (const u of proof.dlq.unexpected.slice(0, 5)) ctx.problems.push(`DLQ: unexpected entry ${u}`);
 }
 
-async function runRow(run: PipelineRun, expected: ExpectedEvents, row: FaultRow, log: (l: string) => void): Promise<MatrixRow> {
+async function runRow(
+  run: PipelineRun,
+  expected: ExpectedEvents,
+  row: FaultRow,
+  log: (l: string) => void,
+): Promise<MatrixRow> {
   const ctx: FaultContext = { run, expected, log, scale: SCALE, notes: [], problems: [] };
   log(`faults: row ${row.id}: ${row.name} — ${row.how}`);
   let t0 = Date.now();
@@ -89,7 +108,9 @@ async function runRow(run: PipelineRun, expected: ExpectedEvents, row: FaultRow,
       expected,
       log,
       deadlineMs: DEADLINE_MS,
-      whileWarehouseStopped: row.whileWarehouseStopped && (() => (row.whileWarehouseStopped as NonNullable<FaultRow['whileWarehouseStopped']>)(ctx)),
+      whileWarehouseStopped:
+        row.whileWarehouseStopped &&
+        (() => (row.whileWarehouseStopped as NonNullable<FaultRow['whileWarehouseStopped']>)(ctx)),
     });
     checkProof(ctx, proof);
     await row.verify?.(ctx, proof);
@@ -120,38 +141,42 @@ function commit(): string {
   }
 }
 
-test('the fault matrix: every fault leaves every sink with no event lost or duplicated, the DLQ with only the bad rows', { timeout: 60 * 60_000 }, async () => {
-  const log = (l: string) => console.log(l);
-  const started = new Date();
-  const run = await startPipelineRun({
-    label: 'faults',
-    // The e2e proofs take 300–390.
-    offsets: { from: 400, to: 490, step: 10 },
-    env: {
-      ...PROOF_ENV,
-      // Every event of the run stays in the Redis window until the end (event_ts is near now).
-      REDIS_AGGREGATION_WINDOW_MINUTES: '240',
-    },
-    generatorRate: RATE,
-    log,
-  });
-  const expected = new ExpectedEvents();
-  const rows: MatrixRow[] = [];
-  try {
-    run.sup.start();
-    for (const row of ROWS) {
-      const result = await runRow(run, expected, row, log);
-      rows.push(result);
-      log(`faults: ${formatRow(result)}`);
-      for (const p of result.problems) log(`faults:   PROBLEM ${p}`);
+test(
+  'the fault matrix: every fault leaves every sink with no event lost or duplicated, the DLQ with only the bad rows',
+  { timeout: 60 * 60_000 },
+  async () => {
+    const log = (l: string) => console.log(l);
+    const started = new Date();
+    const run = await startPipelineRun({
+      label: 'faults',
+      // The e2e proofs take 300–390.
+      offsets: { from: 400, to: 490, step: 10 },
+      env: {
+        ...PROOF_ENV,
+        // Every event of the run stays in the Redis window until the end (event_ts is near now).
+        REDIS_AGGREGATION_WINDOW_MINUTES: '240',
+      },
+      generatorRate: RATE,
+      log,
+    });
+    const expected = new ExpectedEvents();
+    const rows: MatrixRow[] = [];
+    try {
+      run.sup.start();
+      for (const row of ROWS) {
+        const result = await runRow(run, expected, row, log);
+        rows.push(result);
+        log(`faults: ${formatRow(result)}`);
+        for (const p of result.problems) log(`faults:   PROBLEM ${p}`);
+      }
+    } finally {
+      const passed = rows.length === ROWS.length && rows.every((r) => r.problems.length === 0);
+      const header = `Fault matrix, ${started.toISOString().slice(0, 16).replace('T', ' ')} UTC, commit ${commit()}, generator ${RATE} events/s, fault durations × ${SCALE}, ${((Date.now() - started.getTime()) / 60_000).toFixed(1)} min`;
+      log(['', header, '', formatTable(rows), '', ...TABLE_LEGEND, '', formatDetails(rows), ''].join('\n'));
+      if (!passed) log(logTails(run.logsDir, 20, [...PIPELINE_COMPONENTS, 'generator']));
+      await run.close(passed);
     }
-  } finally {
-    const passed = rows.length === ROWS.length && rows.every((r) => r.problems.length === 0);
-    const header = `Fault matrix, ${started.toISOString().slice(0, 16).replace('T', ' ')} UTC, commit ${commit()}, generator ${RATE} events/s, fault durations × ${SCALE}, ${((Date.now() - started.getTime()) / 60_000).toFixed(1)} min`;
-    log(['', header, '', formatTable(rows), '', ...TABLE_LEGEND, '', formatDetails(rows), ''].join('\n'));
-    if (!passed) log(logTails(run.logsDir, 20, [...PIPELINE_COMPONENTS, 'generator']));
-    await run.close(passed);
-  }
-  assert.equal(rows.length, ROWS.length, 'every row ran');
-  for (const r of rows) assert.deepEqual(r.problems, [], `row ${r.id} (${r.name})`);
-});
+    assert.equal(rows.length, ROWS.length, 'every row ran');
+    for (const r of rows) assert.deepEqual(r.problems, [], `row ${r.id} (${r.name})`);
+  },
+);

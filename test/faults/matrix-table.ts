@@ -19,7 +19,7 @@ export interface MatrixRow {
 export const TABLE_LEGEND = [
   'lost/dup per sink, cumulative since the start; Redis: window count and dedupe ledgers (one MULTI);',
   'warehouse: DuckDB rows by (event_id, event_ts), read with sink-warehouse stopped (SIGTERM, drained) and started again;',
-  'external: the reference receiver\'s distinct events (re-sent deliveries it absorbed in brackets);',
+  "external: the reference receiver's distinct events (re-sent deliveries it absorbed in brackets);",
   'DLQ: entries that are the 4 bad rows / any other entry. The load (generator) is stopped while each row is proven.',
 ];
 
@@ -45,7 +45,8 @@ export function formatRow(r: MatrixRow): string {
 }
 
 export function formatTable(rows: readonly MatrixRow[]): string {
-  const head = '| # | fault | fault took | caught up in | events | Redis lost/dup | warehouse lost/dup | external lost/dup (re-sent) | DLQ bad/other | result |';
+  const head =
+    '| # | fault | fault took | caught up in | events | Redis lost/dup | warehouse lost/dup | external lost/dup (re-sent) | DLQ bad/other | result |';
   const rule = '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |';
   return [head, rule, ...rows.map(formatRow)].join('\n');
 }

@@ -104,7 +104,12 @@ export const receiverOutage: FaultRow = {
     for (const b of BURSTS) {
       const before = receiver.stats().failures_injected;
       receiver.control({ failNext: b.requests, status: b.status, retryAfter: b.retryAfter });
-      await waitFor(`the external sink to spend a burst of ${b.requests} × ${b.status}`, () => receiver.control().failNext === 0, 240_000, 100);
+      await waitFor(
+        `the external sink to spend a burst of ${b.requests} × ${b.status}`,
+        () => receiver.control().failNext === 0,
+        240_000,
+        100,
+      );
       answered += receiver.stats().failures_injected - before;
     }
     receiver.control({ status: 503, retryAfter: null, failNext: 0 });
@@ -112,4 +117,11 @@ export const receiverOutage: FaultRow = {
   },
 };
 
-export const SERVICE_FAULTS: readonly FaultRow[] = [brokerRestarts, brokerDown, brokerFrozen, redisDown, postgresRestart, receiverOutage];
+export const SERVICE_FAULTS: readonly FaultRow[] = [
+  brokerRestarts,
+  brokerDown,
+  brokerFrozen,
+  redisDown,
+  postgresRestart,
+  receiverOutage,
+];

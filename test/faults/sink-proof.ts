@@ -53,13 +53,22 @@ export class NotCaughtUp extends Error {
 }
 
 /** Polls `behind()` (what is still missing, '' when nothing) until it is empty; throws NotCaughtUp at the deadline naming it. */
-async function until(what: string, component: string, behind: () => Promise<string>, deadlineMs: number, log: (l: string) => void): Promise<void> {
+async function until(
+  what: string,
+  component: string,
+  behind: () => Promise<string>,
+  deadlineMs: number,
+  log: (l: string) => void,
+): Promise<void> {
   const t0 = Date.now();
   let lastLog = t0;
   for (;;) {
-    const missing = await behind().catch((err: unknown) => `${what}: ${err instanceof Error ? err.message : String(err)}`);
+    const missing = await behind().catch(
+      (err: unknown) => `${what}: ${err instanceof Error ? err.message : String(err)}`,
+    );
     if (missing === '') return;
-    if (Date.now() - t0 > deadlineMs) throw new NotCaughtUp(`${what}: not reached within ${deadlineMs / 1000} s; still ${missing}`, component);
+    if (Date.now() - t0 > deadlineMs)
+      throw new NotCaughtUp(`${what}: not reached within ${deadlineMs / 1000} s; still ${missing}`, component);
     if (Date.now() - lastLog >= 15000) {
       log(`  waiting for ${what}: ${missing}`);
       lastLog = Date.now();
@@ -114,7 +123,9 @@ export async function waitAndProve(ctx: ProofContext): Promise<SinkProof> {
     'sink-warehouse',
     async () => {
       const committed = await committedOffsets(config, group, config.KAFKA_TOPIC_ENRICHED);
-      const short = [...end].filter(([p, off]) => (committed.get(p) ?? -1) < off).map(([p, off]) => `p${p} ${committed.get(p) ?? -1}/${off}`);
+      const short = [...end]
+        .filter(([p, off]) => (committed.get(p) ?? -1) < off)
+        .map(([p, off]) => `p${p} ${committed.get(p) ?? -1}/${off}`);
       return short.join(', ');
     },
     ctx.deadlineMs,
@@ -136,7 +147,11 @@ export async function waitAndProve(ctx: ProofContext): Promise<SinkProof> {
   return {
     expected: valid.length,
     redisExpected: inRedis.length,
-    redis: { lost: inRedis.filter((k) => !redis.keys.has(k)).length, duplicated: redis.total - redis.keys.size, unknown: countUnknown(redis.keys, expected) },
+    redis: {
+      lost: inRedis.filter((k) => !redis.keys.has(k)).length,
+      duplicated: redis.total - redis.keys.size,
+      unknown: countUnknown(redis.keys, expected),
+    },
     warehouse: { ...countRows(whKeys, valid, expected), rows: whKeys.length },
     external: {
       lost: valid.filter((k) => receiver.event(k) === undefined).length,
@@ -158,7 +173,11 @@ function countUnknown(keys: Iterable<string>, expected: ExpectedEvents): number 
 
 function countRows(rows: string[], valid: string[], expected: ExpectedEvents): SinkCounts {
   const distinct = new Set(rows);
-  return { lost: valid.filter((k) => !distinct.has(k)).length, duplicated: rows.length - distinct.size, unknown: countUnknown(distinct, expected) };
+  return {
+    lost: valid.filter((k) => !distinct.has(k)).length,
+    duplicated: rows.length - distinct.size,
+    unknown: countUnknown(distinct, expected),
+  };
 }
 
 function judgeDlq(parked: ParkedEntry[], expected: ExpectedEvents): SinkProof['dlq'] {

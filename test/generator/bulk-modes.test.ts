@@ -37,9 +37,14 @@ describe('generator modes that write in bulk', () => {
     const summary = await generateBatch(env.config, { batchSize: 8000, seed: 42, windowMinutes: 10, nowMs: NOW });
     assert.equal(summary.rows, 8000);
     assert.equal(summary.interrupted, false);
-    const all = await one<{ n: number; lo: Date; hi: Date }>('SELECT count(*)::int AS n, min(event_ts) AS lo, max(event_ts) AS hi FROM engagement_events');
+    const all = await one<{ n: number; lo: Date; hi: Date }>(
+      'SELECT count(*)::int AS n, min(event_ts) AS lo, max(event_ts) AS hi FROM engagement_events',
+    );
     assert.equal(all.n, 8000);
-    assert.ok(all.lo.getTime() >= NOW - 10 * MINUTE_MS && all.hi.getTime() <= NOW, `${all.lo.toISOString()} … ${all.hi.toISOString()}`);
+    assert.ok(
+      all.lo.getTime() >= NOW - 10 * MINUTE_MS && all.hi.getTime() <= NOW,
+      `${all.lo.toISOString()} … ${all.hi.toISOString()}`,
+    );
 
     const bad = await one<Record<string, number>>(`
       SELECT count(*) FILTER (WHERE e.event_type = 'click' AND e.duration_ms IS NOT NULL)::int AS click_with_duration,
@@ -49,7 +54,14 @@ describe('generator modes that write in bulk', () => {
              count(*) FILTER (WHERE NOT (e.raw_payload ? 'session_id' AND e.raw_payload ? 'app_version'))::int AS payload_missing_keys,
              count(*) FILTER (WHERE e.user_id IS NULL OR e.device IS NULL OR e.content_id IS NULL)::int AS nulls
         FROM engagement_events e JOIN content c ON c.id = e.content_id`);
-    assert.deepEqual(bad, { click_with_duration: 0, play_without_duration: 0, longer_than_content: 0, before_publication: 0, payload_missing_keys: 0, nulls: 0 });
+    assert.deepEqual(bad, {
+      click_with_duration: 0,
+      play_without_duration: 0,
+      longer_than_content: 0,
+      before_publication: 0,
+      payload_missing_keys: 0,
+      nulls: 0,
+    });
 
     const mix = await one<{ types: number; devices: number; users: number; sessions: number; content: number }>(`
       SELECT count(DISTINCT event_type)::int AS types, count(DISTINCT device)::int AS devices, count(DISTINCT user_id)::int AS users,
@@ -88,9 +100,11 @@ describe('generator modes that write in bulk', () => {
   });
 
   test('batch: popularity is skewed — the top 10% of content gets far more than the bottom half', async () => {
-    const rows = (await db.query<{ n: number }>(`
+    const rows = (
+      await db.query<{ n: number }>(`
       SELECT count(e.id)::int AS n FROM content c LEFT JOIN engagement_events e ON e.content_id = c.id
-       GROUP BY c.id ORDER BY n DESC`)).rows.map((r) => r.n);
+       GROUP BY c.id ORDER BY n DESC`)
+    ).rows.map((r) => r.n);
     const top = rows.slice(0, Math.ceil(rows.length / 10)).reduce((a, b) => a + b, 0);
     const bottom = rows.slice(Math.floor(rows.length / 2)).reduce((a, b) => a + b, 0);
     assert.ok(top > 3 * bottom, `top 10% ${top} vs bottom half ${bottom}`);
@@ -113,7 +127,13 @@ describe('generator modes that write in bulk', () => {
 
   test('historical: exactly days × events-per-day rows over the last D days, with a daily rhythm', async () => {
     await db.query('TRUNCATE engagement_events');
-    const summary = await generateHistorical(env.config, { days: 3, eventsPerDay: 4000, seed: 5, nowMs: NOW, chunkRows: 5000 });
+    const summary = await generateHistorical(env.config, {
+      days: 3,
+      eventsPerDay: 4000,
+      seed: 5,
+      nowMs: NOW,
+      chunkRows: 5000,
+    });
     assert.equal(summary.rows, 12_000);
     const all = await one<{ n: number; lo: Date; hi: Date; days: number }>(
       `SELECT count(*)::int AS n, min(event_ts) AS lo, max(event_ts) AS hi,
@@ -121,7 +141,10 @@ describe('generator modes that write in bulk', () => {
       [new Date(NOW)],
     );
     assert.equal(all.n, 12_000);
-    assert.ok(all.lo.getTime() >= NOW - 3 * DAY_MS && all.hi.getTime() <= NOW, `${all.lo.toISOString()} … ${all.hi.toISOString()}`);
+    assert.ok(
+      all.lo.getTime() >= NOW - 3 * DAY_MS && all.hi.getTime() <= NOW,
+      `${all.lo.toISOString()} … ${all.hi.toISOString()}`,
+    );
     assert.ok(all.days >= 3, 'every day has events');
     const hours = await one<{ night: number; evening: number }>(`
       SELECT count(*) FILTER (WHERE extract(hour FROM event_ts AT TIME ZONE 'UTC') BETWEEN 2 AND 4)::int AS night,

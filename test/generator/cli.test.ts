@@ -19,9 +19,16 @@ interface Run {
   stderr: string;
 }
 
-function engage(args: string[], env: NodeJS.ProcessEnv, onStderr?: (text: string, child: ReturnType<typeof spawn>) => void): Promise<Run> {
+function engage(
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  onStderr?: (text: string, child: ReturnType<typeof spawn>) => void,
+): Promise<Run> {
   // The CLI entry itself (not the bin wrapper), so a signal reaches the process that handles it.
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(REPO_ROOT, 'src', 'cli', 'main.ts'), ...args], { cwd: REPO_ROOT, env });
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(REPO_ROOT, 'src', 'cli', 'main.ts'), ...args], {
+    cwd: REPO_ROOT,
+    env,
+  });
   let stdout = '';
   let stderr = '';
   child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
@@ -98,13 +105,17 @@ describe('engage generate (CLI)', () => {
   test('SIGINT stops --mode continuous cleanly, with a summary', async () => {
     await db.query('TRUNCATE engagement_events');
     let signalled = false;
-    const res = await engage(['generate', '--mode', 'continuous', '--rate', '50', '--seed', '3'], processEnv, (text, child) => {
-      // The first progress line proves rows are being written.
-      if (!signalled && /continuous: [\d,]+ rows/.test(text)) {
-        signalled = true;
-        child.kill('SIGINT');
-      }
-    });
+    const res = await engage(
+      ['generate', '--mode', 'continuous', '--rate', '50', '--seed', '3'],
+      processEnv,
+      (text, child) => {
+        // The first progress line proves rows are being written.
+        if (!signalled && /continuous: [\d,]+ rows/.test(text)) {
+          signalled = true;
+          child.kill('SIGINT');
+        }
+      },
+    );
     assert.equal(signalled, true, res.stderr);
     assert.equal(res.code, 0, res.stderr);
     const m = /^generate continuous: ([\d,]+) rows/m.exec(res.stdout);
@@ -117,7 +128,10 @@ describe('engage generate (CLI)', () => {
 
   test('with Redis unreachable, --mode continuous writes and exits at the end of --duration (the heartbeat never holds it)', async () => {
     await db.query('TRUNCATE engagement_events');
-    const res = await engage(['generate', '--mode', 'continuous', '--rate', '20', '--duration', '2', '--seed', '5'], { ...processEnv, REDIS_URL: 'redis://127.0.0.1:1' });
+    const res = await engage(['generate', '--mode', 'continuous', '--rate', '20', '--duration', '2', '--seed', '5'], {
+      ...processEnv,
+      REDIS_URL: 'redis://127.0.0.1:1',
+    });
     assert.equal(res.code, 0, res.stderr);
     const m = /^generate continuous: ([\d,]+) rows/m.exec(res.stdout);
     assert.ok(m, `a summary in: ${res.stdout}`);
@@ -130,18 +144,22 @@ describe('engage generate (CLI)', () => {
     const figures = new RunFigures(env.config.redisUrl, env.config.REDIS_KEY_PREFIX);
     let seen: number | undefined;
     let polling = false;
-    const res = await engage(['generate', '--mode', 'continuous', '--rate', '100', '--seed', '4'], { ...process.env, ...env.env }, (text, child) => {
-      if (polling || seen !== undefined || !/continuous: [\d,]+ rows/.test(text)) return;
-      polling = true;
-      void (async () => {
-        for (let i = 0; i < 100 && seen === undefined; i++) {
-          const total = (await figures.sample()).get('generator')?.total;
-          if (total !== undefined && total > 0) seen = total;
-          else await new Promise((r) => setTimeout(r, 200));
-        }
-        child.kill('SIGINT');
-      })();
-    });
+    const res = await engage(
+      ['generate', '--mode', 'continuous', '--rate', '100', '--seed', '4'],
+      { ...process.env, ...env.env },
+      (text, child) => {
+        if (polling || seen !== undefined || !/continuous: [\d,]+ rows/.test(text)) return;
+        polling = true;
+        void (async () => {
+          for (let i = 0; i < 100 && seen === undefined; i++) {
+            const total = (await figures.sample()).get('generator')?.total;
+            if (total !== undefined && total > 0) seen = total;
+            else await new Promise((r) => setTimeout(r, 200));
+          }
+          child.kill('SIGINT');
+        })();
+      },
+    );
     assert.equal(res.code, 0, res.stderr);
     const n = (await db.query<{ n: number }>('SELECT count(*)::int AS n FROM engagement_events')).rows[0]?.n ?? 0;
     assert.ok(seen !== undefined && seen > 0 && seen <= n, `heartbeat rows ${seen}, committed ${n}`);
@@ -149,7 +167,11 @@ describe('engage generate (CLI)', () => {
     await redis.connect();
     try {
       const beats = await readHeartbeats(redis, env.config.REDIS_KEY_PREFIX);
-      assert.deepEqual(beats.map((b) => b.component), [], 'the heartbeat is removed at stop');
+      assert.deepEqual(
+        beats.map((b) => b.component),
+        [],
+        'the heartbeat is removed at stop',
+      );
     } finally {
       await redis.quit();
       await figures.close();

@@ -14,21 +14,34 @@ const TYPES = ['podcast', 'video', 'newsletter'] as const;
 const LENGTHS = { podcast: [900, 5400], video: [60, 1800], newsletter: [120, 900] } as const;
 
 function uuidFrom(text: string): string {
-  return createHash('md5').update(text).digest('hex').replace(/^(.{8})(.{4})(.{4})(.{4})(.{12})$/, '$1-$2-$3-$4-$5');
+  return createHash('md5')
+    .update(text)
+    .digest('hex')
+    .replace(/^(.{8})(.{4})(.{4})(.{4})(.{12})$/, '$1-$2-$3-$4-$5');
 }
 
 /** A catalogue shaped like sql/init.sql's: 60 items, three types, a few NULL lengths. */
 const catalogue: CatalogueItem[] = Array.from({ length: 60 }, (_, i) => {
   const type = TYPES[i % 3] as (typeof TYPES)[number];
   const [lo, hi] = LENGTHS[type];
-  return { id: uuidFrom(`item-${i}`), content_type: type, length_seconds: i % 17 === 5 ? null : lo + ((i * 7919) % (hi - lo)), publish_ms: NOW - (i + 30) * DAY_MS };
+  return {
+    id: uuidFrom(`item-${i}`),
+    content_type: type,
+    length_seconds: i % 17 === 5 ? null : lo + ((i * 7919) % (hi - lo)),
+    publish_ms: NOW - (i + 30) * DAY_MS,
+  };
 });
 const byId = new Map(catalogue.map((c) => [c.id, c]));
 
 function batch(seed: number | string, total: number): GeneratedEvent[] {
   const engine = new EventEngine({ catalogue, seed });
   const slices = batchSlices(NOW, 10 * MINUTE_MS, total, 2000);
-  return [...engine.chunks(slices.map((slice, index) => ({ slice, index })), NOW)].flat();
+  return [
+    ...engine.chunks(
+      slices.map((slice, index) => ({ slice, index })),
+      NOW,
+    ),
+  ].flat();
 }
 
 function sessions(events: readonly GeneratedEvent[]): Map<string, GeneratedEvent[]> {
@@ -47,8 +60,14 @@ describe('seeded randomness', () => {
     const b = new Rng(42);
     const c = new Rng(43);
     const seqA = Array.from({ length: 100 }, () => a.uint32());
-    assert.deepEqual(Array.from({ length: 100 }, () => b.uint32()), seqA);
-    assert.notDeepEqual(Array.from({ length: 100 }, () => c.uint32()), seqA);
+    assert.deepEqual(
+      Array.from({ length: 100 }, () => b.uint32()),
+      seqA,
+    );
+    assert.notDeepEqual(
+      Array.from({ length: 100 }, () => c.uint32()),
+      seqA,
+    );
   });
 
   test('uuids are well-formed v4 and distinct', () => {
@@ -70,7 +89,11 @@ describe('seeded randomness', () => {
     const forward = new EventEngine({ catalogue, seed: 'o' });
     const backward = new EventEngine({ catalogue, seed: 'o' });
     const f = slices.map((s, i) => forward.fillSlice(s, i, NOW));
-    const b = slices.map((s, i) => ({ i, s })).reverse().map(({ s, i }) => backward.fillSlice(s, i, NOW)).reverse();
+    const b = slices
+      .map((s, i) => ({ i, s }))
+      .reverse()
+      .map(({ s, i }) => backward.fillSlice(s, i, NOW))
+      .reverse();
     assert.deepEqual(b, f);
   });
 });
@@ -82,7 +105,10 @@ describe('sessions', () => {
   test('every event is well-formed and in the window', () => {
     for (const e of events) {
       assert.ok(['play', 'pause', 'finish', 'click'].includes(e.event_type));
-      assert.ok(e.event_ts >= NOW - 10 * MINUTE_MS && e.event_ts <= NOW, `ts in window: ${new Date(e.event_ts).toISOString()}`);
+      assert.ok(
+        e.event_ts >= NOW - 10 * MINUTE_MS && e.event_ts <= NOW,
+        `ts in window: ${new Date(e.event_ts).toISOString()}`,
+      );
       assert.ok(byId.has(e.content_id));
       assert.match(e.user_id, /^[0-9a-f-]{36}$/);
       assert.ok(e.raw_payload.session_id && e.raw_payload.app_version);
@@ -154,12 +180,18 @@ describe('sessions', () => {
 describe('timeline', () => {
   test('allocate splits exactly', () => {
     assert.deepEqual(allocate(10, [1, 1, 1]), [4, 3, 3]);
-    assert.equal(allocate(1_000_003, [0.3, 1.4, 0.9, 2]).reduce((a, b) => a + b, 0), 1_000_003);
+    assert.equal(
+      allocate(1_000_003, [0.3, 1.4, 0.9, 2]).reduce((a, b) => a + b, 0),
+      1_000_003,
+    );
   });
 
   test('batch slices cover the window with the exact total', () => {
     const slices = batchSlices(NOW, 5 * MINUTE_MS, 12_345, 2000);
-    assert.equal(slices.reduce((n, s) => n + s.quota, 0), 12_345);
+    assert.equal(
+      slices.reduce((n, s) => n + s.quota, 0),
+      12_345,
+    );
     assert.ok(slices.every((s) => s.quota <= 2000 && s.startMs >= NOW - 5 * MINUTE_MS && s.endMs <= NOW));
   });
 
@@ -168,9 +200,14 @@ describe('timeline', () => {
     for (let d = 0; d < 3; d++) {
       const from = NOW - (3 - d) * DAY_MS;
       const day = slices.filter((s) => s.startMs >= from && s.startMs < from + DAY_MS);
-      assert.equal(day.reduce((n, s) => n + s.quota, 0), 5000, `day ${d}`);
+      assert.equal(
+        day.reduce((n, s) => n + s.quota, 0),
+        5000,
+        `day ${d}`,
+      );
     }
-    const at = (hour: number) => slices.filter((s) => new Date(s.startMs).getUTCHours() === hour).reduce((n, s) => n + s.quota, 0);
+    const at = (hour: number) =>
+      slices.filter((s) => new Date(s.startMs).getUTCHours() === hour).reduce((n, s) => n + s.quota, 0);
     assert.ok(at(20) > 5 * at(3), `20h ${at(20)} vs 03h ${at(3)}`);
     assert.ok(slices.every((s) => s.endMs - s.startMs <= HOUR_MS && s.quota <= 2000));
   });
@@ -181,7 +218,8 @@ describe('timeline', () => {
     const copy = long.map((e) => ({ ...e }));
     fitBefore(copy, NOW);
     assert.ok(copy.every((e) => e.event_ts <= NOW && e.event_ts >= NOW - 60_000));
-    for (let i = 1; i < copy.length; i++) assert.ok((copy[i] as GeneratedEvent).event_ts >= (copy[i - 1] as GeneratedEvent).event_ts);
+    for (let i = 1; i < copy.length; i++)
+      assert.ok((copy[i] as GeneratedEvent).event_ts >= (copy[i - 1] as GeneratedEvent).event_ts);
   });
 
   test('Zipf probabilities decrease with rank', () => {

@@ -23,7 +23,15 @@ import type { AddressInfo } from 'node:net';
  */
 
 export type Row = Record<string, unknown>;
-export type Route = 'datasets.get' | 'datasets.insert' | 'tables.get' | 'tables.insert' | 'tables.patch' | 'jobs.insert' | 'jobs.get' | 'queries.get';
+export type Route =
+  | 'datasets.get'
+  | 'datasets.insert'
+  | 'tables.get'
+  | 'tables.insert'
+  | 'tables.patch'
+  | 'jobs.insert'
+  | 'jobs.get'
+  | 'queries.get';
 
 export interface RecordedRequest {
   route: Route | 'unknown';
@@ -45,7 +53,10 @@ interface Fault {
 }
 
 interface TableState {
-  resource: Row & { schema?: { fields: Array<{ name: string; type: string; mode?: string }> }; view?: { query: string } };
+  resource: Row & {
+    schema?: { fields: Array<{ name: string; type: string; mode?: string }> };
+    view?: { query: string };
+  };
   rows: Row[];
 }
 
@@ -56,7 +67,10 @@ interface JobState {
 }
 
 class JobError extends Error {
-  constructor(readonly reason: string, message: string) {
+  constructor(
+    readonly reason: string,
+    message: string,
+  ) {
     super(message);
   }
 }
@@ -67,7 +81,8 @@ type Param = { type: ParamType; value: unknown };
 
 function decode(t: ParamType, v: ParamValue | undefined): unknown {
   if (t.type === 'ARRAY') return (v?.arrayValues ?? []).map((x) => decode(t.arrayType as ParamType, x));
-  if (t.type === 'STRUCT') return Object.fromEntries((t.structTypes ?? []).map((f) => [f.name, decode(f.type, v?.structValues?.[f.name])]));
+  if (t.type === 'STRUCT')
+    return Object.fromEntries((t.structTypes ?? []).map((f) => [f.name, decode(f.type, v?.structValues?.[f.name])]));
   const s = v?.value;
   if (s === undefined || s === null) return null;
   const bad = (what: string) => new JobError('invalidQuery', `Invalid ${what} value in query parameter: ${s}`);
@@ -127,7 +142,10 @@ export class FakeBigQuery {
    * After `after` more calls of `route` succeed, the next `times` calls answer HTTP `status` with
    * `reason` — before doing anything, or (`afterApply`, jobs.insert) after running the job.
    */
-  fail(route: Route, opts: { status: number; reason: string; message?: string; times?: number; after?: number; afterApply?: boolean }): void {
+  fail(
+    route: Route,
+    opts: { status: number; reason: string; message?: string; times?: number; after?: number; afterApply?: boolean },
+  ): void {
     this.faults.push({
       route,
       status: opts.status,
@@ -161,7 +179,8 @@ export class FakeBigQuery {
         res.writeHead(status, { 'content-type': 'application/json' });
         res.end(JSON.stringify(payload));
       };
-      const error = (status: number, reason: string, message: string) => reply(status, { error: { code: status, message, errors: [{ reason, message }] } });
+      const error = (status: number, reason: string, message: string) =>
+        reply(status, { error: { code: status, message, errors: [{ reason, message }] } });
       let fault = this.faults.find((f) => f.route === route && f.times > 0);
       if (fault && fault.after > 0) {
         fault.after--;
@@ -193,12 +212,17 @@ export class FakeBigQuery {
       ['queries.get', method === 'GET', /^\/queries\/([^/]+)$/.exec(p)],
     ];
     const hit = rules.find(([, ok, m]) => ok && m);
-    return hit ? { route: hit[0], params: (hit[2] as RegExpExecArray).slice(1).map(decodeURIComponent) } : { route: 'unknown', params: [] };
+    return hit
+      ? { route: hit[0], params: (hit[2] as RegExpExecArray).slice(1).map(decodeURIComponent) }
+      : { route: 'unknown', params: [] };
   }
 
   private dispatch(route: Route | 'unknown', params: string[], body: Row | undefined): [number, unknown] {
     const notFound = (what: string): [number, unknown] => [404, { reason: 'notFound', message: `Not found: ${what}` }];
-    const exists = (what: string): [number, unknown] => [409, { reason: 'duplicate', message: `Already Exists: ${what}` }];
+    const exists = (what: string): [number, unknown] => [
+      409,
+      { reason: 'duplicate', message: `Already Exists: ${what}` },
+    ];
     const [a = '', b = ''] = params;
     switch (route) {
       case 'datasets.get':
@@ -206,17 +230,29 @@ export class FakeBigQuery {
       case 'datasets.insert': {
         const id = String((body?.datasetReference as Row | undefined)?.datasetId);
         if (this.datasets.has(id)) return exists(`Dataset ${this.projectId}:${id}`);
-        const resource = { ...body, kind: 'bigquery#dataset', id: `${this.projectId}:${id}`, datasetReference: { projectId: this.projectId, datasetId: id } };
+        const resource = {
+          ...body,
+          kind: 'bigquery#dataset',
+          id: `${this.projectId}:${id}`,
+          datasetReference: { projectId: this.projectId, datasetId: id },
+        };
         this.datasets.set(id, resource);
         return [200, resource];
       }
       case 'tables.get':
-        return this.tables.has(`${a}.${b}`) ? [200, this.tables.get(`${a}.${b}`)?.resource] : notFound(`Table ${this.projectId}:${a}.${b}`);
+        return this.tables.has(`${a}.${b}`)
+          ? [200, this.tables.get(`${a}.${b}`)?.resource]
+          : notFound(`Table ${this.projectId}:${a}.${b}`);
       case 'tables.insert': {
         const id = String((body?.tableReference as Row | undefined)?.tableId);
         if (!this.datasets.has(a)) return notFound(`Dataset ${this.projectId}:${a}`);
         if (this.tables.has(`${a}.${id}`)) return exists(`Table ${this.projectId}:${a}.${id}`);
-        const resource = { ...body, kind: 'bigquery#table', id: `${this.projectId}:${a}.${id}`, type: body?.view ? 'VIEW' : 'TABLE' } as TableState['resource'];
+        const resource = {
+          ...body,
+          kind: 'bigquery#table',
+          id: `${this.projectId}:${a}.${id}`,
+          type: body?.view ? 'VIEW' : 'TABLE',
+        } as TableState['resource'];
         this.tables.set(`${a}.${id}`, { resource, rows: [] });
         return [200, resource];
       }
@@ -237,14 +273,21 @@ export class FakeBigQuery {
         if (!job) return notFound(`Job ${this.projectId}:${a}`);
         if (job.error) return [400, job.error];
         const result = job.result ?? { schema: [], rows: [] };
-        return [200, {
-          kind: 'bigquery#getQueryResultsResponse',
-          jobReference: job.resource.jobReference,
-          jobComplete: true,
-          totalRows: String(result.rows.length),
-          schema: { fields: result.schema },
-          rows: result.rows.map((r) => ({ f: result.schema.map((f) => ({ v: r[f.name] === null || r[f.name] === undefined ? null : String(r[f.name]) })) })),
-        }];
+        return [
+          200,
+          {
+            kind: 'bigquery#getQueryResultsResponse',
+            jobReference: job.resource.jobReference,
+            jobComplete: true,
+            totalRows: String(result.rows.length),
+            schema: { fields: result.schema },
+            rows: result.rows.map((r) => ({
+              f: result.schema.map((f) => ({
+                v: r[f.name] === null || r[f.name] === undefined ? null : String(r[f.name]),
+              })),
+            })),
+          },
+        ];
       }
       default:
         return [400, { reason: 'invalid', message: 'the fake BigQuery does not serve this endpoint' }];
@@ -255,11 +298,20 @@ export class FakeBigQuery {
     const ref = (body.jobReference ?? {}) as Row;
     const jobId = String(ref.jobId);
     const config = ((body.configuration as Row | undefined)?.query ?? {}) as Row;
-    const resource: Row = { ...body, kind: 'bigquery#job', id: `${this.projectId}:${String(ref.location ?? 'US')}.${jobId}`, status: { state: 'DONE' } };
+    const resource: Row = {
+      ...body,
+      kind: 'bigquery#job',
+      id: `${this.projectId}:${String(ref.location ?? 'US')}.${jobId}`,
+      status: { state: 'DONE' },
+    };
     const job: JobState = { resource };
     try {
       const params = new Map<string, Param>();
-      for (const p of (config.queryParameters ?? []) as Array<{ name: string; parameterType: ParamType; parameterValue: ParamValue }>) {
+      for (const p of (config.queryParameters ?? []) as Array<{
+        name: string;
+        parameterType: ParamType;
+        parameterValue: ParamValue;
+      }>) {
         params.set(p.name, { type: p.parameterType, value: decode(p.parameterType, p.parameterValue) });
       }
       job.result = this.runScript(String(config.query ?? ''), params);
@@ -273,10 +325,19 @@ export class FakeBigQuery {
   }
 
   private runScript(script: string, params: Map<string, Param>): JobState['result'] {
-    const offsets = /^SELECT kafka_partition, CAST\(next_offset AS STRING\) AS next_offset FROM `([^`]+)` WHERE topic = @topic$/.exec(script.trim());
+    const offsets =
+      /^SELECT kafka_partition, CAST\(next_offset AS STRING\) AS next_offset FROM `([^`]+)` WHERE topic = @topic$/.exec(
+        script.trim(),
+      );
     if (offsets) {
       const rows = this.table(offsets[1] as string).rows.filter((r) => r.topic === params.get('topic')?.value);
-      return { schema: [{ name: 'kafka_partition', type: 'INT64' }, { name: 'next_offset', type: 'STRING' }], rows };
+      return {
+        schema: [
+          { name: 'kafka_partition', type: 'INT64' },
+          { name: 'next_offset', type: 'STRING' },
+        ],
+        rows,
+      };
     }
     const truncate = /^DELETE FROM `([^`]+)` WHERE TRUE$/.exec(script.trim());
     if (truncate) {
@@ -287,10 +348,14 @@ export class FakeBigQuery {
     let working: Map<string, Row[]> | null = null;
     let rowCount = 0;
     let result: JobState['result'];
-    for (const stmt of script.split(/;\s*(?:\n|$)/).map((s) => s.trim()).filter(Boolean)) {
+    for (const stmt of script
+      .split(/;\s*(?:\n|$)/)
+      .map((s) => s.trim())
+      .filter(Boolean)) {
       let m: RegExpExecArray | null;
       if ((m = /^DECLARE (\w+) INT64 DEFAULT 0$/.exec(stmt))) vars.set(m[1] as string, 0);
-      else if (stmt === 'BEGIN TRANSACTION') working = new Map([...this.tables].map(([k, t]) => [k, t.rows.map((r) => ({ ...r }))]));
+      else if (stmt === 'BEGIN TRANSACTION')
+        working = new Map([...this.tables].map(([k, t]) => [k, t.rows.map((r) => ({ ...r }))]));
       else if ((m = /^SET (\w+) = @@row_count$/.exec(stmt))) vars.set(m[1] as string, rowCount);
       else if (stmt.startsWith('MERGE ')) rowCount = this.merge(stmt, params, working);
       else if (stmt === 'COMMIT TRANSACTION' && working) {
@@ -300,8 +365,12 @@ export class FakeBigQuery {
         }
         working = null;
       } else if ((m = /^SELECT (\w+)$/.exec(stmt)) && vars.has(m[1] as string)) {
-        result = { schema: [{ name: m[1] as string, type: 'INT64' }], rows: [{ [m[1] as string]: vars.get(m[1] as string) }] };
-      } else throw new JobError('invalidQuery', `the fake BigQuery does not emulate this statement: ${stmt.slice(0, 120)}`);
+        result = {
+          schema: [{ name: m[1] as string, type: 'INT64' }],
+          rows: [{ [m[1] as string]: vars.get(m[1] as string) }],
+        };
+      } else
+        throw new JobError('invalidQuery', `the fake BigQuery does not emulate this statement: ${stmt.slice(0, 120)}`);
     }
     // A transaction still open when the script ends is rolled back (its working copy is dropped).
     return result;
@@ -316,7 +385,8 @@ export class FakeBigQuery {
 
   /** Emulates the MERGE shape described above on `working` (or the committed tables). */
   private merge(stmt: string, params: Map<string, Param>, working: Map<string, Row[]> | null): number {
-    const m = /^MERGE `([^`]+)` AS t\s+USING \(SELECT \* FROM UNNEST\(@(\w+)\)\) AS s\s+ON (.+?)\s+(WHEN [\s\S]+)$/s.exec(stmt);
+    const m =
+      /^MERGE `([^`]+)` AS t\s+USING \(SELECT \* FROM UNNEST\(@(\w+)\)\) AS s\s+ON (.+?)\s+(WHEN [\s\S]+)$/s.exec(stmt);
     if (!m) throw new JobError('invalidQuery', `the fake BigQuery does not emulate this MERGE: ${stmt.slice(0, 120)}`);
     const [, full, param, on, whens] = m as unknown as [string, string, string, string, string];
     const table = this.table(full);
@@ -326,7 +396,8 @@ export class FakeBigQuery {
     const sourceTypes = new Map((params.get(param)?.type.arrayType?.structTypes ?? []).map((f) => [f.name, f.type]));
     const keys = [...on.matchAll(/t\.(\w+) = s\.(\w+)/g)].map((k) => [k[1], k[2]] as [string, string]);
     const range = /t\.(\w+) BETWEEN @(\w+) AND @(\w+)/.exec(on);
-    const matched = /WHEN MATCHED(?: AND s\.(\w+) >= t\.(\w+))? THEN UPDATE SET ([\s\S]+?)(?=\s+WHEN NOT MATCHED|$)/.exec(whens);
+    const matched =
+      /WHEN MATCHED(?: AND s\.(\w+) >= t\.(\w+))? THEN UPDATE SET ([\s\S]+?)(?=\s+WHEN NOT MATCHED|$)/.exec(whens);
     const insert = /WHEN NOT MATCHED THEN INSERT \(([^)]+)\) VALUES \(([\s\S]+)\)$/.exec(whens);
     const fields = new Map((table.resource.schema?.fields ?? []).map((f) => [f.name, f]));
     /** [value, its type] of an expression: `s.<field>` (typed by the parameter) or CURRENT_TIMESTAMP(). */
@@ -343,15 +414,24 @@ export class FakeBigQuery {
       if (!f) throw new JobError('invalidQuery', `Column ${column} is not present in table ${full}`);
       const want = f.mode === 'REPEATED' ? `ARRAY<${norm(f.type)}>` : norm(f.type);
       const got = type.type === 'ARRAY' ? `ARRAY<${type.arrayType?.type}>` : type.type;
-      if (want !== got) throw new JobError('invalidQuery', `Value of type ${got} cannot be assigned to ${column}, which has type ${want}`);
-      if (f.mode === 'REQUIRED' && (value === null || value === undefined)) throw new JobError('invalid', `Required field ${column} cannot be null`);
+      if (want !== got)
+        throw new JobError(
+          'invalidQuery',
+          `Value of type ${got} cannot be assigned to ${column}, which has type ${want}`,
+        );
+      if (f.mode === 'REQUIRED' && (value === null || value === undefined))
+        throw new JobError('invalid', `Required field ${column} cannot be null`);
       target[column] = value;
     };
     let affected = 0;
     for (const s of source) {
       const lo = range ? params.get(range[2] as string)?.value : undefined;
       const hi = range ? params.get(range[3] as string)?.value : undefined;
-      const hits = rows.filter((t) => keys.every(([tk, sk]) => String(t[tk]) === String(s[sk])) && (!range || (String(t[range[1] as string]) >= String(lo) && String(t[range[1] as string]) <= String(hi))));
+      const hits = rows.filter(
+        (t) =>
+          keys.every(([tk, sk]) => String(t[tk]) === String(s[sk])) &&
+          (!range || (String(t[range[1] as string]) >= String(lo) && String(t[range[1] as string]) <= String(hi))),
+      );
       if (hits.length > 0 && matched) {
         const [, sv, tv, sets] = matched;
         for (const t of hits) {
@@ -367,7 +447,9 @@ export class FakeBigQuery {
         const exprs = (insert[2] as string).split(/,\s*/);
         const row: Row = {};
         cols.forEach((c, i) => assign(row, c, valueOf(exprs[i] ?? '', s)));
-        for (const f of fields.values()) if (f.mode === 'REQUIRED' && !(f.name in row)) throw new JobError('invalid', `Required field ${f.name} is missing`);
+        for (const f of fields.values())
+          if (f.mode === 'REQUIRED' && !(f.name in row))
+            throw new JobError('invalid', `Required field ${f.name} is missing`);
         rows.push(row);
         affected++;
       }

@@ -82,10 +82,16 @@ export function memorySink(opts: MemorySinkOptions): Sink & { closed: boolean; s
     startPosition: () => opts.startPosition ?? 'earliest',
     async write(batch: SinkBatch) {
       if (sink.closed) throw new PipelineError('INTERNAL', 'write after close');
-      const call = { partition: batch.partition, records: batch.records.length, nextOffset: batch.nextOffset, failed: true };
+      const call = {
+        partition: batch.partition,
+        records: batch.records.length,
+        nextOffset: batch.nextOffset,
+        failed: true,
+      };
       store.calls.push(call);
       await opts.beforeWrite?.(batch);
-      if (!store.initialised) throw new PipelineError('SINK_STATE_LOST', 'memory store was wiped', { retriable: false });
+      if (!store.initialised)
+        throw new PipelineError('SINK_STATE_LOST', 'memory store was wiped', { retriable: false });
       if (variant === 'idempotent') {
         for (const r of batch.records) store.byId.set(r.event.event_id, r.event);
       } else {
@@ -109,7 +115,9 @@ export function memorySink(opts: MemorySinkOptions): Sink & { closed: boolean; s
   return sink;
 }
 
-export function memorySinkFactory(opts: MemorySinkOptions): SinkFactory & { sinks: Array<ReturnType<typeof memorySink>> } {
+export function memorySinkFactory(
+  opts: MemorySinkOptions,
+): SinkFactory & { sinks: Array<ReturnType<typeof memorySink>> } {
   const sinks: Array<ReturnType<typeof memorySink>> = [];
   return {
     name: opts.name,

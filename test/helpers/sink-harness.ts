@@ -56,7 +56,9 @@ export interface RawMessage {
 
 /** Produces messages (idempotent producer, acks=all) and waits for the acknowledgement. */
 export async function produce(config: Config, topic: string, messages: RawMessage[]): Promise<void> {
-  const producer = createKafka(config, `${config.KAFKA_CLIENT_ID}-test-producer`).producer({ kafkaJS: { idempotent: true, acks: -1 } });
+  const producer = createKafka(config, `${config.KAFKA_CLIENT_ID}-test-producer`).producer({
+    kafkaJS: { idempotent: true, acks: -1 },
+  });
   await producer.connect();
   try {
     await producer.send({ topic, messages });
@@ -66,7 +68,11 @@ export async function produce(config: Config, topic: string, messages: RawMessag
 }
 
 export function eventMessages(events: EnrichedEvent[], partition?: number): RawMessage[] {
-  return events.map((e) => ({ key: e.content_id, value: JSON.stringify(e), ...(partition === undefined ? {} : { partition }) }));
+  return events.map((e) => ({
+    key: e.content_id,
+    value: JSON.stringify(e),
+    ...(partition === undefined ? {} : { partition }),
+  }));
 }
 
 export async function highWatermarks(config: Config, topic: string): Promise<Map<number, string>> {
@@ -113,12 +119,19 @@ export async function readDlq(config: Config): Promise<DlqEntry[]> {
 }
 
 /** Polls `cond` until true; fails with `what` and the last state after `timeoutMs`. */
-export async function waitUntil(what: string, cond: () => boolean | Promise<boolean>, timeoutMs = 20000, describe?: () => unknown): Promise<void> {
+export async function waitUntil(
+  what: string,
+  cond: () => boolean | Promise<boolean>,
+  timeoutMs = 20000,
+  describe?: () => unknown,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     if (await cond()) return;
     if (Date.now() > deadline) {
-      throw new Error(`timed out after ${timeoutMs} ms waiting until ${what}${describe ? `; state: ${JSON.stringify(describe())}` : ''}`);
+      throw new Error(
+        `timed out after ${timeoutMs} ms waiting until ${what}${describe ? `; state: ${JSON.stringify(describe())}` : ''}`,
+      );
     }
     await sleep(50);
   }
@@ -134,9 +147,19 @@ export function caughtUp(runner: SinkRunner, hwm: Map<number, string>): boolean 
   return true;
 }
 
-export async function waitCaughtUp(runner: SinkRunner, config: Config, topic: string, timeoutMs = 20000): Promise<Map<number, string>> {
+export async function waitCaughtUp(
+  runner: SinkRunner,
+  config: Config,
+  topic: string,
+  timeoutMs = 20000,
+): Promise<Map<number, string>> {
   const hwm = await highWatermarks(config, topic);
-  await waitUntil('the runner has settled every partition', () => caughtUp(runner, hwm), timeoutMs, () => ({ hwm: Object.fromEntries(hwm), snap: runner.snapshot() }));
+  await waitUntil(
+    'the runner has settled every partition',
+    () => caughtUp(runner, hwm),
+    timeoutMs,
+    () => ({ hwm: Object.fromEntries(hwm), snap: runner.snapshot() }),
+  );
   return hwm;
 }
 

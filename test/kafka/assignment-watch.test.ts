@@ -22,7 +22,17 @@ interface World {
 }
 
 function setup(boundMs = 60_000) {
-  const world: World = { t: 0, held: [], view: null, viewAt: 0, rebalanceWaitMs: 0, reachable: true, unheld: [], describes: 0, starved: [] };
+  const world: World = {
+    t: 0,
+    held: [],
+    view: null,
+    viewAt: 0,
+    rebalanceWaitMs: 0,
+    reachable: true,
+    unheld: [],
+    describes: 0,
+    starved: [],
+  };
   const watch = new AssignmentWatch({
     groupId: 'g',
     topic: 't',
@@ -84,7 +94,11 @@ test('settled with nothing while partitions have no member: unhealthy at half th
 });
 
 test('holding nothing and not settling while the broker accepts connections is starvation, whatever librdkafka reports (a freeze, a lost assignment never rejoined)', async () => {
-  for (const view of [{ state: 'up', joinState: 'init', assignmentSize: 0 }, { state: 'wait-coord', joinState: 'init', assignmentSize: 0 }, null]) {
+  for (const view of [
+    { state: 'up', joinState: 'init', assignmentSize: 0 },
+    { state: 'wait-coord', joinState: 'init', assignmentSize: 0 },
+    null,
+  ]) {
     const { world, at } = setup(60_000);
     world.view = view;
     await at(0);
@@ -105,7 +119,7 @@ test('the broker refusing connections (down) resets the clock: an outage is wait
   world.reachable = true;
   await at(305_000);
   await at(364_000);
-  assert.deepEqual(world.starved, [], '60 s counted from the broker\'s return');
+  assert.deepEqual(world.starved, [], "60 s counted from the broker's return");
   await at(365_000);
   assert.equal(world.starved.length, 1);
 });

@@ -28,10 +28,20 @@ describe('the pipeline partitioner', { timeout: 60000 }, () => {
   it('places each key on the same partition whichever producer writes it', async () => {
     const c = env.config;
     const topics = ['raw', 'kjs-txn', 'kjs-idem'].map((t) => `${c.KAFKA_TOPIC_ENGAGEMENT_EVENTS}.${t}`);
-    await createTopics(c, c.KAFKA_CLIENT_ID, topics.map((topic) => ({ topic, numPartitions: 6, compacted: false })));
+    await createTopics(
+      c,
+      c.KAFKA_CLIENT_ID,
+      topics.map((topic) => ({ topic, numPartitions: 6, compacted: false })),
+    );
     const [raw, kjsTxn, kjsIdem] = topics as [string, string, string];
 
-    const txn = await TxnProducer.connect({ connection: c, clientId: 'test-partitioner', transactionalId: `test-partitioner-${process.pid}`, transactionTimeoutMs: 30000, log: createLogger('error', 'test') });
+    const txn = await TxnProducer.connect({
+      connection: c,
+      clientId: 'test-partitioner',
+      transactionalId: `test-partitioner-${process.pid}`,
+      transactionTimeoutMs: 30000,
+      log: createLogger('error', 'test'),
+    });
     await txn.begin();
     for (const k of keys) txn.produce(raw, k, 'v');
     await txn.commit();
@@ -49,7 +59,8 @@ describe('the pipeline partitioner', { timeout: 60000 }, () => {
     await ip.send({ topic: kjsIdem, messages: keys.map((key) => ({ key, value: 'v' })) });
     await ip.disconnect();
 
-    const placement = async (topic: string) => new Map((await readTopic(c.kafkaBrokers, topic)).map((m) => [String(m.key), m.partition]));
+    const placement = async (topic: string) =>
+      new Map((await readTopic(c.kafkaBrokers, topic)).map((m) => [String(m.key), m.partition]));
     const expected = await placement(raw);
     assert.equal(expected.size, keys.length);
     assert.ok(new Set(expected.values()).size > 1, 'the keys spread over several partitions');

@@ -43,11 +43,23 @@ function recordingProducer(rec: Recorded): TxnProducer {
 
 async function run(minCommitGapMs: number, fullAt = 1000, batch = 1): Promise<Recorded> {
   const rec: Recorded = { commits: [] };
-  const writer = new TransactionWriter(recordingProducer(rec), {} as GroupConsumer, createLogger('warn', 'commit-gap-test'), processorMetrics(), (err) => assert.fail(String(err)), { minCommitGapMs, fullAt });
+  const writer = new TransactionWriter(
+    recordingProducer(rec),
+    {} as GroupConsumer,
+    createLogger('warn', 'commit-gap-test'),
+    processorMetrics(),
+    (err) => assert.fail(String(err)),
+    { minCommitGapMs, fullAt },
+  );
   const submitted: Promise<void>[] = [];
   for (let i = 0; i < 10; i++) {
     const partition = i % 3;
-    submitted.push(writer.submit({ records: Array.from({ length: batch }, (_, j) => ({ topic: 'out', key: 'k', value: `{"i":${i},"j":${j}}` })), offsets: [{ topic: 'in', partition, offset: 100 + i }] }));
+    submitted.push(
+      writer.submit({
+        records: Array.from({ length: batch }, (_, j) => ({ topic: 'out', key: 'k', value: `{"i":${i},"j":${j}}` })),
+        offsets: [{ topic: 'in', partition, offset: 100 + i }],
+      }),
+    );
     await sleep(10);
   }
   await Promise.all(submitted);
@@ -57,15 +69,37 @@ async function run(minCommitGapMs: number, fullAt = 1000, batch = 1): Promise<Re
 
 test('without a gap each batch submitted alone commits alone; with one, batches arriving within it share a transaction', async () => {
   const free = await run(0);
-  assert.ok(free.commits.length >= 5, `gap 0: ${free.commits.length} transactions for 10 batches submitted 10 ms apart`);
+  assert.ok(
+    free.commits.length >= 5,
+    `gap 0: ${free.commits.length} transactions for 10 batches submitted 10 ms apart`,
+  );
 
   const spaced = await run(1000);
-  assert.equal(spaced.commits.length, 2, 'gap 1 s: the first batch at once, the nine submitted within the gap together');
-  assert.deepEqual(spaced.commits.map((c) => c.records), [1, 9], 'every record in exactly one transaction');
+  assert.equal(
+    spaced.commits.length,
+    2,
+    'gap 1 s: the first batch at once, the nine submitted within the gap together',
+  );
+  assert.deepEqual(
+    spaced.commits.map((c) => c.records),
+    [1, 9],
+    'every record in exactly one transaction',
+  );
   const last = spaced.commits[1]?.offsets.map((o) => `${o.partition}@${o.offset}`).sort();
-  assert.deepEqual(last, ['0@109', '1@107', '2@108'], 'the shared transaction carries each partition its highest offset');
+  assert.deepEqual(
+    last,
+    ['0@109', '1@107', '2@108'],
+    'the shared transaction carries each partition its highest offset',
+  );
 
   const full = await run(1000, 3, 2);
-  assert.ok(full.commits.length >= 4, `a queue reaching fullAt commits without waiting out the gap: ${full.commits.length} transactions`);
-  assert.equal(full.commits.reduce((n, c) => n + c.records, 0), 20, 'every record in exactly one transaction');
+  assert.ok(
+    full.commits.length >= 4,
+    `a queue reaching fullAt commits without waiting out the gap: ${full.commits.length} transactions`,
+  );
+  assert.equal(
+    full.commits.reduce((n, c) => n + c.records, 0),
+    20,
+    'every record in exactly one transaction',
+  );
 });

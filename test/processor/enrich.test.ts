@@ -2,7 +2,13 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { ContentRow, EngagementEventRow, QualityFlag } from '../../src/core/types.js';
 import { decodeContentChange, type ContentChange } from '../../src/processor/content-decode.js';
-import { MAX_VERSIONS, applyContentChange, contentAt, isKnown, type ContentVersions } from '../../src/processor/content-versions.js';
+import {
+  MAX_VERSIONS,
+  applyContentChange,
+  contentAt,
+  isKnown,
+  type ContentVersions,
+} from '../../src/processor/content-versions.js';
 import { decodeChange, sourceLsnOf } from '../../src/processor/decode.js';
 import { DLQ_ATTEMPTS_HEADER, priorAttempts, processorDlqEntry } from '../../src/processor/dlq.js';
 import { enrichEvent, type EnrichMeta } from '../../src/processor/enrich.js';
@@ -53,33 +59,99 @@ interface OkCase {
 }
 
 const OK_CASES: OkCase[] = [
-  { name: 'plain event', expect: { engagement_seconds: 30, engagement_pct: 50, flags: [], event_date: '2025-06-15', event_hour: '2025-06-15T10:00:00.000Z' } },
+  {
+    name: 'plain event',
+    expect: {
+      engagement_seconds: 30,
+      engagement_pct: 50,
+      flags: [],
+      event_date: '2025-06-15',
+      event_hour: '2025-06-15T10:00:00.000Z',
+    },
+  },
   { name: 'microseconds kept in event_ts', expect: { event_ts: '2025-06-15T10:20:30.123456Z' } },
-  { name: 'event_ts without fraction', row: { event_ts: '2025-06-15T10:20:30Z' }, expect: { event_ts: '2025-06-15T10:20:30Z', event_hour: '2025-06-15T10:00:00.000Z' } },
+  {
+    name: 'event_ts without fraction',
+    row: { event_ts: '2025-06-15T10:20:30Z' },
+    expect: { event_ts: '2025-06-15T10:20:30Z', event_hour: '2025-06-15T10:00:00.000Z' },
+  },
   {
     name: 'offset zone converted to UTC (date moves back a day)',
     row: { event_ts: '2025-06-15T01:30:00.5+02:00' },
     expect: { event_ts: '2025-06-14T23:30:00.5Z', event_date: '2025-06-14', event_hour: '2025-06-14T23:00:00.000Z' },
   },
-  { name: 'space separator accepted', row: { event_ts: '2025-06-15 10:20:30.1Z' }, expect: { event_ts: '2025-06-15T10:20:30.1Z' } },
-  { name: 'duration null: seconds and pct null, flagged', row: { duration_ms: null }, expect: { engagement_seconds: null, engagement_pct: null, flags: ['missing_duration'] } },
-  { name: 'duration 0: pct 0', row: { duration_ms: 0 }, expect: { engagement_seconds: 0, engagement_pct: 0, flags: [] } },
-  { name: 'length null: pct null, flagged', content: { length_seconds: null }, expect: { engagement_seconds: 30, engagement_pct: null, flags: ['missing_length'] } },
-  { name: 'length 0: pct null, flagged', content: { length_seconds: 0 }, expect: { engagement_pct: null, flags: ['non_positive_length'] } },
-  { name: 'negative length: pct null, flagged', content: { length_seconds: -5 }, expect: { engagement_pct: null, flags: ['non_positive_length'] } },
-  { name: 'pct above 100 kept and flagged', row: { duration_ms: 90000 }, expect: { engagement_seconds: 90, engagement_pct: 150, flags: ['pct_above_100'] } },
+  {
+    name: 'space separator accepted',
+    row: { event_ts: '2025-06-15 10:20:30.1Z' },
+    expect: { event_ts: '2025-06-15T10:20:30.1Z' },
+  },
+  {
+    name: 'duration null: seconds and pct null, flagged',
+    row: { duration_ms: null },
+    expect: { engagement_seconds: null, engagement_pct: null, flags: ['missing_duration'] },
+  },
+  {
+    name: 'duration 0: pct 0',
+    row: { duration_ms: 0 },
+    expect: { engagement_seconds: 0, engagement_pct: 0, flags: [] },
+  },
+  {
+    name: 'length null: pct null, flagged',
+    content: { length_seconds: null },
+    expect: { engagement_seconds: 30, engagement_pct: null, flags: ['missing_length'] },
+  },
+  {
+    name: 'length 0: pct null, flagged',
+    content: { length_seconds: 0 },
+    expect: { engagement_pct: null, flags: ['non_positive_length'] },
+  },
+  {
+    name: 'negative length: pct null, flagged',
+    content: { length_seconds: -5 },
+    expect: { engagement_pct: null, flags: ['non_positive_length'] },
+  },
+  {
+    name: 'pct above 100 kept and flagged',
+    row: { duration_ms: 90000 },
+    expect: { engagement_seconds: 90, engagement_pct: 150, flags: ['pct_above_100'] },
+  },
   { name: 'pct exactly 100 not flagged', row: { duration_ms: 60000 }, expect: { engagement_pct: 100, flags: [] } },
-  { name: 'fractional seconds', row: { duration_ms: 1234 }, content: { length_seconds: 10 }, expect: { engagement_seconds: 1.234, engagement_pct: 12.34 } },
-  { name: 'user and device null flagged', row: { user_id: null, device: null }, expect: { flags: ['missing_user', 'missing_device'] } },
+  {
+    name: 'fractional seconds',
+    row: { duration_ms: 1234 },
+    content: { length_seconds: 10 },
+    expect: { engagement_seconds: 1.234, engagement_pct: 12.34 },
+  },
+  {
+    name: 'user and device null flagged',
+    row: { user_id: null, device: null },
+    expect: { flags: ['missing_user', 'missing_device'] },
+  },
   { name: 'raw_payload JSON text parsed', expect: { raw_payload: { app: 'web', v: 2 } } },
-  { name: 'raw_payload not JSON kept as text and flagged', row: { raw_payload: '{oops' }, expect: { raw_payload: '{oops', flags: ['invalid_raw_payload'] } },
+  {
+    name: 'raw_payload not JSON kept as text and flagged',
+    row: { raw_payload: '{oops' },
+    expect: { raw_payload: '{oops', flags: ['invalid_raw_payload'] },
+  },
   { name: 'raw_payload null', row: { raw_payload: null }, expect: { raw_payload: null, flags: [] } },
   { name: 'raw_payload already an object', row: { raw_payload: { a: 1 } }, expect: { raw_payload: { a: 1 } } },
-  { name: 'extra column (schema drift) passed through', row: { campaign: 'spring', score: 3 }, expect: { extra: { campaign: 'spring', score: 3 } } },
+  {
+    name: 'extra column (schema drift) passed through',
+    row: { campaign: 'spring', score: 3 },
+    expect: { extra: { campaign: 'spring', score: 3 } },
+  },
   { name: 'numeric id normalised to a string', row: { id: 7 }, expect: { event_id: '7' } },
   { name: 'id beyond 2^53 kept exactly', row: { id: '9007199254740993' }, expect: { event_id: '9007199254740993' } },
-  { name: 'event_ts exactly 2000-01-01 accepted', row: { event_ts: '2000-01-01T00:00:00Z' }, expect: { event_date: '2000-01-01' } },
-  { name: 'event_ts 23 h ahead accepted', row: { event_ts: new Date(NOW + 23 * 3600000).toISOString() }, expect: { event_date: '2025-06-16' } },
+  {
+    name: 'event_ts exactly 2000-01-01 accepted',
+    row: { event_ts: '2000-01-01T00:00:00Z' },
+    expect: { event_date: '2000-01-01' },
+  },
+  {
+    name: 'event_ts 23 h ahead accepted',
+    row: { event_ts: new Date(NOW + 23 * 3600000).toISOString() },
+    expect: { event_date: '2025-06-16' },
+  },
 ];
 
 interface RejectCase {
@@ -99,12 +171,32 @@ const REJECT_CASES: RejectCase[] = [
   { name: 'event_type null', row: { event_type: null }, reason: 'MISSING_FIELD', code: 'MISSING_FIELD' },
   { name: 'negative duration', row: { duration_ms: -1 }, reason: 'NEGATIVE_DURATION', code: 'INVALID_VALUE' },
   { name: 'duration not a number', row: { duration_ms: '5' }, reason: 'INVALID_VALUE', code: 'INVALID_VALUE' },
-  { name: 'event_ts more than a day ahead', row: { event_ts: new Date(NOW + 25 * 3600000).toISOString() }, reason: 'EVENT_TS_IN_FUTURE', code: 'INVALID_VALUE' },
-  { name: 'event_ts before 2000', row: { event_ts: '1999-12-31T23:59:59.999Z' }, reason: 'EVENT_TS_BEFORE_2000', code: 'INVALID_VALUE' },
+  {
+    name: 'event_ts more than a day ahead',
+    row: { event_ts: new Date(NOW + 25 * 3600000).toISOString() },
+    reason: 'EVENT_TS_IN_FUTURE',
+    code: 'INVALID_VALUE',
+  },
+  {
+    name: 'event_ts before 2000',
+    row: { event_ts: '1999-12-31T23:59:59.999Z' },
+    reason: 'EVENT_TS_BEFORE_2000',
+    code: 'INVALID_VALUE',
+  },
   { name: 'event_ts missing', row: { event_ts: null }, reason: 'MISSING_FIELD', code: 'MISSING_FIELD' },
   { name: 'event_ts garbage', row: { event_ts: 'yesterday' }, reason: 'INVALID_VALUE', code: 'INVALID_VALUE' },
-  { name: 'event_ts without zone', row: { event_ts: '2025-06-15T10:20:30' }, reason: 'INVALID_VALUE', code: 'INVALID_VALUE' },
-  { name: 'event_ts impossible date', row: { event_ts: '2025-02-30T10:00:00Z' }, reason: 'INVALID_VALUE', code: 'INVALID_VALUE' },
+  {
+    name: 'event_ts without zone',
+    row: { event_ts: '2025-06-15T10:20:30' },
+    reason: 'INVALID_VALUE',
+    code: 'INVALID_VALUE',
+  },
+  {
+    name: 'event_ts impossible date',
+    row: { event_ts: '2025-02-30T10:00:00Z' },
+    reason: 'INVALID_VALUE',
+    code: 'INVALID_VALUE',
+  },
   { name: 'user_id not a string', row: { user_id: 5 }, reason: 'INVALID_VALUE', code: 'INVALID_VALUE' },
   { name: 'content unknown', row: {}, content: undefined, reason: 'UNKNOWN_CONTENT', code: 'UNKNOWN_CONTENT' },
 ];
@@ -119,8 +211,13 @@ describe('enrichEvent: valid rows', () => {
       const x = c.expect;
       if ('engagement_seconds' in x) assert.equal(e.engagement_seconds, x.engagement_seconds);
       if ('engagement_pct' in x) {
-        if (x.engagement_pct === null || x.engagement_pct === undefined) assert.equal(e.engagement_pct, x.engagement_pct);
-        else assert.ok(Math.abs((e.engagement_pct ?? NaN) - x.engagement_pct) < 1e-9, `pct ${e.engagement_pct} ≠ ${x.engagement_pct}`);
+        if (x.engagement_pct === null || x.engagement_pct === undefined)
+          assert.equal(e.engagement_pct, x.engagement_pct);
+        else
+          assert.ok(
+            Math.abs((e.engagement_pct ?? NaN) - x.engagement_pct) < 1e-9,
+            `pct ${e.engagement_pct} ≠ ${x.engagement_pct}`,
+          );
       }
       if (x.flags) assert.deepEqual(e.quality_flags, x.flags);
       if (x.event_ts) assert.equal(e.event_ts, x.event_ts);
@@ -197,7 +294,18 @@ function envelope(op: string, after: unknown, before: unknown = null, extra: Rec
     JSON.stringify({
       before,
       after,
-      source: { version: '1', connector: 'postgresql', name: 'engage', ts_ms: NOW - 1000, snapshot: 'false', db: 'x', schema: 'public', table: 'engagement_events', txId: 5, lsn: 10 },
+      source: {
+        version: '1',
+        connector: 'postgresql',
+        name: 'engage',
+        ts_ms: NOW - 1000,
+        snapshot: 'false',
+        db: 'x',
+        schema: 'public',
+        table: 'engagement_events',
+        txId: 5,
+        lsn: 10,
+      },
       op,
       ts_ms: NOW - 900,
       ...extra,
@@ -212,7 +320,12 @@ describe('decodeChange', () => {
     { name: 'not JSON', value: Buffer.from('{"op":'), kind: 'reject', reason: 'UNDECODABLE' },
     { name: 'JSON array', value: Buffer.from('[1,2]'), kind: 'reject', reason: 'UNDECODABLE' },
     { name: 'unknown op', value: envelope('x', row()), kind: 'reject', reason: 'INVALID_ENVELOPE' },
-    { name: 'no timestamps', value: Buffer.from(JSON.stringify({ op: 'c', after: row() })), kind: 'reject', reason: 'INVALID_ENVELOPE' },
+    {
+      name: 'no timestamps',
+      value: Buffer.from(JSON.stringify({ op: 'c', after: row() })),
+      kind: 'reject',
+      reason: 'INVALID_ENVELOPE',
+    },
     { name: 'create without after', value: envelope('c', null), kind: 'reject', reason: 'INVALID_ENVELOPE' },
     { name: 'update', value: envelope('u', row({ duration_ms: 1 }), row()), kind: 'reject', reason: 'EVENT_UPDATED' },
     { name: 'delete', value: envelope('d', null, row()), kind: 'reject', reason: 'EVENT_DELETED' },
@@ -242,7 +355,11 @@ describe('decodeContentChange', () => {
     assert.deepEqual(c, { kind: 'upsert', row: { ...CONTENT, length_seconds: 120 }, pos: 10 });
   });
   it('delete and tombstone', () => {
-    assert.deepEqual(decodeContentChange(key, envelope('d', null, CONTENT)), { kind: 'delete', id: CONTENT.id, pos: 10 });
+    assert.deepEqual(decodeContentChange(key, envelope('d', null, CONTENT)), {
+      kind: 'delete',
+      id: CONTENT.id,
+      pos: 10,
+    });
     assert.deepEqual(decodeContentChange(key, null), { kind: 'tombstone', id: CONTENT.id });
   });
   it('malformed records are invalid', () => {
@@ -257,7 +374,11 @@ describe('processorDlqEntry and parseTimestamp', () => {
     const value = Buffer.from([0x00, 0xff, 0x10]);
     const res = decodeChange(value);
     assert.ok(res.kind === 'reject');
-    const entry = processorDlqEntry({ topic: 't', partition: 2, offset: '17', key: Buffer.from('{"id":"9"}'), value, priorAttempts: 0 }, res.error, NOW);
+    const entry = processorDlqEntry(
+      { topic: 't', partition: 2, offset: '17', key: Buffer.from('{"id":"9"}'), value, priorAttempts: 0 },
+      res.error,
+      NOW,
+    );
     assert.deepEqual(entry, {
       reason: res.error.message,
       code: 'DECODE_FAILED',
@@ -278,7 +399,14 @@ describe('processorDlqEntry and parseTimestamp', () => {
     assert.ok(res.kind === 'reject');
     const replayed = priorAttempts([{ other: 'x' }, { [DLQ_ATTEMPTS_HEADER]: Buffer.from('2') }]);
     assert.equal(replayed, 2);
-    assert.equal(processorDlqEntry({ topic: 't', partition: 0, offset: '1', key: null, value: null, priorAttempts: replayed }, res.error, NOW).attempts, 3);
+    assert.equal(
+      processorDlqEntry(
+        { topic: 't', partition: 0, offset: '1', key: null, value: null, priorAttempts: replayed },
+        res.error,
+        NOW,
+      ).attempts,
+      3,
+    );
     assert.equal(priorAttempts(undefined), 0);
     assert.equal(priorAttempts([{ [DLQ_ATTEMPTS_HEADER]: 'garbage' }]), 0);
   });
@@ -302,23 +430,62 @@ describe('processorDlqEntry and parseTimestamp', () => {
 });
 
 describe('content versions: the join uses the content in force at the event position', () => {
-  const up = (len: number | null, pos: number | null, extra: Partial<ContentRow> = {}): ContentChange => ({ kind: 'upsert', row: { ...CONTENT, ...extra, length_seconds: len }, pos });
+  const up = (len: number | null, pos: number | null, extra: Partial<ContentRow> = {}): ContentChange => ({
+    kind: 'upsert',
+    row: { ...CONTENT, ...extra, length_seconds: len },
+    pos,
+  });
   const build = (changes: ContentChange[]): ContentVersions => {
     const t: ContentVersions = new Map();
     for (const c of changes) applyContentChange(t, c);
     return t;
   };
-  const cases: Array<{ name: string; changes: ContentChange[]; pos: number | null | undefined; length: number | null | undefined }> = [
+  const cases: Array<{
+    name: string;
+    changes: ContentChange[];
+    pos: number | null | undefined;
+    length: number | null | undefined;
+  }> = [
     { name: 'event after the change sees it', changes: [up(100, 10), up(200, 20)], pos: 25, length: 200 },
-    { name: 'event before the change (processed later) does not', changes: [up(100, 10), up(200, 20)], pos: 15, length: 100 },
+    {
+      name: 'event before the change (processed later) does not',
+      changes: [up(100, 10), up(200, 20)],
+      pos: 15,
+      length: 100,
+    },
     { name: 'same position (same transaction) applies', changes: [up(100, 10), up(200, 20)], pos: 20, length: 200 },
     { name: 'no event position: latest', changes: [up(100, 10), up(200, 20)], pos: null, length: 200 },
-    { name: 'event older than every kept version: the oldest kept', changes: [up(100, 10), up(200, 20)], pos: 5, length: 100 },
-    { name: 'a change without a position applies from its arrival', changes: [up(100, 10), up(300, null)], pos: 11, length: 300 },
+    {
+      name: 'event older than every kept version: the oldest kept',
+      changes: [up(100, 10), up(200, 20)],
+      pos: 5,
+      length: 100,
+    },
+    {
+      name: 'a change without a position applies from its arrival',
+      changes: [up(100, 10), up(300, null)],
+      pos: 11,
+      length: 300,
+    },
     { name: 're-delivered older change lands in order', changes: [up(200, 20), up(100, 10)], pos: 30, length: 200 },
-    { name: 'deleted at 30: unknown for events after it', changes: [up(100, 10), { kind: 'delete', id: CONTENT.id, pos: 30 }], pos: 31, length: undefined },
-    { name: 'deleted at 30: still known for events before it', changes: [up(100, 10), { kind: 'delete', id: CONTENT.id, pos: 30 }, { kind: 'tombstone', id: CONTENT.id }], pos: 29, length: 100 },
-    { name: 'tombstone alone removes the id', changes: [up(100, 10), { kind: 'tombstone', id: CONTENT.id }], pos: 11, length: undefined },
+    {
+      name: 'deleted at 30: unknown for events after it',
+      changes: [up(100, 10), { kind: 'delete', id: CONTENT.id, pos: 30 }],
+      pos: 31,
+      length: undefined,
+    },
+    {
+      name: 'deleted at 30: still known for events before it',
+      changes: [up(100, 10), { kind: 'delete', id: CONTENT.id, pos: 30 }, { kind: 'tombstone', id: CONTENT.id }],
+      pos: 29,
+      length: 100,
+    },
+    {
+      name: 'tombstone alone removes the id',
+      changes: [up(100, 10), { kind: 'tombstone', id: CONTENT.id }],
+      pos: 11,
+      length: undefined,
+    },
     { name: 'unknown id', changes: [], pos: 1, length: undefined },
   ];
   for (const c of cases) {
@@ -337,7 +504,11 @@ describe('content versions: the join uses the content in force at the event posi
 });
 
 it('content versions follow commit order: the commit LSN from source.sequence, else source.lsn', () => {
-  assert.equal(sourceLsnOf({ source: { lsn: 500, sequence: '["900","500"]' } }), 900, 'the commit LSN wins over the change LSN');
+  assert.equal(
+    sourceLsnOf({ source: { lsn: 500, sequence: '["900","500"]' } }),
+    900,
+    'the commit LSN wins over the change LSN',
+  );
   assert.equal(sourceLsnOf({ source: { lsn: 500, sequence: ['901', '500'] } }), 901);
   assert.equal(sourceLsnOf({ source: { lsn: 300 } }), 300, 'a snapshot row: its consistent point');
   assert.equal(sourceLsnOf({ source: { lsn: 300, sequence: 'not json' } }), 300);

@@ -17,7 +17,10 @@ function msg(partition: number, offset: number, topic = TOPIC): RdKafka.Message 
 
 function buffers(maxBatch: number) {
   const calls: string[] = [];
-  const l = new FetchBuffers(TOPIC, maxBatch, { pause: (p) => calls.push(`pause ${p}`), resume: (p) => calls.push(`resume ${p}`) });
+  const l = new FetchBuffers(TOPIC, maxBatch, {
+    pause: (p) => calls.push(`pause ${p}`),
+    resume: (p) => calls.push(`resume ${p}`),
+  });
   return { l, calls };
 }
 
@@ -27,7 +30,11 @@ function start(l: FetchBuffers): { partition: number; offsets: number[]; finish(
   if (!buffer) return undefined;
   const batch = l.take(buffer);
   buffer.running = Promise.resolve();
-  return { partition: buffer.partition, offsets: batch.map((m) => m.offset), finish: (rewind) => l.finish(buffer, rewind ? (batch[0]?.offset ?? null) : null) };
+  return {
+    partition: buffer.partition,
+    offsets: batch.map((m) => m.offset),
+    finish: (rewind) => l.finish(buffer, rewind ? (batch[0]?.offset ?? null) : null),
+  };
 }
 
 describe('FetchBuffers', () => {
@@ -100,7 +107,7 @@ describe('FetchBuffers', () => {
     assert.equal(l.running, 0);
   });
 
-  it("keeps a partition paused while the owner holds it, whatever its own backpressure wants", () => {
+  it('keeps a partition paused while the owner holds it, whatever its own backpressure wants', () => {
     const { l, calls } = buffers(2);
     l.open(0);
     l.hold(0, true);

@@ -46,7 +46,15 @@ describe('TimeSlicer', () => {
 });
 
 describe('FetchBuffers.buffered', () => {
-  const msg = (partition: number, offset: number): RdKafka.Message => ({ topic: 't', partition, offset, key: null, value: Buffer.from('v'), size: 1, timestamp: 0 });
+  const msg = (partition: number, offset: number): RdKafka.Message => ({
+    topic: 't',
+    partition,
+    offset,
+    key: null,
+    value: Buffer.from('v'),
+    size: 1,
+    timestamp: 0,
+  });
 
   it('counts what the buffers hold and not what was handed over or dropped', () => {
     const buffers = new FetchBuffers('t', 2, { pause: () => undefined, resume: () => undefined }, 10);

@@ -76,7 +76,14 @@ describe('IdleOffsets', () => {
     h.results[0]?.reject(new Error('aborted'));
     await flush();
     h.idle.idle(3, 7);
-    assert.deepEqual(h.calls, [[3, 7], [3, 7]], 'retried after the failure');
+    assert.deepEqual(
+      h.calls,
+      [
+        [3, 7],
+        [3, 7],
+      ],
+      'retried after the failure',
+    );
     h.results[1]?.resolve();
     await flush();
     h.idle.forget([3]);

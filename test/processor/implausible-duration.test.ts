@@ -1,7 +1,13 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { ContentRow, EngagementEventRow } from '../../src/core/types.js';
-import { durationFlag, enrichEvent, MAX_PLAUSIBLE_DURATION_MS, plausibleDurationLimitMs, type EnrichMeta } from '../../src/processor/enrich.js';
+import {
+  durationFlag,
+  enrichEvent,
+  MAX_PLAUSIBLE_DURATION_MS,
+  plausibleDurationLimitMs,
+  type EnrichMeta,
+} from '../../src/processor/enrich.js';
 import { enrichedJson } from '../../src/processor/enriched-json.js';
 import { validateEventRow } from '../../src/processor/validate.js';
 
@@ -13,15 +19,33 @@ import { validateEventRow } from '../../src/processor/validate.js';
 
 const NOW = Date.UTC(2025, 5, 15, 12, 0, 0);
 const META: EnrichMeta = { sourceTsMs: NOW - 250, processedTsMs: NOW, origin: 'stream' };
-const content = (length: number | null): ContentRow => ({ id: 'c1', slug: 's', title: 't', content_type: 'video', length_seconds: length, publish_ts: '2025-01-01T00:00:00Z' });
+const content = (length: number | null): ContentRow => ({
+  id: 'c1',
+  slug: 's',
+  title: 't',
+  content_type: 'video',
+  length_seconds: length,
+  publish_ts: '2025-01-01T00:00:00Z',
+});
 const row = (duration: number | null, over: Record<string, unknown> = {}): EngagementEventRow =>
-  ({ id: '42', content_id: 'c1', user_id: 'u1', event_type: 'play', event_ts: '2025-06-15T10:20:30.123456Z', duration_ms: duration, device: 'ios', raw_payload: '{}', ...over }) as EngagementEventRow;
+  ({
+    id: '42',
+    content_id: 'c1',
+    user_id: 'u1',
+    event_type: 'play',
+    event_ts: '2025-06-15T10:20:30.123456Z',
+    duration_ms: duration,
+    device: 'ios',
+    raw_payload: '{}',
+    ...over,
+  }) as EngagementEventRow;
 
 describe('implausible durations', () => {
   it('the limit: length × 10 + 1 h, capped at 24 h; 24 h when the length is unknown or not positive', () => {
     assert.equal(plausibleDurationLimitMs(60), 60 * 10_000 + 3_600_000);
     assert.equal(plausibleDurationLimitMs(36_000), MAX_PLAUSIBLE_DURATION_MS);
-    for (const length of [null, undefined, 0, -5]) assert.equal(plausibleDurationLimitMs(length), MAX_PLAUSIBLE_DURATION_MS);
+    for (const length of [null, undefined, 0, -5])
+      assert.equal(plausibleDurationLimitMs(length), MAX_PLAUSIBLE_DURATION_MS);
     assert.equal(durationFlag(4_200_000, 60), null, 'exactly the limit is plausible');
     assert.equal(durationFlag(4_200_001, 60), 'implausible_duration');
     assert.equal(durationFlag(null, 60), null);

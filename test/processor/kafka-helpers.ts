@@ -13,11 +13,28 @@ let seq = 0;
 /** Source LSNs increase with each change built, as the CDC's do in WAL order. */
 let lsn = 1_000_000;
 
-export function changeValue(table: 'engagement_events' | 'content', op: 'c' | 'r' | 'u' | 'd', before: unknown, after: unknown, tsMs = Date.now()): string {
+export function changeValue(
+  table: 'engagement_events' | 'content',
+  op: 'c' | 'r' | 'u' | 'd',
+  before: unknown,
+  after: unknown,
+  tsMs = Date.now(),
+): string {
   return JSON.stringify({
     before,
     after,
-    source: { version: '1.0.0-test', connector: 'postgresql', name: 'engage', ts_ms: tsMs, snapshot: 'false', db: 'engagement_db', schema: 'public', table, txId: 1, lsn: (lsn += 64) },
+    source: {
+      version: '1.0.0-test',
+      connector: 'postgresql',
+      name: 'engage',
+      ts_ms: tsMs,
+      snapshot: 'false',
+      db: 'engagement_db',
+      schema: 'public',
+      table,
+      txId: 1,
+      lsn: (lsn += 64),
+    },
     op,
     ts_ms: tsMs + 1,
   });
@@ -113,7 +130,11 @@ export async function readTopic(brokers: string[], topic: string, timeoutMs = 20
     const meta = await call<RdKafka.Metadata>((cb) => c.getMetadata({ topic, timeout: 10000 }, cb));
     const partitions = (meta.topics.find((t) => t.name === topic)?.partitions ?? []).map((p) => p.id);
     const ends = new Map<number, number>();
-    for (const p of partitions) ends.set(p, (await call<RdKafka.WatermarkOffsets>((cb) => c.queryWatermarkOffsets(topic, p, 10000, cb))).highOffset);
+    for (const p of partitions)
+      ends.set(
+        p,
+        (await call<RdKafka.WatermarkOffsets>((cb) => c.queryWatermarkOffsets(topic, p, 10000, cb))).highOffset,
+      );
     const pos = new Map<number, number>();
     c.on('partition.eof', (e) => pos.set(e.partition, Math.max(pos.get(e.partition) ?? 0, e.offset)));
     c.assign(partitions.map((partition) => ({ topic, partition, offset: -2 })));
@@ -128,7 +149,8 @@ export async function readTopic(brokers: string[], topic: string, timeoutMs = 20
         out.push(m);
         pos.set(m.partition, Math.max(pos.get(m.partition) ?? 0, m.offset + 1));
       }
-      for (const p of c.position()) if (typeof p.offset === 'number') pos.set(p.partition, Math.max(pos.get(p.partition) ?? 0, p.offset));
+      for (const p of c.position())
+        if (typeof p.offset === 'number') pos.set(p.partition, Math.max(pos.get(p.partition) ?? 0, p.offset));
     }
     return out;
   } finally {
@@ -141,12 +163,18 @@ export function parseValues<T>(msgs: RdKafka.Message[]): T[] {
 }
 
 /** Re-reads `topic` until `ready(values)` holds; returns the last read. Throws after `timeoutMs`. */
-export async function waitForTopic<T>(brokers: string[], topic: string, ready: (values: T[]) => boolean, timeoutMs = 20000): Promise<T[]> {
+export async function waitForTopic<T>(
+  brokers: string[],
+  topic: string,
+  ready: (values: T[]) => boolean,
+  timeoutMs = 20000,
+): Promise<T[]> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const values = parseValues<T>(await readTopic(brokers, topic));
     if (ready(values)) return values;
-    if (Date.now() > deadline) throw new Error(`waitForTopic ${topic}: condition not met after ${timeoutMs} ms (${values.length} records)`);
+    if (Date.now() > deadline)
+      throw new Error(`waitForTopic ${topic}: condition not met after ${timeoutMs} ms (${values.length} records)`);
     await sleep(300);
   }
 }
@@ -167,15 +195,23 @@ export async function committedOffsets(config: Config, groupId: string, topic: s
  * Waits until the group has committed, on every partition of `topic`, past the last record the
  * topic holds now (last data offset + 1; transaction markers after it do not count).
  */
-export async function waitForGroupCaughtUp(config: Config, groupId: string, topic: string, timeoutMs = 30000): Promise<Map<number, number>> {
+export async function waitForGroupCaughtUp(
+  config: Config,
+  groupId: string,
+  topic: string,
+  timeoutMs = 30000,
+): Promise<Map<number, number>> {
   const last = new Map<number, number>();
-  for (const m of await readTopic(config.kafkaBrokers, topic)) last.set(m.partition, Math.max(last.get(m.partition) ?? -1, m.offset));
+  for (const m of await readTopic(config.kafkaBrokers, topic))
+    last.set(m.partition, Math.max(last.get(m.partition) ?? -1, m.offset));
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const committed = await committedOffsets(config, groupId, topic);
     if ([...last].every(([p, off]) => (committed.get(p) ?? -1) >= off + 1)) return committed;
     if (Date.now() > deadline) {
-      throw new Error(`group ${groupId} did not catch up on ${topic}: last ${JSON.stringify([...last])}, committed ${JSON.stringify([...committed])}`);
+      throw new Error(
+        `group ${groupId} did not catch up on ${topic}: last ${JSON.stringify([...last])}, committed ${JSON.stringify([...committed])}`,
+      );
     }
     await sleep(300);
   }
@@ -194,7 +230,8 @@ export async function waitForSettled(config: Config, topic: string, timeoutMs = 
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const stable = await admin.fetchTopicOffsets(topic, { isolationLevel: KafkaJS.IsolationLevel.READ_COMMITTED });
-      if (high.every((h) => Number(stable.find((s) => s.partition === h.partition)?.high ?? -1) >= Number(h.high))) return;
+      if (high.every((h) => Number(stable.find((s) => s.partition === h.partition)?.high ?? -1) >= Number(h.high)))
+        return;
       if (Date.now() > deadline) throw new Error(`${topic}: an open transaction did not settle within ${timeoutMs} ms`);
       await sleep(250);
     }

@@ -7,7 +7,17 @@ import { processorGroupId, startProcessor, type Processor } from '../../src/proc
 import { sleep } from '../../src/runtime/retry.js';
 import { createTestEnv, type TestEnv } from '../helpers/env.js';
 import { committedOffsets, highWatermarks, waitUntil } from '../helpers/sink-harness.js';
-import { InputWriter, changeValue, contentMsg, eventMsg, eventRow, readTopic, waitForGroupCaughtUp, waitForTopic, type Msg } from './kafka-helpers.js';
+import {
+  InputWriter,
+  changeValue,
+  contentMsg,
+  eventMsg,
+  eventRow,
+  readTopic,
+  waitForGroupCaughtUp,
+  waitForTopic,
+  type Msg,
+} from './kafka-helpers.js';
 
 /**
  * The stream processor in-process against the real Kafka: enrichment of inserted rows, a content
@@ -35,10 +45,18 @@ describe('stream processor (real Kafka)', { timeout: 120000 }, () => {
   const byId = (events: EnrichedEvent[], id: string) => events.filter((e) => e.event_id === id);
 
   before(async () => {
-    env = await createTestEnv({ CONTENT_WAIT_MS: '1500', PROCESSOR_SESSION_TIMEOUT_MS: '6000', PROCESSOR_MAX_BATCH: '500' });
+    env = await createTestEnv({
+      CONTENT_WAIT_MS: '1500',
+      PROCESSOR_SESSION_TIMEOUT_MS: '6000',
+      PROCESSOR_MAX_BATCH: '500',
+    });
     await ensureTopics(env.config);
     input = await InputWriter.open(env.config);
-    await input.txn([contentMsg(env.config, content(1, 100)), contentMsg(env.config, content(2, null)), contentMsg(env.config, content(3, 0))]);
+    await input.txn([
+      contentMsg(env.config, content(1, 100)),
+      contentMsg(env.config, content(2, null)),
+      contentMsg(env.config, content(3, 0)),
+    ]);
     proc = await startProcessor(env.config, log);
   });
 
@@ -105,33 +123,77 @@ describe('stream processor (real Kafka)', { timeout: 120000 }, () => {
     const future = new Date(Date.now() + 3 * 86400000).toISOString();
     const bad: Array<{ msg: Msg; reason: string; code: string }> = [
       { msg: { topic, key: '{"id":"100"}', value: garbage }, reason: 'UNDECODABLE', code: 'DECODE_FAILED' },
-      { msg: { topic, key: '{"id":"101"}', value: '{"op":"c", "after": {' }, reason: 'UNDECODABLE', code: 'DECODE_FAILED' },
-      { msg: eventMsg(c, { id: '102', content_id: uuid(1), event_ts: null }), reason: 'MISSING_FIELD', code: 'MISSING_FIELD' },
-      { msg: eventMsg(c, { id: '103', content_id: uuid(1), event_type: 'skip' }), reason: 'UNKNOWN_EVENT_TYPE', code: 'INVALID_VALUE' },
-      { msg: eventMsg(c, { id: '104', content_id: uuid(1), duration_ms: -5 }), reason: 'NEGATIVE_DURATION', code: 'INVALID_VALUE' },
-      { msg: eventMsg(c, { id: '105', content_id: uuid(1), event_ts: future }), reason: 'EVENT_TS_IN_FUTURE', code: 'INVALID_VALUE' },
-      { msg: eventMsg(c, { id: '106', content_id: uuid(1), event_ts: '1999-06-01T00:00:00Z' }), reason: 'EVENT_TS_BEFORE_2000', code: 'INVALID_VALUE' },
+      {
+        msg: { topic, key: '{"id":"101"}', value: '{"op":"c", "after": {' },
+        reason: 'UNDECODABLE',
+        code: 'DECODE_FAILED',
+      },
+      {
+        msg: eventMsg(c, { id: '102', content_id: uuid(1), event_ts: null }),
+        reason: 'MISSING_FIELD',
+        code: 'MISSING_FIELD',
+      },
+      {
+        msg: eventMsg(c, { id: '103', content_id: uuid(1), event_type: 'skip' }),
+        reason: 'UNKNOWN_EVENT_TYPE',
+        code: 'INVALID_VALUE',
+      },
+      {
+        msg: eventMsg(c, { id: '104', content_id: uuid(1), duration_ms: -5 }),
+        reason: 'NEGATIVE_DURATION',
+        code: 'INVALID_VALUE',
+      },
+      {
+        msg: eventMsg(c, { id: '105', content_id: uuid(1), event_ts: future }),
+        reason: 'EVENT_TS_IN_FUTURE',
+        code: 'INVALID_VALUE',
+      },
+      {
+        msg: eventMsg(c, { id: '106', content_id: uuid(1), event_ts: '1999-06-01T00:00:00Z' }),
+        reason: 'EVENT_TS_BEFORE_2000',
+        code: 'INVALID_VALUE',
+      },
       { msg: eventMsg(c, { id: '107', content_id: null }), reason: 'NULL_CONTENT_ID', code: 'MISSING_FIELD' },
       { msg: eventMsg(c, { id: '108', content_id: uuid(999) }), reason: 'UNKNOWN_CONTENT', code: 'UNKNOWN_CONTENT' },
       {
-        msg: { topic, key: '{"id":"1"}', value: changeValue('engagement_events', 'u', null, eventRow({ id: '1', content_id: uuid(1), duration_ms: 1 })) },
+        msg: {
+          topic,
+          key: '{"id":"1"}',
+          value: changeValue(
+            'engagement_events',
+            'u',
+            null,
+            eventRow({ id: '1', content_id: uuid(1), duration_ms: 1 }),
+          ),
+        },
         reason: 'EVENT_UPDATED',
         code: 'UNSUPPORTED_CHANGE',
       },
       {
-        msg: { topic, key: '{"id":"2"}', value: changeValue('engagement_events', 'd', eventRow({ id: '2', content_id: uuid(2) }), null) },
+        msg: {
+          topic,
+          key: '{"id":"2"}',
+          value: changeValue('engagement_events', 'd', eventRow({ id: '2', content_id: uuid(2) }), null),
+        },
         reason: 'EVENT_DELETED',
         code: 'UNSUPPORTED_CHANGE',
       },
     ];
-    await input.txn([...bad.map((b) => b.msg), { topic, key: '{"id":"2"}', value: null }, eventMsg(c, { id: '109', content_id: uuid(1) })]);
+    await input.txn([
+      ...bad.map((b) => b.msg),
+      { topic, key: '{"id":"2"}', value: null },
+      eventMsg(c, { id: '109', content_id: uuid(1) }),
+    ]);
 
     const entries = await waitForTopic<DlqEntry>(c.kafkaBrokers, c.KAFKA_TOPIC_DLQ, (v) => v.length >= bad.length);
     assert.equal(entries.length, bad.length, 'one DLQ entry per bad record; the tombstone is skipped, not parked');
     const inputs = await readTopic(c.kafkaBrokers, topic);
     for (const b of bad) {
       const entry = entries.find((e) => e.key === b.msg.key && e.reason.startsWith(`${b.reason}: `));
-      assert.ok(entry, `DLQ entry ${b.reason} for key ${b.msg.key}: got ${JSON.stringify(entries.map((e) => [e.key, e.reason]))}`);
+      assert.ok(
+        entry,
+        `DLQ entry ${b.reason} for key ${b.msg.key}: got ${JSON.stringify(entries.map((e) => [e.key, e.reason]))}`,
+      );
       assert.equal(entry.code, b.code);
       assert.equal(entry.stage, 'processor');
       assert.equal(entry.topic, topic);
@@ -143,7 +205,8 @@ describe('stream processor (real Kafka)', { timeout: 120000 }, () => {
     }
     // A good record after the bad ones still goes through; none of the bad ones does.
     const events = await enriched((e) => byId(e, '109').length > 0);
-    for (const id of ['100', '101', '102', '103', '104', '105', '106', '107', '108']) assert.equal(byId(events, id).length, 0, `event ${id} not enriched`);
+    for (const id of ['100', '101', '102', '103', '104', '105', '106', '107', '108'])
+      assert.equal(byId(events, id).length, 0, `event ${id} not enriched`);
     assert.equal(byId(events, '1').length, 1, 'the update did not re-emit event 1');
     const status = proc?.status() ?? {};
     assert.equal(status.state, 'running');
@@ -173,7 +236,9 @@ describe('stream processor (real Kafka)', { timeout: 120000 }, () => {
 
   it('stop() drains and commits; a restarted processor repeats nothing', async () => {
     const c = env.config;
-    await input.txn(Array.from({ length: 200 }, (_, i) => eventMsg(c, { id: String(1000 + i), content_id: uuid(1 + (i % 4)) })));
+    await input.txn(
+      Array.from({ length: 200 }, (_, i) => eventMsg(c, { id: String(1000 + i), content_id: uuid(1 + (i % 4)) })),
+    );
     await enriched((e) => byId(e, '1199').length > 0);
     await proc?.stop();
     proc = undefined;

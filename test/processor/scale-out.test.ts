@@ -8,7 +8,15 @@ import { ensureTopics } from '../../src/kafka/admin.js';
 import { processorGroupId } from '../../src/processor/processor.js';
 import { sleep } from '../../src/runtime/retry.js';
 import { createTestEnv, type TestEnv } from '../helpers/env.js';
-import { InputWriter, contentMsg, eventMsg, parseValues, readTopic, waitForGroupCaughtUp, waitForSettled } from './kafka-helpers.js';
+import {
+  InputWriter,
+  contentMsg,
+  eventMsg,
+  parseValues,
+  readTopic,
+  waitForGroupCaughtUp,
+  waitForSettled,
+} from './kafka-helpers.js';
 
 /**
  * Scale-out and exactly-once under a crash: three `engage process --mode stream` processes share the
@@ -91,13 +99,23 @@ describe('processor scale-out: three instances, one SIGKILLed mid-stream', { tim
 
     for (let i = 0; i < 3; i++) children.push(startChild(env.env));
     // Each has logged a non-empty assignment: the group has settled with partitions on every member.
-    await waitFor(() => children.every((ch) => ch.stderr.includes('processor partitions assigned')), 'three processors with partitions', 90000);
+    await waitFor(
+      () => children.every((ch) => ch.stderr.includes('processor partitions assigned')),
+      'three processors with partitions',
+      90000,
+    );
     const victim = children[1] as Child;
 
     let killedAt = -1;
     for (let sent = 0; sent < EVENTS; sent += PER_TXN) {
       await input.txn(
-        Array.from({ length: PER_TXN }, (_, k) => eventMsg(c, { id: String(sent + k + 1), content_id: contents[(sent + k) % contents.length]?.id ?? null, duration_ms: 1000 * k })),
+        Array.from({ length: PER_TXN }, (_, k) =>
+          eventMsg(c, {
+            id: String(sent + k + 1),
+            content_id: contents[(sent + k) % contents.length]?.id ?? null,
+            duration_ms: 1000 * k,
+          }),
+        ),
       );
       if (killedAt < 0 && sent >= EVENTS / 3 && victim.stderr.includes('processor partitions assigned')) {
         victim.proc.kill('SIGKILL');

@@ -26,7 +26,10 @@ after(async () => {
 function waitForUrl(proc: ChildProcess, timeoutMs: number): Promise<string> {
   return new Promise((resolve, reject) => {
     let out = '';
-    const timer = setTimeout(() => reject(new Error(`no "listening on" within ${timeoutMs} ms; stdout: ${out}`)), timeoutMs);
+    const timer = setTimeout(
+      () => reject(new Error(`no "listening on" within ${timeoutMs} ms; stdout: ${out}`)),
+      timeoutMs,
+    );
     proc.stdout?.on('data', (chunk: Buffer) => {
       out += chunk.toString();
       const m = /listening on (\S+)/.exec(out);
@@ -55,11 +58,33 @@ function exitCode(proc: ChildProcess, timeoutMs: number): Promise<number | null>
 
 describe('engage external-receiver', () => {
   it('serves with the flagged failures, takes control changes, and stops on SIGTERM', async () => {
-    child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'external-receiver', '--port', '0', '--fail-rate', '1', '--status', '429', '--retry-after', '3'], {
-      cwd: root,
-      env: { ...process.env, REDIS_KEY_PREFIX: `${env.id}:`, LOG_LEVEL: 'warn', EXTERNAL_API_AUTH_HEADER: 'Authorization: Bearer cli-test' },
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
+    child = spawn(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        'src/cli/main.ts',
+        'external-receiver',
+        '--port',
+        '0',
+        '--fail-rate',
+        '1',
+        '--status',
+        '429',
+        '--retry-after',
+        '3',
+      ],
+      {
+        cwd: root,
+        env: {
+          ...process.env,
+          REDIS_KEY_PREFIX: `${env.id}:`,
+          LOG_LEVEL: 'warn',
+          EXTERNAL_API_AUTH_HEADER: 'Authorization: Bearer cli-test',
+        },
+        stdio: ['ignore', 'pipe', 'inherit'],
+      },
+    );
     const url = await waitForUrl(child, 45_000);
     assert.match(url, /^http:\/\/127\.0\.0\.1:\d+\/events$/);
     const post = () =>
@@ -72,7 +97,11 @@ describe('engage external-receiver', () => {
     assert.equal(failed.status, 429);
     assert.equal(failed.headers.get('retry-after'), '3');
     const base = url.replace(/\/events$/, '');
-    await fetch(`${base}/control`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"failRate":0}' });
+    await fetch(`${base}/control`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '{"failRate":0}',
+    });
     assert.equal((await post()).status, 200);
     const stats = (await (await fetch(`${base}/stats`)).json()) as { events_unique: number; failures_injected: number };
     assert.equal(stats.events_unique, 1);

@@ -27,7 +27,12 @@ async function receiver(opts: ReceiverOptions = {}): Promise<RunningReceiver> {
   return r;
 }
 
-function post(r: RunningReceiver, key: string | null, body: unknown, headers: Record<string, string> = {}): Promise<Response> {
+function post(
+  r: RunningReceiver,
+  key: string | null,
+  body: unknown,
+  headers: Record<string, string> = {},
+): Promise<Response> {
   return fetch(r.url, {
     method: 'POST',
     headers: { 'content-type': 'application/json', ...(key === null ? {} : { 'idempotency-key': key }), ...headers },
@@ -35,7 +40,10 @@ function post(r: RunningReceiver, key: string | null, body: unknown, headers: Re
   });
 }
 
-const events = (...ids: string[]) => ({ schema_version: 1, events: ids.map((event_id) => ({ event_id, user_id: 'x' })) });
+const events = (...ids: string[]) => ({
+  schema_version: 1,
+  events: ids.map((event_id) => ({ event_id, user_id: 'x' })),
+});
 
 describe('reference receiver', () => {
   it('dedupes the same batch sent twice (same Idempotency-Key)', async () => {
@@ -60,11 +68,14 @@ describe('reference receiver', () => {
     assert.deepEqual(await res.json(), { duplicate_batch: false, accepted: 1, duplicates: 2 });
     assert.equal(r.stats().events_unique, 3);
     assert.deepEqual(r.eventIds(), ['1', '2', '3']);
-    const view = await (await fetch(`${r.baseUrl}/events/2`)).json() as { deliveries: number; idempotency_key: string };
+    const view = (await (await fetch(`${r.baseUrl}/events/2`)).json()) as {
+      deliveries: number;
+      idempotency_key: string;
+    };
     assert.equal(view.deliveries, 2);
     assert.equal(view.idempotency_key, 'a');
     assert.equal((await fetch(`${r.baseUrl}/events/404`)).status, 404);
-    const stats = await (await fetch(`${r.baseUrl}/stats`)).json() as { events_unique: number };
+    const stats = (await (await fetch(`${r.baseUrl}/stats`)).json()) as { events_unique: number };
     assert.equal(stats.events_unique, 3);
   });
 
@@ -72,19 +83,40 @@ describe('reference receiver', () => {
     const file = path.join(tmp, 'reused.jsonl');
     const r = await receiver({ dataFile: file });
     const ev = (id: string, ts: string) => ({ event_id: id, event_ts: ts, user_id: 'x' });
-    await post(r, 'a', { schema_version: 1, events: [ev('1', '2025-08-01T10:00:00.5Z'), ev('2', '2025-08-01T10:00:01Z')] });
+    await post(r, 'a', {
+      schema_version: 1,
+      events: [ev('1', '2025-08-01T10:00:00.5Z'), ev('2', '2025-08-01T10:00:01Z')],
+    });
     // After a sequence reset: id 1 again, a new event; and event 2 re-sent with the backfill's rendering of its time.
-    const res = await post(r, 'b', { schema_version: 1, events: [ev('1', '2025-08-01T11:00:00Z'), ev('2', '2025-08-01T10:00:01.000000Z')] });
+    const res = await post(r, 'b', {
+      schema_version: 1,
+      events: [ev('1', '2025-08-01T11:00:00Z'), ev('2', '2025-08-01T10:00:01.000000Z')],
+    });
     assert.deepEqual(await res.json(), { duplicate_batch: false, accepted: 1, duplicates: 1 });
     // A sender's event_key is what counts when given.
-    await post(r, 'c', { schema_version: 1, events: [{ ...ev('1', '2025-08-01T12:00:00Z'), event_key: r.eventKeys()[0] }] });
+    await post(r, 'c', {
+      schema_version: 1,
+      events: [{ ...ev('1', '2025-08-01T12:00:00Z'), event_key: r.eventKeys()[0] }],
+    });
     assert.equal(r.stats().events_unique, 3);
     assert.deepEqual(r.eventIds(), ['1', '2']);
-    assert.equal(r.event('1')?.event_key, `1@${Date.parse('2025-08-01T11:00:00Z') * 1000}`, 'an id names its newest event');
+    assert.equal(
+      r.event('1')?.event_key,
+      `1@${Date.parse('2025-08-01T11:00:00Z') * 1000}`,
+      'an id names its newest event',
+    );
     assert.equal(r.event(r.eventKeys()[0] as string)?.deliveries, 2);
     await r.close();
     const again = await receiver({ dataFile: file });
-    assert.deepEqual(await (await post(again, 'd', { schema_version: 1, events: [ev('1', '2025-08-01T10:00:00.500Z'), ev('1', '2025-08-01T11:00:00Z')] })).json(), { duplicate_batch: false, accepted: 0, duplicates: 2 });
+    assert.deepEqual(
+      await (
+        await post(again, 'd', {
+          schema_version: 1,
+          events: [ev('1', '2025-08-01T10:00:00.500Z'), ev('1', '2025-08-01T11:00:00Z')],
+        })
+      ).json(),
+      { duplicate_batch: false, accepted: 0, duplicates: 2 },
+    );
   });
 
   it('checks the auth header when configured', async () => {
@@ -112,16 +144,28 @@ describe('reference receiver', () => {
     assert.equal(limited.headers.get('retry-after'), '7');
     assert.equal(r.stats().events_unique, 0, 'a failure before counting counts nothing');
 
-    const ctl = await fetch(`${r.baseUrl}/control`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ failNext: 1, status: 500, failPhase: 'after', retryAfter: null }) });
+    const ctl = await fetch(`${r.baseUrl}/control`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ failNext: 1, status: 500, failPhase: 'after', retryAfter: null }),
+    });
     assert.equal(ctl.status, 200);
     assert.equal((await post(r, 'k1', events('1'))).status, 500);
     assert.equal(r.stats().events_unique, 1, 'a failure after counting keeps the batch');
-    assert.deepEqual(await (await post(r, 'k1', events('1'))).json(), { duplicate_batch: true, accepted: 1, duplicates: 0 });
+    assert.deepEqual(await (await post(r, 'k1', events('1'))).json(), {
+      duplicate_batch: true,
+      accepted: 1,
+      duplicates: 0,
+    });
 
     r.control({ down: true });
     await assert.rejects(post(r, 'k2', events('2')), TypeError);
     assert.equal(r.stats().connections_dropped, 1);
-    const bad = await fetch(`${r.baseUrl}/control`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ failRate: 3 }) });
+    const bad = await fetch(`${r.baseUrl}/control`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ failRate: 3 }),
+    });
     assert.equal(bad.status, 400);
     assert.equal((await fetch(`${r.baseUrl}/health`)).status, 200, 'control and health stay up while down');
     r.control({ down: false });
@@ -144,14 +188,28 @@ describe('reference receiver', () => {
     await post(r1, 'a', events('1', '2'));
     await post(r1, 'b', events('2', '3'));
     await r1.close();
-    const lines = readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { idempotency_key: string; event: { event_id: string } });
-    assert.deepEqual(lines.map((l) => l.event.event_id), ['1', '2', '3']);
+    const lines = readFileSync(file, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { idempotency_key: string; event: { event_id: string } });
+    assert.deepEqual(
+      lines.map((l) => l.event.event_id),
+      ['1', '2', '3'],
+    );
 
     const r2 = await receiver({ dataFile: file });
     assert.equal(r2.stats().events_unique, 3);
     assert.equal(r2.stats().events_restored, 3);
-    assert.deepEqual(await (await post(r2, 'a', events('1', '2'))).json(), { duplicate_batch: true, accepted: 2, duplicates: 0 });
-    assert.deepEqual(await (await post(r2, 'c', events('3', '4'))).json(), { duplicate_batch: false, accepted: 1, duplicates: 1 });
+    assert.deepEqual(await (await post(r2, 'a', events('1', '2'))).json(), {
+      duplicate_batch: true,
+      accepted: 2,
+      duplicates: 0,
+    });
+    assert.deepEqual(await (await post(r2, 'c', events('3', '4'))).json(), {
+      duplicate_batch: false,
+      accepted: 1,
+      duplicates: 1,
+    });
     assert.equal(r2.event('4')?.deliveries, 1);
     assert.equal(readFileSync(file, 'utf8').trim().split('\n').length, 4);
   });
@@ -167,15 +225,33 @@ describe('reference receiver', () => {
 
 describe('engage external-receiver flags', () => {
   it('turns flags into receiver options', () => {
-    const got = receiverFlags({ host: '127.0.0.1', port: '0', failRate: '0.25', latencyMs: '10', status: '429', retryAfter: '2', down: true, dataFile: true });
+    const got = receiverFlags({
+      host: '127.0.0.1',
+      port: '0',
+      failRate: '0.25',
+      latencyMs: '10',
+      status: '429',
+      retryAfter: '2',
+      down: true,
+      dataFile: true,
+    });
     assert.equal(got.port, 0);
     assert.deepEqual(got.control, { failRate: 0.25, latencyMs: 10, status: 429, retryAfter: 2, down: true });
     assert.equal(got.dataFile, 'data/external-receiver.jsonl');
   });
 
   it('rejects bad values as usage errors', () => {
-    for (const flags of [{ failRate: '1.5' }, { failRate: 'x' }, { port: '70000' }, { latencyMs: '-1' }, { status: '200' }]) {
-      assert.throws(() => receiverFlags({ host: '127.0.0.1', ...flags }), (err: unknown) => err instanceof PipelineError && err.code === 'USAGE');
+    for (const flags of [
+      { failRate: '1.5' },
+      { failRate: 'x' },
+      { port: '70000' },
+      { latencyMs: '-1' },
+      { status: '200' },
+    ]) {
+      assert.throws(
+        () => receiverFlags({ host: '127.0.0.1', ...flags }),
+        (err: unknown) => err instanceof PipelineError && err.code === 'USAGE',
+      );
     }
   });
 });

@@ -71,12 +71,28 @@ test('the pause threshold: 2 × maxRecords, never below the look-ahead floor; an
     },
     batching: () => ({ maxRecords, maxWaitMs: 100 }),
   });
-  assert.equal(resolveBatching(config, factory(1000), {}).maxQueued, MIN_QUEUED_PER_PARTITION, 'small batches queue the floor');
+  assert.equal(
+    resolveBatching(config, factory(1000), {}).maxQueued,
+    MIN_QUEUED_PER_PARTITION,
+    'small batches queue the floor',
+  );
   assert.equal(resolveBatching(config, factory(20_000), {}).maxQueued, 40_000, 'large batches queue two');
-  assert.equal(resolveBatching(config, factory(1000), { maxQueuedPerPartition: 10 }).maxQueued, 1000, 'never below one batch');
+  assert.equal(
+    resolveBatching(config, factory(1000), { maxQueuedPerPartition: 10 }).maxQueued,
+    1000,
+    'never below one batch',
+  );
   assert.equal(resolveBatching(config, factory(1000), { maxQueuedPerPartition: 3000 }).maxQueued, 3000);
-  const fromConfig = resolveBatching(loadConfig({ BATCH_SIZE: '100' }, '/nonexistent'), { name: 'plain', create: factory(1).create }, {});
-  assert.deepEqual([fromConfig.maxRecords, fromConfig.maxQueued], [100, MIN_QUEUED_PER_PARTITION], 'BATCH_SIZE when the sink has no batching of its own');
+  const fromConfig = resolveBatching(
+    loadConfig({ BATCH_SIZE: '100' }, '/nonexistent'),
+    { name: 'plain', create: factory(1).create },
+    {},
+  );
+  assert.deepEqual(
+    [fromConfig.maxRecords, fromConfig.maxQueued],
+    [100, MIN_QUEUED_PER_PARTITION],
+    'BATCH_SIZE when the sink has no batching of its own',
+  );
 });
 
 test('invalid policies are refused', () => {
@@ -103,6 +119,9 @@ test('the semaphore runs at most N at once, in arrival order', async () => {
   assert.deepEqual(results, ['a', 'b', 'c']);
   assert.equal(maxActive, 1);
   assert.deepEqual(order, ['start a', 'end a', 'start b', 'end b', 'start c', 'end c']);
-  await assert.rejects(sem.run(async () => Promise.reject(new Error('boom'))), /boom/);
+  await assert.rejects(
+    sem.run(async () => Promise.reject(new Error('boom'))),
+    /boom/,
+  );
   assert.equal(await sem.run(async () => 'after a failure'), 'after a failure', 'a failure releases the permit');
 });

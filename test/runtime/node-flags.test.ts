@@ -12,7 +12,9 @@ test('the wrapper gives `engage process` and `engage sink` the young generation 
 });
 
 test('each stage reads its own variable; 0 means V8 default; NODE_OPTIONS that set the flag win', () => {
-  assert.deepEqual(flags('process', { PROCESSOR_SEMI_SPACE_MB: '128', SINK_SEMI_SPACE_MB: '0' }), ['--max-semi-space-size=128']);
+  assert.deepEqual(flags('process', { PROCESSOR_SEMI_SPACE_MB: '128', SINK_SEMI_SPACE_MB: '0' }), [
+    '--max-semi-space-size=128',
+  ]);
   assert.deepEqual(flags('sink', { PROCESSOR_SEMI_SPACE_MB: '128', SINK_SEMI_SPACE_MB: '0' }), []);
   assert.deepEqual(flags('sink', { SINK_SEMI_SPACE_MB: ' 32 ' }), ['--max-semi-space-size=32']);
   assert.deepEqual(flags('sink', { NODE_OPTIONS: '--max-semi-space-size=16 --trace-gc' }), []);
@@ -20,6 +22,7 @@ test('each stage reads its own variable; 0 means V8 default; NODE_OPTIONS that s
 });
 
 test('other commands, and values the config check will refuse, get no flag', () => {
-  for (const command of ['cdc', 'api', 'run', 'generate', 'stack', 'constructor', undefined]) assert.deepEqual(flags(command, {}), [], String(command));
+  for (const command of ['cdc', 'api', 'run', 'generate', 'stack', 'constructor', undefined])
+    assert.deepEqual(flags(command, {}), [], String(command));
   for (const bad of ['abc', '-1', '1.5', '']) assert.deepEqual(flags('sink', { SINK_SEMI_SPACE_MB: bad }), [], bad);
 });

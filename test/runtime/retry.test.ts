@@ -70,7 +70,10 @@ test('a requested delay (Retry-After) is honoured up to maxMs', async () => {
 
 test('backoff grows exponentially to the cap; full jitter stays within it', () => {
   const p = { attempts: 10, baseMs: 100, maxMs: 1000, jitter: 'none' as const };
-  assert.deepEqual([1, 2, 3, 4, 5].map((a) => backoffDelay(p, a)), [100, 200, 400, 800, 1000]);
+  assert.deepEqual(
+    [1, 2, 3, 4, 5].map((a) => backoffDelay(p, a)),
+    [100, 200, 400, 800, 1000],
+  );
   const j = backoffDelay({ ...p, jitter: 'full' }, 3, () => 0.5);
   assert.equal(j, 200);
 });

@@ -13,7 +13,13 @@ test('the registry holds redis, warehouse, external and file; an unknown sink is
     assert.equal(typeof factory.create, 'function');
     assert.equal(getSinkFactory(name), factory);
   }
-  assert.throws(() => getSinkFactory('nope'), (err: unknown) => err instanceof PipelineError && err.code === 'USAGE' && /unknown sink "nope"; known: external, file, redis, warehouse/.test(err.message));
+  assert.throws(
+    () => getSinkFactory('nope'),
+    (err: unknown) =>
+      err instanceof PipelineError &&
+      err.code === 'USAGE' &&
+      /unknown sink "nope"; known: external, file, redis, warehouse/.test(err.message),
+  );
   assert.throws(() => getSinkFactory('toString'), PipelineError, 'no prototype names');
 });
 
@@ -32,8 +38,21 @@ test("the runtime reads each factory's retry policy and write concurrency from t
   assert.deepEqual([policy('redis'), policy('file')], [DEFAULT_RETRY, DEFAULT_RETRY]);
   assert.deepEqual([policy('external').baseMs, policy('external').maxMs], [500, 30000]);
   assert.deepEqual([policy('warehouse').baseMs, policy('warehouse', bigquery).baseMs], [200, 500]);
-  assert.deepEqual([concurrency('redis'), concurrency('warehouse'), concurrency('warehouse', bigquery), concurrency('external'), concurrency('file')], [REDIS_WRITE_CONCURRENCY, DUCKDB_WRITE_CONCURRENCY, 1, 2, 1]);
-  assert.equal(resolveWriteConcurrency(duck, getSinkFactory('redis'), { writeConcurrency: 3 }), 3, 'an option overrides the factory');
+  assert.deepEqual(
+    [
+      concurrency('redis'),
+      concurrency('warehouse'),
+      concurrency('warehouse', bigquery),
+      concurrency('external'),
+      concurrency('file'),
+    ],
+    [REDIS_WRITE_CONCURRENCY, DUCKDB_WRITE_CONCURRENCY, 1, 2, 1],
+  );
+  assert.equal(
+    resolveWriteConcurrency(duck, getSinkFactory('redis'), { writeConcurrency: 3 }),
+    3,
+    'an option overrides the factory',
+  );
 });
 
 test('`engage sink nope` exits 2', async () => {

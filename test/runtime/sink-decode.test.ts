@@ -3,7 +3,12 @@ import { test } from 'node:test';
 import { PipelineError } from '../../src/core/errors.js';
 import type { DlqEntry } from '../../src/core/types.js';
 import { toDlqEntry } from '../../src/runtime/dlq-writer.js';
-import { decodeEnrichedMessage, dlqReplayDecoder, parseDlqEntry, type InboundMessage } from '../../src/runtime/sink-decode.js';
+import {
+  decodeEnrichedMessage,
+  dlqReplayDecoder,
+  parseDlqEntry,
+  type InboundMessage,
+} from '../../src/runtime/sink-decode.js';
 import { enrichedEvent } from '../helpers/sink-harness.js';
 
 /** Decoding consumed messages (enriched events, DLQ entries for a replay) and building DLQ entries. */
@@ -48,7 +53,11 @@ test('a DLQ entry is built with stage, reason, code, position, bytes and attempt
   const d = decodeEnrichedMessage(msg(Buffer.from('nope'), '9', null));
   assert.equal(d.kind, 'reject');
   if (d.kind !== 'reject') return;
-  const entry = toDlqEntry('sink:redis', { origin: d.origin, error: d.error, attempts: 1 }, new Date('2025-01-02T03:04:05.000Z'));
+  const entry = toDlqEntry(
+    'sink:redis',
+    { origin: d.origin, error: d.error, attempts: 1 },
+    new Date('2025-01-02T03:04:05.000Z'),
+  );
   assert.deepEqual(entry, {
     reason: d.error.message,
     code: 'DECODE_FAILED',
@@ -77,15 +86,28 @@ test('the replay decoder delivers entries of its stage at the DLQ position and s
     failed_at: new Date().toISOString(),
     attempts: 8,
   };
-  const dlqMsg = (en: DlqEntry | string): InboundMessage => ({ topic: 'dlq', partition: 0, offset: '3', key: null, value: Buffer.from(typeof en === 'string' ? en : JSON.stringify(en)) });
+  const dlqMsg = (en: DlqEntry | string): InboundMessage => ({
+    topic: 'dlq',
+    partition: 0,
+    offset: '3',
+    key: null,
+    value: Buffer.from(typeof en === 'string' ? en : JSON.stringify(en)),
+  });
   const decode = dlqReplayDecoder('sink:external');
   const d = decode(dlqMsg(entry));
   assert.equal(d.kind, 'record');
   if (d.kind !== 'record') return;
   assert.deepEqual([d.record.topic, d.record.partition, d.record.offset, d.record.key], ['dlq', 0, '3', e.content_id]);
   assert.deepEqual(d.record.event, e);
-  assert.deepEqual([d.origin.topic, d.origin.partition, d.origin.offset, d.origin.priorAttempts, d.origin.replay], ['enriched', 1, '40', 8, true]);
-  const again = toDlqEntry('sink:external', { origin: d.origin, error: new PipelineError('HTTP_REJECTED', 'still refused'), attempts: 5 });
+  assert.deepEqual(
+    [d.origin.topic, d.origin.partition, d.origin.offset, d.origin.priorAttempts, d.origin.replay],
+    ['enriched', 1, '40', 8, true],
+  );
+  const again = toDlqEntry('sink:external', {
+    origin: d.origin,
+    error: new PipelineError('HTTP_REJECTED', 'still refused'),
+    attempts: 5,
+  });
   assert.equal(again.attempts, 9, 'a replayed record failing again counts one more round');
   assert.equal(again.offset, '40', 'and keeps its original position');
   assert.deepEqual(decode(dlqMsg({ ...entry, stage: 'sink:redis' })), { kind: 'skip' });

@@ -59,7 +59,10 @@ export interface ContractOptions {
 const log = createLogger(process.env.LOG_LEVEL ?? 'error', 'sink-contract');
 const BATCHING = { maxRecords: 50, maxWaitMs: 100 };
 
-async function withEnv(opts: ContractOptions, fn: (env: TestEnv, subjects: ContractSubject[]) => Promise<void>): Promise<void> {
+async function withEnv(
+  opts: ContractOptions,
+  fn: (env: TestEnv, subjects: ContractSubject[]) => Promise<void>,
+): Promise<void> {
   const env = await createTestEnv(opts.envOverrides);
   const subjects: ContractSubject[] = [];
   try {
@@ -81,7 +84,13 @@ function batchOf(topic: string, partition: number, events: EnrichedEvent[], firs
   return {
     topic,
     partition,
-    records: events.map((event, i) => ({ topic, partition, offset: String(firstOffset + i), key: event.content_id, event })),
+    records: events.map((event, i) => ({
+      topic,
+      partition,
+      offset: String(firstOffset + i),
+      key: event.content_id,
+      event,
+    })),
     nextOffset: String(firstOffset + events.length),
   };
 }
@@ -105,7 +114,12 @@ export async function checkSameBatchTwice(makeSink: MakeSink, opts: ContractOpti
     await sink.start();
     try {
       const before = await count();
-      const batch = batchOf(topic, 0, Array.from({ length: 10 }, () => enrichedEvent()), 0);
+      const batch = batchOf(
+        topic,
+        0,
+        Array.from({ length: 10 }, () => enrichedEvent()),
+        0,
+      );
       await sink.write(batch);
       const once = await count();
       assert.equal(once - before, 10, 'the batch is stored');
@@ -151,11 +165,17 @@ export async function checkPoisonToDlq(makeSink: MakeSink, opts: ContractOptions
     const topic = env.config.KAFKA_TOPIC_ENRICHED;
     const s = await open(makeSink, env, subjects);
     const good = Array.from({ length: 10 }, () => enrichedEvent());
-    const messages = [...eventMessages(good.slice(0, 5), 0), { key: 'poison', value: Buffer.from('{"not json'), partition: 0 }];
+    const messages = [
+      ...eventMessages(good.slice(0, 5), 0),
+      { key: 'poison', value: Buffer.from('{"not json'), partition: 0 },
+    ];
     if (opts.poison) messages.push(...eventMessages([opts.poison(enrichedEvent())], 0));
     messages.push(...eventMessages(good.slice(5), 0));
     await produce(env.config, topic, messages);
-    const runner = await startSinkRunner(env.config, factoryFor(s.sink), log, { batching: BATCHING, writeConcurrency: opts.writeConcurrency });
+    const runner = await startSinkRunner(env.config, factoryFor(s.sink), log, {
+      batching: BATCHING,
+      writeConcurrency: opts.writeConcurrency,
+    });
     runner.done.catch(() => undefined);
     try {
       await waitUntil('the good records are stored', async () => (await s.count()) >= 10, 30000);
@@ -167,12 +187,19 @@ export async function checkPoisonToDlq(makeSink: MakeSink, opts: ContractOptions
     const dlq = await readDlq(env.config);
     const stage = `sink:${s.sink.name}`;
     assert.equal(dlq.length, opts.poison ? 2 : 1, 'exactly the poison records are parked');
-    assert.deepEqual([dlq[0]?.stage, dlq[0]?.partition, dlq[0]?.offset, dlq[0]?.code], [stage, 0, '5', 'DECODE_FAILED']);
+    assert.deepEqual(
+      [dlq[0]?.stage, dlq[0]?.partition, dlq[0]?.offset, dlq[0]?.code],
+      [stage, 0, '5', 'DECODE_FAILED'],
+    );
     if (opts.poison) {
       assert.deepEqual([dlq[1]?.stage, dlq[1]?.partition, dlq[1]?.offset], [stage, 0, '6']);
       assert.ok(dlq[1]?.code && dlq[1].reason, 'the rejection carries a code and a reason');
     }
-    assert.equal(Buffer.from(dlq[0]?.value_base64 ?? '', 'base64').toString('utf8'), '{"not json', 'the original bytes are kept');
+    assert.equal(
+      Buffer.from(dlq[0]?.value_base64 ?? '', 'base64').toString('utf8'),
+      '{"not json',
+      'the original bytes are kept',
+    );
     const committed = await committedOffsets(env.config, sinkGroupId(env.config, s.sink.name), topic);
     assert.equal(committed.get(0), String(messages.length), 'the offset advanced past the poison');
   });
@@ -182,13 +209,21 @@ export async function checkCloseDrains(makeSink: MakeSink, opts: ContractOptions
   await withEnv(opts, async (env, subjects) => {
     const topic = env.config.KAFKA_TOPIC_ENRICHED;
     const s = await open(makeSink, env, subjects);
-    const runner = await startSinkRunner(env.config, factoryFor(s.sink), log, { batching: { maxRecords: 1000, maxWaitMs: 10 * 60 * 1000 }, writeConcurrency: opts.writeConcurrency });
+    const runner = await startSinkRunner(env.config, factoryFor(s.sink), log, {
+      batching: { maxRecords: 1000, maxWaitMs: 10 * 60 * 1000 },
+      writeConcurrency: opts.writeConcurrency,
+    });
     runner.done.catch(() => undefined);
     let before = 0;
     try {
       before = await s.count();
       await produce(env.config, topic, eventMessages(Array.from({ length: 7 }, () => enrichedEvent())));
-      await waitUntil('7 records are queued', () => runner.snapshot().partitions.reduce((n, p) => n + p.queued, 0) === 7, 30000, () => runner.snapshot());
+      await waitUntil(
+        '7 records are queued',
+        () => runner.snapshot().partitions.reduce((n, p) => n + p.queued, 0) === 7,
+        30000,
+        () => runner.snapshot(),
+      );
       assert.equal(await s.count(), before, 'nothing is written before the batch is due');
     } finally {
       await runner.stop();
@@ -203,10 +238,19 @@ export async function checkCloseDrains(makeSink: MakeSink, opts: ContractOptions
 /** Registers the four contract tests for one sink (call at the top level of a test file). */
 export function sinkContractSuite(name: string, makeSink: MakeSink, opts: ContractOptions = {}): void {
   describe(`sink contract: ${name}`, () => {
-    test('the same batch delivered twice changes nothing', { timeout: 60000 }, () => checkSameBatchTwice(makeSink, opts));
-    test('a crash between the write and the offset commit loses nothing and counts nothing twice', { timeout: 90000 }, () =>
-      checkCrashBeforeCommit(makeSink, opts));
-    test('a poison record goes to the DLQ while the rest flows', { timeout: 60000 }, () => checkPoisonToDlq(makeSink, opts));
-    test('close drains: a pending batch is written when the runner stops', { timeout: 60000 }, () => checkCloseDrains(makeSink, opts));
+    test('the same batch delivered twice changes nothing', { timeout: 60000 }, () =>
+      checkSameBatchTwice(makeSink, opts),
+    );
+    test(
+      'a crash between the write and the offset commit loses nothing and counts nothing twice',
+      { timeout: 90000 },
+      () => checkCrashBeforeCommit(makeSink, opts),
+    );
+    test('a poison record goes to the DLQ while the rest flows', { timeout: 60000 }, () =>
+      checkPoisonToDlq(makeSink, opts),
+    );
+    test('close drains: a pending batch is written when the runner stops', { timeout: 60000 }, () =>
+      checkCloseDrains(makeSink, opts),
+    );
   });
 }

@@ -24,7 +24,11 @@ const makeExternalSink: MakeSink = async (env: TestEnv) => {
   entry.users++;
   const receiver = await entry.receiver;
   const sink = new ExternalSink({
-    config: { ...env.config, EXTERNAL_API_URL: receiver.url, EXTERNAL_API_AUTH_HEADER: 'Authorization: Bearer contract' },
+    config: {
+      ...env.config,
+      EXTERNAL_API_URL: receiver.url,
+      EXTERNAL_API_AUTH_HEADER: 'Authorization: Bearer contract',
+    },
     log,
   });
   let released = false;
@@ -46,4 +50,7 @@ const makeExternalSink: MakeSink = async (env: TestEnv) => {
 /** An event without an id: `check` parks it alone (MISSING_FIELD) instead of getting its batch rejected. */
 const poison = (e: EnrichedEvent): EnrichedEvent => ({ ...e, event_id: '' });
 
-sinkContractSuite('external (HTTP, deduped by the receiver)', makeExternalSink, { poison, writeConcurrency: EXTERNAL_WRITE_CONCURRENCY });
+sinkContractSuite('external (HTTP, deduped by the receiver)', makeExternalSink, {
+  poison,
+  writeConcurrency: EXTERNAL_WRITE_CONCURRENCY,
+});

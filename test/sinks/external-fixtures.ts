@@ -38,7 +38,13 @@ export function makeBatch(ids: string[], firstOffset = 0, topic = 'enriched'): S
   return {
     topic,
     partition: 0,
-    records: ids.map((id, i) => ({ topic, partition: 0, offset: String(firstOffset + i), key: null, event: makeEvent(id) })),
+    records: ids.map((id, i) => ({
+      topic,
+      partition: 0,
+      offset: String(firstOffset + i),
+      key: null,
+      event: makeEvent(id),
+    })),
     nextOffset: String(firstOffset + ids.length),
   };
 }

@@ -7,7 +7,15 @@ import { sinkGroupId } from '../../src/runtime/sink-runner-options.js';
 import { startSinkRunner } from '../../src/runtime/sink-runner.js';
 import { externalSinkFactory, externalSinkStatus } from '../../src/sinks/external/index.js';
 import { createTestEnv, type TestEnv } from '../helpers/env.js';
-import { committedOffsets, enrichedEvent, eventMessages, produce, readDlq, waitCaughtUp, waitUntil } from '../helpers/sink-harness.js';
+import {
+  committedOffsets,
+  enrichedEvent,
+  eventMessages,
+  produce,
+  readDlq,
+  waitCaughtUp,
+  waitUntil,
+} from '../helpers/sink-harness.js';
 
 /**
  * The external sink driven by the real sink runner from a real topic while the receiver misbehaves:
@@ -57,12 +65,23 @@ describe('external sink under the sink runner', () => {
     });
     runner.done.catch(() => undefined);
     try {
-      await waitUntil('the first half is delivered', () => receiver.stats().events_unique === EVENTS / 2, 30_000, () => receiver.stats());
-      const circuit = () => (externalSinkStatus().external as { state?: string; opened_count?: number } | undefined) ?? {};
+      await waitUntil(
+        'the first half is delivered',
+        () => receiver.stats().events_unique === EVENTS / 2,
+        30_000,
+        () => receiver.stats(),
+      );
+      const circuit = () =>
+        (externalSinkStatus().external as { state?: string; opened_count?: number } | undefined) ?? {};
       const openedBefore = circuit().opened_count ?? 0;
       receiver.control({ down: true });
       await produce(env.config, topic, eventMessages(events.slice(EVENTS / 2)));
-      await waitUntil('the outage opens the circuit', () => (circuit().opened_count ?? 0) > openedBefore && receiver.stats().connections_dropped > 0, 30_000, circuit);
+      await waitUntil(
+        'the outage opens the circuit',
+        () => (circuit().opened_count ?? 0) > openedBefore && receiver.stats().connections_dropped > 0,
+        30_000,
+        circuit,
+      );
       receiver.control({ down: false, failRate: 0.2 });
       await waitCaughtUp(runner, env.config, topic, 60_000);
     } finally {

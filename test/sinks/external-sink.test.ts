@@ -6,7 +6,12 @@ import { createLogger } from '../../src/core/logger.js';
 import { registry } from '../../src/core/metrics.js';
 import { startReceiver, type ReceiverOptions } from '../../src/receiver/index.js';
 import { retry, type RetryOptions } from '../../src/runtime/retry.js';
-import { ExternalSink, externalSinkStatus, requestedDelayMs, type ExternalSinkOptions } from '../../src/sinks/external/index.js';
+import {
+  ExternalSink,
+  externalSinkStatus,
+  requestedDelayMs,
+  type ExternalSinkOptions,
+} from '../../src/sinks/external/index.js';
 import { pseudonymiseUserId } from '../../src/sinks/external/pseudonymise.js';
 import { createTestEnv, type TestEnv } from '../helpers/env.js';
 import { makeBatch, makeEvent, range } from './external-fixtures.js';
@@ -25,7 +30,11 @@ let env: TestEnv;
 const open: Array<{ close(): Promise<void> }> = [];
 
 before(async () => {
-  env = await createTestEnv({ EXTERNAL_API_AUTH_HEADER: AUTH, EXTERNAL_PSEUDONYMIZE_KEY: PSEUDO_KEY, EXTERNAL_API_TIMEOUT_MS: '200' });
+  env = await createTestEnv({
+    EXTERNAL_API_AUTH_HEADER: AUTH,
+    EXTERNAL_PSEUDONYMIZE_KEY: PSEUDO_KEY,
+    EXTERNAL_API_TIMEOUT_MS: '200',
+  });
 });
 afterEach(async () => {
   for (const c of open.splice(0)) await c.close();
@@ -37,7 +46,10 @@ after(async () => {
 async function setup(recv: ReceiverOptions = {}, sinkOpts: ExternalSinkOptions = {}, config: Partial<Config> = {}) {
   const receiver = await startReceiver({ auth: AUTH, ...recv });
   open.push(receiver);
-  const sink = new ExternalSink({ config: { ...env.config, EXTERNAL_API_URL: receiver.url, ...config }, log }, sinkOpts);
+  const sink = new ExternalSink(
+    { config: { ...env.config, EXTERNAL_API_URL: receiver.url, ...config }, log },
+    sinkOpts,
+  );
   await sink.start();
   open.push(sink);
   return { receiver, sink };
@@ -45,7 +57,14 @@ async function setup(recv: ReceiverOptions = {}, sinkOpts: ExternalSinkOptions =
 
 /** Retries as the sink runner does: the sink's Retry-After / cool-down honoured, no jitter, tiny backoff. */
 function retryOpts(attempts: number, seen: { delays: number[] } = { delays: [] }): RetryOptions {
-  return { attempts, baseMs: 1, maxMs: 5000, jitter: 'none', requestedDelayMs, onRetry: (_e, _a, d) => seen.delays.push(d) };
+  return {
+    attempts,
+    baseMs: 1,
+    maxMs: 5000,
+    jitter: 'none',
+    requestedDelayMs,
+    onRetry: (_e, _a, d) => seen.delays.push(d),
+  };
 }
 
 async function rejection(p: Promise<unknown>): Promise<PipelineError> {
@@ -164,7 +183,10 @@ describe('external sink → reference receiver', () => {
     assert.equal(err.retriable, true);
     receiver.control({ latencyMs: 0 });
     await sink.write(batch);
-    await waitFor('the timed-out request to be handled', () => receiver.stats().requests === 2 && receiver.stats().batches + receiver.stats().duplicate_batches === 2);
+    await waitFor(
+      'the timed-out request to be handled',
+      () => receiver.stats().requests === 2 && receiver.stats().batches + receiver.stats().duplicate_batches === 2,
+    );
     const s = receiver.stats();
     assert.equal(s.events_unique, 4);
     assert.equal(s.batches, 1);
@@ -173,7 +195,10 @@ describe('external sink → reference receiver', () => {
 
   it('opens the circuit after repeated failures, fails fast, then half-opens and closes', async () => {
     const clock = { t: 0 };
-    const { receiver, sink } = await setup({ control: { down: true } }, { failureThreshold: 3, cooldownMs: 1000, now: () => clock.t });
+    const { receiver, sink } = await setup(
+      { control: { down: true } },
+      { failureThreshold: 3, cooldownMs: 1000, now: () => clock.t },
+    );
     for (let i = 0; i < 3; i++) {
       const err = await rejection(sink.write(makeBatch(['1'])));
       assert.equal(err.code, 'HTTP_RETRIABLE');

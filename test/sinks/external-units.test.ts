@@ -23,10 +23,19 @@ describe('external sink: wire format', () => {
 
   it('encodes a batch as {schema_version, events}, each event with its event_key', () => {
     const e = makeEvent('7');
-    const body = JSON.parse(encodeBatch([e])) as { schema_version: number; events: Array<{ event_id: string; event_key: string }> };
+    const body = JSON.parse(encodeBatch([e])) as {
+      schema_version: number;
+      events: Array<{ event_id: string; event_key: string }>;
+    };
     assert.equal(body.schema_version, 1);
-    assert.deepEqual(body.events.map((x) => x.event_id), ['7']);
-    assert.deepEqual(body.events.map((x) => x.event_key), [eventKey(e)]);
+    assert.deepEqual(
+      body.events.map((x) => x.event_id),
+      ['7'],
+    );
+    assert.deepEqual(
+      body.events.map((x) => x.event_key),
+      [eventKey(e)],
+    );
   });
 
   it('keys a reused id with another event_ts apart, the same event in either rendering of its time alike', () => {
@@ -118,7 +127,12 @@ describe('external sink: circuit breaker', () => {
   function breaker(threshold = 3, cooldownMs = 1000) {
     const clock = { t: 0 };
     const states: CircuitState[] = [];
-    const b = new CircuitBreaker({ failureThreshold: threshold, cooldownMs, now: () => clock.t, onStateChange: (s) => states.push(s) });
+    const b = new CircuitBreaker({
+      failureThreshold: threshold,
+      cooldownMs,
+      now: () => clock.t,
+      onStateChange: (s) => states.push(s),
+    });
     return { b, clock, states };
   }
   const refused = (fn: () => void): PipelineError => {

@@ -26,16 +26,26 @@ export function countLines(dir: string): number {
     .reduce((n, f) => n + readFileSync(path.join(dir, f), 'utf8').split('\n').filter(Boolean).length, 0);
 }
 
-const makeFileSink = (maxBytes?: number): MakeSink => async (env: TestEnv) => {
-  let dir = dirs.get(env.id);
-  if (dir === undefined) {
-    dir = mkdtempSync(path.join(os.tmpdir(), `engage-file-sink-${env.id}-`));
-    dirs.set(env.id, dir);
-  }
-  const config = { ...env.config, FILE_SINK_DIR: dir, ...(maxBytes === undefined ? {} : { FILE_SINK_MAX_BYTES: maxBytes }) };
-  const where = dir;
-  return { sink: new FileSink({ config, log: pino({ level: 'silent' }) }), count: async () => countLines(where), teardown: async () => undefined };
-};
+const makeFileSink =
+  (maxBytes?: number): MakeSink =>
+  async (env: TestEnv) => {
+    let dir = dirs.get(env.id);
+    if (dir === undefined) {
+      dir = mkdtempSync(path.join(os.tmpdir(), `engage-file-sink-${env.id}-`));
+      dirs.set(env.id, dir);
+    }
+    const config = {
+      ...env.config,
+      FILE_SINK_DIR: dir,
+      ...(maxBytes === undefined ? {} : { FILE_SINK_MAX_BYTES: maxBytes }),
+    };
+    const where = dir;
+    return {
+      sink: new FileSink({ config, log: pino({ level: 'silent' }) }),
+      count: async () => countLines(where),
+      teardown: async () => undefined,
+    };
+  };
 
 sinkContractSuite('file (JSON lines, offsets in the state file)', makeFileSink());
 sinkContractSuite('file (1 KiB segments: rotated on every few batches)', makeFileSink(1024));

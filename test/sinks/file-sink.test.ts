@@ -43,12 +43,23 @@ class CrashBeforeState extends FileSink {
 }
 
 function batch(partition: number, first: number, n: number, topic = 't'): SinkBatch {
-  const records = Array.from({ length: n }, (_, i) => ({ topic, partition, offset: String(first + i), key: null, event: enrichedEvent() }));
+  const records = Array.from({ length: n }, (_, i) => ({
+    topic,
+    partition,
+    offset: String(first + i),
+    key: null,
+    event: enrichedEvent(),
+  }));
   return { topic, partition, records, nextOffset: String(first + n) };
 }
 
 function lines(dir: string): Array<{ partition: number; offset: string }> {
-  return listSegmentsSync(dir).flatMap((n) => readFileSync(segmentFile(dir, n), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as { partition: number; offset: string }));
+  return listSegmentsSync(dir).flatMap((n) =>
+    readFileSync(segmentFile(dir, n), 'utf8')
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as { partition: number; offset: string }),
+  );
 }
 
 function listSegmentsSync(dir: string): number[] {
@@ -79,7 +90,10 @@ describe('file sink', () => {
     assert.deepEqual(await b.storedOffsets('t', [0, 1]), new Map([[0, '5']]));
     await b.write(batch(0, 3, 7)); // a re-delivery overlapping what is stored
     await b.close();
-    assert.deepEqual(lines(dir).map((l) => l.offset), ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9']);
+    assert.deepEqual(
+      lines(dir).map((l) => l.offset),
+      ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9'],
+    );
   });
 
   it('rotates segments at FILE_SINK_MAX_BYTES and drops a segment whose rotation was never recorded', async () => {
@@ -92,7 +106,8 @@ describe('file sink', () => {
     assert.ok(segments.length >= 3, `segments: ${segments.join(', ')}`);
     const state = await readState(dir);
     assert.equal(state?.segment, segments.at(-1));
-    for (const n of segments.slice(0, -1)) assert.ok(statSync(segmentFile(dir, n)).size <= 2048, `segment ${n} within the limit`);
+    for (const n of segments.slice(0, -1))
+      assert.ok(statSync(segmentFile(dir, n)).size <= 2048, `segment ${n} within the limit`);
     assert.equal(lines(dir).length, 12);
     // A rotation whose state write never happened: a segment past the recorded one.
     writeFileSync(segmentFile(dir, (state?.segment ?? 0) + 1), '{"half":\n');
@@ -105,10 +120,16 @@ describe('file sink', () => {
   it('refuses segments without a state file, and a directory another live process holds', async () => {
     const dir = newDir();
     writeFileSync(segmentFile(dir, 1), '{}\n');
-    await assert.rejects(sinkOn(dir).start(), (e: unknown) => e instanceof PipelineError && e.code === 'SERVICE_MISCONFIGURED' && !e.retriable);
+    await assert.rejects(
+      sinkOn(dir).start(),
+      (e: unknown) => e instanceof PipelineError && e.code === 'SERVICE_MISCONFIGURED' && !e.retriable,
+    );
     const held = newDir();
     writeFileSync(path.join(held, LOCK_FILE), String(process.ppid));
-    await assert.rejects(sinkOn(held).start(), (e: unknown) => e instanceof PipelineError && e.retriable && /in use by another file sink/.test(e.message));
+    await assert.rejects(
+      sinkOn(held).start(),
+      (e: unknown) => e instanceof PipelineError && e.retriable && /in use by another file sink/.test(e.message),
+    );
     // A lock left by a process that is gone is taken over.
     writeFileSync(path.join(held, LOCK_FILE), '999999999');
     const s = sinkOn(held);

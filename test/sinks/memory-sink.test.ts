@@ -4,7 +4,13 @@ import { PipelineError } from '../../src/core/errors.js';
 import type { EnrichedEvent } from '../../src/core/types.js';
 import type { Sink } from '../../src/core/sink-contract.js';
 import type { TestEnv } from '../helpers/env.js';
-import { createMemoryStore, memoryCount, memorySink, type MemoryStore, type MemoryVariant } from '../helpers/memory-sink.js';
+import {
+  createMemoryStore,
+  memoryCount,
+  memorySink,
+  type MemoryStore,
+  type MemoryVariant,
+} from '../helpers/memory-sink.js';
 import { checkCrashBeforeCommit, checkSameBatchTwice, sinkContractSuite, type MakeSink } from './contract-suite.js';
 
 /**
@@ -22,7 +28,8 @@ function maker(variant: MemoryVariant): MakeSink {
       name: `memory-${variant}`,
       variant,
       store,
-      rejects: (e) => (e.event_type === 'click' && e.device === 'poison' ? new PipelineError('INVALID_VALUE', 'poison device') : null),
+      rejects: (e) =>
+        e.event_type === 'click' && e.device === 'poison' ? new PipelineError('INVALID_VALUE', 'poison device') : null,
     });
     return { sink, count: async () => memoryCount(store, variant), teardown: async () => undefined };
   };
@@ -52,9 +59,15 @@ const brokenMaker: MakeSink = async (env) => {
 
 describe('the contract suite catches a sink that breaks the contract', () => {
   test('the duplicate-batch check fails', { timeout: 60000 }, async () => {
-    await assert.rejects(checkSameBatchTwice(brokenMaker), (err: Error) => err.name === 'AssertionError' && /changes no count/.test(err.message));
+    await assert.rejects(
+      checkSameBatchTwice(brokenMaker),
+      (err: Error) => err.name === 'AssertionError' && /changes no count/.test(err.message),
+    );
   });
   test('the crash check fails', { timeout: 90000 }, async () => {
-    await assert.rejects(checkCrashBeforeCommit(brokenMaker), (err: Error) => err.name === 'AssertionError' && /once/.test(err.message));
+    await assert.rejects(
+      checkCrashBeforeCommit(brokenMaker),
+      (err: Error) => err.name === 'AssertionError' && /once/.test(err.message),
+    );
   });
 });

@@ -16,7 +16,11 @@ import { adminClient, wipe } from './redis-fixtures.js';
 const makeRedisSink: MakeSink = async (env: TestEnv) => {
   const sink = new RedisSink({ config: env.config, log: pino({ level: 'silent' }) });
   const client = await adminClient(env.config);
-  const reader = new RedisReader(client, { prefix: env.config.REDIS_KEY_PREFIX, windowMinutes: env.config.REDIS_AGGREGATION_WINDOW_MINUTES, cacheMs: 0 });
+  const reader = new RedisReader(client, {
+    prefix: env.config.REDIS_KEY_PREFIX,
+    windowMinutes: env.config.REDIS_AGGREGATION_WINDOW_MINUTES,
+    cacheMs: 0,
+  });
   return {
     sink,
     count: () => reader.windowCount(),
@@ -30,4 +34,7 @@ const makeRedisSink: MakeSink = async (env: TestEnv) => {
 /** A record the Redis sink's `check` rejects (it cannot place it in a minute). */
 const poison = (e: EnrichedEvent): EnrichedEvent => ({ ...e, event_ts: 'not a timestamp' });
 
-sinkContractSuite('redis (Lua, offsets with the aggregates)', makeRedisSink, { poison, writeConcurrency: REDIS_WRITE_CONCURRENCY });
+sinkContractSuite('redis (Lua, offsets with the aggregates)', makeRedisSink, {
+  poison,
+  writeConcurrency: REDIS_WRITE_CONCURRENCY,
+});

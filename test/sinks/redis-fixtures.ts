@@ -102,7 +102,11 @@ export async function wipe(client: RedisClient, prefix: string): Promise<number>
  * A comparable picture of every key under `prefix`: type, content and absolute expiry. HLLs are
  * shown by their count (their bytes carry a cardinality cache that reads update).
  */
-export async function snapshot(client: RedisClient, prefix: string, exclude: (key: string) => boolean = () => false): Promise<Record<string, unknown>> {
+export async function snapshot(
+  client: RedisClient,
+  prefix: string,
+  exclude: (key: string) => boolean = () => false,
+): Promise<Record<string, unknown>> {
   const out: Record<string, unknown> = {};
   for (const key of await keysOf(client, prefix)) {
     if (exclude(key)) continue;

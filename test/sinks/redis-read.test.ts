@@ -81,13 +81,21 @@ describe('redis reader', () => {
     try {
       const ts = [5, 1, 9, 3, 7].map((s) => cur + s * 1000);
       await sink.write(batch(ts.slice(0, 3).map((t, i) => event({ id: 10 + i, content: 'R', ts: t }))));
-      await sink.write(batch(ts.slice(3).map((t, i) => event({ id: 13 + i, content: 'R', ts: t })), 3));
+      await sink.write(
+        batch(
+          ts.slice(3).map((t, i) => event({ id: 13 + i, content: 'R', ts: t })),
+          3,
+        ),
+      );
       const recent = await reader(admin, p, 5).recentEvents('R', 10);
-      assert.deepEqual(recent.map((e) => [e.event_id, e.event_ts]), [
-        ['12', new Date(cur + 9000).toISOString()],
-        ['14', new Date(cur + 7000).toISOString()],
-        ['10', new Date(cur + 5000).toISOString()],
-      ]);
+      assert.deepEqual(
+        recent.map((e) => [e.event_id, e.event_ts]),
+        [
+          ['12', new Date(cur + 9000).toISOString()],
+          ['14', new Date(cur + 7000).toISOString()],
+          ['10', new Date(cur + 5000).toISOString()],
+        ],
+      );
       assert.equal(recent[0]?.content_title, 'Title R', 'whole enriched events are returned');
       assert.equal((await reader(admin, p, 5).recentEvents('R', 1)).length, 1);
       // Events that fell out of the window are not returned, even before the list is trimmed.
@@ -101,16 +109,45 @@ describe('redis reader', () => {
     const p = prefix();
     const sink = await startSink(env.config, p);
     try {
-      await sink.write(batch([event({ id: 1, content: 'X', ts: cur, eng: 3 }), event({ id: 2, content: 'Y', ts: cur - 2 * MIN, eng: 5 })]));
+      await sink.write(
+        batch([
+          event({ id: 1, content: 'X', ts: cur, eng: 3 }),
+          event({ id: 2, content: 'Y', ts: cur - 2 * MIN, eng: 5 }),
+        ]),
+      );
       const cached = new RedisReader(admin, { prefix: p, windowMinutes: 5, cacheMs: 60_000, now: () => NOW });
-      assert.deepEqual((await cached.topContent({ limit: 5 })).map((e) => e.content_id), ['Y', 'X']);
+      assert.deepEqual(
+        (await cached.topContent({ limit: 5 })).map((e) => e.content_id),
+        ['Y', 'X'],
+      );
       await sink.write(batch([event({ id: 3, content: 'X', ts: cur, eng: 10 })], 2));
-      assert.deepEqual((await cached.topContent({ limit: 5 })).map((e) => e.content_id), ['Y', 'X'], 'served from the cache');
+      assert.deepEqual(
+        (await cached.topContent({ limit: 5 })).map((e) => e.content_id),
+        ['Y', 'X'],
+        'served from the cache',
+      );
       const otherProcess = new RedisReader(admin, { prefix: p, windowMinutes: 5, cacheMs: 60_000, now: () => NOW });
-      assert.deepEqual((await otherProcess.topContent({ limit: 5 })).map((e) => e.content_id), ['Y', 'X'], 'the union cached in Redis is shared');
-      assert.deepEqual((await cached.topContent({ limit: 5, windowMinutes: 4 })).map((e) => [e.content_id, e.engagement_seconds]), [['X', 13], ['Y', 5]]);
-      assert.deepEqual((await reader(admin, p, 5).topContent({ limit: 5 })).map((e) => e.content_id), ['X', 'Y'], 'uncached reader sees the write');
-      assert.deepEqual((await reader(admin, p, 5).topContent({ limit: 5, windowMinutes: 1 })).map((e) => [e.content_id, e.events]), [['X', 2]]);
+      assert.deepEqual(
+        (await otherProcess.topContent({ limit: 5 })).map((e) => e.content_id),
+        ['Y', 'X'],
+        'the union cached in Redis is shared',
+      );
+      assert.deepEqual(
+        (await cached.topContent({ limit: 5, windowMinutes: 4 })).map((e) => [e.content_id, e.engagement_seconds]),
+        [
+          ['X', 13],
+          ['Y', 5],
+        ],
+      );
+      assert.deepEqual(
+        (await reader(admin, p, 5).topContent({ limit: 5 })).map((e) => e.content_id),
+        ['X', 'Y'],
+        'uncached reader sees the write',
+      );
+      assert.deepEqual(
+        (await reader(admin, p, 5).topContent({ limit: 5, windowMinutes: 1 })).map((e) => [e.content_id, e.events]),
+        [['X', 2]],
+      );
     } finally {
       await sink.close();
     }
@@ -135,7 +172,10 @@ describe('redis reader', () => {
       await new Promise((r) => setTimeout(r, 20));
       return loads;
     };
-    assert.deepEqual(await Promise.all([memo.get('k', 0, load), memo.get('k', 1, load), memo.get('k', 2, load)]), [1, 1, 1]);
+    assert.deepEqual(
+      await Promise.all([memo.get('k', 0, load), memo.get('k', 1, load), memo.get('k', 2, load)]),
+      [1, 1, 1],
+    );
     assert.equal(await memo.get('k', 20_000, load), 2, 'expired entries reload');
     await assert.rejects(memo.get('f', 0, () => Promise.reject(new Error('down'))));
     assert.equal(await memo.get('f', 1, load), 3);
@@ -151,7 +191,12 @@ describe('redis reader', () => {
     const { reader: live, close } = await createRedisReader(config, { cacheMs: 0 });
     try {
       const now = Date.now();
-      await sink.write(batch([event({ id: 1, content: 'L', user: 'a', ts: now - 1000, eng: 4 }), event({ id: 2, content: 'L', user: 'b', ts: now, eng: 6 })]));
+      await sink.write(
+        batch([
+          event({ id: 1, content: 'L', user: 'a', ts: now - 1000, eng: 4 }),
+          event({ id: 2, content: 'L', user: 'b', ts: now, eng: 6 }),
+        ]),
+      );
       const stats = await live.contentStats('L');
       assert.equal(stats?.events, 2);
       assert.equal(stats?.unique_users, 2);

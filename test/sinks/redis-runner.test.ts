@@ -45,7 +45,9 @@ describe('redis sink under the runner', () => {
     const reader = new RedisReader(admin, { prefix: env.config.REDIS_KEY_PREFIX, windowMinutes: 10, cacheMs: 0 });
     const first = Array.from({ length: 30 }, (_, i) => enrichedEvent({ content_id: `c${i % 3}` }));
     await produce(env.config, topic, [...eventMessages(first.slice(0, 15), 0), ...eventMessages(first.slice(15), 1)]);
-    const runner = await startSinkRunner(env.config, redisSinkFactory, log, { batching: { maxRecords: 50, maxWaitMs: 50 } });
+    const runner = await startSinkRunner(env.config, redisSinkFactory, log, {
+      batching: { maxRecords: 50, maxWaitMs: 50 },
+    });
     runner.done.catch(() => undefined);
     try {
       await waitUntil('the first events are counted', async () => (await reader.windowCount()) === 30, 30_000);
@@ -60,8 +62,14 @@ describe('redis sink under the runner', () => {
       assert.equal(await reader.windowCount(), 50, 'every event once: rebuilt, new and re-sent');
       assert.ok((await stateLostCount()) > lostBefore, 'the sink reported the state lost');
       const top = await reader.topContent({ limit: 5, by: 'events' });
-      assert.deepEqual(top.map((e) => e.events).reduce((a, b) => a + b, 0), 50);
-      assert.equal((await reader.contentStats('c0'))?.total_engagement_seconds, 42 * top.find((e) => e.content_id === 'c0')!.events);
+      assert.deepEqual(
+        top.map((e) => e.events).reduce((a, b) => a + b, 0),
+        50,
+      );
+      assert.equal(
+        (await reader.contentStats('c0'))?.total_engagement_seconds,
+        42 * top.find((e) => e.content_id === 'c0')!.events,
+      );
     } finally {
       await runner.stop();
     }

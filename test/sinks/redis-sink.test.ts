@@ -60,11 +60,41 @@ describe('redis sink aggregates', () => {
       const client = admin;
       const r = reader(client, p);
       assert.deepEqual(await r.topContent({ limit: 10 }), [
-        { rank: 1, content_id: 'A', slug: 'slug-A', title: 'Title A', content_type: 'video', engagement_seconds: 49.5, events: 5 },
-        { rank: 2, content_id: 'B', slug: 'slug-B', title: 'Title B', content_type: 'video', engagement_seconds: 3.25, events: 2 },
-        { rank: 3, content_id: 'C', slug: 'slug-C', title: 'Title C', content_type: 'video', engagement_seconds: 0, events: 3 },
+        {
+          rank: 1,
+          content_id: 'A',
+          slug: 'slug-A',
+          title: 'Title A',
+          content_type: 'video',
+          engagement_seconds: 49.5,
+          events: 5,
+        },
+        {
+          rank: 2,
+          content_id: 'B',
+          slug: 'slug-B',
+          title: 'Title B',
+          content_type: 'video',
+          engagement_seconds: 3.25,
+          events: 2,
+        },
+        {
+          rank: 3,
+          content_id: 'C',
+          slug: 'slug-C',
+          title: 'Title C',
+          content_type: 'video',
+          engagement_seconds: 0,
+          events: 3,
+        },
       ]);
-      assert.deepEqual((await r.topContent({ limit: 2, by: 'events' })).map((e) => [e.content_id, e.events]), [['A', 5], ['C', 3]]);
+      assert.deepEqual(
+        (await r.topContent({ limit: 2, by: 'events' })).map((e) => [e.content_id, e.events]),
+        [
+          ['A', 5],
+          ['C', 3],
+        ],
+      );
       assert.deepEqual(await r.contentStats('A'), {
         content_id: 'A',
         window_minutes: 10,
@@ -89,10 +119,16 @@ describe('redis sink aggregates', () => {
       assert.equal(b?.avg_engagement_pct, 31.25);
       assert.equal(b?.completion_rate, 0);
       const a1 = await r.contentStats('A', 1);
-      assert.deepEqual([a1?.events, a1?.plays, a1?.pauses, a1?.total_engagement_seconds, a1?.unique_users], [3, 1, 0, 35, 3]);
+      assert.deepEqual(
+        [a1?.events, a1?.plays, a1?.pauses, a1?.total_engagement_seconds, a1?.unique_users],
+        [3, 1, 0, 35, 3],
+      );
       assert.equal(await r.windowCount(), 10);
       assert.equal(await r.windowCount(1), 8);
-      assert.deepEqual((await r.recentEvents('A', 3)).map((e) => e.event_id), ['7', '4', '3']);
+      assert.deepEqual(
+        (await r.recentEvents('A', 3)).map((e) => e.event_id),
+        ['7', '4', '3'],
+      );
       assert.deepEqual(await sink.storedOffsets(TOPIC, [0, 1]), new Map([[0, '10']]));
     } finally {
       await sink.close();
@@ -126,8 +162,15 @@ describe('redis sink aggregates', () => {
       for (const suffix of ['eng', 'cnt', 'n', 'ids', 's', 'u:A']) {
         assert.equal(await admin.pExpireTime(`${p}rs:m:${m}:${suffix}`), expected, suffix);
       }
-      assert.ok((await admin.pExpireTime(`${p}rs:recent:A`)) >= minuteExpireAt(minuteOf(cur), 10, DEFAULT_MARGIN_SECONDS) * 1000);
-      assert.equal(await admin.exists(`${p}rs:m:${minuteOf(cur - 10 * MIN)}:n`), 0, 'nothing written for a minute outside the window');
+      assert.ok(
+        (await admin.pExpireTime(`${p}rs:recent:A`)) >=
+          minuteExpireAt(minuteOf(cur), 10, DEFAULT_MARGIN_SECONDS) * 1000,
+      );
+      assert.equal(
+        await admin.exists(`${p}rs:m:${minuteOf(cur - 10 * MIN)}:n`),
+        0,
+        'nothing written for a minute outside the window',
+      );
     } finally {
       await sink.close();
     }
@@ -136,7 +179,15 @@ describe('redis sink aggregates', () => {
   it('changes nothing when a batch is replayed, by the same or a restarted sink, and counts only the new part of an overlap', async () => {
     const p = prefix();
     const events = Array.from({ length: 12 }, (_, i) =>
-      event({ id: 100 + i, content: `C${i % 3}`, user: `u${i % 5}`, type: i % 4 === 0 ? 'finish' : 'play', ts: cur - (i % 4) * MIN + i * 1000, eng: i + 0.5, pct: i }),
+      event({
+        id: 100 + i,
+        content: `C${i % 3}`,
+        user: `u${i % 5}`,
+        type: i % 4 === 0 ? 'finish' : 'play',
+        ts: cur - (i % 4) * MIN + i * 1000,
+        eng: i + 0.5,
+        pct: i,
+      }),
     );
     const sink = await startSink(env.config, p);
     const first = batch(events.slice(0, 8), 0);
@@ -158,9 +209,14 @@ describe('redis sink aggregates', () => {
       const once = await startSink(env.config, reference);
       await once.write(batch(events, 0));
       await once.close();
-      const strip = (s: Record<string, unknown>, pre: string) => Object.fromEntries(Object.entries(s).map(([k, v]) => [k.slice(pre.length), v]));
+      const strip = (s: Record<string, unknown>, pre: string) =>
+        Object.fromEntries(Object.entries(s).map(([k, v]) => [k.slice(pre.length), v]));
       const isState = (k: string) => k.endsWith('rs:state'); // differs only by its random epoch
-      assert.deepEqual(strip(await snapshot(admin, p, isState), p), strip(await snapshot(admin, reference, isState), reference), 'equal to writing each event once');
+      assert.deepEqual(
+        strip(await snapshot(admin, p, isState), p),
+        strip(await snapshot(admin, reference, isState), reference),
+        'equal to writing each event once',
+      );
     } finally {
       await restarted.close();
     }
@@ -168,7 +224,16 @@ describe('redis sink aggregates', () => {
 
   it('counts only the new part of an overlap written by an instance that never read the stored offset', async () => {
     const p = prefix();
-    const events = Array.from({ length: 10 }, (_, i) => event({ id: 300 + i, content: `O${i % 2}`, user: `u${i % 3}`, ts: cur - (i % 2) * MIN + i * 1000, eng: i, pct: i }));
+    const events = Array.from({ length: 10 }, (_, i) =>
+      event({
+        id: 300 + i,
+        content: `O${i % 2}`,
+        user: `u${i % 3}`,
+        ts: cur - (i % 2) * MIN + i * 1000,
+        eng: i,
+        pct: i,
+      }),
+    );
     const a = await startSink(env.config, p);
     const b = await startSink(env.config, p);
     try {
@@ -180,9 +245,13 @@ describe('redis sink aggregates', () => {
       const once = await startSink(env.config, reference);
       await once.write(batch(events, 0));
       await once.close();
-      const strip = (s: Record<string, unknown>, pre: string) => Object.fromEntries(Object.entries(s).map(([k, v]) => [k.slice(pre.length), v]));
+      const strip = (s: Record<string, unknown>, pre: string) =>
+        Object.fromEntries(Object.entries(s).map(([k, v]) => [k.slice(pre.length), v]));
       const isState = (k: string) => k.endsWith('rs:state');
-      assert.deepEqual(strip(await snapshot(admin, p, isState), p), strip(await snapshot(admin, reference, isState), reference));
+      assert.deepEqual(
+        strip(await snapshot(admin, p, isState), p),
+        strip(await snapshot(admin, reference, isState), reference),
+      );
       assert.deepEqual(await b.storedOffsets(TOPIC, [0]), new Map([[0, '10']]));
     } finally {
       await a.close();
@@ -192,7 +261,14 @@ describe('redis sink aggregates', () => {
 
   it('ignores backfill re-sends and duplicates inside a batch (dedupe by event id within the window)', async () => {
     const p = prefix();
-    const spec = (i: number) => ({ id: 500 + i, content: `K${i % 2}`, user: `u${i}`, ts: cur - (i % 3) * MIN + i * 100, eng: 2 * i, pct: i });
+    const spec = (i: number) => ({
+      id: 500 + i,
+      content: `K${i % 2}`,
+      user: `u${i}`,
+      ts: cur - (i % 3) * MIN + i * 100,
+      eng: 2 * i,
+      pct: i,
+    });
     const stream = Array.from({ length: 6 }, (_, i) => event(spec(i)));
     const sink = await startSink(env.config, p);
     try {
@@ -211,12 +287,22 @@ describe('redis sink aggregates', () => {
       const data = await snapshot(admin, p, isState);
       // The backfill re-sends the same events (other offsets, other partition, origin backfill),
       // and the stream delivers one again.
-      const backfill = stream.map((e) => ({ ...e, origin: 'backfill' as const, processed_ts_ms: e.processed_ts_ms + 1 }));
+      const backfill = stream.map((e) => ({
+        ...e,
+        origin: 'backfill' as const,
+        processed_ts_ms: e.processed_ts_ms + 1,
+      }));
       await sink.write(batch(backfill, 40, 1));
       await sink.write(batch([stream[3]!, ...backfill.slice(0, 2)], 7, 0));
       assert.deepEqual(await view(), expected);
       assert.deepEqual(await snapshot(admin, p, isState), data);
-      assert.deepEqual(await sink.storedOffsets(TOPIC, [0, 1]), new Map([[0, '10'], [1, '46']]));
+      assert.deepEqual(
+        await sink.storedOffsets(TOPIC, [0, 1]),
+        new Map([
+          [0, '10'],
+          [1, '46'],
+        ]),
+      );
     } finally {
       await sink.close();
     }
@@ -226,7 +312,9 @@ describe('redis sink aggregates', () => {
     const p = prefix();
     const sink = await startSink(env.config, p);
     try {
-      const events = Array.from({ length: 8000 }, (_, i) => event({ id: 9000 + i, content: `G${i}`, user: `u${i}`, ts: cur - (i % 10) * MIN + (i % 50) * 100 }));
+      const events = Array.from({ length: 8000 }, (_, i) =>
+        event({ id: 9000 + i, content: `G${i}`, user: `u${i}`, ts: cur - (i % 10) * MIN + (i % 50) * 100 }),
+      );
       await sink.write(batch(events, 0));
       assert.equal(await reader(admin, p).windowCount(), 8000);
       assert.equal((await reader(admin, p).contentStats('G7999'))?.events, 1);
@@ -240,7 +328,13 @@ describe('redis sink aggregates', () => {
     try {
       const good = batch([event({ id: 1, content: 'A', ts: cur })]).records[0]!;
       assert.equal(sink.check(good), null);
-      for (const bad of [{ event_type: 'skip' }, { event_ts: 'yesterday' }, { content_id: '' }, { engagement_seconds: -1 }, { engagement_pct: Number.NaN }]) {
+      for (const bad of [
+        { event_type: 'skip' },
+        { event_ts: 'yesterday' },
+        { content_id: '' },
+        { engagement_seconds: -1 },
+        { engagement_pct: Number.NaN },
+      ]) {
         const err = sink.check({ ...good, event: { ...good.event, ...bad } as typeof good.event });
         assert.equal(err?.code, 'INVALID_VALUE', JSON.stringify(bad));
       }
@@ -261,11 +355,13 @@ describe('redis sink: quality and identity', () => {
     const p = prefix();
     const sink = await startSink(env.config, p);
     try {
-      await sink.write(batch([
-        event({ id: 1, content: 'A', user: 'u1', ts: cur + 1_000, eng: 30, pct: 25 }),
-        event({ id: 2, content: 'A', user: 'u2', ts: cur + 2_000, eng: 10, pct: 10 }),
-        event({ id: 3, content: 'B', user: 'u1', ts: cur + 3_000, eng: 20, pct: 50 }),
-      ]));
+      await sink.write(
+        batch([
+          event({ id: 1, content: 'A', user: 'u1', ts: cur + 1_000, eng: 30, pct: 25 }),
+          event({ id: 2, content: 'A', user: 'u2', ts: cur + 2_000, eng: 10, pct: 10 }),
+          event({ id: 3, content: 'B', user: 'u1', ts: cur + 3_000, eng: 20, pct: 50 }),
+        ]),
+      );
       const r = reader(admin, p);
       const look = async () => ({
         byEngagement: await r.topContent({ limit: 10 }),
@@ -276,7 +372,10 @@ describe('redis sink: quality and identity', () => {
         window: await r.windowCount(),
       });
       const before = await look();
-      assert.deepEqual(before.byEngagement.map((t) => t.content_id), ['A', 'B']);
+      assert.deepEqual(
+        before.byEngagement.map((t) => t.content_id),
+        ['A', 'B'],
+      );
       await sink.write(batch([implausible(4, 'Z', cur + 4_000), implausible(5, 'B', cur + 5_000)], 3));
       assert.deepEqual(await look(), before, 'nothing moved');
       assert.equal(before.z, null);

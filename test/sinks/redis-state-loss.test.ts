@@ -30,11 +30,22 @@ after(async () => {
 });
 
 const events = Array.from({ length: 20 }, (_, i) =>
-  event({ id: 900 + i, content: `C${i % 4}`, user: `u${i % 7}`, type: i % 3 === 0 ? 'finish' : 'play', ts: cur - (i % 5) * MIN + i * 500, eng: i, pct: i * 2 }),
+  event({
+    id: 900 + i,
+    content: `C${i % 4}`,
+    user: `u${i % 7}`,
+    type: i % 3 === 0 ? 'finish' : 'play',
+    ts: cur - (i % 5) * MIN + i * 500,
+    eng: i,
+    pct: i * 2,
+  }),
 );
 
 async function rejectsLost(p: Promise<unknown>): Promise<void> {
-  await assert.rejects(p, (err: unknown) => err instanceof PipelineError && err.code === 'SINK_STATE_LOST' && !err.retriable);
+  await assert.rejects(
+    p,
+    (err: unknown) => err instanceof PipelineError && err.code === 'SINK_STATE_LOST' && !err.retriable,
+  );
 }
 
 describe('redis sink state loss', () => {
@@ -73,7 +84,11 @@ describe('redis sink state loss', () => {
     const b = await startSink(env.config, p);
     try {
       await a.write(batch(events.slice(0, 5), 0, 0));
-      assert.deepEqual(await b.storedOffsets(TOPIC, [1]), new Map(), 'b learns the epoch, partition 1 has no offset yet');
+      assert.deepEqual(
+        await b.storedOffsets(TOPIC, [1]),
+        new Map(),
+        'b learns the epoch, partition 1 has no offset yet',
+      );
       await wipe(admin, p);
       await a.storedOffsets(TOPIC, [0]); // a restarts its partition after the wipe: state recreated by its next write
       await a.write(batch(events.slice(0, 5), 0, 0));

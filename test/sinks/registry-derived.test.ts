@@ -13,7 +13,15 @@ import { startSinkRunner } from '../../src/runtime/sink-runner.js';
 import { fileSinkFactory } from '../../src/sinks/file/index.js';
 import { defaultExpectedComponents, defaultRunSinks, getSinkFactory } from '../../src/sinks/registry.js';
 import { componentSpecs } from '../../src/supervisor/supervisor.js';
-import { heartbeatOf, publish, redisClient, startTestApi, wipePrefix, type TestApi, type TestRedis } from '../api/fixtures.js';
+import {
+  heartbeatOf,
+  publish,
+  redisClient,
+  startTestApi,
+  wipePrefix,
+  type TestApi,
+  type TestRedis,
+} from '../api/fixtures.js';
 import { createTestEnv, type TestEnv } from '../helpers/env.js';
 import { waitUntil } from '../helpers/sink-harness.js';
 
@@ -53,53 +61,108 @@ describe('a sink registered in src/sinks/registry.ts', () => {
     const unset = { ...env.config, FILE_SINK_DIR: undefined, EXTERNAL_API_URL: undefined };
     assert.deepEqual(defaultRunSinks(unset), ['redis', 'warehouse', 'external']);
     assert.deepEqual(defaultRunSinks(env.config), ['redis', 'warehouse', 'external', 'file']);
-    const names = (config: typeof env.config, receiver: boolean) => componentSpecs(config, { ...run, receiver, sinks: defaultRunSinks(config) }).map((s) => s.name);
+    const names = (config: typeof env.config, receiver: boolean) =>
+      componentSpecs(config, { ...run, receiver, sinks: defaultRunSinks(config) }).map((s) => s.name);
     // Without EXTERNAL_API_URL nor the receiver the external sink is left out, as before.
     assert.deepEqual(names(unset, false), ['cdc', 'processor', 'sink-redis', 'sink-warehouse', 'api']);
-    assert.deepEqual(names({ ...env.config, EXTERNAL_API_URL: undefined }, true), ['external-receiver', 'cdc', 'processor', 'sink-redis', 'sink-warehouse', 'sink-external', 'sink-file', 'api']);
-    const specs = componentSpecs({ ...env.config, EXTERNAL_API_URL: undefined }, { ...run, receiver: true, sinks: defaultRunSinks(env.config) });
+    assert.deepEqual(names({ ...env.config, EXTERNAL_API_URL: undefined }, true), [
+      'external-receiver',
+      'cdc',
+      'processor',
+      'sink-redis',
+      'sink-warehouse',
+      'sink-external',
+      'sink-file',
+      'api',
+    ]);
+    const specs = componentSpecs(
+      { ...env.config, EXTERNAL_API_URL: undefined },
+      { ...run, receiver: true, sinks: defaultRunSinks(env.config) },
+    );
     assert.deepEqual(specs.find((s) => s.name === 'sink-file')?.args, ['sink', 'file']);
-    assert.equal(specs.find((s) => s.name === 'sink-external')?.env?.EXTERNAL_API_URL, `http://127.0.0.1:${env.config.EXTERNAL_RECEIVER_PORT}/events`);
+    assert.equal(
+      specs.find((s) => s.name === 'sink-external')?.env?.EXTERNAL_API_URL,
+      `http://127.0.0.1:${env.config.EXTERNAL_RECEIVER_PORT}/events`,
+    );
     assert.equal(getSinkFactory('file'), fileSinkFactory);
   });
 
   it('is expected by /health, which shows what its health() says', async () => {
     assert.equal(env.config.API_EXPECTED_COMPONENTS, undefined);
-    assert.deepEqual(defaultExpectedComponents(env.config), ['cdc', 'processor', 'sink-redis', 'sink-warehouse', 'sink-external', 'sink-file']);
+    assert.deepEqual(defaultExpectedComponents(env.config), [
+      'cdc',
+      'processor',
+      'sink-redis',
+      'sink-warehouse',
+      'sink-external',
+      'sink-file',
+    ]);
     const missing = (await api.app.inject({ url: '/health' })).json() as HealthReport;
     assert.equal(missing.stages['sink-file']?.expected, true);
-    assert.ok(missing.problems.includes('stage sink-file: no heartbeat in the last 6 s (not running?)'), missing.problems.join('; '));
+    assert.ok(
+      missing.problems.includes('stage sink-file: no heartbeat in the last 6 s (not running?)'),
+      missing.problems.join('; '),
+    );
 
     // The runner publishes the sink's health() in its heartbeat status.
     const runner = await startSinkRunner(env.config, fileSinkFactory, createLogger('error', 'registry-test'));
     try {
-      await waitUntil('the runner reports the sink healthy', () => (runner.status().health as { ok?: boolean } | undefined)?.ok === true, 30_000);
+      await waitUntil(
+        'the runner reports the sink healthy',
+        () => (runner.status().health as { ok?: boolean } | undefined)?.ok === true,
+        30_000,
+      );
     } finally {
       await runner.stop();
     }
-    const unhealthy = { health: { ok: false, detail: { dir, error: 'SINK_WRITE_FAILED: file sink: ENOSPC: no space left on device' } } };
+    const unhealthy = {
+      health: { ok: false, detail: { dir, error: 'SINK_WRITE_FAILED: file sink: ENOSPC: no space left on device' } },
+    };
     await publish(redis, env.config, await heartbeatOf('sink-file', 'file-1', new Registry(), { status: unhealthy }));
     let report = missing;
     // /health is cached for a second.
-    await waitUntil('/health sees the heartbeat', async () => {
-      report = (await api.app.inject({ url: '/health' })).json() as HealthReport;
-      return report.stages['sink-file']?.ok === true;
-    }, 10_000);
-    assert.ok(report.warnings.includes('stage sink-file (file-1) reports its sink unhealthy: SINK_WRITE_FAILED: file sink: ENOSPC: no space left on device'), report.warnings.join('; '));
+    await waitUntil(
+      '/health sees the heartbeat',
+      async () => {
+        report = (await api.app.inject({ url: '/health' })).json() as HealthReport;
+        return report.stages['sink-file']?.ok === true;
+      },
+      10_000,
+    );
+    assert.ok(
+      report.warnings.includes(
+        'stage sink-file (file-1) reports its sink unhealthy: SINK_WRITE_FAILED: file sink: ENOSPC: no space left on device',
+      ),
+      report.warnings.join('; '),
+    );
   });
 
   it('has its stage in /metrics, after the external sink, held to its own freshness target', async () => {
     const registry = new Registry();
     const labelNames = ['sink'] as const;
-    const out = new Counter({ name: 'engage_sink_records_out_total', help: 'Records written to the sink', labelNames, registers: [registry] });
-    const fresh = new Histogram({ name: 'engage_sink_freshness_seconds', help: 'End-to-end freshness', labelNames, buckets: FRESHNESS_BUCKETS, registers: [registry] });
+    const out = new Counter({
+      name: 'engage_sink_records_out_total',
+      help: 'Records written to the sink',
+      labelNames,
+      registers: [registry],
+    });
+    const fresh = new Histogram({
+      name: 'engage_sink_freshness_seconds',
+      help: 'End-to-end freshness',
+      labelNames,
+      buckets: FRESHNESS_BUCKETS,
+      registers: [registry],
+    });
     for (const sink of ['file', 'external']) {
       out.inc({ sink }, 10);
       fresh.observe({ sink }, 0.5);
     }
     await publish(redis, env.config, await heartbeatOf('sink-file', 'file-1', registry));
     const m = (await api.app.inject({ url: '/metrics' })).json() as MetricsSummary;
-    assert.deepEqual(m.throughput.map((t) => t.stage), ['sink-external', 'sink-file']);
+    assert.deepEqual(
+      m.throughput.map((t) => t.stage),
+      ['sink-external', 'sink-file'],
+    );
     const entry = m.freshness.find((f) => f.stage === 'sink-file') as { target_seconds?: number } | undefined;
     assert.equal(entry?.target_seconds, fileSinkFactory.operations.freshnessTargetSeconds);
   });
@@ -107,6 +170,10 @@ describe('a sink registered in src/sinks/registry.ts', () => {
   it('has its freshness rule in the generated alert rules', () => {
     const alerts = readFileSync(path.join(root, 'deploy', 'prometheus', 'alerts.yml'), 'utf8');
     const target = fileSinkFactory.operations.freshnessTargetSeconds;
-    assert.ok(alerts.includes(`expr: histogram_quantile(0.99, sum by (sink, le) (rate(engage_sink_freshness_seconds_bucket{sink="file"}[5m]))) > ${target}`));
+    assert.ok(
+      alerts.includes(
+        `expr: histogram_quantile(0.99, sum by (sink, le) (rate(engage_sink_freshness_seconds_bucket{sink="file"}[5m]))) > ${target}`,
+      ),
+    );
   });
 });

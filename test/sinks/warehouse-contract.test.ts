@@ -52,7 +52,10 @@ sinkContractSuite(
 );
 
 let fake: FakeBigQuery;
-const bigQueryEnv: Record<string, string> = { BIGQUERY_PROJECT_ID: 'contract-project', BIGQUERY_DATASET_ID: 'contract_ds' };
+const bigQueryEnv: Record<string, string> = {
+  BIGQUERY_PROJECT_ID: 'contract-project',
+  BIGQUERY_DATASET_ID: 'contract_ds',
+};
 
 before(async () => {
   fake = await FakeBigQuery.start('contract-project');

@@ -39,13 +39,31 @@ describe('duckdb warehouse settings', () => {
 
     // Too small to open the file: a misconfiguration that names the setting, not a retriable failure.
     const tiny = new DuckDbWarehouse(ctxOf({ ...freshConfig(), DUCKDB_MEMORY_LIMIT: '1MB' }));
-    await assert.rejects(tiny.start(), (err: unknown) => err instanceof PipelineError && err.code === 'SERVICE_MISCONFIGURED' && !err.retriable && /raise DUCKDB_MEMORY_LIMIT/.test(err.message));
+    await assert.rejects(
+      tiny.start(),
+      (err: unknown) =>
+        err instanceof PipelineError &&
+        err.code === 'SERVICE_MISCONFIGURED' &&
+        !err.retriable &&
+        /raise DUCKDB_MEMORY_LIMIT/.test(err.message),
+    );
     // Enough to open, too small for a 20,000-row transaction: retriable, naming the setting.
     const small = new DuckDbWarehouse(ctxOf({ ...freshConfig(), DUCKDB_MEMORY_LIMIT: '8MB' }));
     await small.start();
     try {
-      const events = Array.from({ length: 20_000 }, (_, i) => whEvent(String(880_000 + i), 'A', `u${i}`, 'play', '2024-03-01T10:15:00Z', 1000, { raw_payload: { pad: 'x'.repeat(200) } }));
-      await assert.rejects(small.write(batchOf(TOPIC, 0, events, 0)), (err: unknown) => err instanceof PipelineError && err.code === 'SINK_WRITE_FAILED' && err.retriable && /raise DUCKDB_MEMORY_LIMIT/.test(err.message));
+      const events = Array.from({ length: 20_000 }, (_, i) =>
+        whEvent(String(880_000 + i), 'A', `u${i}`, 'play', '2024-03-01T10:15:00Z', 1000, {
+          raw_payload: { pad: 'x'.repeat(200) },
+        }),
+      );
+      await assert.rejects(
+        small.write(batchOf(TOPIC, 0, events, 0)),
+        (err: unknown) =>
+          err instanceof PipelineError &&
+          err.code === 'SINK_WRITE_FAILED' &&
+          err.retriable &&
+          /raise DUCKDB_MEMORY_LIMIT/.test(err.message),
+      );
     } finally {
       await small.close();
     }

@@ -22,7 +22,10 @@ function encoded(partition: number, values: Array<string | Buffer>, firstOffset:
   return {
     topic: TOPIC,
     partition,
-    records: values.map((v, i) => ({ offset: String(firstOffset + i), value: Buffer.isBuffer(v) ? v : Buffer.from(v) })),
+    records: values.map((v, i) => ({
+      offset: String(firstOffset + i),
+      value: Buffer.isBuffer(v) ? v : Buffer.from(v),
+    })),
     nextOffset: String(firstOffset + values.length),
   };
 }
@@ -30,7 +33,12 @@ function encoded(partition: number, values: Array<string | Buffer>, firstOffset:
 const opened = () => startedWarehouse(files.fresh());
 
 /** The checked way, as the runtime takes it: parse, check (all must pass here), write. */
-async function writeChecked(sink: DuckDbWarehouse, partition: number, values: string[], firstOffset: number): Promise<void> {
+async function writeChecked(
+  sink: DuckDbWarehouse,
+  partition: number,
+  values: string[],
+  firstOffset: number,
+): Promise<void> {
   const events = values.map((v) => parseEnrichedEvent(Buffer.from(v)) as EnrichedEvent);
   const batch: SinkBatch = batchOf(TOPIC, partition, events, firstOffset);
   for (const r of batch.records) assert.equal(checkWarehouseRecord(r), null, JSON.stringify(r.event));
@@ -39,12 +47,15 @@ async function writeChecked(sink: DuckDbWarehouse, partition: number, values: st
 
 const T = '2024-03-01T10:00:00.000Z';
 /** An event with values its type does not allow but `check` accepts (a producer other than ours). */
-const loose = (e: EnrichedEvent, patch: Record<string, unknown>): EnrichedEvent => ({ ...e, ...patch }) as unknown as EnrichedEvent;
+const loose = (e: EnrichedEvent, patch: Record<string, unknown>): EnrichedEvent =>
+  ({ ...e, ...patch }) as unknown as EnrichedEvent;
 /** Valid events the processor could produce, and some it would not but `check` accepts. */
 const VALID: EnrichedEvent[] = [
   whEvent(1, 'A', 'u1', 'play', T, 1500),
   whEvent(2, 'B', null, 'click', '2024-03-01T10:00:00.123456Z', null, { device: null, origin: 'backfill' }),
-  loose(whEvent(3, 'C', 'u3', 'pause', '2024-03-01T15:30:00.5+05:30', 250, { event_hour: '2024-03-01T10:00:00Z' }), { publish_ts: null }),
+  loose(whEvent(3, 'C', 'u3', 'pause', '2024-03-01T15:30:00.5+05:30', 250, { event_hour: '2024-03-01T10:00:00Z' }), {
+    publish_ts: null,
+  }),
   loose(whEvent(4, 'A', 'u4', 'finish', T, 600000), {
     content_title: 'Ünïcödé ☃ "quoted" \\ back\tslash 😀',
     raw_payload: { n: 1.5, big: 12345678901234, list: [1, 'two', null, { deep: true }], s: 'é\u2028' },
@@ -52,8 +63,19 @@ const VALID: EnrichedEvent[] = [
     quality_flags: ['missing_duration', 'late_event'],
     engagement_pct: 33.333333333333336,
   }),
-  whEvent(5, 'B', 'u5', 'play', T, 0, { raw_payload: null, content_type: null, length_seconds: null, engagement_pct: null }),
-  loose(whEvent('9007199254740', 'A', 'u6', 'play', T, 9007199254740991, { source_ts_ms: 1, processed_ts_ms: 9007199254740991 }), { schema_version: 2 }),
+  whEvent(5, 'B', 'u5', 'play', T, 0, {
+    raw_payload: null,
+    content_type: null,
+    length_seconds: null,
+    engagement_pct: null,
+  }),
+  loose(
+    whEvent('9007199254740', 'A', 'u6', 'play', T, 9007199254740991, {
+      source_ts_ms: 1,
+      processed_ts_ms: 9007199254740991,
+    }),
+    { schema_version: 2 },
+  ),
 ];
 
 describe('duckdb warehouse: the fast path for undecoded batches', () => {
@@ -66,7 +88,10 @@ describe('duckdb warehouse: the fast path for undecoded batches', () => {
       assert.equal(result.kind, 'written');
       await writeChecked(checked.sink, 2, values, 40);
       // Each record's source commit time for the freshness metric: stream records only.
-      assert.deepEqual(result.kind === 'written' ? result.sourceTsMs : null, VALID.map((e) => (e.origin === 'stream' ? e.source_ts_ms : null)));
+      assert.deepEqual(
+        result.kind === 'written' ? result.sourceTsMs : null,
+        VALID.map((e) => (e.origin === 'stream' ? e.source_ts_ms : null)),
+      );
     } finally {
       await fast.sink.close();
       await checked.sink.close();
@@ -82,14 +107,25 @@ describe('duckdb warehouse: the fast path for undecoded batches', () => {
       const values = VALID.slice(0, 3).map((e) => JSON.stringify(e));
       assert.equal((await sink.writeEncoded(encoded(0, values, 0))).kind, 'written');
       assert.equal((await sink.writeEncoded(encoded(0, values, 0))).kind, 'written');
-      assert.equal((await sink.writeEncoded(encoded(0, [values[1] as string, JSON.stringify(VALID[3])], 3))).kind, 'written');
+      assert.equal(
+        (await sink.writeEncoded(encoded(0, [values[1] as string, JSON.stringify(VALID[3])], 3))).kind,
+        'written',
+      );
       assert.deepEqual((await sink.health()).detail?.inserted, 4);
       assert.deepEqual((await sink.health()).detail?.duplicates, 4);
     } finally {
       await sink.close();
     }
     const d = await dumpWarehouse(file);
-    assert.deepEqual((d.facts as Array<{ event_id: string; kafka_offset: string }>).map((r) => [r.event_id, r.kafka_offset]), [['1', '0'], ['2', '1'], ['3', '2'], ['4', '4']]);
+    assert.deepEqual(
+      (d.facts as Array<{ event_id: string; kafka_offset: string }>).map((r) => [r.event_id, r.kafka_offset]),
+      [
+        ['1', '0'],
+        ['2', '1'],
+        ['3', '2'],
+        ['4', '4'],
+      ],
+    );
     assert.deepEqual(d.offsets, [{ topic: TOPIC, kafka_partition: '0', next_offset: '5' }]);
   });
 
@@ -110,7 +146,10 @@ describe('duckdb warehouse: the fast path for undecoded batches', () => {
       ['event_ts at minute 60', json({ event_ts: '2024-03-01T10:60:00Z' })],
       ['duration_ms a fraction', json({ duration_ms: 1.5 })],
       ['duration_ms a string', json({ duration_ms: '5' })],
-      ['duration_ms beyond 2^53', '{' + json({}).slice(1).replace('"duration_ms":1500', '"duration_ms":9007199254740993')],
+      [
+        'duration_ms beyond 2^53',
+        '{' + json({}).slice(1).replace('"duration_ms":1500', '"duration_ms":9007199254740993'),
+      ],
       ['device a boolean', json({ device: false })],
       ['content_slug null', json({ content_slug: null })],
       ['content_slug a number', json({ content_slug: 12 })],
@@ -134,7 +173,10 @@ describe('duckdb warehouse: the fast path for undecoded batches', () => {
     ];
     for (const [name, value] of refusedByCheck) {
       const event = parseEnrichedEvent(Buffer.from(value));
-      const verdict = event instanceof Error ? event : checkWarehouseRecord({ topic: TOPIC, partition: 0, offset: '1', key: null, event });
+      const verdict =
+        event instanceof Error
+          ? event
+          : checkWarehouseRecord({ topic: TOPIC, partition: 0, offset: '1', key: null, event });
       assert.notEqual(verdict, null, `the checked way refuses: ${name}`);
     }
     const acceptedByCheck: Array<[string, string]> = [
@@ -149,8 +191,21 @@ describe('duckdb warehouse: the fast path for undecoded batches', () => {
     ];
     const [head, tail] = json({ content_title: 'X~' }).split('~') as [string, string];
     const invalidUtf8 = Buffer.concat([Buffer.from(head), Buffer.from([0xff, 0xfe]), Buffer.from(tail)]);
-    assert.equal(checkWarehouseRecord({ topic: TOPIC, partition: 0, offset: '1', key: null, event: parseEnrichedEvent(invalidUtf8) as EnrichedEvent }), null);
-    for (const [name, value] of [...refusedByCheck, ...acceptedByCheck, ['bytes that are not UTF-8 (JS reads U+FFFD)', invalidUtf8] as const]) {
+    assert.equal(
+      checkWarehouseRecord({
+        topic: TOPIC,
+        partition: 0,
+        offset: '1',
+        key: null,
+        event: parseEnrichedEvent(invalidUtf8) as EnrichedEvent,
+      }),
+      null,
+    );
+    for (const [name, value] of [
+      ...refusedByCheck,
+      ...acceptedByCheck,
+      ['bytes that are not UTF-8 (JS reads U+FFFD)', invalidUtf8] as const,
+    ]) {
       const { sink, file } = await opened();
       try {
         const result = await sink.writeEncoded(encoded(0, [JSON.stringify(VALID[1]), value], 10));
@@ -165,7 +220,10 @@ describe('duckdb warehouse: the fast path for undecoded batches', () => {
 
   it('batches of several partitions at once (one decoded while another commits): each row once, every offset, a declined batch frees its stage', async () => {
     const { sink, file } = await opened();
-    const events = (from: number, n: number) => Array.from({ length: n }, (_, i) => JSON.stringify(whEvent(from + i, (['A', 'B', 'C'] as const)[i % 3] ?? 'A', `u${i}`, 'play', T, 1000 + i)));
+    const events = (from: number, n: number) =>
+      Array.from({ length: n }, (_, i) =>
+        JSON.stringify(whEvent(from + i, (['A', 'B', 'C'] as const)[i % 3] ?? 'A', `u${i}`, 'play', T, 1000 + i)),
+      );
     try {
       // Partitions 1 and 2 share ids 150–199 (a key moved between partitions): stored once.
       const results = await Promise.all([
@@ -175,10 +233,18 @@ describe('duckdb warehouse: the fast path for undecoded batches', () => {
         sink.writeEncoded(encoded(3, [...events(301, 10), JSON.stringify({ ...VALID[0], event_id: 7 })], 0)),
         sink.writeEncoded(encoded(4, events(401, 100), 0)),
       ]);
-      assert.deepEqual(results.map((r) => r.kind), ['written', 'written', 'written', 'needs-check', 'written']);
+      assert.deepEqual(
+        results.map((r) => r.kind),
+        ['written', 'written', 'written', 'needs-check', 'written'],
+      );
       // Every slot was given back: more batches, more than there are slots, still go through.
-      const again = await Promise.all([0, 3, 4].map((p, i) => sink.writeEncoded(encoded(p, events(1000 + 100 * i, 50), 100))));
-      assert.deepEqual(again.map((r) => r.kind), ['written', 'written', 'written']);
+      const again = await Promise.all(
+        [0, 3, 4].map((p, i) => sink.writeEncoded(encoded(p, events(1000 + 100 * i, 50), 100))),
+      );
+      assert.deepEqual(
+        again.map((r) => r.kind),
+        ['written', 'written', 'written'],
+      );
     } finally {
       await sink.close();
     }
@@ -187,26 +253,43 @@ describe('duckdb warehouse: the fast path for undecoded batches', () => {
     assert.equal(ids.length, 100 + 99 + 50 + 100 + 150);
     assert.equal(new Set(ids).size, ids.length);
     assert.deepEqual(
-      (d.offsets as Array<{ kafka_partition: string; next_offset: string }>).map((o) => [o.kafka_partition, o.next_offset]),
-      [['0', '150'], ['1', '99'], ['2', '100'], ['3', '150'], ['4', '150']],
+      (d.offsets as Array<{ kafka_partition: string; next_offset: string }>).map((o) => [
+        o.kafka_partition,
+        o.next_offset,
+      ]),
+      [
+        ['0', '150'],
+        ['1', '99'],
+        ['2', '100'],
+        ['3', '150'],
+        ['4', '150'],
+      ],
     );
   });
 
-  it('the stage keeps at most its slots\' last batches: deleted rows are given back, not kept in memory', async () => {
+  it("the stage keeps at most its slots' last batches: deleted rows are given back, not kept in memory", async () => {
     const { sink, file } = await opened();
     const rows = 100;
     try {
       for (let b = 0; b < 6; b++) {
-        const values = Array.from({ length: rows }, (_, i) => JSON.stringify(whEvent(1 + b * rows + i, 'A', 'u', 'play', T, 1000)));
+        const values = Array.from({ length: rows }, (_, i) =>
+          JSON.stringify(whEvent(1 + b * rows + i, 'A', 'u', 'play', T, 1000)),
+        );
         assert.equal((await sink.writeEncoded(encoded(b % 3, values, b * rows))).kind, 'written');
       }
       // The same instance as the sink's (DuckDB's instance cache): its attached stage database.
       const conn = await (await DuckDBInstance.fromCache(file)).connect();
       try {
-        const [[name]] = (await conn.runAndReadAll(`SELECT database_name FROM duckdb_databases() WHERE database_name LIKE 'engage_stage_%'`)).getRowsJS() as [[string]];
+        const [[name]] = (
+          await conn.runAndReadAll(
+            `SELECT database_name FROM duckdb_databases() WHERE database_name LIKE 'engage_stage_%'`,
+          )
+        ).getRowsJS() as [[string]];
         let held = 0;
         for (const slot of [0, 1]) {
-          const reader = await conn.runAndReadAll(`SELECT coalesce(sum(count), 0) FROM pragma_storage_info('${name}.encoded_rows_${slot}') WHERE column_name = 'i' AND segment_type = 'VALIDITY'`);
+          const reader = await conn.runAndReadAll(
+            `SELECT coalesce(sum(count), 0) FROM pragma_storage_info('${name}.encoded_rows_${slot}') WHERE column_name = 'i' AND segment_type = 'VALIDITY'`,
+          );
           held += Number((reader.getRowsJS() as [[bigint]])[0][0]);
         }
         // DELETE alone leaves every staged row in memory until a checkpoint (6 × 100 here): ~850 B a row written.
@@ -223,7 +306,9 @@ describe('duckdb warehouse: the fast path for undecoded batches', () => {
     const { sink, file } = await opened();
     try {
       const one = JSON.stringify(VALID[0]);
-      assert.deepEqual(await sink.writeEncoded(encoded(0, [one, JSON.stringify(VALID[1]), one], 0)), { kind: 'needs-check' });
+      assert.deepEqual(await sink.writeEncoded(encoded(0, [one, JSON.stringify(VALID[1]), one], 0)), {
+        kind: 'needs-check',
+      });
     } finally {
       await sink.close();
     }

@@ -45,7 +45,10 @@ export function duckdbFiles(): { env(): TestEnv; fresh(): Config } {
     env: current,
     fresh: () => {
       const { config } = current();
-      return { ...config, DUCKDB_PATH: path.join(path.dirname(config.DUCKDB_PATH), `case-${++n}`, 'nested', 'warehouse.duckdb') };
+      return {
+        ...config,
+        DUCKDB_PATH: path.join(path.dirname(config.DUCKDB_PATH), `case-${++n}`, 'nested', 'warehouse.duckdb'),
+      };
     },
   };
 }
@@ -59,7 +62,15 @@ export const CONTENT = {
 type ContentKey = keyof typeof CONTENT;
 
 /** An enriched event as the processor makes it (engagement computed, date and hour derived). */
-export function whEvent(id: number | string, content: ContentKey, userId: string | null, type: EnrichedEvent['event_type'], ts: string, durationMs: number | null, extra: Partial<EnrichedEvent> = {}): EnrichedEvent {
+export function whEvent(
+  id: number | string,
+  content: ContentKey,
+  userId: string | null,
+  type: EnrichedEvent['event_type'],
+  ts: string,
+  durationMs: number | null,
+  extra: Partial<EnrichedEvent> = {},
+): EnrichedEvent {
   const c = CONTENT[content];
   const seconds = durationMs === null ? null : durationMs / 1000;
   return {
@@ -94,7 +105,13 @@ export function batchOf(topic: string, partition: number, events: EnrichedEvent[
   return {
     topic,
     partition,
-    records: events.map((event, i) => ({ topic, partition, offset: String(firstOffset + i), key: event.content_id, event })),
+    records: events.map((event, i) => ({
+      topic,
+      partition,
+      offset: String(firstOffset + i),
+      key: event.content_id,
+      event,
+    })),
     nextOffset: String(firstOffset + events.length),
   };
 }
@@ -110,28 +127,178 @@ export const KNOWN_EVENTS: EnrichedEvent[] = [
   whEvent(104, 'A', 'u2', 'pause', '2024-03-01T11:06:00.000Z', null),
   whEvent(105, 'B', 'u1', 'play', '2024-03-01T10:20:00.000Z', 150000),
   whEvent(106, 'B', null, 'click', '2024-03-01T10:30:00.000Z', null),
-  whEvent(107, 'A', 'u3', 'play', '2024-03-02T00:10:00.000Z', 120000, { content_title: 'Alpha v2', processed_ts_ms: 1709338000000 }),
+  whEvent(107, 'A', 'u3', 'play', '2024-03-02T00:10:00.000Z', 120000, {
+    content_title: 'Alpha v2',
+    processed_ts_ms: 1709338000000,
+  }),
   whEvent(108, 'C', 'u1', 'play', '2024-03-02T00:30:00.000Z', 5000),
   whEvent(109, 'B', 'u4', 'finish', '2024-03-02T01:00:00.000Z', 300000),
 ];
 
 /** daily_engagement_summary for KNOWN_EVENTS, ordered by event_date, content_slug. */
 export const EXPECTED_DAILY = [
-  { event_date: '2024-03-01', content_slug: 'alpha', content_title: 'Alpha v2', content_type: 'podcast', total_events: 4, plays: 2, pauses: 1, finishes: 1, clicks: 0, unique_users: 2, total_engagement_seconds: 690, avg_engagement_seconds: 230, avg_engagement_pct: 115 / 3, completion_rate: 0.5 },
-  { event_date: '2024-03-01', content_slug: 'bravo', content_title: 'Bravo', content_type: 'video', total_events: 2, plays: 1, pauses: 0, finishes: 0, clicks: 1, unique_users: 1, total_engagement_seconds: 150, avg_engagement_seconds: 150, avg_engagement_pct: 50, completion_rate: 0 },
-  { event_date: '2024-03-02', content_slug: 'alpha', content_title: 'Alpha v2', content_type: 'podcast', total_events: 1, plays: 1, pauses: 0, finishes: 0, clicks: 0, unique_users: 1, total_engagement_seconds: 120, avg_engagement_seconds: 120, avg_engagement_pct: 20, completion_rate: 0 },
-  { event_date: '2024-03-02', content_slug: 'bravo', content_title: 'Bravo', content_type: 'video', total_events: 1, plays: 0, pauses: 0, finishes: 1, clicks: 0, unique_users: 1, total_engagement_seconds: 300, avg_engagement_seconds: 300, avg_engagement_pct: 100, completion_rate: null },
-  { event_date: '2024-03-02', content_slug: 'charlie', content_title: 'Charlie', content_type: null, total_events: 1, plays: 1, pauses: 0, finishes: 0, clicks: 0, unique_users: 1, total_engagement_seconds: 5, avg_engagement_seconds: 5, avg_engagement_pct: null, completion_rate: 0 },
+  {
+    event_date: '2024-03-01',
+    content_slug: 'alpha',
+    content_title: 'Alpha v2',
+    content_type: 'podcast',
+    total_events: 4,
+    plays: 2,
+    pauses: 1,
+    finishes: 1,
+    clicks: 0,
+    unique_users: 2,
+    total_engagement_seconds: 690,
+    avg_engagement_seconds: 230,
+    avg_engagement_pct: 115 / 3,
+    completion_rate: 0.5,
+  },
+  {
+    event_date: '2024-03-01',
+    content_slug: 'bravo',
+    content_title: 'Bravo',
+    content_type: 'video',
+    total_events: 2,
+    plays: 1,
+    pauses: 0,
+    finishes: 0,
+    clicks: 1,
+    unique_users: 1,
+    total_engagement_seconds: 150,
+    avg_engagement_seconds: 150,
+    avg_engagement_pct: 50,
+    completion_rate: 0,
+  },
+  {
+    event_date: '2024-03-02',
+    content_slug: 'alpha',
+    content_title: 'Alpha v2',
+    content_type: 'podcast',
+    total_events: 1,
+    plays: 1,
+    pauses: 0,
+    finishes: 0,
+    clicks: 0,
+    unique_users: 1,
+    total_engagement_seconds: 120,
+    avg_engagement_seconds: 120,
+    avg_engagement_pct: 20,
+    completion_rate: 0,
+  },
+  {
+    event_date: '2024-03-02',
+    content_slug: 'bravo',
+    content_title: 'Bravo',
+    content_type: 'video',
+    total_events: 1,
+    plays: 0,
+    pauses: 0,
+    finishes: 1,
+    clicks: 0,
+    unique_users: 1,
+    total_engagement_seconds: 300,
+    avg_engagement_seconds: 300,
+    avg_engagement_pct: 100,
+    completion_rate: null,
+  },
+  {
+    event_date: '2024-03-02',
+    content_slug: 'charlie',
+    content_title: 'Charlie',
+    content_type: null,
+    total_events: 1,
+    plays: 1,
+    pauses: 0,
+    finishes: 0,
+    clicks: 0,
+    unique_users: 1,
+    total_engagement_seconds: 5,
+    avg_engagement_seconds: 5,
+    avg_engagement_pct: null,
+    completion_rate: 0,
+  },
 ];
 
 /** hourly_engagement_trends for KNOWN_EVENTS, ordered by hour_bucket, content_type. */
 export const EXPECTED_HOURLY = [
-  { hour_bucket: '2024-03-01T10:00:00.000Z', event_date: '2024-03-01', content_type: 'podcast', total_events: 2, unique_users: 1, unique_content: 1, plays: 1, finishes: 1, total_engagement_seconds: 660, avg_engagement_seconds: 330, avg_engagement_pct: 55 },
-  { hour_bucket: '2024-03-01T10:00:00.000Z', event_date: '2024-03-01', content_type: 'video', total_events: 2, unique_users: 1, unique_content: 1, plays: 1, finishes: 0, total_engagement_seconds: 150, avg_engagement_seconds: 150, avg_engagement_pct: 50 },
-  { hour_bucket: '2024-03-01T11:00:00.000Z', event_date: '2024-03-01', content_type: 'podcast', total_events: 2, unique_users: 1, unique_content: 1, plays: 1, finishes: 0, total_engagement_seconds: 30, avg_engagement_seconds: 30, avg_engagement_pct: 5 },
-  { hour_bucket: '2024-03-02T00:00:00.000Z', event_date: '2024-03-02', content_type: 'podcast', total_events: 1, unique_users: 1, unique_content: 1, plays: 1, finishes: 0, total_engagement_seconds: 120, avg_engagement_seconds: 120, avg_engagement_pct: 20 },
-  { hour_bucket: '2024-03-02T00:00:00.000Z', event_date: '2024-03-02', content_type: 'unknown', total_events: 1, unique_users: 1, unique_content: 1, plays: 1, finishes: 0, total_engagement_seconds: 5, avg_engagement_seconds: 5, avg_engagement_pct: null },
-  { hour_bucket: '2024-03-02T01:00:00.000Z', event_date: '2024-03-02', content_type: 'video', total_events: 1, unique_users: 1, unique_content: 1, plays: 0, finishes: 1, total_engagement_seconds: 300, avg_engagement_seconds: 300, avg_engagement_pct: 100 },
+  {
+    hour_bucket: '2024-03-01T10:00:00.000Z',
+    event_date: '2024-03-01',
+    content_type: 'podcast',
+    total_events: 2,
+    unique_users: 1,
+    unique_content: 1,
+    plays: 1,
+    finishes: 1,
+    total_engagement_seconds: 660,
+    avg_engagement_seconds: 330,
+    avg_engagement_pct: 55,
+  },
+  {
+    hour_bucket: '2024-03-01T10:00:00.000Z',
+    event_date: '2024-03-01',
+    content_type: 'video',
+    total_events: 2,
+    unique_users: 1,
+    unique_content: 1,
+    plays: 1,
+    finishes: 0,
+    total_engagement_seconds: 150,
+    avg_engagement_seconds: 150,
+    avg_engagement_pct: 50,
+  },
+  {
+    hour_bucket: '2024-03-01T11:00:00.000Z',
+    event_date: '2024-03-01',
+    content_type: 'podcast',
+    total_events: 2,
+    unique_users: 1,
+    unique_content: 1,
+    plays: 1,
+    finishes: 0,
+    total_engagement_seconds: 30,
+    avg_engagement_seconds: 30,
+    avg_engagement_pct: 5,
+  },
+  {
+    hour_bucket: '2024-03-02T00:00:00.000Z',
+    event_date: '2024-03-02',
+    content_type: 'podcast',
+    total_events: 1,
+    unique_users: 1,
+    unique_content: 1,
+    plays: 1,
+    finishes: 0,
+    total_engagement_seconds: 120,
+    avg_engagement_seconds: 120,
+    avg_engagement_pct: 20,
+  },
+  {
+    hour_bucket: '2024-03-02T00:00:00.000Z',
+    event_date: '2024-03-02',
+    content_type: 'unknown',
+    total_events: 1,
+    unique_users: 1,
+    unique_content: 1,
+    plays: 1,
+    finishes: 0,
+    total_engagement_seconds: 5,
+    avg_engagement_seconds: 5,
+    avg_engagement_pct: null,
+  },
+  {
+    hour_bucket: '2024-03-02T01:00:00.000Z',
+    event_date: '2024-03-02',
+    content_type: 'video',
+    total_events: 1,
+    unique_users: 1,
+    unique_content: 1,
+    plays: 0,
+    finishes: 1,
+    total_engagement_seconds: 300,
+    avg_engagement_seconds: 300,
+    avg_engagement_pct: 100,
+  },
 ];
 
 export type Plain = string | number | boolean | null | Plain[] | { [k: string]: Plain };
@@ -181,7 +348,9 @@ export async function startedWarehouse(config: Config): Promise<{ sink: DuckDbWa
 export async function dumpWarehouse(file: string): Promise<Record<string, unknown>> {
   const r = await openReader(file);
   try {
-    const facts = (await r.rows(`SELECT COLUMNS(* EXCLUDE (loaded_at))::VARCHAR FROM engagement_events_enriched ORDER BY event_id`)).map((row) => ({
+    const facts = (
+      await r.rows(`SELECT COLUMNS(* EXCLUDE (loaded_at))::VARCHAR FROM engagement_events_enriched ORDER BY event_id`)
+    ).map((row) => ({
       ...row,
       raw_payload: row.raw_payload === null ? null : JSON.parse(String(row.raw_payload)),
       extra: row.extra === null ? null : JSON.parse(String(row.extra)),
@@ -189,7 +358,9 @@ export async function dumpWarehouse(file: string): Promise<Record<string, unknow
     return {
       facts,
       content: await r.rows(`SELECT COLUMNS(* EXCLUDE (updated_at))::VARCHAR FROM content_dim ORDER BY content_id`),
-      offsets: await r.rows(`SELECT COLUMNS(* EXCLUDE (updated_at))::VARCHAR FROM warehouse_offsets ORDER BY topic, kafka_partition`),
+      offsets: await r.rows(
+        `SELECT COLUMNS(* EXCLUDE (updated_at))::VARCHAR FROM warehouse_offsets ORDER BY topic, kafka_partition`,
+      ),
     };
   } finally {
     r.close();
@@ -197,13 +368,21 @@ export async function dumpWarehouse(file: string): Promise<Record<string, unknow
 }
 
 /** Numbers compared with a tolerance (averages are floats). */
-export function approxEqualRows(actual: Array<Record<string, Plain>>, expected: Array<Record<string, Plain>>): string | null {
-  if (actual.length !== expected.length) return `expected ${expected.length} rows, got ${actual.length}: ${JSON.stringify(actual)}`;
+export function approxEqualRows(
+  actual: Array<Record<string, Plain>>,
+  expected: Array<Record<string, Plain>>,
+): string | null {
+  if (actual.length !== expected.length)
+    return `expected ${expected.length} rows, got ${actual.length}: ${JSON.stringify(actual)}`;
   for (let i = 0; i < expected.length; i++) {
     for (const [k, want] of Object.entries(expected[i] ?? {})) {
       const got = actual[i]?.[k];
-      const ok = typeof want === 'number' && typeof got === 'number' ? Math.abs(want - got) < 1e-9 : JSON.stringify(got) === JSON.stringify(want);
-      if (!ok) return `row ${i} ${k}: expected ${JSON.stringify(want)}, got ${JSON.stringify(got)} (row ${JSON.stringify(actual[i])})`;
+      const ok =
+        typeof want === 'number' && typeof got === 'number'
+          ? Math.abs(want - got) < 1e-9
+          : JSON.stringify(got) === JSON.stringify(want);
+      if (!ok)
+        return `row ${i} ${k}: expected ${JSON.stringify(want)}, got ${JSON.stringify(got)} (row ${JSON.stringify(actual[i])})`;
     }
   }
   return null;

@@ -6,8 +6,12 @@ import { batchOf, whEvent } from './warehouse-fixtures.js';
 
 /** The warehouse's record check, rule by rule (pure: no stack). */
 
-const good = batchOf('t', 0, [whEvent(7, 'A', 'u1', 'play', '2024-03-01T10:00:00.000Z', 1500)], 41).records[0] as SinkRecord;
-const withEvent = (patch: Record<string, unknown>): SinkRecord => ({ ...good, event: { ...good.event, ...patch } as SinkRecord['event'] });
+const good = batchOf('t', 0, [whEvent(7, 'A', 'u1', 'play', '2024-03-01T10:00:00.000Z', 1500)], 41)
+  .records[0] as SinkRecord;
+const withEvent = (patch: Record<string, unknown>): SinkRecord => ({
+  ...good,
+  event: { ...good.event, ...patch } as SinkRecord['event'],
+});
 const problems = (r: SinkRecord): string[] => {
   const err = checkWarehouseRecord(r);
   if (err === null) return [];
@@ -17,8 +21,26 @@ const problems = (r: SinkRecord): string[] => {
 
 test('a complete enriched record passes, nullable columns may be null', () => {
   assert.deepEqual(problems(good), []);
-  assert.deepEqual(problems(withEvent({ user_id: null, duration_ms: null, device: null, content_type: null, length_seconds: null, publish_ts: null, engagement_seconds: null, engagement_pct: null })), []);
-  assert.deepEqual(problems(withEvent({ event_id: '9223372036854775807', event_ts: '2024-03-01 10:00:00.123456+02:00' })), [], 'int64 max; a space and an offset are ISO-8601 too');
+  assert.deepEqual(
+    problems(
+      withEvent({
+        user_id: null,
+        duration_ms: null,
+        device: null,
+        content_type: null,
+        length_seconds: null,
+        publish_ts: null,
+        engagement_seconds: null,
+        engagement_pct: null,
+      }),
+    ),
+    [],
+  );
+  assert.deepEqual(
+    problems(withEvent({ event_id: '9223372036854775807', event_ts: '2024-03-01 10:00:00.123456+02:00' })),
+    [],
+    'int64 max; a space and an offset are ISO-8601 too',
+  );
 });
 
 test('each rule names its own problem', () => {
@@ -51,17 +73,26 @@ test('each rule names its own problem', () => {
   for (const [patch, problem] of cases) assert.deepEqual(problems(withEvent(patch)), [problem], JSON.stringify(patch));
   assert.deepEqual(problems({ ...good, offset: '-1' }), ['the Kafka offset is not an int64']);
   assert.deepEqual(problems({ ...good, offset: '-2', partition: -1 }), ['the Kafka offset is not an int64']);
-  assert.deepEqual(problems({ ...good, offset: '-1', partition: -1 }), [], 'a record written without Kafka (a direct backfill)');
+  assert.deepEqual(
+    problems({ ...good, offset: '-1', partition: -1 }),
+    [],
+    'a record written without Kafka (a direct backfill)',
+  );
 });
 
 test('every broken rule is listed, in rule order, and the message names the event', () => {
   const err = checkWarehouseRecord(withEvent({ event_type: 'skip', event_date: 'x', origin: null }));
-  assert.equal(err?.message, 'warehouse cannot store event 7: event_type is not play, pause, finish or click; event_date is not YYYY-MM-DD; origin is not stream or backfill');
+  assert.equal(
+    err?.message,
+    'warehouse cannot store event 7: event_type is not play, pause, finish or click; event_date is not YYYY-MM-DD; origin is not stream or backfill',
+  );
 });
 
 test('remembered verdicts of repeated texts stay the verdicts (a bad hour, date or publish time is refused every time)', () => {
   for (let i = 0; i < 3; i++) {
-    assert.deepEqual(problems(withEvent({ event_hour: '2024-03-01T10:00:00.000' })), ['event_hour is not an ISO-8601 instant']);
+    assert.deepEqual(problems(withEvent({ event_hour: '2024-03-01T10:00:00.000' })), [
+      'event_hour is not an ISO-8601 instant',
+    ]);
     assert.deepEqual(problems(withEvent({ event_date: '2024-13-45' })), ['event_date is not YYYY-MM-DD']);
     assert.deepEqual(problems(withEvent({ publish_ts: 'x' })), ['publish_ts is not an ISO-8601 instant']);
     assert.deepEqual(problems(good), []);

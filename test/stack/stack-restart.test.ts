@@ -24,7 +24,8 @@ const stackDir = path.join(tmpRoot, 'stack');
 
 /** An offset (400, 410, … 490) whose private Redis port nobody answers on. */
 async function freeRedisOffset(): Promise<number> {
-  for (let offset = 400; offset < 500; offset += 10) if (!(await tcpOpen('127.0.0.1', privatePorts(offset).redis, 300))) return offset;
+  for (let offset = 400; offset < 500; offset += 10)
+    if (!(await tcpOpen('127.0.0.1', privatePorts(offset).redis, 300))) return offset;
   throw new Error('no free STACK_PORT_OFFSET between 400 and 490 for a private Redis');
 }
 
@@ -36,12 +37,18 @@ async function until(what: string, probe: () => Promise<boolean>, ms = 15_000): 
   }
 }
 
-describe('engage stack up with the stack\'s own addresses exported', { timeout: 90_000 }, () => {
+describe("engage stack up with the stack's own addresses exported", { timeout: 90_000 }, () => {
   let base: Config;
   let env: Record<string, string>;
 
   before(async () => {
-    env = { STACK_DIR: stackDir, STACK_PORT_OFFSET: String(await freeRedisOffset()), DATABASE_URL: shared.databaseUrl, KAFKA_BOOTSTRAP_SERVERS: shared.kafkaBrokers.join(','), LOG_LEVEL: 'warn' };
+    env = {
+      STACK_DIR: stackDir,
+      STACK_PORT_OFFSET: String(await freeRedisOffset()),
+      DATABASE_URL: shared.databaseUrl,
+      KAFKA_BOOTSTRAP_SERVERS: shared.kafkaBrokers.join(','),
+      LOG_LEVEL: 'warn',
+    };
     base = loadConfig(env, tmpRoot);
     assert.equal(base.origins.redis, 'stack');
     await stackUp(base, { topics: false });
@@ -56,7 +63,11 @@ describe('engage stack up with the stack\'s own addresses exported', { timeout: 
   it('restarts the private Redis that died, and records its new process', async () => {
     const first = readStackState(stackDir)?.services.redis;
     assert.ok(first?.startedByStack && first.pid, 'the stack started a Redis');
-    assert.equal(readStackState(stackDir)?.services.postgres?.startedByStack, false, 'PostgreSQL is the shared one, given by URL');
+    assert.equal(
+      readStackState(stackDir)?.services.postgres?.startedByStack,
+      false,
+      'PostgreSQL is the shared one, given by URL',
+    );
     // As a shell that ran `eval "$(engage stack env)"`.
     const exported = stackEnv(base).match(/^export REDIS_URL='(.+)'$/m)?.[1];
     assert.equal(exported, first.url);
@@ -64,19 +75,33 @@ describe('engage stack up with the stack\'s own addresses exported', { timeout: 
     assert.equal(config.origins.redis, 'env');
 
     process.kill(first.pid, 'SIGKILL');
-    await until('the killed Redis stops answering', async () => !isAlive(first.pid) && !(await redisAnswers(first.url)));
+    await until(
+      'the killed Redis stops answering',
+      async () => !isAlive(first.pid) && !(await redisAnswers(first.url)),
+    );
     const rows = await stackUp(config, { topics: false });
     const redis = rows.find((r) => r.name === 'redis');
-    assert.deepEqual([redis?.up, redis?.startedByStack, redis?.url], [true, true, first.url], 'up again, at the same address, the stack\'s');
+    assert.deepEqual(
+      [redis?.up, redis?.startedByStack, redis?.url],
+      [true, true, first.url],
+      "up again, at the same address, the stack's",
+    );
     const second = readStackState(stackDir)?.services.redis;
-    assert.ok(second?.pid && second.pid !== first.pid && isAlive(second.pid), `a new Redis process is recorded (was ${first.pid}, now ${second?.pid})`);
+    assert.ok(
+      second?.pid && second.pid !== first.pid && isAlive(second.pid),
+      `a new Redis process is recorded (was ${first.pid}, now ${second?.pid})`,
+    );
     assert.equal(await redisAnswers(exported), true);
   });
 
-  it('still refuses a REDIS_URL elsewhere that does not answer: that Redis is the user\'s', async () => {
+  it("still refuses a REDIS_URL elsewhere that does not answer: that Redis is the user's", async () => {
     const before = readStackState(stackDir)?.services.redis;
     const config = loadConfig({ ...env, REDIS_URL: 'redis://127.0.0.1:1' }, tmpRoot);
-    await assert.rejects(stackUp(config, { topics: false }), (err: unknown) => err instanceof PipelineError && err.code === 'SERVICE_UNREACHABLE' && /REDIS_URL/.test(err.message));
-    assert.deepEqual(readStackState(stackDir)?.services.redis, before, 'the stack\'s record is kept');
+    await assert.rejects(
+      stackUp(config, { topics: false }),
+      (err: unknown) =>
+        err instanceof PipelineError && err.code === 'SERVICE_UNREACHABLE' && /REDIS_URL/.test(err.message),
+    );
+    assert.deepEqual(readStackState(stackDir)?.services.redis, before, "the stack's record is kept");
   });
 });

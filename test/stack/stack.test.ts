@@ -12,7 +12,12 @@ import { loadConfig, privatePorts, type Config } from '../../src/config/load.js'
 import { PipelineError } from '../../src/core/errors.js';
 import { createKafka } from '../../src/kafka/client.js';
 import { pipelineTopics } from '../../src/kafka/admin.js';
-import { checkExternalPostgres, fallbackRoot as clusterFallback, pgAnswers, startPrivatePostgres } from '../../src/stack/postgres.js';
+import {
+  checkExternalPostgres,
+  fallbackRoot as clusterFallback,
+  pgAnswers,
+  startPrivatePostgres,
+} from '../../src/stack/postgres.js';
 import { isAlive, portHolder, tcpOpen } from '../../src/stack/process.js';
 import { startPrivateRedis } from '../../src/stack/redis.js';
 import { REPO_ROOT, stackDown, stackEnv, stackStatus, stackUp, type ServiceStatus } from '../../src/stack/stack.js';
@@ -34,7 +39,11 @@ const asRoot = process.getuid?.() === 0;
 async function freeOffset(): Promise<number> {
   for (let offset = 200; offset < 400; offset += 10) {
     const p = privatePorts(offset);
-    const taken = await Promise.all([p.postgres, p.kafka, p.kafkaController, p.kafkaSasl, p.kafkaTls, p.kafkaSaslTls].map((port) => tcpOpen('127.0.0.1', port, 300)));
+    const taken = await Promise.all(
+      [p.postgres, p.kafka, p.kafkaController, p.kafkaSasl, p.kafkaTls, p.kafkaSaslTls].map((port) =>
+        tcpOpen('127.0.0.1', port, 300),
+      ),
+    );
     if (!taken.some(Boolean)) return offset;
   }
   throw new Error('no free STACK_PORT_OFFSET between 200 and 390');
@@ -42,7 +51,16 @@ async function freeOffset(): Promise<number> {
 
 function privateConfig(offset: number): Config {
   // An explicit environment: the private services' URLs unset, Redis given (the shared one).
-  return loadConfig({ STACK_DIR: stackDir, STACK_PORT_OFFSET: String(offset), REDIS_URL: shared.redisUrl, KAFKA_TOPIC_PARTITIONS: '2', LOG_LEVEL: 'warn' }, tmpRoot);
+  return loadConfig(
+    {
+      STACK_DIR: stackDir,
+      STACK_PORT_OFFSET: String(offset),
+      REDIS_URL: shared.redisUrl,
+      KAFKA_TOPIC_PARTITIONS: '2',
+      LOG_LEVEL: 'warn',
+    },
+    tmpRoot,
+  );
 }
 
 async function redisPing(url: string): Promise<string> {
@@ -69,7 +87,10 @@ describe('engage stack: a second private stack from nothing', { timeout: 240_000
   let config: Config;
   let offset = 0;
   let stopped = false;
-  const fallbackRoot = path.join('/var/tmp', `engage-stack-${createHash('sha1').update(path.resolve(stackDir)).digest('hex').slice(0, 12)}`);
+  const fallbackRoot = path.join(
+    '/var/tmp',
+    `engage-stack-${createHash('sha1').update(path.resolve(stackDir)).digest('hex').slice(0, 12)}`,
+  );
 
   before(async () => {
     offset = await freeOffset();
@@ -85,8 +106,18 @@ describe('engage stack: a second private stack from nothing', { timeout: 240_000
 
   test('up from nothing starts PostgreSQL (logical WAL, schema) and Kafka (topics); Redis given by URL answers', async () => {
     const rows = await stackUp(config);
-    assert.deepEqual(rows.map((r) => [r.name, r.up]), [['postgres', true], ['kafka', true], ['redis', true]]);
-    const resolved = loadConfig({ STACK_DIR: stackDir, STACK_PORT_OFFSET: String(offset), REDIS_URL: shared.redisUrl }, tmpRoot);
+    assert.deepEqual(
+      rows.map((r) => [r.name, r.up]),
+      [
+        ['postgres', true],
+        ['kafka', true],
+        ['redis', true],
+      ],
+    );
+    const resolved = loadConfig(
+      { STACK_DIR: stackDir, STACK_PORT_OFFSET: String(offset), REDIS_URL: shared.redisUrl },
+      tmpRoot,
+    );
     assert.equal(resolved.databaseUrl, `postgresql://postgres@127.0.0.1:${config.ports.postgres}/engagement_db`);
     assert.notEqual(resolved.databaseUrl, shared.databaseUrl);
 
@@ -143,7 +174,13 @@ describe('engage stack: a second private stack from nothing', { timeout: 240_000
 
   test('env prints export lines with the private addresses', () => {
     const text = stackEnv(config);
-    assert.match(text, new RegExp(`^export DATABASE_URL='postgresql://postgres@127\\.0\\.0\\.1:${config.ports.postgres}/engagement_db'$`, 'm'));
+    assert.match(
+      text,
+      new RegExp(
+        `^export DATABASE_URL='postgresql://postgres@127\\.0\\.0\\.1:${config.ports.postgres}/engagement_db'$`,
+        'm',
+      ),
+    );
     assert.match(text, new RegExp(`^export KAFKA_BOOTSTRAP_SERVERS='127\\.0\\.0\\.1:${config.ports.kafka}'$`, 'm'));
     assert.match(text, new RegExp(`^export REDIS_URL='${shared.redisUrl.replace(/[.]/g, '\\.')}'$`, 'm'));
     assert.match(text, new RegExp(`^export PGPORT='${config.ports.postgres}'$`, 'm'));
@@ -151,10 +188,19 @@ describe('engage stack: a second private stack from nothing', { timeout: 240_000
 
   test('an up given the stack\'s own addresses (`eval "$(engage stack env)"`) keeps them the stack\'s', async () => {
     const before = readStackState(stackDir);
-    const own = loadConfig({ STACK_DIR: stackDir, STACK_PORT_OFFSET: String(offset), REDIS_URL: shared.redisUrl }, tmpRoot);
+    const own = loadConfig(
+      { STACK_DIR: stackDir, STACK_PORT_OFFSET: String(offset), REDIS_URL: shared.redisUrl },
+      tmpRoot,
+    );
     // As a shell that exported `engage stack env` (another database on the same server, as a test's environment has).
     const exported = loadConfig(
-      { STACK_DIR: stackDir, STACK_PORT_OFFSET: String(offset), DATABASE_URL: own.databaseUrl.replace(/\/engagement_db$/, '/postgres'), KAFKA_BOOTSTRAP_SERVERS: own.kafkaBrokers.join(','), REDIS_URL: shared.redisUrl },
+      {
+        STACK_DIR: stackDir,
+        STACK_PORT_OFFSET: String(offset),
+        DATABASE_URL: own.databaseUrl.replace(/\/engagement_db$/, '/postgres'),
+        KAFKA_BOOTSTRAP_SERVERS: own.kafkaBrokers.join(','),
+        REDIS_URL: shared.redisUrl,
+      },
       tmpRoot,
     );
     assert.equal(exported.origins.kafka, 'env');
@@ -162,8 +208,9 @@ describe('engage stack: a second private stack from nothing', { timeout: 240_000
     assert.equal(byName(rows, 'postgres').startedByStack, true);
     assert.equal(byName(rows, 'kafka').startedByStack, true);
     const after = readStackState(stackDir);
-    for (const name of ['postgres', 'kafka'] as const) assert.deepEqual(after?.services[name], before?.services[name], `${name}: the stack's record unchanged`);
-    assert.equal(after?.services.redis?.startedByStack, false, 'the Redis given by URL stays not the stack\'s');
+    for (const name of ['postgres', 'kafka'] as const)
+      assert.deepEqual(after?.services[name], before?.services[name], `${name}: the stack's record unchanged`);
+    assert.equal(after?.services.redis?.startedByStack, false, "the Redis given by URL stays not the stack's");
   });
 
   test('down stops what it started and nothing else', async () => {
@@ -201,8 +248,19 @@ describe('misconfigured and unreachable services', () => {
       return true;
     });
     const dir = path.join(tmpRoot, 'misconfigured');
-    const config = loadConfig({ STACK_DIR: dir, DATABASE_URL: machinePg, KAFKA_BOOTSTRAP_SERVERS: shared.kafkaBrokers.join(','), REDIS_URL: shared.redisUrl }, tmpRoot);
-    await assert.rejects(stackUp(config, { topics: false }), (err: unknown) => err instanceof PipelineError && err.code === 'SERVICE_MISCONFIGURED');
+    const config = loadConfig(
+      {
+        STACK_DIR: dir,
+        DATABASE_URL: machinePg,
+        KAFKA_BOOTSTRAP_SERVERS: shared.kafkaBrokers.join(','),
+        REDIS_URL: shared.redisUrl,
+      },
+      tmpRoot,
+    );
+    await assert.rejects(
+      stackUp(config, { topics: false }),
+      (err: unknown) => err instanceof PipelineError && err.code === 'SERVICE_MISCONFIGURED',
+    );
     assert.equal(readStackState(dir)?.services.postgres, undefined, 'a refused server is not recorded');
   });
 
@@ -218,18 +276,31 @@ describe('misconfigured and unreachable services', () => {
       await assert.rejects(startPrivateRedis(path.join(tmpRoot, 'taken'), ports, undefined), (err: unknown) => {
         assert.ok(err instanceof PipelineError);
         assert.equal(err.code, 'STACK_START_FAILED');
-        assert.match(err.message, new RegExp(`^port ${port} is taken by another process${named ? ` \\(node, pid ${process.pid}\\)` : ''}; the private Redis cannot start`));
+        assert.match(
+          err.message,
+          new RegExp(
+            `^port ${port} is taken by another process${named ? ` \\(node, pid ${process.pid}\\)` : ''}; the private Redis cannot start`,
+          ),
+        );
         assert.match(err.message, /set REDIS_URL to use it, or set STACK_PORT_OFFSET/);
         return true;
       });
       // PostgreSQL too: whatever answers on the port is not taken for the stack's own server.
       // (tmpRoot is 0700: the cluster's folder falls back to /var/tmp, removed below.)
-      await assert.rejects(startPrivatePostgres(path.join(tmpRoot, 'taken'), { ...privatePorts(0), postgres: port }, undefined), (err: unknown) => {
-        assert.ok(err instanceof PipelineError);
-        assert.equal(err.code, 'STACK_START_FAILED');
-        assert.match(err.message, new RegExp(`^port ${port} is taken by another process.*; the private PostgreSQL cannot start\\. Stop it, set DATABASE_URL to use it`));
-        return true;
-      });
+      await assert.rejects(
+        startPrivatePostgres(path.join(tmpRoot, 'taken'), { ...privatePorts(0), postgres: port }, undefined),
+        (err: unknown) => {
+          assert.ok(err instanceof PipelineError);
+          assert.equal(err.code, 'STACK_START_FAILED');
+          assert.match(
+            err.message,
+            new RegExp(
+              `^port ${port} is taken by another process.*; the private PostgreSQL cannot start\\. Stop it, set DATABASE_URL to use it`,
+            ),
+          );
+          return true;
+        },
+      );
     } finally {
       holder.close();
       rmSync(clusterFallback(path.join(tmpRoot, 'taken')), { recursive: true, force: true });
@@ -250,7 +321,10 @@ describe('misconfigured and unreachable services', () => {
 
 function engage(...args: string[]): Promise<{ code: number | null; stderr: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [path.join(REPO_ROOT, 'bin', 'engage.mjs'), ...args], { cwd: REPO_ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn(process.execPath, [path.join(REPO_ROOT, 'bin', 'engage.mjs'), ...args], {
+      cwd: REPO_ROOT,
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
     let stderr = '';
     child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
     const killer = setTimeout(() => child.kill('SIGKILL'), 120_000);

@@ -10,7 +10,11 @@ import { evaluateHealth, type HealthReport } from '../../src/api/health/evaluate
 import { loadConfig } from '../../src/config/load.js';
 import { SupervisedChild, type ChildStatus } from '../../src/supervisor/child.js';
 import { CrashRecord, errorSummary } from '../../src/supervisor/restart-policy.js';
-import { SUPERVISOR_COMPONENT, startSupervisorHeartbeat, supervisorStatus } from '../../src/supervisor/run-heartbeat.js';
+import {
+  SUPERVISOR_COMPONENT,
+  startSupervisorHeartbeat,
+  supervisorStatus,
+} from '../../src/supervisor/run-heartbeat.js';
 import { formatStatus, Supervisor } from '../../src/supervisor/supervisor.js';
 
 /**
@@ -33,7 +37,16 @@ async function until<T>(what: string, probe: () => T | undefined, ms = 45_000): 
 /** /health's verdict on these heartbeats, every service up and no stage expected. */
 function healthOf(heartbeats: LiveHeartbeat[], nowMs: number): HealthReport {
   const up = { ok: true, latency_ms: 1 };
-  return evaluateHealth({ nowMs, postgres: { ...up, slot: null }, kafka: up, redis: up, heartbeats, expected: [], walWarnBytes: 1024, warehouseBackend: 'duckdb' });
+  return evaluateHealth({
+    nowMs,
+    postgres: { ...up, slot: null },
+    kafka: up,
+    redis: up,
+    heartbeats,
+    expected: [],
+    walWarnBytes: 1024,
+    warehouseBackend: 'duckdb',
+  });
 }
 
 describe('restart policy (pure)', () => {
@@ -42,15 +55,23 @@ describe('restart policy (pure)', () => {
     const top = () => 0.999999;
     // Each crash after 40 s of running (stable: 30 s): in a row stays 1, the window count grows.
     const delays = [0, 1, 2, 3].map((i) => record.crashed(i * 20_000, 40_000, 30_000, top));
-    assert.deepEqual(delays, [499, 999, 1999, 1999], 'attempts 1, 2, 3, then 3 again: the first crash left the 60 s window');
+    assert.deepEqual(
+      delays,
+      [499, 999, 1999, 1999],
+      'attempts 1, 2, 3, then 3 again: the first crash left the 60 s window',
+    );
     assert.equal(record.recent(60_000), 3);
     assert.equal(record.isLoop(60_000), true);
     assert.equal(record.isLoop(100_001), false, 'the loop ends once the crashes leave the window');
   });
 
   it('takes the CLI error line and the lines under it, not the last line alone', () => {
-    const tail = '{"level":30,"msg":"starting"}\nengage: CONFIG_INVALID: Invalid configuration:\n  BATCH_SIZE="abc": accepts a whole number\nSee .env.example.\n';
-    assert.equal(errorSummary(tail), 'engage: CONFIG_INVALID: Invalid configuration: BATCH_SIZE="abc": accepts a whole number See .env.example.');
+    const tail =
+      '{"level":30,"msg":"starting"}\nengage: CONFIG_INVALID: Invalid configuration:\n  BATCH_SIZE="abc": accepts a whole number\nSee .env.example.\n';
+    assert.equal(
+      errorSummary(tail),
+      'engage: CONFIG_INVALID: Invalid configuration: BATCH_SIZE="abc": accepts a whole number See .env.example.',
+    );
     assert.equal(errorSummary('one\ntwo\n\n'), 'two');
     assert.equal(errorSummary(''), undefined);
   });
@@ -80,18 +101,31 @@ describe('a component that ends with a fatal error', () => {
       const config = byName.get('external-receiver');
       assert.equal(config?.ms, null, 'not restarted');
       assert.equal(config?.status.lastExit, 'exit 78');
-      assert.match(config?.status.notRestarted ?? '', /^engage: CONFIG_INVALID: Invalid configuration: BATCH_SIZE="abc": accepts/);
+      assert.match(
+        config?.status.notRestarted ?? '',
+        /^engage: CONFIG_INVALID: Invalid configuration: BATCH_SIZE="abc": accepts/,
+      );
       for (const s of sup.status()) {
         assert.equal(s.state, 'failed', `${s.name} stays failed`);
         assert.equal(s.restarts, 0, `${s.name} was not restarted`);
       }
-      assert.match(formatStatus(sup.status()), /sink-nope +failed .*last exit 2 {2}not restarted: engage: USAGE: unknown sink "nope"/);
-      assert.match(readFileSync(path.join(logs, 'external-receiver.log'), 'utf8'), /\[supervisor\] external-receiver ended \(exit 78\): not restarting it, a restart cannot fix this: engage: CONFIG_INVALID/);
+      assert.match(
+        formatStatus(sup.status()),
+        /sink-nope +failed .*last exit 2 {2}not restarted: engage: USAGE: unknown sink "nope"/,
+      );
+      assert.match(
+        readFileSync(path.join(logs, 'external-receiver.log'), 'utf8'),
+        /\[supervisor\] external-receiver ended \(exit 78\): not restarting it, a restart cannot fix this: engage: CONFIG_INVALID/,
+      );
     } finally {
       await sup.stop();
       rmSync(logs, { recursive: true, force: true });
     }
-    assert.deepEqual(sup.status().map((s) => s.state), ['failed', 'failed'], 'a stop keeps them failed');
+    assert.deepEqual(
+      sup.status().map((s) => s.state),
+      ['failed', 'failed'],
+      'a stop keeps them failed',
+    );
   });
 });
 
@@ -117,15 +151,25 @@ describe('a component that keeps crashing', () => {
     try {
       child.start();
       await until('a third crash', () => (ended.length >= 3 ? true : undefined));
-      assert.deepEqual(ended.slice(0, 3).map((e) => e.ms), [50, 100, 200], 'the backoff doubles');
+      assert.deepEqual(
+        ended.slice(0, 3).map((e) => e.ms),
+        [50, 100, 200],
+        'the backoff doubles',
+      );
       const third = ended[2]?.status;
       assert.equal(third?.crashLoop, true);
       assert.equal(third?.crashes, 3);
       assert.equal(third?.restarts, 2);
       assert.equal(third?.lastError, 'engage: SINK_WRITE_FAILED: disk full');
       assert.equal(ended[1]?.status.crashLoop, false, 'two crashes are not a loop yet');
-      assert.match(readFileSync(path.join(logs, 'sink-warehouse.log'), 'utf8'), /ended \(exit 1\) \(crash loop: 3 crashes in 1 min\); restarting in 200 ms/);
-      assert.match(formatStatus([child.status()]), /sink-warehouse .*restarts \d+ {2}last exit 1 {2}crash loop: \d+ crashes in 10 min/);
+      assert.match(
+        readFileSync(path.join(logs, 'sink-warehouse.log'), 'utf8'),
+        /ended \(exit 1\) \(crash loop: 3 crashes in 1 min\); restarting in 200 ms/,
+      );
+      assert.match(
+        formatStatus([child.status()]),
+        /sink-warehouse .*restarts \d+ {2}last exit 1 {2}crash loop: \d+ crashes in 10 min/,
+      );
 
       // /health: the supervisor's heartbeat, as published to Redis and read back by the API.
       let seen: HealthReport | undefined;
@@ -134,11 +178,15 @@ describe('a component that keeps crashing', () => {
         const hbs = await readHeartbeats(redis, config.REDIS_KEY_PREFIX);
         const report = healthOf(hbs, Date.now());
         if (report.warnings.some((w) => w.includes('crash loop'))) seen = report;
-        else if (Date.now() > deadline) assert.fail(`no crash-loop warning in /health within 15 s: ${JSON.stringify(report.warnings)}`);
+        else if (Date.now() > deadline)
+          assert.fail(`no crash-loop warning in /health within 15 s: ${JSON.stringify(report.warnings)}`);
         else await new Promise((r) => setTimeout(r, 200));
       }
       assert.equal(seen.status, 'degraded');
-      assert.match(seen.warnings.find((w) => w.includes('crash loop')) ?? '', /^component sink-warehouse \(engage run on .*, pid \d+\): crash loop, \d+ crashes in 10 min, restarted with backoff; last: engage: SINK_WRITE_FAILED: disk full$/);
+      assert.match(
+        seen.warnings.find((w) => w.includes('crash loop')) ?? '',
+        /^component sink-warehouse \(engage run on .*, pid \d+\): crash loop, \d+ crashes in 10 min, restarted with backoff; last: engage: SINK_WRITE_FAILED: disk full$/,
+      );
       assert.equal(seen.stages[SUPERVISOR_COMPONENT]?.ok, true, 'the supervisor is a live stage');
     } finally {
       await child.stop();
@@ -150,12 +198,33 @@ describe('a component that keeps crashing', () => {
 
   it('a component left down after a fatal error is a /health problem (pure)', () => {
     const base = { pid: undefined, restarts: 0, since: 0, lastExit: 'exit 78', crashes: 1, crashLoop: false, log: '' };
-    const rows: ChildStatus[] = [{ ...base, name: 'cdc', state: 'failed', lastError: 'engage: SERVICE_MISCONFIGURED: wal_level = replica', notRestarted: 'engage: SERVICE_MISCONFIGURED: wal_level = replica' }];
+    const rows: ChildStatus[] = [
+      {
+        ...base,
+        name: 'cdc',
+        state: 'failed',
+        lastError: 'engage: SERVICE_MISCONFIGURED: wal_level = replica',
+        notRestarted: 'engage: SERVICE_MISCONFIGURED: wal_level = replica',
+      },
+    ];
     const now = Date.now();
-    const hb = parseHeartbeat(JSON.stringify({ component: SUPERVISOR_COMPONENT, instance: 'h-1', pid: 7, host: 'h', started_at: new Date(now).toISOString(), sent_at: new Date(now).toISOString(), status: supervisorStatus(rows), metrics: [] }));
+    const hb = parseHeartbeat(
+      JSON.stringify({
+        component: SUPERVISOR_COMPONENT,
+        instance: 'h-1',
+        pid: 7,
+        host: 'h',
+        started_at: new Date(now).toISOString(),
+        sent_at: new Date(now).toISOString(),
+        status: supervisorStatus(rows),
+        metrics: [],
+      }),
+    );
     assert.ok(hb);
     const report = healthOf([hb], now);
     assert.equal(report.status, 'unhealthy');
-    assert.deepEqual(report.problems, ['component cdc (engage run on h, pid 7): not restarted after a fatal error: engage: SERVICE_MISCONFIGURED: wal_level = replica']);
+    assert.deepEqual(report.problems, [
+      'component cdc (engage run on h, pid 7): not restarted after a fatal error: engage: SERVICE_MISCONFIGURED: wal_level = replica',
+    ]);
   });
 });

@@ -25,7 +25,9 @@ const alive = (pid: number): boolean => {
 test('components exit once their supervisor is SIGKILLed', { timeout: 60_000 }, async (t) => {
   const logs = mkdtempSync(path.join(os.tmpdir(), 'engage-orphan-'));
   t.after(() => rmSync(logs, { recursive: true, force: true }));
-  const parent = spawn(process.execPath, ['--import', 'tsx', 'test/supervisor/fixtures/orphan-parent.ts', logs], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const parent = spawn(process.execPath, ['--import', 'tsx', 'test/supervisor/fixtures/orphan-parent.ts', logs], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   const line = await new Promise<string>((resolve, reject) => {
     let buf = '';
     parent.stdout.on('data', (d: Buffer) => {
@@ -47,31 +49,39 @@ test('components exit once their supervisor is SIGKILLed', { timeout: 60_000 }, 
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
-test('a component started by the engage command drains and exits once that wrapper is SIGKILLed', { timeout: 60_000 }, async (t) => {
-  const wrapper = spawn(process.execPath, [path.join(ROOT, 'bin/engage.mjs'), 'external-receiver', '--port', '0'], {
-    cwd: ROOT,
-    env: { ...process.env, LOG_LEVEL: 'info' },
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  let stderr = '';
-  wrapper.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-  // The component's own pid, from its "running" log line (the wrapper's child: the CLI).
-  const running = /"pid":(\d+),"name":"engage-external-receiver","msg":"external-receiver running"/;
-  const deadline = Date.now() + 30_000;
-  while (!running.test(stderr)) {
-    if (wrapper.exitCode !== null) assert.fail(`engage exited (${wrapper.exitCode}) before the receiver ran\n${stderr}`);
-    if (Date.now() > deadline) assert.fail(`the receiver did not log "running" within 30 s\n${stderr}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  const pid = Number(running.exec(stderr)?.[1]);
-  t.after(() => {
-    if (alive(pid)) process.kill(pid, 'SIGKILL');
-  });
-  assert.notEqual(pid, wrapper.pid, 'the component is the wrapper\'s child, not the wrapper');
-  wrapper.kill('SIGKILL');
-  const goneBy = Date.now() + 20_000;
-  while (alive(pid) && Date.now() < goneBy) await new Promise((r) => setTimeout(r, 100));
-  assert.ok(!alive(pid), `component ${pid} still running 20 s after the engage wrapper was SIGKILLed\n${stderr}`);
-  assert.match(stderr, new RegExp(`engage: the process that launched this command \\(pid ${wrapper.pid}\\) is gone; stopping`));
-  assert.match(stderr, /"msg":"external-receiver stopped"/, 'it stopped cleanly (drained), not killed');
-});
+test(
+  'a component started by the engage command drains and exits once that wrapper is SIGKILLed',
+  { timeout: 60_000 },
+  async (t) => {
+    const wrapper = spawn(process.execPath, [path.join(ROOT, 'bin/engage.mjs'), 'external-receiver', '--port', '0'], {
+      cwd: ROOT,
+      env: { ...process.env, LOG_LEVEL: 'info' },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let stderr = '';
+    wrapper.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    // The component's own pid, from its "running" log line (the wrapper's child: the CLI).
+    const running = /"pid":(\d+),"name":"engage-external-receiver","msg":"external-receiver running"/;
+    const deadline = Date.now() + 30_000;
+    while (!running.test(stderr)) {
+      if (wrapper.exitCode !== null)
+        assert.fail(`engage exited (${wrapper.exitCode}) before the receiver ran\n${stderr}`);
+      if (Date.now() > deadline) assert.fail(`the receiver did not log "running" within 30 s\n${stderr}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const pid = Number(running.exec(stderr)?.[1]);
+    t.after(() => {
+      if (alive(pid)) process.kill(pid, 'SIGKILL');
+    });
+    assert.notEqual(pid, wrapper.pid, "the component is the wrapper's child, not the wrapper");
+    wrapper.kill('SIGKILL');
+    const goneBy = Date.now() + 20_000;
+    while (alive(pid) && Date.now() < goneBy) await new Promise((r) => setTimeout(r, 100));
+    assert.ok(!alive(pid), `component ${pid} still running 20 s after the engage wrapper was SIGKILLed\n${stderr}`);
+    assert.match(
+      stderr,
+      new RegExp(`engage: the process that launched this command \\(pid ${wrapper.pid}\\) is gone; stopping`),
+    );
+    assert.match(stderr, /"msg":"external-receiver stopped"/, 'it stopped cleanly (drained), not killed');
+  },
+);

@@ -23,11 +23,22 @@ import { createTestEnv, type TestEnv } from '../helpers/env.js';
 const ROOT = path.resolve(import.meta.dirname, '../..');
 
 function summary(parts: Partial<MetricsSummary>): MetricsSummary {
-  return { generated_at: '', uptime_seconds: 0, rate_window_seconds: 10, components: [], throughput: [], lags: [], freshness: [], dlq: [], dlq_total: 0, ...parts };
+  return {
+    generated_at: '',
+    uptime_seconds: 0,
+    rate_window_seconds: 10,
+    components: [],
+    throughput: [],
+    lags: [],
+    freshness: [],
+    dlq: [],
+    dlq_total: 0,
+    ...parts,
+  };
 }
 
 describe('status-line figures (pure)', () => {
-  it('takes each stage\'s flow, preferred lag, window p99 and DLQ total', () => {
+  it("takes each stage's flow, preferred lag, window p99 and DLQ total", () => {
     const figures = stageFigures(
       summary({
         throughput: [
@@ -41,7 +52,19 @@ describe('status-line figures (pure)', () => {
           { stage: 'sink-redis', metric: 'engage_sink_consumer_lag', unit: 'records', value: 345 },
           { stage: 'api', metric: 'engage_api_lag', unit: 'records', value: 9 },
         ],
-        freshness: [{ stage: 'sink-redis', metric: 'engage_sink_freshness_seconds', basis: 'window', count: 40, p50: 0.2, p95: 0.4, p99: 0.45, unit: 'seconds', target_seconds: 5 }],
+        freshness: [
+          {
+            stage: 'sink-redis',
+            metric: 'engage_sink_freshness_seconds',
+            basis: 'window',
+            count: 40,
+            p50: 0.2,
+            p95: 0.4,
+            p99: 0.45,
+            unit: 'seconds',
+            target_seconds: 5,
+          },
+        ],
         dlq: [
           { stage: 'sink-redis', metric: 'engage_sink_dlq_total', total: 2, per_second: 0 },
           { stage: 'sink-redis', metric: 'engage_sink_redis_dlq_total', total: 1, per_second: 0 },
@@ -54,8 +77,22 @@ describe('status-line figures (pure)', () => {
   });
 
   it('appends the figures to running components only', () => {
-    const figures = stageFigures(summary({ throughput: [{ stage: 'processor', metric: 'engage_processor_records_out_total', total: 7, per_second: 1 }] }));
-    const base = { pid: 10, restarts: 0, since: 0, lastExit: undefined, lastError: undefined, crashes: 0, crashLoop: false, notRestarted: undefined, log: '' };
+    const figures = stageFigures(
+      summary({
+        throughput: [{ stage: 'processor', metric: 'engage_processor_records_out_total', total: 7, per_second: 1 }],
+      }),
+    );
+    const base = {
+      pid: 10,
+      restarts: 0,
+      since: 0,
+      lastExit: undefined,
+      lastError: undefined,
+      crashes: 0,
+      crashLoop: false,
+      notRestarted: undefined,
+      log: '',
+    };
     const text = formatStatus(
       [
         { ...base, name: 'processor', state: 'running' },
@@ -66,7 +103,11 @@ describe('status-line figures (pure)', () => {
     ).split('\n');
     assert.match(text[0] ?? '', /^ {2}processor +running +pid 10 +65s {2}restarts 0 {3}7 \(1\/s\) {2}dlq 0$/);
     assert.match(text[1] ?? '', /restarts 0$/, 'a stage without figures keeps the bare line');
-    const stopped = formatStatus([{ ...base, name: 'processor', state: 'stopped', pid: undefined, lastExit: 'exit 0' }], 65_000, figures);
+    const stopped = formatStatus(
+      [{ ...base, name: 'processor', state: 'stopped', pid: undefined, lastExit: 'exit 0' }],
+      65_000,
+      figures,
+    );
     assert.doesNotMatch(stopped, /dlq/);
   });
 });
@@ -74,7 +115,11 @@ describe('status-line figures (pure)', () => {
 describe('a stopped component', () => {
   it('is shown with the time since it stopped, not since it started', { timeout: 30_000 }, async () => {
     const logs = mkdtempSync(path.join(os.tmpdir(), 'engage-stopped-'));
-    const child = new SupervisedChild({ name: 'idle', args: [] }, { node: process.execPath, args: ['-e', 'setInterval(() => {}, 1000)'] }, logs);
+    const child = new SupervisedChild(
+      { name: 'idle', args: [] },
+      { node: process.execPath, args: ['-e', 'setInterval(() => {}, 1000)'] },
+      logs,
+    );
     try {
       child.start();
       await new Promise((r) => setTimeout(r, 2500));
@@ -85,7 +130,10 @@ describe('a stopped component', () => {
       const status = child.status();
       assert.equal(status.state, 'stopped');
       assert.equal(status.lastExit, 'signal SIGTERM');
-      assert.ok(status.since >= stopCalled, `since ${status.since - startedAt} ms after the start, the stop was called ${stopCalled - startedAt} ms after it`);
+      assert.ok(
+        status.since >= stopCalled,
+        `since ${status.since - startedAt} ms after the start, the stop was called ${stopCalled - startedAt} ms after it`,
+      );
       assert.match(formatStatus([status], status.since + 400), /stopped +pid - +0s/);
     } finally {
       await child.stop();
@@ -134,8 +182,26 @@ describe('status figures from heartbeats in Redis', () => {
 });
 
 it('stops upstream first, so each stage drains into the next before that one stops', () => {
-  const started = ['external-receiver', 'cdc', 'processor', 'sink-redis', 'sink-warehouse', 'sink-external', 'api', 'generator'];
-  assert.deepEqual(stopOrder(started), ['generator', 'cdc', 'processor', 'sink-redis', 'sink-warehouse', 'sink-external', 'api', 'external-receiver']);
+  const started = [
+    'external-receiver',
+    'cdc',
+    'processor',
+    'sink-redis',
+    'sink-warehouse',
+    'sink-external',
+    'api',
+    'generator',
+  ];
+  assert.deepEqual(stopOrder(started), [
+    'generator',
+    'cdc',
+    'processor',
+    'sink-redis',
+    'sink-warehouse',
+    'sink-external',
+    'api',
+    'external-receiver',
+  ]);
 });
 
 describe('engage run', () => {
@@ -151,7 +217,11 @@ describe('engage run', () => {
   });
 
   it('refuses a status interval it cannot use, before starting anything', () => {
-    const res = spawnSync(process.execPath, [path.join(ROOT, 'bin/engage.mjs'), 'run', '--status-every', 'soon'], { cwd, env: { ...process.env, ...env.env }, encoding: 'utf8' });
+    const res = spawnSync(process.execPath, [path.join(ROOT, 'bin/engage.mjs'), 'run', '--status-every', 'soon'], {
+      cwd,
+      env: { ...process.env, ...env.env },
+      encoding: 'utf8',
+    });
     assert.equal(res.status, 2, res.stderr);
     assert.match(res.stderr, /--status-every accepts a number of seconds, 1 or more \(got "soon"\)/);
     assert.doesNotMatch(res.stdout, /bringing the stack up/);
@@ -164,25 +234,43 @@ describe('engage run', () => {
     try {
       // The kernel completes the probe's connection from its backlog while spawnSync blocks this loop.
       const engageRun = (args: string[], extra: Record<string, string>) =>
-        spawnSync(process.execPath, [path.join(ROOT, 'bin/engage.mjs'), 'run', ...args], { cwd, env: { ...process.env, ...env.env, ...extra }, encoding: 'utf8' });
+        spawnSync(process.execPath, [path.join(ROOT, 'bin/engage.mjs'), 'run', ...args], {
+          cwd,
+          env: { ...process.env, ...env.env, ...extra },
+          encoding: 'utf8',
+        });
       const receiver = engageRun(['--with-receiver', '--no-api'], { EXTERNAL_RECEIVER_PORT: String(port) });
       assert.equal(receiver.status, 78, receiver.stderr);
-      assert.match(receiver.stderr, new RegExp(`SERVICE_MISCONFIGURED: port ${port} on 127\\.0\\.0\\.1, for the reference receiver .* is taken by another process.*: stop it or set EXTERNAL_RECEIVER_PORT`));
+      assert.match(
+        receiver.stderr,
+        new RegExp(
+          `SERVICE_MISCONFIGURED: port ${port} on 127\\.0\\.0\\.1, for the reference receiver .* is taken by another process.*: stop it or set EXTERNAL_RECEIVER_PORT`,
+        ),
+      );
       assert.doesNotMatch(receiver.stdout, /bringing the stack up/);
       const api = engageRun([], { API_PORT: String(port) });
       assert.equal(api.status, 78, api.stderr);
-      assert.match(api.stderr, new RegExp(`port ${port} on 127\\.0\\.0\\.1, for the monitoring API, is taken .*set API_PORT \\(or run with --no-api\\)`));
+      assert.match(
+        api.stderr,
+        new RegExp(
+          `port ${port} on 127\\.0\\.0\\.1, for the monitoring API, is taken .*set API_PORT \\(or run with --no-api\\)`,
+        ),
+      );
     } finally {
       holder.close();
     }
   });
 
-  it('prints each stage\'s figures and stops every component cleanly on SIGINT', { timeout: 180_000 }, async () => {
-    const run = spawn(process.execPath, [path.join(ROOT, 'bin/engage.mjs'), 'run', '--sinks', 'redis', '--no-api', '--status-every', '1'], {
-      cwd,
-      env: { ...process.env, ...env.env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+  it("prints each stage's figures and stops every component cleanly on SIGINT", { timeout: 180_000 }, async () => {
+    const run = spawn(
+      process.execPath,
+      [path.join(ROOT, 'bin/engage.mjs'), 'run', '--sinks', 'redis', '--no-api', '--status-every', '1'],
+      {
+        cwd,
+        env: { ...process.env, ...env.env },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     let stdout = '';
     let stderr = '';
     run.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -191,7 +279,8 @@ describe('engage run', () => {
     const until = async (what: string, re: RegExp, ms = 120_000) => {
       const deadline = Date.now() + ms;
       while (!re.test(stdout)) {
-        if (run.exitCode !== null) assert.fail(`engage run exited (${run.exitCode}) before ${what}\n${stdout}\n${stderr}`);
+        if (run.exitCode !== null)
+          assert.fail(`engage run exited (${run.exitCode}) before ${what}\n${stdout}\n${stderr}`);
         if (Date.now() > deadline) assert.fail(`no ${what} within ${ms / 1000} s\n${stdout}\n${stderr}`);
         await new Promise((r) => setTimeout(r, 200));
       }
@@ -202,15 +291,22 @@ describe('engage run', () => {
       assert.ok(events >= 500, `generated ${events} rows`);
       // Every generated row reaches Redis (none is bad), so the figures settle at the row count,
       // and at lag 0 (the trailing transaction markers count as settled).
-      const settled = new RegExp(`sink-redis +running +pid \\d+ +\\d+s {2}restarts 0 {3}${events.toLocaleString('en-US')} \\((\\d+|…)/s\\) {2}lag 0 .*dlq 0`);
+      const settled = new RegExp(
+        `sink-redis +running +pid \\d+ +\\d+s {2}restarts 0 {3}${events.toLocaleString('en-US')} \\((\\d+|…)/s\\) {2}lag 0 .*dlq 0`,
+      );
       await until(`sink-redis figures at ${events}`, settled);
-      assert.match(stdout, new RegExp(`processor +running .* {3}${events.toLocaleString('en-US')} \\(`), 'the processor line counts the same events');
+      assert.match(
+        stdout,
+        new RegExp(`processor +running .* {3}${events.toLocaleString('en-US')} \\(`),
+        'the processor line counts the same events',
+      );
       assert.match(stdout, /Ctrl-C stops everything cleanly\.\n/, 'the banner ends its line');
     } finally {
       run.kill('SIGINT');
     }
     assert.equal(await exited, 0, stderr);
     assert.match(stdout, /engage run: stopped\.\n$/);
-    for (const name of ['cdc', 'processor', 'sink-redis']) assert.match(stdout, new RegExp(`${name} +stopped .*last exit 0`), `${name} stopped cleanly`);
+    for (const name of ['cdc', 'processor', 'sink-redis'])
+      assert.match(stdout, new RegExp(`${name} +stopped .*last exit 0`), `${name} stopped cleanly`);
   });
 });

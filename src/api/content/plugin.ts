@@ -3,7 +3,15 @@ import type { Config } from '../../config/load.js';
 import type { RedisReader, TopContentEntry } from '../../sinks/redis/read.js';
 import { errorBodySchema, HttpError } from '../errors.js';
 import { Coalescer } from './coalesce.js';
-import { idParams, recentQuery, recentResponse, statsQuery, statsResponse, topContentQuery, topContentResponse } from './schemas.js';
+import {
+  idParams,
+  recentQuery,
+  recentResponse,
+  statsQuery,
+  statsResponse,
+  topContentQuery,
+  topContentResponse,
+} from './schemas.js';
 
 /**
  * The real-time views the Redis sink maintains (src/sinks/redis/read.ts): top content of the
@@ -35,7 +43,8 @@ export const contentPlugin: FastifyPluginAsync<ContentPluginOptions> = async (ap
       schema: {
         tags: ['content'],
         summary: 'Top content of the sliding window',
-        description: 'Ranked by total engagement seconds (by=engagement) or by event count (by=events) over the last `window` minutes.',
+        description:
+          'Ranked by total engagement seconds (by=engagement) or by event count (by=events) over the last `window` minutes.',
         querystring: topContentQuery(maxWindow),
         response: { 200: topContentResponse, ...errors },
         security,
@@ -44,7 +53,9 @@ export const contentPlugin: FastifyPluginAsync<ContentPluginOptions> = async (ap
     async (req) => {
       const windowMinutes = req.query.window ?? maxWindow;
       const { limit, by } = req.query;
-      const items = await top.get(`${limit}:${windowMinutes}:${by}`, () => reader.topContent({ limit, windowMinutes, by }));
+      const items = await top.get(`${limit}:${windowMinutes}:${by}`, () =>
+        reader.topContent({ limit, windowMinutes, by }),
+      );
       return { window_minutes: windowMinutes, by, limit, items };
     },
   );
@@ -65,7 +76,12 @@ export const contentPlugin: FastifyPluginAsync<ContentPluginOptions> = async (ap
       const id = req.params.id.toLowerCase();
       const windowMinutes = req.query.window ?? maxWindow;
       const stats = await reader.contentStats(id, windowMinutes);
-      if (!stats) throw new HttpError(404, 'UNKNOWN_CONTENT', `content ${id} is unknown: no engagement recorded for it in the last ${maxWindow} minutes`);
+      if (!stats)
+        throw new HttpError(
+          404,
+          'UNKNOWN_CONTENT',
+          `content ${id} is unknown: no engagement recorded for it in the last ${maxWindow} minutes`,
+        );
       return stats;
     },
   );
@@ -86,7 +102,11 @@ export const contentPlugin: FastifyPluginAsync<ContentPluginOptions> = async (ap
       const id = req.params.id.toLowerCase();
       const events = await reader.recentEvents(id, req.query.count);
       if (events.length === 0 && (await reader.contentStats(id)) === null) {
-        throw new HttpError(404, 'UNKNOWN_CONTENT', `content ${id} is unknown: no engagement recorded for it in the last ${maxWindow} minutes`);
+        throw new HttpError(
+          404,
+          'UNKNOWN_CONTENT',
+          `content ${id} is unknown: no engagement recorded for it in the last ${maxWindow} minutes`,
+        );
       }
       return { content_id: id, count: events.length, events };
     },

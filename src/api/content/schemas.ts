@@ -23,7 +23,11 @@ function windowParam(maxWindow: number) {
 export const idParams = {
   type: 'object',
   properties: {
-    id: { type: 'string', pattern: UUID_PATTERN, description: 'accepts a content id: a UUID such as 3f2b8c1e-5a4d-4e8f-9b7a-1c2d3e4f5a6b' },
+    id: {
+      type: 'string',
+      pattern: UUID_PATTERN,
+      description: 'accepts a content id: a UUID such as 3f2b8c1e-5a4d-4e8f-9b7a-1c2d3e4f5a6b',
+    },
   },
   required: ['id'],
   additionalProperties: false,
@@ -33,9 +37,20 @@ export function topContentQuery(maxWindow: number) {
   return {
     type: 'object',
     properties: {
-      limit: { type: 'integer', minimum: 1, maximum: MAX_TOP_LIMIT, default: 10, description: `accepts a whole number from 1 to ${MAX_TOP_LIMIT}; default 10` },
+      limit: {
+        type: 'integer',
+        minimum: 1,
+        maximum: MAX_TOP_LIMIT,
+        default: 10,
+        description: `accepts a whole number from 1 to ${MAX_TOP_LIMIT}; default 10`,
+      },
       window: windowParam(maxWindow),
-      by: { type: 'string', enum: ['engagement', 'events'], default: 'engagement', description: 'accepts engagement (total engagement seconds) or events (event count); default engagement' },
+      by: {
+        type: 'string',
+        enum: ['engagement', 'events'],
+        default: 'engagement',
+        description: 'accepts engagement (total engagement seconds) or events (event count); default engagement',
+      },
     },
     additionalProperties: false,
   } as const;
@@ -50,7 +65,13 @@ export function recentQuery(maxRecent: number) {
   return {
     type: 'object',
     properties: {
-      count: { type: 'integer', minimum: 1, maximum: maxRecent, default: dflt, description: `accepts a whole number from 1 to ${maxRecent} (REDIS_RECENT_EVENTS); default ${dflt}` },
+      count: {
+        type: 'integer',
+        minimum: 1,
+        maximum: maxRecent,
+        default: dflt,
+        description: `accepts a whole number from 1 to ${maxRecent} (REDIS_RECENT_EVENTS); default ${dflt}`,
+      },
     },
     additionalProperties: false,
   } as const;
@@ -101,7 +122,17 @@ export const statsResponse = {
     completion_rate: nullableNum,
     last_event_ts: nullableStr,
   },
-  required: ['content_id', 'window_minutes', 'events', 'plays', 'pauses', 'finishes', 'clicks', 'unique_users', 'total_engagement_seconds'],
+  required: [
+    'content_id',
+    'window_minutes',
+    'events',
+    'plays',
+    'pauses',
+    'finishes',
+    'clicks',
+    'unique_users',
+    'total_engagement_seconds',
+  ],
 } as const;
 
 export const recentResponse = {
@@ -111,7 +142,8 @@ export const recentResponse = {
     count: { type: 'integer' },
     events: {
       type: 'array',
-      description: 'Recent events, newest first: a projection of the enriched event with the content metadata joined (src/sinks/redis/recent-event.ts RecentEvent; no raw_payload, extra, publish_ts, source_ts_ms, processed_ts_ms)',
+      description:
+        'Recent events, newest first: a projection of the enriched event with the content metadata joined (src/sinks/redis/recent-event.ts RecentEvent; no raw_payload, extra, publish_ts, source_ts_ms, processed_ts_ms)',
       items: { type: 'object', additionalProperties: true },
     },
   },

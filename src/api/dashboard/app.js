@@ -76,31 +76,59 @@ function fillRows(tableId, rows, emptyText, columns) {
 }
 
 function renderMetrics(m) {
-  fillRows('throughput', m.throughput.map((t) => [
-    { text: t.stage }, { text: fmtRate(t.per_second), cls: 'num' }, { text: fmtInt.format(t.total), cls: 'num' },
-  ]), 'no stage has reported records yet', 3);
+  fillRows(
+    'throughput',
+    m.throughput.map((t) => [
+      { text: t.stage },
+      { text: fmtRate(t.per_second), cls: 'num' },
+      { text: fmtInt.format(t.total), cls: 'num' },
+    ]),
+    'no stage has reported records yet',
+    3,
+  );
 
   // Red above the stage's promise (target_seconds), amber above a fifth of it.
   const slow = (v, unit, target) => {
     const s = v === null ? 0 : unit === 'ms' ? v / 1000 : v;
     return s > target ? 'num bad' : s > target / 5 ? 'num warn' : 'num';
   };
-  fillRows('freshness', m.freshness.map((f) => [
-    { text: `${f.stage} (≤ ${f.target_seconds} s)` }, { text: fmtDuration(f.p50, f.unit), cls: slow(f.p50, f.unit, f.target_seconds) },
-    { text: fmtDuration(f.p95, f.unit), cls: slow(f.p95, f.unit, f.target_seconds) }, { text: fmtDuration(f.p99, f.unit), cls: slow(f.p99, f.unit, f.target_seconds) },
-    { text: fmtInt.format(f.count), cls: 'num' },
-  ]), 'no sink has reported freshness yet', 5);
+  fillRows(
+    'freshness',
+    m.freshness.map((f) => [
+      { text: `${f.stage} (≤ ${f.target_seconds} s)` },
+      { text: fmtDuration(f.p50, f.unit), cls: slow(f.p50, f.unit, f.target_seconds) },
+      { text: fmtDuration(f.p95, f.unit), cls: slow(f.p95, f.unit, f.target_seconds) },
+      { text: fmtDuration(f.p99, f.unit), cls: slow(f.p99, f.unit, f.target_seconds) },
+      { text: fmtInt.format(f.count), cls: 'num' },
+    ]),
+    'no sink has reported freshness yet',
+    5,
+  );
 
-  fillRows('lags', m.lags.map((l) => [
-    { text: l.stage }, { text: l.metric.replace(/^engage_(cdc|processor|sink)_/, '').replace(/_/g, ' ') }, { text: fmtLag(l), cls: 'num' },
-  ]), 'no lag reported', 3);
+  fillRows(
+    'lags',
+    m.lags.map((l) => [
+      { text: l.stage },
+      { text: l.metric.replace(/^engage_(cdc|processor|sink)_/, '').replace(/_/g, ' ') },
+      { text: fmtLag(l), cls: 'num' },
+    ]),
+    'no lag reported',
+    3,
+  );
 
   // Red while records are being parked; amber for records parked earlier (replayed or not:
   // these are counters since the processes started; `engage dlq list` says what is left to replay).
   const parking = (d) => d.per_second !== null && d.per_second > 0;
-  fillRows('dlq', m.dlq.map((d) => [
-    { text: d.stage }, { text: fmtInt.format(d.total), cls: parking(d) ? 'num bad' : d.total > 0 ? 'num warn' : 'num' }, { text: fmtRate(d.per_second), cls: 'num' },
-  ]), 'no DLQ counter reported', 3);
+  fillRows(
+    'dlq',
+    m.dlq.map((d) => [
+      { text: d.stage },
+      { text: fmtInt.format(d.total), cls: parking(d) ? 'num bad' : d.total > 0 ? 'num warn' : 'num' },
+      { text: fmtRate(d.per_second), cls: 'num' },
+    ]),
+    'no DLQ counter reported',
+    3,
+  );
   const badge = $('dlq-total');
   badge.textContent = fmtInt.format(m.dlq_total);
   badge.className = m.dlq.some(parking) ? 'badge bad' : m.dlq_total > 0 ? 'badge warn' : 'badge';
@@ -149,7 +177,8 @@ function renderTop(data) {
     value.setAttribute('class', 'value');
     value.setAttribute('x', String(width - valueW + 8));
     value.setAttribute('y', String(y + 17));
-    value.textContent = by === 'events' ? `${fmtInt.format(item.events)} events` : `${fmtInt.format(item.engagement_seconds)} s`;
+    value.textContent =
+      by === 'events' ? `${fmtInt.format(item.events)} events` : `${fmtInt.format(item.engagement_seconds)} s`;
     g.append(title, label, bar, value);
     svg.append(g);
   });
@@ -173,14 +202,18 @@ function renderHealth(h) {
   for (const [name, svc] of Object.entries(h.services)) {
     const li = el('li');
     li.append(el('span', { class: `dot ${svc.ok ? 'up' : 'down'}` }));
-    li.append(el('span', {}, `${name}: ${svc.ok ? `${fmt1.format(svc.latency_ms)} ms` : svc.error ?? 'down'}`));
+    li.append(el('span', {}, `${name}: ${svc.ok ? `${fmt1.format(svc.latency_ms)} ms` : (svc.error ?? 'down')}`));
     list.append(li);
   }
 }
 
 async function refresh() {
   const by = $('top-by').value;
-  const [metrics, top, health] = await Promise.allSettled([getJson('/metrics'), getJson(`/top-content?limit=10&by=${by}`), getJson('/health')]);
+  const [metrics, top, health] = await Promise.allSettled([
+    getJson('/metrics'),
+    getJson(`/top-content?limit=10&by=${by}`),
+    getJson('/health'),
+  ]);
   const errors = [];
   if (metrics.status === 'fulfilled' && metrics.value.status === 200) renderMetrics(metrics.value.body);
   else errors.push('metrics unavailable');
@@ -190,7 +223,9 @@ async function refresh() {
   } else if (top.status === 'fulfilled' && top.value.status === 401) {
     $('token-banner').hidden = false;
   } else {
-    errors.push(`top content unavailable${top.status === 'fulfilled' && top.value.body ? `: ${top.value.body.message}` : ''}`);
+    errors.push(
+      `top content unavailable${top.status === 'fulfilled' && top.value.body ? `: ${top.value.body.message}` : ''}`,
+    );
   }
   if (health.status === 'fulfilled' && health.value.body && health.value.body.status) renderHealth(health.value.body);
   const banner = $('error-banner');

@@ -19,7 +19,8 @@ const FILES: Record<string, string> = {
 export const dashboardPlugin: FastifyPluginAsync = async (app) => {
   const index = await readFile(path.join(here, 'index.html'));
   const assets = new Map<string, { body: Buffer; type: string }>();
-  for (const [name, type] of Object.entries(FILES)) assets.set(name, { body: await readFile(path.join(here, name)), type });
+  for (const [name, type] of Object.entries(FILES))
+    assets.set(name, { body: await readFile(path.join(here, name)), type });
 
   app.get('/', { schema: { hide: true } }, async (_req, reply) =>
     reply

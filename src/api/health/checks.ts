@@ -36,12 +36,19 @@ export interface PgQueryable {
 export function withTimeout<T>(work: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new PipelineError('TIMEOUT', `${what} did not answer within ${ms} ms`, { retriable: true })), ms);
+    timer = setTimeout(
+      () => reject(new PipelineError('TIMEOUT', `${what} did not answer within ${ms} ms`, { retriable: true })),
+      ms,
+    );
   });
   return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
 }
 
-async function timed<T>(what: string, timeoutMs: number, work: () => Promise<T>): Promise<{ value?: T; check: ServiceCheck }> {
+async function timed<T>(
+  what: string,
+  timeoutMs: number,
+  work: () => Promise<T>,
+): Promise<{ value?: T; check: ServiceCheck }> {
   const t0 = performance.now();
   try {
     const value = await withTimeout(work(), timeoutMs, what);
@@ -59,7 +66,11 @@ const SLOT_SQL = `
    WHERE slot_name = $1`;
 
 /** Reachability plus the CDC slot's retained WAL and lag (slot null when the query failed). */
-export async function checkPostgres(db: PgQueryable, slotName: string, timeoutMs = CHECK_TIMEOUT_MS): Promise<PostgresCheck> {
+export async function checkPostgres(
+  db: PgQueryable,
+  slotName: string,
+  timeoutMs = CHECK_TIMEOUT_MS,
+): Promise<PostgresCheck> {
   const { value, check } = await timed('PostgreSQL', timeoutMs, () => db.query(SLOT_SQL, [slotName]));
   if (!value) return { ...check, slot: null };
   const row = value.rows[0];
@@ -78,14 +89,16 @@ export async function checkPostgres(db: PgQueryable, slotName: string, timeoutMs
 /** Redis answers PING. */
 export async function checkRedis(ping: () => Promise<string>, timeoutMs = CHECK_TIMEOUT_MS): Promise<ServiceCheck> {
   const { value, check } = await timed('Redis', timeoutMs, ping);
-  if (check.ok && value !== 'PONG') return { ok: false, latency_ms: check.latency_ms, error: `PING answered ${String(value)}` };
+  if (check.ok && value !== 'PONG')
+    return { ok: false, latency_ms: check.latency_ms, error: `PING answered ${String(value)}` };
   return check;
 }
 
 /** Kafka answers a metadata request (src/kafka/admin.ts kafkaReady). */
 export async function checkKafka(ready: () => Promise<boolean>, timeoutMs = CHECK_TIMEOUT_MS): Promise<ServiceCheck> {
   const { value, check } = await timed('Kafka', timeoutMs, ready);
-  if (check.ok && value !== true) return { ok: false, latency_ms: check.latency_ms, error: 'the broker did not answer a metadata request' };
+  if (check.ok && value !== true)
+    return { ok: false, latency_ms: check.latency_ms, error: 'the broker did not answer a metadata request' };
   return check;
 }
 

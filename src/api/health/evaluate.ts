@@ -49,7 +49,12 @@ export interface HealthReport {
   services: { postgres: ServiceCheck; kafka: ServiceCheck; redis: ServiceCheck };
   replication_slot: (SlotInfo & { warn_bytes: number }) | null;
   stages: Record<string, StageReport>;
-  warehouse: { backend: 'duckdb' | 'bigquery'; reported: boolean; ok: boolean | null; detail: Record<string, unknown> | null };
+  warehouse: {
+    backend: 'duckdb' | 'bigquery';
+    reported: boolean;
+    ok: boolean | null;
+    detail: Record<string, unknown> | null;
+  };
   external: { circuit: CircuitState; reported: boolean };
 }
 
@@ -70,7 +75,8 @@ export function evaluateHealth(inp: HealthInputs): HealthReport {
   const warnings: string[] = [];
   const { postgres: pgCheck, kafka, redis } = inp;
   const services = { postgres: stripSlot(pgCheck), kafka, redis };
-  for (const [name, c] of Object.entries(services)) if (!c.ok) problems.push(`${name} unreachable: ${c.error ?? 'no answer'}`);
+  for (const [name, c] of Object.entries(services))
+    if (!c.ok) problems.push(`${name} unreachable: ${c.error ?? 'no answer'}`);
 
   const fresh = (inp.heartbeats ?? []).filter((hb) => isFresh(hb, inp.nowMs));
   const byComponent = new Map<string, LiveHeartbeat[]>();
@@ -90,7 +96,11 @@ export function evaluateHealth(inp: HealthInputs): HealthReport {
     };
     stages[name] = stage;
     if (stage.expected && !stage.ok) {
-      problems.push(inp.heartbeats === null ? `stage ${name}: unknown (heartbeats are kept in Redis, which is unreachable)` : `stage ${name}: no heartbeat in the last 6 s (not running?)`);
+      problems.push(
+        inp.heartbeats === null
+          ? `stage ${name}: unknown (heartbeats are kept in Redis, which is unreachable)`
+          : `stage ${name}: no heartbeat in the last 6 s (not running?)`,
+      );
     }
     if (stage.consumer_lag !== null && stage.consumer_lag > CONSUMER_LAG_WARN) {
       warnings.push(`stage ${name}: consumer lag ${stage.consumer_lag} records (above ${CONSUMER_LAG_WARN})`);
@@ -109,9 +119,12 @@ export function evaluateHealth(inp: HealthInputs): HealthReport {
 
   const slot = pgCheck.slot ? { ...pgCheck.slot, warn_bytes: inp.walWarnBytes } : null;
   if (slot?.exists && slot.retained_wal_bytes !== null && slot.retained_wal_bytes > inp.walWarnBytes) {
-    warnings.push(`replication slot ${slot.name} retains ${slot.retained_wal_bytes} bytes of WAL (above CDC_WAL_WARN_BYTES=${inp.walWarnBytes})`);
+    warnings.push(
+      `replication slot ${slot.name} retains ${slot.retained_wal_bytes} bytes of WAL (above CDC_WAL_WARN_BYTES=${inp.walWarnBytes})`,
+    );
   }
-  if (slot?.exists && slot.active === false && stages.cdc?.ok) warnings.push(`replication slot ${slot.name} is not active although the CDC runs`);
+  if (slot?.exists && slot.active === false && stages.cdc?.ok)
+    warnings.push(`replication slot ${slot.name} is not active although the CDC runs`);
 
   // The two sinks with report fields of their own; every sink's self-reported health after them.
   const covered = new Set<string>();
@@ -120,14 +133,24 @@ export function evaluateHealth(inp: HealthInputs): HealthReport {
   const whOk = wh ? reportedOk(wh, 'warehouse') !== false && !failingSinceLastWrite(wh) : null;
   if (whOk === false) {
     covered.add('sink-warehouse');
-    warnings.push(`the warehouse sink cannot write: ${describeError(wh?.status.last_error) ?? (wh ? sinkHealthOf(wh)?.error : null) ?? 'it reports its warehouse unhealthy'}`);
+    warnings.push(
+      `the warehouse sink cannot write: ${describeError(wh?.status.last_error) ?? (wh ? sinkHealthOf(wh)?.error : null) ?? 'it reports its warehouse unhealthy'}`,
+    );
   }
   const ext = byComponent.get('sink-external') ?? [];
   const circuits = ext.map(circuitOf);
-  const circuit: CircuitState = circuits.includes('open') ? 'open' : circuits.includes('half_open') ? 'half_open' : circuits.includes('closed') ? 'closed' : 'unknown';
+  const circuit: CircuitState = circuits.includes('open')
+    ? 'open'
+    : circuits.includes('half_open')
+      ? 'half_open'
+      : circuits.includes('closed')
+        ? 'closed'
+        : 'unknown';
   if (circuit === 'open' || circuit === 'half_open') {
     covered.add('sink-external');
-    warnings.push(`the external system's circuit is ${circuit.replace('_', '-')} (the external sink is holding deliveries)`);
+    warnings.push(
+      `the external system's circuit is ${circuit.replace('_', '-')} (the external sink is holding deliveries)`,
+    );
   }
   warnings.push(...sinkHealthWarnings(fresh, covered));
 
@@ -151,7 +174,9 @@ function describeError(e: unknown): string | null {
 }
 
 function stripSlot(c: PostgresCheck): ServiceCheck {
-  return c.error === undefined ? { ok: c.ok, latency_ms: c.latency_ms } : { ok: c.ok, latency_ms: c.latency_ms, error: c.error };
+  return c.error === undefined
+    ? { ok: c.ok, latency_ms: c.latency_ms }
+    : { ok: c.ok, latency_ms: c.latency_ms, error: c.error };
 }
 
 function instanceReport(hb: LiveHeartbeat, nowMs: number): InstanceReport {

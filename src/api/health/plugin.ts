@@ -37,7 +37,11 @@ const healthReportSchema = {
 
 const readySchema = {
   type: 'object',
-  properties: { ready: { type: 'boolean' }, checked_at: { type: 'string' }, services: healthReportSchema.properties.services },
+  properties: {
+    ready: { type: 'boolean' },
+    checked_at: { type: 'string' },
+    services: healthReportSchema.properties.services,
+  },
   required: ['ready', 'checked_at', 'services'],
 } as const;
 
@@ -65,7 +69,9 @@ export const healthPlugin: FastifyPluginAsync<HealthPluginOptions> = async (app,
       schema: {
         tags: ['health'],
         summary: 'Liveness: the API process answers',
-        response: { 200: { type: 'object', properties: { live: { type: 'boolean' }, uptime_seconds: { type: 'number' } } } },
+        response: {
+          200: { type: 'object', properties: { live: { type: 'boolean' }, uptime_seconds: { type: 'number' } } },
+        },
       },
     },
     async () => ({ live: true, uptime_seconds: Math.round(process.uptime() * 10) / 10 }),

@@ -31,18 +31,27 @@ export function progressFindings(heartbeats: readonly LiveHeartbeat[], nowMs: nu
     const who = `stage ${hb.component} (${hb.instance})`;
     const liveness = hb.status.liveness;
     if (isObj(liveness) && liveness.ok === false) {
-      const reasons = Array.isArray(liveness.reasons) ? liveness.reasons.filter((r): r is string => typeof r === 'string') : [];
+      const reasons = Array.isArray(liveness.reasons)
+        ? liveness.reasons.filter((r): r is string => typeof r === 'string')
+        : [];
       problems.push(`${who} makes no progress: ${reasons.join('; ') || 'it reports itself stuck'}`);
     }
     const truncate = hb.status.last_truncate;
     if (isObj(truncate) && typeof truncate.at === 'string' && nowMs - Date.parse(truncate.at) < TRUNCATE_WARN_MS) {
       const tables = Array.isArray(truncate.tables) ? truncate.tables.join(', ') : 'a table';
-      warnings.push(`${who} saw TRUNCATE of ${tables} at ${truncate.at} (${String(hb.status.table_truncates ?? 1)} in all): the sinks keep what they hold, new events may reuse ids`);
+      warnings.push(
+        `${who} saw TRUNCATE of ${tables} at ${truncate.at} (${String(hb.status.table_truncates ?? 1)} in all): the sinks keep what they hold, new events may reuse ids`,
+      );
     }
     const since = typeof hb.status.waiting_since === 'string' ? Date.parse(hb.status.waiting_since) : Number.NaN;
     if (Number.isFinite(since)) {
-      const last = isObj(hb.status.last_error) && typeof hb.status.last_error.message === 'string' ? `: ${hb.status.last_error.message}` : '';
-      warnings.push(`${who} is waiting for its system for ${Math.max(0, Math.round((nowMs - since) / 1000))} s (retrying, nothing parked)${last}`);
+      const last =
+        isObj(hb.status.last_error) && typeof hb.status.last_error.message === 'string'
+          ? `: ${hb.status.last_error.message}`
+          : '';
+      warnings.push(
+        `${who} is waiting for its system for ${Math.max(0, Math.round((nowMs - since) / 1000))} s (retrying, nothing parked)${last}`,
+      );
     }
   }
   return { problems, warnings };

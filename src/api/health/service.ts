@@ -31,11 +31,36 @@ export class HealthService {
     private readonly now: () => number = Date.now,
   ) {
     const registers = [apiRegistry];
-    this.serviceUp = new Gauge({ name: 'engage_health_service_up', help: 'Whether the API reaches a service (postgres, kafka, redis): 1 up, 0 down', labelNames: ['service'], registers });
-    this.componentUp = new Gauge({ name: 'engage_health_component_up', help: 'Live instances of a pipeline component (fresh heartbeats); 0 for an expected component that is down', labelNames: ['component'], registers });
-    this.slotRetained = new Gauge({ name: 'engage_health_slot_retained_wal_bytes', help: 'WAL PostgreSQL retains for the CDC replication slot (current LSN - restart_lsn)', labelNames: ['slot'], registers });
-    this.slotLag = new Gauge({ name: 'engage_health_slot_confirmed_lag_bytes', help: 'How far the CDC slot confirmed position trails the current WAL (current LSN - confirmed_flush_lsn)', labelNames: ['slot'], registers });
-    this.slotActive = new Gauge({ name: 'engage_health_slot_active', help: 'Whether a consumer is attached to the CDC replication slot: 1 yes, 0 no', labelNames: ['slot'], registers });
+    this.serviceUp = new Gauge({
+      name: 'engage_health_service_up',
+      help: 'Whether the API reaches a service (postgres, kafka, redis): 1 up, 0 down',
+      labelNames: ['service'],
+      registers,
+    });
+    this.componentUp = new Gauge({
+      name: 'engage_health_component_up',
+      help: 'Live instances of a pipeline component (fresh heartbeats); 0 for an expected component that is down',
+      labelNames: ['component'],
+      registers,
+    });
+    this.slotRetained = new Gauge({
+      name: 'engage_health_slot_retained_wal_bytes',
+      help: 'WAL PostgreSQL retains for the CDC replication slot (current LSN - restart_lsn)',
+      labelNames: ['slot'],
+      registers,
+    });
+    this.slotLag = new Gauge({
+      name: 'engage_health_slot_confirmed_lag_bytes',
+      help: 'How far the CDC slot confirmed position trails the current WAL (current LSN - confirmed_flush_lsn)',
+      labelNames: ['slot'],
+      registers,
+    });
+    this.slotActive = new Gauge({
+      name: 'engage_health_slot_active',
+      help: 'Whether a consumer is attached to the CDC replication slot: 1 yes, 0 no',
+      labelNames: ['slot'],
+      registers,
+    });
   }
 
   /** The full report, at most CACHE_MS old. */
@@ -55,7 +80,11 @@ export class HealthService {
 
   /** Fresh heartbeats only; cheap (one SCAN + MGET), uncached, throws when Redis is unreachable. */
   async heartbeats(): Promise<LiveHeartbeat[]> {
-    const all = await withTimeout(readHeartbeats(this.deps.redis, this.config.REDIS_KEY_PREFIX), CHECK_TIMEOUT_MS, 'Redis');
+    const all = await withTimeout(
+      readHeartbeats(this.deps.redis, this.config.REDIS_KEY_PREFIX),
+      CHECK_TIMEOUT_MS,
+      'Redis',
+    );
     const now = this.now();
     return all.filter((hb) => isFresh(hb, now));
   }
@@ -88,9 +117,11 @@ export class HealthService {
   }
 
   private setGauges(report: HealthReport): void {
-    for (const [name, check] of Object.entries(report.services)) this.serviceUp.set({ service: name }, check.ok ? 1 : 0);
+    for (const [name, check] of Object.entries(report.services))
+      this.serviceUp.set({ service: name }, check.ok ? 1 : 0);
     this.componentUp.reset();
-    for (const [name, stage] of Object.entries(report.stages)) this.componentUp.set({ component: name }, stage.instances.length);
+    for (const [name, stage] of Object.entries(report.stages))
+      this.componentUp.set({ component: name }, stage.instances.length);
     const slot = report.replication_slot;
     this.slotRetained.reset();
     this.slotLag.reset();

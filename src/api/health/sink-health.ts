@@ -29,7 +29,9 @@ export function sinkHealthWarnings(fresh: readonly LiveHeartbeat[], covered: Rea
     if (!hb.component.startsWith('sink-') || covered.has(hb.component)) continue;
     const h = sinkHealthOf(hb);
     if (h === null || h.ok) continue;
-    warnings.push(`stage ${hb.component} (${hb.instance}) reports its sink unhealthy${h.error === null ? '' : `: ${h.error}`}`);
+    warnings.push(
+      `stage ${hb.component} (${hb.instance}) reports its sink unhealthy${h.error === null ? '' : `: ${h.error}`}`,
+    );
   }
   return warnings;
 }

@@ -33,8 +33,15 @@ export function supervisedFindings(fresh: readonly LiveHeartbeat[]): SupervisedF
         problems.push(`${where}: not restarted after a fatal error: ${o.not_restarted}`);
       } else if (o.crash_loop === true) {
         const crashes = typeof o.crashes === 'number' ? `${o.crashes} crashes` : 'crashes';
-        const last = typeof o.last_error === 'string' ? `; last: ${o.last_error}` : typeof o.last_exit === 'string' ? `; last: ${o.last_exit}` : '';
-        warnings.push(`${where}: crash loop, ${crashes}${window === null ? '' : ` in ${window} min`}, restarted with backoff${last}`);
+        const last =
+          typeof o.last_error === 'string'
+            ? `; last: ${o.last_error}`
+            : typeof o.last_exit === 'string'
+              ? `; last: ${o.last_exit}`
+              : '';
+        warnings.push(
+          `${where}: crash loop, ${crashes}${window === null ? '' : ` in ${window} min`}, restarted with backoff${last}`,
+        );
       }
     }
   }

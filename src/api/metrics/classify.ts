@@ -24,7 +24,8 @@ export function stageOf(name: string, labels: Record<string, string | number>): 
   if (stage !== undefined && stage !== '') return String(stage).replace(/^sink:/, 'sink-');
   // A sink's own metrics without a sink label: engage_sink_<sink>_<what>.
   const own = /^engage_sink_([a-z0-9]+)_/.exec(name);
-  if (own?.[1] && !/^(records|batch|batches|freshness|consumer|dlq|retries|retry|write|lag)$/.test(own[1])) return `sink-${own[1]}`;
+  if (own?.[1] && !/^(records|batch|batches|freshness|consumer|dlq|retries|retry|write|lag)$/.test(own[1]))
+    return `sink-${own[1]}`;
   const m = /^engage_([a-z0-9]+)_/.exec(name);
   // A sink's own metrics named after it (engage_warehouse_rows_total in the sink-warehouse process).
   if (m?.[1] && labels.component === `sink-${m[1]}`) return `sink-${m[1]}`;

@@ -43,7 +43,15 @@ export class SeriesHistory {
     if (!Number.isFinite(v) || !Number.isFinite(t)) return;
     const list = this.series.get(key);
     if (!list) {
-      this.series.set(key, bornAfter !== undefined && bornAfter < t ? [{ t: bornAfter, v: 0 }, { t, v }] : [{ t, v }]);
+      this.series.set(
+        key,
+        bornAfter !== undefined && bornAfter < t
+          ? [
+              { t: bornAfter, v: 0 },
+              { t, v },
+            ]
+          : [{ t, v }],
+      );
       return;
     }
     const last = list[list.length - 1];

@@ -36,7 +36,12 @@ export const metricsPlugin: FastifyPluginAsync<MetricsPluginOptions> = async (ap
     const { sources, components } = heartbeatInputs(others);
     const own = [...(await registryJson(deps.processRegistry)), ...(await registryJson(apiRegistry))];
     sources.push({ component: 'api', instance: deps.instance, atMs: now, metrics: own });
-    components.push({ component: 'api', instance: deps.instance, startedAtMs: now - process.uptime() * 1000, sentAtMs: now });
+    components.push({
+      component: 'api',
+      instance: deps.instance,
+      startedAtMs: now - process.uptime() * 1000,
+      sentAtMs: now,
+    });
     return { sources, components };
   };
 
@@ -45,9 +50,10 @@ export const metricsPlugin: FastifyPluginAsync<MetricsPluginOptions> = async (ap
     {
       schema: {
         tags: ['metrics'],
-        summary: 'Pipeline metrics as JSON: throughput per stage, lags, freshness percentiles per sink, DLQ counts, uptime',
+        summary:
+          'Pipeline metrics as JSON: throughput per stage, lags, freshness percentiles per sink, DLQ counts, uptime',
         description:
-          'Derived from every process\'s metrics by the naming convention engage_<stage>_<what>_<unit>. Rates (per_second) and windowed percentiles cover the last ~10 s of heartbeats and are null on the first call.',
+          "Derived from every process's metrics by the naming convention engage_<stage>_<what>_<unit>. Rates (per_second) and windowed percentiles cover the last ~10 s of heartbeats and are null on the first call.",
         response: { 200: metricsSummarySchema },
       },
     },
@@ -63,7 +69,8 @@ export const metricsPlugin: FastifyPluginAsync<MetricsPluginOptions> = async (ap
       schema: {
         tags: ['metrics'],
         summary: 'Every pipeline metric in the Prometheus text format (one scrape target for the pipeline)',
-        description: 'Each series carries `component` and `instance_id` (the process); aggregate with sum/max by (...) in queries.',
+        description:
+          'Each series carries `component` and `instance_id` (the process); aggregate with sum/max by (...) in queries.',
         produces: ['text/plain'],
         response: { 200: { type: 'string' } },
       },

@@ -25,13 +25,23 @@ export const metricsSummarySchema = {
         required: ['component', 'instance', 'uptime_seconds', 'heartbeat_age_seconds'],
       },
     },
-    throughput: { type: 'array', description: 'Records through each stage: total since the processes started, and per second', items: counterEntry },
+    throughput: {
+      type: 'array',
+      description: 'Records through each stage: total since the processes started, and per second',
+      items: counterEntry,
+    },
     lags: {
       type: 'array',
-      description: 'Consumer lags (records, summed over instances), replication lags (ms/s, max over instances), retained WAL (bytes)',
+      description:
+        'Consumer lags (records, summed over instances), replication lags (ms/s, max over instances), retained WAL (bytes)',
       items: {
         type: 'object',
-        properties: { stage: str, metric: str, unit: { type: 'string', enum: ['records', 'ms', 'seconds', 'bytes'] }, value: num },
+        properties: {
+          stage: str,
+          metric: str,
+          unit: { type: 'string', enum: ['records', 'ms', 'seconds', 'bytes'] },
+          value: num,
+        },
         required: ['stage', 'metric', 'unit', 'value'],
       },
     },
@@ -49,7 +59,10 @@ export const metricsSummarySchema = {
           p95: nullableNum,
           p99: nullableNum,
           unit: { type: 'string', enum: ['seconds', 'ms'] },
-          target_seconds: { type: 'number', description: "The stage's freshness promise in seconds (Redis 5, external 30, warehouse 45; others 5)" },
+          target_seconds: {
+            type: 'number',
+            description: "The stage's freshness promise in seconds (Redis 5, external 30, warehouse 45; others 5)",
+          },
         },
         required: ['stage', 'metric', 'basis', 'count', 'p50', 'p95', 'p99', 'unit', 'target_seconds'],
       },
@@ -57,5 +70,15 @@ export const metricsSummarySchema = {
     dlq: { type: 'array', description: 'Records sent to the dead-letter queue, per stage', items: counterEntry },
     dlq_total: num,
   },
-  required: ['generated_at', 'uptime_seconds', 'rate_window_seconds', 'components', 'throughput', 'lags', 'freshness', 'dlq', 'dlq_total'],
+  required: [
+    'generated_at',
+    'uptime_seconds',
+    'rate_window_seconds',
+    'components',
+    'throughput',
+    'lags',
+    'freshness',
+    'dlq',
+    'dlq_total',
+  ],
 } as const;

@@ -1,6 +1,15 @@
 import type { LiveHeartbeat, PromMetric, PromSample } from '../heartbeats.js';
 import { freshnessTarget } from './freshness-targets.js';
-import { compareStages, flowPreference, isDlq, isFreshness, isLag, lagUnit, stageOf, type LagUnit } from './classify.js';
+import {
+  compareStages,
+  flowPreference,
+  isDlq,
+  isFreshness,
+  isLag,
+  lagUnit,
+  stageOf,
+  type LagUnit,
+} from './classify.js';
 import { RATE_WINDOW_MS, SeriesHistory, seriesKey } from './history.js';
 import { labelSource, mergeFamilies, type MetricSource } from './merge.js';
 import { histogramQuantile, parseLe, sumBuckets, type Bucket } from './quantile.js';
@@ -12,8 +21,18 @@ import { histogramQuantile, parseLe, sumBuckets, type Bucket } from './quantile.
  * the first call (or a process that just appeared) has totals but `per_second: null`.
  */
 
-export interface ThroughputEntry { stage: string; metric: string; total: number; per_second: number | null }
-export interface LagEntry { stage: string; metric: string; unit: LagUnit; value: number }
+export interface ThroughputEntry {
+  stage: string;
+  metric: string;
+  total: number;
+  per_second: number | null;
+}
+export interface LagEntry {
+  stage: string;
+  metric: string;
+  unit: LagUnit;
+  value: number;
+}
 export interface FreshnessEntry {
   stage: string;
   metric: string;
@@ -27,8 +46,18 @@ export interface FreshnessEntry {
   /** The stage's freshness promise in seconds (freshness-targets.ts). */
   target_seconds: number;
 }
-export interface DlqEntry { stage: string; metric: string; total: number; per_second: number | null }
-export interface ComponentEntry { component: string; instance: string; uptime_seconds: number; heartbeat_age_seconds: number }
+export interface DlqEntry {
+  stage: string;
+  metric: string;
+  total: number;
+  per_second: number | null;
+}
+export interface ComponentEntry {
+  component: string;
+  instance: string;
+  uptime_seconds: number;
+  heartbeat_age_seconds: number;
+}
 
 export interface MetricsSummary {
   generated_at: string;
@@ -42,13 +71,31 @@ export interface MetricsSummary {
   dlq_total: number;
 }
 
-export interface ComponentInfo { component: string; instance: string; startedAtMs: number; sentAtMs: number }
+export interface ComponentInfo {
+  component: string;
+  instance: string;
+  startedAtMs: number;
+  sentAtMs: number;
+}
 
 /** What `summarize` takes from published heartbeats: each one's registry as a source, and its process. */
-export function heartbeatInputs(heartbeats: readonly LiveHeartbeat[]): { sources: MetricSource[]; components: ComponentInfo[] } {
+export function heartbeatInputs(heartbeats: readonly LiveHeartbeat[]): {
+  sources: MetricSource[];
+  components: ComponentInfo[];
+} {
   return {
-    sources: heartbeats.map((hb) => ({ component: hb.component, instance: hb.instance, atMs: hb.sentAtMs, metrics: hb.metricList })),
-    components: heartbeats.map((hb) => ({ component: hb.component, instance: hb.instance, startedAtMs: Date.parse(hb.started_at), sentAtMs: hb.sentAtMs })),
+    sources: heartbeats.map((hb) => ({
+      component: hb.component,
+      instance: hb.instance,
+      atMs: hb.sentAtMs,
+      metrics: hb.metricList,
+    })),
+    components: heartbeats.map((hb) => ({
+      component: hb.component,
+      instance: hb.instance,
+      startedAtMs: Date.parse(hb.started_at),
+      sentAtMs: hb.sentAtMs,
+    })),
   };
 }
 
@@ -60,12 +107,18 @@ export class MetricsSummarizer {
   private readonly lastSeen = new Map<string, number>();
 
   /** Records the cumulative series of every source, then derives the summary. */
-  summarize(sources: MetricSource[], components: ComponentInfo[], nowMs: number, uptimeSeconds: number): MetricsSummary {
+  summarize(
+    sources: MetricSource[],
+    components: ComponentInfo[],
+    nowMs: number,
+    uptimeSeconds: number,
+  ): MetricsSummary {
     for (const source of sources) {
       const seen = this.lastSeen.get(source.instance);
       for (const m of labelSource(source)) {
         if (!HISTORY_TYPES.has(m.type)) continue;
-        for (const v of m.values) this.history.add(seriesKey(v.metricName ?? m.name, v.labels), source.atMs, v.value, seen);
+        for (const v of m.values)
+          this.history.add(seriesKey(v.metricName ?? m.name, v.labels), source.atMs, v.value, seen);
       }
       if (seen === undefined || source.atMs > seen) this.lastSeen.set(source.instance, source.atMs);
     }
@@ -122,7 +175,10 @@ export class MetricsSummarizer {
       for (const [stage, samples] of groupByStage(m)) {
         const seen = best.get(stage);
         if (seen && seen.pref >= pref) continue;
-        best.set(stage, { pref, entry: { stage, metric: m.name, total: sum(samples), per_second: this.rateOf(m.name, samples) } });
+        best.set(stage, {
+          pref,
+          entry: { stage, metric: m.name, total: sum(samples), per_second: this.rateOf(m.name, samples) },
+        });
       }
     }
     return [...best.values()].map((b) => b.entry).sort((a, b) => compareStages(a.stage, b.stage));
@@ -136,7 +192,10 @@ export class MetricsSummarizer {
       for (const [stage, samples] of groupByStage(m)) {
         const buckets = samples.filter((v) => v.metricName === bucketName);
         const windowed = sumBuckets([
-          buckets.map((v) => ({ le: parseLe(v.labels.le), count: this.history.increase(seriesKey(bucketName, v.labels))?.increase ?? 0 })),
+          buckets.map((v) => ({
+            le: parseLe(v.labels.le),
+            count: this.history.increase(seriesKey(bucketName, v.labels))?.increase ?? 0,
+          })),
         ]);
         const cumulative = sumBuckets([buckets.map((v) => ({ le: parseLe(v.labels.le), count: v.value }))]);
         const useWindow = total(windowed) > 0;

@@ -104,10 +104,14 @@ export class CircuitBreaker {
   }
 
   private refusal(retryAfterMs: number, state: CircuitState): PipelineError {
-    return new PipelineError('CIRCUIT_OPEN', `external system circuit is ${state}: not calling it for ${Math.ceil(retryAfterMs)} ms`, {
-      retriable: true,
-      consumesAttempt: false,
-      details: { retryAfterMs: Math.ceil(retryAfterMs), circuit: state, consecutiveFailures: this.failures },
-    });
+    return new PipelineError(
+      'CIRCUIT_OPEN',
+      `external system circuit is ${state}: not calling it for ${Math.ceil(retryAfterMs)} ms`,
+      {
+        retriable: true,
+        consumesAttempt: false,
+        details: { retryAfterMs: Math.ceil(retryAfterMs), circuit: state, consecutiveFailures: this.failures },
+      },
+    );
   }
 }

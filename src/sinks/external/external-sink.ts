@@ -93,7 +93,9 @@ export class ExternalSink implements Sink {
   check(record: SinkRecord): PipelineError | null {
     const id = (record.event as { event_id?: unknown }).event_id;
     if (typeof id === 'string' && id.length > 0) return null;
-    return new PipelineError('MISSING_FIELD', 'event_id is missing: the external system dedupes on it', { details: { field: 'event_id' } });
+    return new PipelineError('MISSING_FIELD', 'event_id is missing: the external system dedupes on it', {
+      details: { field: 'event_id' },
+    });
   }
 
   async storedOffsets(): Promise<null> {
@@ -133,7 +135,10 @@ export class ExternalSink implements Sink {
       if (err.outcome === '429') this.breaker.neutral();
       else if (err.retriable) this.breaker.failure();
       else this.breaker.success();
-      this.log.debug({ code: err.code, details: err.details, events: events.length, key: idemKey }, 'external POST failed');
+      this.log.debug(
+        { code: err.code, details: err.details, events: events.length, key: idemKey },
+        'external POST failed',
+      );
       throw this.noteError(err);
     }
   }

@@ -70,17 +70,26 @@ export function outcomeOf(status: number): RequestOutcome {
 const WAIT_STATUSES = new Set([401, 403, 404, 408]);
 
 /** The error for a non-2xx answer (pure). */
-export function classifyStatus(status: number, retryAfter: string | null, body: string, now: number = Date.now()): HttpFailure {
+export function classifyStatus(
+  status: number,
+  retryAfter: string | null,
+  body: string,
+  now: number = Date.now(),
+): HttpFailure {
   const outcome = outcomeOf(status);
   const snippet = body.length > 500 ? `${body.slice(0, 500)}…` : body;
   if (outcome === '5xx' || outcome === '429' || outcome === '3xx' || WAIT_STATUSES.has(status)) {
     const retryAfterMs = parseRetryAfter(retryAfter, now);
     return new HttpFailure(
       outcome,
-      new PipelineError('HTTP_RETRIABLE', `external system answered ${status}${retryAfterMs === undefined ? '' : ` (Retry-After ${retryAfterMs} ms)`}`, {
-        retriable: true,
-        details: { status, ...(retryAfterMs === undefined ? {} : { retryAfterMs }), body: snippet },
-      }),
+      new PipelineError(
+        'HTTP_RETRIABLE',
+        `external system answered ${status}${retryAfterMs === undefined ? '' : ` (Retry-After ${retryAfterMs} ms)`}`,
+        {
+          retriable: true,
+          details: { status, ...(retryAfterMs === undefined ? {} : { retryAfterMs }), body: snippet },
+        },
+      ),
     );
   }
   return new HttpFailure(
@@ -95,7 +104,12 @@ export function classifyStatus(status: number, retryAfter: string | null, body: 
 const agents = { http: new http.Agent({ keepAlive: true }), https: new https.Agent({ keepAlive: true }) };
 
 /** Node's http(s) request, resolved with the status, the headers and the whole answer body. */
-function exchange(url: URL, body: string, headers: Record<string, string>, timeoutMs: number): Promise<{ status: number; retryAfter: string | null; text: string }> {
+function exchange(
+  url: URL,
+  body: string,
+  headers: Record<string, string>,
+  timeoutMs: number,
+): Promise<{ status: number; retryAfter: string | null; text: string }> {
   const secure = url.protocol === 'https:';
   return new Promise((resolve, reject) => {
     const req = (secure ? https : http).request(url, {
@@ -115,7 +129,11 @@ function exchange(url: URL, body: string, headers: Record<string, string>, timeo
       res.once('end', () => {
         clearTimeout(timer);
         const retryAfter = res.headers['retry-after'];
-        resolve({ status: res.statusCode ?? 0, retryAfter: typeof retryAfter === 'string' ? retryAfter : null, text: Buffer.concat(chunks).toString('utf8') });
+        resolve({
+          status: res.statusCode ?? 0,
+          retryAfter: typeof retryAfter === 'string' ? retryAfter : null,
+          text: Buffer.concat(chunks).toString('utf8'),
+        });
       });
     });
     req.end(body);
@@ -133,7 +151,12 @@ class TimeoutSignal extends Error {
  * than fetch, docs/external.md). Resolves on 2xx with the answer; rejects with an HttpFailure
  * otherwise. The timeout covers the whole exchange, body included. Redirects are not followed.
  */
-export async function postJson(url: string, body: string, headers: Record<string, string>, timeoutMs: number): Promise<PostResult> {
+export async function postJson(
+  url: string,
+  body: string,
+  headers: Record<string, string>,
+  timeoutMs: number,
+): Promise<PostResult> {
   let res: { status: number; retryAfter: string | null; text: string };
   try {
     res = await exchange(new URL(url), body, headers, timeoutMs);
@@ -141,18 +164,26 @@ export async function postJson(url: string, body: string, headers: Record<string
     if (err instanceof TimeoutSignal) {
       throw new HttpFailure(
         'timeout',
-        new PipelineError('TIMEOUT', `external system did not answer within ${timeoutMs} ms`, { retriable: true, cause: err, details: { timeoutMs } }),
+        new PipelineError('TIMEOUT', `external system did not answer within ${timeoutMs} ms`, {
+          retriable: true,
+          cause: err,
+          details: { timeoutMs },
+        }),
       );
     }
     const code = (err as { code?: unknown } | null)?.code;
     const network = typeof code === 'string' ? code : undefined;
     throw new HttpFailure(
       'network',
-      new PipelineError('HTTP_RETRIABLE', `external system unreachable: ${network ?? (err instanceof Error ? err.message : String(err))}`, {
-        retriable: true,
-        cause: err,
-        details: { network: network ?? 'unknown' },
-      }),
+      new PipelineError(
+        'HTTP_RETRIABLE',
+        `external system unreachable: ${network ?? (err instanceof Error ? err.message : String(err))}`,
+        {
+          retriable: true,
+          cause: err,
+          details: { network: network ?? 'unknown' },
+        },
+      ),
     );
   }
   if (res.status >= 200 && res.status < 300) return { status: res.status, body: res.text };

@@ -50,6 +50,11 @@ export const externalSinkFactory: RegisteredSinkFactory = {
   retryPolicy: externalRetryPolicy,
 };
 
-export { ExternalSink, externalSinkStatus, type ExternalSinkOptions, type ExternalSinkStatus } from './external-sink.js';
+export {
+  ExternalSink,
+  externalSinkStatus,
+  type ExternalSinkOptions,
+  type ExternalSinkStatus,
+} from './external-sink.js';
 export { pseudonymiseUserId, pseudonymiseEvent } from './pseudonymise.js';
 export { idempotencyKey, encodeBatch, type WireBatch } from './wire-format.js';

@@ -46,6 +46,9 @@ export function idempotencyKey(eventKeys: readonly string[]): string {
 
 /** Serialises a batch as sent on the wire: each event with its `event_key` (`keys[i]`, computed when not given). */
 export function encodeBatch(events: readonly EnrichedEvent[], keys: readonly string[] = events.map(eventKey)): string {
-  const batch: WireBatch = { schema_version: WIRE_SCHEMA_VERSION, events: events.map((e, i) => ({ ...e, event_key: keys[i] as string })) };
+  const batch: WireBatch = {
+    schema_version: WIRE_SCHEMA_VERSION,
+    events: events.map((e, i) => ({ ...e, event_key: keys[i] as string })),
+  };
   return JSON.stringify(batch);
 }

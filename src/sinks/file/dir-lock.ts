@@ -25,11 +25,18 @@ export async function acquireDirLock(dir: string): Promise<void> {
     // The same process re-opening its directory (a sink re-created after a failure) keeps the lock.
     if (holder === process.pid) return;
     if (Number.isInteger(holder) && holder > 0 && processAlive(holder)) {
-      throw new PipelineError('SINK_WRITE_FAILED', `${dir} is in use by another file sink (pid ${holder}); waiting for it to stop`, { retriable: true, details: { dir, pid: holder } });
+      throw new PipelineError(
+        'SINK_WRITE_FAILED',
+        `${dir} is in use by another file sink (pid ${holder}); waiting for it to stop`,
+        { retriable: true, details: { dir, pid: holder } },
+      );
     }
     await fs.rm(file, { force: true });
   }
-  throw new PipelineError('SINK_WRITE_FAILED', `could not take the lock of ${dir}`, { retriable: true, details: { dir } });
+  throw new PipelineError('SINK_WRITE_FAILED', `could not take the lock of ${dir}`, {
+    retriable: true,
+    details: { dir },
+  });
 }
 
 export async function releaseDirLock(dir: string): Promise<void> {

@@ -49,12 +49,20 @@ export class FileSink implements Sink {
     if (stored === null) {
       const segments = await listSegments(this.dir);
       if (segments.length > 0) {
-        throw new PipelineError('SERVICE_MISCONFIGURED', `${this.dir} holds event segments but no state.json: their offsets are unknown; move them away or restore the state file`, { details: { dir: this.dir } });
+        throw new PipelineError(
+          'SERVICE_MISCONFIGURED',
+          `${this.dir} holds event segments but no state.json: their offsets are unknown; move them away or restore the state file`,
+          { details: { dir: this.dir } },
+        );
       }
       await writeState(this.dir, this.state);
     } else {
       const { truncatedBytes, removedSegments } = await recoverSegments(this.dir, stored);
-      if (truncatedBytes > 0 || removedSegments.length > 0) this.log.warn({ dir: this.dir, truncatedBytes, removedSegments }, 'file sink: removed an append whose state was never written');
+      if (truncatedBytes > 0 || removedSegments.length > 0)
+        this.log.warn(
+          { dir: this.dir, truncatedBytes, removedSegments },
+          'file sink: removed an append whose state was never written',
+        );
       this.state = stored;
     }
     this.started = true;
@@ -77,7 +85,13 @@ export class FileSink implements Sink {
         this.lastError = null;
       } catch (err) {
         // A file system error (full disk, permissions) is waited out, as any sink's outage.
-        const e = err instanceof PipelineError ? err : new PipelineError('SINK_WRITE_FAILED', `file sink: ${errorMessage(err)}`, { retriable: true, cause: err });
+        const e =
+          err instanceof PipelineError
+            ? err
+            : new PipelineError('SINK_WRITE_FAILED', `file sink: ${errorMessage(err)}`, {
+                retriable: true,
+                cause: err,
+              });
         this.lastError = `${e.code}: ${e.message}`;
         throw e;
       }
@@ -85,7 +99,12 @@ export class FileSink implements Sink {
   }
 
   async health(): Promise<SinkHealth> {
-    const detail = { dir: this.dir, segment: this.state.segment, segment_bytes: this.state.length, records_appended: this.appended };
+    const detail = {
+      dir: this.dir,
+      segment: this.state.segment,
+      segment_bytes: this.state.length,
+      records_appended: this.appended,
+    };
     if (!this.started) return { ok: false, detail: { ...detail, error: 'not started' } };
     return this.lastError === null ? { ok: true, detail } : { ok: false, detail: { ...detail, error: this.lastError } };
   }
@@ -128,7 +147,10 @@ export class FileSink implements Sink {
       await this.handle.write(bytes);
       await this.handle.datasync();
     }
-    const offsets = { ...this.state.offsets, [batch.topic]: { ...this.state.offsets[batch.topic], [String(batch.partition)]: batch.nextOffset } };
+    const offsets = {
+      ...this.state.offsets,
+      [batch.topic]: { ...this.state.offsets[batch.topic], [String(batch.partition)]: batch.nextOffset },
+    };
     const next: FileSinkState = { segment, length: length + bytes.length, offsets };
     this.dirty = true;
     await this.commitState(next);
@@ -155,6 +177,10 @@ function renderLine(r: SinkRecord): string {
 
 function requireDir(config: Config): string {
   const dir = config.FILE_SINK_DIR;
-  if (dir === undefined) throw new PipelineError('CONFIG_INVALID', 'the file sink needs FILE_SINK_DIR: the directory its JSON-lines segments and state file go to');
+  if (dir === undefined)
+    throw new PipelineError(
+      'CONFIG_INVALID',
+      'the file sink needs FILE_SINK_DIR: the directory its JSON-lines segments and state file go to',
+    );
   return dir;
 }

@@ -17,7 +17,8 @@ export const fileSinkFactory: RegisteredSinkFactory = {
     /** A batch waits PROCESSING_INTERVAL_SECONDS (1 s by default) and one fsync pair: 5 s holds with margin. */
     freshnessTargetSeconds: 5,
     runByDefault: (config: Config) => config.FILE_SINK_DIR !== undefined,
-    destination: (config: Config) => (config.FILE_SINK_DIR === undefined ? 'FILE_SINK_DIR unset' : path.resolve(config.FILE_SINK_DIR)),
+    destination: (config: Config) =>
+      config.FILE_SINK_DIR === undefined ? 'FILE_SINK_DIR unset' : path.resolve(config.FILE_SINK_DIR),
   },
   writeConcurrency: () => 1,
   create: (ctx) => new FileSink(ctx),

@@ -31,10 +31,12 @@ export function segmentFile(dir: string, segment: number): string {
 /** The segments present in `dir`, by number. */
 export async function listSegments(dir: string): Promise<number[]> {
   const names = await fs.readdir(dir);
-  return names.flatMap((n) => {
-    const m = SEGMENT.exec(n);
-    return m?.[1] ? [Number(m[1])] : [];
-  }).sort((a, b) => a - b);
+  return names
+    .flatMap((n) => {
+      const m = SEGMENT.exec(n);
+      return m?.[1] ? [Number(m[1])] : [];
+    })
+    .sort((a, b) => a - b);
 }
 
 /** The stored state; null when there is none (a new directory). Throws when it is unreadable. */
@@ -44,7 +46,11 @@ export async function readState(dir: string): Promise<FileSinkState | null> {
     text = await fs.readFile(path.join(dir, STATE_FILE), 'utf8');
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    throw new PipelineError('SINK_WRITE_FAILED', `cannot read ${path.join(dir, STATE_FILE)}: ${(err as Error).message}`, { retriable: true, cause: err });
+    throw new PipelineError(
+      'SINK_WRITE_FAILED',
+      `cannot read ${path.join(dir, STATE_FILE)}: ${(err as Error).message}`,
+      { retriable: true, cause: err },
+    );
   }
   let parsed: unknown;
   try {
@@ -52,7 +58,10 @@ export async function readState(dir: string): Promise<FileSinkState | null> {
   } catch {
     parsed = null;
   }
-  if (!isState(parsed)) throw new PipelineError('SERVICE_MISCONFIGURED', `${path.join(dir, STATE_FILE)} is not a file sink state`, { details: { dir } });
+  if (!isState(parsed))
+    throw new PipelineError('SERVICE_MISCONFIGURED', `${path.join(dir, STATE_FILE)} is not a file sink state`, {
+      details: { dir },
+    });
   return parsed;
 }
 
@@ -75,11 +84,21 @@ export async function writeState(dir: string, state: FileSinkState): Promise<voi
  * later segments (a rotation whose state write never happened) removed. A current segment shorter
  * than the state says lost committed records: that is refused, not repaired.
  */
-export async function recoverSegments(dir: string, state: FileSinkState): Promise<{ truncatedBytes: number; removedSegments: number[] }> {
+export async function recoverSegments(
+  dir: string,
+  state: FileSinkState,
+): Promise<{ truncatedBytes: number; removedSegments: number[] }> {
   const current = segmentFile(dir, state.segment);
-  const size = await fs.stat(current).then((s) => s.size, () => 0);
+  const size = await fs.stat(current).then(
+    (s) => s.size,
+    () => 0,
+  );
   if (size < state.length) {
-    throw new PipelineError('SERVICE_MISCONFIGURED', `${current} holds ${size} bytes, fewer than the ${state.length} its state records: committed records are gone`, { details: { dir } });
+    throw new PipelineError(
+      'SERVICE_MISCONFIGURED',
+      `${current} holds ${size} bytes, fewer than the ${state.length} its state records: committed records are gone`,
+      { details: { dir } },
+    );
   }
   if (size > state.length) await fs.truncate(current, state.length);
   const removed = (await listSegments(dir)).filter((n) => n > state.segment);
@@ -90,5 +109,7 @@ export async function recoverSegments(dir: string, state: FileSinkState): Promis
 function isState(v: unknown): v is FileSinkState {
   if (typeof v !== 'object' || v === null) return false;
   const o = v as Record<string, unknown>;
-  return Number.isInteger(o.segment) && Number.isInteger(o.length) && typeof o.offsets === 'object' && o.offsets !== null;
+  return (
+    Number.isInteger(o.segment) && Number.isInteger(o.length) && typeof o.offsets === 'object' && o.offsets !== null
+  );
 }

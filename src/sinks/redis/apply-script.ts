@@ -162,7 +162,8 @@ export type ApplyResult =
   | { status: 'lost'; reason: string; epoch: string };
 
 export function decodeApplyReply(reply: unknown): ApplyResult {
-  if (!Array.isArray(reply) || typeof reply[0] !== 'number') throw new Error(`unexpected apply-script reply: ${JSON.stringify(reply)}`);
+  if (!Array.isArray(reply) || typeof reply[0] !== 'number')
+    throw new Error(`unexpected apply-script reply: ${JSON.stringify(reply)}`);
   const [code, a, b, ...rest] = reply as [number, unknown, unknown, ...unknown[]];
   if (code === -1) return { status: 'lost', reason: String(a), epoch: String(b ?? '') };
   if (code === 1) return { status: 'replayed', epoch: String(a), storedNext: String(b) };

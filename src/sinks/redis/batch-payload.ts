@@ -102,12 +102,18 @@ function eventTimeOrProblem(record: SinkRecord): number | string {
   if (!e || typeof e !== 'object') return 'record has no event';
   if (typeof e.event_id !== 'string' || e.event_id === '') return 'event_id missing';
   if (typeof e.content_id !== 'string' || e.content_id === '') return 'content_id missing';
-  if (typeof e.event_type !== 'string' || TYPE_INDEX[e.event_type] === undefined) return `event_type ${String(e.event_type)} unknown`;
+  if (typeof e.event_type !== 'string' || TYPE_INDEX[e.event_type] === undefined)
+    return `event_type ${String(e.event_type)} unknown`;
   const ts = typeof e.event_ts === 'string' ? Date.parse(e.event_ts) : Number.NaN;
   if (!Number.isFinite(ts)) return 'event_ts is not a timestamp';
-  if (!OFFSET.test(record.offset) || !Number.isSafeInteger(Number(record.offset))) return 'offset is not a safe integer';
-  for (const [name, v] of [['engagement_seconds', e.engagement_seconds], ['engagement_pct', e.engagement_pct]] as const) {
-    if (v !== null && v !== undefined && (typeof v !== 'number' || !Number.isFinite(v) || v < 0)) return `${name} must be a number ≥ 0 or null`;
+  if (!OFFSET.test(record.offset) || !Number.isSafeInteger(Number(record.offset)))
+    return 'offset is not a safe integer';
+  for (const [name, v] of [
+    ['engagement_seconds', e.engagement_seconds],
+    ['engagement_pct', e.engagement_pct],
+  ] as const) {
+    if (v !== null && v !== undefined && (typeof v !== 'number' || !Number.isFinite(v) || v < 0))
+      return `${name} must be a number ≥ 0 or null`;
   }
   return ts;
 }
@@ -222,7 +228,13 @@ export function buildPayload(batch: SinkBatch, opts: PayloadOptions): BuiltPaylo
   const metaWritten = new Map<string, string>();
   const metaArgs: string[] = [];
   for (const [contentId, ev] of latest) {
-    const row: MetaRow = [contentId, ev.content_slug ?? '', ev.content_title ?? '', ev.content_type ?? '', ev.length_seconds == null ? '' : String(ev.length_seconds)];
+    const row: MetaRow = [
+      contentId,
+      ev.content_slug ?? '',
+      ev.content_title ?? '',
+      ev.content_type ?? '',
+      ev.length_seconds == null ? '' : String(ev.length_seconds),
+    ];
     const signature = row.join('\u0000');
     if (opts.metaKnown.get(contentId) === signature) continue;
     metaArgs.push(...row);
@@ -232,7 +244,8 @@ export function buildPayload(batch: SinkBatch, opts: PayloadOptions): BuiltPaylo
 
   args.push(String(recent.size));
   for (const [contentId, list] of recent) {
-    const newest = list.length > opts.recentEvents ? list.sort((a, b) => b.ts - a.ts).slice(0, opts.recentEvents) : list;
+    const newest =
+      list.length > opts.recentEvents ? list.sort((a, b) => b.ts - a.ts).slice(0, opts.recentEvents) : list;
     args.push(contentId, String(newest.length));
     for (const { ev, ts } of newest) args.push(String(ts), encodeRecent(ev));
   }

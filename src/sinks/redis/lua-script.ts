@@ -70,7 +70,8 @@ export async function connectRedis(url: string, name: string, connectRetries = 8
     disableOfflineQueue: true,
     socket: {
       connectTimeout: 5000,
-      reconnectStrategy: (retries, cause) => (!everReady && retries >= connectRetries ? cause : Math.min(50 * 2 ** retries, 2000)),
+      reconnectStrategy: (retries, cause) =>
+        !everReady && retries >= connectRetries ? cause : Math.min(50 * 2 ** retries, 2000),
     },
   });
   client.on('error', () => undefined);

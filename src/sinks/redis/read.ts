@@ -84,7 +84,11 @@ export class RedisReader {
     this.statsMemo = new Memo(memoMs);
   }
 
-  async topContent(opts: { limit: number; windowMinutes?: number; by?: 'engagement' | 'events' }): Promise<TopContentEntry[]> {
+  async topContent(opts: {
+    limit: number;
+    windowMinutes?: number;
+    by?: 'engagement' | 'events';
+  }): Promise<TopContentEntry[]> {
     const w = this.window(opts.windowMinutes);
     if (!Number.isInteger(opts.limit) || opts.limit < 1 || opts.limit > MAX_TOP_LIMIT) {
       throw new PipelineError('INVALID_VALUE', `limit accepts a whole number from 1 to ${MAX_TOP_LIMIT}`);
@@ -105,7 +109,13 @@ export class RedisReader {
       ...minutes.map((m) => this.keys.engagement(m)),
       ...minutes.map((m) => this.keys.count(m)),
     ];
-    const flat = (await topScript.run(this.client, keys, [String(this.cacheMs), String(limit), by, String(w), `${this.keys.root}content:`])) as string[];
+    const flat = (await topScript.run(this.client, keys, [
+      String(this.cacheMs),
+      String(limit),
+      by,
+      String(w),
+      `${this.keys.root}content:`,
+    ])) as string[];
     const out: TopContentEntry[] = [];
     for (let i = 0; i + 5 < flat.length; i += 6) {
       const primary = Number(flat[i + 1]);
@@ -129,7 +139,9 @@ export class RedisReader {
   async contentStats(contentId: string, windowMinutes?: number): Promise<ContentStats | null> {
     const w = this.window(windowMinutes);
     const nowMs = this.now();
-    const stats = await this.statsMemo.get(`${w}|${minuteOf(nowMs)}|${contentId}`, Date.now(), () => guard(this.loadStats(contentId, w, nowMs)));
+    const stats = await this.statsMemo.get(`${w}|${minuteOf(nowMs)}|${contentId}`, Date.now(), () =>
+      guard(this.loadStats(contentId, w, nowMs)),
+    );
     return stats && { ...stats };
   }
 
@@ -176,16 +188,26 @@ export class RedisReader {
    * projections (recent-event.ts) joined with the content's current metadata. One round trip.
    */
   async recentEvents(contentId: string, count: number): Promise<RecentEvent[]> {
-    if (!Number.isInteger(count) || count < 1) throw new PipelineError('INVALID_VALUE', 'count accepts a whole number ≥ 1');
+    if (!Number.isInteger(count) || count < 1)
+      throw new PipelineError('INVALID_VALUE', 'count accepts a whole number ≥ 1');
     const oldest = windowStartMs(this.now(), this.windowMinutes);
     const [members, meta] = await guard(
       Promise.all([
-        this.client.zRange(this.keys.recent(contentId), '+inf', oldest, { BY: 'SCORE', REV: true, LIMIT: { offset: 0, count } }),
+        this.client.zRange(this.keys.recent(contentId), '+inf', oldest, {
+          BY: 'SCORE',
+          REV: true,
+          LIMIT: { offset: 0, count },
+        }),
         this.client.hmGet(this.keys.content(contentId), ['slug', 'title', 'type', 'length']),
       ]),
     );
     const [slug, title, type, length] = (meta as Array<string | null>).map((v) => orNull(v));
-    const content = { slug: slug ?? null, title: title ?? null, type: type ?? null, length: length == null ? null : Number(length) };
+    const content = {
+      slug: slug ?? null,
+      title: title ?? null,
+      type: type ?? null,
+      length: length == null ? null : Number(length),
+    };
     return members.map((m) => decodeRecent(m, contentId, content));
   }
 
@@ -208,16 +230,26 @@ export class RedisReader {
   private window(requested: number | undefined): number {
     const w = requested ?? this.windowMinutes;
     if (!Number.isInteger(w) || w < 1 || w > this.windowMinutes) {
-      throw new PipelineError('INVALID_VALUE', `window accepts a whole number of minutes from 1 to ${this.windowMinutes}`);
+      throw new PipelineError(
+        'INVALID_VALUE',
+        `window accepts a whole number of minutes from 1 to ${this.windowMinutes}`,
+      );
     }
     return w;
   }
 }
 
 /** A reader on its own connection (fails fast while Redis is unreachable), for the API process. */
-export async function createRedisReader(config: Config, opts: Partial<RedisReaderOptions> = {}): Promise<{ reader: RedisReader; close(): Promise<void> }> {
+export async function createRedisReader(
+  config: Config,
+  opts: Partial<RedisReaderOptions> = {},
+): Promise<{ reader: RedisReader; close(): Promise<void> }> {
   const client = await guard(connectRedis(config.redisUrl, 'engage-api-reader'));
-  const reader = new RedisReader(client, { prefix: config.REDIS_KEY_PREFIX, windowMinutes: config.REDIS_AGGREGATION_WINDOW_MINUTES, ...opts });
+  const reader = new RedisReader(client, {
+    prefix: config.REDIS_KEY_PREFIX,
+    windowMinutes: config.REDIS_AGGREGATION_WINDOW_MINUTES,
+    ...opts,
+  });
   return {
     reader,
     async close() {
@@ -232,7 +264,10 @@ async function guard<T>(p: Promise<T>): Promise<T> {
     return await p;
   } catch (err) {
     if (err instanceof PipelineError) throw err;
-    throw new PipelineError('SERVICE_UNREACHABLE', `Redis: ${errorMessage(err)}`, { retriable: isTransientRedisError(err), cause: err });
+    throw new PipelineError('SERVICE_UNREACHABLE', `Redis: ${errorMessage(err)}`, {
+      retriable: isTransientRedisError(err),
+      cause: err,
+    });
   }
 }
 

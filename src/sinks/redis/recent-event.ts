@@ -34,7 +34,18 @@ export type RecentEvent = Pick<
   length_seconds: number | null;
 };
 
-type Stored = [string, string | null, EventType, string, number | null, string | null, number | null, number | null, EnrichedEvent['origin'], QualityFlag[]];
+type Stored = [
+  string,
+  string | null,
+  EventType,
+  string,
+  number | null,
+  string | null,
+  number | null,
+  number | null,
+  EnrichedEvent['origin'],
+  QualityFlag[],
+];
 
 /** The list member of one event (a JSON array, field order fixed by `Stored`). */
 export function encodeRecent(ev: EnrichedEvent): string {

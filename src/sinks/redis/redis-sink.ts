@@ -47,7 +47,10 @@ export class RedisSink implements Sink {
       await applyScript.load(this.client);
     } catch (err) {
       await this.close();
-      throw new PipelineError('SERVICE_UNREACHABLE', `Redis at ${redact(this.options.url)}: ${errorMessage(err)}`, { retriable: true, cause: err });
+      throw new PipelineError('SERVICE_UNREACHABLE', `Redis at ${redact(this.options.url)}: ${errorMessage(err)}`, {
+        retriable: true,
+        cause: err,
+      });
     }
     await this.warnOnEviction();
   }
@@ -63,7 +66,10 @@ export class RedisSink implements Sink {
     try {
       values = (await client.hmGet(this.keys.state(), ['epoch', ...fields])) as Array<string | null>;
     } catch (err) {
-      throw new PipelineError('SINK_WRITE_FAILED', `Redis sink: reading stored offsets: ${errorMessage(err)}`, { retriable: isTransientRedisError(err), cause: err });
+      throw new PipelineError('SINK_WRITE_FAILED', `Redis sink: reading stored offsets: ${errorMessage(err)}`, {
+        retriable: isTransientRedisError(err),
+        cause: err,
+      });
     }
     const [epoch, ...offsets] = values;
     this.lostReason = null;
@@ -120,25 +126,36 @@ export class RedisSink implements Sink {
       try {
         reply = await applyScript.run(client, [this.keys.state()], built.args);
       } catch (err) {
-        throw new PipelineError('SINK_WRITE_FAILED', `Redis sink: applying batch of ${batch.topic}[${batch.partition}]: ${errorMessage(err)}`, {
-          retriable: isTransientRedisError(err),
-          cause: err,
-          details: { partition: batch.partition, nextOffset: batch.nextOffset },
-        });
+        throw new PipelineError(
+          'SINK_WRITE_FAILED',
+          `Redis sink: applying batch of ${batch.topic}[${batch.partition}]: ${errorMessage(err)}`,
+          {
+            retriable: isTransientRedisError(err),
+            cause: err,
+            details: { partition: batch.partition, nextOffset: batch.nextOffset },
+          },
+        );
       }
       const result = decodeApplyReply(reply);
       if (result.status === 'retry') {
         const before = minOffset + exclude.size;
         if (result.storedNext !== null) minOffset = Math.max(minOffset, Number(result.storedNext));
         for (const id of result.present) exclude.add(id);
-        if (minOffset + exclude.size === before) throw new PipelineError('INTERNAL', `Redis sink: apply script rejected ${batch.topic}[${batch.partition}] without a reason`);
+        if (minOffset + exclude.size === before)
+          throw new PipelineError(
+            'INTERNAL',
+            `Redis sink: apply script rejected ${batch.topic}[${batch.partition}] without a reason`,
+          );
         continue;
       }
       if (result.status === 'lost') {
         this.lostReason = result.reason;
         this.metaKnown.clear();
         metrics.stateLost.inc();
-        this.ctx.log.warn({ topic: batch.topic, partition: batch.partition, reason: result.reason }, 'Redis sink state lost: rebuilding the window from Kafka');
+        this.ctx.log.warn(
+          { topic: batch.topic, partition: batch.partition, reason: result.reason },
+          'Redis sink state lost: rebuilding the window from Kafka',
+        );
         throw this.lostError(batch, result.reason);
       }
       this.adoptEpoch(result.epoch);
@@ -190,10 +207,14 @@ export class RedisSink implements Sink {
   }
 
   private lostError(batch: SinkBatch, reason: string): PipelineError {
-    return new PipelineError('SINK_STATE_LOST', `Redis sink state ${reason} (wiped, flushed or restored): re-seek from storedOffsets/startPosition`, {
-      retriable: false,
-      details: { topic: batch.topic, partition: batch.partition, reason },
-    });
+    return new PipelineError(
+      'SINK_STATE_LOST',
+      `Redis sink state ${reason} (wiped, flushed or restored): re-seek from storedOffsets/startPosition`,
+      {
+        retriable: false,
+        details: { topic: batch.topic, partition: batch.partition, reason },
+      },
+    );
   }
 
   /** Aggregates must never be evicted silently: anything but noeviction with a memory limit is a risk. */
@@ -202,7 +223,10 @@ export class RedisSink implements Sink {
       const cfg = (await this.connected().configGet('maxmemory*')) as Record<string, string>;
       const policy = cfg['maxmemory-policy'];
       if (Number(cfg.maxmemory ?? '0') > 0 && policy !== 'noeviction') {
-        this.ctx.log.warn({ policy }, 'Redis evicts keys under memory pressure: the Redis sink cannot detect evicted buckets; use maxmemory-policy noeviction');
+        this.ctx.log.warn(
+          { policy },
+          'Redis evicts keys under memory pressure: the Redis sink cannot detect evicted buckets; use maxmemory-policy noeviction',
+        );
       }
     } catch {
       // CONFIG may be disabled on managed Redis: nothing to check then.

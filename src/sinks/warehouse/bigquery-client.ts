@@ -32,7 +32,8 @@ const emulatorAuth = {
 
 export function createBigQueryClient(config: Config): BigQuery {
   const projectId = config.BIGQUERY_PROJECT_ID;
-  if (!projectId) throw new PipelineError('CONFIG_INVALID', 'BIGQUERY_PROJECT_ID is not set: the BigQuery warehouse needs a project');
+  if (!projectId)
+    throw new PipelineError('CONFIG_INVALID', 'BIGQUERY_PROJECT_ID is not set: the BigQuery warehouse needs a project');
   // `timeout` is honoured by the client's Service base class but missing from BigQueryOptions.
   const options: BigQueryOptions & { timeout: number } = {
     projectId,
@@ -45,7 +46,10 @@ export function createBigQueryClient(config: Config): BigQuery {
   const keyFilename = credentialsFile(config);
   if (keyFilename) {
     if (!existsSync(keyFilename)) {
-      throw new PipelineError('CONFIG_INVALID', `GOOGLE_APPLICATION_CREDENTIALS=${keyFilename}: no such file (a service-account key JSON)`);
+      throw new PipelineError(
+        'CONFIG_INVALID',
+        `GOOGLE_APPLICATION_CREDENTIALS=${keyFilename}: no such file (a service-account key JSON)`,
+      );
     }
     options.keyFilename = keyFilename;
   } else if (config.BIGQUERY_API_ENDPOINT) {
@@ -90,7 +94,8 @@ export function errorReasons(err: unknown): string[] {
 export function classifyBigQueryError(err: unknown, during: string): PipelineError {
   if (err instanceof PipelineError) return err;
   const message = `BigQuery ${during} failed: ${errorMessage(err)}`;
-  const status = typeof (err as ApiErrorShape | null)?.code === 'number' ? ((err as ApiErrorShape).code as number) : undefined;
+  const status =
+    typeof (err as ApiErrorShape | null)?.code === 'number' ? ((err as ApiErrorShape).code as number) : undefined;
   const reasons = errorReasons(err);
   const details = { status, reasons };
   if (status === 404 || reasons.includes('notFound')) {
@@ -99,7 +104,11 @@ export function classifyBigQueryError(err: unknown, during: string): PipelineErr
   if (/concurrent update|could not serialize|transaction.*aborted/i.test(errorMessage(err))) {
     return new PipelineError('SINK_WRITE_FAILED', message, { retriable: true, cause: err, details });
   }
-  if (status === 401 || status === 403 || reasons.some((r) => r === 'accessDenied' || r === 'forbidden' || r === 'unauthorized')) {
+  if (
+    status === 401 ||
+    status === 403 ||
+    reasons.some((r) => r === 'accessDenied' || r === 'forbidden' || r === 'unauthorized')
+  ) {
     if (!reasons.some((r) => RETRIABLE_REASONS.has(r))) {
       return new PipelineError('SERVICE_MISCONFIGURED', message, { retriable: true, cause: err, details });
     }

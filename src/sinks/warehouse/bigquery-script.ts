@@ -1,6 +1,17 @@
 import type { SinkBatch, SinkRecord } from '../../core/sink-contract.js';
 import { bigQueryParamType, type Dialect } from './dialect.js';
-import { CONTENT_DIM, contentRows, FACT_TABLE, factRow, OFFSETS_TABLE, uniqueByEventKey, writtenColumns, type CellValue, type ColumnDef, type TableDef } from './schema.js';
+import {
+  CONTENT_DIM,
+  contentRows,
+  FACT_TABLE,
+  factRow,
+  OFFSETS_TABLE,
+  uniqueByEventKey,
+  writtenColumns,
+  type CellValue,
+  type ColumnDef,
+  type TableDef,
+} from './schema.js';
 
 /**
  * What the BigQuery backend sends for one batch: ONE multi-statement query job whose script runs
@@ -64,11 +75,19 @@ function rowsParam(name: string, table: TableDef, rows: Array<Record<string, Cel
   return {
     name,
     parameterType: { type: 'ARRAY', arrayType: structType(cols) },
-    parameterValue: { arrayValues: rows.map((r) => ({ structValues: Object.fromEntries(cols.map((c) => [c.name, cellValue(c, r[c.name])])) })) },
+    parameterValue: {
+      arrayValues: rows.map((r) => ({
+        structValues: Object.fromEntries(cols.map((c) => [c.name, cellValue(c, r[c.name])])),
+      })),
+    },
   };
 }
 
-const scalar = (name: string, type: string, value: string): QueryParameter => ({ name, parameterType: { type }, parameterValue: { value } });
+const scalar = (name: string, type: string, value: string): QueryParameter => ({
+  name,
+  parameterType: { type },
+  parameterValue: { value },
+});
 
 function insertClause(table: TableDef, d: Dialect): string {
   const cols = writtenColumns(table).map((c) => c.name);
@@ -78,7 +97,12 @@ function insertClause(table: TableDef, d: Dialect): string {
 
 /** The transaction script; identical for every batch of a table set (only parameters change). */
 export function writeScript(d: Dialect): string {
-  const contentSet = [...writtenColumns(CONTENT_DIM).filter((c) => c.name !== 'content_id').map((c) => `${d.ident(c.name)} = s.${d.ident(c.name)}`), `updated_at = ${d.now()}`];
+  const contentSet = [
+    ...writtenColumns(CONTENT_DIM)
+      .filter((c) => c.name !== 'content_id')
+      .map((c) => `${d.ident(c.name)} = s.${d.ident(c.name)}`),
+    `updated_at = ${d.now()}`,
+  ];
   return [
     `DECLARE inserted_rows INT64 DEFAULT 0;`,
     `BEGIN TRANSACTION;`,
@@ -112,7 +136,9 @@ function jobFor(d: Dialect, batch: SinkBatch, records: SinkRecord[], nextOffset:
   const params: QueryParameter[] = [
     rowsParam('rows', FACT_TABLE, rows),
     rowsParam('content', CONTENT_DIM, contentRows(records)),
-    rowsParam('offsets', OFFSETS_TABLE, [{ topic: batch.topic, kafka_partition: batch.partition, next_offset: nextOffset }]),
+    rowsParam('offsets', OFFSETS_TABLE, [
+      { topic: batch.topic, kafka_partition: batch.partition, next_offset: nextOffset },
+    ]),
     // An empty batch matches no date: the range only prunes, it never decides alone.
     scalar('min_date', 'DATE', dates[0] ?? '1970-01-01'),
     scalar('max_date', 'DATE', dates[dates.length - 1] ?? '1970-01-01'),

@@ -75,7 +75,11 @@ export class BigQueryWarehouse implements Sink {
 
   async storedOffsets(topic: string, partitions: number[]): Promise<Map<number, string>> {
     if (!this.schemaReady) await this.ensureSchema();
-    const rows = await this.query(readOffsetsQuery(this.d), [{ name: 'topic', parameterType: { type: 'STRING' }, parameterValue: { value: topic } }], 'offsets');
+    const rows = await this.query(
+      readOffsetsQuery(this.d),
+      [{ name: 'topic', parameterType: { type: 'STRING' }, parameterValue: { value: topic } }],
+      'offsets',
+    );
     const wanted = new Set(partitions);
     const out = new Map<number, string>();
     for (const row of rows) {
@@ -160,13 +164,18 @@ export class BigQueryWarehouse implements Sink {
         if (key !== undefined && key.join() !== table.key.join()) {
           // The (unenforced) key the optimizer may rely on: a table made when event_id alone was
           // the key holds reused ids once a sequence is reset, so the key is re-declared.
-          await ref.setMetadata({ tableConstraints: { ...(meta as TableMetadata).tableConstraints, primaryKey: { columns: table.key } } });
+          await ref.setMetadata({
+            tableConstraints: { ...(meta as TableMetadata).tableConstraints, primaryKey: { columns: table.key } },
+          });
           this.log.info({ table: table.name, key: table.key }, 'primary key re-declared');
         }
         const have = new Set(((meta as TableMetadata).schema?.fields ?? []).map((f) => f.name));
         const missing = tableMetadata(table).schema?.fields?.filter((f) => !have.has(f.name)) ?? [];
         if (missing.length > 0) {
-          const fields = [...((meta as TableMetadata).schema?.fields ?? []), ...missing.map((f) => ({ ...f, mode: f.mode === 'REQUIRED' ? 'NULLABLE' : f.mode }))];
+          const fields = [
+            ...((meta as TableMetadata).schema?.fields ?? []),
+            ...missing.map((f) => ({ ...f, mode: f.mode === 'REQUIRED' ? 'NULLABLE' : f.mode })),
+          ];
           await ref.setMetadata({ schema: { fields } });
           this.log.info({ table: table.name, added: missing.map((f) => f.name) }, 'added missing columns');
         }
@@ -191,7 +200,9 @@ export class BigQueryWarehouse implements Sink {
       const e = classifyBigQueryError(err, 'schema creation');
       this.lastError = e.message;
       // A 404 while creating is no lost state but a missing parent (project, permission to see it).
-      throw e.code === 'SINK_STATE_LOST' ? new PipelineError('SERVICE_MISCONFIGURED', e.message, { retriable: true, cause: err }) : e;
+      throw e.code === 'SINK_STATE_LOST'
+        ? new PipelineError('SERVICE_MISCONFIGURED', e.message, { retriable: true, cause: err })
+        : e;
     }
   }
 }
@@ -200,7 +211,13 @@ export class BigQueryWarehouse implements Sink {
 export function tableMetadata(table: TableDef): TableMetadata {
   return {
     description: table.description,
-    schema: { fields: table.columns.map((c) => ({ name: c.name, description: c.description, ...bigQueryField(c.type, c.required) })) },
+    schema: {
+      fields: table.columns.map((c) => ({
+        name: c.name,
+        description: c.description,
+        ...bigQueryField(c.type, c.required),
+      })),
+    },
     ...(table.partitionBy ? { timePartitioning: { type: 'DAY', field: table.partitionBy } } : {}),
     ...(table.clusterBy ? { clustering: { fields: table.clusterBy } } : {}),
     tableConstraints: { primaryKey: { columns: table.key } },

@@ -45,7 +45,10 @@ const BIGQUERY_TYPES: Record<LogicalType, string> = {
 };
 
 /** BigQuery REST table-schema field (tables.insert): type and mode of a logical column. */
-export function bigQueryField(t: LogicalType, required: boolean): { type: string; mode: 'REQUIRED' | 'NULLABLE' | 'REPEATED' } {
+export function bigQueryField(
+  t: LogicalType,
+  required: boolean,
+): { type: string; mode: 'REQUIRED' | 'NULLABLE' | 'REPEATED' } {
   if (t === 'string_list') return { type: 'STRING', mode: 'REPEATED' };
   return { type: BIGQUERY_TYPES[t], mode: required ? 'REQUIRED' : 'NULLABLE' };
 }

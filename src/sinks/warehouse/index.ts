@@ -31,7 +31,9 @@ export const warehouseSinkFactory: RegisteredSinkFactory = {
     freshnessTargetSeconds: 45,
     runByDefault: () => true,
     destination: (config: Config) =>
-      config.warehouse === 'duckdb' ? path.resolve(config.DUCKDB_PATH) : `BigQuery ${config.BIGQUERY_PROJECT_ID}.${config.BIGQUERY_DATASET_ID}`,
+      config.warehouse === 'duckdb'
+        ? path.resolve(config.DUCKDB_PATH)
+        : `BigQuery ${config.BIGQUERY_PROJECT_ID}.${config.BIGQUERY_DATASET_ID}`,
   },
   dedupesByEventId: true,
   /** A backfill's direct pages: one transaction per row group (DuckDB) or 50,000 rows (BigQuery), whatever BATCH_SIZE (a latency knob) says. */

@@ -54,18 +54,32 @@ type Values = Record<string, unknown>;
 
 /** Each rule: what must hold of the event (decoded from JSON, so read as unknown) or its record, and the problem named when it does not. */
 const RULES: ReadonlyArray<readonly [(e: Values, r: SinkRecord) => boolean, string]> = [
-  [(e) => typeof e.event_id === 'string' && isInt64Text(e.event_id), 'event_id is not a non-negative int64 in canonical decimal form'],
+  [
+    (e) => typeof e.event_id === 'string' && isInt64Text(e.event_id),
+    'event_id is not a non-negative int64 in canonical decimal form',
+  ],
   [(e) => typeof e.content_id === 'string' && e.content_id.length > 0, 'content_id is missing'],
   [(e) => textOrNull(e.user_id), 'user_id is not a string'],
-  [(e) => typeof e.event_type === 'string' && (EVENT_TYPES as readonly string[]).includes(e.event_type), 'event_type is not play, pause, finish or click'],
+  [
+    (e) => typeof e.event_type === 'string' && (EVENT_TYPES as readonly string[]).includes(e.event_type),
+    'event_type is not play, pause, finish or click',
+  ],
   [(e) => isInstant(e.event_ts), 'event_ts is not an ISO-8601 instant'],
   [(e) => intOrNull(e.duration_ms), 'duration_ms is not an integer'],
   [(e) => textOrNull(e.device), 'device is not a string'],
   [(e) => typeof e.content_slug === 'string', 'content_slug is missing'],
   [(e) => typeof e.content_title === 'string', 'content_title is missing'],
-  [(e) => e.content_type === null || (typeof e.content_type === 'string' && (CONTENT_TYPES as readonly string[]).includes(e.content_type)), 'content_type is not podcast, newsletter or video'],
+  [
+    (e) =>
+      e.content_type === null ||
+      (typeof e.content_type === 'string' && (CONTENT_TYPES as readonly string[]).includes(e.content_type)),
+    'content_type is not podcast, newsletter or video',
+  ],
   [(e) => intOrNull(e.length_seconds), 'length_seconds is not an integer'],
-  [(e) => e.publish_ts === null || remembered(instants, isInstant, e.publish_ts), 'publish_ts is not an ISO-8601 instant'],
+  [
+    (e) => e.publish_ts === null || remembered(instants, isInstant, e.publish_ts),
+    'publish_ts is not an ISO-8601 instant',
+  ],
   [(e) => finiteOrNull(e.engagement_seconds), 'engagement_seconds is not a finite number'],
   [(e) => finiteOrNull(e.engagement_pct), 'engagement_pct is not a finite number'],
   [(e) => remembered(dates, isDate, e.event_date), 'event_date is not YYYY-MM-DD'],
@@ -75,7 +89,10 @@ const RULES: ReadonlyArray<readonly [(e: Values, r: SinkRecord) => boolean, stri
   [(e) => e.origin === 'stream' || e.origin === 'backfill', 'origin is not stream or backfill'],
   [(e) => isStringList(e.quality_flags), 'quality_flags is not a list of strings'],
   [(e) => Number.isSafeInteger(e.schema_version), 'schema_version is not an integer'],
-  [(_, r) => isInt64Text(r.offset) || (r.offset === DIRECT_OFFSET && r.partition === DIRECT_PARTITION), 'the Kafka offset is not an int64'],
+  [
+    (_, r) => isInt64Text(r.offset) || (r.offset === DIRECT_OFFSET && r.partition === DIRECT_PARTITION),
+    'the Kafka offset is not an int64',
+  ],
 ];
 
 /** Why the record cannot be stored (every rule it breaks, in RULES order), or null when it can. */
@@ -84,7 +101,11 @@ export function checkWarehouseRecord(record: SinkRecord): PipelineError | null {
   let problems: string[] | null = null;
   for (const [holds, problem] of RULES) if (!holds(e, record)) (problems ??= []).push(problem);
   if (problems === null) return null;
-  return new PipelineError('INVALID_VALUE', `warehouse cannot store event ${String(e.event_id)}: ${problems.join('; ')}`, {
-    details: { event_id: e.event_id, problems },
-  });
+  return new PipelineError(
+    'INVALID_VALUE',
+    `warehouse cannot store event ${String(e.event_id)}: ${problems.join('; ')}`,
+    {
+      details: { event_id: e.event_id, problems },
+    },
+  );
 }

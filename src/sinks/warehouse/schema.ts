@@ -32,17 +32,28 @@ export interface TableDef {
   clusterBy?: string[];
 }
 
-const col = (name: string, type: LogicalType, required: boolean, description: string): ColumnDef => ({ name, type, required, description });
+const col = (name: string, type: LogicalType, required: boolean, description: string): ColumnDef => ({
+  name,
+  type,
+  required,
+  description,
+});
 
 /** Add new columns at the END: the DuckDB bulk append writes by position (ALTER TABLE appends). */
 export const FACT_TABLE: TableDef = {
   name: 'engagement_events_enriched',
-  description: 'One row per engagement event ((event_id, event_ts) unique: ids are reused after a sequence reset), enriched with its content; written by `engage sink warehouse`.',
+  description:
+    'One row per engagement event ((event_id, event_ts) unique: ids are reused after a sequence reset), enriched with its content; written by `engage sink warehouse`.',
   key: ['event_id', 'event_ts'],
   partitionBy: 'event_date',
   clusterBy: ['content_id'],
   columns: [
-    col('event_id', 'int64', true, 'engagement_events.id (BIGSERIAL); unique together with event_ts (a sequence reset reuses ids)'),
+    col(
+      'event_id',
+      'int64',
+      true,
+      'engagement_events.id (BIGSERIAL); unique together with event_ts (a sequence reset reuses ids)',
+    ),
     col('content_id', 'string', true, 'content.id (UUID)'),
     col('user_id', 'string', false, 'engagement_events.user_id (UUID)'),
     col('event_type', 'string', true, 'play | pause | finish | click'),
@@ -63,10 +74,25 @@ export const FACT_TABLE: TableDef = {
     col('source_ts_ms', 'int64', true, 'source commit time, ms since epoch'),
     col('processed_ts_ms', 'int64', true, 'enrichment time, ms since epoch'),
     col('origin', 'string', true, 'stream | backfill'),
-    col('quality_flags', 'string_list', false, 'data-quality flags set by the processor (implausible_duration: left out of the views)'),
+    col(
+      'quality_flags',
+      'string_list',
+      false,
+      'data-quality flags set by the processor (implausible_duration: left out of the views)',
+    ),
     col('schema_version', 'int64', true, 'enriched record schema version'),
-    col('kafka_partition', 'int64', true, 'enriched-topic partition the row was read from (first copy); -1 when written by a direct backfill'),
-    col('kafka_offset', 'int64', true, 'enriched-topic offset the row was read from (first copy); -1 when written by a direct backfill'),
+    col(
+      'kafka_partition',
+      'int64',
+      true,
+      'enriched-topic partition the row was read from (first copy); -1 when written by a direct backfill',
+    ),
+    col(
+      'kafka_offset',
+      'int64',
+      true,
+      'enriched-topic offset the row was read from (first copy); -1 when written by a direct backfill',
+    ),
     col('loaded_at', 'timestamp', true, 'when the warehouse committed the row'),
   ],
 };
@@ -82,7 +108,12 @@ export const CONTENT_DIM: TableDef = {
     col('content_type', 'string', false, 'podcast | newsletter | video'),
     col('length_seconds', 'int64', false, 'length in seconds'),
     col('publish_ts', 'timestamp', false, 'publish time'),
-    col('version_ms', 'int64', true, 'processed_ts_ms of the event that carried these values; an older one never overwrites'),
+    col(
+      'version_ms',
+      'int64',
+      true,
+      'processed_ts_ms of the event that carried these values; an older one never overwrites',
+    ),
     col('updated_at', 'timestamp', true, 'when the warehouse last wrote the row'),
   ],
 };
@@ -141,7 +172,12 @@ export const FACT_VALUES: ReadonlyArray<readonly [string, (r: SinkRecord) => Cel
   ['kafka_offset', (r) => r.offset],
 ];
 
-if (FACT_VALUES.map(([n]) => n).join() !== writtenColumns(FACT_TABLE).map((c) => c.name).join()) {
+if (
+  FACT_VALUES.map(([n]) => n).join() !==
+  writtenColumns(FACT_TABLE)
+    .map((c) => c.name)
+    .join()
+) {
   throw new Error('schema.ts: FACT_VALUES must list the written fact columns in table order');
 }
 

@@ -92,12 +92,14 @@ export function viewDefinitions(d: Dialect): ViewDef[] {
   return [
     {
       name: DAILY_SUMMARY,
-      description: 'Per UTC day and content: event counts by type, unique users, engagement seconds and percent, completion rate (events flagged implausible_duration left out).',
+      description:
+        'Per UTC day and content: event counts by type, unique users, engagement seconds and percent, completion rate (events flagged implausible_duration left out).',
       sql: dailySummarySql(d),
     },
     {
       name: HOURLY_TRENDS,
-      description: 'Per UTC hour and content type: events, unique users and content, plays, finishes, engagement (events flagged implausible_duration left out).',
+      description:
+        'Per UTC hour and content type: events, unique users and content, plays, finishes, engagement (events flagged implausible_duration left out).',
       sql: hourlyTrendsSql(d),
     },
   ];

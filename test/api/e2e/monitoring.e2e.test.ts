@@ -29,7 +29,11 @@ let childEnv: NodeJS.ProcessEnv;
 let apiUrl = '';
 
 function start(name: string, args: string[], extra: NodeJS.ProcessEnv = {}): { child: ChildProcess; log: string[] } {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], { cwd: root, env: { ...childEnv, ...extra }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], {
+    cwd: root,
+    env: { ...childEnv, ...extra },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   const log: string[] = [];
   child.stdout?.on('data', (d: Buffer) => log.push(d.toString()));
   child.stderr?.on('data', (d: Buffer) => log.push(d.toString()));
@@ -38,7 +42,13 @@ function start(name: string, args: string[], extra: NodeJS.ProcessEnv = {}): { c
 }
 
 async function urlOf(name: string, log: string[]): Promise<string> {
-  const url = await waitFor(`${name} to listen`, async () => /listening on (http:\S+)/.exec(log.join(''))?.[1] ?? null, (u) => u !== null, 120_000, 250).catch((err: Error) => {
+  const url = await waitFor(
+    `${name} to listen`,
+    async () => /listening on (http:\S+)/.exec(log.join(''))?.[1] ?? null,
+    (u) => u !== null,
+    120_000,
+    250,
+  ).catch((err: Error) => {
     throw new Error(`${err.message}\n${log.join('').slice(-3000)}`);
   });
   return url as string;
@@ -84,11 +94,18 @@ after(async () => {
   await env.cleanup();
 });
 
-const logs = () => children.map((c) => `--- ${c.name} (exit ${c.child.exitCode})\n${c.log.join('').slice(-1500)}`).join('\n');
+const logs = () =>
+  children.map((c) => `--- ${c.name} (exit ${c.child.exitCode})\n${c.log.join('').slice(-1500)}`).join('\n');
 
 describe('monitoring a running pipeline', { timeout: 300_000 }, () => {
   it('sees every stage alive and the pipeline healthy', async () => {
-    const h = await waitFor('/health healthy', () => getJson<HealthReport>('/health'), (r) => r.status === 200 && r.body.status === 'healthy', 150_000, 1000).catch((err: Error) => {
+    const h = await waitFor(
+      '/health healthy',
+      () => getJson<HealthReport>('/health'),
+      (r) => r.status === 200 && r.body.status === 'healthy',
+      150_000,
+      1000,
+    ).catch((err: Error) => {
       throw new Error(`${err.message}\n${logs()}`);
     });
     for (const stage of STAGES) assert.equal(h.body.stages[stage]?.ok, true, stage);
@@ -126,22 +143,43 @@ describe('monitoring a running pipeline', { timeout: 300_000 }, () => {
     const text = await waitFor(
       'records out of every sink',
       async () => (await fetch(`${apiUrl}/metrics/prometheus`)).text(),
-      (t) => ['redis', 'warehouse', 'external'].every((sink) => new RegExp(`^engage_sink_records_out_total\\{[^}]*sink="${sink}"[^}]*\\} [1-9]`, 'm').test(t)),
+      (t) =>
+        ['redis', 'warehouse', 'external'].every((sink) =>
+          new RegExp(`^engage_sink_records_out_total\\{[^}]*sink="${sink}"[^}]*\\} [1-9]`, 'm').test(t),
+        ),
       60_000,
       1000,
     );
     for (const name of [
-      'engage_cdc_rows_total', 'engage_cdc_slot_retained_wal_bytes', 'engage_processor_records_out_total', 'engage_processor_consumer_lag',
-      'engage_sink_records_out_total', 'engage_sink_consumer_lag', 'engage_sink_freshness_seconds_bucket', 'engage_sink_external_circuit_state',
-      'engage_health_component_up', 'engage_health_service_up', 'engage_health_slot_retained_wal_bytes', 'engage_process_process_resident_memory_bytes',
+      'engage_cdc_rows_total',
+      'engage_cdc_slot_retained_wal_bytes',
+      'engage_processor_records_out_total',
+      'engage_processor_consumer_lag',
+      'engage_sink_records_out_total',
+      'engage_sink_consumer_lag',
+      'engage_sink_freshness_seconds_bucket',
+      'engage_sink_external_circuit_state',
+      'engage_health_component_up',
+      'engage_health_service_up',
+      'engage_health_slot_retained_wal_bytes',
+      'engage_process_process_resident_memory_bytes',
     ]) {
       assert.match(text, new RegExp(`^${name}\\{[^}]*\\} [0-9.e+-]+$`, 'm'), `${name} has a sample`);
     }
-    const alertExprs = [...readFileSync(path.join(root, 'deploy', 'prometheus', 'alerts.yml'), 'utf8').matchAll(/^\s+expr:\s*(.+)$/gm)].map((m) => m[1]);
-    const panelExprs = [...readFileSync(path.join(root, 'deploy', 'grafana', 'dashboard.json'), 'utf8').matchAll(/"expr": "([^"\\]*(?:\\.[^"\\]*)*)"/g)].map((m) => m[1]);
+    const alertExprs = [
+      ...readFileSync(path.join(root, 'deploy', 'prometheus', 'alerts.yml'), 'utf8').matchAll(/^\s+expr:\s*(.+)$/gm),
+    ].map((m) => m[1]);
+    const panelExprs = [
+      ...readFileSync(path.join(root, 'deploy', 'grafana', 'dashboard.json'), 'utf8').matchAll(
+        /"expr": "([^"\\]*(?:\\.[^"\\]*)*)"/g,
+      ),
+    ].map((m) => m[1]);
     for (const [, name] of [...alertExprs, ...panelExprs].join('\n').matchAll(/\b(engage_[a-z0-9_]+)/g)) {
       const family = (name as string).replace(/_(bucket|sum|count)$/, '');
-      assert.ok(text.includes(`# TYPE ${name} `) || text.includes(`# TYPE ${family} histogram`), `${name} in /metrics/prometheus`);
+      assert.ok(
+        text.includes(`# TYPE ${name} `) || text.includes(`# TYPE ${family} histogram`),
+        `${name} in /metrics/prometheus`,
+      );
     }
   });
 
@@ -152,14 +190,29 @@ describe('monitoring a running pipeline', { timeout: 300_000 }, () => {
       executablePath: '/usr/bin/chromium',
       headless: true,
       viewport: { width: 1280, height: 1000 },
-      args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+      args: [
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-quic',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+      ],
     });
     try {
       const page = await context.newPage();
       await page.goto(`${apiUrl}/`);
       await page.locator('#top-chart svg g.row').first().waitFor({ timeout: 30_000 });
-      for (const stage of STAGES) await page.locator('#throughput tbody tr', { hasText: stage }).waitFor({ timeout: 30_000 });
-      await waitFor('healthy pill', () => page.locator('#overall').innerText(), (s) => s === 'healthy', 30_000, 500);
+      for (const stage of STAGES)
+        await page.locator('#throughput tbody tr', { hasText: stage }).waitFor({ timeout: 30_000 });
+      await waitFor(
+        'healthy pill',
+        () => page.locator('#overall').innerText(),
+        (s) => s === 'healthy',
+        30_000,
+        500,
+      );
       mkdirSync(path.join(root, 'test-output'), { recursive: true });
       await page.screenshot({ path: path.join(root, 'test-output', 'dashboard-pipeline.png'), fullPage: true });
     } finally {

@@ -20,9 +20,23 @@ import path from 'node:path';
 import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
 import { errorMessage, PipelineError } from '../../../core/errors.js';
 import type { Logger } from '../../../core/logger.js';
-import type { EncodedBatch, EncodedWriteResult, Sink, SinkBatch, SinkContext, SinkRecord } from '../../../core/sink-contract.js';
+import type {
+  EncodedBatch,
+  EncodedWriteResult,
+  Sink,
+  SinkBatch,
+  SinkContext,
+  SinkRecord,
+} from '../../../core/sink-contract.js';
 import type { SourceImporter, SourceImportResult, SourcePage } from '../../source-import.js';
-import { addMissingColumnsSql, createStagesSql, createTablesSql, createViewsSql, factColumnOrderSql, readOffsetsSql } from './sql.js';
+import {
+  addMissingColumnsSql,
+  createStagesSql,
+  createTablesSql,
+  createViewsSql,
+  factColumnOrderSql,
+  readOffsetsSql,
+} from './sql.js';
 import { ContentMemo } from './content-memo.js';
 import { writeStagedTransaction } from './fast-path/encoded-write.js';
 import { EncodedStager } from './fast-path/stager.js';
@@ -130,17 +144,28 @@ export class DuckDbWarehouse implements Sink, SourceImporter {
    */
   async writeEncoded(batch: EncodedBatch): Promise<EncodedWriteResult> {
     const n = batch.records.length;
-    if (n === 0) return this.serial(() => this.transaction(0, 1, (conn) => writeStagedTransaction(conn, batch, null, this.contentMemo)));
+    if (n === 0)
+      return this.serial(() =>
+        this.transaction(0, 1, (conn) => writeStagedTransaction(conn, batch, null, this.contentMemo)),
+      );
     const stager = this.stager ?? (await this.serial(async () => (await this.connection(), this.stager)));
-    if (stager === null) throw new PipelineError('SINK_WRITE_FAILED', 'the DuckDB warehouse is not open', { retriable: true });
+    if (stager === null)
+      throw new PipelineError('SINK_WRITE_FAILED', 'the DuckDB warehouse is not open', { retriable: true });
     return stager.withSlot(async (slot) => {
       const staged = await stager.stage(slot, batch);
       if (staged === null) return { kind: 'needs-check' };
       return this.serial(async () => {
         await this.connection(); // re-opened first when broken, with a new stager: the slot is gone then
-        if (this.stager !== stager) throw new PipelineError('SINK_WRITE_FAILED', 'the DuckDB warehouse was re-opened while the batch was staged', { retriable: true });
+        if (this.stager !== stager)
+          throw new PipelineError(
+            'SINK_WRITE_FAILED',
+            'the DuckDB warehouse was re-opened while the batch was staged',
+            { retriable: true },
+          );
         const insert = await stager.insertFrom(slot);
-        const result = await this.transaction(n, 1, (conn) => writeStagedTransaction(conn, batch, { rows: staged, insert }, this.contentMemo));
+        const result = await this.transaction(n, 1, (conn) =>
+          writeStagedTransaction(conn, batch, { rows: staged, insert }, this.contentMemo),
+        );
         return { kind: 'written', sourceTsMs: result.sourceTsMs };
       });
     });
@@ -153,14 +178,22 @@ export class DuckDbWarehouse implements Sink, SourceImporter {
         const r = await importSourceTransaction(conn, page, this.contentMemo);
         return { ...r, records: r.rows };
       });
-      return result.kind === 'written' ? { kind: 'written', rows: result.rows, inserted: result.inserted } : { kind: 'declined', rows: result.rows };
+      return result.kind === 'written'
+        ? { kind: 'written', rows: result.rows, inserted: result.inserted }
+        : { kind: 'declined', rows: result.rows };
     });
   }
 
   async health(): Promise<{ ok: boolean; detail?: Record<string, unknown> }> {
     return {
       ok: this.broken === null && this.conn !== null,
-      detail: { backend: 'duckdb', file: this.file, lastCommitAt: this.lastCommitMs && new Date(this.lastCommitMs).toISOString(), ...this.totals, ...(this.broken ? { error: this.broken } : {}) },
+      detail: {
+        backend: 'duckdb',
+        file: this.file,
+        lastCommitAt: this.lastCommitMs && new Date(this.lastCommitMs).toISOString(),
+        ...this.totals,
+        ...(this.broken ? { error: this.broken } : {}),
+      },
     };
   }
 
@@ -168,7 +201,10 @@ export class DuckDbWarehouse implements Sink, SourceImporter {
     await this.serial(async () => {
       await this.stager?.close();
       this.stager = null;
-      if (this.conn && this.broken === null) await this.conn.run('CHECKPOINT').catch((err: unknown) => this.log.warn({ err: errorMessage(err) }, 'checkpoint on close failed'));
+      if (this.conn && this.broken === null)
+        await this.conn
+          .run('CHECKPOINT')
+          .catch((err: unknown) => this.log.warn({ err: errorMessage(err) }, 'checkpoint on close failed'));
       this.release();
     });
   }
@@ -207,7 +243,9 @@ export class DuckDbWarehouse implements Sink, SourceImporter {
    * Offsets left without their fact table (it was dropped) are deleted: the rows they claim are gone.
    */
   private async ensureSchema(conn: DuckDBConnection): Promise<void> {
-    const present = await conn.runAndReadAll(`SELECT table_name FROM information_schema.tables WHERE table_catalog = current_database() AND table_schema = 'main'`);
+    const present = await conn.runAndReadAll(
+      `SELECT table_name FROM information_schema.tables WHERE table_catalog = current_database() AND table_schema = 'main'`,
+    );
     const before = new Set((present.getRowsJS() as Array<[string]>).map(([t]) => t));
     for (const sql of createTablesSql()) await conn.run(sql);
     if (!before.has(FACT_TABLE.name) && before.has(OFFSETS_TABLE.name)) {
@@ -215,14 +253,20 @@ export class DuckDbWarehouse implements Sink, SourceImporter {
       this.log.warn('the fact table was missing: stored offsets deleted, every partition starts over');
     }
     for (const table of TABLES) {
-      const reader = await conn.runAndReadAll(`SELECT column_name FROM information_schema.columns WHERE table_catalog = current_database() AND table_schema = 'main' AND table_name = $1`, [table.name]);
+      const reader = await conn.runAndReadAll(
+        `SELECT column_name FROM information_schema.columns WHERE table_catalog = current_database() AND table_schema = 'main' AND table_name = $1`,
+        [table.name],
+      );
       const existing = new Set((reader.getRowsJS() as Array<[string]>).map(([c]) => c));
       for (const sql of addMissingColumnsSql(table, existing)) await conn.run(sql);
     }
     for (const sql of [...createViewsSql(), ...createStagesSql()]) await conn.run(sql);
     const order = (await conn.runAndReadAll(factColumnOrderSql())).getRowsJS().map(([c]) => String(c));
     if (order.join() !== FACT_TABLE.columns.map((c) => c.name).join()) {
-      throw new PipelineError('SERVICE_MISCONFIGURED', `${FACT_TABLE.name} columns are not in the schema's order (the bulk append writes by position): ${order.join(', ')}`);
+      throw new PipelineError(
+        'SERVICE_MISCONFIGURED',
+        `${FACT_TABLE.name} columns are not in the schema's order (the bulk append writes by position): ${order.join(', ')}`,
+      );
     }
   }
 
@@ -231,7 +275,8 @@ export class DuckDbWarehouse implements Sink, SourceImporter {
       this.release();
       await this.open();
     }
-    if (this.conn === null) throw new PipelineError('SINK_WRITE_FAILED', 'DuckDB connection is not open', { retriable: true });
+    if (this.conn === null)
+      throw new PipelineError('SINK_WRITE_FAILED', 'DuckDB connection is not open', { retriable: true });
     return this.conn;
   }
 
@@ -277,7 +322,11 @@ export class DuckDbWarehouse implements Sink, SourceImporter {
    * stored: `records` handed over (or the result's, when only the transaction knew), of which
    * `inserted` new (the rest were stored already).
    */
-  private async transaction<T extends { kind: string; inserted: number; records?: number }>(records: number, batches: number, fn: (conn: DuckDBConnection) => Promise<T>): Promise<T> {
+  private async transaction<T extends { kind: string; inserted: number; records?: number }>(
+    records: number,
+    batches: number,
+    fn: (conn: DuckDBConnection) => Promise<T>,
+  ): Promise<T> {
     const conn = await this.connection();
     let result: T;
     try {

@@ -1,5 +1,15 @@
 import { duckdbDialect as d } from '../dialect.js';
-import { CONTENT_DIM, FACT_TABLE, OFFSETS_TABLE, TABLES, writtenColumns, type CellValue, type ColumnDef, type Row, type TableDef } from '../schema.js';
+import {
+  CONTENT_DIM,
+  FACT_TABLE,
+  OFFSETS_TABLE,
+  TABLES,
+  writtenColumns,
+  type CellValue,
+  type ColumnDef,
+  type Row,
+  type TableDef,
+} from '../schema.js';
 import { viewDefinitions } from '../views.js';
 
 /**
@@ -97,7 +107,9 @@ export function existingKeysSql(lo: bigint, hi: bigint): string {
 export function upsertContentSql(): string {
   const cols = writtenColumns(CONTENT_DIM);
   const dim = d.table(CONTENT_DIM.name);
-  const set = [...cols.filter((c) => c.name !== 'content_id').map((c) => c.name), 'updated_at'].map((n) => `${d.ident(n)} = excluded.${d.ident(n)}`);
+  const set = [...cols.filter((c) => c.name !== 'content_id').map((c) => c.name), 'updated_at'].map(
+    (n) => `${d.ident(n)} = excluded.${d.ident(n)}`,
+  );
   return [
     `INSERT INTO ${dim} (${[...cols.map((c) => d.ident(c.name)), 'updated_at'].join(', ')})`,
     `SELECT ${[...cols.map(fromStage), d.now()].join(', ')}`,
@@ -112,7 +124,8 @@ export function upsertContentSql(): string {
  * the offset must be an int64 decimal and the partition an integer; the topic is quoted.
  */
 export function storeOffsetSql(topic: string, partition: number, nextOffset: string): string {
-  if (!/^-?\d{1,19}$/.test(nextOffset) || !Number.isInteger(partition)) throw new Error(`not an offset: ${partition}@${nextOffset}`);
+  if (!/^-?\d{1,19}$/.test(nextOffset) || !Number.isInteger(partition))
+    throw new Error(`not an offset: ${partition}@${nextOffset}`);
   return [
     `INSERT INTO ${d.table(OFFSETS_TABLE.name)} (topic, kafka_partition, next_offset, updated_at)`,
     `VALUES ('${topic.replaceAll("'", "''")}', ${partition}, ${nextOffset}, ${d.now()})`,

@@ -19,7 +19,11 @@ export async function upsertChangedContent(conn: DuckDBConnection, memo: Content
   const content = memo.changed(rows);
   if (content.length > 0) {
     await conn.run(`DELETE FROM ${STAGE_CONTENT}`);
-    await appendLines(conn, STAGE_CONTENT, content.map((r) => stageLine(rowValues(CONTENT_DIM, r))));
+    await appendLines(
+      conn,
+      STAGE_CONTENT,
+      content.map((r) => stageLine(rowValues(CONTENT_DIM, r))),
+    );
     await conn.run(upsertContentSql());
   }
   return content;
@@ -55,16 +59,30 @@ export function classifyDuckDbError(err: unknown, during: 'open' | 'write'): Pip
     // once memory is freed, so it is retried (and parked when retries run out, replayable).
     const hint = 'raise DUCKDB_MEMORY_LIMIT (or unset it), or lower BATCH_SIZE';
     return during === 'open'
-      ? new PipelineError('SERVICE_MISCONFIGURED', `DuckDB ran out of memory opening the warehouse: ${hint}. ${message}`, { cause: err })
-      : new PipelineError('SINK_WRITE_FAILED', `DuckDB ran out of memory writing a batch: ${hint}. ${message}`, { retriable: true, cause: err });
+      ? new PipelineError(
+          'SERVICE_MISCONFIGURED',
+          `DuckDB ran out of memory opening the warehouse: ${hint}. ${message}`,
+          { cause: err },
+        )
+      : new PipelineError('SINK_WRITE_FAILED', `DuckDB ran out of memory writing a batch: ${hint}. ${message}`, {
+          retriable: true,
+          cause: err,
+        });
   }
   if (/Could not set lock|Conflicting lock/i.test(message)) {
     // Another process holds the file (a second sink, a person's `duckdb` shell, a backup): the
     // sink waits for the lock like for any other outage rather than exiting for good.
-    return new PipelineError('SERVICE_UNREACHABLE', `the DuckDB file is open in another process (one warehouse sink owns it; waiting for it to be released): ${message}`, { retriable: true, cause: err, details: { locked: true } });
+    return new PipelineError(
+      'SERVICE_UNREACHABLE',
+      `the DuckDB file is open in another process (one warehouse sink owns it; waiting for it to be released): ${message}`,
+      { retriable: true, cause: err, details: { locked: true } },
+    );
   }
   if (during === 'write' && /^Catalog Error/i.test(message)) {
-    return new PipelineError('SINK_STATE_LOST', `a warehouse table is missing: ${message}`, { retriable: true, cause: err });
+    return new PipelineError('SINK_STATE_LOST', `a warehouse table is missing: ${message}`, {
+      retriable: true,
+      cause: err,
+    });
   }
   if (/^(Conversion|Constraint|Invalid Input|Out of Range) Error/i.test(message)) {
     return new PipelineError('SINK_REJECTED', `DuckDB refused the batch: ${message}`, { cause: err });

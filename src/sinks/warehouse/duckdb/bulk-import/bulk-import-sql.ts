@@ -1,5 +1,11 @@
 import { CONTENT_TYPES, EVENT_TYPES } from '../../../../core/types.js';
-import { MAX_FUTURE_SKEW_MS, MAX_PLAUSIBLE_DURATION_MS, MIN_EVENT_TS_MS, PLAUSIBLE_LENGTH_FACTOR, PLAUSIBLE_MARGIN_MS } from '../../../../core/event-rules.js';
+import {
+  MAX_FUTURE_SKEW_MS,
+  MAX_PLAUSIBLE_DURATION_MS,
+  MIN_EVENT_TS_MS,
+  PLAUSIBLE_LENGTH_FACTOR,
+  PLAUSIBLE_MARGIN_MS,
+} from '../../../../core/event-rules.js';
 import { DIRECT_OFFSET, DIRECT_PARTITION } from '../../../../core/sink-contract.js';
 import { SOURCE_CSV_COLUMNS } from '../../../source-import.js';
 import { duckdbDialect as d } from '../../dialect.js';
@@ -29,7 +35,14 @@ export function createSourceContentSql(): string {
 }
 
 const CSV_TYPES: Record<(typeof SOURCE_CSV_COLUMNS)[number], string> = {
-  event_ts: 'VARCHAR', id: 'VARCHAR', content_id: 'VARCHAR', user_id: 'VARCHAR', event_type: 'VARCHAR', duration_ms: 'BIGINT', device: 'VARCHAR', raw_payload: 'VARCHAR',
+  event_ts: 'VARCHAR',
+  id: 'VARCHAR',
+  content_id: 'VARCHAR',
+  user_id: 'VARCHAR',
+  event_type: 'VARCHAR',
+  duration_ms: 'BIGINT',
+  device: 'VARCHAR',
+  raw_payload: 'VARCHAR',
 };
 
 /** to_char's form of an instant in UTC, as the backfill's reader and the CDC write it. */

@@ -29,7 +29,11 @@ import type { Row } from '../../schema.js';
  * cannot read or convert, is declined whole after a ROLLBACK, nothing written.
  * The caller serialises calls on the connection. Throws what DuckDB threw for any other failure.
  */
-export async function importSourceTransaction(conn: DuckDBConnection, page: SourcePage, memo: ContentMemo): Promise<SourceImportResult & { inserted: number }> {
+export async function importSourceTransaction(
+  conn: DuckDBConnection,
+  page: SourcePage,
+  memo: ContentMemo,
+): Promise<SourceImportResult & { inserted: number }> {
   await loadContent(conn, page.content);
   let content: Row[] = [];
   let inserted = 0;
@@ -73,7 +77,15 @@ function contentRows(page: SourcePage, ids: readonly string[]): Row[] {
   const wanted = new Set(ids);
   return page.content
     .filter((c) => wanted.has(c.id))
-    .map((c) => ({ content_id: c.id, content_slug: c.slug, content_title: c.title, content_type: c.content_type, length_seconds: c.length_seconds, publish_ts: c.publish_ts, version_ms: page.nowMs }));
+    .map((c) => ({
+      content_id: c.id,
+      content_slug: c.slug,
+      content_title: c.title,
+      content_type: c.content_type,
+      length_seconds: c.length_seconds,
+      publish_ts: c.publish_ts,
+      version_ms: page.nowMs,
+    }));
 }
 
 /** The catalogue each connection holds in SOURCE_CONTENT; a run passes the same array with every page. */

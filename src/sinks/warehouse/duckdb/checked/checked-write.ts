@@ -37,8 +37,14 @@ import { contentRows, FACT_TABLE, uniqueByEventKey, type Row } from '../../schem
  *
  * Returns the number of fact rows inserted. Throws what DuckDB threw, after a ROLLBACK.
  */
-export async function writeTransaction(conn: DuckDBConnection, batches: readonly SinkBatch[], memo: ContentMemo): Promise<number> {
-  const records = uniqueByEventKey(batches.length === 1 ? (batches[0] as SinkBatch).records : batches.flatMap((b) => b.records));
+export async function writeTransaction(
+  conn: DuckDBConnection,
+  batches: readonly SinkBatch[],
+  memo: ContentMemo,
+): Promise<number> {
+  const records = uniqueByEventKey(
+    batches.length === 1 ? (batches[0] as SinkBatch).records : batches.flatMap((b) => b.records),
+  );
   let inserted = 0;
   let content: Row[] = [];
   await conn.run('BEGIN TRANSACTION');
@@ -53,7 +59,8 @@ export async function writeTransaction(conn: DuckDBConnection, batches: readonly
       }
       const found = await conn.runAndReadAll(existingKeysSql(lo, hi), [ids.join(',')]);
       const stored = new Set(found.getRowsJS().map(([key]) => String(key)));
-      const fresh = stored.size === 0 ? records : records.filter((r, i) => !stored.has(`${String(ids[i])}@${storedMicros(r)}`));
+      const fresh =
+        stored.size === 0 ? records : records.filter((r, i) => !stored.has(`${String(ids[i])}@${storedMicros(r)}`));
       if (fresh.length > 0) await appendFacts(conn, fresh);
       inserted = fresh.length;
       content = await upsertChangedContent(conn, memo, contentRows(records));

@@ -27,7 +27,8 @@ export function isoToMicros(text: string): bigint {
   if (!m) throw new PipelineError('SINK_REJECTED', `not an ISO-8601 instant: ${JSON.stringify(text)}`);
   const [, y, mo, d, h, mi, s, frac, zone, sign, oh, om] = m;
   const ms = Date.UTC(Number(y), Number(mo) - 1, Number(d), Number(h), Number(mi), Number(s ?? 0));
-  if (!Number.isFinite(ms)) throw new PipelineError('SINK_REJECTED', `not an ISO-8601 instant: ${JSON.stringify(text)}`);
+  if (!Number.isFinite(ms))
+    throw new PipelineError('SINK_REJECTED', `not an ISO-8601 instant: ${JSON.stringify(text)}`);
   const micros = BigInt(ms) * 1000n + BigInt(((frac ?? '') + '000000').slice(0, 6));
   const offsetMinutes = zone === 'Z' ? 0 : (sign === '-' ? -1 : 1) * (Number(oh) * 60 + Number(om ?? 0));
   return micros - BigInt(offsetMinutes) * 60_000_000n;
@@ -36,7 +37,8 @@ export function isoToMicros(text: string): bigint {
 /** Days since 1970-01-01 of a YYYY-MM-DD date. */
 export function dateToDays(text: string): number {
   const ms = Date.parse(`${text}T00:00:00Z`);
-  if (!/^\d{4}-\d{2}-\d{2}$/.test(text) || !Number.isFinite(ms)) throw new PipelineError('SINK_REJECTED', `not a date: ${JSON.stringify(text)}`);
+  if (!/^\d{4}-\d{2}-\d{2}$/.test(text) || !Number.isFinite(ms))
+    throw new PipelineError('SINK_REJECTED', `not a date: ${JSON.stringify(text)}`);
   return ms / 86_400_000;
 }
 
@@ -66,7 +68,14 @@ const TYPE_IDS: Record<LogicalType, DuckDBTypeId> = {
  * One column's values into `vector`. Timestamps and dates are parsed through `memo` (per column and
  * batch: publish times, hours and dates repeat across rows, so each distinct text is parsed once).
  */
-function writeColumn(vector: Vector, type: LogicalType, values: readonly CellValue[], n: number, s: Scratch, memo: Map<string, number | bigint>): void {
+function writeColumn(
+  vector: Vector,
+  type: LogicalType,
+  values: readonly CellValue[],
+  n: number,
+  s: Scratch,
+  memo: Map<string, number | bigint>,
+): void {
   switch (type) {
     case 'string':
     case 'json':
@@ -124,11 +133,18 @@ export function appendFactRows(appender: DuckDBAppender, records: readonly SinkR
   const cols = writtenColumns(FACT_TABLE);
   const types: DuckDBType[] = Array.from({ length: appender.columnCount }, (_, i) => appender.columnType(i));
   if (types.length !== cols.length + 1) {
-    throw new PipelineError('SERVICE_MISCONFIGURED', `${FACT_TABLE.name} has ${types.length} columns, the schema ${cols.length + 1}`);
+    throw new PipelineError(
+      'SERVICE_MISCONFIGURED',
+      `${FACT_TABLE.name} has ${types.length} columns, the schema ${cols.length + 1}`,
+    );
   }
   const logical: LogicalType[] = [...cols.map((c) => c.type), 'timestamp'];
   logical.forEach((t, c) => {
-    if (types[c]?.typeId !== TYPE_IDS[t]) throw new PipelineError('SERVICE_MISCONFIGURED', `${FACT_TABLE.name} column ${c + 1} is ${String(types[c])}, the schema says ${t}`);
+    if (types[c]?.typeId !== TYPE_IDS[t])
+      throw new PipelineError(
+        'SERVICE_MISCONFIGURED',
+        `${FACT_TABLE.name} column ${c + 1} is ${String(types[c])}, the schema says ${t}`,
+      );
   });
   const s = new Scratch();
   const memos = logical.map(() => new Map<string, number | bigint>());
@@ -143,7 +159,14 @@ export function appendFactRows(appender: DuckDBAppender, records: readonly SinkR
     for (let c = 0; c < cols.length; c++) {
       const get = (FACT_VALUES[c] as (typeof FACT_VALUES)[number])[1];
       for (let i = 0; i < n; i++) values[i] = get(records[start + i] as SinkRecord);
-      writeColumn(bindings.data_chunk_get_vector(chunk.chunk, c), logical[c] as LogicalType, values, n, s, memos[c] as Map<string, number | bigint>);
+      writeColumn(
+        bindings.data_chunk_get_vector(chunk.chunk, c),
+        logical[c] as LogicalType,
+        values,
+        n,
+        s,
+        memos[c] as Map<string, number | bigint>,
+      );
     }
     s.resetValidity(n);
     for (let i = 0; i < n; i++) putInt64(s, i, loadedAt);

@@ -14,7 +14,8 @@ import { PipelineError } from '../../../../core/errors.js';
  * string plus a value object per timestamp): see docs/warehouse.md, "Where a row's CPU goes".
  */
 
-if (os.endianness() !== 'LE') throw new PipelineError('SERVICE_MISCONFIGURED', 'the DuckDB vector writers assume a little-endian machine');
+if (os.endianness() !== 'LE')
+  throw new PipelineError('SERVICE_MISCONFIGURED', 'the DuckDB vector writers assume a little-endian machine');
 
 const TWO_32 = 4294967296;
 export const MAX_ROWS = bindings.vector_size();

@@ -16,7 +16,21 @@ import { FACT_TABLE } from '../../schema.js';
  */
 
 /** Every field of the enriched event the fact table stores, with its DuckDB type and its rule. */
-type Kind = 'id' | 'key' | 'text' | 'text?' | 'instant' | 'instant?' | 'date' | 'int' | 'int?' | 'num?' | 'json' | 'flags' | 'enum' | 'enum?';
+type Kind =
+  | 'id'
+  | 'key'
+  | 'text'
+  | 'text?'
+  | 'instant'
+  | 'instant?'
+  | 'date'
+  | 'int'
+  | 'int?'
+  | 'num?'
+  | 'json'
+  | 'flags'
+  | 'enum'
+  | 'enum?';
 type Field = readonly [name: string, kind: Kind, values?: readonly string[]];
 const FIELDS: readonly Field[] = [
   ['event_id', 'id'],
@@ -45,8 +59,20 @@ const FIELDS: readonly Field[] = [
 ];
 
 const DUCK_TYPE: Record<Kind, string> = {
-  id: 'VARCHAR', key: 'VARCHAR', text: 'VARCHAR', 'text?': 'VARCHAR', instant: 'VARCHAR', 'instant?': 'VARCHAR', date: 'VARCHAR',
-  int: 'BIGINT', 'int?': 'BIGINT', 'num?': 'DOUBLE', json: 'JSON', flags: 'JSON', enum: 'VARCHAR', 'enum?': 'VARCHAR',
+  id: 'VARCHAR',
+  key: 'VARCHAR',
+  text: 'VARCHAR',
+  'text?': 'VARCHAR',
+  instant: 'VARCHAR',
+  'instant?': 'VARCHAR',
+  date: 'VARCHAR',
+  int: 'BIGINT',
+  'int?': 'BIGINT',
+  'num?': 'DOUBLE',
+  json: 'JSON',
+  flags: 'JSON',
+  enum: 'VARCHAR',
+  'enum?': 'VARCHAR',
 };
 /**
  * Kinds whose JSON type must be asked for: DuckDB's transform converts silently (a number to text,
@@ -70,20 +96,34 @@ function rule(kind: Kind, t: string, v: string, values: readonly string[] = []):
   const instant = `(regexp_full_match(${v}, ${INSTANT_RE}) AND TRY_CAST(${v} AS TIMESTAMPTZ) IS NOT NULL)`;
   const int = `(${t} IN ('UBIGINT', 'BIGINT') AND abs(${v}) <= ${MAX_SAFE})`;
   switch (kind) {
-    case 'id': return `(${t} = 'VARCHAR' AND regexp_full_match(${v}, '0|[1-9][0-9]{0,17}'))`;
-    case 'key': return `(${t} = 'VARCHAR' AND length(${v}) > 0)`;
-    case 'text': return `${t} = 'VARCHAR'`;
-    case 'text?': return `${t} IN ('VARCHAR', 'NULL')`;
-    case 'enum': return `${v} IN ${list(values)}`;
-    case 'enum?': return `(${v} IS NULL OR ${v} IN ${list(values)})`;
-    case 'instant': return instant;
-    case 'instant?': return `(${v} IS NULL OR ${instant})`;
-    case 'date': return `(regexp_full_match(${v}, ${DATE_RE}) AND TRY_CAST(${v} AS DATE) IS NOT NULL)`;
-    case 'int': return int;
-    case 'int?': return `(${t} = 'NULL' OR ${int})`;
-    case 'num?': return `${t} IN ('NULL', 'UBIGINT', 'BIGINT', 'DOUBLE')`;
-    case 'json': return 'true';
-    case 'flags': return `regexp_full_match(CAST(${v} AS VARCHAR), ${FLAGS_RE})`;
+    case 'id':
+      return `(${t} = 'VARCHAR' AND regexp_full_match(${v}, '0|[1-9][0-9]{0,17}'))`;
+    case 'key':
+      return `(${t} = 'VARCHAR' AND length(${v}) > 0)`;
+    case 'text':
+      return `${t} = 'VARCHAR'`;
+    case 'text?':
+      return `${t} IN ('VARCHAR', 'NULL')`;
+    case 'enum':
+      return `${v} IN ${list(values)}`;
+    case 'enum?':
+      return `(${v} IS NULL OR ${v} IN ${list(values)})`;
+    case 'instant':
+      return instant;
+    case 'instant?':
+      return `(${v} IS NULL OR ${instant})`;
+    case 'date':
+      return `(regexp_full_match(${v}, ${DATE_RE}) AND TRY_CAST(${v} AS DATE) IS NOT NULL)`;
+    case 'int':
+      return int;
+    case 'int?':
+      return `(${t} = 'NULL' OR ${int})`;
+    case 'num?':
+      return `${t} IN ('NULL', 'UBIGINT', 'BIGINT', 'DOUBLE')`;
+    case 'json':
+      return 'true';
+    case 'flags':
+      return `regexp_full_match(CAST(${v} AS VARCHAR), ${FLAGS_RE})`;
   }
 }
 
@@ -131,7 +171,15 @@ function okExpr(): string {
  * event enriched last, as schema.ts contentRows picks them).
  */
 export function stageVerdictSql(table: string): string {
-  const c = ['content_id', 'content_slug', 'content_title', 'content_type', 'length_seconds', 'publish_ts', 'processed_ts_ms'];
+  const c = [
+    'content_id',
+    'content_slug',
+    'content_title',
+    'content_type',
+    'length_seconds',
+    'publish_ts',
+    'processed_ts_ms',
+  ];
   const content = [
     `SELECT arg_max({${c.map((n) => `'${n}': r.${n}`).join(', ')}}, (r.processed_ts_ms, i)) AS c`,
     `FROM ${table} GROUP BY r.content_id`,

@@ -1,5 +1,11 @@
 import { randomBytes } from 'node:crypto';
-import { blobValue, type DuckDBBlobValue, type DuckDBConnection, type DuckDBInstance, type DuckDBPreparedStatement } from '@duckdb/node-api';
+import {
+  blobValue,
+  type DuckDBBlobValue,
+  type DuckDBConnection,
+  type DuckDBInstance,
+  type DuckDBPreparedStatement,
+} from '@duckdb/node-api';
 import { errorMessage, PipelineError } from '../../../../core/errors.js';
 import { Semaphore } from '../../../../runtime/semaphore.js';
 import type { EncodedBatch } from '../../../../core/sink-contract.js';
@@ -34,7 +40,15 @@ export interface StagedBatch {
   content: Row[];
 }
 
-type ContentTuple = { content_id: string; content_slug: string; content_title: string; content_type: string | null; length_seconds: bigint | null; publish_ts: string | null; processed_ts_ms: bigint };
+type ContentTuple = {
+  content_id: string;
+  content_slug: string;
+  content_title: string;
+  content_type: string | null;
+  length_seconds: bigint | null;
+  publish_ts: string | null;
+  processed_ts_ms: bigint;
+};
 /** stageVerdictSql's row: staged, bad, repeated, lo, hi, source times, content rows. */
 type Verdict = [bigint, bigint, bigint, bigint | null, bigint | null, Array<number | null>, ContentTuple[]];
 
@@ -62,7 +76,10 @@ export class EncodedStager {
       for (let slot = 0; slot < SLOTS; slot++) {
         const table = stageTable(database, slot);
         await conn.run(createEncodedStageSql(table));
-        statements.push({ decode: await conn.prepare(decodeStageSql(table)), verdict: await conn.prepare(stageVerdictSql(table)) });
+        statements.push({
+          decode: await conn.prepare(decodeStageSql(table)),
+          verdict: await conn.prepare(stageVerdictSql(table)),
+        });
       }
       return new EncodedStager(conn, writer, database, statements);
     } catch (err) {
@@ -132,7 +149,12 @@ export class EncodedStager {
       // DuckDB refusing a value (not JSON, a conversion): the checked way judges such records one by one.
       const e = classifyDuckDbError(err, 'write');
       if (e.code === 'SINK_REJECTED') return null;
-      throw e.code === 'SINK_STATE_LOST' ? new PipelineError('SINK_WRITE_FAILED', `the stage table is gone: ${errorMessage(err)}`, { retriable: true, cause: err }) : e;
+      throw e.code === 'SINK_STATE_LOST'
+        ? new PipelineError('SINK_WRITE_FAILED', `the stage table is gone: ${errorMessage(err)}`, {
+            retriable: true,
+            cause: err,
+          })
+        : e;
     }
     const reader = await statements.verdict.runAndReadAll();
     const [count, bad, repeated, lo, hi, sourceTsMs, rows] = (reader.getRowsJS() as Verdict[])[0] as Verdict;
