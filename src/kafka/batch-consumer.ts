@@ -3,7 +3,7 @@ import { RdKafka } from '@confluentinc/kafka-javascript';
 import { errorMessage } from '../core/errors.js';
 import { sleep } from '../core/sleep.js';
 import type { BatchConsumerOptions, BatchHandler, KafkaMessage, PartitionBatch } from './batch-types.js';
-import { connectionProps } from './client.js';
+import { commitStoredOffsets, consumerProps, returnOnFirstMessage, type TopicPartition } from './consumer-props.js';
 import { FetchBuffers } from './fetch-buffers.js';
 import { groupViewOf, type GroupView } from './assignment-watch.js';
 
@@ -37,7 +37,6 @@ export type { BatchConsumerOptions, BatchHandler, KafkaMessage, PartitionBatch }
  */
 
 type RawConsumer = InstanceType<typeof RdKafka.KafkaConsumer>;
-type TopicPartition = { topic: string; partition: number };
 
 /**
  * Messages per consume call. The binding turns each into a JS object on the JS thread (~5–6 µs),
@@ -47,14 +46,9 @@ type TopicPartition = { topic: string; partition: number };
  */
 const CONSUME_MAX = 1000;
 const CONSUME_TIMEOUT_MS = 100;
-const FETCH_QUEUE_BACKOFF_MS = 20;
 const ERR_ASSIGN = -175;
 const ERR_REVOKE = -174;
-/** RD_KAFKA_RESP_ERR__NO_OFFSET: a commit of the stored offsets found nothing new to commit. */
-const ERR_NO_OFFSET = -168;
 const OP_TIMEOUT_MS = 10000;
-/** How often librdkafka reports the group's state (statistics), read by the assignment watch. */
-const STATS_INTERVAL_MS = 5000;
 /**
  * Longest time the loop goes without a consume call while its buffer is full: rebalance events
  * are served inside consume calls, and librdkafka leaves the group after max.poll.interval.ms
@@ -97,45 +91,11 @@ export class BatchConsumer {
   /** Connects (no group join yet: that starts with `run`). */
   static async connect(opts: BatchConsumerOptions): Promise<BatchConsumer> {
     let self: BatchConsumer | undefined;
-    const consumer = new RdKafka.KafkaConsumer({
-      ...connectionProps(opts.connection),
-      'client.id': opts.clientId,
-      'group.id': opts.groupId,
-      'enable.auto.commit': opts.commitIntervalMs !== undefined,
-      ...(opts.commitIntervalMs !== undefined ? { 'auto.commit.interval.ms': opts.commitIntervalMs } : {}),
-      'enable.auto.offset.store': false,
-      'auto.offset.reset': 'earliest',
-      'isolation.level': opts.readCommitted === false ? 'read_uncommitted' : 'read_committed',
-      'session.timeout.ms': opts.sessionTimeoutMs,
-      // Under read_committed a fetch waiting at the broker is not answered when a transaction
-      // commits, only when this wait ends: it bounds each hop's latency (500 ms measured Redis
-      // freshness p99 1,973 ms at 1,000 events/s against 551 ms with 50; docs/benchmarks.md).
-      'fetch.wait.max.ms': 50,
-      'queued.max.messages.kbytes': 32768,
-      // A paused partition's prefetched messages are dropped, and once its local queue has been
-      // full librdkafka waits this long before fetching it again: at the default (1 s) every resume
-      // of a busy partition stalled it ~1 s, so one hot partition drained at ~3,000 events/s
-      // (docs/benchmarks.md, 2026-11-28).
-      'fetch.queue.backoff.ms': FETCH_QUEUE_BACKOFF_MS,
-      // Eager rebalancing (assign/unassign of the whole assignment), which the callback implements.
-      'partition.assignment.strategy': 'range,roundrobin',
-      // The group's state as this member sees it, for the assignment watch (assignment-watch.ts).
-      'statistics.interval.ms': STATS_INTERVAL_MS,
-      rebalance_cb: (err: RdKafka.LibrdKafkaError, assignment: TopicPartition[]) =>
-        self?.onRebalance(err.code, assignment),
-      // The broker's answer to each commit (`commitStored` only queues it): failures are logged here.
-      offset_commit_cb: (
-        err: RdKafka.LibrdKafkaError | null,
-        offsets: Array<TopicPartition & { offset: number; error?: unknown }>,
-      ) => {
-        // ERR_NO_OFFSET: nothing new was stored since the last commit (e.g. at close), not a failure.
-        if (err && err.code !== ERR_NO_OFFSET)
-          opts.log.warn(
-            { err: err.message, code: err.code, offsets: offsets?.map((o) => `${o.partition}@${o.offset}`) },
-            'offset commit failed (a later commit covers it)',
-          );
-      },
-    });
+    const consumer = new RdKafka.KafkaConsumer(
+      consumerProps(opts, {
+        onRebalance: (code, assignment) => self?.onRebalance(code, assignment),
+      }),
+    );
     consumer.on('event.error', (err) => opts.log.warn({ err: err.message, code: err.code }, 'consumer error'));
     consumer.on('event.stats', (stats: { message: string }) => {
       if (self) self.group = groupViewOf(stats.message, Date.now()) ?? self.group;
@@ -144,10 +104,7 @@ export class BatchConsumer {
       consumer.connect({ timeout: OP_TIMEOUT_MS }, (err) => (err ? reject(err) : resolve())),
     );
     consumer.setDefaultConsumeTimeout(CONSUME_TIMEOUT_MS);
-    // Untyped in the library's .d.ts: return as soon as some messages are ready, not after the full timeout.
-    (
-      consumer as unknown as { setDefaultIsTimeoutOnlyForFirstMessage(v: boolean): void }
-    ).setDefaultIsTimeoutOnlyForFirstMessage(true);
+    returnOnFirstMessage(consumer);
     self = new BatchConsumer(opts, consumer);
     return self;
   }
@@ -236,16 +193,7 @@ export class BatchConsumer {
    * failure. Resolves at once if nothing new is stored.
    */
   commitStored(): Promise<void> {
-    const consumer = this.consumer as unknown as {
-      commitCb(tp: null, cb: (err: (Error & { code?: number }) | null) => void): void;
-    };
-    return new Promise<void>((resolve, reject) => {
-      try {
-        consumer.commitCb(null, (err) => (err && err.code !== ERR_NO_OFFSET ? reject(err) : resolve()));
-      } catch (err) {
-        reject(err); // not connected (any more)
-      }
-    });
+    return commitStoredOffsets(this.consumer);
   }
 
   private async consumeLoop(): Promise<void> {
