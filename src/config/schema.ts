@@ -133,6 +133,12 @@ export const envSchema = z
       })
       // Unset: the CDC, the processor and every sink `engage run` runs by default (src/sinks/registry.ts).
       .optional(),
+    /** A component's own health endpoint for an orchestrator's probes (/health/live, /health/ready,
+     *  /health; src/runtime/health-endpoint.ts): every long-running command serves it when set.
+     *  `engage run` does not pass it to its components, which would share the port. */
+    HEALTH_PORT: int(1, 65535).optional(),
+    /** The address the health endpoint binds (0.0.0.0 in a container: the kubelet probes the pod's IP). */
+    HEALTH_HOST: z.string().default('127.0.0.1'),
     BATCH_SIZE: int(1, 1000000).default(100),
     PROCESSING_INTERVAL_SECONDS: z.coerce
       .number({ message: 'accepts a number of seconds above 0' })

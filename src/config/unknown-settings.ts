@@ -24,6 +24,7 @@ const PREFIXES = [
   'CONTENT_',
   'BACKFILL_',
   'GENERATOR_',
+  'HEALTH_',
 ];
 
 /** Names other tools use for what a setting of ours does. */

@@ -1,6 +1,7 @@
 import type { Config } from '../config/load.js';
 import { createLogger, type Logger } from '../core/logger.js';
 import { enableDefaultMetrics } from '../core/metrics.js';
+import { startHealthEndpoint, type ComponentPhase, type HealthEndpoint } from './health-endpoint.js';
 import { startHeartbeat, type HeartbeatHandle } from './heartbeat.js';
 
 /**
@@ -9,7 +10,8 @@ import { startHeartbeat, type HeartbeatHandle } from './heartbeat.js';
  * exits at once). `start` returns when the component is running; `stop` must drain and commit.
  * Started by `engage run` (SUPERVISOR_PID set), it also drains and stops once that process is gone
  * (killed without the chance to stop its components: they would otherwise hold the replication
- * slot and the consumer groups of the next run).
+ * slot and the consumer groups of the next run). With HEALTH_PORT set it serves its own health
+ * endpoint (health-endpoint.ts) from before `start` until it has stopped.
  */
 
 export interface RunningComponent {
@@ -51,12 +53,16 @@ export async function runComponent(
   let component: RunningComponent | undefined;
   let stopping: Promise<void> | undefined;
   let heartbeat: HeartbeatHandle | undefined;
+  let phase: ComponentPhase = 'starting';
+  let health: HealthEndpoint | undefined;
   const stop = (reason: string): Promise<void> => {
     stopping ??= (async () => {
       log.info({ reason }, `${name} stopping`);
+      phase = 'stopping';
       abort.abort(new Error(reason));
       await component?.stop();
       await heartbeat?.stop();
+      await health?.close();
       log.info(`${name} stopped`);
     })();
     return stopping;
@@ -88,7 +94,20 @@ export async function runComponent(
     }, ORPHAN_CHECK_MS);
     watch.unref();
   }
-  component = await start({ config, log, signal: abort.signal });
+  if (config.HEALTH_PORT !== undefined) {
+    health = await startHealthEndpoint(name, config.HEALTH_HOST, config.HEALTH_PORT, () => ({
+      phase,
+      status: () => component?.status?.() ?? {},
+    }));
+    log.info({ host: config.HEALTH_HOST, port: health.port }, `${name} health endpoint listening`);
+  }
+  try {
+    component = await start({ config, log, signal: abort.signal });
+  } catch (err) {
+    await health?.close();
+    throw err;
+  }
+  if (phase === 'starting') phase = 'running';
   // Published once started: a heartbeat says the component is running, with its status.
   heartbeat = startHeartbeat(config, name, () => component?.status?.() ?? {});
   log.info(`${name} running`);

@@ -84,7 +84,8 @@ export class SupervisedChild {
     this.notRestarted = undefined;
     const proc = spawn(this.entry.node, [...this.entry.args, ...this.spec.args], {
       // SUPERVISOR_PID: the components under src/runtime/lifecycle.ts also poll this process's pid.
-      env: { ...process.env, ...this.spec.env, SUPERVISOR_PID: String(process.pid) },
+      // HEALTH_PORT is one component's (its orchestrator probes it): here every child would bind the same port.
+      env: { ...process.env, ...this.spec.env, SUPERVISOR_PID: String(process.pid), HEALTH_PORT: undefined },
       // 'ipc': the channel whose closing tells the component this process is gone (never written).
       stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
       // Its own process group: a terminal's Ctrl-C reaches only the supervisor, which then stops

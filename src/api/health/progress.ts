@@ -1,7 +1,9 @@
+import { livenessOf, waitingSinceOf } from '../../runtime/status-rules.js';
 import type { LiveHeartbeat } from '../heartbeats.js';
 
 /**
- * What /health makes of the progress a component reports in its heartbeat `status` (pure):
+ * What /health makes of the progress a component reports in its heartbeat `status` (pure; the
+ * fields are read by src/runtime/status-rules.ts, which each component's own health endpoint uses too):
  *
  * - `liveness: { ok: false, reasons }` — the component runs but does not move: its consumer holds
  *   no partition while its group leaves partitions with lag unheld, or a partition has lag and
@@ -29,13 +31,9 @@ export function progressFindings(heartbeats: readonly LiveHeartbeat[], nowMs: nu
   const warnings: string[] = [];
   for (const hb of heartbeats) {
     const who = `stage ${hb.component} (${hb.instance})`;
-    const liveness = hb.status.liveness;
-    if (isObj(liveness) && liveness.ok === false) {
-      const reasons = Array.isArray(liveness.reasons)
-        ? liveness.reasons.filter((r): r is string => typeof r === 'string')
-        : [];
-      problems.push(`${who} makes no progress: ${reasons.join('; ') || 'it reports itself stuck'}`);
-    }
+    const liveness = livenessOf(hb.status);
+    if (!liveness.ok)
+      problems.push(`${who} makes no progress: ${liveness.reasons.join('; ') || 'it reports itself stuck'}`);
     const truncate = hb.status.last_truncate;
     if (isObj(truncate) && typeof truncate.at === 'string' && nowMs - Date.parse(truncate.at) < TRUNCATE_WARN_MS) {
       const tables = Array.isArray(truncate.tables) ? truncate.tables.join(', ') : 'a table';
@@ -43,8 +41,8 @@ export function progressFindings(heartbeats: readonly LiveHeartbeat[], nowMs: nu
         `${who} saw TRUNCATE of ${tables} at ${truncate.at} (${String(hb.status.table_truncates ?? 1)} in all): the sinks keep what they hold, new events may reuse ids`,
       );
     }
-    const since = typeof hb.status.waiting_since === 'string' ? Date.parse(hb.status.waiting_since) : Number.NaN;
-    if (Number.isFinite(since)) {
+    const since = waitingSinceOf(hb.status);
+    if (since !== null) {
       const last =
         isObj(hb.status.last_error) && typeof hb.status.last_error.message === 'string'
           ? `: ${hb.status.last_error.message}`
