@@ -1,7 +1,8 @@
-import type { Command } from 'commander';
+import { InvalidArgumentError, type Command } from 'commander';
 import { loadConfig, privatePorts } from '../config/load.js';
 import { stackDown, stackEnv, stackStatus, stackUp } from '../stack/stack.js';
 import { redact } from '../stack/postgres.js';
+import { MAX_KAFKA_BROKERS } from '../stack/kafka-nodes.js';
 
 /** Who runs a service, for `stack status`: the stack, the environment's, or nobody yet. */
 function whose(r: { up: boolean; startedByStack: boolean }, origin: 'env' | 'stack'): string {
@@ -18,10 +19,21 @@ export function registerStackCommand(program: Command): void {
   stack
     .command('up')
     .description('start what is not configured and wait until every service is ready (idempotent)')
-    .action(async () => {
+    .option(
+      '--kafka-brokers <n>',
+      `nodes of the private Kafka, each a broker and controller (1–${MAX_KAFKA_BROKERS}; default STACK_KAFKA_BROKERS, else as its storage was formatted, else 1)`,
+      (v: string) => {
+        const n = Number(v);
+        if (!Number.isInteger(n) || n < 1 || n > MAX_KAFKA_BROKERS)
+          throw new InvalidArgumentError(`a whole number from 1 to ${MAX_KAFKA_BROKERS}`);
+        return n;
+      },
+    )
+    .action(async (opts: { kafkaBrokers?: number }) => {
       const config = loadConfig();
       const t0 = Date.now();
       await stackUp(config, {
+        kafkaBrokers: opts.kafkaBrokers,
         onReady: (s, ms) =>
           process.stdout.write(
             `${s.name.padEnd(9)} ready in ${(ms / 1000).toFixed(1)} s  ${redact(s.url)}  (${s.startedByStack ? 'private, started by the stack' : 'yours, from the environment'})\n`,
@@ -41,12 +53,17 @@ export function registerStackCommand(program: Command): void {
         process.stdout.write(
           `${r.name.padEnd(9)} ${r.up ? 'up  ' : 'DOWN'}  ${redact(r.url).padEnd(55)} ${whose(r, config.origins[r.name])}${r.log ? `  log: ${r.log}` : ''}\n`,
         );
+        for (const n of r.nodes ?? [])
+          process.stdout.write(
+            `${''.padEnd(15)}node ${n.id} ${n.up ? 'up  ' : 'DOWN'}  ${n.url}  pid ${n.pid}  log: ${n.log}\n`,
+          );
         if (r.name === 'kafka' && r.up && r.startedByStack) {
           // The running broker's own offset (its recorded port), which may differ from today's STACK_PORT_OFFSET.
-          const ports = privatePorts(Number(r.url.split(':').at(-1)) - privatePorts(0).kafka);
+          const first = r.url.split(',')[0] ?? '';
+          const ports = privatePorts(Number(first.split(':').at(-1)) - privatePorts(0).kafka);
           const at = (port: number) => `127.0.0.1:${port}`;
           process.stdout.write(
-            `${''.padEnd(15)}also SASL_PLAINTEXT ${at(ports.kafkaSasl)}, SSL ${at(ports.kafkaTls)} (client certificate), SASL_SSL ${at(ports.kafkaSaslTls)}: docs/operations.md\n`,
+            `${''.padEnd(15)}also SASL_PLAINTEXT ${at(ports.kafkaSasl)}, SSL ${at(ports.kafkaTls)} (client certificate), SASL_SSL ${at(ports.kafkaSaslTls)}${r.nodes ? " (node 1's; every node's at its port + 2, + 3, + 4)" : ''}: docs/operations.md\n`,
           );
         }
       }

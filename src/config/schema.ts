@@ -62,6 +62,9 @@ export const envSchema = z
     KAFKA_TOPIC_DLQ: topic.default('engagement-dlq'),
     KAFKA_TOPIC_CDC_POSITION: topic.default('engagement-cdc-position'),
     KAFKA_TOPIC_PARTITIONS: int(1, 1000).default(6),
+    /** Replication factor of the topics the pipeline creates; unset: min(3, the brokers the cluster
+     *  lists). Their `min.insync.replicas` is a majority but never all (2 of 3; src/kafka/admin.ts). */
+    KAFKA_REPLICATION_FACTOR: int(1, 16).optional(),
     KAFKA_CLIENT_ID: z.string().min(1).default('engagement-pipeline'),
     /**
      * The largest Kafka record the pipeline writes, in bytes: librdkafka's `message.max.bytes` on every
@@ -175,7 +178,10 @@ export const envSchema = z
     SINK_SEMI_SPACE_MB: int(0, 1024).default(64),
     STACK_PORT_OFFSET: int(0, 5000).default(0),
     STACK_DIR: z.string().min(1).default('.stack'),
-    /** The private Kafka broker's JVM heap (-Xms and -Xmx), e.g. 512m or 1g. */
+    /** Nodes of the private Kafka (`engage stack up --kafka-brokers N`); unset: what the stack's
+     *  storage was formatted for, else 1. */
+    STACK_KAFKA_BROKERS: int(1, 5).optional(),
+    /** The private Kafka broker's JVM heap (-Xms and -Xmx; each node's), e.g. 512m or 1g. */
     STACK_KAFKA_HEAP: z
       .string()
       .regex(/^[1-9]\d*[mMgG]$/, { message: 'accepts a JVM heap size in megabytes or gigabytes, such as 512m or 1g' })

@@ -16,9 +16,21 @@ export const SERVICE_NAMES: readonly ServiceName[] = ['postgres', 'kafka', 'redi
 export interface ServiceState {
   url: string;
   startedByStack: boolean;
+  /** For a Kafka cluster: its first node's (every node is in `nodes`). */
   pid?: number;
   log?: string;
   dataDir?: string;
+  /** The private Kafka's nodes, one per broker/controller process (`engage stack up --kafka-brokers N`). */
+  nodes?: NodeState[];
+}
+
+/** One node of the private Kafka cluster: its id, PLAINTEXT address and process. */
+export interface NodeState {
+  id: number;
+  url: string;
+  pid: number;
+  log: string;
+  dataDir: string;
 }
 
 export interface StackState {

@@ -1,15 +1,17 @@
 import type { Config } from '../config/load.js';
 import { errorMessage, PipelineError } from '../core/errors.js';
-import { createKafka, messageLimits, type KafkaConnection } from './client.js';
+import { createKafka, messageLimits, type Admin, type KafkaConnection } from './client.js';
 import { tcpOpen } from '../core/net.js';
+import { clusterBrokers, topicReplication } from './cluster.js';
 
 /**
  * Topic administration. The pipeline creates its own topics (idempotently) at stack start and at
  * each component's start, so a user's broker needs no manual set-up. Each is created with
  * `max.message.bytes` = KAFKA_MESSAGE_MAX_BYTES + framing headroom (client.ts `messageLimits`), so
- * any record a pipeline producer accepts is accepted by the broker. An existing topic is left as it
- * is (the client library cannot read or alter topic configs): its limit must be at least that
- * (docs/cdc.md "Oversized records").
+ * any record a pipeline producer accepts is accepted by the broker, and with the replication of
+ * cluster.ts `topicReplication` (KAFKA_REPLICATION_FACTOR, else min(3, the cluster's brokers);
+ * `min.insync.replicas` 2 of 3). An existing topic is left as it is (the client library cannot
+ * read or alter topic configs): its limit must be at least that (docs/cdc.md "Oversized records").
  */
 
 export interface TopicSpec {
@@ -32,8 +34,16 @@ export function pipelineTopics(config: Config): TopicSpec[] {
   ];
 }
 
-/** Creates the topics that do not exist yet; existing topics are left as they are. */
-export async function createTopics(conn: KafkaConnection, clientId: string, specs: TopicSpec[]): Promise<string[]> {
+/**
+ * Creates the topics that do not exist yet, replicated `replicationFactor` times (unset: from the
+ * cluster's broker count); existing topics are left as they are.
+ */
+export async function createTopics(
+  conn: KafkaConnection,
+  clientId: string,
+  specs: TopicSpec[],
+  replicationFactor?: number,
+): Promise<string[]> {
   const admin = createKafka(conn, `${clientId}-admin`).admin();
   try {
     let existing: Set<string>;
@@ -45,14 +55,16 @@ export async function createTopics(conn: KafkaConnection, clientId: string, spec
     }
     const missing = specs.filter((s) => !existing.has(s.topic));
     if (missing.length === 0) return [];
+    const brokers = replicationFactor === undefined ? (await clusterBrokers(conn)).length : 0;
+    const { factor, minInsync } = topicReplication(brokers, replicationFactor);
     await admin
       .createTopics({
         topics: missing.map((s) => ({
           topic: s.topic,
           numPartitions: s.numPartitions,
-          // The broker's default.replication.factor (1 on the private stack, usually 3 on a managed Kafka).
-          replicationFactor: -1,
+          replicationFactor: factor,
           configEntries: [
+            { name: 'min.insync.replicas', value: String(minInsync) },
             ...(s.compacted
               ? [
                   { name: 'cleanup.policy', value: 'compact' },
@@ -64,12 +76,38 @@ export async function createTopics(conn: KafkaConnection, clientId: string, spec
         })),
       })
       .catch((err: unknown) => {
+        const message = String((err as Error)?.message ?? err);
         // Another component may have created the same topic a moment ago.
-        if (!/already exists/i.test(String((err as Error)?.message ?? err))) throw err;
+        if (/already exists/i.test(message)) return;
+        if (/replication factor/i.test(message))
+          throw new PipelineError(
+            'SERVICE_MISCONFIGURED',
+            `Kafka refused to create ${missing.map((s) => s.topic).join(', ')} with replication factor ${factor}: ${message}; set KAFKA_REPLICATION_FACTOR to at most the cluster's brokers (${brokers || 'unknown'}), or unset it`,
+            { cause: err },
+          );
+        throw err;
       });
+    await visible(
+      admin,
+      missing.map((s) => s.topic),
+    );
     return missing.map((s) => s.topic);
   } finally {
     await admin.disconnect().catch(() => undefined);
+  }
+}
+
+/**
+ * Waits (up to 30 s) until the broker's metadata lists `topics`: a created topic reaches each
+ * broker's metadata a moment after the controller answered, and a caller's next request (a
+ * producer's first write, a test's listing) must find it.
+ */
+async function visible(admin: Admin, topics: string[]): Promise<void> {
+  const deadline = Date.now() + 30000;
+  for (;;) {
+    const listed = new Set(await admin.listTopics().catch(() => []));
+    if (topics.every((t) => listed.has(t)) || Date.now() > deadline) return;
+    await new Promise((r) => setTimeout(r, 100));
   }
 }
 
@@ -100,13 +138,19 @@ export function kafkaUnreachable(conn: KafkaConnection, err: unknown): PipelineE
 }
 
 export async function ensureTopics(config: Config, conn: KafkaConnection = config): Promise<string[]> {
-  return createTopics(conn, config.KAFKA_CLIENT_ID, pipelineTopics(config));
+  return createTopics(conn, config.KAFKA_CLIENT_ID, pipelineTopics(config), config.KAFKA_REPLICATION_FACTOR);
 }
 
-/** True when the broker answers a metadata request (real readiness, not just an open port). */
+/** True when a broker of the list answers a metadata request (real readiness, not just an open port). */
 export async function kafkaReady(conn: KafkaConnection): Promise<boolean> {
-  const [host, port] = (conn.kafkaBrokers[0] ?? '').split(':');
-  if (!(await tcpOpen(host ?? '127.0.0.1', Number(port)))) return false;
+  // Any bootstrap server will do: a cluster with one broker down still answers.
+  const open = await Promise.all(
+    conn.kafkaBrokers.map((b) => {
+      const [host, port] = b.trim().split(':');
+      return tcpOpen(host || '127.0.0.1', Number(port));
+    }),
+  );
+  if (!open.some(Boolean)) return false;
   const admin = createKafka(conn, 'engage-readiness').admin();
   try {
     await admin.connect();

@@ -4,13 +4,22 @@ import path from 'node:path';
 import { PipelineError } from '../core/errors.js';
 import { PRIVATE_SASL_USER, type PrivatePorts } from '../config/load.js';
 import { isAlive, portTakenMessage, runCheckedAsync, spawnDetached, tcpOpen, waitUntil } from './process.js';
-import { ensureBrokerTls, type BrokerTls } from './kafka-tls.js';
-import type { ServiceState } from '../config/stack-state.js';
+import { ensureBrokerTls } from './kafka-tls.js';
+import type { NodeState, ServiceState } from '../config/stack-state.js';
+import {
+  SCRAM_MECHANISMS,
+  formattedBrokers,
+  kafkaNodes,
+  recordFormattedBrokers,
+  serverProperties,
+  type KafkaNode,
+} from './kafka-nodes.js';
 
 /**
- * Apache Kafka for the stack: one KRaft node (combined broker and controller) run from the
+ * Apache Kafka for the stack: KRaft nodes (each a combined broker and controller; one by default,
+ * N with `engage stack up --kafka-brokers N`: kafka-nodes.ts) run from the
  * `org.apache.kafka:kafka_2.13` jars that Maven resolves from `stack/pom.xml`. Storage is
- * formatted once; internal topics have replication factor 1 so transactions work on one node.
+ * formatted once, every node with the same cluster id.
  */
 
 /** The broker's classpath, resolved by Maven once per pom version and cached in the stack folder. */
@@ -29,8 +38,6 @@ export async function kafkaClasspath(stackDir: string, repoRoot: string): Promis
   return readFileSync(cache, 'utf8').trim();
 }
 
-const SCRAM_MECHANISMS = ['SCRAM-SHA-256', 'SCRAM-SHA-512'] as const;
-
 /**
  * The SCRAM credentials of PRIVATE_SASL_USER, stored in the cluster's metadata when the storage is
  * formatted. Storage formatted by an earlier version has none: `scramReady` tells (its marker file
@@ -48,64 +55,6 @@ function scramMarker(stackDir: string): string {
 /** True when the private broker's storage was formatted with the SCRAM user. */
 export function scramReady(stackDir: string): boolean {
   return existsSync(scramMarker(stackDir));
-}
-
-function serverProperties(dataDir: string, ports: PrivatePorts, tls: BrokerTls): string {
-  const { kafka, kafkaController, kafkaSasl, kafkaTls, kafkaSaslTls } = ports;
-  const user = PRIVATE_SASL_USER;
-  const keystore = (listener: string) => [
-    `listener.name.${listener}.ssl.keystore.type=PKCS12`,
-    `listener.name.${listener}.ssl.keystore.location=${tls.keystore}`,
-    `listener.name.${listener}.ssl.keystore.password=${tls.password}`,
-    `listener.name.${listener}.ssl.key.password=${tls.password}`,
-  ];
-  // PLAIN checks the password given here; SCRAM the credentials stored at format (scramFormatArgs).
-  const sasl = (listener: string) => [
-    `listener.name.${listener}.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_${user.username}="${user.password}";`,
-    ...SCRAM_MECHANISMS.map(
-      (m) =>
-        `listener.name.${listener}.${m.toLowerCase()}.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;`,
-    ),
-  ];
-  return [
-    'process.roles=broker,controller',
-    'node.id=1',
-    `controller.quorum.voters=1@127.0.0.1:${kafkaController}`,
-    `listeners=PLAINTEXT://127.0.0.1:${kafka},CONTROLLER://127.0.0.1:${kafkaController},SASL_PLAINTEXT://127.0.0.1:${kafkaSasl},SSL://127.0.0.1:${kafkaTls},SASL_SSL://127.0.0.1:${kafkaSaslTls}`,
-    `advertised.listeners=PLAINTEXT://127.0.0.1:${kafka},SASL_PLAINTEXT://127.0.0.1:${kafkaSasl},SSL://127.0.0.1:${kafkaTls},SASL_SSL://127.0.0.1:${kafkaSaslTls}`,
-    'controller.listener.names=CONTROLLER',
-    'inter.broker.listener.name=PLAINTEXT',
-    'listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,SSL:SSL,SASL_SSL:SASL_SSL',
-    // More ways in, as managed brokers ask of clients (KAFKA_SECURITY_PROTOCOL=sasl_plaintext; ssl,
-    // with KAFKA_SSL_CA_LOCATION=<STACK_DIR>/kafka/tls/ca.pem and a client certificate; sasl_ssl).
-    `sasl.enabled.mechanisms=PLAIN,${SCRAM_MECHANISMS.join(',')}`,
-    ...sasl('sasl_plaintext'),
-    ...sasl('sasl_ssl'),
-    ...keystore('ssl'),
-    ...keystore('sasl_ssl'),
-    // Mutual TLS on the SSL listener: a client shows the stack's client certificate
-    // (KAFKA_SSL_CERTIFICATE_LOCATION / KAFKA_SSL_KEY_LOCATION); SASL_SSL asks for none.
-    'listener.name.ssl.ssl.client.auth=required',
-    'listener.name.ssl.ssl.truststore.type=PKCS12',
-    `listener.name.ssl.ssl.truststore.location=${tls.truststore}`,
-    `listener.name.ssl.ssl.truststore.password=${tls.password}`,
-    `log.dirs=${dataDir}`,
-    'num.partitions=6',
-    'auto.create.topics.enable=false',
-    'offsets.topic.replication.factor=1',
-    'offsets.topic.num.partitions=6',
-    'transaction.state.log.replication.factor=1',
-    'transaction.state.log.min.isr=1',
-    'transaction.state.log.num.partitions=6',
-    'share.coordinator.state.topic.replication.factor=1',
-    'share.coordinator.state.topic.min.isr=1',
-    'group.initial.rebalance.delay.ms=0',
-    'num.network.threads=2',
-    'num.io.threads=4',
-    'log.retention.hours=168',
-    'log.segment.bytes=268435456',
-    '',
-  ].join('\n');
 }
 
 const LOG4J2 = [
@@ -152,83 +101,149 @@ export async function kafkaAnswers(host: string, port: number): Promise<boolean>
   return tcpOpen(host, port);
 }
 
-/** Starts (formatting on first use) the private broker and waits until it serves metadata. */
-export async function startPrivateKafka(
-  stackDir: string,
-  repoRoot: string,
-  ports: PrivatePorts,
-  heap: string,
-  previous: ServiceState | undefined,
-  ready: (brokers: string) => Promise<boolean>,
-): Promise<ServiceState> {
-  const dir = path.join(stackDir, 'kafka');
-  const dataDir = path.join(dir, 'data');
-  const log = path.join(dir, 'kafka.log');
-  const url = `127.0.0.1:${ports.kafka}`;
-  if (previous?.startedByStack && isAlive(previous.pid) && (await ready(url))) return previous;
-  mkdirSync(dir, { recursive: true });
-  const classpath = await kafkaClasspath(stackDir, repoRoot);
-  const props = path.join(dir, 'server.properties');
-  writeFileSync(props, serverProperties(dataDir, ports, await ensureBrokerTls(stackDir)));
-  writeFileSync(path.join(dir, 'log4j2.properties'), LOG4J2);
-  if (!existsSync(path.join(dataDir, 'meta.properties'))) {
-    // A cluster id starting with '-' is read as an option by kafka-storage (Kafka's own
-    // Uuid.randomUuid avoids it too): clearing the top bit keeps the first character in A–f.
-    const id = randomBytes(16);
-    id[0] = (id[0] ?? 0) & 0x7f;
-    const clusterId = id.toString('base64url');
-    await runCheckedAsync(
-      'java',
-      kafkaJavaArgs(classpath, dir, heap, 'kafka.tools.StorageTool', [
-        'format',
-        '-t',
-        clusterId,
-        '-c',
-        props,
-        '--ignore-formatted',
-        ...scramFormatArgs(),
-      ]),
-      'Formatting Kafka storage',
-    );
-    writeFileSync(
-      scramMarker(stackDir),
-      `${SCRAM_MECHANISMS.join(' ')} for ${PRIVATE_SASL_USER.username}, cluster ${clusterId}\n`,
-    );
-  }
-  if (await tcpOpen('127.0.0.1', ports.kafka)) {
+export interface KafkaStart {
+  stackDir: string;
+  repoRoot: string;
+  ports: PrivatePorts;
+  /** Each node's JVM heap (STACK_KAFKA_HEAP). */
+  heap: string;
+  /** Nodes of the cluster (1 … MAX_KAFKA_BROKERS); fixed once the storage is formatted. */
+  brokers: number;
+  previous: ServiceState | undefined;
+  /** True when the node at this address serves metadata. */
+  ready: (url: string) => Promise<boolean>;
+  /** How many brokers the cluster reached through this bootstrap list names. */
+  brokersSeen: (bootstrap: string) => Promise<number>;
+}
+
+/** The nodes a previous `stack up` started (a one-node state from before `nodes` existed is node 1). */
+function previousNodes(previous: ServiceState | undefined): NodeState[] {
+  if (!previous?.startedByStack) return [];
+  if (previous.nodes) return previous.nodes;
+  if (!previous.pid) return [];
+  return [{ id: 1, url: previous.url, pid: previous.pid, log: previous.log ?? '', dataDir: previous.dataDir ?? '' }];
+}
+
+/**
+ * Starts (formatting on first use) the private Kafka — `brokers` combined broker/controller nodes
+ * — and waits until every node serves metadata and the cluster lists all of them. Nodes still
+ * running from a previous `up` are kept; only the dead ones are started. Storage formatted for
+ * another broker count is refused, with the way out.
+ */
+export async function startPrivateKafka(o: KafkaStart): Promise<ServiceState> {
+  const nodes = kafkaNodes(o.stackDir, o.ports, o.brokers);
+  const url = nodes.map((n) => n.url).join(',');
+  const formatted = formattedBrokers(o.stackDir);
+  if (formatted !== null && formatted !== o.brokers) {
     throw new PipelineError(
       'STACK_START_FAILED',
-      portTakenMessage(ports.kafka, 'Kafka', 'Stop it, set KAFKA_BOOTSTRAP_SERVERS to use a broker of your own'),
+      `the stack's Kafka storage (${path.join(o.stackDir, 'kafka')}) was formatted for ${formatted} broker(s), not ${o.brokers}. Run \`engage stack up --kafka-brokers ${formatted}\`, or \`engage stack down\` and remove ${path.join(o.stackDir, 'kafka')} (its topics are lost) to start again with ${o.brokers}, or use another STACK_DIR.`,
     );
   }
-  for (const [port, listener] of [
-    [ports.kafkaSasl, 'SASL_PLAINTEXT'],
-    [ports.kafkaTls, 'SSL'],
-    [ports.kafkaSaslTls, 'SASL_SSL'],
+  const before = new Map(previousNodes(o.previous).map((n) => [n.id, n]));
+  const running = nodes.filter((n) => {
+    const p = before.get(n.id);
+    return p !== undefined && p.url === n.url && isAlive(p.pid);
+  });
+  const clusterUp = async () => (await o.brokersSeen(url).catch(() => 0)) >= nodes.length;
+  if (o.previous && running.length === nodes.length && (await clusterUp())) return o.previous;
+  const classpath = await kafkaClasspath(o.stackDir, o.repoRoot);
+  const tls = await ensureBrokerTls(o.stackDir);
+  for (const n of nodes) {
+    mkdirSync(n.dir, { recursive: true });
+    writeFileSync(n.props, serverProperties(n, nodes, tls));
+    writeFileSync(path.join(n.dir, 'log4j2.properties'), LOG4J2);
+  }
+  if (formatted === null) await formatNodes(o, classpath, nodes);
+  const started = new Map<number, number>();
+  await Promise.all(
+    nodes
+      .filter((n) => !running.includes(n))
+      .map(async (n) => started.set(n.id, await startNode(o, classpath, n, nodes.length))),
+  );
+  const nodeState = nodes.map((n): NodeState => ({
+    id: n.id,
+    url: n.url,
+    pid: started.get(n.id) ?? before.get(n.id)?.pid ?? 0,
+    log: n.log,
+    dataDir: n.dataDir,
+  }));
+  const first = nodeState[0] as NodeState;
+  if (nodes.length > 1)
+    await waitUntil(`Kafka (private, all ${nodes.length} brokers registered)`, clusterUp, {
+      timeoutMs: 120000,
+      log: first.log,
+    });
+  return {
+    url,
+    startedByStack: true,
+    pid: first.pid,
+    log: first.log,
+    dataDir: first.dataDir,
+    ...(nodes.length > 1 ? { nodes: nodeState } : {}),
+  };
+}
+
+/** Formats every node's storage with one new cluster id (and the SCRAM user); records the broker count. */
+async function formatNodes(o: KafkaStart, classpath: string, nodes: readonly KafkaNode[]): Promise<void> {
+  // A cluster id starting with '-' is read as an option by kafka-storage (Kafka's own
+  // Uuid.randomUuid avoids it too): clearing the top bit keeps the first character in A–f.
+  const id = randomBytes(16);
+  id[0] = (id[0] ?? 0) & 0x7f;
+  const clusterId = id.toString('base64url');
+  await Promise.all(
+    nodes.map((n) =>
+      runCheckedAsync(
+        'java',
+        kafkaJavaArgs(classpath, n.dir, o.heap, 'kafka.tools.StorageTool', [
+          'format',
+          '-t',
+          clusterId,
+          '-c',
+          n.props,
+          '--ignore-formatted',
+          ...scramFormatArgs(),
+        ]),
+        `Formatting Kafka storage (node ${n.id})`,
+      ),
+    ),
+  );
+  writeFileSync(
+    scramMarker(o.stackDir),
+    `${SCRAM_MECHANISMS.join(' ')} for ${PRIVATE_SASL_USER.username}, cluster ${clusterId}\n`,
+  );
+  recordFormattedBrokers(o.stackDir, nodes.length);
+}
+
+/** Starts one node after checking its ports are free; waits until it serves metadata. Returns its pid. */
+async function startNode(o: KafkaStart, classpath: string, n: KafkaNode, count: number): Promise<number> {
+  const name = count > 1 ? `Kafka node ${n.id}` : 'Kafka';
+  const fix = 'Stop it, set KAFKA_BOOTSTRAP_SERVERS to use a broker of your own';
+  for (const [port, what] of [
+    [n.ports.kafka, name],
+    [n.ports.sasl, `${name}'s SASL_PLAINTEXT listener`],
+    [n.ports.tls, `${name}'s SSL listener`],
+    [n.ports.saslTls, `${name}'s SASL_SSL listener`],
   ] as const) {
-    if (await tcpOpen('127.0.0.1', port)) {
-      throw new PipelineError(
-        'STACK_START_FAILED',
-        portTakenMessage(
-          port,
-          `Kafka's ${listener} listener`,
-          'Stop it, set KAFKA_BOOTSTRAP_SERVERS to use a broker of your own',
-        ),
-      );
-    }
+    if (await tcpOpen('127.0.0.1', port))
+      throw new PipelineError('STACK_START_FAILED', portTakenMessage(port, what, fix));
   }
   // A broker restarted right after its predecessor stopped can find the listener port still held
   // by the old connections (TIME_WAIT, up to a minute): it exits with "Address already in use".
   // That, and only that, is retried until the port is released.
   const deadline = Date.now() + 90000;
   for (;;) {
-    const logStart = existsSync(log) ? statSync(log).size : 0;
-    const pid = spawnDetached('java', kafkaJavaArgs(classpath, dir, heap, 'kafka.Kafka', [props]), log);
+    const logStart = existsSync(n.log) ? statSync(n.log).size : 0;
+    const pid = spawnDetached('java', kafkaJavaArgs(classpath, n.dir, o.heap, 'kafka.Kafka', [n.props]), n.log);
     try {
-      await waitUntil('Kafka (private)', () => ready(url), { timeoutMs: 120000, log, alive: () => isAlive(pid) });
-      return { url, startedByStack: true, pid, log, dataDir };
+      await waitUntil(`${name} (private)`, () => o.ready(n.url), {
+        timeoutMs: 120000,
+        log: n.log,
+        alive: () => isAlive(pid),
+      });
+      return pid;
     } catch (err) {
-      const bindFailed = readFileSync(log, 'utf8').slice(logStart).includes('Address already in use');
+      const bindFailed = readFileSync(n.log, 'utf8').slice(logStart).includes('Address already in use');
       if (!bindFailed || isAlive(pid) || Date.now() > deadline) throw err;
       await new Promise((r) => setTimeout(r, 2000));
     }

@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { privateUrls, type Config } from '../config/load.js';
 import { PipelineError } from '../core/errors.js';
 import { ensureTopics, kafkaReady } from '../kafka/admin.js';
+import { clusterBrokers } from '../kafka/cluster.js';
 import {
   applySchemaIfMissing,
   checkExternalPostgres,
@@ -14,6 +15,7 @@ import {
   stopPrivatePostgres,
 } from './postgres.js';
 import { kafkaAnswers, startPrivateKafka } from './kafka.js';
+import { clusterUrl, formattedBrokers } from './kafka-nodes.js';
 import { redisAnswers, startPrivateRedis } from './redis.js';
 import { isAlive, stopPid } from './process.js';
 import {
@@ -42,6 +44,8 @@ export interface ServiceStatus {
   startedByStack: boolean;
   up: boolean;
   log?: string;
+  /** A private Kafka cluster's nodes, each with whether its Kafka port answers. */
+  nodes?: Array<{ id: number; url: string; pid: number; log: string; up: boolean }>;
 }
 
 export interface UpOptions {
@@ -49,6 +53,16 @@ export interface UpOptions {
   onReady?: (status: ServiceStatus, ms: number) => void;
   /** Create the pipeline's topics once Kafka answers (default true). */
   topics?: boolean;
+  /** Nodes of the private Kafka (`--kafka-brokers`); unset: kafkaBrokerCount's choice. */
+  kafkaBrokers?: number;
+}
+
+/**
+ * How many nodes the private Kafka has: the option, else STACK_KAFKA_BROKERS, else what the stack's
+ * storage was formatted for, else 1.
+ */
+export function kafkaBrokerCount(config: Config, option?: number): number {
+  return option ?? config.STACK_KAFKA_BROKERS ?? formattedBrokers(config.stackDir) ?? 1;
 }
 
 export async function stackUp(config: Config, opts: UpOptions = {}): Promise<ServiceStatus[]> {
@@ -116,14 +130,16 @@ export async function stackUp(config: Config, opts: UpOptions = {}): Promise<Ser
       }
       s = fromEnv('kafka', brokers);
     } else {
-      s = await startPrivateKafka(
-        config.stackDir,
-        REPO_ROOT,
-        config.ports,
-        config.STACK_KAFKA_HEAP,
-        state?.services.kafka,
-        (url) => kafkaReady({ kafkaBrokers: url.split(',') }),
-      );
+      s = await startPrivateKafka({
+        stackDir: config.stackDir,
+        repoRoot: REPO_ROOT,
+        ports: config.ports,
+        heap: config.STACK_KAFKA_HEAP,
+        brokers: kafkaBrokerCount(config, opts.kafkaBrokers),
+        previous: state?.services.kafka,
+        ready: (url) => kafkaReady({ kafkaBrokers: url.split(',') }),
+        brokersSeen: async (url) => (await clusterBrokers({ kafkaBrokers: url.split(',') }, 5000)).length,
+      });
     }
     // The private broker's listener is plaintext; a broker from the environment takes the configured security.
     if (opts.topics !== false)
@@ -159,7 +175,8 @@ export function ownedServices(config: Config, state: StackState | null): Set<Ser
   };
   const privateAt: Record<ServiceName, string> = {
     postgres: priv.databaseUrl,
-    kafka: priv.kafka,
+    // The stack's own cluster: every node's address (one node: the Kafka port).
+    kafka: clusterUrl(config.ports, state?.services.kafka?.nodes?.length ?? 1),
     redis: priv.redisUrl,
   };
   const owned = new Set<ServiceName>();
@@ -207,14 +224,31 @@ export async function stackStatus(config: Config): Promise<ServiceStatus[]> {
           : name === 'redis'
             ? await redisAnswers(url)
             : await kafkaUp(url, config.ports.kafka);
-      return { name, url, startedByStack: s?.startedByStack ?? false, up, log: s?.log };
+      const nodes = s?.nodes
+        ? await Promise.all(
+            s.nodes.map(async ({ id, url, pid, log }) => ({
+              id,
+              url,
+              pid,
+              log,
+              up: await kafkaUp(url, config.ports.kafka),
+            })),
+          )
+        : undefined;
+      return { name, url, startedByStack: s?.startedByStack ?? false, up, log: s?.log, ...(nodes ? { nodes } : {}) };
     }),
   );
 }
 
+/** Every address of the list answers (a private cluster is up when all its nodes are). */
 async function kafkaUp(url: string, fallbackPort: number): Promise<boolean> {
-  const [host, port] = (url.split(',')[0] ?? '').split(':');
-  return kafkaAnswers(host ?? '127.0.0.1', Number(port ?? fallbackPort));
+  const up = await Promise.all(
+    url.split(',').map((b) => {
+      const [host, port] = b.trim().split(':');
+      return kafkaAnswers(host || '127.0.0.1', Number(port ?? fallbackPort));
+    }),
+  );
+  return up.every(Boolean);
 }
 
 /** Stops, in reverse dependency order, only the services the stack started. */
@@ -226,7 +260,9 @@ export async function stackDown(config: Config, onStopped?: (name: ServiceName) 
     if (!s) continue;
     if (s.startedByStack) {
       if (name === 'postgres') await stopPrivatePostgres(s);
-      if (s.pid && isAlive(s.pid)) await stopPid(s.pid, name === 'kafka' ? 30000 : 15000);
+      // A Kafka cluster's nodes stop together (each flushes and leaves; none waits for another).
+      const pids = s.nodes ? s.nodes.map((n) => n.pid) : s.pid ? [s.pid] : [];
+      await Promise.all(pids.filter(isAlive).map((pid) => stopPid(pid, name === 'kafka' ? 30000 : 15000)));
       onStopped?.(name);
     }
     updateService(config.stackDir, name, null);
