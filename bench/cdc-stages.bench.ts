@@ -114,7 +114,6 @@ export async function run(): Promise<BenchResult[]> {
     routes: { 'public.engagement_events': 'events' },
     maxBatchRows: Number.MAX_SAFE_INTEGER,
     commitIntervalMs: 3_600_000,
-    minCommitGapMs: 0,
     skipBelow: 0n,
     snapshot: null,
     writer,

@@ -17,6 +17,7 @@ import { positionRecord, type CdcPosition } from './position-store.js';
 import type { RowMessage, StreamMessage } from './pgoutput-rows.js';
 import { RowJson } from './row-json.js';
 import type { TxnWriter } from './txn-writer.js';
+import { CommitPacer } from '../runtime/commit-pacer.js';
 
 /**
  * Turns the pgoutput message sequence of one session into Kafka transactions.
@@ -27,15 +28,18 @@ import type { TxnWriter } from './txn-writer.js';
  *   (memory bounded by the writer: when it is full, `handle` returns a promise and the replication
  *   stream stays paused until it settles).
  * - A batch (the changes since the last Kafka commit) is closed only at a PostgreSQL COMMIT, with
- *   the position record of its last transaction, once it is due: it holds `maxBatchRows` rows, or
- *   has been open `commitIntervalMs`, or the stream paused IDLE_COMMIT_MS after the COMMIT (caught
- *   up) and `minCommitGapMs` have passed since the previous Kafka commit began (a quiet stream of
- *   small transactions then costs the broker at most 1000 / minCommitGapMs transactions a second).
- *   Each Kafka transaction therefore holds whole PostgreSQL transactions.
+ *   the position record of its last transaction, so each Kafka transaction holds whole PostgreSQL
+ *   transactions. It is due when it holds `maxBatchRows` rows, or has been open
+ *   `commitIntervalMs`, or — while the stream is live (its last transaction committed in
+ *   PostgreSQL less than `commitIntervalMs` ago) — as soon as the commit pacer allows
+ *   (runtime/commit-pacer.ts: after a Kafka commit that took d ms, the next may start d × PACE_RATIO
+ *   ms after it ended). A live stream is committed about one Kafka commit after PostgreSQL's; a
+ *   stream reading a backlog (old transactions) fills batches up to the two bounds, as the
+ *   broker's cost is per transaction. (PostgreSQL's clock and this host's are compared: a skew
+ *   larger than `commitIntervalMs` only makes a live stream batch as a backlog does.)
  * - One Kafka commit runs at a time, and the stream does not wait for it: later changes go into the
- *   next batch (the writer holds them until the commit is done). A batch that became due meanwhile
- *   is committed the moment the previous commit finishes — group commit: a quiet stream commits
- *   each transaction at once, a busy one amortises each commit over many.
+ *   next batch (the writer holds them until the commit is done) — group commit: a quiet stream
+ *   commits each transaction at once, a busy one amortises each commit over many.
  * - Only after a Kafka commit is its last transaction's end LSN confirmed to PostgreSQL (`ack`).
  *
  * The first error poisons the pipeline: nothing more is written or confirmed, `onFail` is told, and
@@ -49,9 +53,8 @@ export interface PipelineOptions {
   positionTopic: string;
   routes: TopicRoutes;
   maxBatchRows: number;
+  /** Upper bound of a batch's age, and how far behind PostgreSQL the stream may be to count as live. */
   commitIntervalMs: number;
-  /** Least time between the starts of two Kafka commits triggered by time (not by size). */
-  minCommitGapMs: number;
   skipBelow: Lsn;
   snapshot: CdcPosition['snapshot'];
   writer: TxnWriter;
@@ -75,8 +78,11 @@ export interface CommittedBatch {
   rows: Map<string, number>;
 }
 
-/** A pause in the stream this long after a PostgreSQL COMMIT means it has caught up: commit to Kafka. */
-const IDLE_COMMIT_MS = 3;
+/**
+ * Wait after a Kafka commit, as a multiple of what commits cost (commit-pacer.ts): the CDC keeps
+ * the broker busy with its transactions at most half the time.
+ */
+const PACE_RATIO = 1;
 
 interface OpenTxn {
   finalLsn: Lsn;
@@ -115,10 +121,9 @@ export class ChangePipeline {
   /** The batch should be committed at the next PostgreSQL commit boundary with no commit in flight. */
   private due = false;
   private lingerTimer: NodeJS.Timeout | undefined;
-  private idleTimer: NodeJS.Timeout | undefined;
-  /** Set while a timed commit waits for `minCommitGapMs` since the last commit began. */
+  /** Set while a live batch waits for the pacer. */
   private gapTimer: NodeJS.Timeout | undefined;
-  private lastCommitAt = 0;
+  private readonly pacer: CommitPacer;
   private readonly relations = new Map<number, Relation>();
   private readonly unrouted = new Set<string>();
   private readonly at: ChangeAt = { prefix: '', lsn: 0, sequence: '' };
@@ -126,16 +131,13 @@ export class ChangePipeline {
 
   constructor(private readonly o: PipelineOptions) {
     const writer = o.writer;
+    this.pacer = new CommitPacer({ ratio: PACE_RATIO, maxGapMs: o.commitIntervalMs });
     this.emit = sizeGuardedEmit((topic, key, value) => writer.add(topic, key, value), o.maxEventBytes, o.onTruncated);
   }
 
   /** Handles one message, in stream order. Returns a promise only when the stream must wait
    *  (writer full, catalogue lookup); never rejects — a failure goes to `onFail`. */
   handle(lsn: string, msg: StreamMessage): Promise<void> | undefined {
-    if (this.idleTimer) {
-      clearTimeout(this.idleTimer);
-      this.idleTimer = undefined;
-    }
     if (this.failed || this.stopping) return undefined;
     try {
       switch (msg.tag) {
@@ -199,7 +201,7 @@ export class ChangePipeline {
     };
     if (skip || this.batch) return;
     this.batch = { startedAt: Date.now(), transactions: 0 };
-    this.lingerTimer = setTimeout(() => this.onTimer(), this.o.commitIntervalMs);
+    this.lingerTimer = setTimeout(() => this.markDue(), this.o.commitIntervalMs);
   }
 
   private async onRelation(msg: Pgoutput.MessageRelation): Promise<void> {
@@ -305,23 +307,33 @@ export class ChangePipeline {
     batch.last = { finalLsn: txn.finalLsn, endLsn, xid: txn.xid, commitMs: txn.commitMs };
     if (this.o.writer.size >= this.o.maxBatchRows || Date.now() - batch.startedAt >= this.o.commitIntervalMs)
       this.due = true;
-    if (this.due) this.tryCommit();
-    // Not committed (yet): if no further message follows promptly, the stream has caught up.
-    if (this.batch) this.idleTimer = setTimeout(() => this.onTimer(), IDLE_COMMIT_MS);
+    this.pace();
   }
 
-  /** The idle or interval timer fired: the batch is due, once the gap since the last commit allows. */
-  private onTimer(): void {
-    const wait = this.lastCommitAt + this.o.minCommitGapMs - Date.now();
-    if (wait > 0) {
-      // Not reset by later messages (unlike the idle timer): the batch is due when it fires.
-      this.gapTimer ??= setTimeout(() => {
-        this.gapTimer = undefined;
-        this.onTimer();
-      }, wait);
-      return;
-    }
+  /** A timer made the batch due (its age, or the pacer's wait): it goes at the next commit boundary. */
+  private markDue(): void {
     this.due = true;
+    this.tryCommit();
+  }
+
+  /**
+   * At a commit boundary with no Kafka commit in flight: commits a due batch, or makes a live one
+   * due once the pacer allows. A batch behind PostgreSQL waits for its size or age bound.
+   */
+  private pace(): void {
+    const batch = this.batch;
+    if (this.committing || this.failed || !batch?.last) return;
+    if (!this.due && Date.now() - batch.last.commitMs < this.o.commitIntervalMs) {
+      const wait = this.pacer.waitMs();
+      if (wait > 0) {
+        this.gapTimer ??= setTimeout(() => {
+          this.gapTimer = undefined;
+          this.markDue();
+        }, wait);
+        return;
+      }
+      this.due = true;
+    }
     this.tryCommit();
   }
 
@@ -332,7 +344,7 @@ export class ChangePipeline {
     this.batch = null;
     this.due = false;
     this.clearTimers();
-    this.lastCommitAt = Date.now();
+    const startedAt = this.pacer.started();
     const last = batch.last;
     const rows = new Map<string, number>();
     for (const rel of this.relations.values()) {
@@ -356,13 +368,15 @@ export class ChangePipeline {
     this.committing = this.o.writer.commit([positionRecord(this.o.positionTopic, position)]).then(
       () => {
         this.committing = null;
+        this.pacer.ended(startedAt);
         if (this.failed) return;
         this.o.ack(last.endLsn);
         this.o.onCommitted({ endLsn: last.endLsn, commitTsMs: last.commitMs, transactions: batch.transactions, rows });
-        this.tryCommit(); // a batch that became due meanwhile goes now
+        this.pace(); // the batch filled meanwhile: now if due, else once the pacer allows
       },
       (err: unknown) => {
         this.committing = null;
+        this.pacer.ended(startedAt);
         this.fail(err);
       },
     );
@@ -377,10 +391,8 @@ export class ChangePipeline {
 
   private clearTimers(): void {
     if (this.lingerTimer) clearTimeout(this.lingerTimer);
-    if (this.idleTimer) clearTimeout(this.idleTimer);
     if (this.gapTimer) clearTimeout(this.gapTimer);
     this.lingerTimer = undefined;
-    this.idleTimer = undefined;
     this.gapTimer = undefined;
   }
 }

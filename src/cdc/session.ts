@@ -273,7 +273,6 @@ async function startStreaming(config: Config, log: Logger, events: SessionEvents
     routes: defaultRoutes(config.KAFKA_TOPIC_ENGAGEMENT_EVENTS, config.KAFKA_TOPIC_CONTENT),
     maxBatchRows: config.CDC_MAX_BATCH_ROWS,
     commitIntervalMs: config.CDC_COMMIT_INTERVAL_MS,
-    minCommitGapMs: config.CDC_MIN_COMMIT_GAP_MS,
     skipBelow: p.position ? parseLsn(p.position.lsn) : 0n,
     snapshot: p.position?.snapshot ?? null,
     writer: p.writer,

@@ -142,7 +142,9 @@ export const envSchema = z
     HEALTH_PORT: int(1, 65535).optional(),
     /** The address the health endpoint binds (0.0.0.0 in a container: the kubelet probes the pod's IP). */
     HEALTH_HOST: z.string().default('127.0.0.1'),
-    BATCH_SIZE: int(1, 1000000).default(100),
+    /** Records per batch and partition of the warehouse (unset: 20,000 for DuckDB, 100 for BigQuery), and
+     *  of a sink that declares no batching of its own (unset: DEFAULT_BATCH_SIZE). */
+    BATCH_SIZE: int(1, 1000000).optional(),
     PROCESSING_INTERVAL_SECONDS: z.coerce
       .number({ message: 'accepts a number of seconds above 0' })
       .positive({ message: 'accepts a number of seconds above 0' })
@@ -151,7 +153,8 @@ export const envSchema = z
       .number({ message: 'accepts a number of seconds from 0.1 to 30' })
       .min(0.1, { message: 'accepts a number of seconds from 0.1 to 30' })
       .max(30, { message: 'accepts a number of seconds from 0.1 to 30' })
-      .default(30),
+      // Unset: 1 s for DuckDB (an upper bound: its batches are paced by what commits cost), 30 s for BigQuery.
+      .optional(),
     CDC_SLOT_NAME: identifier.default('engage_cdc'),
     CDC_PUBLICATION_NAME: identifier.default('engage_pub'),
     CDC_SNAPSHOT_MODE: z.enum(['initial', 'never'], { message: 'accepts initial or never' }).default('initial'),
@@ -160,12 +163,10 @@ export const envSchema = z
     CDC_WAL_WARN_BYTES: int(0).default(1024 * 1024 * 1024),
     CDC_MAX_BATCH_ROWS: int(1, 10000000).default(10000),
     CDC_COMMIT_INTERVAL_MS: int(1, 60000).default(100),
-    CDC_MIN_COMMIT_GAP_MS: int(0, 10000).default(100),
     CDC_SLOT_WAIT_SECONDS: int(0, 86400).default(30),
     CONTENT_WAIT_MS: int(0, 600000).default(5000),
     PROCESSOR_MAX_BATCH: int(1, 50000).default(2000),
     PROCESSOR_CONCURRENCY: int(1, 64).default(3),
-    PROCESSOR_MIN_COMMIT_GAP_MS: int(0, 10000).default(100),
     PROCESSOR_TRANSACTION_TIMEOUT_MS: int(1000, 900000).default(10000),
     PROCESSOR_SESSION_TIMEOUT_MS: int(6000, 300000).default(15000),
     /** A consumer (processor, sinks) holding no partition while its group leaves partitions with lag

@@ -47,6 +47,10 @@ const RETIRED: Readonly<Record<string, string>> = {
     'a retriable failure of the external system is retried for as long as it lasts, and only a record the system refuses alone goes to the DLQ (docs/sinks.md)',
   ENABLE_EXACTLY_ONCE:
     'the pipeline is always exactly once (Kafka transactions, offsets stored with the data); there is no at-least-once mode to switch to',
+  CDC_MIN_COMMIT_GAP_MS:
+    "the CDC paces its Kafka commits by what they cost (a live stream commits about one commit after PostgreSQL's, a backlog fills batches up to CDC_COMMIT_INTERVAL_MS and CDC_MAX_BATCH_ROWS; docs/cdc.md)",
+  PROCESSOR_MIN_COMMIT_GAP_MS:
+    'the processor paces its transactions by what they cost (at most 100 ms apart, at once when PROCESSOR_MAX_BATCH records wait; docs/processor.md)',
 };
 
 export interface UnknownSetting {

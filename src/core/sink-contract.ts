@@ -175,8 +175,14 @@ export interface SinkFactory {
    * of the receiving system (the external POST body) leaves it out.
    */
   maxBulkRecords?(config: Config): number;
-  /** How the runtime batches for this sink (defaults from the config when absent). */
-  batching?(config: Config): { maxRecords: number; maxWaitMs: number };
+  /**
+   * How the runtime batches for this sink (defaults from the config when absent): a batch goes at
+   * `maxRecords`, or when its oldest record has waited `maxWaitMs`, or — `paced` — as soon as the
+   * partition's previous write allows (about one write's cost after it ended: src/runtime/commit-pacer.ts),
+   * which makes `maxWaitMs` an upper bound only. Pace a sink whose writes are cheap enough to
+   * make per-record freshness worth it; leave a sink billed or rate-limited per write unpaced.
+   */
+  batching?(config: Config): { maxRecords: number; maxWaitMs: number; paced?: boolean };
   /**
    * The backoff between attempts while the sink fails retriably; an outage is waited out whatever
    * `attempts` says (src/runtime/write-splitting.ts). Default DEFAULT_RETRY (src/runtime/retry.ts).

@@ -45,6 +45,13 @@ export interface Processor extends RunningComponent {
 
 let instanceSeq = 0;
 const FAILED_BATCH_PAUSE_MS = 500;
+/**
+ * Transaction pacing (transaction-writer.ts, runtime/commit-pacer.ts): after a transaction that
+ * took d ms, the next starts d × COMMIT_PACE_RATIO ms after it ended, never more than
+ * COMMIT_MAX_GAP_MS later (unless a full batch waits: then at once).
+ */
+const COMMIT_PACE_RATIO = 1;
+const COMMIT_MAX_GAP_MS = 100;
 /** How long an input partition stays idle before the marker it ends on is committed past. */
 const IDLE_SETTLE_MS = 1000;
 
@@ -144,7 +151,7 @@ export async function startProcessor(config: Config, log: Logger): Promise<Proce
     (err) => {
       failDone(err);
     },
-    { minCommitGapMs: config.PROCESSOR_MIN_COMMIT_GAP_MS, fullAt: config.PROCESSOR_MAX_BATCH },
+    { ratio: COMMIT_PACE_RATIO, maxGapMs: COMMIT_MAX_GAP_MS, fullAt: config.PROCESSOR_MAX_BATCH },
     connectProducer,
   );
   writer = txWriter;

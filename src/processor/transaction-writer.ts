@@ -1,6 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import { PipelineError, errorMessage } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
+import { CommitPacer } from '../runtime/commit-pacer.js';
 import { retry } from '../runtime/retry.js';
 import type { ProcessorMetrics } from './metrics.js';
 import type { GroupConsumer, PartitionOffset, TxnError, TxnProducer } from '../kafka/txn-producer.js';
@@ -71,8 +72,8 @@ export class TransactionWriter {
   private active = false;
   private seq = 0;
   private settledSeq = 0;
-  private lastCommitAt = Number.NEGATIVE_INFINITY;
-  /** Ends the gap's wait early (the queue reached `gap.fullAt`). */
+  private readonly pacer: CommitPacer;
+  /** Ends the pacer's wait early (the queue reached `pacing.fullAt`). */
   private wakeGap: (() => void) | undefined;
   private drainWaiters: Array<{ seq: number; resolve(): void }> = [];
   private fatalError: PipelineError | undefined;
@@ -87,11 +88,17 @@ export class TransactionWriter {
     /** Called once when the producer is unusable (fenced or fatal): the processor must stop. */
     private readonly onFatal: (err: PipelineError) => void,
     /**
-     * Least time from one transaction's start to the next one's while the queue holds fewer than
-     * `fullAt` records: small batches arriving meanwhile share a transaction (each costs the broker
-     * about ten requests whatever its size); a queue of a full batch or more commits at once.
+     * Commit pacing (runtime/commit-pacer.ts) while the queue holds fewer than `fullAt` records:
+     * after a transaction that took d ms the next starts d × `ratio` ms after it ended (at most
+     * `maxGapMs`), so small batches arriving meanwhile share a transaction (each costs the broker
+     * about ten requests whatever its size) only as much as commits cost; a queue of a full batch
+     * or more commits at once.
      */
-    private readonly gap: { minCommitGapMs: number; fullAt: number } = { minCommitGapMs: 0, fullAt: 1 },
+    private readonly pacing: { ratio: number; maxGapMs: number; fullAt: number } = {
+      ratio: 0,
+      maxGapMs: 0,
+      fullAt: 1,
+    },
     /**
      * A new producer with the same transactional id (its `initTransactions` fences the unusable
      * one and ends its transaction). Given, a producer left unusable by a broker fault — the broker
@@ -99,7 +106,9 @@ export class TransactionWriter {
      * fails with an invalid state — is replaced in place instead of stopping the processor.
      */
     private readonly renew?: () => Promise<TxnProducer>,
-  ) {}
+  ) {
+    this.pacer = new CommitPacer(pacing);
+  }
 
   /** The producer in use (a replaced one has been disconnected already). */
   get currentProducer(): TxnProducer {
@@ -114,7 +123,7 @@ export class TransactionWriter {
     if (this.fatalError) return Promise.reject(this.fatalError);
     return new Promise<void>((resolve, reject) => {
       this.queue.push({ ...sub, seq: ++this.seq, resolve, reject });
-      if (this.queuedRecords() >= this.gap.fullAt) this.wakeGap?.();
+      if (this.queuedRecords() >= this.pacing.fullAt) this.wakeGap?.();
       void this.pump();
     });
   }
@@ -156,7 +165,6 @@ export class TransactionWriter {
     try {
       while (this.queue.length > 0) {
         await this.waitForGap();
-        this.lastCommitAt = performance.now();
         let n = 0;
         let records = 0;
         while (
@@ -167,7 +175,9 @@ export class TransactionWriter {
           n++;
         }
         const group = this.queue.splice(0, n);
+        const startedAt = this.pacer.started();
         await this.commitGroup(group);
+        this.pacer.ended(startedAt);
         this.settle(group[group.length - 1]?.seq ?? this.settledSeq);
       }
     } finally {
@@ -183,8 +193,8 @@ export class TransactionWriter {
   }
 
   private waitForGap(): Promise<void> {
-    const wait = this.lastCommitAt + this.gap.minCommitGapMs - performance.now();
-    if (wait <= 0 || this.queuedRecords() >= this.gap.fullAt) return Promise.resolve();
+    const wait = this.pacer.waitMs();
+    if (wait <= 0 || this.queuedRecords() >= this.pacing.fullAt) return Promise.resolve();
     return new Promise<void>((resolve) => {
       const done = () => {
         clearTimeout(timer);

@@ -1,6 +1,9 @@
 /**
- * A per-partition queue that decides when a batch is due: by size (`maxRecords`) or by time (the
- * oldest queued item has waited `maxWaitMs`), whichever comes first; or at once when draining.
+ * A per-partition queue that decides when a batch is due: by size (`maxRecords`), by time (the
+ * oldest queued item has waited `maxWaitMs`), or — `paced` — as soon as the owner's commit pacer
+ * allows (runtime/commit-pacer.ts: about one write's cost after the previous write ended, so a
+ * light stream is written at once and a heavy one in larger batches); whichever comes first; or at
+ * once when draining.
  * It also tells the runner when to apply backpressure: `full()` past `maxQueued` items (pause the
  * partition), `drained()` once at most one batch is left (resume it). No I/O, no timers: the
  * owner asks `dueInMs()` to arm its own timer.
@@ -11,6 +14,8 @@ export interface BatchingPolicy {
   maxWaitMs: number;
   /** Queued items past which the partition is paused (>= maxRecords). */
   maxQueued: number;
+  /** A batch is also due once the pacer allows: `maxWaitMs` is then only the upper bound. */
+  paced?: boolean;
 }
 
 export class PartitionQueue<T> {
@@ -21,6 +26,8 @@ export class PartitionQueue<T> {
   constructor(
     readonly policy: BatchingPolicy,
     private readonly now: () => number = Date.now,
+    /** With `policy.paced`: ms until the owner's pacer lets the next batch go (0: now). */
+    private readonly paceWaitMs: () => number = () => 0,
   ) {
     if (policy.maxRecords < 1) throw new RangeError('maxRecords must be at least 1');
     if (policy.maxQueued < policy.maxRecords) throw new RangeError('maxQueued must be at least maxRecords');
@@ -40,6 +47,7 @@ export class PartitionQueue<T> {
   ready(draining = false): boolean {
     if (this.items.length === 0) return false;
     if (draining || this.items.length >= this.policy.maxRecords) return true;
+    if (this.policy.paced && this.paceWaitMs() <= 0) return true;
     return this.now() - (this.oldestAt ?? this.now()) >= this.policy.maxWaitMs;
   }
 
@@ -47,7 +55,8 @@ export class PartitionQueue<T> {
   dueInMs(): number | undefined {
     if (this.items.length === 0) return undefined;
     if (this.items.length >= this.policy.maxRecords) return 0;
-    return Math.max(0, (this.oldestAt ?? this.now()) + this.policy.maxWaitMs - this.now());
+    const byAge = Math.max(0, (this.oldestAt ?? this.now()) + this.policy.maxWaitMs - this.now());
+    return this.policy.paced ? Math.min(byAge, Math.max(0, this.paceWaitMs())) : byAge;
   }
 
   /**

@@ -2,6 +2,7 @@ import { errorMessage } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { DeliveryItem, DeliveryOutcome, PendingBatch } from './delivery-types.js';
 import { PartitionQueue, type BatchingPolicy } from './batcher.js';
+import { CommitPacer } from './commit-pacer.js';
 import type { MessageDecoder } from './sink-decode.js';
 
 /**
@@ -35,6 +36,9 @@ export interface DeliveryLaneHost {
   settled(lane: DeliveryLane): void;
 }
 
+/** Wait after a write, as a multiple of what writes cost: a lane keeps its sink busy at most half the time. */
+const SINK_PACE_RATIO = 1;
+
 export class DeliveryLane {
   /** Consumed messages as the consumer handed them, decoded only when their batch is taken. */
   readonly queue: PartitionQueue<QueuedMessage>;
@@ -55,6 +59,8 @@ export class DeliveryLane {
   rereadBelow = 0n;
   private running: Promise<void> | null = null;
   private timer: NodeJS.Timeout | undefined;
+  /** Paces this partition's writes by their cost when the policy is `paced`. */
+  private readonly pacer: CommitPacer | undefined;
 
   constructor(
     readonly partition: number,
@@ -63,7 +69,9 @@ export class DeliveryLane {
     private readonly host: DeliveryLaneHost,
     private readonly decode: MessageDecoder,
   ) {
-    this.queue = new PartitionQueue<QueuedMessage>(policy);
+    const pacer = policy.paced ? new CommitPacer({ ratio: SINK_PACE_RATIO, maxGapMs: policy.maxWaitMs }) : undefined;
+    this.pacer = pacer;
+    this.queue = new PartitionQueue<QueuedMessage>(policy, Date.now, pacer ? () => pacer.waitMs() : undefined);
     this.nextOffset = startOffset;
     this.expectFrom = Number(startOffset);
   }
@@ -129,7 +137,9 @@ export class DeliveryLane {
           items,
           nextOffset: (BigInt(last.offset) + 1n).toString(),
         };
+        const startedAt = this.pacer?.started() ?? 0;
         const outcome = await this.host.deliver(batch, this);
+        this.pacer?.ended(startedAt);
         if (outcome.kind === 'state-lost') {
           after = 'state-lost';
           break;

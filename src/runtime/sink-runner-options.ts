@@ -13,7 +13,7 @@ export interface SinkRunnerOptions {
   /** DLQ stage recorded for this runner's failures (default `sink:<name>`). */
   stage?: string;
   /** Overrides `factory.batching(config)` and the config defaults. */
-  batching?: { maxRecords: number; maxWaitMs: number };
+  batching?: { maxRecords: number; maxWaitMs: number; paced?: boolean };
   /** Queued records per partition past which the partition is paused (default 2 × maxRecords, at least MIN_QUEUED_PER_PARTITION). */
   maxQueuedPerPartition?: number;
   /** Write retry policy (default the factory's `retryPolicy(config)` when it has one, else DEFAULT_RETRY). */
@@ -54,20 +54,24 @@ export function sinkGroupId(config: Config, name: string): string {
  */
 export const MIN_QUEUED_PER_PARTITION = 8192;
 
+/** A batch's records when neither the sink nor BATCH_SIZE says. */
+export const DEFAULT_BATCH_SIZE = 100;
+
 /** Batch size and wait: options, else the factory's own, else BATCH_SIZE and PROCESSING_INTERVAL_SECONDS. */
 export function resolveBatching(config: Config, factory: SinkFactory, opts: SinkRunnerOptions): BatchingPolicy {
   const base = opts.batching ??
     factory.batching?.(config) ?? {
-      maxRecords: config.BATCH_SIZE,
+      maxRecords: config.BATCH_SIZE ?? DEFAULT_BATCH_SIZE,
       maxWaitMs: Math.round(config.PROCESSING_INTERVAL_SECONDS * 1000),
     };
   const maxRecords = Math.max(1, Math.floor(base.maxRecords));
   const maxWaitMs = Math.max(0, base.maxWaitMs);
+  const paced = 'paced' in base && base.paced === true;
   const maxQueued = Math.max(
     maxRecords,
     opts.maxQueuedPerPartition ?? Math.max(2 * maxRecords, MIN_QUEUED_PER_PARTITION),
   );
-  return { maxRecords, maxWaitMs, maxQueued };
+  return { maxRecords, maxWaitMs, maxQueued, paced };
 }
 
 export function resolveRetryPolicy(config: Config, factory: SinkFactory, opts: SinkRunnerOptions): RetryPolicy {

@@ -33,9 +33,10 @@ test('.env.example documents exactly the variables the schema reads', () => {
 });
 
 test('unset and empty variables take their defaults', () => {
-  const env = parseEnv({ KAFKA_COMPRESSION: '', BATCH_SIZE: '' });
+  const env = parseEnv({ KAFKA_COMPRESSION: '', PROCESSOR_MAX_BATCH: '', BATCH_SIZE: '' });
   assert.equal(env.KAFKA_COMPRESSION, 'lz4');
-  assert.equal(env.BATCH_SIZE, 100);
+  assert.equal(env.PROCESSOR_MAX_BATCH, 2000);
+  assert.equal(env.BATCH_SIZE, undefined, 'unset: each sink its own (the warehouse by backend)');
   assert.equal(parseEnv({ KAFKA_COMPRESSION: 'zstd' }).KAFKA_COMPRESSION, 'zstd');
   assert.equal(parseEnv({}).DUCKDB_MEMORY_LIMIT, undefined);
   assert.equal(parseEnv({}).DUCKDB_THREADS, 1);

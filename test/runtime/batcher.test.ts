@@ -95,6 +95,32 @@ test('the pause threshold: 2 × maxRecords, never below the look-ahead floor; an
   );
 });
 
+test('a paced queue is due once its pacer allows, and maxWaitMs stays the upper bound', () => {
+  let t = 0;
+  let paceWait = 30;
+  const q = new PartitionQueue<number>(
+    { maxRecords: 100, maxWaitMs: 50, maxQueued: 200, paced: true },
+    () => t,
+    () => paceWait,
+  );
+  q.push([1]);
+  assert.equal(q.ready(), false, 'the pacer asks for 30 ms more');
+  assert.equal(q.dueInMs(), 30, 'the sooner of the pacer and the age bound');
+  paceWait = 0;
+  assert.equal(q.ready(), true, 'due as soon as the pacer allows, whatever its age');
+  paceWait = 500;
+  assert.equal(q.dueInMs(), 50, 'never later than maxWaitMs');
+  t = 50;
+  assert.equal(q.ready(), true);
+  const unpaced = new PartitionQueue<number>(
+    { maxRecords: 100, maxWaitMs: 50, maxQueued: 200 },
+    () => 0,
+    () => 0,
+  );
+  unpaced.push([1]);
+  assert.equal(unpaced.ready(), false, 'an unpaced queue waits for size or age');
+});
+
 test('invalid policies are refused', () => {
   assert.throws(() => new PartitionQueue({ maxRecords: 0, maxWaitMs: 1, maxQueued: 1 }), RangeError);
   assert.throws(() => new PartitionQueue({ maxRecords: 5, maxWaitMs: 1, maxQueued: 4 }), RangeError);

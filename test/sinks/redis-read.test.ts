@@ -185,7 +185,7 @@ describe('redis reader', () => {
   it('works end to end on the real clock through the factory and createRedisReader', async () => {
     const p = prefix();
     const config = { ...env.config, REDIS_KEY_PREFIX: p };
-    assert.deepEqual(redisSinkFactory.batching?.(config), { maxRecords: 5000, maxWaitMs: 100 });
+    assert.deepEqual(redisSinkFactory.batching?.(config), { maxRecords: 5000, maxWaitMs: 100, paced: true });
     const sink = redisSinkFactory.create(sinkContext(config));
     await sink.start();
     const { reader: live, close } = await createRedisReader(config, { cacheMs: 0 });

@@ -376,7 +376,22 @@ describe('bigquery warehouse: configuration', () => {
     assert.ok(warehouseSinkFactory.create(ctxOf(env.config)) instanceof BigQueryWarehouse);
     assert.deepEqual(
       warehouseSinkFactory.batching?.({ ...env.config, BATCH_SIZE: 5000, WAREHOUSE_FLUSH_SECONDS: 2.5 }),
-      { maxRecords: 5000, maxWaitMs: 2500 },
+      { maxRecords: 5000, maxWaitMs: 2500, paced: false },
+    );
+    assert.deepEqual(
+      warehouseSinkFactory.batching?.({ ...env.config, BATCH_SIZE: undefined, WAREHOUSE_FLUSH_SECONDS: undefined }),
+      { maxRecords: 100, maxWaitMs: 30_000, paced: false },
+      'BigQuery by default: 100 rows or 30 s (a query job per batch)',
+    );
+    assert.deepEqual(
+      warehouseSinkFactory.batching?.({
+        ...env.config,
+        warehouse: 'duckdb',
+        BATCH_SIZE: undefined,
+        WAREHOUSE_FLUSH_SECONDS: undefined,
+      }),
+      { maxRecords: 20_000, maxWaitMs: 1000, paced: true },
+      'DuckDB by default: paced by its commits, 20,000 rows under load, 1 s at most',
     );
   });
 

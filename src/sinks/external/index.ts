@@ -4,9 +4,10 @@ import type { RegisteredSinkFactory } from '../../core/sink-contract.js';
 import { ExternalSink } from './external-sink.js';
 
 /**
- * Registration of the external-system sink (`engage sink external`). Batches are short-lived
- * (flushed after at most 500 ms) so delivery stays well within 30 s while the system is up, and
- * large (1,000 events) so throughput does not hinge on the per-request round trip.
+ * Registration of the external-system sink (`engage sink external`). Batches are paced by what a
+ * POST costs (sent about one request's time after the previous one returned) and flushed after at
+ * most 500 ms, so delivery stays well within 30 s while the system is up, and
+ * grow up to 1,000 events under load, so throughput does not hinge on the per-request round trip.
  */
 
 export const EXTERNAL_BATCH_RECORDS = 1000;
@@ -44,7 +45,7 @@ export const externalSinkFactory: RegisteredSinkFactory = {
     },
   },
   dedupesByEventId: true,
-  batching: () => ({ maxRecords: EXTERNAL_BATCH_RECORDS, maxWaitMs: EXTERNAL_BATCH_WAIT_MS }),
+  batching: () => ({ maxRecords: EXTERNAL_BATCH_RECORDS, maxWaitMs: EXTERNAL_BATCH_WAIT_MS, paced: true }),
   writeConcurrency: () => EXTERNAL_WRITE_CONCURRENCY,
   create: (ctx) => new ExternalSink(ctx),
   retryPolicy: externalRetryPolicy,

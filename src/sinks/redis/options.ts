@@ -5,7 +5,8 @@ import type { Config } from '../../config/load.js';
  * internal knobs that tests and benchmarks override. Nothing here reads the environment.
  */
 
-/** Runtime batching for the Redis sink: short, so aggregates are visible well within 1 s. */
+/** Runtime batching for the Redis sink: paced by what writes cost (a few ms at low rates), so
+ *  aggregates are visible about one write after a record arrives; 100 ms at most. */
 export const REDIS_BATCH_RECORDS = 5000;
 export const REDIS_BATCH_WAIT_MS = 100;
 /**
