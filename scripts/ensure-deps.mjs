@@ -30,6 +30,8 @@ const APT = {
   openssl: '/usr/bin/openssl',
   prometheus: '/usr/bin/promtool',
   chromium: '/usr/bin/chromium',
+  // Validates compose.yaml without a daemon (test/deploy/compose.test.ts).
+  'docker-compose': '/usr/bin/docker-compose',
 };
 
 function hasPostgresServer() {
