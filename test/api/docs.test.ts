@@ -31,6 +31,7 @@ describe('/docs', () => {
       '/health/live',
       '/health/ready',
       '/metrics',
+      '/metrics/history',
       '/metrics/prometheus',
       '/top-content',
     ]);

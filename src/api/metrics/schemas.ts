@@ -82,3 +82,61 @@ export const metricsSummarySchema = {
     'dlq_total',
   ],
 } as const;
+
+/** Query of GET /metrics/history. */
+export const metricsHistoryQuery = {
+  type: 'object',
+  properties: {
+    minutes: {
+      type: 'integer',
+      minimum: 1,
+      maximum: 15,
+      default: 15,
+      description: 'accepts a whole number of minutes from 1 to 15 (the history kept); default 15',
+    },
+  },
+  additionalProperties: false,
+} as const;
+
+/** JSON Schema of GET /metrics/history; mirrors trends.ts. */
+export const metricsHistorySchema = {
+  type: 'object',
+  properties: {
+    generated_at: str,
+    step_seconds: { ...num, description: 'One point per series per step (its start time is the point time)' },
+    window_seconds: { ...num, description: 'The points cover about this much recent history' },
+    series: {
+      type: 'array',
+      description:
+        'One entry per stage and statistic, in pipeline order. Within a step, throughput is the mean of the observed rates, lags and freshness the worst (max). A step without a point is a gap (the stage did not report, or had no rate yet).',
+      items: {
+        type: 'object',
+        properties: {
+          kind: { type: 'string', enum: ['throughput', 'lag', 'freshness'] },
+          stage: str,
+          metric: { ...str, description: 'The metric the values come from' },
+          stat: {
+            type: 'string',
+            enum: ['per_second', 'value', 'p50', 'p99'],
+            description: 'per_second (throughput), value (lag), p50/p99 (freshness over the last ~10 s)',
+          },
+          unit: {
+            type: 'string',
+            enum: ['records/s', 'records', 'seconds', 'bytes'],
+            description: 'Time values (freshness, time lags) are in seconds whatever their metric uses',
+          },
+          points: {
+            type: 'array',
+            items: {
+              type: 'object',
+              properties: { t: { ...num, description: 'Step start, ms since the epoch' }, v: num },
+              required: ['t', 'v'],
+            },
+          },
+        },
+        required: ['kind', 'stage', 'metric', 'stat', 'unit', 'points'],
+      },
+    },
+  },
+  required: ['generated_at', 'step_seconds', 'window_seconds', 'series'],
+} as const;

@@ -18,7 +18,8 @@ import { histogramQuantile, parseLe, sumBuckets, type Bucket } from './quantile.
  * The JSON view of the pipeline's metrics (GET /metrics): throughput per stage, lags, end-to-end
  * freshness percentiles per sink, DLQ counts. Rates and windowed percentiles come from the
  * difference between successive samples of the same series, kept in a SeriesHistory across calls;
- * the first call (or a process that just appeared) has totals but `per_second: null`.
+ * the first call (or a process that just appeared) has totals but `per_second: null`, except for a
+ * process that started within the rate window: its counters count from zero since its start.
  */
 
 export interface ThroughputEntry {
@@ -113,14 +114,16 @@ export class MetricsSummarizer {
     nowMs: number,
     uptimeSeconds: number,
   ): MetricsSummary {
+    const startedAt = new Map(components.map((c) => [c.instance, c.startedAtMs]));
     for (const source of sources) {
-      const seen = this.lastSeen.get(source.instance);
+      const seen = this.lastSeen.get(source.instance) ?? youngStart(startedAt.get(source.instance), source.atMs);
       for (const m of labelSource(source)) {
         if (!HISTORY_TYPES.has(m.type)) continue;
         for (const v of m.values)
           this.history.add(seriesKey(v.metricName ?? m.name, v.labels), source.atMs, v.value, seen);
       }
-      if (seen === undefined || source.atMs > seen) this.lastSeen.set(source.instance, source.atMs);
+      const last = this.lastSeen.get(source.instance);
+      if (last === undefined || source.atMs > last) this.lastSeen.set(source.instance, source.atMs);
     }
     this.history.forgetStale(nowMs);
     for (const [instance, at] of this.lastSeen) if (at < nowMs - 60_000) this.lastSeen.delete(instance);
@@ -215,6 +218,16 @@ export class MetricsSummarizer {
     }
     return out.sort((a, b) => compareStages(a.stage, b.stage) || a.metric.localeCompare(b.metric));
   }
+}
+
+/**
+ * The base of a process seen for the first time: its start (when every counter of it was zero), if
+ * it started within the rate window, so a stage that just (re)started has a rate from its first
+ * heartbeat; otherwise none (its rate waits for a second sample).
+ */
+function youngStart(startedAtMs: number | undefined, atMs: number): number | undefined {
+  if (startedAtMs === undefined || !Number.isFinite(startedAtMs)) return undefined;
+  return startedAtMs < atMs && atMs - startedAtMs <= RATE_WINDOW_MS ? startedAtMs : undefined;
 }
 
 /** Lag-like gauges per stage: record counts and bytes add up across instances, times take the max. */
