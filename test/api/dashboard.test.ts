@@ -5,6 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import type { TrendSeries } from '../../src/api/metrics/trends.js';
 import { createLogger } from '../../src/core/logger.js';
 import { ensureTopics } from '../../src/kafka/admin.js';
 import { startHeartbeat, type HeartbeatHandle } from '../../src/runtime/heartbeat.js';
@@ -21,13 +22,14 @@ import {
   type EventFeed,
   type TestApi,
 } from './fixtures.js';
-import { waitFor } from './wait.js';
+import { sleep, waitFor } from '../helpers/wait.js';
 
 /**
  * The live dashboard in headless Chromium, fed by a real Redis sink runner consuming real Kafka
  * records (its metrics reach the API through its heartbeat). With API_TOKEN set, the page takes
  * the token once from ?token=, then draws throughput, freshness, lag, DLQ and the top-content bar
- * chart. Saves test-output/dashboard.png.
+ * chart, and charts each stage's last 15 minutes from /metrics/history. Saves
+ * test-output/dashboard.png and test-output/dashboard-charts.png.
  */
 
 export const CHROMIUM = '/usr/bin/chromium';
@@ -47,6 +49,13 @@ const TITLES = [
   'Launch Week Recap',
   'Behind the Pipeline',
 ];
+
+interface MetricsHistory {
+  generated_at: string;
+  step_seconds: number;
+  window_seconds: number;
+  series: TrendSeries[];
+}
 
 let env: TestEnv;
 let api: TestApi;
@@ -86,7 +95,7 @@ function keepFeeding(f: EventFeed): { stop(): Promise<void> } {
   const loop = (async () => {
     while (running) {
       await f.send(wave(1).filter((e) => e.content_id === top));
-      await new Promise((r) => setTimeout(r, 500));
+      await sleep(500); // the feed's pacing: a wave every 500 ms keeps the rates live
     }
   })();
   return {
@@ -106,13 +115,11 @@ before(async () => {
   feed = await eventFeed(env.config);
   const first = wave(8);
   await feed.send(first);
-  await waitFor(
-    `the sink to write ${first.length} events`,
-    () => api.deps.reader.windowCount(),
-    (n) => n >= first.length,
-    40_000,
-    250,
-  );
+  await waitFor(`the sink to write ${first.length} events`, () => api.deps.reader.windowCount(), {
+    until: (n) => n >= first.length,
+    timeoutMs: 40_000,
+    everyMs: 250,
+  });
   feeding = keepFeeding(feed);
   await api.app.listen({ host: '127.0.0.1', port: 0 });
   url = `http://127.0.0.1:${(api.app.server.address() as AddressInfo).port}`;
@@ -161,6 +168,51 @@ function watchErrors(page: Page): string[] {
   return errors;
 }
 
+interface DrawnPoint {
+  t: number;
+  v: number;
+  /** The value the point's y coordinate stands for on the chart's axis. */
+  drawnV: number;
+  yMax: number;
+}
+
+function pointsOf(attr: string | null): Array<[number, number]> {
+  return (attr ?? '')
+    .trim()
+    .split(/\s+/)
+    .filter(Boolean)
+    .map((p) => p.split(',').map(Number) as [number, number]);
+}
+
+/** The last point of a stage's last line in a chart, as data and as drawn; null before it has one. */
+async function lastPointOf(page: Page, chart: string, stage: string): Promise<DrawnPoint | null> {
+  return page.evaluate(
+    ({ chart, stage }) => {
+      const svg = document.querySelector(`${chart} svg[data-y-max]`);
+      const lines = document.querySelectorAll(`${chart} polyline[data-stage="${stage}"]`);
+      const line = lines[lines.length - 1];
+      if (!svg || !line) return null;
+      const [, top, , h] = (svg.getAttribute('data-plot') ?? '').split(' ').map(Number);
+      const yMax = Number(svg.getAttribute('data-y-max'));
+      const pts = (line.getAttribute('points') ?? '').trim().split(/\s+/);
+      const y = Number((pts[pts.length - 1] ?? '').split(',')[1]);
+      return {
+        t: Number(line.getAttribute('data-last-t')),
+        v: Number(line.getAttribute('data-last-v')),
+        drawnV: ((Number(top) + Number(h) - y) / Number(h)) * yMax,
+        yMax,
+      };
+    },
+    { chart, stage },
+  );
+}
+
+async function historyOf(): Promise<MetricsHistory> {
+  const res = await api.app.inject({ url: '/metrics/history' });
+  assert.equal(res.statusCode, 200);
+  return res.json() as MetricsHistory;
+}
+
 describe('dashboard', () => {
   it(
     'draws live throughput, freshness, lag, DLQ and the top-content chart with a token from ?token=',
@@ -193,26 +245,22 @@ describe('dashboard', () => {
 
       // Later refreshes turn totals into rates (records keep flowing).
       const rate = page.locator('#throughput tbody tr', { hasText: 'sink-redis' }).locator('td').nth(1);
-      await waitFor(
-        'a sink-redis rate above 0',
-        async () => ((await rate.count()) > 0 ? rate.innerText() : '—'),
-        (txt) => Number(txt.replace(/,/g, '')) > 0,
-        20_000,
-        500,
-      );
+      await waitFor('a sink-redis rate above 0', async () => ((await rate.count()) > 0 ? rate.innerText() : '—'), {
+        until: (txt) => Number(txt.replace(/,/g, '')) > 0,
+        timeoutMs: 20_000,
+        everyMs: 500,
+      });
       await page.locator('#freshness tbody tr', { hasText: 'sink-redis' }).waitFor({ timeout: 15_000 });
       const fresh = await page.locator('#freshness tbody tr', { hasText: 'sink-redis' }).innerText();
       assert.match(fresh, /\d+(\.\d)? (ms|s)/, fresh);
       assert.match(fresh, /sink-redis \(≤ 5 s\)/, 'each stage with its promise');
       await page.locator('#lags tbody tr', { hasText: 'consumer lag' }).waitFor({ timeout: 15_000 });
       assert.equal((await page.locator('#dlq-total').innerText()).trim(), '0');
-      await waitFor(
-        'overall status healthy',
-        () => page.locator('#overall').innerText(),
-        (s) => s === 'healthy',
-        15_000,
-        500,
-      );
+      await waitFor('overall status healthy', () => page.locator('#overall').innerText(), {
+        until: (s) => s === 'healthy',
+        timeoutMs: 15_000,
+        everyMs: 500,
+      });
       assert.match(await page.locator('#components').innerText(), /sink-redis: 1 live/);
       assert.equal(await page.locator('#token-banner').isVisible(), false);
       assert.equal(await page.evaluate(() => sessionStorage.getItem('engage.api.token')), TOKEN);
@@ -220,6 +268,83 @@ describe('dashboard', () => {
       mkdirSync(path.join(root, 'test-output'), { recursive: true });
       await page.screenshot({ path: path.join(root, 'test-output', 'dashboard.png'), fullPage: true });
       assert.deepEqual(errors, []);
+    },
+  );
+
+  it(
+    'charts the last 15 minutes from /metrics/history: a line per stage with real points, axes, legend',
+    { timeout: 60_000 },
+    async (t) => {
+      if (!context) {
+        t.skip('Chromium did not start in the first test');
+        return;
+      }
+      const page = await context.newPage(); // a new tab: the token comes from ?token= again
+      const errors = watchErrors(page);
+      await page.goto(`${url}/?token=${TOKEN}`);
+      const line = page.locator('#chart-throughput polyline[data-stage="sink-redis"]');
+      // The API samples every 5 s: two samples with a rate make a line of two points.
+      await waitFor(
+        'a sink-redis throughput line of at least 2 points',
+        async () => ((await line.count()) > 0 ? pointsOf(await line.last().getAttribute('points')) : []),
+        { until: (pts) => pts.length >= 2, timeoutMs: 30_000, everyMs: 250 },
+      );
+      // What is drawn is what the endpoint holds: the line's last point is the history's last point
+      // for the stage (polled: the current step's mean moves between a redraw and a read).
+      const drawn = await waitFor(
+        "the chart's last sink-redis point to be the history's",
+        async () => {
+          const [history, last] = await Promise.all([
+            historyOf(),
+            lastPointOf(page, '#chart-throughput', 'sink-redis'),
+          ]);
+          const series = history.series.find((x) => x.kind === 'throughput' && x.stage === 'sink-redis');
+          return { endpoint: series?.points[series.points.length - 1] ?? null, last };
+        },
+        {
+          until: ({ endpoint, last }) =>
+            endpoint !== null && last !== null && endpoint.t === last.t && endpoint.v === last.v,
+          timeoutMs: 20_000,
+          everyMs: 250,
+        },
+      );
+      const last = drawn.last as DrawnPoint;
+      assert.ok(last.v > 0, `records flow: ${last.v}/s`);
+      assert.ok(
+        Math.abs(last.drawnV - last.v) <= last.yMax * 0.005,
+        `the last point is drawn at its value: y says ${last.drawnV}, data ${last.v} (axis max ${last.yMax})`,
+      );
+      assert.ok(last.v <= last.yMax, 'the y axis covers the values');
+
+      // Axes with units, a legend naming the stage with its latest value, a title for screen readers.
+      const chart = page.locator('#chart-throughput > svg');
+      assert.equal(await chart.getAttribute('role'), 'img');
+      assert.match((await chart.getAttribute('aria-label')) ?? '', /throughput per stage, records per second/i);
+      const labels = await page.locator('#chart-throughput text.axis-label').allTextContents();
+      assert.deepEqual(labels, ['minutes ago', 'records/s']);
+      const ticks = await page.locator('#chart-throughput text.tick').allTextContents();
+      assert.ok(ticks.includes('now') && ticks.includes('−15'), `x ticks: ${ticks.join(' ')}`);
+      assert.match(
+        await page.locator('#chart-throughput .legend li[data-stage="sink-redis"]').innerText(),
+        /sink-redis [\d.,]+\/s/,
+      );
+
+      // Lag and freshness have lines for the running sink (a lag of 0 lies on the axis: attached, not
+      // "visible" to Playwright); replication lag (the CDC's) is empty here.
+      const attached = { state: 'attached', timeout: 15_000 } as const;
+      await page.locator('#chart-lag [data-stage="sink-redis"]').first().waitFor(attached);
+      await page.locator('#chart-freshness [data-stage="sink-redis"]').first().waitFor(attached);
+      const freshLabels = await page.locator('#chart-freshness text.axis-label').allTextContents();
+      assert.ok(
+        freshLabels[0] === 'minutes ago' && /^(ms|seconds)$/.test(freshLabels[1] ?? ''),
+        `freshness axes: ${freshLabels.join(', ')}`,
+      );
+      assert.match(await page.locator('#chart-time-lag').innerText(), /no replication lag reported/);
+
+      mkdirSync(path.join(root, 'test-output'), { recursive: true });
+      await page.screenshot({ path: path.join(root, 'test-output', 'dashboard-charts.png'), fullPage: true });
+      assert.deepEqual(errors, []);
+      await page.close();
     },
   );
 

@@ -1,7 +1,11 @@
-// The live dashboard: polls /metrics, /top-content and /health every REFRESH_MS and redraws.
+// The live dashboard: polls /metrics, /metrics/history, /top-content and /health every REFRESH_MS
+// and redraws (the charts of the last 15 minutes: trend-panels.js).
 // Token: when the API has API_TOKEN set, open the page once as /?token=<API_TOKEN>; the token is
 // kept in sessionStorage for this tab (and removed from the address bar), and sent as a bearer
 // header. A 401 shows a form to enter it. No external resources: plain DOM and SVG.
+
+import { fmt1, fmtBytes, fmtDuration, fmtInt, fmtRate } from './format.js';
+import { renderTrends } from './trend-panels.js';
 
 const REFRESH_MS = 3000;
 const TOKEN_KEY = 'engage.api.token';
@@ -35,26 +39,8 @@ function el(tag, attrs = {}, text) {
   return node;
 }
 
-const fmtInt = new Intl.NumberFormat('en-US', { maximumFractionDigits: 0 });
-const fmt1 = new Intl.NumberFormat('en-US', { maximumFractionDigits: 1 });
-
-function fmtRate(v) {
-  return v === null || v === undefined ? '—' : v >= 100 ? fmtInt.format(v) : fmt1.format(v);
-}
-
-function fmtDuration(v, unit) {
-  if (v === null || v === undefined) return '—';
-  const s = unit === 'ms' ? v / 1000 : v;
-  return s < 1 ? `${fmtInt.format(s * 1000)} ms` : `${fmt1.format(s)} s`;
-}
-
 function fmtLag(entry) {
-  if (entry.unit === 'bytes') {
-    const v = entry.value;
-    if (v >= 1024 * 1024 * 1024) return `${fmt1.format(v / 1024 ** 3)} GiB`;
-    if (v >= 1024 * 1024) return `${fmt1.format(v / 1024 ** 2)} MiB`;
-    return v >= 1024 ? `${fmt1.format(v / 1024)} KiB` : `${fmtInt.format(v)} B`;
-  }
+  if (entry.unit === 'bytes') return fmtBytes(entry.value);
   if (entry.unit === 'ms' || entry.unit === 'seconds') return fmtDuration(entry.value, entry.unit);
   return fmtInt.format(entry.value);
 }
@@ -209,14 +195,17 @@ function renderHealth(h) {
 
 async function refresh() {
   const by = $('top-by').value;
-  const [metrics, top, health] = await Promise.allSettled([
+  const [metrics, top, health, history] = await Promise.allSettled([
     getJson('/metrics'),
     getJson(`/top-content?limit=10&by=${by}`),
     getJson('/health'),
+    getJson('/metrics/history'),
   ]);
   const errors = [];
   if (metrics.status === 'fulfilled' && metrics.value.status === 200) renderMetrics(metrics.value.body);
   else errors.push('metrics unavailable');
+  if (history.status === 'fulfilled' && history.value.status === 200) renderTrends(history.value.body);
+  else errors.push('metrics history unavailable');
   if (top.status === 'fulfilled' && top.value.status === 200) {
     $('token-banner').hidden = true;
     renderTop(top.value.body);

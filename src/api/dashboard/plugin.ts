@@ -4,15 +4,20 @@ import { fileURLToPath } from 'node:url';
 import type { FastifyPluginAsync } from 'fastify';
 
 /**
- * Serves the live dashboard (index.html, app.js, style.css beside this file) from memory: `/` and
+ * Serves the live dashboard (index.html, style.css and the ES modules app.js, charts.js, format.js,
+ * trend-panels.js beside this file) from memory: `/` and
  * `/dashboard/<file>`. The files hold no pipeline data (the page fetches it), so they are open
  * even when API_TOKEN is set; see auth.ts.
  */
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 
+const JS = 'text/javascript; charset=utf-8';
 const FILES: Record<string, string> = {
-  'app.js': 'text/javascript; charset=utf-8',
+  'app.js': JS,
+  'charts.js': JS,
+  'format.js': JS,
+  'trend-panels.js': JS,
   'style.css': 'text/css; charset=utf-8',
 };
 
