@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { Coalescer } from '../../src/api/content/coalesce.js';
+import { sleep } from '../helpers/wait.js';
 
 /** The /top-content coalescer: shared in-flight work, reuse within the TTL, failures not kept. */
 
@@ -11,7 +12,7 @@ describe('Coalescer', () => {
     const c = new Coalescer<number>(100, 10, () => now);
     const compute = async () => {
       calls += 1;
-      await new Promise((r) => setTimeout(r, 5));
+      await sleep(5); // a computation that takes time, so the three callers overlap
       return calls;
     };
     assert.deepEqual(await Promise.all([c.get('a', compute), c.get('a', compute), c.get('a', compute)]), [1, 1, 1]);

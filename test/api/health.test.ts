@@ -8,7 +8,7 @@ import { HealthService } from '../../src/api/health/service.js';
 import { startHeartbeat, type HeartbeatHandle } from '../../src/runtime/heartbeat.js';
 import { createTestEnv, type TestEnv } from '../helpers/env.js';
 import { redisClient, startTestApi, wipePrefix, type TestApi, type TestRedis } from './fixtures.js';
-import { waitFor } from './wait.js';
+import { waitFor } from '../helpers/wait.js';
 
 /**
  * /health, /health/live, /health/ready against the real stack: stages come and go with real
@@ -87,7 +87,7 @@ describe('health endpoints', () => {
 
   it('is 200 healthy once every stage beats, with lags, warehouse and circuit from their status', async () => {
     for (const [name, status] of Object.entries(STATUS)) beats.set(name, startHeartbeat(env.config, name, status, 500));
-    const { body } = await waitFor('healthy', health, (h) => h.code === 200);
+    const { body } = await waitFor('healthy', health, { until: (h) => h.code === 200 });
     assert.equal(body.status, 'healthy', JSON.stringify(body.warnings));
     assert.deepEqual(body.problems, []);
     assert.equal(body.stages['sink-redis']?.consumer_lag, 5);
@@ -108,7 +108,9 @@ describe('health endpoints', () => {
     } finally {
       await db.end();
     }
-    const { code, body } = await waitFor('slot seen', health, (h) => h.body.replication_slot?.exists === true);
+    const { code, body } = await waitFor('slot seen', health, {
+      until: (h) => h.body.replication_slot?.exists === true,
+    });
     assert.equal(code, 200);
     assert.equal(body.status, 'degraded');
     assert.equal(body.replication_slot?.active, false);
@@ -129,23 +131,23 @@ describe('health endpoints', () => {
     await db2.connect();
     await db2.query('SELECT pg_drop_replication_slot($1)', [env.config.CDC_SLOT_NAME]);
     await db2.end();
-    await waitFor('healthy again', health, (h) => h.body.status === 'healthy');
+    await waitFor('healthy again', health, { until: (h) => h.body.status === 'healthy' });
   });
 
   it('is degraded while the external circuit is open or a consumer lag is high', async () => {
     state.circuit = 'half-open';
-    let h = await waitFor('circuit half-open', health, (x) => x.body.external.circuit === 'half_open');
+    let h = await waitFor('circuit half-open', health, { until: (x) => x.body.external.circuit === 'half_open' });
     assert.equal(h.code, 200);
     assert.equal(h.body.status, 'degraded');
     state.circuit = 'open';
-    h = await waitFor('circuit open', health, (x) => x.body.external.circuit === 'open');
+    h = await waitFor('circuit open', health, { until: (x) => x.body.external.circuit === 'open' });
     assert.ok(
       h.body.warnings.some((w) => w.includes('circuit is open')),
       h.body.warnings.join('; '),
     );
     state.circuit = 'closed';
     state.lag = 25_000;
-    h = await waitFor('lag high', health, (x) => x.body.stages['sink-redis']?.consumer_lag === 25_000);
+    h = await waitFor('lag high', health, { until: (x) => x.body.stages['sink-redis']?.consumer_lag === 25_000 });
     assert.equal(h.body.status, 'degraded');
     assert.ok(
       h.body.warnings.some((w) => w.includes('stage sink-redis: consumer lag 25000')),
@@ -153,16 +155,16 @@ describe('health endpoints', () => {
     );
     state.lag = 0;
     state.warehouseOk = false;
-    h = await waitFor('warehouse down', health, (x) => x.body.warehouse.ok === false);
+    h = await waitFor('warehouse down', health, { until: (x) => x.body.warehouse.ok === false });
     assert.equal(h.body.status, 'degraded');
     state.warehouseOk = true;
-    await waitFor('healthy again', health, (x) => x.body.status === 'healthy');
+    await waitFor('healthy again', health, { until: (x) => x.body.status === 'healthy' });
   });
 
   it('is 503 again when a stage stops', async () => {
     await beats.get('processor')?.stop();
     beats.delete('processor');
-    const { body } = await waitFor('processor missing', health, (h) => h.code === 503);
+    const { body } = await waitFor('processor missing', health, { until: (h) => h.code === 503 });
     assert.equal(body.stages.processor?.ok, false);
     assert.deepEqual(body.problems, ['stage processor: no heartbeat in the last 6 s (not running?)']);
   });

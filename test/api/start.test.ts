@@ -8,7 +8,7 @@ import { createLogger } from '../../src/core/logger.js';
 import { startApi } from '../../src/api/start.js';
 import { createTestEnv, type TestEnv } from '../helpers/env.js';
 import { redisClient } from './fixtures.js';
-import { waitFor } from './wait.js';
+import { waitFor } from '../helpers/wait.js';
 
 /** `startApi` on a real port, and `engage api` as a process: it listens, beats, and stops on SIGTERM. */
 
@@ -96,22 +96,18 @@ describe('engage api', () => {
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     const redis = await redisClient(env.config);
     try {
-      const url = await waitFor(
-        'listening line',
-        async () => /listening on (http:\S+)/.exec(stdout)?.[1],
-        (u) => u !== undefined,
-        30_000,
-      );
+      const url = await waitFor('listening line', async () => /listening on (http:\S+)/.exec(stdout)?.[1], {
+        until: (u) => u !== undefined,
+        timeoutMs: 30_000,
+      });
       const res = await fetch(`${url}/metrics`);
       assert.equal(res.status, 200);
       const body = (await res.json()) as { components: Array<{ component: string }> };
       assert.ok(body.components.some((c) => c.component === 'api'));
-      const keys = await waitFor(
-        'api heartbeat',
-        () => redis.keys(`${env.config.REDIS_KEY_PREFIX}hb:api:*`),
-        (k) => k.length === 1,
-        10_000,
-      );
+      const keys = await waitFor('api heartbeat', () => redis.keys(`${env.config.REDIS_KEY_PREFIX}hb:api:*`), {
+        until: (k) => k.length === 1,
+        timeoutMs: 10_000,
+      });
       // Its own heartbeat is replaced by its live registry: the process appears once in /metrics/prometheus.
       const text = await (await fetch(`${url}/metrics/prometheus`)).text();
       const instances = new Set([...text.matchAll(/instance_id="([^"]+)"/g)].map((m) => m[1]));

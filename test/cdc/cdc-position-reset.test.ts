@@ -10,7 +10,8 @@ import { createTopics, deletePipelineTopics } from '../../src/kafka/admin.js';
 import { createKafka, idempotentProducer } from '../../src/kafka/client.js';
 import { createTestEnv, type TestEnv } from '../helpers/env.js';
 import { spawnCdc } from './child.js';
-import { pgClient, readTopics, waitFor } from './helpers.js';
+import { pgClient, readTopics } from './helpers.js';
+import { waitFor } from '../helpers/wait.js';
 
 /**
  * The CDC never drops its slot on its own. With the slot present but no position in Kafka (the

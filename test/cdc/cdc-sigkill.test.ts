@@ -6,7 +6,8 @@ import { parseLsn } from '../../src/cdc/lsn.js';
 import { createKafka } from '../../src/kafka/client.js';
 import { createTestEnv, type TestEnv } from '../helpers/env.js';
 import { killHard, spawnCdc, type CdcChild } from './child.js';
-import { pgClient, readToEnd, sleep, waitFor } from './helpers.js';
+import { sleep, waitFor } from '../helpers/wait.js';
+import { pgClient, readToEnd } from './helpers.js';
 
 /**
  * Exactly-once under SIGKILL. 10,000 rows exist before the first start (the snapshot); a writer
@@ -89,7 +90,11 @@ async function writer(state: WriterState): Promise<void> {
   const phase = Math.ceil(TXNS / PHASES);
   try {
     for (let t = 0; t < TXNS; t++) {
-      if (t % phase === 0) await waitFor(`phase ${t / phase} released`, () => state.released > t / phase, 120_000, 10);
+      if (t % phase === 0)
+        await waitFor(`phase ${t / phase} released`, () => state.released > t / phase, {
+          timeoutMs: 120_000,
+          everyMs: 10,
+        });
       await w.query('BEGIN');
       const r = await w.query<{ max: string }>(
         `WITH ins AS (INSERT INTO engagement_events (event_ts, duration_ms, device) SELECT now(), 0, 'w' FROM generate_series(1, ${ROWS_PER_TXN}) RETURNING id)
@@ -106,7 +111,7 @@ async function writer(state: WriterState): Promise<void> {
         state.updates += u.rowCount ?? 0;
       }
       await w.query('COMMIT');
-      await sleep(12);
+      await sleep(12); // the writer's pacing: commits keep arriving through every kill
     }
   } finally {
     state.done = true;
@@ -129,12 +134,11 @@ test(
       async () =>
         (await db.query('SELECT 1 FROM pg_replication_slots WHERE slot_name = $1', [env.config.CDC_SLOT_NAME]))
           .rowCount === 1,
-      60_000,
-      20,
+      { timeoutMs: 60_000, everyMs: 20 },
     );
     const writing = writer(state);
     state.released = 1;
-    await sleep(150);
+    await sleep(150); // the moment of the kill is what this run exercises
     await killHard(current);
     kills.push(`150 ms after the slot appeared (snapshot committed: ${await snapshotCommitted()})`);
     // Streaming runs: killed after a varying time while the writer commits.
@@ -144,13 +148,12 @@ test(
       await waitFor(
         'cdc streaming',
         async () => (c.child.exitCode !== null ? `exited: ${c.output()}` : (await streaming()) || undefined),
-        60_000,
-        50,
+        { timeoutMs: 60_000, everyMs: 50 },
       ).then((v) => {
         if (typeof v === 'string') throw new Error(`engage cdc exited early:\n${v}`);
       });
       state.released++;
-      await sleep(delay);
+      await sleep(delay); // the moment of the kill is what this run exercises
       await killHard(current);
       kills.push(`streaming +${delay} ms (rows written so far: ${state.maxId})`);
     }
@@ -164,8 +167,7 @@ test(
         if (c.child.exitCode !== null) throw new Error(`engage cdc exited:\n${c.output()}`);
         return streaming();
       },
-      120_000,
-      100,
+      { timeoutMs: 120_000, everyMs: 100 },
     );
     state.released = PHASES;
     await writing;
@@ -183,8 +185,7 @@ test(
         const l = r.rows[0]?.l;
         return l !== null && l !== undefined && parseLsn(l) >= target;
       },
-      120_000,
-      200,
+      { timeoutMs: 120_000, everyMs: 200 },
     );
     lap('caught up');
     current.child.kill('SIGTERM');

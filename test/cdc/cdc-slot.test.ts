@@ -9,7 +9,8 @@ import { createLogger } from '../../src/core/logger.js';
 import { registry } from '../../src/core/metrics.js';
 import { createTestEnv, type TestEnv } from '../helpers/env.js';
 import { spawnCdc } from './child.js';
-import { pgClient, readToEnd, readTopics, waitFor } from './helpers.js';
+import { pgClient, readToEnd, readTopics } from './helpers.js';
+import { waitFor } from '../helpers/wait.js';
 
 /**
  * The slot's life: on a quiet database heartbeats still move confirmed_flush_lsn past WAL written
@@ -57,8 +58,7 @@ test('quiet database: heartbeats advance the slot past WAL it does not publish',
       const f = await confirmedFlush();
       return f >= walAfterNoise ? f : undefined;
     },
-    30_000,
-    200,
+    { timeoutMs: 30_000, everyMs: 200 },
   );
   assert.ok(reached > start);
   const status = cdc.status();

@@ -5,7 +5,8 @@ import { startCdc, type CdcComponent } from '../../src/cdc/cdc.js';
 import { createLogger } from '../../src/core/logger.js';
 import type { ChangeEvent } from '../../src/core/types.js';
 import { createTestEnv, type TestEnv } from '../helpers/env.js';
-import { pgClient, readTopics, waitFor, type Record as KRecord } from './helpers.js';
+import { pgClient, readTopics, type Record as KRecord } from './helpers.js';
+import { waitFor } from '../helpers/wait.js';
 
 /**
  * Snapshot then stream on the real stack: the snapshot's `r` events, inserts/updates/deletes with

@@ -4,7 +4,7 @@ import type { Config } from '../../src/config/load.js';
 import type { ChangeEvent } from '../../src/core/types.js';
 import { createConsumer, createKafka, idempotentProducer } from '../../src/kafka/client.js';
 
-/** Shared helpers of the CDC tests: a read_committed topic reader, polling waits, a pg client. */
+/** Shared helpers of the CDC tests: a read_committed topic reader and a pg client (waits: ../helpers/wait.ts). */
 
 export interface Record {
   topic: string;
@@ -14,26 +14,6 @@ export interface Record {
   value: ChangeEvent | null;
   /** The record's key + value size in bytes, as stored in Kafka. */
   bytes: number;
-}
-
-export async function sleep(ms: number): Promise<void> {
-  await new Promise((r) => setTimeout(r, ms));
-}
-
-/** Polls `check` until it returns a value other than undefined/false, or throws after `timeoutMs`. */
-export async function waitFor<T>(
-  what: string,
-  check: () => Promise<T | undefined | false> | T | undefined | false,
-  timeoutMs = 20000,
-  everyMs = 100,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await check();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(everyMs);
-  }
 }
 
 export async function pgClient(config: Config): Promise<pg.Client> {

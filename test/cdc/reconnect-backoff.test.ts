@@ -6,7 +6,7 @@ import { ReconnectBackoff } from '../../src/cdc/reconnect-backoff.js';
 import type { OpenSession, Session } from '../../src/cdc/session.js';
 import { loadConfig } from '../../src/config/load.js';
 import { PipelineError } from '../../src/core/errors.js';
-import { waitFor } from './helpers.js';
+import { waitFor } from '../helpers/wait.js';
 
 /**
  * CDC session failures back off: capped exponential with jitter over consecutive failures (a
@@ -70,7 +70,7 @@ test(
     };
     const cdc = await startCdc(config, log, { openSession: open, reconnectPolicy: POLICY, healthySessionMs: 60_000 });
     try {
-      await waitFor('six session attempts', () => opens.length >= 6, 20_000, 10);
+      await waitFor('six session attempts', () => opens.length >= 6, { timeoutMs: 20_000, everyMs: 10 });
     } finally {
       await cdc.stop();
     }

@@ -11,15 +11,8 @@ import { startProcessor } from '../../src/processor/processor.js';
 import { startSinkRunner } from '../../src/runtime/sink-runner.js';
 import { createTestEnv, type TestEnv } from '../helpers/env.js';
 import { createMemoryStore, memoryCount, memorySinkFactory, type MemoryVariant } from '../helpers/memory-sink.js';
-import {
-  deleteGroup,
-  enrichedEvent,
-  eventMessages,
-  produce,
-  readDlq,
-  waitCaughtUp,
-  waitUntil,
-} from '../helpers/sink-harness.js';
+import { deleteGroup, enrichedEvent, eventMessages, produce, readDlq, waitCaughtUp } from '../helpers/sink-harness.js';
+import { waitFor } from '../helpers/wait.js';
 
 /** `engage dlq list | replay` on the real stack, with the in-memory sink standing in for a real one. */
 
@@ -204,7 +197,7 @@ test(
     try {
       // Parked again with attempts + 1: the re-sent records carried their entries' 2.
       const reparked = async () => (await readDlq(config)).filter((e) => e.stage === 'processor' && e.attempts === 3);
-      await waitUntil(
+      await waitFor(
         'the processor parks the re-sent records again',
         async () => (await reparked()).length === originals.length,
         30000,

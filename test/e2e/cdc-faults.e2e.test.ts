@@ -12,7 +12,8 @@ import { stackRemove, stackUp } from '../../src/stack/stack.js';
 import { readStackState } from '../../src/config/stack-state.js';
 import { createTestEnv, type TestEnv } from '../helpers/env.js';
 import { killHard, spawnCdc, type CdcChild } from '../cdc/child.js';
-import { readToEnd, sleep, waitFor } from '../cdc/helpers.js';
+import { readToEnd } from '../cdc/helpers.js';
+import { sleep, waitFor } from '../helpers/wait.js';
 
 /**
  * Kafka broker restart and PostgreSQL restart under a running `engage cdc`. These need services the
@@ -86,13 +87,15 @@ test(
         await c.end();
       }
     };
-    await waitFor('cdc streaming', streaming, 120_000, 200);
-    const gate = { open: true, stop: false, written: 0, updates: 0 };
+    await waitFor('cdc streaming', streaming, { timeoutMs: 120_000, everyMs: 200 });
+    const gate = { open: true, parked: false, stop: false, written: 0, updates: 0 };
     const writing = (async () => {
       let w = await connect(url);
       for (let i = 0; !gate.stop; i++) {
         if (!gate.open) {
-          while (!gate.open) await sleep(50);
+          gate.parked = true;
+          await waitFor('the gate to open again', () => gate.open, 300_000);
+          gate.parked = false;
           await w.end().catch(() => undefined);
           w = await connect(url); // a fresh session after the PostgreSQL restart
         }
@@ -106,7 +109,7 @@ test(
               .rowCount ?? 0;
         await w.query('COMMIT');
         gate.written = i + 1;
-        await sleep(60);
+        await sleep(60); // the writer's pacing: transactions keep arriving through both outages
       }
       await w.end();
     })();
@@ -123,7 +126,7 @@ test(
     );
     t.diagnostic(`stopping Kafka (pid ${kafkaPid}) at txn ${gate.written}`);
     await stopPid(kafkaPid, 30_000);
-    await sleep(4000);
+    await sleep(4000); // the outage itself: the broker stays away while the writer commits
     await stackUp(config);
     t.diagnostic(`Kafka back at txn ${gate.written}`);
     await wrote(STEP);
@@ -131,9 +134,9 @@ test(
     const pgState = readStackState(config.stackDir)?.services.postgres;
     assert.ok(pgState, "this test restarts its own stack's PostgreSQL: unset DATABASE_URL to let it start one");
     t.diagnostic(`restarting PostgreSQL at txn ${gate.written}`);
-    await sleep(200);
+    await waitFor('the writer to park between transactions', () => gate.parked, 30_000);
     await stopPrivatePostgres(pgState);
-    await sleep(2000);
+    await sleep(2000); // the outage itself: PostgreSQL stays away for a while
     await stackUp(config);
     gate.open = true;
     t.diagnostic('PostgreSQL back');
@@ -157,8 +160,7 @@ test(
         const l = r.rows[0]?.l;
         return l !== null && l !== undefined && parseLsn(l) >= target;
       },
-      300_000,
-      250,
+      { timeoutMs: 300_000, everyMs: 250 },
     );
     const expected = new Map<string, number>();
     for (const r of (

@@ -13,6 +13,7 @@ import {
   startPipelineRun,
 } from './pipeline-run.js';
 import { groupCaughtUp, queryWarehouse, readDlq } from './sink-reads.js';
+import { sleep, waitFor } from '../helpers/wait.js';
 
 /**
  * The end-to-end proof (issue 7), shared by the short form in `npm test` and the long one in
@@ -52,8 +53,6 @@ export interface ProofResult {
   kills: string[];
   restarts: Record<string, number>;
 }
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** mulberry32: a small seeded PRNG, so a failing run can be repeated with its seed. */
 function rng(seed: number): () => number {
@@ -147,6 +146,7 @@ async function runLoad(
       opts.log(`e2e: batch ${b}: external receiver down for ${opts.receiverOutageMs} ms`);
       setTimeout(() => receiver.control({ down: false }), opts.receiverOutageMs).unref();
     }
+    // The load's pacing: batches arrive spread over time, so kills and outages land mid-stream.
     await sleep(opts.pauseMs);
   }
   return badIds;
@@ -186,22 +186,25 @@ async function waitQuiet(
 ): Promise<void> {
   const want = (await expectedIds(db, bad)).size;
   const { reader, close } = await createRedisReader(config);
-  const deadline = Date.now() + 300_000;
+  let behind: string[] = [];
+  let polls = 0;
   try {
-    for (let i = 0; ; i++) {
-      const got = receiver.stats().events_unique;
-      const win = await reader.windowCount().catch(() => -1);
-      const wh = await groupCaughtUp(config, `engage-sink-warehouse.${config.KAFKA_CLIENT_ID}`);
-      if (got >= want && win >= want && wh) return;
-      const behind = [
-        got < want ? `sink-external (receiver ${got}/${want})` : '',
-        win < want ? `sink-redis (window ${win}/${want})` : '',
-        wh ? '' : 'sink-warehouse (group not caught up)',
-      ].filter(Boolean);
-      if (i % 10 === 0) log(`e2e: waiting for ${behind.join(', ')}`);
-      if (Date.now() > deadline) throw new Error(`e2e: not quiet after 300 s; still behind: ${behind.join(', ')}`);
-      await sleep(1000);
-    }
+    await waitFor(
+      'every sink to catch up',
+      async () => {
+        const got = receiver.stats().events_unique;
+        const win = await reader.windowCount().catch(() => -1);
+        const wh = await groupCaughtUp(config, `engage-sink-warehouse.${config.KAFKA_CLIENT_ID}`);
+        behind = [
+          got < want ? `sink-external (receiver ${got}/${want})` : '',
+          win < want ? `sink-redis (window ${win}/${want})` : '',
+          wh ? '' : 'sink-warehouse (group not caught up)',
+        ].filter(Boolean);
+        if (behind.length > 0 && polls++ % 10 === 0) log(`e2e: waiting for ${behind.join(', ')}`);
+        return behind.length === 0;
+      },
+      { timeoutMs: 300_000, everyMs: 1000, describe: () => ({ behind }) },
+    );
   } finally {
     await close();
   }

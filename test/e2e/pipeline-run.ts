@@ -8,6 +8,7 @@ import { stopPid, tcpOpen } from '../../src/stack/process.js';
 import { readStackState } from '../../src/config/stack-state.js';
 import { stackRemove, stackUp } from '../../src/stack/stack.js';
 import { Supervisor, componentSpecs } from '../../src/supervisor/supervisor.js';
+import { sleep } from '../helpers/wait.js';
 
 /**
  * A whole pipeline on a private stack, for the end-to-end proof (harness.ts) and the fault matrix
@@ -166,7 +167,7 @@ export async function restartService(
   await stopPid(pid, 30000);
   const stopped = Date.now();
   // The outage itself: how long the service stays away (a fault's duration, not a synchronisation).
-  if (downMs > 0) await new Promise((r) => setTimeout(r, downMs));
+  if (downMs > 0) await sleep(downMs);
   const starting = Date.now();
   await stackUp(config, { topics: false });
   const seconds = (Date.now() - t0) / 1000;

@@ -16,7 +16,7 @@ import { getSinkFactory } from '../../src/sinks/registry.js';
 import { DuckDbWarehouse } from '../../src/sinks/warehouse/duckdb/duckdb-warehouse.js';
 import { startTestApi } from '../api/fixtures.js';
 import { createTestEnv, type TestEnv } from '../helpers/env.js';
-import { waitUntil } from '../helpers/sink-harness.js';
+import { waitFor } from '../helpers/wait.js';
 import { parseValues, readTopic } from '../processor/kafka-helpers.js';
 import { adminClient, reader, wipe } from '../sinks/redis-fixtures.js';
 import { openReader } from '../sinks/warehouse-fixtures.js';
@@ -107,7 +107,7 @@ test(
       await startSinkRunner(config, getSinkFactory('redis'), log),
     );
     const first = await db.query<{ id: string }>('SELECT id::text AS id FROM engagement_events');
-    await waitUntil(
+    await waitFor(
       'the first events in both sinks',
       async () => (await warehouseRows()).length === N && receiver.stats().events_unique === N,
       60_000,
@@ -123,18 +123,20 @@ test(
       'the new events reuse the old ids',
     );
 
-    await waitUntil(
+    await waitFor(
       'the new events in both sinks',
       async () => (await warehouseRows()).length === 2 * N && receiver.stats().events_unique === 2 * N,
-      60_000,
-      async () => ({ warehouse: (await warehouseRows()).length, receiver: receiver.stats() }),
+      {
+        timeoutMs: 60_000,
+        describe: async () => ({ warehouse: (await warehouseRows()).length, receiver: receiver.stats() }),
+      },
     );
     const rows = await warehouseRows();
     assert.equal(new Set(rows.map((r) => r.id)).size, N, 'each id twice: an old and a new event');
     assert.equal(new Set(rows.map((r) => `${r.id}@${r.ts}`)).size, 2 * N);
     assert.equal(rows.filter((r) => r.flags.includes('implausible_duration')).length, 1);
     assert.equal(new Set(receiver.eventKeys()).size, 2 * N);
-    await waitUntil(
+    await waitFor(
       'the TRUNCATE counted',
       async () => (await truncates()) === 1 && (cdc?.status().table_truncates ?? 0) === 1,
       20_000,
@@ -146,12 +148,10 @@ test(
     try {
       const cdcStatus = async () =>
         ((await api.app.inject({ url: '/health' })).json() as HealthReport).stages.cdc?.instances[0]?.status;
-      await waitUntil(
-        '/health shows the TRUNCATE',
-        async () => (await cdcStatus())?.table_truncates === 1,
-        20_000,
-        cdcStatus,
-      );
+      await waitFor('/health shows the TRUNCATE', async () => (await cdcStatus())?.table_truncates === 1, {
+        timeoutMs: 20_000,
+        describe: cdcStatus,
+      });
     } finally {
       await api.close();
       await beat.stop();
@@ -162,11 +162,10 @@ test(
     try {
       const live = reader(redis, config.REDIS_KEY_PREFIX, config.REDIS_AGGREGATION_WINDOW_MINUTES, () => Date.now());
       const plausibleSeconds = (N * 1000 + (N * (N - 1)) / 2 + (N - 1) * 2000 + (N * (N - 1)) / 2) / 1000;
-      await waitUntil(
+      await waitFor(
         'Redis has the plausible events',
         async () => (await live.contentStats(CONTENT))?.events === 2 * N - 1,
-        20_000,
-        async () => live.contentStats(CONTENT),
+        { timeoutMs: 20_000, describe: async () => live.contentStats(CONTENT) },
       );
       assert.equal((await live.contentStats(CONTENT))?.total_engagement_seconds, plausibleSeconds);
       assert.equal((await live.topContent({ limit: 1 }))[0]?.engagement_seconds, plausibleSeconds);

@@ -5,7 +5,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { TRUNCATED_VALUE } from '../../src/core/types.js';
 import { isAlive } from '../../src/stack/process.js';
-import { waitFor } from '../cdc/helpers.js';
+import { waitFor } from '../helpers/wait.js';
 import { PIPELINE_COMPONENTS } from '../e2e/pipeline-run.js';
 import { queryWarehouse, readRedisWindow } from '../e2e/sink-reads.js';
 import { KEY_SQL, withDb } from './expected-events.js';
@@ -34,7 +34,7 @@ export const duckdbLocked: FaultRow = {
     createInterface({ input: holder.stdout }).on('line', (l) => said.push(l));
     const exited = new Promise<number | null>((resolve) => holder.once('exit', (code) => resolve(code)));
     try {
-      await waitFor('the lock holder to load DuckDB', () => said.includes('ready'), 60_000, 50);
+      await waitFor('the lock holder to load DuckDB', () => said.includes('ready'), { timeoutMs: 60_000, everyMs: 50 });
       const sink = sup.child('sink-warehouse');
       const logFrom = sink ? statSync(sink.status().log).size : 0;
       sink?.kill('SIGKILL');
@@ -42,8 +42,7 @@ export const duckdbLocked: FaultRow = {
       await waitFor(
         'the lock holder to take the file (or give up)',
         () => said.find((l) => l.startsWith('locked') || l.startsWith('never-locked')),
-        30_000,
-        20,
+        { timeoutMs: 30_000, everyMs: 20 },
       );
       const got = said.find((l) => l.startsWith('never-locked'));
       if (got) {
@@ -142,8 +141,7 @@ export const truncateRestartIdentity: FaultRow = {
             Number((await db.query<{ n: string }>('SELECT count(*)::text AS n FROM engagement_events')).rows[0]?.n) >
             500,
         ),
-      120_000,
-      1000,
+      { timeoutMs: 120_000, everyMs: 1000 },
     );
   },
   async verify(ctx) {

@@ -1,6 +1,5 @@
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { PipelineRun } from '../e2e/pipeline-run.js';
-import { waitFor } from '../cdc/helpers.js';
+import { sleep, waitFor } from '../helpers/wait.js';
 import type { ExpectedEvents } from './expected-events.js';
 import type { SinkProof } from './sink-proof.js';
 
@@ -44,8 +43,7 @@ export async function waitFlowing(ctx: FaultContext, what: string, timeoutMs = 1
   await waitFor(
     `new events at the receiver after ${what}`,
     () => ctx.run.receiver.stats().events_unique > before + 50,
-    timeoutMs,
-    250,
+    { timeoutMs, everyMs: 250 },
   );
 }
 
@@ -62,7 +60,6 @@ export async function waitRestarted(
       const s = ctx.run.sup.child(name)?.status();
       return s?.state === 'running' && s.pid !== undefined && s.pid !== oldPid ? s.pid : undefined;
     },
-    timeoutMs,
-    50,
+    { timeoutMs, everyMs: 50 },
   );
 }

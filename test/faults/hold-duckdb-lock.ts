@@ -1,5 +1,6 @@
 import { createInterface } from 'node:readline';
 import { DuckDBInstance } from '@duckdb/node-api';
+import { sleep } from '../helpers/wait.js';
 
 /**
  * Another process holding the warehouse's DuckDB file (the fault matrix's row "DuckDB file locked"):
@@ -23,7 +24,7 @@ async function open(): Promise<DuckDBInstance> {
       return await DuckDBInstance.create(file as string, { access_mode: 'READ_WRITE' });
     } catch (err) {
       if (Date.now() > deadline) throw err;
-      await new Promise((r) => setTimeout(r, 20));
+      await sleep(20);
     }
   }
 }
@@ -36,7 +37,7 @@ for await (const line of lines) {
     const db = await open();
     process.stdout.write(`locked ${Date.now()}\n`);
     // The fault's duration: the file stays locked this long.
-    await new Promise((r) => setTimeout(r, holdMs));
+    await sleep(holdMs);
     db.closeSync();
     process.stdout.write(`released ${Date.now()}\n`);
     process.exit(0);

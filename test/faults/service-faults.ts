@@ -1,7 +1,7 @@
 import { stopPrivatePostgres } from '../../src/stack/postgres.js';
 import { stackUp } from '../../src/stack/stack.js';
 import { readStackState } from '../../src/config/stack-state.js';
-import { waitFor } from '../cdc/helpers.js';
+import { waitFor } from '../helpers/wait.js';
 import { restartService } from '../e2e/pipeline-run.js';
 import { faultDuration, waitFlowing, type FaultContext, type FaultRow } from './fault-context.js';
 
@@ -107,8 +107,7 @@ export const receiverOutage: FaultRow = {
       await waitFor(
         `the external sink to spend a burst of ${b.requests} × ${b.status}`,
         () => receiver.control().failNext === 0,
-        240_000,
-        100,
+        { timeoutMs: 240_000, everyMs: 100 },
       );
       answered += receiver.stats().failures_injected - before;
     }

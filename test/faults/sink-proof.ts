@@ -3,6 +3,7 @@ import type { RunningReceiver } from '../../src/receiver/index.js';
 import type { Supervisor } from '../../src/supervisor/supervisor.js';
 import { committedOffsets } from '../processor/kafka-helpers.js';
 import { readDlq, readRedisWindow, stableOffsets, warehouseKeys, type ParkedEntry } from '../e2e/sink-reads.js';
+import { sleep } from '../helpers/wait.js';
 import type { ExpectedEvents } from './expected-events.js';
 
 /**
@@ -39,8 +40,6 @@ export interface SinkProof {
   caughtUpSeconds: number;
   parked: ParkedEntry[];
 }
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** A sink that did not catch up by the deadline: `component` is the one whose sink is behind. */
 export class NotCaughtUp extends Error {

@@ -9,6 +9,7 @@ import { main } from '../../src/cli/main.js';
 import { RunFigures } from '../../src/supervisor/run-figures.js';
 import { REPO_ROOT } from '../../src/stack/stack.js';
 import { createTestEnv, type TestEnv } from '../helpers/env.js';
+import { waitFor } from '../helpers/wait.js';
 
 /** `engage generate` as a user runs it: usage errors exit 2; a run writes and prints a summary;
  *  SIGINT stops a continuous run cleanly with its summary. */
@@ -150,14 +151,20 @@ describe('engage generate (CLI)', () => {
       (text, child) => {
         if (polling || seen !== undefined || !/continuous: [\d,]+ rows/.test(text)) return;
         polling = true;
-        void (async () => {
-          for (let i = 0; i < 100 && seen === undefined; i++) {
+        // Not found in time, `seen` stays undefined and the assertion below fails.
+        void waitFor(
+          'a generator heartbeat with rows',
+          async () => {
             const total = (await figures.sample()).get('generator')?.total;
-            if (total !== undefined && total > 0) seen = total;
-            else await new Promise((r) => setTimeout(r, 200));
-          }
-          child.kill('SIGINT');
-        })();
+            return total !== undefined && total > 0 && total;
+          },
+          { timeoutMs: 20_000, everyMs: 200 },
+        )
+          .then(
+            (total) => (seen = total),
+            () => undefined,
+          )
+          .finally(() => child.kill('SIGINT'));
       },
     );
     assert.equal(res.code, 0, res.stderr);

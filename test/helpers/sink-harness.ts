@@ -5,7 +5,7 @@ import { createKafka } from '../../src/kafka/client.js';
 import { readTopicRange } from '../../src/dlq/read.js';
 import { parseDlqEntry } from '../../src/runtime/sink-decode.js';
 import type { SinkRunner } from '../../src/runtime/sink-runner.js';
-import { sleep } from '../../src/runtime/retry.js';
+import { waitFor } from './wait.js';
 
 /**
  * Helpers for tests that drive sinks through Kafka: realistic enriched events, producing them,
@@ -118,25 +118,6 @@ export async function readDlq(config: Config): Promise<DlqEntry[]> {
   return out;
 }
 
-/** Polls `cond` until true; fails with `what` and the last state after `timeoutMs`. */
-export async function waitUntil(
-  what: string,
-  cond: () => boolean | Promise<boolean>,
-  timeoutMs = 20000,
-  describe?: () => unknown,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (await cond()) return;
-    if (Date.now() > deadline) {
-      throw new Error(
-        `timed out after ${timeoutMs} ms waiting until ${what}${describe ? `; state: ${JSON.stringify(describe())}` : ''}`,
-      );
-    }
-    await sleep(50);
-  }
-}
-
 /** True once the runner has settled every partition of the topic up to `hwm`. */
 export function caughtUp(runner: SinkRunner, hwm: Map<number, string>): boolean {
   const snap = runner.snapshot();
@@ -154,12 +135,10 @@ export async function waitCaughtUp(
   timeoutMs = 20000,
 ): Promise<Map<number, string>> {
   const hwm = await highWatermarks(config, topic);
-  await waitUntil(
-    'the runner has settled every partition',
-    () => caughtUp(runner, hwm),
+  await waitFor('the runner has settled every partition', () => caughtUp(runner, hwm), {
     timeoutMs,
-    () => ({ hwm: Object.fromEntries(hwm), snap: runner.snapshot() }),
-  );
+    describe: () => ({ hwm: Object.fromEntries(hwm), snap: runner.snapshot() }),
+  });
   return hwm;
 }
 

@@ -15,7 +15,8 @@ import { scramReady } from '../../src/stack/kafka.js';
 import { brokerCaPem, stackClientIdentity } from '../../src/stack/kafka-tls.js';
 import { createTestEnv, type TestEnv } from '../helpers/env.js';
 import { createMemoryStore, memorySinkFactory } from '../helpers/memory-sink.js';
-import { readDlq, waitUntil } from '../helpers/sink-harness.js';
+import { readDlq } from '../helpers/sink-harness.js';
+import { waitFor } from '../helpers/wait.js';
 import { contentMsg, eventMsg, InputWriter, parseValues, readTopic } from '../processor/kafka-helpers.js';
 
 /**
@@ -101,19 +102,17 @@ async function endToEnd(env: TestEnv): Promise<void> {
       ...['1', '2', '3'].map((id) => eventMsg(config, { id, content_id: content.id, duration_ms: 50_000 })),
     ]);
     await input.txn([eventMsg(config, { id: '4', content_id: content.id, duration_ms: 20_000 })]);
-    await waitUntil(
-      'the sink has the 4 enriched events',
-      () => store.byId.size === 4,
-      60000,
-      () => ({ processor: proc.status(), sink: runner.snapshot() }),
-    );
+    await waitFor('the sink has the 4 enriched events', () => store.byId.size === 4, {
+      timeoutMs: 60000,
+      describe: () => ({ processor: proc.status(), sink: runner.snapshot() }),
+    });
     assert.deepEqual([...store.byId.values()].map((e) => e.engagement_pct).sort(), [20, 50, 50, 50]);
     // The same records, read over the plaintext listener: nothing was written anywhere else.
     const enriched = parseValues<EnrichedEvent>(await readTopic(base.kafkaBrokers, config.KAFKA_TOPIC_ENRICHED));
     assert.deepEqual(enriched.map((e) => e.event_id).sort(), ['1', '2', '3', '4']);
     // A record the processor cannot enrich goes to the DLQ through its authenticated producer.
     await input.txn([eventMsg(config, { id: '5', content_id: '00000000-0000-4000-8000-00000000dead' })]);
-    await waitUntil(
+    await waitFor(
       'the processor parks the event of unknown content',
       async () => (await readDlq(config)).some((e) => e.stage === 'processor'),
       60000,

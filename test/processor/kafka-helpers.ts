@@ -2,7 +2,7 @@ import { KafkaJS, RdKafka } from '@confluentinc/kafka-javascript';
 import type { Config } from '../../src/config/load.js';
 import type { ContentRow } from '../../src/core/types.js';
 import { createKafka, transactionalProducer, type Producer } from '../../src/kafka/client.js';
-import { sleep } from '../../src/runtime/retry.js';
+import { waitFor } from '../helpers/wait.js';
 
 /**
  * Test helpers for the processor: Debezium-shaped change events, a transactional producer for the
@@ -169,14 +169,11 @@ export async function waitForTopic<T>(
   ready: (values: T[]) => boolean,
   timeoutMs = 20000,
 ): Promise<T[]> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const values = parseValues<T>(await readTopic(brokers, topic));
-    if (ready(values)) return values;
-    if (Date.now() > deadline)
-      throw new Error(`waitForTopic ${topic}: condition not met after ${timeoutMs} ms (${values.length} records)`);
-    await sleep(300);
-  }
+  return waitFor(`records on ${topic}`, async () => parseValues<T>(await readTopic(brokers, topic)), {
+    until: ready,
+    timeoutMs,
+    everyMs: 300,
+  });
 }
 
 /** The group's committed offsets of `topic`, by partition. */
@@ -204,17 +201,16 @@ export async function waitForGroupCaughtUp(
   const last = new Map<number, number>();
   for (const m of await readTopic(config.kafkaBrokers, topic))
     last.set(m.partition, Math.max(last.get(m.partition) ?? -1, m.offset));
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const committed = await committedOffsets(config, groupId, topic);
-    if ([...last].every(([p, off]) => (committed.get(p) ?? -1) >= off + 1)) return committed;
-    if (Date.now() > deadline) {
-      throw new Error(
-        `group ${groupId} did not catch up on ${topic}: last ${JSON.stringify([...last])}, committed ${JSON.stringify([...committed])}`,
-      );
-    }
-    await sleep(300);
-  }
+  return waitFor(
+    `group ${groupId} to commit past the last record of every partition of ${topic}`,
+    () => committedOffsets(config, groupId, topic),
+    {
+      until: (committed) => [...last].every(([p, off]) => (committed.get(p) ?? -1) >= off + 1),
+      timeoutMs,
+      everyMs: 300,
+      describe: () => ({ last: [...last] }),
+    },
+  );
 }
 
 /**
@@ -227,14 +223,14 @@ export async function waitForSettled(config: Config, topic: string, timeoutMs = 
   await admin.connect();
   try {
     const high = await admin.fetchTopicOffsets(topic, { isolationLevel: KafkaJS.IsolationLevel.READ_UNCOMMITTED });
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const stable = await admin.fetchTopicOffsets(topic, { isolationLevel: KafkaJS.IsolationLevel.READ_COMMITTED });
-      if (high.every((h) => Number(stable.find((s) => s.partition === h.partition)?.high ?? -1) >= Number(h.high)))
-        return;
-      if (Date.now() > deadline) throw new Error(`${topic}: an open transaction did not settle within ${timeoutMs} ms`);
-      await sleep(250);
-    }
+    await waitFor(
+      `no open transaction on ${topic}`,
+      async () => {
+        const stable = await admin.fetchTopicOffsets(topic, { isolationLevel: KafkaJS.IsolationLevel.READ_COMMITTED });
+        return high.every((h) => Number(stable.find((s) => s.partition === h.partition)?.high ?? -1) >= Number(h.high));
+      },
+      { timeoutMs, everyMs: 250 },
+    );
   } finally {
     await admin.disconnect();
   }

@@ -4,9 +4,9 @@ import { createLogger } from '../../src/core/logger.js';
 import type { ContentRow, DlqEntry, EnrichedEvent } from '../../src/core/types.js';
 import { ensureTopics } from '../../src/kafka/admin.js';
 import { processorGroupId, startProcessor, type Processor } from '../../src/processor/processor.js';
-import { sleep } from '../../src/runtime/retry.js';
+import { waitFor } from '../helpers/wait.js';
 import { createTestEnv, type TestEnv } from '../helpers/env.js';
-import { committedOffsets, highWatermarks, waitUntil } from '../helpers/sink-harness.js';
+import { committedOffsets, highWatermarks } from '../helpers/sink-harness.js';
 import {
   InputWriter,
   changeValue,
@@ -213,24 +213,22 @@ describe('stream processor (real Kafka)', { timeout: 120000 }, () => {
     assert.ok(Number(status.dlq) >= bad.length && Number(status.skipped) >= 1);
     // Idle, the lag counts no transaction marker (the input is written in transactions, so each
     // partition ends on one): it reaches 0 rather than staying at one per partition.
-    const deadline = Date.now() + 10000;
-    while (Number(proc?.status().lag) !== 0) {
-      if (Date.now() > deadline) assert.fail(`the idle processor's lag stays at ${String(proc?.status().lag)}`);
-      await sleep(100);
-    }
+    await waitFor("the idle processor's lag to reach 0", () => proc?.status().lag, {
+      until: (lag) => Number(lag) === 0,
+      timeoutMs: 10000,
+    });
     // And the group's committed offsets reach the high watermarks too (an offsets-only transaction
     // once a partition has been idle for a second), so external lag tools also read 0.
     const group = processorGroupId(c);
     const high = await highWatermarks(c, topic);
     let committed = new Map<number, string>();
-    await waitUntil(
+    await waitFor(
       'the idle processor group commits past the markers',
       async () => {
         committed = await committedOffsets(c, group, topic);
         return [...high].every(([p, h]) => Number(h) === 0 || committed.get(p) === String(h));
       },
-      15000,
-      () => ({ high: [...high], committed: [...committed] }),
+      { timeoutMs: 15000, describe: () => ({ high: [...high], committed: [...committed] }) },
     );
   });
 

@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import type { ContentRow, EnrichedEvent } from '../../src/core/types.js';
 import { ensureTopics } from '../../src/kafka/admin.js';
 import { processorGroupId } from '../../src/processor/processor.js';
-import { sleep } from '../../src/runtime/retry.js';
+import { sleep, waitFor } from '../helpers/wait.js';
 import { createTestEnv, type TestEnv } from '../helpers/env.js';
 import {
   InputWriter,
@@ -53,14 +53,6 @@ function timeout(ms: number): Promise<'timeout'> {
   return new Promise((resolve) => setTimeout(() => resolve('timeout'), ms).unref());
 }
 
-async function waitFor(cond: () => boolean, what: string, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(100);
-  }
-}
-
 describe('processor scale-out: three instances, one SIGKILLed mid-stream', { timeout: 150000 }, () => {
   let env: TestEnv;
   let input: InputWriter;
@@ -100,8 +92,8 @@ describe('processor scale-out: three instances, one SIGKILLed mid-stream', { tim
     for (let i = 0; i < 3; i++) children.push(startChild(env.env));
     // Each has logged a non-empty assignment: the group has settled with partitions on every member.
     await waitFor(
-      () => children.every((ch) => ch.stderr.includes('processor partitions assigned')),
       'three processors with partitions',
+      () => children.every((ch) => ch.stderr.includes('processor partitions assigned')),
       90000,
     );
     const victim = children[1] as Child;
@@ -121,7 +113,7 @@ describe('processor scale-out: three instances, one SIGKILLed mid-stream', { tim
         victim.proc.kill('SIGKILL');
         killedAt = sent;
       }
-      await sleep(15);
+      await sleep(15); // the input's pacing: the stream is still flowing when the victim is killed
     }
     assert.ok(killedAt > 0, 'the victim had partitions and was killed mid-stream');
     assert.equal(await victim.exited, null, 'killed by a signal');

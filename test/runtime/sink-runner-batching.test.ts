@@ -13,8 +13,8 @@ import {
   highWatermarks,
   produce,
   waitCaughtUp,
-  waitUntil,
 } from '../helpers/sink-harness.js';
+import { waitFor } from '../helpers/wait.js';
 
 /** The sink runner on the real stack: batching by size and by time, close drains, backpressure. */
 
@@ -59,13 +59,11 @@ test(
           0,
         ),
       );
-      await waitUntil(
-        'two full batches are written',
-        () => memoryCount(store, 'offsets') === 20,
-        20000,
-        () => runner.snapshot(),
-      );
-      await waitUntil(
+      await waitFor('two full batches are written', () => memoryCount(store, 'offsets') === 20, {
+        timeoutMs: 20000,
+        describe: () => runner.snapshot(),
+      });
+      await waitFor(
         'the remaining 5 are queued',
         () => runner.snapshot().partitions.find((p) => p.partition === 0)?.queued === 5,
       );
@@ -106,12 +104,10 @@ test(
     try {
       const events = Array.from({ length: 7 }, () => enrichedEvent());
       await produce(config, config.KAFKA_TOPIC_ENRICHED, eventMessages(events));
-      await waitUntil(
-        'all 7 events are written',
-        () => memoryCount(store, 'idempotent') === 7,
-        20000,
-        () => runner.snapshot(),
-      );
+      await waitFor('all 7 events are written', () => memoryCount(store, 'idempotent') === 7, {
+        timeoutMs: 20000,
+        describe: () => runner.snapshot(),
+      });
       assert.equal(runner.snapshot().stopping, false, 'written by the timer, not by a drain');
       assert.ok(
         store.calls.every((c) => c.records < 1000),
@@ -119,7 +115,7 @@ test(
       );
       await waitCaughtUp(runner, config, config.KAFKA_TOPIC_ENRICHED);
       const hwm = await highWatermarks(config, config.KAFKA_TOPIC_ENRICHED);
-      await waitUntil('offsets are committed', async () => {
+      await waitFor('offsets are committed', async () => {
         const c = await committedOffsets(config, sinkGroupId(config, 'mem-time'), config.KAFKA_TOPIC_ENRICHED);
         return [...hwm].every(([p, h]) => h === '0' || c.get(p) === h);
       });
@@ -167,11 +163,10 @@ test('a slow sink pauses its own partition: memory stays bounded, and it resumes
         0,
       ),
     );
-    await waitUntil(
+    await waitFor(
       'partition 0 is paused',
       () => runner.snapshot().partitions.find((p) => p.partition === 0)?.paused === true,
-      20000,
-      () => runner.snapshot(),
+      { timeoutMs: 20000, describe: () => runner.snapshot() },
     );
     const snap = runner.snapshot();
     const p0 = snap.partitions.find((p) => p.partition === 0);
@@ -190,13 +185,11 @@ test('a slow sink pauses its own partition: memory stays bounded, and it resumes
     );
     assert.ok((status.paused as number[]).includes(0));
     release();
-    await waitUntil(
-      'every record is written',
-      () => memoryCount(store, 'offsets') === total,
-      30000,
-      () => runner.snapshot(),
-    );
-    await waitUntil(
+    await waitFor('every record is written', () => memoryCount(store, 'offsets') === total, {
+      timeoutMs: 30000,
+      describe: () => runner.snapshot(),
+    });
+    await waitFor(
       'the partition is resumed',
       () => runner.snapshot().partitions.find((p) => p.partition === 0)?.paused === false,
     );

@@ -16,9 +16,9 @@ import {
   produce,
   readDlq,
   waitCaughtUp,
-  waitUntil,
   type RawMessage,
 } from '../helpers/sink-harness.js';
+import { waitFor } from '../helpers/wait.js';
 
 /** The sink runner's failure paths on the real stack: retries, DLQ, state loss. */
 
@@ -104,11 +104,10 @@ test(
     try {
       await produce(config, config.KAFKA_TOPIC_ENRICHED, eventMessages(events, 0));
       const failed = () => store.calls.filter((c) => c.failed).length;
-      await waitUntil(
+      await waitFor(
         `more failed writes than the policy's ${FAST_RETRY.attempts} attempts`,
         () => failed() >= 3 * FAST_RETRY.attempts,
-        30000,
-        () => store.calls,
+        { timeoutMs: 30000, describe: () => store.calls },
       );
       assert.equal(runner.snapshot().dlq, 0, 'nothing parked while the system is down');
       assert.ok(runner.status().waiting_since, 'the runner says it waits for its system');
@@ -287,12 +286,10 @@ test(
         config.KAFKA_TOPIC_ENRICHED,
         eventMessages(Array.from({ length: 9 }, () => enrichedEvent())),
       );
-      await waitUntil(
-        'the store is rebuilt',
-        () => memoryCount(store, 'offsets') === 39,
-        30000,
-        () => runner.snapshot(),
-      );
+      await waitFor('the store is rebuilt', () => memoryCount(store, 'offsets') === 39, {
+        timeoutMs: 30000,
+        describe: () => runner.snapshot(),
+      });
       await waitCaughtUp(runner, config, config.KAFKA_TOPIC_ENRICHED);
       assert.equal(runner.snapshot().stateLost, 1);
       // Freshness counts each record once: the 30 re-read by the rebuild are written again, not observed again.
@@ -339,7 +336,7 @@ test(
         0,
       ),
     );
-    await waitUntil('the write to be refused a few times', () => calls >= 5, 30000);
+    await waitFor('the write to be refused a few times', () => calls >= 5, 30000);
     await runner.stop();
     assert.ok(
       calls > FAST_RETRY.attempts,

@@ -11,9 +11,9 @@ import {
   enrichedEvent,
   eventMessages,
   highWatermarks,
-  waitUntil,
   type RawMessage,
 } from '../helpers/sink-harness.js';
+import { waitFor } from '../helpers/wait.js';
 
 /**
  * The enriched topic is written in Kafka transactions, so each partition's last offset is a
@@ -59,7 +59,7 @@ test(
     const runner = await startSinkRunner(config, factory, log, { lagRefreshMs: 200 });
     const lagZeroAtHighWatermarks = async (what: string) => {
       const hwm = await highWatermarks(config, config.KAFKA_TOPIC_ENRICHED);
-      await waitUntil(
+      await waitFor(
         what,
         () => {
           const snap = runner.snapshot();
@@ -68,8 +68,7 @@ test(
             [...hwm].every(([p, h]) => snap.partitions.find((x) => x.partition === p)?.nextOffset === h)
           );
         },
-        20000,
-        () => ({ hwm: Object.fromEntries(hwm), snap: runner.snapshot() }),
+        { timeoutMs: 20000, describe: () => ({ hwm: Object.fromEntries(hwm), snap: runner.snapshot() }) },
       );
       return hwm;
     };
@@ -87,12 +86,10 @@ test(
         false,
       );
       await inTxn(eventMessages(first.slice(20), 0), true);
-      await waitUntil(
-        'the 30 committed events are written',
-        () => memoryCount(store, 'idempotent') === 30,
-        20000,
-        () => runner.snapshot(),
-      );
+      await waitFor('the 30 committed events are written', () => memoryCount(store, 'idempotent') === 30, {
+        timeoutMs: 20000,
+        describe: () => runner.snapshot(),
+      });
       // Partition 0: 10 records, a marker, 5 aborted records and their marker, 10 records, a marker.
       hwm = await lagZeroAtHighWatermarks('the idle runner has settled every partition up to its high watermark');
       assert.equal(hwm.get(0), '28');
@@ -102,12 +99,10 @@ test(
       const second = Array.from({ length: 12 }, () => enrichedEvent());
       await inTxn(eventMessages(second.slice(0, 6), 0), true);
       await inTxn(eventMessages(second.slice(6), 1), true);
-      await waitUntil(
-        'the 12 later events are written',
-        () => memoryCount(store, 'idempotent') === 42,
-        20000,
-        () => runner.snapshot(),
-      );
+      await waitFor('the 12 later events are written', () => memoryCount(store, 'idempotent') === 42, {
+        timeoutMs: 20000,
+        describe: () => runner.snapshot(),
+      });
       hwm = await lagZeroAtHighWatermarks('settled again after the second round');
     } finally {
       await runner.stop();

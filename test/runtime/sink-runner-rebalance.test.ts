@@ -5,14 +5,8 @@ import { sinkGroupId } from '../../src/runtime/sink-runner-options.js';
 import { startSinkRunner } from '../../src/runtime/sink-runner.js';
 import { createTestEnv, type TestEnv } from '../helpers/env.js';
 import { createMemoryStore, memoryCount, memorySinkFactory } from '../helpers/memory-sink.js';
-import {
-  committedOffsets,
-  enrichedEvent,
-  eventMessages,
-  highWatermarks,
-  produce,
-  waitUntil,
-} from '../helpers/sink-harness.js';
+import { committedOffsets, enrichedEvent, eventMessages, highWatermarks, produce } from '../helpers/sink-harness.js';
+import { sleep, waitFor } from '../helpers/wait.js';
 
 /**
  * Scale-out: two runners of one sink share the partitions through their consumer group. Partitions
@@ -49,19 +43,18 @@ for (const variant of ['offsets', 'idempotent'] as const)
         variant,
         store,
         batching: { maxRecords: 20, maxWaitMs: 30 },
-        beforeWrite: () => new Promise((r) => setTimeout(r, 5)),
+        beforeWrite: () => sleep(5),
       });
       const settled = async (expected: number) => {
         const hwm = await highWatermarks(config, topic);
-        await waitUntil(
+        await waitFor(
           `${expected} records written and every offset committed`,
           async () => {
             if (memoryCount(store, variant) < expected) return false;
             const c = await committedOffsets(config, groupId, topic);
             return [...hwm].every(([p, h]) => h === '0' || c.get(p) === h);
           },
-          40000,
-          () => ({ count: memoryCount(store, variant), hwm: Object.fromEntries(hwm) }),
+          { timeoutMs: 40000, describe: () => ({ count: memoryCount(store, variant), hwm: Object.fromEntries(hwm) }) },
         );
       };
       const batch = (n: number) => eventMessages(Array.from({ length: n }, () => enrichedEvent()));
@@ -72,11 +65,10 @@ for (const variant of ['offsets', 'idempotent'] as const)
         await produce(config, topic, batch(300));
         b = await startSinkRunner(config, factory, log);
         await produce(config, topic, batch(300));
-        await waitUntil(
+        await waitFor(
           'both runners own partitions',
           () => a.snapshot().partitions.length > 0 && (b?.snapshot().partitions.length ?? 0) > 0,
-          30000,
-          () => [a.snapshot(), b?.snapshot()],
+          { timeoutMs: 30000, describe: () => [a.snapshot(), b?.snapshot()] },
         );
         await produce(config, topic, batch(300));
         await settled(900);
@@ -84,11 +76,10 @@ for (const variant of ['offsets', 'idempotent'] as const)
         await b.stop();
         b = undefined;
         await produce(config, topic, batch(150));
-        await waitUntil(
+        await waitFor(
           'the remaining runner owns every partition',
           () => a.snapshot().partitions.length === config.KAFKA_TOPIC_PARTITIONS,
-          30000,
-          () => a.snapshot(),
+          { timeoutMs: 30000, describe: () => a.snapshot() },
         );
         await settled(1050);
       } finally {

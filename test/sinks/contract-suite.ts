@@ -17,8 +17,8 @@ import {
   produce,
   readDlq,
   waitCaughtUp,
-  waitUntil,
 } from '../helpers/sink-harness.js';
+import { waitFor } from '../helpers/wait.js';
 
 /**
  * The contract every sink passes (src/core/sink-contract.ts), run against the real stack:
@@ -178,7 +178,7 @@ export async function checkPoisonToDlq(makeSink: MakeSink, opts: ContractOptions
     });
     runner.done.catch(() => undefined);
     try {
-      await waitUntil('the good records are stored', async () => (await s.count()) >= 10, 30000);
+      await waitFor('the good records are stored', async () => (await s.count()) >= 10, 30000);
       await waitCaughtUp(runner, env.config, topic, 30000);
     } finally {
       await runner.stop();
@@ -218,11 +218,10 @@ export async function checkCloseDrains(makeSink: MakeSink, opts: ContractOptions
     try {
       before = await s.count();
       await produce(env.config, topic, eventMessages(Array.from({ length: 7 }, () => enrichedEvent())));
-      await waitUntil(
+      await waitFor(
         '7 records are queued',
         () => runner.snapshot().partitions.reduce((n, p) => n + p.queued, 0) === 7,
-        30000,
-        () => runner.snapshot(),
+        { timeoutMs: 30000, describe: () => runner.snapshot() },
       );
       assert.equal(await s.count(), before, 'nothing is written before the batch is due');
     } finally {

@@ -14,8 +14,8 @@ import {
   produce,
   readDlq,
   waitCaughtUp,
-  waitUntil,
 } from '../helpers/sink-harness.js';
+import { waitFor } from '../helpers/wait.js';
 
 /**
  * The external sink driven by the real sink runner from a real topic while the receiver misbehaves:
@@ -65,22 +65,19 @@ describe('external sink under the sink runner', () => {
     });
     runner.done.catch(() => undefined);
     try {
-      await waitUntil(
-        'the first half is delivered',
-        () => receiver.stats().events_unique === EVENTS / 2,
-        30_000,
-        () => receiver.stats(),
-      );
+      await waitFor('the first half is delivered', () => receiver.stats().events_unique === EVENTS / 2, {
+        timeoutMs: 30_000,
+        describe: () => receiver.stats(),
+      });
       const circuit = () =>
         (externalSinkStatus().external as { state?: string; opened_count?: number } | undefined) ?? {};
       const openedBefore = circuit().opened_count ?? 0;
       receiver.control({ down: true });
       await produce(env.config, topic, eventMessages(events.slice(EVENTS / 2)));
-      await waitUntil(
+      await waitFor(
         'the outage opens the circuit',
         () => (circuit().opened_count ?? 0) > openedBefore && receiver.stats().connections_dropped > 0,
-        30_000,
-        circuit,
+        { timeoutMs: 30_000, describe: circuit },
       );
       receiver.control({ down: false, failRate: 0.2 });
       await waitCaughtUp(runner, env.config, topic, 60_000);

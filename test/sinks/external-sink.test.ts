@@ -14,6 +14,7 @@ import {
 } from '../../src/sinks/external/index.js';
 import { pseudonymiseUserId } from '../../src/sinks/external/pseudonymise.js';
 import { createTestEnv, type TestEnv } from '../helpers/env.js';
+import { waitFor } from '../helpers/wait.js';
 import { makeBatch, makeEvent, range } from './external-fixtures.js';
 
 /**
@@ -75,14 +76,6 @@ async function rejection(p: Promise<unknown>): Promise<PipelineError> {
     return err;
   }
   assert.fail('expected the write to fail');
-}
-
-async function waitFor(what: string, cond: () => boolean, timeoutMs = 5000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > end) assert.fail(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
 }
 
 describe('external sink → reference receiver', () => {
@@ -186,6 +179,7 @@ describe('external sink → reference receiver', () => {
     await waitFor(
       'the timed-out request to be handled',
       () => receiver.stats().requests === 2 && receiver.stats().batches + receiver.stats().duplicate_batches === 2,
+      5000,
     );
     const s = receiver.stats();
     assert.equal(s.events_unique, 4);

@@ -7,6 +7,7 @@ import { Memo } from '../../src/sinks/redis/memo.js';
 import type { RedisClient } from '../../src/sinks/redis/lua-script.js';
 import { RedisReader, createRedisReader } from '../../src/sinks/redis/read.js';
 import { createTestEnv, type TestEnv } from '../helpers/env.js';
+import { sleep } from '../helpers/wait.js';
 import { MIN, NOW, adminClient, batch, event, reader, sinkContext, startSink, wipe } from './redis-fixtures.js';
 
 /** The read module the API uses: arguments, unknown content, recent events, the top-content cache. */
@@ -169,7 +170,7 @@ describe('redis reader', () => {
     const memo = new Memo<number>(10_000);
     const load = async () => {
       loads++;
-      await new Promise((r) => setTimeout(r, 20));
+      await sleep(20); // a load that takes time, so the three calls overlap
       return loads;
     };
     assert.deepEqual(

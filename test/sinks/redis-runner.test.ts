@@ -8,7 +8,8 @@ import { redisSinkFactory } from '../../src/sinks/redis/index.js';
 import type { RedisClient } from '../../src/sinks/redis/lua-script.js';
 import { RedisReader } from '../../src/sinks/redis/read.js';
 import { createTestEnv, type TestEnv } from '../helpers/env.js';
-import { enrichedEvent, eventMessages, produce, waitCaughtUp, waitUntil } from '../helpers/sink-harness.js';
+import { enrichedEvent, eventMessages, produce, waitCaughtUp } from '../helpers/sink-harness.js';
+import { waitFor } from '../helpers/wait.js';
 import { adminClient, wipe } from './redis-fixtures.js';
 
 /**
@@ -50,14 +51,14 @@ describe('redis sink under the runner', () => {
     });
     runner.done.catch(() => undefined);
     try {
-      await waitUntil('the first events are counted', async () => (await reader.windowCount()) === 30, 30_000);
+      await waitFor('the first events are counted', async () => (await reader.windowCount()) === 30, 30_000);
       const lostBefore = await stateLostCount();
       assert.ok((await wipe(admin, env.config.REDIS_KEY_PREFIX)) > 0);
       const second = Array.from({ length: 20 }, (_, i) => enrichedEvent({ content_id: `c${i % 3}` }));
       // A backfill-style re-send of five of the first events rides along: still counted once.
       const resent = first.slice(0, 5).map((e) => ({ ...e, origin: 'backfill' as const }));
       await produce(env.config, topic, [...eventMessages(second, 0), ...eventMessages(resent, 2)]);
-      await waitUntil('the window is rebuilt', async () => (await reader.windowCount()) >= 50, 30_000);
+      await waitFor('the window is rebuilt', async () => (await reader.windowCount()) >= 50, 30_000);
       await waitCaughtUp(runner, env.config, topic, 30_000);
       assert.equal(await reader.windowCount(), 50, 'every event once: rebuilt, new and re-sent');
       assert.ok((await stateLostCount()) > lostBefore, 'the sink reported the state lost');

@@ -23,7 +23,7 @@ import {
   type TestRedis,
 } from '../api/fixtures.js';
 import { createTestEnv, type TestEnv } from '../helpers/env.js';
-import { waitUntil } from '../helpers/sink-harness.js';
+import { waitFor } from '../helpers/wait.js';
 
 /**
  * A fourth sink, the file sink, registered with one line in src/sinks/registry.ts and nothing
@@ -107,7 +107,7 @@ describe('a sink registered in src/sinks/registry.ts', () => {
     // The runner publishes the sink's health() in its heartbeat status.
     const runner = await startSinkRunner(env.config, fileSinkFactory, createLogger('error', 'registry-test'));
     try {
-      await waitUntil(
+      await waitFor(
         'the runner reports the sink healthy',
         () => (runner.status().health as { ok?: boolean } | undefined)?.ok === true,
         30_000,
@@ -121,7 +121,7 @@ describe('a sink registered in src/sinks/registry.ts', () => {
     await publish(redis, env.config, await heartbeatOf('sink-file', 'file-1', new Registry(), { status: unhealthy }));
     let report = missing;
     // /health is cached for a second.
-    await waitUntil(
+    await waitFor(
       '/health sees the heartbeat',
       async () => {
         report = (await api.app.inject({ url: '/health' })).json() as HealthReport;

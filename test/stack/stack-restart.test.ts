@@ -9,6 +9,7 @@ import { isAlive, tcpOpen } from '../../src/stack/process.js';
 import { redisAnswers } from '../../src/stack/redis.js';
 import { stackEnv, stackRemove, stackUp } from '../../src/stack/stack.js';
 import { readStackState } from '../../src/config/stack-state.js';
+import { waitFor } from '../helpers/wait.js';
 
 /**
  * `engage stack up` restarts a private service that died even when the shell exported the stack's
@@ -27,14 +28,6 @@ async function freeRedisOffset(): Promise<number> {
   for (let offset = 400; offset < 500; offset += 10)
     if (!(await tcpOpen('127.0.0.1', privatePorts(offset).redis, 300))) return offset;
   throw new Error('no free STACK_PORT_OFFSET between 400 and 490 for a private Redis');
-}
-
-async function until(what: string, probe: () => Promise<boolean>, ms = 15_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await probe())) {
-    if (Date.now() > deadline) assert.fail(`${what}: not within ${ms / 1000} s`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 describe("engage stack up with the stack's own addresses exported", { timeout: 90_000 }, () => {
@@ -75,9 +68,10 @@ describe("engage stack up with the stack's own addresses exported", { timeout: 9
     assert.equal(config.origins.redis, 'env');
 
     process.kill(first.pid, 'SIGKILL');
-    await until(
-      'the killed Redis stops answering',
+    await waitFor(
+      'the killed Redis to stop answering',
       async () => !isAlive(first.pid) && !(await redisAnswers(first.url)),
+      15_000,
     );
     const rows = await stackUp(config, { topics: false });
     const redis = rows.find((r) => r.name === 'redis');

@@ -16,6 +16,7 @@ import {
   supervisorStatus,
 } from '../../src/supervisor/run-heartbeat.js';
 import { formatStatus, Supervisor } from '../../src/supervisor/supervisor.js';
+import { waitFor } from '../helpers/wait.js';
 
 /**
  * `engage run` ends crash loops: a component that ends with a fatal error (exit 2 or 78: usage,
@@ -23,16 +24,6 @@ import { formatStatus, Supervisor } from '../../src/supervisor/supervisor.js';
  * is restarted with a growing backoff and reported as a crash loop — in the terminal, in its
  * status line and, through the supervisor's heartbeat, in /health.
  */
-
-async function until<T>(what: string, probe: () => T | undefined, ms = 45_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const value = probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) assert.fail(`no ${what} within ${ms / 1000} s`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 /** /health's verdict on these heartbeats, every service up and no stage expected. */
 function healthOf(heartbeats: LiveHeartbeat[], nowMs: number): HealthReport {
@@ -92,7 +83,7 @@ describe('a component that ends with a fatal error', () => {
     );
     try {
       sup.start();
-      await until('two ends', () => (ended.length >= 2 ? true : undefined));
+      await waitFor('two ends', () => ended.length >= 2, 45_000);
       const byName = new Map(ended.map((e) => [e.status.name, e]));
       const usage = byName.get('sink-nope');
       assert.equal(usage?.ms, null, 'not restarted');
@@ -150,7 +141,7 @@ describe('a component that keeps crashing', () => {
     const heartbeat = startSupervisorHeartbeat(config, () => [child.status()]);
     try {
       child.start();
-      await until('a third crash', () => (ended.length >= 3 ? true : undefined));
+      await waitFor('a third crash', () => ended.length >= 3, 45_000);
       assert.deepEqual(
         ended.slice(0, 3).map((e) => e.ms),
         [50, 100, 200],
@@ -172,16 +163,15 @@ describe('a component that keeps crashing', () => {
       );
 
       // /health: the supervisor's heartbeat, as published to Redis and read back by the API.
-      let seen: HealthReport | undefined;
-      const deadline = Date.now() + 15_000;
-      while (!seen) {
-        const hbs = await readHeartbeats(redis, config.REDIS_KEY_PREFIX);
-        const report = healthOf(hbs, Date.now());
-        if (report.warnings.some((w) => w.includes('crash loop'))) seen = report;
-        else if (Date.now() > deadline)
-          assert.fail(`no crash-loop warning in /health within 15 s: ${JSON.stringify(report.warnings)}`);
-        else await new Promise((r) => setTimeout(r, 200));
-      }
+      let last: HealthReport | undefined;
+      const seen = await waitFor(
+        'a crash-loop warning in /health',
+        async () => {
+          last = healthOf(await readHeartbeats(redis, config.REDIS_KEY_PREFIX), Date.now());
+          return last.warnings.some((w) => w.includes('crash loop')) && last;
+        },
+        { timeoutMs: 15_000, everyMs: 200, describe: () => last?.warnings },
+      );
       assert.equal(seen.status, 'degraded');
       assert.match(
         seen.warnings.find((w) => w.includes('crash loop')) ?? '',

@@ -5,6 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { test } from 'node:test';
+import { waitFor } from '../helpers/wait.js';
 
 /**
  * A component never outlives the process that launched it: started by `engage run`, it stops by
@@ -40,8 +41,10 @@ test('components exit once their supervisor is SIGKILLed', { timeout: 60_000 }, 
   const child = JSON.parse(line) as { pid: number };
   assert.ok(alive(child.pid), 'the component runs');
   parent.kill('SIGKILL');
-  const deadline = Date.now() + 20_000;
-  while (alive(child.pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+  // A timeout here is the failure the assertion below names.
+  await waitFor('the component to exit', () => !alive(child.pid), { timeoutMs: 20_000, everyMs: 200 }).catch(
+    () => undefined,
+  );
   const gone = !alive(child.pid);
   if (!gone) process.kill(child.pid, 'SIGKILL');
   assert.ok(gone, `component ${child.pid} still running 20 s after its supervisor died`);
@@ -62,21 +65,23 @@ test(
     wrapper.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     // The component's own pid, from its "running" log line (the wrapper's child: the CLI).
     const running = /"pid":(\d+),"name":"engage-external-receiver","msg":"external-receiver running"/;
-    const deadline = Date.now() + 30_000;
-    while (!running.test(stderr)) {
-      if (wrapper.exitCode !== null)
-        assert.fail(`engage exited (${wrapper.exitCode}) before the receiver ran\n${stderr}`);
-      if (Date.now() > deadline) assert.fail(`the receiver did not log "running" within 30 s\n${stderr}`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    await waitFor(
+      'the receiver to log "running"',
+      () => {
+        if (wrapper.exitCode !== null)
+          assert.fail(`engage exited (${wrapper.exitCode}) before the receiver ran\n${stderr}`);
+        return running.test(stderr);
+      },
+      { timeoutMs: 30_000, describe: () => stderr.slice(-1800) },
+    );
     const pid = Number(running.exec(stderr)?.[1]);
     t.after(() => {
       if (alive(pid)) process.kill(pid, 'SIGKILL');
     });
     assert.notEqual(pid, wrapper.pid, "the component is the wrapper's child, not the wrapper");
     wrapper.kill('SIGKILL');
-    const goneBy = Date.now() + 20_000;
-    while (alive(pid) && Date.now() < goneBy) await new Promise((r) => setTimeout(r, 100));
+    // A timeout here is the failure the assertion below names.
+    await waitFor('the component to exit', () => !alive(pid), 20_000).catch(() => undefined);
     assert.ok(!alive(pid), `component ${pid} still running 20 s after the engage wrapper was SIGKILLed\n${stderr}`);
     assert.match(
       stderr,

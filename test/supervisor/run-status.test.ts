@@ -13,6 +13,7 @@ import { SupervisedChild } from '../../src/supervisor/child.js';
 import { formatStatus, stopOrder } from '../../src/supervisor/supervisor.js';
 import { heartbeatOf, publish, redisClient, wipePrefix, type TestRedis } from '../api/fixtures.js';
 import { createTestEnv, type TestEnv } from '../helpers/env.js';
+import { sleep, waitFor } from '../helpers/wait.js';
 
 /**
  * `engage run`'s status lines: each running stage's figures (moved, rate, lag, freshness p99,
@@ -122,7 +123,8 @@ describe('a stopped component', () => {
     );
     try {
       child.start();
-      await new Promise((r) => setTimeout(r, 2500));
+      // Time running is the point: the start and the stop must be far enough apart to tell apart.
+      await sleep(2500);
       assert.equal(child.status().state, 'running');
       const startedAt = child.status().since;
       const stopCalled = Date.now();
@@ -276,15 +278,16 @@ describe('engage run', () => {
     run.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
     run.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     const exited = new Promise<number | null>((resolve) => run.once('exit', (code) => resolve(code)));
-    const until = async (what: string, re: RegExp, ms = 120_000) => {
-      const deadline = Date.now() + ms;
-      while (!re.test(stdout)) {
-        if (run.exitCode !== null)
-          assert.fail(`engage run exited (${run.exitCode}) before ${what}\n${stdout}\n${stderr}`);
-        if (Date.now() > deadline) assert.fail(`no ${what} within ${ms / 1000} s\n${stdout}\n${stderr}`);
-        await new Promise((r) => setTimeout(r, 200));
-      }
-    };
+    const until = (what: string, re: RegExp) =>
+      waitFor(
+        what,
+        () => {
+          if (run.exitCode !== null)
+            assert.fail(`engage run exited (${run.exitCode}) before ${what}\n${stdout}\n${stderr}`);
+          return re.test(stdout);
+        },
+        { timeoutMs: 120_000, everyMs: 200, describe: () => `…${stdout.slice(-1000)}\n…${stderr.slice(-800)}` },
+      );
     try {
       await until('sink-redis running', /sink-redis +running/);
       const events = (await generateBatch(env.config, { batchSize: 500, seed: 3 })).rows;

@@ -10,7 +10,7 @@ import type { HealthReport } from '../../../src/api/health/evaluate.js';
 import type { MetricsSummary } from '../../../src/api/metrics/summary.js';
 import { createTestEnv, type TestEnv } from '../../helpers/env.js';
 import { configEnv, redisClient, wipePrefix } from '../fixtures.js';
-import { waitFor } from '../wait.js';
+import { waitFor } from '../../helpers/wait.js';
 
 /**
  * The monitoring view of a real pipeline: every component runs as its own `engage …` process
@@ -45,9 +45,7 @@ async function urlOf(name: string, log: string[]): Promise<string> {
   const url = await waitFor(
     `${name} to listen`,
     async () => /listening on (http:\S+)/.exec(log.join(''))?.[1] ?? null,
-    (u) => u !== null,
-    120_000,
-    250,
+    { until: (u) => u !== null, timeoutMs: 120_000, everyMs: 250 },
   ).catch((err: Error) => {
     throw new Error(`${err.message}\n${log.join('').slice(-3000)}`);
   });
@@ -99,13 +97,11 @@ const logs = () =>
 
 describe('monitoring a running pipeline', { timeout: 300_000 }, () => {
   it('sees every stage alive and the pipeline healthy', async () => {
-    const h = await waitFor(
-      '/health healthy',
-      () => getJson<HealthReport>('/health'),
-      (r) => r.status === 200 && r.body.status === 'healthy',
-      150_000,
-      1000,
-    ).catch((err: Error) => {
+    const h = await waitFor('/health healthy', () => getJson<HealthReport>('/health'), {
+      until: (r) => r.status === 200 && r.body.status === 'healthy',
+      timeoutMs: 150_000,
+      everyMs: 1000,
+    }).catch((err: Error) => {
       throw new Error(`${err.message}\n${logs()}`);
     });
     for (const stage of STAGES) assert.equal(h.body.stages[stage]?.ok, true, stage);
@@ -116,15 +112,13 @@ describe('monitoring a running pipeline', { timeout: 300_000 }, () => {
   });
 
   it('derives throughput for every stage and freshness for every sink', async () => {
-    const m = await waitFor(
-      'rates for every stage',
-      async () => (await getJson<MetricsSummary>('/metrics')).body,
-      (b) =>
+    const m = await waitFor('rates for every stage', async () => (await getJson<MetricsSummary>('/metrics')).body, {
+      until: (b) =>
         STAGES.every((s) => (b.throughput.find((t) => t.stage === s)?.per_second ?? 0) > 0) &&
         SINKS.every((s) => (b.freshness.find((f) => f.stage === s)?.count ?? 0) > 0),
-      90_000,
-      1000,
-    ).catch((err: Error) => {
+      timeoutMs: 90_000,
+      everyMs: 1000,
+    }).catch((err: Error) => {
       throw new Error(`${err.message}\n${logs()}`);
     });
     assert.equal(m.dlq_total, 0, JSON.stringify(m.dlq));
@@ -143,12 +137,14 @@ describe('monitoring a running pipeline', { timeout: 300_000 }, () => {
     const text = await waitFor(
       'records out of every sink',
       async () => (await fetch(`${apiUrl}/metrics/prometheus`)).text(),
-      (t) =>
-        ['redis', 'warehouse', 'external'].every((sink) =>
-          new RegExp(`^engage_sink_records_out_total\\{[^}]*sink="${sink}"[^}]*\\} [1-9]`, 'm').test(t),
-        ),
-      60_000,
-      1000,
+      {
+        until: (t) =>
+          ['redis', 'warehouse', 'external'].every((sink) =>
+            new RegExp(`^engage_sink_records_out_total\\{[^}]*sink="${sink}"[^}]*\\} [1-9]`, 'm').test(t),
+          ),
+        timeoutMs: 60_000,
+        everyMs: 1000,
+      },
     );
     for (const name of [
       'engage_cdc_rows_total',
@@ -206,13 +202,11 @@ describe('monitoring a running pipeline', { timeout: 300_000 }, () => {
       await page.locator('#top-chart svg g.row').first().waitFor({ timeout: 30_000 });
       for (const stage of STAGES)
         await page.locator('#throughput tbody tr', { hasText: stage }).waitFor({ timeout: 30_000 });
-      await waitFor(
-        'healthy pill',
-        () => page.locator('#overall').innerText(),
-        (s) => s === 'healthy',
-        30_000,
-        500,
-      );
+      await waitFor('healthy pill', () => page.locator('#overall').innerText(), {
+        until: (s) => s === 'healthy',
+        timeoutMs: 30_000,
+        everyMs: 500,
+      });
       mkdirSync(path.join(root, 'test-output'), { recursive: true });
       await page.screenshot({ path: path.join(root, 'test-output', 'dashboard-pipeline.png'), fullPage: true });
     } finally {
