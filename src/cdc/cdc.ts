@@ -205,8 +205,10 @@ class Cdc implements CdcComponent {
       }
       this.metrics.transactions.inc({ slot }, b.transactions);
       this.metrics.kafkaCommits.inc({ slot });
-      const lag = Math.max(0, Date.now() - b.commitTsMs);
+      const now = Date.now();
+      const lag = Math.max(0, now - b.commitTsMs);
       this.metrics.lagMs.set({ slot }, lag);
+      for (const t of b.commitTimesMs) this.metrics.freshnessSeconds.observe({ slot }, Math.max(0, now - t) / 1000);
       this.state.last_lsn = formatLsn(b.endLsn);
       this.state.last_commit_ts_ms = b.commitTsMs;
       this.state.lag_ms = lag;

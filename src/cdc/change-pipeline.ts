@@ -75,6 +75,8 @@ export interface CommittedBatch {
   endLsn: Lsn;
   commitTsMs: number;
   transactions: number;
+  /** Each of the batch's transactions' PostgreSQL commit time (ms), in order: the CDC's freshness. */
+  commitTimesMs: number[];
   rows: Map<string, number>;
 }
 
@@ -107,6 +109,7 @@ interface Relation {
 interface Batch {
   startedAt: number;
   transactions: number;
+  commitTimesMs: number[];
   last?: { finalLsn: Lsn; endLsn: Lsn; xid: number; commitMs: number };
 }
 
@@ -200,7 +203,7 @@ export class ChangePipeline {
       skip,
     };
     if (skip || this.batch) return;
-    this.batch = { startedAt: Date.now(), transactions: 0 };
+    this.batch = { startedAt: Date.now(), transactions: 0, commitTimesMs: [] };
     this.lingerTimer = setTimeout(() => this.markDue(), this.o.commitIntervalMs);
   }
 
@@ -304,6 +307,7 @@ export class ChangePipeline {
     const batch = this.batch;
     if (!batch) throw new Error('commit without an open batch');
     batch.transactions++;
+    batch.commitTimesMs.push(txn.commitMs);
     batch.last = { finalLsn: txn.finalLsn, endLsn, xid: txn.xid, commitMs: txn.commitMs };
     if (this.o.writer.size >= this.o.maxBatchRows || Date.now() - batch.startedAt >= this.o.commitIntervalMs)
       this.due = true;
@@ -371,7 +375,13 @@ export class ChangePipeline {
         this.pacer.ended(startedAt);
         if (this.failed) return;
         this.o.ack(last.endLsn);
-        this.o.onCommitted({ endLsn: last.endLsn, commitTsMs: last.commitMs, transactions: batch.transactions, rows });
+        this.o.onCommitted({
+          endLsn: last.endLsn,
+          commitTsMs: last.commitMs,
+          transactions: batch.transactions,
+          commitTimesMs: batch.commitTimesMs,
+          rows,
+        });
         this.pace(); // the batch filled meanwhile: now if due, else once the pacer allows
       },
       (err: unknown) => {

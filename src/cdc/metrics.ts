@@ -1,5 +1,5 @@
-import { Counter, Gauge } from 'prom-client';
-import { registry } from '../core/metrics.js';
+import { Counter, Gauge, Histogram } from 'prom-client';
+import { FRESHNESS_BUCKETS, registry } from '../core/metrics.js';
 
 /**
  * The CDC's Prometheus metrics, registered once per process on the shared registry (several CDC
@@ -12,6 +12,7 @@ export interface CdcMetrics {
   retainedWalBytes: Gauge<'slot'>;
   lagBytes: Gauge<'slot'>;
   lagMs: Gauge<'slot'>;
+  freshnessSeconds: Histogram<'slot'>;
   reconnects: Counter<'slot'>;
   tableTruncates: Counter<'slot' | 'table'>;
   truncated: Counter<'slot' | 'table'>;
@@ -55,6 +56,13 @@ export function cdcMetrics(): CdcMetrics {
       name: 'engage_cdc_replication_lag_ms',
       help: 'Kafka commit time minus PostgreSQL commit time of the last transaction committed',
       labelNames: ['slot'],
+      registers: [registry],
+    }),
+    freshnessSeconds: new Histogram({
+      name: 'engage_cdc_freshness_seconds',
+      help: "PostgreSQL commit to Kafka commit, per source transaction (the CDC's hop; commit_ts vs this host's clock)",
+      labelNames: ['slot'],
+      buckets: FRESHNESS_BUCKETS,
       registers: [registry],
     }),
     reconnects: new Counter({

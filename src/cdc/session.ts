@@ -220,7 +220,13 @@ export const openSession: OpenSession = async (config, log, events, signal, opti
           onRows: (_t, n) => events.onSnapshotRows(n),
         });
         position = snap.position;
-        events.onCommitted({ endLsn: confirmed, commitTsMs: Date.now(), transactions: 0, rows: snap.rows });
+        events.onCommitted({
+          endLsn: confirmed,
+          commitTsMs: Date.now(),
+          transactions: 0,
+          commitTimesMs: [],
+          rows: snap.rows,
+        });
       } else {
         await created.connection.end().catch(() => undefined);
       }

@@ -18,9 +18,14 @@ export function enableDefaultMetrics(component: string): void {
   collectDefaultMetrics({ register: registry, prefix: 'engage_process_' });
 }
 
-/** Buckets (seconds) for end-to-end freshness: source commit → visible in a sink. */
+/**
+ * Buckets (seconds) for freshness: source commit → done at a stage (the CDC's Kafka commit, the
+ * processor's, visible in a sink). 5 ms steps up to 50 ms, so a hop of 10 ms is told from one of
+ * 50 ms; then coarser up to the minutes an outage lasts.
+ */
 export const FRESHNESS_BUCKETS = [
-  0.01, 0.025, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6, 0.75, 1, 1.5, 2, 3, 5, 10, 30, 60, 300,
+  0.005, 0.01, 0.015, 0.02, 0.025, 0.03, 0.035, 0.04, 0.045, 0.05, 0.06, 0.075, 0.1, 0.125, 0.15, 0.2, 0.25, 0.3, 0.4,
+  0.5, 0.6, 0.75, 1, 1.5, 2, 3, 5, 10, 30, 60, 300,
 ];
 /**
  * Buckets (seconds) for a batch's or a transaction's latency. Up to two minutes: a sink's batch

@@ -68,6 +68,11 @@ test('quiet database: heartbeats advance the slot past WAL it does not publish',
   const metrics = await registry.metrics();
   assert.match(metrics, new RegExp(`engage_cdc_slot_retained_wal_bytes\\{[^}]*slot="${env.config.CDC_SLOT_NAME}"`));
   assert.match(metrics, new RegExp(`engage_cdc_replication_lag_ms\\{[^}]*slot="${env.config.CDC_SLOT_NAME}"`));
+  // The heartbeats' transactions are committed to Kafka too: each one is a freshness observation.
+  const observed = new RegExp(
+    `engage_cdc_freshness_seconds_count\\{[^}]*slot="${env.config.CDC_SLOT_NAME}"[^}]*\\} (\\d+)`,
+  ).exec(metrics);
+  assert.ok(Number(observed?.[1] ?? 0) > 0, 'the CDC observed its freshness per source transaction');
   // The heartbeats are transactions too: their position is committed, no change event is.
   const position = await readLastPosition(
     env.config,
