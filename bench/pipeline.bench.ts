@@ -1,8 +1,6 @@
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { loadConfig, type Config } from '../src/config/load.js';
 import { generateBatch } from '../src/generator/modes.js';
@@ -15,6 +13,7 @@ import { kafkaProducerCeiling, recvlogicalCeiling } from './lib/ceilings.js';
 import { freshnessBetween, scrapeFreshness } from './lib/freshness.js';
 import { groupLag, lagTrend, slotLagBytes } from './lib/lag.js';
 import { PhaseMeter } from './lib/proc-stats.js';
+import { runEngage } from './lib/engage-process.js';
 import type { BenchResult } from './types.js';
 
 /**
@@ -40,7 +39,6 @@ const PHASES = new Set((process.env.BENCH_PIPELINE_PHASES ?? 'fresh,burst,backfi
 const API_PORT = 38080;
 const API = `http://127.0.0.1:${API_PORT}`;
 const SINKS = ['redis', 'warehouse', 'external'] as const;
-const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const today = () => new Date().toISOString().slice(0, 10);
 /** Progress on stderr while a phase runs (the figures are printed when the bench ends). */
@@ -117,31 +115,8 @@ async function eventCount(c: Ctx): Promise<number> {
 
 /** `engage generate --mode continuous` as its own process (as `engage run --with-generator` runs it). */
 function generator(c: Ctx, rate: number, seconds: number): Promise<void> {
-  return new Promise<void>((resolve, reject) => {
-    const args = [
-      '--import',
-      'tsx',
-      'src/cli/main.ts',
-      'generate',
-      '--mode',
-      'continuous',
-      '--rate',
-      String(rate),
-      '--duration',
-      String(seconds),
-      '--seed',
-      String(rate),
-    ];
-    const p = spawn(process.execPath, args, { cwd: repoRoot, env: c.env, stdio: ['ignore', 'ignore', 'pipe'] });
-    c.generatorPid = p.pid;
-    let err = '';
-    p.stderr.on('data', (b: Buffer) => (err += b.toString()));
-    p.on('exit', (code) => {
-      c.generatorPid = undefined;
-      if (code === 0) resolve();
-      else reject(new Error(`generator exited ${code}: ${err.slice(-400)}`));
-    });
-  });
+  const args = ['generate', '--mode', 'continuous', '--rate', String(rate), '--duration', String(seconds)];
+  return runEngage([...args, '--seed', String(rate)], c.env, (pid) => (c.generatorPid = pid));
 }
 
 async function freshnessPhase(
@@ -242,29 +217,8 @@ async function backfillPhase(c: Ctx, env: NodeJS.ProcessEnv): Promise<void> {
   say(`backfill: ${n} events of ${day}`);
   c.meter.start();
   const t0 = Date.now();
-  await new Promise<void>((resolve, reject) => {
-    const p = spawn(
-      process.execPath,
-      [
-        '--import',
-        'tsx',
-        'src/cli/main.ts',
-        'process',
-        '--mode',
-        'backfill',
-        '--start-date',
-        day,
-        '--end-date',
-        day,
-        '--restart',
-        '--no-progress',
-      ],
-      { cwd: repoRoot, env, stdio: ['ignore', 'ignore', 'pipe'] },
-    );
-    let err = '';
-    p.stderr.on('data', (b: Buffer) => (err += b.toString()));
-    p.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`backfill exited ${code}: ${err.slice(-400)}`))));
-  });
+  const range = ['--start-date', day, '--end-date', day];
+  await runEngage(['process', '--mode', 'backfill', ...range, '--restart', '--no-progress'], env);
   const produced = (Date.now() - t0) / 1000;
   await quiet(c, 600_000);
   const all = (Date.now() - t0) / 1000;
@@ -283,13 +237,31 @@ async function backfillPhase(c: Ctx, env: NodeJS.ProcessEnv): Promise<void> {
   reportShares(c, 'backfill', c.meter.finish(), n);
 }
 
+/**
+ * BENCH_PIPELINE_BROKERS: the private Kafka's node counts to run on, one after another in one
+ * invocation (e.g. `1,3`: the same phases on one broker, then on a three-node cluster whose topics
+ * have replication factor 3, min ISR 2, acks=all); each figure is then prefixed with its count.
+ */
+const BROKERS = (process.env.BENCH_PIPELINE_BROKERS ?? '1').split(',').map(Number);
+
 export async function run(): Promise<BenchResult[]> {
+  const out: BenchResult[] = [];
+  for (const brokers of BROKERS) {
+    const results = await runOn(brokers);
+    const tag = `[${brokers} broker${brokers > 1 ? 's' : ''}] `;
+    out.push(...(BROKERS.length > 1 ? results.map((r) => ({ ...r, name: `${tag}${r.name}` })) : results));
+  }
+  return out;
+}
+
+async function runOn(brokers: number): Promise<BenchResult[]> {
   const stackDir = mkdtempSync(path.join(os.tmpdir(), 'engage-bench-stack-'));
   const work = mkdtempSync(path.join(os.tmpdir(), 'engage-bench-'));
   const env: NodeJS.ProcessEnv = {
     ...process.env,
     STACK_DIR: stackDir,
-    STACK_PORT_OFFSET: '400',
+    STACK_PORT_OFFSET: process.env.BENCH_PIPELINE_PORT_OFFSET ?? '400',
+    STACK_KAFKA_BROKERS: String(brokers),
     DUCKDB_PATH: path.join(work, 'wh.duckdb'),
     LOG_LEVEL: 'warn',
     BATCH_SIZE: process.env.BENCH_PIPELINE_BATCH_SIZE ?? '20000',
@@ -316,8 +288,9 @@ export async function run(): Promise<BenchResult[]> {
   const db = new pg.Client({ connectionString: config.databaseUrl });
   // The stack's own servers, measured like the components (PostgreSQL with its backends).
   const services = readStackState(stackDir)?.services;
+  const kafkaNodes = services?.kafka?.nodes ?? [{ id: 1, pid: services?.kafka?.pid }];
   const stackProcesses = [
-    { name: 'kafka broker (JVM)', pid: services?.kafka?.pid },
+    ...kafkaNodes.map((n) => ({ name: `kafka broker${brokers > 1 ? ` ${n.id}` : ''} (JVM)`, pid: n.pid })),
     { name: 'postgresql (all backends)', pid: services?.postgres?.pid, tree: true },
     { name: 'redis-server', pid: services?.redis?.pid },
     { name: 'this bench (reference receiver)', pid: process.pid },
