@@ -54,7 +54,8 @@ export type GroupConsumer = InstanceType<typeof RdKafka.KafkaConsumer>;
 /** String values up to this many UTF-8 bytes are encoded into one reused buffer (librdkafka copies on produce: RK_MSG_COPY). */
 const SCRATCH_BYTES = 1 << 20;
 
-const OP_TIMEOUT_MS = 30000;
+/** How long a transactional call (send offsets, commit, abort) may wait on the brokers before it fails. */
+export const TXN_OP_TIMEOUT_MS = 30000;
 /**
  * librdkafka's `linger.ms`. A transaction's commit flushes at once whatever the linger, so a long
  * linger costs no latency: it only stops a quiet stream from sending one produce request per few
@@ -105,7 +106,7 @@ export class TxnProducer {
       producer.connect({ timeout: 10000 }, (err) => (err ? reject(toTxnError(err)) : resolve())),
     );
     try {
-      await call((cb) => producer.initTransactions(OP_TIMEOUT_MS, cb));
+      await call((cb) => producer.initTransactions(TXN_OP_TIMEOUT_MS, cb));
     } catch (err) {
       await new Promise<void>((resolve) => producer.disconnect(() => resolve()));
       throw err;
@@ -162,15 +163,15 @@ export class TxnProducer {
 
   /** Adds consumer offsets to the open transaction, with the consumer's group metadata (KIP-447). */
   sendOffsets(offsets: PartitionOffset[], consumer: GroupConsumer): Promise<void> {
-    return call((cb) => this.producer.sendOffsetsToTransaction(offsets, consumer, OP_TIMEOUT_MS, cb));
+    return call((cb) => this.producer.sendOffsetsToTransaction(offsets, consumer, TXN_OP_TIMEOUT_MS, cb));
   }
 
   commit(): Promise<void> {
-    return call((cb) => this.producer.commitTransaction(OP_TIMEOUT_MS, cb));
+    return call((cb) => this.producer.commitTransaction(TXN_OP_TIMEOUT_MS, cb));
   }
 
   abort(): Promise<void> {
-    return call((cb) => this.producer.abortTransaction(OP_TIMEOUT_MS, cb));
+    return call((cb) => this.producer.abortTransaction(TXN_OP_TIMEOUT_MS, cb));
   }
 
   disconnect(): Promise<void> {

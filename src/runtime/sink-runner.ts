@@ -31,6 +31,8 @@ import { stopper } from './sink-runner-stop.js';
 export type { SinkRunnerOptions } from './sink-runner-options.js';
 export type { SinkRunnerSnapshot, PartitionSnapshot } from './sink-runner-stats.js';
 
+/** The sink consumers' group session timeout: a sink instance that stops heartbeating loses its partitions after it. */
+export const SINK_SESSION_TIMEOUT_MS = 15_000;
 /**
  * Drives one sink: a Kafka consumer of its own group (BatchConsumer: librdkafka's plain consumer,
  * read_committed, no auto-commit) feeding per-partition delivery lanes (delivery-lane.ts) that
@@ -139,7 +141,7 @@ export async function startSinkRunner(
       // only the runner's delivery lanes pause (hold) a partition.
       pauseAt: Number.POSITIVE_INFINITY,
       concurrency: Number.MAX_SAFE_INTEGER,
-      sessionTimeoutMs: 15_000,
+      sessionTimeoutMs: SINK_SESSION_TIMEOUT_MS,
       commitIntervalMs: OFFSET_COMMIT_INTERVAL_MS,
       log: slog,
       startOffsets: onAssign,

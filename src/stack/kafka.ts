@@ -236,8 +236,10 @@ async function startNode(o: KafkaStart, classpath: string, n: KafkaNode, count: 
     const logStart = existsSync(n.log) ? statSync(n.log).size : 0;
     const pid = spawnDetached('java', kafkaJavaArgs(classpath, n.dir, o.heap, 'kafka.Kafka', [n.props]), n.log);
     try {
+      // A node joining a running cluster recovers its logs and catches up with the quorum before it
+      // answers: minutes on a loaded machine (up to 115 s seen with the load average above 60).
       await waitUntil(`${name} (private)`, () => o.ready(n.url), {
-        timeoutMs: 120000,
+        timeoutMs: count > 1 ? 300000 : 120000,
         log: n.log,
         alive: () => isAlive(pid),
       });
