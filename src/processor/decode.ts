@@ -112,24 +112,16 @@ export function decodeChange(value: Buffer | null): DecodedChange {
       kind: 'reject',
       error: rejection('INVALID_ENVELOPE', 'envelope has no source.ts_ms nor ts_ms', { field: 'source.ts_ms' }),
     };
-  if (op === 'u') {
-    const id = isRow(env.after) ? env.after.id : undefined;
+  if (op === 'u' || op === 'd') {
+    // An event row changed after its insert: the enriched event already went out, unchanged.
+    const row = op === 'u' ? env.after : env.before;
+    const id = isRow(row) ? row.id : undefined;
+    const what = op === 'u' ? 'updated' : 'deleted';
     return {
       kind: 'reject',
       error: rejection(
-        'EVENT_UPDATED',
-        `event ${String(id)} was updated after its insert; enriched events are immutable`,
-        { event_id: id },
-      ),
-    };
-  }
-  if (op === 'd') {
-    const id = isRow(env.before) ? env.before.id : undefined;
-    return {
-      kind: 'reject',
-      error: rejection(
-        'EVENT_DELETED',
-        `event ${String(id)} was deleted after its insert; enriched events are immutable`,
+        op === 'u' ? 'EVENT_UPDATED' : 'EVENT_DELETED',
+        `event ${String(id)} was ${what} after its insert; enriched events are immutable`,
         { event_id: id },
       ),
     };
