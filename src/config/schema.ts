@@ -107,6 +107,10 @@ export const envSchema = z
       .default('engagement_analytics'),
     BIGQUERY_API_ENDPOINT: url(['http:', 'https:']).optional(),
     BIGQUERY_LOCATION: z.string().default('US'),
+    /** The Storage Write API's gRPC endpoint (http: plaintext, for a local fake; https: TLS); default Google's. */
+    BIGQUERY_STORAGE_API_ENDPOINT: url(['http:', 'https:']).optional(),
+    /** How the BigQuery warehouse writes: the Storage Write API (default) or one query job per batch (the former backend). */
+    BIGQUERY_WRITE_API: z.enum(['storage', 'query'], { message: 'accepts storage or query' }).default('storage'),
     GOOGLE_APPLICATION_CREDENTIALS: z.string().optional(),
     DUCKDB_PATH: z.string().min(1).default('data/warehouse.duckdb'),
     DUCKDB_CHECKPOINT_MB: int(1, 65536).default(256),
