@@ -3,7 +3,7 @@ import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'no
 import path from 'node:path';
 import { PipelineError } from '../core/errors.js';
 import { PRIVATE_SASL_USER, type PrivatePorts } from '../config/load.js';
-import { isAlive, portTakenMessage, runCheckedAsync, spawnDetached, tcpOpen, waitUntil } from './process.js';
+import { isAlive, portTakenMessage, runCheckedAsync, spawnDetached, stopPid, tcpOpen, waitUntil } from './process.js';
 import { ensureBrokerTls } from './kafka-tls.js';
 import type { NodeState, ServiceState } from '../config/stack-state.js';
 import {
@@ -246,7 +246,11 @@ async function startNode(o: KafkaStart, classpath: string, n: KafkaNode, count: 
       return pid;
     } catch (err) {
       const bindFailed = readFileSync(n.log, 'utf8').slice(logStart).includes('Address already in use');
-      if (!bindFailed || isAlive(pid) || Date.now() > deadline) throw err;
+      if (!bindFailed || isAlive(pid) || Date.now() > deadline) {
+        // Not ready in time: stopped, so that no broker the state file does not name holds the ports.
+        await stopPid(pid, 30000);
+        throw err;
+      }
       await new Promise((r) => setTimeout(r, 2000));
     }
   }
