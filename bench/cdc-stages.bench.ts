@@ -113,6 +113,7 @@ export async function run(): Promise<BenchResult[]> {
     positionTopic: 'p',
     routes: { 'public.engagement_events': 'events' },
     maxBatchRows: Number.MAX_SAFE_INTEGER,
+    splitRows: 1_000_000,
     commitIntervalMs: 3_600_000,
     skipBelow: 0n,
     snapshot: null,

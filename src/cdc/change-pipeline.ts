@@ -1,23 +1,13 @@
 import type { Pgoutput } from 'pg-logical-replication';
 import type { Logger } from '../core/logger.js';
-import {
-  CDC_VERSION,
-  emitChange,
-  emitUpdate,
-  routeFor,
-  sourcePrefix,
-  type ChangeAt,
-  type Emit,
-  type TableMeta,
-  type TopicRoutes,
-} from './envelope.js';
-import { formatLsn, lsnTextToNumber, parseLsnOrZero, type Lsn } from './lsn.js';
+import { CommitPacer } from '../runtime/commit-pacer.js';
+import { ChangeRenderer } from './change-renderer.js';
+import type { TopicRoutes } from './envelope.js';
+import { formatLsn, parseLsn, parseLsnOrZero, type Lsn } from './lsn.js';
 import { sizeGuardedEmit, type TruncatedInfo } from './oversize.js';
 import { positionRecord, type CdcPosition } from './position-store.js';
 import type { RowMessage, StreamMessage } from './pgoutput-rows.js';
-import { RowJson } from './row-json.js';
 import type { TxnWriter } from './txn-writer.js';
-import { CommitPacer } from '../runtime/commit-pacer.js';
 
 /**
  * Turns the pgoutput message sequence of one session into Kafka transactions.
@@ -37,6 +27,12 @@ import { CommitPacer } from '../runtime/commit-pacer.js';
  *   stream reading a backlog (old transactions) fills batches up to the two bounds, as the
  *   broker's cost is per transaction. (PostgreSQL's clock and this host's are compared: a skew
  *   larger than `commitIntervalMs` only makes a live stream batch as a backlog does.)
+ * - A transaction larger than `splitRows` changes is written across several Kafka transactions:
+ *   once the batch holds `splitRows` records inside it, the batch is committed there, with a
+ *   position whose `partial` says how many of that transaction's row changes Kafka holds (`lsn`
+ *   still names the last complete one, so PostgreSQL is not told of it). A session resuming from
+ *   such a position (`resumeFrom`) skips that many changes of that transaction, which PostgreSQL
+ *   sends again in the same order, and writes the rest: every change once.
  * - One Kafka commit runs at a time, and the stream does not wait for it: later changes go into the
  *   next batch (the writer holds them until the commit is done) — group commit: a quiet stream
  *   commits each transaction at once, a busy one amortises each commit over many.
@@ -53,16 +49,21 @@ export interface PipelineOptions {
   positionTopic: string;
   routes: TopicRoutes;
   maxBatchRows: number;
+  /** Records one Kafka transaction takes of a PostgreSQL transaction larger than that. */
+  splitRows: number;
   /** Upper bound of a batch's age, and how far behind PostgreSQL the stream may be to count as live. */
   commitIntervalMs: number;
   skipBelow: Lsn;
   snapshot: CdcPosition['snapshot'];
+  /** The committed position this session starts from: its `partial` is resumed, its fields carried. */
+  resumeFrom?: CdcPosition | null;
   writer: TxnWriter;
   /** The most bytes (key + value) one change event may take; larger ones are cut (oversize.ts). */
   maxEventBytes: number;
   /** An event was written with oversized values replaced by a marker. */
   onTruncated(topic: string, key: string | null, info: TruncatedInfo): void;
   primaryKey(relationOid: number): Promise<string[]>;
+  /** Confirms to PostgreSQL every transaction ending at or before `lsn` (only whole ones). */
   ack(lsn: Lsn): void;
   onCommitted(info: CommittedBatch): void;
   onFail(err: unknown): void;
@@ -93,18 +94,14 @@ interface OpenTxn {
   xid: number;
   commitMs: number;
   skip: boolean;
+  /** Row changes of it seen so far (written or skipped). */
+  changes: number;
+  /** Its first changes already in Kafka (a split transaction being resumed): not written again. */
+  skipChanges: number;
 }
 
-/** A published table as the stream knows it (replaced by each Relation message). */
-interface Relation {
-  meta: TableMeta;
-  topic: string | undefined;
-  /** The serialised fixed source block, valid for the transaction `prefixTxn`. */
-  prefix: string;
-  prefixTxn: OpenTxn | null;
-  /** Rows of the batch being filled, by op (carried over when the relation is replaced). */
-  counts: { c: number; u: number; d: number };
-}
+/** The position fields of the last complete transaction in Kafka. */
+type PositionBase = Pick<CdcPosition, 'lsn' | 'commit_lsn' | 'tx_id' | 'commit_ts_ms'>;
 
 interface Batch {
   startedAt: number;
@@ -127,15 +124,22 @@ export class ChangePipeline {
   /** Set while a live batch waits for the pacer. */
   private gapTimer: NodeJS.Timeout | undefined;
   private readonly pacer: CommitPacer;
-  private readonly relations = new Map<number, Relation>();
-  private readonly unrouted = new Set<string>();
-  private readonly at: ChangeAt = { prefix: '', lsn: 0, sequence: '' };
-  private readonly emit: Emit;
+  private readonly renderer: ChangeRenderer;
+  private base: PositionBase;
+  /** The split transaction to resume (from `resumeFrom.partial`), until its BEGIN is seen. */
+  private resume: { finalLsn: Lsn; changes: number } | null;
 
   constructor(private readonly o: PipelineOptions) {
     const writer = o.writer;
     this.pacer = new CommitPacer({ ratio: PACE_RATIO, maxGapMs: o.commitIntervalMs });
-    this.emit = sizeGuardedEmit((topic, key, value) => writer.add(topic, key, value), o.maxEventBytes, o.onTruncated);
+    const emit = sizeGuardedEmit((topic, key, value) => writer.add(topic, key, value), o.maxEventBytes, o.onTruncated);
+    this.renderer = new ChangeRenderer(o, emit);
+    const from = o.resumeFrom ?? null;
+    this.base = from
+      ? { lsn: from.lsn, commit_lsn: from.commit_lsn, tx_id: from.tx_id, commit_ts_ms: from.commit_ts_ms }
+      : { lsn: formatLsn(o.skipBelow), commit_lsn: null, tx_id: null, commit_ts_ms: null };
+    const partial = from?.partial;
+    this.resume = partial ? { finalLsn: parseLsn(partial.commit_lsn), changes: partial.changes } : null;
   }
 
   /** Handles one message, in stream order. Returns a promise only when the stream must wait
@@ -148,6 +152,7 @@ export class ChangePipeline {
         case 'update':
         case 'delete':
           this.onChange(lsn, msg);
+          this.maybeSplit();
           return this.o.writer.full ? this.o.writer.room().catch((err: unknown) => this.fail(err)) : undefined;
         case 'begin':
           this.onBegin(msg);
@@ -156,7 +161,7 @@ export class ChangePipeline {
           this.onCommit(msg);
           return undefined;
         case 'relation':
-          return this.onRelation(msg).catch((err: unknown) => this.fail(err));
+          return this.renderer.relation(msg).catch((err: unknown) => this.fail(err));
         case 'truncate':
           if (this.txn && !this.txn.skip) {
             const tables = msg.relations.map((r) => `${r?.schema ?? 'public'}.${r?.name ?? '?'}`);
@@ -195,104 +200,31 @@ export class ChangePipeline {
   private onBegin(msg: Pgoutput.MessageBegin): void {
     const finalLsn = parseLsnOrZero(msg.commitLsn);
     const skip = finalLsn < this.o.skipBelow;
+    const resumed = this.resume !== null && this.resume.finalLsn === finalLsn ? this.resume.changes : 0;
+    if (resumed > 0) {
+      this.resume = null;
+      this.o.log.info({ commit_lsn: formatLsn(finalLsn), changes: resumed }, 'resuming a split transaction');
+    }
     this.txn = {
       finalLsn,
       finalLsnText: finalLsn.toString(),
       xid: msg.xid,
       commitMs: Number((msg.commitTime as bigint) / 1000n),
       skip,
+      changes: 0,
+      skipChanges: resumed,
     };
     if (skip || this.batch) return;
     this.batch = { startedAt: Date.now(), transactions: 0, commitTimesMs: [] };
     this.lingerTimer = setTimeout(() => this.markDue(), this.o.commitIntervalMs);
   }
 
-  private async onRelation(msg: Pgoutput.MessageRelation): Promise<void> {
-    const previous = this.relations.get(msg.relationOid);
-    const columns = msg.columns.map((c) => ({ name: c.name, typeOid: c.typeOid }));
-    const primaryKey = await this.o.primaryKey(msg.relationOid);
-    const meta: TableMeta = {
-      relationOid: msg.relationOid,
-      schema: msg.schema,
-      table: msg.name,
-      columns,
-      primaryKey,
-      replicaIdentity: msg.replicaIdentity,
-      json: new RowJson(columns, primaryKey),
-    };
-    const topic = routeFor(this.o.routes, meta.schema, meta.table);
-    this.relations.set(msg.relationOid, {
-      meta,
-      topic,
-      prefix: '',
-      prefixTxn: null,
-      counts: previous?.counts ?? { c: 0, u: 0, d: 0 },
-    });
-    if (previous && previous.meta.columns.length !== meta.columns.length) {
-      this.o.log.info(
-        { table: meta.table, columns: meta.columns.map((c) => c.name) },
-        'schema change: later events carry the new columns',
-      );
-    }
-    if (previous && previous.meta.replicaIdentity !== meta.replicaIdentity) {
-      this.o.log.warn(
-        { table: meta.table, from: previous.meta.replicaIdentity, to: meta.replicaIdentity },
-        'REPLICA IDENTITY changed',
-      );
-    }
-  }
-
   private onChange(lsn: string, msg: RowMessage): void {
     const txn = this.txn;
     if (!txn || txn.skip || !this.batch) return;
-    const rel = this.relations.get(msg.relation.relationOid);
-    if (!rel) throw new Error(`change for unknown relation ${msg.relation.relationOid}`);
-    const { meta, topic } = rel;
-    if (topic === undefined) {
-      const name = `${meta.schema}.${meta.table}`;
-      if (!this.unrouted.has(name)) this.o.log.warn({ table: name }, 'published table has no topic: not captured');
-      this.unrouted.add(name);
-      return;
-    }
-    if (rel.prefixTxn !== txn) {
-      rel.prefix = sourcePrefix({
-        version: CDC_VERSION,
-        connector: 'postgresql',
-        name: this.o.serverName,
-        ts_ms: txn.commitMs,
-        snapshot: 'false',
-        db: this.o.db,
-        schema: meta.schema,
-        table: meta.table,
-        txId: txn.xid,
-      });
-      rel.prefixTxn = txn;
-    }
-    const changeLsn = lsnTextToNumber(lsn);
-    const at = this.at;
-    at.prefix = rel.prefix;
-    at.lsn = changeLsn;
-    at.sequence = `["${txn.finalLsnText}","${changeLsn}"]`;
-    const now = Date.now();
-    const json = meta.json;
-    if (msg.tag === 'insert') {
-      const values = msg.new;
-      emitChange(this.emit, topic, json.key(values), 'c', 'null', json.row(values), at, now);
-      rel.counts.c++;
-    } else if (msg.tag === 'update') {
-      const { new: values, old, key: keyTuple } = msg;
-      const before = old ? json.row(old) : 'null';
-      const oldRow = old ? before : keyTuple ? json.keyOnlyRow(keyTuple) : 'null';
-      const oldKey = old ? json.key(old) : keyTuple ? json.key(keyTuple, true) : null;
-      emitUpdate(this.emit, topic, oldKey, json.key(values), before, oldRow, json.row(values), at, now);
-      rel.counts.u++;
-    } else {
-      const { old, key: keyTuple } = msg;
-      const before = old ? json.row(old) : keyTuple ? json.keyOnlyRow(keyTuple) : 'null';
-      const key = old ? json.key(old) : keyTuple ? json.key(keyTuple, true) : null;
-      emitChange(this.emit, topic, key, 'd', before, 'null', at, now);
-      rel.counts.d++;
-    }
+    txn.changes++;
+    if (txn.changes <= txn.skipChanges) return; // in Kafka already: the split transaction's first part
+    this.renderer.change(lsn, msg, txn);
   }
 
   private onCommit(msg: Pgoutput.MessageCommit): void {
@@ -347,42 +279,60 @@ export class ChangePipeline {
     if (!this.due || this.committing || this.failed || !batch?.last || this.txn !== null) return;
     this.batch = null;
     this.due = false;
+    this.startCommit(batch, null);
+  }
+
+  /**
+   * Inside a transaction, once the batch holds `splitRows` records and no commit is in flight:
+   * commits the batch there (its position says how far into the transaction), and the rest of the
+   * transaction fills a new batch.
+   */
+  private maybeSplit(): void {
+    const { txn, batch } = this;
+    if (!txn || txn.skip || !batch || this.committing || this.failed || this.stopping) return;
+    if (this.o.writer.size < this.o.splitRows) return;
+    this.batch = null;
+    this.due = false;
+    this.startCommit(batch, txn);
+    this.batch = { startedAt: Date.now(), transactions: 0, commitTimesMs: [] };
+    this.lingerTimer = setTimeout(() => this.markDue(), this.o.commitIntervalMs);
+  }
+
+  /** Commits `batch` with its position record: after its last whole transaction, and `inside` that far. */
+  private startCommit(batch: Batch, inside: OpenTxn | null): void {
     this.clearTimers();
     const startedAt = this.pacer.started();
     const last = batch.last;
-    const rows = new Map<string, number>();
-    for (const rel of this.relations.values()) {
-      const { counts, meta } = rel;
-      if (counts.c) rows.set(`${meta.table}|c`, counts.c);
-      if (counts.u) rows.set(`${meta.table}|u`, counts.u);
-      if (counts.d) rows.set(`${meta.table}|d`, counts.d);
-      counts.c = counts.u = counts.d = 0;
+    if (last) {
+      this.base = {
+        lsn: formatLsn(last.endLsn),
+        commit_lsn: formatLsn(last.finalLsn),
+        tx_id: last.xid,
+        commit_ts_ms: last.commitMs,
+      };
     }
+    const rows = this.renderer.takeCounts();
     const position: CdcPosition = {
       slot: this.o.slot,
       server_name: this.o.serverName,
       phase: 'streaming',
-      lsn: formatLsn(last.endLsn),
-      commit_lsn: formatLsn(last.finalLsn),
-      tx_id: last.xid,
-      commit_ts_ms: last.commitMs,
+      ...this.base,
+      partial: inside ? { commit_lsn: formatLsn(inside.finalLsn), tx_id: inside.xid, changes: inside.changes } : null,
       snapshot: this.o.snapshot,
       written_at_ms: Date.now(),
     };
+    const endLsn = last?.endLsn ?? parseLsn(this.base.lsn);
+    const commitTsMs = last?.commitMs ?? inside?.commitMs ?? Date.now();
     this.committing = this.o.writer.commit([positionRecord(this.o.positionTopic, position)]).then(
       () => {
         this.committing = null;
         this.pacer.ended(startedAt);
         if (this.failed) return;
-        this.o.ack(last.endLsn);
-        this.o.onCommitted({
-          endLsn: last.endLsn,
-          commitTsMs: last.commitMs,
-          transactions: batch.transactions,
-          commitTimesMs: batch.commitTimesMs,
-          rows,
-        });
+        if (last) this.o.ack(last.endLsn);
+        const { transactions, commitTimesMs } = batch;
+        this.o.onCommitted({ endLsn, commitTsMs, transactions, commitTimesMs, rows });
         this.pace(); // the batch filled meanwhile: now if due, else once the pacer allows
+        this.maybeSplit();
       },
       (err: unknown) => {
         this.committing = null;

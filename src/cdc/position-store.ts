@@ -30,6 +30,13 @@ export interface CdcPosition {
   commit_lsn: string | null;
   tx_id: number | null;
   commit_ts_ms: number | null;
+  /**
+   * Set when the Kafka transaction ended inside a PostgreSQL transaction too large for one (see
+   * CDC_SPLIT_TRANSACTION_ROWS): that transaction (its commit record's LSN and xid) has its first
+   * `changes` row changes in Kafka; `lsn` above still names the last complete one. Absent or null
+   * otherwise (and in records written before splitting existed).
+   */
+  partial?: { commit_lsn: string; tx_id: number; changes: number } | null;
   /** The snapshot this stream started from, carried forward by every later record. */
   snapshot: { consistent_point: string; rows: number; completed_at_ms: number } | null;
   written_at_ms: number;

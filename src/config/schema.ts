@@ -167,6 +167,9 @@ export const envSchema = z
     CDC_WAL_WARN_BYTES: int(0).default(1024 * 1024 * 1024),
     CDC_MAX_BATCH_ROWS: int(1, 10000000).default(10000),
     CDC_COMMIT_INTERVAL_MS: int(1, 60000).default(100),
+    /** A PostgreSQL transaction with more row changes than this is written across several Kafka
+     *  transactions of about this many (consumers see it in parts; docs/cdc.md "Large transactions"). */
+    CDC_SPLIT_TRANSACTION_ROWS: int(1, 100_000_000).default(100_000),
     CDC_SLOT_WAIT_SECONDS: int(0, 86400).default(30),
     CONTENT_WAIT_MS: int(0, 600000).default(5000),
     PROCESSOR_MAX_BATCH: int(1, 50000).default(2000),

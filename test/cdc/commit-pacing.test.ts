@@ -3,8 +3,8 @@ import { test } from 'node:test';
 import type { Pgoutput } from 'pg-logical-replication';
 import { ChangePipeline } from '../../src/cdc/change-pipeline.js';
 import type { TxnWriter } from '../../src/cdc/txn-writer.js';
-import { createLogger } from '../../src/core/logger.js';
 import { sleep, waitFor } from '../helpers/wait.js';
+import { pipelineOptions } from './pipeline-options.js';
 
 /**
  * The CDC's commit pacing (change-pipeline.ts, runtime/commit-pacer.ts): a live stream (its
@@ -45,25 +45,7 @@ function harness(commitIntervalMs: number): Harness {
       });
     },
   } as unknown as TxnWriter;
-  const pipeline = new ChangePipeline({
-    slot: 's',
-    serverName: 'engage',
-    db: 'db',
-    positionTopic: 'p',
-    routes: {},
-    maxBatchRows: 1_000_000,
-    commitIntervalMs,
-    skipBelow: 0n,
-    snapshot: null,
-    writer,
-    maxEventBytes: 1_000_000,
-    onTruncated: () => undefined,
-    primaryKey: () => Promise.resolve(['id']),
-    ack: (lsn) => acked.push(lsn),
-    onCommitted: () => undefined,
-    onFail: (err) => assert.fail(String(err)),
-    log: createLogger('warn', 'commit-pacing-test'),
-  });
+  const pipeline = new ChangePipeline(pipelineOptions(writer, (lsn) => acked.push(lsn), { commitIntervalMs }));
   const txn = (i: number, commitTimeMs: number) => {
     const lsn = `0/${(i * 0x100).toString(16)}`;
     const commitTime = BigInt(Math.round(commitTimeMs)) * 1000n;

@@ -24,14 +24,16 @@ export async function pgClient(config: Config): Promise<pg.Client> {
 
 /**
  * Reads `topics` from the beginning with read_committed and calls `done(records)` after each batch;
- * returns the records once it says true. For an exact "everything is here" the caller can write an
- * end marker per partition (see `readToEnd`).
+ * returns the records once it says true. With `onRecord`, each record goes to it instead and none
+ * is kept (`done` then sees an empty list): for topics too large to hold. For an exact "everything
+ * is here" the caller can write an end marker per partition (see `readToEnd`).
  */
 export async function readTopics(
   config: Config,
   topics: string[],
   done: (records: Record[]) => boolean,
   timeoutMs = 30000,
+  onRecord?: (r: Record) => void,
 ): Promise<Record[]> {
   const kafka = createKafka(config, `${config.KAFKA_CLIENT_ID}-test-reader`);
   const consumer = createConsumer(kafka, {
@@ -51,14 +53,16 @@ export async function readTopics(
     await consumer.run({
       eachBatch: async ({ batch }) => {
         for (const m of batch.messages) {
-          records.push({
+          const r: Record = {
             topic: batch.topic,
             partition: batch.partition,
             offset: m.offset,
             key: m.key ? m.key.toString() : null,
             value: m.value ? (JSON.parse(m.value.toString()) as ChangeEvent) : null,
             bytes: (m.key?.length ?? 0) + (m.value?.length ?? 0),
-          });
+          };
+          if (onRecord) onRecord(r);
+          else records.push(r);
         }
         if (!finished && done(records)) {
           finished = true;
@@ -93,6 +97,8 @@ export async function readToEnd(
   topic: string,
   partitions: number,
   timeoutMs = 60000,
+  /** Given, each record goes to it and none is kept (the result is empty). */
+  onRecord?: (r: Record) => void,
 ): Promise<Record[]> {
   const marker = `__end_marker_${randomBytes(4).toString('hex')}`;
   const producer = idempotentProducer(createKafka(config, `${config.KAFKA_CLIENT_ID}-test-marker`));
@@ -106,18 +112,17 @@ export async function readToEnd(
     await producer.disconnect();
   }
   const seen = new Set<number>();
-  let scanned = 0;
-  const all = await readTopics(
+  const kept: Record[] = [];
+  await readTopics(
     config,
     [topic],
-    (recs) => {
-      for (; scanned < recs.length; scanned++) {
-        const r = recs[scanned];
-        if (r && r.key === marker) seen.add(r.partition);
-      }
-      return seen.size === partitions;
-    },
+    () => seen.size === partitions,
     timeoutMs,
+    (r) => {
+      if (r.key === marker) seen.add(r.partition);
+      else if (onRecord) onRecord(r);
+      else kept.push(r);
+    },
   );
-  return all.filter((r) => r.key !== marker);
+  return kept;
 }
