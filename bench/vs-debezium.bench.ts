@@ -157,7 +157,8 @@ export async function run(): Promise<BenchResult[]> {
     };
     const pgVersion =
       (await db.query<{ v: string }>("SELECT current_setting('server_version') AS v")).rows[0]?.v ?? '?';
-    console.log(`   ${versions(c, pgVersion, jars?.versions ?? null)}`);
+    const about = versions(c, pgVersion, jars?.versions ?? null);
+    console.log(`   ${about}`);
     const runs: ThroughputRun[] = [];
     for (let r = 1; r <= ROUNDS; r++) await round(c, r, runs);
     const lat: LatencyRun[] = [];
@@ -169,7 +170,10 @@ export async function run(): Promise<BenchResult[]> {
     }
     const out = path.join(repoRoot, 'bench-output');
     mkdirSync(out, { recursive: true });
-    writeFileSync(path.join(out, 'vs-debezium.json'), `${JSON.stringify({ runs, latency: lat }, null, 1)}\n`);
+    writeFileSync(
+      path.join(out, 'vs-debezium.json'),
+      `${JSON.stringify({ about, date: new Date().toISOString(), runs, latency: lat }, null, 1)}\n`,
+    );
     return report(runs, lat);
   } finally {
     process.off('SIGINT', interrupted).off('SIGTERM', interrupted);

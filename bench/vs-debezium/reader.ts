@@ -9,14 +9,14 @@ import { returnOnFirstMessage } from '../../src/kafka/consumer-props.js';
  * consumers (src/kafka/consumer-props.ts): under read_committed a fetch is answered at a commit
  * only when its wait ends, so that bounds every transactional hop and is part of the latency.
  *
- * Contract: `onRecord(value, appendTs, now)` runs for every record with a value, in order of
+ * Contract: `onRecord(value, appendTs, now, partition, offset)` runs for every record with a value, in order of
  * arrival (appendTs is the broker's LogAppendTime on the bench's topics, now is when the round
  * arrived); `stop()` ends the loop and disconnects. The reader runs in the bench's own process,
  * whose CPU is not counted against any tool.
  */
 
 type RawConsumer = InstanceType<typeof RdKafka.KafkaConsumer>;
-export type OnRecord = (value: Buffer, appendTs: number, now: number) => void;
+export type OnRecord = (value: Buffer, appendTs: number, now: number, partition: number, offset: number) => void;
 
 export class TopicReader {
   private running = true;
@@ -60,7 +60,7 @@ export class TopicReader {
         this.consumer.consume(2000, (err, m) => (err ? reject(err) : resolve(m))),
       );
       const now = Date.now();
-      for (const m of messages) if (m.value) onRecord(m.value, m.timestamp ?? Number.NaN, now);
+      for (const m of messages) if (m.value) onRecord(m.value, m.timestamp ?? Number.NaN, now, m.partition, m.offset);
     }
   }
 

@@ -24,7 +24,7 @@ function throughputLines(runs: ThroughputRun[]): BenchResult[] {
     note: r.ok
       ? `${f1(r.streamS)} s + start-up ${f1(r.startupS)} s; CPU µs/row tool ${f1(r.toolUsPerRow)}, walsender ${f1(
           r.walsenderUsPerRow,
-        )}, broker ${f1(r.brokerUsPerRow)}; peak RSS ${f0(r.peakRssMiB)} MiB; load ${r.load}${r.note ? `; ${r.note}` : ''}`
+        )}, broker ${f1(r.brokerUsPerRow)} (this bench ${f1(r.readerUsPerRow)}); peak RSS ${f0(r.peakRssMiB)} MiB; load ${r.load}${r.note ? `; ${r.note}` : ''}`
       : `FAILED after ${r.counted} rows: ${r.why.slice(0, 400)}`,
   }));
 }
