@@ -161,7 +161,15 @@ export const envSchema = z
       .optional(),
     CDC_SLOT_NAME: identifier.default('engage_cdc'),
     CDC_PUBLICATION_NAME: identifier.default('engage_pub'),
-    CDC_SNAPSHOT_MODE: z.enum(['initial', 'never'], { message: 'accepts initial or never' }).default('initial'),
+    /** initial: one exported-snapshot read in one Kafka transaction; incremental: chunked by primary
+     *  key between WAL watermarks, interleaved with streaming, resumable (docs/cdc.md); never. */
+    CDC_SNAPSHOT_MODE: z
+      .enum(['initial', 'incremental', 'never'], { message: 'accepts initial, incremental or never' })
+      .default('initial'),
+    /** Rows one incremental-snapshot chunk reads (one SELECT … ORDER BY primary key LIMIT n). */
+    CDC_SNAPSHOT_CHUNK_ROWS: int(1, 1_000_000).default(10_000),
+    /** The incremental snapshot's read rate bound in rows/s (0: unbounded). */
+    CDC_SNAPSHOT_MAX_ROWS_PER_SECOND: int(0, 100_000_000).default(0),
     CDC_SERVER_NAME: z.string().min(1).default('engage'),
     CDC_HEARTBEAT_SECONDS: z.coerce.number().positive().default(10),
     CDC_WAL_WARN_BYTES: int(0).default(1024 * 1024 * 1024),

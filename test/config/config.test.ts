@@ -64,7 +64,7 @@ test('a bad environment names every bad variable, the value given and what it ac
   for (const want of [
     'KAFKA_COMPRESSION="brotli": accepts none, gzip, snappy, lz4 or zstd',
     'BATCH_SIZE="0": accepts a whole number from 1 to 1000000',
-    'CDC_SNAPSHOT_MODE="always": accepts initial or never',
+    'CDC_SNAPSHOT_MODE="always": accepts initial, incremental or never',
     'KAFKA_TOPIC_DLQ="dead letters": accepts a Kafka topic name: letters, digits, . _ -',
     'DUCKDB_MEMORY_LIMIT="lots": accepts a size such as 512MB or 2GiB (KB, MB, GB, TB or KiB … TiB)',
     'STACK_KAFKA_HEAP="1.5g": accepts a JVM heap size in megabytes or gigabytes, such as 512m or 1g',
