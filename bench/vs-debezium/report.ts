@@ -62,6 +62,19 @@ function latencyLines(runs: LatencyRun[]): BenchResult[] {
   }));
 }
 
+function latencySummary(kind: ToolKind, runs: LatencyRun[]): BenchResult | null {
+  const ok = runs.filter((r) => r.tool === kind && r.ok);
+  if (ok.length === 0) return null;
+  return {
+    name: `${TOOL_LABEL[kind]}: latency p99 at 1,000 rows/s, mean of ${ok.length}`,
+    value: Math.round(mean(ok.map((r) => r.p99))),
+    unit: 'ms',
+    note: `p50 ${ok.map((r) => r.p50).join(' / ')}, p99 ${ok.map((r) => r.p99).join(' / ')} ms; CPU ${f1(
+      mean(ok.map((r) => r.toolUsPerRow)),
+    )} µs per row; peak RSS ${f0(Math.max(...ok.map((r) => r.peakRssMiB)))} MiB`,
+  };
+}
+
 function rateOf(runs: ThroughputRun[], kind: ToolKind | 'recv'): number[] {
   return runs.filter((r) => r.tool === kind && r.ok).map((r) => r.rowsPerS);
 }
@@ -117,6 +130,7 @@ export function report(runs: ThroughputRun[], lat: LatencyRun[]): BenchResult[] 
     ...throughputLines(runs),
     ...kinds.map((k) => toolSummary(k, runs)).filter((r) => r !== null),
     ...latencyLines(lat),
+    ...(['engage', 'dbz', 'dbz-eos'] as const).map((k) => latencySummary(k, lat)).filter((r) => r !== null),
     ...ratioLines(runs, lat),
   ];
 }
