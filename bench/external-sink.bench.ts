@@ -7,7 +7,7 @@ import { loadConfig } from '../src/config/load.js';
 import { createLogger } from '../src/core/logger.js';
 import type { SinkBatch } from '../src/core/sink-contract.js';
 import { EXTERNAL_WRITE_CONCURRENCY, ExternalSink } from '../src/sinks/external/index.js';
-import { makeBatch, range } from '../test/sinks/external-fixtures.js';
+import { makeBatch, range } from '../test/sinks/external/external-fixtures.js';
 import type { BenchResult } from './types.js';
 
 /**

@@ -25,7 +25,7 @@ import { startReceiver, type RunningReceiver } from '../../src/receiver/index.js
 import { createTestEnv, type TestEnv } from '../helpers/env.js';
 import { FakeBigQuery } from '../helpers/fake-bigquery.js';
 import { parseValues, readTopic } from '../processor/kafka-helpers.js';
-import { openReader } from '../sinks/warehouse-fixtures.js';
+import { openReader } from '../sinks/warehouse/warehouse-fixtures.js';
 
 /**
  * `--direct`: the backfill writes the warehouse (DuckDB; BigQuery against its local fake) and the

@@ -18,8 +18,8 @@ import { startTestApi } from '../api/fixtures.js';
 import { createTestEnv, type TestEnv } from '../helpers/env.js';
 import { waitFor } from '../helpers/wait.js';
 import { parseValues, readTopic } from '../processor/kafka-helpers.js';
-import { adminClient, reader, wipe } from '../sinks/redis-fixtures.js';
-import { openReader } from '../sinks/warehouse-fixtures.js';
+import { adminClient, reader, wipe } from '../sinks/redis/redis-fixtures.js';
+import { openReader } from '../sinks/warehouse/warehouse-fixtures.js';
 
 /**
  * Reused ids on the real stack (PostgreSQL → CDC → processor → warehouse (DuckDB), the external

@@ -23,7 +23,7 @@ import { FACT_TABLE } from '../../schema.js';
  * exactly what `write` stores for that event. The acceptance here is stricter where matching JS
  * exactly would be costly (a timestamp not in the form PostgreSQL's to_char writes, ids of 19 or
  * more digits): such a row makes the page go the ordinary way, which decides for itself.
- * test/sinks/warehouse-source-import.test.ts holds the two ways to the same rows, and every
+ * test/sinks/warehouse/warehouse-source-import.test.ts holds the two ways to the same rows, and every
  * rejection of validate.ts to a decline.
  */
 

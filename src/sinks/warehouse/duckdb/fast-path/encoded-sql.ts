@@ -12,7 +12,7 @@ import { FACT_TABLE } from '../../schema.js';
  * 7–9 fraction digits, offsets written as ±hh, hour 24, years before 1000, dates JS rolls over such
  * as 02-30, duplicate keys, integers written 1.0): such a row is
  * not `ok`, and the batch goes the checked way instead, which decides for itself. Never looser:
- * test/sinks/warehouse-encoded.test.ts holds every case record-check.ts rejects to it.
+ * test/sinks/warehouse/warehouse-encoded.test.ts holds every case record-check.ts rejects to it.
  */
 
 /** Every field of the enriched event the fact table stores, with its DuckDB type and its rule. */

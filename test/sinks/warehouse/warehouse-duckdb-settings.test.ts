@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { Config } from '../../src/config/load.js';
-import { PipelineError } from '../../src/core/errors.js';
-import { DuckDbWarehouse } from '../../src/sinks/warehouse/duckdb/duckdb-warehouse.js';
+import type { Config } from '../../../src/config/load.js';
+import { PipelineError } from '../../../src/core/errors.js';
+import { DuckDbWarehouse } from '../../../src/sinks/warehouse/duckdb/duckdb-warehouse.js';
 import { batchOf, ctxOf, duckdbFiles, openReader, whEvent } from './warehouse-fixtures.js';
 
 /**

@@ -1,10 +1,13 @@
+import { after, before } from 'node:test';
 import { pino } from 'pino';
-import type { Config } from '../../src/config/load.js';
-import type { EnrichedEvent, EventType } from '../../src/core/types.js';
-import type { SinkBatch, SinkContext, SinkRecord } from '../../src/core/sink-contract.js';
-import { connectRedis, type RedisClient } from '../../src/sinks/redis/lua-script.js';
-import { RedisReader } from '../../src/sinks/redis/read.js';
-import { RedisSink } from '../../src/sinks/redis/redis-sink.js';
+import type { Config } from '../../../src/config/load.js';
+import type { EnrichedEvent, EventType } from '../../../src/core/types.js';
+import type { SinkBatch, SinkContext, SinkRecord } from '../../../src/core/sink-contract.js';
+import { connectRedis, type RedisClient } from '../../../src/sinks/redis/lua-script.js';
+import { RedisReader } from '../../../src/sinks/redis/read.js';
+import { RedisSink } from '../../../src/sinks/redis/redis-sink.js';
+import { MINUTE_MS, minuteOf } from '../../../src/sinks/redis/keys.js';
+import { createTestEnv, type TestEnv } from '../../helpers/env.js';
 
 /** Shared builders for the Redis sink tests: events, batches, a pinned clock, key snapshots. */
 
@@ -12,6 +15,8 @@ import { RedisSink } from '../../src/sinks/redis/redis-sink.js';
 export const NOW = Math.floor(Date.now() / 60_000) * 60_000 + 30_000;
 export const MIN = 60_000;
 export const TOPIC = 'enriched';
+/** The start of NOW's minute. */
+export const CUR_MINUTE = minuteOf(NOW) * MINUTE_MS;
 
 export interface EventSpec {
   id: string | number;
@@ -121,4 +126,40 @@ export async function snapshot(
     out[key] = { type, expires, value };
   }
   return out;
+}
+
+export interface RedisTestFile {
+  env(): TestEnv;
+  /** A client outside any sink, to read and delete the file's keys. */
+  admin(): RedisClient;
+  /** A key prefix no other test of the file uses, under the env's isolated REDIS_KEY_PREFIX. */
+  prefix(): string;
+}
+
+/**
+ * For a test file of the Redis sink on the real Redis: an isolated test env and an admin client,
+ * made before the file's tests; after them every key under the env's prefix is deleted.
+ */
+export function redisTestFile(): RedisTestFile {
+  let env: TestEnv | undefined;
+  let admin: RedisClient | undefined;
+  let n = 0;
+  before(async () => {
+    env = await createTestEnv();
+    admin = await adminClient(env.config);
+  });
+  after(async () => {
+    if (admin && env) await wipe(admin, env.config.REDIS_KEY_PREFIX);
+    await admin?.close();
+    await env?.cleanup();
+  });
+  const made = <T>(v: T | undefined): T => {
+    if (v === undefined) throw new Error('redisTestFile: used before its before() hook ran');
+    return v;
+  };
+  return {
+    env: () => made(env),
+    admin: () => made(admin),
+    prefix: () => `${made(env).config.REDIS_KEY_PREFIX}${++n}:`,
+  };
 }

@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { DuckDBInstance } from '@duckdb/node-api';
-import type { EnrichedEvent } from '../../src/core/types.js';
-import { parseEnrichedEvent } from '../../src/runtime/sink-decode.js';
-import type { EncodedBatch, SinkBatch } from '../../src/core/sink-contract.js';
-import type { DuckDbWarehouse } from '../../src/sinks/warehouse/duckdb/duckdb-warehouse.js';
-import { checkWarehouseRecord } from '../../src/sinks/warehouse/record-check.js';
+import type { EnrichedEvent } from '../../../src/core/types.js';
+import { parseEnrichedEvent } from '../../../src/runtime/sink-decode.js';
+import type { EncodedBatch, SinkBatch } from '../../../src/core/sink-contract.js';
+import type { DuckDbWarehouse } from '../../../src/sinks/warehouse/duckdb/duckdb-warehouse.js';
+import { checkWarehouseRecord } from '../../../src/sinks/warehouse/record-check.js';
 import { batchOf, duckdbFiles, dumpWarehouse, startedWarehouse, whEvent } from './warehouse-fixtures.js';
 
 /**

@@ -1,13 +1,13 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { PipelineError } from '../../src/core/errors.js';
-import { redisSinkFactory } from '../../src/sinks/redis/index.js';
-import { MINUTE_MS, minuteOf } from '../../src/sinks/redis/keys.js';
-import { Memo } from '../../src/sinks/redis/memo.js';
-import type { RedisClient } from '../../src/sinks/redis/lua-script.js';
-import { RedisReader, createRedisReader } from '../../src/sinks/redis/read.js';
-import { createTestEnv, type TestEnv } from '../helpers/env.js';
-import { sleep } from '../helpers/wait.js';
+import { PipelineError } from '../../../src/core/errors.js';
+import { redisSinkFactory } from '../../../src/sinks/redis/index.js';
+import { MINUTE_MS, minuteOf } from '../../../src/sinks/redis/keys.js';
+import { Memo } from '../../../src/sinks/redis/memo.js';
+import type { RedisClient } from '../../../src/sinks/redis/lua-script.js';
+import { RedisReader, createRedisReader } from '../../../src/sinks/redis/read.js';
+import { createTestEnv, type TestEnv } from '../../helpers/env.js';
+import { sleep } from '../../helpers/wait.js';
 import { MIN, NOW, adminClient, batch, event, reader, sinkContext, startSink, wipe } from './redis-fixtures.js';
 
 /** The read module the API uses: arguments, unknown content, recent events, the top-content cache. */

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import type { SinkRecord } from '../../src/core/sink-contract.js';
-import { checkWarehouseRecord } from '../../src/sinks/warehouse/record-check.js';
+import type { SinkRecord } from '../../../src/core/sink-contract.js';
+import { checkWarehouseRecord } from '../../../src/sinks/warehouse/record-check.js';
 import { batchOf, whEvent } from './warehouse-fixtures.js';
 
 /** The warehouse's record check, rule by rule (pure: no stack). */

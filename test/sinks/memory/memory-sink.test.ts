@@ -1,17 +1,17 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { PipelineError } from '../../src/core/errors.js';
-import type { EnrichedEvent } from '../../src/core/types.js';
-import type { Sink } from '../../src/core/sink-contract.js';
-import type { TestEnv } from '../helpers/env.js';
+import { PipelineError } from '../../../src/core/errors.js';
+import type { EnrichedEvent } from '../../../src/core/types.js';
+import type { Sink } from '../../../src/core/sink-contract.js';
+import type { TestEnv } from '../../helpers/env.js';
 import {
   createMemoryStore,
   memoryCount,
   memorySink,
   type MemoryStore,
   type MemoryVariant,
-} from '../helpers/memory-sink.js';
-import { checkCrashBeforeCommit, checkSameBatchTwice, sinkContractSuite, type MakeSink } from './contract-suite.js';
+} from '../../helpers/memory-sink.js';
+import { checkCrashBeforeCommit, checkSameBatchTwice, sinkContractSuite, type MakeSink } from '../contract-suite.js';
 
 /**
  * Proves the shared contract suite on the in-memory sink, in both shapes the contract allows

@@ -1,5 +1,5 @@
-import type { SinkBatch } from '../../src/core/sink-contract.js';
-import type { EnrichedEvent } from '../../src/core/types.js';
+import type { SinkBatch } from '../../../src/core/sink-contract.js';
+import type { EnrichedEvent } from '../../../src/core/types.js';
 
 /** Enriched events and sink batches for the external sink's tests and bench. */
 

@@ -2,12 +2,12 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import type { ContentRow, EngagementEventRow, EnrichedEvent } from '../../src/core/types.js';
-import { enrichEvent } from '../../src/processor/enrich.js';
-import { DIRECT_OFFSET, DIRECT_PARTITION, type SinkBatch } from '../../src/core/sink-contract.js';
-import { SOURCE_CSV_COLUMNS, type SourcePage } from '../../src/sinks/source-import.js';
-import type { DuckDbWarehouse } from '../../src/sinks/warehouse/duckdb/duckdb-warehouse.js';
-import { checkWarehouseRecord } from '../../src/sinks/warehouse/record-check.js';
+import type { ContentRow, EngagementEventRow, EnrichedEvent } from '../../../src/core/types.js';
+import { enrichEvent } from '../../../src/processor/enrich.js';
+import { DIRECT_OFFSET, DIRECT_PARTITION, type SinkBatch } from '../../../src/core/sink-contract.js';
+import { SOURCE_CSV_COLUMNS, type SourcePage } from '../../../src/sinks/source-import.js';
+import type { DuckDbWarehouse } from '../../../src/sinks/warehouse/duckdb/duckdb-warehouse.js';
+import { checkWarehouseRecord } from '../../../src/sinks/warehouse/record-check.js';
 import { duckdbFiles, dumpWarehouse, startedWarehouse } from './warehouse-fixtures.js';
 
 /**

@@ -1,9 +1,9 @@
-import { createLogger } from '../../src/core/logger.js';
-import type { EnrichedEvent } from '../../src/core/types.js';
-import { startReceiver, type RunningReceiver } from '../../src/receiver/index.js';
-import { EXTERNAL_WRITE_CONCURRENCY, ExternalSink } from '../../src/sinks/external/index.js';
-import type { TestEnv } from '../helpers/env.js';
-import { sinkContractSuite, type MakeSink } from './contract-suite.js';
+import { createLogger } from '../../../src/core/logger.js';
+import type { EnrichedEvent } from '../../../src/core/types.js';
+import { startReceiver, type RunningReceiver } from '../../../src/receiver/index.js';
+import { EXTERNAL_WRITE_CONCURRENCY, ExternalSink } from '../../../src/sinks/external/index.js';
+import type { TestEnv } from '../../helpers/env.js';
+import { sinkContractSuite, type MakeSink } from '../contract-suite.js';
 
 /**
  * The shared sink contract for the external sink, against the reference receiver (one per test

@@ -1,9 +1,9 @@
 import { after, before } from 'node:test';
-import type { EnrichedEvent } from '../../src/core/types.js';
-import { DuckDbWarehouse } from '../../src/sinks/warehouse/duckdb/duckdb-warehouse.js';
-import { BigQueryWarehouse } from '../../src/sinks/warehouse/bigquery.js';
-import { FakeBigQuery } from '../helpers/fake-bigquery.js';
-import { sinkContractSuite } from './contract-suite.js';
+import type { EnrichedEvent } from '../../../src/core/types.js';
+import { DuckDbWarehouse } from '../../../src/sinks/warehouse/duckdb/duckdb-warehouse.js';
+import { BigQueryWarehouse } from '../../../src/sinks/warehouse/bigquery.js';
+import { FakeBigQuery } from '../../helpers/fake-bigquery.js';
+import { sinkContractSuite } from '../contract-suite.js';
 import { ctxOf, openReader } from './warehouse-fixtures.js';
 
 /**

@@ -1,15 +1,15 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { createLogger } from '../../src/core/logger.js';
-import { registry } from '../../src/core/metrics.js';
-import { ensureTopics } from '../../src/kafka/admin.js';
-import { startSinkRunner } from '../../src/runtime/sink-runner.js';
-import { redisSinkFactory } from '../../src/sinks/redis/index.js';
-import type { RedisClient } from '../../src/sinks/redis/lua-script.js';
-import { RedisReader } from '../../src/sinks/redis/read.js';
-import { createTestEnv, type TestEnv } from '../helpers/env.js';
-import { enrichedEvent, eventMessages, produce, waitCaughtUp } from '../helpers/sink-harness.js';
-import { waitFor } from '../helpers/wait.js';
+import { createLogger } from '../../../src/core/logger.js';
+import { registry } from '../../../src/core/metrics.js';
+import { ensureTopics } from '../../../src/kafka/admin.js';
+import { startSinkRunner } from '../../../src/runtime/sink-runner.js';
+import { redisSinkFactory } from '../../../src/sinks/redis/index.js';
+import type { RedisClient } from '../../../src/sinks/redis/lua-script.js';
+import { RedisReader } from '../../../src/sinks/redis/read.js';
+import { createTestEnv, type TestEnv } from '../../helpers/env.js';
+import { enrichedEvent, eventMessages, produce, waitCaughtUp } from '../../helpers/sink-harness.js';
+import { waitFor } from '../../helpers/wait.js';
 import { adminClient, wipe } from './redis-fixtures.js';
 
 /**

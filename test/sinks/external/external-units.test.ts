@@ -1,13 +1,13 @@
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
 import { describe, it } from 'node:test';
-import { PipelineError } from '../../src/core/errors.js';
-import { eventKey } from '../../src/core/event-identity.js';
-import { CircuitBreaker, type CircuitState } from '../../src/sinks/external/circuit-breaker.js';
-import { classifyStatus, parseAuthHeader, parseRetryAfter } from '../../src/sinks/external/http-client.js';
-import { externalSinkFactory, requestedDelayMs } from '../../src/sinks/external/index.js';
-import { Pseudonymiser, pseudonymiseEvent, pseudonymiseUserId } from '../../src/sinks/external/pseudonymise.js';
-import { encodeBatch, idempotencyKey } from '../../src/sinks/external/wire-format.js';
+import { PipelineError } from '../../../src/core/errors.js';
+import { eventKey } from '../../../src/core/event-identity.js';
+import { CircuitBreaker, type CircuitState } from '../../../src/sinks/external/circuit-breaker.js';
+import { classifyStatus, parseAuthHeader, parseRetryAfter } from '../../../src/sinks/external/http-client.js';
+import { externalSinkFactory, requestedDelayMs } from '../../../src/sinks/external/index.js';
+import { Pseudonymiser, pseudonymiseEvent, pseudonymiseUserId } from '../../../src/sinks/external/pseudonymise.js';
+import { encodeBatch, idempotencyKey } from '../../../src/sinks/external/wire-format.js';
 import { makeEvent } from './external-fixtures.js';
 
 /** Pure parts of the external sink: no network, no services. */

@@ -2,12 +2,12 @@ import { rmSync } from 'node:fs';
 import path from 'node:path';
 import { after, before } from 'node:test';
 import { DuckDBInstance } from '@duckdb/node-api';
-import type { Config } from '../../src/config/load.js';
-import { createLogger } from '../../src/core/logger.js';
-import type { EnrichedEvent } from '../../src/core/types.js';
-import type { SinkBatch, SinkContext } from '../../src/core/sink-contract.js';
-import { DuckDbWarehouse } from '../../src/sinks/warehouse/duckdb/duckdb-warehouse.js';
-import { createTestEnv, type TestEnv } from '../helpers/env.js';
+import type { Config } from '../../../src/config/load.js';
+import { createLogger } from '../../../src/core/logger.js';
+import type { EnrichedEvent } from '../../../src/core/types.js';
+import type { SinkBatch, SinkContext } from '../../../src/core/sink-contract.js';
+import { DuckDbWarehouse } from '../../../src/sinks/warehouse/duckdb/duckdb-warehouse.js';
+import { createTestEnv, type TestEnv } from '../../helpers/env.js';
 
 /**
  * Fixtures of the warehouse tests: deterministic enriched events, batches, a hand-computed data
@@ -339,6 +339,17 @@ export async function startedWarehouse(config: Config): Promise<{ sink: DuckDbWa
   const sink = new DuckDbWarehouse(ctxOf(config));
   await sink.start();
   return { sink, file: config.DUCKDB_PATH };
+}
+
+/** How many fact rows of the DuckDB file `file` match the SQL condition `where`. */
+export async function factCount(file: string, where = 'true'): Promise<number> {
+  const r = await openReader(file);
+  try {
+    const [row] = await r.rows(`SELECT count(*) AS n FROM engagement_events_enriched WHERE ${where}`);
+    return Number(row?.n);
+  } finally {
+    r.close();
+  }
 }
 
 /**

@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { eventKey, instantMicros } from '../../src/core/event-identity.js';
-import type { EncodedBatch } from '../../src/core/sink-contract.js';
-import { duckdbDialect } from '../../src/sinks/warehouse/dialect.js';
-import { DAILY_SUMMARY, dailySummarySql } from '../../src/sinks/warehouse/views.js';
+import { eventKey, instantMicros } from '../../../src/core/event-identity.js';
+import type { EncodedBatch } from '../../../src/core/sink-contract.js';
+import { duckdbDialect } from '../../../src/sinks/warehouse/dialect.js';
+import { DAILY_SUMMARY, dailySummarySql } from '../../../src/sinks/warehouse/views.js';
 import {
   approxEqualRows,
   batchOf,

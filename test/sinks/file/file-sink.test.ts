@@ -4,12 +4,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { pino } from 'pino';
-import { loadConfig } from '../../src/config/load.js';
-import { PipelineError } from '../../src/core/errors.js';
-import type { SinkBatch } from '../../src/core/sink-contract.js';
-import { FileSink, listSegments, readState, segmentFile, type FileSinkState } from '../../src/sinks/file/index.js';
-import { LOCK_FILE } from '../../src/sinks/file/dir-lock.js';
-import { enrichedEvent } from '../helpers/sink-harness.js';
+import { loadConfig } from '../../../src/config/load.js';
+import { PipelineError } from '../../../src/core/errors.js';
+import type { SinkBatch } from '../../../src/core/sink-contract.js';
+import { FileSink, listSegments, readState, segmentFile, type FileSinkState } from '../../../src/sinks/file/index.js';
+import { LOCK_FILE } from '../../../src/sinks/file/dir-lock.js';
+import { enrichedEvent } from '../../helpers/sink-harness.js';
 
 /**
  * The file sink without Kafka: what a crash between an append and its state write leaves is cut

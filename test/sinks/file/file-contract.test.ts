@@ -3,9 +3,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { after } from 'node:test';
 import { pino } from 'pino';
-import { FileSink } from '../../src/sinks/file/index.js';
-import type { TestEnv } from '../helpers/env.js';
-import { sinkContractSuite, type MakeSink } from './contract-suite.js';
+import { FileSink } from '../../../src/sinks/file/index.js';
+import type { TestEnv } from '../../helpers/env.js';
+import { sinkContractSuite, type MakeSink } from '../contract-suite.js';
 
 /**
  * The shared sink contract (test/sinks/contract-suite.ts) for the file sink on the real stack.

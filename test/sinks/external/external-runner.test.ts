@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { createLogger } from '../../src/core/logger.js';
-import { ensureTopics } from '../../src/kafka/admin.js';
-import { startReceiver, type RunningReceiver } from '../../src/receiver/index.js';
-import { sinkGroupId } from '../../src/runtime/sink-runner-options.js';
-import { startSinkRunner } from '../../src/runtime/sink-runner.js';
-import { externalSinkFactory, externalSinkStatus } from '../../src/sinks/external/index.js';
-import { createTestEnv, type TestEnv } from '../helpers/env.js';
+import { createLogger } from '../../../src/core/logger.js';
+import { ensureTopics } from '../../../src/kafka/admin.js';
+import { startReceiver, type RunningReceiver } from '../../../src/receiver/index.js';
+import { sinkGroupId } from '../../../src/runtime/sink-runner-options.js';
+import { startSinkRunner } from '../../../src/runtime/sink-runner.js';
+import { externalSinkFactory, externalSinkStatus } from '../../../src/sinks/external/index.js';
+import { createTestEnv, type TestEnv } from '../../helpers/env.js';
 import {
   committedOffsets,
   enrichedEvent,
@@ -14,8 +14,8 @@ import {
   produce,
   readDlq,
   waitCaughtUp,
-} from '../helpers/sink-harness.js';
-import { waitFor } from '../helpers/wait.js';
+} from '../../helpers/sink-harness.js';
+import { waitFor } from '../../helpers/wait.js';
 
 /**
  * The external sink driven by the real sink runner from a real topic while the receiver misbehaves:

@@ -1,20 +1,20 @@
 import assert from 'node:assert/strict';
 import { after, afterEach, before, describe, it } from 'node:test';
-import type { Config } from '../../src/config/load.js';
-import { PipelineError } from '../../src/core/errors.js';
-import { createLogger } from '../../src/core/logger.js';
-import { registry } from '../../src/core/metrics.js';
-import { startReceiver, type ReceiverOptions } from '../../src/receiver/index.js';
-import { retry, type RetryOptions } from '../../src/runtime/retry.js';
+import type { Config } from '../../../src/config/load.js';
+import { PipelineError } from '../../../src/core/errors.js';
+import { createLogger } from '../../../src/core/logger.js';
+import { registry } from '../../../src/core/metrics.js';
+import { startReceiver, type ReceiverOptions } from '../../../src/receiver/index.js';
+import { retry, type RetryOptions } from '../../../src/runtime/retry.js';
 import {
   ExternalSink,
   externalSinkStatus,
   requestedDelayMs,
   type ExternalSinkOptions,
-} from '../../src/sinks/external/index.js';
-import { pseudonymiseUserId } from '../../src/sinks/external/pseudonymise.js';
-import { createTestEnv, type TestEnv } from '../helpers/env.js';
-import { waitFor } from '../helpers/wait.js';
+} from '../../../src/sinks/external/index.js';
+import { pseudonymiseUserId } from '../../../src/sinks/external/pseudonymise.js';
+import { createTestEnv, type TestEnv } from '../../helpers/env.js';
+import { waitFor } from '../../helpers/wait.js';
 import { makeBatch, makeEvent, range } from './external-fixtures.js';
 
 /**

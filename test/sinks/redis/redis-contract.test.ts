@@ -1,10 +1,10 @@
 import { pino } from 'pino';
-import type { EnrichedEvent } from '../../src/core/types.js';
-import { REDIS_WRITE_CONCURRENCY } from '../../src/sinks/redis/options.js';
-import { RedisReader } from '../../src/sinks/redis/read.js';
-import { RedisSink } from '../../src/sinks/redis/redis-sink.js';
-import type { TestEnv } from '../helpers/env.js';
-import { sinkContractSuite, type MakeSink } from './contract-suite.js';
+import type { EnrichedEvent } from '../../../src/core/types.js';
+import { REDIS_WRITE_CONCURRENCY } from '../../../src/sinks/redis/options.js';
+import { RedisReader } from '../../../src/sinks/redis/read.js';
+import { RedisSink } from '../../../src/sinks/redis/redis-sink.js';
+import type { TestEnv } from '../../helpers/env.js';
+import { sinkContractSuite, type MakeSink } from '../contract-suite.js';
 import { adminClient, wipe } from './redis-fixtures.js';
 
 /**
