@@ -10,6 +10,7 @@ import { test } from 'node:test';
 import { loadConfig } from '../../src/config/load.js';
 import { componentHealth, startHealthEndpoint } from '../../src/runtime/health-endpoint.js';
 import { runComponent, type RunningComponent } from '../../src/runtime/lifecycle.js';
+import { waitFor } from '../helpers/wait.js';
 
 const running = (status: Record<string, unknown>) => ({ phase: 'running' as const, status: () => status });
 
@@ -72,14 +73,6 @@ async function freePort(): Promise<number> {
   return port;
 }
 
-async function waitFor(what: string, check: () => Promise<boolean>, ms = 5000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
 test('runComponent serves HEALTH_PORT from before start until stopped', async () => {
   const port = await freePort();
   // No Redis at this address: the heartbeat skips its beats, which the endpoint does not need.
@@ -100,7 +93,10 @@ test('runComponent serves HEALTH_PORT from before start until stopped', async ()
       stop: async () => undefined,
     } satisfies RunningComponent;
   });
-  await waitFor('the endpoint while starting', async () => (await code('/health/live')) === 200);
+  await waitFor('the endpoint while starting', async () => (await code('/health/live')) === 200, {
+    timeoutMs: 5000,
+    everyMs: 20,
+  });
   assert.equal(await code('/health/ready'), 503, 'not ready before start returns');
   connected();
   const ready = async () =>
@@ -109,12 +105,12 @@ test('runComponent serves HEALTH_PORT from before start until stopped', async ()
       phase: string;
       reasons: string[];
     }>;
-  await waitFor('started', async () => (await ready()).phase === 'running');
+  await waitFor('started', async () => (await ready()).phase === 'running', { timeoutMs: 5000, everyMs: 20 });
   const holding = await ready();
   assert.equal(holding.ready, false, 'not ready while it holds no partition');
   assert.deepEqual(holding.reasons, ['holds no partition (yet)']);
   partitions = [0];
-  await waitFor('ready', async () => (await code('/health/ready')) === 200);
+  await waitFor('ready', async () => (await code('/health/ready')) === 200, { timeoutMs: 5000, everyMs: 20 });
   finish();
   await run;
   assert.equal(await code('/health/live'), 0, 'the port is released once stopped');
