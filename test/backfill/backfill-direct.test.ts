@@ -308,6 +308,7 @@ describe('backfill --direct', () => {
         ...env.env,
         BIGQUERY_PROJECT_ID: 'engage-test',
         BIGQUERY_API_ENDPOINT: fake.url,
+        BIGQUERY_WRITE_API: 'query', // the query-job backend, whose MERGE dedupes a re-run physically
         BIGQUERY_DATASET_ID: `ds_${env.id}`,
       });
       assert.equal(config.warehouse, 'bigquery');

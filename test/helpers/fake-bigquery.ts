@@ -17,6 +17,9 @@ import type { AddressInfo } from 'node:net';
  *   dedupe by event_id the sink relies on — and, like BigQuery, does NOT dedupe source rows
  *   among themselves (two equal new ids in one source would both be inserted).
  * - the offsets read: SELECT kafka_partition, CAST(next_offset AS STRING) … WHERE topic = @topic;
+ * - the Storage Write API backend's commit-log read (bigquery/commit-log.ts readDecisionsQuery):
+ *   … WHERE topic = @topic QUALIFY DENSE_RANK() OVER (PARTITION BY kafka_partition ORDER BY
+ *   next_offset DESC) <= k — rows its Storage Write API fake (fake-bigquery-storage.ts) committed;
  * - emptying a table: DELETE FROM `t` WHERE TRUE.
  * Parameters are decoded by their declared types (malformed values fail the job as BigQuery's
  * would), inserted values must name existing columns of a matching type, REQUIRED ones non-null.
@@ -337,6 +340,35 @@ export class FakeBigQuery {
           { name: 'next_offset', type: 'STRING' },
         ],
         rows,
+      };
+    }
+    const decisions =
+      /^SELECT kafka_partition, CAST\(next_offset AS STRING\) AS next_offset, fact_stream FROM `([^`]+)`\nWHERE topic = @topic\nQUALIFY DENSE_RANK\(\) OVER \(PARTITION BY kafka_partition ORDER BY next_offset DESC\) <= (\d+)$/.exec(
+        script.trim(),
+      );
+    if (decisions) {
+      // The Storage Write API backend's commit-log read: each partition's rows of its `rank` highest next offsets.
+      const rows = this.table(decisions[1] as string).rows.filter((r) => r.topic === params.get('topic')?.value);
+      const ranks = new Map<string, bigint[]>();
+      for (const r of rows) {
+        const p = String(r.kafka_partition);
+        const offsets = ranks.get(p) ?? [];
+        if (!offsets.includes(BigInt(String(r.next_offset)))) offsets.push(BigInt(String(r.next_offset)));
+        ranks.set(
+          p,
+          offsets.sort((a, b) => (a > b ? -1 : a < b ? 1 : 0)),
+        );
+      }
+      const rank = Number(decisions[2]);
+      return {
+        schema: [
+          { name: 'kafka_partition', type: 'INT64' },
+          { name: 'next_offset', type: 'STRING' },
+          { name: 'fact_stream', type: 'STRING' },
+        ],
+        rows: rows.filter((r) =>
+          (ranks.get(String(r.kafka_partition)) ?? []).slice(0, rank).includes(BigInt(String(r.next_offset))),
+        ),
       };
     }
     const truncate = /^DELETE FROM `([^`]+)` WHERE TRUE$/.exec(script.trim());

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { BigQuery, type BigQueryOptions } from '@google-cloud/bigquery';
@@ -125,4 +126,40 @@ export function classifyBigQueryError(err: unknown, during: string): PipelineErr
     return new PipelineError('SINK_WRITE_FAILED', message, { retriable: true, cause: err, details });
   }
   return new PipelineError('SINK_REJECTED', message, { retriable: false, cause: err, details });
+}
+
+/** A query parameter as jobs.insert takes it (bigquery-script.ts builds them). */
+export interface JobParameter {
+  name: string;
+  parameterType: object;
+  parameterValue: object;
+}
+
+/**
+ * Runs one query job to completion and returns its rows; a failure is thrown classified
+ * (classifyBigQueryError). `what` names the job (its id starts with it, for the job history).
+ */
+export async function runQueryJob(
+  bq: BigQuery,
+  location: string,
+  query: string,
+  params: readonly JobParameter[],
+  what: string,
+): Promise<Array<Record<string, unknown>>> {
+  const jobId = `engage_wh_${what.replace(/[^A-Za-z0-9_-]/g, '_')}_${Date.now()}_${randomBytes(4).toString('hex')}`;
+  try {
+    const [job] = await bq.createQueryJob({
+      query,
+      queryParameters: params as never,
+      parameterMode: 'NAMED',
+      useLegacySql: false,
+      jobId,
+      location,
+      labels: { component: 'engage-sink-warehouse' },
+    });
+    const [rows] = await job.getQueryResults();
+    return rows as Array<Record<string, unknown>>;
+  } catch (err) {
+    throw classifyBigQueryError(err, `job ${jobId}`);
+  }
 }

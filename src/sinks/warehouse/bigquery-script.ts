@@ -1,4 +1,5 @@
 import type { SinkBatch, SinkRecord } from '../../core/sink-contract.js';
+import { chunkBySize } from './bigquery/row-encoding.js';
 import { bigQueryParamType, type Dialect } from './dialect.js';
 import {
   CONTENT_DIM,
@@ -95,14 +96,25 @@ function insertClause(table: TableDef, d: Dialect): string {
   return `INSERT (${[...cols, stamp].map(d.ident).join(', ')}) VALUES (${[...cols.map((c) => `s.${d.ident(c)}`), d.now()].join(', ')})`;
 }
 
-/** The transaction script; identical for every batch of a table set (only parameters change). */
-export function writeScript(d: Dialect): string {
+/** MERGE of `@content` into content_dim: newest enrichment wins (version_ms), missing ids inserted. */
+function contentMerge(d: Dialect): string[] {
   const contentSet = [
     ...writtenColumns(CONTENT_DIM)
       .filter((c) => c.name !== 'content_id')
       .map((c) => `${d.ident(c.name)} = s.${d.ident(c.name)}`),
     `updated_at = ${d.now()}`,
   ];
+  return [
+    `MERGE ${d.table(CONTENT_DIM.name)} AS t`,
+    `USING (SELECT * FROM UNNEST(@content)) AS s`,
+    `ON t.content_id = s.content_id`,
+    `WHEN MATCHED AND s.version_ms >= t.version_ms THEN UPDATE SET ${contentSet.join(', ')}`,
+    `WHEN NOT MATCHED THEN ${insertClause(CONTENT_DIM, d)};`,
+  ];
+}
+
+/** The transaction script; identical for every batch of a table set (only parameters change). */
+export function writeScript(d: Dialect): string {
   return [
     `DECLARE inserted_rows INT64 DEFAULT 0;`,
     `BEGIN TRANSACTION;`,
@@ -111,11 +123,7 @@ export function writeScript(d: Dialect): string {
     `ON t.event_id = s.event_id AND t.event_ts = s.event_ts AND t.event_date BETWEEN @min_date AND @max_date`,
     `WHEN NOT MATCHED THEN ${insertClause(FACT_TABLE, d)};`,
     `SET inserted_rows = @@row_count;`,
-    `MERGE ${d.table(CONTENT_DIM.name)} AS t`,
-    `USING (SELECT * FROM UNNEST(@content)) AS s`,
-    `ON t.content_id = s.content_id`,
-    `WHEN MATCHED AND s.version_ms >= t.version_ms THEN UPDATE SET ${contentSet.join(', ')}`,
-    `WHEN NOT MATCHED THEN ${insertClause(CONTENT_DIM, d)};`,
+    ...contentMerge(d),
     `MERGE ${d.table(OFFSETS_TABLE.name)} AS t`,
     `USING (SELECT * FROM UNNEST(@offsets)) AS s`,
     `ON t.topic = s.topic AND t.kafka_partition = s.kafka_partition`,
@@ -124,6 +132,17 @@ export function writeScript(d: Dialect): string {
     `COMMIT TRANSACTION;`,
     `SELECT inserted_rows;`,
   ].join('\n');
+}
+
+/**
+ * The content rows' upsert alone (the Storage Write API backend, for content it has not written
+ * yet): one MERGE statement of a small unpartitioned table, idempotent (newest version wins).
+ */
+export function contentJob(
+  d: Dialect,
+  rows: Array<Record<string, CellValue>>,
+): { query: string; params: QueryParameter[] } {
+  return { query: contentMerge(d).join('\n'), params: [rowsParam('content', CONTENT_DIM, rows)] };
 }
 
 export function readOffsetsQuery(d: Dialect): string {
@@ -150,20 +169,7 @@ function jobFor(d: Dialect, batch: SinkBatch, records: SinkRecord[], nextOffset:
 export function writeJobs(d: Dialect, batch: SinkBatch, maxParamBytes = DEFAULT_MAX_PARAM_BYTES): WriteJob[] {
   const records = uniqueByEventKey(batch.records);
   if (records.length === 0) return [jobFor(d, batch, [], batch.nextOffset)];
-  const chunks: SinkRecord[][] = [];
-  let current: SinkRecord[] = [];
-  let bytes = 0;
-  for (const r of records) {
-    const size = JSON.stringify(r.event).length * 2;
-    if (current.length > 0 && bytes + size > maxParamBytes) {
-      chunks.push(current);
-      current = [];
-      bytes = 0;
-    }
-    current.push(r);
-    bytes += size;
-  }
-  chunks.push(current);
+  const chunks = chunkBySize(records, (r) => JSON.stringify(r.event).length * 2, maxParamBytes);
   return chunks.map((chunk, i) => {
     const last = chunk[chunk.length - 1] as SinkRecord;
     const next = i === chunks.length - 1 ? batch.nextOffset : (BigInt(last.offset) + 1n).toString();

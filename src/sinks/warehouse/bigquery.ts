@@ -1,18 +1,19 @@
-import { randomBytes } from 'node:crypto';
-import type { BigQuery, TableMetadata } from '@google-cloud/bigquery';
+import type { BigQuery } from '@google-cloud/bigquery';
 import { PipelineError } from '../../core/errors.js';
 import type { Logger } from '../../core/logger.js';
 import type { Sink, SinkBatch, SinkContext, SinkRecord } from '../../core/sink-contract.js';
-import { classifyBigQueryError, createBigQueryClient } from './bigquery-client.js';
+import { classifyBigQueryError, createBigQueryClient, runQueryJob } from './bigquery-client.js';
 import { DEFAULT_MAX_PARAM_BYTES, readOffsetsQuery, writeJobs, type QueryParameter } from './bigquery-script.js';
-import { bigQueryDialect, bigQueryField, type Dialect } from './dialect.js';
+import { ensureSchema } from './bigquery/schema-setup.js';
+import { bigQueryDialect, type Dialect } from './dialect.js';
 import { checkWarehouseRecord } from './record-check.js';
-import { FACT_TABLE, OFFSETS_TABLE, TABLES, type TableDef } from './schema.js';
+import { FACT_TABLE, OFFSETS_TABLE, TABLES } from './schema.js';
 import { viewDefinitions } from './views.js';
 import { warehouseRows } from './warehouse-metrics.js';
 
 /**
- * The BigQuery warehouse (when BIGQUERY_PROJECT_ID is set).
+ * The BigQuery warehouse's query-job backend (BIGQUERY_WRITE_API=query; the default is the Storage
+ * Write API, bigquery/storage-warehouse.ts).
  *
  * Exactly-once, without the Storage Write API: each batch is ONE query job running a
  * multi-statement transaction (bigquery-script.ts): MERGE the rows into the fact table where their
@@ -120,24 +121,14 @@ export class BigQueryWarehouse implements Sink {
     // Nothing buffered: every write has committed or failed before close is called.
   }
 
-  /** Runs one query job to completion and returns its rows; failures are classified PipelineErrors. */
+  /** One query job (classified failure recorded for health; a lost table marks the schema to re-make). */
   private async query(query: string, params: QueryParameter[], what: string): Promise<Array<Record<string, unknown>>> {
-    const jobId = `engage_wh_${what.replace(/[^A-Za-z0-9_-]/g, '_')}_${Date.now()}_${randomBytes(4).toString('hex')}`;
     try {
-      const [job] = await this.bq.createQueryJob({
-        query,
-        queryParameters: params,
-        parameterMode: 'NAMED',
-        useLegacySql: false,
-        jobId,
-        location: this.location,
-        labels: { component: 'engage-sink-warehouse' },
-      });
-      const [rows] = await job.getQueryResults();
+      const rows = await runQueryJob(this.bq, this.location, query, params, what);
       this.lastError = null;
-      return rows as Array<Record<string, unknown>>;
+      return rows;
     } catch (err) {
-      const e = classifyBigQueryError(err, `job ${jobId}`);
+      const e = classifyBigQueryError(err, what);
       this.lastError = e.message;
       if (e.code === 'SINK_STATE_LOST') this.schemaReady = false;
       throw e;
@@ -147,53 +138,15 @@ export class BigQueryWarehouse implements Sink {
   /** Creates the dataset, tables, added columns and views that are missing; idempotent. */
   private async ensureSchema(): Promise<void> {
     try {
-      const dataset = this.bq.dataset(this.datasetId, { location: this.location });
-      const [exists] = await dataset.exists();
-      if (!exists) await ignoreExists(dataset.create({ location: this.location }));
-      const created = new Set<string>();
-      for (const table of TABLES) {
-        const ref = dataset.table(table.name);
-        const [present] = await ref.exists();
-        if (!present) {
-          await ignoreExists(dataset.createTable(table.name, tableMetadata(table)));
-          created.add(table.name);
-          continue;
-        }
-        const [meta] = await ref.getMetadata();
-        const key = (meta as TableMetadata).tableConstraints?.primaryKey?.columns;
-        if (key !== undefined && key.join() !== table.key.join()) {
-          // The (unenforced) key the optimizer may rely on: a table made when event_id alone was
-          // the key holds reused ids once a sequence is reset, so the key is re-declared.
-          await ref.setMetadata({
-            tableConstraints: { ...(meta as TableMetadata).tableConstraints, primaryKey: { columns: table.key } },
-          });
-          this.log.info({ table: table.name, key: table.key }, 'primary key re-declared');
-        }
-        const have = new Set(((meta as TableMetadata).schema?.fields ?? []).map((f) => f.name));
-        const missing = tableMetadata(table).schema?.fields?.filter((f) => !have.has(f.name)) ?? [];
-        if (missing.length > 0) {
-          const fields = [
-            ...((meta as TableMetadata).schema?.fields ?? []),
-            ...missing.map((f) => ({ ...f, mode: f.mode === 'REQUIRED' ? 'NULLABLE' : f.mode })),
-          ];
-          await ref.setMetadata({ schema: { fields } });
-          this.log.info({ table: table.name, added: missing.map((f) => f.name) }, 'added missing columns');
-        }
-      }
+      const { created } = await ensureSchema(
+        this.bq,
+        { datasetId: this.datasetId, location: this.location, tables: TABLES, views: viewDefinitions(this.d) },
+        this.log,
+      );
       if (created.has(FACT_TABLE.name) && !created.has(OFFSETS_TABLE.name)) {
         // Offsets left without their fact table (it was dropped) claim rows that are gone.
         await this.query(`DELETE FROM ${this.d.table(OFFSETS_TABLE.name)} WHERE TRUE`, [], 'reset_offsets');
         this.log.warn('the fact table was missing: stored offsets deleted, every partition starts over');
-      }
-      for (const view of viewDefinitions(this.d)) {
-        const ref = dataset.table(view.name);
-        const [present] = await ref.exists();
-        const definition = { view: { query: view.sql, useLegacySql: false }, description: view.description };
-        if (!present) await ignoreExists(dataset.createTable(view.name, definition));
-        else {
-          const [meta] = await ref.getMetadata();
-          if ((meta as TableMetadata).view?.query !== view.sql) await ref.setMetadata(definition);
-        }
       }
       this.schemaReady = true;
     } catch (err) {
@@ -207,27 +160,4 @@ export class BigQueryWarehouse implements Sink {
   }
 }
 
-/** tables.insert body of a table: schema, partitioning, clustering, (unenforced) primary key. */
-export function tableMetadata(table: TableDef): TableMetadata {
-  return {
-    description: table.description,
-    schema: {
-      fields: table.columns.map((c) => ({
-        name: c.name,
-        description: c.description,
-        ...bigQueryField(c.type, c.required),
-      })),
-    },
-    ...(table.partitionBy ? { timePartitioning: { type: 'DAY', field: table.partitionBy } } : {}),
-    ...(table.clusterBy ? { clustering: { fields: table.clusterBy } } : {}),
-    tableConstraints: { primaryKey: { columns: table.key } },
-  };
-}
-
-async function ignoreExists(p: Promise<unknown>): Promise<void> {
-  try {
-    await p;
-  } catch (err) {
-    if ((err as { code?: unknown } | null)?.code !== 409) throw err;
-  }
-}
+export { tableMetadata } from './bigquery/schema-setup.js';

@@ -3,12 +3,15 @@ import type { Config } from '../../config/load.js';
 import type { RetryPolicy } from '../../runtime/retry.js';
 import type { RegisteredSinkFactory, Sink, SinkContext } from '../../core/sink-contract.js';
 import { BigQueryWarehouse } from './bigquery.js';
+import { StorageWarehouse } from './bigquery/storage-warehouse.js';
 import { DuckDbWarehouse } from './duckdb/duckdb-warehouse.js';
 
 /**
  * `engage sink warehouse`: DuckDB at DUCKDB_PATH by default, BigQuery when BIGQUERY_PROJECT_ID is
- * set (config.warehouse). Both keep the same schema and views (schema.ts, views.ts) and store the
- * partition offsets in the same transaction as the rows. See docs/warehouse.md.
+ * set (config.warehouse) — through the Storage Write API (bigquery/, the default) or one query job
+ * per batch (bigquery.ts, BIGQUERY_WRITE_API=query). All keep the same schema and views (schema.ts,
+ * views.ts) and store the partition offsets atomically with the rows, or decided before them
+ * (bigquery/storage-protocol.ts). See docs/warehouse.md.
  */
 /** Partitions whose batches may be written at once: DuckDB groups them into one transaction. */
 export const DUCKDB_WRITE_CONCURRENCY = 16;
@@ -26,6 +29,20 @@ export const DUCKDB_ROW_GROUP_ROWS = 122_880;
 /** Default batch rows per partition: large for DuckDB (its fast path from 4,096), small for BigQuery (seconds per job). */
 export const DUCKDB_BATCH_SIZE = 20_000;
 export const BIGQUERY_BATCH_SIZE = 100;
+/**
+ * The Storage Write API's flush is sized by bytes: about 8 MiB of rows (two AppendRows requests),
+ * at the ~1 KiB an enriched row takes as JSON. Fewer, larger flushes mean fewer write streams
+ * created (CreateWriteStream has a rate quota) at no cost in bytes.
+ */
+export const STORAGE_FLUSH_BYTES = 8 * 1024 * 1024;
+export const STORAGE_ROW_BYTES_ESTIMATE = 1024;
+export const STORAGE_BATCH_SIZE = Math.floor(STORAGE_FLUSH_BYTES / STORAGE_ROW_BYTES_ESTIMATE);
+/** A flush at least every 10 s per partition: 360 streams an hour per partition at most. */
+export const STORAGE_FLUSH_SECONDS = 10;
+/** Partitions flushing at once on the Storage Write API (each flush mostly waits on the network). */
+export const STORAGE_WRITE_CONCURRENCY = 8;
+
+const storageApi = (config: Config) => config.warehouse === 'bigquery' && config.BIGQUERY_WRITE_API === 'storage';
 
 export const warehouseSinkFactory: RegisteredSinkFactory = {
   name: 'warehouse',
@@ -46,9 +63,18 @@ export const warehouseSinkFactory: RegisteredSinkFactory = {
    * DuckDB commits in milliseconds: its batches are paced by what they cost (a row is visible about
    * one commit after it arrives at low rates) and grow to BATCH_SIZE (20,000) under load, which the
    * fast path needs; WAREHOUSE_FLUSH_SECONDS (1 s) only bounds the wait. A BigQuery batch is a
-   * query job of seconds, billed per job: 100 rows or 30 s, unpaced.
+   * query job of seconds, billed per job: 100 rows or 30 s, unpaced. On the Storage Write API a
+   * flush costs a few calls and no query: ~8 MiB of rows (STORAGE_BATCH_SIZE) or 10 s, unpaced (each
+   * flush creates a write stream, which is rate-limited).
    */
   batching(config: Config) {
+    if (storageApi(config)) {
+      return {
+        maxRecords: config.BATCH_SIZE ?? STORAGE_BATCH_SIZE,
+        maxWaitMs: Math.round((config.WAREHOUSE_FLUSH_SECONDS ?? STORAGE_FLUSH_SECONDS) * 1000),
+        paced: false,
+      };
+    }
     const duckdb = config.warehouse === 'duckdb';
     return {
       maxRecords: config.BATCH_SIZE ?? (duckdb ? DUCKDB_BATCH_SIZE : BIGQUERY_BATCH_SIZE),
@@ -66,11 +92,16 @@ export const warehouseSinkFactory: RegisteredSinkFactory = {
       ? { attempts: Number.MAX_SAFE_INTEGER, baseMs: 500, maxMs: 30000, jitter: 'full' }
       : { attempts: Number.MAX_SAFE_INTEGER, baseMs: 200, maxMs: 10000, jitter: 'full' };
   },
-  /** DuckDB groups concurrent partitions' batches (duckdb/duckdb-warehouse.ts); BigQuery writes one batch at a time. */
+  /**
+   * DuckDB groups concurrent partitions' batches (duckdb/duckdb-warehouse.ts); the Storage Write API
+   * flushes partitions side by side; the query-job backend writes one batch at a time.
+   */
   writeConcurrency(config: Config): number {
+    if (storageApi(config)) return STORAGE_WRITE_CONCURRENCY;
     return config.warehouse === 'bigquery' ? 1 : DUCKDB_WRITE_CONCURRENCY;
   },
   create(ctx: SinkContext): Sink {
+    if (storageApi(ctx.config)) return new StorageWarehouse(ctx);
     return ctx.config.warehouse === 'bigquery' ? new BigQueryWarehouse(ctx) : new DuckDbWarehouse(ctx);
   },
 };

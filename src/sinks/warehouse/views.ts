@@ -17,7 +17,17 @@ import { CONTENT_DIM, FACT_TABLE } from './schema.js';
  * Both leave out the events flagged `implausible_duration` (src/processor/enrich.ts durationFlag):
  * entirely, not only their duration, so the views count what the real-time aggregates in Redis
  * count. The rows stay in the fact table, flag included, for whoever wants to look at them.
+ *
+ * `dedupe` (the BigQuery Storage Write API backend, whose appends do not look up what is stored):
+ * the views read the fact table through `dedupedFact`, one row per event identity (event_id,
+ * event_ts) — a backfill's re-send or a replay counts once. The window is partitioned by
+ * event_date first, so a filter on event_date still prunes partitions through it.
  */
+
+export interface ViewOptions {
+  /** Read the fact table one row per (event_id, event_ts): for a table whose writes may repeat an event. */
+  dedupe?: boolean;
+}
 
 export interface ViewDef {
   name: string;
@@ -47,8 +57,22 @@ const ENGAGEMENT = [
   `AVG(f.engagement_pct) AS avg_engagement_pct`,
 ];
 
-export function dailySummarySql(d: Dialect): string {
+/**
+ * The fact table, or (dedupe) a subquery with the first stored copy of each event (event_date is a
+ * function of event_ts, so it adds nothing to the identity but lets a date filter prune). QUALIFY
+ * needs a WHERE, GROUP BY or HAVING beside it in BigQuery: `WHERE TRUE`.
+ */
+export function dedupedFact(d: Dialect, dedupe = true): string {
   const fact = d.table(FACT_TABLE.name);
+  if (!dedupe) return fact;
+  return [
+    `(SELECT * FROM ${fact} WHERE TRUE`,
+    `  QUALIFY ROW_NUMBER() OVER (PARTITION BY event_date, event_id, event_ts ORDER BY loaded_at, kafka_partition, kafka_offset) = 1)`,
+  ].join('\n');
+}
+
+export function dailySummarySql(d: Dialect, opts: ViewOptions = {}): string {
+  const fact = dedupedFact(d, opts.dedupe ?? false);
   const dim = d.table(CONTENT_DIM.name);
   return [
     `SELECT`,
@@ -68,8 +92,8 @@ export function dailySummarySql(d: Dialect): string {
   ].join('\n');
 }
 
-export function hourlyTrendsSql(d: Dialect): string {
-  const fact = d.table(FACT_TABLE.name);
+export function hourlyTrendsSql(d: Dialect, opts: ViewOptions = {}): string {
+  const fact = dedupedFact(d, opts.dedupe ?? false);
   const [total, plays, , finishes] = eventCounts(d);
   return [
     `SELECT`,
@@ -88,19 +112,19 @@ export function hourlyTrendsSql(d: Dialect): string {
   ].join('\n');
 }
 
-export function viewDefinitions(d: Dialect): ViewDef[] {
+export function viewDefinitions(d: Dialect, opts: ViewOptions = {}): ViewDef[] {
   return [
     {
       name: DAILY_SUMMARY,
       description:
         'Per UTC day and content: event counts by type, unique users, engagement seconds and percent, completion rate (events flagged implausible_duration left out).',
-      sql: dailySummarySql(d),
+      sql: dailySummarySql(d, opts),
     },
     {
       name: HOURLY_TRENDS,
       description:
         'Per UTC hour and content type: events, unique users and content, plays, finishes, engagement (events flagged implausible_duration left out).',
-      sql: hourlyTrendsSql(d),
+      sql: hourlyTrendsSql(d, opts),
     },
   ];
 }

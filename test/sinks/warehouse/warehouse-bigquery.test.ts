@@ -100,13 +100,16 @@ describe('bigquery warehouse: schema', () => {
 
 describe('bigquery warehouse: configuration', () => {
   it('is chosen when BIGQUERY_PROJECT_ID is set, and flushes at BATCH_SIZE or WAREHOUSE_FLUSH_SECONDS', () => {
-    assert.ok(warehouseSinkFactory.create(ctxOf(env().config)) instanceof BigQueryWarehouse);
+    // The query-job backend (BIGQUERY_WRITE_API=query); the Storage Write API default: warehouse-bigquery-storage.test.ts.
+    const config = { ...env().config, BIGQUERY_WRITE_API: 'query' as const };
+    assert.ok(warehouseSinkFactory.create(ctxOf(config)) instanceof BigQueryWarehouse);
+    assert.deepEqual(warehouseSinkFactory.batching?.({ ...config, BATCH_SIZE: 5000, WAREHOUSE_FLUSH_SECONDS: 2.5 }), {
+      maxRecords: 5000,
+      maxWaitMs: 2500,
+      paced: false,
+    });
     assert.deepEqual(
-      warehouseSinkFactory.batching?.({ ...env().config, BATCH_SIZE: 5000, WAREHOUSE_FLUSH_SECONDS: 2.5 }),
-      { maxRecords: 5000, maxWaitMs: 2500, paced: false },
-    );
-    assert.deepEqual(
-      warehouseSinkFactory.batching?.({ ...env().config, BATCH_SIZE: undefined, WAREHOUSE_FLUSH_SECONDS: undefined }),
+      warehouseSinkFactory.batching?.({ ...config, BATCH_SIZE: undefined, WAREHOUSE_FLUSH_SECONDS: undefined }),
       { maxRecords: 100, maxWaitMs: 30_000, paced: false },
       'BigQuery by default: 100 rows or 30 s (a query job per batch)',
     );
