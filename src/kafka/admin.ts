@@ -76,13 +76,15 @@ export async function createTopics(
         })),
       })
       .catch((err: unknown) => {
-        const message = String((err as Error)?.message ?? err);
+        // The client wraps each topic's error in one "Topic creation errors": the causes are inside.
+        const inner = (err as { errors?: Array<{ message?: string }> }).errors ?? [];
+        const message = [String((err as Error)?.message ?? err), ...inner.map((e) => e.message ?? '')].join('; ');
         // Another component may have created the same topic a moment ago.
         if (/already exists/i.test(message)) return;
         if (/replication factor/i.test(message))
           throw new PipelineError(
             'SERVICE_MISCONFIGURED',
-            `Kafka refused to create ${missing.map((s) => s.topic).join(', ')} with replication factor ${factor}: ${message}; set KAFKA_REPLICATION_FACTOR to at most the cluster's brokers (${brokers || 'unknown'}), or unset it`,
+            `Kafka refused to create ${missing.map((s) => s.topic).join(', ')} with replication factor ${factor}: ${message}; set KAFKA_REPLICATION_FACTOR to at most the cluster's brokers${brokers ? ` (${brokers})` : ''}, or unset it`,
             { cause: err },
           );
         throw err;
