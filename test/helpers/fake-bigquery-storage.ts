@@ -58,6 +58,8 @@ interface Fault {
   message: string;
   times: number;
   after: number;
+  /** AppendRows only: append the rows, then answer the error (an answer lost on the way back). */
+  afterApply: boolean;
 }
 
 type Call = { method: StorageMethod; stream?: string; rows?: number };
@@ -99,22 +101,29 @@ export class FakeBigQueryStorage {
   }
 
   /** After `after` calls of `method` are served, the next `times` answer `code`. */
-  fail(method: StorageMethod, opts: { code: grpc.status; message?: string; times?: number; after?: number }): void {
+  fail(
+    method: StorageMethod,
+    opts: { code: grpc.status; message?: string; times?: number; after?: number; afterApply?: boolean },
+  ): void {
     this.faults.push({
       method,
       code: opts.code,
       message: opts.message ?? `injected ${grpc.status[opts.code]}`,
       times: opts.times ?? 1,
       after: opts.after ?? 0,
+      afterApply: opts.afterApply ?? false,
     });
   }
+
+  /** A row the service refuses (INVALID_ARGUMENT with row_errors) when this returns a reason. */
+  refuseRow: ((row: Row) => string | null) | null = null;
 
   /** Streams of `dataset.table` neither committed nor COMMITTED-typed: rows nobody can see. */
   uncommitted(table: string): FakeStream[] {
     return [...this.streams.values()].filter((s) => s.table === table && s.committedAtMs === null);
   }
 
-  private fault(method: StorageMethod): grpc.ServiceError | null {
+  private fault(method: StorageMethod): (grpc.ServiceError & { afterApply: boolean }) | null {
     const f = this.faults.find((x) => x.method === method && x.times > 0);
     if (!f) return null;
     if (f.after > 0) {
@@ -122,11 +131,11 @@ export class FakeBigQueryStorage {
       return null;
     }
     f.times--;
-    return error(f.code, f.message);
+    return Object.assign(error(f.code, f.message), { afterApply: f.afterApply });
   }
 
   /** Records the call, runs the test's hook and any injected fault; null when the call may proceed. */
-  private async admit(call: Call): Promise<grpc.ServiceError | null> {
+  private async admit(call: Call): Promise<(grpc.ServiceError & { afterApply?: boolean }) | null> {
     this.calls.push(call);
     try {
       await this.beforeCall?.(call);
@@ -294,8 +303,9 @@ export class FakeBigQueryStorage {
         }
         const serialized = protoRows?.rows?.serializedRows ?? [];
         const refused = await this.admit({ method: 'AppendRows', stream: streamName, rows: serialized.length });
-        if (refused) return void call.write({ error: { code: refused.code, message: refused.details } });
-        call.write(this.append(streamName, rowType, serialized, req.offset as { value?: string } | undefined));
+        const offset = req.offset as { value?: string } | undefined;
+        const answer = !refused || refused.afterApply ? this.append(streamName, rowType, serialized, offset) : {};
+        call.write(refused ? { error: { code: refused.code, message: refused.details } } : answer);
       });
     });
     call.on('end', () => void chain.then(() => call.end()));
@@ -338,7 +348,10 @@ export class FakeBigQueryStorage {
     serialized.forEach((bytes, index) => {
       try {
         const obj = rowType!.toObject(rowType!.decode(bytes), { longs: String, arrays: false, defaults: false });
-        rows.push(toTableRow(obj, fields));
+        const row = toTableRow(obj, fields);
+        const reason = this.refuseRow?.(row);
+        if (reason) throw new Error(reason);
+        rows.push(row);
       } catch (err) {
         rowErrors.push({ index: String(index), code: 1, message: (err as Error).message });
       }

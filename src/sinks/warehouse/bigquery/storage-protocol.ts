@@ -1,4 +1,4 @@
-import { managedwriter } from '@google-cloud/bigquery-storage';
+import { managedwriter, protos } from '@google-cloud/bigquery-storage';
 import { PipelineError } from '../../../core/errors.js';
 import { FACT_TABLE } from '../schema.js';
 import { COMMIT_LOG, type CommitOutcome } from './commit-log.js';
@@ -143,13 +143,13 @@ export class StorageWriteProtocol {
     );
     const errors = res.streamErrors ?? [];
     if (errors.length === 0 && res.commitTime) return 'committed';
-    // StorageError codes: STREAM_ALREADY_COMMITTED 2, STREAM_NOT_FOUND 3.
-    if (errors.every((e) => Number(e.code) === 2)) return 'committed';
-    if (errors.every((e) => Number(e.code) === 3)) return 'gone';
+    const codes = errors.map((e) => storageErrorName(e.code));
+    if (codes.every((c) => c === 'STREAM_ALREADY_COMMITTED')) return 'committed';
+    if (codes.every((c) => c === 'STREAM_NOT_FOUND')) return 'gone';
     throw new PipelineError(
       'SINK_WRITE_FAILED',
       `BigQuery Storage Write API BatchCommitWriteStreams refused ${stream}: ${errors.map((e) => e.errorMessage).join('; ')}`,
-      { retriable: true, details: { streamErrors: errors.map((e) => Number(e.code)) } },
+      { retriable: true, details: { streamErrors: codes } },
     );
   }
 
@@ -236,4 +236,11 @@ export class StorageWriteProtocol {
     const i = list?.indexOf(connection) ?? -1;
     if (list && i >= 0) list.splice(i, 1);
   }
+}
+
+const StorageErrorCode = protos.google.cloud.bigquery.storage.v1.StorageError.StorageErrorCode;
+
+/** A StorageError code by name, whether the client decoded it as the enum's name or its number. */
+function storageErrorName(code: unknown): string {
+  return typeof code === 'number' ? (StorageErrorCode[code] ?? String(code)) : String(code);
 }
