@@ -36,10 +36,32 @@ export function createWriterClient(config: Config): WriterClient {
   }
   const keyFilename = credentialsFile(config);
   if (keyFilename && !options.sslCreds) options.keyFilename = keyFilename;
+  options.clientConfig = NO_CLIENT_RETRIES;
   const client = new managedwriter.WriterClient(options);
   client.enableWriteRetries(false);
   return client;
 }
+
+/** Per-call deadline of the unary calls (the library's default lets CreateWriteStream wait 20 minutes). */
+const CALL_TIMEOUT_MS = 60_000;
+const METHODS = ['CreateWriteStream', 'GetWriteStream', 'FinalizeWriteStream', 'BatchCommitWriteStreams', 'FlushRows'];
+
+/**
+ * The generated client retries the unary calls itself (CreateWriteStream from 10 s on, for up to
+ * 10 minutes): off, as for the REST client — the runtime retries the whole flush with the sink's
+ * backoff (one retry policy, src/runtime/retry.ts), and every call here is safe to repeat.
+ */
+const NO_CLIENT_RETRIES = {
+  interfaces: {
+    'google.cloud.bigquery.storage.v1.BigQueryWrite': {
+      // google-gax reads a method's retry_codes_name from the override's own retry_codes only.
+      retry_codes: { none: [] },
+      methods: Object.fromEntries(
+        METHODS.map((m) => [m, { timeout_millis: CALL_TIMEOUT_MS, retry_codes_name: 'none' }]),
+      ),
+    },
+  },
+};
 
 /** gRPC status codes (google.rpc.Code) by name, for messages and the classification below. */
 const Status = grpc.status;
