@@ -87,14 +87,16 @@ before(async () => {
 });
 
 after(async () => {
-  if (run) await stopExtraInstances(run);
+  // A stack that did not come up was removed by startPipelineRun itself.
+  if (run === undefined) return;
+  await stopExtraInstances(run);
   const proven = passed === 2;
   if (!proven) {
     log(logTails(run.logsDir, 20));
     // The brokers' own logs go with the stack: kept beside the components' for a look.
     for (const n of nodes(run)) copyFileSync(n.log, path.join(run.logsDir, `kafka-node-${n.id}.log`));
   }
-  await run?.close(proven);
+  await run.close(proven);
 });
 
 /** Waits until the receiver takes `n` events it had not seen: the whole pipeline moves. */
