@@ -9,7 +9,7 @@ import { formatReplayResult, replayDlq, replayGroupId } from '../../src/dlq/repl
 import { ensureTopics } from '../../src/kafka/admin.js';
 import { startProcessor } from '../../src/processor/processor.js';
 import { startSinkRunner } from '../../src/runtime/sink-runner.js';
-import { createTestEnv, type TestEnv } from '../helpers/env.js';
+import { createTestEnv, ownTopics, type TestEnv } from '../helpers/env.js';
 import { createMemoryStore, memoryCount, memorySinkFactory, type MemoryVariant } from '../helpers/memory-sink.js';
 import { deleteGroup, enrichedEvent, eventMessages, produce, readDlq, waitCaughtUp } from '../helpers/sink-harness.js';
 import { waitFor } from '../helpers/wait.js';
@@ -26,14 +26,8 @@ after(async () => {
   await env.cleanup();
 });
 
-function configFor(name: string) {
-  return {
-    ...env.config,
-    KAFKA_TOPIC_ENRICHED: `${env.id}.${name}.enriched`,
-    KAFKA_TOPIC_DLQ: `${env.id}.${name}.dlq`,
-    KAFKA_TOPIC_ENGAGEMENT_EVENTS: `${env.id}.${name}.events`,
-  };
-}
+/** A test's own topics (ownTopics): tests of this file never see each other's records. */
+const configFor = (name: string) => ownTopics(env, name);
 
 function foreignEntry(stage: string, topic: string, value: string): DlqEntry {
   return {

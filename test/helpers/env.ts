@@ -84,6 +84,19 @@ export async function createTestEnv(overrides: Record<string, string> = {}): Pro
   };
 }
 
+/**
+ * `env`'s config with topics of a test's own (enriched, DLQ, events), named after `name`, so the
+ * tests of one file sharing a TestEnv never see each other's records (`cleanup` deletes them too).
+ */
+export function ownTopics(env: TestEnv, name: string): Config {
+  return {
+    ...env.config,
+    KAFKA_TOPIC_ENRICHED: `${env.id}.${name}.enriched`,
+    KAFKA_TOPIC_DLQ: `${env.id}.${name}.dlq`,
+    KAFKA_TOPIC_ENGAGEMENT_EVENTS: `${env.id}.${name}.events`,
+  };
+}
+
 export function withDatabase(url: string, db: string): string {
   const u = new URL(url);
   u.pathname = `/${db}`;

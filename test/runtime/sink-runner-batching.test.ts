@@ -4,7 +4,7 @@ import { createLogger } from '../../src/core/logger.js';
 import { registry } from '../../src/core/metrics.js';
 import { sinkGroupId } from '../../src/runtime/sink-runner-options.js';
 import { startSinkRunner } from '../../src/runtime/sink-runner.js';
-import { createTestEnv, type TestEnv } from '../helpers/env.js';
+import { createTestEnv, ownTopics, type TestEnv } from '../helpers/env.js';
 import { createMemoryStore, memoryCount, memorySinkFactory } from '../helpers/memory-sink.js';
 import {
   committedOffsets,
@@ -28,14 +28,8 @@ after(async () => {
   await env.cleanup();
 });
 
-/** A per-test config: own topics, so tests in this file never see each other's records. */
-function configFor(name: string) {
-  return {
-    ...env.config,
-    KAFKA_TOPIC_ENRICHED: `${env.id}.${name}.enriched`,
-    KAFKA_TOPIC_DLQ: `${env.id}.${name}.dlq`,
-  };
-}
+/** A test's own topics (ownTopics): tests of this file never see each other's records. */
+const configFor = (name: string) => ownTopics(env, name);
 
 test(
   'batches by size: full batches are written at once, the rest waits; close drains it',

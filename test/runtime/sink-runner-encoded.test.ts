@@ -7,7 +7,7 @@ import type { EnrichedEvent } from '../../src/core/types.js';
 import { sinkGroupId } from '../../src/runtime/sink-runner-options.js';
 import { startSinkRunner } from '../../src/runtime/sink-runner.js';
 import type { EncodedBatch, EncodedWriteResult, SinkFactory } from '../../src/core/sink-contract.js';
-import { createTestEnv, type TestEnv } from '../helpers/env.js';
+import { createTestEnv, ownTopics, type TestEnv } from '../helpers/env.js';
 import { createMemoryStore, memoryCount, memorySink, type MemoryStore } from '../helpers/memory-sink.js';
 import {
   committedOffsets,
@@ -95,13 +95,8 @@ async function fastPathCounts(sink: string): Promise<Record<string, number>> {
   );
 }
 
-function configFor(name: string) {
-  return {
-    ...env.config,
-    KAFKA_TOPIC_ENRICHED: `${env.id}.${name}.enriched`,
-    KAFKA_TOPIC_DLQ: `${env.id}.${name}.dlq`,
-  };
-}
+/** A test's own topics (ownTopics): tests of this file never see each other's records. */
+const configFor = (name: string) => ownTopics(env, name);
 
 test(
   'batches go the fast way; one it declines goes the checked way, which parks the undecodable value',

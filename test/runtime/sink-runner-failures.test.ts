@@ -6,7 +6,7 @@ import { registry } from '../../src/core/metrics.js';
 import type { EnrichedEvent } from '../../src/core/types.js';
 import { sinkGroupId } from '../../src/runtime/sink-runner-options.js';
 import { startSinkRunner } from '../../src/runtime/sink-runner.js';
-import { createTestEnv, type TestEnv } from '../helpers/env.js';
+import { createTestEnv, ownTopics, type TestEnv } from '../helpers/env.js';
 import { createMemoryStore, memoryCount, memorySinkFactory, wipeStore } from '../helpers/memory-sink.js';
 import {
   committedOffsets,
@@ -33,13 +33,8 @@ after(async () => {
   await env.cleanup();
 });
 
-function configFor(name: string) {
-  return {
-    ...env.config,
-    KAFKA_TOPIC_ENRICHED: `${env.id}.${name}.enriched`,
-    KAFKA_TOPIC_DLQ: `${env.id}.${name}.dlq`,
-  };
-}
+/** A test's own topics (ownTopics): tests of this file never see each other's records. */
+const configFor = (name: string) => ownTopics(env, name);
 
 test('a retriable write failure is retried, then succeeds: nothing goes to the DLQ', { timeout: 60000 }, async () => {
   const config = configFor('retry');
