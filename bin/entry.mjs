@@ -3,7 +3,7 @@
  * choice for `engage run`'s children): the compiled JavaScript in dist/ (`npm run build`) when it is
  * there and current, else the TypeScript in src/ through tsx, so a clone runs with no build step.
  *
- * dist/ is current when no file under src/ is newer than its build stamp (dist/.build-stamp, written
+ * dist/ is current when no file or folder under src/ is newer than its build stamp (dist/.build-stamp, written
  * by scripts/copy-assets.mjs at the end of the build): an edit after a build runs the edited
  * TypeScript, never stale JavaScript. An installed package has no src/: dist/ is all there is.
  * tsx is resolved only on the TypeScript path (an installed package has no devDependencies).
@@ -13,9 +13,9 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 
-/** The newest modification time (ms) of any file under `dir`. */
+/** The newest modification time (ms) of `dir`, its folders and its files (a folder's changes when a file is added or removed). */
 function newestMtime(dir) {
-  let newest = 0;
+  let newest = statSync(dir).mtimeMs;
   for (const entry of readdirSync(dir, { withFileTypes: true })) {
     const p = path.join(dir, entry.name);
     newest = Math.max(newest, entry.isDirectory() ? newestMtime(p) : statSync(p).mtimeMs);

@@ -4,7 +4,7 @@
  * On a scratch package root, so the repository's own dist/ plays no part.
  */
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, test } from 'node:test';
@@ -18,6 +18,12 @@ function write(rel: string, mtimeSec: number): void {
   mkdirSync(path.dirname(file), { recursive: true });
   writeFileSync(file, '');
   utimesSync(file, mtimeSec, mtimeSec);
+}
+/** Dates every folder under src/ back to `sec` (folders made by the test are new). */
+function ageFolders(sec: number, dir = path.join(root, 'src')): void {
+  for (const e of readdirSync(dir, { withFileTypes: true }))
+    if (e.isDirectory()) ageFolders(sec, path.join(dir, e.name));
+  utimesSync(dir, sec, sec);
 }
 // cliEntry resolves tsx from the root's package.json: point it at this repository's node_modules.
 writeFileSync(path.join(root, 'package.json'), '{}');
@@ -36,13 +42,22 @@ test('no dist/: the TypeScript through tsx', () => {
 test('dist/ built after every source: the compiled JavaScript, no loader', () => {
   write('dist/cli/main.js', 2000);
   write('dist/.build-stamp', 2000);
+  ageFolders(1000);
   assert.deepEqual(cliEntry(root), { kind: 'dist', args: [path.join(root, 'dist', 'cli', 'main.js')] });
 });
 
 test('a source edited after the build (however deep): the TypeScript again, never stale JavaScript', () => {
   write('src/sinks/redis/deep/x.ts', 3000);
+  ageFolders(1000);
   assert.equal(cliEntry(root).kind, 'src');
   write('dist/.build-stamp', 4000);
+  assert.equal(cliEntry(root).kind, 'dist');
+});
+
+test('a source removed after the build: the TypeScript again (its folder changed)', () => {
+  rmSync(path.join(root, 'src', 'sinks', 'redis', 'deep', 'x.ts'));
+  assert.equal(cliEntry(root).kind, 'src');
+  ageFolders(1000);
   assert.equal(cliEntry(root).kind, 'dist');
 });
 
