@@ -379,7 +379,7 @@ function toTableRow(obj: Record<string, unknown>, fields: Map<string, Field>): R
   for (const [name, value] of Object.entries(obj)) {
     const f = fields.get(name);
     if (!f) throw new Error(`field ${name} is not in the table schema`);
-    if (f.type === 'TIMESTAMP') row[name] = new Date(Number(BigInt(String(value)) / 1000n)).toISOString();
+    if (f.type === 'TIMESTAMP') row[name] = new Date(Math.floor(Number(value) / 1000)).toISOString();
     else if (f.type === 'DATE') row[name] = new Date(Number(value) * 86_400_000).toISOString().slice(0, 10);
     else if (f.type === 'JSON') {
       JSON.parse(String(value));

@@ -2,7 +2,7 @@ import { managedwriter, protos } from '@google-cloud/bigquery-storage';
 import { PipelineError } from '../../../core/errors.js';
 import { FACT_TABLE } from '../schema.js';
 import { COMMIT_LOG, type CommitOutcome } from './commit-log.js';
-import { appendChunks, protoDescriptor, type JsonRow } from './row-encoding.js';
+import { appendChunks, encodeRows, protoDescriptor, type JsonRow } from './row-encoding.js';
 import { classifyStorageError, type StorageFailure, type WriterClient } from './storage-client.js';
 
 /**
@@ -29,7 +29,7 @@ type Connection = Awaited<ReturnType<WriterClient['createStreamConnection']>>;
 
 interface LogStream {
   connection: Connection;
-  writer: managedwriter.JSONWriter;
+  writer: managedwriter.Writer;
   /** The offset of the next decision in this stream. */
   next: number;
 }
@@ -83,9 +83,10 @@ export class StorageWriteProtocol {
       ...(factStream ? { fact_stream: factStream } : {}),
       fact_rows: String(input.rows.length),
       writer: input.writer,
-      committed_at: `${BigInt(Date.now()) * 1000n}`,
+      committed_at: Date.now() * 1000,
     };
-    await this.result(log.writer.appendRows([decision], at), 'commit-log append');
+    const encoded = encodeRows(COMMIT_LOG, [decision]);
+    await this.result(log.writer.appendRows({ serializedRows: encoded }, at), 'commit-log append');
     log.next++;
     this.unsettled.set(input.partition, { nextOffset: input.nextOffset, factStream });
     await this.settle(input.partition);
@@ -160,18 +161,22 @@ export class StorageWriteProtocol {
 
   /** Step 1: the rows in a new PENDING stream of the fact table, finalized. Returns its name. */
   private async appendFact(rows: readonly JsonRow[]): Promise<string> {
-    const connection = await this.call('open a fact stream', () =>
+    const opening = this.call('open a fact stream', () =>
       this.client.createStreamConnection({
         streamType: managedwriter.PendingStream,
         destinationTable: this.tables.fact,
       }),
     );
+    opening.catch(() => undefined); // awaited below; the rows are encoded while the stream is created
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    const encoded = encodeRows(FACT_TABLE, rows);
+    const connection = await opening;
     try {
       connection.onConnectionError(() => undefined); // failures reach the pending writes' results
-      const writer = new managedwriter.JSONWriter({ connection, protoDescriptor: protoDescriptor(FACT_TABLE) });
+      const writer = new managedwriter.Writer({ connection, protoDescriptor: protoDescriptor(FACT_TABLE) });
       let offset = 0;
-      const sent = appendChunks(rows).map((chunk) => {
-        const pw = writer.appendRows(chunk, offset);
+      const sent = appendChunks(encoded).map((chunk) => {
+        const pw = writer.appendRows({ serializedRows: chunk }, offset);
         offset += chunk.length;
         return pw;
       });
@@ -205,14 +210,14 @@ export class StorageWriteProtocol {
       }),
     );
     connection.onConnectionError(() => undefined);
-    const writer = new managedwriter.JSONWriter({ connection, protoDescriptor: protoDescriptor(COMMIT_LOG) });
+    const writer = new managedwriter.Writer({ connection, protoDescriptor: protoDescriptor(COMMIT_LOG) });
     const log = { connection, writer, next: 0 };
     this.logs.set(partition, log);
     return log;
   }
 
   /** An append's answer: its error (with the refused rows) as a classified PipelineError. */
-  private async result(pw: ReturnType<managedwriter.JSONWriter['appendRows']>, what: string): Promise<void> {
+  private async result(pw: ReturnType<managedwriter.Writer['appendRows']>, what: string): Promise<void> {
     const res = await this.call(what, () => pw.getResult());
     if (res.error) throw classifyStorageError({ ...res.error, rowErrors: res.rowErrors }, what);
   }

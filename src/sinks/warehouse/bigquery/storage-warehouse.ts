@@ -16,11 +16,11 @@ import { contentJob, readOffsetsQuery, type QueryParameter } from '../bigquery-s
 import { bigQueryDialect, type Dialect } from '../dialect.js';
 import { ContentMemo } from '../duckdb/content-memo.js';
 import { checkWarehouseRecord } from '../record-check.js';
-import { CONTENT_DIM, contentRows, FACT_TABLE, factRow, OFFSETS_TABLE, uniqueByEventKey } from '../schema.js';
+import { CONTENT_DIM, contentRows, FACT_TABLE, OFFSETS_TABLE, uniqueByEventKey } from '../schema.js';
 import { viewDefinitions } from '../views.js';
 import { warehouseRows } from '../warehouse-metrics.js';
 import { COMMIT_LOG, readDecisionsQuery, resolveStoredOffset, type Decision } from './commit-log.js';
-import { writerRow } from './row-encoding.js';
+import { factWriterRows } from './row-encoding.js';
 import { ensureSchema } from './schema-setup.js';
 import { createWriterClient, type WriterClient } from './storage-client.js';
 import { StorageWriteProtocol } from './storage-protocol.js';
@@ -146,8 +146,7 @@ export class StorageWarehouse implements Sink {
       await this.query(job.query, job.params, 'content');
       this.content.committed(changed);
     }
-    const loadedAt = new Date().toISOString();
-    const rows = records.map((r) => writerRow(FACT_TABLE, factRow(r), { loaded_at: loadedAt }));
+    const rows = factWriterRows(records, new Date().toISOString());
     try {
       await this.protocol.flush({
         topic: batch.topic,

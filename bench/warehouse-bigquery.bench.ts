@@ -1,0 +1,145 @@
+import { spawn, type ChildProcessByStdio } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import { mkdtempSync, rmSync } from 'node:fs';
+import os, { loadavg } from 'node:os';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+import type { Readable, Writable } from 'node:stream';
+import { fileURLToPath } from 'node:url';
+import { pino } from 'pino';
+import { loadConfig, type Config } from '../src/config/load.js';
+import { deletePipelineTopics, ensureTopics } from '../src/kafka/admin.js';
+import { startSinkRunner } from '../src/runtime/sink-runner.js';
+import { sleep } from '../src/runtime/retry.js';
+import { warehouseSinkFactory } from '../src/sinks/warehouse/index.js';
+import { EVENTS, fill } from './lib/sink-fixtures.js';
+import type { BenchResult } from './types.js';
+
+/**
+ * `npm run bench -- bigquery`: the warehouse sink through the runtime (`engage sink warehouse`
+ * minus the process start: Kafka → runner → sink) into BigQuery on the Storage Write API — against
+ * the local fakes, run as a process of their own (bench/lib/bigquery-fakes-process.ts) — beside the
+ * same sink into DuckDB, over the same filled topic, each with its default batching and
+ * concurrency, in interleaved rounds (A B, B A, …: this machine is shared, so the two are measured
+ * under the same load). Reports each backend's median events/s and the ratio. NOT the real
+ * service: the fake's latency is a loopback round trip, and its decoding shares this machine's CPU.
+ */
+
+const ROUNDS = Number(process.env.BENCH_BIGQUERY_ROUNDS ?? 3);
+const here = path.dirname(fileURLToPath(import.meta.url));
+
+type FakesProcess = ChildProcessByStdio<Writable, Readable, null>;
+
+async function startFakes(): Promise<{ child: FakesProcess; rest: string; storage: string }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(here, 'lib', 'bigquery-fakes-process.ts')], {
+    stdio: ['pipe', 'pipe', 'inherit'],
+  });
+  const lines = createInterface({ input: child.stdout });
+  const [first] = (await once(lines, 'line')) as [string];
+  return { child, ...(JSON.parse(first) as { rest: string; storage: string }) };
+}
+
+/** The warehouse sink through the runtime until every event is written: wall seconds and process CPU seconds. */
+async function through(config: Config): Promise<{ seconds: number; cpuSeconds: number }> {
+  const cpu0 = process.cpuUsage();
+  const t0 = performance.now();
+  const runner = await startSinkRunner(config, warehouseSinkFactory, pino({ level: 'error' }));
+  try {
+    const deadline = Date.now() + 600_000;
+    for (;;) {
+      const snap = runner.snapshot();
+      if (snap.recordsOut + snap.dlq >= EVENTS) break;
+      if (Date.now() > deadline) throw new Error(`only ${snap.recordsOut} of ${EVENTS} written after 600 s`);
+      await sleep(5);
+    }
+  } finally {
+    await runner.stop();
+  }
+  const cpu = process.cpuUsage(cpu0);
+  return { seconds: (performance.now() - t0) / 1000, cpuSeconds: (cpu.user + cpu.system) / 1e6 };
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? Number.NaN;
+
+export async function run(): Promise<BenchResult[]> {
+  const id = `bqbench${randomBytes(3).toString('hex')}`;
+  const work = mkdtempSync(path.join(os.tmpdir(), 'engage-bq-bench-'));
+  const base: Config = {
+    ...loadConfig(),
+    KAFKA_TOPIC_ENRICHED: `${id}.enriched`,
+    KAFKA_TOPIC_DLQ: `${id}.dlq`,
+    KAFKA_TOPIC_ENGAGEMENT_EVENTS: `${id}.events`,
+    KAFKA_TOPIC_CONTENT: `${id}.content`,
+    KAFKA_TOPIC_CDC_POSITION: `${id}.cdc-position`,
+    KAFKA_TOPIC_PARTITIONS: 3,
+    BATCH_SIZE: undefined,
+    WAREHOUSE_FLUSH_SECONDS: undefined,
+  };
+  await ensureTopics(base);
+  const avgBytes = await fill(base);
+  const fakes = await startFakes();
+  const rates = { duckdb: [] as number[], bigquery: [] as number[] };
+  const cpu = { duckdb: [] as number[], bigquery: [] as number[] };
+  try {
+    for (let round = 0; round < ROUNDS; round++) {
+      const order = round % 2 === 0 ? (['duckdb', 'bigquery'] as const) : (['bigquery', 'duckdb'] as const);
+      for (const backend of order) {
+        // A new consumer group (client id) and a new destination each time: every run reads the topic from the start.
+        const config: Config =
+          backend === 'duckdb'
+            ? {
+                ...base,
+                KAFKA_CLIENT_ID: `${id}-d${round}`,
+                DUCKDB_PATH: path.join(work, `r${round}.duckdb`),
+                warehouse: 'duckdb',
+              }
+            : {
+                ...base,
+                KAFKA_CLIENT_ID: `${id}-b${round}`,
+                warehouse: 'bigquery',
+                BIGQUERY_PROJECT_ID: 'bench-project',
+                BIGQUERY_DATASET_ID: `${id}_r${round}`,
+                BIGQUERY_API_ENDPOINT: fakes.rest,
+                BIGQUERY_STORAGE_API_ENDPOINT: fakes.storage,
+                BIGQUERY_WRITE_API: 'storage',
+              };
+        const r = await through(config);
+        rates[backend].push(EVENTS / r.seconds);
+        cpu[backend].push((r.cpuSeconds / EVENTS) * 1e6);
+        console.error(`bench bigquery: round ${round + 1} ${backend} ${Math.round(EVENTS / r.seconds)} events/s`);
+      }
+    }
+  } finally {
+    fakes.child.stdin.end();
+    await once(fakes.child, 'exit');
+    rmSync(work, { recursive: true, force: true });
+    await deletePipelineTopics(base).catch(() => undefined);
+  }
+  const [bq, duck] = [median(rates.bigquery), median(rates.duckdb)];
+  const load = loadavg()
+    .map((l) => l.toFixed(2))
+    .join(' ');
+  const each = (xs: number[]) => xs.map((x) => Math.round(x)).join(', ');
+  const common = `${EVENTS} events of ~${Math.round(avgBytes)} B, 3 partitions, default batching, consumer start included; median of ${ROUNDS} interleaved rounds`;
+  return [
+    {
+      name: 'warehouse sink through the runtime → BigQuery Storage Write API (local fake, own process)',
+      value: Math.round(bq),
+      unit: 'events/s',
+      note: `${common} (${each(rates.bigquery)}); 8,192-row flushes, 8 partitions at once; ${median(cpu.bigquery).toFixed(1)} µs CPU per event in the sink process; load average ${load}`,
+    },
+    {
+      name: 'warehouse sink through the runtime → DuckDB (same run)',
+      value: Math.round(duck),
+      unit: 'events/s',
+      note: `${common} (${each(rates.duckdb)}); ${median(cpu.duckdb).toFixed(1)} µs CPU per event`,
+    },
+    {
+      name: 'BigQuery (Storage Write API, fake) ÷ DuckDB through the runtime',
+      value: Math.round((bq / duck) * 100) / 100,
+      unit: 'ratio',
+      note: 'target ≥ 0.8 (issue #28)',
+    },
+  ];
+}
