@@ -18,6 +18,7 @@ import { loadConfig, type Config } from '../../src/config/load.js';
 import { stackRemove, stackUp } from '../../src/stack/stack.js';
 import { freeOffset } from '../e2e/pipeline-run.js';
 import { readRedisWindow, warehouseKeys } from '../e2e/sink-reads.js';
+import { waitFor } from '../helpers/wait.js';
 import { buildEngageImage, containerLogs, ENGAGE_IMAGE, ensureBaseImage, podman } from './images.js';
 
 const RATE = Number(process.env.CONTAINERS_RATE ?? 300);
@@ -31,13 +32,9 @@ after(async () => {
   await cleanup?.();
 });
 
-async function until(what: string, check: () => Promise<boolean>, ms: number): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await check().catch(() => false))) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms / 1000} s waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 500));
-  }
-}
+/** Polls `check` every 500 ms (a failing check counts as not yet) until it holds. */
+const until = (what: string, check: () => Promise<boolean>, ms: number) =>
+  waitFor(what, () => check().catch(() => false), { timeoutMs: ms, everyMs: 500 });
 
 const ok = (url: string) => fetch(url).then((r) => r.ok);
 
