@@ -127,7 +127,7 @@ export async function run(): Promise<BenchResult[]> {
       name: 'warehouse sink through the runtime → BigQuery Storage Write API (local fake, own process)',
       value: Math.round(bq),
       unit: 'events/s',
-      note: `${common} (${each(rates.bigquery)}); 8,192-row flushes, 8 partitions at once; ${median(cpu.bigquery).toFixed(1)} µs CPU per event in the sink process; load average ${load}`,
+      note: `${common} (${each(rates.bigquery)}); 16,384-row flushes, 8 partitions at once; ${median(cpu.bigquery).toFixed(1)} µs CPU per event in the sink process; load average ${load}`,
     },
     {
       name: 'warehouse sink through the runtime → DuckDB (same run)',

@@ -46,7 +46,7 @@ export interface FakeStream {
   /** dataset.table */
   table: string;
   type: number;
-  rows: Row[];
+  rows: LazyRow[];
   finalized: boolean;
   committedAtMs: number | null;
   createdAtMs: number;
@@ -85,7 +85,8 @@ export class FakeBigQueryStorage {
     const pkg = grpc.loadPackageDefinition(def) as unknown as {
       google: { cloud: { bigquery: { storage: { v1: { BigQueryWrite: { service: grpc.ServiceDefinition } } } } } };
     };
-    fake.server = new grpc.Server();
+    // AppendRows requests are limited to 10 MB by the service; grpc-js would refuse past 4 MiB.
+    fake.server = new grpc.Server({ 'grpc.max_receive_message_length': 10 * 1024 * 1024 });
     fake.server.addService(pkg.google.cloud.bigquery.storage.v1.BigQueryWrite.service, fake.handlers());
     const port = await new Promise<number>((resolve, reject) =>
       fake.server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) =>
@@ -181,9 +182,9 @@ export class FakeBigQueryStorage {
     };
   }
 
-  /** Makes rows visible: they join the REST fake's table. */
-  private publish(s: FakeStream, rows: Row[]): void {
-    this.rest.tables.get(s.table)?.rows.push(...rows.map((r) => ({ ...r })));
+  /** Makes rows visible: they join the REST fake's table (converted when it is next read). */
+  private publish(s: FakeStream, rows: LazyRow[]): void {
+    this.rest.defer(s.table, rows);
   }
 
   private handlers(): grpc.UntypedServiceImplementation {
@@ -343,13 +344,24 @@ export class FakeBigQueryStorage {
     const fields = new Map(
       (this.rest.tables.get(s.table)?.resource.schema?.fields ?? []).map((f) => [f.name, f] as const),
     );
-    const rows: Row[] = [];
+    // Validated now, as the service does (required columns present, columns known, JSON
+    // parsable); converted to the REST fake's row shape only when a table is read.
+    const rows: LazyRow[] = [];
     const rowErrors: object[] = [];
+    const type = rowType;
+    const required = [...fields.values()].filter((f) => f.mode === 'REQUIRED').map((f) => f.name);
     serialized.forEach((bytes, index) => {
       try {
-        const obj = rowType!.toObject(rowType!.decode(bytes), { longs: String, arrays: false, defaults: false });
-        const row = toTableRow(obj, fields);
-        const reason = this.refuseRow?.(row);
+        const m = type.decode(bytes) as unknown as Record<string, unknown>;
+        for (const name of required)
+          if (!Object.prototype.hasOwnProperty.call(m, name)) throw new Error(`Required field ${name} is missing`);
+        for (const name of Object.keys(m)) {
+          const f = fields.get(name);
+          if (!f) throw new Error(`field ${name} is not in the table schema`);
+          if (f.type === 'JSON') JSON.parse(String(m[name]));
+        }
+        const row = lazy(() => toTableRow(type.toObject(m as never, { longs: String, arrays: false }), fields));
+        const reason = this.refuseRow?.(row());
         if (reason) throw new Error(reason);
         rows.push(row);
       } catch (err) {
@@ -368,6 +380,13 @@ export class FakeBigQueryStorage {
 }
 
 type Field = { name: string; type: string; mode?: string };
+type LazyRow = () => Row;
+
+/** `make` run once, on the first call (a stored row converted only when read). */
+function lazy(make: () => Row): LazyRow {
+  let row: Row | undefined;
+  return () => (row ??= make());
+}
 
 /**
  * A decoded proto row as the REST fake keeps rows: TIMESTAMP (int64 µs) as an ISO string, DATE

@@ -162,7 +162,22 @@ export class FakeBigQuery {
 
   /** Rows of `dataset.table` (committed state). */
   rows(dataset: string, table: string): Row[] {
+    this.materialize();
     return this.tables.get(`${dataset}.${table}`)?.rows ?? [];
+  }
+
+  /** Rows committed elsewhere (the Storage Write API fake), added to `dataset.table` when tables are next read. */
+  defer(table: string, rows: ReadonlyArray<() => Row>): void {
+    this.deferred.push([table, rows]);
+  }
+
+  private readonly deferred: Array<[string, ReadonlyArray<() => Row>]> = [];
+
+  private materialize(): void {
+    for (const [table, rows] of this.deferred.splice(0)) {
+      const target = this.tables.get(table)?.rows;
+      if (target) for (const r of rows) target.push({ ...r() });
+    }
   }
 
   requestsOf(route: Route): RecordedRequest[] {
@@ -173,6 +188,7 @@ export class FakeBigQuery {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
+      this.materialize();
       const text = Buffer.concat(chunks).toString('utf8');
       const body: unknown = text ? JSON.parse(text) : undefined;
       const url = new URL(req.url ?? '/', this.url);

@@ -131,8 +131,8 @@ describe('bigquery storage warehouse: configuration', () => {
     assert.ok(warehouseSinkFactory.create(ctxOf(config)) instanceof StorageWarehouse);
     assert.deepEqual(
       warehouseSinkFactory.batching?.({ ...config, BATCH_SIZE: undefined, WAREHOUSE_FLUSH_SECONDS: undefined }),
-      { maxRecords: 8192, maxWaitMs: 10_000, paced: false },
-      '~8 MiB of rows at ~1 KiB each, or 10 s',
+      { maxRecords: 16_384, maxWaitMs: 10_000, paced: false },
+      '≤ 8 MiB of rows at ≤ 512 B each, or 10 s',
     );
     assert.equal(warehouseSinkFactory.writeConcurrency?.(config), 8);
   });
