@@ -1,13 +1,9 @@
 import type { BigQuery } from '@google-cloud/bigquery';
-import { PipelineError } from '../../core/errors.js';
 import type { Logger } from '../../core/logger.js';
-import type { Sink, SinkBatch, SinkContext, SinkRecord } from '../../core/sink-contract.js';
-import { classifyBigQueryError, createBigQueryClient, runQueryJob } from './bigquery-client.js';
-import { DEFAULT_MAX_PARAM_BYTES, readOffsetsQuery, writeJobs, type QueryParameter } from './bigquery-script.js';
-import { ensureSchema } from './bigquery/schema-setup.js';
-import { bigQueryDialect, type Dialect } from './dialect.js';
-import { checkWarehouseRecord } from './record-check.js';
-import { FACT_TABLE, OFFSETS_TABLE, TABLES } from './schema.js';
+import type { Sink, SinkBatch, SinkContext } from '../../core/sink-contract.js';
+import { DEFAULT_MAX_PARAM_BYTES, readOffsetsQuery, writeJobs } from './bigquery-script.js';
+import { BigQueryRestBase } from './bigquery/rest-base.js';
+import { OFFSETS_TABLE, TABLES } from './schema.js';
 import { viewDefinitions } from './views.js';
 import { warehouseRows } from './warehouse-metrics.js';
 
@@ -38,35 +34,17 @@ export interface BigQueryWarehouseOptions {
   maxParamBytes?: number;
 }
 
-export class BigQueryWarehouse implements Sink {
-  readonly name = 'warehouse';
-  private readonly bq: BigQuery;
-  private readonly d: Dialect;
-  private readonly datasetId: string;
-  private readonly location: string;
+export class BigQueryWarehouse extends BigQueryRestBase implements Sink {
   private readonly log: Logger;
   private readonly maxParamBytes: number;
-  private schemaReady = false;
-  private lastError: string | null = null;
   private lastCommitMs: number | null = null;
   private totals = { inserted: 0, duplicates: 0, jobs: 0 };
 
   constructor(ctx: SinkContext, opts: BigQueryWarehouseOptions = {}) {
+    super(ctx.config, opts.client);
     const { config } = ctx;
-    this.bq = opts.client ?? createBigQueryClient(config);
-    this.datasetId = config.BIGQUERY_DATASET_ID;
-    this.location = config.BIGQUERY_LOCATION;
-    this.d = bigQueryDialect(config.BIGQUERY_PROJECT_ID ?? '', this.datasetId);
     this.maxParamBytes = opts.maxParamBytes ?? DEFAULT_MAX_PARAM_BYTES;
     this.log = ctx.log.child({ backend: 'bigquery', dataset: `${config.BIGQUERY_PROJECT_ID}.${this.datasetId}` });
-  }
-
-  check(record: SinkRecord): PipelineError | null {
-    return checkWarehouseRecord(record);
-  }
-
-  startPosition(): 'earliest' {
-    return 'earliest';
   }
 
   async start(): Promise<void> {
@@ -121,42 +99,9 @@ export class BigQueryWarehouse implements Sink {
     // Nothing buffered: every write has committed or failed before close is called.
   }
 
-  /** One query job (classified failure recorded for health; a lost table marks the schema to re-make). */
-  private async query(query: string, params: QueryParameter[], what: string): Promise<Array<Record<string, unknown>>> {
-    try {
-      const rows = await runQueryJob(this.bq, this.location, query, params, what);
-      this.lastError = null;
-      return rows;
-    } catch (err) {
-      const e = classifyBigQueryError(err, what);
-      this.lastError = e.message;
-      if (e.code === 'SINK_STATE_LOST') this.schemaReady = false;
-      throw e;
-    }
-  }
-
   /** Creates the dataset, tables, added columns and views that are missing; idempotent. */
   private async ensureSchema(): Promise<void> {
-    try {
-      const { created } = await ensureSchema(
-        this.bq,
-        { datasetId: this.datasetId, location: this.location, tables: TABLES, views: viewDefinitions(this.d) },
-        this.log,
-      );
-      if (created.has(FACT_TABLE.name) && !created.has(OFFSETS_TABLE.name)) {
-        // Offsets left without their fact table (it was dropped) claim rows that are gone.
-        await this.query(`DELETE FROM ${this.d.table(OFFSETS_TABLE.name)} WHERE TRUE`, [], 'reset_offsets');
-        this.log.warn('the fact table was missing: stored offsets deleted, every partition starts over');
-      }
-      this.schemaReady = true;
-    } catch (err) {
-      const e = classifyBigQueryError(err, 'schema creation');
-      this.lastError = e.message;
-      // A 404 while creating is no lost state but a missing parent (project, permission to see it).
-      throw e.code === 'SINK_STATE_LOST'
-        ? new PipelineError('SERVICE_MISCONFIGURED', e.message, { retriable: true, cause: err })
-        : e;
-    }
+    await this.makeSchema(this.log, { tables: TABLES, views: viewDefinitions(this.d) }, [OFFSETS_TABLE]);
   }
 }
 

@@ -9,19 +9,16 @@ import {
   type SinkBatch,
   type SinkContext,
   type SinkHealth,
-  type SinkRecord,
 } from '../../../core/sink-contract.js';
-import { classifyBigQueryError, createBigQueryClient, runQueryJob } from '../bigquery-client.js';
-import { contentJob, readOffsetsQuery, type QueryParameter } from '../bigquery-script.js';
-import { bigQueryDialect, type Dialect } from '../dialect.js';
+import { classifyBigQueryError } from '../bigquery-client.js';
+import { contentJob, readOffsetsQuery } from '../bigquery-script.js';
 import { ContentMemo } from '../duckdb/content-memo.js';
-import { checkWarehouseRecord } from '../record-check.js';
 import { CONTENT_DIM, contentRows, FACT_TABLE, OFFSETS_TABLE, uniqueByEventKey } from '../schema.js';
 import { viewDefinitions } from '../views.js';
 import { warehouseRows } from '../warehouse-metrics.js';
 import { COMMIT_LOG, readDecisionsQuery, resolveStoredOffset, type Decision } from './commit-log.js';
 import { factWriterRows } from './row-encoding.js';
-import { ensureSchema } from './schema-setup.js';
+import { BigQueryRestBase } from './rest-base.js';
 import { createWriterClient, type WriterClient } from './storage-client.js';
 import { StorageWriteProtocol } from './storage-protocol.js';
 
@@ -48,44 +45,26 @@ export interface StorageWarehouseOptions {
   writer?: WriterClient;
 }
 
-export class StorageWarehouse implements Sink {
-  readonly name = 'warehouse';
-  private readonly bq: BigQuery;
+export class StorageWarehouse extends BigQueryRestBase implements Sink {
   private readonly protocol: StorageWriteProtocol;
-  private readonly d: Dialect;
-  private readonly datasetId: string;
-  private readonly location: string;
   private readonly log: Logger;
   private readonly writerId = `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
   private readonly content = new ContentMemo();
   /** Per partition, the offset stored so far (read at assignment, advanced by each flush). */
   private readonly stored = new Map<number, bigint>();
-  private schemaReady = false;
-  private lastError: string | null = null;
   private lastCommitMs: number | null = null;
   private totals = { rows: 0, flushes: 0, rolledForward: 0 };
 
   constructor(ctx: SinkContext, opts: StorageWarehouseOptions = {}) {
+    super(ctx.config, opts.client);
     const { config } = ctx;
     const project = config.BIGQUERY_PROJECT_ID ?? '';
-    this.bq = opts.client ?? createBigQueryClient(config);
-    this.datasetId = config.BIGQUERY_DATASET_ID;
-    this.location = config.BIGQUERY_LOCATION;
-    this.d = bigQueryDialect(project, this.datasetId);
     const table = (name: string) => `projects/${project}/datasets/${this.datasetId}/tables/${name}`;
     this.protocol = new StorageWriteProtocol(opts.writer ?? createWriterClient(config), {
       fact: table(FACT_TABLE.name),
       log: table(COMMIT_LOG.name),
     });
     this.log = ctx.log.child({ backend: 'bigquery-storage', dataset: `${project}.${this.datasetId}` });
-  }
-
-  check(record: SinkRecord): PipelineError | null {
-    return checkWarehouseRecord(record);
-  }
-
-  startPosition(): 'earliest' {
-    return 'earliest';
   }
 
   async start(): Promise<void> {
@@ -187,48 +166,17 @@ export class StorageWarehouse implements Sink {
     this.protocol.close();
   }
 
-  /** One query job (classified failure recorded for health; a lost table marks the schema to re-make). */
-  private async query(query: string, params: QueryParameter[], what: string): Promise<Array<Record<string, unknown>>> {
-    try {
-      const rows = await runQueryJob(this.bq, this.location, query, params, what);
-      this.lastError = null;
-      return rows;
-    } catch (err) {
-      const e = classifyBigQueryError(err, what);
-      this.lastError = e.message;
-      if (e.code === 'SINK_STATE_LOST') this.schemaReady = false;
-      throw e;
-    }
-  }
-
   private async ensureSchema(): Promise<void> {
-    try {
-      const { created } = await ensureSchema(
-        this.bq,
-        {
-          datasetId: this.datasetId,
-          location: this.location,
-          tables: [FACT_TABLE, CONTENT_DIM, OFFSETS_TABLE, COMMIT_LOG],
-          views: viewDefinitions(this.d, { dedupe: true }),
-          // The fact table may hold an event twice until compaction; the log, a flush per row.
-          declaresKey: (t) => t === CONTENT_DIM || t === OFFSETS_TABLE,
-        },
-        this.log,
-      );
-      if (created.has(FACT_TABLE.name) && !created.has(COMMIT_LOG.name)) {
-        // Decisions left without their fact table (it was dropped) claim rows that are gone.
-        for (const t of [COMMIT_LOG, OFFSETS_TABLE])
-          await this.query(`DELETE FROM ${this.d.table(t.name)} WHERE TRUE`, [], 'reset');
-        this.log.warn('the fact table was missing: stored offsets deleted, every partition starts over');
-      }
-      this.content.clear();
-      this.schemaReady = true;
-    } catch (err) {
-      const e = classifyBigQueryError(err, 'schema creation');
-      this.lastError = e.message;
-      throw e.code === 'SINK_STATE_LOST'
-        ? new PipelineError('SERVICE_MISCONFIGURED', e.message, { retriable: true, cause: err })
-        : e;
-    }
+    await this.makeSchema(
+      this.log,
+      {
+        tables: [FACT_TABLE, CONTENT_DIM, OFFSETS_TABLE, COMMIT_LOG],
+        views: viewDefinitions(this.d, { dedupe: true }),
+        // The fact table may hold an event twice until compaction; the log, a flush per row.
+        declaresKey: (t) => t === CONTENT_DIM || t === OFFSETS_TABLE,
+      },
+      [COMMIT_LOG, OFFSETS_TABLE],
+    );
+    this.content.clear();
   }
 }
