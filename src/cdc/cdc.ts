@@ -5,6 +5,7 @@ import { sleep, type RetryPolicy } from '../runtime/retry.js';
 import type { RunningComponent } from '../runtime/lifecycle.js';
 import type { CommittedBatch } from './change-pipeline.js';
 import { formatLsn } from './lsn.js';
+import type { SnapshotProgressView } from './incremental-snapshot/progress.js';
 import { cdcMetrics } from './metrics.js';
 import { HEALTHY_SESSION_MS, RECONNECT_POLICY, ReconnectBackoff } from './reconnect-backoff.js';
 import { openSession, type OpenSession, type Session } from './session.js';
@@ -38,6 +39,8 @@ export interface CdcStatus {
   last_truncate: { at: string; tables: string[] } | null;
   /** Change events written with oversized values replaced by a marker (docs/cdc.md). */
   truncated_events: number;
+  /** The incremental snapshot running now (table, chunk, rows, rows/s, ETA), or null. */
+  incremental_snapshot: SnapshotProgressView | null;
   last_error: string | null;
 }
 
@@ -98,6 +101,7 @@ class Cdc implements CdcComponent {
       table_truncates: 0,
       last_truncate: null,
       truncated_events: 0,
+      incremental_snapshot: null,
       last_error: null,
     };
   }
@@ -223,6 +227,17 @@ class Cdc implements CdcComponent {
       for (const table of tables) this.metrics.tableTruncates.inc({ slot: this.config.CDC_SLOT_NAME, table });
       this.state.table_truncates++;
       this.state.last_truncate = { at: new Date().toISOString(), tables };
+    },
+    onIncrementalSnapshot: (view: SnapshotProgressView | null) => {
+      const slot = this.config.CDC_SLOT_NAME;
+      const previous = this.state.incremental_snapshot;
+      if (view && previous && view.chunk > previous.chunk && view.table === previous.table)
+        this.metrics.snapshotChunks.inc({ slot }, view.chunk - previous.chunk);
+      this.state.incremental_snapshot = view;
+      this.metrics.snapshotRowsPerSecond.set({ slot }, view?.rows_per_second ?? 0);
+      this.metrics.snapshotEtaSeconds.set({ slot }, view?.eta_seconds ?? 0);
+      const left = view?.rows_estimate === null || !view ? 0 : Math.max(0, view.rows_estimate - view.rows);
+      this.metrics.snapshotRemainingRows.set({ slot }, left);
     },
     onWalStats: (s: { retainedBytes: number; lagBytes: number }) => {
       const slot = this.config.CDC_SLOT_NAME;

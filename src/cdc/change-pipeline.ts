@@ -2,12 +2,13 @@ import type { Pgoutput } from 'pg-logical-replication';
 import type { Logger } from '../core/logger.js';
 import { CommitPacer } from '../runtime/commit-pacer.js';
 import { ChangeRenderer } from './change-renderer.js';
-import type { TopicRoutes } from './envelope.js';
+import type { Emit, TopicRoutes } from './envelope.js';
 import { formatLsn, parseLsn, parseLsnOrZero, type Lsn } from './lsn.js';
 import { sizeGuardedEmit, type TruncatedInfo } from './oversize.js';
 import { positionRecord, type CdcPosition } from './position-store.js';
 import type { RowMessage, StreamMessage } from './pgoutput-rows.js';
 import type { TxnWriter } from './txn-writer.js';
+import type { StreamTap } from './incremental-snapshot/snapshotter.js';
 
 /**
  * Turns the pgoutput message sequence of one session into Kafka transactions.
@@ -37,6 +38,10 @@ import type { TxnWriter } from './txn-writer.js';
  *   next batch (the writer holds them until the commit is done) — group commit: a quiet stream
  *   commits each transaction at once, a busy one amortises each commit over many.
  * - Only after a Kafka commit is its last transaction's end LSN confirmed to PostgreSQL (`ack`).
+ * - A `tap` (the incremental snapshot, incremental-snapshot/snapshotter.ts) sees every transaction
+ *   being written (its xid, the keys of its records) and its logical messages, may add records at
+ *   a message (a chunk at its high watermark), and gives the snapshot progress each position
+ *   record carries.
  *
  * The first error poisons the pipeline: nothing more is written or confirmed, `onFail` is told, and
  * the session starts over from the slot's confirmed position.
@@ -69,6 +74,8 @@ export interface PipelineOptions {
   onFail(err: unknown): void;
   /** A TRUNCATE of these captured tables (schema.table), seen once per transaction not yet confirmed. */
   onTableTruncate?(tables: string[]): void;
+  /** The incremental snapshot's view of the stream (absent: positions carry `resumeFrom`'s). */
+  tap?: StreamTap;
   log: Logger;
 }
 
@@ -125,7 +132,11 @@ export class ChangePipeline {
   private gapTimer: NodeJS.Timeout | undefined;
   private readonly pacer: CommitPacer;
   private readonly renderer: ChangeRenderer;
+  /** The writer's size-guarded emit (the tap's records go straight here). */
+  private readonly emit: Emit;
   private base: PositionBase;
+  /** Without a tap: the incremental progress carried forward from `resumeFrom`. */
+  private readonly incremental: Pick<CdcPosition, 'incremental'>;
   /** The split transaction to resume (from `resumeFrom.partial`), until its BEGIN is seen. */
   private resume: { finalLsn: Lsn; changes: number } | null;
 
@@ -133,11 +144,22 @@ export class ChangePipeline {
     const writer = o.writer;
     this.pacer = new CommitPacer({ ratio: PACE_RATIO, maxGapMs: o.commitIntervalMs });
     const emit = sizeGuardedEmit((topic, key, value) => writer.add(topic, key, value), o.maxEventBytes, o.onTruncated);
-    this.renderer = new ChangeRenderer(o, emit);
+    this.emit = emit;
+    const tap = o.tap;
+    this.renderer = new ChangeRenderer(
+      o,
+      tap
+        ? (topic, key, value) => {
+            tap.record(topic, key);
+            emit(topic, key, value);
+          }
+        : emit,
+    );
     const from = o.resumeFrom ?? null;
     this.base = from
       ? { lsn: from.lsn, commit_lsn: from.commit_lsn, tx_id: from.tx_id, commit_ts_ms: from.commit_ts_ms }
       : { lsn: formatLsn(o.skipBelow), commit_lsn: null, tx_id: null, commit_ts_ms: null };
+    this.incremental = from?.incremental ? { incremental: from.incremental } : {};
     const partial = from?.partial;
     this.resume = partial ? { finalLsn: parseLsn(partial.commit_lsn), changes: partial.changes } : null;
   }
@@ -172,8 +194,20 @@ export class ChangePipeline {
             this.o.onTableTruncate?.(tables);
           }
           return undefined;
+        case 'message':
+          if (this.o.tap && this.txn && !this.txn.skip && this.batch && msg.transactional) {
+            this.o.tap.message(
+              msg.prefix,
+              Buffer.from(msg.content).toString('utf8'),
+              msg.messageLsn ?? '0/0',
+              this.txn,
+              this.emit,
+            );
+            return this.o.writer.full ? this.o.writer.room().catch((err: unknown) => this.fail(err)) : undefined;
+          }
+          return undefined; // heartbeats, other tools' messages: nothing to write
         default:
-          return undefined; // type, origin, message (heartbeats): nothing to write
+          return undefined; // type, origin: nothing to write
       }
     } catch (err) {
       this.fail(err);
@@ -214,6 +248,7 @@ export class ChangePipeline {
       changes: 0,
       skipChanges: resumed,
     };
+    if (!skip) this.o.tap?.begin(msg.xid);
     if (skip || this.batch) return;
     this.batch = { startedAt: Date.now(), transactions: 0, commitTimesMs: [] };
     this.lingerTimer = setTimeout(() => this.markDue(), this.o.commitIntervalMs);
@@ -236,6 +271,7 @@ export class ChangePipeline {
       if (!this.batch && !this.committing) this.o.ack(endLsn); // already in Kafka
       return;
     }
+    this.o.tap?.end();
     const batch = this.batch;
     if (!batch) throw new Error('commit without an open batch');
     batch.transactions++;
@@ -312,6 +348,7 @@ export class ChangePipeline {
       };
     }
     const rows = this.renderer.takeCounts();
+    if (this.o.tap) for (const [k, n] of this.o.tap.takeCounts()) rows.set(k, n);
     const position: CdcPosition = {
       slot: this.o.slot,
       server_name: this.o.serverName,
@@ -319,6 +356,7 @@ export class ChangePipeline {
       ...this.base,
       partial: inside ? { commit_lsn: formatLsn(inside.finalLsn), tx_id: inside.xid, changes: inside.changes } : null,
       snapshot: this.o.snapshot,
+      ...(this.o.tap ? { incremental: this.o.tap.progress() } : this.incremental),
       written_at_ms: Date.now(),
     };
     const endLsn = last?.endLsn ?? parseLsn(this.base.lsn);

@@ -16,6 +16,10 @@ export interface CdcMetrics {
   reconnects: Counter<'slot'>;
   tableTruncates: Counter<'slot' | 'table'>;
   truncated: Counter<'slot' | 'table'>;
+  snapshotChunks: Counter<'slot'>;
+  snapshotRowsPerSecond: Gauge<'slot'>;
+  snapshotEtaSeconds: Gauge<'slot'>;
+  snapshotRemainingRows: Gauge<'slot'>;
 }
 
 let metrics: CdcMetrics | undefined;
@@ -81,6 +85,30 @@ export function cdcMetrics(): CdcMetrics {
       name: 'engage_cdc_truncated_events_total',
       help: 'Change events written with oversized values replaced by a marker (KAFKA_MESSAGE_MAX_BYTES), by table',
       labelNames: ['slot', 'table'],
+      registers: [registry],
+    }),
+    snapshotChunks: new Counter({
+      name: 'engage_cdc_snapshot_chunks_total',
+      help: 'Incremental-snapshot chunks emitted (their rows count in engage_cdc_rows_total{op="r"} once committed)',
+      labelNames: ['slot'],
+      registers: [registry],
+    }),
+    snapshotRowsPerSecond: new Gauge({
+      name: 'engage_cdc_snapshot_rows_per_second',
+      help: "The running incremental snapshot's rate over its current table (0: none runs)",
+      labelNames: ['slot'],
+      registers: [registry],
+    }),
+    snapshotEtaSeconds: new Gauge({
+      name: 'engage_cdc_snapshot_eta_seconds',
+      help: "Seconds the running incremental snapshot's current table still needs at its rate (from PostgreSQL's row estimate; 0: none runs)",
+      labelNames: ['slot'],
+      registers: [registry],
+    }),
+    snapshotRemainingRows: new Gauge({
+      name: 'engage_cdc_snapshot_remaining_rows',
+      help: "Rows of the current table the incremental snapshot has still to read (PostgreSQL's estimate)",
+      labelNames: ['slot'],
       registers: [registry],
     }),
   };

@@ -6,6 +6,7 @@ import { connectionProps, consumerFetchProps, createKafka, type KafkaConnection 
 import { sleep } from '../core/sleep.js';
 import type { OutMessage } from './envelope.js';
 import { parseLsn } from './lsn.js';
+import type { IncrementalProgress } from './incremental-snapshot/progress.js';
 
 /**
  * The CDC's source position, stored in the compacted position topic under key = slot name and
@@ -37,6 +38,12 @@ export interface CdcPosition {
    * otherwise (and in records written before splitting existed).
    */
   partial?: { commit_lsn: string; tx_id: number; changes: number } | null;
+  /**
+   * The incremental snapshot's progress (incremental-snapshot/progress.ts): the tasks left, the
+   * current one's last key and chunk. Written in the same Kafka transaction as the chunks it
+   * counts; carried forward by every later record. Absent in records written before it existed.
+   */
+  incremental?: IncrementalProgress | null;
   /** The snapshot this stream started from, carried forward by every later record. */
   snapshot: { consistent_point: string; rows: number; completed_at_ms: number } | null;
   written_at_ms: number;

@@ -19,6 +19,8 @@ import { ReplicationStream } from './replication.js';
 import { createSlot, runSnapshot } from './snapshot.js';
 import { acquireSlot, waitSlotInactive } from './slot-guard.js';
 import { TxnWriter } from './txn-writer.js';
+import { Snapshotter } from './incremental-snapshot/snapshotter.js';
+import { SNAPSHOT_TABLES, emptyProgress, newTask, type SnapshotProgressView } from './incremental-snapshot/progress.js';
 
 /**
  * One CDC session: everything from taking the slot to the first failure. A session never repairs
@@ -54,6 +56,8 @@ export interface SessionEvents {
   onTableTruncate?(tables: string[]): void;
   /** A change event of `table` was written with oversized values replaced by a marker. */
   onTruncated(table: string): void;
+  /** The incremental snapshot moved on (a chunk emitted, a task added or finished); null: none runs. */
+  onIncrementalSnapshot?(view: SnapshotProgressView | null): void;
 }
 
 export interface SessionOptions {
@@ -162,7 +166,7 @@ export const openSession: OpenSession = async (config, log, events, signal, opti
       );
       position = null;
     }
-    if (!position && info && config.CDC_SNAPSHOT_MODE === 'initial') {
+    if (!position && info && config.CDC_SNAPSHOT_MODE !== 'never') {
       if (pendingSnapshot) {
         log.warn(
           'the slot was created for a snapshot that never committed to Kafka (interrupted): dropping it and taking the snapshot again',
@@ -195,7 +199,7 @@ export const openSession: OpenSession = async (config, log, events, signal, opti
     }
     let confirmed: Lsn = parseLsnOrZero(info?.confirmedFlushLsn);
     if (!info) {
-      if (config.CDC_SNAPSHOT_MODE === 'initial') {
+      if (config.CDC_SNAPSHOT_MODE !== 'never') {
         // Marks the slot about to be created as this CDC's, for a snapshot not committed yet.
         await writer.commit([positionRecord(positionTopic, snapshotPendingPosition(slot, config.CDC_SERVER_NAME))]);
       }
@@ -229,6 +233,25 @@ export const openSession: OpenSession = async (config, log, events, signal, opti
         });
       } else {
         await created.connection.end().catch(() => undefined);
+      }
+      if (config.CDC_SNAPSHOT_MODE === 'incremental') {
+        // The plan is committed before anything streams: from here on a restart resumes it.
+        const now = Date.now();
+        position = {
+          slot,
+          server_name: config.CDC_SERVER_NAME,
+          phase: 'streaming',
+          lsn: created.consistentPoint,
+          commit_lsn: null,
+          tx_id: null,
+          commit_ts_ms: null,
+          partial: null,
+          incremental: { ...emptyProgress(), tasks: SNAPSHOT_TABLES.map((t) => newTask('initial', t, null, now)) },
+          snapshot: null,
+          written_at_ms: now,
+        };
+        await writer.commit([positionRecord(config.KAFKA_TOPIC_CDC_POSITION, position)]);
+        log.info({ tables: SNAPSHOT_TABLES }, 'incremental snapshot planned; streaming starts at once');
       }
     }
     return await startStreaming(config, log, events, {
@@ -267,6 +290,20 @@ async function startStreaming(config: Config, log: Logger, events: SessionEvents
   ended.catch(() => undefined);
   let acked = p.confirmed;
   let stream: ReplicationStream | undefined;
+  const routes = defaultRoutes(config.KAFKA_TOPIC_ENGAGEMENT_EVENTS, config.KAFKA_TOPIC_CONTENT);
+  const snapshotter = new Snapshotter({
+    url: config.databaseUrl,
+    slot,
+    serverName: config.CDC_SERVER_NAME,
+    db: p.db,
+    routes,
+    chunkRows: config.CDC_SNAPSHOT_CHUNK_ROWS,
+    maxRowsPerSecond: config.CDC_SNAPSHOT_MAX_ROWS_PER_SECOND,
+    resumeFrom: p.position?.incremental ?? null,
+    log,
+    onProgress: (view) => events.onIncrementalSnapshot?.(view),
+    onFail: (err) => fail(err),
+  });
   const ack = (lsn: Lsn) => {
     acked = maxLsn(acked, lsn);
     stream?.ack(acked);
@@ -276,7 +313,7 @@ async function startStreaming(config: Config, log: Logger, events: SessionEvents
     serverName: config.CDC_SERVER_NAME,
     db: p.db,
     positionTopic: config.KAFKA_TOPIC_CDC_POSITION,
-    routes: defaultRoutes(config.KAFKA_TOPIC_ENGAGEMENT_EVENTS, config.KAFKA_TOPIC_CONTENT),
+    routes,
     maxBatchRows: config.CDC_MAX_BATCH_ROWS,
     splitRows: config.CDC_SPLIT_TRANSACTION_ROWS,
     commitIntervalMs: config.CDC_COMMIT_INTERVAL_MS,
@@ -291,6 +328,7 @@ async function startStreaming(config: Config, log: Logger, events: SessionEvents
     onCommitted: (b) => events.onCommitted(b),
     onFail: (err) => fail(err),
     onTableTruncate: (tables) => events.onTableTruncate?.(tables),
+    tap: snapshotter,
     log,
   });
   stream = p.resources.stream = new ReplicationStream(config.databaseUrl, slot, config.CDC_PUBLICATION_NAME, {
@@ -302,6 +340,7 @@ async function startStreaming(config: Config, log: Logger, events: SessionEvents
   stream.ended.catch((err: unknown) => fail(err));
   await Promise.race([stream.start(), ended]);
   events.onPhase('streaming');
+  snapshotter.start();
   log.info(
     { confirmed_flush_lsn: formatLsn(p.confirmed), kafka_position: p.position?.lsn ?? null },
     'streaming changes',
@@ -333,10 +372,12 @@ async function startStreaming(config: Config, log: Logger, events: SessionEvents
     ended,
     async stop() {
       if (p.resources.timer) clearInterval(p.resources.timer);
+      await snapshotter.stop();
       await pipeline.drain();
       await p.close();
     },
     async close() {
+      await snapshotter.stop();
       await p.writer.abort();
       await p.close();
     },

@@ -1,0 +1,163 @@
+import pg from 'pg';
+import { pgClientConfig, pgIdent } from '../pg-control.js';
+import type { Tuple } from '../pgoutput-rows.js';
+import { RowJson } from '../row-json.js';
+import { WATERMARK_PREFIX, type SnapshotTask, type Watermark } from './progress.js';
+import { xid32, type SnapshotVisibility } from './watermark-window.js';
+
+/**
+ * The incremental snapshot's PostgreSQL side, on a connection of its own: a chunk is
+ *
+ *   L: pg_logical_emit_message(true, WATERMARK_PREFIX, {run, chunk, kind: low})   (autocommit)
+ *   BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY
+ *     pg_current_snapshot()                        -- S: xmin, xmax, in-progress xids
+ *     SELECT * FROM t WHERE key > last_key AND key <= max_key [AND (where)] ORDER BY key LIMIT n
+ *   COMMIT
+ *   H: pg_logical_emit_message(true, WATERMARK_PREFIX, {run, chunk, kind: high}) (autocommit)
+ *
+ * The watermarks are transactional messages: each is a tiny transaction of its own, delivered by
+ * pgoutput between BEGIN and COMMIT at its commit's place in the stream — the order the stream
+ * already follows — so the chunk is written inside H's transaction, on a PostgreSQL commit
+ * boundary, and a replayed H (after a restart) is skipped like any transaction Kafka holds.
+ *
+ * Rows come back as text (type parsers off, the session options of every CDC connection) and are
+ * rendered with the same RowJson as the stream's rows, so a chunk row's key is the stream's key.
+ */
+
+export interface ChunkRow {
+  key: string | null;
+  after: string;
+}
+
+export interface Chunk {
+  rows: ChunkRow[];
+  /** The last row's primary key (text values), null for an empty chunk. */
+  lastKey: string[] | null;
+  /** The table's largest key (read with the first chunk), null for an empty table. */
+  maxKey: string[] | null;
+  rowsEstimate: number | null;
+  snapshot: SnapshotVisibility;
+  /** True when the chunk came back short: the task is finished with it. */
+  last: boolean;
+}
+
+interface KeyColumn {
+  name: string;
+  type: string;
+}
+
+export class ChunkReader {
+  private readonly keys = new Map<string, KeyColumn[]>();
+
+  private constructor(private readonly client: pg.Client) {}
+
+  static async connect(url: string, slot: string): Promise<ChunkReader> {
+    const client = new pg.Client(pgClientConfig(url, `engage-cdc-snapshot:${slot}`));
+    client.on('error', () => undefined); // surfaced by the next query
+    await client.connect();
+    return new ChunkReader(client);
+  }
+
+  async close(): Promise<void> {
+    await this.client.end().catch(() => undefined);
+  }
+
+  async watermark(w: Watermark): Promise<void> {
+    await this.client.query('SELECT pg_logical_emit_message(true, $1, $2)', [WATERMARK_PREFIX, JSON.stringify(w)]);
+  }
+
+  /** Reads the task's next chunk of `limit` rows between its watermarks' transactions. */
+  async read(task: SnapshotTask, limit: number): Promise<Chunk> {
+    const key = await this.keyColumns(task.table);
+    const relation = qualified(task.table);
+    const cols = key.map((k) => pgIdent(k.name)).join(', ');
+    const params = (values: string[], from: number) => values.map((_, i) => `$${from + i}::${key[i]?.type}`).join(', ');
+    await this.client.query('BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY');
+    try {
+      const snap = (
+        await this.client.query<{ xmin: string; xmax: string; xip: string }>(
+          `SELECT pg_snapshot_xmin(s)::text AS xmin, pg_snapshot_xmax(s)::text AS xmax,
+                  array_to_string(ARRAY(SELECT pg_snapshot_xip(s)::text), ',') AS xip FROM pg_current_snapshot() s`,
+        )
+      ).rows[0];
+      let maxKey = task.max_key;
+      let rowsEstimate = task.rows_estimate;
+      if (task.chunk === 0 && maxKey === null) {
+        const top = await this.client.query<Tuple>({
+          text: `SELECT ${cols} FROM ${relation} ORDER BY ${cols} DESC LIMIT 1`,
+          rowMode: 'array',
+        });
+        maxKey = top.rows[0] ? top.rows[0].map((v) => String(v)) : null;
+        const est = await this.client.query<{ n: string }>(
+          `SELECT greatest(reltuples, 0)::bigint::text AS n FROM pg_class WHERE oid = $1::regclass`,
+          [relation],
+        );
+        rowsEstimate = Number(est.rows[0]?.n ?? 0);
+      }
+      const snapshot: SnapshotVisibility = {
+        xmin: xid32(snap?.xmin ?? '0'),
+        xmax: xid32(snap?.xmax ?? '0'),
+        xip: new Set(
+          (snap?.xip ?? '')
+            .split(',')
+            .filter((x) => x !== '')
+            .map(xid32),
+        ),
+      };
+      if (maxKey === null) {
+        await this.client.query('COMMIT');
+        return { rows: [], lastKey: null, maxKey, rowsEstimate, snapshot, last: true };
+      }
+      const values: string[] = [];
+      const conds: string[] = [];
+      if (task.last_key) {
+        conds.push(`(${cols}) > (${params(task.last_key, values.length + 1)})`);
+        values.push(...task.last_key);
+      }
+      conds.push(`(${cols}) <= (${params(maxKey, values.length + 1)})`);
+      values.push(...maxKey);
+      if (task.where) conds.push(`(${task.where})`);
+      const res = await this.client.query<Tuple>({
+        text: `SELECT * FROM ${relation} WHERE ${conds.join(' AND ')} ORDER BY ${cols} LIMIT ${limit}`,
+        values,
+        rowMode: 'array',
+      });
+      await this.client.query('COMMIT');
+      const names = res.fields.map((f) => f.name);
+      const json = new RowJson(
+        res.fields.map((f) => ({ name: f.name, typeOid: f.dataTypeID })),
+        key.map((k) => k.name),
+      );
+      const index = key.map((k) => names.indexOf(k.name));
+      const rows = res.rows.map((raw) => ({ key: json.key(raw), after: json.row(raw) }));
+      const lastRaw = res.rows[res.rows.length - 1];
+      const lastKey = lastRaw ? index.map((i) => String(lastRaw[i])) : task.last_key;
+      return { rows, lastKey, maxKey, rowsEstimate, snapshot, last: res.rows.length < limit };
+    } catch (err) {
+      await this.client.query('ROLLBACK').catch(() => undefined);
+      throw err;
+    }
+  }
+
+  /** The table's primary key columns and their SQL types, in key order (cached). */
+  private async keyColumns(table: string): Promise<KeyColumn[]> {
+    const known = this.keys.get(table);
+    if (known) return known;
+    const res = await this.client.query<{ name: string; type: string }>(
+      `SELECT a.attname AS name, format_type(a.atttypid, a.atttypmod) AS type FROM pg_index i
+         CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
+         JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+        WHERE i.indrelid = $1::regclass AND i.indisprimary ORDER BY k.ord`,
+      [qualified(table)],
+    );
+    if (res.rows.length === 0) throw new Error(`table ${table} has no primary key: it cannot be read in chunks`);
+    this.keys.set(table, res.rows);
+    return res.rows;
+  }
+}
+
+/** `schema.table` → `"schema"."table"`. */
+export function qualified(table: string): string {
+  const [schema = 'public', name = table] = table.includes('.') ? table.split('.') : ['public', table];
+  return `${pgIdent(schema)}.${pgIdent(name)}`;
+}
