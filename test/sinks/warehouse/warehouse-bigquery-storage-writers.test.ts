@@ -3,6 +3,7 @@ import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { grpc } from 'google-gax';
+import { DIRECT_OFFSET, DIRECT_PARTITION } from '../../../src/core/sink-contract.js';
 import { duckdbDialect } from '../../../src/sinks/warehouse/dialect.js';
 import { DuckDbWarehouse } from '../../../src/sinks/warehouse/duckdb/duckdb-warehouse.js';
 import { viewDefinitions } from '../../../src/sinks/warehouse/views.js';
@@ -116,6 +117,26 @@ describe('bigquery storage warehouse: writers', () => {
       await sink.close();
     });
   }
+});
+
+describe('bigquery storage warehouse: rows without a Kafka position', () => {
+  it("commits a backfill's direct page at once, with no decision; a re-sent page is absorbed by the views", async () => {
+    const { dataset, config } = fresh();
+    const sink = await startedStorageSink(config);
+    const page = batchOf(TOPIC, DIRECT_PARTITION, events(5, 900), 0);
+    const direct = {
+      ...page,
+      records: page.records.map((r) => ({ ...r, offset: DIRECT_OFFSET })),
+      nextOffset: DIRECT_OFFSET,
+    };
+    await sink.write(direct);
+    await sink.write(direct); // the page re-sent after a crash
+    await sink.close();
+    assert.equal(storedIds(fakes, dataset).length, 10, 'appended twice');
+    assert.deepEqual(fakes.rest.rows(dataset, 'warehouse_commit_log'), [], 'no decision for rows without an offset');
+    const identities = new Set(factRows(fakes, dataset).map((r) => `${String(r.event_id)}|${String(r.event_ts)}`));
+    assert.equal(identities.size, 5, 'five events, which the views count once each');
+  });
 });
 
 describe('bigquery storage warehouse: views over duplicates', () => {
