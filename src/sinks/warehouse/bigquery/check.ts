@@ -33,7 +33,11 @@ export interface CheckReport {
   lines: CheckLine[];
 }
 
-const STORAGE_TABLES = [FACT_TABLE, CONTENT_DIM, OFFSETS_TABLE, COMMIT_LOG];
+/** What each write API needs: the Storage Write API adds the commit log and reads through the deduping views. */
+const TABLES = {
+  storage: [FACT_TABLE, CONTENT_DIM, OFFSETS_TABLE, COMMIT_LOG],
+  query: [FACT_TABLE, CONTENT_DIM, OFFSETS_TABLE],
+};
 
 function credentialsLine(config: Config): CheckLine {
   const file = credentialsFile(config);
@@ -90,7 +94,8 @@ export async function checkBigQueryWarehouse(config: Config): Promise<CheckRepor
             detail: `${project}.${datasetId} in ${config.BIGQUERY_LOCATION} (needs bigquery.datasets.create)`,
           },
     );
-    for (const table of exists ? STORAGE_TABLES : []) {
+    const storage = config.BIGQUERY_WRITE_API === 'storage';
+    for (const table of exists ? TABLES[config.BIGQUERY_WRITE_API] : []) {
       const ref = dataset.table(table.name);
       const [has] = await ref.exists();
       if (!has) {
@@ -111,7 +116,7 @@ export async function checkBigQueryWarehouse(config: Config): Promise<CheckRepor
         detail: missing.length ? `columns to add: ${missing.join(', ')}` : describeTable(table.name, meta),
       });
     }
-    for (const view of exists ? viewDefinitions(d, { dedupe: true }) : []) {
+    for (const view of exists ? viewDefinitions(d, { dedupe: storage }) : []) {
       const [has] = await dataset.table(view.name).exists();
       const same = has && ((await dataset.table(view.name).getMetadata())[0] as TableMetadata).view?.query === view.sql;
       lines.push({
@@ -128,7 +133,13 @@ export async function checkBigQueryWarehouse(config: Config): Promise<CheckRepor
     );
     return { ok: false, lines };
   }
-  if (present.has(COMMIT_LOG.name)) {
+  if (config.BIGQUERY_WRITE_API === 'query') {
+    lines.push({
+      step: 'write path',
+      status: 'ok',
+      detail: 'query jobs (BIGQUERY_WRITE_API=query): not tried, a job would write',
+    });
+  } else if (present.has(COMMIT_LOG.name)) {
     try {
       const [job] = await bq.createQueryJob({
         query: readDecisionsQuery(d),
