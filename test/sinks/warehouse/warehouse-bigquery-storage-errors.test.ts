@@ -79,12 +79,11 @@ describe('bigquery storage warehouse: failures through the runtime', () => {
   });
 
   it('parks only the row the service refuses, with its reason', { timeout: 60000 }, async () => {
-    const base = { ...env.config, KAFKA_TOPIC_ENRICHED: `${env.config.KAFKA_TOPIC_ENRICHED}-refused` };
-    await ensureTopics(base);
+    // Partition 1 of the same topic (its own dataset; partition 0's records are written there too).
     const dataset = `errors_refused_${env.id}`;
-    const config = storageConfig(base, fakes, dataset);
+    const config = storageConfig(env.config, fakes, dataset);
     const events = Array.from({ length: 10 }, (_, i) => enrichedEvent({ event_id: String(7000 + i) }));
-    await produce(config, config.KAFKA_TOPIC_ENRICHED, eventMessages(events, 0));
+    await produce(config, config.KAFKA_TOPIC_ENRICHED, eventMessages(events, 1));
     fakes.storage.refuseRow = (row) => (row.event_id === '7004' ? 'Field device: value out of range' : null);
     try {
       await runOnce(config);
@@ -92,16 +91,16 @@ describe('bigquery storage warehouse: failures through the runtime', () => {
       fakes.storage.refuseRow = null;
     }
     assert.deepEqual(
-      storedIds(fakes, dataset),
+      storedIds(fakes, dataset).filter((id) => id >= 7000),
       events.map((e) => Number(e.event_id)).filter((id) => id !== 7004),
     );
-    const parked = (await readDlq(config)).filter((d) => d.topic === config.KAFKA_TOPIC_ENRICHED);
+    const parked = (await readDlq(config)).filter((d) => d.partition === 1);
     assert.deepEqual(
       parked.map((d) => [d.offset, d.code]),
       [['4', 'SINK_REJECTED']],
     );
     assert.match(String(parked[0]?.reason), /value out of range/);
-    assert.equal(loggedOffset(fakes, dataset, 0), 10n, 'the stored offset passes the parked record');
+    assert.equal(loggedOffset(fakes, dataset, 1), 10n, 'the stored offset passes the parked record');
   });
 
   it('classifies gRPC statuses: transient and auth wait, a refused row is rejected, a lost table re-reads', () => {
