@@ -55,6 +55,10 @@ export class ChunkReader {
     const client = new pg.Client(pgClientConfig(url, `engage-cdc-snapshot:${slot}`));
     client.on('error', () => undefined); // surfaced by the next query
     await client.connect();
+    // The watermarks' commits need not wait for their WAL flush: their order in the WAL is fixed at
+    // commit either way, and a crash that loses one ends the session, which starts over from the
+    // committed position. (Measured: the flush was ~30 % of a chunk's time on a loaded machine.)
+    await client.query('SET synchronous_commit TO off');
     return new ChunkReader(client);
   }
 

@@ -85,6 +85,9 @@ export class Snapshotter implements StreamTap {
   private counts = new Map<string, number>();
   private wake: (() => void) | null = null;
   private loop: Promise<void> = Promise.resolve();
+  /** Where the current table's time went (ms), logged when it is read: the chunk SELECTs, the two
+   *  watermark commits, and from H's commit until the stream reached H and wrote the chunk. */
+  private spent = { select_ms: 0, watermarks_ms: 0, stream_to_high_ms: 0 };
 
   constructor(private readonly o: SnapshotterOptions) {
     this.state = o.resumeFrom ? structuredClone(o.resumeFrom) : emptyProgress();
@@ -185,9 +188,10 @@ export class Snapshotter implements StreamTap {
       this.state.tasks.shift();
       this.state.last_completed = { id: task.id, table: task.table, rows: task.rows, completed_at_ms: now };
       this.o.log.info(
-        { id: task.id, table: task.table, rows: task.rows, chunks: task.chunk },
+        { id: task.id, table: task.table, rows: task.rows, chunks: task.chunk, ...this.spent },
         'incremental snapshot: table read',
       );
+      this.spent = { select_ms: 0, watermarks_ms: 0, stream_to_high_ms: 0 };
       this.selectTable();
     }
     this.o.onProgress(progressView(this.state));
@@ -239,6 +243,8 @@ export class Snapshotter implements StreamTap {
       const p: PendingChunk = { n, chunk: undefined as unknown as Chunk, lowSeen: false, done };
       this.pending = p;
       await this.reader.watermark({ run: this.run, chunk: n, kind: 'low' });
+      const selectAt = Date.now();
+      this.spent.watermarks_ms += selectAt - startedAt;
       try {
         p.chunk = await this.reader.read(task, this.o.chunkRows);
       } catch (err) {
@@ -257,8 +263,13 @@ export class Snapshotter implements StreamTap {
           cause: err,
         });
       }
+      const highAt = Date.now();
+      this.spent.select_ms += highAt - selectAt;
       await this.reader.watermark({ run: this.run, chunk: n, kind: 'high' });
+      const committedAt = Date.now();
+      this.spent.watermarks_ms += committedAt - highAt;
       await handled;
+      this.spent.stream_to_high_ms += Date.now() - committedAt;
       const minMs = this.o.maxRowsPerSecond > 0 ? (p.chunk.rows.length / this.o.maxRowsPerSecond) * 1000 : 0;
       const wait = minMs - (Date.now() - startedAt);
       if (wait > 0) await sleep(wait, signal).catch(() => undefined);
