@@ -36,7 +36,8 @@ const LATENCY_ROWS_PER_TXN = 10;
 const LATENCY_TXNS_PER_S = 100;
 const BIG_TXN_ROWS = 1_000_000;
 
-const INSERT = (n: number, device: string) => `
+/** `n` engagement events spread over the catalogue, tagged `device` (also bench/snapshot.bench.ts). */
+export const INSERT = (n: number, device: string) => `
   WITH c AS (SELECT array_agg(id) AS a FROM content)
   INSERT INTO engagement_events (content_id, user_id, event_type, event_ts, duration_ms, device, raw_payload)
   SELECT c.a[1 + i % array_length(c.a, 1)], gen_random_uuid(), (ARRAY['play','pause','finish','click'])[1 + i % 4],
