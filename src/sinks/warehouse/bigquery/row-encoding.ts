@@ -9,7 +9,8 @@ import { tableMetadata } from './schema-setup.js';
  * Rows as the Storage Write API takes them: the proto2 descriptor of a table (derived by the
  * client library from the table's BigQuery schema, as the service expects it) and each row's
  * values in the encodings of BigQuery's proto mapping — TIMESTAMP as int64 microseconds since the
- * epoch, DATE as int32 days, JSON as its text, INT64 as a decimal string (exact past 2^53), a string
+ * epoch, DATE as int32 days, JSON as its text, INT64 as a number (as decimal text past 15 digits,
+ * exact beyond 2^53), a string
  * list as a repeated field. `encodeRows` serializes them with protobufjs (the client library's own
  * proto runtime) from that descriptor; the managed writer's Writer sends the bytes. (Its JSONWriter
  * would do the same, after a deep copy and a per-key conversion of every row: twice the sink's CPU
@@ -90,7 +91,10 @@ function encode(type: LogicalType, v: CellValue | undefined): JsonRow[string] | 
     case 'date':
       return dateDays(String(v));
     case 'int64':
-      return String(v);
+      // A number is encoded directly; decimal text only past 15 digits (protobufjs parses text
+      // through Long, several times slower), so a value beyond 2^53 stays exact.
+      if (typeof v === 'number') return v;
+      return String(v).length <= 15 ? Number(v) : String(v);
     case 'float64':
       return Number(v);
     default:
