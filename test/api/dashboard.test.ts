@@ -184,21 +184,29 @@ function pointsOf(attr: string | null): Array<[number, number]> {
     .map((p) => p.split(',').map(Number) as [number, number]);
 }
 
-/** The last point of a stage's last line in a chart, as data and as drawn; null before it has one. */
+/**
+ * The last point of a stage in a chart, as data and as drawn; null before it has one. A stage's
+ * line is drawn in segments (broken where samples are missing), and a segment of one point is a
+ * circle, not a polyline: the last point is the end of whichever element ends latest.
+ */
 async function lastPointOf(page: Page, chart: string, stage: string): Promise<DrawnPoint | null> {
   return page.evaluate(
     ({ chart, stage }) => {
       const svg = document.querySelector(`${chart} svg[data-y-max]`);
-      const lines = document.querySelectorAll(`${chart} polyline[data-stage="${stage}"]`);
-      const line = lines[lines.length - 1];
-      if (!svg || !line) return null;
+      const parts = [...document.querySelectorAll(`${chart} [data-stage="${stage}"][data-last-t]`)];
+      const end = parts
+        .sort((a, b) => Number(a.getAttribute('data-last-t')) - Number(b.getAttribute('data-last-t')))
+        .pop();
+      if (!svg || !end) return null;
       const [, top, , h] = (svg.getAttribute('data-plot') ?? '').split(' ').map(Number);
       const yMax = Number(svg.getAttribute('data-y-max'));
-      const pts = (line.getAttribute('points') ?? '').trim().split(/\s+/);
-      const y = Number((pts[pts.length - 1] ?? '').split(',')[1]);
+      const y =
+        end.tagName === 'circle'
+          ? Number(end.getAttribute('cy'))
+          : Number(((end.getAttribute('points') ?? '').trim().split(/\s+/).pop() ?? '').split(',')[1]);
       return {
-        t: Number(line.getAttribute('data-last-t')),
-        v: Number(line.getAttribute('data-last-v')),
+        t: Number(end.getAttribute('data-last-t')),
+        v: Number(end.getAttribute('data-last-v')),
         drawnV: ((Number(top) + Number(h) - y) / Number(h)) * yMax,
         yMax,
       };
