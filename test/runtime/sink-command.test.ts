@@ -28,11 +28,12 @@ test("the runtime reads each factory's retry policy and write concurrency from t
   const { resolveRetryPolicy, resolveWriteConcurrency } = await import('../../src/runtime/sink-runner-options.js');
   const { DEFAULT_RETRY } = await import('../../src/runtime/retry.js');
   const { loadConfig } = await import('../../src/config/load.js');
-  const { DUCKDB_WRITE_CONCURRENCY } = await import('../../src/sinks/warehouse/index.js');
+  const { DUCKDB_WRITE_CONCURRENCY, STORAGE_WRITE_CONCURRENCY } = await import('../../src/sinks/warehouse/index.js');
   const { REDIS_WRITE_CONCURRENCY } = await import('../../src/sinks/redis/options.js');
   type Config = ReturnType<typeof loadConfig>;
   const duck: Config = { ...loadConfig(), warehouse: 'duckdb' };
-  const bigquery: Config = { ...duck, warehouse: 'bigquery' };
+  const bigquery: Config = { ...duck, warehouse: 'bigquery', BIGQUERY_WRITE_API: 'storage' };
+  const bigqueryJobs: Config = { ...bigquery, BIGQUERY_WRITE_API: 'query' };
   const policy = (name: string, config = duck) => resolveRetryPolicy(config, getSinkFactory(name), {});
   const concurrency = (name: string, config = duck) => resolveWriteConcurrency(config, getSinkFactory(name), {});
   assert.deepEqual([policy('redis'), policy('file')], [DEFAULT_RETRY, DEFAULT_RETRY]);
@@ -43,10 +44,11 @@ test("the runtime reads each factory's retry policy and write concurrency from t
       concurrency('redis'),
       concurrency('warehouse'),
       concurrency('warehouse', bigquery),
+      concurrency('warehouse', bigqueryJobs),
       concurrency('external'),
       concurrency('file'),
     ],
-    [REDIS_WRITE_CONCURRENCY, DUCKDB_WRITE_CONCURRENCY, 1, 2, 1],
+    [REDIS_WRITE_CONCURRENCY, DUCKDB_WRITE_CONCURRENCY, STORAGE_WRITE_CONCURRENCY, 1, 2, 1],
   );
   assert.equal(
     resolveWriteConcurrency(duck, getSinkFactory('redis'), { writeConcurrency: 3 }),
