@@ -60,7 +60,7 @@ export interface PipelineOptions {
   commitIntervalMs: number;
   skipBelow: Lsn;
   snapshot: CdcPosition['snapshot'];
-  /** The committed position this session starts from: its `partial` is resumed, its fields carried. */
+  /** The committed position this replication session starts from: its `partial` is resumed, its fields carried. */
   resumeFrom?: CdcPosition | null;
   writer: TxnWriter;
   /** The most bytes (key + value) one change event may take; larger ones are cut (oversize.ts). */

@@ -66,7 +66,7 @@ export function resolveBatching(config: Config, factory: SinkFactory, opts: Sink
     };
   const maxRecords = Math.max(1, Math.floor(base.maxRecords));
   const maxWaitMs = Math.max(0, base.maxWaitMs);
-  const paced = 'paced' in base && base.paced === true;
+  const paced = base.paced === true;
   const maxQueued = Math.max(
     maxRecords,
     opts.maxQueuedPerPartition ?? Math.max(2 * maxRecords, MIN_QUEUED_PER_PARTITION),
