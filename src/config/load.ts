@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import dotenv from 'dotenv';
 import { PipelineError } from '../core/errors.js';
+import { parsePiiFields, parsePiiKeys, privatePiiKeys, type PiiField, type PiiKey } from './pii-keys.js';
 import { envSchema, type Env } from './schema.js';
 import { readStackState } from './stack-state.js';
 import { formatUnknownSetting, unknownSettings } from './unknown-settings.js';
@@ -11,10 +12,22 @@ export interface Config extends Env {
   databaseUrl: string;
   kafkaBrokers: string[];
   redisUrl: string;
+  /** The Confluent-compatible schema registry (SCHEMA_REGISTRY_URL, else the private stack's). */
+  schemaRegistryUrl: string;
+  /** The pseudonym keys (PII_KEYS, else the private stack's development key; empty: none available). */
+  piiKeys: PiiKey[];
+  /** The columns PII_FIELDS tags as personal data (empty: protection off). */
+  piiFields: PiiField[];
   /** librdkafka security properties every Kafka client is created with (empty for plaintext). */
   kafkaSecurity: Readonly<Record<string, string>>;
   /** Where each service URL came from: the environment, or the project's private stack. */
-  origins: { postgres: 'env' | 'stack'; kafka: 'env' | 'stack'; redis: 'env' | 'stack' };
+  origins: {
+    postgres: 'env' | 'stack';
+    kafka: 'env' | 'stack';
+    redis: 'env' | 'stack';
+    registry: 'env' | 'stack';
+    piiKeys: 'env' | 'stack' | 'none';
+  };
   stackDir: string;
   ports: PrivatePorts;
   /** Which warehouse backend the sink uses: BigQuery when a project is configured. */
@@ -29,10 +42,23 @@ export function parseEnv(source: NodeJS.ProcessEnv): Env {
   if (result.success) return result.data;
   const lines = result.error.issues.map((issue) => {
     const name = issue.path.join('.');
-    const got = source[name];
-    return `  ${name}=${got === undefined ? '(unset)' : JSON.stringify(got)}: ${issue.message}`;
+    return `  ${name}=${shownValue(name, source[name])}: ${issue.message}`;
   });
   throw new PipelineError('CONFIG_INVALID', `Invalid configuration:\n${lines.join('\n')}\nSee .env.example.`);
+}
+
+/** Variables whose values are secrets: an error names them but never shows their value. */
+const SECRET_NAME = /PASSWORD|TOKEN|SECRET|KEYS?$|_AUTH|CREDENTIALS/;
+
+/**
+ * A value as a configuration error may show it: a secret's only as its length, a URL's without
+ * its password (`postgresql://user:***@host/db`), anything else as given.
+ */
+export function shownValue(name: string, value: string | undefined): string {
+  if (value === undefined) return '(unset)';
+  if (SECRET_NAME.test(name)) return `(hidden, ${value.length} characters)`;
+  const withoutPassword = value.replace(/:\/\/([^:@/\s]*):[^@\s]*@/g, '://$1:***@');
+  return JSON.stringify(withoutPassword);
 }
 
 export function loadDotenv(cwd = process.cwd()): void {
@@ -51,6 +77,8 @@ export interface PrivatePorts {
   /** The private broker's SASL_SSL listener: both of the above (PLAIN or SCRAM over TLS, as managed brokers ask). */
   kafkaSaslTls: number;
   redis: number;
+  /** The private schema registry (Apicurio, Confluent-compatible API). */
+  registry: number;
 }
 
 /**
@@ -68,6 +96,7 @@ export function privatePorts(offset = 0): PrivatePorts {
     kafkaTls: 29095 + offset,
     kafkaSaslTls: 29096 + offset,
     redis: 26379 + offset,
+    registry: 28081 + offset,
   };
 }
 export const PRIVATE_DATABASE = 'engagement_db';
@@ -77,12 +106,21 @@ export const PRIVATE_DATABASE = 'engagement_db';
  */
 export const PRIVATE_SASL_USER = { username: 'engage', password: 'engage-secret' } as const;
 
-export function privateUrls(offset = 0): { databaseUrl: string; kafka: string; redisUrl: string } {
+/** The path of Apicurio's Confluent-compatible API under the private registry's address. */
+export const PRIVATE_REGISTRY_PATH = '/apis/ccompat/v7';
+
+export function privateUrls(offset = 0): {
+  databaseUrl: string;
+  kafka: string;
+  redisUrl: string;
+  schemaRegistryUrl: string;
+} {
   const ports = privatePorts(offset);
   return {
     databaseUrl: `postgresql://postgres@127.0.0.1:${ports.postgres}/${PRIVATE_DATABASE}`,
     kafka: `127.0.0.1:${ports.kafka}`,
     redisUrl: `redis://127.0.0.1:${ports.redis}`,
+    schemaRegistryUrl: `http://127.0.0.1:${ports.registry}${PRIVATE_REGISTRY_PATH}`,
   };
 }
 
@@ -109,16 +147,23 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env, cwd = proces
   const databaseUrl = env.DATABASE_URL ?? state?.services.postgres?.url ?? priv.databaseUrl;
   const kafka = env.KAFKA_BOOTSTRAP_SERVERS ?? state?.services.kafka?.url ?? priv.kafka;
   const redisUrl = env.REDIS_URL ?? state?.services.redis?.url ?? priv.redisUrl;
+  const schemaRegistryUrl = env.SCHEMA_REGISTRY_URL ?? state?.services.registry?.url ?? priv.schemaRegistryUrl;
+  const piiKeys = env.PII_KEYS ? parsePiiKeys(env.PII_KEYS) : env.DATABASE_URL ? [] : privatePiiKeys(stackDir);
   return {
     ...env,
     databaseUrl,
     kafkaBrokers: kafka.split(','),
     redisUrl,
+    schemaRegistryUrl,
+    piiKeys,
+    piiFields: parsePiiFields(env.PII_FIELDS),
     kafkaSecurity: kafkaSecurity(env),
     origins: {
       postgres: env.DATABASE_URL ? 'env' : 'stack',
       kafka: env.KAFKA_BOOTSTRAP_SERVERS ? 'env' : 'stack',
       redis: env.REDIS_URL ? 'env' : 'stack',
+      registry: env.SCHEMA_REGISTRY_URL ? 'env' : 'stack',
+      piiKeys: env.PII_KEYS ? 'env' : piiKeys.length > 0 ? 'stack' : 'none',
     },
     stackDir,
     ports: privatePorts(env.STACK_PORT_OFFSET),

@@ -43,6 +43,15 @@ export type KafkaCompression = (typeof KAFKA_COMPRESSIONS)[number];
 export const DEFAULT_KAFKA_COMPRESSION: KafkaCompression = 'lz4';
 export const KAFKA_SECURITY_PROTOCOLS = ['plaintext', 'ssl', 'sasl_plaintext', 'sasl_ssl'] as const;
 export const KAFKA_SASL_MECHANISMS = ['PLAIN', 'SCRAM-SHA-256', 'SCRAM-SHA-512'] as const;
+export const SCHEMA_COMPATIBILITIES = [
+  'BACKWARD',
+  'BACKWARD_TRANSITIVE',
+  'FORWARD',
+  'FORWARD_TRANSITIVE',
+  'FULL',
+  'FULL_TRANSITIVE',
+  'NONE',
+] as const;
 
 const pemFile = z
   .string()
@@ -93,6 +102,38 @@ export const envSchema = z
     KAFKA_SSL_KEY_LOCATION: pemFile,
     /** The key's passphrase, when KAFKA_SSL_KEY_LOCATION is encrypted. */
     KAFKA_SSL_KEY_PASSWORD: z.string().optional(),
+    /** How the data topics (events, content, enriched) carry their records: json (Debezium's JSON
+     *  converter without schemas) or avro (Debezium's Avro converter: Confluent wire format, schemas in
+     *  the registry at SCHEMA_REGISTRY_URL; docs/schemas.md). Internal topics (position, DLQ) stay JSON. */
+    KAFKA_VALUE_FORMAT: z.enum(['json', 'avro'], { message: 'accepts json or avro' }).default('json'),
+    /** A Confluent-compatible schema registry (Confluent, Apicurio's /apis/ccompat/v7, Redpanda); unset: the private stack's. */
+    SCHEMA_REGISTRY_URL: url(['http:', 'https:']).optional(),
+    /** `user:password` for a registry that asks for HTTP basic authentication. */
+    SCHEMA_REGISTRY_BASIC_AUTH: z
+      .string()
+      .regex(/^[^:]+:.+$/, { message: 'accepts user:password' })
+      .optional(),
+    /** The compatibility rule set on each subject the pipeline registers (a subject that has its own keeps it). */
+    SCHEMA_COMPATIBILITY: z
+      .enum(SCHEMA_COMPATIBILITIES, { message: `accepts one of ${SCHEMA_COMPATIBILITIES.join(', ')}` })
+      .default('BACKWARD'),
+    /** The columns holding personal data, `table.column[,…]`, replaced by a keyed pseudonym from the
+     *  first topic on (docs/security.md); `none` turns the protection off. */
+    PII_FIELDS: z
+      .string()
+      .regex(/^(none|[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*(,[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*)*)$/, {
+        message: 'accepts table.column[,table.column…] (lower-case SQL identifiers) or none',
+      })
+      .default('engagement_events.user_id'),
+    /** The pseudonym keys, `keyid:secret[,keyid:secret…]`, the first the current one (a secret of at least
+     *  32 characters; key ids of letters and digits). Unset with the private stack: a key generated in its folder. */
+    PII_KEYS: z
+      .string()
+      .regex(/^[A-Za-z0-9]{1,16}:[^,\s]{32,}(,[A-Za-z0-9]{1,16}:[^,\s]{32,})*$/, {
+        message:
+          'accepts keyid:secret[,keyid:secret…] with key ids of 1-16 letters or digits and secrets of at least 32 characters',
+      })
+      .optional(),
     REDIS_URL: url(['redis:', 'rediss:']).optional(),
     REDIS_AGGREGATION_WINDOW_MINUTES: int(1, 1440).default(10),
     REDIS_KEY_PREFIX: z

@@ -10,8 +10,8 @@ import path from 'node:path';
  * It lives with the configuration because that is what it is to every command: where the private
  * services are (src/config/load.ts reads it); src/stack writes it.
  */
-export type ServiceName = 'postgres' | 'kafka' | 'redis';
-export const SERVICE_NAMES: readonly ServiceName[] = ['postgres', 'kafka', 'redis'];
+export type ServiceName = 'postgres' | 'kafka' | 'redis' | 'registry';
+export const SERVICE_NAMES: readonly ServiceName[] = ['postgres', 'kafka', 'redis', 'registry'];
 
 export interface ServiceState {
   url: string;

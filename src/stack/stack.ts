@@ -172,12 +172,14 @@ export function ownedServices(config: Config, state: StackState | null): Set<Ser
     postgres: config.databaseUrl,
     kafka: config.kafkaBrokers.join(','),
     redis: config.redisUrl,
+    registry: config.schemaRegistryUrl,
   };
   const privateAt: Record<ServiceName, string> = {
     postgres: priv.databaseUrl,
     // The stack's own cluster: every node's address (one node: the Kafka port).
     kafka: clusterUrl(config.ports, state?.services.kafka?.nodes?.length ?? 1),
     redis: priv.redisUrl,
+    registry: priv.schemaRegistryUrl,
   };
   const owned = new Set<ServiceName>();
   for (const name of SERVICE_NAMES) {
@@ -213,6 +215,7 @@ export async function stackStatus(config: Config): Promise<ServiceStatus[]> {
     postgres: config.databaseUrl,
     kafka: config.kafkaBrokers.join(','),
     redis: config.redisUrl,
+    registry: config.schemaRegistryUrl,
   };
   return Promise.all(
     SERVICE_NAMES.map(async (name) => {
@@ -223,7 +226,9 @@ export async function stackStatus(config: Config): Promise<ServiceStatus[]> {
           ? await pgAnswers(url)
           : name === 'redis'
             ? await redisAnswers(url)
-            : await kafkaUp(url, config.ports.kafka);
+            : name === 'registry'
+              ? await registryAnswers(url)
+              : await kafkaUp(url, config.ports.kafka);
       const nodes = s?.nodes
         ? await Promise.all(
             s.nodes.map(async ({ id, url, pid, log }) => ({
@@ -238,6 +243,16 @@ export async function stackStatus(config: Config): Promise<ServiceStatus[]> {
       return { name, url, startedByStack: s?.startedByStack ?? false, up, log: s?.log, ...(nodes ? { nodes } : {}) };
     }),
   );
+}
+
+/** The registry lists its subjects (any Confluent-compatible registry answers `GET <url>/subjects`). */
+async function registryAnswers(url: string): Promise<boolean> {
+  try {
+    const res = await fetch(`${url.replace(/\/$/, '')}/subjects`, { signal: AbortSignal.timeout(2000) });
+    return res.ok;
+  } catch {
+    return false;
+  }
 }
 
 /** Every address of the list answers (a private cluster is up when all its nodes are). */
