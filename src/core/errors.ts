@@ -14,6 +14,7 @@ export type ErrorCode =
   | 'INVALID_VALUE'
   | 'UNKNOWN_CONTENT'
   | 'UNSUPPORTED_CHANGE'
+  | 'SCHEMA_INCOMPATIBLE'
   | 'SINK_WRITE_FAILED'
   | 'SINK_REJECTED'
   | 'SINK_STATE_LOST'
@@ -62,13 +63,17 @@ export function isStateLost(err: unknown): boolean {
 
 /**
  * True when restarting the process cannot help: its configuration is invalid (CONFIG_INVALID,
- * USAGE) or a service is set up in a way only its operator can change (a non-retriable
- * SERVICE_MISCONFIGURED, such as wal_level = replica).
+ * USAGE), a service is set up in a way only its operator can change (a non-retriable
+ * SERVICE_MISCONFIGURED, such as wal_level = replica), or a schema change was refused by the
+ * registry's compatibility rule (SCHEMA_INCOMPATIBLE: the operator reverts it or changes the rule).
  */
 export function isFatal(err: unknown): boolean {
   if (!(err instanceof PipelineError)) return false;
   return (
-    err.code === 'CONFIG_INVALID' || err.code === 'USAGE' || (err.code === 'SERVICE_MISCONFIGURED' && !err.retriable)
+    err.code === 'CONFIG_INVALID' ||
+    err.code === 'USAGE' ||
+    err.code === 'SCHEMA_INCOMPATIBLE' ||
+    (err.code === 'SERVICE_MISCONFIGURED' && !err.retriable)
   );
 }
 
