@@ -15,7 +15,7 @@ function whose(r: { up: boolean; startedByStack: boolean }, origin: 'env' | 'sta
 export function registerStackCommand(program: Command): void {
   const stack = program
     .command('stack')
-    .description('start, inspect or stop the local services (PostgreSQL, Kafka, Redis)');
+    .description('start, inspect or stop the local services (PostgreSQL, Kafka, Redis, the schema registry)');
   stack
     .command('up')
     .description('start what is not configured and wait until every service is ready (idempotent)')

@@ -17,6 +17,7 @@ import {
 import { kafkaAnswers, startPrivateKafka } from './kafka.js';
 import { clusterUrl, formattedBrokers } from './kafka-nodes.js';
 import { redisAnswers, startPrivateRedis } from './redis.js';
+import { checkExternalRegistry, registryAnswers, startPrivateRegistry } from './registry.js';
 import { isAlive, stopPid } from './process.js';
 import {
   SERVICE_NAMES,
@@ -85,7 +86,7 @@ export async function stackUp(config: Config, opts: UpOptions = {}): Promise<Ser
     const own = state?.services[name];
     return own?.startedByStack && sameEndpoint(name, own.url, url) ? { ...own, url } : { url, startedByStack: false };
   };
-  // Redis and PostgreSQL start while the JVM warms up: the three are independent.
+  // Redis, PostgreSQL and the registry start while Kafka's JVM warms up: the four are independent.
   const pgTask = (async () => {
     const t0 = Date.now();
     let s: ServiceState;
@@ -149,7 +150,18 @@ export async function stackUp(config: Config, opts: UpOptions = {}): Promise<Ser
       );
     report('kafka', s, t0);
   })();
-  const results = await Promise.allSettled([pgTask, redisTask, kafkaTask]);
+  const registryTask = (async () => {
+    const t0 = Date.now();
+    let s: ServiceState;
+    if (config.origins.registry === 'env' && !own.has('registry')) {
+      await checkExternalRegistry(config.schemaRegistryUrl, config.SCHEMA_REGISTRY_BASIC_AUTH);
+      s = fromEnv('registry', config.schemaRegistryUrl);
+    } else {
+      s = await startPrivateRegistry(config.stackDir, REPO_ROOT, config.ports, state?.services.registry);
+    }
+    report('registry', s, t0);
+  })();
+  const results = await Promise.allSettled([pgTask, redisTask, kafkaTask, registryTask]);
   const failed = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
   // One failing service keeps its own code (SERVICE_MISCONFIGURED, SERVICE_UNREACHABLE…).
   if (failed.length === 1 && failed[0]?.reason instanceof PipelineError) throw failed[0].reason;
@@ -227,7 +239,10 @@ export async function stackStatus(config: Config): Promise<ServiceStatus[]> {
           : name === 'redis'
             ? await redisAnswers(url)
             : name === 'registry'
-              ? await registryAnswers(url)
+              ? await registryAnswers(
+                  url,
+                  config.origins.registry === 'env' ? config.SCHEMA_REGISTRY_BASIC_AUTH : undefined,
+                )
               : await kafkaUp(url, config.ports.kafka);
       const nodes = s?.nodes
         ? await Promise.all(
@@ -245,16 +260,6 @@ export async function stackStatus(config: Config): Promise<ServiceStatus[]> {
   );
 }
 
-/** The registry lists its subjects (any Confluent-compatible registry answers `GET <url>/subjects`). */
-async function registryAnswers(url: string): Promise<boolean> {
-  try {
-    const res = await fetch(`${url.replace(/\/$/, '')}/subjects`, { signal: AbortSignal.timeout(2000) });
-    return res.ok;
-  } catch {
-    return false;
-  }
-}
-
 /** Every address of the list answers (a private cluster is up when all its nodes are). */
 async function kafkaUp(url: string, fallbackPort: number): Promise<boolean> {
   const up = await Promise.all(
@@ -270,7 +275,7 @@ async function kafkaUp(url: string, fallbackPort: number): Promise<boolean> {
 export async function stackDown(config: Config, onStopped?: (name: ServiceName) => void): Promise<void> {
   const state = readStackState(config.stackDir);
   if (!state) return;
-  for (const name of ['kafka', 'redis', 'postgres'] as const) {
+  for (const name of ['registry', 'kafka', 'redis', 'postgres'] as const) {
     const s = state.services[name];
     if (!s) continue;
     if (s.startedByStack) {
@@ -303,6 +308,7 @@ export function stackEnv(config: Config): string {
     `export DATABASE_URL='${pgUrl}'`,
     `export KAFKA_BOOTSTRAP_SERVERS='${state?.services.kafka?.url ?? config.kafkaBrokers.join(',')}'`,
     `export REDIS_URL='${state?.services.redis?.url ?? config.redisUrl}'`,
+    `export SCHEMA_REGISTRY_URL='${state?.services.registry?.url ?? config.schemaRegistryUrl}'`,
   ];
   try {
     const u = new URL(pgUrl);

@@ -16,7 +16,8 @@ import { waitFor } from '../helpers/wait.js';
  * own addresses (`eval "$(engage stack env)"`): an address the state file records for a service
  * the stack started is the stack's, not the user's. On a throwaway stack (own STACK_DIR, ports
  * shifted by STACK_PORT_OFFSET) whose only private service is Redis, the cheapest to kill and
- * restart; PostgreSQL and Kafka are the shared stack's, given by URL, and never touched.
+ * restart; PostgreSQL, Kafka and the schema registry are the shared stack's, given by URL, and
+ * never touched.
  */
 
 const shared = loadConfig();
@@ -40,6 +41,8 @@ describe("engage stack up with the stack's own addresses exported", { timeout: 9
       STACK_PORT_OFFSET: String(await freeRedisOffset()),
       DATABASE_URL: shared.databaseUrl,
       KAFKA_BOOTSTRAP_SERVERS: shared.kafkaBrokers.join(','),
+      // The shared registry too: this stack's only JVM-free private service is Redis.
+      SCHEMA_REGISTRY_URL: shared.schemaRegistryUrl,
       LOG_LEVEL: 'warn',
     };
     base = loadConfig(env, tmpRoot);

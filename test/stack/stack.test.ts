@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -18,15 +18,17 @@ import {
   pgAnswers,
   startPrivatePostgres,
 } from '../../src/stack/postgres.js';
-import { isAlive, portHolder, tcpOpen } from '../../src/stack/process.js';
+import { isAlive, portHolder, stopPid, tcpOpen } from '../../src/stack/process.js';
 import { startPrivateRedis } from '../../src/stack/redis.js';
+import { registryAnswers } from '../../src/stack/registry.js';
 import { REPO_ROOT, stackDown, stackEnv, stackStatus, stackUp, type ServiceStatus } from '../../src/stack/stack.js';
 import { readStackState } from '../../src/config/stack-state.js';
 
 /**
  * `engage stack` from nothing: a SECOND private stack (own temp STACK_DIR, ports shifted by
  * STACK_PORT_OFFSET) beside the shared one, which it must never touch. Redis is given by URL (the
- * shared stack's), so this stack must neither start nor stop it. One up/down cycle (a JVM is heavy).
+ * shared stack's), so this stack must neither start nor stop it. One up/down cycle (a JVM is heavy),
+ * and one restart of the schema registry alone.
  * The temp dir is 0700, so when run as root the private PostgreSQL cannot live inside it and must
  * fall back to /var/tmp — that path is exercised here too.
  */
@@ -40,7 +42,7 @@ async function freeOffset(): Promise<number> {
   for (let offset = 200; offset < 400; offset += 10) {
     const p = privatePorts(offset);
     const taken = await Promise.all(
-      [p.postgres, p.kafka, p.kafkaController, p.kafkaSasl, p.kafkaTls, p.kafkaSaslTls].map((port) =>
+      [p.postgres, p.kafka, p.kafkaController, p.kafkaSasl, p.kafkaTls, p.kafkaSaslTls, p.registry].map((port) =>
         tcpOpen('127.0.0.1', port, 300),
       ),
     );
@@ -95,7 +97,8 @@ describe('engage stack: a second private stack from nothing', { timeout: 240_000
   before(async () => {
     offset = await freeOffset();
     config = privateConfig(offset);
-    assert.equal(existsSync(stackDir), false);
+    // loadConfig already wrote the stack's development PII key there; nothing else is yet.
+    assert.deepEqual(existsSync(stackDir) ? readdirSync(stackDir) : [], existsSync(stackDir) ? ['pii-keys'] : []);
     assert.equal(statSync(tmpRoot).mode & 0o777, 0o700, 'mkdtemp makes a 0700 directory');
   });
 
@@ -104,7 +107,7 @@ describe('engage stack: a second private stack from nothing', { timeout: 240_000
     rmSync(fallbackRoot, { recursive: true, force: true });
   });
 
-  test('up from nothing starts PostgreSQL (logical WAL, schema) and Kafka (topics); Redis given by URL answers', async () => {
+  test('up from nothing starts PostgreSQL (logical WAL, schema), Kafka (topics) and the registry; Redis given by URL answers', async () => {
     const rows = await stackUp(config);
     assert.deepEqual(
       rows.map((r) => [r.name, r.up]),
@@ -112,6 +115,7 @@ describe('engage stack: a second private stack from nothing', { timeout: 240_000
         ['postgres', true],
         ['kafka', true],
         ['redis', true],
+        ['registry', true],
       ],
     );
     const resolved = loadConfig(
@@ -140,6 +144,49 @@ describe('engage stack: a second private stack from nothing', { timeout: 240_000
       await admin.disconnect();
     }
     assert.equal(await redisPing(resolved.redisUrl), 'PONG');
+    assert.equal(
+      resolved.schemaRegistryUrl,
+      `http://127.0.0.1:${config.ports.registry}/apis/ccompat/v7`,
+      'the stack records its registry for every command',
+    );
+    assert.equal(await registryAnswers(resolved.schemaRegistryUrl), true);
+  });
+
+  const schema = {
+    type: 'record',
+    name: 'StackProbe',
+    namespace: 'test.stack',
+    fields: [{ name: 'id', type: 'long' }],
+  };
+  let schemaId = 0;
+
+  test("the registry's Confluent-compatible API registers an Avro schema and serves it by id", async () => {
+    const url = config.schemaRegistryUrl;
+    const res = await fetch(`${url}/subjects/stack-probe-value/versions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/vnd.schemaregistry.v1+json' },
+      body: JSON.stringify({ schema: JSON.stringify(schema) }),
+    });
+    assert.equal(res.status, 200, await res.clone().text());
+    schemaId = ((await res.json()) as { id: number }).id;
+    assert.ok(Number.isInteger(schemaId) && schemaId > 0, `an id: ${schemaId}`);
+    const byId = (await (await fetch(`${url}/schemas/ids/${schemaId}`)).json()) as { schema: string };
+    assert.deepEqual(JSON.parse(byId.schema), schema);
+    assert.deepEqual(await (await fetch(`${url}/subjects`)).json(), ['stack-probe-value']);
+  });
+
+  test('the registry keeps its schemas across a restart (file-based H2 in the stack folder)', async () => {
+    const before = readStackState(stackDir)?.services.registry;
+    assert.ok(before?.pid && before.dataDir?.startsWith(stackDir), `a private registry: ${JSON.stringify(before)}`);
+    await stopPid(before.pid); // SIGTERM, as `stack down` stops it
+    assert.equal(await registryAnswers(before.url), false, 'stopped');
+    const rows = await stackUp(config, { topics: false });
+    assert.equal(byName(rows, 'registry').up, true);
+    const after = readStackState(stackDir)?.services.registry;
+    assert.ok(after?.pid && after.pid !== before.pid && isAlive(after.pid), 'a new registry process is recorded');
+    const byId = (await (await fetch(`${after.url}/schemas/ids/${schemaId}`)).json()) as { schema: string };
+    assert.deepEqual(JSON.parse(byId.schema), schema, 'the same id serves the same schema');
+    assert.deepEqual(await (await fetch(`${after.url}/subjects`)).json(), ['stack-probe-value']);
   });
 
   test('the private PostgreSQL lives where its server user can write', () => {
@@ -157,7 +204,7 @@ describe('engage stack: a second private stack from nothing', { timeout: 240_000
     const before = readStackState(stackDir);
     await stackUp(config);
     const after = readStackState(stackDir);
-    for (const name of ['postgres', 'kafka'] as const) {
+    for (const name of ['postgres', 'kafka', 'registry'] as const) {
       assert.ok(before?.services[name]?.pid, `${name} has a pid`);
       assert.equal(after?.services[name]?.pid, before?.services[name]?.pid, `${name} not restarted`);
     }
@@ -168,6 +215,7 @@ describe('engage stack: a second private stack from nothing', { timeout: 240_000
     for (const r of rows) assert.equal(r.up, true, `${r.name} up`);
     assert.equal(byName(rows, 'postgres').startedByStack, true);
     assert.equal(byName(rows, 'kafka').startedByStack, true);
+    assert.equal(byName(rows, 'registry').startedByStack, true);
     assert.equal(byName(rows, 'redis').startedByStack, false);
     assert.equal(byName(rows, 'redis').url, shared.redisUrl);
   });
@@ -184,6 +232,19 @@ describe('engage stack: a second private stack from nothing', { timeout: 240_000
     assert.match(text, new RegExp(`^export KAFKA_BOOTSTRAP_SERVERS='127\\.0\\.0\\.1:${config.ports.kafka}'$`, 'm'));
     assert.match(text, new RegExp(`^export REDIS_URL='${shared.redisUrl.replace(/[.]/g, '\\.')}'$`, 'm'));
     assert.match(text, new RegExp(`^export PGPORT='${config.ports.postgres}'$`, 'm'));
+    assert.match(
+      text,
+      new RegExp(`^export SCHEMA_REGISTRY_URL='http://127\\.0\\.0\\.1:${config.ports.registry}/apis/ccompat/v7'$`, 'm'),
+    );
+  });
+
+  test('`engage stack env` and `status` show the registry beside the other services', async () => {
+    const env = { STACK_DIR: stackDir, STACK_PORT_OFFSET: String(offset), REDIS_URL: shared.redisUrl };
+    const [printed, status] = await Promise.all([engage(['stack', 'env'], env), engage(['stack', 'status'], env)]);
+    assert.equal(printed.code, 0, printed.stderr);
+    const url = config.schemaRegistryUrl.replace(/[.]/g, '\\.');
+    assert.match(printed.stdout, new RegExp(`^export SCHEMA_REGISTRY_URL='${url}'$`, 'm'));
+    assert.match(status.stdout, new RegExp(`^registry +up +${url} +started by the stack`, 'm'), status.stdout);
   });
 
   test('an up given the stack\'s own addresses (`eval "$(engage stack env)"`) keeps them the stack\'s', async () => {
@@ -208,23 +269,29 @@ describe('engage stack: a second private stack from nothing', { timeout: 240_000
     assert.equal(byName(rows, 'postgres').startedByStack, true);
     assert.equal(byName(rows, 'kafka').startedByStack, true);
     const after = readStackState(stackDir);
-    for (const name of ['postgres', 'kafka'] as const)
+    for (const name of ['postgres', 'kafka', 'registry'] as const)
       assert.deepEqual(after?.services[name], before?.services[name], `${name}: the stack's record unchanged`);
     assert.equal(after?.services.redis?.startedByStack, false, "the Redis given by URL stays not the stack's");
   });
 
   test('down stops what it started and nothing else', async () => {
     const state = readStackState(stackDir);
-    const pids = { postgres: state?.services.postgres?.pid, kafka: state?.services.kafka?.pid };
+    const pids = {
+      postgres: state?.services.postgres?.pid,
+      kafka: state?.services.kafka?.pid,
+      registry: state?.services.registry?.pid,
+    };
     const stoppedNames: string[] = [];
     await stackDown(config, (name) => stoppedNames.push(name));
     stopped = true;
-    assert.deepEqual(stoppedNames.sort(), ['kafka', 'postgres']);
+    assert.deepEqual(stoppedNames.sort(), ['kafka', 'postgres', 'registry']);
     assert.equal(isAlive(pids.postgres), false, 'postgres process gone');
     assert.equal(isAlive(pids.kafka), false, 'kafka process gone');
+    assert.equal(isAlive(pids.registry), false, 'registry process gone');
     const rows = await stackStatus(config);
     assert.equal(byName(rows, 'postgres').up, false);
     assert.equal(byName(rows, 'kafka').up, false);
+    assert.equal(byName(rows, 'registry').up, false);
     assert.equal(await redisPing(shared.redisUrl), 'PONG', 'the Redis given by URL still runs');
     assert.equal(await pgAnswers(shared.databaseUrl), true, 'the shared stack is untouched');
   });
@@ -254,6 +321,7 @@ describe('misconfigured and unreachable services', () => {
         DATABASE_URL: machinePg,
         KAFKA_BOOTSTRAP_SERVERS: shared.kafkaBrokers.join(','),
         REDIS_URL: shared.redisUrl,
+        SCHEMA_REGISTRY_URL: shared.schemaRegistryUrl,
       },
       tmpRoot,
     );
@@ -319,24 +387,34 @@ describe('misconfigured and unreachable services', () => {
   });
 });
 
-function engage(...args: string[]): Promise<{ code: number | null; stderr: string }> {
+/**
+ * Runs `engage <args>` and collects its output: in the repository with this environment by default,
+ * or with exactly `env` (beside PATH and HOME) in `tmpRoot`, where no `.env` is read.
+ */
+function engage(
+  args: string[],
+  env?: Record<string, string>,
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, [path.join(REPO_ROOT, 'bin', 'engage.mjs'), ...args], {
-      cwd: REPO_ROOT,
-      stdio: ['ignore', 'ignore', 'pipe'],
+      cwd: env ? tmpRoot : REPO_ROOT,
+      env: env ? { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env } : process.env,
+      stdio: ['ignore', 'pipe', 'pipe'],
     });
+    let stdout = '';
     let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
     child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
     const killer = setTimeout(() => child.kill('SIGKILL'), 120_000);
     child.on('close', (code) => {
       clearTimeout(killer);
-      resolve({ code, stderr });
+      resolve({ code, stdout, stderr });
     });
   });
 }
 
 // Started at once, so the CLI's start-up overlaps the stack cycle above; awaited by the last test.
-const usageRuns = Promise.all([engage('bogus'), engage('stack', '--bogus')]);
+const usageRuns = Promise.all([engage(['bogus']), engage(['stack', '--bogus'])]);
 
 describe('engage CLI usage errors', () => {
   test('an unknown command or an unknown flag exits 2 with usage', async () => {
