@@ -56,7 +56,8 @@ export async function registryDistribution(stackDir: string, repoRoot: string): 
   const hash = createHash('sha1').update(text).digest('hex').slice(0, 12);
   const dist = path.join(stackDir, 'registry', `dist-${hash}`);
   if (existsSync(dist)) return dist;
-  const work = `${dist}.partial`;
+  // Per process: two `stack up` on one stack folder (two test runs) may unpack at the same time.
+  const work = `${dist}.partial-${process.pid}`;
   rmSync(work, { recursive: true, force: true });
   mkdirSync(work, { recursive: true });
   await runCheckedAsync(
@@ -68,7 +69,13 @@ export async function registryDistribution(stackDir: string, repoRoot: string): 
   await runCheckedAsync('tar', ['-xzf', tarball, '-C', work], `Unpacking ${tarball}`);
   rmSync(tarball);
   rmSync(path.join(work, 'maven-target'), { recursive: true, force: true });
-  renameSync(work, dist);
+  try {
+    renameSync(work, dist);
+  } catch (err) {
+    // The other one renamed first: its copy is as good.
+    if (!existsSync(dist)) throw err;
+    rmSync(work, { recursive: true, force: true });
+  }
   return dist;
 }
 
