@@ -1,5 +1,6 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import { PipelineError } from '../core/errors.js';
 import { errorBody } from './errors.js';
 
 /**
@@ -17,6 +18,29 @@ const OPEN = /^\/(?:health(?:\/.*)?|metrics(?:\/.*)?|dashboard\/.*|docs(?:\/.*)?
 export function isOpenPath(url: string): boolean {
   const q = url.indexOf('?');
   return OPEN.test(q === -1 ? url : url.slice(0, q));
+}
+
+/** True for a host only this machine reaches: localhost, 127.0.0.0/8, ::1 (and ::ffff:127.x). */
+export function isLoopbackHost(host: string): boolean {
+  const h = host
+    .trim()
+    .toLowerCase()
+    .replace(/^\[(.*)\]$/, '$1');
+  if (h === 'localhost' || h.endsWith('.localhost') || h === '::1' || h === '0:0:0:0:0:0:0:1') return true;
+  const v4 = h.startsWith('::ffff:') ? h.slice(7) : h;
+  return /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(v4);
+}
+
+/**
+ * Refuses (CONFIG_INVALID) an API bound beyond loopback without API_TOKEN: its content endpoints
+ * serve the pipeline's data to whoever reaches the port (docs/security.md).
+ */
+export function checkApiExposure(host: string, token: string | undefined): void {
+  if (token !== undefined || isLoopbackHost(host)) return;
+  throw new PipelineError(
+    'CONFIG_INVALID',
+    `API_HOST=${host} listens beyond loopback, so the API needs a token: set API_TOKEN (8 characters or more, e.g. API_TOKEN=$(openssl rand -hex 24)) and send it as "Authorization: Bearer <token>", or set API_HOST=127.0.0.1 (docs/security.md)`,
+  );
 }
 
 function digest(s: string): Buffer {

@@ -4,12 +4,14 @@ import { PipelineError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { RunningComponent } from '../runtime/lifecycle.js';
 import { buildApi } from './app.js';
+import { checkApiExposure } from './auth.js';
 import { createApiDeps } from './deps.js';
 
 /**
  * `engage api`: builds the API with real clients and listens on API_HOST:API_PORT (port 0 picks a
  * free one; `url` says which). `stop` closes the server (in-flight requests finish) and then the
- * clients. Fails with SERVICE_MISCONFIGURED when the port is taken.
+ * clients. Fails with SERVICE_MISCONFIGURED when the port is taken, and with CONFIG_INVALID when
+ * API_HOST is not a loopback address and API_TOKEN is unset (auth.ts).
  */
 
 export interface RunningApi extends RunningComponent {
@@ -18,6 +20,7 @@ export interface RunningApi extends RunningComponent {
 }
 
 export async function startApi(config: Config, log: Logger): Promise<RunningApi> {
+  checkApiExposure(config.API_HOST, config.API_TOKEN);
   const owned = await createApiDeps(config);
   const app = buildApi(config, owned.deps, { log });
   try {
@@ -39,7 +42,7 @@ export async function startApi(config: Config, log: Logger): Promise<RunningApi>
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
   const url = `http://${host}:${address.port}`;
   log.info(
-    { url, token: config.API_TOKEN ? 'required for content endpoints' : 'none' },
+    { url, auth: config.API_TOKEN ? 'bearer token required for content endpoints' : 'none (loopback only)' },
     `API listening on ${url} (dashboard at /, docs at /docs)`,
   );
   let stopped = false;

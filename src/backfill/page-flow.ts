@@ -3,6 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type pg from 'pg';
 import type { Logger } from '../core/logger.js';
+import type { Pseudonymiser } from '../core/pseudonym.js';
 import type { ContentRow } from '../core/types.js';
 import { enrichEvent } from '../processor/enrich.js';
 import { copyPage } from './copy-reader.js';
@@ -51,6 +52,8 @@ export interface FlowContext {
   pageSize: number;
   content: readonly ContentRow[];
   target: BackfillTarget;
+  /** The PII_FIELDS columns' pseudonyms, applied to every row read before anything else sees it. */
+  pii: Pseudonymiser;
   log: Logger;
 }
 
@@ -60,7 +63,7 @@ export function rowPages(ctx: FlowContext): PageFlow {
     async read(after) {
       const page = await readPage(ctx.db, ctx.range, after, ctx.pageSize);
       if (!page.last) return null;
-      return { last: page.last, start: (before) => startRows(ctx.target, page, byId, before) };
+      return { last: page.last, start: (before) => startRows(ctx, page, byId, before) };
     },
     close: async () => undefined,
   };
@@ -101,7 +104,7 @@ export async function copyPages(ctx: FlowContext): Promise<PageFlow> {
           'a page was declined by the bulk import (a row the transform or a sink may refuse): delivering it row by row',
         );
         const page = await readPage(ctx.db, ctx.range, after, ctx.pageSize, last);
-        return (await startRows(ctx.target, page, byId, before)).done;
+        return (await startRows(ctx, page, byId, before)).done;
       };
       // Counted as `rows` events for the positions of the pages after it, whichever way it goes.
       return { last, start: async (before) => ({ events: rows, done: deliver(before) }) };
@@ -111,11 +114,15 @@ export async function copyPages(ctx: FlowContext): Promise<PageFlow> {
 }
 
 async function startRows(
-  target: BackfillTarget,
+  ctx: FlowContext,
   page: Page,
   content: ReadonlyMap<string, ContentRow>,
   before: number,
 ): Promise<{ events: number; done: Promise<Delivered> }> {
+  const target = ctx.target;
+  if (ctx.pii.columnsOf('engagement_events').size > 0) {
+    for (const row of page.rows) ctx.pii.protectRow('engagement_events', row as unknown as Record<string, unknown>);
+  }
   const enriched = await enrichPage(page, content, before);
   const done = target.deliver(enriched).then((report) => ({
     report,

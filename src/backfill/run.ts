@@ -1,12 +1,13 @@
 import pg from 'pg';
 import type { Config } from '../config/load.js';
 import type { Logger } from '../core/logger.js';
+import { configuredPseudonymiser } from '../core/pseudonym.js';
 import type { ContentRow } from '../core/types.js';
 import { ProgressBar } from './progress-bar.js';
 import { ensureProgressTable, loadProgress, saveProgress } from './progress-store.js';
 import { parseDateRange } from './range.js';
 import { copyPages, rowPages, type Delivered, type PageFlow, type ReadPage } from './page-flow.js';
-import { countRange, estimatedRangeRows, type Cursor } from './reader.js';
+import { SOURCE_COLUMN_SQL, countRange, estimatedRangeRows, type Cursor } from './reader.js';
 import { DEFAULT_PAGE_ROWS, type BackfillTarget } from './target.js';
 
 /**
@@ -55,11 +56,23 @@ export interface BackfillResult {
   rate: number;
 }
 
+const CONTENT_COLUMNS = ['id', 'slug', 'title', 'content_type', 'length_seconds', 'publish_ts'];
 const CONTENT_SQL = `SELECT id::text AS id, slug, title, content_type, length_seconds,
   to_char(publish_ts AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS publish_ts FROM content`;
 
 export async function runBackfill(config: Config, opts: BackfillOptions, log: Logger): Promise<BackfillResult> {
   const range = parseDateRange(opts.startDate, opts.endDate);
+  // The rows read here leave PostgreSQL as the CDC's do: the tagged columns pseudonymised (or refused without a key).
+  const pii = configuredPseudonymiser(config, 'the backfill');
+  for (const f of config.piiFields) {
+    const read =
+      f.table === 'engagement_events' ? Object.keys(SOURCE_COLUMN_SQL) : f.table === 'content' ? CONTENT_COLUMNS : [];
+    if (!read.includes(f.column))
+      log.warn(
+        { field: `${f.table}.${f.column}` },
+        'PII_FIELDS names a column the backfill does not read: nothing to protect there',
+      );
+  }
   const db = new pg.Client({ connectionString: config.databaseUrl });
   await db.connect();
   let target: BackfillTarget | undefined;
@@ -79,6 +92,7 @@ export async function runBackfill(config: Config, opts: BackfillOptions, log: Lo
     if (resumed) log.info({ range: key, after: cursor, delivered }, 'resuming an interrupted backfill');
 
     const content = (await db.query<ContentRow>(CONTENT_SQL)).rows;
+    for (const row of content) pii.protectRow('content', row as unknown as Record<string, unknown>);
     const total = await countRange(db, range, cursor);
     const estimate = await estimatedRangeRows(db, range);
     if (total > 10 * pageSize && estimate * 10 < total) {
@@ -91,8 +105,14 @@ export async function runBackfill(config: Config, opts: BackfillOptions, log: Lo
       opts.progress === false
         ? undefined
         : new ProgressBar(`backfill ${range.key}${target.name === 'topic' ? '' : ` (${target.name})`}`, total);
-    const flowCtx = { db, range, pageSize, content, target, log };
-    const source = target.deliverSource && opts.bulk !== false ? await copyPages(flowCtx) : rowPages(flowCtx);
+    const flowCtx = { db, range, pageSize, content, target, pii, log };
+    // The bulk import hands PostgreSQL's CSV to the sink untouched: with a tagged column, pages go as rows.
+    const bulk = opts.bulk !== false && pii.columnsOf('engagement_events').size === 0;
+    if (target.deliverSource && opts.bulk !== false && !bulk)
+      log.info(
+        'PII_FIELDS tags engagement_events columns: the bulk import is off, pages are pseudonymised and delivered as rows',
+      );
+    const source = target.deliverSource && bulk ? await copyPages(flowCtx) : rowPages(flowCtx);
     flow = source;
     const t0 = Date.now();
     let read = 0;

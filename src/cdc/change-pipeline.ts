@@ -1,5 +1,6 @@
 import type { Pgoutput } from 'pg-logical-replication';
 import type { Logger } from '../core/logger.js';
+import type { Pseudonymiser } from '../core/pseudonym.js';
 import { CommitPacer } from '../runtime/commit-pacer.js';
 import { ChangeRenderer } from './change-renderer.js';
 import type { Emit, TopicRoutes } from './envelope.js';
@@ -76,6 +77,8 @@ export interface PipelineOptions {
   onTableTruncate?(tables: string[]): void;
   /** The incremental snapshot's view of the stream (absent: positions carry `resumeFrom`'s). */
   tap?: StreamTap;
+  /** The tagged columns' pseudonyms (PII_FIELDS; absent: values as they are). */
+  pii?: Pseudonymiser;
   log: Logger;
 }
 

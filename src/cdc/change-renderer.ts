@@ -1,5 +1,6 @@
 import type { Pgoutput } from 'pg-logical-replication';
 import type { Logger } from '../core/logger.js';
+import type { Pseudonymiser } from '../core/pseudonym.js';
 import {
   CDC_VERSION,
   emitChange,
@@ -49,6 +50,8 @@ export interface RendererOptions {
   db: string;
   routes: TopicRoutes;
   primaryKey(relationOid: number): Promise<string[]>;
+  /** The tagged columns' pseudonyms (PII_FIELDS; absent: values as they are). */
+  pii?: Pseudonymiser;
   log: Logger;
 }
 
@@ -73,7 +76,14 @@ export class ChangeRenderer {
       columns,
       primaryKey,
       replicaIdentity: msg.replicaIdentity,
-      json: new RowJson(columns, primaryKey),
+      json: new RowJson(
+        columns,
+        primaryKey,
+        this.o.pii?.columns(
+          msg.name,
+          columns.map((c) => c.name),
+        ),
+      ),
     };
     const topic = routeFor(this.o.routes, meta.schema, meta.table);
     this.relations.set(msg.relationOid, {

@@ -1,6 +1,7 @@
 import type { Config } from '../config/load.js';
 import { PipelineError, errorMessage } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
+import { configuredPseudonymiser, type Pseudonymiser } from '../core/pseudonym.js';
 import { ensureTopics } from '../kafka/admin.js';
 import { TxnProducer } from '../kafka/txn-producer.js';
 import { ChangePipeline, type CommittedBatch } from './change-pipeline.js';
@@ -88,6 +89,7 @@ export interface Session {
 
 export const openSession: OpenSession = async (config, log, events, signal, options = {}) => {
   const slot = config.CDC_SLOT_NAME;
+  const pii = cdcPseudonymiser(config, log);
   const onTruncated = (_topic: string, key: string | null, info: TruncatedInfo) => {
     log.warn(
       {
@@ -220,6 +222,7 @@ export const openSession: OpenSession = async (config, log, events, signal, opti
           writer,
           maxEventBytes: maxEventBytes(config.KAFKA_MESSAGE_MAX_BYTES),
           onTruncated,
+          pii,
           log,
           onRows: (_t, n) => events.onSnapshotRows(n),
         });
@@ -263,6 +266,7 @@ export const openSession: OpenSession = async (config, log, events, signal, opti
       resources,
       close,
       onTruncated,
+      pii,
     });
   } catch (err) {
     await close();
@@ -279,6 +283,7 @@ interface StreamingParts {
   resources: { stream?: ReplicationStream; timer?: NodeJS.Timeout };
   close(): Promise<void>;
   onTruncated(topic: string, key: string | null, info: TruncatedInfo): void;
+  pii: Pseudonymiser;
 }
 
 async function startStreaming(config: Config, log: Logger, events: SessionEvents, p: StreamingParts): Promise<Session> {
@@ -300,6 +305,7 @@ async function startStreaming(config: Config, log: Logger, events: SessionEvents
     chunkRows: config.CDC_SNAPSHOT_CHUNK_ROWS,
     maxRowsPerSecond: config.CDC_SNAPSHOT_MAX_ROWS_PER_SECOND,
     resumeFrom: p.position?.incremental ?? null,
+    pii: p.pii,
     log,
     onProgress: (view) => events.onIncrementalSnapshot?.(view),
     onFail: (err) => fail(err),
@@ -328,6 +334,7 @@ async function startStreaming(config: Config, log: Logger, events: SessionEvents
     onCommitted: (b) => events.onCommitted(b),
     onFail: (err) => fail(err),
     onTableTruncate: (tables) => events.onTableTruncate?.(tables),
+    pii: p.pii,
     tap: snapshotter,
     log,
   });
@@ -383,3 +390,26 @@ async function startStreaming(config: Config, log: Logger, events: SessionEvents
     },
   };
 }
+
+/**
+ * The CDC's pseudonyms of the PII_FIELDS columns (core/pseudonym.ts): refused (CONFIG_INVALID) when
+ * a column is tagged but no key is set; a tagged column the table lacks, or a table the CDC does not
+ * capture, is warned about once.
+ */
+export function cdcPseudonymiser(config: Config, log: Logger): Pseudonymiser {
+  const known = pseudonymisers.get(config);
+  if (known) return known; // one per CDC: its warnings once, not once per session
+  const pii = configuredPseudonymiser(config, 'engage cdc', (f) =>
+    log.warn(
+      { field: `${f.table}.${f.column}` },
+      'PII_FIELDS names a column the table lacks: nothing to protect there',
+    ),
+  );
+  for (const f of config.piiFields) {
+    if (!(TABLES as readonly string[]).includes(f.table))
+      log.warn({ field: `${f.table}.${f.column}` }, 'PII_FIELDS names a table the CDC does not capture');
+  }
+  pseudonymisers.set(config, pii);
+  return pii;
+}
+const pseudonymisers = new WeakMap<Config, Pseudonymiser>();

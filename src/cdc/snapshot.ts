@@ -1,5 +1,6 @@
 import pg from 'pg';
 import type { Logger } from '../core/logger.js';
+import type { Pseudonymiser } from '../core/pseudonym.js';
 import { CDC_VERSION, emitChange, routeFor, sourcePrefix, type Emit, type TopicRoutes } from './envelope.js';
 import { parseLsn } from './lsn.js';
 import { sizeGuardedEmit, type TruncatedInfo } from './oversize.js';
@@ -66,6 +67,8 @@ export interface SnapshotParams {
   /** The most bytes (key + value) one change event may take; larger ones are cut (oversize.ts). */
   maxEventBytes: number;
   onTruncated(topic: string, key: string | null, info: TruncatedInfo): void;
+  /** The tagged columns' pseudonyms (PII_FIELDS; absent: values as they are). */
+  pii?: Pseudonymiser;
   log: Logger;
   /** Called after each chunk (status/metrics). */
   onRows?: (table: string, rows: number) => void;
@@ -157,6 +160,10 @@ export async function runSnapshot(p: SnapshotParams): Promise<{ position: CdcPos
         json ??= new RowJson(
           res.fields.map((f) => ({ name: f.name, typeOid: f.dataTypeID })),
           primaryKey,
+          p.pii?.columns(
+            t.tablename,
+            res.fields.map((f) => f.name),
+          ),
         );
         for (const raw of res.rows) {
           await emit(false);

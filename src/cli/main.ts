@@ -12,6 +12,7 @@ import { registerStackCommand } from './stack-command.js';
 import { registerProcessCommand } from './process-command.js';
 import { registerSinkCommand } from './sink-command.js';
 import { registerDlqCommand } from './dlq-command.js';
+import { registerPiiCommand } from './pii-command.js';
 import { watchLauncher } from './launcher-watch.js';
 
 /**
@@ -44,6 +45,7 @@ export function buildProgram(): Command {
   registerRunCommand(program);
   registerExternalReceiverCommand(program);
   registerGenerateCommand(program);
+  registerPiiCommand(program);
   return program;
 }
 

@@ -26,8 +26,44 @@ function stderrDestination(): ReturnType<typeof destination> {
   return dest;
 }
 
+/**
+ * Secrets by name, censored wherever a logged object carries them at its top level or one level
+ * down (`{ config }`, `{ headers }`, `{ err }`): a second line of defence — nothing should log them
+ * (docs/security.md, "Secrets in logs"; test/core/secrets-in-logs.test.ts).
+ */
+const SECRET_KEYS = [
+  'password',
+  'secret',
+  'authorization',
+  'token',
+  'databaseUrl',
+  'redisUrl',
+  'piiKeys',
+  'DATABASE_URL',
+  'REDIS_URL',
+  'API_TOKEN',
+  'PII_KEYS',
+  'KAFKA_SASL_PASSWORD',
+  'KAFKA_SSL_KEY_PASSWORD',
+  'EXTERNAL_API_AUTH_HEADER',
+  'EXTERNAL_PSEUDONYMIZE_KEY',
+  'SCHEMA_REGISTRY_BASIC_AUTH',
+  'connectionString',
+];
+export const REDACTED_PATHS = [
+  ...SECRET_KEYS.flatMap((k) => [k, `*.${k}`]),
+  // librdkafka's settings object (config/load.ts kafkaProps)
+  '["sasl.password"]',
+  '*["sasl.password"]',
+  '["ssl.key.password"]',
+  '*["ssl.key.password"]',
+];
+
 export function createLogger(level = 'info', name = 'engage'): Logger {
-  root = pino({ name, level, base: { pid: process.pid } }, stderrDestination());
+  root = pino(
+    { name, level, base: { pid: process.pid }, redact: { paths: REDACTED_PATHS, censor: '[redacted]' } },
+    stderrDestination(),
+  );
   return root;
 }
 

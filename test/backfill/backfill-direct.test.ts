@@ -23,6 +23,7 @@ import type { DlqEntry } from '../../src/core/types.js';
 import { generateHistorical } from '../../src/generator/modes.js';
 import { startReceiver, type RunningReceiver } from '../../src/receiver/index.js';
 import { createTestEnv, type TestEnv } from '../helpers/env.js';
+import { isPseudonym } from '../../src/core/pseudonym.js';
 import { FakeBigQuery } from '../helpers/fake-bigquery.js';
 import { parseValues, readTopic } from '../processor/kafka-helpers.js';
 import { openReader } from '../sinks/warehouse/warehouse-fixtures.js';
@@ -178,7 +179,8 @@ describe('backfill --direct', () => {
         { startDate: '2025-08-02', endDate: '2025-08-03', pageSize: 700, progress: false, direct: ['warehouse'], bulk },
         log,
       );
-    const [bulkConfig, rowsConfig] = [configWith(), configWith()];
+    // The bulk import carries PostgreSQL's CSV untouched, so it runs only with PII_FIELDS=none (below: with it on).
+    const [bulkConfig, rowsConfig] = [configWith({ piiFields: [] }), configWith({ piiFields: [] })];
     const before = await fastPath();
     const bulk = await run(bulkConfig, true);
     const after = await fastPath();
@@ -222,6 +224,19 @@ describe('backfill --direct', () => {
     const [a, b] = [await stored(bulkConfig.DUCKDB_PATH), await stored(rowsConfig.DUCKDB_PATH)];
     assert.equal(a.length, want.size);
     assert.deepEqual(a, b, 'every column the same, but the moments of enrichment');
+
+    const protectedConfig = configWith();
+    assert.equal(protectedConfig.piiFields.length, 1, 'PII_FIELDS on by default');
+    const pii = await run(protectedConfig, true);
+    assert.deepEqual({ delivered: pii.delivered, imported: pii.importedPages }, { delivered: want.size, imported: 0 });
+    const r = await openReader(protectedConfig.DUCKDB_PATH);
+    try {
+      const users = await r.rows(`SELECT DISTINCT user_id FROM engagement_events_enriched WHERE user_id IS NOT NULL`);
+      assert.ok(users.length > 0);
+      for (const u of users) assert.ok(isPseudonym(String(u.user_id)), `${String(u.user_id)} is a pseudonym`);
+    } finally {
+      r.close();
+    }
   });
 
   it('a page whose bulk import fails resolves null (counted as failed): the run then delivers it row by row, as a declined one', async () => {

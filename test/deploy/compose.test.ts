@@ -27,7 +27,10 @@ interface Service {
   volumes?: Array<string | { source?: string; target?: string; type?: string }>;
 }
 
-function compose(file: string, args: string[], env: NodeJS.ProcessEnv = {}) {
+/** The two variables compose.yaml requires (docs/security.md), as a .env would give them. */
+const REQUIRED = { PII_KEYS: `k1:${'a'.repeat(64)}`, API_TOKEN: 'compose-test-token' };
+
+function compose(file: string, args: string[], env: NodeJS.ProcessEnv = REQUIRED) {
   const res = spawnSync('docker-compose', ['-f', file, ...args], {
     encoding: 'utf8',
     cwd: path.dirname(file),
@@ -38,6 +41,7 @@ function compose(file: string, args: string[], env: NodeJS.ProcessEnv = {}) {
 }
 
 function services(args: string[] = [], env: NodeJS.ProcessEnv = {}): Record<string, Service> {
+  env = { ...REQUIRED, ...env };
   const res = compose(COMPOSE, [...args, 'config'], env);
   assert.equal(res.code, 0, res.stderr);
   return (parse(res.stdout) as { services: Record<string, Service> }).services;
@@ -97,4 +101,18 @@ test('images and settings come from variables (.env beside compose.yaml or the e
   assert.deepEqual(s.generator!.command, ['generate', '--mode', 'continuous', '--rate', '2500']);
   assert.match(JSON.stringify(s.api), /18080/);
   assert.equal(services().kafka!.image, 'apache/kafka:4.1.1', 'the official image by default');
+});
+
+test('the pseudonym key and the API token are required: the API listens beyond loopback', () => {
+  for (const missing of ['PII_KEYS', 'API_TOKEN'] as const) {
+    const env: NodeJS.ProcessEnv = { ...REQUIRED };
+    delete env[missing];
+    const res = compose(COMPOSE, ['config', '--quiet'], env);
+    assert.notEqual(res.code, 0, missing);
+    assert.match(res.stderr, new RegExp(`set ${missing} in \\.env`), missing);
+  }
+  const s = services();
+  assert.equal(s.api!.environment?.API_TOKEN, REQUIRED.API_TOKEN);
+  assert.equal(s.cdc!.environment?.API_TOKEN, undefined, 'the token goes to the API only');
+  for (const name of ['cdc', 'processor']) assert.equal(s[name]!.environment?.PII_KEYS, REQUIRED.PII_KEYS, name);
 });

@@ -172,3 +172,16 @@ test('the chart refuses replicas beyond the partitions and a second writer on a 
   assert.notEqual(twoWriters.code, 0);
   assert.match(twoWriters.stderr, /sink-warehouse: persistence means one writer; replicas must be 1 \(got 2\)/);
 });
+
+test('the Secret carries an API token and a pseudonym key, generated when not given (docs/security.md)', () => {
+  for (const [name, ms] of Object.entries(rendered)) {
+    const secret = of(ms, 'Secret')[0];
+    const data = (secret?.stringData ?? {}) as Record<string, string>;
+    const parsed = envSchema.safeParse({ API_TOKEN: data.API_TOKEN, PII_KEYS: data.PII_KEYS });
+    assert.ok(parsed.success, `${name}: ${JSON.stringify(parsed.error?.issues)}`);
+  }
+  const given = render([], ['secrets.API_TOKEN=given-token-1', 'secrets.PII_KEYS=k9:' + 'x'.repeat(40)]);
+  const data = (of(given, 'Secret')[0]?.stringData ?? {}) as Record<string, string>;
+  assert.equal(data.API_TOKEN, 'given-token-1');
+  assert.equal(data.PII_KEYS, 'k9:' + 'x'.repeat(40));
+});

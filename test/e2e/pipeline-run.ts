@@ -111,6 +111,8 @@ export async function startPipelineRun(setup: RunSetup): Promise<PipelineRun> {
     KAFKA_BOOTSTRAP_SERVERS: base.kafkaBrokers.join(','),
     REDIS_URL: base.redisUrl,
     EXTERNAL_API_URL: receiver.url,
+    // DATABASE_URL set: the stack's development key is passed on explicitly (docs/security.md).
+    PII_KEYS: env.PII_KEYS ?? base.piiKeys.map((k) => `${k.id}:${k.secret}`).join(','),
   };
   const config = loadConfig(childEnv);
   const rate = setup.generatorRate ?? 0;

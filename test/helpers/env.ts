@@ -55,6 +55,8 @@ export async function createTestEnv(overrides: Record<string, string> = {}): Pro
     DUCKDB_PATH: path.join(tmp, 'warehouse.duckdb'),
     STACK_DIR: base.stackDir,
     LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn',
+    // DATABASE_URL is set, so no development key is taken: the stack's (or a fixed one) is passed on.
+    PII_KEYS: base.piiKeys.map((k) => `${k.id}:${k.secret}`).join(',') || `test1:${'t'.repeat(43)}`,
     ...overrides,
   };
   const config = loadConfig(env);

@@ -1,4 +1,5 @@
 import pg from 'pg';
+import type { Pseudonymiser } from '../../core/pseudonym.js';
 import { pgClientConfig, pgIdent } from '../pg-control.js';
 import type { Tuple } from '../pgoutput-rows.js';
 import { RowJson } from '../row-json.js';
@@ -49,9 +50,13 @@ interface KeyColumn {
 export class ChunkReader {
   private readonly keys = new Map<string, KeyColumn[]>();
 
-  private constructor(private readonly client: pg.Client) {}
+  private constructor(
+    private readonly client: pg.Client,
+    private readonly pii: Pseudonymiser | undefined,
+  ) {}
 
-  static async connect(url: string, slot: string): Promise<ChunkReader> {
+  /** `pii`: the tagged columns' pseudonyms (PII_FIELDS; absent: values as they are). */
+  static async connect(url: string, slot: string, pii?: Pseudonymiser): Promise<ChunkReader> {
     const client = new pg.Client(pgClientConfig(url, `engage-cdc-snapshot:${slot}`));
     client.on('error', () => undefined); // surfaced by the next query
     await client.connect();
@@ -59,7 +64,7 @@ export class ChunkReader {
     // commit either way, and a crash that loses one ends the session, which starts over from the
     // committed position. (Measured: the flush was ~30 % of a chunk's time on a loaded machine.)
     await client.query('SET synchronous_commit TO off');
-    return new ChunkReader(client);
+    return new ChunkReader(client, pii);
   }
 
   async close(): Promise<void> {
@@ -131,6 +136,7 @@ export class ChunkReader {
       const json = new RowJson(
         res.fields.map((f) => ({ name: f.name, typeOid: f.dataTypeID })),
         key.map((k) => k.name),
+        this.pii?.columns(task.table, names),
       );
       const index = key.map((k) => names.indexOf(k.name));
       const rows = res.rows.map((raw) => ({ key: json.key(raw), after: json.row(raw) }));

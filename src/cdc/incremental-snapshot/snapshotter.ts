@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { PipelineError } from '../../core/errors.js';
 import type { Logger } from '../../core/logger.js';
+import type { Pseudonymiser } from '../../core/pseudonym.js';
 import { sleep } from '../../core/sleep.js';
 import { CDC_VERSION, emitChange, routeFor, sourcePrefix, type Emit, type TopicRoutes } from '../envelope.js';
 import type { RenderTxn } from '../change-renderer.js';
@@ -46,6 +47,8 @@ export interface SnapshotterOptions {
   chunkRows: number;
   maxRowsPerSecond: number;
   resumeFrom: IncrementalProgress | null;
+  /** The tagged columns' pseudonyms (PII_FIELDS; absent: values as they are). */
+  pii?: Pseudonymiser;
   log: Logger;
   onProgress(view: SnapshotProgressView | null): void;
   onFail(err: unknown): void;
@@ -235,7 +238,7 @@ export class Snapshotter implements StreamTap {
         this.selectTable();
         continue;
       }
-      this.reader ??= await ChunkReader.connect(this.o.url, this.o.slot);
+      this.reader ??= await ChunkReader.connect(this.o.url, this.o.slot, this.o.pii);
       const startedAt = Date.now();
       const n = ++this.seq;
       let done: () => void = () => undefined;

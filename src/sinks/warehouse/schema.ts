@@ -55,7 +55,12 @@ export const FACT_TABLE: TableDef = {
       'engagement_events.id (BIGSERIAL); unique together with event_ts (a sequence reset reuses ids)',
     ),
     col('content_id', 'string', true, 'content.id (UUID)'),
-    col('user_id', 'string', false, 'engagement_events.user_id (UUID)'),
+    col(
+      'user_id',
+      'string',
+      false,
+      'engagement_events.user_id: its pseudonym when PII_FIELDS tags it (docs/security.md), else the UUID',
+    ),
     col('event_type', 'string', true, 'play | pause | finish | click'),
     col('event_ts', 'timestamp', true, 'when the event happened'),
     col('duration_ms', 'int64', false, 'engagement duration in milliseconds'),
