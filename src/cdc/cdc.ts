@@ -1,5 +1,5 @@
 import type { Config } from '../config/load.js';
-import { PipelineError, errorMessage } from '../core/errors.js';
+import { PipelineError, errorMessage, isFatal } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { sleep, type RetryPolicy } from '../runtime/retry.js';
 import type { RunningComponent } from '../runtime/lifecycle.js';
@@ -14,7 +14,8 @@ import { openSession, type OpenSession, type Session } from './session.js';
  * `engage cdc` as a component: PostgreSQL (pgoutput logical replication) → Kafka, exactly once.
  * `startCdc` resolves once the first session streams (after the snapshot, when one is taken) and
  * rejects on a fatal error (slot in use by another instance after CDC_SLOT_WAIT_SECONDS, slot gone
- * while Kafka holds a position, a slot without a position, misconfiguration).
+ * while Kafka holds a position, a slot without a position, misconfiguration); `done` rejects when a
+ * running session fails fatally (`isFatal`: a schema change the registry's rule refuses).
  * Any other failure — PostgreSQL or Kafka down or restarted, a dropped connection — closes the
  * session and opens a new one after a capped, jittered exponential backoff (reconnect-backoff.ts)
  * that starts over once a session has run healthily; the committed position makes the resumption
@@ -138,6 +139,13 @@ class Cdc implements CdcComponent {
         await session.ended;
       } catch (err) {
         if (this.stopping) return;
+        if (isFatal(err)) {
+          // A restart cannot help (a schema change the registry refuses): nothing more is written.
+          this.state.phase = 'failed';
+          this.state.last_error = errorMessage(err);
+          await session.close();
+          throw err;
+        }
         this.state.phase = 'reconnecting';
         this.state.last_error = errorMessage(err);
         this.metrics.reconnects.inc({ slot: this.config.CDC_SLOT_NAME });

@@ -18,11 +18,20 @@ import type { OutMessage } from './envelope.js';
  *
  * After any failure the writer is poisoned: every later call throws the first error and the caller
  * must abandon the producer (a new one's initTransactions aborts what was left open).
+ *
+ * With an `encoder` (KAFKA_VALUE_FORMAT=avro: src/cdc/avro/avro-encoder.ts) every record `add`
+ * takes is encoded by it first (key and value as Buffers); the records `commit` closes a
+ * transaction with (the position) are written as they are.
  */
+
+/** Turns an added record's JSON key and value into the bytes written (a null value stays null). */
+export interface RecordEncoder {
+  encode(topic: string, key: string | null, value: string | null): { key: Buffer | null; value: Buffer | null };
+}
 
 interface Held {
   topic: string;
-  key: string | null;
+  key: string | Buffer | null;
   value: Buffer | null;
 }
 
@@ -53,6 +62,7 @@ export class TxnWriter {
   constructor(
     private readonly producer: TxnProducer,
     private readonly maxHeld = 20_000,
+    private readonly encoder?: RecordEncoder,
   ) {}
 
   /** Records added since the last `commit` (the transaction being filled). */
@@ -68,6 +78,7 @@ export class TxnWriter {
   /** Adds one record to the current transaction (a null value is a tombstone). */
   add(topic: string, key: string | null, value: string | null): void {
     this.check();
+    if (this.encoder) return this.addEncoded(topic, this.encoder.encode(topic, key, value));
     this.added++;
     // Nothing waiting and a transaction open: straight into librdkafka.
     if (!this.working && this.open) {
@@ -79,6 +90,14 @@ export class TxnWriter {
       }
     }
     this.tail().records.push({ topic, key, value: value === null ? null : Buffer.from(value) });
+    this.held++;
+    this.kick();
+  }
+
+  private addEncoded(topic: string, r: { key: Buffer | null; value: Buffer | null }): void {
+    this.added++;
+    if (!this.working && this.open && this.producer.tryProduce(topic, r.key, r.value)) return;
+    this.tail().records.push({ topic, key: r.key, value: r.value });
     this.held++;
     this.kick();
   }

@@ -144,7 +144,7 @@ export class TxnProducer {
    * forever. On a full queue the delivered messages' reports are therefore served here (cheap: no
    * JavaScript callback runs) and the produce is tried once more.
    */
-  tryProduce(topic: string, key: string | null, value: Buffer | null): boolean {
+  tryProduce(topic: string, key: string | Buffer | null, value: Buffer | null): boolean {
     try {
       this.producer.produce(topic, null, value, key);
       return true;
