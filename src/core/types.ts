@@ -132,6 +132,8 @@ export interface DlqEntry {
   partition: number;
   offset: string;
   key: string | null;
+  /** The key's bytes, base64, when they are not text (an Avro key: magic byte 0); `key` is then null. */
+  key_base64?: string;
   /**
    * The original message value, base64 (bytes may not be valid UTF-8) — only its first bytes when
    * `value_truncated` (src/core/dlq-size.ts): the entry must fit in a Kafka record. The whole

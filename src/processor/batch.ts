@@ -1,9 +1,10 @@
 import { performance } from 'node:perf_hooks';
 import type { PipelineError } from '../core/errors.js';
 import type { ContentRow, QualityFlag } from '../core/types.js';
-import { decodeChange } from './decode.js';
+import { toEnrichedAvro } from '../core/enriched-avro.js';
+import { JSON_FORMAT, type ProcessorFormat } from './format.js';
 import { priorAttempts, processorDlqEntry, type SourceRecord } from './dlq.js';
-import { durationFlag, enrichValidated, lengthFlag } from './enrich.js';
+import { durationFlag, enrichValidated, lengthFlag, type EnrichMeta } from './enrich.js';
 import { enrichedJson } from './enriched-json.js';
 import { reasonOf, rejection } from './reasons.js';
 import { DEFAULT_MESSAGE_MAX_BYTES, RECORD_FRAMING_BYTES } from '../kafka/client.js';
@@ -35,6 +36,8 @@ export interface BatchContext {
   /** KAFKA_MESSAGE_MAX_BYTES: an enriched record larger than this goes to the DLQ (RECORD_TOO_LARGE),
    *  and every DLQ entry is made to fit it (src/core/dlq-size.ts). Default: librdkafka's 1,000,000. */
   maxMessageBytes?: number;
+  /** KAFKA_VALUE_FORMAT's readers and writer (format.ts); default JSON in, JSON text out. */
+  format?: ProcessorFormat;
   signal?: AbortSignal;
 }
 
@@ -119,11 +122,14 @@ export async function transformBatch(
     bump(out.dlq, reasonOf(err));
   };
 
+  const format = ctx.format ?? JSON_FORMAT;
+  // Avro: the writer schemas the batch names, fetched before the (synchronous, pure) decode.
+  if (format.events.prepare) await format.events.prepare(messages.map((m) => m.value));
   // Long batches yield every few ms so the transaction and consume callbacks are not held up.
   const slicer = new TimeSlicer();
   for (let i = 0; i < messages.length; i++) {
     if (slicer.due(i)) await slicer.pause();
-    const change = decodeChange((messages[i] as BatchMessage).value);
+    const change = format.events.decode((messages[i] as BatchMessage).value);
     if (change.kind === 'skip') bump(out.skipped, change.reason);
     else if (change.kind === 'reject') reject(i, change.error);
     else {
@@ -158,23 +164,31 @@ export async function transformBatch(
         if (!res.ok) reject(a.index, res.error);
         continue;
       }
-      const json = enrichedJson(ev, content, meta);
+      const value = format.enriched ? avroValue(format, ev, content, meta) : enrichedJson(ev, content, meta);
+      if (typeof value !== 'string' && !Buffer.isBuffer(value)) {
+        reject(a.index, value);
+        continue;
+      }
       // Larger than a Kafka record may be: it would fail the transaction on every retry.
       if (
-        (json.length + ev.content_id.length) * 3 > enrichedLimit &&
-        Buffer.byteLength(json) + Buffer.byteLength(ev.content_id) > enrichedLimit
+        (value.length + ev.content_id.length) * 3 > enrichedLimit &&
+        Buffer.byteLength(value) + Buffer.byteLength(ev.content_id) > enrichedLimit
       ) {
         reject(
           a.index,
           rejection(
             'RECORD_TOO_LARGE',
-            `enriched event ${ev.event_id} takes ${Buffer.byteLength(json)} bytes, above KAFKA_MESSAGE_MAX_BYTES (${maxBytes}) less framing`,
+            `enriched event ${ev.event_id} takes ${Buffer.byteLength(value)} bytes, above KAFKA_MESSAGE_MAX_BYTES (${maxBytes}) less framing`,
             { event_id: ev.event_id },
           ),
         );
         continue;
       }
-      slots[a.index] = { topic: ctx.enrichedTopic, key: ev.content_id, value: arena.put(json) };
+      slots[a.index] = {
+        topic: ctx.enrichedTopic,
+        key: ev.content_id,
+        value: typeof value === 'string' ? arena.put(value) : value,
+      };
       out.enriched++;
       out.sourceTs.push(a.sourceTsMs);
       for (const f of ev.flags) bump(out.flags, f);
@@ -186,4 +200,20 @@ export async function transformBatch(
   }
   for (const s of slots) if (s !== null) out.records.push(s);
   return out;
+}
+
+/** The enriched record in Avro (KAFKA_VALUE_FORMAT=avro), or why it cannot be (a value the schema does not take). */
+function avroValue(
+  format: ProcessorFormat,
+  ev: ValidEvent,
+  content: ContentRow,
+  meta: EnrichMeta,
+): Buffer | PipelineError {
+  const res = enrichValidated(ev, content, meta);
+  if (!res.ok) return res.error;
+  try {
+    return (format.enriched as NonNullable<ProcessorFormat['enriched']>).encode(toEnrichedAvro(res.event));
+  } catch (err) {
+    return rejection('INVALID_VALUE', (err as Error).message, { event_id: ev.event_id });
+  }
 }

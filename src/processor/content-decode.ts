@@ -48,16 +48,24 @@ export function toContentRow(after: Record<string, unknown>): ContentRow | strin
   };
 }
 
+/** The JSON front end: a message of the content topic (Debezium JSON) → a change of the table. */
 export function decodeContentChange(key: Buffer | null, value: Buffer | null): ContentChange {
-  if (value === null) {
-    const id = idFromKey(key);
-    return id === null ? { kind: 'invalid', message: 'tombstone without a {"id": …} key' } : { kind: 'tombstone', id };
-  }
+  if (value === null) return contentTombstone(idFromKey(key));
   const env = parseJsonObject(value);
   if (typeof env === 'string') return { kind: 'invalid', message: env };
+  return contentChangeOf(env, () => idFromKey(key));
+}
+
+/** A tombstone of the key's id (null: the key has none). */
+export function contentTombstone(id: string | null): ContentChange {
+  return id === null ? { kind: 'invalid', message: 'tombstone without a {"id": …} key' } : { kind: 'tombstone', id };
+}
+
+/** The envelope, once parsed (JSON or Avro: format.ts), judged; `keyId` is read only for a delete. */
+export function contentChangeOf(env: Record<string, unknown>, keyId: () => string | null): ContentChange {
   if (env.op === 'd') {
     const before = asRow(env.before);
-    const id = (before && typeof before.id === 'string' ? before.id : null) ?? idFromKey(key);
+    const id = (before && typeof before.id === 'string' ? before.id : null) ?? keyId();
     return id === null
       ? { kind: 'invalid', message: 'delete without an id' }
       : { kind: 'delete', id, pos: sourceLsnOf(env) };

@@ -4,7 +4,7 @@ import { PipelineError, errorMessage } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { ContentRow } from '../core/types.js';
 import { sleep } from '../runtime/retry.js';
-import { decodeContentChange } from './content-decode.js';
+import { JSON_CONTENT, type ContentInput } from './format.js';
 import { applyContentChange, contentAt, isKnown, type ContentVersions } from './content-versions.js';
 import type { ProcessorMetrics } from './metrics.js';
 import { PartitionProgress, type EndOffsets } from './partition-progress.js';
@@ -34,6 +34,8 @@ export interface ContentTableOptions {
   metrics: ProcessorMetrics;
   /** How long the initial restore may take before start fails (default 10 min). */
   restoreTimeoutMs?: number;
+  /** How the topic's records are read (format.ts; default JSON). */
+  input?: ContentInput;
 }
 
 /** RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION. */
@@ -218,6 +220,7 @@ export class ContentTable {
         await sleep(500);
         continue;
       }
+      if (messages.length > 0 && !(await this.prepare(messages))) break;
       for (const m of messages) this.apply(m);
       for (const p of this.consumer.position())
         if (typeof p.offset === 'number') this.progress.advance(p.partition, p.offset);
@@ -226,10 +229,31 @@ export class ContentTable {
     }
   }
 
+  /**
+   * Fetches the writer schemas a round of Avro records names, retried while the registry does not
+   * answer (no record may be applied out of order, nor skipped); false when the table closed meanwhile.
+   */
+  private async prepare(messages: RdKafka.Message[]): Promise<boolean> {
+    const prepare = this.opts.input?.prepare;
+    if (!prepare) return true;
+    for (let attempt = 1; this.running; attempt++) {
+      try {
+        await prepare(
+          messages.map((m) => keyOf(m)),
+          messages.map((m) => m.value),
+        );
+        return true;
+      } catch (err) {
+        this.opts.log.warn({ err: errorMessage(err), attempt }, 'content table: schemas not available; retrying');
+        await sleep(Math.min(5000, 200 * attempt));
+      }
+    }
+    return false;
+  }
+
   private apply(m: RdKafka.Message): void {
     this.progress.advance(m.partition, m.offset + 1);
-    const key = typeof m.key === 'string' ? Buffer.from(m.key) : (m.key ?? null);
-    const change = decodeContentChange(key, m.value);
+    const change = (this.opts.input ?? JSON_CONTENT).decode(keyOf(m), m.value);
     if (change.kind !== 'invalid') {
       applyContentChange(this.rows, change);
       return;
@@ -241,4 +265,8 @@ export class ContentTable {
       'content table: malformed content record ignored',
     );
   }
+}
+
+function keyOf(m: RdKafka.Message): Buffer | null {
+  return typeof m.key === 'string' ? Buffer.from(m.key) : (m.key ?? null);
 }

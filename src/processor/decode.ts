@@ -95,10 +95,19 @@ function commitLsnOf(sequence: unknown): number | null {
   return Number.isFinite(n) ? n : null;
 }
 
+/** The JSON front end: a message value (Debezium JSON, no schema) → what the processor does with it. */
 export function decodeChange(value: Buffer | null): DecodedChange {
   if (value === null) return { kind: 'skip', reason: 'tombstone' };
   const env = parseJsonObject(value);
   if (typeof env === 'string') return { kind: 'reject', error: rejection('UNDECODABLE', env) };
+  return decodeEnvelope(env);
+}
+
+/**
+ * The envelope, once parsed (by JSON.parse, or decoded from Avro: format.ts), judged. Pure. An
+ * Avro front end passes a plain copy of `after` (decoded records carry enumerable prototype methods).
+ */
+export function decodeEnvelope(env: Record<string, unknown>): DecodedChange {
   const op = env.op;
   if (op !== 'c' && op !== 'r' && op !== 'u' && op !== 'd') {
     return {

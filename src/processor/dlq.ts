@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer';
 import { dlqReason, dlqValueFields } from '../core/dlq-size.js';
 import type { PipelineError } from '../core/errors.js';
 import type { DlqEntry } from '../core/types.js';
@@ -32,6 +33,13 @@ export function priorAttempts(headers: ReadonlyArray<Readonly<Record<string, str
   return 0;
 }
 
+/** The key as text, or its bytes in base64 when it is not text (an Avro key), so a replay sends the same bytes. */
+export function keyFields(key: Buffer | null): Pick<DlqEntry, 'key' | 'key_base64'> {
+  if (key === null) return { key: null };
+  if (key[0] === 0 || !isUtf8(key)) return { key: null, key_base64: key.toString('base64') };
+  return { key: key.toString('utf8') };
+}
+
 /**
  * The DLQ entry of a record the processor rejected (pure). `reason` starts with the reason token.
  * It fits in a record of `maxMessageBytes` (KAFKA_MESSAGE_MAX_BYTES): a value too large for that is
@@ -50,7 +58,7 @@ export function processorDlqEntry(
     topic: record.topic,
     partition: record.partition,
     offset: record.offset,
-    key: record.key === null ? null : record.key.toString('utf8'),
+    ...keyFields(record.key),
     ...dlqValueFields(record.value, maxMessageBytes, record.key?.length ?? 0),
     failed_at: new Date(failedAtMs).toISOString(),
     attempts: record.priorAttempts + 1,

@@ -11,6 +11,7 @@ import type { RunningComponent } from '../runtime/lifecycle.js';
 import { sleep } from '../runtime/retry.js';
 import { transformBatch, type BatchContext } from './batch.js';
 import { ContentTable } from './content-table.js';
+import { openProcessorFormat } from './format.js';
 import { IdleOffsets } from './idle-offsets.js';
 import { processorMetrics } from './metrics.js';
 import { ProcessorStats } from './stats.js';
@@ -68,7 +69,10 @@ export async function startProcessor(config: Config, log: Logger): Promise<Proce
   const stats = new ProcessorStats(groupId, transactionalId, metrics);
 
   await ensureTopics(config);
+  // KAFKA_VALUE_FORMAT=avro: the enriched schema registered, the input topics' readers (format.ts).
+  const format = await openProcessorFormat(config);
   const table = await ContentTable.open({
+    input: format.content,
     connection: config,
     clientId: `${config.KAFKA_CLIENT_ID}-processor`,
     topic: config.KAFKA_TOPIC_CONTENT,
@@ -161,6 +165,7 @@ export async function startProcessor(config: Config, log: Logger): Promise<Proce
     dlqTopic: config.KAFKA_TOPIC_DLQ,
     contentWaitMs: config.CONTENT_WAIT_MS,
     maxMessageBytes: config.KAFKA_MESSAGE_MAX_BYTES,
+    format,
     signal: stopping.signal,
   };
 

@@ -3,7 +3,8 @@ import type { Logger } from '../core/logger.js';
 import type { DeliveryItem, DeliveryOutcome, PendingBatch } from './delivery-types.js';
 import { PartitionQueue, type BatchingPolicy } from './batcher.js';
 import { CommitPacer } from './commit-pacer.js';
-import type { MessageDecoder } from './sink-decode.js';
+import type { InboundMessage, MessageDecoder } from './sink-decode.js';
+import { sleep } from './retry.js';
 
 /**
  * The sink runner's delivery lane of one assigned partition: its queue of consumed-but-unsettled
@@ -38,6 +39,8 @@ export interface DeliveryLaneHost {
 
 /** Wait after a write, as a multiple of what writes cost: a lane keeps its sink busy at most half the time. */
 const SINK_PACE_RATIO = 1;
+/** The longest wait between attempts at preparing a batch's decoding (the schema registry down). */
+const PREPARE_MAX_BACKOFF_MS = 5000;
 
 export class DeliveryLane {
   /** Consumed messages as the consumer handed them, decoded only when their batch is taken. */
@@ -127,10 +130,12 @@ export class DeliveryLane {
         if (!last) break;
         const { topic } = this.host;
         const partition = this.partition;
-        const items: DeliveryItem[] = messages.map((m) => ({
-          offset: m.offset,
-          decoded: this.decode({ topic, partition, offset: m.offset, key: m.key, value: m.value }),
-        }));
+        const inbound = messages.map((m) => ({ topic, partition, offset: m.offset, key: m.key, value: m.value }));
+        if (this.decode.prepare && !(await this.prepare(inbound))) {
+          after = 'stop';
+          break;
+        }
+        const items: DeliveryItem[] = inbound.map((m) => ({ offset: m.offset, decoded: this.decode(m) }));
         const batch: PendingBatch = {
           topic: this.host.topic,
           partition: this.partition,
@@ -164,6 +169,26 @@ export class DeliveryLane {
     if (after === 'state-lost') this.host.stateLost(this);
     else if (after === 'rewind') this.host.rewind(this);
     else if (after === 'kick') this.kick();
+  }
+
+  /**
+   * The decoder's preparation of a batch (an Avro decoder's schemas), retried while it fails and
+   * the lane is open: the registry down is an outage, waited out like a sink's. False once closing.
+   */
+  private async prepare(messages: readonly InboundMessage[]): Promise<boolean> {
+    for (let attempt = 1; !this.closing; attempt++) {
+      try {
+        await this.decode.prepare?.(messages);
+        return true;
+      } catch (err) {
+        this.host.log.warn(
+          { err: errorMessage(err), partition: this.partition, attempt },
+          'cannot decode the batch yet; retrying',
+        );
+        await sleep(Math.min(PREPARE_MAX_BACKOFF_MS, 200 * attempt));
+      }
+    }
+    return false;
   }
 
   /**

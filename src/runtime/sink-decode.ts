@@ -38,7 +38,14 @@ export type Decoded =
   | { kind: 'reject'; error: PipelineError; origin: DlqOrigin }
   | { kind: 'skip' };
 
-export type MessageDecoder = (message: InboundMessage) => Decoded;
+/**
+ * `prepare`, when present, is awaited once per batch before the batch's messages are decoded (an
+ * Avro decoder fetches the writer schemas they name: avro-decode.ts); it throws retriably when it
+ * cannot, and the batch waits.
+ */
+export type MessageDecoder = ((message: InboundMessage) => Decoded) & {
+  prepare?(messages: readonly InboundMessage[]): Promise<void>;
+};
 
 export function originOf(m: InboundMessage): DlqOrigin {
   return {
@@ -105,7 +112,10 @@ export function parseDlqEntry(bytes: Buffer | null): DlqEntry | null {
  * for the DLQ topic make the replay idempotent), and whose DLQ origin is the entry's original
  * position and bytes (so a second failure parks the same record again, with attempts + 1).
  */
-export function dlqReplayDecoder(stage: string): MessageDecoder {
+export function dlqReplayDecoder(
+  stage: string,
+  parse: (bytes: Buffer | null) => EnrichedEvent | PipelineError = parseEnrichedEvent,
+): MessageDecoder {
   return (m) => {
     const entry = parseDlqEntry(m.value);
     if (entry === null || entry.stage !== stage) return { kind: 'skip' };
@@ -119,7 +129,7 @@ export function dlqReplayDecoder(stage: string): MessageDecoder {
       priorAttempts: typeof entry.attempts === 'number' ? entry.attempts : 0,
       replay: true,
     };
-    const event = parseEnrichedEvent(value);
+    const event = parse(value);
     if (event instanceof PipelineError) return { kind: 'reject', error: event, origin };
     return {
       kind: 'record',

@@ -13,7 +13,8 @@ import { retry } from './retry.js';
 import { Semaphore } from './semaphore.js';
 import { pollSinkHealth, type HealthPoll } from './health-poll.js';
 import { decodeEncodedMessage } from './encoded-record.js';
-import { decodeEnrichedMessage } from './sink-decode.js';
+import { decodeEnrichedMessage, type MessageDecoder } from './sink-decode.js';
+import { avroEnrichedDecoder, enrichedReader } from './avro-decode.js';
 import { sinkMetrics } from './sink-metrics.js';
 import { consumerCallbacks } from './sink-runner-callbacks.js';
 import {
@@ -81,10 +82,14 @@ export async function startSinkRunner(
   await ensureTopics(config);
   const cleanup: Array<() => Promise<void>> = [];
   const sink: Sink = factory.create({ config, log: slog });
+  // Avro (KAFKA_VALUE_FORMAT=avro): decoded through the registry, the fast path unused (avro-decode.ts).
+  const reader = opts.decoder ? undefined : await enrichedReader(config, topic);
   // A sink with a fast path for undecoded batches gets them undecoded (encoded-record.ts).
-  const decoder = opts.decoder ?? (sink.writeEncoded ? decodeEncodedMessage : decodeEnrichedMessage);
+  const decoder: MessageDecoder =
+    opts.decoder ??
+    (reader ? avroEnrichedDecoder(reader) : sink.writeEncoded ? decodeEncodedMessage : decodeEnrichedMessage);
   // Reported from the start (0) for a sink that has the fast path, so a declined rate is defined.
-  if (sink.writeEncoded) for (const c of Object.values(metrics.fastPath)) c.inc(0);
+  if (sink.writeEncoded && !reader) for (const c of Object.values(metrics.fastPath)) c.inc(0);
   let failDone: (err: Error) => void = () => undefined;
   let resolveDone: () => void = () => undefined;
   const done = new Promise<void>((resolve, reject) => {

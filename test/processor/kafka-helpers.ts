@@ -40,6 +40,19 @@ export function changeValue(
   });
 }
 
+/** A content id of the tests: a fixed UUID per number. */
+export const testUuid = (n: number) => `00000000-0000-4000-8000-${String(n).padStart(12, '0')}`;
+
+/** Content row `n` of the tests, of the given length. */
+export const testContent = (n: number, length: number | null): ContentRow => ({
+  id: testUuid(n),
+  slug: `c-${n}`,
+  title: `Content ${n}`,
+  content_type: 'video',
+  length_seconds: length,
+  publish_ts: '2025-01-01T00:00:00.000000Z',
+});
+
 export interface EventFields {
   id: string;
   content_id: string | null;
@@ -63,7 +76,7 @@ export function eventRow(f: EventFields): Record<string, unknown> {
 
 export interface Msg {
   topic: string;
-  key: string | null;
+  key: string | Buffer | null;
   value: string | Buffer | null;
 }
 
@@ -94,7 +107,7 @@ export class InputWriter {
   async txn(messages: Msg[]): Promise<void> {
     const tx = await this.producer.transaction();
     try {
-      const byTopic = new Map<string, Array<{ key: string | null; value: string | Buffer | null }>>();
+      const byTopic = new Map<string, Array<{ key: string | Buffer | null; value: string | Buffer | null }>>();
       for (const m of messages) {
         const list = byTopic.get(m.topic) ?? [];
         list.push({ key: m.key, value: m.value });

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { createLogger } from '../../src/core/logger.js';
-import type { ContentRow, DlqEntry, EnrichedEvent } from '../../src/core/types.js';
+import type { DlqEntry, EnrichedEvent } from '../../src/core/types.js';
 import { ensureTopics } from '../../src/kafka/admin.js';
 import { processorGroupId, startProcessor, type Processor } from '../../src/processor/processor.js';
 import { waitFor } from '../helpers/wait.js';
@@ -17,6 +17,8 @@ import {
   waitForGroupCaughtUp,
   waitForTopic,
   type Msg,
+  testContent as content,
+  testUuid as uuid,
 } from './kafka-helpers.js';
 
 /**
@@ -24,16 +26,6 @@ import {
  * change mid-stream, content and event in one transaction, bad input → DLQ with reasons and the
  * original bytes, and stop() draining and committing (a restarted processor repeats nothing).
  */
-
-const uuid = (n: number) => `00000000-0000-4000-8000-${String(n).padStart(12, '0')}`;
-const content = (n: number, length: number | null): ContentRow => ({
-  id: uuid(n),
-  slug: `c-${n}`,
-  title: `Content ${n}`,
-  content_type: 'video',
-  length_seconds: length,
-  publish_ts: '2025-01-01T00:00:00.000000Z',
-});
 
 describe('stream processor (real Kafka)', { timeout: 120000 }, () => {
   let env: TestEnv;
