@@ -300,7 +300,7 @@ export async function stackRemove(config: Config): Promise<void> {
   rmSync(config.stackDir, { recursive: true, force: true });
 }
 
-/** Shell `export` lines for the resolved addresses (for psql, redis-cli, kcat…). */
+/** Shell `export` lines for the resolved addresses (for psql, redis-cli, kcat…), and the development pseudonym key. */
 export function stackEnv(config: Config): string {
   const state = readStackState(config.stackDir);
   const pgUrl = state?.services.postgres?.url ?? config.databaseUrl;
@@ -310,6 +310,9 @@ export function stackEnv(config: Config): string {
     `export REDIS_URL='${state?.services.redis?.url ?? config.redisUrl}'`,
     `export SCHEMA_REGISTRY_URL='${state?.services.registry?.url ?? config.schemaRegistryUrl}'`,
   ];
+  // With DATABASE_URL exported, the development key would no longer be found (docs/security.md).
+  if (config.origins.piiKeys === 'stack')
+    lines.push(`export PII_KEYS='${config.piiKeys.map((k) => `${k.id}:${k.secret}`).join(',')}'`);
   try {
     const u = new URL(pgUrl);
     lines.push(
