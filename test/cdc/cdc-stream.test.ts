@@ -3,6 +3,7 @@ import { after, before, test } from 'node:test';
 import type pg from 'pg';
 import { startCdc, type CdcComponent } from '../../src/cdc/cdc.js';
 import { createLogger } from '../../src/core/logger.js';
+import { pseudonym } from '../../src/core/pseudonym.js';
 import type { ChangeEvent } from '../../src/core/types.js';
 import { createTestEnv, type TestEnv } from '../helpers/env.js';
 import { pgClient, readTopics, type Record as KRecord } from './helpers.js';
@@ -99,7 +100,7 @@ test(
     assert.deepEqual(s0.after, {
       id: snapshotIds[0],
       content_id: CONTENT_ID,
-      user_id: USER_ID,
+      user_id: pseudonym(config.piiKeys[0]!, USER_ID), // PII_FIELDS' default (docs/security.md)
       event_type: 'play',
       event_ts: '2025-08-01T10:00:00.123456Z',
       duration_ms: 1500,
@@ -120,7 +121,7 @@ test(
     assert.deepEqual(c.after, {
       id: a,
       content_id: CONTENT_ID,
-      user_id: USER_ID,
+      user_id: pseudonym(config.piiKeys[0]!, USER_ID), // PII_FIELDS' default (docs/security.md)
       event_type: 'finish',
       event_ts: '2025-08-02T08:30:00.5Z',
       duration_ms: 42,

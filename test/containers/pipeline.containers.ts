@@ -59,6 +59,8 @@ test('the pipeline runs from the image, every event once in every sink, every co
     KAFKA_TOPIC_PARTITIONS: '3',
     EXTERNAL_API_URL: `http://127.0.0.1:${receiverPort}/events`,
     HEALTH_HOST: '127.0.0.1',
+    // DATABASE_URL set: the stack's development pseudonym key is passed on (docs/security.md).
+    PII_KEYS: base.piiKeys.map((k) => `${k.id}:${k.secret}`).join(','),
   };
   const config: Config = loadConfig(env);
   const run = (name: string, args: string[], extra: Record<string, string> = {}, volume?: string) => {
