@@ -16,7 +16,8 @@ import { connectionProps, PIPELINE_PARTITIONER, type KafkaConnection } from '../
 
 export interface PageMessage {
   key: string;
-  value: string;
+  /** JSON text, or encoded bytes (an Avro record). */
+  value: string | Buffer;
 }
 
 const FLUSH_TIMEOUT_MS = 120_000;
@@ -79,7 +80,7 @@ export class PageProducer {
   private async produce(topic: string, m: PageMessage): Promise<void> {
     for (;;) {
       try {
-        this.producer.produce(topic, null, Buffer.from(m.value), m.key);
+        this.producer.produce(topic, null, typeof m.value === 'string' ? Buffer.from(m.value) : m.value, m.key);
         return;
       } catch (err) {
         // A full local queue: wait for it to drain, then try the same message again.

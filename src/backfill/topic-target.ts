@@ -1,7 +1,9 @@
 import type { Config } from '../config/load.js';
 import type { DlqEntry } from '../core/types.js';
+import { toEnrichedAvro } from '../core/enriched-avro.js';
 import { ensureTopics } from '../kafka/admin.js';
 import { RECORD_FRAMING_BYTES } from '../kafka/client.js';
+import { openProcessorFormat } from '../processor/format.js';
 import { rejection } from '../processor/reasons.js';
 import { toDlqEntry } from '../runtime/dlq-writer.js';
 import { PageProducer, type PageMessage } from './page-producer.js';
@@ -16,11 +18,13 @@ import { rejectedRowOrigin, SOURCE_TOPIC, type BackfillPage, type BackfillTarget
  * Nothing is parked here (what a sink refuses, that sink's runner parks: its own DLQ count) but an
  * event too large for a Kafka record (KAFKA_MESSAGE_MAX_BYTES, a huge raw_payload): it would fail
  * the page on every retry, so it goes to the DLQ instead (stage `backfill`, RECORD_TOO_LARGE, the
- * entry capped to fit), reported as parked.
+ * entry capped to fit), reported as parked. With KAFKA_VALUE_FORMAT=avro the events are written in
+ * Avro, as the processor writes them (src/processor/format.ts: the same registered schema).
  */
 
 export async function openTopicTarget(config: Config): Promise<BackfillTarget> {
   await ensureTopics(config);
+  const avro = (await openProcessorFormat(config)).enriched;
   const producer = new PageProducer(config, `${config.KAFKA_CLIENT_ID}-backfill`, config.KAFKA_COMPRESSION);
   await producer.connect();
   return {
@@ -32,7 +36,7 @@ export async function openTopicTarget(config: Config): Promise<BackfillTarget> {
       const enriched: PageMessage[] = [];
       const rejected: PageMessage[] = [];
       for (const e of page.events) {
-        const value = JSON.stringify(e);
+        const value = avro ? avro.encode(toEnrichedAvro(e)) : JSON.stringify(e);
         const bytes =
           (value.length + e.content_id.length) * 3 > limit
             ? Buffer.byteLength(value) + Buffer.byteLength(e.content_id)
@@ -47,7 +51,7 @@ export async function openTopicTarget(config: Config): Promise<BackfillTarget> {
           partition: 0,
           offset: e.event_id,
           key,
-          value: Buffer.from(value),
+          value: typeof value === 'string' ? Buffer.from(value) : value,
           priorAttempts: 0,
           replay: false,
         };

@@ -72,7 +72,12 @@ export async function replayProcessorStage(
           const list = out.get(e.topic) ?? [];
           const attempts = typeof e.attempts === 'number' && e.attempts > 0 ? e.attempts : 1;
           list.push({
-            key: e.key === null ? null : Buffer.from(e.key),
+            key:
+              e.key_base64 !== undefined
+                ? Buffer.from(e.key_base64, 'base64')
+                : e.key === null
+                  ? null
+                  : Buffer.from(e.key),
             value: e.value_base64 === null ? null : Buffer.from(e.value_base64, 'base64'),
             headers: { [DLQ_ATTEMPTS_HEADER]: String(attempts) },
           });

@@ -3,6 +3,7 @@ import { PipelineError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { sleep } from '../runtime/retry.js';
 import { dlqReplayDecoder } from '../runtime/sink-decode.js';
+import { avroDlqReplayDecoder, enrichedReader } from '../runtime/avro-decode.js';
 import { startSinkRunner, type SinkRunnerSnapshot } from '../runtime/sink-runner.js';
 import type { SinkFactory } from '../core/sink-contract.js';
 
@@ -39,11 +40,13 @@ export async function replaySinkStage(
   ends: Map<number, string>,
   timeoutMs: number,
 ): Promise<SinkReplayResult> {
+  // The parked bytes as the sink first read them: Avro or JSON in Avro mode, JSON otherwise.
+  const reader = await enrichedReader(config);
   const runner = await startSinkRunner(config, factory, log, {
     topic: config.KAFKA_TOPIC_DLQ,
     groupId,
     stage,
-    decoder: dlqReplayDecoder(stage),
+    decoder: reader ? avroDlqReplayDecoder(stage, reader) : dlqReplayDecoder(stage),
     endOffsets: ends,
     fallbackStart: 'committed',
     lagRefreshMs: 1000,
