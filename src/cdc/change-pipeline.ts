@@ -2,7 +2,7 @@ import type { Pgoutput } from 'pg-logical-replication';
 import type { Logger } from '../core/logger.js';
 import type { Pseudonymiser } from '../core/pseudonym.js';
 import { CommitPacer } from '../runtime/commit-pacer.js';
-import { ChangeRenderer } from './change-renderer.js';
+import { ChangeRenderer, type RendererOptions } from './change-renderer.js';
 import type { Emit, TopicRoutes } from './envelope.js';
 import { formatLsn, parseLsn, parseLsnOrZero, type Lsn } from './lsn.js';
 import { sizeGuardedEmit, type TruncatedInfo } from './oversize.js';
@@ -48,7 +48,7 @@ import type { StreamTap } from './incremental-snapshot/snapshotter.js';
  * the session starts over from the slot's confirmed position.
  */
 
-export interface PipelineOptions {
+export interface PipelineOptions extends Pick<RendererOptions, 'onRelation'> {
   slot: string;
   serverName: string;
   db: string;

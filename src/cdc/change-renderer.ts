@@ -50,6 +50,9 @@ export interface RendererOptions {
   db: string;
   routes: TopicRoutes;
   primaryKey(relationOid: number): Promise<string[]>;
+  /** Told of a captured table's layout before its rows (KAFKA_VALUE_FORMAT=avro registers its
+   *  schemas, avro/avro-encoder.ts); a rejection fails the stream before any of those rows. */
+  onRelation?(topic: string, meta: TableMeta): Promise<void>;
   /** The tagged columns' pseudonyms (PII_FIELDS; absent: values as they are). */
   pii?: Pseudonymiser;
   log: Logger;
@@ -86,6 +89,7 @@ export class ChangeRenderer {
       ),
     };
     const topic = routeFor(this.o.routes, meta.schema, meta.table);
+    if (topic !== undefined) await this.o.onRelation?.(topic, meta);
     this.relations.set(msg.relationOid, {
       meta,
       topic,

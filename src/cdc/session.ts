@@ -20,6 +20,7 @@ import { ReplicationStream } from './replication.js';
 import { createSlot, runSnapshot } from './snapshot.js';
 import { acquireSlot, waitSlotInactive } from './slot-guard.js';
 import { TxnWriter } from './txn-writer.js';
+import { cdcAvro } from './avro/cdc-avro.js';
 import { Snapshotter } from './incremental-snapshot/snapshotter.js';
 import { SNAPSHOT_TABLES, emptyProgress, newTask, type SnapshotProgressView } from './incremental-snapshot/progress.js';
 
@@ -132,7 +133,8 @@ export const openSession: OpenSession = async (config, log, events, signal, opti
       compression: config.KAFKA_COMPRESSION,
     }));
     log.debug('transactional producer ready (any zombie fenced)');
-    const writer = new TxnWriter(producer);
+    const avro = await cdcAvro(config, log, pii);
+    const writer = new TxnWriter(producer, undefined, avro?.encoder);
     const positionTopic = config.KAFKA_TOPIC_CDC_POSITION;
     let position: CdcPosition | null = await readLastPosition(config, config.KAFKA_CLIENT_ID, positionTopic, slot);
     log.debug({ position }, 'committed position read');
@@ -223,6 +225,7 @@ export const openSession: OpenSession = async (config, log, events, signal, opti
           maxEventBytes: maxEventBytes(config.KAFKA_MESSAGE_MAX_BYTES),
           onTruncated,
           pii,
+          onColumns: avro?.onColumns,
           log,
           onRows: (_t, n) => events.onSnapshotRows(n),
         });
@@ -296,6 +299,7 @@ async function startStreaming(config: Config, log: Logger, events: SessionEvents
   let acked = p.confirmed;
   let stream: ReplicationStream | undefined;
   const routes = defaultRoutes(config.KAFKA_TOPIC_ENGAGEMENT_EVENTS, config.KAFKA_TOPIC_CONTENT);
+  const avro = await cdcAvro(config, log, p.pii); // the one of openSession (one per CDC)
   const snapshotter = new Snapshotter({
     url: config.databaseUrl,
     slot,
@@ -306,6 +310,7 @@ async function startStreaming(config: Config, log: Logger, events: SessionEvents
     maxRowsPerSecond: config.CDC_SNAPSHOT_MAX_ROWS_PER_SECOND,
     resumeFrom: p.position?.incremental ?? null,
     pii: p.pii,
+    onColumns: avro?.onColumns,
     log,
     onProgress: (view) => events.onIncrementalSnapshot?.(view),
     onFail: (err) => fail(err),
@@ -334,6 +339,7 @@ async function startStreaming(config: Config, log: Logger, events: SessionEvents
     onCommitted: (b) => events.onCommitted(b),
     onFail: (err) => fail(err),
     onTableTruncate: (tables) => events.onTableTruncate?.(tables),
+    onRelation: avro?.onRelation,
     pii: p.pii,
     tap: snapshotter,
     log,

@@ -7,6 +7,7 @@ import { sizeGuardedEmit, type TruncatedInfo } from './oversize.js';
 import { pgClientConfig, pgIdent, type PgControl } from './pg-control.js';
 import { positionRecord, type CdcPosition } from './position-store.js';
 import type { Tuple } from './pgoutput-rows.js';
+import type { ColumnType } from './render.js';
 import { RowJson } from './row-json.js';
 import type { TxnWriter } from './txn-writer.js';
 
@@ -67,11 +68,21 @@ export interface SnapshotParams {
   /** The most bytes (key + value) one change event may take; larger ones are cut (oversize.ts). */
   maxEventBytes: number;
   onTruncated(topic: string, key: string | null, info: TruncatedInfo): void;
+  /** Told of each table's columns before its rows (KAFKA_VALUE_FORMAT=avro registers its schemas). */
+  onColumns?(topic: string, layout: SnapshotLayout): Promise<void>;
   /** The tagged columns' pseudonyms (PII_FIELDS; absent: values as they are). */
   pii?: Pseudonymiser;
   log: Logger;
   /** Called after each chunk (status/metrics). */
   onRows?: (table: string, rows: number) => void;
+}
+
+/** A table's columns (in the rows' order) and primary key, as the snapshot reads them. */
+export interface SnapshotLayout {
+  schema: string;
+  table: string;
+  columns: ColumnType[];
+  primaryKey: string[];
 }
 
 /** Reads every published table inside the exported snapshot and commits it with the position. */
@@ -165,6 +176,10 @@ export async function runSnapshot(p: SnapshotParams): Promise<{ position: CdcPos
             res.fields.map((f) => f.name),
           ),
         );
+        if (tableRows === 0) {
+          const columns = res.fields.map((f) => ({ name: f.name, typeOid: f.dataTypeID }));
+          await p.onColumns?.(topic, { schema: t.schemaname, table: t.tablename, columns, primaryKey });
+        }
         for (const raw of res.rows) {
           await emit(false);
           pending = {

@@ -8,28 +8,13 @@ import { OID, UNAVAILABLE_VALUE } from '../../src/cdc/render.js';
 import { RowJson } from '../../src/cdc/row-json.js';
 import { createLogger } from '../../src/core/logger.js';
 import { SchemaRegistry } from '../../src/kafka/schema-registry/registry.js';
+import { EVENTS } from './avro-helpers.js';
 
 /**
  * The CDC's Avro schemas and encoding, pure or against the library's in-process mock registry:
  * Debezium's names and type mapping, and every JSON event read back from the Avro bytes equal to
  * the JSON (int8 as a long).
  */
-
-const EVENTS: TableLayout = {
-  schema: 'public',
-  table: 'engagement_events',
-  columns: [
-    { name: 'id', typeOid: OID.int8 },
-    { name: 'content_id', typeOid: OID.uuid },
-    { name: 'user_id', typeOid: OID.uuid },
-    { name: 'event_type', typeOid: 25 },
-    { name: 'event_ts', typeOid: OID.timestamptz },
-    { name: 'duration_ms', typeOid: OID.int4 },
-    { name: 'device', typeOid: 25 },
-    { name: 'raw_payload', typeOid: OID.jsonb },
-  ],
-  primaryKey: ['id'],
-};
 
 /** Every other mapped type, in one table. */
 const TYPES: TableLayout = {

@@ -2,6 +2,7 @@ import pg from 'pg';
 import type { Pseudonymiser } from '../../core/pseudonym.js';
 import { pgClientConfig, pgIdent } from '../pg-control.js';
 import type { Tuple } from '../pgoutput-rows.js';
+import type { SnapshotLayout } from '../snapshot.js';
 import { RowJson } from '../row-json.js';
 import { WATERMARK_PREFIX, type SnapshotTask, type Watermark } from './progress.js';
 import { xid32, type SnapshotVisibility } from './watermark-window.js';
@@ -40,7 +41,11 @@ export interface Chunk {
   snapshot: SnapshotVisibility;
   /** True when the chunk came back short: the task is finished with it. */
   last: boolean;
+  /** The rows' columns and the primary key (empty for an empty chunk). */
+  layout: Pick<SnapshotLayout, 'columns' | 'primaryKey'>;
 }
+
+const NO_LAYOUT = { columns: [], primaryKey: [] };
 
 interface KeyColumn {
   name: string;
@@ -115,7 +120,7 @@ export class ChunkReader {
       };
       if (maxKey === null) {
         await this.client.query('COMMIT');
-        return { rows: [], lastKey: null, maxKey, rowsEstimate, snapshot, last: true };
+        return { rows: [], lastKey: null, maxKey, rowsEstimate, snapshot, last: true, layout: NO_LAYOUT };
       }
       const values: string[] = [];
       const conds: string[] = [];
@@ -142,7 +147,11 @@ export class ChunkReader {
       const rows = res.rows.map((raw) => ({ key: json.key(raw), after: json.row(raw) }));
       const lastRaw = res.rows[res.rows.length - 1];
       const lastKey = lastRaw ? index.map((i) => String(lastRaw[i])) : task.last_key;
-      return { rows, lastKey, maxKey, rowsEstimate, snapshot, last: res.rows.length < limit };
+      const layout = {
+        columns: res.fields.map((f) => ({ name: f.name, typeOid: f.dataTypeID })),
+        primaryKey: key.map((k) => k.name),
+      };
+      return { rows, lastKey, maxKey, rowsEstimate, snapshot, last: res.rows.length < limit, layout };
     } catch (err) {
       await this.client.query('ROLLBACK').catch(() => undefined);
       throw err;

@@ -5,6 +5,7 @@ import type { Pseudonymiser } from '../../core/pseudonym.js';
 import { sleep } from '../../core/sleep.js';
 import { CDC_VERSION, emitChange, routeFor, sourcePrefix, type Emit, type TopicRoutes } from '../envelope.js';
 import type { RenderTxn } from '../change-renderer.js';
+import type { SnapshotLayout } from '../snapshot.js';
 import { lsnTextToNumber } from '../lsn.js';
 import { ChunkReader, type Chunk } from './chunk-reader.js';
 import {
@@ -47,6 +48,8 @@ export interface SnapshotterOptions {
   chunkRows: number;
   maxRowsPerSecond: number;
   resumeFrom: IncrementalProgress | null;
+  /** Told of a chunk's columns before its rows are emitted (KAFKA_VALUE_FORMAT=avro registers them). */
+  onColumns?(topic: string, layout: SnapshotLayout): Promise<void>;
   /** The tagged columns' pseudonyms (PII_FIELDS; absent: values as they are). */
   pii?: Pseudonymiser;
   log: Logger;
@@ -265,6 +268,10 @@ export class Snapshotter implements StreamTap {
           retriable: true,
           cause: err,
         });
+      }
+      if (p.chunk.rows.length > 0) {
+        const [schema = 'public', table = task.table] = task.table.split('.');
+        await this.o.onColumns?.(this.topic, { schema, table, ...p.chunk.layout });
       }
       const highAt = Date.now();
       this.spent.select_ms += highAt - selectAt;
