@@ -3,7 +3,7 @@ import type { TableLayout } from '../../src/cdc/avro/schema.js';
 import { OID } from '../../src/cdc/render.js';
 import type { Config } from '../../src/config/load.js';
 import { deletePipelineTopics } from '../../src/kafka/admin.js';
-import { createConsumer, createKafka } from '../../src/kafka/client.js';
+import { createConsumer, createKafka, idempotentProducer } from '../../src/kafka/client.js';
 import { SchemaRegistry } from '../../src/kafka/schema-registry/registry.js';
 import type { TestEnv } from '../helpers/env.js';
 
@@ -68,6 +68,32 @@ export async function dropAvroConfig(config: Config): Promise<void> {
         await sr.client.deleteSubject(`${topic}-${role}`, permanent).catch(() => undefined);
 }
 
+const END_MARKER = '__end_marker';
+
+/**
+ * Everything committed to `topics` so far: writes an end marker (not Avro: skipped by `readAvro`)
+ * to each partition, then reads until every marker arrived. Call it when no transaction is open on
+ * the topics (the CDC stopped), else the markers wait behind it.
+ */
+export async function readAvroToEnd(config: Config, topics: string[]): Promise<AvroRecord[]> {
+  const producer = idempotentProducer(createKafka(config, `${config.KAFKA_CLIENT_ID}-test-marker`));
+  await producer.connect();
+  try {
+    for (const topic of topics)
+      await producer.send({
+        topic,
+        messages: Array.from({ length: config.KAFKA_TOPIC_PARTITIONS }, (_, p) => ({
+          partition: p,
+          key: END_MARKER,
+          value: null,
+        })),
+      });
+  } finally {
+    await producer.disconnect();
+  }
+  return readAvro(config, topics, (_r, ends) => ends.size === topics.length * config.KAFKA_TOPIC_PARTITIONS);
+}
+
 /** avsc decodes records into instances of a class per record type: their fields as plain data. */
 export function plain(v: unknown): unknown {
   return JSON.parse(JSON.stringify(v)) as unknown;
@@ -80,9 +106,10 @@ export function plain(v: unknown): unknown {
 export async function readAvro(
   config: Config,
   topics: string[],
-  done: (records: AvroRecord[]) => boolean,
+  done: (records: AvroRecord[], ends: ReadonlySet<string>) => boolean,
   timeoutMs = 60_000,
 ): Promise<AvroRecord[]> {
+  const ends = new Set<string>();
   const sr = await SchemaRegistry.connect({ url: config.schemaRegistryUrl, compatibility: 'BACKWARD' });
   const { avro, serde } = sr.serdes;
   const keys = new avro.AvroDeserializer(sr.client, serde.SerdeType.KEY, {});
@@ -106,6 +133,10 @@ export async function readAvro(
       eachBatch: async ({ batch }) => {
         try {
           for (const m of batch.messages) {
+            if (m.key?.toString() === END_MARKER) {
+              ends.add(`${batch.topic}|${batch.partition}`);
+              continue;
+            }
             const key = m.key ? (plain(await keys.deserialize(batch.topic, m.key)) as Record<string, unknown>) : null;
             const value = m.value
               ? (plain(await values.deserialize(batch.topic, m.value)) as Record<string, unknown>)
@@ -120,7 +151,7 @@ export async function readAvro(
               bytes: (m.key?.length ?? 0) + (m.value?.length ?? 0),
             });
           }
-          if (done(records)) resolveDone();
+          if (done(records, ends)) resolveDone();
         } catch (err) {
           rejectDone(err);
         }
