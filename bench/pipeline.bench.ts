@@ -2,19 +2,21 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
-import { loadConfig, type Config } from '../src/config/load.js';
+import { loadConfig } from '../src/config/load.js';
 import { generateBatch } from '../src/generator/modes.js';
-import { createKafka, type Admin } from '../src/kafka/client.js';
+import { createKafka } from '../src/kafka/client.js';
 import { startReceiver } from '../src/receiver/index.js';
 import { stackRemove, stackUp } from '../src/stack/stack.js';
 import { readStackState } from '../src/config/stack-state.js';
 import { Supervisor, componentSpecs } from '../src/supervisor/supervisor.js';
 import { kafkaProducerCeiling, recvlogicalCeiling } from './lib/ceilings.js';
 import { freshnessBetween, scrapeFreshness } from './lib/freshness.js';
-import { groupLag, lagTrend, slotLagBytes } from './lib/lag.js';
+import { lagTrend } from './lib/lag.js';
 import { PhaseMeter } from './lib/proc-stats.js';
 import { runEngage } from './lib/engage-process.js';
+import { topicBytes } from './lib/topic-bytes.js';
 import type { BenchResult } from './types.js';
+import { lags, quiet, reportShares, say, sleep, SINKS, type Ctx } from './lib/pipeline-ctx.js';
 
 /**
  * The whole pipeline, every component its own process (as `engage run` runs them) on a stack of
@@ -38,76 +40,7 @@ const LAG_SAMPLE_SECONDS = 5;
 const PHASES = new Set((process.env.BENCH_PIPELINE_PHASES ?? 'fresh,burst,backfill,sustain,ceilings').split(','));
 const API_PORT = 38080;
 const API = `http://127.0.0.1:${API_PORT}`;
-const SINKS = ['redis', 'warehouse', 'external'] as const;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const today = () => new Date().toISOString().slice(0, 10);
-/** Progress on stderr while a phase runs (the figures are printed when the bench ends). */
-const say = (m: string) => process.stderr.write(`   · ${new Date().toISOString().slice(11, 19)} ${m}\n`);
-
-interface Ctx {
-  config: Config;
-  env: NodeJS.ProcessEnv;
-  /** The running generator process, measured with the others. */
-  generatorPid?: number;
-  admin: Admin;
-  db: pg.Client;
-  meter: PhaseMeter;
-  out: BenchResult[];
-}
-
-/** Every Kafka-consuming stage's lag, and the CDC slot's unconfirmed WAL. */
-async function lags(c: Ctx): Promise<Record<string, number>> {
-  const { config, admin } = c;
-  const out: Record<string, number> = { 'cdc (WAL bytes)': await slotLagBytes(c.db, config.CDC_SLOT_NAME) };
-  out.processor = await groupLag(
-    admin,
-    `engage-processor.${config.KAFKA_CLIENT_ID}`,
-    config.KAFKA_TOPIC_ENGAGEMENT_EVENTS,
-  );
-  for (const s of SINKS)
-    out[`sink-${s}`] = await groupLag(admin, `engage-sink-${s}.${config.KAFKA_CLIENT_ID}`, config.KAFKA_TOPIC_ENRICHED);
-  return out;
-}
-
-/** Waits until every group's lag is at most one marker per partition and the slot is confirmed. */
-async function quiet(c: Ctx, timeoutMs: number): Promise<number> {
-  const t0 = Date.now();
-  const slack = c.config.KAFKA_TOPIC_PARTITIONS;
-  for (;;) {
-    c.meter.sample();
-    const l = await lags(c);
-    if (Object.entries(l).every(([k, v]) => (k.startsWith('cdc') ? v < 1_000_000 : v <= slack))) return Date.now() - t0;
-    if (Date.now() - t0 > timeoutMs)
-      throw new Error(`pipeline not quiet after ${timeoutMs / 1000} s: ${JSON.stringify(l)}`);
-    await sleep(250);
-  }
-}
-
-/** Each process's share of a core over the phase; with `events`, also its CPU per event. */
-function reportShares(c: Ctx, phase: string, m: ReturnType<PhaseMeter['finish']>, events?: number): void {
-  const perEvent = (pct: number) =>
-    events ? `; ${Math.round(((pct / 100) * m.seconds * 1e6) / events)} µs CPU per event` : '';
-  for (const s of m.shares)
-    c.out.push({
-      name: `  ${phase}: ${s.name} CPU / peak RSS`,
-      value: s.cpuPct,
-      unit: '% of a core',
-      note: `${s.peakRssMiB} MiB${perEvent(s.cpuPct)}`,
-    });
-  const total = m.shares.reduce((sum, s) => sum + s.cpuPct, 0);
-  c.out.push({
-    name: `  ${phase}: all of the above`,
-    value: total,
-    unit: '% of a core',
-    note: `of 200 %${perEvent(total)}`,
-  });
-  c.out.push({
-    name: `  ${phase}: load average (1 min) at its end`,
-    value: m.loadEnd,
-    unit: '',
-    note: `from ${m.load}`,
-  });
-}
 
 async function eventCount(c: Ctx): Promise<number> {
   return Number((await c.db.query<{ n: string }>('SELECT count(*)::text AS n FROM engagement_events')).rows[0]?.n);
@@ -201,6 +134,19 @@ async function burstPhase(c: Ctx, receiverCount: () => number): Promise<void> {
     note: `${seconds.toFixed(1)} s in all; the COPY took ${(inserted / 1000).toFixed(1)} s; receiver got ${delivered} new`,
   });
   reportShares(c, 'burst', c.meter.finish(), BURST);
+  // The records' bytes on the topics, as a consumer receives them (KAFKA_VALUE_FORMAT's difference).
+  for (const [what, topic] of [
+    ['change events', c.config.KAFKA_TOPIC_ENGAGEMENT_EVENTS],
+    ['enriched events', c.config.KAFKA_TOPIC_ENRICHED],
+  ] as const) {
+    const b = await topicBytes(c.config, topic);
+    c.out.push({
+      name: `bytes per event on the topic: ${what}`,
+      value: b.valueBytesPerRecord,
+      unit: 'bytes',
+      note: `record value; key ${b.keyBytesPerRecord} bytes; ${b.records.toLocaleString('en-US')} records read`,
+    });
+  }
 }
 
 async function backfillPhase(c: Ctx, env: NodeJS.ProcessEnv): Promise<void> {
@@ -243,18 +189,48 @@ async function backfillPhase(c: Ctx, env: NodeJS.ProcessEnv): Promise<void> {
  * have replication factor 3, min ISR 2, acks=all); each figure is then prefixed with its count.
  */
 const BROKERS = (process.env.BENCH_PIPELINE_BROKERS ?? '1').split(',').map(Number);
+/**
+ * BENCH_PIPELINE_FORMATS: the KAFKA_VALUE_FORMATs to run the phases in, one after another on a
+ * fresh stack each (default `json,avro`: the registry at SCHEMA_REGISTRY_URL or the stack's); each
+ * figure is then prefixed with its format, and the Avro / JSON ratios of the comparable figures follow.
+ */
+const FORMATS = (process.env.BENCH_PIPELINE_FORMATS ?? 'json,avro').split(',').filter(Boolean);
+const COMPARED = [
+  '  burst: CPU per event, every process',
+  'bytes per event on the topic: change events',
+  'bytes per event on the topic: enriched events',
+  '  1,000 events/s: CPU per event, every process',
+];
 
 export async function run(): Promise<BenchResult[]> {
   const out: BenchResult[] = [];
   for (const brokers of BROKERS) {
-    const results = await runOn(brokers);
-    const tag = `[${brokers} broker${brokers > 1 ? 's' : ''}] `;
-    out.push(...(BROKERS.length > 1 ? results.map((r) => ({ ...r, name: `${tag}${r.name}` })) : results));
+    const byFormat = new Map<string, BenchResult[]>();
+    for (const format of FORMATS) {
+      const results = await runOn(brokers, format);
+      byFormat.set(format, results);
+      const tag = [
+        BROKERS.length > 1 ? `${brokers} broker${brokers > 1 ? 's' : ''}` : '',
+        FORMATS.length > 1 ? format : '',
+      ]
+        .filter(Boolean)
+        .join(', ');
+      out.push(...(tag ? results.map((r) => ({ ...r, name: `[${tag}] ${r.name}` })) : results));
+    }
+    const json = byFormat.get('json');
+    const avro = byFormat.get('avro');
+    if (!json || !avro) continue;
+    for (const name of COMPARED) {
+      const a = avro.find((r) => r.name === name)?.value;
+      const j = json.find((r) => r.name === name)?.value;
+      if (a === undefined || j === undefined || j === 0) continue;
+      out.push({ name: `Avro / JSON, ${name.trim()}`, value: Math.round((a / j) * 100) / 100, unit: '×' });
+    }
   }
   return out;
 }
 
-async function runOn(brokers: number): Promise<BenchResult[]> {
+async function runOn(brokers: number, format: string): Promise<BenchResult[]> {
   const stackDir = mkdtempSync(path.join(os.tmpdir(), 'engage-bench-stack-'));
   const work = mkdtempSync(path.join(os.tmpdir(), 'engage-bench-'));
   const env: NodeJS.ProcessEnv = {
@@ -262,6 +238,7 @@ async function runOn(brokers: number): Promise<BenchResult[]> {
     STACK_DIR: stackDir,
     STACK_PORT_OFFSET: process.env.BENCH_PIPELINE_PORT_OFFSET ?? '400',
     STACK_KAFKA_BROKERS: String(brokers),
+    KAFKA_VALUE_FORMAT: format,
     DUCKDB_PATH: path.join(work, 'wh.duckdb'),
     LOG_LEVEL: 'warn',
     BATCH_SIZE: process.env.BENCH_PIPELINE_BATCH_SIZE ?? '20000',
@@ -277,6 +254,8 @@ async function runOn(brokers: number): Promise<BenchResult[]> {
     KAFKA_BOOTSTRAP_SERVERS: base.kafkaBrokers.join(','),
     REDIS_URL: base.redisUrl,
     EXTERNAL_API_URL: receiver.url,
+    // DATABASE_URL set: the private stack's development pseudonym key is passed on (docs/security.md).
+    PII_KEYS: env.PII_KEYS ?? base.piiKeys.map((k) => `${k.id}:${k.secret}`).join(','),
   };
   const config = loadConfig(childEnv);
   const sup = new Supervisor(

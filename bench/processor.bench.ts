@@ -5,13 +5,15 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { KafkaJS } from '@confluentinc/kafka-javascript';
-import { loadConfig, type Config } from '../src/config/load.js';
+import { loadConfig } from '../src/config/load.js';
 import { deletePipelineTopics, ensureTopics } from '../src/kafka/admin.js';
-import { createKafka, idempotentProducer } from '../src/kafka/client.js';
+import { createKafka } from '../src/kafka/client.js';
 import { semiSpaceNodeOptions } from '../src/runtime/node-options.js';
 import { processorGroupId } from '../src/processor/processor.js';
 import { sleep } from '../src/runtime/retry.js';
 import { cpuSeconds, rssMiB } from './lib/proc-stats.js';
+import { topicBytes } from './lib/topic-bytes.js';
+import { avroEncoders, JSON_ENCODERS, preloadChanges } from './lib/change-preload.js';
 import type { BenchResult } from './types.js';
 
 /**
@@ -21,18 +23,31 @@ import type { BenchResult } from './types.js';
  * core, librdkafka threads included) and peak RSS, sampled from /proc. Own topics and group;
  * PROCESSOR_* variables in the environment pass through (e.g. PROCESSOR_CONCURRENCY=1);
  * BENCH_PROCESSOR_EVENTS sets the preload, BENCH_PROCESSOR_NODE_ARGS adds node flags (e.g. --cpu-prof).
+ *
+ * KAFKA_VALUE_FORMAT beside each other in one run: BENCH_PROCESSOR_FORMATS (default `json,avro`)
+ * drains the same events written as Debezium JSON, then as Debezium Avro (the registry at
+ * SCHEMA_REGISTRY_URL or the stack's), each with its own topics; BENCH_PROCESSOR_ROUNDS (default 1)
+ * repeats the pair, every other round in the reverse order (interleaved: the machine's load drifts).
+ * Each drain also reports the bytes per event of its input and output records, and each round the
+ * Avro / JSON ratios.
  */
+
+type Format = 'json' | 'avro';
+const FORMATS = (process.env.BENCH_PROCESSOR_FORMATS ?? 'json,avro').split(',').filter(Boolean) as Format[];
+const ROUNDS = Number(process.env.BENCH_PROCESSOR_ROUNDS ?? 1);
 
 const PRELOAD = Number(process.env.BENCH_PROCESSOR_EVENTS ?? 300_000);
 const CONTENTS = 500;
 const PARTITIONS = 6;
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const TICKS = 100;
-const TYPES = ['play', 'pause', 'finish', 'click'];
 
-function benchEnv(id: string): NodeJS.ProcessEnv {
+function benchEnv(id: string, format: Format): NodeJS.ProcessEnv {
   const pass = Object.fromEntries(Object.entries(process.env).filter(([k]) => k.startsWith('PROCESSOR_')));
+  const registry = process.env.SCHEMA_REGISTRY_URL;
   return {
+    KAFKA_VALUE_FORMAT: format,
+    ...(registry ? { SCHEMA_REGISTRY_URL: registry } : {}),
     KAFKA_TOPIC_ENGAGEMENT_EVENTS: `${id}.events`,
     KAFKA_TOPIC_CONTENT: `${id}.content`,
     KAFKA_TOPIC_ENRICHED: `${id}.enriched`,
@@ -44,73 +59,6 @@ function benchEnv(id: string): NodeJS.ProcessEnv {
     LOG_LEVEL: 'info',
     ...pass,
   };
-}
-
-function envelope(table: string, after: Record<string, unknown>, tsMs: number): string {
-  return JSON.stringify({
-    before: null,
-    after,
-    source: {
-      version: '1.0.0-bench',
-      connector: 'postgresql',
-      name: 'engage',
-      ts_ms: tsMs,
-      snapshot: 'false',
-      db: 'engagement_db',
-      schema: 'public',
-      table,
-      txId: 1000,
-      lsn: 123456789,
-    },
-    op: 'c',
-    ts_ms: tsMs + 2,
-  });
-}
-
-async function preload(config: Config, contentIds: string[]): Promise<void> {
-  const producer = idempotentProducer(createKafka(config, `${config.KAFKA_CLIENT_ID}-bench-load`));
-  await producer.connect();
-  try {
-    const now = Date.now();
-    await producer.send({
-      topic: config.KAFKA_TOPIC_CONTENT,
-      messages: contentIds.map((id, i) => ({
-        key: JSON.stringify({ id }),
-        value: envelope(
-          'content',
-          {
-            id,
-            slug: `slug-${i}`,
-            title: `Title ${i}`,
-            content_type: 'podcast',
-            length_seconds: 300 + i,
-            publish_ts: '2024-01-01T00:00:00.000000Z',
-          },
-          now,
-        ),
-      })),
-    });
-    const users = Array.from({ length: 1000 }, () => randomUUID());
-    for (let base = 0; base < PRELOAD; base += 10_000) {
-      const messages = [];
-      for (let i = base; i < Math.min(PRELOAD, base + 10_000); i++) {
-        const row = {
-          id: String(i + 1),
-          content_id: contentIds[i % contentIds.length],
-          user_id: users[i % users.length],
-          event_type: TYPES[i % 4],
-          event_ts: new Date(now - (i % 3600) * 1000).toISOString().replace('Z', '123Z'),
-          duration_ms: (i * 37) % 600_000,
-          device: i % 3 === 0 ? 'ios' : 'web',
-          raw_payload: JSON.stringify({ session: `s-${i % 977}`, app_version: '5.2.1', referrer: 'home' }),
-        };
-        messages.push({ key: JSON.stringify({ id: row.id }), value: envelope('engagement_events', row, now) });
-      }
-      await producer.send({ topic: config.KAFKA_TOPIC_ENGAGEMENT_EVENTS, messages });
-    }
-  } finally {
-    await producer.disconnect();
-  }
 }
 
 /** CPU ticks per thread (keyed "<tid> <name>"). */
@@ -156,13 +104,50 @@ function addGcPause(line: string, byKind: Map<string, number>): void {
 }
 
 export async function run(): Promise<BenchResult[]> {
+  const out: BenchResult[] = [];
+  const tagged = FORMATS.length > 1 || ROUNDS > 1;
+  for (let round = 1; round <= ROUNDS; round++) {
+    const order = round % 2 === 1 ? FORMATS : [...FORMATS].reverse();
+    const byFormat = new Map<Format, BenchResult[]>();
+    for (const format of order) {
+      const results = await drain(format);
+      byFormat.set(format, results);
+      const tag = `[${format}${ROUNDS > 1 ? `, round ${round}` : ''}] `;
+      out.push(...(tagged ? results.map((r) => ({ ...r, name: `${tag}${r.name}` })) : results));
+    }
+    const json = byFormat.get('json');
+    const avro = byFormat.get('avro');
+    if (json && avro) out.push(...ratios(json, avro, ROUNDS > 1 ? ` (round ${round})` : ''));
+  }
+  return out;
+}
+
+/** Avro / JSON of the figures that compare formats, from one round's pair of drains. */
+function ratios(json: BenchResult[], avro: BenchResult[], suffix: string): BenchResult[] {
+  const ratio = (name: string) => {
+    const a = avro.find((r) => r.name === name)?.value;
+    const j = json.find((r) => r.name === name)?.value;
+    return a === undefined || j === undefined || j === 0 ? Number.NaN : Math.round((a / j) * 100) / 100;
+  };
+  return [
+    'processor: CPU per event',
+    'processor: input bytes per event (events topic)',
+    'processor: output bytes per event (enriched topic)',
+  ].map((name) => ({
+    name: `Avro / JSON${suffix}, ${name.slice('processor: '.length)}`,
+    value: ratio(name),
+    unit: '×',
+  }));
+}
+
+async function drain(format: Format): Promise<BenchResult[]> {
   const id = `bproc${Date.now().toString(36)}${randomBytes(2).toString('hex')}`;
-  const env = benchEnv(id);
+  const env = benchEnv(id, format);
   const config = loadConfig({ ...env, STACK_DIR: process.env.STACK_DIR ?? '.stack' } as NodeJS.ProcessEnv, ROOT);
   await ensureTopics(config);
   const contentIds = Array.from({ length: CONTENTS }, () => randomUUID());
   const tLoad = Date.now();
-  await preload(config, contentIds);
+  await preloadChanges(config, contentIds, PRELOAD, format === 'avro' ? await avroEncoders(config) : JSON_ENCODERS);
   const loadSeconds = (Date.now() - tLoad) / 1000;
 
   const nodeArgs = (process.env.BENCH_PROCESSOR_NODE_ARGS ?? '').split(' ').filter(Boolean);
@@ -232,6 +217,8 @@ export async function run(): Promise<BenchResult[]> {
       isolationLevel: KafkaJS.IsolationLevel.READ_COMMITTED,
     });
     const dlqCount = dlq.reduce((s, p) => s + Number(p.high), 0);
+    const input = await topicBytes(config, config.KAFKA_TOPIC_ENGAGEMENT_EVENTS);
+    const output = await topicBytes(config, config.KAFKA_TOPIC_ENRICHED);
     const note = `${PRELOAD.toLocaleString('en-US')} preloaded events, ${PARTITIONS} partitions, load average ${load0.toFixed(1)} → ${load1.toFixed(1)} on ${os.cpus().length} cores`;
     const usPerEvent = (ticks: number) => Math.round(((ticks / TICKS) * 1e6 * 10) / PRELOAD) / 10;
     const mainTicks = byThread.get('main') ?? 0;
@@ -276,6 +263,18 @@ export async function run(): Promise<BenchResult[]> {
         note: `--trace-gc pauses in ${((t1 - t0) / 1000).toFixed(1)} s: ${[...gcByKind].map(([k, ms]) => `${k} ${Math.round(ms)} ms`).join(', ')}`,
       },
       { name: 'processor: peak RSS during the drain', value: Math.round(peakRss), unit: 'MB' },
+      {
+        name: 'processor: input bytes per event (events topic)',
+        value: input.valueBytesPerRecord,
+        unit: 'bytes',
+        note: `record value; key ${input.keyBytesPerRecord} bytes; ${input.records.toLocaleString('en-US')} records read`,
+      },
+      {
+        name: 'processor: output bytes per event (enriched topic)',
+        value: output.valueBytesPerRecord,
+        unit: 'bytes',
+        note: `record value; key ${output.keyBytesPerRecord} bytes; ${output.records.toLocaleString('en-US')} records read`,
+      },
       { name: 'processor: DLQ records (expected 0)', value: dlqCount, unit: 'records' },
       {
         name: 'processor bench: preload rate (idempotent producer)',
