@@ -5,6 +5,7 @@ import type pg from 'pg';
 import { to as copyTo } from 'pg-copy-streams';
 import { SOURCE_CSV_COLUMNS } from '../sinks/source-import.js';
 import type { DateRange } from './range.js';
+import type { SourceColumnSql } from './pseudonym-sql.js';
 import { SOURCE_COLUMN_SQL, type Cursor } from './reader.js';
 
 /**
@@ -15,7 +16,9 @@ import { SOURCE_COLUMN_SQL, type Cursor } from './reader.js';
  * order. The page's last row — the next page's cursor, needed before the page is imported so that
  * the next COPY can run meanwhile — is read from the end of the file, where SOURCE_CSV_COLUMNS puts
  * (event_ts, id). A page the target declines is read again as rows by reader.ts through the same
- * bounds (`after`, `until` = its last row).
+ * bounds (`after`, `until` = its last row). `columnSql` selects each column (default: as the row
+ * reader does); under PII_FIELDS the tagged ones are their pseudonyms, computed by PostgreSQL
+ * (pseudonym-sql.ts), so the file never holds their raw values.
  */
 
 /** Resolves with the page's last row and its row count, or null when the range has no row after `after` (the file removed). */
@@ -25,8 +28,9 @@ export async function copyPage(
   after: Cursor | null,
   limit: number,
   file: string,
+  columnSql: SourceColumnSql = SOURCE_COLUMN_SQL,
 ): Promise<{ last: Cursor; rows: number } | null> {
-  const columns = SOURCE_CSV_COLUMNS.map((c) => SOURCE_COLUMN_SQL[c]).join(', ');
+  const columns = SOURCE_CSV_COLUMNS.map((c) => columnSql[c]).join(', ');
   // The table's columns, qualified: `id` alone would name the output column `id::text`, which sorts as text.
   const copy = client.query(
     copyTo(

@@ -67,6 +67,16 @@ export class Pseudonymiser {
     this.protect = (text) => this.pseudonymOf(text);
   }
 
+  /** The key new pseudonyms are made with (the first of PII_KEYS), for a computation elsewhere (backfill/pseudonym-sql.ts). */
+  get currentKey(): PiiKey | undefined {
+    return this.current;
+  }
+
+  /** The ids of every listed key: a value already a pseudonym of one of them is kept as it is. */
+  get keyIds(): readonly string[] {
+    return [...this.known];
+  }
+
   /** True when some field is tagged (protection on). */
   get active(): boolean {
     return this.fields.length > 0;
