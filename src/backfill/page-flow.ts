@@ -7,6 +7,7 @@ import type { Pseudonymiser } from '../core/pseudonym.js';
 import type { ContentRow } from '../core/types.js';
 import { enrichEvent } from '../processor/enrich.js';
 import { copyPage } from './copy-reader.js';
+import type { SourceColumnSql } from './pseudonym-sql.js';
 import type { DateRange } from './range.js';
 import { readPage, type Cursor, type Page } from './reader.js';
 import type { BackfillPage, BackfillTarget, PageReport } from './target.js';
@@ -18,7 +19,8 @@ import type { BackfillPage, BackfillTarget, PageReport } from './target.js';
  *   transform, and go to `target.deliver`;
  * - COPY (`copyPages`, when the target has `deliverSource`): PostgreSQL writes the page as CSV
  *   into a temporary file, which the target imports itself; a page it declines is read again as
- *   rows, through the same bounds, and delivered the first way.
+ *   rows, through the same bounds, and delivered the first way. The PII_FIELDS columns are
+ *   pseudonymised by PostgreSQL in the first way (`columnSql`, pseudonym-sql.ts), here in the second.
  * Both read pages by keyset in (event_ts, id) order; `read(after)` resolves null past the last.
  */
 
@@ -69,7 +71,8 @@ export function rowPages(ctx: FlowContext): PageFlow {
   };
 }
 
-export async function copyPages(ctx: FlowContext): Promise<PageFlow> {
+/** `columnSql`: how COPY selects each column, the tagged ones as their pseudonyms (bulkColumnSql). */
+export async function copyPages(ctx: FlowContext, columnSql: SourceColumnSql): Promise<PageFlow> {
   const deliverSource = ctx.target.deliverSource?.bind(ctx.target);
   if (!deliverSource) throw new Error('copyPages: the target does not import source rows');
   const byId = new Map(ctx.content.map((c) => [c.id, c]));
@@ -78,10 +81,12 @@ export async function copyPages(ctx: FlowContext): Promise<PageFlow> {
   return {
     async read(after) {
       const file = path.join(dir, `page-${n++}.csv`);
-      const copied = await copyPage(ctx.db, ctx.range, after, ctx.pageSize, file).catch(async (err: unknown) => {
-        await rm(file, { force: true });
-        throw err;
-      });
+      const copied = await copyPage(ctx.db, ctx.range, after, ctx.pageSize, file, columnSql).catch(
+        async (err: unknown) => {
+          await rm(file, { force: true });
+          throw err;
+        },
+      );
       if (!copied) return null;
       const { last, rows } = copied;
       const deliver = async (before: number): Promise<Delivered> => {

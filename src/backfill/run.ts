@@ -7,6 +7,7 @@ import { ProgressBar } from './progress-bar.js';
 import { ensureProgressTable, loadProgress, saveProgress } from './progress-store.js';
 import { parseDateRange } from './range.js';
 import { copyPages, rowPages, type Delivered, type PageFlow, type ReadPage } from './page-flow.js';
+import { bulkColumnSql } from './pseudonym-sql.js';
 import { SOURCE_COLUMN_SQL, countRange, estimatedRangeRows, type Cursor } from './reader.js';
 import { DEFAULT_PAGE_ROWS, type BackfillTarget } from './target.js';
 
@@ -17,7 +18,8 @@ import { DEFAULT_PAGE_ROWS, type BackfillTarget } from './target.js';
  * takes it as usual (topic-target.ts); with `--direct`, the named sinks written in this process
  * (direct-target.ts). Rows the transform rejects go to the DLQ with the reason. When every direct
  * sink imports source rows itself (the DuckDB warehouse), pages go to it as PostgreSQL's COPY
- * writes them instead, and only a page it declines is enriched here (page-flow.ts; `bulk`).
+ * writes them instead, the PII_FIELDS columns pseudonymised by PostgreSQL (pseudonym-sql.ts), and
+ * only a page it declines is enriched here (page-flow.ts; `bulk`).
  * Idempotent (a re-run, or a range the stream already delivered, changes no count: every
  * destination dedupes on (event_id, event_ts): src/core/event-identity.ts) and resumable: progress is saved after each delivered
  * page, in page order, under a key naming the range and the target, so an interrupted direct run
@@ -106,13 +108,14 @@ export async function runBackfill(config: Config, opts: BackfillOptions, log: Lo
         ? undefined
         : new ProgressBar(`backfill ${range.key}${target.name === 'topic' ? '' : ` (${target.name})`}`, total);
     const flowCtx = { db, range, pageSize, content, target, pii, log };
-    // The bulk import hands PostgreSQL's CSV to the sink untouched: with a tagged column, pages go as rows.
-    const bulk = opts.bulk !== false && pii.columnsOf('engagement_events').size === 0;
-    if (target.deliverSource && opts.bulk !== false && !bulk)
-      log.info(
-        'PII_FIELDS tags engagement_events columns: the bulk import is off, pages are pseudonymised and delivered as rows',
-      );
-    const source = target.deliverSource && bulk ? await copyPages(flowCtx) : rowPages(flowCtx);
+    // The bulk import hands PostgreSQL's CSV to the sink: the tagged columns are pseudonymised in
+    // the COPY's query, or, where that cannot be, pages go as rows (pseudonymised in startRows).
+    let bulk = target.deliverSource && opts.bulk !== false ? await bulkColumnSql(db, pii) : undefined;
+    if (bulk && 'refused' in bulk) {
+      log.info(`${bulk.refused}: the bulk import is off, pages are pseudonymised and delivered as rows`);
+      bulk = undefined;
+    }
+    const source = bulk ? await copyPages(flowCtx, bulk.columns) : rowPages(flowCtx);
     flow = source;
     const t0 = Date.now();
     let read = 0;

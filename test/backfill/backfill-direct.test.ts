@@ -23,7 +23,7 @@ import type { DlqEntry } from '../../src/core/types.js';
 import { generateHistorical } from '../../src/generator/modes.js';
 import { startReceiver, type RunningReceiver } from '../../src/receiver/index.js';
 import { createTestEnv, type TestEnv } from '../helpers/env.js';
-import { isPseudonym } from '../../src/core/pseudonym.js';
+import { pseudonym } from '../../src/core/pseudonym.js';
 import { FakeBigQuery } from '../helpers/fake-bigquery.js';
 import { parseValues, readTopic } from '../processor/kafka-helpers.js';
 import { openReader } from '../sinks/warehouse/warehouse-fixtures.js';
@@ -179,7 +179,7 @@ describe('backfill --direct', () => {
         { startDate: '2025-08-02', endDate: '2025-08-03', pageSize: 700, progress: false, direct: ['warehouse'], bulk },
         log,
       );
-    // The bulk import carries PostgreSQL's CSV untouched, so it runs only with PII_FIELDS=none (below: with it on).
+    // First with PII_FIELDS=none (the raw values, as before 2026-12-07); below with its default.
     const [bulkConfig, rowsConfig] = [configWith({ piiFields: [] }), configWith({ piiFields: [] })];
     const before = await fastPath();
     const bulk = await run(bulkConfig, true);
@@ -225,17 +225,42 @@ describe('backfill --direct', () => {
     assert.equal(a.length, want.size);
     assert.deepEqual(a, b, 'every column the same, but the moments of enrichment');
 
-    const protectedConfig = configWith();
-    assert.equal(protectedConfig.piiFields.length, 1, 'PII_FIELDS on by default');
-    const pii = await run(protectedConfig, true);
-    assert.deepEqual({ delivered: pii.delivered, imported: pii.importedPages }, { delivered: want.size, imported: 0 });
-    const r = await openReader(protectedConfig.DUCKDB_PATH);
-    try {
-      const users = await r.rows(`SELECT DISTINCT user_id FROM engagement_events_enriched WHERE user_id IS NOT NULL`);
-      assert.ok(users.length > 0);
-      for (const u of users) assert.ok(isPseudonym(String(u.user_id)), `${String(u.user_id)} is a pseudonym`);
-    } finally {
-      r.close();
+    // With PII_FIELDS' default the pages are still imported in bulk, PostgreSQL computing the
+    // pseudonyms: the same pages, and every column what the row-by-row way (the stream's JS
+    // pseudonym) stores; no raw user id anywhere in the file.
+    const [piiBulkConfig, piiRowsConfig] = [configWith(), configWith()];
+    assert.deepEqual(
+      piiBulkConfig.piiFields,
+      [{ table: 'engagement_events', column: 'user_id' }],
+      'PII_FIELDS on by default',
+    );
+    const piiBulk = await run(piiBulkConfig, true);
+    const piiRows = await run(piiRowsConfig, false);
+    assert.deepEqual(
+      { read: piiBulk.read, delivered: piiBulk.delivered, dlq: piiBulk.dlq, pages: piiBulk.pages },
+      { read: bulk.read, delivered: bulk.delivered, dlq: bulk.dlq, pages },
+    );
+    assert.equal(piiBulk.importedPages, bulk.importedPages, 'as many pages imported in bulk as without protection');
+    assert.equal(piiRows.importedPages, 0);
+    const [pa, pb] = [await stored(piiBulkConfig.DUCKDB_PATH), await stored(piiRowsConfig.DUCKDB_PATH)];
+    assert.equal(pa.length, want.size);
+    assert.deepEqual(pa, pb, 'every column the same as the row-by-row way, pseudonyms included');
+    const key = piiBulkConfig.piiKeys[0];
+    assert.ok(key);
+    const raw = await db.query<{ id: string; user_id: string | null }>(
+      `SELECT id::text AS id, user_id::text AS user_id FROM engagement_events WHERE event_ts >= '2025-08-02' AND event_ts < '2025-08-04'`,
+    );
+    const rawOf = new Map(raw.rows.map((r) => [r.id, r.user_id]));
+    const rawIds = new Set(raw.rows.flatMap((r) => (r.user_id ? [r.user_id, r.user_id.replaceAll('-', '')] : [])));
+    assert.ok(rawIds.size > 100);
+    const unprotected = new Map(a.map((row) => [String(row.event_id), row.user_id]));
+    for (const row of pa) {
+      const user = rawOf.get(String(row.event_id));
+      assert.equal(row.user_id, user ? pseudonym(key, user) : null, `event ${String(row.event_id)}`);
+      assert.equal(unprotected.get(String(row.event_id)), user ?? null, 'the unprotected file holds the raw id');
+      for (const cell of Object.values(row))
+        for (const word of String(cell).split(/[^0-9a-f-]+/))
+          assert.ok(!rawIds.has(word), `raw user id ${word} in event ${String(row.event_id)}`);
     }
   });
 
