@@ -23,7 +23,11 @@ import type { BenchResult } from './types.js';
  *   C0. `--direct warehouse --no-bulk-import`: PostgreSQL rows → enrich (JS) → DuckDB in this
  *      process, into a fresh file, in the direct target's pages (one DuckDB row group);
  *   C. `--direct warehouse` as a user gets it: pages as COPY writes them, imported and enriched
- *      by DuckDB (docs/warehouse.md "Bulk import"), into another fresh file;
+ *      by DuckDB (docs/warehouse.md "Bulk import"), into another fresh file; under PII_FIELDS'
+ *      default (user_id) the COPY computes the pseudonyms (C0 pseudonymises in JS);
+ *   C1. C with PII_FIELDS=none (the raw user ids: what the pseudonyms cost PostgreSQL);
+ *      C0, C and C1 run in turn BACKFILL_BENCH_PAIRS times (default 1), each into a fresh file,
+ *      their medians reported;
  *   D. the same again over the full file (every event a duplicate: what a re-run costs);
  *   E. the command a user runs for C, `engage process --mode backfill --direct warehouse`, as a
  *      child process into another fresh file: the rate it prints, and its wall time from spawn to
@@ -36,6 +40,13 @@ import type { BenchResult } from './types.js';
 const DAYS = 5;
 const PER_DAY = Number(process.env.BACKFILL_BENCH_PER_DAY ?? 200_000);
 const SINK_BATCH = process.env.BACKFILL_BENCH_BATCH ?? '50000';
+const PAIRS = Math.max(1, Number(process.env.BACKFILL_BENCH_PAIRS ?? 1));
+
+/** The run whose rate is the median (the upper one of an even count). */
+function median<T extends { r: { rate: number } }>(runs: T[]): T {
+  const sorted = [...runs].sort((x, y) => x.r.rate - y.r.rate);
+  return sorted[Math.floor(sorted.length / 2)] as T;
+}
 
 function cpuMicros(): number {
   const c = process.cpuUsage();
@@ -62,6 +73,10 @@ export async function run(): Promise<BenchResult[]> {
     await generateHistorical(env.config, { days: DAYS, eventsPerDay: PER_DAY, seed: 5, nowMs });
     const log = createLogger('silent');
     const load0 = os.loadavg()[0]?.toFixed(1);
+    const piiNote =
+      env.config.piiFields.length > 0
+        ? `${env.config.piiFields.map((f) => `${f.table}.${f.column}`).join(',')} (pseudonyms computed by PostgreSQL)`
+        : 'none';
 
     const cpuA = cpuMicros();
     const a = await runBackfill(
@@ -103,9 +118,27 @@ export async function run(): Promise<BenchResult[]> {
       const withClose = r.read / ((performance.now() - t) / 1000);
       return { r, withClose, us: (cpuMicros() - cpu) / Math.max(r.read, 1) };
     };
-    const rowsConfig = { ...env.config, DUCKDB_PATH: path.join(path.dirname(env.config.DUCKDB_PATH), 'rows.duckdb') };
-    const c0 = await direct(rowsConfig, false);
-    const c = await direct();
+    const fileConfig = (name: string, extra: Partial<typeof env.config> = {}) => ({
+      ...env.config,
+      ...extra,
+      DUCKDB_PATH: path.join(path.dirname(env.config.DUCKDB_PATH), name),
+    });
+    // C0, C and C1 in turn, PAIRS times, each into a fresh file; C's last file is D's.
+    const c0s: Array<Awaited<ReturnType<typeof direct>>> = [];
+    const cs: typeof c0s = [];
+    const c1s: typeof c0s = [];
+    const loads: string[] = [];
+    for (let i = 0; i < PAIRS; i++) {
+      const last = i === PAIRS - 1;
+      c0s.push(await direct(fileConfig(`rows-${i}.duckdb`), false));
+      cs.push(await direct(last ? directConfig : fileConfig(`direct-${i}.duckdb`)));
+      c1s.push(await direct(fileConfig(`nopii-${i}.duckdb`, { piiFields: [] })));
+      loads.push(os.loadavg()[0]?.toFixed(1) ?? '?');
+    }
+    const c0 = median(c0s);
+    const c = median(cs);
+    const c1 = median(c1s);
+    const each = (runs: typeof c0s) => runs.map((x) => Math.round(x.r.rate).toLocaleString('en-US')).join(', ');
     const cStored = await duckCount(directConfig.DUCKDB_PATH);
     const d = await direct();
     const dStored = await duckCount(directConfig.DUCKDB_PATH);
@@ -134,13 +167,19 @@ export async function run(): Promise<BenchResult[]> {
         name: 'C0. the same row by row (--no-bulk-import), fresh file',
         value: Math.round(c0.r.rate),
         unit: 'events/s',
-        note: `${c0.r.read.toLocaleString('en-US')} rows in ${c0.r.seconds.toFixed(2)} s; ${Math.round(c0.withClose).toLocaleString('en-US')}/s with the closing checkpoint; ${c0.us.toFixed(1)} µs CPU/event`,
+        note: `${c0.r.read.toLocaleString('en-US')} rows in ${c0.r.seconds.toFixed(2)} s; ${Math.round(c0.withClose).toLocaleString('en-US')}/s with the closing checkpoint; ${c0.us.toFixed(1)} µs CPU/event${PAIRS > 1 ? `; median of ${each(c0s)}` : ''}`,
       },
       {
         name: 'C. backfill --direct warehouse, fresh file',
         value: Math.round(c.r.rate),
         unit: 'events/s',
-        note: `${c.r.read.toLocaleString('en-US')} rows in ${c.r.seconds.toFixed(2)} s, ${cStored.toLocaleString('en-US')} stored; ${Math.round(c.withClose).toLocaleString('en-US')}/s with the closing checkpoint; ${c.us.toFixed(1)} µs CPU/event`,
+        note: `${c.r.read.toLocaleString('en-US')} rows in ${c.r.seconds.toFixed(2)} s, ${cStored.toLocaleString('en-US')} stored; ${Math.round(c.withClose).toLocaleString('en-US')}/s with the closing checkpoint; ${c.us.toFixed(1)} µs CPU/event${PAIRS > 1 ? `; median of ${each(cs)}` : ''}; PII_FIELDS ${piiNote}`,
+      },
+      {
+        name: 'C1. the same with PII_FIELDS=none, fresh file',
+        value: Math.round(c1.r.rate),
+        unit: 'events/s',
+        note: `${c1.r.read.toLocaleString('en-US')} rows in ${c1.r.seconds.toFixed(2)} s; ${c1.us.toFixed(1)} µs CPU/event${PAIRS > 1 ? `; median of ${each(c1s)}` : ''}; load after each C0, C, C1: ${loads.join(', ')}`,
       },
       {
         name: 'D. the same again (all duplicates)',
