@@ -27,6 +27,8 @@ export interface DeliveryLaneHost {
   readonly log: Logger;
   /** False while the runner re-positions partitions (SINK_STATE_LOST): no batch may start. */
   canStart(): boolean;
+  /** Aborted when a stop's drain grace is over: a batch still waiting is abandoned unsettled. */
+  readonly drainOver?: AbortSignal;
   deliver(batch: PendingBatch, lane: DeliveryLane): Promise<DeliveryOutcome>;
   pause(lane: DeliveryLane): void;
   resume(lane: DeliveryLane): void;
@@ -173,10 +175,12 @@ export class DeliveryLane {
 
   /**
    * The decoder's preparation of a batch (an Avro decoder's schemas), retried while it fails and
-   * the lane is open: the registry down is an outage, waited out like a sink's. False once closing.
+   * the lane is open: the registry down is an outage, waited out like a sink's. False once closing
+   * (or a stop's drain grace is over: the batch is then left unsettled, read again by the next run).
    */
   private async prepare(messages: readonly InboundMessage[]): Promise<boolean> {
-    for (let attempt = 1; !this.closing; attempt++) {
+    const over = this.host.drainOver;
+    for (let attempt = 1; !this.closing && !over?.aborted; attempt++) {
       try {
         await this.decode.prepare?.(messages);
         return true;
@@ -185,7 +189,7 @@ export class DeliveryLane {
           { err: errorMessage(err), partition: this.partition, attempt },
           'cannot decode the batch yet; retrying',
         );
-        await sleep(Math.min(PREPARE_MAX_BACKOFF_MS, 200 * attempt));
+        await sleep(Math.min(PREPARE_MAX_BACKOFF_MS, 200 * attempt), over).catch(() => undefined);
       }
     }
     return false;

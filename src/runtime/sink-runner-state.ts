@@ -114,6 +114,7 @@ export class SinkRunnerState {
       topic,
       log,
       canStart: () => this.resyncing === null,
+      drainOver: this.drainOver.signal,
       deliver: async (batch, lane) => {
         const ctx: DeliveryContext = {
           sink,

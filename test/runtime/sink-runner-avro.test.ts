@@ -1,15 +1,18 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
+import { pino } from 'pino';
 import { createLogger } from '../../src/core/logger.js';
 import { ENRICHED_AVRO_SCHEMA, toEnrichedAvro } from '../../src/core/enriched-avro.js';
 import { registry as metricsRegistry } from '../../src/core/metrics.js';
 import type { EnrichedEvent } from '../../src/core/types.js';
+import { ensureTopics } from '../../src/kafka/admin.js';
 import { connectConfiguredRegistry } from '../../src/kafka/schema-registry/from-config.js';
 import { startSinkRunner } from '../../src/runtime/sink-runner.js';
 import type { EncodedBatch, EncodedWriteResult, SinkFactory } from '../../src/core/sink-contract.js';
 import { avroOverrides } from '../helpers/avro-fixtures.js';
 import { createTestEnv, ownTopics, type TestEnv } from '../helpers/env.js';
-import { createMemoryStore, memorySink } from '../helpers/memory-sink.js';
+import { createMemoryStore, memorySink, memorySinkFactory } from '../helpers/memory-sink.js';
+import { waitFor } from '../helpers/wait.js';
 import { enrichedEvent, eventMessages, produce, readDlq, waitCaughtUp } from '../helpers/sink-harness.js';
 
 /**
@@ -85,6 +88,58 @@ test(
       assert.equal((fast?.values ?? []).filter((v) => v.labels.sink === 'mem-avro').length, 0);
     } finally {
       await runner.stop();
+    }
+  },
+);
+
+test(
+  'a registry that does not answer is an outage: nothing is parked, and the records are read again once it answers',
+  { timeout: 90000 },
+  async () => {
+    const config = ownTopics(env, 'outage');
+    const topic = config.KAFKA_TOPIC_ENRICHED;
+    await ensureTopics(config);
+    const writer = await (await connectConfiguredRegistry(config)).writer(topic, 'value', ENRICHED_AVRO_SCHEMA);
+    const events = [enrichedEvent(), enrichedEvent(), enrichedEvent()];
+    await produce(
+      config,
+      topic,
+      events.map((e) => ({ key: e.content_id, value: writer.encode(toEnrichedAvro(e)), partition: 0 })),
+    );
+    const warnings: string[] = [];
+    const captured = pino({ level: 'warn' }, { write: (line: string) => void warnings.push(line) });
+    const store = createMemoryStore();
+    const factory = memorySinkFactory({
+      name: 'mem-outage',
+      variant: 'offsets',
+      store,
+      batching: { maxRecords: 100, maxWaitMs: 50 },
+    });
+    // Nothing listens on port 9: every schema lookup fails as an outage does.
+    const down = { ...config, schemaRegistryUrl: 'http://127.0.0.1:9/apis/ccompat/v7' };
+    const first = await startSinkRunner(down, factory, captured);
+    try {
+      await waitFor(
+        'the batch waiting for the registry',
+        () => warnings.some((w) => w.includes('cannot decode the batch yet')),
+        { timeoutMs: 30000 },
+      );
+      assert.equal(store.appended.length, 0);
+      assert.deepEqual(await readDlq(config), [], 'nothing parked while the registry is away');
+    } finally {
+      await first.stop();
+    }
+    const second = await startSinkRunner(config, factory, log);
+    try {
+      await waitCaughtUp(second, config, topic);
+      assert.deepEqual(
+        store.appended.map((r) => plain(r.event)),
+        events.map(plain),
+        'each record once, none lost',
+      );
+      assert.deepEqual(await readDlq(config), []);
+    } finally {
+      await second.stop();
     }
   },
 );
