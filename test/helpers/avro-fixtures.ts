@@ -1,3 +1,5 @@
+import { tableSchemas, type AvroRecord } from '../../src/cdc/avro/schema.js';
+import { OID } from '../../src/cdc/render.js';
 import type { Config } from '../../src/config/load.js';
 import type { ContentRow } from '../../src/core/types.js';
 import { connectConfiguredRegistry } from '../../src/kafka/schema-registry/from-config.js';
@@ -7,10 +9,9 @@ import { eventRow, type EventFields, type Msg } from '../processor/kafka-helpers
 
 /**
  * Debezium-compatible Avro change events for tests, as the CDC writes them with
- * KAFKA_VALUE_FORMAT=avro (docs/cdc.md): value subject `<topic>-value`, record `Envelope` of
- * namespace `<server>.<schema>.<table>` with optional `before`/`after` rows, `source`, `op` and
- * `ts_ms`; key `Key` of the primary key. int8 → long, int4 → int, text/uuid/timestamptz/jsonb →
- * string; value columns optional.
+ * KAFKA_VALUE_FORMAT=avro (docs/cdc.md): the CDC's own schemas of the two tables (value subject
+ * `<topic>-value`, record `Envelope` of namespace `engage.public.<table>`; key `Key` of the primary
+ * key), written here straight to Kafka so the processor's and the sinks' tests need no CDC.
  */
 
 /** The settings of a test in Avro mode; the registry is SCHEMA_REGISTRY_URL when the run sets it, else the stack's. */
@@ -19,81 +20,43 @@ export function avroOverrides(): Record<string, string> {
   return { KAFKA_VALUE_FORMAT: 'avro', ...(url ? { SCHEMA_REGISTRY_URL: url } : {}) };
 }
 
-const opt = (type: string) => ({ type: ['null', type], default: null });
-
-const SOURCE = {
-  type: 'record',
-  name: 'Source',
-  namespace: 'io.debezium.connector.postgresql',
-  fields: [
-    { name: 'version', type: 'string' },
-    { name: 'connector', type: 'string' },
-    { name: 'name', type: 'string' },
-    { name: 'ts_ms', type: 'long' },
-    { name: 'snapshot', ...opt('string') },
-    { name: 'db', type: 'string' },
-    { name: 'sequence', ...opt('string') },
-    { name: 'schema', type: 'string' },
-    { name: 'table', type: 'string' },
-    { name: 'txId', ...opt('long') },
-    { name: 'lsn', ...opt('long') },
-  ],
-};
-
-function envelope(table: string, columns: Array<Record<string, unknown>>): Record<string, unknown> {
-  const ns = `engage.public.${table}`;
-  const value = { type: 'record', name: 'Value', namespace: ns, fields: columns };
-  return {
-    type: 'record',
-    name: 'Envelope',
-    namespace: ns,
-    fields: [
-      { name: 'before', type: ['null', value], default: null },
-      { name: 'after', type: ['null', `${ns}.Value`], default: null },
-      { name: 'source', type: SOURCE },
-      { name: 'op', type: 'string' },
-      { name: 'ts_ms', ...opt('long') },
-    ],
-  };
-}
+/** text: not in render.ts's OID list (any type it does not name is a string). */
+const TEXT = 25;
 
 const EVENT_COLUMNS = [
-  { name: 'id', type: 'long' },
-  { name: 'content_id', ...opt('string') },
-  { name: 'user_id', ...opt('string') },
-  { name: 'event_type', ...opt('string') },
-  { name: 'event_ts', ...opt('string') },
-  { name: 'duration_ms', ...opt('int') },
-  { name: 'device', ...opt('string') },
-  { name: 'raw_payload', ...opt('string') },
+  { name: 'id', typeOid: OID.int8 },
+  { name: 'content_id', typeOid: OID.uuid },
+  { name: 'user_id', typeOid: OID.uuid },
+  { name: 'event_type', typeOid: TEXT },
+  { name: 'event_ts', typeOid: OID.timestamptz },
+  { name: 'duration_ms', typeOid: OID.int4 },
+  { name: 'device', typeOid: TEXT },
+  { name: 'raw_payload', typeOid: OID.jsonb },
 ];
 
-export const EVENT_ENVELOPE = envelope('engagement_events', EVENT_COLUMNS);
+/** The CDC's own schemas of the tables (src/cdc/avro/schema.ts), server name `engage`. */
+const eventSchemas = (columns: typeof EVENT_COLUMNS) =>
+  tableSchemas('engage', { schema: 'public', table: 'engagement_events', columns, primaryKey: ['id'] });
+const contentSchemas = tableSchemas('engage', {
+  schema: 'public',
+  table: 'content',
+  columns: [
+    { name: 'id', typeOid: OID.uuid },
+    { name: 'slug', typeOid: TEXT },
+    { name: 'title', typeOid: TEXT },
+    { name: 'content_type', typeOid: TEXT },
+    { name: 'length_seconds', typeOid: OID.int4 },
+    { name: 'publish_ts', typeOid: OID.timestamptz },
+  ],
+  primaryKey: ['id'],
+});
+
+export const EVENT_ENVELOPE = eventSchemas(EVENT_COLUMNS).value;
 /** A later version: a column `campaign` added (schema drift). */
-export const EVENT_ENVELOPE_V2 = envelope('engagement_events', [
-  ...EVENT_COLUMNS,
-  { name: 'campaign', ...opt('string') },
-]);
-export const EVENT_KEY = {
-  type: 'record',
-  name: 'Key',
-  namespace: 'engage.public.engagement_events',
-  fields: [{ name: 'id', type: 'long' }],
-};
-export const CONTENT_ENVELOPE = envelope('content', [
-  { name: 'id', type: 'string' },
-  { name: 'slug', ...opt('string') },
-  { name: 'title', ...opt('string') },
-  { name: 'content_type', ...opt('string') },
-  { name: 'length_seconds', ...opt('int') },
-  { name: 'publish_ts', ...opt('string') },
-]);
-export const CONTENT_KEY = {
-  type: 'record',
-  name: 'Key',
-  namespace: 'engage.public.content',
-  fields: [{ name: 'id', type: 'string' }],
-};
+export const EVENT_ENVELOPE_V2 = eventSchemas([...EVENT_COLUMNS, { name: 'campaign', typeOid: TEXT }]).value;
+export const EVENT_KEY = eventSchemas(EVENT_COLUMNS).key as AvroRecord;
+export const CONTENT_ENVELOPE = contentSchemas.value;
+export const CONTENT_KEY = contentSchemas.key as AvroRecord;
 
 let lsn = 5_000_000;
 
