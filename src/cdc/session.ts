@@ -1,7 +1,7 @@
 import type { Config } from '../config/load.js';
 import { PipelineError, errorMessage } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
-import { configuredPseudonymiser, type Pseudonymiser } from '../core/pseudonym.js';
+import type { Pseudonymiser } from '../core/pseudonym.js';
 import { ensureTopics } from '../kafka/admin.js';
 import { TxnProducer } from '../kafka/txn-producer.js';
 import { ChangePipeline, type CommittedBatch } from './change-pipeline.js';
@@ -18,8 +18,10 @@ import {
 } from './position-store.js';
 import { ReplicationStream } from './replication.js';
 import { createSlot, runSnapshot } from './snapshot.js';
-import { acquireSlot, waitSlotInactive } from './slot-guard.js';
+import { acquireSlot } from './slot-guard.js';
 import { TxnWriter } from './txn-writer.js';
+import { CAPTURED_TABLES, cdcPseudonymiser } from './cdc-pii.js';
+import { settleSlot } from './slot-settle.js';
 import { cdcAvro } from './avro/cdc-avro.js';
 import { Snapshotter } from './incremental-snapshot/snapshotter.js';
 import { SNAPSHOT_TABLES, emptyProgress, newTask, type SnapshotProgressView } from './incremental-snapshot/progress.js';
@@ -47,7 +49,7 @@ export const TXN_TIMEOUT_MS = 600_000;
 /** librdkafka's local queue: records produced but not yet acknowledged by the broker. */
 const PRODUCER_QUEUE_MESSAGES = 50_000;
 const PRODUCER_QUEUE_KBYTES = 64 * 1024;
-const TABLES = ['content', 'engagement_events'] as const;
+const TABLES = CAPTURED_TABLES;
 
 export interface SessionEvents {
   onPhase(phase: 'snapshot' | 'streaming'): void;
@@ -147,60 +149,9 @@ export const openSession: OpenSession = async (config, log, events, signal, opti
         signal,
       );
     }
-    const pendingSnapshot = position?.phase === 'snapshot-pending';
-    if (pendingSnapshot) position = null;
-    let info = await waitSlotInactive(control, slot, config.CDC_SLOT_WAIT_SECONDS, log, signal);
-    if (info && (info.plugin !== 'pgoutput' || info.database !== db)) {
-      throw new PipelineError(
-        'SERVICE_MISCONFIGURED',
-        `replication slot ${slot} exists with plugin ${info.plugin} on database ${info.database}; engage cdc needs pgoutput on ${db}. Drop it or set CDC_SLOT_NAME.`,
-      );
-    }
-    if (position && !info) {
-      if (!options.resetPosition) {
-        throw new PipelineError(
-          'SERVICE_MISCONFIGURED',
-          `replication slot ${slot} is gone but Kafka holds a position for it (LSN ${position.lsn}): changes since then are lost. ` +
-            `To start over with a new slot and snapshot, run once: engage cdc --reset-position (or use another CDC_SLOT_NAME).`,
-        );
-      }
-      log.warn(
-        { position: position.lsn },
-        "--reset-position: the slot is gone; ignoring Kafka's position and starting over with a new slot",
-      );
-      position = null;
-    }
-    if (!position && info && config.CDC_SNAPSHOT_MODE !== 'never') {
-      if (pendingSnapshot) {
-        log.warn(
-          'the slot was created for a snapshot that never committed to Kafka (interrupted): dropping it and taking the snapshot again',
-        );
-      } else if (options.resetPosition) {
-        log.warn(
-          { confirmed_flush_lsn: info.confirmedFlushLsn },
-          '--reset-position: Kafka holds no position for the slot; dropping it and taking a new snapshot',
-        );
-      } else {
-        throw new PipelineError(
-          'SERVICE_MISCONFIGURED',
-          `CDC position missing: replication slot "${slot}" exists (confirmed up to ${info.confirmedFlushLsn ?? '?'}) but ${positionTopic} holds no position for it: ` +
-            `the position topic was deleted or renamed, or KAFKA_BOOTSTRAP_SERVERS names another cluster. engage cdc does not drop the slot on its own. ` +
-            `If the topic is elsewhere, point KAFKA_TOPIC_CDC_POSITION / KAFKA_BOOTSTRAP_SERVERS at it. To start over (drop the slot, take a new ` +
-            `snapshot into the configured topics), run once: engage cdc --reset-position.`,
-          {
-            retriable: false,
-            details: {
-              reason: 'CDC_POSITION_MISSING',
-              slot,
-              topic: positionTopic,
-              confirmed_flush_lsn: info.confirmedFlushLsn,
-            },
-          },
-        );
-      }
-      await control.dropSlot(slot);
-      info = null;
-    }
+    const settled = await settleSlot(config, control, db, position, log, signal, options.resetPosition === true);
+    position = settled.position;
+    const info = settled.info;
     let confirmed: Lsn = parseLsnOrZero(info?.confirmedFlushLsn);
     if (!info) {
       if (config.CDC_SNAPSHOT_MODE !== 'never') {
@@ -396,26 +347,3 @@ async function startStreaming(config: Config, log: Logger, events: SessionEvents
     },
   };
 }
-
-/**
- * The CDC's pseudonyms of the PII_FIELDS columns (core/pseudonym.ts): refused (CONFIG_INVALID) when
- * a column is tagged but no key is set; a tagged column the table lacks, or a table the CDC does not
- * capture, is warned about once.
- */
-export function cdcPseudonymiser(config: Config, log: Logger): Pseudonymiser {
-  const known = pseudonymisers.get(config);
-  if (known) return known; // one per CDC: its warnings once, not once per session
-  const pii = configuredPseudonymiser(config, 'engage cdc', (f) =>
-    log.warn(
-      { field: `${f.table}.${f.column}` },
-      'PII_FIELDS names a column the table lacks: nothing to protect there',
-    ),
-  );
-  for (const f of config.piiFields) {
-    if (!(TABLES as readonly string[]).includes(f.table))
-      log.warn({ field: `${f.table}.${f.column}` }, 'PII_FIELDS names a table the CDC does not capture');
-  }
-  pseudonymisers.set(config, pii);
-  return pii;
-}
-const pseudonymisers = new WeakMap<Config, Pseudonymiser>();
