@@ -1,28 +1,20 @@
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
 import { createClient } from 'redis';
 import { loadConfig, privatePorts, type Config } from '../../src/config/load.js';
-import { PipelineError } from '../../src/core/errors.js';
 import { createKafka } from '../../src/kafka/client.js';
 import { pipelineTopics } from '../../src/kafka/admin.js';
-import {
-  checkExternalPostgres,
-  fallbackRoot as clusterFallback,
-  pgAnswers,
-  startPrivatePostgres,
-} from '../../src/stack/postgres.js';
-import { isAlive, portHolder, stopPid, tcpOpen } from '../../src/stack/process.js';
-import { startPrivateRedis } from '../../src/stack/redis.js';
+import { pgAnswers } from '../../src/stack/postgres.js';
+import { isAlive, stopPid, tcpOpen } from '../../src/stack/process.js';
 import { registryAnswers } from '../../src/stack/registry.js';
-import { REPO_ROOT, stackDown, stackEnv, stackStatus, stackUp, type ServiceStatus } from '../../src/stack/stack.js';
+import { stackDown, stackEnv, stackStatus, stackUp, type ServiceStatus } from '../../src/stack/stack.js';
 import { readStackState } from '../../src/config/stack-state.js';
+import { engage } from './engage-cli.js';
 
 /**
  * `engage stack` from nothing: a SECOND private stack (own temp STACK_DIR, ports shifted by
@@ -240,7 +232,10 @@ describe('engage stack: a second private stack from nothing', { timeout: 240_000
 
   test('`engage stack env` and `status` show the registry beside the other services', async () => {
     const env = { STACK_DIR: stackDir, STACK_PORT_OFFSET: String(offset), REDIS_URL: shared.redisUrl };
-    const [printed, status] = await Promise.all([engage(['stack', 'env'], env), engage(['stack', 'status'], env)]);
+    const [printed, status] = await Promise.all([
+      engage(['stack', 'env'], env, tmpRoot),
+      engage(['stack', 'status'], env, tmpRoot),
+    ]);
     assert.equal(printed.code, 0, printed.stderr);
     const url = config.schemaRegistryUrl.replace(/[.]/g, '\\.');
     assert.match(printed.stdout, new RegExp(`^export SCHEMA_REGISTRY_URL='${url}'$`, 'm'));
@@ -294,134 +289,5 @@ describe('engage stack: a second private stack from nothing', { timeout: 240_000
     assert.equal(byName(rows, 'registry').up, false);
     assert.equal(await redisPing(shared.redisUrl), 'PONG', 'the Redis given by URL still runs');
     assert.equal(await pgAnswers(shared.databaseUrl), true, 'the shared stack is untouched');
-  });
-});
-
-describe('misconfigured and unreachable services', () => {
-  const machinePg = 'postgresql://postgres@127.0.0.1:5432/postgres';
-
-  test('a PostgreSQL with wal_level=replica is refused with the fix', async (t) => {
-    // The machine's own PostgreSQL (wal_level=replica) is only connected to and read (SHOW).
-    if (!(await pgAnswers(machinePg))) {
-      t.skip('no PostgreSQL on 127.0.0.1:5432 on this machine');
-      return;
-    }
-    await assert.rejects(checkExternalPostgres(machinePg), (err: unknown) => {
-      assert.ok(err instanceof PipelineError);
-      assert.equal(err.code, 'SERVICE_MISCONFIGURED');
-      assert.match(err.message, /wal_level = replica/);
-      assert.match(err.message, /ALTER SYSTEM SET wal_level = logical/);
-      assert.match(err.message, /DATABASE_URL/);
-      return true;
-    });
-    const dir = path.join(tmpRoot, 'misconfigured');
-    const config = loadConfig(
-      {
-        STACK_DIR: dir,
-        DATABASE_URL: machinePg,
-        KAFKA_BOOTSTRAP_SERVERS: shared.kafkaBrokers.join(','),
-        REDIS_URL: shared.redisUrl,
-        SCHEMA_REGISTRY_URL: shared.schemaRegistryUrl,
-      },
-      tmpRoot,
-    );
-    await assert.rejects(
-      stackUp(config, { topics: false }),
-      (err: unknown) => err instanceof PipelineError && err.code === 'SERVICE_MISCONFIGURED',
-    );
-    assert.equal(readStackState(dir)?.services.postgres, undefined, 'a refused server is not recorded');
-  });
-
-  test('a private port held by another process: the message names the process and the ways out', async () => {
-    const holder = net.createServer();
-    await new Promise<void>((resolve) => holder.listen(0, '127.0.0.1', resolve));
-    const port = (holder.address() as net.AddressInfo).port;
-    // `ss` names another user's process only to root; without `ss` the message omits the holder.
-    const named = asRoot && spawnSync('ss', ['-V']).status === 0;
-    try {
-      if (named) assert.equal(portHolder(port), `node, pid ${process.pid}`);
-      const ports = { ...privatePorts(0), redis: port };
-      await assert.rejects(startPrivateRedis(path.join(tmpRoot, 'taken'), ports, undefined), (err: unknown) => {
-        assert.ok(err instanceof PipelineError);
-        assert.equal(err.code, 'STACK_START_FAILED');
-        assert.match(
-          err.message,
-          new RegExp(
-            `^port ${port} is taken by another process${named ? ` \\(node, pid ${process.pid}\\)` : ''}; the private Redis cannot start`,
-          ),
-        );
-        assert.match(err.message, /set REDIS_URL to use it, or set STACK_PORT_OFFSET/);
-        return true;
-      });
-      // PostgreSQL too: whatever answers on the port is not taken for the stack's own server.
-      // (tmpRoot is 0700: the cluster's folder falls back to /var/tmp, removed below.)
-      await assert.rejects(
-        startPrivatePostgres(path.join(tmpRoot, 'taken'), { ...privatePorts(0), postgres: port }, undefined),
-        (err: unknown) => {
-          assert.ok(err instanceof PipelineError);
-          assert.equal(err.code, 'STACK_START_FAILED');
-          assert.match(
-            err.message,
-            new RegExp(
-              `^port ${port} is taken by another process.*; the private PostgreSQL cannot start\\. Stop it, set DATABASE_URL to use it`,
-            ),
-          );
-          return true;
-        },
-      );
-    } finally {
-      holder.close();
-      rmSync(clusterFallback(path.join(tmpRoot, 'taken')), { recursive: true, force: true });
-    }
-    assert.equal(portHolder(port), null, 'nobody listens any more');
-  });
-
-  test('an unreachable DATABASE_URL names the variable and what to do', async () => {
-    await assert.rejects(checkExternalPostgres('postgresql://postgres@127.0.0.1:1/x'), (err: unknown) => {
-      assert.ok(err instanceof PipelineError);
-      assert.equal(err.code, 'SERVICE_UNREACHABLE');
-      assert.match(err.message, /DATABASE_URL/);
-      assert.match(err.message, /engage stack up/);
-      return true;
-    });
-  });
-});
-
-/**
- * Runs `engage <args>` and collects its output: in the repository with this environment by default,
- * or with exactly `env` (beside PATH and HOME) in `tmpRoot`, where no `.env` is read.
- */
-function engage(
-  args: string[],
-  env?: Record<string, string>,
-): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [path.join(REPO_ROOT, 'bin', 'engage.mjs'), ...args], {
-      cwd: env ? tmpRoot : REPO_ROOT,
-      env: env ? { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env } : process.env,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    const killer = setTimeout(() => child.kill('SIGKILL'), 120_000);
-    child.on('close', (code) => {
-      clearTimeout(killer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
-
-// Started at once, so the CLI's start-up overlaps the stack cycle above; awaited by the last test.
-const usageRuns = Promise.all([engage(['bogus']), engage(['stack', '--bogus'])]);
-
-describe('engage CLI usage errors', () => {
-  test('an unknown command or an unknown flag exits 2 with usage', async () => {
-    const [command, flag] = await usageRuns;
-    assert.equal(command.code, 2);
-    assert.match(command.stderr, /unknown command 'bogus'/);
-    assert.equal(flag.code, 2);
-    assert.match(flag.stderr, /unknown option '--bogus'/);
   });
 });
