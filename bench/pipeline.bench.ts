@@ -17,6 +17,7 @@ import { runEngage } from './lib/engage-process.js';
 import { topicBytes } from './lib/topic-bytes.js';
 import type { BenchResult } from './types.js';
 import { lags, quiet, reportShares, say, sleep, SINKS, type Ctx } from './lib/pipeline-ctx.js';
+import { formatPiiKeys } from '../src/config/pii-keys.js';
 
 /**
  * The whole pipeline, every component its own process (as `engage run` runs them) on a stack of
@@ -255,7 +256,7 @@ async function runOn(brokers: number, format: string): Promise<BenchResult[]> {
     REDIS_URL: base.redisUrl,
     EXTERNAL_API_URL: receiver.url,
     // DATABASE_URL set: the private stack's development pseudonym key is passed on (docs/security.md).
-    PII_KEYS: env.PII_KEYS ?? base.piiKeys.map((k) => `${k.id}:${k.secret}`).join(','),
+    PII_KEYS: env.PII_KEYS ?? formatPiiKeys(base.piiKeys),
   };
   const config = loadConfig(childEnv);
   const sup = new Supervisor(

@@ -16,6 +16,7 @@ import { report } from './vs-debezium/report.js';
 import { kafkaToolRun, recvRun, type ThroughputRun } from './vs-debezium/throughput.js';
 import { primeSlot, TOOL_LABEL, type ToolKind, type ToolSetup } from './vs-debezium/tools.js';
 import { prefill } from './vs-debezium/workload.js';
+import { formatPiiKeys } from '../src/config/pii-keys.js';
 
 /**
  * `npm run bench -- vs-debezium`: engage cdc beside Debezium's PostgreSQL connector and the ceiling
@@ -130,6 +131,9 @@ export async function run(): Promise<BenchResult[]> {
         DATABASE_URL: config.databaseUrl,
         KAFKA_BOOTSTRAP_SERVERS: config.kafkaBrokers.join(','),
         REDIS_URL: config.redisUrl,
+        // DATABASE_URL set: the private stack's development pseudonym key is passed on (docs/security.md);
+        // engage cdc pseudonymises user_id as shipped, Debezium carries it raw.
+        PII_KEYS: env.PII_KEYS ?? formatPiiKeys(config.piiKeys),
       },
       connect: jars && {
         kafka: config.kafkaBrokers.join(','),

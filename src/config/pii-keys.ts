@@ -27,6 +27,11 @@ export function parsePiiKeys(text: string): PiiKey[] {
   });
 }
 
+/** The keys as PII_KEYS spells them, for a child process's environment (empty string: none). */
+export function formatPiiKeys(keys: readonly PiiKey[]): string {
+  return keys.map((k) => `${k.id}:${k.secret}`).join(',');
+}
+
 /** `table.column[,…]`, or `none` for no protected field. */
 export function parsePiiFields(text: string): PiiField[] {
   if (text === 'none') return [];

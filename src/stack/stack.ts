@@ -27,6 +27,7 @@ import {
   type ServiceState,
   type StackState,
 } from '../config/stack-state.js';
+import { formatPiiKeys } from '../config/pii-keys.js';
 
 /**
  * `engage stack up | down | status | env`. A service whose URL the user set is checked and used as
@@ -311,8 +312,7 @@ export function stackEnv(config: Config): string {
     `export SCHEMA_REGISTRY_URL='${state?.services.registry?.url ?? config.schemaRegistryUrl}'`,
   ];
   // With DATABASE_URL exported, the development key would no longer be found (docs/security.md).
-  if (config.origins.piiKeys === 'stack')
-    lines.push(`export PII_KEYS='${config.piiKeys.map((k) => `${k.id}:${k.secret}`).join(',')}'`);
+  if (config.origins.piiKeys === 'stack') lines.push(`export PII_KEYS='${formatPiiKeys(config.piiKeys)}'`);
   try {
     const u = new URL(pgUrl);
     lines.push(

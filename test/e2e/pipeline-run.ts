@@ -9,6 +9,7 @@ import { readStackState } from '../../src/config/stack-state.js';
 import { stackRemove, stackUp } from '../../src/stack/stack.js';
 import { Supervisor, componentSpecs } from '../../src/supervisor/supervisor.js';
 import { sleep } from '../helpers/wait.js';
+import { formatPiiKeys } from '../../src/config/pii-keys.js';
 
 /**
  * A whole pipeline on a private stack, for the end-to-end proof (harness.ts) and the fault matrix
@@ -112,7 +113,7 @@ export async function startPipelineRun(setup: RunSetup): Promise<PipelineRun> {
     REDIS_URL: base.redisUrl,
     EXTERNAL_API_URL: receiver.url,
     // DATABASE_URL set: the stack's development key is passed on explicitly (docs/security.md).
-    PII_KEYS: env.PII_KEYS ?? base.piiKeys.map((k) => `${k.id}:${k.secret}`).join(','),
+    PII_KEYS: env.PII_KEYS ?? formatPiiKeys(base.piiKeys),
   };
   const config = loadConfig(childEnv);
   const rate = setup.generatorRate ?? 0;

@@ -6,6 +6,7 @@ import pg from 'pg';
 import { loadConfig, type Config } from '../../src/config/load.js';
 import { INIT_SQL } from '../../src/stack/stack.js';
 import { deletePipelineTopics } from '../../src/kafka/admin.js';
+import { formatPiiKeys } from '../../src/config/pii-keys.js';
 
 /**
  * Isolation for tests that share the one real stack: each test gets its own database (init.sql
@@ -56,7 +57,7 @@ export async function createTestEnv(overrides: Record<string, string> = {}): Pro
     STACK_DIR: base.stackDir,
     LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn',
     // DATABASE_URL is set, so no development key is taken: the stack's (or a fixed one) is passed on.
-    PII_KEYS: base.piiKeys.map((k) => `${k.id}:${k.secret}`).join(',') || `test1:${'t'.repeat(43)}`,
+    PII_KEYS: formatPiiKeys(base.piiKeys) || `test1:${'t'.repeat(43)}`,
     ...overrides,
   };
   const config = loadConfig(env);
