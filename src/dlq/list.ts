@@ -1,5 +1,8 @@
 import type { Config } from '../config/load.js';
 import type { DlqEntry } from '../core/types.js';
+import { errorMessage } from '../core/errors.js';
+import { AvroReader } from '../kafka/schema-registry/avro-reader.js';
+import { connectConfiguredRegistry } from '../kafka/schema-registry/from-config.js';
 import { parseDlqEntry } from '../runtime/sink-decode.js';
 import { readTopicRange } from './read.js';
 import { checkStage, committedOffsets, isReplayableStage, replayGroupId } from './replay.js';
@@ -21,6 +24,8 @@ export interface DlqListed {
   dlqOffset: string;
   entry: DlqEntry;
   replay: ReplayStatus;
+  /** An Avro value (Confluent wire format) decoded through the registry as JSON text, or why it was not. */
+  avro?: { schemaId: number; json?: string; error?: string };
 }
 
 export interface DlqListing {
@@ -92,12 +97,54 @@ export async function listDlq(config: Config, opts: DlqListOptions = {}): Promis
     }
     listing.toReplayByStage[stage] = toReplay;
   }
+  await decodeAvroValues(config, kept);
   for (const k of kept) {
     if (positions.has(k.entry.stage))
       k.replay =
         Number(k.dlqOffset) < Number(replayedBefore(k.entry.stage).get(k.dlqPartition) ?? 0) ? 'replayed' : 'to replay';
   }
   return listing;
+}
+
+/**
+ * Decodes the listed entries' Avro values (KAFKA_VALUE_FORMAT=avro: the wire format's magic byte
+ * and schema id) through the registry, so an operator reads fields, not hex. Only entries shown are
+ * decoded; a value kept only as a prefix, a registry that does not answer or a schema it lacks
+ * leaves the hex preview with the reason.
+ */
+async function decodeAvroValues(config: Config, listed: DlqListed[]): Promise<void> {
+  const avro = listed.flatMap((k) => {
+    if (k.entry.value_base64 === null) return [];
+    const bytes = Buffer.from(k.entry.value_base64, 'base64');
+    const schemaId = AvroReader.schemaIdOf(bytes);
+    if (schemaId === null) return [];
+    k.avro = { schemaId };
+    return [{ k, bytes }];
+  });
+  if (avro.length === 0) return;
+  let registry;
+  try {
+    registry = await connectConfiguredRegistry(config);
+  } catch (err) {
+    for (const { k } of avro) k.avro = { schemaId: k.avro?.schemaId ?? -1, error: errorMessage(err) };
+    return;
+  }
+  const readers = new Map<string, AvroReader>();
+  for (const { k, bytes } of avro) {
+    const schemaId = k.avro?.schemaId ?? -1;
+    if (k.entry.value_truncated) {
+      k.avro = { schemaId, error: 'only a prefix of the value is kept' };
+      continue;
+    }
+    let reader = readers.get(k.entry.topic);
+    if (!reader) readers.set(k.entry.topic, (reader = registry.reader(k.entry.topic, 'value')));
+    try {
+      await reader.prepare([bytes]);
+      k.avro = { schemaId, json: JSON.stringify(reader.decode(bytes)) };
+    } catch (err) {
+      k.avro = { schemaId, error: errorMessage(err) };
+    }
+  }
 }
 
 /** A short, printable preview of an entry's original value (UTF-8 if it is, else hex). */
@@ -107,12 +154,16 @@ export function previewValue(valueBase64: string | null, max = 60): string {
   const text = bytes.toString('utf8');
   const printable = !text.includes('\uFFFD') && !/[\u0000-\u0008\u000e-\u001f]/.test(text);
   const shown = printable ? text.replace(/\s+/g, ' ') : `0x${bytes.toString('hex')}`;
-  return shown.length > max ? `${shown.slice(0, max - 1)}…` : shown;
+  return clip(shown, max);
+}
+
+function clip(text: string, max: number): string {
+  return text.length > max ? `${text.slice(0, max - 1)}…` : text;
 }
 
 /** One line per entry for a terminal. */
 export function formatListing(listing: DlqListing): string {
-  const lines = listing.entries.map(({ dlqPartition, dlqOffset, entry: e, replay }) =>
+  const lines = listing.entries.map(({ dlqPartition, dlqOffset, entry: e, replay, avro }) =>
     [
       `${dlqPartition}:${dlqOffset}`.padEnd(8),
       e.failed_at,
@@ -122,7 +173,10 @@ export function formatListing(listing: DlqListing): string {
       `${e.topic}/${e.partition}@${e.offset}`,
       `attempts=${e.attempts}`,
       `reason=${JSON.stringify(e.reason.length > 100 ? `${e.reason.slice(0, 99)}…` : e.reason)}`,
-      `value=${previewValue(e.value_base64)}${e.value_truncated ? ` (a prefix of ${e.value_bytes ?? '?'} bytes)` : ''}`,
+      avro?.json !== undefined
+        ? `value=avro#${avro.schemaId} ${clip(avro.json, 200)}`
+        : `value=${previewValue(e.value_base64)}${e.value_truncated ? ` (a prefix of ${e.value_bytes ?? '?'} bytes)` : ''}` +
+          (avro?.error ? ` (avro#${avro.schemaId}, not decoded: ${clip(avro.error, 100)})` : ''),
     ].join('  '),
   );
   const stages =

@@ -5,6 +5,7 @@ import { PipelineError } from '../../src/core/errors.js';
 import { createLogger } from '../../src/core/logger.js';
 import type { EnrichedEvent } from '../../src/core/types.js';
 import { readTopicRange } from '../../src/dlq/read.js';
+import { formatListing, listDlq } from '../../src/dlq/list.js';
 import { replayDlq } from '../../src/dlq/replay.js';
 import { ensureTopics } from '../../src/kafka/admin.js';
 import { connectConfiguredRegistry } from '../../src/kafka/schema-registry/from-config.js';
@@ -65,6 +66,16 @@ test('sink entries of Avro records replay into the fixed sink as the same events
   const parked = await readDlq(config);
   assert.equal(parked.length, 3);
   for (const e of parked) assert.equal(Buffer.from(e.value_base64 ?? '', 'base64')[0], 0, 'the Avro bytes parked');
+  const listing = await listDlq(config, { stage: 'sink:mem-avro' });
+  assert.equal(listing.entries.length, 3);
+  for (const { avro } of listing.entries) {
+    assert.equal(avro?.schemaId, writer.id, 'the listing names the writer schema');
+    const json = avro?.json;
+    assert.ok(json !== undefined, `decoded through the registry (${avro?.error ?? ''})`);
+    const decoded = JSON.parse(json) as EnrichedEvent;
+    assert.ok(events.some((e) => decoded.event_id === e.event_id));
+  }
+  assert.match(formatListing(listing), new RegExp(`value=avro#${writer.id} \\{"schema_version":`));
 
   const store = createMemoryStore();
   const fixed = memorySinkFactory({ name: 'mem-avro', variant: 'idempotent', store });
