@@ -11,18 +11,18 @@ import type { AvroType } from './serdes.js';
 /** An Avro schema as JSON (a record, usually). */
 export type AvroSchema = Record<string, unknown> | string | unknown[];
 
-export class AvroWriter {
-  private readonly header: Buffer;
+/** Where `encode` writes a record before copying it out (avsc's `encode` into a buffer given). */
+let scratch = Buffer.allocUnsafe(1 << 16);
 
+export class AvroWriter {
   private constructor(
     readonly subject: string,
     readonly id: number,
     readonly schema: AvroSchema,
     private readonly type: AvroType,
-    header: Buffer,
-  ) {
-    this.header = header;
-  }
+    /** The wire format's prefix of every record: magic byte 0 and the schema id (big-endian). */
+    readonly header: Buffer,
+  ) {}
 
   /** Called by SchemaRegistry.writer once the schema is registered as `id`. */
   static async create(
@@ -45,18 +45,25 @@ export class AvroWriter {
    * that does not fit the schema.
    */
   encode(value: unknown): Buffer {
-    let body: Buffer;
+    const h = this.header.length;
+    let end: number;
     try {
-      body = this.type.toBuffer(value);
+      // avsc writes into the scratch after the header (one copy out, no zero-filled body buffer);
+      // a record larger than the scratch returns how many bytes were missing (< 0): grow, again.
+      end = this.type.encode(value, scratch, h);
+      if (end < 0) {
+        scratch = Buffer.allocUnsafe(Math.max(scratch.length * 2, scratch.length - end));
+        end = this.type.encode(value, scratch, h);
+      }
     } catch (err) {
       throw new PipelineError('INVALID_VALUE', `${this.subject}: ${this.mismatch(value) ?? (err as Error).message}`, {
         cause: err,
         details: { subject: this.subject, schemaId: this.id },
       });
     }
-    const out = Buffer.allocUnsafe(this.header.length + body.length);
+    const out = Buffer.allocUnsafe(end);
     this.header.copy(out, 0);
-    body.copy(out, this.header.length);
+    scratch.copy(out, h, h, end);
     return out;
   }
 
