@@ -23,7 +23,8 @@ import type { BenchResult } from './types.js';
  * BENCH_CDC_FORMAT_ROUNDS, default 2). Per format, the mean of its drains: the CDC process's CPU per row (user+sys, librdkafka's threads
  * included), the rate, and the bytes per event on the wire (key + value as a consumer receives
  * them, before Kafka's batching and compression). Plus, without I/O, the Avro encoding's own cost
- * per event (JSON text → Avro object → wire bytes: src/cdc/avro/avro-encoder.ts).
+ * per event (JSON text → wire bytes: src/cdc/avro/avro-encoder.ts, its text encoder where the text has the
+ * renderer's shape).
  */
 
 const ROWS = 200_000;

@@ -4,8 +4,11 @@ import type { AvroWriter } from '../../kafka/schema-registry/avro-writer.js';
 import { subjectFor, type SchemaRegistry } from '../../kafka/schema-registry/registry.js';
 import type { RecordEncoder } from '../txn-writer.js';
 import { EventConverter } from './event-converter.js';
+import { AvroSink } from './avro-sink.js';
+import { JsonCursor } from './json-cursor.js';
 import { describeKeyChange, describeValueChange } from './schema-change.js';
 import { tableSchemas, type TableLayout, type TableSchemas } from './schema.js';
+import { TextEncoder } from './text-encoder.js';
 
 /**
  * The CDC's Avro side (KAFKA_VALUE_FORMAT=avro): registers each captured table's schemas
@@ -20,15 +23,26 @@ import { tableSchemas, type TableLayout, type TableSchemas } from './schema.js';
  *   read before a DDL the stream has not reached yet keeps the columns it was read with.
  * - A refusal is SCHEMA_INCOMPATIBLE (fatal) naming the table, the columns, the change and the
  *   rule; nothing after it is written (the caller fails before that relation's rows).
- * - `encode` is synchronous: JSON text → Avro object (event-converter.ts) → wire format.
- *   Tombstones stay null values with an Avro key.
+ * - `encode` is synchronous: JSON text → wire format, read and written in one pass
+ *   (text-encoder.ts) where the text has the renderer's shape; else (an oversized event's
+ *   `truncated`, a value it does not mirror) JSON.parse → Avro object (event-converter.ts) →
+ *   avsc. Both give the same bytes. Tombstones stay null values with an Avro key.
  */
 
 interface Encoding {
   key: AvroWriter | null;
   value: AvroWriter;
   converter: EventConverter;
+  text: TextEncoder;
   schemas: TableSchemas;
+}
+
+/** The event's `op` as its JSON text's tail says (the text encoder checks it as it reads). */
+function opOf(value: string): string | undefined {
+  const i = value.lastIndexOf(',"op":"');
+  if (i < 0) return undefined;
+  const end = value.indexOf('"', i + 7);
+  return end < 0 ? undefined : value.slice(i + 7, end);
 }
 
 export class AvroEncoder implements RecordEncoder {
@@ -37,6 +51,8 @@ export class AvroEncoder implements RecordEncoder {
   private readonly snapshot = new Map<string, Encoding>();
   /** Registered in this process, by topic and schema text (a Relation repeats itself often). */
   private readonly known = new Map<string, Encoding>();
+  private readonly cursor = new JsonCursor();
+  private readonly sink = new AvroSink();
 
   constructor(
     private readonly registry: SchemaRegistry,
@@ -57,15 +73,24 @@ export class AvroEncoder implements RecordEncoder {
       const enc = this.stream.get(topic) ?? this.snapshot.get(topic) ?? this.missing(topic);
       return { key: this.encodeKey(enc, key), value: null };
     }
+    const op = opOf(value);
+    if (op !== undefined) {
+      const bytes = this.encoding(topic, op).text.value(value, op);
+      if (bytes !== null) return { key: this.encodeKey(this.encoding(topic, op), key), value: bytes };
+    }
     const event = EventConverter.parse(value);
-    // Snapshot reads use the snapshot's schemas.
-    const enc =
-      (event.op === 'r' ? this.snapshot.get(topic) : undefined) ?? this.stream.get(topic) ?? this.missing(topic);
+    const enc = this.encoding(topic, event.op);
     return { key: this.encodeKey(enc, key), value: enc.value.encode(enc.converter.value(event)) };
   }
 
+  /** Snapshot reads use the snapshot's schemas. */
+  private encoding(topic: string, op: string): Encoding {
+    return (op === 'r' ? this.snapshot.get(topic) : undefined) ?? this.stream.get(topic) ?? this.missing(topic);
+  }
+
   private encodeKey(enc: Encoding, key: string | null): Buffer | null {
-    return key === null || enc.key === null ? null : enc.key.encode(enc.converter.key(key));
+    if (key === null || enc.key === null) return null;
+    return enc.text.key(key) ?? enc.key.encode(enc.converter.key(key));
   }
 
   private missing(topic: string): never {
@@ -103,7 +128,13 @@ export class AvroEncoder implements RecordEncoder {
       },
       'avro schemas registered',
     );
-    const enc: Encoding = { key: keyWriter, value: valueWriter, converter: new EventConverter(layout), schemas };
+    const enc: Encoding = {
+      key: keyWriter,
+      value: valueWriter,
+      converter: new EventConverter(layout),
+      text: new TextEncoder(layout, valueWriter.header, keyWriter?.header ?? null, this.cursor, this.sink),
+      schemas,
+    };
     this.known.set(text, enc);
     return enc;
   }
