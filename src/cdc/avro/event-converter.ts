@@ -3,9 +3,10 @@ import { avroName, columnType, type TableLayout } from './schema.js';
 
 /**
  * A change event's JSON rendering (envelope.ts, row-json.ts) as the Avro records of its table's
- * schemas (schema.ts): the CDC renders JSON text on its hot path and, with KAFKA_VALUE_FORMAT=avro,
- * turns each record into the Avro object here, so both formats carry the same values. Pure;
- * compiled once per table layout.
+ * schemas (schema.ts), so both formats carry the same values. Pure; compiled once per table layout.
+ * With KAFKA_VALUE_FORMAT=avro most records skip it (text-encoder.ts writes their bytes from the
+ * text in one pass, mirroring these conversions byte for byte); it writes the rest (an oversized
+ * event's, a value the text encoder leaves to it) and is the text encoder's reference in its test.
  *
  * Per column, from the JSON value: int8 strings become longs (exact up to 2^53: Avro's `long` in
  * JavaScript is a number; beyond, the encoder refuses the record), `"NaN"`/`"Infinity"` floats
