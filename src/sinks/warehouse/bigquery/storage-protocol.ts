@@ -2,7 +2,7 @@ import { managedwriter, protos } from '@google-cloud/bigquery-storage';
 import { PipelineError } from '../../../core/errors.js';
 import { FACT_TABLE } from '../schema.js';
 import { COMMIT_LOG, type CommitOutcome } from './commit-log.js';
-import { appendChunks, encodeRows, protoDescriptor, type JsonRow } from './row-encoding.js';
+import { appendChunks, encodeRows, protoDescriptor } from './row-encoding.js';
 import { classifyStorageError, type StorageFailure, type WriterClient } from './storage-client.js';
 
 /**
@@ -42,11 +42,17 @@ interface Unsettled {
   ambiguousAt?: { log: LogStream; offset: number };
 }
 
+/** A flush's fact rows: how many, and their proto encoding (made while the stream is created). */
+export interface FactRows {
+  count: number;
+  encode(): readonly Uint8Array[];
+}
+
 export interface FlushInput {
   topic: string;
   partition: number;
   nextOffset: string;
-  rows: readonly JsonRow[];
+  rows: FactRows;
   writer: string;
   /**
    * False for rows without a Kafka position (a backfill's direct pages): no decision is logged,
@@ -68,7 +74,7 @@ export class StorageWriteProtocol {
   async flush(input: FlushInput): Promise<void> {
     const prior = await this.settle(input.partition);
     if (prior === input.nextOffset) return; // a previous attempt of this very batch was decided
-    const factStream = input.rows.length > 0 ? await this.appendFact(input.rows) : null;
+    const factStream = input.rows.count > 0 ? await this.appendFact(input.rows) : null;
     if (!input.logged) {
       if (factStream) await this.commit(factStream);
       return;
@@ -81,7 +87,7 @@ export class StorageWriteProtocol {
       kafka_partition: String(input.partition),
       next_offset: input.nextOffset,
       ...(factStream ? { fact_stream: factStream } : {}),
-      fact_rows: String(input.rows.length),
+      fact_rows: String(input.rows.count),
       writer: input.writer,
       committed_at: Date.now() * 1000,
     };
@@ -160,7 +166,7 @@ export class StorageWriteProtocol {
   }
 
   /** Step 1: the rows in a new PENDING stream of the fact table, finalized. Returns its name. */
-  private async appendFact(rows: readonly JsonRow[]): Promise<string> {
+  private async appendFact(rows: FactRows): Promise<string> {
     const opening = this.call('open a fact stream', () =>
       this.client.createStreamConnection({
         streamType: managedwriter.PendingStream,
@@ -169,7 +175,7 @@ export class StorageWriteProtocol {
     );
     opening.catch(() => undefined); // awaited below; the rows are encoded while the stream is created
     await new Promise<void>((resolve) => setImmediate(resolve));
-    const encoded = encodeRows(FACT_TABLE, rows);
+    const encoded = rows.encode();
     const connection = await opening;
     try {
       connection.onConnectionError(() => undefined); // failures reach the pending writes' results
@@ -185,14 +191,10 @@ export class StorageWriteProtocol {
       const failed = results.find((r) => r.status === 'rejected');
       if (failed) throw failed.reason;
       const finalized = await this.call('FinalizeWriteStream', () => connection.finalize());
-      if (Number(finalized?.rowCount ?? -1) !== rows.length)
-        throw new PipelineError(
-          'SINK_WRITE_FAILED',
-          `finalized ${String(finalized?.rowCount)} rows of ${rows.length}`,
-          {
-            retriable: true,
-          },
-        );
+      if (Number(finalized?.rowCount ?? -1) !== rows.count)
+        throw new PipelineError('SINK_WRITE_FAILED', `finalized ${String(finalized?.rowCount)} rows of ${rows.count}`, {
+          retriable: true,
+        });
       return connection.getStreamId();
     } finally {
       this.drop(connection);

@@ -17,7 +17,7 @@ import { CONTENT_DIM, contentRows, FACT_TABLE, OFFSETS_TABLE, uniqueByEventKey }
 import { viewDefinitions } from '../views.js';
 import { warehouseRows } from '../warehouse-metrics.js';
 import { COMMIT_LOG, readDecisionsQuery, resolveStoredOffset, type Decision } from './commit-log.js';
-import { factWriterRows } from './row-encoding.js';
+import { encodeFactRows } from './fact-encoder.js';
 import { BigQueryRestBase } from './rest-base.js';
 import { createWriterClient, type WriterClient } from './storage-client.js';
 import { StorageWriteProtocol } from './storage-protocol.js';
@@ -125,7 +125,8 @@ export class StorageWarehouse extends BigQueryRestBase implements Sink {
       await this.query(job.query, job.params, 'content');
       this.content.committed(changed);
     }
-    const rows = factWriterRows(records, new Date().toISOString());
+    const loadedAt = new Date().toISOString();
+    const rows = { count: records.length, encode: () => encodeFactRows(records, loadedAt).rows };
     try {
       await this.protocol.flush({
         topic: batch.topic,
@@ -145,8 +146,8 @@ export class StorageWarehouse extends BigQueryRestBase implements Sink {
     }
     this.lastCommitMs = Date.now();
     this.totals.flushes++;
-    this.totals.rows += rows.length;
-    warehouseRows().inc({ backend: 'bigquery', outcome: 'inserted' }, rows.length);
+    this.totals.rows += rows.count;
+    warehouseRows().inc({ backend: 'bigquery', outcome: 'inserted' }, rows.count);
   }
 
   async health(): Promise<SinkHealth> {
