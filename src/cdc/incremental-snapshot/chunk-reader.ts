@@ -5,15 +5,18 @@ import type { Tuple } from '../pgoutput-rows.js';
 import type { SnapshotLayout } from '../snapshot.js';
 import { RowJson } from '../row-json.js';
 import { WATERMARK_PREFIX, type SnapshotTask, type Watermark } from './progress.js';
+import { copyOutLines } from './copy-out.js';
+import { copyTextRow } from './copy-text.js';
 import { xid32, type SnapshotVisibility } from './watermark-window.js';
 
 /**
  * The incremental snapshot's PostgreSQL side, on a connection of its own: a chunk is
  *
  *   L: pg_logical_emit_message(true, WATERMARK_PREFIX, {run, chunk, kind: low})   (autocommit)
- *   BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY
- *     pg_current_snapshot()                        -- S: xmin, xmax, in-progress xids
- *     SELECT * FROM t WHERE key > last_key AND key <= max_key [AND (where)] ORDER BY key LIMIT n
+ *   BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; pg_current_snapshot(); SELECT * FROM t LIMIT 0
+ *                                                  -- S: xmin, xmax, in-progress xids; the columns
+ *     COPY (SELECT * FROM t WHERE key > last_key AND key <= max_key [AND (where)]
+ *           ORDER BY key LIMIT n) TO STDOUT
  *   COMMIT
  *   H: pg_logical_emit_message(true, WATERMARK_PREFIX, {run, chunk, kind: high}) (autocommit)
  *
@@ -22,8 +25,9 @@ import { xid32, type SnapshotVisibility } from './watermark-window.js';
  * already follows — so the chunk is written inside H's transaction, on a PostgreSQL commit
  * boundary, and a replayed H (after a restart) is skipped like any transaction Kafka holds.
  *
- * Rows come back as text (type parsers off, the session options of every CDC connection) and are
- * rendered with the same RowJson as the stream's rows, so a chunk row's key is the stream's key.
+ * Rows come back as COPY text — each value's text form, as the stream's (the session options of
+ * every CDC connection) — and are rendered with the same RowJson as the stream's rows, so a chunk
+ * row's key is the stream's key. COPY takes no bind parameters: the keys are quoted literals.
  */
 
 export interface ChunkRow {
@@ -80,20 +84,29 @@ export class ChunkReader {
     await this.client.query('SELECT pg_logical_emit_message(true, $1, $2)', [WATERMARK_PREFIX, JSON.stringify(w)]);
   }
 
-  /** Reads the task's next chunk of `limit` rows between its watermarks' transactions. */
+  /**
+   * Reads the task's next chunk of `limit` rows (after `last_key`, up to `max_key`; the first chunk
+   * reads `max_key`) between its watermarks' transactions. The rows come as COPY text
+   * read off the socket (copy-out.ts) and rendered straight to JSON text, rather than
+   * node-postgres's per-row messages and arrays; the chunk's columns are the LIMIT 0 query's, in the same
+   * transaction (its lock keeps them until the COPY is done).
+   */
   async read(task: SnapshotTask, limit: number): Promise<Chunk> {
     const key = await this.keyColumns(task.table);
     const relation = qualified(task.table);
     const cols = key.map((k) => pgIdent(k.name)).join(', ');
-    const params = (values: string[], from: number) => values.map((_, i) => `$${from + i}::${key[i]?.type}`).join(', ');
-    await this.client.query('BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY');
+    const literals = (values: string[]) =>
+      values.map((v, i) => `${this.client.escapeLiteral(v)}::${key[i]?.type}`).join(', ');
     try {
-      const snap = (
-        await this.client.query<{ xmin: string; xmax: string; xip: string }>(
-          `SELECT pg_snapshot_xmin(s)::text AS xmin, pg_snapshot_xmax(s)::text AS xmax,
-                  array_to_string(ARRAY(SELECT pg_snapshot_xip(s)::text), ',') AS xip FROM pg_current_snapshot() s`,
-        )
-      ).rows[0];
+      // One round trip: the transaction, its snapshot S, and the columns (RowDescription only).
+      const opened = (await this.client.query(
+        `BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY;
+       SELECT pg_snapshot_xmin(s)::text AS xmin, pg_snapshot_xmax(s)::text AS xmax,
+              array_to_string(ARRAY(SELECT pg_snapshot_xip(s)::text), ',') AS xip FROM pg_current_snapshot() s;
+       SELECT * FROM ${relation} LIMIT 0`,
+      )) as unknown as [pg.QueryResult, pg.QueryResult<{ xmin: string; xmax: string; xip: string }>, pg.QueryResult];
+      const snap = opened[1].rows[0];
+      const fields = opened[2].fields;
       let maxKey = task.max_key;
       let rowsEstimate = task.rows_estimate;
       if (task.chunk === 0 && maxKey === null) {
@@ -122,36 +135,32 @@ export class ChunkReader {
         await this.client.query('COMMIT');
         return { rows: [], lastKey: null, maxKey, rowsEstimate, snapshot, last: true, layout: NO_LAYOUT };
       }
-      const values: string[] = [];
       const conds: string[] = [];
-      if (task.last_key) {
-        conds.push(`(${cols}) > (${params(task.last_key, values.length + 1)})`);
-        values.push(...task.last_key);
-      }
-      conds.push(`(${cols}) <= (${params(maxKey, values.length + 1)})`);
-      values.push(...maxKey);
+      if (task.last_key) conds.push(`(${cols}) > (${literals(task.last_key)})`);
+      conds.push(`(${cols}) <= (${literals(maxKey)})`);
       if (task.where) conds.push(`(${task.where})`);
-      const res = await this.client.query<Tuple>({
-        text: `SELECT * FROM ${relation} WHERE ${conds.join(' AND ')} ORDER BY ${cols} LIMIT ${limit}`,
-        values,
-        rowMode: 'array',
-      });
+      const lines = await copyOutLines(
+        this.client,
+        `COPY (SELECT * FROM ${relation} WHERE ${conds.join(' AND ')} ORDER BY ${cols} LIMIT ${limit}) TO STDOUT`,
+      );
       await this.client.query('COMMIT');
-      const names = res.fields.map((f) => f.name);
+      const columns = fields.map((f) => ({ name: f.name, typeOid: f.dataTypeID }));
+      const names = columns.map((c) => c.name);
       const json = new RowJson(
-        res.fields.map((f) => ({ name: f.name, typeOid: f.dataTypeID })),
+        columns,
         key.map((k) => k.name),
         this.pii?.columns(task.table, names),
       );
       const index = key.map((k) => names.indexOf(k.name));
-      const rows = res.rows.map((raw) => ({ key: json.key(raw), after: json.row(raw) }));
-      const lastRaw = res.rows[res.rows.length - 1];
+      const rows = new Array<ChunkRow>(lines.length);
+      let lastRaw: Tuple | undefined;
+      for (let i = 0; i < lines.length; i++) {
+        const raw = (lastRaw = copyTextRow(lines[i] as string, columns.length));
+        rows[i] = { key: json.key(raw), after: json.row(raw) };
+      }
       const lastKey = lastRaw ? index.map((i) => String(lastRaw[i])) : task.last_key;
-      const layout = {
-        columns: res.fields.map((f) => ({ name: f.name, typeOid: f.dataTypeID })),
-        primaryKey: key.map((k) => k.name),
-      };
-      return { rows, lastKey, maxKey, rowsEstimate, snapshot, last: res.rows.length < limit, layout };
+      const layout = { columns, primaryKey: key.map((k) => k.name) };
+      return { rows, lastKey, maxKey, rowsEstimate, snapshot, last: lines.length < limit, layout };
     } catch (err) {
       await this.client.query('ROLLBACK').catch(() => undefined);
       throw err;
