@@ -17,6 +17,7 @@ import {
   tasksOfSignal,
   type IncrementalProgress,
   type SnapshotProgressView,
+  type SnapshotTask,
 } from './progress.js';
 import { WatermarkWindow } from './watermark-window.js';
 
@@ -27,11 +28,19 @@ import { WatermarkWindow } from './watermark-window.js';
  * snapshot signals (`engage cdc snapshot`).
  *
  * Contract:
- * - one chunk at a time: L, read, H, then wait until the stream reached H; at H the chunk's rows
- *   the stream does not win (watermark-window.ts) are emitted as `op: "r"`, `source.snapshot:
+ * - chunks are read one after the other, each L, read, H — the next chunk's L only once the
+ *   previous chunk's H has committed, so in the WAL (and the stream) the windows never overlap:
+ *   L1 H1 L2 H2 …, and the window (watermark-window.ts) settles them one at a time, as if read
+ *   alone. Reading does not wait for the stream, though, up to READ_AHEAD chunks: the next chunk
+ *   is read (after the last key of the one before it) while the stream still carries the one
+ *   before to its H;
+ * - at H the chunk's rows the stream does not win are emitted as `op: "r"`, `source.snapshot:
  *   "incremental"`, inside H's transaction, and the task's progress moves on in the same step —
  *   so `progress()`, which the pipeline puts in the position record of its next Kafka commit,
- *   always describes exactly the chunks whose records precede that commit;
+ *   always describes exactly the chunks whose records precede that commit. A chunk read ahead is
+ *   emitted only if the progress, at its H, stands where the chunk was read from (same task,
+ *   chunk number and last key); otherwise (the chunk before it was not written: its window was
+ *   unknown) it is dropped, and reading starts over from the progress;
  * - a signal in a transaction being written adds its tasks in that same step (its position
  *   record carries them: a signal is taken once, even across a crash);
  * - the read rate stays under `maxRowsPerSecond` (0: unbounded) by pausing between chunks;
@@ -71,11 +80,21 @@ export interface StreamTap {
   takeCounts(): Map<string, number>;
 }
 
+/** Chunks read but not yet written (their H not reached in the stream) at most. */
+export const READ_AHEAD = 2;
+
 interface PendingChunk {
   n: number;
-  chunk: Chunk;
-  lowSeen: boolean;
-  done(): void;
+  /** Where it was read from: the task (id, table), its chunk number and the key it was read after. */
+  taskId: string;
+  table: string;
+  index: number;
+  from: string[] | null;
+  /** Set once read (before its H is written). */
+  chunk: Chunk | undefined;
+  /** Settles once the stream passed its H: true if its rows were written and the progress moved on. */
+  handled: Promise<boolean>;
+  done(applied: boolean): void;
 }
 
 export class Snapshotter implements StreamTap {
@@ -84,16 +103,20 @@ export class Snapshotter implements StreamTap {
   private readonly window = new WatermarkWindow();
   private readonly abort = new AbortController();
   private reader: ChunkReader | undefined;
-  private pending: PendingChunk | null = null;
+  /** Chunks whose L has been (or is being) written and whose H the stream has not reached, in WAL order. */
+  private pending: PendingChunk[] = [];
+  /** A chunk was not written: the chunks read after it are dropped at their H, and reading starts over. */
+  private resync = false;
   private seq = 0;
   /** The topic of the table being read (its keys feed the window). */
   private topic: string | undefined;
   private counts = new Map<string, number>();
   private wake: (() => void) | null = null;
   private loop: Promise<void> = Promise.resolve();
-  /** Where the current table's time went (ms), logged when it is read: the chunk SELECTs, the two
-   *  watermark commits, and from H's commit until the stream reached H and wrote the chunk. */
-  private spent = { select_ms: 0, watermarks_ms: 0, stream_to_high_ms: 0 };
+  /** Where the current table's reading time went (ms), logged when it is read: the chunk reads
+   *  (COPY, parse, render), the two watermark commits, and the waits for the stream to reach the
+   *  oldest chunk's H (the reader READ_AHEAD chunks ahead, or at a table's end). */
+  private spent = { select_ms: 0, watermarks_ms: 0, wait_stream_ms: 0 };
 
   constructor(private readonly o: SnapshotterOptions) {
     this.state = o.resumeFrom ? structuredClone(o.resumeFrom) : emptyProgress();
@@ -118,7 +141,7 @@ export class Snapshotter implements StreamTap {
   async stop(): Promise<void> {
     this.abort.abort(new Error('stopping'));
     this.wake?.();
-    this.pending?.done();
+    for (const p of this.pending.splice(0)) p.done(false);
     await this.loop;
     await this.reader?.close();
   }
@@ -149,17 +172,28 @@ export class Snapshotter implements StreamTap {
     if (prefix === SIGNAL_PREFIX) return this.signal(content);
     if (prefix !== WATERMARK_PREFIX) return;
     const w = parseWatermark(content);
-    const p = this.pending;
-    if (!w || w.run !== this.run || !p || w.chunk !== p.n) return; // another session's, or replayed
+    if (!w || w.run !== this.run) return; // another session's, or replayed
+    // A later chunk's watermark: an earlier chunk's H was not seen (not expected: every transaction
+    // after the session's start is written), so that chunk is not written either.
+    while (this.pending[0] && this.pending[0].n < w.chunk) this.settle(this.pending.shift() as PendingChunk, false);
+    const p = this.pending[0];
+    if (!p || w.chunk !== p.n) return;
     if (w.kind === 'low') {
-      p.lowSeen = true;
       this.window.low();
       return;
     }
-    this.pending = null;
-    const result = this.window.high(p.chunk.rows, p.chunk.snapshot);
+    this.pending.shift();
+    const chunk = p.chunk;
+    const result = chunk ? this.window.high(chunk.rows, chunk.snapshot) : null;
     const task = this.state.tasks[0];
-    if (!result || !task || this.topic === undefined) return p.done(); // window unknown: read it again
+    const current =
+      task !== undefined &&
+      task.id === p.taskId &&
+      task.table === p.table &&
+      task.chunk === p.index &&
+      sameKey(task.last_key, p.from);
+    // window unknown, or read after a chunk that was not written: read again from the progress
+    if (!result || !chunk || !task || !current || this.topic === undefined) return this.settle(p, false);
     const [schema = 'public', table = task.table] = task.table.split('.');
     const prefixJson = sourcePrefix({
       version: CDC_VERSION,
@@ -183,25 +217,31 @@ export class Snapshotter implements StreamTap {
     this.counts.set(`${table}|r`, (this.counts.get(`${table}|r`) ?? 0) + kept);
     task.chunk++;
     task.rows += kept;
-    task.last_key = p.chunk.lastKey;
-    task.max_key = p.chunk.maxKey;
-    task.rows_estimate = p.chunk.rowsEstimate;
+    task.last_key = chunk.lastKey;
+    task.max_key = chunk.maxKey;
+    task.rows_estimate = chunk.rowsEstimate;
     this.state.rows += kept;
     this.state.chunks++;
     if (result.dropped > 0)
       this.o.log.debug({ table: task.table, chunk: task.chunk, dropped: result.dropped }, 'chunk rows the stream won');
-    if (p.chunk.last) {
+    if (chunk.last) {
       this.state.tasks.shift();
       this.state.last_completed = { id: task.id, table: task.table, rows: task.rows, completed_at_ms: now };
       this.o.log.info(
         { id: task.id, table: task.table, rows: task.rows, chunks: task.chunk, ...this.spent },
         'incremental snapshot: table read',
       );
-      this.spent = { select_ms: 0, watermarks_ms: 0, stream_to_high_ms: 0 };
+      this.spent = { select_ms: 0, watermarks_ms: 0, wait_stream_ms: 0 };
       this.selectTable();
     }
     this.o.onProgress(progressView(this.state));
-    p.done();
+    p.done(true);
+  }
+
+  /** A chunk that is not written: the reader starts over from the progress. */
+  private settle(p: PendingChunk, applied: boolean): void {
+    if (!applied) this.resync = true;
+    p.done(applied);
   }
 
   private signal(content: string): void {
@@ -228,9 +268,25 @@ export class Snapshotter implements StreamTap {
   private async runChunks(): Promise<void> {
     const signal = this.abort.signal;
     this.selectTable();
+    /** Where the next read starts: the head task's progress, moved on by the chunks read ahead. */
+    let cursor: SnapshotTask | null = null;
+    let lastStart = 0;
     while (!signal.aborted) {
+      if (this.resync || this.pending.length >= READ_AHEAD) {
+        // Wait for the stream: for every chunk read (a chunk was not written: the later ones are
+        // dropped, and reading starts over), or for the oldest one (READ_AHEAD chunks read).
+        const waitAt = Date.now();
+        if (this.resync) {
+          await Promise.all(this.pending.map((p) => p.handled));
+          this.resync = false;
+          cursor = null;
+        } else await this.pending[0]?.handled;
+        this.spent.wait_stream_ms += Date.now() - waitAt;
+        continue;
+      }
       const task = this.state.tasks[0];
       if (!task) {
+        cursor = null;
         await new Promise<void>((resolve) => (this.wake = resolve));
         this.wake = null;
         continue;
@@ -241,27 +297,46 @@ export class Snapshotter implements StreamTap {
         this.selectTable();
         continue;
       }
+      if (cursor === null || cursor.id !== task.id || cursor.table !== task.table) cursor = structuredClone(task);
+      const minMs =
+        this.o.maxRowsPerSecond > 0 && lastStart > 0 ? (this.o.chunkRows / this.o.maxRowsPerSecond) * 1000 : 0;
+      const pause = lastStart + minMs - Date.now();
+      if (pause > 0) await sleep(pause, signal).catch(() => undefined);
+      if (signal.aborted) break;
       this.reader ??= await ChunkReader.connect(this.o.url, this.o.slot, this.o.pii);
-      const startedAt = Date.now();
-      const n = ++this.seq;
-      let done: () => void = () => undefined;
-      const handled = new Promise<void>((resolve) => (done = resolve));
-      const p: PendingChunk = { n, chunk: undefined as unknown as Chunk, lowSeen: false, done };
-      this.pending = p;
-      await this.reader.watermark({ run: this.run, chunk: n, kind: 'low' });
+      const startedAt = (lastStart = Date.now());
+      let done: (applied: boolean) => void = () => undefined;
+      const handled = new Promise<boolean>((resolve) => (done = resolve));
+      const p: PendingChunk = {
+        n: ++this.seq,
+        taskId: cursor.id,
+        table: cursor.table,
+        index: cursor.chunk,
+        from: cursor.last_key,
+        chunk: undefined,
+        handled,
+        done,
+      };
+      this.pending.push(p); // before L: the stream may reach L before the call returns
+      await this.reader.watermark({ run: this.run, chunk: p.n, kind: 'low' });
       const selectAt = Date.now();
       this.spent.watermarks_ms += selectAt - startedAt;
+      let chunk: Chunk;
       try {
-        p.chunk = await this.reader.read(task, this.o.chunkRows);
+        chunk = await this.reader.read(cursor, this.o.chunkRows);
       } catch (err) {
-        this.pending = null;
+        this.pending = this.pending.filter((x) => x !== p);
+        p.done(false);
         if (task.where !== null && /^(42|22)/.test(String((err as { code?: string }).code ?? ''))) {
+          await Promise.all(this.pending.map((x) => x.handled));
+          if (this.state.tasks[0] !== task) continue;
           this.o.log.error(
             { id: task.id, table: task.table, where: task.where, err: String(err) },
             'incremental snapshot: PostgreSQL refuses the condition; task dropped',
           );
           this.state.tasks.shift();
           this.selectTable();
+          cursor = null;
           continue;
         }
         throw new PipelineError('SERVICE_UNREACHABLE', `incremental snapshot chunk: ${String(err)}`, {
@@ -269,20 +344,32 @@ export class Snapshotter implements StreamTap {
           cause: err,
         });
       }
-      if (p.chunk.rows.length > 0) {
-        const [schema = 'public', table = task.table] = task.table.split('.');
-        await this.o.onColumns?.(this.topic, { schema, table, ...p.chunk.layout });
+      p.chunk = chunk;
+      if (chunk.rows.length > 0) {
+        const [schema = 'public', table = task.table] = cursor.table.split('.');
+        await this.o.onColumns?.(this.topic, { schema, table, ...chunk.layout });
       }
       const highAt = Date.now();
       this.spent.select_ms += highAt - selectAt;
-      await this.reader.watermark({ run: this.run, chunk: n, kind: 'high' });
-      const committedAt = Date.now();
-      this.spent.watermarks_ms += committedAt - highAt;
-      await handled;
-      this.spent.stream_to_high_ms += Date.now() - committedAt;
-      const minMs = this.o.maxRowsPerSecond > 0 ? (p.chunk.rows.length / this.o.maxRowsPerSecond) * 1000 : 0;
-      const wait = minMs - (Date.now() - startedAt);
-      if (wait > 0) await sleep(wait, signal).catch(() => undefined);
+      await this.reader.watermark({ run: this.run, chunk: p.n, kind: 'high' });
+      this.spent.watermarks_ms += Date.now() - highAt;
+      if (chunk.last) {
+        // The table's end: the next read follows the progress (the next task), once this is written.
+        const waitAt = Date.now();
+        await Promise.all(this.pending.map((x) => x.handled));
+        this.spent.wait_stream_ms += Date.now() - waitAt;
+        cursor = null;
+        continue;
+      }
+      cursor.chunk++;
+      cursor.last_key = chunk.lastKey;
+      cursor.max_key = chunk.maxKey;
+      cursor.rows_estimate = chunk.rowsEstimate;
     }
   }
+}
+
+function sameKey(a: readonly string[] | null, b: readonly string[] | null): boolean {
+  if (a === null || b === null) return a === b;
+  return a.length === b.length && a.every((v, i) => v === b[i]);
 }
