@@ -1,18 +1,15 @@
-import { spawn, type ChildProcessByStdio } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os, { loadavg } from 'node:os';
 import path from 'node:path';
-import { createInterface } from 'node:readline';
-import type { Readable, Writable } from 'node:stream';
-import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
 import { loadConfig, type Config } from '../src/config/load.js';
 import { deletePipelineTopics, ensureTopics } from '../src/kafka/admin.js';
 import { startSinkRunner } from '../src/runtime/sink-runner.js';
 import { sleep } from '../src/runtime/retry.js';
 import { warehouseSinkFactory } from '../src/sinks/warehouse/index.js';
+import { FakesProcess } from './lib/bigquery-fakes-client.js';
+import { freshnessPhase, type Freshness } from './lib/bigquery-freshness.js';
 import { EVENTS, fill } from './lib/sink-fixtures.js';
 import type { BenchResult } from './types.js';
 
@@ -22,23 +19,17 @@ import type { BenchResult } from './types.js';
  * the local fakes, run as a process of their own (bench/lib/bigquery-fakes-process.ts) — beside the
  * same sink into DuckDB, over the same filled topic, each with its default batch size and
  * concurrency and a batch waiting 1 s at most, in interleaved rounds (A B, B A, …: this machine is shared, so the two are measured
- * under the same load). Reports each backend's median events/s and the ratio. NOT the real
- * service: the fake's latency is a loopback round trip, and its decoding shares this machine's CPU.
+ * under the same load). Reports each backend's median events/s and the ratio, the CPU per event
+ * of the sink's process and of the fakes' (which check every row on the same cores), and — unless
+ * BENCH_BIGQUERY_FRESHNESS_SECONDS is 0 — the freshness at 1,000 events/s with the default
+ * batching (bench/lib/bigquery-freshness.ts). Between rounds the fakes convert the rows of the
+ * round just run (`settle`), which they would otherwise do during the next round. NOT the real
+ * service: the fake's latency is a loopback round trip, and its checks share this machine's CPU.
  */
 
 const ROUNDS = Number(process.env.BENCH_BIGQUERY_ROUNDS ?? 3);
-const here = path.dirname(fileURLToPath(import.meta.url));
-
-type FakesProcess = ChildProcessByStdio<Writable, Readable, null>;
-
-async function startFakes(): Promise<{ child: FakesProcess; rest: string; storage: string }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(here, 'lib', 'bigquery-fakes-process.ts')], {
-    stdio: ['pipe', 'pipe', 'inherit'],
-  });
-  const lines = createInterface({ input: child.stdout });
-  const [first] = (await once(lines, 'line')) as [string];
-  return { child, ...(JSON.parse(first) as { rest: string; storage: string }) };
-}
+const FRESHNESS_SECONDS = Number(process.env.BENCH_BIGQUERY_FRESHNESS_SECONDS ?? 40);
+const FRESHNESS_RATE = 1000;
 
 /** The warehouse sink through the runtime until every event is written: wall seconds and process CPU seconds. */
 async function through(config: Config): Promise<{ seconds: number; cpuSeconds: number }> {
@@ -80,9 +71,11 @@ export async function run(): Promise<BenchResult[]> {
   };
   await ensureTopics(base);
   const avgBytes = await fill(base);
-  const fakes = await startFakes();
+  const fakes = await FakesProcess.start();
   const rates = { duckdb: [] as number[], bigquery: [] as number[] };
   const cpu = { duckdb: [] as number[], bigquery: [] as number[] };
+  const fakeCpu: number[] = [];
+  let fresh: Freshness | null = null;
   try {
     for (let round = 0; round < ROUNDS; round++) {
       const order = round % 2 === 0 ? (['duckdb', 'bigquery'] as const) : (['bigquery', 'duckdb'] as const);
@@ -106,15 +99,22 @@ export async function run(): Promise<BenchResult[]> {
                 BIGQUERY_STORAGE_API_ENDPOINT: fakes.storage,
                 BIGQUERY_WRITE_API: 'storage',
               };
+        const fakeCpu0 = await fakes.cpuSeconds();
         const r = await through(config);
         rates[backend].push(EVENTS / r.seconds);
         cpu[backend].push((r.cpuSeconds / EVENTS) * 1e6);
+        if (backend === 'bigquery') {
+          fakeCpu.push((((await fakes.cpuSeconds()) - fakeCpu0) / EVENTS) * 1e6);
+          const { rows } = await fakes.ask<{ rows: number }>(`settle ${config.BIGQUERY_DATASET_ID}`);
+          if (rows !== EVENTS) throw new Error(`the fake holds ${rows} fact rows of round ${round + 1}, not ${EVENTS}`);
+        }
         console.error(`bench bigquery: round ${round + 1} ${backend} ${Math.round(EVENTS / r.seconds)} events/s`);
       }
     }
+    if (FRESHNESS_SECONDS > 0)
+      fresh = await freshnessPhase(base, fakes, { id, seconds: FRESHNESS_SECONDS, rate: FRESHNESS_RATE });
   } finally {
-    fakes.child.stdin.end();
-    await once(fakes.child, 'exit');
+    await fakes.stop();
     rmSync(work, { recursive: true, force: true });
     await deletePipelineTopics(base).catch(() => undefined);
   }
@@ -131,7 +131,7 @@ export async function run(): Promise<BenchResult[]> {
       name: 'warehouse sink through the runtime → BigQuery Storage Write API (local fake, own process)',
       value: Math.round(bq),
       unit: 'events/s',
-      note: `${common} (${each(rates.bigquery)}); 16,384-row flushes, 8 partitions at once; ${median(cpu.bigquery).toFixed(1)} µs CPU per event in the sink process; load average ${load}`,
+      note: `${common} (${each(rates.bigquery)}); 16,384-row flushes, 8 partitions at once; ${median(cpu.bigquery).toFixed(1)} µs CPU per event in the sink process, ${median(fakeCpu).toFixed(1)} in the fakes' (${fakeCpu.map((c) => c.toFixed(1)).join(', ')}); load average ${load}`,
     },
     {
       name: 'warehouse sink through the runtime → DuckDB (same run)',
@@ -145,5 +145,16 @@ export async function run(): Promise<BenchResult[]> {
       unit: 'ratio',
       note: `each round's pair ${paired.map((r) => r.toFixed(2)).join(', ')}; the medians' ratio ${(bq / duck).toFixed(2)}; target ≥ 0.8 (issue #28)`,
     },
+    ...(fresh ? [freshnessResult(fresh)] : []),
   ];
+}
+
+function freshnessResult(f: Freshness): BenchResult {
+  const s = (ms: number | null) => (ms === null ? '?' : (ms / 1000).toFixed(1));
+  return {
+    name: `BigQuery (fake) freshness at ${FRESHNESS_RATE} events/s, default batching: p99 topic → visible`,
+    value: f.p99 === null ? Number.NaN : Math.round(f.p99) / 1000,
+    unit: 's',
+    note: `${FRESHNESS_SECONDS} s of ${FRESHNESS_RATE} events/s (${f.sent} sent, ${f.rows} seen committed), source_ts_ms → BatchCommitWriteStreams in the fake: p50 ${s(f.p50)} s, p99 ${s(f.p99)} s, max ${s(f.max)} s; target ≤ 30 s (the seed's; the sink's freshness target is 45 s)`,
+  };
 }

@@ -4,6 +4,7 @@ import * as protoLoader from '@grpc/proto-loader';
 import protobuf from 'protobufjs';
 import descriptor from 'protobufjs/ext/descriptor/index.js';
 import type { FakeBigQuery, Row } from './fake-bigquery.js';
+import { RowChecker, type LazyRow } from './fake-bigquery-rows.js';
 
 /**
  * A local fake of the BigQuery Storage Write API (google.cloud.bigquery.storage.v1.BigQueryWrite),
@@ -16,10 +17,11 @@ import type { FakeBigQuery, Row } from './fake-bigquery.js';
  * - CreateWriteStream: PENDING or COMMITTED on an existing table (NOT_FOUND otherwise); the
  *   `_default` stream of every table is COMMITTED and takes no offsets.
  * - AppendRows (bidi): one response per request, in order; the writer schema comes with the first
- *   request of a connection (a proto2 DescriptorProto) and rows are decoded with it. With an
+ *   request of a connection (a proto2 DescriptorProto) and rows are read with it. With an
  *   offset: ALREADY_EXISTS when it is below the stream's end, OUT_OF_RANGE when beyond it (the
  *   rows are not appended). A row that misses a REQUIRED column or does not fit its type fails the
- *   whole request with INVALID_ARGUMENT and `row_errors` naming it. A finalized or committed
+ *   whole request with INVALID_ARGUMENT and `row_errors` naming it (fake-bigquery-rows.ts: the
+ *   checks, on the wire; a row is decoded when a table is read). A finalized or committed
  *   stream refuses appends (INVALID_ARGUMENT, "stream is finalized").
  * - PENDING rows are invisible until BatchCommitWriteStreams; COMMITTED rows on append.
  * - FinalizeWriteStream: answers the row count; again on a finalized stream, the same count.
@@ -344,23 +346,14 @@ export class FakeBigQueryStorage {
     const fields = new Map(
       (this.rest.tables.get(s.table)?.resource.schema?.fields ?? []).map((f) => [f.name, f] as const),
     );
-    // Validated now, as the service does (required columns present, columns known, JSON
-    // parsable); converted to the REST fake's row shape only when a table is read.
+    // Checked now, as the service does; converted to the REST fake's row shape only when read.
+    const checker = new RowChecker(rowType, fields);
     const rows: LazyRow[] = [];
     const rowErrors: object[] = [];
-    const type = rowType;
-    const required = [...fields.values()].filter((f) => f.mode === 'REQUIRED').map((f) => f.name);
     serialized.forEach((bytes, index) => {
       try {
-        const m = type.decode(bytes) as unknown as Record<string, unknown>;
-        for (const name of required)
-          if (!Object.prototype.hasOwnProperty.call(m, name)) throw new Error(`Required field ${name} is missing`);
-        for (const name of Object.keys(m)) {
-          const f = fields.get(name);
-          if (!f) throw new Error(`field ${name} is not in the table schema`);
-          if (f.type === 'JSON') JSON.parse(String(m[name]));
-        }
-        const row = lazy(() => toTableRow(type.toObject(m as never, { longs: String, arrays: false }), fields));
+        checker.check(bytes);
+        const row = checker.stored(bytes);
         const reason = this.refuseRow?.(row());
         if (reason) throw new Error(reason);
         rows.push(row);
@@ -377,41 +370,6 @@ export class FakeBigQueryStorage {
     if (s.type === COMMITTED) this.publish(s, rows);
     return { appendResult: isDefault ? {} : { offset: { value: String(at) } }, writeStream: name };
   }
-}
-
-type Field = { name: string; type: string; mode?: string };
-type LazyRow = () => Row;
-
-/** `make` run once, on the first call (a stored row converted only when read). */
-function lazy(make: () => Row): LazyRow {
-  let row: Row | undefined;
-  return () => (row ??= make());
-}
-
-/**
- * A decoded proto row as the REST fake keeps rows: TIMESTAMP (int64 µs) as an ISO string, DATE
- * (int32 days) as YYYY-MM-DD, INT64 as a decimal string, a REPEATED column as an array. Throws,
- * as the service refuses the row, for a missing REQUIRED column, an unknown column or bad JSON.
- */
-function toTableRow(obj: Record<string, unknown>, fields: Map<string, Field>): Row {
-  const row: Row = {};
-  for (const [name, value] of Object.entries(obj)) {
-    const f = fields.get(name);
-    if (!f) throw new Error(`field ${name} is not in the table schema`);
-    if (f.type === 'TIMESTAMP') row[name] = new Date(Math.floor(Number(value) / 1000)).toISOString();
-    else if (f.type === 'DATE') row[name] = new Date(Number(value) * 86_400_000).toISOString().slice(0, 10);
-    else if (f.type === 'JSON') {
-      JSON.parse(String(value));
-      row[name] = value;
-    } else row[name] = value;
-  }
-  for (const f of fields.values()) {
-    if (f.mode === 'REQUIRED' && (row[f.name] === undefined || row[f.name] === null))
-      throw new Error(`Required field ${f.name} is missing`);
-    if (f.mode === 'REPEATED' && row[f.name] === undefined) row[f.name] = [];
-    if (!(f.name in row)) row[f.name] = null;
-  }
-  return row;
 }
 
 function error(code: grpc.status, message: string): grpc.ServiceError {
