@@ -51,6 +51,39 @@ export function messageLimits(c: KafkaConnection): { record: number; topic: numb
 }
 
 /**
+ * How every client, plain or KafkaJS-style, finds its way around a broker's loss and return
+ * (docs/operations.md, "What the loss of a broker does"):
+ * - `reconnect.backoff.max.ms`: a lost broker is retried at most this far apart (from 100 ms,
+ *   doubling, with jitter), so a broker that is back — and soon leads its partitions again — is
+ *   reached within about a second, not librdkafka's 10 s.
+ * - `socket.connection.setup.timeout.ms`: a broker whose host is gone (no RST: SYNs unanswered) is
+ *   given up after this, not 30 s, and the next address or broker tried (on one machine a dead
+ *   broker's port refuses at once, so the replicated-Kafka test does not exercise this).
+ * A lost leader needs no setting: its partitions' next request fails and librdkafka refreshes
+ * their metadata at once, then every `retry.backoff.ms` (100 ms, up to 1 s) until a leader is known.
+ */
+export const FAILOVER_PROPS: Readonly<Record<string, string>> = {
+  'reconnect.backoff.ms': '100',
+  'reconnect.backoff.max.ms': '1000',
+  'socket.connection.setup.timeout.ms': '10000',
+};
+
+/**
+ * The KafkaJS-style clients (admin, DLQ writer) also turn `enable.sparse.connections` off: with it
+ * on (librdkafka's default) a lost broker falls back to a state in which every lookup of it asks
+ * for a connection at once, bypassing the reconnect backoff, and an idle admin or idempotent
+ * producer of the pipeline's tried a dead broker 2,400–5,700 times a second for as long as it was
+ * down (measured 2026-12-07, librdkafka 2.15.1: each sink process ~4,000/s, CPU the brokers' own
+ * failover needed); off, 6 attempts in the first 5 s, then none. The price: each such client keeps
+ * a connection to every broker. The plain clients (./batch-consumer.ts, ./txn-producer.ts) were
+ * not seen to do it (0–17 attempts in 5 s) and keep librdkafka's default.
+ */
+const KAFKAJS_FAILOVER_PROPS: Readonly<Record<string, string>> = {
+  ...FAILOVER_PROPS,
+  'enable.sparse.connections': 'false',
+};
+
+/**
  * The librdkafka properties a plain client (producer, consumer) is created with to reach Kafka.
  * `message.max.bytes` applies to producers (the record limit) and consumers alike (a consumer's
  * `fetch.max.bytes` is raised to at least it, and its `receive.message.max.bytes` to that + 512).
@@ -59,6 +92,7 @@ export function connectionProps(c: KafkaConnection): Record<string, string> {
   return {
     'bootstrap.servers': c.kafkaBrokers.join(','),
     ...c.kafkaSecurity,
+    ...FAILOVER_PROPS,
     'message.max.bytes': String(messageLimits(c).record),
   };
 }
@@ -69,9 +103,34 @@ export function consumerFetchProps(c: KafkaConnection): Record<string, number> {
   return { 'max.partition.fetch.bytes': fetch, 'fetch.max.bytes': Math.max(fetch, 50 * 1024 * 1024) };
 }
 
+/**
+ * librdkafka's codes for a failure that a later attempt may not meet: a local timeout, a broker lost
+ * or none reachable, a partition's leader or a group's coordinator moving or loading — what a
+ * broker's loss returns until its leader election is over. The KafkaJS-style clients' errors carry
+ * these codes without marking them retriable.
+ */
+const TRANSIENT_KAFKA_CODES: ReadonlySet<number> = new Set([
+  -185, // ERR__TIMED_OUT
+  -187, // ERR__ALL_BROKERS_DOWN
+  -195, // ERR__TRANSPORT
+  5, // LEADER_NOT_AVAILABLE
+  6, // NOT_LEADER_OR_FOLLOWER
+  7, // REQUEST_TIMED_OUT
+  14, // COORDINATOR_LOAD_IN_PROGRESS
+  15, // COORDINATOR_NOT_AVAILABLE
+  16, // NOT_COORDINATOR
+]);
+
+/** True for a Kafka client's error that a broker's loss or a slow broker explains (TRANSIENT_KAFKA_CODES). */
+export function isTransientKafkaError(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'number' && TRANSIENT_KAFKA_CODES.has(code);
+}
+
 export function createKafka(c: KafkaConnection, clientId: string): Kafka {
   return new KafkaJS.Kafka({
     ...c.kafkaSecurity,
+    ...KAFKAJS_FAILOVER_PROPS,
     'message.max.bytes': messageLimits(c).record,
     kafkaJS: {
       brokers: [...c.kafkaBrokers],
