@@ -1,8 +1,8 @@
-import { errorMessage, toPipelineError } from '../core/errors.js';
+import { errorMessage, isRetriable, toPipelineError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { Sink } from '../core/sink-contract.js';
 import type { BatchConsumer } from '../kafka/batch-consumer.js';
-import type { Admin } from '../kafka/client.js';
+import { isTransientKafkaError, type Admin } from '../kafka/client.js';
 import { deliverBatch, type DeliveryContext } from './batch-delivery.js';
 import type { BatchingPolicy } from './batcher.js';
 import { CommitTracker } from './commit-tracker.js';
@@ -42,7 +42,16 @@ export interface RunnerSetup {
   readonly opts: SinkRunnerOptions;
 }
 
-const POSITION_RETRY = { attempts: 6, baseMs: 200, maxMs: 5000, jitter: 'full' } as const;
+/** Reading start offsets outlasts a broker's loss (a leader election, up to ~20 s measured under
+ *  load): each call waits on the brokers up to its own timeout, and Kafka's transient errors are
+ *  retried as well as the sink's retriable ones. */
+const POSITION_RETRY = {
+  attempts: 10,
+  baseMs: 200,
+  maxMs: 5000,
+  jitter: 'full',
+  shouldRetry: (err: unknown) => isRetriable(err) || isTransientKafkaError(err),
+} as const;
 
 export class SinkRunnerState {
   readonly lanes = new Map<number, DeliveryLane>();

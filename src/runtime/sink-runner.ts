@@ -32,8 +32,16 @@ import { stopper } from './sink-runner-stop.js';
 export type { SinkRunnerOptions } from './sink-runner-options.js';
 export type { SinkRunnerSnapshot, PartitionSnapshot } from './sink-runner-stats.js';
 
-/** The sink consumers' group session timeout: a sink instance that stops heartbeating loses its partitions after it. */
-export const SINK_SESSION_TIMEOUT_MS = 15_000;
+/**
+ * The sink consumers' group session timeout: a sink instance that stops heartbeating (SIGKILL, a
+ * hung host; a SIGTERM leaves the group at once) loses its partitions after it. It must outlast a
+ * group coordinator's move when a broker is lost — no successful heartbeat from the last one before
+ * the loss (up to librdkafka's 3 s interval) until the new coordinator answers, after the leader
+ * election (nominally 13 s on the stack's cluster, 12–18.5 s measured under load) — or librdkafka gives the member up,
+ * revokes its partitions and rejoins as a new member, which the group then waits for the old one's
+ * session to end to place: a second stall (docs/operations.md, "What the loss of a broker does").
+ */
+export const SINK_SESSION_TIMEOUT_MS = 30_000;
 /**
  * Drives one sink: a Kafka consumer of its own group (BatchConsumer: librdkafka's plain consumer,
  * read_committed, no auto-commit) feeding per-partition delivery lanes (delivery-lane.ts) that
