@@ -223,8 +223,12 @@ export const envSchema = z
     CONTENT_WAIT_MS: int(0, 600000).default(5000),
     PROCESSOR_MAX_BATCH: int(1, 50000).default(2000),
     PROCESSOR_CONCURRENCY: int(1, 64).default(3),
-    PROCESSOR_TRANSACTION_TIMEOUT_MS: int(1000, 900000).default(10000),
-    PROCESSOR_SESSION_TIMEOUT_MS: int(6000, 300000).default(15000),
+    /** Both outlast a broker's loss (its leader election, nominally 13 s on the stack's cluster,
+     *  12–18.5 s measured under load, and the coordinators' move), so a transaction open across it
+     *  commits and the group keeps its members; a SIGKILLed instance's partitions and open
+     *  transaction wait as long (docs/operations.md, "What the loss of a broker does"). */
+    PROCESSOR_TRANSACTION_TIMEOUT_MS: int(1000, 900000).default(30000),
+    PROCESSOR_SESSION_TIMEOUT_MS: int(6000, 300000).default(30000),
     /** A consumer (processor, sinks) holding no partition while its group leaves partitions with lag
      *  unheld, or with a rebalance stuck, reports itself unhealthy after half this and exits after it. */
     KAFKA_REJOIN_TIMEOUT_SECONDS: int(10, 3600).default(60),
