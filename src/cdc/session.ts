@@ -148,7 +148,7 @@ export const openSession: OpenSession = async (config, log, events, signal, opti
     }));
     log.debug('transactional producer ready (any zombie fenced)');
     const avro = await cdcAvro(config, log, pii);
-    const writer = new TxnWriter(producer, undefined, avro?.encoder);
+    const writer = new TxnWriter(producer, undefined, avro?.encoder, log);
     const positionTopic = config.KAFKA_TOPIC_CDC_POSITION;
     let position: CdcPosition | null = await readLastPosition(config, config.KAFKA_CLIENT_ID, positionTopic, slot);
     log.debug({ position }, 'committed position read');
