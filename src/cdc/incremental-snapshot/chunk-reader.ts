@@ -51,6 +51,22 @@ export interface Chunk {
 
 const NO_LAYOUT = { columns: [], primaryKey: [] };
 
+/**
+ * Rows rendered are joined into one flat string per this many, and held as slices of it: a
+ * rendered row is a rope of a few dozen small strings, and a chunk's ropes, alive until the
+ * stream reaches its H, were copied by every young-generation GC meanwhile — measured, GC was a
+ * third of the reader's time, and flattening cut its CPU per row from ~10.6 to ~5.9 µs.
+ */
+const FLAT_ROWS = 256;
+
+/** `rows[from…]` = the keys and rows given, as slices of one flat string each (JSON text holds no raw newline). */
+function flatten(keys: Array<string | null>, afters: string[], rows: ChunkRow[], from: number): void {
+  const flatAfters = afters.join('\n').split('\n');
+  const flatKeys = keys.includes(null) ? keys : keys.join('\n').split('\n');
+  for (let j = 0; j < flatAfters.length; j++)
+    rows[from + j] = { key: flatKeys[j] ?? null, after: flatAfters[j] as string };
+}
+
 interface KeyColumn {
   name: string;
   type: string;
@@ -154,9 +170,17 @@ export class ChunkReader {
       const index = key.map((k) => names.indexOf(k.name));
       const rows = new Array<ChunkRow>(lines.length);
       let lastRaw: Tuple | undefined;
+      const keys: Array<string | null> = [];
+      const afters: string[] = [];
       for (let i = 0; i < lines.length; i++) {
         const raw = (lastRaw = copyTextRow(lines[i] as string, columns.length));
-        rows[i] = { key: json.key(raw), after: json.row(raw) };
+        keys.push(json.key(raw));
+        afters.push(json.row(raw));
+        if (afters.length === FLAT_ROWS || i === lines.length - 1) {
+          flatten(keys, afters, rows, i + 1 - afters.length);
+          keys.length = 0;
+          afters.length = 0;
+        }
       }
       const lastKey = lastRaw ? index.map((i) => String(lastRaw[i])) : task.last_key;
       const layout = { columns, primaryKey: key.map((k) => k.name) };
