@@ -27,25 +27,42 @@ export interface PartitionView {
   isr: number[];
 }
 
-/** Every partition of the pipeline's and the internal topics, with leader, replicas and ISR. */
-export async function partitions(config: Config): Promise<PartitionView[]> {
+/** One admin client kept open for several looks at the cluster (see `electionOver`). */
+export interface ClusterView {
+  /** Every partition of the pipeline's and the internal topics, with leader, replicas and ISR. */
+  partitions(): Promise<PartitionView[]>;
+  close(): Promise<void>;
+}
+
+export async function openClusterView(config: Config): Promise<ClusterView> {
   const admin = createKafka(config, `${config.KAFKA_CLIENT_ID}-test-cluster`).admin();
   await admin.connect();
+  return {
+    partitions: async () => {
+      const existing = new Set(await admin.listTopics());
+      const topics = [...pipelineTopics(config).map((t) => t.topic), ...INTERNAL].filter((t) => existing.has(t));
+      const md = await admin.fetchTopicMetadata({ topics });
+      return md.flatMap((t) =>
+        t.partitions.map((p) => ({
+          topic: t.name,
+          partition: p.partitionId,
+          leader: p.leader,
+          replicas: p.replicas,
+          isr: p.isr,
+        })),
+      );
+    },
+    close: () => admin.disconnect().catch(() => undefined),
+  };
+}
+
+/** Every partition of the pipeline's and the internal topics, with leader, replicas and ISR. */
+export async function partitions(config: Config): Promise<PartitionView[]> {
+  const view = await openClusterView(config);
   try {
-    const existing = new Set(await admin.listTopics());
-    const topics = [...pipelineTopics(config).map((t) => t.topic), ...INTERNAL].filter((t) => existing.has(t));
-    const md = await admin.fetchTopicMetadata({ topics });
-    return md.flatMap((t) =>
-      t.partitions.map((p) => ({
-        topic: t.name,
-        partition: p.partitionId,
-        leader: p.leader,
-        replicas: p.replicas,
-        isr: p.isr,
-      })),
-    );
+    return await view.partitions();
   } finally {
-    await admin.disconnect().catch(() => undefined);
+    await view.close();
   }
 }
 
@@ -75,6 +92,39 @@ export async function waitFullyReplicated(config: Config, timeoutMs: number): Pr
           .map((p) => `${p.topic}/${p.partition} isr ${p.isr.join(',')}`),
     },
   );
+}
+
+/**
+ * Waits until the cluster has moved everything away from node `id` — every partition led by
+ * another node and `id` in no ISR: its leader election is over (the controller fenced it) — and
+ * returns the milliseconds since `since`. It looks through `view`, a client opened before the
+ * kill (a client created per look, with a dead node among its bootstrap servers, was seen to fail
+ * every look for minutes); a look that waits on the brokers can only lengthen the result.
+ */
+export async function electionOver(view: ClusterView, id: number, since: number, timeoutMs: number): Promise<number> {
+  let last: PartitionView[] = [];
+  let error = '';
+  await waitFor(
+    `the partitions node ${id} led or followed to move on without it`,
+    async () => {
+      last = await view.partitions().catch((err: unknown) => {
+        error = err instanceof Error ? err.message : String(err);
+        return [];
+      });
+      return last.length > 0 && last.every((p) => p.leader >= 0 && p.leader !== id && !p.isr.includes(id));
+    },
+    {
+      timeoutMs,
+      everyMs: 250,
+      describe: () => [
+        ...last
+          .filter((p) => p.leader === id || p.leader < 0 || p.isr.includes(id))
+          .map((p) => `${p.topic}/${p.partition} leader ${p.leader} isr ${p.isr.join(',')}`),
+        ...(last.length === 0 && error ? [`last error: ${error}`] : []),
+      ],
+    },
+  );
+  return Date.now() - since;
 }
 
 /** The run's Kafka nodes, from its stack state. */
@@ -107,13 +157,15 @@ export interface Stall {
 
 /**
  * Samples a progress counter every `everyMs` and keeps the longest interval between two
- * increases. A sample that took longer than `everyMs` (its probe waited) cannot hide progress:
- * an increase is dated at the sample that saw it, so a slow probe can only lengthen a stall.
+ * increases, and every interval of at least `keepMs` (`stalls`). A sample that took longer than
+ * `everyMs` (its probe waited) cannot hide progress: an increase is dated at the sample that saw
+ * it, so a slow probe can only lengthen a stall.
  */
 export class StallMeter {
   private last = -1;
   private lastRise = 0;
   private longest: Stall = { ms: 0, from: 0 };
+  private kept: Stall[] = [];
   private running = false;
   private loop: Promise<void> | undefined;
 
@@ -121,19 +173,20 @@ export class StallMeter {
     readonly name: string,
     private readonly probe: () => Promise<number>,
     private readonly everyMs = 100,
+    private readonly keepMs = 1000,
   ) {}
 
   start(): void {
     this.running = true;
     this.longest = { ms: 0, from: 0 };
+    this.kept = [];
     this.lastRise = Date.now();
     this.loop = (async () => {
       while (this.running) {
         const v = await this.probe().catch(() => this.last);
         const now = Date.now();
         if (v > this.last) {
-          if (this.last >= 0 && now - this.lastRise > this.longest.ms)
-            this.longest = { ms: now - this.lastRise, from: this.lastRise };
+          if (this.last >= 0) this.record({ ms: now - this.lastRise, from: this.lastRise });
           this.last = v;
           this.lastRise = now;
         }
@@ -146,9 +199,26 @@ export class StallMeter {
   async stop(): Promise<Stall> {
     this.running = false;
     await this.loop;
-    const open = Date.now() - this.lastRise;
-    return open > this.longest.ms ? { ms: open, from: this.lastRise } : this.longest;
+    this.record({ ms: Date.now() - this.lastRise, from: this.lastRise });
+    return this.longest;
   }
+
+  /** Every interval without progress of at least `keepMs`, in order (complete after `stop`). */
+  get stalls(): readonly Stall[] {
+    return this.kept;
+  }
+
+  private record(s: Stall): void {
+    if (s.ms > this.longest.ms) this.longest = s;
+    if (s.ms >= this.keepMs) this.kept.push(s);
+  }
+}
+
+/** The longest of `stalls` that began in [from, to) (epoch ms), or none. */
+export function longestWithin(stalls: readonly Stall[], from: number, to: number): Stall {
+  return stalls
+    .filter((s) => s.from >= from && s.from < to)
+    .reduce<Stall>((a, s) => (s.ms > a.ms ? s : a), { ms: 0, from });
 }
 
 /** The Redis window's event count (the sum of its minutes' totals), on a client kept open. */

@@ -2,8 +2,6 @@ import assert from 'node:assert/strict';
 import { copyFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { TXN_OP_TIMEOUT_MS } from '../../src/kafka/txn-producer.js';
-import { SINK_SESSION_TIMEOUT_MS } from '../../src/runtime/sink-runner.js';
 import { KAFKA_TIMEOUTS } from '../../src/stack/kafka-nodes.js';
 import { ExpectedEvents } from '../faults/expected-events.js';
 import { waitAndProve, type SinkProof } from '../faults/sink-proof.js';
@@ -11,8 +9,11 @@ import { waitFor } from '../helpers/wait.js';
 import {
   StallMeter,
   busiestLeader,
+  electionOver,
   killNode,
+  longestWithin,
   nodes,
+  openClusterView,
   partitions,
   redisWindowCounter,
   restartNodes,
@@ -27,39 +28,55 @@ import { scaleStage, stopExtraInstances } from './scale-stage.js';
  * acks=all), every component running as `engage run` runs them, the generator loading it at RATE
  * events/s throughout.
  *
- * 1. Broker loss: SIGKILL of the node leading the most partitions, mid-stream; once it is back
- *    and every replica in sync, SIGKILL of the node then leading the most among the other two;
- *    back again. Every sink then holds every event exactly once (the fault matrix's proof), and
- *    the longest stall of progress at the far end of the pipeline (the receiver's distinct events,
- *    the Redis window's count) stays within the bound derived below (stallBoundMs) from the
- *    cluster's failure-detection timeouts and the clients' own.
+ * 1. Broker loss: SIGKILL of the node leading the most partitions, mid-stream (every sink
+ *    consuming); once it is back and every replica in sync, SIGKILL of the node then leading the
+ *    most among the other two; back again. Every sink then holds every event exactly once (the
+ *    fault matrix's proof), and after each loss the longest stall of progress at the far end of the
+ *    pipeline (the receiver's distinct events, the Redis window's count) stays within that loss's
+ *    leader election, as measured, plus RESUME_MS (derived below).
  * 2. Scaling: the processor, then the Redis sink, from 1 instance to 3 and back to 1 under the
  *    same load (what KEDA does): each step waits until the group's members hold every partition;
  *    then the same proof.
  */
 
 const RATE = Number(process.env.REPLICATED_RATE ?? '150');
+/** REPLICATED_PORT_OFFSET: the one stack port offset to use (default: the first free of 800–890). */
+const OFFSET = process.env.REPLICATED_PORT_OFFSET;
+/** REPLICATED_KEEP_LOGS=1: the run's logs are kept even when it proved everything (to read its stalls). */
+const KEEP_LOGS = process.env.REPLICATED_KEEP_LOGS === '1';
 const PROOF_DEADLINE_MS = 240_000;
 
 /**
- * The longest a stall may last, from the timeouts that govern each step of the recovery.
- * - The leader election, ELECTION_MS: a SIGKILLed node stops heartbeating; the active controller
- *   fences it BROKER_SESSION_MS after its last heartbeat, which moves its partitions' leadership,
- *   drops it from every ISR (until then acks=all writes to partitions it follows wait too) and
- *   moves the group and transaction coordinators it hosted. When it was the active controller,
- *   the others first elect a new one: QUORUM_FETCH_MS without an answer, then an election of up to
- *   twice QUORUM_ELECTION_MS (timeout and backoff); the new controller's session clock starts then.
- * - A transactional call caught by the election (the CDC's commit, the processor's offsets) waits
- *   on the brokers up to TXN_OP_TIMEOUT_MS before it fails and the stage reopens its producer.
- * - A consumer whose coordinator moved more slowly than its session timeout has lost its
- *   membership and joins again; the rebalance waits at most one session timeout (the sinks' or
- *   the processor's, the longer) for members that are gone.
- * The steps overlap in practice; the bound is their sum.
+ * The nominal leader election, ELECTION_MS: a SIGKILLed node stops heartbeating; the active
+ * controller fences it BROKER_SESSION_MS after its last heartbeat, which moves its partitions'
+ * leadership, drops it from every ISR (until then acks=all writes to partitions it follows wait too)
+ * and moves the group and transaction coordinators it hosted. When it was the active controller,
+ * the others first elect a new one: QUORUM_FETCH_MS without an answer, then an election of up to
+ * twice QUORUM_ELECTION_MS (timeout and backoff); the new controller's session clock starts then.
+ * On a loaded machine the cluster takes longer than that, so each kill's election is measured
+ * (electionOver: from the kill until every partition is led elsewhere and the node is in no ISR).
  */
 const ELECTION_MS =
   KAFKA_TIMEOUTS.QUORUM_FETCH_MS + 2 * KAFKA_TIMEOUTS.QUORUM_ELECTION_MS + KAFKA_TIMEOUTS.BROKER_SESSION_MS;
-const stallBoundMs = (run: PipelineRun) =>
-  ELECTION_MS + TXN_OP_TIMEOUT_MS + Math.max(SINK_SESSION_TIMEOUT_MS, run.config.PROCESSOR_SESSION_TIMEOUT_MS);
+/**
+ * How long after its election a broker's loss may still hold the pipeline's far end. No client
+ * waits out a timeout of its own any more — the consumers' sessions (30 s) outlast the
+ * coordinators' move, the processor's transactions (30 s) outlast the election, the CDC resumes a
+ * timed-out commit, a sink retries reading its start offsets — so what is left is: the
+ * coordinators loading their state on the new node ("Coordinator load in progress" for up to 2 s
+ * after the election, measured); each client finding the new leaders and coordinators (metadata retried at most
+ * 1 s apart, reconnects at most 1 s apart: FAILOVER_PROPS); and a record's way through the three
+ * hops after that (the CDC's commit, the processor's transaction, the sink's batch, up to a second
+ * each at this rate). Measured on 2026-12-07 on 2 shared cores (load average 26–70, two runs):
+ * the far end moved again within a second of the election when the node lost led few partitions
+ * (election 11.1–12.1 s, stall 11.6–12.0 s), and 1.4–6.0 s after it when it led most of them and
+ * the coordinators (election 12.9–18.5 s, stall 18.8–20.0 s). 15 s is 2.5 times the most seen; a
+ * slower machine lengthens the election, which the bound follows, more than what comes after it.
+ */
+const RESUME_MS = 15_000;
+/** How long before a kill the stall it causes may begin: the last progress before it, up to one
+ *  batch of the far end (a sink's batch waits 0.1–1 s at this rate). */
+const STALL_LEAD_MS = 3000;
 
 const log = (line: string) => console.log(line);
 let run: PipelineRun;
@@ -71,11 +88,12 @@ before(async () => {
   run = await startPipelineRun({
     label: 'replicated',
     // The other proofs take 300–490; the nodes 2 and 3 listen 2,000 below the Kafka port.
-    offsets: { from: 800, to: 890, step: 10 },
+    offsets: OFFSET ? { from: Number(OFFSET), to: Number(OFFSET), step: 10 } : { from: 800, to: 890, step: 10 },
     env: {
       ...PROOF_ENV,
-      // The product's default (the other proofs shorten it to move a killed processor's partitions sooner).
-      PROCESSOR_SESSION_TIMEOUT_MS: '15000',
+      // Unset: the product's default (the other proofs shorten it to move a killed processor's
+      // partitions sooner; here it must outlast the coordinator's move).
+      PROCESSOR_SESSION_TIMEOUT_MS: undefined,
       STACK_KAFKA_BROKERS: '3',
       STACK_KAFKA_HEAP: '512m',
       REDIS_AGGREGATION_WINDOW_MINUTES: '240',
@@ -90,8 +108,8 @@ after(async () => {
   // A stack that did not come up was removed by startPipelineRun itself.
   if (run === undefined) return;
   await stopExtraInstances(run);
-  const proven = passed === 2;
-  if (!proven) {
+  const proven = passed === 2 && !KEEP_LOGS;
+  if (passed < 2) {
     log(logTails(run.logsDir, 20));
     // The brokers' own logs go with the stack: kept beside the components' for a look.
     for (const n of nodes(run)) copyFileSync(n.log, path.join(run.logsDir, `kafka-node-${n.id}.log`));
@@ -145,7 +163,7 @@ function assertExact(proof: SinkProof): void {
 }
 
 test(
-  "a three-broker cluster loses the busiest leader, then a second broker: every sink exactly once, no stall beyond the election and the clients' recovery timeouts",
+  'a three-broker cluster loses the busiest leader, then a second broker: every sink exactly once, no stall beyond the leader election and a few seconds',
   { timeout: 30 * 60_000 },
   async () => {
     const replication = await partitions(run.config);
@@ -154,23 +172,41 @@ test(
     assert.equal(nodes(run).length, 3);
     await flowing('the start');
     const redis = await redisWindowCounter(run.config);
+    // Mid-stream: every sink consuming (the receiver is the external sink's far end, Redis its own).
+    const redisStart = await redis.count();
+    await waitFor('the Redis window to count new events', async () => (await redis.count()) > redisStart, {
+      timeoutMs: 180_000,
+      everyMs: 250,
+    });
     const meters = [
       new StallMeter('receiver', async () => run.receiver.stats().events_unique),
       new StallMeter('Redis window', redis.count),
     ];
-    const bound = stallBoundMs(run);
     for (const m of meters) m.start();
     const t0 = Date.now();
-    const kills: string[] = [];
+    const rounds: Array<{ id: number; killedAt: number; electionMs: number }> = [];
+    const at = (ms: number) => `t+${((ms - t0) / 1000).toFixed(1)} s`;
     try {
       let spared: number[] = [1, 2, 3];
       for (const round of [1, 2]) {
-        const view = await partitions(run.config);
-        const victim = busiestLeader(view, spared);
-        const at = (Date.now() - t0) / 1000;
-        await killNode(run, victim.id);
-        log(`replicated: t+${at.toFixed(1)} s SIGKILL node ${victim.id} (leads ${victim.leads} of ${view.length})`);
-        kills.push(`node ${victim.id} at t+${at.toFixed(1)} s`);
+        const cluster = await openClusterView(run.config);
+        let electionMs: number;
+        let killedAt: number;
+        let victim: { id: number; leads: number };
+        try {
+          const view = await cluster.partitions();
+          victim = busiestLeader(view, spared);
+          killedAt = Date.now();
+          await killNode(run, victim.id);
+          log(`replicated: ${at(killedAt)} SIGKILL node ${victim.id} (leads ${victim.leads} of ${view.length})`);
+          electionMs = await electionOver(cluster, victim.id, killedAt, 180_000);
+        } finally {
+          await cluster.close();
+        }
+        rounds.push({ id: victim.id, killedAt, electionMs });
+        log(
+          `replicated: node ${victim.id}'s leader election over ${(electionMs / 1000).toFixed(1)} s after the kill (nominal ${ELECTION_MS / 1000} s)`,
+        );
         await flowing(`node ${victim.id} was killed`);
         const seconds = await restartNodes(run);
         await waitFullyReplicated(run.config, 180_000);
@@ -180,16 +216,29 @@ test(
         if (round === 1) assert.equal(spared.length, 2);
       }
     } finally {
-      const stalls = await Promise.all(meters.map((m) => m.stop()));
+      const end = Date.now();
+      await Promise.all(meters.map((m) => m.stop()));
       await redis.close();
-      for (const [i, s] of stalls.entries())
-        log(
-          `replicated: longest stall at the ${meters[i]?.name}: ${(s.ms / 1000).toFixed(1)} s from t+${((s.from - t0) / 1000).toFixed(1)} s (bound ${bound / 1000} s; kills ${kills.join(', ')})`,
-        );
-      for (const [i, s] of stalls.entries())
-        if (s.ms > bound) {
-          assert.fail(`${meters[i]?.name}: progress stopped for ${s.ms} ms, more than ${bound} ms`);
+      const failures: string[] = [];
+      // Each kill is held to its own election plus RESUME_MS, over the stalls that began from
+      // shortly before it (the last progress before a kill comes up to a batch earlier: STALL_LEAD_MS)
+      // until shortly before the next kill (its node's return included).
+      for (const [i, r] of rounds.entries()) {
+        const next = rounds[i + 1];
+        const until = next ? next.killedAt - STALL_LEAD_MS : end;
+        const bound = r.electionMs + RESUME_MS;
+        for (const m of meters) {
+          const s = longestWithin(m.stalls, r.killedAt - STALL_LEAD_MS, until);
+          log(
+            `replicated: node ${r.id} lost: longest stall at the ${m.name} ${(s.ms / 1000).toFixed(1)} s from ${at(s.from)} (election ${(r.electionMs / 1000).toFixed(1)} s, bound ${(bound / 1000).toFixed(1)} s)`,
+          );
+          if (s.ms > bound)
+            failures.push(
+              `${m.name}: progress stopped for ${s.ms} ms after node ${r.id}'s loss, more than ${bound} ms`,
+            );
         }
+      }
+      if (failures.length > 0) assert.fail(failures.join('; '));
     }
     assertExact(await prove());
     passed++;
