@@ -14,6 +14,7 @@ import path from 'node:path';
 export const ROOT = path.resolve(import.meta.dirname, '..', '..');
 export const WORK = path.join(ROOT, 'data', 'containers');
 export const BASE_IMAGE = 'localhost/node:20-bookworm-slim';
+export const DEBIAN_IMAGE = 'localhost/debian:bookworm';
 export const ENGAGE_IMAGE = process.env.ENGAGE_TEST_IMAGE ?? 'localhost/engagement-pipeline:test';
 
 /** podman's environment: the containers.conf that makes it run here. */
@@ -55,19 +56,44 @@ export function containerLogs(id: string, lines: number): string {
   return `${res.stdout ?? ''}${res.stderr ?? ''}`;
 }
 
-function imageExists(name: string): boolean {
+export function imageExists(name: string): boolean {
   return spawnSync('podman', ['image', 'exists', name], { env: podmanEnv() }).status === 0;
 }
 
-/** The local stand-in for node:20-bookworm-slim, made once (debootstrap: about 4 minutes). */
-export function ensureBaseImage(log: (line: string) => void): void {
-  if (imageExists(BASE_IMAGE)) return;
-  const rootfs = path.join(WORK, 'rootfs');
+/** Debian bookworm minbase from debootstrap into `rootfs` (about 2–4 minutes here). */
+function debootstrap(rootfs: string, log: (line: string) => void): void {
   rmSync(rootfs, { recursive: true, force: true });
   log(`debootstrap bookworm into ${rootfs}`);
   execFileSync('debootstrap', ['--variant=minbase', 'bookworm', rootfs, 'http://deb.debian.org/debian'], {
     stdio: ['ignore', 'ignore', 'inherit'],
   });
+  rmSync(path.join(rootfs, 'var/cache/apt/archives'), { recursive: true, force: true });
+}
+
+/** Imports the folder `rootfs` as the image `name`, with Containerfile instructions `changes`. */
+function importRootfs(rootfs: string, name: string, changes: string[], log: (line: string) => void): void {
+  log(`importing ${name}`);
+  const flags = changes.map((c) => `--change '${c}'`).join(' ');
+  execFileSync('sh', ['-c', `tar -C "${rootfs}" -c . | podman import ${flags} - ${name}`], {
+    env: podmanEnv(),
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+}
+
+/** Plain Debian bookworm minbase, the base of the service stand-ins (standins.ts), made once. */
+export function ensureDebianImage(log: (line: string) => void): void {
+  if (imageExists(DEBIAN_IMAGE)) return;
+  const rootfs = path.join(WORK, 'rootfs-debian');
+  debootstrap(rootfs, log);
+  importRootfs(rootfs, DEBIAN_IMAGE, ['CMD ["bash"]'], log);
+  rmSync(rootfs, { recursive: true, force: true });
+}
+
+/** The local stand-in for node:20-bookworm-slim, made once (debootstrap: 2–4 minutes). */
+export function ensureBaseImage(log: (line: string) => void): void {
+  if (imageExists(BASE_IMAGE)) return;
+  const rootfs = path.join(WORK, 'rootfs');
+  debootstrap(rootfs, log);
   // Node and npm as this machine has them (Node: the nodejs package's files; npm: its folder).
   const files = execFileSync('dpkg', ['-L', 'nodejs'], { encoding: 'utf8' }).split('\n');
   for (const f of files.filter((f) => f.startsWith('/usr/bin/node') || f.startsWith('/usr/include/node/'))) {
@@ -80,15 +106,16 @@ export function ensureBaseImage(log: (line: string) => void): void {
   execFileSync('ln', ['-sf', '../lib/node_modules/npm/bin/npx-cli.js', path.join(rootfs, 'usr/bin/npx')]);
   mkdirSync(path.join(rootfs, 'etc/ssl'), { recursive: true });
   copyFileSync('/etc/ssl/certs/ca-certificates.crt', path.join(rootfs, 'etc/ssl/host-ca.crt'));
-  rmSync(path.join(rootfs, 'var/cache/apt/archives'), { recursive: true, force: true });
-  log(`importing ${BASE_IMAGE}`);
-  execFileSync(
-    'sh',
+  importRootfs(
+    rootfs,
+    BASE_IMAGE,
     [
-      '-c',
-      `tar -C "${rootfs}" -c . | podman import --change 'CMD ["node"]' --change 'ENV NODE_EXTRA_CA_CERTS=/etc/ssl/host-ca.crt' --change 'ENV npm_config_cafile=/etc/ssl/host-ca.crt' --change 'ENV npm_config_nodedir=/usr' - ${BASE_IMAGE}`,
+      'CMD ["node"]',
+      'ENV NODE_EXTRA_CA_CERTS=/etc/ssl/host-ca.crt',
+      'ENV npm_config_cafile=/etc/ssl/host-ca.crt',
+      'ENV npm_config_nodedir=/usr',
     ],
-    { env: podmanEnv(), stdio: ['ignore', 'ignore', 'inherit'] },
+    log,
   );
   rmSync(rootfs, { recursive: true, force: true });
 }

@@ -1,8 +1,9 @@
 /**
- * `npm run test:containers`: the pipeline run from the image. The Dockerfile is built with podman on
- * a local base (images.ts); a private stack (PostgreSQL, Kafka, Redis: `engage stack`, port offset
- * 700 or the next free one) stands in for compose.yaml's service containers, which cannot be pulled
- * here; every component then runs as a container of the image — the commands compose.yaml gives
+ * `npm run test:containers`, first case: the pipeline run from the image, without Compose (the
+ * second case, compose.containers.ts, brings compose.yaml itself up). The Dockerfile is built with
+ * podman on a local base (images.ts); a private stack (PostgreSQL, Kafka, Redis: `engage stack`,
+ * port offset 700 or the next free one) provides the services, as host processes; every component
+ * then runs as a container of the image — the commands compose.yaml gives
  * them, on the host's network — with HEALTH_PORT, and the generator's container writes events at a
  * steady rate. Proven: every component's /health/ready, every event once in each sink (the external
  * receiver's count, the Redis window's ledgers, the DuckDB rows), and each container drained and
@@ -28,7 +29,8 @@ const prefix = `engage-ct-${process.pid}`;
 const started: string[] = [];
 let cleanup: (() => Promise<void>) | undefined;
 after(async () => {
-  if (started.length > 0) podman(['rm', '-f', ...started]);
+  // -v: the image's anonymous /app/data volumes go with the containers.
+  if (started.length > 0) podman(['rm', '-f', '-v', ...started]);
   await cleanup?.();
 });
 
