@@ -7,8 +7,8 @@
  *
  * Why not protobufjs itself: it encodes from an object per row (built first, then walked through
  * its reflection), one buffer per row. Building and encoding the fact rows that way cost 11–12 µs
- * of CPU an event, this writer with fact-encoder.ts ~2 µs (bench/warehouse-bigquery.bench.ts's
- * micro-measure, 2026-12-07; docs/warehouse.md, "Where it goes").
+ * of CPU an event, this writer with fact-encoder.ts 2.5–3 µs (16,384 of the bench's events, one
+ * process, 2026-12-07; docs/warehouse.md, BigQuery on the Storage Write API).
  *
  * One difference, outside what the service takes: a string holding a lone surrogate (not valid
  * UTF-16) is written as Node's UTF-8 encoder writes it (U+FFFD), as protobufjs also does for
