@@ -32,8 +32,6 @@ export interface TxnProducerOptions {
   queueMaxKbytes?: number;
   /** KAFKA_COMPRESSION (default lz4). */
   compression?: KafkaCompression;
-  /** librdkafka's `linger.ms` (default DEFAULT_TXN_LINGER_MS): see there. */
-  lingerMs?: number;
 }
 
 export interface TxnError extends Error {
@@ -59,14 +57,14 @@ const SCRATCH_BYTES = 1 << 20;
 /** How long a transactional call (send offsets, commit, abort) may wait on the brokers before it fails. */
 export const TXN_OP_TIMEOUT_MS = 30000;
 /**
- * librdkafka's `linger.ms` by default. A transaction's commit flushes at once whatever the linger,
- * so for a producer that produces a transaction's records right before committing it (the
- * processor) a long linger costs no latency: it only stops a quiet stream from sending one produce
+ * librdkafka's `linger.ms`. A transaction's commit flushes at once whatever the linger, so a long
+ * linger costs no latency at the commit: it only stops a quiet stream from sending one produce
  * request per few records mid-transaction (each also costing the broker a transaction verification
- * round trip). A busy stream still sends as soon as a batch fills. (A 5 ms linger for the CDC was
- * tried and withdrawn on 2026-12-07: docs/cdc.md "What a commit waits on".)
+ * round trip). A busy stream still sends as soon as a batch fills. (A 5 ms linger for the CDC, whose
+ * records wait for the commit pacer, was tried and withdrawn on 2026-12-07: docs/cdc.md "What a
+ * commit waits on".)
  */
-export const DEFAULT_TXN_LINGER_MS = 100;
+const LINGER_MS = 100;
 /** librdkafka's RD_KAFKA_RESP_ERR__QUEUE_FULL. */
 const ERR_QUEUE_FULL = -184;
 
@@ -97,7 +95,7 @@ export class TxnProducer {
       'transaction.timeout.ms': opts.transactionTimeoutMs,
       'enable.idempotence': true,
       acks: -1,
-      'linger.ms': opts.lingerMs ?? DEFAULT_TXN_LINGER_MS,
+      'linger.ms': LINGER_MS,
       'compression.type': opts.compression ?? DEFAULT_KAFKA_COMPRESSION,
       'queue.buffering.max.messages': opts.queueMaxMessages ?? 200000,
       ...(opts.queueMaxKbytes ? { 'queue.buffering.max.kbytes': opts.queueMaxKbytes } : {}),

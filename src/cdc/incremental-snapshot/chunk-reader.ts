@@ -103,7 +103,7 @@ export class ChunkReader {
   /**
    * Reads the task's next chunk of `limit` rows (after `last_key`, up to `max_key`; the first chunk
    * reads `max_key`) between its watermarks' transactions. The rows come as COPY text
-   * read off the socket (copy-out.ts) and rendered straight to JSON text, rather than
+   * (copy-out.ts: pg-copy-streams, one string per row) rendered straight to JSON text, rather than
    * node-postgres's per-row messages and arrays; the chunk's columns are the LIMIT 0 query's, in the same
    * transaction (its lock keeps them until the COPY is done).
    */
