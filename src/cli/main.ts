@@ -3,6 +3,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command, CommanderError } from 'commander';
 import { EXIT_USAGE, exitCodeFor, PipelineError } from '../core/errors.js';
+import { exitProcess } from '../core/exit.js';
 import { registerApiCommand } from './api-command.js';
 import { registerCdcCommand } from './cdc-command.js';
 import { registerExternalReceiverCommand } from './external-receiver-command.js';
@@ -76,5 +77,5 @@ if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.me
     onGone: (pid) =>
       process.stderr.write(`engage: the process that launched this command (pid ${pid}) is gone; stopping\n`),
   });
-  main(process.argv.slice(2)).then((code) => process.exit(code));
+  main(process.argv.slice(2)).then((code) => exitProcess(code));
 }

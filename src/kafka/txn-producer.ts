@@ -1,7 +1,11 @@
 import { RdKafka } from '@confluentinc/kafka-javascript';
+import { noteStuckNativeCall } from '../core/exit.js';
 import type { Logger } from '../core/logger.js';
 import { DEFAULT_KAFKA_COMPRESSION, type KafkaCompression } from '../config/schema.js';
 import { connectionProps, PIPELINE_PARTITIONER, type KafkaConnection } from './client.js';
+import { isHung, toTxnError, txnCall, type TxnError } from './txn-call.js';
+
+export type { TxnError } from './txn-call.js';
 
 /**
  * A transactional producer on librdkafka's plain producer (same library as ./client.ts, one level
@@ -34,13 +38,6 @@ export interface TxnProducerOptions {
   compression?: KafkaCompression;
 }
 
-export interface TxnError extends Error {
-  fatal: boolean;
-  abortable: boolean;
-  retriable: boolean;
-  code?: number;
-}
-
 export interface PartitionOffset {
   topic: string;
   partition: number;
@@ -68,21 +65,11 @@ const LINGER_MS = 100;
 /** librdkafka's RD_KAFKA_RESP_ERR__QUEUE_FULL. */
 const ERR_QUEUE_FULL = -184;
 
-function toTxnError(err: unknown): TxnError {
-  const e = (err instanceof Error ? err : new Error(String(err))) as Error & Partial<RdKafka.LibrdKafkaError>;
-  return Object.assign(e, {
-    fatal: Boolean(e.isFatal),
-    abortable: Boolean(e.isTxnRequiresAbort),
-    retriable: Boolean(e.isRetriable),
-  }) as TxnError;
-}
-
-function call(fn: (cb: (err: unknown) => void) => void): Promise<void> {
-  return new Promise<void>((resolve, reject) => fn((err) => (err ? reject(toTxnError(err)) : resolve())));
-}
-
 export class TxnProducer {
   private readonly scratch = Buffer.allocUnsafe(SCRATCH_BYTES);
+
+  /** Set once a call went unanswered (./txn-call.ts): every later call fails with it. */
+  private hung: TxnError | undefined;
 
   private constructor(private readonly producer: RawProducer) {}
 
@@ -108,16 +95,21 @@ export class TxnProducer {
       producer.connect({ timeout: 10000 }, (err) => (err ? reject(toTxnError(err)) : resolve())),
     );
     try {
-      await call((cb) => producer.initTransactions(TXN_OP_TIMEOUT_MS, cb));
+      await txnCall('init_transactions', TXN_OP_TIMEOUT_MS, (cb) => producer.initTransactions(TXN_OP_TIMEOUT_MS, cb));
     } catch (err) {
-      await new Promise<void>((resolve) => producer.disconnect(() => resolve()));
+      if (!isHung(err)) await new Promise<void>((resolve) => producer.disconnect(() => resolve()));
       throw err;
     }
     return new TxnProducer(producer);
   }
 
+  /** Whether a call went unanswered: the producer is lost (./txn-call.ts). */
+  get isHung(): boolean {
+    return this.hung !== undefined;
+  }
+
   begin(): Promise<void> {
-    return call((cb) => this.producer.beginTransaction(cb));
+    return this.call('begin_transaction', (cb) => this.producer.beginTransaction(cb));
   }
 
   /** Queues one message in the open transaction (synchronous; throws when the local queue is full).
@@ -165,18 +157,35 @@ export class TxnProducer {
 
   /** Adds consumer offsets to the open transaction, with the consumer's group metadata (KIP-447). */
   sendOffsets(offsets: PartitionOffset[], consumer: GroupConsumer): Promise<void> {
-    return call((cb) => this.producer.sendOffsetsToTransaction(offsets, consumer, TXN_OP_TIMEOUT_MS, cb));
+    return this.call('send_offsets_to_transaction', (cb) =>
+      this.producer.sendOffsetsToTransaction(offsets, consumer, TXN_OP_TIMEOUT_MS, cb),
+    );
   }
 
   commit(): Promise<void> {
-    return call((cb) => this.producer.commitTransaction(TXN_OP_TIMEOUT_MS, cb));
+    return this.call('commit_transaction', (cb) => this.producer.commitTransaction(TXN_OP_TIMEOUT_MS, cb));
   }
 
   abort(): Promise<void> {
-    return call((cb) => this.producer.abortTransaction(TXN_OP_TIMEOUT_MS, cb));
+    return this.call('abort_transaction', (cb) => this.producer.abortTransaction(TXN_OP_TIMEOUT_MS, cb));
   }
 
+  /** Closes the producer; a hung one is left as it is (librdkafka still holds its call). */
   disconnect(): Promise<void> {
+    if (this.hung) return Promise.resolve();
     return new Promise<void>((resolve) => this.producer.disconnect(() => resolve()));
+  }
+
+  private async call(op: string, fn: (cb: (err: unknown) => void) => void): Promise<void> {
+    if (this.hung) throw this.hung;
+    try {
+      await txnCall(op, TXN_OP_TIMEOUT_MS, fn);
+    } catch (err) {
+      if (isHung(err)) {
+        this.hung = err as TxnError;
+        noteStuckNativeCall(`librdkafka's ${op}`);
+      }
+      throw err;
+    }
   }
 }

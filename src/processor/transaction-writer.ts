@@ -4,6 +4,7 @@ import type { Logger } from '../core/logger.js';
 import { CommitPacer } from '../runtime/commit-pacer.js';
 import { retry } from '../runtime/retry.js';
 import type { ProcessorMetrics } from './metrics.js';
+import { isHung } from '../kafka/txn-call.js';
 import type { GroupConsumer, PartitionOffset, TxnError, TxnProducer } from '../kafka/txn-producer.js';
 
 /**
@@ -253,7 +254,10 @@ export class TransactionWriter {
           unusable = abortErr;
         }
       }
-      if (unusable === undefined || (await this.replaceProducer(unusable))) this.beginAhead();
+      // A hung producer is not replaced in place: librdkafka keeps the call, and one of libuv's
+      // threads with it, for good (kafka/txn-call.ts); the process exits to be restarted.
+      if (unusable !== undefined && isHung(unusable)) this.markFatal(unusable);
+      else if (unusable === undefined || (await this.replaceProducer(unusable))) this.beginAhead();
       else this.markFatal(unusable);
       this.log.warn(
         { err: errorMessage(err), batches: group.length },
@@ -295,13 +299,25 @@ export class TransactionWriter {
     this.drainWaiters = this.drainWaiters.filter((w) => (w.seq <= this.settledSeq ? (w.resolve(), false) : true));
   }
 
+  /** Ends the processor: `onFatal` gets a TIMEOUT (retriable: a restart helps) for a hung producer, FENCED otherwise. */
   private markFatal(err: unknown): void {
     if (this.fatalError) return;
-    this.fatalError = new PipelineError('FENCED', `transactional producer unusable: ${errorMessage(err)}`, {
-      retriable: false,
-      cause: err,
-    });
-    this.log.error({ err: errorMessage(err) }, 'processor producer failed fatally (fenced by a newer instance?)');
+    const hung = isHung(err);
+    this.fatalError = hung
+      ? new PipelineError('TIMEOUT', `transactional producer hung: ${errorMessage(err)}`, {
+          retriable: true,
+          cause: err,
+        })
+      : new PipelineError('FENCED', `transactional producer unusable: ${errorMessage(err)}`, {
+          retriable: false,
+          cause: err,
+        });
+    this.log.error(
+      { err: errorMessage(err) },
+      hung
+        ? 'processor producer hung in librdkafka; the processor stops to be restarted (its open transaction times out on the broker)'
+        : 'processor producer failed fatally (fenced by a newer instance?)',
+    );
     for (const p of this.queue.splice(0)) p.reject(this.fatalError);
     this.settle(this.seq);
     this.onFatal(this.fatalError);

@@ -1,5 +1,6 @@
 import type { Config } from '../config/load.js';
 import { createLogger, type Logger } from '../core/logger.js';
+import { exitProcess } from '../core/exit.js';
 import { enableDefaultMetrics } from '../core/metrics.js';
 import { startHealthEndpoint, type ComponentPhase, type HealthEndpoint } from './health-endpoint.js';
 import { startHeartbeat, type HeartbeatHandle } from './heartbeat.js';
@@ -74,10 +75,10 @@ export async function runComponent(
       process.kill(process.pid, 'SIGKILL');
     }
     void stop(sig).then(
-      () => process.exit(0),
+      () => exitProcess(0),
       (err: unknown) => {
         log.error({ err }, `${name} failed to stop cleanly`);
-        process.exit(1);
+        exitProcess(1);
       },
     );
   };
