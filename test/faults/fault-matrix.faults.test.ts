@@ -26,7 +26,8 @@ import { NotCaughtUp, waitAndProve } from './sink-proof.js';
  * It prints one table row per fault and the table at the end, then asserts every row.
  *
  * Developing: FAULT_ROWS=1,8 runs only those rows (row 0, the baseline with the bad rows, always
- * runs); FAULT_SCALE=0.2 shortens each fault's own duration. The table in docs/operations.md is
+ * runs); FAULT_SCALE=0.2 shortens each fault's own duration; FAULT_KEEP_LOGS=1 keeps the logs of a
+ * run that passed. The table in docs/operations.md is
  * from a run with neither.
  */
 
@@ -61,6 +62,19 @@ function reviveFailed(ctx: FaultContext): void {
   }
 }
 
+function restartCounts(run: PipelineRun): Map<string, number> {
+  return new Map(run.sup.status().map((s) => [s.name, s.restarts]));
+}
+
+/** Notes every pipeline component the supervisor restarted during the row (a kill the row made, or an exit of its own). */
+function noteRestarts(ctx: FaultContext, before: Map<string, number>): void {
+  for (const s of ctx.run.sup.status()) {
+    const n = s.restarts - (before.get(s.name) ?? 0);
+    if (n > 0 && (PIPELINE_COMPONENTS as readonly string[]).includes(s.name))
+      ctx.notes.push(`${s.name} restarted ${n}× by the supervisor (last ${s.lastExit ?? '?'})`);
+  }
+}
+
 function checkProof(ctx: FaultContext, proof: NonNullable<MatrixRow['proof']>): void {
   for (const [sink, c] of [
     ['Redis', proof.redis],
@@ -84,6 +98,7 @@ async function runRow(
 ): Promise<MatrixRow> {
   const ctx: FaultContext = { run, expected, log, scale: SCALE, notes: [], problems: [] };
   log(`faults: row ${row.id}: ${row.name} — ${row.how}`);
+  const restartsBefore = restartCounts(run);
   let t0 = Date.now();
   try {
     // Under load: the generator (started again after the last proof) feeds the whole pipeline.
@@ -130,6 +145,7 @@ async function runRow(
     reviveFailed(ctx);
     generator?.start();
   }
+  noteRestarts(ctx, restartsBefore);
   return { id: row.id, name: row.name, proof, faultSeconds, notes: ctx.notes, problems: ctx.problems };
 }
 
@@ -174,7 +190,8 @@ test(
       const header = `Fault matrix, ${started.toISOString().slice(0, 16).replace('T', ' ')} UTC, commit ${commit()}, generator ${RATE} events/s, fault durations × ${SCALE}, ${((Date.now() - started.getTime()) / 60_000).toFixed(1)} min`;
       log(['', header, '', formatTable(rows), '', ...TABLE_LEGEND, '', formatDetails(rows), ''].join('\n'));
       if (!passed) log(logTails(run.logsDir, 20, [...PIPELINE_COMPONENTS, 'generator']));
-      await run.close(passed);
+      // FAULT_KEEP_LOGS=1 keeps the components' logs of a run that passed too.
+      await run.close(passed && process.env.FAULT_KEEP_LOGS !== '1');
     }
     assert.equal(rows.length, ROWS.length, 'every row ran');
     for (const r of rows) assert.deepEqual(r.problems, [], `row ${r.id} (${r.name})`);
