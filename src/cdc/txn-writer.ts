@@ -1,6 +1,7 @@
-import { PipelineError } from '../core/errors.js';
-import type { TxnProducer } from '../kafka/txn-producer.js';
-import { sleep } from '../runtime/retry.js';
+import { PipelineError, errorMessage } from '../core/errors.js';
+import type { Logger } from '../core/logger.js';
+import type { TxnError, TxnProducer } from '../kafka/txn-producer.js';
+import { retry, sleep } from '../runtime/retry.js';
 import type { OutMessage } from './envelope.js';
 
 /**
@@ -16,8 +17,12 @@ import type { OutMessage } from './envelope.js';
  * `room()` (through the replication stream's flow control that pauses reading WAL). A transaction
  * may therefore hold any number of records — a million-row PostgreSQL transaction streams through.
  *
- * After any failure the writer is poisoned: every later call throws the first error and the caller
- * must abandon the producer (a new one's initTransactions aborts what was left open).
+ * A commit that fails with an error that is retriable but neither abortable nor fatal (it timed
+ * out: a broker lost, its partitions' leaders and the transaction coordinator moving) is called
+ * again, which librdkafka resumes where it stopped, up to COMMIT_RESUME's attempts: the transaction
+ * commits once the cluster has recovered, instead of the session ending and reopening.
+ * After any other failure the writer is poisoned: every later call throws the first error and the
+ * caller must abandon the producer (a new one's initTransactions aborts what was left open).
  *
  * With an `encoder` (KAFKA_VALUE_FORMAT=avro: src/cdc/avro/avro-encoder.ts) every record `add`
  * takes is encoded by it first (key and value as Buffers); the records `commit` closes a
@@ -42,6 +47,14 @@ interface Segment {
   closing?: { last: Held[]; resolve(): void; reject(err: unknown): void };
 }
 
+/** A timed-out commit resumed: each call waits up to TXN_OP_TIMEOUT_MS (30 s), so about two minutes
+ *  in all before the session ends as on any other failure. */
+const COMMIT_RESUME = { attempts: 4, baseMs: 100, maxMs: 1000, jitter: 'full' } as const;
+const resumable = (err: unknown): boolean => {
+  const f = err as Partial<Pick<TxnError, 'retriable' | 'abortable' | 'fatal'>>;
+  return Boolean(f.retriable) && !f.abortable && !f.fatal;
+};
+
 /** Wait before retrying a produce that found librdkafka's queue full. */
 const QUEUE_FULL_WAIT_MS = 2;
 /** librdkafka copies each payload at produce (RK_MSG_COPY), so a value produced at once is encoded
@@ -63,6 +76,8 @@ export class TxnWriter {
     private readonly producer: TxnProducer,
     private readonly maxHeld = 20_000,
     private readonly encoder?: RecordEncoder,
+    /** Where a resumed commit is reported. */
+    private readonly log?: Logger,
   ) {}
 
   /** Records added since the last `commit` (the transaction being filled). */
@@ -186,7 +201,7 @@ export class TxnWriter {
         }
         for (const r of closing.last)
           while (!this.producer.tryProduce(r.topic, r.key, r.value)) await sleep(QUEUE_FULL_WAIT_MS);
-        await this.producer.commit();
+        await this.commitResuming();
         this.open = false;
         if (this.segments[0] === seg) this.segments.shift();
         closing.resolve();
@@ -200,6 +215,23 @@ export class TxnWriter {
       // Synchronously with the last step: an `add` or `commit` right after must restart the worker.
       this.working = false;
     }
+  }
+
+  private async commitResuming(): Promise<void> {
+    const started = Date.now();
+    let retried = 0;
+    await retry(() => this.producer.commit(), {
+      ...COMMIT_RESUME,
+      shouldRetry: resumable,
+      onRetry: (err, attempt) => {
+        retried = attempt;
+        this.log?.warn(
+          { err: errorMessage(err), attempt, waited_ms: Date.now() - started },
+          'Kafka commit not done in time (a broker lost?); resuming it',
+        );
+      },
+    });
+    if (retried > 0) this.log?.info({ waited_ms: Date.now() - started }, 'Kafka commit resumed and done');
   }
 
   private wake(): void {

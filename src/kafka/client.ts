@@ -51,12 +51,8 @@ export function messageLimits(c: KafkaConnection): { record: number; topic: numb
 }
 
 /**
- * How the KafkaJS-style clients (admin, DLQ writer) find their way around a broker's loss and
- * return (docs/operations.md, "What the loss of a broker does"). Not given to the plain clients
- * (./batch-consumer.ts, ./txn-producer.ts): with them there too (and the transactional producers'
- * 20 ms retry backoff and the CDC's 5 ms linger), the fault matrix's broker-restart row hung the
- * CDC silently after a single broker's restart in 2 runs of 2 (2026-12-07 18:25 and 18:35 UTC),
- * and passed without them (18:45); which of those settings does it is not isolated yet.
+ * How every client, plain or KafkaJS-style, finds its way around a broker's loss and return
+ * (docs/operations.md, "What the loss of a broker does"):
  * - `reconnect.backoff.max.ms`: a lost broker is retried at most this far apart (from 100 ms,
  *   doubling, with jitter), so a broker that is back — and soon leads its partitions again — is
  *   reached within about a second, not librdkafka's 10 s.
@@ -96,6 +92,7 @@ export function connectionProps(c: KafkaConnection): Record<string, string> {
   return {
     'bootstrap.servers': c.kafkaBrokers.join(','),
     ...c.kafkaSecurity,
+    ...FAILOVER_PROPS,
     'message.max.bytes': String(messageLimits(c).record),
   };
 }

@@ -4,20 +4,20 @@ import { KafkaJS, RdKafka } from '@confluentinc/kafka-javascript';
 import { FAILOVER_PROPS, connectionProps, createKafka, isTransientKafkaError } from '../../src/kafka/client.js';
 
 /**
- * The settings that carry the KafkaJS-style clients through a broker's loss (FAILOVER_PROPS) reach
- * them and not the plain clients (client.ts says why), and librdkafka accepts them (it refuses an unknown property or a bad value when the
+ * The settings that carry every client through a broker's loss (FAILOVER_PROPS) reach both kinds
+ * of client, and librdkafka accepts them (it refuses an unknown property or a bad value when the
  * client is created); the errors a broker's loss returns are told apart from the rest. No broker
  * is needed: nothing connects.
  */
 
 const connection = { kafkaBrokers: ['127.0.0.1:1'] };
 
-test("plain clients keep librdkafka's defaults, and librdkafka takes the failover settings", () => {
+test('plain clients get the failover settings, and librdkafka takes them', () => {
   const props = connectionProps(connection);
-  for (const k of [...Object.keys(FAILOVER_PROPS), 'enable.sparse.connections'])
-    assert.equal(props[k], undefined, `${k}: librdkafka's default for plain clients (client.ts)`);
-  const producer = new RdKafka.Producer({ ...props, ...FAILOVER_PROPS });
-  const consumer = new RdKafka.KafkaConsumer({ ...props, ...FAILOVER_PROPS, 'group.id': 'failover-props-test' }, {});
+  for (const [k, v] of Object.entries(FAILOVER_PROPS)) assert.equal(props[k], v, k);
+  assert.equal(props['enable.sparse.connections'], undefined, "librdkafka's default for plain clients");
+  const producer = new RdKafka.Producer(props);
+  const consumer = new RdKafka.KafkaConsumer({ ...props, 'group.id': 'failover-props-test' }, {});
   assert.ok(producer && consumer);
 });
 
