@@ -53,8 +53,17 @@ export type GroupConsumer = InstanceType<typeof RdKafka.KafkaConsumer>;
 /** String values up to this many UTF-8 bytes are encoded into one reused buffer (librdkafka copies on produce: RK_MSG_COPY). */
 const SCRATCH_BYTES = 1 << 20;
 
-/** How long a transactional call (send offsets, commit, abort) may wait on the brokers before it fails. */
+/** How long a transactional call (commit, abort, init) may wait on the brokers before it fails. */
 export const TXN_OP_TIMEOUT_MS = 30000;
+/**
+ * The same for `send_offsets_to_transaction`, and the grace past it before the call counts as hung
+ * (./txn-call.ts): 15 s in all, not 45, because this is the call librdkafka leaves unanswered after
+ * a group coordinator's loss (librdkafka#5456), and the pipeline waits for as long as it goes
+ * unnoticed. A call that times out without hanging (a coordinator still moving after 10 s) fails
+ * retriable: its transaction is aborted and its batches are re-read (docs/processor.md).
+ */
+const SEND_OFFSETS_TIMEOUT_MS = 10_000;
+const SEND_OFFSETS_GRACE_MS = 5_000;
 /**
  * librdkafka's `linger.ms`. A transaction's commit flushes at once whatever the linger, so a long
  * linger costs no latency at the commit: it only stops a quiet stream from sending one produce
@@ -170,8 +179,11 @@ export class TxnProducer {
 
   /** Adds consumer offsets to the open transaction, with the consumer's group metadata (KIP-447). */
   sendOffsets(offsets: PartitionOffset[], consumer: GroupConsumer): Promise<void> {
-    return this.call('send_offsets_to_transaction', (cb) =>
-      this.producer.sendOffsetsToTransaction(offsets, consumer, TXN_OP_TIMEOUT_MS, cb),
+    return this.call(
+      'send_offsets_to_transaction',
+      (cb) => this.producer.sendOffsetsToTransaction(offsets, consumer, SEND_OFFSETS_TIMEOUT_MS, cb),
+      SEND_OFFSETS_TIMEOUT_MS,
+      SEND_OFFSETS_GRACE_MS,
     );
   }
 
@@ -189,10 +201,15 @@ export class TxnProducer {
     return new Promise<void>((resolve) => this.producer.disconnect(() => resolve()));
   }
 
-  private async call(op: string, fn: (cb: (err: unknown) => void) => void): Promise<void> {
+  private async call(
+    op: string,
+    fn: (cb: (err: unknown) => void) => void,
+    timeoutMs = TXN_OP_TIMEOUT_MS,
+    graceMs?: number,
+  ): Promise<void> {
     if (this.hung) throw this.hung;
     try {
-      await txnCall(op, TXN_OP_TIMEOUT_MS, fn);
+      await txnCall(op, timeoutMs, fn, graceMs);
     } catch (err) {
       if (isHung(err)) {
         this.hung = err as TxnError;

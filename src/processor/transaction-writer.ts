@@ -256,8 +256,10 @@ export class TransactionWriter {
       }
       // A hung producer is not replaced in place: librdkafka keeps the call, and one of libuv's
       // threads with it, for good (kafka/txn-call.ts); the process exits to be restarted.
-      if (unusable !== undefined && isHung(unusable)) this.markFatal(unusable);
-      else if (unusable === undefined || (await this.replaceProducer(unusable))) this.beginAhead();
+      if (unusable !== undefined && isHung(unusable)) {
+        await this.fenceHung();
+        this.markFatal(unusable);
+      } else if (unusable === undefined || (await this.replaceProducer(unusable))) this.beginAhead();
       else this.markFatal(unusable);
       this.log.warn(
         { err: errorMessage(err), batches: group.length },
@@ -268,6 +270,26 @@ export class TransactionWriter {
         cause: err,
       });
       for (const p of group) p.reject(this.fatalError ?? reason);
+    }
+  }
+
+  /**
+   * Before the processor stops for a hung producer: a producer with the same transactional id
+   * (`renew`) is initialised and closed, which makes the broker abort the hung one's open
+   * transaction at once — without it, read_committed readers of the partitions it wrote to wait
+   * for the transaction timeout (the restarted processor has an id of its own). Best effort.
+   */
+  private async fenceHung(): Promise<void> {
+    if (this.renew === undefined) return;
+    try {
+      const fresh = await this.renew();
+      await fresh.disconnect();
+      this.log.warn('hung transactional producer fenced: its open transaction aborted');
+    } catch (err) {
+      this.log.warn(
+        { err: errorMessage(err) },
+        'could not fence the hung transactional producer; the broker aborts its transaction at its timeout',
+      );
     }
   }
 

@@ -11,13 +11,15 @@ import { TransactionWriter } from '../../src/processor/transaction-writer.js';
  * The processor's transaction writer when librdkafka never answers a call (kafka/txn-call.ts: its
  * send_offsets_to_transaction after a group coordinator's loss, librdkafka#5456): the batches are
  * rejected, the hung producer is neither aborted nor replaced in place (librdkafka still holds the
- * call and a worker thread), and the processor is told to stop with a retriable TIMEOUT, so it is
- * restarted. A producer failing fatally for another reason (fenced) is still replaced in place.
+ * call and a worker thread) but fenced by a producer with its transactional id, opened and closed
+ * (the broker aborts its open transaction at once), and the processor is told to stop with a
+ * retriable TIMEOUT, so it is restarted. A producer failing fatally for another reason (fenced) is still replaced in place.
  */
 
 interface Calls {
   aborts: number;
   renews: number;
+  disconnects: number;
 }
 
 function producerFailingSendOffsets(calls: Calls, failure: unknown): TxnProducer {
@@ -30,7 +32,10 @@ function producerFailingSendOffsets(calls: Calls, failure: unknown): TxnProducer
       calls.aborts++;
       return Promise.resolve();
     },
-    disconnect: () => Promise.resolve(),
+    disconnect: () => {
+      calls.disconnects++;
+      return Promise.resolve();
+    },
   };
   return producer as unknown as TxnProducer;
 }
@@ -56,7 +61,7 @@ const batch = {
 };
 
 test('a hung send_offsets_to_transaction stops the processor for a restart, without touching the producer again', async () => {
-  const calls: Calls = { aborts: 0, renews: 0 };
+  const calls: Calls = { aborts: 0, renews: 0, disconnects: 0 };
   const fatal: unknown[] = [];
   const w = writer(calls, new TxnHungError('send_offsets_to_transaction', 45_000), fatal);
   await assert.rejects(w.submit(batch), (err: unknown) => {
@@ -71,12 +76,13 @@ test('a hung send_offsets_to_transaction stops the processor for a restart, with
   assert.equal(stop.retriable, true);
   assert.match(stop.message, /librdkafka#5456/);
   assert.equal(calls.aborts, 0, 'no abort on a producer librdkafka still holds');
-  assert.equal(calls.renews, 0, 'not replaced in place: the process restarts');
+  assert.equal(calls.renews, 1, 'a producer with the same id is initialised once, fencing the hung one');
+  assert.equal(calls.disconnects, 1, 'and closed at once: not used in its place, the process restarts');
   await assert.rejects(w.submit(batch), /transactional producer hung/, 'later batches are refused at once');
 });
 
 test('a producer fenced (fatal, answered) is still replaced in place and the processor goes on', async () => {
-  const calls: Calls = { aborts: 0, renews: 0 };
+  const calls: Calls = { aborts: 0, renews: 0, disconnects: 0 };
   const fatal: unknown[] = [];
   const fenced = Object.assign(new Error('Broker: Producer fenced'), {
     fatal: true,
