@@ -72,6 +72,10 @@ const ELECTION_MS =
  * (election 11.1–12.1 s, stall 11.6–12.0 s), and 1.4–6.0 s after it when it led most of them and
  * the coordinators (election 12.9–18.5 s, stall 18.8–20.0 s). 15 s is 2.5 times the most seen; a
  * slower machine lengthens the election, which the bound follows, more than what comes after it.
+ * The processor's librdkafka may leave its send of the offsets unanswered when the group
+ * coordinator is lost during it (librdkafka#5456: docs/processor.md); that is noticed 15 s after
+ * the send began and costs a restart of the processor (about 2 s), within this bound; seen once
+ * with a 45 s deadline (2026-12-07 20:48 UTC), when it was not.
  */
 const RESUME_MS = 15_000;
 /** How long before a kill the stall it causes may begin: the last progress before it, up to one
