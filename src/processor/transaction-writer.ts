@@ -59,6 +59,8 @@ const COMMIT_RETRY = { attempts: 4, baseMs: 100, maxMs: 2000, jitter: 'full' } a
  * broker is back. Each call waits up to 30 s: about ten minutes in all before it gives up.
  */
 const ABORT_RETRY = { attempts: 20, baseMs: 500, maxMs: 5000, jitter: 'full' } as const;
+/** Fencing a hung producer before the processor stops: tried for some minutes (the broker may be down). */
+const FENCE_RETRY = { attempts: 40, baseMs: 500, maxMs: 5000, jitter: 'full' } as const;
 /** Getting a replacement producer: the broker is back (its abort answered), so a few tries. */
 const RENEW_RETRY = { attempts: 5, baseMs: 1000, maxMs: 10000, jitter: 'full' } as const;
 const retriableOnly = (err: unknown): boolean => {
@@ -277,12 +279,23 @@ export class TransactionWriter {
    * Before the processor stops for a hung producer: a producer with the same transactional id
    * (`renew`) is initialised and closed, which makes the broker abort the hung one's open
    * transaction at once — without it, read_committed readers of the partitions it wrote to wait
-   * for the transaction timeout (the restarted processor has an id of its own). Best effort.
+   * for the transaction timeout (the restarted processor has an id of its own). Tried until Kafka
+   * answers (FENCE_RETRY), so a processor whose call hung while the broker is down waits for it
+   * here rather than exiting into a crash loop of restarts that cannot reach it. Best effort.
    */
   private async fenceHung(): Promise<void> {
-    if (this.renew === undefined) return;
+    const renew = this.renew;
+    if (renew === undefined) return;
     try {
-      const fresh = await this.renew();
+      const fresh = await retry(() => renew(), {
+        ...FENCE_RETRY,
+        shouldRetry: () => true,
+        onRetry: (err, attempt) =>
+          this.log.warn(
+            { err: errorMessage(err), attempt },
+            'fencing the hung transactional producer: Kafka not reachable yet; retrying',
+          ),
+      });
       await fresh.disconnect();
       this.log.warn('hung transactional producer fenced: its open transaction aborted');
     } catch (err) {

@@ -40,7 +40,7 @@ function producerFailingSendOffsets(calls: Calls, failure: unknown): TxnProducer
   return producer as unknown as TxnProducer;
 }
 
-function writer(calls: Calls, failure: unknown, fatal: unknown[]): TransactionWriter {
+function writer(calls: Calls, failure: unknown, fatal: unknown[], renewFailures = 0): TransactionWriter {
   return new TransactionWriter(
     producerFailingSendOffsets(calls, failure),
     {} as GroupConsumer,
@@ -50,6 +50,7 @@ function writer(calls: Calls, failure: unknown, fatal: unknown[]): TransactionWr
     { ratio: 0, maxGapMs: 0, fullAt: 1 },
     () => {
       calls.renews++;
+      if (calls.renews <= renewFailures) return Promise.reject(new Error('Local: Broker transport failure'));
       return Promise.resolve(producerFailingSendOffsets(calls, new Error('unused')));
     },
   );
@@ -93,4 +94,14 @@ test('a producer fenced (fatal, answered) is still replaced in place and the pro
   await assert.rejects(w.submit(batch), (err: unknown) => err instanceof PipelineError && err.retriable);
   assert.equal(calls.renews, 1, 'replaced in place');
   assert.deepEqual(fatal, [], 'the processor goes on');
+});
+
+test('a hang while Kafka is unreachable: the fence is retried until Kafka answers, then the processor stops', async () => {
+  const calls: Calls = { aborts: 0, renews: 0, disconnects: 0 };
+  const fatal: unknown[] = [];
+  const w = writer(calls, new TxnHungError('send_offsets_to_transaction', 15_000), fatal, 2);
+  await assert.rejects(w.submit(batch), (err: unknown) => err instanceof PipelineError && err.code === 'TIMEOUT');
+  assert.equal(calls.renews, 3, 'two failed fences (Kafka down), then one that succeeds');
+  assert.equal(calls.disconnects, 1, 'the fencing producer closed');
+  assert.equal(fatal.length, 1, 'the processor is told to stop only after the fence');
 });
