@@ -56,6 +56,8 @@ export class ContentTable {
   private loop: Promise<void> | undefined;
   private running = true;
   private invalid = 0;
+  /** Since when (performance.now()) every end-offsets query has failed with "Unknown partition"; undefined: the last one answered. */
+  private unknownPartitionSince: number | undefined;
 
   private constructor(
     private readonly opts: ContentTableOptions,
@@ -168,6 +170,17 @@ export class ContentTable {
     }
   }
 
+  /**
+   * How long every query of the content topic's end offsets has failed with librdkafka's
+   * "Unknown partition" (0: the last one answered). Seen after a broker restart on a loaded
+   * machine (fault matrix, 2026-12-07 21:41 UTC): this client's metadata stayed without the
+   * topic's partitions for 6 minutes despite the refresh asked for on each failure, holding every
+   * batch back; a new client (the processor restarted) does not have it.
+   */
+  metadataStuckMs(now = performance.now()): number {
+    return this.unknownPartitionSince === undefined ? 0 : now - this.unknownPartitionSince;
+  }
+
   status(): Record<string, unknown> {
     return { rows: this.rows.size, partitions: this.partitions.length, invalid: this.invalid };
   }
@@ -193,12 +206,17 @@ export class ContentTable {
         if (err) {
           // After a broker restart librdkafka's metadata can stay without the topic's partitions,
           // failing every query ("Unknown partition") for minutes: ask for fresh metadata.
-          if (err.code === ERR_UNKNOWN_PARTITION)
+          if (err.code === ERR_UNKNOWN_PARTITION) {
+            this.unknownPartitionSince ??= startedAt;
             this.consumer.getMetadata({ topic: this.opts.topic, timeout: 5000 }, () => undefined);
+          }
           reject(
             new PipelineError('SERVICE_UNREACHABLE', `content topic offsets: ${err.message}`, { retriable: true }),
           );
-        } else resolve(new Map(offsets.map((o) => [o.partition, o.offset])));
+        } else {
+          this.unknownPartitionSince = undefined;
+          resolve(new Map(offsets.map((o) => [o.partition, o.offset])));
+        }
       }),
     );
     this.lastEnds = { startedAt, ends };

@@ -46,6 +46,8 @@ export interface Processor extends RunningComponent {
 
 let instanceSeq = 0;
 const FAILED_BATCH_PAUSE_MS = 500;
+/** How long the content table's end offsets may fail with "Unknown partition" before the processor restarts (content-table.ts metadataStuckMs). */
+const CONTENT_METADATA_STUCK_MS = 30_000;
 /**
  * Transaction pacing (transaction-writer.ts, runtime/commit-pacer.ts): after a transaction that
  * took d ms, the next starts d × COMMIT_PACE_RATIO ms after it ended, never more than
@@ -193,6 +195,15 @@ export async function startProcessor(config: Config, log: Logger): Promise<Proce
           { partition, offset: firstOffset, err: errorMessage(err) },
           'batch not committed; it will be re-read',
         );
+        const stuckMs = table.metadataStuckMs();
+        if (stuckMs > CONTENT_METADATA_STUCK_MS)
+          failDone(
+            new PipelineError(
+              'SERVICE_UNREACHABLE',
+              `the content topic's partitions have been unknown to this process's Kafka client for ${Math.round(stuckMs / 1000)} s (stale metadata after a broker restart); restarting`,
+              { retriable: true },
+            ),
+          );
         await sleep(FAILED_BATCH_PAUSE_MS);
       }
       throw err;
