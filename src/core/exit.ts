@@ -16,11 +16,6 @@ export function noteStuckNativeCall(what: string): void {
   stuck ??= what;
 }
 
-/** The native call noted as stuck, if any. */
-export function stuckNativeCall(): string | undefined {
-  return stuck;
-}
-
 /** Ends the process with `code`, or with SIGKILL when a native call is stuck (see above). */
 export function exitProcess(code: number): void {
   if (stuck !== undefined) {

@@ -125,11 +125,6 @@ export class TxnProducer {
     return new TxnProducer(producer);
   }
 
-  /** Whether a call went unanswered: the producer is lost (./txn-call.ts). */
-  get isHung(): boolean {
-    return this.hung !== undefined;
-  }
-
   begin(): Promise<void> {
     return this.call('begin_transaction', (cb) => this.producer.beginTransaction(cb));
   }

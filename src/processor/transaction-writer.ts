@@ -350,7 +350,7 @@ export class TransactionWriter {
     this.log.error(
       { err: errorMessage(err) },
       hung
-        ? 'processor producer hung in librdkafka; the processor stops to be restarted (its open transaction times out on the broker)'
+        ? 'processor producer hung in librdkafka; the processor stops to be restarted'
         : 'processor producer failed fatally (fenced by a newer instance?)',
     );
     for (const p of this.queue.splice(0)) p.reject(this.fatalError);
