@@ -6,6 +6,8 @@ import type { BatchConsumerOptions, BatchHandler, KafkaMessage, PartitionBatch }
 import { commitStoredOffsets, consumerProps, returnOnFirstMessage, type TopicPartition } from './consumer-props.js';
 import { FetchBuffers } from './fetch-buffers.js';
 import { groupViewOf, type GroupView } from './assignment-watch.js';
+import { FetchProbe, librdkafkaView } from './fetch-probe.js';
+import type { FetchStall } from './fetch-stall.js';
 
 export type { BatchConsumerOptions, BatchHandler, KafkaMessage, PartitionBatch } from './batch-types.js';
 
@@ -34,6 +36,8 @@ export type { BatchConsumerOptions, BatchHandler, KafkaMessage, PartitionBatch }
  *   the buffers' own), `seek` re-positions one between consume calls (nothing fetched from before
  *   it is handed over after it), `storeOffset`/`commitStored` commit group offsets outside any
  *   transaction (with `commitIntervalMs`).
+ * - `fetchStalls()`: partitions fetching nothing while the broker holds committed records past
+ *   them, for the owner's restart (fetch-probe.ts, `watchFetch`).
  */
 
 type RawConsumer = InstanceType<typeof RdKafka.KafkaConsumer>;
@@ -72,6 +76,7 @@ export class BatchConsumer {
   private lastFetchAt = 0;
   /** Wakes the consume loop waiting for room (maxBuffered). */
   private wakeLoop: (() => void) | undefined;
+  private readonly fetchProbe: FetchProbe;
 
   private constructor(
     private readonly opts: BatchConsumerOptions,
@@ -86,6 +91,7 @@ export class BatchConsumer {
       },
       opts.pauseAt ?? opts.maxBatch,
     );
+    this.fetchProbe = new FetchProbe(consumer, opts.topic, opts.log);
   }
 
   /** Connects (no group join yet: that starts with `run`). */
@@ -161,21 +167,20 @@ export class BatchConsumer {
    * whether paused or waiting for a seek), whether librdkafka has it assigned, and its position.
    */
   describe(partition: number): Record<string, unknown> {
-    const tp = { topic: this.opts.topic, partition };
-    let assigned: boolean | string;
-    let position: number | string | undefined;
-    try {
-      assigned = this.consumer.assignments().some((a) => a.topic === tp.topic && a.partition === partition);
-      position = this.consumer.position([tp])[0]?.offset;
-    } catch (err) {
-      assigned = `unknown: ${errorMessage(err)}`;
-    }
     return {
       fetchBuffer: this.buffers.describe(partition) ?? null,
-      librdkafkaAssigned: assigned,
-      position: position ?? null,
+      ...librdkafkaView(this.consumer, this.opts.topic, partition),
       rebalancePending: this.rebalancePending,
     };
+  }
+
+  /**
+   * The partitions found, just now, fetching nothing while the broker holds committed records past
+   * their position (fetch-probe.ts: asks the broker at most every 15 s, once some partition has
+   * fetched nothing for 15 s). None while a rebalance is pending (the assignment watch's case).
+   */
+  fetchStalls(): Promise<FetchStall[]> {
+    return this.fetchProbe.check(this.rebalancePending > 0 ? [] : this.buffers.fetchViews());
   }
 
   /**
@@ -216,7 +221,7 @@ export class BatchConsumer {
         continue;
       }
       this.lastFetchAt = performance.now();
-      for (let i = 0; i < messages.length; i++) this.buffers.add(messages[i] as KafkaMessage);
+      for (let i = 0; i < messages.length; i++) this.buffers.add(messages[i] as KafkaMessage, this.lastFetchAt);
       this.dispatch();
       this.reportCaughtUp();
     }
@@ -367,7 +372,7 @@ export class BatchConsumer {
         );
         throw err;
       }
-      for (const p of ids) this.buffers.open(p);
+      for (const p of ids) this.buffers.open(p, performance.now(), start?.get(p) ?? null);
       this.opts.onAssign?.(ids);
       return;
     }

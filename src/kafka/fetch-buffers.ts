@@ -1,4 +1,5 @@
 import type { RdKafka } from '@confluentinc/kafka-javascript';
+import type { FetchView } from './fetch-probe.js';
 
 /**
  * The fetch buffers of a BatchConsumer (batch-consumer.ts): per assigned partition, the messages
@@ -29,6 +30,10 @@ export interface FetchBuffer {
   rewindTo: number | null;
   /** Revoked: nothing more is handed over. */
   closed: boolean;
+  /** When (the caller's clock) a message of it was last fetched, or it was opened. */
+  fetchedAt: number;
+  /** Where assign or the last seek placed it; null: at the group's committed offset. */
+  from: number | null;
 }
 
 /** A buffer a batch can be taken from: messages held, no batch running, not revoked or rewinding. */
@@ -55,7 +60,8 @@ export class FetchBuffers {
     private readonly pauseAt: number = maxBatch,
   ) {}
 
-  open(partition: number): void {
+  /** A partition assigned at `at` (the caller's clock), placed at `from` (null: its committed offset). */
+  open(partition: number, at = 0, from: number | null = null): void {
     this.buffers.set(partition, {
       partition,
       messages: [],
@@ -65,6 +71,8 @@ export class FetchBuffers {
       held: false,
       rewindTo: null,
       closed: false,
+      fetchedAt: at,
+      from,
     });
   }
 
@@ -94,10 +102,12 @@ export class FetchBuffers {
     }
   }
 
-  add(m: RdKafka.Message): void {
+  /** A message fetched at `at` (the caller's clock). */
+  add(m: RdKafka.Message, at = 0): void {
     const buffer = this.buffers.get(m.partition);
-    if (buffer === undefined || buffer.closed || buffer.rewindTo !== null || m.topic !== this.topic) return;
-    if (m.offset < buffer.expect) return;
+    if (buffer === undefined || m.topic !== this.topic) return;
+    buffer.fetchedAt = at;
+    if (buffer.closed || buffer.rewindTo !== null || m.offset < buffer.expect) return;
     buffer.expect = m.offset + 1;
     buffer.messages.push(m);
     if (!buffer.paused && buffer.messages.length >= this.pauseAt) this.sync(buffer);
@@ -110,6 +120,16 @@ export class FetchBuffers {
       if (buffer.running === null && !buffer.closed && buffer.rewindTo === null && buffer.messages.length === 0)
         out.push(buffer.partition);
     return out;
+  }
+
+  /** Each buffer's fetching, for the fetch-stall probe (fetch-probe.ts): busy while it has work or is paused. */
+  fetchViews(): FetchView[] {
+    return [...this.buffers.values()].map((b) => ({
+      partition: b.partition,
+      busy: b.running !== null || b.messages.length > 0 || b.paused || b.closed || b.rewindTo !== null,
+      fetchedAt: b.fetchedAt,
+      from: b.from,
+    }));
   }
 
   /** Messages held, not yet handed over, across all buffers. */
@@ -202,6 +222,7 @@ export class FetchBuffers {
   /** The owner has seeked the buffer back: accept from its rewind offset on. */
   rewound(buffer: FetchBuffer): void {
     buffer.expect = buffer.rewindTo ?? buffer.expect;
+    buffer.from = buffer.rewindTo;
     buffer.rewindTo = null;
     if (buffer.paused) this.sync(buffer);
   }

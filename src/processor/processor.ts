@@ -6,6 +6,7 @@ import type { Logger } from '../core/logger.js';
 import { ensureTopics } from '../kafka/admin.js';
 import { BatchConsumer, type PartitionBatch } from '../kafka/batch-consumer.js';
 import { createKafka } from '../kafka/client.js';
+import { watchFetch } from '../kafka/fetch-probe.js';
 import { watchAssignment } from '../kafka/group-probes.js';
 import type { RunningComponent } from '../runtime/lifecycle.js';
 import { sleep } from '../runtime/retry.js';
@@ -233,6 +234,8 @@ export async function startProcessor(config: Config, log: Logger): Promise<Proce
     log: plog,
     onStarved: failDone,
   });
+  // A consumer fetching nothing while the broker holds committed input past it exits too (fetch-probe.ts).
+  const fetchWatch = watchFetch(consumer, { topic: inputTopic, who: 'the processor', log: plog, onStalled: failDone });
   consumer.run(handleBatch);
   plog.info({ group: groupId, topic: inputTopic, contentRows: table.size, transactionalId }, 'processor consuming');
 
@@ -253,6 +256,7 @@ export async function startProcessor(config: Config, log: Logger): Promise<Proce
       stopped ??= (async () => {
         stopping.abort(new Error('processor stopping'));
         watch.stop();
+        fetchWatch.stop();
         // Leaves the group once running batches have committed (or been left unresolved).
         await consumer.stop().catch((err: unknown) => plog.warn({ err: errorMessage(err) }, 'consumer stop failed'));
         await txWriter.close();

@@ -4,6 +4,7 @@ import type { Logger } from '../core/logger.js';
 import { ensureTopics } from '../kafka/admin.js';
 import { BatchConsumer } from '../kafka/batch-consumer.js';
 import type { AssignmentWatch } from '../kafka/assignment-watch.js';
+import { watchFetch } from '../kafka/fetch-probe.js';
 import { watchAssignment } from '../kafka/group-probes.js';
 import { createKafka } from '../kafka/client.js';
 import type { Sink, SinkFactory } from '../core/sink-contract.js';
@@ -124,6 +125,7 @@ export async function startSinkRunner(
   const { onAssign, onRevoke, onCaughtUp, onBatch } = consumerCallbacks(state);
 
   let watch: AssignmentWatch | undefined;
+  let fetchWatch: { stop(): void } | undefined;
   let health: HealthPoll | undefined;
   try {
     // A system that is down or locked at start is an outage too: waited out, logged each time.
@@ -173,8 +175,11 @@ export async function startSinkRunner(
       log: slog,
       onStarved: (err) => state.fail(err),
     });
+    // A consumer fetching nothing while the broker holds committed records past it fails the runner (fetch-probe.ts).
+    fetchWatch = watchFetch(c, { topic, who: `the ${name} sink`, log: slog, onStalled: (err) => state.fail(err) });
     c.run(onBatch);
   } catch (err) {
+    fetchWatch?.stop();
     for (const c of cleanup.reverse()) await c().catch(() => undefined);
     throw toPipelineError(err, 'SERVICE_UNREACHABLE');
   }
@@ -182,10 +187,12 @@ export async function startSinkRunner(
   const progress = watchProgress(state, watch);
   slog.info({ groupId, batching: policy, retry: retryPolicy }, 'sink runner started');
   const assignment = watch;
+  const fetching = fetchWatch;
   const stop = stopper(state, {
     stopWatches: () => {
       progress.stop();
       assignment?.stop();
+      fetching?.stop();
     },
     cleanup,
     resolveDone: () => resolveDone(),
