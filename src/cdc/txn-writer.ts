@@ -34,11 +34,10 @@ export interface RecordEncoder {
   encode(topic: string, key: string | null, value: string | null): { key: Buffer | null; value: Buffer | null };
 }
 
-/** A record waiting for librdkafka: a JSON value stays text until produced (through `scratch`). */
 interface Held {
   topic: string;
   key: string | Buffer | null;
-  value: string | Buffer | null;
+  value: Buffer | null;
 }
 
 /** Records bound for one transaction; `closing` set once `commit` has been called for it. */
@@ -105,7 +104,7 @@ export class TxnWriter {
         if (this.producer.tryProduce(topic, key, this.scratch.subarray(0, n))) return;
       }
     }
-    this.tail().records.push({ topic, key, value });
+    this.tail().records.push({ topic, key, value: value === null ? null : Buffer.from(value) });
     this.held++;
     this.kick();
   }
@@ -135,7 +134,7 @@ export class TxnWriter {
     this.added = 0;
     const done = new Promise<void>((resolve, reject) => {
       seg.closing = {
-        last: last.map((m) => ({ topic: m.topic, key: m.key, value: m.value })),
+        last: last.map((m) => ({ topic: m.topic, key: m.key, value: m.value === null ? null : Buffer.from(m.value) })),
         resolve,
         reject,
       };
@@ -182,7 +181,7 @@ export class TxnWriter {
         }
         while (seg.next < seg.records.length) {
           const r = seg.records[seg.next] as Held;
-          if (!this.produceHeld(r)) {
+          if (!this.producer.tryProduce(r.topic, r.key, r.value)) {
             await sleep(QUEUE_FULL_WAIT_MS);
             if (this.segments[0] !== seg) return; // aborted meanwhile
             continue;
@@ -200,7 +199,8 @@ export class TxnWriter {
           this.segments.shift(); // the tail, fully produced: `add` may produce directly again
           return;
         }
-        for (const r of closing.last) while (!this.produceHeld(r)) await sleep(QUEUE_FULL_WAIT_MS);
+        for (const r of closing.last)
+          while (!this.producer.tryProduce(r.topic, r.key, r.value)) await sleep(QUEUE_FULL_WAIT_MS);
         await this.commitResuming();
         this.open = false;
         if (this.segments[0] === seg) this.segments.shift();
@@ -215,14 +215,6 @@ export class TxnWriter {
       // Synchronously with the last step: an `add` or `commit` right after must restart the worker.
       this.working = false;
     }
-  }
-
-  /** Produces a held record (false: librdkafka's queue is full); text goes through `scratch`, as in `add`. */
-  private produceHeld(r: Held): boolean {
-    if (typeof r.value !== 'string' || r.value.length * 3 > SCRATCH_BYTES)
-      return this.producer.tryProduce(r.topic, r.key, typeof r.value === 'string' ? Buffer.from(r.value) : r.value);
-    const n = this.scratch.write(r.value, 0, 'utf8');
-    return this.producer.tryProduce(r.topic, r.key, this.scratch.subarray(0, n));
   }
 
   private async commitResuming(): Promise<void> {
