@@ -271,6 +271,7 @@ async function startStreaming(config: Config, log: Logger, events: SessionEvents
     routes,
     chunkRows: config.CDC_SNAPSHOT_CHUNK_ROWS,
     maxRowsPerSecond: config.CDC_SNAPSHOT_MAX_ROWS_PER_SECOND,
+    pseudonymsInPostgres: config.CDC_SNAPSHOT_PSEUDONYMS === 'postgres',
     resumeFrom: p.position?.incremental ?? null,
     pii: p.pii,
     onColumns: avro?.onColumns,

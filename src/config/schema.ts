@@ -211,6 +211,10 @@ export const envSchema = z
     CDC_SNAPSHOT_CHUNK_ROWS: int(1, 1_000_000).default(10_000),
     /** The incremental snapshot's read rate bound in rows/s (0: unbounded). */
     CDC_SNAPSHOT_MAX_ROWS_PER_SECOND: int(0, 100_000_000).default(0),
+    /** Where the incremental snapshot makes the pseudonyms of PII_FIELDS columns: postgres (in the
+     *  chunk's COPY; the reading session holds the key, docs/security.md) or cdc (the key never
+     *  leaves the CDC; more of its CPU per row). */
+    CDC_SNAPSHOT_PSEUDONYMS: z.enum(['postgres', 'cdc'], { message: 'accepts postgres or cdc' }).default('postgres'),
     CDC_SERVER_NAME: z.string().min(1).default('engage'),
     CDC_HEARTBEAT_SECONDS: z.coerce.number().positive().default(10),
     CDC_WAL_WARN_BYTES: int(0).default(1024 * 1024 * 1024),

@@ -66,10 +66,16 @@ after(async () => {
   await env?.cleanup();
 });
 
-test('tagged columns: PostgreSQL and this process make the stream renderer’s pseudonyms; paging follows the raw key', async () => {
+async function readAll(inPostgres: boolean): Promise<void> {
   const fields = ['code', 'email', 'ref'].map((column) => ({ table: 'pii_chunks', column }));
-  const reader = await ChunkReader.connect(env.config.databaseUrl, 'unused', new Pseudonymiser(fields, KEYS));
+  const reader = await ChunkReader.connect(
+    env.config.databaseUrl,
+    'unused',
+    new Pseudonymiser(fields, KEYS),
+    inPostgres,
+  );
   try {
+    assert.equal(reader.pseudonymsInPostgres, inPostgres);
     const first = await reader.read(TASK(null), 25);
     assert.equal(first.rows.length, 25);
     assert.deepEqual(first.lastKey, ['c024'], 'the last key is the raw value of the tagged key column');
@@ -95,4 +101,12 @@ test('tagged columns: PostgreSQL and this process make the stream renderer’s p
   } finally {
     await reader.close();
   }
+}
+
+test('tagged columns hashed by PostgreSQL (CDC_SNAPSHOT_PSEUDONYMS=postgres) and here: the stream renderer’s pseudonyms; paging follows the raw key', async () => {
+  await readAll(true);
+});
+
+test('CDC_SNAPSHOT_PSEUDONYMS=cdc: the same rows, every tagged column hashed in this process', async () => {
+  await readAll(false);
 });

@@ -84,8 +84,11 @@ export class ChunkReader {
     private readonly sqlPseudonyms: boolean,
   ) {}
 
-  /** `pii`: the tagged columns' pseudonyms (PII_FIELDS; absent: values as they are). */
-  static async connect(url: string, slot: string, pii?: Pseudonymiser): Promise<ChunkReader> {
+  /**
+   * `pii`: the tagged columns' pseudonyms (PII_FIELDS; absent: values as they are), made by
+   * PostgreSQL when `inPostgres` (and the server has sha256: 11+), else here.
+   */
+  static async connect(url: string, slot: string, pii?: Pseudonymiser, inPostgres = true): Promise<ChunkReader> {
     const client = new pg.Client(pgClientConfig(url, `engage-cdc-snapshot:${slot}`));
     client.on('error', () => undefined); // surfaced by the next query
     await client.connect();
@@ -96,7 +99,7 @@ export class ChunkReader {
     // Tagged columns are pseudonymised by PostgreSQL in the chunk's COPY: the raw values stay in the
     // server, and the HMAC (~3–5 µs a row, a fifth of the reader's CPU with a distinct user per row)
     // runs in its backend instead of on this process's one thread, which every chunk row crosses.
-    const key = pii?.active ? pii.currentKey : undefined;
+    const key = pii?.active && inPostgres ? pii.currentKey : undefined;
     let sqlPseudonyms = false;
     if (key) {
       const v = await client.query<{ v: number }>(`SELECT current_setting('server_version_num')::int AS v`);
@@ -106,6 +109,11 @@ export class ChunkReader {
       }
     }
     return new ChunkReader(client, pii, sqlPseudonyms);
+  }
+
+  /** True when PostgreSQL makes the tagged columns' pseudonyms in this reader's chunks. */
+  get pseudonymsInPostgres(): boolean {
+    return this.sqlPseudonyms;
   }
 
   async close(): Promise<void> {

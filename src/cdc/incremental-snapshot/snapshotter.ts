@@ -61,6 +61,8 @@ export interface SnapshotterOptions {
   onColumns?(topic: string, layout: SnapshotLayout): Promise<void>;
   /** The tagged columns' pseudonyms (PII_FIELDS; absent: values as they are). */
   pii?: Pseudonymiser;
+  /** PostgreSQL computes them in the chunk reads (CDC_SNAPSHOT_PSEUDONYMS=postgres; chunk-reader.ts). */
+  pseudonymsInPostgres?: boolean;
   log: Logger;
   onProgress(view: SnapshotProgressView | null): void;
   onFail(err: unknown): void;
@@ -303,7 +305,12 @@ export class Snapshotter implements StreamTap {
       const pause = lastStart + minMs - Date.now();
       if (pause > 0) await sleep(pause, signal).catch(() => undefined);
       if (signal.aborted) break;
-      this.reader ??= await ChunkReader.connect(this.o.url, this.o.slot, this.o.pii);
+      this.reader ??= await ChunkReader.connect(
+        this.o.url,
+        this.o.slot,
+        this.o.pii,
+        this.o.pseudonymsInPostgres ?? true,
+      );
       const startedAt = (lastStart = Date.now());
       let done: (applied: boolean) => void = () => undefined;
       const handled = new Promise<boolean>((resolve) => (done = resolve));
