@@ -49,17 +49,17 @@ const timedOut = () =>
   });
 
 test('a commit that timed out (retriable) is resumed and the transaction commits once', async () => {
-  const producer = new ScriptedProducer([timedOut(), timedOut()]);
+  const producer = new ScriptedProducer([timedOut()]);
   const writer = new TxnWriter(producer as unknown as TxnProducer);
   writer.add('t', 'a', '{}');
   writer.add('t', 'b', '{}');
   await writer.commit([{ topic: 'pos', key: 'p', value: '{}' }]);
-  assert.equal(producer.commits, 3, 'two timed-out calls, then the one that completed');
+  assert.equal(producer.commits, 2, 'a timed-out call, then the one that completed');
   assert.deepEqual(producer.produced, ['a', 'b', 'p'], 'each record produced once');
   // Not poisoned: the next transaction goes through.
   writer.add('t', 'c', '{}');
   await writer.commit([{ topic: 'pos', key: 'p', value: '{}' }]);
-  assert.equal(producer.commits, 4);
+  assert.equal(producer.commits, 3);
 });
 
 test('an abortable commit failure is not retried: the writer is poisoned', async () => {
@@ -77,9 +77,9 @@ test('an abortable commit failure is not retried: the writer is poisoned', async
 });
 
 test('a commit still timing out after every resume ends the writer with that error', async () => {
-  const producer = new ScriptedProducer([timedOut(), timedOut(), timedOut(), timedOut(), timedOut()]);
+  const producer = new ScriptedProducer([timedOut(), timedOut(), timedOut()]);
   const writer = new TxnWriter(producer as unknown as TxnProducer);
   writer.add('t', 'a', '{}');
   await assert.rejects(writer.commit([{ topic: 'pos', key: 'p', value: '{}' }]), /API timeout/);
-  assert.equal(producer.commits, 4, 'COMMIT_RESUME attempts');
+  assert.equal(producer.commits, 2, 'COMMIT_RESUME attempts');
 });
