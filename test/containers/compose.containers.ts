@@ -25,7 +25,16 @@ import pg from 'pg';
 import { loadConfig } from '../../src/config/load.js';
 import { readRedisWindow, warehouseKeys } from '../e2e/sink-reads.js';
 import { waitFor } from '../helpers/wait.js';
-import { BASE_IMAGE, ENGAGE_IMAGE, WORK, buildEngageImage, containerLogs, ensureBaseImage, podman } from './images.js';
+import {
+  BASE_IMAGE,
+  ENGAGE_IMAGE,
+  WORK,
+  buildEngageImage,
+  containerLogs,
+  ensureBaseImage,
+  podman,
+  requireTools,
+} from './images.js';
 import { ComposeProject, HealthTimer, startPodmanService, type PodmanService } from './compose-project.js';
 import { ensureStandIns } from './standins.js';
 
@@ -70,6 +79,7 @@ const until = (what: string, check: () => Promise<boolean>, ms: number) =>
 const json = async <T>(url: string): Promise<T> => (await fetch(url)).json() as Promise<T>;
 
 test('compose.yaml up (local service images, --profile load): every event once in every sink, every container drains', async () => {
+  requireTools(['docker-compose']);
   ensureBaseImage(log);
   buildEngageImage(log);
   const images = ensureStandIns(log);

@@ -37,6 +37,18 @@ export function podmanEnv(): NodeJS.ProcessEnv {
   return { ...process.env, CONTAINERS_CONF: conf };
 }
 
+const INSTALL = 'apt-get install -y --no-install-recommends podman runc debootstrap docker-compose';
+
+/**
+ * Throws, saying what to install, unless every one of `tools` is on the PATH: these tests take
+ * Debian's podman, runc, debootstrap and docker-compose from the host (docs/operations.md).
+ */
+export function requireTools(tools: readonly string[]): void {
+  const missing = tools.filter((t) => spawnSync('sh', ['-c', `command -v ${t}`]).status !== 0);
+  if (missing.length > 0)
+    throw new Error(`npm run test:containers needs ${missing.join(', ')} on this machine: ${INSTALL}`);
+}
+
 /** Runs podman; throws with its stderr when it fails. */
 export function podman(args: string[], opts: { inherit?: boolean } = {}): string {
   const res = spawnSync('podman', args, {
@@ -45,7 +57,7 @@ export function podman(args: string[], opts: { inherit?: boolean } = {}): string
     stdio: opts.inherit ? ['ignore', 'inherit', 'inherit'] : ['ignore', 'pipe', 'pipe'],
     maxBuffer: 64 * 1024 * 1024,
   });
-  if (res.error) throw new Error(`podman: ${res.error.message} (apt-get install podman runc debootstrap)`);
+  if (res.error) throw new Error(`podman: ${res.error.message} (${INSTALL})`);
   if (res.status !== 0) throw new Error(`podman ${args.join(' ')} exited ${res.status}: ${res.stderr ?? ''}`);
   return res.stdout ?? '';
 }
@@ -62,6 +74,7 @@ export function imageExists(name: string): boolean {
 
 /** Debian bookworm minbase from debootstrap into `rootfs` (about 2–4 minutes here). */
 function debootstrap(rootfs: string, log: (line: string) => void): void {
+  requireTools(['debootstrap']);
   rmSync(rootfs, { recursive: true, force: true });
   log(`debootstrap bookworm into ${rootfs}`);
   execFileSync('debootstrap', ['--variant=minbase', 'bookworm', rootfs, 'http://deb.debian.org/debian'], {
@@ -82,6 +95,7 @@ function importRootfs(rootfs: string, name: string, changes: string[], log: (lin
 
 /** Plain Debian bookworm minbase, the base of the service stand-ins (standins.ts), made once. */
 export function ensureDebianImage(log: (line: string) => void): void {
+  requireTools(['podman', 'runc']);
   if (imageExists(DEBIAN_IMAGE)) return;
   const rootfs = path.join(WORK, 'rootfs-debian');
   debootstrap(rootfs, log);
@@ -91,6 +105,7 @@ export function ensureDebianImage(log: (line: string) => void): void {
 
 /** The local stand-in for node:20-bookworm-slim, made once (debootstrap: 2–4 minutes). */
 export function ensureBaseImage(log: (line: string) => void): void {
+  requireTools(['podman', 'runc']);
   if (imageExists(BASE_IMAGE)) return;
   const rootfs = path.join(WORK, 'rootfs');
   debootstrap(rootfs, log);
