@@ -3,8 +3,7 @@ import { createHash, createHmac, randomUUID } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { after, before, describe, it } from 'node:test';
-import pg from 'pg';
+import { describe, it } from 'node:test';
 import { copyPage } from '../../src/backfill/copy-reader.js';
 import { bulkColumnSql } from '../../src/backfill/pseudonym-sql.js';
 import { hmacPads, pseudonymSql, setPseudonymKey } from '../../src/core/pseudonym-sql.js';
@@ -12,7 +11,7 @@ import { parseDateRange } from '../../src/backfill/range.js';
 import { SOURCE_COLUMN_SQL } from '../../src/backfill/reader.js';
 import type { PiiKey } from '../../src/config/pii-keys.js';
 import { Pseudonymiser, pseudonym } from '../../src/core/pseudonym.js';
-import { createTestEnv, type TestEnv } from '../helpers/env.js';
+import { useTestDatabase } from '../helpers/test-database.js';
 
 /**
  * The pseudonym computed by PostgreSQL for the bulk import (src/backfill/pseudonym-sql.ts) is the
@@ -22,8 +21,7 @@ import { createTestEnv, type TestEnv } from '../helpers/env.js';
  * pseudonym kept as the Pseudonymiser keeps it. And the COPY's file holds no raw value.
  */
 
-let env: TestEnv;
-let db: pg.Client;
+const t = useTestDatabase();
 
 const KEYS: PiiKey[] = [
   { id: 'k1', secret: 'a'.repeat(43) }, // 43 bytes
@@ -47,23 +45,11 @@ const TEXTS = [
   'k1.short',
   'k1.' + 'A'.repeat(23),
 ];
-
-before(async () => {
-  env = await createTestEnv();
-  db = new pg.Client({ connectionString: env.config.databaseUrl });
-  await db.connect();
-});
-
-after(async () => {
-  await db?.end();
-  await env?.cleanup();
-});
-
 /** Each of `values` through the SQL of `key` (null kept), as a uuid or a text column. */
 async function inSql(key: PiiKey, known: readonly string[], values: Array<string | null>, type: 'uuid' | 'text') {
-  await setPseudonymKey(db, key);
+  await setPseudonymKey(t.db, key);
   const expr = pseudonymSql('v::text', key.id, known, type === 'text');
-  const res = await db.query<{ p: string | null }>(
+  const res = await t.db.query<{ p: string | null }>(
     `SELECT ${expr} AS p FROM unnest($1::${type}[]) WITH ORDINALITY AS t(v, n) ORDER BY n`,
     [values],
   );
@@ -151,9 +137,9 @@ describe('the pseudonym in PostgreSQL', () => {
         columns.map((column) => ({ table: 'engagement_events', column })),
         [key],
       );
-    const none = await bulkColumnSql(db, tag());
+    const none = await bulkColumnSql(t.db, tag());
     assert.deepEqual(none, { columns: SOURCE_COLUMN_SQL });
-    const both = await bulkColumnSql(db, tag('user_id', 'device', 'not_read'));
+    const both = await bulkColumnSql(t.db, tag('user_id', 'device', 'not_read'));
     assert.ok('columns' in both);
     assert.ok(both.columns.user_id.includes('sha256') && !both.columns.user_id.includes('CASE'), both.columns.user_id);
     assert.ok(both.columns.device.includes('CASE WHEN device ~'), both.columns.device);
@@ -164,7 +150,7 @@ describe('the pseudonym in PostgreSQL', () => {
       'no padded key in the query text',
     );
     for (const c of ['raw_payload', 'event_ts', 'id', 'content_id']) {
-      const r = await bulkColumnSql(db, tag('user_id', c));
+      const r = await bulkColumnSql(t.db, tag('user_id', c));
       assert.ok('refused' in r && r.refused.includes(`engagement_events.${c}`), JSON.stringify(r));
     }
   });
@@ -175,7 +161,7 @@ describe('the pseudonym in PostgreSQL', () => {
       user: i % 7 === 0 ? null : randomUUID(),
       device: i % 5 === 0 ? null : `device ${i} — ténéré ${randomUUID()}`,
     }));
-    await db.query(
+    await t.db.query(
       `INSERT INTO engagement_events (user_id, device, event_type, event_ts, duration_ms, raw_payload)
        SELECT u, d, 'play', '2031-05-01T00:00:00Z'::timestamptz + n * interval '1 s', 1, '{}'
          FROM unnest($1::uuid[], $2::text[]) WITH ORDINALITY AS t(u, d, n)`,
@@ -188,12 +174,12 @@ describe('the pseudonym in PostgreSQL', () => {
       ],
       [key],
     );
-    const plan = await bulkColumnSql(db, pii);
+    const plan = await bulkColumnSql(t.db, pii);
     assert.ok('columns' in plan);
     const dir = mkdtempSync(path.join(os.tmpdir(), 'engage-pseudonym-sql-'));
     try {
       const file = path.join(dir, 'page.csv');
-      const copied = await copyPage(db, parseDateRange('2031-05-01', '2031-05-01'), null, 100, file, plan.columns);
+      const copied = await copyPage(t.db, parseDateRange('2031-05-01', '2031-05-01'), null, 100, file, plan.columns);
       assert.equal(copied?.rows, rows.length);
       const csv = readFileSync(file, 'utf8');
       for (const r of rows) {

@@ -1,14 +1,13 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { after, before, test } from 'node:test';
-import pg from 'pg';
+import { test } from 'node:test';
 import { ChunkReader } from '../../src/cdc/incremental-snapshot/chunk-reader.js';
 import type { SnapshotTask } from '../../src/cdc/incremental-snapshot/progress.js';
 import { pgClientConfig } from '../../src/cdc/pg-control.js';
 import { RowJson } from '../../src/cdc/row-json.js';
 import type { PiiKey } from '../../src/config/pii-keys.js';
 import { Pseudonymiser, pseudonym } from '../../src/core/pseudonym.js';
-import { createTestEnv, type TestEnv } from '../helpers/env.js';
+import { useTestDatabase } from '../helpers/test-database.js';
 
 /**
  * The incremental snapshot's chunks with tagged columns (src/cdc/incremental-snapshot/chunk-reader.ts):
@@ -36,8 +35,6 @@ const TASK = (last: string[] | null): SnapshotTask => ({
   started_at_ms: 0,
 });
 
-let env: TestEnv;
-let db: pg.Client;
 const EMAILS = [
   'ana@example.org',
   'zoë@exämple.org',
@@ -47,29 +44,24 @@ const EMAILS = [
   `other.${'A'.repeat(22)}`,
 ];
 
-before(async () => {
-  env = await createTestEnv();
-  db = new pg.Client(pgClientConfig(env.config.databaseUrl, 'chunk-reader-pii-test'));
-  await db.connect();
-  await db.query('CREATE TABLE pii_chunks (code text PRIMARY KEY, email text, ref uuid, n int)');
-  for (let i = 0; i < 40; i++)
-    await db.query('INSERT INTO pii_chunks VALUES ($1, $2, $3, $4)', [
-      `c${String(i).padStart(3, '0')}`,
-      EMAILS[i % EMAILS.length],
-      i % 7 === 0 ? null : randomUUID(),
-      i,
-    ]);
-});
-
-after(async () => {
-  await db?.end();
-  await env?.cleanup();
+const t = useTestDatabase({
+  client: (url) => pgClientConfig(url, 'chunk-reader-pii-test'),
+  setup: async (db) => {
+    await db.query('CREATE TABLE pii_chunks (code text PRIMARY KEY, email text, ref uuid, n int)');
+    for (let i = 0; i < 40; i++)
+      await db.query('INSERT INTO pii_chunks VALUES ($1, $2, $3, $4)', [
+        `c${String(i).padStart(3, '0')}`,
+        EMAILS[i % EMAILS.length],
+        i % 7 === 0 ? null : randomUUID(),
+        i,
+      ]);
+  },
 });
 
 async function readAll(inPostgres: boolean): Promise<void> {
   const fields = ['code', 'email', 'ref'].map((column) => ({ table: 'pii_chunks', column }));
   const reader = await ChunkReader.connect(
-    env.config.databaseUrl,
+    t.env.config.databaseUrl,
     'unused',
     new Pseudonymiser(fields, KEYS),
     inPostgres,
@@ -83,7 +75,7 @@ async function readAll(inPostgres: boolean): Promise<void> {
     assert.equal(second.rows.length, 15);
     assert.equal(second.last, true);
 
-    const raw = await db.query({
+    const raw = await t.db.query({
       text: 'SELECT code, email, ref::text, n::text FROM pii_chunks ORDER BY code',
       rowMode: 'array',
     });

@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import pg from 'pg';
 import { DAY_MS, MINUTE_MS } from '../../src/generator/timeline.js';
 import { generateBatch, generateHistorical } from '../../src/generator/modes.js';
-import { createTestEnv, type TestEnv } from '../helpers/env.js';
+import { useTestDatabase } from '../helpers/test-database.js';
 
 /**
  * Batch and historical modes against the real PostgreSQL (an isolated database): exact counts,
@@ -13,28 +13,15 @@ import { createTestEnv, type TestEnv } from '../helpers/env.js';
 const NOW = Date.now();
 
 describe('generator modes that write in bulk', () => {
-  let env: TestEnv;
-  let db: pg.Client;
-
-  before(async () => {
-    env = await createTestEnv();
-    db = new pg.Client({ connectionString: env.config.databaseUrl });
-    await db.connect();
-  });
-
-  after(async () => {
-    await db?.end();
-    await env?.cleanup();
-  });
-
+  const t = useTestDatabase();
   const one = async <T extends pg.QueryResultRow>(sql: string, params: unknown[] = []): Promise<T> => {
-    const row = (await db.query<T>(sql, params)).rows[0];
+    const row = (await t.db.query<T>(sql, params)).rows[0];
     assert.ok(row, sql);
     return row;
   };
 
   test('batch: exactly --batch-size rows, stamped over the last minutes, valid and realistic', async () => {
-    const summary = await generateBatch(env.config, { batchSize: 8000, seed: 42, windowMinutes: 10, nowMs: NOW });
+    const summary = await generateBatch(t.env.config, { batchSize: 8000, seed: 42, windowMinutes: 10, nowMs: NOW });
     assert.equal(summary.rows, 8000);
     assert.equal(summary.interrupted, false);
     const all = await one<{ n: number; lo: Date; hi: Date }>(
@@ -101,7 +88,7 @@ describe('generator modes that write in bulk', () => {
 
   test('batch: popularity is skewed — the top 10% of content gets far more than the bottom half', async () => {
     const rows = (
-      await db.query<{ n: number }>(`
+      await t.db.query<{ n: number }>(`
       SELECT count(e.id)::int AS n FROM content c LEFT JOIN engagement_events e ON e.content_id = c.id
        GROUP BY c.id ORDER BY n DESC`)
     ).rows.map((r) => r.n);
@@ -111,10 +98,10 @@ describe('generator modes that write in bulk', () => {
   });
 
   test('batch: the same seed and instant write the same rows again (ids aside)', async () => {
-    await db.query('TRUNCATE engagement_events');
+    await t.db.query('TRUNCATE engagement_events');
     const opts = { batchSize: 3000, seed: 'again', nowMs: NOW };
-    await generateBatch(env.config, opts);
-    await generateBatch(env.config, opts);
+    await generateBatch(t.env.config, opts);
+    await generateBatch(t.env.config, opts);
     const cols = 'content_id, user_id, event_type, event_ts, duration_ms, device, raw_payload::text';
     const diff = await one<{ n: number }>(`
       SELECT count(*)::int AS n FROM (
@@ -126,8 +113,8 @@ describe('generator modes that write in bulk', () => {
   });
 
   test('historical: exactly days × events-per-day rows over the last D days, with a daily rhythm', async () => {
-    await db.query('TRUNCATE engagement_events');
-    const summary = await generateHistorical(env.config, {
+    await t.db.query('TRUNCATE engagement_events');
+    const summary = await generateHistorical(t.env.config, {
       days: 3,
       eventsPerDay: 4000,
       seed: 5,

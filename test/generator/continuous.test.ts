@@ -1,8 +1,7 @@
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
-import pg from 'pg';
+import { describe, test } from 'node:test';
 import { runContinuous } from '../../src/generator/modes.js';
-import { createTestEnv, type TestEnv } from '../helpers/env.js';
+import { useTestDatabase } from '../helpers/test-database.js';
 
 /**
  * Continuous mode against the real PostgreSQL: about rate × duration live events stamped with the
@@ -10,27 +9,14 @@ import { createTestEnv, type TestEnv } from '../helpers/env.js';
  */
 
 describe('generator continuous mode', () => {
-  let env: TestEnv;
-  let db: pg.Client;
-
-  before(async () => {
-    env = await createTestEnv();
-    db = new pg.Client({ connectionString: env.config.databaseUrl });
-    await db.connect();
-  });
-
-  after(async () => {
-    await db?.end();
-    await env?.cleanup();
-  });
-
+  const t = useTestDatabase();
   test('--rate 40 --duration 2 produces about 80 live events, stamped now', async () => {
     const t0 = Date.now();
-    const summary = await runContinuous(env.config, { rate: 40, durationSeconds: 2, seed: 11 });
+    const summary = await runContinuous(t.env.config, { rate: 40, durationSeconds: 2, seed: 11 });
     const t1 = Date.now();
     assert.ok(summary.rows >= 60 && summary.rows <= 100, `${summary.rows} rows`);
     const row = (
-      await db.query<{ n: number; lo: Date; hi: Date; sessions: number }>(
+      await t.db.query<{ n: number; lo: Date; hi: Date; sessions: number }>(
         `SELECT count(*)::int AS n, min(event_ts) AS lo, max(event_ts) AS hi, count(DISTINCT raw_payload->>'session_id')::int AS sessions FROM engagement_events`,
       )
     ).rows[0];
@@ -41,7 +27,7 @@ describe('generator continuous mode', () => {
     );
     assert.ok((row?.sessions ?? 0) > 5, 'sessions interleave');
     const outOfOrder = (
-      await db.query<{ n: number }>(`
+      await t.db.query<{ n: number }>(`
       SELECT count(*)::int AS n FROM (
         SELECT (raw_payload->>'seq')::int AS seq,
                lag((raw_payload->>'seq')::int) OVER (PARTITION BY raw_payload->>'session_id' ORDER BY id) AS prev
@@ -50,7 +36,7 @@ describe('generator continuous mode', () => {
     ).rows[0];
     assert.equal(outOfOrder?.n, 0, "each session's events are written in order");
     const bad = (
-      await db.query<{ n: number }>(
+      await t.db.query<{ n: number }>(
         `SELECT count(*)::int AS n FROM engagement_events WHERE (event_type = 'click') <> (duration_ms IS NULL) OR NOT raw_payload ? 'app_version'`,
       )
     ).rows[0];
@@ -58,10 +44,10 @@ describe('generator continuous mode', () => {
   });
 
   test('without a duration it runs until aborted, then stops cleanly having kept what it wrote', async () => {
-    await db.query('TRUNCATE engagement_events');
+    await t.db.query('TRUNCATE engagement_events');
     const abort = new AbortController();
     const run = runContinuous(
-      env.config,
+      t.env.config,
       {
         rate: 50,
         seed: 12,
@@ -75,7 +61,7 @@ describe('generator continuous mode', () => {
     const summary = await run;
     clearTimeout(timeout);
     assert.ok(summary.rows >= 20, `${summary.rows} rows before the stop`);
-    const row = (await db.query<{ n: number }>('SELECT count(*)::int AS n FROM engagement_events')).rows[0];
+    const row = (await t.db.query<{ n: number }>('SELECT count(*)::int AS n FROM engagement_events')).rows[0];
     assert.equal(row?.n, summary.rows);
   });
 });

@@ -1,30 +1,16 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { after, before, describe, test } from 'node:test';
-import pg from 'pg';
+import { describe, test } from 'node:test';
 import { INIT_SQL } from '../../src/stack/stack.js';
-import { createTestEnv, type TestEnv } from '../helpers/env.js';
+import { useTestDatabase } from '../helpers/test-database.js';
 
 /** sql/init.sql, applied to a fresh database: the source schema exactly as issue 2 specifies it. */
 
 describe('source schema (sql/init.sql)', () => {
-  let env: TestEnv;
-  let db: pg.Client;
-
-  before(async () => {
-    env = await createTestEnv();
-    db = new pg.Client({ connectionString: env.config.databaseUrl });
-    await db.connect();
-  });
-
-  after(async () => {
-    await db?.end();
-    await env?.cleanup();
-  });
-
+  const t = useTestDatabase();
   async function columns(table: string): Promise<Array<[string, string, string, string | null]>> {
     const rows = (
-      await db.query<{ column_name: string; data_type: string; is_nullable: string; column_default: string | null }>(
+      await t.db.query<{ column_name: string; data_type: string; is_nullable: string; column_default: string | null }>(
         `SELECT column_name, data_type, is_nullable, column_default FROM information_schema.columns
         WHERE table_schema = 'public' AND table_name = $1 ORDER BY ordinal_position`,
         [table],
@@ -35,7 +21,7 @@ describe('source schema (sql/init.sql)', () => {
 
   async function constraints(table: string): Promise<Map<string, string>> {
     const rows = (
-      await db.query<{ contype: string; def: string }>(
+      await t.db.query<{ contype: string; def: string }>(
         `SELECT contype, pg_get_constraintdef(oid) AS def FROM pg_constraint WHERE conrelid = $1::regclass`,
         [table],
       )
@@ -84,10 +70,10 @@ describe('source schema (sql/init.sql)', () => {
   });
 
   test('CHECK constraints reject a bad event_type or content_type; the foreign key an unknown content', async () => {
-    const content = (await db.query<{ id: string }>('SELECT id FROM content LIMIT 1')).rows[0]?.id;
+    const content = (await t.db.query<{ id: string }>('SELECT id FROM content LIMIT 1')).rows[0]?.id;
     assert.ok(content);
     const insertEvent = (type: string, contentId: string) =>
-      db.query(
+      t.db.query(
         `INSERT INTO engagement_events (content_id, user_id, event_type, event_ts) VALUES ($1, gen_random_uuid(), $2, now())`,
         [contentId, type],
       );
@@ -98,20 +84,20 @@ describe('source schema (sql/init.sql)', () => {
     );
     await insertEvent('play', content);
     await assert.rejects(
-      db.query(
+      t.db.query(
         `INSERT INTO content (id, slug, title, content_type, publish_ts) VALUES (gen_random_uuid(), 'x-audiobook', 'X', 'audiobook', now())`,
       ),
       /content_content_type_check/,
     );
     await assert.rejects(
-      db.query(`INSERT INTO engagement_events (content_id, event_type) VALUES ($1, 'play')`, [content]),
+      t.db.query(`INSERT INTO engagement_events (content_id, event_type) VALUES ($1, 'play')`, [content]),
       /event_ts/,
     );
   });
 
   test('indexes on event_ts and content_id', async () => {
     const defs = (
-      await db.query<{ indexdef: string }>(`SELECT indexdef FROM pg_indexes WHERE tablename = 'engagement_events'`)
+      await t.db.query<{ indexdef: string }>(`SELECT indexdef FROM pg_indexes WHERE tablename = 'engagement_events'`)
     ).rows.map((r) => r.indexdef);
     assert.ok(
       defs.some((d) => /USING btree \(event_ts\)$/.test(d)),
@@ -125,7 +111,7 @@ describe('source schema (sql/init.sql)', () => {
 
   test('the publication exists and covers both tables', async () => {
     const rows = (
-      await db.query<{ tablename: string }>(
+      await t.db.query<{ tablename: string }>(
         `SELECT tablename FROM pg_publication_tables WHERE pubname = 'engage_pub' ORDER BY tablename`,
       )
     ).rows;
@@ -137,7 +123,7 @@ describe('source schema (sql/init.sql)', () => {
 
   test('the catalogue: ≥ 50 items, all three types, plausible lengths, a few NULL lengths, past publication', async () => {
     const rows = (
-      await db.query<{
+      await t.db.query<{
         content_type: string;
         n: number;
         nulls: number;
@@ -169,10 +155,10 @@ describe('source schema (sql/init.sql)', () => {
   });
 
   test('applying init.sql again changes nothing', async () => {
-    const before = (await db.query<{ n: number }>('SELECT count(*)::int AS n FROM content')).rows[0]?.n;
-    await db.query(readFileSync(INIT_SQL, 'utf8'));
+    const before = (await t.db.query<{ n: number }>('SELECT count(*)::int AS n FROM content')).rows[0]?.n;
+    await t.db.query(readFileSync(INIT_SQL, 'utf8'));
     const after = (
-      await db.query<{ n: number; ids: number }>(
+      await t.db.query<{ n: number; ids: number }>(
         `SELECT count(*)::int AS n, count(DISTINCT id)::int AS ids FROM content`,
       )
     ).rows[0];
