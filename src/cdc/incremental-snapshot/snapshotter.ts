@@ -62,7 +62,7 @@ export interface SnapshotterOptions {
   /** The tagged columns' pseudonyms (PII_FIELDS; absent: values as they are). */
   pii?: Pseudonymiser;
   /** PostgreSQL computes them in the chunk reads (CDC_SNAPSHOT_PSEUDONYMS=postgres; chunk-reader.ts). */
-  pseudonymsInPostgres?: boolean;
+  pseudonymsInPostgres: boolean;
   log: Logger;
   onProgress(view: SnapshotProgressView | null): void;
   onFail(err: unknown): void;
@@ -305,12 +305,7 @@ export class Snapshotter implements StreamTap {
       const pause = lastStart + minMs - Date.now();
       if (pause > 0) await sleep(pause, signal).catch(() => undefined);
       if (signal.aborted) break;
-      this.reader ??= await ChunkReader.connect(
-        this.o.url,
-        this.o.slot,
-        this.o.pii,
-        this.o.pseudonymsInPostgres ?? true,
-      );
+      this.reader ??= await ChunkReader.connect(this.o.url, this.o.slot, this.o.pii, this.o.pseudonymsInPostgres);
       const startedAt = (lastStart = Date.now());
       let done: (applied: boolean) => void = () => undefined;
       const handled = new Promise<boolean>((resolve) => (done = resolve));
